@@ -1,0 +1,85 @@
+/**
+ * The one error registry (DESIGN.md §6, fastify's `lib/errors.js` habit): every error the gateway
+ * produces has a stable code, an HTTP status and a JSON-RPC error code, so REST surfaces answer
+ * `{"error","code","details"}` and MCP surfaces answer JSON-RPC errors from the same entry.
+ *
+ * JSON-RPC codes: -32700..-32600 from JSON-RPC 2.0; -32000 "overloaded" from DESIGN.md §3;
+ * -32001 matches the MCP SDK's `RequestTimeout`; -32002 is MCP's "resource not found".
+ */
+export const ERRORS = {
+  PARSE_ERROR: { http: 400, rpc: -32700, message: 'Parse error' },
+  INVALID_REQUEST: { http: 400, rpc: -32600, message: 'Invalid request' },
+  METHOD_NOT_FOUND: { http: 404, rpc: -32601, message: 'Method not found' },
+  INVALID_PARAMS: { http: 400, rpc: -32602, message: 'Invalid params' },
+  INTERNAL_ERROR: { http: 500, rpc: -32603, message: 'Internal error' },
+  OVERLOADED: { http: 503, rpc: -32000, message: 'Gateway overloaded, retry later' },
+  UPSTREAM_TIMEOUT: { http: 504, rpc: -32001, message: 'Upstream request timed out' },
+  RESOURCE_NOT_FOUND: { http: 404, rpc: -32002, message: 'Resource not found' },
+  UPSTREAM_UNAVAILABLE: { http: 502, rpc: -32003, message: 'Upstream not connected' },
+  REQUEST_CANCELLED: { http: 499, rpc: -32800, message: 'Request cancelled' },
+  SHUTTING_DOWN: { http: 503, rpc: -32004, message: 'Gateway is shutting down' },
+  BODY_TOO_LARGE: { http: 413, rpc: -32600, message: 'Request body too large' },
+  UNSUPPORTED_MEDIA_TYPE: { http: 415, rpc: -32600, message: 'Content-Type must be application/json' },
+  NOT_ACCEPTABLE: { http: 406, rpc: -32600, message: 'Not acceptable' },
+  SESSION_REQUIRED: { http: 400, rpc: -32600, message: 'Mcp-Session-Id header is required' },
+  SESSION_NOT_FOUND: { http: 404, rpc: -32001, message: 'Session not found' },
+  UNSUPPORTED_PROTOCOL_VERSION: { http: 400, rpc: -32600, message: 'Unsupported MCP-Protocol-Version' },
+  ORIGIN_NOT_ALLOWED: { http: 403, rpc: -32600, message: 'Origin not allowed' },
+  METHOD_NOT_ALLOWED: { http: 405, rpc: -32600, message: 'Method not allowed' },
+  CONFLICT: { http: 409, rpc: -32600, message: 'Conflict' },
+  TOO_MANY_SESSIONS: { http: 503, rpc: -32000, message: 'Too many sessions' },
+  NOT_FOUND: { http: 404, rpc: -32601, message: 'Not found' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** A JSON-RPC 2.0 error object. */
+export interface JsonRpcErrorObject {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+/**
+ * An error the gateway raises on purpose. `details` lands in REST `details` and JSON-RPC `data`.
+ */
+export class GatewayError extends Error {
+  override readonly name = 'GatewayError';
+  constructor(
+    readonly code: ErrorCode,
+    message?: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message ?? ERRORS[code].message);
+  }
+
+  /** HTTP status from the registry. */
+  get status(): number {
+    return ERRORS[this.code].http;
+  }
+
+  /** The JSON-RPC error object: registry code, this message, `data` = `{code, ...details}`. */
+  toJsonRpc(): JsonRpcErrorObject {
+    return { code: ERRORS[this.code].rpc, message: this.message, data: { code: this.code, ...this.details } };
+  }
+
+  /** The REST body `{"error","code","details"}`. */
+  toRest(): { error: string; code: ErrorCode; details: Record<string, unknown> } {
+    return { error: this.message, code: this.code, details: this.details ?? {} };
+  }
+}
+
+/** A JSON-RPC error received from an upstream, passed through with its own code and data. */
+export class UpstreamRpcError extends Error {
+  override readonly name = 'UpstreamRpcError';
+  constructor(readonly rpc: JsonRpcErrorObject) {
+    super(rpc.message);
+  }
+}
+
+/** Maps anything thrown inside request handling to a JSON-RPC error object. */
+export function toJsonRpcError(err: unknown): JsonRpcErrorObject {
+  if (err instanceof GatewayError) return err.toJsonRpc();
+  if (err instanceof UpstreamRpcError) return err.rpc;
+  return { code: ERRORS.INTERNAL_ERROR.rpc, message: ERRORS.INTERNAL_ERROR.message };
+}

@@ -1,0 +1,163 @@
+/**
+ * Loads the gateway configuration: a JSON file (`--config PATH` or `TRIBUTARY_CONFIG`), else the
+ * embedded default; then env overrides `PORT`, `HOST`, `DATA_DIR`, `LOG_LEVEL`; then defaults.
+ * A bad file raises {@link ConfigError} naming the file and every bad field by path.
+ */
+import { readFileSync } from 'node:fs';
+import { isLeft } from 'fp-ts/lib/Either.js';
+import type * as t from 'io-ts';
+import { GatewayConfigFile, LogLevel, type GatewayConfig, type McpClientConfig } from './schema.js';
+import { defaultConfigFile } from './default.js';
+import { INPROCESS_SERVERS } from './inprocess-names.js';
+
+/** Raised for an unreadable or invalid configuration; `problems` lists `path: message` lines. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly source: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`invalid configuration (${source}):\n  ${problems.join('\n  ')}`);
+  }
+}
+
+/** Turns io-ts validation errors into `path: expected X, got Y` lines. */
+export function formatIoTsErrors(errors: t.Errors): string[] {
+  const lines = new Set<string>();
+  for (const e of errors) {
+    // drop the member indices io-ts inserts below intersections; keep field names and array indices
+    const path: string[] = [];
+    for (let i = 1; i < e.context.length; i++) {
+      const c = e.context[i];
+      const parent = e.context[i - 1];
+      if (c === undefined || parent === undefined) continue;
+      if ((parent.type as { _tag?: string })._tag === 'IntersectionType') continue;
+      path.push(c.key);
+    }
+    const last = e.context[e.context.length - 1];
+    const expected = last?.type.name ?? 'unknown';
+    const got = e.value === undefined ? 'nothing' : JSON.stringify(e.value);
+    lines.add(`${path.join('.') || '(root)'}: expected ${expected}, got ${got}`);
+  }
+  return [...lines];
+}
+
+function checkClient(c: McpClientConfig, i: number, problems: string[]): void {
+  const at = `mcp_clients.${i}`;
+  switch (c.connection_type) {
+    case 'stdio':
+      if (!c.stdio_config) problems.push(`${at}.stdio_config: required for connection_type "stdio"`);
+      break;
+    case 'http':
+    case 'sse':
+      if (!c.connection_string) {
+        problems.push(`${at}.connection_string: required for connection_type "${c.connection_type}"`);
+      } else {
+        try {
+          const u = new URL(c.connection_string);
+          if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+        } catch {
+          problems.push(`${at}.connection_string: not an http(s) URL: ${JSON.stringify(c.connection_string)}`);
+        }
+      }
+      break;
+    case 'inprocess':
+      if (!c.inprocess_server || !INPROCESS_SERVERS.includes(c.inprocess_server)) {
+        problems.push(`${at}.inprocess_server: expected one of ${JSON.stringify(INPROCESS_SERVERS)}, got ${JSON.stringify(c.inprocess_server ?? null)}`);
+      }
+      break;
+  }
+  if (c.auth_type === 'headers' && (!c.headers || Object.keys(c.headers).length === 0)) {
+    problems.push(`${at}.headers: required (non-empty) when auth_type is "headers"`);
+  }
+  if (c.tool_prefix !== undefined && !/^[A-Za-z0-9_-]*$/.test(c.tool_prefix)) {
+    problems.push(`${at}.tool_prefix: only ASCII letters, digits, "_" and "-" are allowed`);
+  }
+}
+
+/**
+ * Decodes and checks a parsed config document, fills defaults and applies env overrides.
+ * @throws ConfigError naming `source` and each bad field.
+ */
+export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessEnv = {}): GatewayConfig {
+  const decoded = GatewayConfigFile.decode(doc);
+  if (isLeft(decoded)) throw new ConfigError(source, formatIoTsErrors(decoded.left));
+  const file = decoded.right;
+  const problems: string[] = [];
+  const clients = file.mcp_clients ?? [];
+  const seen = new Set<string>();
+  clients.forEach((c, i) => {
+    checkClient(c, i, problems);
+    if (seen.has(c.name)) problems.push(`mcp_clients.${i}.name: duplicate client name ${JSON.stringify(c.name)}`);
+    seen.add(c.name);
+  });
+  let port = file.server?.port ?? 8080;
+  if (env['PORT'] !== undefined && env['PORT'] !== '') {
+    const p = Number(env['PORT']);
+    if (!Number.isInteger(p) || p < 0 || p > 65535) problems.push(`env PORT: expected a port number 0..65535, got ${JSON.stringify(env['PORT'])}`);
+    else port = p;
+  }
+  let logLevel = file.log_level ?? 'info';
+  if (env['LOG_LEVEL']) {
+    if (LogLevel.is(env['LOG_LEVEL'])) logLevel = env['LOG_LEVEL'];
+    else problems.push(`env LOG_LEVEL: expected one of debug, info, warn, error, silent, got ${JSON.stringify(env['LOG_LEVEL'])}`);
+  }
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  const s = file.server ?? {};
+  return {
+    server: {
+      host: env['HOST'] || s.host || '127.0.0.1',
+      port,
+      allowed_origins: s.allowed_origins ?? [],
+      max_body_bytes: s.max_body_bytes ?? 4 * 1024 * 1024,
+      concurrency: s.concurrency ?? 256,
+      max_queued: s.max_queued ?? 1024,
+      shutdown_timeout_ms: s.shutdown_timeout_ms ?? 10_000,
+      session_idle_timeout_ms: s.session_idle_timeout_ms ?? 30 * 60_000,
+      max_sessions: s.max_sessions ?? 10_000,
+      page_size: s.page_size ?? 1000,
+      sse_keepalive_ms: s.sse_keepalive_ms ?? 15_000,
+    },
+    data_dir: env['DATA_DIR'] || file.data_dir || './data',
+    log_level: logLevel,
+    mcp_clients: clients,
+  };
+}
+
+/** Reads `path` as JSON and resolves it. @throws ConfigError for unreadable, non-JSON or invalid files. */
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = {}): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [`cannot read file: ${(err as Error).message}`]);
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(path, [`not valid JSON: ${(err as Error).message}`]);
+  }
+  return resolveConfig(doc, path, env);
+}
+
+/** Finds `--config PATH` / `--config=PATH` in argv, else `TRIBUTARY_CONFIG`. */
+export function configPathFrom(argv: readonly string[], env: NodeJS.ProcessEnv): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--config') {
+      const next = argv[i + 1];
+      if (next === undefined) throw new ConfigError('command line', ['--config needs a file path']);
+      return next;
+    }
+    if (a?.startsWith('--config=')) return a.slice('--config='.length);
+  }
+  return env['TRIBUTARY_CONFIG'] || undefined;
+}
+
+/** The whole start-up rule: file if given, else the embedded default; env overrides either. */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): GatewayConfig {
+  const path = configPathFrom(argv, env);
+  if (path !== undefined) return loadConfigFile(path, env);
+  return resolveConfig(defaultConfigFile(), 'embedded default config', env);
+}

@@ -1,0 +1,145 @@
+/**
+ * Gateway configuration codecs (io-ts). The config file is JSON; every field has a default, so
+ * `{}` is a valid file. Field names follow the Bifrost MCP client schema
+ * (`../shared/sources/002_*.txt`: `connection_type`, `stdio_config`, `tools_to_execute`, ...).
+ */
+import * as t from 'io-ts';
+
+/** Client names: ASCII letters, digits and `_`, not starting with a digit (DESIGN.md §6). */
+export interface ClientNameBrand {
+  readonly ClientName: unique symbol;
+}
+export const ClientName = t.brand(
+  t.string,
+  (s): s is t.Branded<string, ClientNameBrand> => /^[A-Za-z_][A-Za-z0-9_]*$/.test(s) && s.length <= 64,
+  'ClientName',
+);
+export type ClientName = t.TypeOf<typeof ClientName>;
+
+/** `KEY=VALUE` environment entries for stdio upstreams. */
+export interface EnvEntryBrand {
+  readonly EnvEntry: unique symbol;
+}
+export const EnvEntry = t.brand(
+  t.string,
+  (s): s is t.Branded<string, EnvEntryBrand> => /^[A-Za-z_][A-Za-z0-9_]*=/.test(s),
+  'EnvEntry',
+);
+
+export interface PortBrand {
+  readonly Port: unique symbol;
+}
+export const Port = t.brand(
+  t.number,
+  (n): n is t.Branded<number, PortBrand> => Number.isInteger(n) && n >= 0 && n <= 65535,
+  'Port',
+);
+
+export interface PositiveIntBrand {
+  readonly PositiveInt: unique symbol;
+}
+/** A whole number ≥ 1. */
+export const PositiveInt = t.brand(
+  t.number,
+  (n): n is t.Branded<number, PositiveIntBrand> => Number.isInteger(n) && n >= 1,
+  'PositiveInt',
+);
+export type PositiveInt = t.TypeOf<typeof PositiveInt>;
+
+export const StdioConfig = t.exact(
+  t.intersection([
+    t.type({ command: t.string }),
+    t.partial({ args: t.array(t.string), envs: t.array(EnvEntry), cwd: t.string }),
+  ]),
+);
+export type StdioConfig = t.TypeOf<typeof StdioConfig>;
+
+export const ConnectionType = t.keyof({ stdio: null, http: null, sse: null, inprocess: null });
+export type ConnectionType = t.TypeOf<typeof ConnectionType>;
+
+export const AuthType = t.keyof({ none: null, headers: null });
+
+/** One upstream MCP client. `connection_type` decides which of the connection fields is required. */
+export const McpClientConfig = t.exact(
+  t.intersection([
+    t.type({ name: ClientName, connection_type: ConnectionType }),
+    t.partial({
+      client_id: t.string,
+      connection_string: t.string,
+      stdio_config: StdioConfig,
+      /** Name of a built-in in-process server (`demo`) for `connection_type: inprocess`. */
+      inprocess_server: t.string,
+      auth_type: AuthType,
+      headers: t.record(t.string, t.string),
+      /** `["*"]` all tools (default), `[]` none, or a list of upstream tool names. */
+      tools_to_execute: t.array(t.string),
+      /** Prefix of downstream tool and prompt names; default `${name}-`; `""` exposes names as they are. */
+      tool_prefix: t.string,
+      is_ping_available: t.boolean,
+      /** Per-call timeout towards this upstream, ms. */
+      request_timeout_ms: PositiveInt,
+      /** Time allowed for connect + initialize + first catalogue load, ms. */
+      connect_timeout_ms: PositiveInt,
+    }),
+  ]),
+);
+export type McpClientConfig = t.TypeOf<typeof McpClientConfig>;
+
+export const ServerConfig = t.exact(
+  t.partial({
+    host: t.string,
+    port: Port,
+    /** Origins allowed on /mcp besides loopback ones (`http://localhost:*` style wildcards on port). */
+    allowed_origins: t.array(t.string),
+    /** Largest accepted request body, bytes (default 4 MiB). */
+    max_body_bytes: PositiveInt,
+    /** Requests handled at once on /mcp (default 256). */
+    concurrency: PositiveInt,
+    /** Requests waiting for a slot before 503 (default 1024). */
+    max_queued: PositiveInt,
+    /** Grace period for in-flight calls on SIGINT/SIGTERM, ms (default 10000). */
+    shutdown_timeout_ms: PositiveInt,
+    /** Sessions idle longer than this are closed, ms (default 30 min). */
+    session_idle_timeout_ms: PositiveInt,
+    /** Most sessions open at once (default 10000). */
+    max_sessions: PositiveInt,
+    /** tools/list, prompts/list, resources/list page size (default 1000). */
+    page_size: PositiveInt,
+    /** SSE keep-alive comment interval, ms (default 15000). */
+    sse_keepalive_ms: PositiveInt,
+  }),
+);
+export type ServerConfig = t.TypeOf<typeof ServerConfig>;
+
+export const LogLevel = t.keyof({ debug: null, info: null, warn: null, error: null, silent: null });
+export type LogLevel = t.TypeOf<typeof LogLevel>;
+
+export const GatewayConfigFile = t.exact(
+  t.partial({
+    server: ServerConfig,
+    data_dir: t.string,
+    log_level: LogLevel,
+    mcp_clients: t.array(McpClientConfig),
+  }),
+);
+export type GatewayConfigFile = t.TypeOf<typeof GatewayConfigFile>;
+
+/** The resolved configuration: every default filled in. */
+export interface GatewayConfig {
+  readonly server: {
+    readonly host: string;
+    readonly port: number;
+    readonly allowed_origins: readonly string[];
+    readonly max_body_bytes: number;
+    readonly concurrency: number;
+    readonly max_queued: number;
+    readonly shutdown_timeout_ms: number;
+    readonly session_idle_timeout_ms: number;
+    readonly max_sessions: number;
+    readonly page_size: number;
+    readonly sse_keepalive_ms: number;
+  };
+  readonly data_dir: string;
+  readonly log_level: LogLevel;
+  readonly mcp_clients: readonly McpClientConfig[];
+}

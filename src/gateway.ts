@@ -1,0 +1,117 @@
+/**
+ * Composition root of a running gateway: config → upstreams → MCP session layer → uWS server.
+ * `startGateway` is what `main.ts` runs and what tests start on port 0.
+ */
+import { mkdirSync } from 'node:fs';
+import type { GatewayConfig } from './config/schema.js';
+import { createLogger, type Logger } from './log/logger.js';
+import { EventBus } from './streams/events.js';
+import { UpstreamManager } from './upstreams/manager.js';
+import { SessionStore } from './handlers/mcp/session.js';
+import { McpDispatcher } from './handlers/mcp/dispatch.js';
+import { McpHttpHandler } from './handlers/mcp/http.js';
+import { healthEffect } from './handlers/health.js';
+import { GatewayServer } from './server/app.js';
+import { loadNativeUws, type UwsModule } from './server/uws.js';
+import { of } from 'rxjs';
+
+export interface Gateway {
+  readonly config: GatewayConfig;
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  readonly url: string;
+  readonly manager: UpstreamManager;
+  readonly sessions: SessionStore;
+  readonly bus: EventBus;
+  /**
+   * Graceful stop: stop accepting, let POSTs in flight finish up to `shutdown_timeout_ms`, end
+   * sessions and streams, close upstreams (stdio subprocesses end). Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly log?: Logger;
+  readonly uws?: UwsModule;
+}
+
+/** How long a relayed sampling/elicitation request waits for the downstream answer, ms. */
+const SERVER_REQUEST_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * Starts a gateway. Upstreams are connected (each bounded by its connect timeout; failures leave
+ * that upstream in state `error`) before the port is bound.
+ * @throws UwsNativeError when uWS' native binary did not load; Error when the port cannot be bound.
+ */
+export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<Gateway> {
+  const uws = options.uws ?? loadNativeUws();
+  const log = options.log ?? createLogger(config.log_level);
+  mkdirSync(config.data_dir, { recursive: true });
+  const bus = new EventBus();
+  const manager = new UpstreamManager(log, bus);
+  const sessions = new SessionStore(config.server.max_sessions, config.server.session_idle_timeout_ms);
+  const dispatcher = new McpDispatcher(manager, sessions, bus, log, {
+    pageSize: config.server.page_size,
+    serverRequestTimeoutMs: SERVER_REQUEST_TIMEOUT_MS,
+  });
+  const mcp = new McpHttpHandler(dispatcher, sessions, log, {
+    allowedOrigins: config.server.allowed_origins,
+    sseKeepAliveMs: config.server.sse_keepalive_ms,
+  });
+  let draining = false;
+  const server = new GatewayServer(
+    uws,
+    {
+      mcpPost: (i) => mcp.post(i),
+      mcpGet: (i) => mcp.get(i),
+      mcpDelete: (i) => mcp.delete(i),
+      health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining })),
+    },
+    {
+      host: config.server.host,
+      port: config.server.port,
+      maxBodyBytes: config.server.max_body_bytes,
+      concurrency: config.server.concurrency,
+      maxQueued: config.server.max_queued,
+    },
+    log,
+  );
+
+  await Promise.all(config.mcp_clients.map((c) => manager.add(c)));
+  let port: number;
+  try {
+    port = await server.listen();
+  } catch (err) {
+    await manager.closeAll('listen failed');
+    throw err;
+  }
+  const sweeper = setInterval(() => {
+    const n = sessions.sweep(Date.now());
+    if (n > 0) log.info('idle sessions closed', { count: n });
+  }, 60_000);
+  sweeper.unref();
+  log.info('listening', { host: config.server.host, port, mcp: `http://${config.server.host}:${port}/mcp` });
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      draining = true;
+      clearInterval(sweeper);
+      server.stopListening();
+      mcp.startDraining();
+      const deadline = Date.now() + config.server.shutdown_timeout_ms;
+      while (server.activePosts > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      if (server.activePosts > 0) log.warn('shutdown deadline passed with requests in flight', { in_flight: server.activePosts });
+      sessions.closeAll();
+      server.closeAll();
+      dispatcher.dispose();
+      await manager.closeAll('shutdown');
+      bus.close();
+      log.info('stopped');
+    })();
+    return closing;
+  };
+
+  const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
+  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, close };
+}

@@ -1,0 +1,394 @@
+/**
+ * The MCP method router of the aggregated server, independent of transport (MCP spec 2025-06-18,
+ * server features; Bifrost `mcp-server` for the aggregation). It answers `initialize`, `ping`,
+ * the list methods from the aggregated catalogue, and routes `tools/call`, `resources/read`,
+ * `prompts/get`, `completion/complete` to the owning upstream. It also relays what upstreams send
+ * back: progress, log messages, resource updates, list_changed, and server→client requests
+ * (`sampling/createMessage`, `elicitation/create`, `roots/list`) to the session whose call caused
+ * them.
+ */
+import { McpError, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { Subscription } from 'rxjs';
+import { GatewayError, toJsonRpcError, type JsonRpcErrorObject } from '../../codecs/errors.js';
+import {
+  LOG_LEVELS,
+  Params,
+  decodeParams,
+  type JsonRpcId,
+  type JsonRpcNotification,
+  type JsonRpcRequest,
+  type JsonRpcResponse,
+  type McpLogLevel,
+} from '../../codecs/jsonrpc.js';
+import type { Logger } from '../../log/logger.js';
+import type { EventBus } from '../../streams/events.js';
+import type { UpstreamManager } from '../../upstreams/manager.js';
+import type { JsonObject, ServerRequestExtra, Upstream } from '../../upstreams/upstream.js';
+import { version } from '../../version.js';
+import type { InflightCall, McpSession, SessionStore } from './session.js';
+
+/** Protocol versions accepted, newest first (MCP spec revisions). */
+export const SUPPORTED_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
+export const LATEST_PROTOCOL_VERSION = SUPPORTED_PROTOCOL_VERSIONS[0];
+
+export interface DispatcherOptions {
+  /** Page size of the list methods. */
+  readonly pageSize: number;
+  /** How long a relayed server→client request may wait for the downstream answer, ms. */
+  readonly serverRequestTimeoutMs: number;
+}
+
+type MethodHandler = (session: McpSession, params: Record<string, unknown> | undefined, call: InflightCall) => Promise<JsonObject> | JsonObject;
+
+/** Server→client methods and the client capability each needs. */
+const SERVER_REQUEST_CAPABILITY: Record<string, string> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
+
+function encodeCursor(offset: number): string {
+  return Buffer.from(`o:${offset}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string | undefined, method: string): number {
+  if (cursor === undefined) return 0;
+  const text = Buffer.from(cursor, 'base64url').toString();
+  const m = /^o:(\d{1,9})$/.exec(text);
+  if (!m) throw new GatewayError('INVALID_PARAMS', `Invalid cursor for ${method}`, { method, cursor });
+  return Number(m[1]);
+}
+
+export class McpDispatcher {
+  private readonly methods: Record<string, MethodHandler>;
+  private readonly subs: Subscription[] = [];
+
+  constructor(
+    private readonly manager: UpstreamManager,
+    private readonly sessions: SessionStore,
+    private readonly bus: EventBus,
+    private readonly log: Logger,
+    private readonly options: DispatcherOptions,
+  ) {
+    this.methods = {
+      ping: () => ({}),
+      'tools/list': (_s, p) => this.page('tools/list', 'tools', this.manager.tools, p),
+      'tools/call': (s, p, c) => this.callTool(s, p, c),
+      'resources/list': (_s, p) => this.page('resources/list', 'resources', this.manager.resources, p),
+      'resources/templates/list': (_s, p) => this.page('resources/templates/list', 'resourceTemplates', this.manager.resourceTemplates, p),
+      'resources/read': (_s, p, c) => this.readResource(p, c),
+      'resources/subscribe': (s, p) => this.subscribe(s, p, true),
+      'resources/unsubscribe': (s, p) => this.subscribe(s, p, false),
+      'prompts/list': (_s, p) => this.page('prompts/list', 'prompts', this.manager.prompts, p),
+      'prompts/get': (_s, p, c) => this.getPrompt(p, c),
+      'completion/complete': (_s, p, c) => this.complete(p, c),
+      'logging/setLevel': (s, p) => this.setLevel(s, p),
+    };
+    manager.serverRequestHandler = (u, req, extra) => this.relayServerRequest(u, req, extra);
+    this.subs.push(
+      manager.changed$.subscribe((kind) => this.broadcast({ jsonrpc: '2.0', method: `notifications/${kind}/list_changed` })),
+      manager.notifications$.subscribe(({ upstream, notification }) => this.onUpstreamNotification(upstream, notification.method, notification.params as JsonObject | undefined)),
+    );
+  }
+
+  /** Stops relaying upstream events. */
+  dispose(): void {
+    for (const s of this.subs) s.unsubscribe();
+    this.subs.length = 0;
+  }
+
+  /** The `initialize` result for a new session (version negotiation per MCP "Lifecycle"). */
+  initializeResult(session: McpSession): JsonObject {
+    const instructions = this.manager
+      .list()
+      .filter((u) => u.instructions)
+      .map((u) => `## ${u.name}\n${u.instructions ?? ''}`)
+      .join('\n\n');
+    return {
+      protocolVersion: session.protocolVersion,
+      capabilities: this.manager.aggregateCapabilities(),
+      serverInfo: { name: 'tributary', title: 'Tributary MCP gateway', version },
+      ...(instructions ? { instructions } : {}),
+    };
+  }
+
+  /** Picks the version to answer an `initialize` with: the client's if supported, else the latest. */
+  negotiateVersion(requested: string): string {
+    return (SUPPORTED_PROTOCOL_VERSIONS as readonly string[]).includes(requested) ? requested : LATEST_PROTOCOL_VERSION;
+  }
+
+  /**
+   * Answers one request of an initialized session. Resolves with the JSON-RPC response object;
+   * never rejects (errors become JSON-RPC error responses).
+   */
+  async handleRequest(session: McpSession, msg: JsonRpcRequest, call: InflightCall): Promise<JsonRpcResponse> {
+    const handler = this.methods[msg.method];
+    if (handler === undefined) {
+      return { jsonrpc: '2.0', id: msg.id, error: new GatewayError('METHOD_NOT_FOUND', `Method not found: ${msg.method}`, { method: msg.method }).toJsonRpc() };
+    }
+    try {
+      const result = await handler(session, msg.params, call);
+      return { jsonrpc: '2.0', id: msg.id, result };
+    } catch (err) {
+      if (!(err instanceof GatewayError) && !(err instanceof McpError) && err instanceof Error && err.name !== 'UpstreamRpcError') {
+        this.log.error('request handler failed', { method: msg.method, error: err });
+      }
+      return { jsonrpc: '2.0', id: msg.id, error: toJsonRpcError(err) };
+    }
+  }
+
+  /** Handles a client notification (cancelled, progress, initialized, roots/list_changed). */
+  handleNotification(session: McpSession, msg: JsonRpcNotification): void {
+    switch (msg.method) {
+      case 'notifications/initialized':
+        session.initialized = true;
+        return;
+      case 'notifications/cancelled': {
+        const p = Params.cancelled.decode(msg.params);
+        if (p._tag === 'Right') session.calls.get(p.right.requestId)?.abort.abort();
+        return;
+      }
+      case 'notifications/progress': {
+        // progress on a relayed server→client request goes back to the upstream that asked
+        const token = msg.params?.['progressToken'];
+        for (const pending of session.pending.values()) {
+          if (pending.progressToken !== undefined && pending.progressToken === token) {
+            void pending.upstream.notify('notifications/progress', msg.params);
+            return;
+          }
+        }
+        return;
+      }
+      case 'notifications/roots/list_changed':
+        for (const u of this.manager.list()) void u.notify('notifications/roots/list_changed');
+        return;
+      default:
+        this.log.debug('ignored client notification', { method: msg.method });
+    }
+  }
+
+  /** Delivers the client's answer to a relayed server→client request. */
+  handleResponse(session: McpSession, msg: JsonRpcResponse): void {
+    const pending = session.pending.get(msg.id);
+    if (!pending) {
+      this.log.debug('response to an unknown server request', { id: msg.id });
+      return;
+    }
+    session.pending.delete(msg.id);
+    if (msg.error) pending.reject(msg.error);
+    else pending.resolve(msg.result ?? {});
+  }
+
+  private page(method: string, field: string, items: readonly JsonObject[], params: Record<string, unknown> | undefined): JsonObject {
+    const p = decodeParams(Params.list, params, method);
+    const offset = decodeCursor(p.cursor, method);
+    const size = this.options.pageSize;
+    if (offset === 0 && items.length <= size) return { [field]: items };
+    const slice = items.slice(offset, offset + size);
+    return offset + size < items.length ? { [field]: slice, nextCursor: encodeCursor(offset + size) } : { [field]: slice };
+  }
+
+  private async callTool(session: McpSession, params: Record<string, unknown> | undefined, call: InflightCall): Promise<JsonObject> {
+    const p = decodeParams(Params.toolsCall, params, 'tools/call');
+    const route = this.manager.routeTool(p.name);
+    if (!route) throw new GatewayError('INVALID_PARAMS', `Unknown tool: ${p.name}`, { tool: p.name });
+    call.upstream = route.upstream;
+    const token = p._meta?.['progressToken'];
+    const started = performance.now();
+    try {
+      const result = await route.upstream.request('tools/call', { ...params, name: route.name }, {
+        signal: call.abort.signal,
+        ...(typeof token === 'string' || typeof token === 'number'
+          ? {
+              onprogress: (progress) => {
+                session.sendRelated(call, { jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
+              },
+            }
+          : {}),
+      });
+      this.bus.publish({
+        event_type: 'ToolInvocationCompleted',
+        mcp_server_id: route.upstream.name,
+        tool_name: route.name,
+        duration_ms: performance.now() - started,
+        is_error: result['isError'] === true,
+      });
+      return result;
+    } catch (err) {
+      this.bus.publish({
+        event_type: 'ToolInvocationFailed',
+        mcp_server_id: route.upstream.name,
+        tool_name: route.name,
+        duration_ms: performance.now() - started,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      throw err;
+    }
+  }
+
+  private routeResourceOrThrow(uri: string): Upstream {
+    const upstream = this.manager.routeResource(uri);
+    if (!upstream) throw new GatewayError('RESOURCE_NOT_FOUND', `Resource not found: ${uri}`, { uri });
+    return upstream;
+  }
+
+  private async readResource(params: Record<string, unknown> | undefined, call: InflightCall): Promise<JsonObject> {
+    const p = decodeParams(Params.resourceUri, params, 'resources/read');
+    const upstream = this.routeResourceOrThrow(p.uri);
+    call.upstream = upstream;
+    return upstream.request('resources/read', params ?? {}, { signal: call.abort.signal });
+  }
+
+  private async subscribe(session: McpSession, params: Record<string, unknown> | undefined, on: boolean): Promise<JsonObject> {
+    const method = on ? 'resources/subscribe' : 'resources/unsubscribe';
+    const p = decodeParams(Params.resourceUri, params, method);
+    const upstream = this.routeResourceOrThrow(p.uri);
+    const others = [...this.sessions.values()].some((s) => s !== session && s.subscriptions.has(p.uri));
+    if (on) session.subscriptions.add(p.uri);
+    else session.subscriptions.delete(p.uri);
+    const caps = upstream.serverCapabilities.resources as { subscribe?: boolean } | undefined;
+    // The upstream holds one subscription per URI on behalf of all sessions.
+    if (caps?.subscribe && !others) await upstream.request(method, { uri: p.uri });
+    return {};
+  }
+
+  private async getPrompt(params: Record<string, unknown> | undefined, call: InflightCall): Promise<JsonObject> {
+    const p = decodeParams(Params.promptsGet, params, 'prompts/get');
+    const route = this.manager.routePrompt(p.name);
+    if (!route) throw new GatewayError('INVALID_PARAMS', `Unknown prompt: ${p.name}`, { prompt: p.name });
+    call.upstream = route.upstream;
+    return route.upstream.request('prompts/get', { ...params, name: route.name }, { signal: call.abort.signal });
+  }
+
+  private async complete(params: Record<string, unknown> | undefined, call: InflightCall): Promise<JsonObject> {
+    const p = decodeParams(Params.complete, params, 'completion/complete');
+    let upstream: Upstream;
+    let forwarded: Record<string, unknown>;
+    if (p.ref.type === 'ref/prompt') {
+      const route = this.manager.routePrompt(p.ref.name);
+      if (!route) throw new GatewayError('INVALID_PARAMS', `Unknown prompt: ${p.ref.name}`, { prompt: p.ref.name });
+      upstream = route.upstream;
+      forwarded = { ...params, ref: { ...(params?.['ref'] as JsonObject), name: route.name } };
+    } else {
+      upstream = this.routeResourceOrThrow(p.ref.uri);
+      forwarded = params ?? {};
+    }
+    if (!upstream.serverCapabilities.completions) return { completion: { values: [], hasMore: false } };
+    call.upstream = upstream;
+    return upstream.request('completion/complete', forwarded, { signal: call.abort.signal });
+  }
+
+  private async setLevel(session: McpSession, params: Record<string, unknown> | undefined): Promise<JsonObject> {
+    const p = decodeParams(Params.setLevel, params, 'logging/setLevel');
+    session.logLevel = p.level;
+    // Upstreams log at the most verbose level any session asked for; each session is filtered.
+    let min: McpLogLevel = p.level;
+    for (const s of this.sessions.values()) {
+      if (s.logLevel && LOG_LEVELS.indexOf(s.logLevel) < LOG_LEVELS.indexOf(min)) min = s.logLevel;
+    }
+    await Promise.all(
+      this.manager
+        .list()
+        .filter((u) => u.serverCapabilities.logging && u.state === 'connected')
+        .map((u) => u.request('logging/setLevel', { level: min }).catch((err: unknown) => this.log.debug('setLevel upstream failed', { upstream: u.name, error: err }))),
+    );
+    return {};
+  }
+
+  /** Sends a message to every session's standalone stream. */
+  private broadcast(message: object, filter?: (s: McpSession) => boolean): void {
+    for (const s of this.sessions.values()) {
+      if (filter && !filter(s)) continue;
+      s.standalone?.send(message);
+    }
+  }
+
+  /**
+   * The downstream call an upstream message belongs to, when it can be told: the most recent call
+   * in flight on that upstream, provided all calls in flight on it come from one session. stdio
+   * and in-memory transports do not say which request a server→client message relates to.
+   */
+  private attribute(upstream: Upstream): { session: McpSession; call: InflightCall } | undefined {
+    let found: { session: McpSession; call: InflightCall } | undefined;
+    for (const s of this.sessions.values()) {
+      for (const c of s.calls.values()) {
+        if (c.upstream !== upstream) continue;
+        if (found && found.session !== s) return undefined;
+        if (!found || c.startedAt >= found.call.startedAt) found = { session: s, call: c };
+      }
+    }
+    return found;
+  }
+
+  private onUpstreamNotification(upstream: Upstream, method: string, params: JsonObject | undefined): void {
+    const message = { jsonrpc: '2.0', method, ...(params ? { params } : {}) };
+    if (method === 'notifications/message') {
+      const level = params?.['level'];
+      const idx = LOG_LEVELS.indexOf(level as McpLogLevel);
+      const allowed = (s: McpSession): boolean => s.logLevel === undefined || idx < 0 || idx >= LOG_LEVELS.indexOf(s.logLevel);
+      const target = this.attribute(upstream);
+      if (target) {
+        if (allowed(target.session)) target.session.sendRelated(target.call, message);
+        return;
+      }
+      this.broadcast(message, allowed);
+      return;
+    }
+    if (method === 'notifications/resources/updated') {
+      const uri = params?.['uri'];
+      this.broadcast(message, (s) => typeof uri === 'string' && s.subscriptions.has(uri));
+      return;
+    }
+    this.log.debug('upstream notification not relayed', { upstream: upstream.name, method });
+  }
+
+  private async relayServerRequest(upstream: Upstream, request: JSONRPCRequest, extra: ServerRequestExtra): Promise<JsonObject> {
+    const target = this.attribute(upstream);
+    if (!target) {
+      throw new McpError(-32603, `Tributary cannot relay ${request.method}: no single downstream session has a call in flight on upstream "${upstream.name}"`);
+    }
+    const { session, call } = target;
+    const capability = SERVER_REQUEST_CAPABILITY[request.method];
+    if (capability && session.clientCapabilities[capability] === undefined) {
+      throw new McpError(-32601, `The downstream client does not support ${request.method} (no "${capability}" capability)`);
+    }
+    const id: JsonRpcId = session.newServerRequestId();
+    const meta = (request.params as JsonObject | undefined)?.['_meta'] as JsonObject | undefined;
+    const token = meta?.['progressToken'];
+    return new Promise<JsonObject>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const cleanup = (): void => {
+        if (timer) clearTimeout(timer);
+        extra.signal.removeEventListener('abort', onAbort);
+        session.pending.delete(id);
+      };
+      const onAbort = (): void => {
+        cleanup();
+        session.sendRelated(call, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'upstream cancelled the request' } });
+        reject(new McpError(-32800, 'Request cancelled by upstream'));
+      };
+      session.pending.set(id, {
+        upstream,
+        progressToken: typeof token === 'string' || typeof token === 'number' ? token : undefined,
+        resolve: (result) => {
+          cleanup();
+          resolve(result);
+        },
+        reject: (error: JsonRpcErrorObject) => {
+          cleanup();
+          reject(new McpError(error.code, error.message, error.data));
+        },
+      });
+      extra.signal.addEventListener('abort', onAbort, { once: true });
+      timer = setTimeout(() => {
+        cleanup();
+        reject(new McpError(-32001, `The downstream client did not answer ${request.method} within ${this.options.serverRequestTimeoutMs} ms`));
+      }, this.options.serverRequestTimeoutMs);
+      const sent = session.sendRelated(call, { jsonrpc: '2.0', id, method: request.method, ...(request.params ? { params: request.params } : {}) });
+      if (!sent) {
+        cleanup();
+        reject(new McpError(-32603, `Tributary cannot relay ${request.method}: the downstream session has no open stream (accept text/event-stream on POST or open GET /mcp)`));
+      }
+    });
+  }
+}

@@ -1,0 +1,309 @@
+/**
+ * `/mcp`: the MCP Streamable HTTP transport (MCP spec 2025-06-18, "Transports"; 2025-03-26 and
+ * 2025-11-25 clients are served by version negotiation).
+ *
+ * - POST carries one JSON-RPC message (or a batch). Requests are answered with
+ *   `application/json`, or — as soon as the server has something to send before the response
+ *   (progress, a log message, a relayed sampling/elicitation request) and the client accepts it —
+ *   with a `text/event-stream` that ends with the response. Notifications and responses: 202.
+ * - GET opens the session's standalone server→client SSE stream (one per session; 409 otherwise).
+ * - DELETE ends the session.
+ * - `Mcp-Session-Id` is issued by `initialize` and required after (missing 400, unknown 404);
+ *   `MCP-Protocol-Version` must be supported (400); `Origin` must be allowed (403, DNS rebinding).
+ */
+import { Observable, type Subscriber } from 'rxjs';
+import { GatewayError, ERRORS, type ErrorCode } from '../../codecs/errors.js';
+import { Params, classify, decodeParams, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
+import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../streams/http.js';
+import type { Logger } from '../../log/logger.js';
+import { SUPPORTED_PROTOCOL_VERSIONS, type McpDispatcher } from './dispatch.js';
+import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
+import { isOriginAllowed } from './origin.js';
+
+export interface McpHttpOptions {
+  readonly allowedOrigins: readonly string[];
+  readonly sseKeepAliveMs: number;
+}
+
+const SSE_HEADERS: HeaderList = [
+  ['Content-Type', 'text/event-stream'],
+  ['Cache-Control', 'no-cache, no-transform'],
+  ['X-Accel-Buffering', 'no'],
+];
+
+/** An HTTP error reply with a JSON-RPC error body (`id: null`). */
+function errorReply(code: ErrorCode, message?: string, details?: Record<string, unknown>, extraHeaders: HeaderList = []): HttpEffect {
+  const err = new GatewayError(code, message, details);
+  return jsonReply(ERRORS[code].http, { jsonrpc: '2.0', id: null, error: err.toJsonRpc() }, [['Content-Type', 'application/json'], ...extraHeaders]);
+}
+
+function sseEvent(message: object): string {
+  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+}
+
+/** A one-shot Observable of a single reply. */
+function once(effect: HttpEffect): Observable<HttpEffect> {
+  return new Observable<HttpEffect>((sub) => {
+    sub.next(effect);
+    sub.complete();
+  });
+}
+
+/**
+ * The response channel of one POST: JSON until the first related message, then SSE. Sending
+ * after `finish` or on a JSON-only client returns false.
+ */
+class PostChannel implements OutboundChannel {
+  private started = false;
+  private done = false;
+  constructor(
+    private readonly sub: Subscriber<HttpEffect>,
+    private readonly canSse: boolean,
+    private readonly headers: HeaderList,
+  ) {}
+
+  send(message: object): boolean {
+    if (this.done || !this.canSse || this.sub.closed) return false;
+    if (!this.started) {
+      this.started = true;
+      this.sub.next({ kind: 'sse-start', headers: [...SSE_HEADERS, ...this.headers] });
+    }
+    this.sub.next({ kind: 'sse-data', chunk: sseEvent(message) });
+    return true;
+  }
+
+  /** Sends the final response (JSON body, or last SSE event) and completes. */
+  finish(response: object): void {
+    if (this.done) return;
+    if (this.started) {
+      this.sub.next({ kind: 'sse-data', chunk: sseEvent(response) });
+      this.sub.next({ kind: 'end' });
+    } else {
+      this.sub.next({ kind: 'reply', status: 200, headers: [['Content-Type', 'application/json'], ...this.headers], body: JSON.stringify(response) });
+    }
+    this.done = true;
+    this.sub.complete();
+  }
+}
+
+function accepts(accept: string, type: string): boolean {
+  return accept === '' || accept.includes(type) || accept.includes('*/*');
+}
+
+export class McpHttpHandler {
+  private draining = false;
+
+  constructor(
+    private readonly dispatcher: McpDispatcher,
+    private readonly sessions: SessionStore,
+    private readonly log: Logger,
+    private readonly options: McpHttpOptions,
+  ) {}
+
+  /** After this, new requests get 503 `SHUTTING_DOWN`; calls in flight continue. */
+  startDraining(): void {
+    this.draining = true;
+  }
+
+  /** Checks shared by all methods; returns an error effect or the session (undefined for initialize). */
+  private check(input: HttpInput, needSession: boolean): HttpEffect | McpSession | undefined {
+    const h = input.headers;
+    if (h.origin !== '' && !isOriginAllowed(h.origin, this.options.allowedOrigins)) {
+      return errorReply('ORIGIN_NOT_ALLOWED', `Origin not allowed: ${h.origin}`, { origin: h.origin });
+    }
+    if (!needSession) return undefined;
+    if (h.mcpSessionId === '') return errorReply('SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required');
+    const session = this.sessions.get(h.mcpSessionId);
+    if (!session) return errorReply('SESSION_NOT_FOUND', 'Session not found', { session_id: h.mcpSessionId });
+    if (h.mcpProtocolVersion !== '' && !(SUPPORTED_PROTOCOL_VERSIONS as readonly string[]).includes(h.mcpProtocolVersion)) {
+      return errorReply('UNSUPPORTED_PROTOCOL_VERSION', `Bad Request: Unsupported protocol version: ${h.mcpProtocolVersion}`, {
+        supported: SUPPORTED_PROTOCOL_VERSIONS,
+      });
+    }
+    session.lastSeen = Date.now();
+    return session;
+  }
+
+  /** POST /mcp. */
+  post(input: HttpInput): Observable<HttpEffect> {
+    if (this.draining) return once(errorReply('SHUTTING_DOWN', undefined, undefined, [['Retry-After', '1']]));
+    const h = input.headers;
+    if (h.origin !== '' && !isOriginAllowed(h.origin, this.options.allowedOrigins)) {
+      return once(errorReply('ORIGIN_NOT_ALLOWED', `Origin not allowed: ${h.origin}`, { origin: h.origin }));
+    }
+    if (!h.contentType.toLowerCase().includes('application/json')) {
+      return once(errorReply('UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type: Content-Type must be application/json', { content_type: h.contentType }));
+    }
+    if (!accepts(h.accept, 'application/json') && !accepts(h.accept, 'text/event-stream')) {
+      return once(errorReply('NOT_ACCEPTABLE', 'Not Acceptable: client must accept application/json or text/event-stream', { accept: h.accept }));
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(input.body?.toString('utf8') ?? '');
+    } catch (err) {
+      return once(jsonReply(400, { jsonrpc: '2.0', id: null, error: { code: -32700, message: `Parse error: ${(err as Error).message}` } }));
+    }
+    if (Array.isArray(parsed)) return this.batch(input, parsed);
+    const c = classify(parsed);
+    if (c.kind === 'invalid') {
+      return once(jsonReply(400, { jsonrpc: '2.0', id: c.id, error: new GatewayError('INVALID_REQUEST', `Invalid Request: ${c.reason}`).toJsonRpc() }));
+    }
+    if (c.kind === 'request' && c.msg.method === 'initialize') return once(this.initialize(input, c.msg));
+    const checked = this.check(input, true);
+    if (checked === undefined || !('id' in checked)) return once(checked as HttpEffect);
+    const session = checked;
+    if (c.kind !== 'request') {
+      this.handleNonRequest(session, c);
+      return once({ kind: 'reply', status: 202, headers: [], body: '' });
+    }
+    const canSse = h.accept.includes('text/event-stream');
+    return new Observable<HttpEffect>((sub) => {
+      const channel = new PostChannel(sub, canSse, []);
+      const call = this.startCall(session, c.msg, channel);
+      if (call === undefined) {
+        channel.finish({ jsonrpc: '2.0', id: c.msg.id, error: new GatewayError('INVALID_REQUEST', `Request id ${String(c.msg.id)} is already in flight in this session`).toJsonRpc() });
+        return undefined;
+      }
+      this.dispatcher
+        .handleRequest(session, c.msg, call)
+        .then((response) => {
+          this.endCall(session, call);
+          channel.finish(response);
+        })
+        .catch((err: unknown) => {
+          this.endCall(session, call);
+          this.log.error('unexpected dispatch failure', { error: err });
+          channel.finish({ jsonrpc: '2.0', id: c.msg.id, error: { code: -32603, message: 'Internal error' } });
+        });
+      return () => {
+        // client gone (or the response ended): cancel what is still running upstream
+        if (session.calls.get(call.id) === call) {
+          call.abort.abort();
+          this.endCall(session, call);
+        }
+      };
+    });
+  }
+
+  private startCall(session: McpSession, msg: JsonRpcRequest, channel: OutboundChannel | undefined): InflightCall | undefined {
+    if (session.calls.has(msg.id)) return undefined;
+    const call: InflightCall = { id: msg.id, method: msg.method, abort: new AbortController(), channel, upstream: undefined, startedAt: performance.now() };
+    session.calls.set(msg.id, call);
+    return call;
+  }
+
+  private endCall(session: McpSession, call: InflightCall): void {
+    if (session.calls.get(call.id) === call) session.calls.delete(call.id);
+  }
+
+  private handleNonRequest(session: McpSession, c: Classified): void {
+    if (c.kind === 'notification') this.dispatcher.handleNotification(session, c.msg);
+    else if (c.kind === 'response') this.dispatcher.handleResponse(session, c.msg);
+  }
+
+  private initialize(input: HttpInput, msg: JsonRpcRequest): HttpEffect {
+    const checked = this.check(input, false);
+    if (checked !== undefined) return checked as HttpEffect;
+    let p;
+    try {
+      p = decodeParams(Params.initialize, msg.params, 'initialize');
+    } catch (err) {
+      return jsonReply(200, { jsonrpc: '2.0', id: msg.id, error: (err as GatewayError).toJsonRpc() });
+    }
+    const session = this.sessions.create(this.dispatcher.negotiateVersion(p.protocolVersion), p.capabilities, p.clientInfo);
+    if (!session) return errorReply('TOO_MANY_SESSIONS', undefined, { max_sessions: true }, [['Retry-After', '5']]);
+    this.log.debug('session created', { session: session.id, client: p.clientInfo.name, protocol: session.protocolVersion });
+    return jsonReply(200, { jsonrpc: '2.0', id: msg.id, result: this.dispatcher.initializeResult(session) }, [
+      ['Content-Type', 'application/json'],
+      ['Mcp-Session-Id', session.id],
+    ]);
+  }
+
+  /** A JSON-RPC batch (2025-03-26 clients): answered as one JSON array. */
+  private batch(input: HttpInput, items: unknown[]): Observable<HttpEffect> {
+    if (items.length === 0) {
+      return once(jsonReply(400, { jsonrpc: '2.0', id: null, error: new GatewayError('INVALID_REQUEST', 'Invalid Request: empty batch').toJsonRpc() }));
+    }
+    const classified = items.map(classify);
+    if (classified.some((c) => c.kind === 'request' && c.msg.method === 'initialize')) {
+      return once(jsonReply(400, { jsonrpc: '2.0', id: null, error: new GatewayError('INVALID_REQUEST', 'Invalid Request: initialize must not be part of a batch').toJsonRpc() }));
+    }
+    const checked = this.check(input, true);
+    if (checked === undefined || !('id' in checked)) return once(checked as HttpEffect);
+    const session = checked;
+    return new Observable<HttpEffect>((sub) => {
+      const calls: InflightCall[] = [];
+      const work: Promise<JsonRpcResponse | undefined>[] = classified.map((c) => {
+        if (c.kind === 'invalid') {
+          return Promise.resolve({ jsonrpc: '2.0', id: c.id as string, error: new GatewayError('INVALID_REQUEST', `Invalid Request: ${c.reason}`).toJsonRpc() } as JsonRpcResponse);
+        }
+        if (c.kind !== 'request') {
+          this.handleNonRequest(session, c);
+          return Promise.resolve(undefined);
+        }
+        const call = this.startCall(session, c.msg, undefined);
+        if (!call) {
+          return Promise.resolve({ jsonrpc: '2.0', id: c.msg.id, error: new GatewayError('INVALID_REQUEST', `Duplicate request id ${String(c.msg.id)}`).toJsonRpc() });
+        }
+        calls.push(call);
+        return this.dispatcher.handleRequest(session, c.msg, call).finally(() => this.endCall(session, call));
+      });
+      Promise.all(work)
+        .then((responses) => {
+          const out = responses.filter((r): r is JsonRpcResponse => r !== undefined);
+          sub.next(out.length === 0 ? { kind: 'reply', status: 202, headers: [], body: '' } : jsonReply(200, out));
+          sub.complete();
+        })
+        .catch((err: unknown) => sub.error(err));
+      return () => {
+        for (const call of calls) if (session.calls.get(call.id) === call) call.abort.abort();
+      };
+    });
+  }
+
+  /** GET /mcp: the standalone server→client stream of a session. */
+  get(input: HttpInput): Observable<HttpEffect> {
+    if (!input.headers.accept.includes('text/event-stream')) {
+      return once(errorReply('NOT_ACCEPTABLE', 'Not Acceptable: GET requires Accept: text/event-stream', { accept: input.headers.accept }));
+    }
+    const checked = this.check(input, true);
+    if (checked === undefined || !('id' in checked)) return once(checked as HttpEffect);
+    const session = checked;
+    if (session.standalone) return once(errorReply('CONFLICT', 'Conflict: only one SSE stream is allowed per session'));
+    return new Observable<HttpEffect>((sub) => {
+      sub.next({ kind: 'sse-start', headers: SSE_HEADERS });
+      sub.next({ kind: 'sse-data', chunk: ': stream open\n\n' });
+      const channel: OutboundChannel = {
+        send: (message) => {
+          if (sub.closed) return false;
+          sub.next({ kind: 'sse-data', chunk: sseEvent(message) });
+          return true;
+        },
+      };
+      session.standalone = channel;
+      const keepAlive = setInterval(() => {
+        session.lastSeen = Date.now();
+        sub.next({ kind: 'sse-data', chunk: ': keep-alive\n\n' });
+      }, this.options.sseKeepAliveMs);
+      keepAlive.unref();
+      const offClose = session.onClose(() => {
+        sub.next({ kind: 'end' });
+        sub.complete();
+      });
+      return () => {
+        clearInterval(keepAlive);
+        offClose();
+        if (session.standalone === channel) session.standalone = undefined;
+      };
+    });
+  }
+
+  /** DELETE /mcp: ends the session. */
+  delete(input: HttpInput): Observable<HttpEffect> {
+    const checked = this.check(input, true);
+    if (checked === undefined || !('id' in checked)) return once(checked as HttpEffect);
+    this.sessions.delete(checked.id);
+    this.log.debug('session deleted', { session: checked.id });
+    return once({ kind: 'reply', status: 200, headers: [], body: '' });
+  }
+}

@@ -1,0 +1,384 @@
+/**
+ * The uWebSockets.js server: routes, body reading with a size limit, abort handling, and the sink
+ * that carries out handlers' {@link HttpEffect}s (corked writes, SSE with backpressure).
+ *
+ * POST /mcp requests enter the central stream as {@link HttpInput}s and pass `boundedMergeMap`
+ * (DESIGN.md §3): at most `concurrency` in flight, `max_queued` waiting, beyond that HTTP 503 with
+ * `Retry-After` and JSON-RPC error -32000. GET streams and DELETE do not take request slots.
+ */
+import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import { boundedMergeMap } from '../streams/bounded-merge-map.js';
+import { jsonReply, type HeaderList, type HttpEffect, type HttpHeaders, type HttpInput } from '../streams/http.js';
+import { GatewayError } from '../codecs/errors.js';
+import type { Logger } from '../log/logger.js';
+import type { UwsModule } from './uws.js';
+
+/** Buffered SSE bytes per response beyond which a congested stream is closed. */
+const MAX_SSE_BACKLOG_BYTES = 16 * 1024 * 1024;
+
+const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK',
+  202: '202 Accepted',
+  204: '204 No Content',
+  400: '400 Bad Request',
+  401: '401 Unauthorized',
+  403: '403 Forbidden',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+  406: '406 Not Acceptable',
+  409: '409 Conflict',
+  413: '413 Payload Too Large',
+  415: '415 Unsupported Media Type',
+  429: '429 Too Many Requests',
+  499: '499 Client Closed Request',
+  500: '500 Internal Server Error',
+  502: '502 Bad Gateway',
+  503: '503 Service Unavailable',
+  504: '504 Gateway Timeout',
+};
+
+function statusLine(status: number): string {
+  return STATUS_TEXT[status] ?? `${status} Status`;
+}
+
+/** Per-response state shared by the body reader, the sink and the abort handler. */
+interface Exchange {
+  readonly res: HttpResponse;
+  readonly input: HttpInput;
+  readonly abort: AbortController;
+  aborted: boolean;
+  ended: boolean;
+  streaming: boolean;
+  congested: boolean;
+  backlogBytes: number;
+  /** Stops the handler when the client goes away. */
+  cancel: (() => void) | undefined;
+}
+
+export type RouteHandler = (input: HttpInput) => Observable<HttpEffect>;
+
+export interface ServerRoutes {
+  readonly mcpPost: RouteHandler;
+  readonly mcpGet: RouteHandler;
+  readonly mcpDelete: RouteHandler;
+  readonly health: RouteHandler;
+}
+
+export interface ServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly maxBodyBytes: number;
+  readonly concurrency: number;
+  readonly maxQueued: number;
+}
+
+const CORS_ALLOW_HEADERS = 'Content-Type, Accept, Authorization, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID';
+
+function readHeaders(req: HttpRequest): HttpHeaders {
+  return {
+    accept: req.getHeader('accept'),
+    contentType: req.getHeader('content-type'),
+    origin: req.getHeader('origin'),
+    host: req.getHeader('host'),
+    mcpSessionId: req.getHeader('mcp-session-id'),
+    mcpProtocolVersion: req.getHeader('mcp-protocol-version'),
+    lastEventId: req.getHeader('last-event-id'),
+  };
+}
+
+export class GatewayServer {
+  private readonly app: TemplatedApp;
+  private listenSocket: us_listen_socket | undefined;
+  private readonly posts$ = new Subject<Exchange>();
+  private readonly pipeline: Subscription;
+  private readonly open = new Set<Exchange>();
+  /** POST /mcp requests accepted and not yet answered. */
+  activePosts = 0;
+  port = 0;
+
+  constructor(
+    private readonly uws: UwsModule,
+    private readonly routes: ServerRoutes,
+    private readonly options: ServerOptions,
+    private readonly log: Logger,
+  ) {
+    this.app = uws.App();
+    this.pipeline = this.posts$
+      .pipe(
+        boundedMergeMap((ex) => this.run(ex, this.routes.mcpPost), {
+          concurrency: options.concurrency,
+          maxQueued: options.maxQueued,
+          overflow: (ex) => {
+            const err = new GatewayError('OVERLOADED', 'Gateway overloaded: too many requests in flight, retry later', {
+              concurrency: options.concurrency,
+              max_queued: options.maxQueued,
+            });
+            this.apply(ex, jsonReply(503, { jsonrpc: '2.0', id: null, error: err.toJsonRpc() }, [['Content-Type', 'application/json'], ['Retry-After', '1']]));
+            return EMPTY;
+          },
+        }),
+      )
+      .subscribe({ error: (err: unknown) => this.log.error('request pipeline failed', { error: err }) });
+
+    this.app
+      .post('/mcp', (res, req) => this.accept(res, req, 'POST', (ex) => this.posts$.next(ex)))
+      .get('/mcp', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.mcpGet).subscribe()))
+      .del('/mcp', (res, req) => this.accept(res, req, 'DELETE', (ex) => this.run(ex, this.routes.mcpDelete).subscribe()))
+      .options('/mcp', (res, req) => this.preflight(res, req))
+      .get('/health', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.health).subscribe()))
+      .any('/mcp', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) =>
+        this.apply(ex, jsonReply(405, new GatewayError('METHOD_NOT_ALLOWED', `Method ${ex.input.method} not allowed on /mcp`).toRest(), [
+          ['Content-Type', 'application/json'],
+          ['Allow', 'GET, POST, DELETE, OPTIONS'],
+        ])),
+      ))
+      .any('/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) =>
+        this.apply(ex, jsonReply(404, new GatewayError('NOT_FOUND', `No route for ${ex.input.method} ${ex.input.path}`).toRest())),
+      ));
+  }
+
+  /** Starts listening; resolves with the bound port. @throws Error when the port cannot be bound. */
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.app.listen(this.options.host, this.options.port, (socket) => {
+        if (!socket) {
+          reject(new Error(`cannot listen on ${this.options.host}:${this.options.port} (address in use or not permitted)`));
+          return;
+        }
+        this.listenSocket = socket;
+        this.port = this.uws.us_socket_local_port(socket as unknown as Parameters<UwsModule['us_socket_local_port']>[0]);
+        resolve(this.port);
+      });
+    });
+  }
+
+  /** Stops accepting connections (responses in progress go on). */
+  stopListening(): void {
+    if (this.listenSocket) {
+      this.uws.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = undefined;
+    }
+  }
+
+  /** Ends every open response (SSE streams included) and the request pipeline. */
+  closeAll(): void {
+    for (const ex of this.open) {
+      ex.cancel?.();
+      if (!ex.aborted && !ex.ended) {
+        ex.ended = true;
+        ex.res.cork(() => {
+          if (ex.streaming) ex.res.end(undefined, true);
+          else ex.res.writeStatus(statusLine(503)).end(JSON.stringify(new GatewayError('SHUTTING_DOWN').toRest()), true);
+        });
+      }
+    }
+    this.open.clear();
+    this.pipeline.unsubscribe();
+    this.posts$.complete();
+  }
+
+  private preflight(res: HttpResponse, req: HttpRequest): void {
+    const origin = req.getHeader('origin');
+    res.cork(() => {
+      res.writeStatus('204 No Content');
+      if (origin) {
+        res.writeHeader('Access-Control-Allow-Origin', origin);
+        res.writeHeader('Vary', 'Origin');
+      }
+      res.writeHeader('Access-Control-Allow-Methods', 'GET, POST, DELETE, OPTIONS');
+      res.writeHeader('Access-Control-Allow-Headers', CORS_ALLOW_HEADERS);
+      res.writeHeader('Access-Control-Expose-Headers', 'Mcp-Session-Id');
+      res.writeHeader('Access-Control-Max-Age', '600');
+      res.endWithoutBody();
+    });
+  }
+
+  /**
+   * Copies what is needed out of the uWS request (valid only in this callback), reads the body
+   * for POST/PUT/PATCH with the size limit, then hands the exchange to `next`.
+   */
+  private accept(res: HttpResponse, req: HttpRequest, method: string, next: (ex: Exchange) => void): void {
+    const headers = readHeaders(req);
+    const url = req.getUrl();
+    const query = req.getQuery() ?? '';
+    const hasBody = method === 'POST' || method === 'PUT' || method === 'PATCH';
+    const abort = new AbortController();
+    const ex: Exchange = {
+      res,
+      input: { method, path: url, query, headers, body: undefined, signal: abort.signal },
+      abort,
+      aborted: false,
+      ended: false,
+      streaming: false,
+      congested: false,
+      backlogBytes: 0,
+      cancel: undefined,
+    };
+    res.onAborted(() => {
+      ex.aborted = true;
+      this.open.delete(ex);
+      abort.abort();
+      ex.cancel?.();
+    });
+    if (!hasBody) {
+      next(ex);
+      return;
+    }
+    const limit = this.options.maxBodyBytes;
+    const declared = Number(req.getHeader('content-length') || '0');
+    if (declared > limit) {
+      this.tooLarge(ex, declared);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.onData((chunk, isLast) => {
+      if (ex.ended || ex.aborted) return;
+      size += chunk.byteLength;
+      if (size > limit) {
+        this.tooLarge(ex, size);
+        return;
+      }
+      // uWS reuses the chunk's memory after this callback: copy it
+      if (isLast && chunks.length === 0) {
+        (ex.input as { body: Buffer }).body = Buffer.from(chunk.slice(0));
+        next(ex);
+        return;
+      }
+      chunks.push(Buffer.from(chunk.slice(0)));
+      if (isLast) {
+        (ex.input as { body: Buffer }).body = Buffer.concat(chunks, size);
+        next(ex);
+      }
+    });
+  }
+
+  private tooLarge(ex: Exchange, size: number): void {
+    const err = new GatewayError('BODY_TOO_LARGE', `Request body too large: limit is ${this.options.maxBodyBytes} bytes`, {
+      limit_bytes: this.options.maxBodyBytes,
+      received_bytes: size,
+    });
+    ex.ended = true;
+    ex.res.cork(() => {
+      ex.res
+        .writeStatus(statusLine(413))
+        .writeHeader('Content-Type', 'application/json')
+        .end(JSON.stringify({ jsonrpc: '2.0', id: null, error: err.toJsonRpc() }), true);
+    });
+  }
+
+  /**
+   * Runs a handler for an exchange and applies its effects. The returned Observable completes
+   * when the response is over (or the client left), freeing its slot in the pipeline.
+   */
+  private run(ex: Exchange, handler: RouteHandler): Observable<never> {
+    return new Observable<never>((outer) => {
+      if (ex.aborted) {
+        outer.complete();
+        return undefined;
+      }
+      this.activePosts += ex.input.method === 'POST' ? 1 : 0;
+      this.open.add(ex);
+      let sub: Subscription | undefined;
+      let finished = false;
+      const finish = (): void => {
+        if (finished) return;
+        finished = true;
+        this.activePosts -= ex.input.method === 'POST' ? 1 : 0;
+        this.open.delete(ex);
+        outer.complete();
+      };
+      ex.cancel = () => {
+        sub?.unsubscribe();
+        finish();
+      };
+      try {
+        sub = handler(ex.input).subscribe({
+          next: (effect) => this.apply(ex, effect),
+          error: (err: unknown) => {
+            this.log.error('handler failed', { path: ex.input.path, error: err });
+            if (!ex.ended && !ex.streaming) this.apply(ex, jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest()));
+            else if (!ex.ended) this.apply(ex, { kind: 'end' });
+            finish();
+          },
+          complete: () => {
+            if (!ex.ended && !ex.aborted) this.apply(ex, { kind: 'end' });
+            finish();
+          },
+        });
+      } catch (err) {
+        this.log.error('handler threw', { path: ex.input.path, error: err });
+        if (!ex.ended) this.apply(ex, jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest()));
+        finish();
+      }
+      if (finished) sub?.unsubscribe();
+      return () => sub?.unsubscribe();
+    });
+  }
+
+  private writeHeaders(res: HttpResponse, headers: HeaderList, origin: string): void {
+    for (const [k, v] of headers) res.writeHeader(k, v);
+    if (origin !== '') {
+      res.writeHeader('Access-Control-Allow-Origin', origin);
+      res.writeHeader('Access-Control-Expose-Headers', 'Mcp-Session-Id');
+      res.writeHeader('Vary', 'Origin');
+    }
+  }
+
+  /** Carries out one effect on the response; a no-op after abort or end. */
+  private apply(ex: Exchange, effect: HttpEffect): void {
+    if (ex.aborted || ex.ended) return;
+    const res = ex.res;
+    // CORS headers only for origins the handler let through (it answers 403 otherwise)
+    const origin = ex.input.headers.origin;
+    switch (effect.kind) {
+      case 'reply':
+        ex.ended = true;
+        res.cork(() => {
+          res.writeStatus(statusLine(effect.status));
+          this.writeHeaders(res, effect.headers, effect.status === 403 ? '' : origin);
+          if (effect.status === 202 || effect.status === 204) res.endWithoutBody(0);
+          else res.end(effect.body);
+        });
+        return;
+      case 'sse-start':
+        ex.streaming = true;
+        res.cork(() => {
+          res.writeStatus('200 OK');
+          this.writeHeaders(res, effect.headers, origin);
+        });
+        return;
+      case 'sse-data': {
+        let ok = true;
+        res.cork(() => {
+          ok = res.write(effect.chunk);
+        });
+        if (ex.congested) {
+          ex.backlogBytes += effect.chunk.length;
+          if (ex.backlogBytes > MAX_SSE_BACKLOG_BYTES) {
+            this.log.warn('closing a congested SSE stream', { path: ex.input.path, backlog_bytes: ex.backlogBytes });
+            ex.ended = true;
+            ex.cancel?.();
+            res.close();
+          }
+        } else if (!ok) {
+          ex.congested = true;
+          res.onWritable(() => {
+            ex.congested = false;
+            ex.backlogBytes = 0;
+            return true;
+          });
+        }
+        return;
+      }
+      case 'end':
+        ex.ended = true;
+        res.cork(() => {
+          if (!ex.streaming) res.writeStatus('200 OK');
+          res.end();
+        });
+        return;
+    }
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The domain event bus: one `GatewayEvent` tagged union, published once, read by every subscriber
+ * (DESIGN.md §2). Domain code publishes and never knows who listens. Event names and fields follow
+ * MCP Hangar's domain events (`../shared/sources/001_*.txt`).
+ *
+ * This module holds the union members the gateway core publishes today; the event-stream issue
+ * adds subscribers (WebSocket feeds, durable log, metrics).
+ */
+import { Subject, type Observable } from 'rxjs';
+
+export type UpstreamState = 'connected' | 'disconnected' | 'error';
+
+interface EventBase {
+  /** Gap-free sequence number, starting at 1 per process. */
+  readonly seq: number;
+  /** ISO-8601 UTC. */
+  readonly timestamp: string;
+}
+
+export type GatewayEventBody =
+  | { event_type: 'McpServerStateChanged'; mcp_server_id: string; old_state: UpstreamState; new_state: UpstreamState; error?: string }
+  | { event_type: 'McpServerStarted'; mcp_server_id: string; mode: string; tools_count: number; startup_duration_ms: number }
+  | { event_type: 'McpServerStopped'; mcp_server_id: string; reason: string }
+  | { event_type: 'ToolInvocationCompleted'; mcp_server_id: string; tool_name: string; duration_ms: number; is_error: boolean }
+  | { event_type: 'ToolInvocationFailed'; mcp_server_id: string; tool_name: string; duration_ms: number; error: string }
+  | { event_type: 'CatalogueChanged'; mcp_server_id: string; kind: 'tools' | 'resources' | 'prompts'; count: number };
+
+export type GatewayEvent = GatewayEventBody & EventBase;
+
+/** A synchronous, in-process publish/subscribe bus. `events$` is hot: late subscribers miss past events. */
+export class EventBus {
+  private readonly subject = new Subject<GatewayEvent>();
+  private seq = 0;
+  readonly events$: Observable<GatewayEvent> = this.subject.asObservable();
+
+  /** Stamps `seq` and `timestamp` and delivers the event to current subscribers. Returns the event. */
+  publish(body: GatewayEventBody): GatewayEvent {
+    const event = { ...body, seq: ++this.seq, timestamp: new Date().toISOString() } as GatewayEvent;
+    this.subject.next(event);
+    return event;
+  }
+
+  /** Completes the stream for every subscriber. */
+  close(): void {
+    this.subject.complete();
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * HTTP inputs and effects. The uWS server turns each request into an {@link HttpInput} (headers
+ * copied out of the uWS request, body read in full and copied), feeds it into the central stream,
+ * and carries out the {@link HttpEffect}s a handler returns. Handlers never touch uWS.
+ */
+
+/** The request headers handlers read, lower-case names, `''` when absent. */
+export interface HttpHeaders {
+  readonly accept: string;
+  readonly contentType: string;
+  readonly origin: string;
+  readonly host: string;
+  readonly mcpSessionId: string;
+  readonly mcpProtocolVersion: string;
+  readonly lastEventId: string;
+}
+
+export interface HttpInput {
+  /** Upper-case method. */
+  readonly method: string;
+  /** Path without the query string. */
+  readonly path: string;
+  readonly query: string;
+  readonly headers: HttpHeaders;
+  /** The whole body (POST/PUT), owned by the handler. */
+  readonly body: Buffer | undefined;
+  /** Aborts when the client disconnects before the response ends. */
+  readonly signal: AbortSignal;
+}
+
+export type HeaderList = readonly (readonly [string, string])[];
+
+/**
+ * What a handler asks the server to do. A handler's Observable emits either one `reply`, or
+ * `sse-start`, any number of `sse-data`, and `end`; then completes. Unsubscribing from it (client
+ * gone) must release whatever the handler holds.
+ */
+export type HttpEffect =
+  | { readonly kind: 'reply'; readonly status: number; readonly headers: HeaderList; readonly body: string }
+  | { readonly kind: 'sse-start'; readonly headers: HeaderList }
+  | { readonly kind: 'sse-data'; readonly chunk: string }
+  | { readonly kind: 'end' };
+
+export const JSON_HEADERS: HeaderList = [['Content-Type', 'application/json']];
+
+/** A JSON reply effect. */
+export function jsonReply(status: number, body: unknown, headers: HeaderList = JSON_HEADERS): HttpEffect {
+  return { kind: 'reply', status, headers, body: typeof body === 'string' ? body : JSON.stringify(body) };
+}

@@ -1,0 +1,255 @@
+/**
+ * The upstream manager: every configured upstream MCP client, and the aggregated catalogue the
+ * downstream surfaces serve. Tools and prompts are namespaced (`clientName-toolName`, see
+ * `naming.ts`) and filtered by `tools_to_execute`; resources keep their URIs and route by URI
+ * (exact match, then the longest matching resource-template prefix).
+ */
+import { Subject, merge, map, type Observable, type Subscription } from 'rxjs';
+import type { McpClientConfig } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import type { EventBus } from '../streams/events.js';
+import { Upstream, type CatalogueKind, type JsonObject, type ServerRequestHandler } from './upstream.js';
+import { isToolAllowed, namespacedName, toolPrefixFor } from './naming.js';
+import type { Notification, ServerCapabilities } from '@modelcontextprotocol/sdk/types.js';
+
+/** A downstream name resolved to its upstream. */
+export interface Route {
+  readonly upstream: Upstream;
+  /** The name the upstream knows. */
+  readonly name: string;
+}
+
+/** An upstream notification tagged with its source. */
+export interface UpstreamNotification {
+  readonly upstream: Upstream;
+  readonly notification: Notification;
+}
+
+interface Index {
+  tools: JsonObject[];
+  toolRoutes: Map<string, Route>;
+  prompts: JsonObject[];
+  promptRoutes: Map<string, Route>;
+  resources: JsonObject[];
+  resourceRoutes: Map<string, Upstream>;
+  resourceTemplates: JsonObject[];
+  templatePrefixes: { prefix: string; upstream: Upstream }[];
+}
+
+const EMPTY_INDEX: Index = {
+  tools: [],
+  toolRoutes: new Map(),
+  prompts: [],
+  promptRoutes: new Map(),
+  resources: [],
+  resourceRoutes: new Map(),
+  resourceTemplates: [],
+  templatePrefixes: [],
+};
+
+export class UpstreamManager {
+  private readonly upstreams = new Map<string, Upstream>();
+  private readonly subs = new Map<string, Subscription>();
+  private index: Index = EMPTY_INDEX;
+  private readonly changedSubject = new Subject<CatalogueKind>();
+  private readonly notificationSubject = new Subject<UpstreamNotification>();
+  /** Emits after the aggregated catalogue of a kind changed (drives downstream list_changed). */
+  readonly changed$: Observable<CatalogueKind> = this.changedSubject.asObservable();
+  /** Upstream notifications other than list_changed and progress. */
+  readonly notifications$: Observable<UpstreamNotification> = this.notificationSubject.asObservable();
+  /** Answers server→client requests; set by the downstream session layer. */
+  serverRequestHandler: ServerRequestHandler = async (upstream, request) => {
+    throw new Error(`no downstream session can answer ${request.method} from upstream ${upstream.name}`);
+  };
+
+  constructor(
+    private readonly log: Logger,
+    private readonly bus: EventBus,
+  ) {}
+
+  /** All upstreams in config order. */
+  list(): Upstream[] {
+    return [...this.upstreams.values()];
+  }
+
+  get(name: string): Upstream | undefined {
+    return this.upstreams.get(name);
+  }
+
+  /**
+   * Adds an upstream and connects it. Resolves once it is connected or has failed (a failure is
+   * logged and leaves the upstream in state `error`; it does not reject).
+   * @throws Error if an upstream of that name exists.
+   */
+  async add(config: McpClientConfig): Promise<Upstream> {
+    if (this.upstreams.has(config.name)) throw new Error(`upstream ${config.name} already exists`);
+    const upstream = new Upstream(config, this.log, (u, req, extra) => this.serverRequestHandler(u, req, extra));
+    this.upstreams.set(config.name, upstream);
+    let previous = upstream.state;
+    const sub = merge(
+      upstream.catalogueChanged$.pipe(map((kind) => ({ kind }))),
+      upstream.state$.pipe(map((state) => ({ state }))),
+    ).subscribe((e) => {
+      if ('kind' in e) {
+        this.rebuild(e.kind);
+        const count = e.kind === 'tools' ? upstream.catalogue.tools.length : e.kind === 'prompts' ? upstream.catalogue.prompts.length : upstream.catalogue.resources.length;
+        this.bus.publish({ event_type: 'CatalogueChanged', mcp_server_id: upstream.name, kind: e.kind, count });
+      } else if (e.state !== previous) {
+        this.bus.publish({
+          event_type: 'McpServerStateChanged',
+          mcp_server_id: upstream.name,
+          old_state: previous,
+          new_state: e.state,
+          ...(upstream.lastError !== undefined && e.state !== 'connected' ? { error: upstream.lastError } : {}),
+        });
+        previous = e.state;
+        // tools of a disconnected upstream stay listed (calls answer "not connected") so clients
+        // keep a stable list; a reconnect reloads the catalogue.
+      }
+    });
+    sub.add(upstream.notifications$.subscribe((notification) => this.notificationSubject.next({ upstream, notification })));
+    this.subs.set(config.name, sub);
+    const started = Date.now();
+    try {
+      await upstream.connect();
+      this.bus.publish({
+        event_type: 'McpServerStarted',
+        mcp_server_id: upstream.name,
+        mode: config.connection_type,
+        tools_count: upstream.catalogue.tools.length,
+        startup_duration_ms: Date.now() - started,
+      });
+    } catch (err) {
+      this.log.error('upstream failed to connect', { upstream: config.name, error: err });
+    }
+    this.rebuild('tools');
+    this.rebuild('resources');
+    this.rebuild('prompts');
+    return upstream;
+  }
+
+  /** Closes and forgets an upstream; its tools leave the catalogue. */
+  async remove(name: string, reason = 'removed'): Promise<void> {
+    const upstream = this.upstreams.get(name);
+    if (!upstream) return;
+    this.upstreams.delete(name);
+    await upstream.close(reason);
+    this.subs.get(name)?.unsubscribe();
+    this.subs.delete(name);
+    upstream.dispose();
+    this.bus.publish({ event_type: 'McpServerStopped', mcp_server_id: name, reason });
+    this.rebuild('tools');
+    this.rebuild('resources');
+    this.rebuild('prompts');
+  }
+
+  /** Closes every upstream (subprocesses end). */
+  async closeAll(reason = 'shutdown'): Promise<void> {
+    await Promise.all([...this.upstreams.keys()].map((n) => this.remove(n, reason)));
+  }
+
+  private rebuild(kind: CatalogueKind): void {
+    const next: Index = { ...this.index };
+    if (kind === 'tools') {
+      next.tools = [];
+      next.toolRoutes = new Map();
+      for (const u of this.upstreams.values()) {
+        const prefix = toolPrefixFor(u.name, u.config.tool_prefix);
+        for (const tool of u.catalogue.tools) {
+          const name = tool['name'] as string;
+          if (!isToolAllowed(u.config.tools_to_execute, name)) continue;
+          const downstream = namespacedName(prefix, name);
+          if (next.toolRoutes.has(downstream)) {
+            this.log.warn('tool name clash; keeping the first', { tool: downstream, upstream: u.name });
+            continue;
+          }
+          next.toolRoutes.set(downstream, { upstream: u, name });
+          next.tools.push({ ...tool, name: downstream });
+        }
+      }
+    } else if (kind === 'prompts') {
+      next.prompts = [];
+      next.promptRoutes = new Map();
+      for (const u of this.upstreams.values()) {
+        const prefix = toolPrefixFor(u.name, u.config.tool_prefix);
+        for (const prompt of u.catalogue.prompts) {
+          const name = prompt['name'] as string;
+          const downstream = namespacedName(prefix, name);
+          if (next.promptRoutes.has(downstream)) continue;
+          next.promptRoutes.set(downstream, { upstream: u, name });
+          next.prompts.push({ ...prompt, name: downstream });
+        }
+      }
+    } else {
+      next.resources = [];
+      next.resourceRoutes = new Map();
+      next.resourceTemplates = [];
+      next.templatePrefixes = [];
+      for (const u of this.upstreams.values()) {
+        for (const r of u.catalogue.resources) {
+          const uri = r['uri'] as string;
+          if (next.resourceRoutes.has(uri)) continue;
+          next.resourceRoutes.set(uri, u);
+          next.resources.push(r);
+        }
+        for (const tpl of u.catalogue.resourceTemplates) {
+          next.resourceTemplates.push(tpl);
+          const uriTemplate = tpl['uriTemplate'] as string;
+          const brace = uriTemplate.indexOf('{');
+          next.templatePrefixes.push({ prefix: brace < 0 ? uriTemplate : uriTemplate.slice(0, brace), upstream: u });
+        }
+      }
+      next.templatePrefixes.sort((a, b) => b.prefix.length - a.prefix.length);
+    }
+    this.index = next;
+    this.changedSubject.next(kind);
+  }
+
+  /** Downstream tools in aggregate order. The array is replaced, never mutated, on change. */
+  get tools(): readonly JsonObject[] {
+    return this.index.tools;
+  }
+
+  get prompts(): readonly JsonObject[] {
+    return this.index.prompts;
+  }
+
+  get resources(): readonly JsonObject[] {
+    return this.index.resources;
+  }
+
+  get resourceTemplates(): readonly JsonObject[] {
+    return this.index.resourceTemplates;
+  }
+
+  routeTool(downstreamName: string): Route | undefined {
+    return this.index.toolRoutes.get(downstreamName);
+  }
+
+  routePrompt(downstreamName: string): Route | undefined {
+    return this.index.promptRoutes.get(downstreamName);
+  }
+
+  /**
+   * The upstream owning a resource URI: a listed resource, else the longest resource-template
+   * prefix, else the only upstream offering resources, else undefined.
+   */
+  routeResource(uri: string): Upstream | undefined {
+    const exact = this.index.resourceRoutes.get(uri);
+    if (exact) return exact;
+    for (const { prefix, upstream } of this.index.templatePrefixes) if (prefix !== '' && uri.startsWith(prefix)) return upstream;
+    const withResources = this.list().filter((u) => u.serverCapabilities.resources);
+    return withResources.length === 1 ? withResources[0] : undefined;
+  }
+
+  /** Capabilities the aggregate offers downstream: the union of what the upstreams offer. */
+  aggregateCapabilities(): ServerCapabilities {
+    const ups = this.list();
+    const any = (f: (c: ServerCapabilities) => unknown): boolean => ups.some((u) => Boolean(f(u.serverCapabilities)));
+    const caps: ServerCapabilities = { tools: { listChanged: true }, logging: {} };
+    if (any((c) => c.resources)) caps.resources = { listChanged: true, subscribe: true };
+    if (any((c) => c.prompts)) caps.prompts = { listChanged: true };
+    if (any((c) => c.completions)) caps.completions = {};
+    return caps;
+  }
+}
