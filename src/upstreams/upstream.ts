@@ -88,6 +88,9 @@ export class Upstream {
   inflight = 0;
 
   private client: Client | undefined;
+  /** Progress callbacks by the progress token this gateway put on the upstream request. */
+  private readonly progressHandlers = new Map<string, (p: Progress) => void>();
+  private nextProgressToken = 0;
   private readonly refresh$ = new Subject<CatalogueKind>();
   private readonly refreshSub: Subscription;
   private closing = false;
@@ -205,6 +208,7 @@ export class Upstream {
       await Promise.race([
         (async () => {
           await client.connect(transport, { timeout: timeoutMs });
+          this.interceptNotifications(transport);
           this.client = client;
           this.serverCapabilities = client.getServerCapabilities() ?? {};
           this.serverInfo = client.getServerVersion();
@@ -233,6 +237,34 @@ export class Upstream {
       prompts: this.catalogue.prompts.length,
       ms: Date.now() - started,
     });
+  }
+
+  /**
+   * Handles progress and relayed notifications synchronously, in arrival order, before the SDK
+   * sees them. The SDK runs notification handlers a tick later than responses, so a progress
+   * notification sent right before a result would find its handler already removed and be lost
+   * (seen with stdio upstreams: the last progress of a call dropped most of the time).
+   */
+  private interceptNotifications(transport: Transport): void {
+    const sdkOnMessage = transport.onmessage;
+    if (!sdkOnMessage) return;
+    transport.onmessage = (message, extra) => {
+      const m = message as { method?: unknown; id?: unknown; params?: JsonObject };
+      if (m.id === undefined && typeof m.method === 'string') {
+        if (m.method === 'notifications/progress') {
+          const token = m.params?.['progressToken'];
+          const handler = typeof token === 'string' ? this.progressHandlers.get(token) : undefined;
+          if (handler) {
+            handler(m.params as unknown as Progress);
+            return;
+          }
+        } else if (m.method === 'notifications/message' || m.method === 'notifications/resources/updated') {
+          this.notifications$.next(message as Notification);
+          return;
+        }
+      }
+      sdkOnMessage.call(transport, message, extra);
+    };
   }
 
   private async reloadAll(): Promise<void> {
@@ -297,19 +329,63 @@ export class Upstream {
         ...(this.lastError !== undefined ? { last_error: this.lastError } : {}),
       });
     }
-    const opts: RequestOptions = { timeout: options.timeout ?? this.config.request_timeout_ms ?? DEFAULT_REQUEST_TIMEOUT_MS };
-    if (options.signal) opts.signal = options.signal;
-    if (options.onprogress) {
-      opts.onprogress = options.onprogress;
-      opts.resetTimeoutOnProgress = true;
-    }
+    const timeoutMs = options.timeout ?? this.config.request_timeout_ms ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.inflight++;
     try {
+      if (options.onprogress) return await this.requestWithProgress(client, method, params, timeoutMs, options.onprogress, options.signal);
+      const opts: RequestOptions = { timeout: timeoutMs };
+      if (options.signal) opts.signal = options.signal;
       return await client.request({ method, params } as Parameters<Client['request']>[0], PASSTHROUGH, opts);
     } catch (err) {
       throw this.mapError(err, method, options.signal);
     } finally {
       this.inflight--;
+    }
+  }
+
+  /**
+   * A request that asked for progress: this gateway's own progress token, handled by
+   * {@link interceptNotifications}; the timeout is an inactivity timeout reset by each progress
+   * notification (the SDK's own timer is not used, as its progress handling is bypassed).
+   */
+  private async requestWithProgress(
+    client: Client,
+    method: string,
+    params: JsonObject,
+    timeoutMs: number,
+    onprogress: (p: Progress) => void,
+    signal: AbortSignal | undefined,
+  ): Promise<JsonObject> {
+    const token = `tributary-${++this.nextProgressToken}`;
+    const local = new AbortController();
+    let timedOut = false;
+    const onTimeout = (): void => {
+      timedOut = true;
+      local.abort(new Error('timeout'));
+    };
+    let timer = setTimeout(onTimeout, timeoutMs);
+    const onAbort = (): void => local.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) local.abort(signal.reason);
+    this.progressHandlers.set(token, (p) => {
+      clearTimeout(timer);
+      timer = setTimeout(onTimeout, timeoutMs);
+      const { progressToken: _t, ...rest } = p as Progress & { progressToken?: unknown };
+      onprogress(rest as Progress);
+    });
+    const meta = { ...((params['_meta'] as JsonObject | undefined) ?? {}), progressToken: token };
+    try {
+      return await client.request({ method, params: { ...params, _meta: meta } } as Parameters<Client['request']>[0], PASSTHROUGH, {
+        signal: local.signal,
+        timeout: 2_147_483_647,
+      });
+    } catch (err) {
+      if (timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `Upstream "${this.name}" sent no result or progress for ${method} within ${timeoutMs} ms`, { upstream: this.name, method });
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      this.progressHandlers.delete(token);
     }
   }
 

@@ -356,9 +356,8 @@ export class McpDispatcher {
     const meta = (request.params as JsonObject | undefined)?.['_meta'] as JsonObject | undefined;
     const token = meta?.['progressToken'];
     return new Promise<JsonObject>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
       const cleanup = (): void => {
-        if (timer) clearTimeout(timer);
+        clearTimeout(timer);
         extra.signal.removeEventListener('abort', onAbort);
         session.pending.delete(id);
       };
@@ -380,7 +379,7 @@ export class McpDispatcher {
         },
       });
       extra.signal.addEventListener('abort', onAbort, { once: true });
-      timer = setTimeout(() => {
+      const timer = setTimeout(() => {
         cleanup();
         reject(new McpError(-32001, `The downstream client did not answer ${request.method} within ${this.options.serverRequestTimeoutMs} ms`));
       }, this.options.serverRequestTimeoutMs);
