@@ -35,6 +35,10 @@ export interface StartOptions {
   readonly uws?: UwsModule;
 }
 
+function isLoopbackAddress(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
 /** How long a relayed sampling/elicitation request waits for the downstream answer, ms. */
 const SERVER_REQUEST_TIMEOUT_MS = 10 * 60_000;
 
@@ -56,6 +60,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   });
   const mcp = new McpHttpHandler(dispatcher, sessions, log, {
     allowedOrigins: config.server.allowed_origins,
+    allowedHosts: config.server.allowed_hosts ?? [],
+    enforceHost: config.server.allowed_hosts !== undefined || isLoopbackAddress(config.server.host),
     sseKeepAliveMs: config.server.sse_keepalive_ms,
   });
   let draining = false;

@@ -109,6 +109,7 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       host: env['HOST'] || s.host || '127.0.0.1',
       port,
       allowed_origins: s.allowed_origins ?? [],
+      allowed_hosts: s.allowed_hosts,
       max_body_bytes: s.max_body_bytes ?? 4 * 1024 * 1024,
       concurrency: s.concurrency ?? 256,
       max_queued: s.max_queued ?? 1024,

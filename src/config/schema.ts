@@ -91,6 +91,8 @@ export const ServerConfig = t.exact(
     port: Port,
     /** Origins allowed on /mcp besides loopback ones (`http://localhost:*` style wildcards on port). */
     allowed_origins: t.array(t.string),
+    /** Host headers allowed on /mcp besides loopback names (`name:*` for any port). Checked when bound to loopback or when set. */
+    allowed_hosts: t.array(t.string),
     /** Largest accepted request body, bytes (default 4 MiB). */
     max_body_bytes: PositiveInt,
     /** Requests handled at once on /mcp (default 256). */
@@ -130,6 +132,7 @@ export interface GatewayConfig {
     readonly host: string;
     readonly port: number;
     readonly allowed_origins: readonly string[];
+    readonly allowed_hosts: readonly string[] | undefined;
     readonly max_body_bytes: number;
     readonly concurrency: number;
     readonly max_queued: number;

@@ -18,10 +18,13 @@ import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../
 import type { Logger } from '../../log/logger.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type McpDispatcher } from './dispatch.js';
 import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
-import { isOriginAllowed } from './origin.js';
+import { isHostAllowed, isOriginAllowed } from './origin.js';
 
 export interface McpHttpOptions {
   readonly allowedOrigins: readonly string[];
+  readonly allowedHosts: readonly string[];
+  /** Check `Host` (true when bound to loopback or when `allowedHosts` is configured). */
+  readonly enforceHost: boolean;
   readonly sseKeepAliveMs: number;
 }
 
@@ -105,12 +108,23 @@ export class McpHttpHandler {
     this.draining = true;
   }
 
-  /** Checks shared by all methods; returns an error effect or the session (undefined for initialize). */
-  private check(input: HttpInput, needSession: boolean): HttpEffect | McpSession | undefined {
+  /** Origin and Host checks against DNS rebinding; an error effect or undefined. */
+  private checkOrigin(input: HttpInput): HttpEffect | undefined {
     const h = input.headers;
     if (h.origin !== '' && !isOriginAllowed(h.origin, this.options.allowedOrigins)) {
       return errorReply('ORIGIN_NOT_ALLOWED', `Origin not allowed: ${h.origin}`, { origin: h.origin });
     }
+    if (!isHostAllowed(h.host, this.options.allowedHosts, this.options.enforceHost)) {
+      return errorReply('ORIGIN_NOT_ALLOWED', `Host not allowed: ${h.host}`, { host: h.host });
+    }
+    return undefined;
+  }
+
+  /** Checks shared by all methods; returns an error effect or the session (undefined for initialize). */
+  private check(input: HttpInput, needSession: boolean): HttpEffect | McpSession | undefined {
+    const h = input.headers;
+    const denied = this.checkOrigin(input);
+    if (denied) return denied;
     if (!needSession) return undefined;
     if (h.mcpSessionId === '') return errorReply('SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required');
     const session = this.sessions.get(h.mcpSessionId);
@@ -128,9 +142,8 @@ export class McpHttpHandler {
   post(input: HttpInput): Observable<HttpEffect> {
     if (this.draining) return once(errorReply('SHUTTING_DOWN', undefined, undefined, [['Retry-After', '1']]));
     const h = input.headers;
-    if (h.origin !== '' && !isOriginAllowed(h.origin, this.options.allowedOrigins)) {
-      return once(errorReply('ORIGIN_NOT_ALLOWED', `Origin not allowed: ${h.origin}`, { origin: h.origin }));
-    }
+    const denied = this.checkOrigin(input);
+    if (denied) return once(denied);
     if (!h.contentType.toLowerCase().includes('application/json')) {
       return once(errorReply('UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type: Content-Type must be application/json', { content_type: h.contentType }));
     }
