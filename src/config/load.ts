@@ -21,6 +21,13 @@ export class ConfigError extends Error {
   }
 }
 
+/** Whether a codec is an intersection, looking through `t.exact` wrappers. */
+function isIntersection(codec: unknown): boolean {
+  let c = codec as { _tag?: string; type?: unknown } | undefined;
+  while (c && c._tag === 'ExactType') c = c.type as typeof c;
+  return c?._tag === 'IntersectionType';
+}
+
 /** Turns io-ts validation errors into `path: expected X, got Y` lines. */
 export function formatIoTsErrors(errors: t.Errors): string[] {
   const lines = new Set<string>();
@@ -31,7 +38,7 @@ export function formatIoTsErrors(errors: t.Errors): string[] {
       const c = e.context[i];
       const parent = e.context[i - 1];
       if (c === undefined || parent === undefined) continue;
-      if ((parent.type as { _tag?: string })._tag === 'IntersectionType') continue;
+      if (isIntersection(parent.type)) continue;
       path.push(c.key);
     }
     const last = e.context[e.context.length - 1];

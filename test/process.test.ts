@@ -1,0 +1,154 @@
+/**
+ * The gateway as a process (`src/main.ts`, what `npm start` runs): config errors and the native
+ * uWS check exit 1 with a clear message; SIGTERM lets calls in flight finish, closes upstreams
+ * (no child process left) and exits 0.
+ */
+import { describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { everythingClient, demoClient } from './helpers/gateway.js';
+
+const ROOT = join(import.meta.dirname, '..');
+const MAIN = join(ROOT, 'src/main.ts');
+
+function runMain(args: string[], env: Record<string, string> = {}): { status: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  return { status: r.status, stderr: r.stderr };
+}
+
+function tmpConfig(doc: unknown): { path: string; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'tributary-proc-'));
+  const path = join(dir, 'config.json');
+  writeFileSync(path, typeof doc === 'string' ? doc : JSON.stringify(doc));
+  return { path, dir };
+}
+
+describe('start-up refusals', () => {
+  it('refuses to start when the uWS native binary did not load', () => {
+    // the package's own switch forces its JS fallback, as on an unsupported Node
+    const r = runMain([], { UWS_USE_FALLBACK: '1' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/refusing to start: the uWebSockets\.js native binary did not load/);
+  });
+
+  it('names the bad field and the file of an invalid config, and exits 1', () => {
+    const { path, dir } = tmpConfig({ server: { port: 'eighty' }, mcp_clients: [{ name: '1bad-name', connection_type: 'stdio' }] });
+    try {
+      const r = runMain(['--config', path]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(path);
+      expect(r.stderr).toMatch(/server\.port: expected Port/);
+      expect(r.stderr).toMatch(/mcp_clients\.0\.name: expected ClientName/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports a file that is not JSON, and a missing file', () => {
+    const { path, dir } = tmpConfig('{ not json');
+    try {
+      const r = runMain([], { TRIBUTARY_CONFIG: path });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/not valid JSON/);
+      const missing = runMain(['--config', join(dir, 'nope.json')]);
+      expect(missing.status).toBe(1);
+      expect(missing.stderr).toMatch(/cannot read file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('exits 1 with a clear message when the port is taken', async () => {
+    const { path, dir } = tmpConfig({ server: { port: 0 }, mcp_clients: [] });
+    const blocker = (await import('node:net')).createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const addr = blocker.address();
+    const port = typeof addr === 'object' && addr ? addr.port : 0;
+    try {
+      const r = runMain(['--config', path], { PORT: String(port), DATA_DIR: dir });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}`));
+    } finally {
+      blocker.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** Pids whose parent is `pid` (from /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('graceful shutdown', () => {
+  it('on SIGTERM finishes the call in flight, stops upstream subprocesses and exits 0', async () => {
+    const { path, dir } = tmpConfig({ server: { port: 0, shutdown_timeout_ms: 5000 }, data_dir: dir0(), mcp_clients: [everythingClient(), demoClient()] });
+    function dir0(): string {
+      return mkdtempSync(join(tmpdir(), 'tributary-data-'));
+    }
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--config', path], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`gateway did not start: ${stderr}`)), 30_000);
+        child.stderr?.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          const m = /"msg":"listening".*?"port":(\d+)/.exec(stderr);
+          if (m) {
+            clearTimeout(timer);
+            resolve(Number(m[1]));
+          }
+        });
+      });
+      const upstreamPids = childrenOf(child.pid ?? -1);
+      expect(upstreamPids.length).toBeGreaterThanOrEqual(1);
+
+      const client = new Client({ name: 'shutdown-test', version: '1' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${port}/mcp`)));
+      const call = client.callTool({ name: 'demo-sleep', arguments: { ms: 800, steps: 2 } }, CallToolResultSchema);
+      await new Promise((r) => setTimeout(r, 150));
+      child.kill('SIGTERM');
+      const result = await call;
+      expect(JSON.stringify(result.content)).toContain('slept 800 ms');
+      expect(await exited).toBe(0);
+      expect(stderr).toContain('"msg":"stopped"');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(upstreamPids.filter(alive)).toEqual([]);
+      await client.close().catch(() => undefined);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
