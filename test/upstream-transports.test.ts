@@ -94,7 +94,7 @@ describe('auth_type headers and tools_to_execute', () => {
     // a real SDK Streamable HTTP server (stateless: one server per request) recording headers
     server = createServer((req, res) => {
       seen.push(req.headers);
-      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+      const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true });
       const mcp = createDemoServer();
       res.on('close', () => {
         void transport.close();
