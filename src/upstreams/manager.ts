@@ -151,35 +151,9 @@ export class UpstreamManager {
   private rebuild(kind: CatalogueKind): void {
     const next: Index = { ...this.index };
     if (kind === 'tools') {
-      next.tools = [];
-      next.toolRoutes = new Map();
-      for (const u of this.upstreams.values()) {
-        const prefix = toolPrefixFor(u.name, u.config.tool_prefix);
-        for (const tool of u.catalogue.tools) {
-          const name = tool['name'] as string;
-          if (!isToolAllowed(u.config.tools_to_execute, name)) continue;
-          const downstream = namespacedName(prefix, name);
-          if (next.toolRoutes.has(downstream)) {
-            this.log.warn('tool name clash; keeping the first', { tool: downstream, upstream: u.name });
-            continue;
-          }
-          next.toolRoutes.set(downstream, { upstream: u, name });
-          next.tools.push({ ...tool, name: downstream });
-        }
-      }
+      [next.tools, next.toolRoutes] = this.namespaced('tool', (u) => u.catalogue.tools, (u, name) => isToolAllowed(u.config.tools_to_execute, name));
     } else if (kind === 'prompts') {
-      next.prompts = [];
-      next.promptRoutes = new Map();
-      for (const u of this.upstreams.values()) {
-        const prefix = toolPrefixFor(u.name, u.config.tool_prefix);
-        for (const prompt of u.catalogue.prompts) {
-          const name = prompt['name'] as string;
-          const downstream = namespacedName(prefix, name);
-          if (next.promptRoutes.has(downstream)) continue;
-          next.promptRoutes.set(downstream, { upstream: u, name });
-          next.prompts.push({ ...prompt, name: downstream });
-        }
-      }
+      [next.prompts, next.promptRoutes] = this.namespaced('prompt', (u) => u.catalogue.prompts, () => true);
     } else {
       next.resources = [];
       next.resourceRoutes = new Map();
@@ -203,6 +177,31 @@ export class UpstreamManager {
     }
     this.index = next;
     this.changedSubject.next(kind);
+  }
+
+  /** Downstream items (tools or prompts) named `prefix + name`, and their routes; first name wins a clash. */
+  private namespaced(
+    what: string,
+    items: (u: Upstream) => readonly JsonObject[],
+    allowed: (u: Upstream, name: string) => boolean,
+  ): [JsonObject[], Map<string, Route>] {
+    const list: JsonObject[] = [];
+    const routes = new Map<string, Route>();
+    for (const u of this.upstreams.values()) {
+      const prefix = toolPrefixFor(u.name, u.config.tool_prefix);
+      for (const item of items(u)) {
+        const name = item['name'] as string;
+        if (!allowed(u, name)) continue;
+        const downstream = namespacedName(prefix, name);
+        if (routes.has(downstream)) {
+          this.log.warn(`${what} name clash; keeping the first`, { name: downstream, upstream: u.name });
+          continue;
+        }
+        routes.set(downstream, { upstream: u, name });
+        list.push({ ...item, name: downstream });
+      }
+    }
+    return [list, routes];
   }
 
   /** Downstream tools in aggregate order. The array is replaced, never mutated, on change. */
