@@ -71,6 +71,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       mcpPost: (i) => mcp.post(i),
       mcpGet: (i) => mcp.get(i),
       mcpDelete: (i) => mcp.delete(i),
+      mcpOptions: (i) => mcp.preflight(i),
       health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining })),
     },
     {

@@ -70,7 +70,19 @@ export function classify(value: unknown): Classified {
   return { kind: 'invalid', id, reason: 'not a request, notification or response' };
 }
 
-const Meta = t.UnknownRecord;
+/**
+ * `_meta` of a request: any object, but the keys MCP defines must have their shape —
+ * `progressToken` a string or number, `io.modelcontextprotocol/related-task` an object with a
+ * string `taskId`. Upstreams built on the SDK drop a request whose `_meta` breaks this without
+ * answering, so it is refused here with -32602 instead of timing out.
+ */
+const Meta = t.intersection([
+  t.UnknownRecord,
+  t.partial({
+    progressToken: t.union([t.string, t.number]),
+    'io.modelcontextprotocol/related-task': t.type({ taskId: t.string }),
+  }),
+]);
 const Cursor = t.partial({ cursor: t.string, _meta: Meta });
 
 /** Params codecs per method (`t.type` keeps unknown keys, which the gateway forwards untouched). */
@@ -84,13 +96,13 @@ export const Params = {
   toolsCall: t.intersection([t.type({ name: t.string }), t.partial({ arguments: t.UnknownRecord, _meta: Meta })]),
   resourceUri: t.intersection([t.type({ uri: t.string }), t.partial({ _meta: Meta })]),
   promptsGet: t.intersection([t.type({ name: t.string }), t.partial({ arguments: t.record(t.string, t.string), _meta: Meta })]),
-  complete: t.type({
+  complete: t.intersection([t.partial({ _meta: Meta }), t.type({
     ref: t.union([t.type({ type: t.literal('ref/prompt'), name: t.string }), t.type({ type: t.literal('ref/resource'), uri: t.string })]),
     argument: t.type({ name: t.string, value: t.string }),
-  }),
-  setLevel: t.type({
+  })]),
+  setLevel: t.intersection([t.partial({ _meta: Meta }), t.type({
     level: t.keyof({ debug: null, info: null, notice: null, warning: null, error: null, critical: null, alert: null, emergency: null }),
-  }),
+  })]),
   cancelled: t.intersection([t.type({ requestId: t.union([t.string, t.number]) }), t.partial({ reason: t.string })]),
   progress: t.intersection([t.type({ progressToken: t.union([t.string, t.number]), progress: t.number }), t.partial({ total: t.number, message: t.string })]),
 } as const;

@@ -46,6 +46,16 @@ export const PositiveInt = t.brand(
 );
 export type PositiveInt = t.TypeOf<typeof PositiveInt>;
 
+export interface NonNegativeIntBrand {
+  readonly NonNegativeInt: unique symbol;
+}
+/** A whole number ≥ 0. */
+export const NonNegativeInt = t.brand(
+  t.number,
+  (n): n is t.Branded<number, NonNegativeIntBrand> => Number.isInteger(n) && n >= 0,
+  'NonNegativeInt',
+);
+
 export const StdioConfig = t.exact(
   t.intersection([
     t.type({ command: t.string }),
@@ -97,8 +107,8 @@ export const ServerConfig = t.exact(
     max_body_bytes: PositiveInt,
     /** Requests handled at once on /mcp (default 256). */
     concurrency: PositiveInt,
-    /** Requests waiting for a slot before 503 (default 1024). */
-    max_queued: PositiveInt,
+    /** Requests waiting for a slot before 503 (default 1024; 0 = no queue, fail fast). */
+    max_queued: NonNegativeInt,
     /** Grace period for in-flight calls on SIGINT/SIGTERM, ms (default 10000). */
     shutdown_timeout_ms: PositiveInt,
     /** Sessions idle longer than this are closed, ms (default 30 min). */

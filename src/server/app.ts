@@ -62,6 +62,7 @@ export interface ServerRoutes {
   readonly mcpPost: RouteHandler;
   readonly mcpGet: RouteHandler;
   readonly mcpDelete: RouteHandler;
+  readonly mcpOptions: RouteHandler;
   readonly health: RouteHandler;
 }
 
@@ -72,8 +73,6 @@ export interface ServerOptions {
   readonly concurrency: number;
   readonly maxQueued: number;
 }
-
-const CORS_ALLOW_HEADERS = 'Content-Type, Accept, Authorization, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID';
 
 function readHeaders(req: HttpRequest): HttpHeaders {
   return {
@@ -125,7 +124,7 @@ export class GatewayServer {
       .post('/mcp', (res, req) => this.accept(res, req, 'POST', (ex) => this.posts$.next(ex)))
       .get('/mcp', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.mcpGet).subscribe()))
       .del('/mcp', (res, req) => this.accept(res, req, 'DELETE', (ex) => this.run(ex, this.routes.mcpDelete).subscribe()))
-      .options('/mcp', (res, req) => this.preflight(res, req))
+      .options('/mcp', (res, req) => this.accept(res, req, 'OPTIONS', (ex) => this.run(ex, this.routes.mcpOptions).subscribe()))
       .get('/health', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.health).subscribe()))
       .any('/mcp', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) =>
         this.apply(ex, jsonReply(405, new GatewayError('METHOD_NOT_ALLOWED', `Method ${ex.input.method} not allowed on /mcp`).toRest(), [
@@ -176,22 +175,6 @@ export class GatewayServer {
     this.open.clear();
     this.pipeline.unsubscribe();
     this.posts$.complete();
-  }
-
-  private preflight(res: HttpResponse, req: HttpRequest): void {
-    const origin = req.getHeader('origin');
-    res.cork(() => {
-      res.writeStatus('204 No Content');
-      if (origin) {
-        res.writeHeader('Access-Control-Allow-Origin', origin);
-        res.writeHeader('Vary', 'Origin');
-      }
-      res.writeHeader('Access-Control-Allow-Methods', 'GET, POST, DELETE, OPTIONS');
-      res.writeHeader('Access-Control-Allow-Headers', CORS_ALLOW_HEADERS);
-      res.writeHeader('Access-Control-Expose-Headers', 'Mcp-Session-Id');
-      res.writeHeader('Access-Control-Max-Age', '600');
-      res.endWithoutBody();
-    });
   }
 
   /**

@@ -68,17 +68,9 @@ export async function connectClient(gw: { mcpUrl: URL }, capabilities: ClientCap
   return client;
 }
 
-/** POSTs raw JSON-RPC to /mcp and returns status, headers and the parsed body (if JSON). */
-export async function rawPost(
-  url: URL,
-  body: string | Uint8Array,
-  headers: Record<string, string> = {},
-): Promise<{ status: number; headers: Headers; text: string; json: unknown }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
-    body,
-  });
+/** Raw HTTP request with any method; returns status, headers, text and parsed JSON (if any). */
+export async function send(url: URL | string, init: RequestInit): Promise<{ status: number; headers: Headers; text: string; json: unknown }> {
+  const res = await fetch(url, init);
   const text = await res.text();
   let json: unknown;
   try {
@@ -87,6 +79,19 @@ export async function rawPost(
     json = undefined;
   }
   return { status: res.status, headers: res.headers, text, json };
+}
+
+/** POSTs raw JSON-RPC to /mcp and returns status, headers and the parsed body (if JSON). */
+export function rawPost(
+  url: URL,
+  body: string | Uint8Array,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; text: string; json: unknown }> {
+  return send(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+    body,
+  });
 }
 
 /** Initializes a session with raw HTTP and returns its id. */

@@ -76,12 +76,12 @@ export class McpDispatcher {
       'tools/call': (s, p, c) => this.callTool(s, p, c),
       'resources/list': (_s, p) => this.page('resources/list', 'resources', this.manager.resources, p),
       'resources/templates/list': (_s, p) => this.page('resources/templates/list', 'resourceTemplates', this.manager.resourceTemplates, p),
-      'resources/read': (_s, p, c) => this.readResource(p, c),
+      'resources/read': (s, p, c) => this.readResource(s, p, c),
       'resources/subscribe': (s, p) => this.subscribe(s, p, true),
       'resources/unsubscribe': (s, p) => this.subscribe(s, p, false),
       'prompts/list': (_s, p) => this.page('prompts/list', 'prompts', this.manager.prompts, p),
-      'prompts/get': (_s, p, c) => this.getPrompt(p, c),
-      'completion/complete': (_s, p, c) => this.complete(p, c),
+      'prompts/get': (s, p, c) => this.getPrompt(s, p, c),
+      'completion/complete': (s, p, c) => this.complete(s, p, c),
       'logging/setLevel': (s, p) => this.setLevel(s, p),
     };
     manager.serverRequestHandler = (u, req, extra) => this.relayServerRequest(u, req, extra);
@@ -122,7 +122,8 @@ export class McpDispatcher {
    * never rejects (errors become JSON-RPC error responses).
    */
   async handleRequest(session: McpSession, msg: JsonRpcRequest, call: InflightCall): Promise<JsonRpcResponse> {
-    const handler = this.methods[msg.method];
+    // own properties only: "constructor", "__proto__" and friends are not methods
+    const handler = Object.hasOwn(this.methods, msg.method) ? this.methods[msg.method] : undefined;
     if (handler === undefined) {
       return { jsonrpc: '2.0', id: msg.id, error: new GatewayError('METHOD_NOT_FOUND', `Method not found: ${msg.method}`, { method: msg.method }).toJsonRpc() };
     }
@@ -193,19 +194,9 @@ export class McpDispatcher {
     const route = this.manager.routeTool(p.name);
     if (!route) throw new GatewayError('INVALID_PARAMS', `Unknown tool: ${p.name}`, { tool: p.name });
     call.upstream = route.upstream;
-    const token = p._meta?.['progressToken'];
     const started = performance.now();
     try {
-      const result = await route.upstream.request('tools/call', { ...params, name: route.name }, {
-        signal: call.abort.signal,
-        ...(typeof token === 'string' || typeof token === 'number'
-          ? {
-              onprogress: (progress) => {
-                session.sendRelated(call, { jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
-              },
-            }
-          : {}),
-      });
+      const result = await this.forward(session, call, route.upstream, 'tools/call', { ...params, name: route.name });
       this.bus.publish({
         event_type: 'ToolInvocationCompleted',
         mcp_server_id: route.upstream.name,
@@ -226,17 +217,34 @@ export class McpDispatcher {
     }
   }
 
+  /**
+   * Sends a downstream request to its upstream on behalf of `call`: cancelled with the call, and
+   * when the downstream asked for progress (`_meta.progressToken`), the upstream's progress comes
+   * back to it under the downstream's own token.
+   */
+  private forward(session: McpSession, call: InflightCall, upstream: Upstream, method: string, params: Record<string, unknown>): Promise<JsonObject> {
+    call.upstream = upstream;
+    const token = (params['_meta'] as JsonObject | undefined)?.['progressToken'];
+    if (typeof token !== 'string' && typeof token !== 'number') return upstream.request(method, params, { signal: call.abort.signal });
+    return upstream.request(method, params, {
+      signal: call.abort.signal,
+      onprogress: (progress) => {
+        session.sendRelated(call, { jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
+      },
+    });
+  }
+
   private routeResourceOrThrow(uri: string): Upstream {
     const upstream = this.manager.routeResource(uri);
     if (!upstream) throw new GatewayError('RESOURCE_NOT_FOUND', `Resource not found: ${uri}`, { uri });
     return upstream;
   }
 
-  private async readResource(params: Record<string, unknown> | undefined, call: InflightCall): Promise<JsonObject> {
+  private async readResource(session: McpSession, params: Record<string, unknown> | undefined, call: InflightCall): Promise<JsonObject> {
     const p = decodeParams(Params.resourceUri, params, 'resources/read');
     const upstream = this.routeResourceOrThrow(p.uri);
     call.upstream = upstream;
-    return upstream.request('resources/read', params ?? {}, { signal: call.abort.signal });
+    return this.forward(session, call, upstream, 'resources/read', params ?? {});
   }
 
   private async subscribe(session: McpSession, params: Record<string, unknown> | undefined, on: boolean): Promise<JsonObject> {
@@ -252,15 +260,15 @@ export class McpDispatcher {
     return {};
   }
 
-  private async getPrompt(params: Record<string, unknown> | undefined, call: InflightCall): Promise<JsonObject> {
+  private async getPrompt(session: McpSession, params: Record<string, unknown> | undefined, call: InflightCall): Promise<JsonObject> {
     const p = decodeParams(Params.promptsGet, params, 'prompts/get');
     const route = this.manager.routePrompt(p.name);
     if (!route) throw new GatewayError('INVALID_PARAMS', `Unknown prompt: ${p.name}`, { prompt: p.name });
     call.upstream = route.upstream;
-    return route.upstream.request('prompts/get', { ...params, name: route.name }, { signal: call.abort.signal });
+    return this.forward(session, call, route.upstream, 'prompts/get', { ...params, name: route.name });
   }
 
-  private async complete(params: Record<string, unknown> | undefined, call: InflightCall): Promise<JsonObject> {
+  private async complete(session: McpSession, params: Record<string, unknown> | undefined, call: InflightCall): Promise<JsonObject> {
     const p = decodeParams(Params.complete, params, 'completion/complete');
     let upstream: Upstream;
     let forwarded: Record<string, unknown>;
@@ -275,7 +283,7 @@ export class McpDispatcher {
     }
     if (!upstream.serverCapabilities.completions) return { completion: { values: [], hasMore: false } };
     call.upstream = upstream;
-    return upstream.request('completion/complete', forwarded, { signal: call.abort.signal });
+    return this.forward(session, call, upstream, 'completion/complete', forwarded);
   }
 
   private async setLevel(session: McpSession, params: Record<string, unknown> | undefined): Promise<JsonObject> {

@@ -28,6 +28,9 @@ export interface McpHttpOptions {
   readonly sseKeepAliveMs: number;
 }
 
+/** Most messages in one JSON-RPC batch. */
+export const MAX_BATCH_ITEMS = 100;
+
 const SSE_HEADERS: HeaderList = [
   ['Content-Type', 'text/event-stream'],
   ['Cache-Control', 'no-cache, no-transform'],
@@ -62,6 +65,8 @@ class PostChannel implements OutboundChannel {
   constructor(
     private readonly sub: Subscriber<HttpEffect>,
     private readonly canSse: boolean,
+    /** The client accepts only text/event-stream: even a plain answer goes as SSE. */
+    private readonly sseOnly: boolean,
     private readonly headers: HeaderList,
   ) {}
 
@@ -78,8 +83,8 @@ class PostChannel implements OutboundChannel {
   /** Sends the final response (JSON body, or last SSE event) and completes. */
   finish(response: object): void {
     if (this.done) return;
-    if (this.started) {
-      this.sub.next({ kind: 'sse-data', chunk: sseEvent(response) });
+    if (this.started || this.sseOnly) {
+      this.send(response);
       this.sub.next({ kind: 'end' });
     } else {
       this.sub.next({ kind: 'reply', status: 200, headers: [['Content-Type', 'application/json'], ...this.headers], body: JSON.stringify(response) });
@@ -170,8 +175,9 @@ export class McpHttpHandler {
       return once({ kind: 'reply', status: 202, headers: [], body: '' });
     }
     const canSse = h.accept.includes('text/event-stream');
+    const sseOnly = canSse && !h.accept.includes('application/json') && !h.accept.includes('*/*');
     return new Observable<HttpEffect>((sub) => {
-      const channel = new PostChannel(sub, canSse, []);
+      const channel = new PostChannel(sub, canSse, sseOnly, []);
       const call = this.startCall(session, c.msg, channel);
       if (call === undefined) {
         channel.finish({ jsonrpc: '2.0', id: c.msg.id, error: new GatewayError('INVALID_REQUEST', `Request id ${String(c.msg.id)} is already in flight in this session`).toJsonRpc() });
@@ -232,10 +238,16 @@ export class McpHttpHandler {
     ]);
   }
 
-  /** A JSON-RPC batch (2025-03-26 clients): answered as one JSON array. */
+  /**
+   * A JSON-RPC batch (2025-03-26 clients): at most {@link MAX_BATCH_ITEMS} messages, handled one
+   * after another within the request's single pipeline slot, answered as one JSON array.
+   */
   private batch(input: HttpInput, items: unknown[]): Observable<HttpEffect> {
     if (items.length === 0) {
       return once(jsonReply(400, { jsonrpc: '2.0', id: null, error: new GatewayError('INVALID_REQUEST', 'Invalid Request: empty batch').toJsonRpc() }));
+    }
+    if (items.length > MAX_BATCH_ITEMS) {
+      return once(jsonReply(400, { jsonrpc: '2.0', id: null, error: new GatewayError('INVALID_REQUEST', `Invalid Request: a batch may hold at most ${MAX_BATCH_ITEMS} messages`, { max_batch_items: MAX_BATCH_ITEMS, received: items.length }).toJsonRpc() }));
     }
     const classified = items.map(classify);
     if (classified.some((c) => c.kind === 'request' && c.msg.method === 'initialize')) {
@@ -245,31 +257,53 @@ export class McpHttpHandler {
     if (checked === undefined || !('id' in checked)) return once(checked as HttpEffect);
     const session = checked;
     return new Observable<HttpEffect>((sub) => {
-      const calls: InflightCall[] = [];
-      const work: Promise<JsonRpcResponse | undefined>[] = classified.map((c) => {
-        if (c.kind === 'invalid') {
-          return Promise.resolve({ jsonrpc: '2.0', id: c.id as string, error: new GatewayError('INVALID_REQUEST', `Invalid Request: ${c.reason}`).toJsonRpc() } as JsonRpcResponse);
+      let current: InflightCall | undefined;
+      let cancelled = false;
+      // One item at a time: the batch holds one pipeline slot, so it must not fan out beyond it.
+      const run = async (): Promise<JsonRpcResponse[]> => {
+        const out: JsonRpcResponse[] = [];
+        const seen = new Set<string | number>();
+        for (const c of classified) {
+          if (cancelled) break;
+          if (c.kind === 'request') {
+            if (seen.has(c.msg.id)) {
+              out.push({ jsonrpc: '2.0', id: c.msg.id, error: new GatewayError('INVALID_REQUEST', `Duplicate request id ${String(c.msg.id)} in batch`).toJsonRpc() });
+              continue;
+            }
+            seen.add(c.msg.id);
+          }
+          if (c.kind === 'invalid') {
+            out.push({ jsonrpc: '2.0', id: c.id, error: new GatewayError('INVALID_REQUEST', `Invalid Request: ${c.reason}`).toJsonRpc() } as unknown as JsonRpcResponse);
+            continue;
+          }
+          if (c.kind !== 'request') {
+            this.handleNonRequest(session, c);
+            continue;
+          }
+          const call = this.startCall(session, c.msg, undefined);
+          if (!call) {
+            out.push({ jsonrpc: '2.0', id: c.msg.id, error: new GatewayError('INVALID_REQUEST', `Request id ${String(c.msg.id)} is already in flight in this session`).toJsonRpc() });
+            continue;
+          }
+          current = call;
+          try {
+            out.push(await this.dispatcher.handleRequest(session, c.msg, call));
+          } finally {
+            this.endCall(session, call);
+            current = undefined;
+          }
         }
-        if (c.kind !== 'request') {
-          this.handleNonRequest(session, c);
-          return Promise.resolve(undefined);
-        }
-        const call = this.startCall(session, c.msg, undefined);
-        if (!call) {
-          return Promise.resolve({ jsonrpc: '2.0', id: c.msg.id, error: new GatewayError('INVALID_REQUEST', `Duplicate request id ${String(c.msg.id)}`).toJsonRpc() });
-        }
-        calls.push(call);
-        return this.dispatcher.handleRequest(session, c.msg, call).finally(() => this.endCall(session, call));
-      });
-      Promise.all(work)
-        .then((responses) => {
-          const out = responses.filter((r): r is JsonRpcResponse => r !== undefined);
+        return out;
+      };
+      run()
+        .then((out) => {
           sub.next(out.length === 0 ? { kind: 'reply', status: 202, headers: [], body: '' } : jsonReply(200, out));
           sub.complete();
         })
         .catch((err: unknown) => sub.error(err));
       return () => {
-        for (const call of calls) if (session.calls.get(call.id) === call) call.abort.abort();
+        cancelled = true;
+        current?.abort.abort();
       };
     });
   }
@@ -308,6 +342,22 @@ export class McpHttpHandler {
         offClose();
         if (session.standalone === channel) session.standalone = undefined;
       };
+    });
+  }
+
+  /** OPTIONS /mcp: CORS preflight, granted only to allowed origins. */
+  preflight(input: HttpInput): Observable<HttpEffect> {
+    const denied = this.checkOrigin(input);
+    if (denied) return once(denied);
+    return once({
+      kind: 'reply',
+      status: 204,
+      headers: [
+        ['Access-Control-Allow-Methods', 'GET, POST, DELETE, OPTIONS'],
+        ['Access-Control-Allow-Headers', 'Content-Type, Accept, Authorization, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID'],
+        ['Access-Control-Max-Age', '600'],
+      ],
+      body: '',
     });
   }
 
