@@ -111,8 +111,11 @@ export const Params = {
  * Decodes `params` with `codec` or throws INVALID_PARAMS naming each bad field.
  * @throws GatewayError INVALID_PARAMS with `details.problems`.
  */
-export function decodeParams<A>(codec: t.Decoder<unknown, A>, params: unknown, method: string): A {
-  const result = codec.decode(params ?? {});
+export function decodeParams<A>(codec: t.Type<A, unknown, unknown>, params: unknown, method: string): A {
+  const value = params ?? {};
+  // `is` checks without building a copy; `decode` runs only to explain a failure
+  if (codec.is(value)) return value;
+  const result = codec.decode(value);
   if (isLeft(result)) {
     const problems = result.left.map((e) => {
       const path = e.context

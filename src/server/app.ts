@@ -46,7 +46,6 @@ function statusLine(status: number): string {
 interface Exchange {
   readonly res: HttpResponse;
   readonly input: HttpInput;
-  readonly abort: AbortController;
   aborted: boolean;
   ended: boolean;
   streaming: boolean;
@@ -186,11 +185,9 @@ export class GatewayServer {
     const url = req.getUrl();
     const query = req.getQuery() ?? '';
     const hasBody = method === 'POST' || method === 'PUT' || method === 'PATCH';
-    const abort = new AbortController();
     const ex: Exchange = {
       res,
-      input: { method, path: url, query, headers, body: undefined, signal: abort.signal },
-      abort,
+      input: { method, path: url, query, headers, body: undefined },
       aborted: false,
       ended: false,
       streaming: false,
@@ -201,7 +198,6 @@ export class GatewayServer {
     res.onAborted(() => {
       ex.aborted = true;
       this.open.delete(ex);
-      abort.abort();
       ex.cancel?.();
     });
     if (!hasBody) {

@@ -33,9 +33,22 @@ export class EventBus {
   private seq = 0;
   readonly events$: Observable<GatewayEvent> = this.subject.asObservable();
 
-  /** Stamps `seq` and `timestamp` and delivers the event to current subscribers. Returns the event. */
+  private stampMs = -1;
+  private stamp = '';
+
+  /**
+   * Stamps `seq` and `timestamp` onto `body` (which becomes the event: pass a fresh object) and
+   * delivers it to current subscribers. Returns the event.
+   */
   publish(body: GatewayEventBody): GatewayEvent {
-    const event = { ...body, seq: ++this.seq, timestamp: new Date().toISOString() } as GatewayEvent;
+    const now = Date.now();
+    if (now !== this.stampMs) {
+      this.stampMs = now;
+      this.stamp = new Date(now).toISOString();
+    }
+    const event = body as GatewayEvent & { seq: number; timestamp: string };
+    event.seq = ++this.seq;
+    event.timestamp = this.stamp;
     this.subject.next(event);
     return event;
   }

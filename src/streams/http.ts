@@ -24,16 +24,14 @@ export interface HttpInput {
   readonly headers: HttpHeaders;
   /** The whole body (POST/PUT), owned by the handler. */
   readonly body: Buffer | undefined;
-  /** Aborts when the client disconnects before the response ends. */
-  readonly signal: AbortSignal;
 }
 
 export type HeaderList = readonly (readonly [string, string])[];
 
 /**
  * What a handler asks the server to do. A handler's Observable emits either one `reply`, or
- * `sse-start`, any number of `sse-data`, and `end`; then completes. Unsubscribing from it (client
- * gone) must release whatever the handler holds.
+ * `sse-start`, any number of `sse-data`, and `end`; then completes. The server unsubscribes when
+ * the client goes away: the handler's teardown must release and cancel whatever it holds.
  */
 export type HttpEffect =
   | { readonly kind: 'reply'; readonly status: number; readonly headers: HeaderList; readonly body: string }

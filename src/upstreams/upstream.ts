@@ -14,9 +14,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import {
-  McpError,
   PromptListChangedNotificationSchema,
   ResourceListChangedNotificationSchema,
   ToolListChangedNotificationSchema,
@@ -26,7 +24,6 @@ import {
   type ServerCapabilities,
   type Implementation,
 } from '@modelcontextprotocol/sdk/types.js';
-import { z } from 'zod';
 import { BehaviorSubject, Subject, debounceTime, defer, switchMap, catchError, EMPTY, type Subscription } from 'rxjs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
@@ -36,9 +33,6 @@ import type { UpstreamState } from '../streams/events.js';
 import { GatewayError, UpstreamRpcError } from '../codecs/errors.js';
 import { createDemoServer } from './inprocess/demo.js';
 import { version } from '../version.js';
-
-/** Accepts any JSON object unchanged (zod 4 `custom` does not copy or strip). */
-const PASSTHROUGH = z.custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v));
 
 export type JsonObject = Record<string, unknown>;
 
@@ -61,12 +55,46 @@ export interface ServerRequestExtra {
 /** Answers server→client requests (`sampling/createMessage`, `elicitation/create`, `roots/list`). */
 export type ServerRequestHandler = (upstream: Upstream, request: JSONRPCRequest, extra: ServerRequestExtra) => Promise<JsonObject>;
 
+/**
+ * Lets a caller cancel a request in flight without an AbortController (they are costly to create
+ * on the hot path): {@link Upstream.request} sets `onCancel` while the request is in flight; the
+ * caller sets `cancelled` and calls it (see {@link cancelScope}).
+ */
+export interface CancelScope {
+  cancelled: boolean;
+  onCancel: ((reason: string) => void) | undefined;
+}
+
+/** Cancels `scope` once: marks it and runs the hook of the request in flight, if any. */
+export function cancelScope(scope: CancelScope, reason: string): void {
+  if (scope.cancelled) return;
+  scope.cancelled = true;
+  const hook = scope.onCancel;
+  scope.onCancel = undefined;
+  hook?.(reason);
+}
+
 export interface UpstreamCallOptions {
-  readonly signal?: AbortSignal;
+  readonly cancel?: CancelScope;
   readonly onprogress?: (p: Progress) => void;
-  /** ms; default from the client config. */
+  /** Inactivity timeout, ms (reset by each progress notification); default from the client config. */
   readonly timeout?: number;
 }
+
+/** A request of ours awaiting the upstream's response. */
+interface PendingRequest {
+  readonly method: string;
+  readonly resolve: (result: JsonObject) => void;
+  readonly reject: (err: Error) => void;
+  readonly timeoutMs: number;
+  /** Epoch ms after which the request times out. */
+  deadline: number;
+  readonly onprogress: ((p: Progress) => void) | undefined;
+  readonly scope: CancelScope | undefined;
+}
+
+/** How often requests in flight are checked for timeouts, ms. */
+const TIMEOUT_SWEEP_MS = 100;
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
@@ -88,9 +116,15 @@ export class Upstream {
   inflight = 0;
 
   private client: Client | undefined;
-  /** Progress callbacks by the progress token this gateway put on the upstream request. */
-  private readonly progressHandlers = new Map<string, (p: Progress) => void>();
-  private nextProgressToken = 0;
+  private transport: Transport | undefined;
+  /**
+   * Requests sent by {@link request}, by id. Their ids (`t1`, `t2`, ...) never collide with the
+   * SDK Client's numeric ids; their responses and progress are taken off the transport before the
+   * SDK sees them.
+   */
+  private readonly pending = new Map<string, PendingRequest>();
+  private nextRequestId = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
   private readonly refresh$ = new Subject<CatalogueKind>();
   private readonly refreshSub: Subscription;
   private closing = false;
@@ -194,7 +228,11 @@ export class Upstream {
     client.setNotificationHandler(PromptListChangedNotificationSchema, async () => this.refresh$.next('prompts'));
     client.onerror = (err) => this.log.warn('upstream transport error', { error: err });
     client.onclose = () => {
-      if (this.client === client) this.client = undefined;
+      if (this.client === client) {
+        this.client = undefined;
+        this.transport = undefined;
+        this.failPending('closed the connection');
+      }
       if (!this.closing) {
         this.log.warn('upstream connection closed');
         this.setState('disconnected', 'connection closed');
@@ -208,8 +246,9 @@ export class Upstream {
       await Promise.race([
         (async () => {
           await client.connect(transport, { timeout: timeoutMs });
-          this.interceptNotifications(transport);
+          this.interceptMessages(transport);
           this.client = client;
+          this.transport = transport;
           this.serverCapabilities = client.getServerCapabilities() ?? {};
           this.serverInfo = client.getServerVersion();
           this.instructions = client.getInstructions();
@@ -222,7 +261,9 @@ export class Upstream {
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.client = undefined;
+      this.transport = undefined;
       await client.close().catch(() => undefined);
+      this.failPending(message);
       this.setState('error', message);
       throw err;
     } finally {
@@ -240,22 +281,26 @@ export class Upstream {
   }
 
   /**
-   * Handles progress and relayed notifications synchronously, in arrival order, before the SDK
-   * sees them. The SDK runs notification handlers a tick later than responses, so a progress
-   * notification sent right before a result would find its handler already removed and be lost
-   * (seen with stdio upstreams: the last progress of a call dropped most of the time).
+   * Takes this gateway's own traffic off the transport before the SDK Client sees it: responses
+   * to {@link request}, their progress, and the notifications the gateway relays — synchronously,
+   * in arrival order. (The SDK runs notification handlers a tick after responses, so a progress
+   * notification sent right before a result would otherwise be lost.)
    */
-  private interceptNotifications(transport: Transport): void {
+  private interceptMessages(transport: Transport): void {
     const sdkOnMessage = transport.onmessage;
     if (!sdkOnMessage) return;
     transport.onmessage = (message, extra) => {
-      const m = message as { method?: unknown; id?: unknown; params?: JsonObject };
-      if (m.id === undefined && typeof m.method === 'string') {
+      const m = message as { method?: unknown; id?: unknown; params?: JsonObject; result?: unknown; error?: unknown };
+      if (m.method === undefined) {
+        if (typeof m.id === 'string' && this.settle(m.id, m.result, m.error)) return;
+      } else if (m.id === undefined) {
         if (m.method === 'notifications/progress') {
           const token = m.params?.['progressToken'];
-          const handler = typeof token === 'string' ? this.progressHandlers.get(token) : undefined;
-          if (handler) {
-            handler(m.params as unknown as Progress);
+          const p = typeof token === 'string' ? this.pending.get(token) : undefined;
+          if (p?.onprogress) {
+            p.deadline = Date.now() + p.timeoutMs;
+            const { progressToken: _t, ...rest } = m.params as JsonObject;
+            p.onprogress(rest as unknown as Progress);
             return;
           }
         } else if (m.method === 'notifications/message' || m.method === 'notifications/resources/updated') {
@@ -265,6 +310,71 @@ export class Upstream {
       }
       sdkOnMessage.call(transport, message, extra);
     };
+  }
+
+  /** Completes our request `id` with a response; false if it is not ours (or already settled). */
+  private settle(id: string, result: unknown, error: unknown): boolean {
+    const p = this.pending.get(id);
+    if (!p) return false;
+    this.pending.delete(id);
+    if (p.scope) p.scope.onCancel = undefined;
+    this.inflight--;
+    if (error !== undefined) {
+      const e = (typeof error === 'object' && error !== null ? error : {}) as { code?: unknown; message?: unknown; data?: unknown };
+      p.reject(
+        new UpstreamRpcError({
+          code: typeof e.code === 'number' ? e.code : -32603,
+          message: typeof e.message === 'string' ? e.message : 'Upstream error',
+          ...(e.data !== undefined ? { data: e.data } : {}),
+        }),
+      );
+    } else if (typeof result === 'object' && result !== null && !Array.isArray(result)) {
+      p.resolve(result as JsonObject);
+    } else {
+      p.reject(new GatewayError('INTERNAL_ERROR', `Upstream "${this.name}" answered ${p.method} with a result that is not an object`, { upstream: this.name }));
+    }
+    return true;
+  }
+
+  /** Rejects every request in flight (connection gone). */
+  private failPending(why: string): void {
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      this.inflight--;
+      p.reject(new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" ${why} during ${p.method}`, { upstream: this.name }));
+    }
+    this.stopSweep();
+  }
+
+  /** Times out requests past their deadline: the caller gets UPSTREAM_TIMEOUT, the upstream a cancel. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const [id, p] of this.pending) {
+      if (p.deadline > now) continue;
+      this.pending.delete(id);
+      this.inflight--;
+      if (p.scope) p.scope.onCancel = undefined;
+      this.sendCancel(id, `timed out after ${p.timeoutMs} ms`);
+      p.reject(
+        new GatewayError('UPSTREAM_TIMEOUT', `Upstream "${this.name}" did not answer ${p.method} within ${p.timeoutMs} ms`, {
+          upstream: this.name,
+          method: p.method,
+          timeout_ms: p.timeoutMs,
+        }),
+      );
+    }
+    if (this.pending.size === 0) this.stopSweep();
+  }
+
+  private stopSweep(): void {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+  }
+
+  private sendCancel(id: string, reason: string): void {
+    this.transport?.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason } }).catch((err: unknown) => {
+      this.log.debug('could not send notifications/cancelled', { error: err });
+    });
   }
 
   private async reloadAll(): Promise<void> {
@@ -316,95 +426,53 @@ export class Upstream {
   }
 
   /**
-   * Sends any request upstream and resolves with its `result` object as received.
-   * @throws GatewayError `UPSTREAM_UNAVAILABLE` when not connected, `UPSTREAM_TIMEOUT` on timeout,
-   *   `REQUEST_CANCELLED` when `signal` aborts; UpstreamRpcError for a JSON-RPC error reply.
+   * Sends any request upstream over the SDK transport and resolves with its `result` object as
+   * received (no schema validation: the result passes through untouched). With `onprogress`, the
+   * request carries this gateway's progress token and each progress notification restarts the
+   * timeout. Cancelling `cancel` sends `notifications/cancelled` upstream.
+   * @throws GatewayError `UPSTREAM_UNAVAILABLE` when not connected or the connection drops,
+   *   `UPSTREAM_TIMEOUT` after `timeout` ms without result or progress, `REQUEST_CANCELLED` when
+   *   cancelled; UpstreamRpcError for a JSON-RPC error reply.
    */
-  async request(method: string, params: JsonObject, options: UpstreamCallOptions = {}): Promise<JsonObject> {
-    const client = this.client;
-    if (!client) {
-      throw new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" is not connected (state: ${this.state})`, {
-        upstream: this.name,
-        state: this.state,
-        ...(this.lastError !== undefined ? { last_error: this.lastError } : {}),
-      });
+  request(method: string, params: JsonObject, options: UpstreamCallOptions = {}): Promise<JsonObject> {
+    const transport = this.transport;
+    if (!transport || !this.client) {
+      return Promise.reject(
+        new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" is not connected (state: ${this.state})`, {
+          upstream: this.name,
+          state: this.state,
+          ...(this.lastError !== undefined ? { last_error: this.lastError } : {}),
+        }),
+      );
     }
+    const scope = options.cancel;
+    if (scope?.cancelled) {
+      return Promise.reject(new GatewayError('REQUEST_CANCELLED', `Request ${method} to upstream "${this.name}" was cancelled`, { upstream: this.name }));
+    }
+    const id = `t${++this.nextRequestId}`;
     const timeoutMs = options.timeout ?? this.config.request_timeout_ms ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    this.inflight++;
-    try {
-      if (options.onprogress) return await this.requestWithProgress(client, method, params, timeoutMs, options.onprogress, options.signal);
-      const opts: RequestOptions = { timeout: timeoutMs };
-      if (options.signal) opts.signal = options.signal;
-      return await client.request({ method, params } as Parameters<Client['request']>[0], PASSTHROUGH, opts);
-    } catch (err) {
-      throw this.mapError(err, method, options.signal);
-    } finally {
-      this.inflight--;
-    }
-  }
-
-  /**
-   * A request that asked for progress: this gateway's own progress token, handled by
-   * {@link interceptNotifications}; the timeout is an inactivity timeout reset by each progress
-   * notification (the SDK's own timer is not used, as its progress handling is bypassed).
-   */
-  private async requestWithProgress(
-    client: Client,
-    method: string,
-    params: JsonObject,
-    timeoutMs: number,
-    onprogress: (p: Progress) => void,
-    signal: AbortSignal | undefined,
-  ): Promise<JsonObject> {
-    const token = `tributary-${++this.nextProgressToken}`;
-    const local = new AbortController();
-    let timedOut = false;
-    const onTimeout = (): void => {
-      timedOut = true;
-      local.abort(new Error('timeout'));
-    };
-    let timer = setTimeout(onTimeout, timeoutMs);
-    const onAbort = (): void => local.abort(signal?.reason);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    if (signal?.aborted) local.abort(signal.reason);
-    this.progressHandlers.set(token, (p) => {
-      clearTimeout(timer);
-      timer = setTimeout(onTimeout, timeoutMs);
-      const { progressToken: _t, ...rest } = p as Progress & { progressToken?: unknown };
-      onprogress(rest as Progress);
-    });
-    const meta = { ...((params['_meta'] as JsonObject | undefined) ?? {}), progressToken: token };
-    try {
-      return await client.request({ method, params: { ...params, _meta: meta } } as Parameters<Client['request']>[0], PASSTHROUGH, {
-        signal: local.signal,
-        timeout: 2_147_483_647,
+    let sent = params;
+    if (options.onprogress) sent = { ...params, _meta: { ...((params['_meta'] as JsonObject | undefined) ?? {}), progressToken: id } };
+    return new Promise<JsonObject>((resolve, reject) => {
+      this.pending.set(id, { method, resolve, reject, timeoutMs, deadline: Date.now() + timeoutMs, onprogress: options.onprogress, scope });
+      this.inflight++;
+      if (scope) {
+        scope.onCancel = (reason) => {
+          if (!this.pending.delete(id)) return;
+          this.inflight--;
+          this.sendCancel(id, reason);
+          reject(new GatewayError('REQUEST_CANCELLED', `Request ${method} to upstream "${this.name}" was cancelled`, { upstream: this.name }));
+        };
+      }
+      this.sweepTimer ??= setInterval(() => this.sweep(), TIMEOUT_SWEEP_MS);
+      transport.send({ jsonrpc: '2.0', id, method, params: sent }).catch((err: unknown) => {
+        if (!this.pending.delete(id)) return;
+        this.inflight--;
+        if (scope) scope.onCancel = undefined;
+        const message = err instanceof Error ? err.message : String(err);
+        reject(new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" failed during ${method}: ${message}`, { upstream: this.name }));
       });
-    } catch (err) {
-      if (timedOut) throw new GatewayError('UPSTREAM_TIMEOUT', `Upstream "${this.name}" sent no result or progress for ${method} within ${timeoutMs} ms`, { upstream: this.name, method });
-      throw err;
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      this.progressHandlers.delete(token);
-    }
-  }
-
-  private mapError(err: unknown, method: string, signal: AbortSignal | undefined): Error {
-    if (signal?.aborted) return new GatewayError('REQUEST_CANCELLED', `Request ${method} to upstream "${this.name}" was cancelled`, { upstream: this.name });
-    if (err instanceof McpError) {
-      if (err.code === -32001) {
-        return new GatewayError('UPSTREAM_TIMEOUT', `Upstream "${this.name}" did not answer ${method} in time`, { upstream: this.name, method });
-      }
-      if (err.code === -32000 && /closed/i.test(err.message)) {
-        return new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" closed the connection during ${method}`, { upstream: this.name });
-      }
-      // The SDK prefixes "MCP error <code>: "; give the downstream client the upstream's own message.
-      const message = err.message.replace(/^MCP error -?\d+: /, '');
-      return new UpstreamRpcError({ code: err.code, message, ...(err.data !== undefined ? { data: err.data } : {}) });
-    }
-    if (err instanceof GatewayError) return err;
-    const message = err instanceof Error ? err.message : String(err);
-    return new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" failed during ${method}: ${message}`, { upstream: this.name });
+    });
   }
 
   /** Sends a notification upstream; dropped (with a debug log) when not connected. */
@@ -423,6 +491,8 @@ export class Upstream {
     this.closing = true;
     const client = this.client;
     this.client = undefined;
+    this.transport = undefined;
+    this.failPending('was closed');
     if (client) {
       try {
         await client.close();
@@ -435,6 +505,7 @@ export class Upstream {
 
   /** Releases the reload pipeline; call after {@link close} when the upstream is gone for good. */
   dispose(): void {
+    this.stopSweep();
     this.refreshSub.unsubscribe();
     this.refresh$.complete();
     this.catalogueChanged$.complete();

@@ -23,7 +23,7 @@ import {
 import type { Logger } from '../../log/logger.js';
 import type { EventBus } from '../../streams/events.js';
 import type { UpstreamManager } from '../../upstreams/manager.js';
-import type { JsonObject, ServerRequestExtra, Upstream } from '../../upstreams/upstream.js';
+import { cancelScope, type JsonObject, type ServerRequestExtra, type Upstream } from '../../upstreams/upstream.js';
 import { version } from '../../version.js';
 import type { InflightCall, McpSession, SessionStore } from './session.js';
 
@@ -145,8 +145,10 @@ export class McpDispatcher {
         session.initialized = true;
         return;
       case 'notifications/cancelled': {
-        const p = Params.cancelled.decode(msg.params);
-        if (p._tag === 'Right') session.calls.get(p.right.requestId)?.abort.abort();
+        const p = msg.params;
+        if (!Params.cancelled.is(p)) return;
+        const call = session.calls.get(p.requestId);
+        if (call) cancelScope(call, p.reason ?? 'cancelled by the client');
         return;
       }
       case 'notifications/progress': {
@@ -225,9 +227,9 @@ export class McpDispatcher {
   private forward(session: McpSession, call: InflightCall, upstream: Upstream, method: string, params: Record<string, unknown>): Promise<JsonObject> {
     call.upstream = upstream;
     const token = (params['_meta'] as JsonObject | undefined)?.['progressToken'];
-    if (typeof token !== 'string' && typeof token !== 'number') return upstream.request(method, params, { signal: call.abort.signal });
+    if (typeof token !== 'string' && typeof token !== 'number') return upstream.request(method, params, { cancel: call });
     return upstream.request(method, params, {
-      signal: call.abort.signal,
+      cancel: call,
       onprogress: (progress) => {
         session.sendRelated(call, { jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
       },

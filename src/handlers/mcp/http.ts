@@ -14,11 +14,12 @@
 import { Observable, type Subscriber } from 'rxjs';
 import { GatewayError, ERRORS, type ErrorCode } from '../../codecs/errors.js';
 import { Params, classify, decodeParams, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
-import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../streams/http.js';
+import { JSON_HEADERS, jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../streams/http.js';
 import type { Logger } from '../../log/logger.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type McpDispatcher } from './dispatch.js';
 import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
 import { isHostAllowed, isOriginAllowed } from './origin.js';
+import { cancelScope } from '../../upstreams/upstream.js';
 
 export interface McpHttpOptions {
   readonly allowedOrigins: readonly string[];
@@ -87,7 +88,7 @@ class PostChannel implements OutboundChannel {
       this.send(response);
       this.sub.next({ kind: 'end' });
     } else {
-      this.sub.next({ kind: 'reply', status: 200, headers: [['Content-Type', 'application/json'], ...this.headers], body: JSON.stringify(response) });
+      this.sub.next({ kind: 'reply', status: 200, headers: this.headers.length === 0 ? JSON_HEADERS : [...JSON_HEADERS, ...this.headers], body: JSON.stringify(response) });
     }
     this.done = true;
     this.sub.complete();
@@ -197,7 +198,7 @@ export class McpHttpHandler {
       return () => {
         // client gone (or the response ended): cancel what is still running upstream
         if (session.calls.get(call.id) === call) {
-          call.abort.abort();
+          cancelScope(call, 'client disconnected');
           this.endCall(session, call);
         }
       };
@@ -206,7 +207,7 @@ export class McpHttpHandler {
 
   private startCall(session: McpSession, msg: JsonRpcRequest, channel: OutboundChannel | undefined): InflightCall | undefined {
     if (session.calls.has(msg.id)) return undefined;
-    const call: InflightCall = { id: msg.id, method: msg.method, abort: new AbortController(), channel, upstream: undefined, startedAt: performance.now() };
+    const call: InflightCall = { id: msg.id, method: msg.method, cancelled: false, onCancel: undefined, channel, upstream: undefined, startedAt: performance.now() };
     session.calls.set(msg.id, call);
     return call;
   }
@@ -303,7 +304,7 @@ export class McpHttpHandler {
         .catch((err: unknown) => sub.error(err));
       return () => {
         cancelled = true;
-        current?.abort.abort();
+        if (current) cancelScope(current, 'client disconnected');
       };
     });
   }

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { JsonRpcId, McpLogLevel } from '../../codecs/jsonrpc.js';
-import type { Upstream } from '../../upstreams/upstream.js';
+import { cancelScope, type CancelScope, type Upstream } from '../../upstreams/upstream.js';
 
 /** Somewhere a JSON-RPC message can be sent to the downstream client. */
 export interface OutboundChannel {
@@ -16,11 +16,10 @@ export interface OutboundChannel {
   send(message: object): boolean;
 }
 
-/** A downstream request being answered. */
-export interface InflightCall {
+/** A downstream request being answered; cancel it with `cancelScope(call, reason)`. */
+export interface InflightCall extends CancelScope {
   readonly id: JsonRpcId;
   readonly method: string;
-  readonly abort: AbortController;
   /** The POST's own SSE stream, when the client accepts one. */
   readonly channel: OutboundChannel | undefined;
   /** The upstream serving it, once routed. */
@@ -83,7 +82,7 @@ export class McpSession {
     const handlers = this.closeHandlers;
     this.closeHandlers = [];
     for (const fn of handlers) fn();
-    for (const call of this.calls.values()) call.abort.abort();
+    for (const call of this.calls.values()) cancelScope(call, 'session closed');
     this.calls.clear();
     for (const p of this.pending.values()) p.reject({ code: -32000, message: 'Downstream session closed' });
     this.pending.clear();
