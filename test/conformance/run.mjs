@@ -159,7 +159,11 @@ async function waitHealthy(url, state) {
 function ensureInstalled() {
   if (existsSync(CLI) && existsSync(NODE22)) return true;
   console.log('conformance: installing test/conformance (npm ci)...');
-  const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: HERE, stdio: 'inherit', timeout: NPM_TIMEOUT_MS });
+  // under `npm test` the root's engine-strict=true arrives as npm_config_engine_strict and would
+  // override this folder's .npmrc: the suite's dependencies require Node 22, which it runs on
+  const env = { ...process.env };
+  delete env.npm_config_engine_strict;
+  const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund', '--engine-strict=false'], { cwd: HERE, stdio: 'inherit', timeout: NPM_TIMEOUT_MS, env });
   return r.status === 0 && existsSync(CLI);
 }
 
