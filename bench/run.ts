@@ -712,6 +712,15 @@ async function main(): Promise<void> {
   if (inproc) lines.push('', table(inproc, [V.directIn, V.tributary, V.sdkServer, V.ceiling]), ...profileSection(inproc));
   if (stdio) lines.push('', table(stdio, [V.directStdio, V.tributary]), ...profileSection(stdio));
   lines.push('', '### Targets', '', ...results.map(checkLine));
+  if (inproc && stdio) {
+    // Context for the latency target: the HTTP hop alone (wrk → uWS → wrk, fixed reply) costs the
+    // raw uWS p50, which any HTTP gateway pays; what Tributary adds beyond that is the rest.
+    const hop = meanOf(inproc, V.ceiling, 1, 'p50_us');
+    const added = meanOf(stdio, V.tributary, 1, 'p50_us') - meanOf(stdio, V.directStdio, 1, 'p50_us');
+    if (Number.isFinite(hop) && Number.isFinite(added)) {
+      lines.push(`- info: of the ${Math.round(added)} µs added at c=1, the bare HTTP hop (raw uWS p50 at c=1) is ${Math.round(hop)} µs; Tributary's own share is ${Math.round(added - hop)} µs`);
+    }
+  }
   lines.push('', `(${((Date.now() - started) / 1000).toFixed(0)} s total; results in bench/results/latest.json)`);
   process.stdout.write(lines.join('\n') + '\n');
 
