@@ -14,6 +14,11 @@ import { healthEffect } from './handlers/health.js';
 import { GatewayServer } from './server/app.js';
 import { loadNativeUws, type UwsModule } from './server/uws.js';
 import { of } from 'rxjs';
+import { openStore, type Store } from './store/open.js';
+import { ClientAdmin } from './handlers/mgmt/clients.js';
+import { RestRouter } from './handlers/rest/router.js';
+import { ToolExecuteHandler } from './handlers/tool-execute.js';
+import { ToolLogHandler, recordToolCalls } from './handlers/tool-log.js';
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -23,6 +28,7 @@ export interface Gateway {
   readonly manager: UpstreamManager;
   readonly sessions: SessionStore;
   readonly bus: EventBus;
+  readonly store: Store;
   /**
    * Graceful stop: stop accepting, let POSTs in flight finish up to `shutdown_timeout_ms`, end
    * sessions and streams, close upstreams (stdio subprocesses end). Idempotent.
@@ -51,6 +57,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const uws = options.uws ?? loadNativeUws();
   const log = options.log ?? createLogger(config.log_level);
   mkdirSync(config.data_dir, { recursive: true });
+  const store = await openStore(config.data_dir, log, {
+    batch: { windowMs: config.store.batch_window_ms, maxBatch: config.store.max_batch },
+    toolLog: { maxPayloadBytes: config.tool_log.max_payload_bytes },
+  });
   const bus = new EventBus();
   const manager = new UpstreamManager(log, bus);
   const sessions = new SessionStore(config.server.max_sessions, config.server.session_idle_timeout_ms);
@@ -64,6 +74,16 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     enforceHost: config.server.allowed_hosts !== undefined || isLoopbackAddress(config.server.host),
     sseKeepAliveMs: config.server.sse_keepalive_ms,
   });
+  const admin = new ClientAdmin(manager, store.clients, log);
+  const rest = new RestRouter(log);
+  admin.register(rest);
+  new ToolExecuteHandler(manager, bus).register(rest);
+  new ToolLogHandler(store.toolLog).register(rest);
+  const toolLogSub = recordToolCalls(bus, store.toolLog, log);
+  const stopRetention = store.toolLog.startRetention(
+    { maxEntries: config.tool_log.max_entries, maxAgeMs: config.tool_log.max_age_ms },
+    config.tool_log.sweep_interval_ms,
+  );
   let draining = false;
   const server = new GatewayServer(
     uws,
@@ -73,6 +93,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       mcpDelete: (i) => mcp.delete(i),
       mcpOptions: (i) => mcp.preflight(i),
       health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining })),
+      rest: (i) => rest.handle(i),
     },
     {
       host: config.server.host,
@@ -84,12 +105,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     log,
   );
 
-  await Promise.all(config.mcp_clients.map((c) => manager.add(c)));
   let port: number;
   try {
+    await admin.init(config.mcp_clients);
     port = await server.listen();
   } catch (err) {
-    await manager.closeAll('listen failed');
+    toolLogSub.unsubscribe();
+    await stopRetention();
+    await manager.closeAll('start-up failed');
+    await store.close();
     throw err;
   }
   const sweeper = setInterval(() => {
@@ -107,12 +131,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       server.stopListening();
       mcp.startDraining();
       const deadline = Date.now() + config.server.shutdown_timeout_ms;
-      while (server.activePosts > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      if (server.activePosts > 0) log.warn('shutdown deadline passed with requests in flight', { in_flight: server.activePosts });
+      while (server.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      if (server.activeRequests > 0) log.warn('shutdown deadline passed with requests in flight', { in_flight: server.activeRequests });
       sessions.closeAll();
       server.closeAll();
       dispatcher.dispose();
       await manager.closeAll('shutdown');
+      toolLogSub.unsubscribe();
+      await stopRetention();
+      await store.close();
       bus.close();
       log.info('stopped');
     })();
@@ -120,5 +147,5 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   };
 
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
-  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, close };
+  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, close };
 }

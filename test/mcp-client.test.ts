@@ -17,6 +17,7 @@ import { filter, firstValueFrom, take, toArray } from 'rxjs';
 import { connectClient, demoClient, everythingClient, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import type { GatewayEvent } from '../src/streams/events.js';
 import { resolveConfig } from '../src/config/load.js';
+import { join } from 'node:path';
 
 let gw: TestGateway;
 
@@ -208,22 +209,42 @@ describe('notifications', () => {
     }
   });
 
-  it('forwards upstream log messages at or above the session\'s level', async () => {
-    const client = await connectClient(gw);
+  it('forwards upstream log messages to the calling session, filtered by each session\'s level', async () => {
+    // the conformance fixture's test_tool_with_logging sends three info messages during the call
+    const fixture = resolveConfig(
+      {
+        mcp_clients: [
+          {
+            name: 'logs',
+            connection_type: 'stdio',
+            stdio_config: { command: process.execPath, args: ['--import', 'tsx', join(import.meta.dirname, 'fixtures/conformance-server.ts')] },
+          },
+        ],
+      },
+      'test',
+    ).mcp_clients[0]!;
+    await gw.manager.add(fixture);
+    const verbose = await connectClient(gw);
+    const quiet = await connectClient(gw);
     try {
-      const levels: string[] = [];
-      client.setNotificationHandler(LoggingMessageNotificationSchema, async (n) => {
-        levels.push(n.params.level);
+      const got = { verbose: [] as string[], quiet: [] as string[] };
+      verbose.setNotificationHandler(LoggingMessageNotificationSchema, async (n) => {
+        got.verbose.push(n.params.level);
       });
-      await waitFor(() => [...gw.sessions.values()].some((s) => s.standalone !== undefined));
-      await client.setLoggingLevel('error');
-      await client.callTool({ name: 'everything-toggle-simulated-logging', arguments: {} });
-      await waitFor(() => levels.length >= 2, 15_000);
-      await client.callTool({ name: 'everything-toggle-simulated-logging', arguments: {} });
-      const order = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
-      expect(levels.every((l) => order.indexOf(l) >= order.indexOf('error'))).toBe(true);
+      quiet.setNotificationHandler(LoggingMessageNotificationSchema, async (n) => {
+        got.quiet.push(n.params.level);
+      });
+      await verbose.setLoggingLevel('debug');
+      await quiet.setLoggingLevel('warning');
+      await verbose.callTool({ name: 'logs-test_tool_with_logging', arguments: {} });
+      await quiet.callTool({ name: 'logs-test_tool_with_logging', arguments: {} });
+      await waitFor(() => got.verbose.length >= 3);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(got.verbose).toEqual(['info', 'info', 'info']);
+      expect(got.quiet).toEqual([]);
     } finally {
-      await client.close();
+      await Promise.all([verbose.close(), quiet.close()]);
+      await gw.manager.remove('logs');
     }
   });
 });

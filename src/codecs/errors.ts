@@ -29,6 +29,15 @@ export const ERRORS = {
   CONFLICT: { http: 409, rpc: -32600, message: 'Conflict' },
   TOO_MANY_SESSIONS: { http: 503, rpc: -32000, message: 'Too many sessions' },
   NOT_FOUND: { http: 404, rpc: -32601, message: 'Not found' },
+  INVALID_JSON: { http: 400, rpc: -32700, message: 'Request body is not valid JSON' },
+  VALIDATION_ERROR: { http: 400, rpc: -32602, message: 'Request body is invalid' },
+  IMMUTABLE_FIELD: { http: 400, rpc: -32602, message: 'Field cannot be changed' },
+  UNSUPPORTED_AUTH_TYPE: { http: 400, rpc: -32602, message: 'Unsupported auth_type' },
+  CLIENT_NOT_FOUND: { http: 404, rpc: -32602, message: 'MCP client not found' },
+  NAME_CONFLICT: { http: 409, rpc: -32602, message: 'An MCP client with that name exists' },
+  TOOL_NOT_FOUND: { http: 404, rpc: -32602, message: 'Tool not found' },
+  TOOL_NOT_ALLOWED: { http: 403, rpc: -32602, message: 'Tool not allowed' },
+  STORE_UNAVAILABLE: { http: 503, rpc: -32603, message: 'Store unavailable' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -49,36 +49,53 @@ export function formatIoTsErrors(errors: t.Errors): string[] {
   return [...lines];
 }
 
-function checkClient(c: McpClientConfig, i: number, problems: string[]): void {
-  const at = `mcp_clients.${i}`;
+/**
+ * Checks what io-ts cannot: the fields each connection type needs, URL schemes, known in-process
+ * servers, headers for auth_type "headers", tool_prefix characters, tools_to_auto_execute ⊆
+ * tools_to_execute. Appends `path: problem` lines under `at` (e.g. `mcp_clients.0`, or `` for a body).
+ */
+export function checkClient(c: McpClientConfig, at: string, problems: string[]): void {
+  const auto = c.tools_to_auto_execute ?? [];
+  const exec = c.tools_to_execute;
+  if (auto.length > 0 && !auto.includes('*') && exec !== undefined && !exec.includes('*')) {
+    const extra = auto.filter((tool) => !exec.includes(tool));
+    if (extra.length > 0) problems.push(`${at}tools_to_auto_execute: must be a subset of tools_to_execute; not in it: ${JSON.stringify(extra)}`);
+  }
+  if (auto.includes('*') && exec !== undefined && exec.length === 0) {
+    problems.push(`${at}tools_to_auto_execute: ["*"] needs tools_to_execute to allow some tool`);
+  }
+  checkConnection(c, at, problems);
+}
+
+function checkConnection(c: McpClientConfig, at: string, problems: string[]): void {
   switch (c.connection_type) {
     case 'stdio':
-      if (!c.stdio_config) problems.push(`${at}.stdio_config: required for connection_type "stdio"`);
+      if (!c.stdio_config) problems.push(`${at}stdio_config: required for connection_type "stdio"`);
       break;
     case 'http':
     case 'sse':
       if (!c.connection_string) {
-        problems.push(`${at}.connection_string: required for connection_type "${c.connection_type}"`);
+        problems.push(`${at}connection_string: required for connection_type "${c.connection_type}"`);
       } else {
         try {
           const u = new URL(c.connection_string);
           if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
         } catch {
-          problems.push(`${at}.connection_string: not an http(s) URL: ${JSON.stringify(c.connection_string)}`);
+          problems.push(`${at}connection_string: not an http(s) URL: ${JSON.stringify(c.connection_string)}`);
         }
       }
       break;
     case 'inprocess':
       if (!c.inprocess_server || !INPROCESS_SERVERS.includes(c.inprocess_server)) {
-        problems.push(`${at}.inprocess_server: expected one of ${JSON.stringify(INPROCESS_SERVERS)}, got ${JSON.stringify(c.inprocess_server ?? null)}`);
+        problems.push(`${at}inprocess_server: expected one of ${JSON.stringify(INPROCESS_SERVERS)}, got ${JSON.stringify(c.inprocess_server ?? null)}`);
       }
       break;
   }
   if (c.auth_type === 'headers' && (!c.headers || Object.keys(c.headers).length === 0)) {
-    problems.push(`${at}.headers: required (non-empty) when auth_type is "headers"`);
+    problems.push(`${at}headers: required (non-empty) when auth_type is "headers"`);
   }
   if (c.tool_prefix !== undefined && !/^[A-Za-z0-9_-]*$/.test(c.tool_prefix)) {
-    problems.push(`${at}.tool_prefix: only ASCII letters, digits, "_" and "-" are allowed`);
+    problems.push(`${at}tool_prefix: only ASCII letters, digits, "_" and "-" are allowed`);
   }
 }
 
@@ -94,7 +111,7 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
   const clients = file.mcp_clients ?? [];
   const seen = new Set<string>();
   clients.forEach((c, i) => {
-    checkClient(c, i, problems);
+    checkClient(c, `mcp_clients.${i}.`, problems);
     if (seen.has(c.name)) problems.push(`mcp_clients.${i}.name: duplicate client name ${JSON.stringify(c.name)}`);
     seen.add(c.name);
   });
@@ -129,6 +146,13 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
     data_dir: env['DATA_DIR'] || file.data_dir || './data',
     log_level: logLevel,
     mcp_clients: clients,
+    tool_log: {
+      max_entries: file.tool_log?.max_entries ?? 100_000,
+      max_age_ms: file.tool_log?.max_age_ms ?? 7 * 24 * 3600_000,
+      max_payload_bytes: file.tool_log?.max_payload_bytes ?? 16 * 1024,
+      sweep_interval_ms: file.tool_log?.sweep_interval_ms ?? 60_000,
+    },
+    store: { batch_window_ms: file.store?.batch_window_ms ?? 10, max_batch: file.store?.max_batch ?? 1000 },
   };
 }
 

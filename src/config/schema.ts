@@ -83,6 +83,11 @@ export const McpClientConfig = t.exact(
       headers: t.record(t.string, t.string),
       /** `["*"]` all tools (default), `[]` none, or a list of upstream tool names. */
       tools_to_execute: t.array(t.string),
+      /** Tools that may run without user approval; a subset of tools_to_execute (`["*"]` = all executable). */
+      tools_to_auto_execute: t.array(t.string),
+      /** When true, every virtual key may use this client's tools unless it has its own vk_config. */
+      allow_on_all_virtual_keys: t.boolean,
+      is_code_mode_client: t.boolean,
       /** Prefix of downstream tool and prompt names; default `${name}-`; `""` exposes names as they are. */
       tool_prefix: t.string,
       is_ping_available: t.boolean,
@@ -123,6 +128,28 @@ export const ServerConfig = t.exact(
 );
 export type ServerConfig = t.TypeOf<typeof ServerConfig>;
 
+export const ToolLogConfig = t.exact(
+  t.partial({
+    /** Entries kept at most (default 100000). */
+    max_entries: PositiveInt,
+    /** Entries older than this are dropped, ms (default 7 days). */
+    max_age_ms: PositiveInt,
+    /** Arguments and results are cut beyond this many bytes of JSON (default 16 KiB). */
+    max_payload_bytes: PositiveInt,
+    /** Retention sweep interval, ms (default 60000). */
+    sweep_interval_ms: PositiveInt,
+  }),
+);
+
+export const StoreConfig = t.exact(
+  t.partial({
+    /** Batching window of streamed writes, ms (default 10): a crash loses at most this window. */
+    batch_window_ms: PositiveInt,
+    /** Most operations in one db.batch (default 1000). */
+    max_batch: PositiveInt,
+  }),
+);
+
 export const LogLevel = t.keyof({ debug: null, info: null, warn: null, error: null, silent: null });
 export type LogLevel = t.TypeOf<typeof LogLevel>;
 
@@ -132,6 +159,8 @@ export const GatewayConfigFile = t.exact(
     data_dir: t.string,
     log_level: LogLevel,
     mcp_clients: t.array(McpClientConfig),
+    tool_log: ToolLogConfig,
+    store: StoreConfig,
   }),
 );
 export type GatewayConfigFile = t.TypeOf<typeof GatewayConfigFile>;
@@ -155,4 +184,11 @@ export interface GatewayConfig {
   readonly data_dir: string;
   readonly log_level: LogLevel;
   readonly mcp_clients: readonly McpClientConfig[];
+  readonly tool_log: {
+    readonly max_entries: number;
+    readonly max_age_ms: number;
+    readonly max_payload_bytes: number;
+    readonly sweep_interval_ms: number;
+  };
+  readonly store: { readonly batch_window_ms: number; readonly max_batch: number };
 }

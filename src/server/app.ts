@@ -63,6 +63,8 @@ export interface ServerRoutes {
   readonly mcpDelete: RouteHandler;
   readonly mcpOptions: RouteHandler;
   readonly health: RouteHandler;
+  /** `/api/*` and `/v1/*`. */
+  readonly rest: RouteHandler;
 }
 
 export interface ServerOptions {
@@ -88,11 +90,14 @@ function readHeaders(req: HttpRequest): HttpHeaders {
 export class GatewayServer {
   private readonly app: TemplatedApp;
   private listenSocket: us_listen_socket | undefined;
+  /** POST /mcp requests: the "mcp" route group. */
   private readonly posts$ = new Subject<Exchange>();
-  private readonly pipeline: Subscription;
+  /** Management and REST requests (`/api/*`, `/v1/*`): the "api" route group. */
+  private readonly api$ = new Subject<Exchange>();
+  private readonly pipelines: Subscription[] = [];
   private readonly open = new Set<Exchange>();
-  /** POST /mcp requests accepted and not yet answered. */
-  activePosts = 0;
+  /** Requests (other than GET/OPTIONS) accepted and not yet answered. */
+  activeRequests = 0;
   port = 0;
 
   constructor(
@@ -102,28 +107,15 @@ export class GatewayServer {
     private readonly log: Logger,
   ) {
     this.app = uws.App();
-    this.pipeline = this.posts$
-      .pipe(
-        boundedMergeMap((ex) => this.run(ex, this.routes.mcpPost), {
-          concurrency: options.concurrency,
-          maxQueued: options.maxQueued,
-          overflow: (ex) => {
-            const err = new GatewayError('OVERLOADED', 'Gateway overloaded: too many requests in flight, retry later', {
-              concurrency: options.concurrency,
-              max_queued: options.maxQueued,
-            });
-            this.apply(ex, jsonReply(503, { jsonrpc: '2.0', id: null, error: err.toJsonRpc() }, [['Content-Type', 'application/json'], ['Retry-After', '1']]));
-            return EMPTY;
-          },
-        }),
-      )
-      .subscribe({ error: (err: unknown) => this.log.error('request pipeline failed', { error: err }) });
+    this.pipelines.push(this.pipeline(this.posts$, this.routes.mcpPost), this.pipeline(this.api$, this.routes.rest));
 
     this.app
       .post('/mcp', (res, req) => this.accept(res, req, 'POST', (ex) => this.posts$.next(ex)))
       .get('/mcp', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.mcpGet).subscribe()))
       .del('/mcp', (res, req) => this.accept(res, req, 'DELETE', (ex) => this.run(ex, this.routes.mcpDelete).subscribe()))
       .options('/mcp', (res, req) => this.accept(res, req, 'OPTIONS', (ex) => this.run(ex, this.routes.mcpOptions).subscribe()))
+      .any('/api/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) => this.api$.next(ex)))
+      .any('/v1/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) => this.api$.next(ex)))
       .get('/health', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.health).subscribe()))
       .any('/mcp', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) =>
         this.apply(ex, jsonReply(405, new GatewayError('METHOD_NOT_ALLOWED', `Method ${ex.input.method} not allowed on /mcp`).toRest(), [
@@ -172,8 +164,34 @@ export class GatewayServer {
       }
     }
     this.open.clear();
-    this.pipeline.unsubscribe();
+    for (const p of this.pipelines) p.unsubscribe();
     this.posts$.complete();
+    this.api$.complete();
+  }
+
+  /**
+   * One route group's pipeline: exchanges pass `boundedMergeMap` (at most `concurrency` handled at
+   * once, `maxQueued` waiting, then 503 with `Retry-After`).
+   */
+  private pipeline(source: Subject<Exchange>, handler: RouteHandler): Subscription {
+    const { concurrency, maxQueued } = this.options;
+    return source
+      .pipe(
+        boundedMergeMap((ex) => this.run(ex, handler), {
+          concurrency,
+          maxQueued,
+          overflow: (ex) => {
+            const err = new GatewayError('OVERLOADED', 'Gateway overloaded: too many requests in flight, retry later', {
+              concurrency,
+              max_queued: maxQueued,
+            });
+            const body = ex.input.path === '/mcp' ? { jsonrpc: '2.0', id: null, error: err.toJsonRpc() } : err.toRest();
+            this.apply(ex, jsonReply(503, body, [['Content-Type', 'application/json'], ['Retry-After', '1']]));
+            return EMPTY;
+          },
+        }),
+      )
+      .subscribe({ error: (err: unknown) => this.log.error('request pipeline failed', { error: err }) });
   }
 
   /**
@@ -257,14 +275,15 @@ export class GatewayServer {
         outer.complete();
         return undefined;
       }
-      this.activePosts += ex.input.method === 'POST' ? 1 : 0;
+      const counts = ex.input.method !== 'GET' && ex.input.method !== 'OPTIONS';
+      if (counts) this.activeRequests++;
       this.open.add(ex);
       let sub: Subscription | undefined;
       let finished = false;
       const finish = (): void => {
         if (finished) return;
         finished = true;
-        this.activePosts -= ex.input.method === 'POST' ? 1 : 0;
+        if (counts) this.activeRequests--;
         this.open.delete(ex);
         outer.complete();
       };

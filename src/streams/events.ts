@@ -17,12 +17,28 @@ interface EventBase {
   readonly timestamp: string;
 }
 
+/** Fields shared by the tool invocation events. `arguments` and `result` are the live objects (not copies). */
+export interface ToolCallFields {
+  mcp_server_id: string;
+  /** The upstream's own tool name. */
+  tool_name: string;
+  /** Unique id of this invocation. */
+  call_id: string;
+  duration_ms: number;
+  /** USD, from the client's `tool_pricing` (0 for failed calls and `isError` results). */
+  cost_usd: number;
+  /** Which surface called: `mcp`, `rest`, ... */
+  surface: string;
+  arguments: unknown;
+  virtual_key?: string;
+}
+
 export type GatewayEventBody =
   | { event_type: 'McpServerStateChanged'; mcp_server_id: string; old_state: UpstreamState; new_state: UpstreamState; error?: string }
   | { event_type: 'McpServerStarted'; mcp_server_id: string; mode: string; tools_count: number; startup_duration_ms: number }
   | { event_type: 'McpServerStopped'; mcp_server_id: string; reason: string }
-  | { event_type: 'ToolInvocationCompleted'; mcp_server_id: string; tool_name: string; duration_ms: number; is_error: boolean }
-  | { event_type: 'ToolInvocationFailed'; mcp_server_id: string; tool_name: string; duration_ms: number; error: string }
+  | ({ event_type: 'ToolInvocationCompleted'; is_error: boolean; result: unknown } & ToolCallFields)
+  | ({ event_type: 'ToolInvocationFailed'; error: string } & ToolCallFields)
   | { event_type: 'CatalogueChanged'; mcp_server_id: string; kind: 'tools' | 'resources' | 'prompts'; count: number };
 
 export type GatewayEvent = GatewayEventBody & EventBase;

@@ -128,6 +128,60 @@ export class UpstreamManager {
     return upstream;
   }
 
+  /**
+   * Replaces an upstream's config in place (tool filters, prefix-free settings): no reconnect; the
+   * aggregated catalogue is rebuilt. The name must not change (use remove + add for that).
+   */
+  updateConfig(name: string, config: McpClientConfig): void {
+    const upstream = this.upstreams.get(name);
+    if (!upstream) throw new Error(`upstream ${name} does not exist`);
+    if (config.name !== name) throw new Error('updateConfig cannot rename an upstream');
+    upstream.config = config;
+    this.rebuild('tools');
+    this.rebuild('prompts');
+  }
+
+  /**
+   * Closes and connects an upstream again (stdio: a new subprocess). Resolves when connected or
+   * failed (state `error`, logged); rejects only for an unknown name.
+   */
+  async reconnect(name: string): Promise<Upstream> {
+    const upstream = this.upstreams.get(name);
+    if (!upstream) throw new Error(`upstream ${name} does not exist`);
+    await upstream.close('reconnect');
+    const started = Date.now();
+    try {
+      await upstream.connect();
+      this.bus.publish({
+        event_type: 'McpServerStarted',
+        mcp_server_id: name,
+        mode: upstream.config.connection_type,
+        tools_count: upstream.catalogue.tools.length,
+        startup_duration_ms: Date.now() - started,
+      });
+    } catch (err) {
+      this.log.error('upstream failed to reconnect', { upstream: name, error: err });
+    }
+    this.rebuild('tools');
+    this.rebuild('resources');
+    this.rebuild('prompts');
+    return upstream;
+  }
+
+  /**
+   * Why a downstream tool name does not route: `filtered` when it names a tool an upstream has but
+   * its `tools_to_execute` hides, else `unknown`.
+   */
+  explainMissingTool(downstreamName: string): 'filtered' | 'unknown' {
+    for (const u of this.upstreams.values()) {
+      const prefix = toolPrefixFor(u.name, u.config.tool_prefix);
+      for (const tool of u.catalogue.tools) {
+        if (namespacedName(prefix, tool['name'] as string) === downstreamName) return 'filtered';
+      }
+    }
+    return 'unknown';
+  }
+
   /** Closes and forgets an upstream; its tools leave the catalogue. */
   async remove(name: string, reason = 'removed'): Promise<void> {
     const upstream = this.upstreams.get(name);

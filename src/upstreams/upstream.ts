@@ -130,8 +130,12 @@ export class Upstream {
   private closing = false;
   private readonly log: Logger;
 
+  /** Per-call cost in USD by upstream tool name (Bifrost `tool_pricing`). */
+  pricing: Readonly<Record<string, number>> = {};
+
   constructor(
-    readonly config: McpClientConfig,
+    /** Replaced (never mutated) by {@link UpstreamManager.updateConfig} for changes that need no reconnect. */
+    public config: McpClientConfig,
     log: Logger,
     private readonly serverRequestHandler: ServerRequestHandler,
   ) {

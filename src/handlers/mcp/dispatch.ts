@@ -7,7 +7,8 @@
  * (`sampling/createMessage`, `elicitation/create`, `roots/list`) to the session whose call caused
  * them.
  */
-import { McpError, type JSONRPCRequest } from '@modelcontextprotocol/sdk/types.js';
+import { McpError, type JSONRPCRequest, type Progress } from '@modelcontextprotocol/sdk/types.js';
+import { invokeTool } from '../../upstreams/invoke.js';
 import type { Subscription } from 'rxjs';
 import { GatewayError, toJsonRpcError, type JsonRpcErrorObject } from '../../codecs/errors.js';
 import {
@@ -196,27 +197,18 @@ export class McpDispatcher {
     const route = this.manager.routeTool(p.name);
     if (!route) throw new GatewayError('INVALID_PARAMS', `Unknown tool: ${p.name}`, { tool: p.name });
     call.upstream = route.upstream;
-    const started = performance.now();
-    try {
-      const result = await this.forward(session, call, route.upstream, 'tools/call', { ...params, name: route.name });
-      this.bus.publish({
-        event_type: 'ToolInvocationCompleted',
-        mcp_server_id: route.upstream.name,
-        tool_name: route.name,
-        duration_ms: performance.now() - started,
-        is_error: result['isError'] === true,
-      });
-      return result;
-    } catch (err) {
-      this.bus.publish({
-        event_type: 'ToolInvocationFailed',
-        mcp_server_id: route.upstream.name,
-        tool_name: route.name,
-        duration_ms: performance.now() - started,
-        error: err instanceof Error ? err.message : String(err),
-      });
-      throw err;
-    }
+    const token = p._meta?.['progressToken'];
+    return invokeTool(this.bus, route, params ?? {}, {
+      surface: 'mcp',
+      cancel: call,
+      ...(typeof token === 'string' || typeof token === 'number'
+        ? {
+            onprogress: (progress: Progress) => {
+              session.sendRelated(call, { jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
+            },
+          }
+        : {}),
+    });
   }
 
   /**

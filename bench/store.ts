@@ -1,0 +1,301 @@
+/**
+ * `npm run bench:store`: LevelDB write paths of the store, same run, fresh temp dirs each:
+ *
+ *   (a)  BatchWriter: N `write(putOp(...))` issued at once, awaited together (default window
+ *        10 ms, maxBatch 1000): ~N/1000 `db.batch()` calls
+ *   (a') the real path: N `store.toolLog.append()` at once (entry + summary per append)
+ *   (b)  one `sublevel.put()` per entry, awaited one after another (baseline)
+ *   (c)  one `sublevel.put()` per entry, all issued at once, awaited together
+ *
+ * (a), (b) and (c) write the same bytes: the same ~500 B tool-log entry, msgpackr-encoded, into one
+ * sublevel, with LevelDB's default `sync: false`. An informational second table repeats (a) and (b)
+ * with `sync: true` (fsync per commit). Then the latency a batch adds (time from `write()` to its resolve) for a trickle of
+ * writes spaced 2 ms apart, against a direct `put()` under the same trickle; then query/stats
+ * times over a 100 000-entry tool log.
+ *
+ * Environment: BENCH_STORE_N (entries, default 10000), BENCH_STORE_SCAN_N (tool-log size for the
+ * query/stats table, default 100000; 0 skips it).
+ *
+ * Prints markdown tables and the target line "batched ≥ 10× unbatched sequential" as PASS/MISS;
+ * a MISS never fails the process (DESIGN: benchmarks never gate on absolute times).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Level } from 'level';
+import { createLogger } from '../src/log/logger.js';
+import { BatchWriter, commitOps, levelBatchCommit, putOp, type BatchOp } from '../src/store/batcher.js';
+import { encodeValue } from '../src/store/codec.js';
+import { openSublevel, type RootDb, type Sublevel } from '../src/store/db.js';
+import { openStore } from '../src/store/open.js';
+import type { ToolLogEntry, ToolLogInput } from '../src/store/tool-log.js';
+import { quantile, sleep } from './lib.js';
+
+const N = Number(process.env['BENCH_STORE_N'] ?? 10_000);
+const SCAN_N = Number(process.env['BENCH_STORE_SCAN_N'] ?? 100_000);
+const silent = createLogger('silent');
+
+const CLIENTS = ['everything', 'memory', 'filesystem', 'github', 'demo'];
+const TOOLS = ['echo', 'add', 'search_files', 'read_file', 'create_issue', 'get_weather'];
+
+function sampleInput(i: number): ToolLogInput {
+  return {
+    client: CLIENTS[i % CLIENTS.length] as string,
+    tool: TOOLS[i % TOOLS.length] as string,
+    arguments: { query: `find the files mentioning ticket ${i}`, path: '/srv/projects/tributary/src', max_results: 25, recursive: true },
+    result: {
+      content: [
+        {
+          type: 'text',
+          text:
+            `Found 3 matches for ticket ${i}: src/store/open.ts:42, src/store/tool-log.ts:118, test/store-open.test.ts:77. ` +
+            'The first match is in the open path, where LevelDB errors are mapped onto StoreError codes; the other two are the ' +
+            'tool log and its tests.',
+        },
+      ],
+      isError: false,
+    },
+    status: i % 17 === 0 ? 'error' : 'success',
+    ...(i % 17 === 0 ? { error: 'upstream timed out after 30000 ms' } : {}),
+    latency_ms: 5 + (i % 200),
+    cost_usd: 0.0005 * (i % 7),
+    ...(i % 3 === 0 ? { virtual_key: `vk-${i % 5}` } : {}),
+    surface: i % 2 === 0 ? 'mcp' : 'rest',
+    timestamp: new Date(Date.UTC(2026, 0, 1) + i * 37).toISOString(),
+  };
+}
+
+function sampleEntry(i: number): ToolLogEntry {
+  const { timestamp, ...rest } = sampleInput(i);
+  return {
+    ...rest,
+    id: `${String(Date.UTC(2026, 0, 1) + i).padStart(15, '0')}-${String(i).padStart(12, '0')}`,
+    arguments_truncated: false,
+    result_truncated: false,
+    timestamp: timestamp as string,
+  };
+}
+
+interface Opened {
+  db: RootDb;
+  sub: Sublevel<ToolLogEntry>;
+  done: () => Promise<void>;
+}
+
+async function freshDb(): Promise<Opened> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'trib-bench-store-'));
+  const db = new Level<string, Uint8Array>(path.join(dir, 'db'), { valueEncoding: 'view' });
+  await db.open();
+  return {
+    db,
+    sub: openSublevel<ToolLogEntry>(db, 'toollog'),
+    done: async () => {
+      await db.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+interface Row {
+  variant: string;
+  entries: number;
+  seconds: number;
+  /** db.batch() or put() calls made. */
+  batches: number;
+}
+
+async function timed(fn: () => Promise<number>): Promise<{ seconds: number; batches: number }> {
+  const t0 = performance.now();
+  const batches = await fn();
+  return { seconds: (performance.now() - t0) / 1000, batches };
+}
+
+async function variantBatched(entries: readonly ToolLogEntry[], sync = false): Promise<Row> {
+  const o = await freshDb();
+  const writer = new BatchWriter<BatchOp>(levelBatchCommit(o.db, sync));
+  const r = await timed(async () => {
+    await Promise.all(entries.map((e) => writer.write(putOp(o.sub, e.id, e))));
+    return writer.counters.batches;
+  });
+  await writer.close();
+  await verifyCount(o.sub, entries.length);
+  await o.done();
+  return { variant: `(a) BatchWriter, all at once${sync ? ', fsync per batch' : ''}`, entries: entries.length, ...r };
+}
+
+async function variantAppend(n: number): Promise<Row> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'trib-bench-store-'));
+  const store = await openStore(dir, silent);
+  const inputs = Array.from({ length: n }, (_, i) => sampleInput(i));
+  const r = await timed(async () => {
+    await Promise.all(inputs.map((e) => store.toolLog.append(e)));
+    return store.writer.counters.batches;
+  });
+  const total = (await store.toolLog.query({ limit: 0 })).total;
+  if (total !== n) throw new Error(`append variant stored ${total} of ${n}`);
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+  return { variant: "(a') toolLog.append, all at once (entry + summary)", entries: n, ...r };
+}
+
+async function variantSequential(entries: readonly ToolLogEntry[], sync = false): Promise<Row> {
+  const o = await freshDb();
+  const r = await timed(async () => {
+    if (sync) for (const e of entries) await commitOps(o.db, [putOp(o.sub, e.id, e)], true);
+    else for (const e of entries) await o.sub.put(e.id, e);
+    return entries.length;
+  });
+  await verifyCount(o.sub, entries.length);
+  await o.done();
+  return { variant: `(b) put per entry, sequential${sync ? ', fsync each' : ''}`, entries: entries.length, ...r };
+}
+
+async function variantConcurrentPuts(entries: readonly ToolLogEntry[]): Promise<Row> {
+  const o = await freshDb();
+  const r = await timed(async () => {
+    await Promise.all(entries.map((e) => o.sub.put(e.id, e)));
+    return entries.length;
+  });
+  await verifyCount(o.sub, entries.length);
+  await o.done();
+  return { variant: '(c) put per entry, all at once', entries: entries.length, ...r };
+}
+
+async function verifyCount(sub: Sublevel<ToolLogEntry>, n: number): Promise<void> {
+  const keys = await sub.keys().all();
+  if (keys.length !== n) throw new Error(`expected ${n} entries, found ${keys.length}`);
+}
+
+/** Latency from write()/put() to resolve, for `count` writes issued every `spacingMs`, ms. */
+async function trickle(count: number, spacingMs: number, write: (i: number) => Promise<void>): Promise<Float64Array> {
+  const latencies = new Float64Array(count);
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    pending.push(write(i).then(() => void (latencies[i] = performance.now() - t0)));
+    await sleep(spacingMs);
+  }
+  await Promise.all(pending);
+  return latencies.sort();
+}
+
+async function latencyTable(): Promise<string[]> {
+  const count = 200;
+  const spacing = 2;
+  const entries = Array.from({ length: count }, (_, i) => sampleEntry(i));
+  const a = await freshDb();
+  const writer = new BatchWriter<BatchOp>(levelBatchCommit(a.db));
+  const batched = await trickle(count, spacing, (i) => writer.write(putOp(a.sub, (entries[i] as ToolLogEntry).id, entries[i] as ToolLogEntry)));
+  const batches = writer.counters.batches;
+  await writer.close();
+  await a.done();
+  const b = await freshDb();
+  const direct = await trickle(count, spacing, (i) => b.sub.put((entries[i] as ToolLogEntry).id, entries[i] as ToolLogEntry));
+  await b.done();
+  const f = (x: number): string => x.toFixed(2);
+  return [
+    `Latency a write sees (write() → resolved), ${count} writes spaced ${spacing} ms (timer-limited: actual spacing ≈ ${spacing}–${spacing + 1} ms):`,
+    '',
+    '| path | p50 ms | p99 ms | max ms | db.batch/put calls |',
+    '|---|---:|---:|---:|---:|',
+    `| BatchWriter, window 10 ms | ${f(quantile(batched, 0.5))} | ${f(quantile(batched, 0.99))} | ${f(batched[batched.length - 1] ?? NaN)} | ${batches} |`,
+    `| direct put | ${f(quantile(direct, 0.5))} | ${f(quantile(direct, 0.99))} | ${f(direct[direct.length - 1] ?? NaN)} | ${count} |`,
+  ];
+}
+
+async function scanTable(n: number): Promise<string[]> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'trib-bench-store-'));
+  const store = await openStore(dir, silent);
+  const t0 = performance.now();
+  for (let start = 0; start < n; start += 10_000) {
+    const chunk = Array.from({ length: Math.min(10_000, n - start) }, (_, k) => sampleInput(start + k));
+    await Promise.all(chunk.map((e) => store.toolLog.append(e)));
+  }
+  const fillS = (performance.now() - t0) / 1000;
+  const mid = Date.UTC(2026, 0, 1) + Math.floor(n / 2) * 37;
+  const cases: [string, () => Promise<unknown>][] = [
+    ['query, no filter, limit 50', () => store.toolLog.query({ limit: 50 })],
+    ['query, client filter, limit 50', () => store.toolLog.query({ client: 'github', limit: 50 })],
+    ['query, client+tool+status, offset 1000', () => store.toolLog.query({ client: 'github', tool: 'echo', status: 'success', limit: 50, offset: 1000 })],
+    ['query, 1% time range', () => store.toolLog.query({ from: mid, to: mid + Math.floor(n / 100) * 37, limit: 50 })],
+    ['stats, no filter', () => store.toolLog.stats()],
+    ['stats, client+tool filter', () => store.toolLog.stats({ client: 'github', tool: 'echo' })],
+  ];
+  const lines = [
+    `Tool log of ${n} entries (~${encodeValue(sampleEntry(1)).length} B each, filled in ${fillS.toFixed(2)} s through toolLog.append): each case run 5 times, cold first`,
+    '',
+    '| case | first ms | median ms | matches |',
+    '|---|---:|---:|---:|',
+  ];
+  for (const [label, run] of cases) {
+    const times: number[] = [];
+    let result: unknown;
+    for (let k = 0; k < 5; k++) {
+      const s = performance.now();
+      result = await run();
+      times.push(performance.now() - s);
+    }
+    const first = times[0] as number;
+    const median = [...times].sort((x, y) => x - y)[2] as number;
+    const matches = (result as { total?: number; total_executions?: number }).total ?? (result as { total_executions: number }).total_executions;
+    lines.push(`| ${label} | ${first.toFixed(1)} | ${median.toFixed(1)} | ${matches} |`);
+  }
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+  return lines;
+}
+
+async function main(): Promise<void> {
+  const entries = Array.from({ length: N }, (_, i) => sampleEntry(i));
+  const size = encodeValue(entries[1]).length;
+  console.log(`# Store write paths (Node ${process.version}, ${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? '?'})`);
+  console.log('');
+  console.log(`${N} tool-log entries of ${size} B (msgpackr) each, fresh LevelDB per variant, sync=false.`);
+  console.log('');
+  // warm-up: JIT and the native binding, on a throw-away db
+  await variantBatched(entries.slice(0, 1000));
+  await variantSequential(entries.slice(0, 1000));
+
+  const rows: Row[] = [];
+  rows.push(await variantBatched(entries));
+  rows.push(await variantAppend(N));
+  rows.push(await variantSequential(entries));
+  rows.push(await variantConcurrentPuts(entries));
+  const baseline = rows.find((r) => r.variant.startsWith('(b)')) as Row;
+  const rate = (r: Row): number => r.entries / r.seconds;
+  console.log('| variant | entries | seconds | entries/s | ratio vs (b) | db.batch/put calls |');
+  console.log('|---|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    console.log(
+      `| ${r.variant} | ${r.entries} | ${r.seconds.toFixed(3)} | ${Math.round(rate(r))} | ${(rate(r) / rate(baseline)).toFixed(1)}× | ${r.batches} |`,
+    );
+  }
+  const batched = rows[0] as Row;
+  const ratio = rate(batched) / rate(baseline);
+  console.log('');
+  console.log(`Target: batched ≥ 10× unbatched sequential at ${N} entries: ${ratio.toFixed(1)}× → ${ratio >= 10 ? 'PASS' : 'MISS'}`);
+  console.log('');
+  // Informational: the same comparison when every commit is fsync'd (sync: true), the case where
+  // batching amortises the disk flush. Fewer entries for the slow sequential side.
+  const syncN = Math.min(N, 1000);
+  const syncRows = [await variantBatched(entries.slice(0, syncN), true), await variantSequential(entries.slice(0, syncN), true)];
+  const syncBase = syncRows[1] as Row;
+  console.log(`With fsync (sync: true on every commit), ${syncN} entries (informational, not the target):`);
+  console.log('');
+  console.log('| variant | entries | seconds | entries/s | ratio vs (b, fsync) | fsyncs |');
+  console.log('|---|---:|---:|---:|---:|---:|');
+  for (const r of syncRows) {
+    console.log(`| ${r.variant} | ${r.entries} | ${r.seconds.toFixed(3)} | ${Math.round(rate(r))} | ${(rate(r) / rate(syncBase)).toFixed(1)}× | ${r.batches} |`);
+  }
+  console.log('');
+  for (const line of await latencyTable()) console.log(line);
+  if (SCAN_N > 0) {
+    console.log('');
+    for (const line of await scanTable(SCAN_N)) console.log(line);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,275 @@
+/**
+ * The MCP client management API (Bifrost MCP schemas, `../shared/sources/002_*.txt`), on LevelDB:
+ *
+ * - `GET  /api/mcp/clients?limit&offset&search` → `{clients, count, total_count, limit, offset}`
+ * - `GET  /api/mcp/client/{id}` → one client `{config, tools, state, vk_configs}`
+ * - `POST /api/mcp/client` → 201 and the client; it connects at once, its tools reach open
+ *   sessions with `tools/list_changed`
+ * - `PUT  /api/mcp/client/{id}` → the client; `connection_type`, `connection_string`,
+ *   `stdio_config`, `auth_type` are immutable; `tool_pricing` and `vk_configs` live here
+ * - `DELETE /api/mcp/client/{id}` → disconnect, stop its subprocess, drop its tools
+ * - `POST /api/mcp/client/{id}/reconnect`
+ *
+ * Every change is written to the store before the answer, so it survives a restart. Secrets
+ * (header values, env values, URL passwords) are redacted in every response. Mutations run one at
+ * a time.
+ */
+import { randomUUID } from 'node:crypto';
+import { GatewayError } from '../../codecs/errors.js';
+import { decodeCreateClient, decodeUpdateClient, type UpdateClientBody } from '../../codecs/mgmt.js';
+import { checkClient } from '../../config/load.js';
+import type { McpClientConfig } from '../../config/schema.js';
+import { McpClientConfig as McpClientConfigCodec } from '../../config/schema.js';
+import type { Logger } from '../../log/logger.js';
+import type { ClientRecord, ClientRepository } from '../../store/clients.js';
+import type { UpstreamManager } from '../../upstreams/manager.js';
+import { ok, type RestReply, type RestRequest, type RestRouter } from '../rest/router.js';
+
+const REDACTED = '<redacted>';
+const IMMUTABLE = ['connection_type', 'connection_string', 'stdio_config', 'auth_type'] as const;
+/** Fields whose change needs the upstream connection to be made again. */
+const RECONNECT_FIELDS = ['name', 'headers', 'tool_prefix', 'request_timeout_ms', 'inprocess_server'] as const;
+
+/** A copy of `config` with header values, env values and URL passwords replaced by `<redacted>`. */
+export function redactConfig(config: McpClientConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...config };
+  if (config.headers) out['headers'] = Object.fromEntries(Object.keys(config.headers).map((k) => [k, REDACTED]));
+  if (config.stdio_config) {
+    out['stdio_config'] = {
+      ...config.stdio_config,
+      ...(config.stdio_config.envs ? { envs: config.stdio_config.envs.map((e) => `${e.slice(0, e.indexOf('='))}=${REDACTED}`) } : {}),
+    };
+  }
+  if (config.connection_string) {
+    try {
+      const u = new URL(config.connection_string);
+      if (u.password) {
+        u.password = REDACTED;
+        out['connection_string'] = u.toString();
+      }
+    } catch {
+      // not a URL: leave as is
+    }
+  }
+  return out;
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export class ClientAdmin {
+  private readonly records = new Map<string, ClientRecord>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly manager: UpstreamManager,
+    private readonly repo: ClientRepository,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Loads the stored clients, seeds config-file clients the store has not seen before (each name
+   * once: a client deleted through the API stays deleted), and connects them all.
+   */
+  async init(configClients: readonly McpClientConfig[]): Promise<void> {
+    for (const r of await this.repo.list()) this.records.set(r.config.client_id, r);
+    const seeded = new Set(await this.repo.getSeeded());
+    const names = new Set([...this.records.values()].map((r) => r.config.name));
+    for (const c of configClients) {
+      if (seeded.has(c.name)) continue;
+      seeded.add(c.name);
+      if (names.has(c.name)) continue;
+      const now = new Date().toISOString();
+      const record: ClientRecord = { config: { ...c, client_id: c.client_id ?? randomUUID() }, tool_pricing: {}, vk_configs: [], created_at: now, updated_at: now };
+      await this.repo.put(record);
+      this.records.set(record.config.client_id, record);
+    }
+    await this.repo.setSeeded([...seeded]);
+    await Promise.all([...this.records.values()].map((r) => this.connect(r)));
+  }
+
+  private async connect(record: ClientRecord): Promise<void> {
+    const upstream = await this.manager.add(record.config);
+    upstream.pricing = record.tool_pricing;
+  }
+
+  /** Runs mutations one after another. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private find(id: string): ClientRecord {
+    const r = this.records.get(id);
+    if (!r) throw new GatewayError('CLIENT_NOT_FOUND', `MCP client not found: ${id}`, { client_id: id });
+    return r;
+  }
+
+  /** The API view of a client (Bifrost `MCPClient`). */
+  view(record: ClientRecord): Record<string, unknown> {
+    const upstream = this.manager.get(record.config.name);
+    return {
+      config: { ...redactConfig(record.config), tool_pricing: record.tool_pricing },
+      tools: (upstream?.catalogue.tools ?? []).map((t) => ({
+        name: t['name'],
+        description: t['description'] ?? '',
+        parameters: t['inputSchema'] ?? { type: 'object' },
+        strict: false,
+      })),
+      state: upstream?.state ?? 'disconnected',
+      vk_configs: record.vk_configs.map((v) => ({
+        virtual_key_id: v.virtual_key_id,
+        virtual_key_name: v.virtual_key_name ?? '',
+        tools_to_execute: v.tools_to_execute,
+      })),
+    };
+  }
+
+  list(req: RestRequest): RestReply {
+    const limit = intParam(req, 'limit', 50, 1, 500);
+    const offset = intParam(req, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
+    const search = (req.query.get('search') ?? '').toLowerCase();
+    const all = [...this.records.values()].filter((r) => search === '' || r.config.name.toLowerCase().includes(search));
+    const page = all.slice(offset, offset + limit).map((r) => this.view(r));
+    return ok({ clients: page, count: page.length, total_count: all.length, limit, offset });
+  }
+
+  get(req: RestRequest): RestReply {
+    return ok(this.view(this.find(req.params['id'] ?? '')));
+  }
+
+  create(req: RestRequest): Promise<RestReply> {
+    const body = decodeCreateClient(req.body);
+    return this.serial(async () => {
+      if (body.auth_type === 'oauth' || body.auth_type === 'per_user_oauth') {
+        throw new GatewayError('UNSUPPORTED_AUTH_TYPE', `auth_type "${body.auth_type}" is not supported yet (none, headers)`, { auth_type: body.auth_type });
+      }
+      const { oauth_config: _o, oauth_config_id: _i, ...rest } = body;
+      const config = { ...rest, client_id: body.client_id ?? randomUUID(), is_ping_available: body.is_ping_available ?? true, allow_on_all_virtual_keys: body.allow_on_all_virtual_keys ?? false } as McpClientConfig & {
+        client_id: string;
+      };
+      this.validate(config);
+      if (this.records.has(config.client_id)) throw new GatewayError('NAME_CONFLICT', `An MCP client with client_id ${config.client_id} exists`, { client_id: config.client_id });
+      this.assertNameFree(config.name);
+      const now = new Date().toISOString();
+      const record: ClientRecord = { config, tool_pricing: {}, vk_configs: [], created_at: now, updated_at: now };
+      await this.repo.put(record);
+      this.records.set(config.client_id, record);
+      await this.connect(record);
+      this.log.info('MCP client created', { client_id: config.client_id, name: config.name, state: this.manager.get(config.name)?.state });
+      return ok(this.view(record), 201);
+    });
+  }
+
+  update(req: RestRequest): Promise<RestReply> {
+    const id = req.params['id'] ?? '';
+    const body = decodeUpdateClient(req.body);
+    return this.serial(async () => {
+      const record = this.find(id);
+      const old = record.config;
+      for (const field of IMMUTABLE) {
+        if (body[field] !== undefined && !sameJson(body[field], old[field])) {
+          throw new GatewayError('IMMUTABLE_FIELD', `${field} cannot be changed; delete the client and create it again`, { field });
+        }
+      }
+      if (body.client_id !== undefined && body.client_id !== id) throw new GatewayError('IMMUTABLE_FIELD', 'client_id cannot be changed', { field: 'client_id' });
+      const next = this.merge(old, body);
+      this.validate(next);
+      if (next.name !== old.name) this.assertNameFree(next.name);
+      const pricing = body.tool_pricing ?? record.tool_pricing;
+      if (body.tool_pricing) this.checkPricing(old.name, body.tool_pricing);
+      const updated: ClientRecord = {
+        ...record,
+        config: next,
+        tool_pricing: pricing,
+        vk_configs: body.vk_configs ?? record.vk_configs,
+        updated_at: new Date().toISOString(),
+      };
+      await this.repo.put(updated);
+      this.records.set(id, updated);
+      const needsReconnect = RECONNECT_FIELDS.some((f) => !sameJson(next[f], old[f]));
+      if (needsReconnect) {
+        await this.manager.remove(old.name, 'reconfigured');
+        await this.connect(updated);
+      } else {
+        this.manager.updateConfig(old.name, next);
+        const upstream = this.manager.get(next.name);
+        if (upstream) upstream.pricing = pricing;
+      }
+      return ok(this.view(updated));
+    });
+  }
+
+  remove(req: RestRequest): Promise<RestReply> {
+    const id = req.params['id'] ?? '';
+    return this.serial(async () => {
+      const record = this.find(id);
+      await this.repo.delete(id);
+      this.records.delete(id);
+      await this.manager.remove(record.config.name, 'deleted');
+      this.log.info('MCP client deleted', { client_id: id, name: record.config.name });
+      return ok({ status: 'deleted', client_id: id });
+    });
+  }
+
+  reconnect(req: RestRequest): Promise<RestReply> {
+    const id = req.params['id'] ?? '';
+    return this.serial(async () => {
+      const record = this.find(id);
+      await this.manager.reconnect(record.config.name);
+      return ok(this.view(record));
+    });
+  }
+
+  private merge(old: McpClientConfig & { client_id: string }, body: UpdateClientBody): McpClientConfig & { client_id: string } {
+    const { tool_pricing: _p, vk_configs: _v, oauth_config: _o, oauth_config_id: _i, ...fields } = body;
+    return { ...old, ...fields, client_id: old.client_id } as McpClientConfig & { client_id: string };
+  }
+
+  private validate(config: McpClientConfig): void {
+    const problems: string[] = [];
+    if (!McpClientConfigCodec.is(config)) problems.push('(body): not a valid client configuration');
+    checkClient(config, '', problems);
+    if (problems.length > 0) throw new GatewayError('VALIDATION_ERROR', `Invalid request body: ${problems.join('; ')}`, { problems });
+  }
+
+  private assertNameFree(name: string): void {
+    for (const r of this.records.values()) {
+      if (r.config.name === name) throw new GatewayError('NAME_CONFLICT', `An MCP client named ${name} exists`, { name });
+    }
+  }
+
+  private checkPricing(name: string, pricing: Record<string, number>): void {
+    const tools = new Set((this.manager.get(name)?.catalogue.tools ?? []).map((t) => t['name'] as string));
+    const problems: string[] = [];
+    for (const [tool, usd] of Object.entries(pricing)) {
+      if (!tools.has(tool)) problems.push(`tool_pricing.${tool}: no such tool on this client`);
+      if (!(usd >= 0) || !Number.isFinite(usd)) problems.push(`tool_pricing.${tool}: expected a non-negative number of USD`);
+    }
+    if (problems.length > 0) throw new GatewayError('VALIDATION_ERROR', `Invalid request body: ${problems.join('; ')}`, { problems });
+  }
+
+  /** Registers the routes on `router`. */
+  register(router: RestRouter): void {
+    router
+      .on('GET', '/api/mcp/clients', (r) => this.list(r))
+      .on('GET', '/api/mcp/client/:id', (r) => this.get(r))
+      .on('POST', '/api/mcp/client', (r) => this.create(r))
+      .on('PUT', '/api/mcp/client/:id', (r) => this.update(r))
+      .on('DELETE', '/api/mcp/client/:id', (r) => this.remove(r))
+      .on('POST', '/api/mcp/client/:id/reconnect', (r) => this.reconnect(r));
+  }
+}
+
+/** Reads an integer query parameter within bounds. @throws GatewayError VALIDATION_ERROR. */
+export function intParam(req: RestRequest, name: string, fallback: number, min: number, max: number): number {
+  const raw = req.query.get(name);
+  if (raw === null || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new GatewayError('VALIDATION_ERROR', `Query parameter ${name} must be an integer from ${min} to ${max}`, { problems: [`${name}: got ${JSON.stringify(raw)}`] });
+  }
+  return n;
+}

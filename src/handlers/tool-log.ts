@@ -1,0 +1,94 @@
+/**
+ * The tool execution log (Bifrost `/api/mcp-logs`): every tool call from any surface, written by a
+ * subscriber of the event bus (`ToolInvocationCompleted` / `ToolInvocationFailed`) into LevelDB
+ * through the batching writer; the store cuts arguments and results to `max_payload_bytes`.
+ *
+ * - `GET /api/mcp-logs?client&tool&status&from&to&limit&offset` → `{logs, count, total_count, limit, offset}`
+ *   (newest first; `from`/`to` ISO-8601 or epoch ms)
+ * - `GET /api/mcp-logs/stats` (same filters) → `{total_executions, success_rate, average_latency, total_cost}`
+ */
+import { filter, type Subscription } from 'rxjs';
+import { GatewayError } from '../codecs/errors.js';
+import type { Logger } from '../log/logger.js';
+import type { EventBus, GatewayEvent } from '../streams/events.js';
+import type { ToolLogFilter, ToolLogInput, ToolLogRepository } from '../store/tool-log.js';
+import { intParam } from './mgmt/clients.js';
+import { ok, type RestReply, type RestRequest, type RestRouter } from './rest/router.js';
+
+type ToolEvent = Extract<GatewayEvent, { event_type: 'ToolInvocationCompleted' | 'ToolInvocationFailed' }>;
+
+/** The log entry for a tool event (the store cuts `arguments` and `result` to its payload cap). */
+export function toLogEntry(e: ToolEvent): ToolLogInput {
+  return {
+    client: e.mcp_server_id,
+    tool: e.tool_name,
+    arguments: e.arguments ?? null,
+    result: e.event_type === 'ToolInvocationCompleted' ? e.result : null,
+    status: e.event_type === 'ToolInvocationCompleted' && !e.is_error ? 'success' : 'error',
+    ...(e.event_type === 'ToolInvocationFailed' ? { error: e.error } : {}),
+    latency_ms: Math.round(e.duration_ms * 1000) / 1000,
+    cost_usd: e.cost_usd,
+    ...(e.virtual_key !== undefined ? { virtual_key: e.virtual_key } : {}),
+    surface: e.surface,
+    timestamp: e.timestamp,
+  };
+}
+
+/**
+ * Writes every tool event to the log. A failed write is logged, never thrown into the bus.
+ * Returns the subscription (unsubscribe on shutdown, then flush the store).
+ */
+export function recordToolCalls(bus: EventBus, repo: ToolLogRepository, log: Logger): Subscription {
+  return bus.events$
+    .pipe(filter((e): e is ToolEvent => e.event_type === 'ToolInvocationCompleted' || e.event_type === 'ToolInvocationFailed'))
+    .subscribe((e) => {
+      repo.append(toLogEntry(e)).catch((err: unknown) => log.warn('tool log write failed', { call_id: e.call_id, error: err }));
+    });
+}
+
+function timeParam(req: RestRequest, name: string): number | undefined {
+  const raw = req.query.get(name);
+  if (raw === null || raw === '') return undefined;
+  const ms = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+  if (!Number.isFinite(ms)) {
+    throw new GatewayError('VALIDATION_ERROR', `Query parameter ${name} must be ISO-8601 or epoch milliseconds`, { problems: [`${name}: got ${JSON.stringify(raw)}`] });
+  }
+  return ms;
+}
+
+function filters(req: RestRequest): ToolLogFilter {
+  const status = req.query.get('status');
+  if (status !== null && status !== '' && status !== 'success' && status !== 'error') {
+    throw new GatewayError('VALIDATION_ERROR', 'Query parameter status must be "success" or "error"', { problems: [`status: got ${JSON.stringify(status)}`] });
+  }
+  const client = req.query.get('client');
+  const tool = req.query.get('tool');
+  const from = timeParam(req, 'from');
+  const to = timeParam(req, 'to');
+  return {
+    ...(client ? { client } : {}),
+    ...(tool ? { tool } : {}),
+    ...(status ? { status } : {}),
+    ...(from !== undefined ? { from } : {}),
+    ...(to !== undefined ? { to } : {}),
+  };
+}
+
+export class ToolLogHandler {
+  constructor(private readonly repo: ToolLogRepository) {}
+
+  register(router: RestRouter): void {
+    router.on('GET', '/api/mcp-logs', (r) => this.list(r)).on('GET', '/api/mcp-logs/stats', (r) => this.stats(r));
+  }
+
+  async list(req: RestRequest): Promise<RestReply> {
+    const limit = intParam(req, 'limit', 50, 1, 1000);
+    const offset = intParam(req, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
+    const { entries, total } = await this.repo.query({ ...filters(req), limit, offset });
+    return ok({ logs: entries, count: entries.length, total_count: total, limit, offset });
+  }
+
+  async stats(req: RestRequest): Promise<RestReply> {
+    return ok(await this.repo.stats(filters(req)));
+  }
+}

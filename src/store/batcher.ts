@@ -1,0 +1,266 @@
+/**
+ * `BatchWriter`: every write from the streams goes through one
+ * `bufferTime(windowMs, null, maxBatch)` → one `db.batch()` per window (DESIGN.md §3,
+ * "LevelDB writes": writers wait for the batch).
+ *
+ * Contracts:
+ * - `write(op)` / `writeAll(ops)` resolve once the batch holding the op(s) is committed, and
+ *   reject if that batch fails (every write of a failed batch rejects with the same `io` error).
+ * - Batches commit strictly in order, one at a time (`concatMap`); so promises settle in the
+ *   order the writes were accepted.
+ * - Bounded: at most `maxPending` ops are accepted and not yet committed (buffered, queued or
+ *   being written); beyond that a write rejects at once with `StoreError` `overloaded`. Memory is
+ *   therefore bounded by `maxPending` ops.
+ * - While open, the writer keeps a `windowMs` timer running (it keeps the process alive, so
+ *   accepted writes are never lost to a natural exit); `close()` commits what is pending,
+ *   then stops it.
+ */
+import {
+  EMPTY,
+  Subject,
+  asyncScheduler,
+  bufferTime,
+  catchError,
+  concatMap,
+  defer,
+  filter,
+  ignoreElements,
+  tap,
+  type ObservableInput,
+  type OperatorFunction,
+  type SchedulerLike,
+} from 'rxjs';
+import { encodeValue } from './codec.js';
+import type { RootDb, Sublevel } from './db.js';
+import { StoreError } from './errors.js';
+
+/** One operation for the root database: a put or delete in a sublevel, value already encoded. */
+export type BatchOp =
+  | {
+      readonly type: 'put';
+      readonly sublevel: Sublevel<unknown>;
+      readonly key: string;
+      readonly value: Uint8Array;
+      readonly valueEncoding: 'view';
+    }
+  | { readonly type: 'del'; readonly sublevel: Sublevel<unknown>; readonly key: string };
+
+/**
+ * A put of `value` under `key` in `sublevel`. Encodes now (msgpackr), so a value that cannot be
+ * encoded throws here, to this caller only, instead of failing a whole batch later.
+ */
+export function putOp<V>(sublevel: Sublevel<V>, key: string, value: V): BatchOp {
+  return { type: 'put', sublevel: sublevel as Sublevel<unknown>, key, value: encodeValue(value), valueEncoding: 'view' };
+}
+
+/** A delete of `key` in `sublevel`. */
+export function delOp<V>(sublevel: Sublevel<V>, key: string): BatchOp {
+  return { type: 'del', sublevel: sublevel as Sublevel<unknown>, key };
+}
+
+/** Writes one batch; settles (Promise resolves / Observable completes) when it is committed. */
+export type BatchCommit<Op> = (ops: readonly Op[]) => ObservableInput<unknown>;
+
+/** Writes `ops` atomically with one classic-level `db.batch()`; with `sync`, fsyncs before resolving. */
+export function commitOps(db: RootDb, ops: readonly BatchOp[], sync = false): Promise<void> {
+  return db.batch(ops as BatchOp[], { sync });
+}
+
+/** A {@link BatchCommit} writing to classic-level with one `db.batch()` (fsync when `sync`). */
+export function levelBatchCommit(db: RootDb, sync = false): BatchCommit<BatchOp> {
+  return (ops) => commitOps(db, ops, sync);
+}
+
+export interface BatchWriterOptions {
+  /** Window of `bufferTime`, ms (default 10). A lone write waits up to this long, plus the commit. */
+  readonly windowMs?: number;
+  /** Most write units (`write` calls or `writeAll` groups) per batch (default 1000). */
+  readonly maxBatch?: number;
+  /** Most ops accepted and not yet committed (default 100 000); beyond it writes fail `overloaded`. */
+  readonly maxPending?: number;
+  /** Scheduler for the window timer (default `asyncScheduler`; a `TestScheduler` in marble tests). */
+  readonly scheduler?: SchedulerLike;
+}
+
+/** Counters for metrics. Durations are wall-clock ms (`performance.now()`). */
+export interface BatchWriterCounters {
+  /** Batches committed successfully. */
+  readonly batches: number;
+  /** Ops committed successfully. */
+  readonly ops: number;
+  /** Batches that failed (their writes were rejected). */
+  readonly failedBatches: number;
+  /** Ops in the last batch attempted (committed or failed). */
+  readonly lastBatchSize: number;
+  /** Duration of the last batch attempted, ms. */
+  readonly lastBatchMs: number;
+  /** Ops accepted and not yet settled. */
+  readonly pending: number;
+}
+
+interface Unit<Op> {
+  readonly ops: readonly Op[];
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/**
+ * `bufferTime(windowMs, null, maxBatch)` without the empty buffers of idle windows: emits the
+ * items of each window (at most `maxBatch` per array, a full array is emitted at once and a new
+ * window starts), in arrival order.
+ */
+export function batchWindows<T>(windowMs: number, maxBatch: number, scheduler: SchedulerLike = asyncScheduler): OperatorFunction<T, T[]> {
+  return (source) =>
+    source.pipe(
+      bufferTime(windowMs, null, maxBatch, scheduler),
+      filter((batch) => batch.length > 0),
+    );
+}
+
+export class BatchWriter<Op = BatchOp> {
+  readonly #commit: BatchCommit<Op>;
+  readonly #maxPending: number;
+  readonly #input = new Subject<Unit<Op>>();
+  readonly #done: Promise<void>;
+  #closed = false;
+  #pending = 0;
+  #accepted = 0;
+  #settled = 0;
+  #flushWaiters: { readonly target: number; readonly resolve: () => void }[] = [];
+  #batches = 0;
+  #ops = 0;
+  #failedBatches = 0;
+  #lastBatchSize = 0;
+  #lastBatchMs = 0;
+
+  /**
+   * @param commit writes one batch (for LevelDB: {@link levelBatchCommit}); called one batch at a
+   *   time, never concurrently; a throw or rejection fails that batch only.
+   * @throws RangeError for a window < 0, or a `maxBatch` / `maxPending` below 1.
+   */
+  constructor(commit: BatchCommit<Op>, options: BatchWriterOptions = {}) {
+    const windowMs = options.windowMs ?? 10;
+    const maxBatch = options.maxBatch ?? 1000;
+    this.#maxPending = options.maxPending ?? 100_000;
+    if (!(windowMs >= 0)) throw new RangeError('BatchWriter: windowMs must be ≥ 0');
+    if (!(Number.isInteger(maxBatch) && maxBatch >= 1)) throw new RangeError('BatchWriter: maxBatch must be an integer ≥ 1');
+    if (!(Number.isInteger(this.#maxPending) && this.#maxPending >= 1)) {
+      throw new RangeError('BatchWriter: maxPending must be an integer ≥ 1');
+    }
+    this.#commit = commit;
+    this.#done = new Promise<void>((resolve) => {
+      this.#input
+        .pipe(
+          batchWindows(windowMs, maxBatch, options.scheduler ?? asyncScheduler),
+          concatMap((units) => this.#commitUnits(units)),
+        )
+        .subscribe({ complete: resolve, error: () => resolve() });
+    });
+  }
+
+  /** Queues one op; see {@link writeAll}. */
+  write(op: Op): Promise<void> {
+    return this.writeAll([op]);
+  }
+
+  /**
+   * Queues `ops` as one unit: they land in the same `db.batch()` (atomically), in order.
+   * Resolves when that batch is committed; rejects with the batch's `io` error, at once with
+   * `StoreError` `overloaded` if `maxPending` would be exceeded, or `closed` after `close()`.
+   * An empty `ops` resolves at once.
+   */
+  writeAll(ops: readonly Op[]): Promise<void> {
+    if (this.#closed) return Promise.reject(new StoreError('closed', 'store is closed; the write was not accepted'));
+    if (ops.length === 0) return Promise.resolve();
+    if (this.#pending + ops.length > this.#maxPending) {
+      return Promise.reject(
+        new StoreError(
+          'overloaded',
+          `store write queue is full (${this.#pending} ops pending, limit ${this.#maxPending}); retry later`,
+        ),
+      );
+    }
+    this.#pending += ops.length;
+    this.#accepted++;
+    return new Promise<void>((resolve, reject) => {
+      this.#input.next({ ops, resolve, reject });
+    });
+  }
+
+  /** Resolves (never rejects) once every write accepted before this call has settled. */
+  flush(): Promise<void> {
+    const target = this.#accepted;
+    if (this.#settled >= target) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#flushWaiters.push({ target, resolve }));
+  }
+
+  /**
+   * Stops accepting writes (they reject with `closed`), commits everything pending, then
+   * resolves. Idempotent: every call returns the same completion.
+   */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#input.complete();
+    }
+    return this.#done;
+  }
+
+  /** A snapshot of the counters. */
+  get counters(): BatchWriterCounters {
+    return {
+      batches: this.#batches,
+      ops: this.#ops,
+      failedBatches: this.#failedBatches,
+      lastBatchSize: this.#lastBatchSize,
+      lastBatchMs: this.#lastBatchMs,
+      pending: this.#pending,
+    };
+  }
+
+  #commitUnits(units: readonly Unit<Op>[]) {
+    let size = 0;
+    for (const unit of units) size += unit.ops.length;
+    let started = 0;
+    const finish = (error: unknown): void => {
+      this.#lastBatchSize = size;
+      this.#lastBatchMs = performance.now() - started;
+      this.#pending -= size;
+      this.#settled += units.length;
+      if (error === undefined) {
+        this.#batches++;
+        this.#ops += size;
+        for (const unit of units) unit.resolve();
+      } else {
+        this.#failedBatches++;
+        const failure = new StoreError('io', `store batch of ${size} ops failed: ${errorText(error)}`, { cause: error });
+        for (const unit of units) unit.reject(failure);
+      }
+      this.#releaseFlushWaiters();
+    };
+    return defer(() => {
+      const ops: Op[] = [];
+      for (const unit of units) for (const op of unit.ops) ops.push(op);
+      started = performance.now();
+      return this.#commit(ops);
+    }).pipe(
+      ignoreElements(),
+      tap({ complete: () => finish(undefined), error: (err: unknown) => finish(err ?? new Error('batch failed')) }),
+      catchError(() => EMPTY),
+    );
+  }
+
+  #releaseFlushWaiters(): void {
+    if (this.#flushWaiters.length === 0) return;
+    const still: { readonly target: number; readonly resolve: () => void }[] = [];
+    for (const waiter of this.#flushWaiters) {
+      if (waiter.target <= this.#settled) waiter.resolve();
+      else still.push(waiter);
+    }
+    this.#flushWaiters = still;
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

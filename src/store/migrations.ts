@@ -1,0 +1,56 @@
+/**
+ * Schema versions and migrations. The version lives in the `meta` sublevel under
+ * {@link SCHEMA_VERSION_KEY}. A fresh (empty) database is written at the newest version without
+ * running migrations; an older one runs the missing migrations in order, recording the version
+ * after each, so a crash mid-way resumes at the first migration not yet recorded.
+ */
+import type { Logger } from '../log/logger.js';
+import type { RootDb, Sublevel } from './db.js';
+
+/** Meta key of the schema version (a positive integer). */
+export const SCHEMA_VERSION_KEY = 'schema_version';
+
+/** What a migration may touch: the root database (for atomic multi-sublevel batches) and sublevels. */
+export interface MigrationContext {
+  readonly db: RootDb;
+  readonly meta: Sublevel<unknown>;
+  readonly log: Logger;
+  sublevel<V>(name: string): Sublevel<V>;
+}
+
+export interface Migration {
+  /** The version this migration brings the store to; versions increase by any step ≥ 1. */
+  readonly version: number;
+  readonly description: string;
+  /** Rewrites data from `version - 1`'s layout (or the previous migration's) to this one's. */
+  up(store: MigrationContext): Promise<void>;
+}
+
+/** This code's migrations, oldest first. Version 1 is the initial layout. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'initial layout: meta, clients, toollog, toollog_sum',
+    up: async () => {},
+  },
+];
+
+/**
+ * The newest version `migrations` reach (0 for none).
+ * @throws RangeError unless versions are positive integers in strictly increasing order.
+ */
+export function latestVersion(migrations: readonly Migration[]): number {
+  let last = 0;
+  for (const m of migrations) {
+    if (!Number.isInteger(m.version) || m.version <= last) {
+      throw new RangeError(`store migrations: version ${m.version} after ${last}: versions must be increasing integers ≥ 1`);
+    }
+    last = m.version;
+  }
+  return last;
+}
+
+/** Migrations still to run on a store at `from`, in order. */
+export function pendingMigrations(migrations: readonly Migration[], from: number): Migration[] {
+  return migrations.filter((m) => m.version > from);
+}

@@ -1,0 +1,246 @@
+/**
+ * `openStore`: opens the LevelDB store at `<dataDir>/db` (DESIGN.md §4 `store/`: one sublevel per
+ * entity, msgpackr values, batched writes), checks the schema version and runs migrations.
+ *
+ * Never destroys, repairs or rewrites anything on its own: a locked, corrupt or too-new data
+ * directory makes `openStore` reject with a {@link StoreError} and leaves the files as they were,
+ * with one exception LevelDB imposes: every `open()` attempt, even one that fails on the LOCK,
+ * first renames LevelDB's human-readable info log `LOG` to `LOG.old` and starts a new `LOG`
+ * (classic-level offers no option to turn that off). Data files (`CURRENT`, `MANIFEST-*`,
+ * `*.log`, `*.ldb`) are not touched. A second `openStore` of one directory in this process is
+ * refused before LevelDB is called at all.
+ *
+ * One guard runs before LevelDB: a directory holding LevelDB files but no `CURRENT` is refused
+ * as `corrupt`, because LevelDB would treat it as a new database and delete the existing tables.
+ */
+import { mkdir, readdir, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Level } from 'level';
+import type { Logger } from '../log/logger.js';
+import { BatchWriter, commitOps, levelBatchCommit, putOp, type BatchOp, type BatchWriterOptions } from './batcher.js';
+import { ClientRepository, type StoredClient } from './clients.js';
+import { openSublevel, type RootDb, type Sublevel } from './db.js';
+import { StoreError, corruptError, storeErrorFromLevel } from './errors.js';
+import { MIGRATIONS, SCHEMA_VERSION_KEY, latestVersion, pendingMigrations, type Migration, type MigrationContext } from './migrations.js';
+import { ToolLogRepository, type ToolLogEntry, type ToolLogOptions, type ToolLogSummary } from './tool-log.js';
+
+/** Sublevel names the store itself uses; {@link Store.sublevel} refuses them. */
+export const RESERVED_SUBLEVELS: ReadonlySet<string> = new Set(['meta', 'clients', 'toollog', 'toollog_sum']);
+
+export interface OpenStoreOptions {
+  /** Migrations, oldest first (default {@link MIGRATIONS}); the last one's version is "current". */
+  readonly migrations?: readonly Migration[];
+  /** Batch writer tuning (window 10 ms, 1000 writes per batch, 100 000 pending ops by default). */
+  readonly batch?: BatchWriterOptions;
+  /** Tool log tuning (payload cap, clock, sweep chunk). */
+  readonly toolLog?: ToolLogOptions;
+}
+
+export interface Store {
+  /** The LevelDB directory, `<realpath(dataDir)>/db`. */
+  readonly location: string;
+  /** Schema version of the data, after migrations. */
+  readonly schemaVersion: number;
+  /** The root database; for migrations and atomic multi-sublevel batches. Stream writes go through `writer`. */
+  readonly db: RootDb;
+  /** Key/value metadata (schema version, seeded client names, ...), msgpackr values. */
+  readonly meta: Sublevel<unknown>;
+  readonly clients: ClientRepository;
+  readonly toolLog: ToolLogRepository;
+  /** The batch writer all stream writes go through; its `counters` feed the metrics. */
+  readonly writer: BatchWriter<BatchOp>;
+  /**
+   * The sublevel `name` (lower-case `[a-z][a-z0-9_]*`) with msgpackr values, for entities added
+   * later (events, keys). One instance per name.
+   * @throws RangeError for a malformed or reserved name ({@link RESERVED_SUBLEVELS}).
+   */
+  sublevel<V>(name: string): Sublevel<V>;
+  /**
+   * Stops retention timers, commits pending batches, then closes LevelDB and releases the
+   * directory. Idempotent: every call returns the same completion.
+   */
+  close(): Promise<void>;
+}
+
+/** LevelDB directories open through `openStore` in this process. */
+const openLocations = new Set<string>();
+
+const LEVELDB_FILE = /^(MANIFEST-\d+|\d+\.(log|ldb|sst))$/;
+
+/**
+ * Opens (creating if needed) the store under `dataDir`.
+ *
+ * Rejects with {@link StoreError}:
+ * - `locked`: the directory is open in another process (LevelDB LOCK) or already in this one;
+ * - `corrupt`: LevelDB reports corruption, `CURRENT` names a missing manifest, `CURRENT` is
+ *   missing beside LevelDB files, a read during open hits a corrupt block, or the stored schema
+ *   version is not a whole number;
+ * - `too_new`: the stored schema version is newer than the last of `migrations`;
+ * - `migration_failed`: a migration threw (the version stays at the last one that succeeded);
+ * - `io`: anything else (permissions, `dataDir` or `db` being a file, disk errors).
+ *
+ * A fresh (empty) database is written at the current version; a non-empty one without a version
+ * counts as version 0. Throws `RangeError` synchronously-in-the-promise for a malformed migration list.
+ */
+export async function openStore(dataDir: string, log: Logger, options: OpenStoreOptions = {}): Promise<Store> {
+  const migrations = options.migrations ?? MIGRATIONS;
+  const current = latestVersion(migrations);
+  const slog = log.child({ component: 'store' });
+
+  let location: string;
+  try {
+    await mkdir(dataDir, { recursive: true });
+    location = path.join(await realpath(dataDir), 'db');
+  } catch (err) {
+    throw new StoreError('io', `cannot create data dir ${path.resolve(dataDir, 'db')}: ${errorText(err)}; check DATA_DIR and its permissions`, {
+      location: path.resolve(dataDir, 'db'),
+      cause: err,
+    });
+  }
+  if (openLocations.has(location)) {
+    throw new StoreError(
+      'locked',
+      `data dir ${location} is already open in this process (LevelDB LOCK held); close the other store first or use another DATA_DIR`,
+      { location },
+    );
+  }
+  openLocations.add(location);
+  try {
+    await preflight(location);
+  } catch (err) {
+    openLocations.delete(location);
+    throw err;
+  }
+
+  const db: RootDb = new Level<string, Uint8Array>(location, { keyEncoding: 'utf8', valueEncoding: 'view' });
+  try {
+    await db.open();
+  } catch (err) {
+    openLocations.delete(location);
+    throw storeErrorFromLevel(err, location);
+  }
+
+  const fail = async (error: StoreError): Promise<never> => {
+    await db.close().catch(() => undefined);
+    openLocations.delete(location);
+    throw error;
+  };
+
+  const meta = openSublevel<unknown>(db, 'meta');
+  const extra = new Map<string, Sublevel<unknown>>();
+  const sublevel = <V>(name: string): Sublevel<V> => {
+    if (RESERVED_SUBLEVELS.has(name)) throw new RangeError(`store: sublevel ${JSON.stringify(name)} is reserved`);
+    let sub = extra.get(name);
+    if (sub === undefined) {
+      sub = openSublevel<unknown>(db, name);
+      extra.set(name, sub);
+    }
+    return sub as Sublevel<V>;
+  };
+
+  let version: number;
+  try {
+    version = await readVersion(db, meta, location, current);
+  } catch (err) {
+    return fail(err instanceof StoreError ? err : storeErrorFromLevel(err, location));
+  }
+  if (version > current) {
+    return fail(
+      new StoreError(
+        'too_new',
+        `data dir ${location} has schema version ${version}, newer than this Tributary understands (${current}); ` +
+          `run a newer Tributary on it, or use another DATA_DIR`,
+        { location },
+      ),
+    );
+  }
+  const migratedFrom = version < current ? version : undefined;
+  const ctx: MigrationContext = { db, meta, log: slog, sublevel };
+  for (const migration of pendingMigrations(migrations, version)) {
+    slog.info('store migration', { from: version, to: migration.version, description: migration.description });
+    try {
+      await migration.up(ctx);
+      await commitOps(db, [putOp(meta, SCHEMA_VERSION_KEY, migration.version)], true);
+    } catch (err) {
+      return fail(
+        new StoreError(
+          'migration_failed',
+          `data dir ${location}: migration to schema version ${migration.version} (${migration.description}) failed: ` +
+            `${errorText(err)}; the data stays at version ${version}; fix the cause and start again`,
+          { location, cause: err },
+        ),
+      );
+    }
+    version = migration.version;
+  }
+
+  const writer = new BatchWriter<BatchOp>(levelBatchCommit(db), options.batch);
+  const clients = new ClientRepository(db, openSublevel<StoredClient>(db, 'clients'), meta);
+  const toolLog = new ToolLogRepository(
+    db,
+    openSublevel<ToolLogEntry>(db, 'toollog'),
+    openSublevel<ToolLogSummary>(db, 'toollog_sum'),
+    writer,
+    slog.child({ entity: 'toollog' }),
+    options.toolLog,
+  );
+  slog.info('store open', { location, schema_version: version, ...(migratedFrom === undefined ? {} : { migrated_from: migratedFrom }) });
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      try {
+        await toolLog.close();
+        await writer.close();
+      } finally {
+        await db.close();
+        openLocations.delete(location);
+        slog.info('store closed', { location });
+      }
+    })();
+    return closing;
+  };
+
+  return { location, schemaVersion: version, db, meta, clients, toolLog, writer, sublevel, close };
+}
+
+/** Refuses, without touching anything, directories LevelDB would mishandle. */
+async function preflight(location: string): Promise<void> {
+  let names: string[];
+  try {
+    const info = await stat(location);
+    if (!info.isDirectory()) {
+      throw new StoreError('io', `data dir ${location} is not a directory; move the file away or use another DATA_DIR`, { location });
+    }
+    names = await readdir(location);
+  } catch (err) {
+    if (err instanceof StoreError) throw err;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new StoreError('io', `cannot read data dir ${location}: ${errorText(err)}; check its permissions`, { location, cause: err });
+  }
+  if (!names.includes('CURRENT') && names.some((n) => LEVELDB_FILE.test(n))) {
+    throw corruptError(
+      location,
+      'LevelDB files but no CURRENT file; opening it would start an empty database and delete the existing tables',
+    );
+  }
+}
+
+/** The stored schema version; writes `current` into a fresh database; 0 for data without a version. */
+async function readVersion(db: RootDb, meta: Sublevel<unknown>, location: string, current: number): Promise<number> {
+  const stored = await meta.get(SCHEMA_VERSION_KEY);
+  if (stored === undefined) {
+    const any = await db.keys({ limit: 1 }).all();
+    if (any.length > 0) return 0;
+    await commitOps(db, [putOp(meta, SCHEMA_VERSION_KEY, current)], true);
+    return current;
+  }
+  if (typeof stored !== 'number' || !Number.isInteger(stored) || stored < 0) {
+    throw corruptError(location, `meta ${SCHEMA_VERSION_KEY} is ${JSON.stringify(stored)}, not a whole number`);
+  }
+  return stored;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

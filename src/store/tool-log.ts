@@ -1,0 +1,452 @@
+/**
+ * `ToolLogRepository`: the tool execution log behind `/api/mcp-logs` (Bifrost MCP logs: filters,
+ * stats, cost).
+ *
+ * Layout, two sublevels written together in one batch per entry:
+ * - `toollog`:      `<time key>` → the full {@link ToolLogEntry} (arguments and result capped at
+ *                   `maxPayloadBytes` of JSON each, 16 KiB by default);
+ * - `toollog_sum`:  `<time key>` → a small summary tuple (client, tool, status, latency, cost,
+ *                   virtual key, surface), ~40–80 bytes.
+ *
+ * Why this and not per-filter secondary indexes: every filter (client, tool, status, virtual
+ * key, surface, any combination) and every statistic is answered by ONE range scan of the
+ * summaries, bounded by the time range (`from`/`to` map onto key bounds, see `time-key.ts`), and
+ * never decodes arguments or results; the page's full entries are then read with one `getMany`.
+ * Cost is O(entries in the time range) per query with a small constant, independent of payload
+ * size, and one extra put per append instead of one per index. Measured on this machine, a
+ * filtered query or stats over 100 000 entries scans in ≈ 0.1 s (see test/store-tool-log.test.ts
+ * and bench/store.ts). Per-filter indexes would make selective filters sub-linear, at the price of
+ * more writes, intersections for combined filters, and still a scan for stats.
+ *
+ * Time keys are stamped with the entry's `timestamp`, so keys sort by time and the oldest entries
+ * are the lowest keys (what retention deletes first).
+ */
+import type { Logger } from '../log/logger.js';
+import { BatchWriter, commitOps, delOp, putOp, type BatchOp } from './batcher.js';
+import { DEFAULT_PAYLOAD_CAP_BYTES, capPayload, type CappedPayload } from './cap-payload.js';
+import type { RootDb, Sublevel } from './db.js';
+import { MAX_KEY_MS, TimeKeyGenerator, msPrefix, timeRange } from './time-key.js';
+
+export { DEFAULT_PAYLOAD_CAP_BYTES, capPayload, type CappedPayload } from './cap-payload.js';
+
+export interface ToolLogEntry {
+  /** Unique: the caller's (e.g. the call id) or, by default, the entry's time key `<epoch ms>-<seq><boot>`. */
+  id: string;
+  /** Upstream client name. */
+  client: string;
+  /** Upstream tool name. */
+  tool: string;
+  arguments: unknown;
+  arguments_truncated: boolean;
+  result: unknown;
+  result_truncated: boolean;
+  status: 'success' | 'error';
+  error?: string;
+  latency_ms: number;
+  cost_usd: number;
+  virtual_key?: string;
+  /** The surface the call came in on: `mcp`, `rest`, `ws`, ... */
+  surface: string;
+  /** ISO-8601 UTC. */
+  timestamp: string;
+}
+
+/**
+ * What a caller gives {@link ToolLogRepository.append}: an entry whose `id` (default: the time
+ * key), `timestamp` (default: now) and `*_truncated` flags (default `false`) are optional.
+ * A full {@link ToolLogEntry} is a valid input.
+ */
+export type ToolLogInput = Omit<ToolLogEntry, 'id' | 'timestamp' | 'arguments_truncated' | 'result_truncated'> & {
+  id?: string;
+  timestamp?: string;
+  arguments_truncated?: boolean;
+  result_truncated?: boolean;
+};
+
+/** Filters shared by {@link ToolLogRepository.query} and {@link ToolLogRepository.stats}; all optional, ANDed. */
+export interface ToolLogFilter {
+  /** Upstream client name, or any of several. */
+  readonly client?: string | readonly string[];
+  /** Upstream tool name, or any of several. */
+  readonly tool?: string | readonly string[];
+  readonly status?: 'success' | 'error';
+  readonly virtual_key?: string | readonly string[];
+  readonly surface?: string | readonly string[];
+  /** Earliest timestamp, inclusive: ISO-8601 text or epoch ms. */
+  readonly from?: string | number;
+  /** Latest timestamp, inclusive: ISO-8601 text or epoch ms. */
+  readonly to?: string | number;
+}
+
+export interface ToolLogQuery extends ToolLogFilter {
+  /** Entries per page, an integer ≥ 0; values above {@link MAX_QUERY_LIMIT} are clamped to it. */
+  readonly limit: number;
+  /** Matching entries to skip (newest first), an integer ≥ 0 (default 0). */
+  readonly offset?: number;
+}
+
+export interface ToolLogPage {
+  /** Newest first. */
+  readonly entries: ToolLogEntry[];
+  /** All entries matching the filter, ignoring `limit`/`offset`. */
+  readonly total: number;
+}
+
+export interface ToolLogStats {
+  readonly total_executions: number;
+  /** Successes / total, 0..1 (0 when there are no entries). */
+  readonly success_rate: number;
+  /** Mean `latency_ms`, ms (0 when there are no entries). */
+  readonly average_latency: number;
+  /** Sum of `cost_usd`, USD. */
+  readonly total_cost: number;
+}
+
+export interface RetentionOptions {
+  /** Keep at most this many entries (the newest); an integer ≥ 0. */
+  readonly maxEntries?: number;
+  /** Delete entries stamped more than this long before `now`, ms. */
+  readonly maxAgeMs?: number;
+}
+
+export interface SweepOptions extends RetentionOptions {
+  /** "Now" for `maxAgeMs`, epoch ms (default: the repository clock). */
+  readonly now?: number;
+}
+
+export interface ToolLogOptions {
+  /** Cap for `arguments` and `result`, bytes of JSON each (default 16 KiB). */
+  readonly maxPayloadBytes?: number;
+  /** Clock, epoch ms (default `Date.now`). */
+  readonly now?: () => number;
+  /** Entries deleted per `db.batch()` by `sweep` (default 1000). */
+  readonly sweepChunk?: number;
+  /** Key generator (default: a fresh one with a random boot tag). */
+  readonly keys?: TimeKeyGenerator;
+}
+
+/** The largest `limit` a query honours. */
+export const MAX_QUERY_LIMIT = 1000;
+
+/** Summary tuple: `[client, tool, ok (1 success / 0 error), latency_ms, cost_usd, virtual_key | null, surface]`. */
+export type ToolLogSummary = readonly [string, string, 0 | 1, number, number, string | null, string];
+
+type Match = (s: ToolLogSummary) => boolean;
+
+const SCAN_CHUNK = 1000;
+
+export class ToolLogRepository {
+  readonly #db: RootDb;
+  readonly #entries: Sublevel<ToolLogEntry>;
+  readonly #summaries: Sublevel<ToolLogSummary>;
+  readonly #writer: BatchWriter<BatchOp>;
+  readonly #log: Logger;
+  readonly #maxPayloadBytes: number;
+  readonly #now: () => number;
+  readonly #sweepChunk: number;
+  readonly #keys: TimeKeyGenerator;
+  readonly #retention = new Set<() => Promise<void>>();
+  #sweepChain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    db: RootDb,
+    entries: Sublevel<ToolLogEntry>,
+    summaries: Sublevel<ToolLogSummary>,
+    writer: BatchWriter<BatchOp>,
+    log: Logger,
+    options: ToolLogOptions = {},
+  ) {
+    this.#db = db;
+    this.#entries = entries;
+    this.#summaries = summaries;
+    this.#writer = writer;
+    this.#log = log;
+    this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_PAYLOAD_CAP_BYTES;
+    this.#now = options.now ?? Date.now;
+    this.#sweepChunk = options.sweepChunk ?? 1000;
+    this.#keys = options.keys ?? new TimeKeyGenerator();
+  }
+
+  /**
+   * Appends one entry through the batch writer (a burst of N appends costs about
+   * N / maxBatch `db.batch()` calls). Stores the entry under a fresh time key (see
+   * `time-key.ts`) stamped with its `timestamp`; `id` defaults to that key (a caller's `id` is
+   * kept as given: its uniqueness is the caller's). Fills `timestamp` (now) and normalises it to
+   * `toISOString()` form; caps `arguments` and `result` with {@link capPayload} (setting the
+   * `*_truncated` flags; `undefined` becomes `null`; a value the caller already cut, i.e. a string
+   * flagged truncated that fits the cap in UTF-8, is kept as it is); resolves with the stored
+   * entry once its batch is committed.
+   *
+   * Rejects with a `TypeError`/`RangeError` for a malformed input (bad timestamp, non-finite
+   * latency or cost, unknown status), or with the writer's `StoreError` (`overloaded`,
+   * `closed`, `io`).
+   */
+  async append(input: ToolLogInput): Promise<ToolLogEntry> {
+    const { key, entry } = this.#build(input);
+    await this.#writer.writeAll([putOp(this.#entries, key, entry), putOp(this.#summaries, key, summarize(entry))]);
+    return entry;
+  }
+
+  /**
+   * Entries matching `q`, newest first, `limit` (≤ {@link MAX_QUERY_LIMIT}) after skipping
+   * `offset`, with the number of all matches. Reads one snapshot, so `entries` and `total` agree.
+   * @throws RangeError for a bad `limit`, `offset`, `from` or `to`.
+   */
+  async query(q: ToolLogQuery): Promise<ToolLogPage> {
+    const limit = Math.min(nonNegativeInt(q.limit, 'limit'), MAX_QUERY_LIMIT);
+    const offset = nonNegativeInt(q.offset ?? 0, 'offset');
+    const match = compileFilter(q);
+    const range = rangeOf(q);
+    const snapshot = this.#db.snapshot();
+    try {
+      const keys: string[] = [];
+      let total = 0;
+      const take = (key: string): void => {
+        if (total >= offset && keys.length < limit) keys.push(key);
+        total++;
+      };
+      if (match === undefined) {
+        const it = this.#summaries.keys({ ...range, reverse: true, snapshot });
+        try {
+          for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
+            for (const key of chunk) take(key);
+          }
+        } finally {
+          await it.close();
+        }
+      } else {
+        const it = this.#summaries.iterator({ ...range, reverse: true, snapshot });
+        try {
+          for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
+            for (const [key, summary] of chunk) if (match(summary)) take(key);
+          }
+        } finally {
+          await it.close();
+        }
+      }
+      const values = keys.length > 0 ? await this.#entries.getMany(keys, { snapshot }) : [];
+      const entries = values.filter((v): v is ToolLogEntry => v !== undefined);
+      return { entries, total };
+    } finally {
+      await snapshot.close();
+    }
+  }
+
+  /**
+   * Totals over the entries matching `filter`: count, success rate (0..1), mean latency (ms)
+   * and total cost (USD, compensated summation); all zeros when nothing matches.
+   * @throws RangeError for a bad `from` or `to`.
+   */
+  async stats(filter: ToolLogFilter = {}): Promise<ToolLogStats> {
+    const match = compileFilter(filter);
+    const it = this.#summaries.values(rangeOf(filter));
+    let total = 0;
+    let ok = 0;
+    const latency = new KahanSum();
+    const cost = new KahanSum();
+    try {
+      for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
+        for (const s of chunk) {
+          if (match !== undefined && !match(s)) continue;
+          total++;
+          ok += s[2];
+          latency.add(s[3]);
+          cost.add(s[4]);
+        }
+      }
+    } finally {
+      await it.close();
+    }
+    if (total === 0) return { total_executions: 0, success_rate: 0, average_latency: 0, total_cost: 0 };
+    return { total_executions: total, success_rate: ok / total, average_latency: latency.value / total, total_cost: cost.value };
+  }
+
+  /**
+   * Deletes entries stamped more than `maxAgeMs` before `now`, then the oldest beyond
+   * `maxEntries`, in `db.batch()`es of `sweepChunk` entries (directly, not through the batch
+   * writer, so a large sweep never fills the writers' queue). Sweeps run one at a time; a call
+   * made during a sweep waits for it. Entries appended while a sweep runs may leave the log
+   * slightly above `maxEntries` until the next sweep. Resolves with the number of entries deleted.
+   */
+  sweep(options: SweepOptions): Promise<number> {
+    const run = this.#sweepChain.then(() => this.#sweep(options));
+    this.#sweepChain = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Runs {@link sweep} now and then every `intervalMs` (an unref'd timer: it never keeps the
+   * process alive), skipping a tick while a sweep is still running; failures are logged at
+   * `warn`. Returns `stop`: it cancels the timer and resolves once a sweep already running is
+   * done (never rejects). {@link close} stops every retention timer.
+   * @throws RangeError for an `intervalMs` that is not > 0.
+   */
+  startRetention(options: RetentionOptions, intervalMs: number): () => Promise<void> {
+    if (!(intervalMs > 0)) throw new RangeError('startRetention: intervalMs must be > 0');
+    let stopped = false;
+    let running: Promise<void> | undefined;
+    const tick = (): void => {
+      if (stopped || running !== undefined) return;
+      running = this.sweep({ ...options, now: this.#now() })
+        .then(
+          (deleted) => {
+            if (deleted > 0) this.#log.info('tool log retention', { deleted, ...options });
+          },
+          (err: unknown) => this.#log.warn('tool log retention failed', { err }),
+        )
+        .finally(() => {
+          running = undefined;
+        });
+    };
+    const timer = setInterval(tick, intervalMs);
+    timer.unref();
+    const stop = async (): Promise<void> => {
+      stopped = true;
+      clearInterval(timer);
+      this.#retention.delete(stop);
+      await running;
+    };
+    this.#retention.add(stop);
+    tick();
+    return stop;
+  }
+
+  /** Stops every retention timer and waits for a running sweep. Appends are the writer's to flush. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#retention].map((stop) => stop()));
+    await this.#sweepChain;
+  }
+
+  async #sweep(options: SweepOptions): Promise<number> {
+    let deleted = 0;
+    if (options.maxAgeMs !== undefined) {
+      if (!(options.maxAgeMs >= 0)) throw new RangeError('sweep: maxAgeMs must be ≥ 0');
+      const cutoff = (options.now ?? this.#now()) - options.maxAgeMs;
+      if (cutoff > 0) deleted += await this.#deleteOldest({ lt: msPrefix(Math.floor(cutoff)) }, Number.POSITIVE_INFINITY);
+    }
+    if (options.maxEntries !== undefined) {
+      const max = nonNegativeInt(options.maxEntries, 'maxEntries');
+      let count = 0;
+      const it = this.#summaries.keys();
+      try {
+        for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) count += chunk.length;
+      } finally {
+        await it.close();
+      }
+      if (count > max) deleted += await this.#deleteOldest({}, count - max);
+    }
+    return deleted;
+  }
+
+  /** Deletes up to `howMany` of the oldest entries with keys below `range.lt` (entry + summary, atomically per chunk). */
+  async #deleteOldest(range: { lt?: string }, howMany: number): Promise<number> {
+    let deleted = 0;
+    let after: string | undefined;
+    while (deleted < howMany) {
+      const limit = Math.min(this.#sweepChunk, howMany - deleted);
+      const keys = await this.#summaries.keys({ ...range, ...(after === undefined ? {} : { gt: after }), limit }).all();
+      if (keys.length === 0) break;
+      const ops: BatchOp[] = [];
+      for (const key of keys) ops.push(delOp(this.#entries, key), delOp(this.#summaries, key));
+      await commitOps(this.#db, ops);
+      deleted += keys.length;
+      after = keys[keys.length - 1];
+    }
+    return deleted;
+  }
+
+  #build(input: ToolLogInput): { key: string; entry: ToolLogEntry } {
+    if (input.status !== 'success' && input.status !== 'error') throw new TypeError(`tool log: bad status ${String(input.status)}`);
+    if (!Number.isFinite(input.latency_ms)) throw new TypeError('tool log: latency_ms must be a finite number');
+    if (!Number.isFinite(input.cost_usd)) throw new TypeError('tool log: cost_usd must be a finite number');
+    const ms = input.timestamp === undefined ? this.#now() : Date.parse(input.timestamp);
+    if (!Number.isFinite(ms)) throw new RangeError(`tool log: bad timestamp ${JSON.stringify(input.timestamp)}`);
+    if (!(Number.isInteger(ms) && ms >= 0 && ms <= MAX_KEY_MS)) throw new RangeError(`tool log: timestamp out of range ${JSON.stringify(input.timestamp)}`);
+    const key = this.#keys.next(ms);
+    const args = this.#cap(input.arguments, input.arguments_truncated === true);
+    const result = this.#cap(input.result, input.result_truncated === true);
+    const entry: ToolLogEntry = {
+      id: input.id ?? key,
+      client: input.client,
+      tool: input.tool,
+      arguments: args.value,
+      arguments_truncated: input.arguments_truncated === true || args.truncated,
+      result: result.value,
+      result_truncated: input.result_truncated === true || result.truncated,
+      status: input.status,
+      latency_ms: input.latency_ms,
+      cost_usd: input.cost_usd,
+      surface: input.surface,
+      timestamp: new Date(ms).toISOString(),
+    };
+    if (input.error !== undefined) entry.error = input.error;
+    if (input.virtual_key !== undefined) entry.virtual_key = input.virtual_key;
+    return { key, entry };
+  }
+
+  /** {@link capPayload}, keeping a caller's own cut (a string flagged truncated that fits). */
+  #cap(value: unknown, alreadyTruncated: boolean): CappedPayload {
+    if (alreadyTruncated && typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= this.#maxPayloadBytes) {
+      return { value, truncated: true };
+    }
+    return capPayload(value ?? null, this.#maxPayloadBytes);
+  }
+}
+
+function summarize(e: ToolLogEntry): ToolLogSummary {
+  return [e.client, e.tool, e.status === 'success' ? 1 : 0, e.latency_ms, e.cost_usd, e.virtual_key ?? null, e.surface];
+}
+
+function oneOf(value: string | readonly string[] | undefined): ((s: string | null) => boolean) | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string') return (s) => s === value;
+  const set = new Set(value);
+  return (s) => s !== null && set.has(s);
+}
+
+/** The summary predicate for `f`, or `undefined` when only the time range filters. */
+function compileFilter(f: ToolLogFilter): Match | undefined {
+  const client = oneOf(f.client);
+  const tool = oneOf(f.tool);
+  const vk = oneOf(f.virtual_key);
+  const surface = oneOf(f.surface);
+  const ok = f.status === undefined ? undefined : f.status === 'success' ? 1 : 0;
+  if (client === undefined && tool === undefined && vk === undefined && surface === undefined && ok === undefined) return undefined;
+  return (s) =>
+    (client === undefined || client(s[0])) &&
+    (tool === undefined || tool(s[1])) &&
+    (ok === undefined || s[2] === ok) &&
+    (vk === undefined || vk(s[5])) &&
+    (surface === undefined || surface(s[6]));
+}
+
+function toMs(value: string | number | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = typeof value === 'number' ? value : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new RangeError(`tool log: bad ${name} ${JSON.stringify(value)}`);
+  return ms;
+}
+
+function rangeOf(f: ToolLogFilter): { gte?: string; lt?: string } {
+  return timeRange(toMs(f.from, 'from'), toMs(f.to, 'to'));
+}
+
+function nonNegativeInt(n: number, name: string): number {
+  if (!(Number.isInteger(n) && n >= 0)) throw new RangeError(`tool log: ${name} must be an integer ≥ 0`);
+  return n;
+}
+
+/** Neumaier compensated summation: sums thousands of small USD amounts without drift. */
+class KahanSum {
+  #sum = 0;
+  #c = 0;
+  add(x: number): void {
+    const t = this.#sum + x;
+    if (Math.abs(this.#sum) >= Math.abs(x)) this.#c += this.#sum - t + x;
+    else this.#c += x - t + this.#sum;
+    this.#sum = t;
+  }
+  get value(): number {
+    return this.#sum + this.#c;
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * One tool invocation on behalf of any surface (`/mcp` tools/call, the REST tool execute API):
+ * sends `tools/call` to the owning upstream and publishes `ToolInvocationCompleted` or
+ * `ToolInvocationFailed` on the event bus, with duration, cost (the client's `tool_pricing`),
+ * arguments and result — the tool log, metrics and event feeds all read those events.
+ */
+import type { Progress } from '@modelcontextprotocol/sdk/types.js';
+import type { EventBus } from '../streams/events.js';
+import type { Route } from './manager.js';
+import type { CancelScope, JsonObject } from './upstream.js';
+
+export interface InvokeOptions {
+  readonly surface: string;
+  readonly cancel?: CancelScope;
+  readonly onprogress?: (p: Progress) => void;
+  readonly virtualKey?: string;
+}
+
+let counter = 0;
+const bootId = Date.now().toString(36);
+
+/** A unique, time-ordered invocation id. */
+export function newCallId(): string {
+  return `call-${bootId}-${(++counter).toString(36)}`;
+}
+
+/**
+ * Calls `route`'s tool with `params` (a `tools/call` params object whose `name` is replaced by the
+ * upstream's own name; `arguments` and `_meta` pass through). Resolves with the upstream's result
+ * untouched. @throws what {@link Upstream.request} throws, after publishing the failure.
+ */
+export async function invokeTool(bus: EventBus, route: Route, params: JsonObject, options: InvokeOptions): Promise<JsonObject> {
+  const started = performance.now();
+  const call_id = newCallId();
+  const upstream = route.upstream;
+  const args = params['arguments'];
+  try {
+    const result = await upstream.request('tools/call', { ...params, name: route.name }, {
+      ...(options.cancel ? { cancel: options.cancel } : {}),
+      ...(options.onprogress ? { onprogress: options.onprogress } : {}),
+    });
+    const isError = result['isError'] === true;
+    bus.publish({
+      event_type: 'ToolInvocationCompleted',
+      mcp_server_id: upstream.name,
+      tool_name: route.name,
+      call_id,
+      duration_ms: performance.now() - started,
+      // a tool that reports an error is not charged
+      cost_usd: isError ? 0 : (upstream.pricing[route.name] ?? 0),
+      surface: options.surface,
+      arguments: args,
+      is_error: isError,
+      result,
+      ...(options.virtualKey !== undefined ? { virtual_key: options.virtualKey } : {}),
+    });
+    return result;
+  } catch (err) {
+    bus.publish({
+      event_type: 'ToolInvocationFailed',
+      mcp_server_id: upstream.name,
+      tool_name: route.name,
+      call_id,
+      duration_ms: performance.now() - started,
+      cost_usd: 0,
+      surface: options.surface,
+      arguments: args,
+      error: err instanceof Error ? err.message : String(err),
+      ...(options.virtualKey !== undefined ? { virtual_key: options.virtualKey } : {}),
+    });
+    throw err;
+  }
+}

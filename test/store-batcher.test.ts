@@ -1,0 +1,230 @@
+/**
+ * BatchWriter: window/maxBatch grouping and strictly serial, in-order commits (RxJS
+ * TestScheduler), then against real LevelDB in a temp dir: a burst of N writes costs
+ * ≤ ceil(N/maxBatch)+2 batches and every promise resolves only once its data is readable;
+ * overload rejects at once and is bounded; a failed batch rejects exactly its writes; close
+ * commits what is pending; flush waits for earlier writes only.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Level } from 'level';
+import { defer, tap, timer, type Observable } from 'rxjs';
+import { TestScheduler } from 'rxjs/testing';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BatchWriter, batchWindows, levelBatchCommit, putOp, type BatchOp } from '../src/store/batcher.js';
+import { openSublevel, type RootDb, type Sublevel } from '../src/store/db.js';
+import { StoreError } from '../src/store/errors.js';
+
+function scheduler(): TestScheduler {
+  return new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+}
+
+describe('batchWindows (marbles)', () => {
+  it('emits each window’s items once per window, skipping empty windows', () => {
+    scheduler().run(({ hot, expectObservable }) => {
+      const source = hot('ab 7ms c 21ms d|');
+      // window 10: [a,b,c] at 10; windows 10–20 and 20–30 are empty; d arrives at 31 and is emitted when the source completes at 32
+      expectObservable(source.pipe(batchWindows(10, 100))).toBe('10ms x 21ms (y|)', { x: ['a', 'b', 'c'], y: ['d'] });
+    });
+  });
+
+  it('emits a full batch of maxBatch at once and starts a new window', () => {
+    scheduler().run(({ hot, expectObservable }) => {
+      const source = hot('abcde 20ms |');
+      // maxBatch 2: [a,b] at 1, [c,d] at 3, then e waits for its window (started at 3) to end at 13
+      expectObservable(source.pipe(batchWindows(10, 2))).toBe('-x-y 9ms z 11ms |', { x: ['a', 'b'], y: ['c', 'd'], z: ['e'] });
+    });
+  });
+});
+
+describe('BatchWriter with a virtual-time commit (TestScheduler)', () => {
+  it('commits batches one at a time, in write order; each write settles when its batch ends', async () => {
+    const ts = scheduler();
+    const spans: { ops: string; start: number; end: number }[] = [];
+    const settled: { v: string; at: number }[] = [];
+    const promises: Promise<void>[] = [];
+    ts.run(({ cold }) => {
+      // a commit takes 15 frames, longer than the 10-frame window, so batches queue behind it
+      const commit = (ops: readonly string[]): Observable<unknown> =>
+        defer(() => {
+          const span = { ops: ops.join(''), start: ts.now(), end: -1 };
+          spans.push(span);
+          return timer(15).pipe(tap({ complete: () => (span.end = ts.now()) }));
+        });
+      const writer = new BatchWriter<string>(commit, { windowMs: 10, maxBatch: 3 });
+      // a,b,c,d at 0 (abc fills maxBatch), e at 15, f at 27
+      cold('(abcd)---------e-----------f').subscribe((v) => {
+        promises.push(writer.write(v).then(() => void settled.push({ v, at: -1 })));
+      });
+      ts.schedule(() => void writer.close(), 100); // ends the endless window timer
+    });
+    await Promise.all(promises);
+    // [abc] at 0 → 0–15; [d] window ends at 10, waits → 15–30; [e] window 10–20 → 30–45; [f] window 20–30 → 45–60
+    expect(spans).toEqual([
+      { ops: 'abc', start: 0, end: 15 },
+      { ops: 'd', start: 15, end: 30 },
+      { ops: 'e', start: 30, end: 45 },
+      { ops: 'f', start: 45, end: 60 },
+    ]);
+    expect(settled.map((s) => s.v)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+  });
+
+  it('counts ops, not units, against maxPending', async () => {
+    const ts = scheduler();
+    const outcomes: string[] = [];
+    const promises: Promise<void>[] = [];
+    ts.run(() => {
+      const writer = new BatchWriter<string>(() => timer(5), { windowMs: 10, maxPending: 4 });
+      const track = (label: string, p: Promise<void>): void => {
+        promises.push(p.then(() => void outcomes.push(`${label} ok`), (e: StoreError) => void outcomes.push(`${label} ${e.code}`)));
+      };
+      track('ab', writer.writeAll(['a', 'b']));
+      track('cde', writer.writeAll(['c', 'd', 'e'])); // 2 + 3 > 4
+      track('cd', writer.writeAll(['c', 'd']));
+      track('f', writer.write('f'));
+      ts.schedule(() => track('g', writer.write('g')), 20); // after the first batch committed (10 + 5)
+      ts.schedule(() => void writer.close(), 50);
+    });
+    await Promise.all(promises);
+    expect(outcomes.sort()).toEqual(['ab ok', 'cd ok', 'cde overloaded', 'f overloaded', 'g ok']);
+  });
+});
+
+describe('BatchWriter on LevelDB', () => {
+  let dir: string | undefined;
+  let db: RootDb | undefined;
+  afterEach(async () => {
+    await db?.close();
+    db = undefined;
+    if (dir) await rm(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  async function openDb(): Promise<{ db: RootDb; sub: Sublevel<{ n: number }> }> {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'trib-batch-'));
+    db = new Level<string, Uint8Array>(path.join(dir, 'db'), { valueEncoding: 'view' });
+    await db.open();
+    return { db, sub: openSublevel<{ n: number }>(db, 'items') };
+  }
+
+  it('a burst of N writes costs ≤ ceil(N/maxBatch)+2 batches, each write resolves only when readable', async () => {
+    const { db, sub } = await openDb();
+    let calls = 0;
+    const commit = levelBatchCommit(db);
+    const writer = new BatchWriter<BatchOp>((ops) => {
+      calls++;
+      return commit(ops);
+    }, { windowMs: 10, maxBatch: 1000 });
+    const N = 5000;
+    const notReadable: string[] = [];
+    await Promise.all(
+      Array.from({ length: N }, (_, i) => {
+        const key = `k${String(i).padStart(5, '0')}`;
+        return writer.write(putOp(sub, key, { n: i })).then(() => {
+          // synchronous read at the moment the promise resolves
+          const v = sub.getSync(key);
+          if (v?.n !== i) notReadable.push(key);
+        });
+      }),
+    );
+    expect(notReadable).toEqual([]);
+    expect(calls).toBeLessThanOrEqual(Math.ceil(N / 1000) + 2);
+    expect(calls).toBeGreaterThanOrEqual(Math.ceil(N / 1000));
+    const c = writer.counters;
+    expect(c.batches).toBe(calls);
+    expect(c.ops).toBe(N);
+    expect(c.pending).toBe(0);
+    expect(c.lastBatchSize).toBeGreaterThan(0);
+    expect(c.lastBatchMs).toBeGreaterThanOrEqual(0);
+    expect((await sub.keys().all()).length).toBe(N);
+    await writer.close();
+  });
+
+  it('writeAll keeps a group in one batch even across the maxBatch boundary', async () => {
+    const { db, sub } = await openDb();
+    const sizes: number[] = [];
+    const commit = levelBatchCommit(db);
+    const writer = new BatchWriter<BatchOp>((ops) => {
+      sizes.push(ops.length);
+      return commit(ops);
+    }, { windowMs: 5, maxBatch: 2 });
+    await Promise.all([
+      writer.write(putOp(sub, 'a', { n: 1 })),
+      writer.writeAll([putOp(sub, 'b', { n: 2 }), putOp(sub, 'c', { n: 3 }), putOp(sub, 'd', { n: 4 })]),
+      writer.write(putOp(sub, 'e', { n: 5 })),
+    ]);
+    expect(sizes).toEqual([4, 1]); // units a + (b,c,d) fill maxBatch 2; e goes next
+    expect(await sub.getMany(['a', 'b', 'c', 'd', 'e'])).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }, { n: 5 }]);
+    await writer.close();
+  });
+
+  it('rejects at once with `overloaded` beyond maxPending, and accepts again once drained', async () => {
+    const { db, sub } = await openDb();
+    const writer = new BatchWriter<BatchOp>(levelBatchCommit(db), { windowMs: 20, maxPending: 10 });
+    const accepted = Array.from({ length: 10 }, (_, i) => writer.write(putOp(sub, `k${i}`, { n: i })));
+    const t0 = performance.now();
+    const over = writer.write(putOp(sub, 'over', { n: -1 }));
+    await expect(over).rejects.toMatchObject({ name: 'StoreError', code: 'overloaded' });
+    expect(performance.now() - t0).toBeLessThan(15); // at once, not after the 20 ms window
+    expect(writer.counters.pending).toBe(10);
+    await Promise.all(accepted);
+    expect(await sub.get('over')).toBeUndefined();
+    await expect(writer.write(putOp(sub, 'later', { n: 11 }))).resolves.toBeUndefined();
+    expect(await sub.get('later')).toEqual({ n: 11 });
+    await writer.close();
+  });
+
+  it('a failed batch rejects exactly its own writes with `io`; later batches still commit', async () => {
+    const { db, sub } = await openDb();
+    let fail = true;
+    const commit = levelBatchCommit(db);
+    const writer = new BatchWriter<BatchOp>((ops) => (fail ? Promise.reject(new Error('disk full')) : commit(ops)), { windowMs: 5 });
+    const first = [writer.write(putOp(sub, 'x', { n: 1 })), writer.write(putOp(sub, 'y', { n: 2 }))];
+    const results = await Promise.allSettled(first);
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      const reason = (r as PromiseRejectedResult).reason as StoreError;
+      expect(reason).toBeInstanceOf(StoreError);
+      expect(reason.code).toBe('io');
+      expect(reason.message).toMatch(/disk full/);
+    }
+    fail = false;
+    await writer.write(putOp(sub, 'z', { n: 3 }));
+    expect(await sub.getMany(['x', 'y', 'z'])).toEqual([undefined, undefined, { n: 3 }]);
+    expect(writer.counters).toMatchObject({ batches: 1, failedBatches: 1, ops: 1, pending: 0 });
+    await writer.close();
+  });
+
+  it('close() commits pending writes first, then refuses new ones with `closed`', async () => {
+    const { db, sub } = await openDb();
+    const writer = new BatchWriter<BatchOp>(levelBatchCommit(db), { windowMs: 1000 }); // a window longer than the test
+    const pending = Array.from({ length: 50 }, (_, i) => writer.write(putOp(sub, `k${i}`, { n: i })));
+    const t0 = performance.now();
+    await writer.close();
+    expect(performance.now() - t0).toBeLessThan(500); // did not wait for the 1 s window
+    await Promise.all(pending);
+    expect((await sub.keys().all()).length).toBe(50);
+    await expect(writer.write(putOp(sub, 'late', { n: 0 }))).rejects.toMatchObject({ code: 'closed' });
+    await expect(writer.close()).resolves.toBeUndefined();
+  });
+
+  it('flush() waits for earlier writes only', async () => {
+    const { db, sub } = await openDb();
+    const writer = new BatchWriter<BatchOp>(levelBatchCommit(db), { windowMs: 5 });
+    await expect(writer.flush()).resolves.toBeUndefined(); // nothing pending
+    let committed = false;
+    void writer.write(putOp(sub, 'a', { n: 1 })).then(() => (committed = true));
+    await writer.flush();
+    expect(committed).toBe(true);
+    expect(await sub.get('a')).toEqual({ n: 1 });
+    await writer.close();
+  });
+
+  it('refuses bad options', () => {
+    const commit = (): Promise<void> => Promise.resolve();
+    expect(() => new BatchWriter(commit, { maxBatch: 0 })).toThrow(RangeError);
+    expect(() => new BatchWriter(commit, { maxPending: 0 })).toThrow(RangeError);
+    expect(() => new BatchWriter(commit, { windowMs: -1 })).toThrow(RangeError);
+  });
+});
