@@ -85,6 +85,36 @@ describe('start-up refusals', () => {
   });
 });
 
+describe('data dir', () => {
+  it('exits 1 naming the data dir when another gateway holds it, and leaves its data intact', async () => {
+    const { resolveConfig } = await import('../src/config/load.js');
+    const { startGateway } = await import('../src/gateway.js');
+    const { createLogger } = await import('../src/log/logger.js');
+    const dataDir = mkdtempSync(join(tmpdir(), 'tributary-locked-'));
+    const holder = await startGateway(resolveConfig({ server: { port: 0 }, data_dir: dataDir, mcp_clients: [demoClient()] }, 'test'), {
+      log: createLogger('silent'),
+    });
+    try {
+      const before = await holder.store.clients.list();
+      expect(before.length).toBe(1);
+      const { path, dir } = tmpConfig({ server: { port: 0 }, mcp_clients: [] });
+      try {
+        const r = runMain(['--config', path], { DATA_DIR: dataDir });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(dataDir);
+        expect(r.stderr).toMatch(/in use by another process/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      // the holder still works and its data is untouched
+      expect(await holder.store.clients.list()).toEqual(before);
+    } finally {
+      await holder.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
 /** Pids whose parent is `pid` (from /proc). */
 function childrenOf(pid: number): number[] {
   const out: number[] = [];

@@ -2,13 +2,18 @@
  * `openStore`: opens the LevelDB store at `<dataDir>/db` (DESIGN.md §4 `store/`: one sublevel per
  * entity, msgpackr values, batched writes), checks the schema version and runs migrations.
  *
- * Never destroys, repairs or rewrites anything on its own: a locked, corrupt or too-new data
- * directory makes `openStore` reject with a {@link StoreError} and leaves the files as they were,
- * with one exception LevelDB imposes: every `open()` attempt, even one that fails on the LOCK,
- * first renames LevelDB's human-readable info log `LOG` to `LOG.old` and starts a new `LOG`
- * (classic-level offers no option to turn that off). Data files (`CURRENT`, `MANIFEST-*`,
- * `*.log`, `*.ldb`) are not touched. A second `openStore` of one directory in this process is
- * refused before LevelDB is called at all.
+ * Never destroys, repairs or rewrites data on its own: a locked, corrupt or too-new data
+ * directory makes `openStore` reject with a {@link StoreError}, having written nothing itself.
+ * What LevelDB does on its own (observed with classic-level 3.0.0):
+ * - every `open()` attempt, even one that fails on the LOCK, first renames LevelDB's text info log
+ *   `LOG` to `LOG.old` and starts a new `LOG` (classic-level has no option to turn that off);
+ * - an `open()` that fails (LOCK held, corrupt `CURRENT`/`MANIFEST`, missing table) changes no
+ *   data file (`CURRENT`, `MANIFEST-*`, `*.log`, `*.ldb`);
+ * - an `open()` that succeeds does LevelDB's usual, content-preserving bookkeeping (a new
+ *   `MANIFEST`, the write-ahead log turned into a table) before our first read; so a refusal found
+ *   only after that (`too_new`, a corrupt table block, a malformed schema version) follows it.
+ *   Table files are left byte for byte.
+ * A second `openStore` of one directory in this process is refused before LevelDB is called.
  *
  * One guard runs before LevelDB: a directory holding LevelDB files but no `CURRENT` is refused
  * as `corrupt`, because LevelDB would treat it as a new database and delete the existing tables.
