@@ -10,6 +10,9 @@ import { Subject, type Observable } from 'rxjs';
 
 export type UpstreamState = 'connected' | 'disconnected' | 'error';
 
+/** Circuit breaker states (closed → open → half_open → closed). */
+export type CircuitState = 'closed' | 'open' | 'half_open';
+
 interface EventBase {
   /** Gap-free sequence number, starting at 1 per process. */
   readonly seq: number;
@@ -37,6 +40,11 @@ export type GatewayEventBody =
   | { event_type: 'McpServerStateChanged'; mcp_server_id: string; old_state: UpstreamState; new_state: UpstreamState; error?: string }
   | { event_type: 'McpServerStarted'; mcp_server_id: string; mode: string; tools_count: number; startup_duration_ms: number }
   | { event_type: 'McpServerStopped'; mcp_server_id: string; reason: string }
+  | { event_type: 'McpServerDegraded'; mcp_server_id: string; consecutive_failures: number; reason: string }
+  | { event_type: 'HealthCheckPassed'; mcp_server_id: string; duration_ms: number; method: 'ping' | 'tools/list' }
+  | { event_type: 'HealthCheckFailed'; mcp_server_id: string; duration_ms: number; method: 'ping' | 'tools/list'; consecutive_failures: number; error: string }
+  | { event_type: 'CircuitBreakerStateChanged'; mcp_server_id: string; old_state: CircuitState; new_state: CircuitState; retry_at?: string }
+  | { event_type: 'ProviderDiscovered' | 'ProviderRegistered' | 'ProviderDeregistered'; mcp_server_id: string; connection_type: string }
   | ({ event_type: 'ToolInvocationCompleted'; is_error: boolean; result: unknown } & ToolCallFields)
   | ({ event_type: 'ToolInvocationFailed'; error: string } & ToolCallFields)
   | { event_type: 'CatalogueChanged'; mcp_server_id: string; kind: 'tools' | 'resources' | 'prompts'; count: number };
