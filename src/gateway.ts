@@ -14,6 +14,11 @@ import { healthEffect } from './handlers/health.js';
 import { GatewayServer } from './server/app.js';
 import { loadNativeUws, type UwsModule } from './server/uws.js';
 import { of } from 'rxjs';
+import { EventLogRepository, type StoredEvent } from './store/events.js';
+import { toWire } from './streams/events.js';
+import { EventsWsEndpoint } from './handlers/events-ws.js';
+import { LiveWsEndpoint } from './handlers/live-ws.js';
+import { GatewayMetrics } from './handlers/metrics.js';
 import { openStore, type Store } from './store/open.js';
 import { ClientAdmin } from './handlers/mgmt/clients.js';
 import { RestRouter } from './handlers/rest/router.js';
@@ -61,12 +66,23 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     batch: { windowMs: config.store.batch_window_ms, maxBatch: config.store.max_batch },
     toolLog: { maxPayloadBytes: config.tool_log.max_payload_bytes },
   });
-  const bus = new EventBus();
+  const eventLog = new EventLogRepository(store.db, store.sublevel<StoredEvent>('events'), store.writer);
+  // seq continues across restarts, so `since` replay spans them
+  const bus = new EventBus(await eventLog.lastSeq());
+  const eventLogSub = bus.events$.subscribe((e) => {
+    eventLog.append(toWire(e)).catch((err: unknown) => log.warn('event log write failed', { seq: e.seq, error: err }));
+  });
+  const eventSweep = setInterval(() => {
+    eventLog.sweep(config.events.max_stored).catch((err: unknown) => log.warn('event log sweep failed', { error: err }));
+  }, 60_000);
+  eventSweep.unref();
+
   const manager = new UpstreamManager(log, bus);
   const sessions = new SessionStore(config.server.max_sessions, config.server.session_idle_timeout_ms);
   const dispatcher = new McpDispatcher(manager, sessions, bus, log, {
     pageSize: config.server.page_size,
     serverRequestTimeoutMs: SERVER_REQUEST_TIMEOUT_MS,
+    onRequest: (method) => metrics.observeMcp(method),
   });
   const mcp = new McpHttpHandler(dispatcher, sessions, log, {
     allowedOrigins: config.server.allowed_origins,
@@ -74,7 +90,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     enforceHost: config.server.allowed_hosts !== undefined || isLoopbackAddress(config.server.host),
     sseKeepAliveMs: config.server.sse_keepalive_ms,
   });
-  const admin = new ClientAdmin(manager, store.clients, log);
+  const admin = new ClientAdmin(manager, store.clients, log, bus);
+  const eventsWs = new EventsWsEndpoint(bus, eventLog, log, {
+    maxQueued: config.events.max_queued,
+    maxMessageBytes: 16 * 1024,
+    highWaterBytes: 256 * 1024,
+    maxReplay: config.events.max_replay,
+  });
+  const liveWs = new LiveWsEndpoint(bus, { maxQueued: config.events.max_queued, highWaterBytes: 256 * 1024, maxPayloadBytes: config.tool_log.max_payload_bytes });
   const rest = new RestRouter(log);
   admin.register(rest);
   new ToolExecuteHandler(manager, bus).register(rest);
@@ -84,6 +107,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     { maxEntries: config.tool_log.max_entries, maxAgeMs: config.tool_log.max_age_ms },
     config.tool_log.sweep_interval_ms,
   );
+  const metrics = new GatewayMetrics(bus, {
+    manager,
+    wsConnections: () => ({ '/api/ws/events': eventsWs.connections, '/api/ws/live': liveWs.connections }),
+    queueDepth: () => ({ '/api/ws/events': eventsWs.queued }),
+    eventsDropped: () => eventsWs.droppedTotal,
+    store: () => store.writer.counters,
+  });
   let draining = false;
   const server = new GatewayServer(
     uws,
@@ -94,8 +124,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       mcpOptions: (i) => mcp.preflight(i),
       health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining })),
       rest: (i) => rest.handle(i),
+      metrics: () => metrics.handle(),
     },
     {
+      onResponse: (path, method, status, seconds) => metrics.observeHttp(path, method, status, seconds),
       host: config.server.host,
       port: config.server.port,
       maxBodyBytes: config.server.max_body_bytes,
@@ -105,12 +137,24 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     log,
   );
 
+  const wsOptions = { maxPayloadLength: 1024 * 1024, idleTimeoutSeconds: config.events.idle_timeout_s, maxBackpressure: 8 * 1024 * 1024 };
+  const feeds = [server.attachWs('/api/ws/events', eventsWs, wsOptions), server.attachWs('/api/ws/live', liveWs, wsOptions)];
+  const pinger = setInterval(() => {
+    for (const conns of feeds) for (const c of conns) c.ping();
+  }, config.events.ping_interval_ms);
+  pinger.unref();
   let port: number;
   try {
     await admin.init(config.mcp_clients);
     port = await server.listen();
   } catch (err) {
     toolLogSub.unsubscribe();
+    eventLogSub.unsubscribe();
+    clearInterval(eventSweep);
+    clearInterval(pinger);
+    eventsWs.dispose();
+    liveWs.dispose();
+    metrics.dispose();
     await stopRetention();
     await manager.closeAll('start-up failed');
     await store.close();
@@ -136,8 +180,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       sessions.closeAll();
       server.closeAll();
       dispatcher.dispose();
+      clearInterval(pinger);
+      clearInterval(eventSweep);
+      eventsWs.dispose();
+      liveWs.dispose();
       await manager.closeAll('shutdown');
       toolLogSub.unsubscribe();
+      eventLogSub.unsubscribe();
+      metrics.dispose();
       await stopRetention();
       await store.close();
       bus.close();

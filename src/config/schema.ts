@@ -150,6 +150,21 @@ export const StoreConfig = t.exact(
   }),
 );
 
+export const EventsConfig = t.exact(
+  t.partial({
+    /** Events queued per WebSocket subscriber before the oldest are dropped (default 1000). */
+    max_queued: PositiveInt,
+    /** Events kept in the durable log for `since` replay (default 100000). */
+    max_stored: PositiveInt,
+    /** Most stored events replayed for one `since` (default 10000). */
+    max_replay: PositiveInt,
+    /** Server ping interval on the feeds, ms (default 30000). */
+    ping_interval_ms: PositiveInt,
+    /** A WebSocket peer silent this long is closed, seconds (default 120; uWS needs ≥ 8). */
+    idle_timeout_s: PositiveInt,
+  }),
+);
+
 export const LogLevel = t.keyof({ debug: null, info: null, warn: null, error: null, silent: null });
 export type LogLevel = t.TypeOf<typeof LogLevel>;
 
@@ -161,6 +176,7 @@ export const GatewayConfigFile = t.exact(
     mcp_clients: t.array(McpClientConfig),
     tool_log: ToolLogConfig,
     store: StoreConfig,
+    events: EventsConfig,
   }),
 );
 export type GatewayConfigFile = t.TypeOf<typeof GatewayConfigFile>;
@@ -191,4 +207,11 @@ export interface GatewayConfig {
     readonly sweep_interval_ms: number;
   };
   readonly store: { readonly batch_window_ms: number; readonly max_batch: number };
+  readonly events: {
+    readonly max_queued: number;
+    readonly max_stored: number;
+    readonly max_replay: number;
+    readonly ping_interval_ms: number;
+    readonly idle_timeout_s: number;
+  };
 }

@@ -13,6 +13,8 @@ import { jsonReply, type HeaderList, type HttpEffect, type HttpHeaders, type Htt
 import { GatewayError } from '../codecs/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { UwsModule } from './uws.js';
+import { attachWebSocket } from './ws.js';
+import type { WsConnection, WsEndpoint, WsEndpointOptions } from '../streams/ws.js';
 
 /** Buffered SSE bytes per response beyond which a congested stream is closed. */
 const MAX_SSE_BACKLOG_BYTES = 16 * 1024 * 1024;
@@ -46,6 +48,8 @@ function statusLine(status: number): string {
 interface Exchange {
   readonly res: HttpResponse;
   readonly input: HttpInput;
+  /** performance.now() when the request arrived. */
+  readonly started: number;
   aborted: boolean;
   ended: boolean;
   streaming: boolean;
@@ -63,11 +67,14 @@ export interface ServerRoutes {
   readonly mcpDelete: RouteHandler;
   readonly mcpOptions: RouteHandler;
   readonly health: RouteHandler;
+  readonly metrics: RouteHandler;
   /** `/api/*` and `/v1/*`. */
   readonly rest: RouteHandler;
 }
 
 export interface ServerOptions {
+  /** Called for every response: path, method, status, seconds since the request arrived. */
+  readonly onResponse?: (path: string, method: string, status: number, seconds: number) => void;
   readonly host: string;
   readonly port: number;
   readonly maxBodyBytes: number;
@@ -117,6 +124,7 @@ export class GatewayServer {
       .any('/api/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) => this.api$.next(ex)))
       .any('/v1/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) => this.api$.next(ex)))
       .get('/health', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.health).subscribe()))
+      .get('/metrics', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.metrics).subscribe()))
       .any('/mcp', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) =>
         this.apply(ex, jsonReply(405, new GatewayError('METHOD_NOT_ALLOWED', `Method ${ex.input.method} not allowed on /mcp`).toRest(), [
           ['Content-Type', 'application/json'],
@@ -126,6 +134,11 @@ export class GatewayServer {
       .any('/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) =>
         this.apply(ex, jsonReply(404, new GatewayError('NOT_FOUND', `No route for ${ex.input.method} ${ex.input.path}`).toRest())),
       ));
+  }
+
+  /** Serves a WebSocket endpoint at `path` (call before {@link listen}); returns its open connections. */
+  attachWs(path: string, endpoint: WsEndpoint, options: WsEndpointOptions): Set<WsConnection> {
+    return attachWebSocket(this.app, path, endpoint, options, this.log);
   }
 
   /** Starts listening; resolves with the bound port. @throws Error when the port cannot be bound. */
@@ -206,6 +219,7 @@ export class GatewayServer {
     const ex: Exchange = {
       res,
       input: { method, path: url, query, headers, body: undefined },
+      started: performance.now(),
       aborted: false,
       ended: false,
       streaming: false,
@@ -333,6 +347,7 @@ export class GatewayServer {
     switch (effect.kind) {
       case 'reply':
         ex.ended = true;
+        this.options.onResponse?.(ex.input.path, ex.input.method, effect.status, (performance.now() - ex.started) / 1000);
         res.cork(() => {
           res.writeStatus(statusLine(effect.status));
           this.writeHeaders(res, effect.headers, effect.status === 403 ? '' : origin);
@@ -342,6 +357,7 @@ export class GatewayServer {
         return;
       case 'sse-start':
         ex.streaming = true;
+        this.options.onResponse?.(ex.input.path, ex.input.method, 200, (performance.now() - ex.started) / 1000);
         res.cork(() => {
           res.writeStatus('200 OK');
           this.writeHeaders(res, effect.headers, origin);

@@ -45,6 +45,8 @@ export type GatewayEventBody =
   | { event_type: 'HealthCheckFailed'; mcp_server_id: string; duration_ms: number; method: 'ping' | 'tools/list'; consecutive_failures: number; error: string }
   | { event_type: 'CircuitBreakerStateChanged'; mcp_server_id: string; old_state: CircuitState; new_state: CircuitState; retry_at?: string }
   | { event_type: 'ProviderDiscovered' | 'ProviderRegistered' | 'ProviderDeregistered'; mcp_server_id: string; connection_type: string }
+  /** Configuration entities changed (Bifrost live feed `store_update` tags, e.g. `mcp_clients`). */
+  | { event_type: 'StoreChanged'; tags: string[]; mcp_server_id?: string }
   | ({ event_type: 'ToolInvocationCompleted'; is_error: boolean; result: unknown } & ToolCallFields)
   | ({ event_type: 'ToolInvocationFailed'; error: string } & ToolCallFields)
   | { event_type: 'CatalogueChanged'; mcp_server_id: string; kind: 'tools' | 'resources' | 'prompts'; count: number };
@@ -54,7 +56,15 @@ export type GatewayEvent = GatewayEventBody & EventBase;
 /** A synchronous, in-process publish/subscribe bus. `events$` is hot: late subscribers miss past events. */
 export class EventBus {
   private readonly subject = new Subject<GatewayEvent>();
-  private seq = 0;
+
+  /** @param seq the last seq already used (e.g. the durable log's last one after a restart). */
+  constructor(private seq = 0) {}
+
+  /** The seq of the last published event. */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
   readonly events$: Observable<GatewayEvent> = this.subject.asObservable();
 
   private stampMs = -1;
@@ -81,4 +91,20 @@ export class EventBus {
   close(): void {
     this.subject.complete();
   }
+}
+
+/**
+ * The event as sent to subscribers and stored: plain JSON data. Tool events lose their live
+ * `arguments` and `result` (the tool log keeps those, size-capped).
+ */
+export function toWire(e: GatewayEvent): Record<string, unknown> & { seq: number; event_type: string } {
+  if (e.event_type === 'ToolInvocationCompleted') {
+    const { arguments: _a, result: _r, ...rest } = e;
+    return rest;
+  }
+  if (e.event_type === 'ToolInvocationFailed') {
+    const { arguments: _a, ...rest } = e;
+    return rest;
+  }
+  return e as unknown as Record<string, unknown> & { seq: number; event_type: string };
 }

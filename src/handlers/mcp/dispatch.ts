@@ -37,6 +37,8 @@ export interface DispatcherOptions {
   readonly pageSize: number;
   /** How long a relayed server→client request may wait for the downstream answer, ms. */
   readonly serverRequestTimeoutMs: number;
+  /** Called once per request with its method (metrics). */
+  readonly onRequest?: (method: string) => void;
 }
 
 type MethodHandler = (session: McpSession, params: Record<string, unknown> | undefined, call: InflightCall) => Promise<JsonObject> | JsonObject;
@@ -123,6 +125,7 @@ export class McpDispatcher {
    * never rejects (errors become JSON-RPC error responses).
    */
   async handleRequest(session: McpSession, msg: JsonRpcRequest, call: InflightCall): Promise<JsonRpcResponse> {
+    this.options.onRequest?.(msg.method);
     // own properties only: "constructor", "__proto__" and friends are not methods
     const handler = Object.hasOwn(this.methods, msg.method) ? this.methods[msg.method] : undefined;
     if (handler === undefined) {

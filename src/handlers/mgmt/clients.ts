@@ -23,6 +23,7 @@ import { McpClientConfig as McpClientConfigCodec } from '../../config/schema.js'
 import type { Logger } from '../../log/logger.js';
 import type { ClientRecord, ClientRepository } from '../../store/clients.js';
 import type { UpstreamManager } from '../../upstreams/manager.js';
+import type { EventBus } from '../../streams/events.js';
 import { ok, type RestReply, type RestRequest, type RestRouter } from '../rest/router.js';
 
 const REDACTED = '<redacted>';
@@ -66,7 +67,13 @@ export class ClientAdmin {
     private readonly manager: UpstreamManager,
     private readonly repo: ClientRepository,
     private readonly log: Logger,
+    private readonly bus: EventBus,
   ) {}
+
+  private changed(event: 'ProviderRegistered' | 'ProviderDeregistered' | undefined, config: McpClientConfig): void {
+    if (event) this.bus.publish({ event_type: event, mcp_server_id: config.name, connection_type: config.connection_type });
+    this.bus.publish({ event_type: 'StoreChanged', tags: ['mcp_clients'], mcp_server_id: config.name });
+  }
 
   /**
    * Loads the stored clients, seeds config-file clients the store has not seen before (each name
@@ -158,6 +165,7 @@ export class ClientAdmin {
       await this.repo.put(record);
       this.records.set(config.client_id, record);
       await this.connect(record);
+      this.changed('ProviderRegistered', config);
       this.log.info('MCP client created', { client_id: config.client_id, name: config.name, state: this.manager.get(config.name)?.state });
       return ok(this.view(record), 201);
     });
@@ -198,6 +206,7 @@ export class ClientAdmin {
         const upstream = this.manager.get(next.name);
         if (upstream) upstream.pricing = pricing;
       }
+      this.changed(undefined, next);
       return ok(this.view(updated));
     });
   }
@@ -209,6 +218,7 @@ export class ClientAdmin {
       await this.repo.delete(id);
       this.records.delete(id);
       await this.manager.remove(record.config.name, 'deleted');
+      this.changed('ProviderDeregistered', record.config);
       this.log.info('MCP client deleted', { client_id: id, name: record.config.name });
       return ok({ status: 'deleted', client_id: id });
     });

@@ -1,0 +1,93 @@
+/**
+ * `/api/ws/live` (Bifrost live feed, `../shared/sources/000_*.txt`; Bifrost serves it at `/ws`,
+ * DESIGN.md §6 moves it here): `{"type":"mcp_log","operation":"create","payload":{...}}` for every
+ * tool-call log entry and `{"type":"store_update","tags":[...]}` when configuration entities
+ * change. Clients only listen; whatever they send is answered with an error frame. Same bounded
+ * drop-oldest queue per connection as the events feed.
+ */
+import { filter, type Subscription } from 'rxjs';
+import { capPayload } from '../store/cap-payload.js';
+import { DropOldestQueue } from '../streams/drop-oldest-queue.js';
+import type { EventBus, GatewayEvent } from '../streams/events.js';
+import type { WsConnection, WsEndpoint } from '../streams/ws.js';
+import { toLogEntry } from './tool-log.js';
+import { drainFeed, feedError } from './ws-feed.js';
+
+export interface LiveWsOptions {
+  readonly maxQueued: number;
+  readonly highWaterBytes: number;
+  /** Cap of arguments/results in `mcp_log` payloads, bytes of JSON. */
+  readonly maxPayloadBytes: number;
+}
+
+type LiveEvent = Extract<GatewayEvent, { event_type: 'ToolInvocationCompleted' | 'ToolInvocationFailed' | 'StoreChanged' }>;
+
+export class LiveWsEndpoint implements WsEndpoint {
+  private readonly queues = new Map<WsConnection, DropOldestQueue<string>>();
+  private readonly sub: Subscription;
+
+  constructor(
+    bus: EventBus,
+    private readonly options: LiveWsOptions,
+  ) {
+    this.sub = bus.events$
+      .pipe(filter((e): e is LiveEvent => e.event_type === 'ToolInvocationCompleted' || e.event_type === 'ToolInvocationFailed' || e.event_type === 'StoreChanged'))
+      .subscribe((e) => this.publish(e));
+  }
+
+  get connections(): number {
+    return this.queues.size;
+  }
+
+  dispose(): void {
+    this.sub.unsubscribe();
+    for (const conn of this.queues.keys()) conn.close(1001, 'server shutting down');
+    this.queues.clear();
+  }
+
+  /** The live-feed message for an event. */
+  message(e: LiveEvent): string {
+    if (e.event_type === 'StoreChanged') return JSON.stringify({ type: 'store_update', tags: e.tags });
+    const entry = toLogEntry(e);
+    const args = capPayload(entry.arguments, this.options.maxPayloadBytes);
+    const result = capPayload(entry.result, this.options.maxPayloadBytes);
+    return JSON.stringify({
+      type: 'mcp_log',
+      operation: 'create',
+      payload: {
+        ...entry,
+        id: e.call_id,
+        arguments: args.value,
+        arguments_truncated: args.truncated,
+        result: result.value,
+        result_truncated: result.truncated,
+      },
+    });
+  }
+
+  private publish(e: LiveEvent): void {
+    if (this.queues.size === 0) return;
+    const text = this.message(e);
+    for (const [conn, queue] of this.queues) {
+      queue.push(text);
+      drainFeed(conn, queue, this.options.highWaterBytes);
+    }
+  }
+
+  readonly onOpen = (conn: WsConnection): void => {
+    this.queues.set(conn, new DropOldestQueue(this.options.maxQueued));
+  };
+
+  readonly onMessage = (conn: WsConnection): void => {
+    conn.send(feedError('unsupported', 'the live feed takes no messages'));
+  };
+
+  readonly onDrain = (conn: WsConnection): void => {
+    const q = this.queues.get(conn);
+    if (q) drainFeed(conn, q, this.options.highWaterBytes);
+  };
+
+  readonly onClose = (conn: WsConnection): void => {
+    this.queues.delete(conn);
+  };
+}

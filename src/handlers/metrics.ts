@@ -1,0 +1,216 @@
+/**
+ * `/metrics`: Prometheus text exposition (prom-client), names prefixed `tributary_`, checked with
+ * `promtool check metrics` in the tests. Tool calls and events are counted from the event bus;
+ * HTTP and MCP requests from hooks the server and dispatcher call; upstream state, WebSocket
+ * connections, subscriber queues and the store's batch writer are read at scrape time.
+ *
+ * prom-client's default process metrics are included, except three gauges whose `_total` names
+ * fail promtool's lint (`nodejs_active_{handles,requests,resources}_total`; prom-client also exports
+ * them without the suffix).
+ */
+import client from 'prom-client';
+import { Observable, type Subscription } from 'rxjs';
+import type { EventBus } from '../streams/events.js';
+import type { HttpEffect } from '../streams/http.js';
+import type { UpstreamManager } from '../upstreams/manager.js';
+import type { BatchWriterCounters } from '../store/batcher.js';
+
+const PREFIX = 'tributary_';
+const STATES = ['connected', 'disconnected', 'error'] as const;
+const KNOWN_MCP_METHODS = new Set([
+  'initialize',
+  'ping',
+  'tools/list',
+  'tools/call',
+  'resources/list',
+  'resources/read',
+  'resources/templates/list',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'prompts/list',
+  'prompts/get',
+  'completion/complete',
+  'logging/setLevel',
+]);
+const ROUTES = ['/mcp', '/health', '/metrics', '/api/mcp/clients', '/api/mcp/client', '/api/mcp-logs', '/api/ws/events', '/api/ws/live', '/v1/mcp/tool/execute', '/ws'];
+
+/** A bounded route label for a request path. */
+export function routeLabel(path: string): string {
+  for (const r of ROUTES) if (path === r || path.startsWith(r + '/')) return r;
+  return 'other';
+}
+
+/** Live gauges read at scrape time. */
+export interface MetricsSources {
+  readonly manager: UpstreamManager;
+  readonly wsConnections: () => Record<string, number>;
+  readonly queueDepth: () => Record<string, number>;
+  readonly eventsDropped: () => number;
+  readonly store: () => BatchWriterCounters;
+}
+
+export class GatewayMetrics {
+  readonly registry = new client.Registry();
+  private readonly httpRequests: client.Counter<'route' | 'method' | 'status'>;
+  private readonly httpDuration: client.Histogram<'route'>;
+  private readonly mcpRequests: client.Counter<'method'>;
+  private readonly sub: Subscription;
+  private readonly httpChildren = new Map<string, client.Counter.Internal>();
+  private readonly durationChildren = new Map<string, client.Histogram.Internal<'route'>>();
+
+  constructor(bus: EventBus, sources: MetricsSources) {
+    const registers = [this.registry];
+    client.collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+    for (const bad of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(PREFIX + bad);
+    }
+    this.httpRequests = new client.Counter({ name: `${PREFIX}http_requests_total`, help: 'HTTP requests answered, by route, method and status.', labelNames: ['route', 'method', 'status'], registers });
+    this.httpDuration = new client.Histogram({
+      name: `${PREFIX}http_request_duration_seconds`,
+      help: 'Time from request to response, by route.',
+      labelNames: ['route'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.mcpRequests = new client.Counter({ name: `${PREFIX}mcp_requests_total`, help: 'MCP JSON-RPC requests handled, by method.', labelNames: ['method'], registers });
+    const toolCalls = new client.Counter({ name: `${PREFIX}tool_calls_total`, help: 'Tool calls, by client, tool and status.', labelNames: ['client', 'tool', 'status'], registers });
+    const toolDuration = new client.Histogram({
+      name: `${PREFIX}tool_call_duration_seconds`,
+      help: 'Tool call duration, by client and tool.',
+      labelNames: ['client', 'tool'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    const toolCost = new client.Counter({ name: `${PREFIX}tool_cost_usd_total`, help: 'Cost of tool calls in USD, by client.', labelNames: ['client'], registers });
+    const events = new client.Counter({ name: `${PREFIX}events_published_total`, help: 'Domain events published, by type.', labelNames: ['event_type'], registers });
+    let droppedSeen = 0;
+    new client.Counter({
+      name: `${PREFIX}events_dropped_total`,
+      help: 'Events dropped from slow subscribers\' queues.',
+      registers,
+      collect() {
+        const now = sources.eventsDropped();
+        if (now > droppedSeen) this.inc(now - droppedSeen);
+        droppedSeen = now;
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}upstream_state`,
+      help: 'Upstream connection state (1 for the current state).',
+      labelNames: ['client', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const u of sources.manager.list()) for (const s of STATES) this.set({ client: u.name, state: s }, u.state === s ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}websocket_connections`,
+      help: 'Open WebSocket connections, by endpoint.',
+      labelNames: ['endpoint'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [endpoint, n] of Object.entries(sources.wsConnections())) this.set({ endpoint }, n);
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}subscriber_queue_depth`,
+      help: 'Messages waiting in subscriber queues, by endpoint.',
+      labelNames: ['endpoint'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [endpoint, n] of Object.entries(sources.queueDepth())) this.set({ endpoint }, n);
+      },
+    });
+    let batchesSeen = 0;
+    let opsSeen = 0;
+    new client.Counter({
+      name: `${PREFIX}store_batches_total`,
+      help: 'LevelDB batches committed by the batching writer.',
+      registers,
+      collect() {
+        const c = sources.store();
+        if (c.batches > batchesSeen) this.inc(c.batches - batchesSeen);
+        batchesSeen = c.batches;
+      },
+    });
+    new client.Counter({
+      name: `${PREFIX}store_batch_ops_total`,
+      help: 'Operations committed in LevelDB batches.',
+      registers,
+      collect() {
+        const c = sources.store();
+        if (c.ops > opsSeen) this.inc(c.ops - opsSeen);
+        opsSeen = c.ops;
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}store_last_batch_size`,
+      help: 'Operations in the last committed batch.',
+      registers,
+      collect() {
+        this.set(sources.store().lastBatchSize);
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}store_last_batch_duration_seconds`,
+      help: 'Commit time of the last batch.',
+      registers,
+      collect() {
+        this.set(sources.store().lastBatchMs / 1000);
+      },
+    });
+    this.sub = bus.events$.subscribe((e) => {
+      events.inc({ event_type: e.event_type });
+      if (e.event_type === 'ToolInvocationCompleted' || e.event_type === 'ToolInvocationFailed') {
+        const status = e.event_type === 'ToolInvocationFailed' ? 'failed' : e.is_error ? 'error' : 'success';
+        toolCalls.inc({ client: e.mcp_server_id, tool: e.tool_name, status });
+        toolDuration.observe({ client: e.mcp_server_id, tool: e.tool_name }, e.duration_ms / 1000);
+        if (e.cost_usd > 0) toolCost.inc({ client: e.mcp_server_id }, e.cost_usd);
+      }
+    });
+  }
+
+  /** Counts one HTTP response (called by the server's sink). */
+  observeHttp(path: string, method: string, status: number, seconds: number): void {
+    const route = routeLabel(path);
+    const key = `${route} ${method} ${status}`;
+    let child = this.httpChildren.get(key);
+    if (!child) {
+      child = this.httpRequests.labels({ route, method, status: String(status) });
+      this.httpChildren.set(key, child);
+    }
+    child.inc();
+    let hist = this.durationChildren.get(route);
+    if (!hist) {
+      hist = this.httpDuration.labels({ route });
+      this.durationChildren.set(route, hist);
+    }
+    hist.observe(seconds);
+  }
+
+  /** Counts one MCP request by method (unknown methods are counted as `other`). */
+  observeMcp(method: string): void {
+    this.mcpRequests.inc({ method: KNOWN_MCP_METHODS.has(method) ? method : 'other' });
+  }
+
+  /** The `/metrics` reply. */
+  handle(): Observable<HttpEffect> {
+    return new Observable<HttpEffect>((sub) => {
+      this.registry
+        .metrics()
+        .then((text) => {
+          sub.next({ kind: 'reply', status: 200, headers: [['Content-Type', this.registry.contentType]], body: text });
+          sub.complete();
+        })
+        .catch((err: unknown) => sub.error(err));
+    });
+  }
+
+  dispose(): void {
+    this.sub.unsubscribe();
+    this.registry.clear();
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * WebSocket endpoints as handlers see them: a {@link WsConnection} to send on and a
+ * {@link WsEndpoint} receiving the connection's lifecycle. The uWS adapter in `src/server/ws.ts`
+ * implements these; handlers never touch uWS.
+ */
+
+/** Result of a send, as uWS reports it: buffered, buffered past the backpressure mark, or dropped. */
+export type WsSendResult = 'ok' | 'backpressure' | 'dropped' | 'closed';
+
+export interface WsConnection {
+  /** Endpoint path, e.g. `/api/ws/events`. */
+  readonly endpoint: string;
+  /** Remote address as text. */
+  readonly remoteAddress: string;
+  send(message: string | Uint8Array, isBinary?: boolean): WsSendResult;
+  /** Bytes queued in the socket and not yet written, bytes. */
+  bufferedAmount(): number;
+  /** Closes with a code (1000 normal, 1008 policy, 1011 error, 1013 try again later) and reason. */
+  close(code: number, reason?: string): void;
+  /** Sends a WebSocket ping. */
+  ping(): void;
+  readonly closed: boolean;
+}
+
+export interface WsEndpoint {
+  /** A connection opened. */
+  readonly onOpen: (conn: WsConnection) => void;
+  /**
+   * A message. `data` is valid only during this call (uWS reuses the memory): copy what you keep.
+   */
+  readonly onMessage: (conn: WsConnection, data: ArrayBuffer, isBinary: boolean) => void;
+  /** The socket's buffer drained below the backpressure mark: send more. */
+  readonly onDrain: (conn: WsConnection) => void;
+  readonly onClose: (conn: WsConnection, code: number) => void;
+}
+
+export interface WsEndpointOptions {
+  /** Largest incoming message uWS accepts, bytes (bigger ones close the socket). */
+  readonly maxPayloadLength: number;
+  /** Close a peer silent this long, seconds (uWS: 0 or ≥ 8). */
+  readonly idleTimeoutSeconds: number;
+  /** Buffered bytes beyond which uWS drops sends, bytes. */
+  readonly maxBackpressure: number;
+}
