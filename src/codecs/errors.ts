@@ -5,6 +5,7 @@
  *
  * JSON-RPC codes: -32700..-32600 from JSON-RPC 2.0; -32000 "overloaded" from DESIGN.md §3;
  * -32001 matches the MCP SDK's `RequestTimeout`; -32002 is MCP's "resource not found".
+ * -32005 (circuit open) and -32006 (upstream overloaded) are this gateway's own.
  */
 export const ERRORS = {
   PARSE_ERROR: { http: 400, rpc: -32700, message: 'Parse error' },
@@ -38,6 +39,10 @@ export const ERRORS = {
   TOOL_NOT_FOUND: { http: 404, rpc: -32602, message: 'Tool not found' },
   TOOL_NOT_ALLOWED: { http: 403, rpc: -32602, message: 'Tool not allowed' },
   STORE_UNAVAILABLE: { http: 503, rpc: -32603, message: 'Store unavailable' },
+  /** An upstream's circuit breaker is open (or half-open with its trial calls taken): the call was not sent. */
+  CIRCUIT_OPEN: { http: 503, rpc: -32005, message: 'Upstream circuit breaker open' },
+  /** An upstream's concurrency limit and its queue are full (DESIGN.md §3, calls per upstream). */
+  UPSTREAM_OVERLOADED: { http: 503, rpc: -32006, message: 'Upstream overloaded' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

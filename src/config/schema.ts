@@ -64,6 +64,30 @@ export const StdioConfig = t.exact(
 );
 export type StdioConfig = t.TypeOf<typeof StdioConfig>;
 
+/** Reconnect backoff: `initial_ms` doubling up to `max_ms`, ±20% jitter, at most `max_retries` attempts. */
+export const ReconnectConfig = t.exact(
+  t.partial({
+    /** Delay before the first reconnect attempt, ms (default 1000). */
+    initial_ms: PositiveInt,
+    /** Longest delay between attempts, ms (default 30000). */
+    max_ms: PositiveInt,
+    /** Attempts before giving up (default: no limit; 0 = never reconnect automatically). */
+    max_retries: NonNegativeInt,
+  }),
+);
+
+/** Circuit breaker thresholds (closed → open → half_open → closed). */
+export const CircuitBreakerConfig = t.exact(
+  t.partial({
+    /** Call timeouts or send failures in a row that open the breaker (default 5). */
+    failure_threshold: PositiveInt,
+    /** How long the breaker stays open before trial calls are let through, ms (default 30000). */
+    open_ms: PositiveInt,
+    /** Trial calls in flight at once while half-open (default 1); the first success closes the breaker. */
+    half_open_max_calls: PositiveInt,
+  }),
+);
+
 export const ConnectionType = t.keyof({ stdio: null, http: null, sse: null, inprocess: null });
 export type ConnectionType = t.TypeOf<typeof ConnectionType>;
 
@@ -95,10 +119,47 @@ export const McpClientConfig = t.exact(
       request_timeout_ms: PositiveInt,
       /** Time allowed for connect + initialize + first catalogue load, ms. */
       connect_timeout_ms: PositiveInt,
+      /** Health tick period while connected, ms (default 10000). */
+      health_check_interval_ms: PositiveInt,
+      /** A health check (`ping`, or `tools/list` when `is_ping_available` is false) fails after this long, ms (default 5000). */
+      health_check_timeout_ms: PositiveInt,
+      /** Failed health checks in a row after which the upstream is disconnected and reconnected (default 5). */
+      max_consecutive_failures: PositiveInt,
+      /** Automatic reconnection after a crash, a lost connection or failed health checks. */
+      reconnect: ReconnectConfig,
+      /** Per-upstream circuit breaker on call timeouts and send failures. */
+      circuit_breaker: CircuitBreakerConfig,
+      /** Calls in flight to this upstream at once (default 64); health checks and catalogue loads do not count. */
+      max_concurrent_calls: PositiveInt,
+      /** Calls waiting for a slot before "upstream overloaded" (default 128; 0 = no queue, fail fast). */
+      max_queued_calls: NonNegativeInt,
     }),
   ]),
 );
 export type McpClientConfig = t.TypeOf<typeof McpClientConfig>;
+
+/**
+ * The resilience settings of one client (issue 7) with every default filled in; see
+ * `resolveResilience` in `load.ts`. Times in ms.
+ */
+export interface ResilienceSettings {
+  readonly health_check_interval_ms: number;
+  readonly health_check_timeout_ms: number;
+  readonly max_consecutive_failures: number;
+  readonly reconnect: {
+    readonly initial_ms: number;
+    readonly max_ms: number;
+    /** Reconnect attempts before giving up; `undefined` = never give up. */
+    readonly max_retries: number | undefined;
+  };
+  readonly circuit_breaker: {
+    readonly failure_threshold: number;
+    readonly open_ms: number;
+    readonly half_open_max_calls: number;
+  };
+  readonly max_concurrent_calls: number;
+  readonly max_queued_calls: number;
+}
 
 export const ServerConfig = t.exact(
   t.partial({

@@ -3,12 +3,18 @@
  * downstream surfaces serve. Tools and prompts are namespaced (`clientName-toolName`, see
  * `naming.ts`) and filtered by `tools_to_execute`; resources keep their URIs and route by URI
  * (exact match, then the longest matching resource-template prefix).
+ *
+ * Every upstream it holds is supervised (`supervisor.ts`: health ticks, reconnect with backoff,
+ * circuit breaker events); the supervisors' effects are merged into one stream whose events go
+ * to the bus. {@link remove}, {@link reconnect} and {@link closeAll} stop an upstream's
+ * supervision before they close it, so a manual close never triggers an automatic reconnect.
  */
-import { Subject, merge, map, type Observable, type Subscription } from 'rxjs';
+import { Subject, merge, map, mergeMap, filter, takeUntil, type Observable, type Subscription } from 'rxjs';
 import type { McpClientConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { EventBus } from '../streams/events.js';
 import { Upstream, type CatalogueKind, type JsonObject, type ServerRequestHandler } from './upstream.js';
+import { superviseUpstream, type SupervisorEffect, type SupervisorOptions } from './supervisor.js';
 import { isToolAllowed, namespacedName, toolPrefixFor } from './naming.js';
 import type { Notification, ServerCapabilities } from '@modelcontextprotocol/sdk/types.js';
 
@@ -47,9 +53,15 @@ const EMPTY_INDEX: Index = {
   templatePrefixes: [],
 };
 
+/** Test hooks for supervision (timers, jitter, health check); production uses the defaults. */
+export type ManagerOptions = Partial<Omit<SupervisorOptions, 'log'>>;
+
 export class UpstreamManager {
   private readonly upstreams = new Map<string, Upstream>();
   private readonly subs = new Map<string, Subscription>();
+  private readonly supervise$ = new Subject<Upstream>();
+  private readonly unsupervise$ = new Subject<Upstream>();
+  private readonly supervision: Subscription;
   private index: Index = EMPTY_INDEX;
   private readonly changedSubject = new Subject<CatalogueKind>();
   private readonly notificationSubject = new Subject<UpstreamNotification>();
@@ -65,7 +77,29 @@ export class UpstreamManager {
   constructor(
     private readonly log: Logger,
     private readonly bus: EventBus,
-  ) {}
+    options: ManagerOptions = {},
+  ) {
+    // One inner supervisor per upstream, merged: the number of inners is the number of upstreams
+    // (configured or added through the management API), not driven by request traffic.
+    this.supervision = this.supervise$
+      .pipe(
+        mergeMap((u) =>
+          superviseUpstream(u, { ...options, log }).pipe(takeUntil(this.unsupervise$.pipe(filter((x) => x === u)))),
+        ),
+      )
+      .subscribe((effect) => this.carryOut(effect));
+  }
+
+  private carryOut(effect: SupervisorEffect): void {
+    if (effect.kind === 'event') {
+      this.bus.publish(effect.body);
+      return;
+    }
+    if (this.upstreams.get(effect.upstream.name) !== effect.upstream) return;
+    this.rebuild('tools');
+    this.rebuild('resources');
+    this.rebuild('prompts');
+  }
 
   /** All upstreams in config order. */
   list(): Upstream[] {
@@ -125,6 +159,8 @@ export class UpstreamManager {
     this.rebuild('tools');
     this.rebuild('resources');
     this.rebuild('prompts');
+    // removed while connecting: do not supervise a forgotten upstream
+    if (this.upstreams.get(config.name) === upstream) this.supervise$.next(upstream);
     return upstream;
   }
 
@@ -143,11 +179,13 @@ export class UpstreamManager {
 
   /**
    * Closes and connects an upstream again (stdio: a new subprocess). Resolves when connected or
-   * failed (state `error`, logged); rejects only for an unknown name.
+   * failed (state `error`, logged); rejects only for an unknown name. A recovery in progress is
+   * cancelled first; supervision resumes afterwards (after a failure: a new backoff schedule).
    */
   async reconnect(name: string): Promise<Upstream> {
     const upstream = this.upstreams.get(name);
     if (!upstream) throw new Error(`upstream ${name} does not exist`);
+    this.unsupervise$.next(upstream);
     await upstream.close('reconnect');
     const started = Date.now();
     try {
@@ -165,6 +203,7 @@ export class UpstreamManager {
     this.rebuild('tools');
     this.rebuild('resources');
     this.rebuild('prompts');
+    if (this.upstreams.get(name) === upstream) this.supervise$.next(upstream);
     return upstream;
   }
 
@@ -187,6 +226,7 @@ export class UpstreamManager {
     const upstream = this.upstreams.get(name);
     if (!upstream) return;
     this.upstreams.delete(name);
+    this.unsupervise$.next(upstream);
     await upstream.close(reason);
     this.subs.get(name)?.unsubscribe();
     this.subs.delete(name);
@@ -197,9 +237,15 @@ export class UpstreamManager {
     this.rebuild('prompts');
   }
 
-  /** Closes every upstream (subprocesses end). */
+  /** Closes every upstream (subprocesses end) after stopping their supervision: nothing reconnects or respawns afterwards. */
   async closeAll(reason = 'shutdown'): Promise<void> {
+    for (const u of this.upstreams.values()) this.unsupervise$.next(u);
     await Promise.all([...this.upstreams.keys()].map((n) => this.remove(n, reason)));
+  }
+
+  /** Stops supervision for good (after {@link closeAll}). */
+  dispose(): void {
+    this.supervision.unsubscribe();
   }
 
   private rebuild(kind: CatalogueKind): void {

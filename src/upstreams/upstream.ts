@@ -4,6 +4,11 @@
  * its catalogue (tools, resources, resource templates, prompts), reloaded on
  * `notifications/{tools,resources,prompts}/list_changed`.
  *
+ * Calls pass this upstream's circuit breaker and concurrency limit (issue 7, see
+ * `circuit-breaker.ts`, `limiter.ts`); a connection that ends without {@link Upstream.close}
+ * (a stdio subprocess that exits, a transport that closes) is announced on `lifecycle$` at once,
+ * which is what the supervisor (`supervisor.ts`) reconnects on.
+ *
  * Results are passed through as the upstream sent them: requests use a schema that accepts any
  * object, so unknown fields, `_meta`, `structuredContent` and `isError` reach the downstream
  * client untouched, and the hot path pays no per-call schema validation.
@@ -27,11 +32,15 @@ import {
 import { BehaviorSubject, Subject, debounceTime, defer, switchMap, catchError, EMPTY, type Subscription } from 'rxjs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import type { ChildProcess } from 'node:child_process';
 import type { McpClientConfig } from '../config/schema.js';
+import { resolveResilience } from '../config/load.js';
 import type { Logger } from '../log/logger.js';
 import type { UpstreamState } from '../streams/events.js';
 import { GatewayError, UpstreamRpcError } from '../codecs/errors.js';
 import { createDemoServer } from './inprocess/demo.js';
+import { CircuitBreaker, type CallOutcome } from './circuit-breaker.js';
+import { ConcurrencyLimiter } from './limiter.js';
 import { version } from '../version.js';
 
 export type JsonObject = Record<string, unknown>;
@@ -79,7 +88,19 @@ export interface UpstreamCallOptions {
   readonly onprogress?: (p: Progress) => void;
   /** Inactivity timeout, ms (reset by each progress notification); default from the client config. */
   readonly timeout?: number;
+  /**
+   * A gateway control request (health check, catalogue load): it bypasses the circuit breaker and
+   * the concurrency limit, and its outcome does not count towards the breaker.
+   */
+  readonly control?: boolean;
 }
+
+/**
+ * How a connection ended, announced on {@link Upstream.lifecycle$}: `lost` when it ended on its own
+ * (subprocess exit, transport closed, stdout buffer overflow); `closed` when {@link Upstream.close}
+ * ended it (a manual close: no automatic reconnect should follow).
+ */
+export type UpstreamLifecycle = { readonly kind: 'lost'; readonly reason: string } | { readonly kind: 'closed'; readonly reason: string };
 
 /** A request of ours awaiting the upstream's response. */
 interface PendingRequest {
@@ -91,6 +112,22 @@ interface PendingRequest {
   deadline: number;
   readonly onprogress: ((p: Progress) => void) | undefined;
   readonly scope: CancelScope | undefined;
+  /** Holds a concurrency slot and reports to the circuit breaker (not a control request). */
+  readonly guarded: boolean;
+  /** Admitted as a half-open trial call. */
+  readonly trial: boolean;
+}
+
+/** A call waiting for a concurrency slot. */
+interface QueuedCall {
+  readonly method: string;
+  readonly timeoutMs: number;
+  /** Epoch ms; the wait counts towards the call's timeout. */
+  readonly deadline: number;
+  /** Starts the call; it holds the slot that was released to it. */
+  readonly start: () => void;
+  /** Rejects it while queued (no slot held), reporting `outcome` to the breaker. */
+  readonly fail: (err: Error, outcome: CallOutcome) => void;
 }
 
 /** How often requests in flight are checked for timeouts, ms. */
@@ -100,9 +137,39 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 const MAX_LIST_PAGES = 1000;
 
+/** The StdioClientTransport's private child-process field, read for the exit code or signal of a crash. */
+interface WithChildProcess {
+  readonly _process?: ChildProcess;
+}
+
+/**
+ * Describes how a stdio subprocess ended ("exited with code 3", "killed by SIGKILL"). Reads the
+ * SDK transport's private `_process` (SDK 1.32.x) before it is cleared; returns undefined for other
+ * transports or if the field is absent in another SDK version.
+ */
+function stdioExitDescriber(transport: Transport): (() => string | undefined) | undefined {
+  if (!(transport instanceof StdioClientTransport)) return undefined;
+  const proc = (transport as unknown as WithChildProcess)._process;
+  if (!proc) return undefined;
+  return () => {
+    if (proc.signalCode) return `stdio process (pid ${proc.pid ?? '?'}) killed by ${proc.signalCode}`;
+    if (proc.exitCode !== null) return `stdio process (pid ${proc.pid ?? '?'}) exited with code ${proc.exitCode}`;
+    return undefined;
+  };
+}
+
 export class Upstream {
   readonly name: string;
   readonly state$ = new BehaviorSubject<UpstreamState>('disconnected');
+  /** How each established connection ended (see {@link UpstreamLifecycle}). Hot; completes on {@link dispose}. */
+  readonly lifecycle$ = new Subject<UpstreamLifecycle>();
+  /** This upstream's circuit breaker (its thresholds follow `config.circuit_breaker`). */
+  readonly breaker: CircuitBreaker;
+  /**
+   * Epoch ms of the next automatic reconnect attempt while one is scheduled (set by the
+   * supervisor); named in "not connected" errors.
+   */
+  reconnectAt: number | undefined;
   /** Emits the kind after a catalogue reload that changed it. */
   readonly catalogueChanged$ = new Subject<CatalogueKind>();
   /** Upstream notifications the gateway relays (`notifications/message`, `notifications/resources/updated`, ...). */
@@ -117,6 +184,12 @@ export class Upstream {
 
   private client: Client | undefined;
   private transport: Transport | undefined;
+  /** The client of a {@link connect} in progress (closed by {@link close}). */
+  private connectingClient: Client | undefined;
+  /** Bumped by every connect and close: a connect that finds it changed was superseded. */
+  private epoch = 0;
+  private readonly limiter: ConcurrencyLimiter<QueuedCall>;
+  private currentConfig: McpClientConfig;
   /**
    * Requests sent by {@link request}, by id. Their ids (`t1`, `t2`, ...) never collide with the
    * SDK Client's numeric ids; their responses and progress are taken off the transport before the
@@ -127,19 +200,21 @@ export class Upstream {
   private sweepTimer: NodeJS.Timeout | undefined;
   private readonly refresh$ = new Subject<CatalogueKind>();
   private readonly refreshSub: Subscription;
-  private closing = false;
   private readonly log: Logger;
 
   /** Per-call cost in USD by upstream tool name (Bifrost `tool_pricing`). */
   pricing: Readonly<Record<string, number>> = {};
 
   constructor(
-    /** Replaced (never mutated) by {@link UpstreamManager.updateConfig} for changes that need no reconnect. */
-    public config: McpClientConfig,
+    config: McpClientConfig,
     log: Logger,
     private readonly serverRequestHandler: ServerRequestHandler,
   ) {
     this.name = config.name;
+    this.currentConfig = config;
+    const r = resolveResilience(config);
+    this.breaker = new CircuitBreaker(r.circuit_breaker);
+    this.limiter = new ConcurrencyLimiter(r.max_concurrent_calls, r.max_queued_calls);
     this.log = log.child({ upstream: config.name });
     // Coalesce bursts of list_changed per kind; a newer reload supersedes an older one in flight.
     this.refreshSub = this.refresh$
@@ -157,8 +232,34 @@ export class Upstream {
       .subscribe();
   }
 
+  /**
+   * The client configuration. Replaced (never mutated) by `UpstreamManager.updateConfig` for
+   * changes that need no reconnect; the breaker thresholds and concurrency limits follow at once.
+   */
+  get config(): McpClientConfig {
+    return this.currentConfig;
+  }
+
+  set config(config: McpClientConfig) {
+    this.currentConfig = config;
+    const r = resolveResilience(config);
+    this.breaker.reconfigure(r.circuit_breaker);
+    this.limiter.reconfigure(r.max_concurrent_calls, r.max_queued_calls);
+  }
+
   get state(): UpstreamState {
     return this.state$.value;
+  }
+
+  /** Pid of the stdio subprocess while it runs; undefined for other transports. */
+  get pid(): number | undefined {
+    const t = this.transport;
+    return t instanceof StdioClientTransport ? (t.pid ?? undefined) : undefined;
+  }
+
+  /** Calls queued for a concurrency slot. */
+  get queued(): number {
+    return this.limiter.queued;
   }
 
   private setState(next: UpstreamState, error?: string): void {
@@ -209,9 +310,11 @@ export class Upstream {
   /**
    * Connects, initializes and loads the whole catalogue. Resolves when `connected`; on failure the
    * state is `error` and the promise rejects with the cause. Bounded by `connect_timeout_ms`.
+   * A {@link close} (or another connect) while this one is in progress supersedes it: its client
+   * is closed (a stdio subprocess it started ends) and it rejects without touching the state.
    */
   async connect(): Promise<void> {
-    this.closing = false;
+    const epoch = ++this.epoch;
     const started = Date.now();
     const client = new Client(
       { name: 'tributary', version },
@@ -231,32 +334,43 @@ export class Upstream {
     client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => this.refresh$.next('resources'));
     client.setNotificationHandler(PromptListChangedNotificationSchema, async () => this.refresh$.next('prompts'));
     client.onerror = (err) => this.log.warn('upstream transport error', { error: err });
+    let describeExit: (() => string | undefined) | undefined;
     client.onclose = () => {
-      if (this.client === client) {
-        this.client = undefined;
-        this.transport = undefined;
-        this.failPending('closed the connection');
-      }
-      if (!this.closing) {
-        this.log.warn('upstream connection closed');
-        this.setState('disconnected', 'connection closed');
-      }
+      // Only the live connection matters: close() detaches it before closing, and a connect that
+      // fails reports through its own rejection.
+      if (this.client !== client) return;
+      const why = describeExit?.() ?? 'connection closed';
+      this.client = undefined;
+      this.transport = undefined;
+      this.failPending(`closed the connection (${why})`);
+      // still connecting (catalogue load): the connect rejects and reports it
+      if (this.state !== 'connected') return;
+      this.log.warn('upstream connection lost', { reason: why });
+      this.setState('disconnected', why);
+      this.lifecycle$.next({ kind: 'lost', reason: why });
     };
 
     const timeoutMs = this.config.connect_timeout_ms ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const superseded = (): void => {
+      if (epoch !== this.epoch) throw new Error('connect superseded by a close or another connect');
+    };
+    this.connectingClient = client;
     let timer: NodeJS.Timeout | undefined;
     try {
       const transport = this.createTransport();
       await Promise.race([
         (async () => {
           await client.connect(transport, { timeout: timeoutMs });
+          superseded();
           this.interceptMessages(transport);
+          describeExit = stdioExitDescriber(transport);
           this.client = client;
           this.transport = transport;
           this.serverCapabilities = client.getServerCapabilities() ?? {};
           this.serverInfo = client.getServerVersion();
           this.instructions = client.getInstructions();
           await this.reloadAll();
+          superseded();
         })(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`connect timed out after ${timeoutMs} ms`)), timeoutMs);
@@ -264,14 +378,20 @@ export class Upstream {
       ]);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      this.client = undefined;
-      this.transport = undefined;
+      const current = epoch === this.epoch;
+      // after a timeout the inner steps may still finish: make them find this connect superseded
+      if (current) this.epoch++;
+      if (this.client === client) {
+        this.client = undefined;
+        this.transport = undefined;
+        this.failPending(message);
+      }
       await client.close().catch(() => undefined);
-      this.failPending(message);
-      this.setState('error', message);
+      if (current) this.setState('error', message);
       throw err;
     } finally {
       if (timer) clearTimeout(timer);
+      if (this.connectingClient === client) this.connectingClient = undefined;
     }
     this.lastError = undefined;
     this.setState('connected');
@@ -320,9 +440,8 @@ export class Upstream {
   private settle(id: string, result: unknown, error: unknown): boolean {
     const p = this.pending.get(id);
     if (!p) return false;
-    this.pending.delete(id);
-    if (p.scope) p.scope.onCancel = undefined;
-    this.inflight--;
+    // an error reply is an answer: the upstream is alive, so it counts as a success for the breaker
+    this.finish(id, p, 'success');
     if (error !== undefined) {
       const e = (typeof error === 'object' && error !== null ? error : {}) as { code?: unknown; message?: unknown; data?: unknown };
       p.reject(
@@ -340,24 +459,60 @@ export class Upstream {
     return true;
   }
 
-  /** Rejects every request in flight (connection gone). */
+  /**
+   * Takes request `id` off the books: frees its concurrency slot (a queued call may start in it)
+   * and reports `outcome` to the circuit breaker. Call before settling its promise.
+   */
+  private finish(id: string, p: PendingRequest, outcome: CallOutcome): void {
+    this.pending.delete(id);
+    this.inflight--;
+    if (p.scope) p.scope.onCancel = undefined;
+    if (!p.guarded) return;
+    this.breaker.record(outcome, p.trial);
+    this.releaseSlot();
+  }
+
+  /** Frees one concurrency slot; a queued call that gets it starts now. */
+  private releaseSlot(): void {
+    this.limiter.release()?.start();
+  }
+
+  /**
+   * Rejects every request in flight and every queued call (connection gone). Their outcome is
+   * `release` for the breaker: losing a connection is the supervisor's business, and a crash with
+   * many calls in flight must not keep the breaker open after the restart.
+   */
   private failPending(why: string): void {
+    for (const q of this.limiter.drain()) {
+      q.fail(new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" ${why} while ${q.method} was queued`, { upstream: this.name }), 'release');
+    }
     for (const [id, p] of this.pending) {
-      this.pending.delete(id);
-      this.inflight--;
+      this.finish(id, p, 'release');
       p.reject(new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" ${why} during ${p.method}`, { upstream: this.name }));
     }
     this.stopSweep();
   }
 
-  /** Times out requests past their deadline: the caller gets UPSTREAM_TIMEOUT, the upstream a cancel. */
+  /**
+   * Times out requests past their deadline: the caller gets UPSTREAM_TIMEOUT, the upstream a
+   * cancel, the breaker a failure. Queued calls past their deadline fail without being sent.
+   */
   private sweep(): void {
     const now = Date.now();
+    for (const q of this.limiter.removeWhere((w) => w.deadline <= now)) {
+      q.fail(
+        new GatewayError('UPSTREAM_TIMEOUT', `Upstream "${this.name}" had no free slot for ${q.method} within ${q.timeoutMs} ms (it was queued, not sent)`, {
+          upstream: this.name,
+          method: q.method,
+          timeout_ms: q.timeoutMs,
+          queued: true,
+        }),
+        'release',
+      );
+    }
     for (const [id, p] of this.pending) {
       if (p.deadline > now) continue;
-      this.pending.delete(id);
-      this.inflight--;
-      if (p.scope) p.scope.onCancel = undefined;
+      this.finish(id, p, 'failure');
       this.sendCancel(id, `timed out after ${p.timeoutMs} ms`);
       p.reject(
         new GatewayError('UPSTREAM_TIMEOUT', `Upstream "${this.name}" did not answer ${p.method} within ${p.timeoutMs} ms`, {
@@ -367,7 +522,7 @@ export class Upstream {
         }),
       );
     }
-    if (this.pending.size === 0) this.stopSweep();
+    if (this.pending.size === 0 && this.limiter.queued === 0) this.stopSweep();
   }
 
   private stopSweep(): void {
@@ -392,7 +547,7 @@ export class Upstream {
     const out: JsonObject[] = [];
     let cursor: string | undefined;
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
-      const result = await this.request(method, cursor === undefined ? {} : { cursor });
+      const result = await this.request(method, cursor === undefined ? {} : { cursor }, { control: true });
       const items = result[field];
       if (Array.isArray(items)) {
         for (const item of items) if (typeof item === 'object' && item !== null) out.push(item as JsonObject);
@@ -434,49 +589,163 @@ export class Upstream {
    * received (no schema validation: the result passes through untouched). With `onprogress`, the
    * request carries this gateway's progress token and each progress notification restarts the
    * timeout. Cancelling `cancel` sends `notifications/cancelled` upstream.
+   *
+   * Unless `control` is set, the call first passes the circuit breaker (open: fail at once), then
+   * the concurrency limit: it takes a free slot, or waits in the bounded FIFO queue (the wait
+   * counts towards its timeout), or fails at once when the queue is full.
    * @throws GatewayError `UPSTREAM_UNAVAILABLE` when not connected or the connection drops,
-   *   `UPSTREAM_TIMEOUT` after `timeout` ms without result or progress, `REQUEST_CANCELLED` when
+   *   `CIRCUIT_OPEN` while the breaker is open (details: `retry_at`, `retry_after_ms`),
+   *   `UPSTREAM_OVERLOADED` when every slot and the queue are taken, `UPSTREAM_TIMEOUT` after
+   *   `timeout` ms without result or progress (or without a free slot), `REQUEST_CANCELLED` when
    *   cancelled; UpstreamRpcError for a JSON-RPC error reply.
    */
   request(method: string, params: JsonObject, options: UpstreamCallOptions = {}): Promise<JsonObject> {
     const transport = this.transport;
-    if (!transport || !this.client) {
-      return Promise.reject(
-        new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" is not connected (state: ${this.state})`, {
-          upstream: this.name,
-          state: this.state,
-          ...(this.lastError !== undefined ? { last_error: this.lastError } : {}),
-        }),
-      );
+    if (!transport || !this.client) return Promise.reject(this.notConnectedError());
+    if (options.cancel?.cancelled) return Promise.reject(this.cancelledError(method));
+    if (options.control === true) {
+      return new Promise<JsonObject>((resolve, reject) => this.dispatch(transport, method, params, options, false, false, resolve, reject, undefined));
     }
-    const scope = options.cancel;
-    if (scope?.cancelled) {
-      return Promise.reject(new GatewayError('REQUEST_CANCELLED', `Request ${method} to upstream "${this.name}" was cancelled`, { upstream: this.name }));
+    const admission = this.breaker.admit();
+    if (admission === 'reject') return Promise.reject(this.circuitOpenError(method, options));
+    const trial = admission === 'trial';
+    if (this.limiter.tryAcquire()) {
+      return new Promise<JsonObject>((resolve, reject) => this.dispatch(transport, method, params, options, true, trial, resolve, reject, undefined));
     }
+    return this.enqueue(method, params, options, trial);
+  }
+
+  /** Registers request `p` under a fresh id and sends it. The caller holds a slot when `guarded`. */
+  private dispatch(
+    transport: Transport,
+    method: string,
+    params: JsonObject,
+    options: UpstreamCallOptions,
+    guarded: boolean,
+    trial: boolean,
+    resolve: (result: JsonObject) => void,
+    reject: (err: Error) => void,
+    deadline: number | undefined,
+  ): void {
     const id = `t${++this.nextRequestId}`;
     const timeoutMs = options.timeout ?? this.config.request_timeout_ms ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const scope = options.cancel;
     let sent = params;
     if (options.onprogress) sent = { ...params, _meta: { ...((params['_meta'] as JsonObject | undefined) ?? {}), progressToken: id } };
+    const p: PendingRequest = {
+      method,
+      resolve,
+      reject,
+      timeoutMs,
+      deadline: deadline ?? Date.now() + timeoutMs,
+      onprogress: options.onprogress,
+      scope,
+      guarded,
+      trial,
+    };
+    this.pending.set(id, p);
+    this.inflight++;
+    if (scope) {
+      scope.onCancel = (reason) => {
+        if (this.pending.get(id) !== p) return;
+        this.finish(id, p, 'release');
+        this.sendCancel(id, reason);
+        reject(this.cancelledError(method));
+      };
+    }
+    this.sweepTimer ??= setInterval(() => this.sweep(), TIMEOUT_SWEEP_MS);
+    transport.send({ jsonrpc: '2.0', id, method, params: sent }).catch((err: unknown) => {
+      if (this.pending.get(id) !== p) return;
+      this.finish(id, p, 'failure');
+      const message = err instanceof Error ? err.message : String(err);
+      reject(new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" failed during ${method}: ${message}`, { upstream: this.name }));
+    });
+  }
+
+  /** Queues a call for a concurrency slot, or fails it with UPSTREAM_OVERLOADED when the queue is full. */
+  private enqueue(method: string, params: JsonObject, options: UpstreamCallOptions, trial: boolean): Promise<JsonObject> {
+    const timeoutMs = options.timeout ?? this.config.request_timeout_ms ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const scope = options.cancel;
     return new Promise<JsonObject>((resolve, reject) => {
-      this.pending.set(id, { method, resolve, reject, timeoutMs, deadline: Date.now() + timeoutMs, onprogress: options.onprogress, scope });
-      this.inflight++;
+      const queued: QueuedCall = {
+        method,
+        timeoutMs,
+        deadline: Date.now() + timeoutMs,
+        start: () => {
+          if (scope) scope.onCancel = undefined;
+          const transport = this.transport;
+          if (!transport) {
+            this.breaker.record('release', trial);
+            this.releaseSlot();
+            reject(this.notConnectedError());
+            return;
+          }
+          this.dispatch(transport, method, params, options, true, trial, resolve, reject, queued.deadline);
+        },
+        fail: (err, outcome) => {
+          if (scope) scope.onCancel = undefined;
+          this.breaker.record(outcome, trial);
+          reject(err);
+        },
+      };
+      if (!this.limiter.enqueue(queued)) {
+        this.breaker.record('release', trial);
+        reject(this.overloadedError(method));
+        return;
+      }
       if (scope) {
-        scope.onCancel = (reason) => {
-          if (!this.pending.delete(id)) return;
-          this.inflight--;
-          this.sendCancel(id, reason);
-          reject(new GatewayError('REQUEST_CANCELLED', `Request ${method} to upstream "${this.name}" was cancelled`, { upstream: this.name }));
+        scope.onCancel = () => {
+          if (this.limiter.remove(queued)) queued.fail(this.cancelledError(method), 'release');
         };
       }
       this.sweepTimer ??= setInterval(() => this.sweep(), TIMEOUT_SWEEP_MS);
-      transport.send({ jsonrpc: '2.0', id, method, params: sent }).catch((err: unknown) => {
-        if (!this.pending.delete(id)) return;
-        this.inflight--;
-        if (scope) scope.onCancel = undefined;
-        const message = err instanceof Error ? err.message : String(err);
-        reject(new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" failed during ${method}: ${message}`, { upstream: this.name }));
-      });
     });
+  }
+
+  private notConnectedError(): GatewayError {
+    const at = this.reconnectAt;
+    const next = at === undefined ? '' : `; reconnecting, next attempt at ${new Date(at).toISOString()} (in ${Math.max(0, at - Date.now())} ms)`;
+    return new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" is not connected (state: ${this.state})${next}`, {
+      upstream: this.name,
+      state: this.state,
+      ...(this.lastError !== undefined ? { last_error: this.lastError } : {}),
+      ...(at !== undefined ? { retry_at: new Date(at).toISOString() } : {}),
+    });
+  }
+
+  private cancelledError(method: string): GatewayError {
+    return new GatewayError('REQUEST_CANCELLED', `Request ${method} to upstream "${this.name}" was cancelled`, { upstream: this.name });
+  }
+
+  private circuitOpenError(method: string, options: UpstreamCallOptions): GatewayError {
+    const now = Date.now();
+    const snap = this.breaker.snapshot;
+    if (snap.state === 'open') {
+      const wait = Math.max(0, snap.retryAt - now);
+      const at = new Date(now + wait).toISOString();
+      return new GatewayError(
+        'CIRCUIT_OPEN',
+        `Circuit breaker for upstream "${this.name}" is open after ${snap.failures} failed call${snap.failures === 1 ? '' : 's'}; ${method} was not sent. Calls will be retried from ${at} (in ${wait} ms)`,
+        { upstream: this.name, circuit_state: 'open', retry_at: at, retry_after_ms: wait },
+      );
+    }
+    // half_open with every trial slot taken: the trials end (answer or timeout) within the call timeout
+    const wait = options.timeout ?? this.config.request_timeout_ms ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const at = new Date(now + wait).toISOString();
+    return new GatewayError(
+      'CIRCUIT_OPEN',
+      `Circuit breaker for upstream "${this.name}" is half-open and its trial call is in flight; ${method} was not sent. Retry when it ends (by ${at} at the latest)`,
+      { upstream: this.name, circuit_state: 'half_open', retry_at: at, retry_after_ms: wait },
+    );
+  }
+
+  private overloadedError(method: string): GatewayError {
+    const { maxActive, maxQueued } = this.limiter.limits;
+    return new GatewayError(
+      'UPSTREAM_OVERLOADED',
+      `Upstream "${this.name}" is overloaded: ${this.limiter.inFlight} calls in flight and ${this.limiter.queued} queued (max_concurrent_calls ${maxActive}, max_queued_calls ${maxQueued}); ${method} was not sent`,
+      { upstream: this.name, in_flight: this.limiter.inFlight, queued: this.limiter.queued, max_concurrent_calls: maxActive, max_queued_calls: maxQueued },
+    );
   }
 
   /** Sends a notification upstream; dropped (with a debug log) when not connected. */
@@ -490,30 +759,52 @@ export class Upstream {
     }
   }
 
-  /** Closes the client (for stdio: ends the subprocess). Idempotent. */
+  /**
+   * Closes the client (for stdio: ends the subprocess, escalating to SIGTERM and SIGKILL if it
+   * does not exit on stdin EOF) and any connect in progress. Announces `closed` on `lifecycle$`, so
+   * no automatic reconnect follows. Idempotent.
+   */
   async close(reason = 'shutdown'): Promise<void> {
-    this.closing = true;
-    const client = this.client;
-    this.client = undefined;
-    this.transport = undefined;
-    this.failPending('was closed');
-    if (client) {
-      try {
-        await client.close();
-      } catch (err) {
-        this.log.warn('error while closing upstream', { error: err });
-      }
-    }
-    this.setState('disconnected', reason);
+    await this.shutdown(reason, true);
   }
 
-  /** Releases the reload pipeline; call after {@link close} when the upstream is gone for good. */
+  /**
+   * Ends a connection the supervisor judged dead (failed health checks): like {@link close}, but
+   * announces nothing, so the caller goes on to reconnect. Resolves when the old client is closed.
+   */
+  async drop(reason: string): Promise<void> {
+    await this.shutdown(reason, false);
+  }
+
+  private async shutdown(reason: string, manual: boolean): Promise<void> {
+    this.epoch++;
+    const clients = [this.client, this.connectingClient].filter((c): c is Client => c !== undefined);
+    this.client = undefined;
+    this.transport = undefined;
+    this.connectingClient = undefined;
+    this.failPending(manual ? 'was closed' : `was disconnected (${reason})`);
+    this.setState('disconnected', reason);
+    if (manual) this.lifecycle$.next({ kind: 'closed', reason });
+    await Promise.all(
+      clients.map(async (client) => {
+        try {
+          await client.close();
+        } catch (err) {
+          this.log.warn('error while closing upstream', { error: err });
+        }
+      }),
+    );
+  }
+
+  /** Releases the reload pipeline and the breaker; call after {@link close} when the upstream is gone for good. */
   dispose(): void {
     this.stopSweep();
     this.refreshSub.unsubscribe();
     this.refresh$.complete();
     this.catalogueChanged$.complete();
     this.notifications$.complete();
+    this.breaker.dispose();
+    this.lifecycle$.complete();
     this.state$.complete();
   }
 }
