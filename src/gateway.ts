@@ -19,6 +19,7 @@ import { toWire } from './streams/events.js';
 import { EventsWsEndpoint } from './handlers/events-ws.js';
 import { LiveWsEndpoint } from './handlers/live-ws.js';
 import { GatewayMetrics } from './handlers/metrics.js';
+import { MCP_WS_DEFAULTS, McpWsEndpoint } from './handlers/mcp/ws.js';
 import { openStore, type Store } from './store/open.js';
 import { ClientAdmin } from './handlers/mgmt/clients.js';
 import { RestRouter } from './handlers/rest/router.js';
@@ -109,7 +110,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   );
   const metrics = new GatewayMetrics(bus, {
     manager,
-    wsConnections: () => ({ '/api/ws/events': eventsWs.connections, '/api/ws/live': liveWs.connections }),
+    wsConnections: () => ({ '/api/ws/events': eventsWs.connections, '/api/ws/live': liveWs.connections, '/ws': agentWs.connections }),
     queueDepth: () => ({ '/api/ws/events': eventsWs.queued }),
     eventsDropped: () => eventsWs.droppedTotal,
     store: () => store.writer.counters,
@@ -138,7 +139,12 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   );
 
   const wsOptions = { maxPayloadLength: 1024 * 1024, idleTimeoutSeconds: config.events.idle_timeout_s, maxBackpressure: 8 * 1024 * 1024 };
-  const feeds = [server.attachWs('/api/ws/events', eventsWs, wsOptions), server.attachWs('/api/ws/live', liveWs, wsOptions)];
+  const agentWs = new McpWsEndpoint(dispatcher, sessions, log, MCP_WS_DEFAULTS);
+  const feeds = [
+    server.attachWs('/api/ws/events', eventsWs, wsOptions),
+    server.attachWs('/api/ws/live', liveWs, wsOptions),
+    server.attachWs('/ws', agentWs, { ...wsOptions, maxPayloadLength: 32 * 1024 * 1024, maxBackpressure: 32 * 1024 * 1024, protocols: ['mcp'] }),
+  ];
   const pinger = setInterval(() => {
     for (const conns of feeds) for (const c of conns) c.ping();
   }, config.events.ping_interval_ms);
@@ -184,6 +190,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       clearInterval(eventSweep);
       eventsWs.dispose();
       liveWs.dispose();
+      agentWs.dispose();
       await manager.closeAll('shutdown');
       toolLogSub.unsubscribe();
       eventLogSub.unsubscribe();

@@ -58,6 +58,14 @@ export function attachWebSocket(app: TemplatedApp, path: string, endpoint: WsEnd
     idleTimeout: options.idleTimeoutSeconds,
     maxBackpressure: options.maxBackpressure,
     sendPingsAutomatically: true,
+    upgrade: (res, req, context) => {
+      const offered = req.getHeader('sec-websocket-protocol');
+      const chosen = offered
+        .split(',')
+        .map((p) => p.trim())
+        .find((p) => options.protocols?.includes(p));
+      res.upgrade<UserData>({}, req.getHeader('sec-websocket-key'), chosen ?? '', req.getHeader('sec-websocket-extensions'), context);
+    },
     open: (ws) => {
       const conn = new UwsConnection(ws, path);
       ws.getUserData().conn = conn;

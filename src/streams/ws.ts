@@ -41,4 +41,6 @@ export interface WsEndpointOptions {
   readonly idleTimeoutSeconds: number;
   /** Buffered bytes beyond which uWS drops sends, bytes. */
   readonly maxBackpressure: number;
+  /** Subprotocols this endpoint speaks (`Sec-WebSocket-Protocol`); the first the client offers is chosen. */
+  readonly protocols?: readonly string[];
 }

@@ -1,0 +1,482 @@
+/**
+ * MCPW binary frames: the codec of the binary half of `/ws` (DESIGN.md §5, the authority; the
+ * layout comes from the developer-mesh API reference, `/ws` "Binary Protocol", source
+ * `pkg/models/websocket/binary.go`, shared/sources/003). One WebSocket binary message is one frame:
+ *
+ * ```
+ * offset size field
+ *  0     4    magic "MCPW" = 0x4D435057
+ *  4     1    version = 0x01
+ *  5     1    type: 01 Request, 02 Response, 03 Notification, 04 Error, 05 Ping, 06 Pong, 07 Close
+ *  6     2    method: 0000 generic, 0001 initialize, 0002 tools/list, 0003 tools/call,
+ *             0004 context get, 0005 context set, 0006 log message
+ *  8     1    flags: bit0 gzip, bit1 encrypted, bits 2-7 reserved (0)
+ *  9     3    reserved (0)
+ * 12     4    payload length, bytes, uint32
+ * 16     8    request id, uint64
+ * 24     n    payload
+ * ```
+ *
+ * All integers are big-endian. The payload is MessagePack (msgpackr) of the JSON-RPC `params`
+ * (Request, Notification), `result` (Response) or `error` object (Error); with method 0000 it is
+ * the whole JSON-RPC message. A zero-length payload means "no value" (`payload: undefined`), which
+ * is what Ping/Pong/Close carry. The mapping to and from JSON-RPC messages is in `./mcpw-jsonrpc.ts`.
+ *
+ * Payload transforms, applied by the encoder in this order and undone in reverse by the decoder:
+ * MessagePack → gzip (flag bit0; RFC 1952 via node:zlib) → AES-256-GCM (flag bit1; see
+ * {@link createMcpwKey}). A zero-length payload is never compressed or encrypted.
+ */
+import { createCipheriv, createDecipheriv, createSecretKey, randomFillSync, type KeyObject } from 'node:crypto';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { C1, Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
+import { MCPW_ERRORS, mcpwError, type McpwDecodeError, type McpwErrorCode } from './mcpw-errors.js';
+
+/** The magic number at offset 0: ASCII "MCPW". */
+export const MCPW_MAGIC = 0x4d435057;
+/** The only protocol version this codec reads and writes. */
+export const MCPW_VERSION = 0x01;
+/** Size of the fixed header, bytes. */
+export const MCPW_HEADER_BYTES = 24;
+/** Largest request id: 2^64 − 1. */
+export const MCPW_MAX_REQUEST_ID = 0xffff_ffff_ffff_ffffn;
+/** Default limit for both the payload on the wire and the inflated payload: 16 MiB. */
+export const MCPW_DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
+/** Default gzip threshold of {@link encodeFrame}: payloads over 1 KiB (DESIGN.md §5). */
+export const MCPW_DEFAULT_GZIP_THRESHOLD = 1024;
+
+/** Frame type codes (header offset 5). */
+export const McpwType = {
+  Request: 0x01,
+  Response: 0x02,
+  Notification: 0x03,
+  Error: 0x04,
+  Ping: 0x05,
+  Pong: 0x06,
+  Close: 0x07,
+} as const;
+/** A frame type code, 1–7. */
+export type McpwType = (typeof McpwType)[keyof typeof McpwType];
+
+/** Method codes (header offset 6). JSON-RPC names for them are in `./mcpw-jsonrpc.ts`. */
+export const McpwMethod = {
+  Generic: 0x0000,
+  Initialize: 0x0001,
+  ToolsList: 0x0002,
+  ToolsCall: 0x0003,
+  ContextGet: 0x0004,
+  ContextSet: 0x0005,
+  LogMessage: 0x0006,
+} as const;
+/** A method code, 0–6. */
+export type McpwMethod = (typeof McpwMethod)[keyof typeof McpwMethod];
+
+/** Flag bits (header offset 8); bits 2–7 are reserved and must be 0. */
+export const McpwFlags = { Gzip: 0x01, Encrypted: 0x02 } as const;
+const KNOWN_FLAGS = McpwFlags.Gzip | McpwFlags.Encrypted;
+
+/** A frame to encode: header fields and the payload value (`undefined` = zero-length payload). */
+export interface McpwFrame {
+  readonly type: McpwType;
+  readonly method: McpwMethod;
+  /** uint64, 0 … 2^64 − 1. */
+  readonly requestId: bigint;
+  /** Any value msgpackr packs; JSON-RPC params / result / error object, or the whole message for method 0000. */
+  readonly payload: unknown;
+}
+
+/** The fixed header as read from the wire, after validation. */
+export interface McpwHeader {
+  readonly type: McpwType;
+  readonly method: McpwMethod;
+  /** Flag byte: {@link McpwFlags} bits, reserved bits already checked to be 0. */
+  readonly flags: number;
+  /** Payload length on the wire, bytes (before decryption and inflation). */
+  readonly payloadLength: number;
+  readonly requestId: bigint;
+}
+
+/** A decoded frame: the header plus the unpacked payload. */
+export interface McpwDecodedFrame extends McpwHeader {
+  /**
+   * The unpacked payload (`undefined` for a zero-length payload). Plain JS values, safe to keep —
+   * except MessagePack `bin` values: those come back as `Uint8Array` views into the frame's own
+   * bytes (no copy) when the payload was neither compressed nor encrypted, so they are valid only
+   * inside the uWS message callback (uWS frees the `ArrayBuffer` when it returns). Pass
+   * `copyBinary: true`, or copy them, to keep them longer.
+   */
+  readonly payload: unknown;
+}
+
+/** `decodeFrame`'s result; it never throws. */
+export type McpwDecodeResult = { readonly ok: true; readonly frame: McpwDecodedFrame } | { readonly ok: false; readonly error: McpwDecodeError };
+
+/** `decodeHeader`'s result; it never throws. */
+export type McpwHeaderResult = { readonly ok: true; readonly header: McpwHeader } | { readonly ok: false; readonly error: McpwDecodeError };
+
+/** An AES-256-GCM key for the encrypted flag; build it with {@link createMcpwKey}. */
+export interface McpwKey {
+  readonly algorithm: 'aes-256-gcm';
+  readonly secret: KeyObject;
+}
+
+/** Options of {@link decodeFrame} and {@link decodeHeader}. */
+export interface McpwDecodeOptions {
+  /** Largest payload length accepted on the wire, bytes; larger → `payload_too_large`. Default 16 MiB. */
+  readonly maxPayloadBytes?: number;
+  /** Largest inflated size of a gzip payload, bytes; larger → `gzip_bomb`, detected without inflating further. Default 16 MiB. */
+  readonly maxInflatedBytes?: number;
+  /** Key for frames with the encrypted flag; without it they fail with `encrypted_without_key`. */
+  readonly key?: McpwKey;
+  /** Copy MessagePack `bin` values out of the frame instead of returning views into it. Default `false`. */
+  readonly copyBinary?: boolean;
+}
+
+/** Options of {@link encodeFrame}. */
+export interface McpwEncodeOptions {
+  /** gzip payloads whose MessagePack is over `gzipThreshold` bytes. Default `false`. */
+  readonly gzip?: boolean;
+  /** Bytes of MessagePack above which `gzip: true` compresses. Default 1024 (DESIGN.md §5). */
+  readonly gzipThreshold?: number;
+  /** zlib level 0–9 (speed vs size). Default 1: replies are compressed on the hot path. */
+  readonly gzipLevel?: number;
+  /** Encrypt every non-empty payload with this key (sets flag bit1). */
+  readonly key?: McpwKey;
+}
+
+/** AES-256-GCM payload layout: 12-byte nonce ‖ ciphertext ‖ 16-byte tag. */
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+const MAGIC_BYTES = [0x4d, 0x43, 0x50, 0x57] as const;
+const MAX_U32 = 0xffff_ffff;
+
+// msgpackr: plain MessagePack maps and arrays, no records (peers need not be msgpackr)
+const packr = new Packr({ useRecords: false });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+const copyingUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, copyBuffers: true });
+
+function hex(value: number, digits: number): string {
+  return `0x${value.toString(16).toUpperCase().padStart(digits, '0')}`;
+}
+
+function fail(code: McpwErrorCode, message: string, requestId?: bigint): { ok: false; error: McpwDecodeError } {
+  return { ok: false, error: mcpwError(code, message, requestId) };
+}
+
+/** A DataView over exactly the frame's bytes, on the frame's own buffer (no copy); undefined for a non-binary input. */
+function viewOf(input: ArrayBuffer | Uint8Array): DataView | undefined {
+  if (input instanceof ArrayBuffer) return new DataView(input);
+  if (input instanceof Uint8Array) return new DataView(input.buffer, input.byteOffset, input.byteLength);
+  return undefined;
+}
+
+function parseHeader(view: DataView, maxPayloadBytes: number): McpwHeaderResult {
+  const size = view.byteLength;
+  if (size >= 4) {
+    const magic = view.getUint32(0);
+    if (magic !== MCPW_MAGIC) return fail('bad_magic', `bad magic ${hex(magic, 8)}, expected ${hex(MCPW_MAGIC, 8)} ("MCPW")`);
+  } else {
+    for (let i = 0; i < size; i++) {
+      if (view.getUint8(i) !== MAGIC_BYTES[i]) return fail('bad_magic', `bad magic: byte ${i} is ${hex(view.getUint8(i), 2)}, expected ${hex(MAGIC_BYTES[i] ?? 0, 2)}`);
+    }
+  }
+  if (size < MCPW_HEADER_BYTES) return fail('truncated_header', `frame is ${size} bytes, shorter than the ${MCPW_HEADER_BYTES}-byte header`);
+  const requestId = view.getBigUint64(16);
+  // two 32-bit reads cover bytes 4-11: version, type, method / flags, reserved
+  const word1 = view.getUint32(4);
+  const version = word1 >>> 24;
+  if (version !== MCPW_VERSION) return fail('bad_version', `unsupported version ${hex(version, 2)}, expected ${hex(MCPW_VERSION, 2)}`, requestId);
+  const type = (word1 >>> 16) & 0xff;
+  if (type < McpwType.Request || type > McpwType.Close) return fail('unknown_type', `unknown frame type ${hex(type, 2)}, expected 0x01-0x07`, requestId);
+  const method = word1 & 0xffff;
+  if (method > McpwMethod.LogMessage) return fail('unknown_method', `unknown method ${hex(method, 4)}, expected 0x0000-0x0006`, requestId);
+  const word2 = view.getUint32(8);
+  const flags = word2 >>> 24;
+  if ((flags & ~KNOWN_FLAGS) !== 0) return fail('reserved_bits', `reserved flag bits set: flags ${hex(flags, 2)}, only bits 0-1 may be set`, requestId);
+  if ((word2 & 0xffffff) !== 0) return fail('reserved_bytes', `reserved bytes 9-11 are ${hex(word2 & 0xffffff, 6)}, expected 0x000000`, requestId);
+  const payloadLength = view.getUint32(12);
+  if (payloadLength > maxPayloadBytes) {
+    return fail('payload_too_large', `declared payload length ${payloadLength} bytes is over the limit of ${maxPayloadBytes} bytes`, requestId);
+  }
+  if (payloadLength !== size - MCPW_HEADER_BYTES) {
+    return fail('length_mismatch', `declared payload length ${payloadLength} bytes, frame carries ${size - MCPW_HEADER_BYTES}`, requestId);
+  }
+  return { ok: true, header: { type: type as McpwType, method: method as McpwMethod, flags, payloadLength, requestId } };
+}
+
+/**
+ * Reads and validates the 24-byte header only (no payload work): for routing and for the
+ * header-decode benchmark. Same checks and error codes as {@link decodeFrame} up to and
+ * including `length_mismatch`; the payload itself is not looked at.
+ *
+ * @param input one whole WebSocket binary message, as uWS (`ArrayBuffer`) or `ws` (`Buffer`) hands it over.
+ * @param options only `maxPayloadBytes` is used.
+ * @returns `{ ok: true, header }` or `{ ok: false, error }`; never throws.
+ */
+export function decodeHeader(input: ArrayBuffer | Uint8Array, options: McpwDecodeOptions = {}): McpwHeaderResult {
+  const view = viewOf(input);
+  if (view === undefined) return fail('truncated_header', 'frame is not an ArrayBuffer or Uint8Array');
+  return parseHeader(view, options.maxPayloadBytes ?? MCPW_DEFAULT_MAX_PAYLOAD_BYTES);
+}
+
+function decrypt(body: Uint8Array, header: Uint8Array, key: McpwKey): Uint8Array | undefined {
+  if (body.length < NONCE_BYTES + TAG_BYTES) return undefined;
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key.secret, body.subarray(0, NONCE_BYTES), { authTagLength: TAG_BYTES });
+    decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
+    decipher.setAAD(header);
+    const plain = decipher.update(body.subarray(NONCE_BYTES, body.length - TAG_BYTES));
+    decipher.final();
+    return plain;
+  } catch {
+    return undefined;
+  }
+}
+
+function errorMessage(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.length > 160 ? `${text.slice(0, 160)}…` : text;
+}
+
+/**
+ * Decodes one MCPW frame (DESIGN.md §5) without copying it: the header is read with a `DataView`
+ * on the frame's own `ArrayBuffer`, and msgpackr unpacks the payload from a `Uint8Array` view of
+ * that same buffer. Call it inside the uWS message callback; the returned values are JS values,
+ * except MessagePack `bin` values of an uncompressed, unencrypted payload, which are views into the
+ * frame and valid only inside that callback (see {@link McpwDecodedFrame.payload}, `copyBinary`).
+ *
+ * Checks, in order, each with its error code (registry and recoverable rule: `./mcpw-errors.ts`):
+ * magic (`bad_magic`, also on a short frame whose first bytes already differ) → length ≥ 24
+ * (`truncated_header`) → version (`bad_version`) → type 1–7 (`unknown_type`) → method 0–6
+ * (`unknown_method`) → flag bits 2–7 (`reserved_bits`) → bytes 9–11 (`reserved_bytes`) → declared
+ * length ≤ `maxPayloadBytes` (`payload_too_large`) → declared length = bytes after the header
+ * (`length_mismatch`) → encrypted flag: key configured (`encrypted_without_key`), AES-256-GCM tag
+ * (`decrypt_failed`) → gzip flag: valid gzip (`gzip_error`), inflated size ≤ `maxInflatedBytes`
+ * (`gzip_bomb`; zlib stops at the limit, so a bomb costs at most that much memory and time) →
+ * exactly one MessagePack value (`bad_payload`; trailing bytes and the reserved byte 0xC1 count).
+ * Every error past the magic check carries the header's `requestId`.
+ *
+ * gzip inflation and decryption are synchronous and bounded by `maxInflatedBytes` and
+ * `maxPayloadBytes`. msgpackr maps an object key `"__proto__"` to `"__proto_"` (prototype-pollution
+ * guard) and returns 64-bit integers as `bigint`.
+ *
+ * @param input one whole WebSocket binary message: uWS's `ArrayBuffer`, or a `Uint8Array`/`Buffer`
+ *   (any `byteOffset`) — the frame is exactly these bytes.
+ * @returns `{ ok: true, frame }` or `{ ok: false, error: { code, message, requestId?, recoverable } }`;
+ *   never throws, whatever the bytes.
+ */
+export function decodeFrame(input: ArrayBuffer | Uint8Array, options: McpwDecodeOptions = {}): McpwDecodeResult {
+  const view = viewOf(input);
+  if (view === undefined) return fail('truncated_header', 'frame is not an ArrayBuffer or Uint8Array');
+  const head = parseHeader(view, options.maxPayloadBytes ?? MCPW_DEFAULT_MAX_PAYLOAD_BYTES);
+  if (!head.ok) return head;
+  const { type, method, flags, payloadLength, requestId } = head.header;
+  if (payloadLength === 0 && flags === 0) return { ok: true, frame: { type, method, flags, payloadLength, requestId, payload: undefined } };
+
+  let body = new Uint8Array(view.buffer, view.byteOffset + MCPW_HEADER_BYTES, payloadLength);
+  if ((flags & McpwFlags.Encrypted) !== 0) {
+    if (options.key === undefined) return fail('encrypted_without_key', 'frame has the encrypted flag set but no key is configured', requestId);
+    const plain = decrypt(body, new Uint8Array(view.buffer, view.byteOffset, MCPW_HEADER_BYTES), options.key);
+    if (plain === undefined) return fail('decrypt_failed', `AES-256-GCM decryption of the ${payloadLength}-byte payload failed (wrong key or tampered frame)`, requestId);
+    body = plain;
+  }
+  if ((flags & McpwFlags.Gzip) !== 0) {
+    const limit = Math.max(1, options.maxInflatedBytes ?? MCPW_DEFAULT_MAX_PAYLOAD_BYTES);
+    if (body.length === 0) return fail('gzip_error', 'gzip flag set on an empty payload', requestId);
+    try {
+      body = gunzipSync(body, { maxOutputLength: limit });
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
+        return fail('gzip_bomb', `gzip payload of ${payloadLength} bytes inflates past the limit of ${limit} bytes`, requestId);
+      }
+      return fail('gzip_error', `gzip payload does not inflate: ${errorMessage(err)}`, requestId);
+    }
+  }
+  if (body.length === 0) return { ok: true, frame: { type, method, flags, payloadLength, requestId, payload: undefined } };
+  let payload: unknown;
+  try {
+    payload = (options.copyBinary === true ? copyingUnpackr : unpackr).unpack(body);
+  } catch (err) {
+    return fail('bad_payload', `payload is not valid MessagePack: ${errorMessage(err)}`, requestId);
+  }
+  if (payload === C1) return fail('bad_payload', 'payload is the reserved MessagePack byte 0xC1', requestId);
+  return { ok: true, frame: { type, method, flags, payloadLength, requestId, payload } };
+}
+
+function writeHeader(out: Uint8Array, frame: McpwFrame, flags: number, payloadLength: number): void {
+  const view = new DataView(out.buffer, out.byteOffset, MCPW_HEADER_BYTES);
+  view.setUint32(0, MCPW_MAGIC);
+  view.setUint8(4, MCPW_VERSION);
+  view.setUint8(5, frame.type);
+  view.setUint16(6, frame.method);
+  view.setUint8(8, flags);
+  view.setUint8(9, 0);
+  view.setUint16(10, 0);
+  view.setUint32(12, payloadLength);
+  view.setBigUint64(16, frame.requestId);
+}
+
+function checkFrame(frame: McpwFrame): void {
+  if (!Number.isInteger(frame.type) || frame.type < McpwType.Request || frame.type > McpwType.Close) {
+    throw new RangeError(`MCPW frame type must be 1-7, got ${String(frame.type)}`);
+  }
+  if (!Number.isInteger(frame.method) || frame.method < McpwMethod.Generic || frame.method > McpwMethod.LogMessage) {
+    throw new RangeError(`MCPW method must be 0-6, got ${String(frame.method)}`);
+  }
+  if (typeof frame.requestId !== 'bigint' || frame.requestId < 0n || frame.requestId > MCPW_MAX_REQUEST_ID) {
+    throw new RangeError(`MCPW request id must be a bigint in 0..2^64-1, got ${String(frame.requestId)}`);
+  }
+}
+
+/**
+ * Encodes one MCPW frame (DESIGN.md §5). The payload is packed with msgpackr straight after 24
+ * reserved bytes of msgpackr's output buffer (`RESERVE_START_SPACE`), and the header is written
+ * into those bytes: header and payload in one buffer, no copy. gzip and encryption produce new
+ * bytes, so those paths allocate header + payload once and copy the transformed payload in.
+ *
+ * The result may be a view into msgpackr's shared output slab: send the view itself (uWS
+ * `ws.send(bytes, true)` copies it), never `bytes.buffer`. It stays valid after later encodes.
+ *
+ * @param frame header fields and payload; `payload: undefined` → zero-length payload, flags 0.
+ * @param options `gzip` (default off) over `gzipThreshold` bytes of MessagePack (default 1024),
+ *   `gzipLevel` (default 1), `key` to encrypt (AES-256-GCM, layout in {@link createMcpwKey}).
+ * @returns the frame's bytes: 24-byte header + payload.
+ * @throws RangeError when `type`, `method` or `requestId` is out of range, or the payload is over
+ *   4 GiB − 1 bytes; whatever msgpackr throws for a value it cannot pack (e.g. a bigint over 64 bits).
+ */
+export function encodeFrame(frame: McpwFrame, options: McpwEncodeOptions = {}): Uint8Array {
+  checkFrame(frame);
+  if (frame.payload === undefined) {
+    const out = new Uint8Array(MCPW_HEADER_BYTES);
+    writeHeader(out, frame, 0, 0);
+    return out;
+  }
+  const packed = packr.pack(frame.payload, RESERVE_START_SPACE | MCPW_HEADER_BYTES);
+  let body: Uint8Array = packed.subarray(MCPW_HEADER_BYTES);
+  let flags = 0;
+  if (options.gzip === true && body.length > (options.gzipThreshold ?? MCPW_DEFAULT_GZIP_THRESHOLD)) {
+    body = gzipSync(body, { level: options.gzipLevel ?? 1 });
+    flags |= McpwFlags.Gzip;
+  }
+  const key = options.key;
+  if (key === undefined) {
+    if (body.length > MAX_U32) throw new RangeError(`MCPW payload of ${body.length} bytes is over 4 GiB - 1`);
+    if (flags === 0) {
+      writeHeader(packed, frame, 0, body.length);
+      return packed;
+    }
+    const out = Buffer.allocUnsafe(MCPW_HEADER_BYTES + body.length);
+    writeHeader(out, frame, flags, body.length);
+    out.set(body, MCPW_HEADER_BYTES);
+    return out;
+  }
+  const payloadLength = NONCE_BYTES + body.length + TAG_BYTES;
+  if (payloadLength > MAX_U32) throw new RangeError(`MCPW payload of ${payloadLength} bytes is over 4 GiB - 1`);
+  flags |= McpwFlags.Encrypted;
+  const out = Buffer.allocUnsafe(MCPW_HEADER_BYTES + payloadLength);
+  writeHeader(out, frame, flags, payloadLength);
+  const nonce = out.subarray(MCPW_HEADER_BYTES, MCPW_HEADER_BYTES + NONCE_BYTES);
+  randomFillSync(nonce);
+  const cipher = createCipheriv('aes-256-gcm', key.secret, nonce, { authTagLength: TAG_BYTES });
+  cipher.setAAD(out.subarray(0, MCPW_HEADER_BYTES));
+  const cipherText = cipher.update(body);
+  out.set(cipherText, MCPW_HEADER_BYTES + NONCE_BYTES);
+  cipher.final();
+  out.set(cipher.getAuthTag(), MCPW_HEADER_BYTES + NONCE_BYTES + body.length);
+  return out;
+}
+
+/**
+ * Builds the key for the encrypted flag (bit1). Layout of an encrypted payload (this codec's
+ * choice; DESIGN.md §5 names the flag, not the cipher): `nonce (12 random bytes) ‖ AES-256-GCM
+ * ciphertext ‖ tag (16 bytes)`, with the frame's 24-byte header (final flags and payload length
+ * included) as additional authenticated data, so header fields cannot be altered either. The
+ * cipher runs after gzip (compress, then encrypt). Random 96-bit nonces: rotate a key well before
+ * 2^32 frames.
+ *
+ * @param raw 32 bytes of key material.
+ * @throws RangeError unless `raw` is exactly 32 bytes.
+ */
+export function createMcpwKey(raw: Uint8Array): McpwKey {
+  if (raw.byteLength !== 32) throw new RangeError(`MCPW key must be 32 bytes (AES-256), got ${raw.byteLength}`);
+  return { algorithm: 'aes-256-gcm', secret: createSecretKey(raw) };
+}
+
+// ---- request ids and JSON-RPC ids ---------------------------------------------------------------
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const BIG_DECIMAL = /^[1-9][0-9]{15,19}$/;
+
+/**
+ * The id rule, JSON-RPC → MCPW: a JSON-RPC id has a u64 form when it is a safe integer ≥ 0 (not
+ * −0), or a string holding the canonical decimal of an integer in 2^53 … 2^64 − 1 (the form
+ * {@link u64ToJsonRpcId} gives ids that do not fit a JS number). Every other id (other strings,
+ * negative, fractional or unsafe numbers, null) has none: such a message travels as method 0000
+ * (generic) with the id inside the payload, and header id 0 (or the request's header id, for a
+ * reply). The two functions are inverse bijections between u64 and the ids that have a u64 form.
+ *
+ * @returns the u64 request id, or `undefined` when `id` has no u64 form.
+ */
+export function jsonRpcIdToU64(id: unknown): bigint | undefined {
+  if (typeof id === 'number') return Number.isSafeInteger(id) && id >= 0 && !Object.is(id, -0) ? BigInt(id) : undefined;
+  if (typeof id === 'string' && BIG_DECIMAL.test(id)) {
+    const value = BigInt(id);
+    return value > MAX_SAFE && value <= MCPW_MAX_REQUEST_ID ? value : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * The id rule, MCPW → JSON-RPC: ids up to 2^53 − 1 become numbers, larger ones the decimal
+ * string (JSON-RPC ids are strings or numbers; a number would lose precision). Inverse of
+ * {@link jsonRpcIdToU64}.
+ */
+export function u64ToJsonRpcId(requestId: bigint): number | string {
+  return requestId <= MAX_SAFE ? Number(requestId) : requestId.toString();
+}
+
+// ---- control frames -----------------------------------------------------------------------------
+
+/**
+ * An MCPW Error frame for a bad frame (DESIGN.md §5 "an MCPW Error frame naming the problem").
+ * Method 0000, so the payload is a whole JSON-RPC error response:
+ * `{ jsonrpc: "2.0", id, error: { code: <JSON-RPC code from MCPW_ERRORS>, message, data: { code, recoverable } } }`
+ * where `data.code` is the MCPW error code (e.g. `"bad_magic"`) and `id` is
+ * `u64ToJsonRpcId(requestId)`, or `null` when the request id is unknown (header unreadable).
+ *
+ * @param requestId the bad frame's header id (echoed in the header), or `undefined` → header id 0, JSON-RPC id null.
+ */
+export function errorFrame(requestId: bigint | undefined, code: McpwErrorCode, message: string): McpwFrame {
+  return {
+    type: McpwType.Error,
+    method: McpwMethod.Generic,
+    requestId: requestId ?? 0n,
+    payload: {
+      jsonrpc: '2.0',
+      id: requestId === undefined ? null : u64ToJsonRpcId(requestId),
+      error: { code: MCPW_ERRORS[code].rpc, message, data: { code, recoverable: MCPW_ERRORS[code].recoverable } },
+    },
+  };
+}
+
+/** The Error frame answering a failed decode: {@link errorFrame} with the error's code, message and request id. */
+export function errorFrameFor(error: McpwDecodeError): McpwFrame {
+  return errorFrame(error.requestId, error.code, error.message);
+}
+
+/**
+ * A Ping heartbeat: type 05, method 0000, flags 0, empty payload. The seed's client sends
+ * `Date.now()` as the id (developer-mesh "Connection Management"); any u64 is fine.
+ */
+export function pingFrame(requestId: bigint): McpwFrame {
+  return { type: McpwType.Ping, method: McpwMethod.Generic, requestId, payload: undefined };
+}
+
+/** The Pong answering a Ping: type 06, the Ping's request id, empty payload (DESIGN.md §5). */
+export function pongFrame(requestId: bigint): McpwFrame {
+  return { type: McpwType.Pong, method: McpwMethod.Generic, requestId, payload: undefined };
+}
+
+/** A Close frame: type 07, empty payload; the receiving server closes the WebSocket with 1000 (DESIGN.md §5). */
+export function closeFrame(requestId = 0n): McpwFrame {
+  return { type: McpwType.Close, method: McpwMethod.Generic, requestId, payload: undefined };
+}

@@ -1,0 +1,243 @@
+/**
+ * `/ws`: agent WebSocket sessions speaking MCP JSON-RPC in text frames and MCPW binary frames
+ * (DESIGN.md §5; developer-mesh `/ws`, `../shared/sources/003_*.txt`). One WebSocket is one MCP
+ * session of the same {@link SessionStore} and {@link McpDispatcher} that serve `/mcp`: same
+ * methods, cancellation, progress, relayed server→client requests and list_changed.
+ *
+ * - A text request is answered in text; a binary (MCPW) request with an MCPW frame carrying the
+ *   same request id and method. Server-initiated messages go as text, or as MCPW (method 0000) to a
+ *   client that has sent binary when they are over the threshold; payloads over the compression
+ *   threshold are gzip'd (flag bit0).
+ * - MCPW Ping → Pong with the same id; Close → close 1000. Every bad frame gets an MCPW Error
+ *   frame naming the problem; the connection stays open where the stream is in sync.
+ * - At most `maxInFlight` requests per connection (beyond: error -32000 overloaded). Outbound
+ *   respects backpressure: over the hard limit the connection is closed with 1013.
+ */
+import { GatewayError } from '../../codecs/errors.js';
+import { classify, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
+import { MCPW_DEFAULT_GZIP_THRESHOLD, McpwMethod, McpwType, decodeFrame, encodeFrame, errorFrame, errorFrameFor, pongFrame, type McpwFrame } from '../../codecs/mcpw.js';
+import { frameFromJsonRpc, frameToJsonRpc, type JsonRpcMessage, type McpwReplyTo } from '../../codecs/mcpw-jsonrpc.js';
+import type { Logger } from '../../log/logger.js';
+import type { WsConnection, WsEndpoint } from '../../streams/ws.js';
+import { cancelScope } from '../../upstreams/upstream.js';
+import type { McpDispatcher } from './dispatch.js';
+import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
+
+export interface McpWsOptions {
+  /** Requests handled at once per connection. */
+  readonly maxInFlight: number;
+  /** Buffered outbound bytes beyond which the connection is closed with 1013. */
+  readonly hardLimitBytes: number;
+  /** Server-initiated messages over this size go as MCPW to binary clients, bytes. */
+  readonly binaryThresholdBytes: number;
+  /** MCPW payloads over this size are gzip'd, bytes. */
+  readonly gzipThresholdBytes: number;
+  /** Largest MCPW payload accepted, bytes. */
+  readonly maxPayloadBytes: number;
+}
+
+interface WsState {
+  readonly conn: WsConnection;
+  session: McpSession | undefined;
+  /** The client has sent at least one binary frame. */
+  binary: boolean;
+  inFlight: number;
+  readonly channel: OutboundChannel;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export class McpWsEndpoint implements WsEndpoint {
+  private readonly states = new Map<WsConnection, WsState>();
+
+  constructor(
+    private readonly dispatcher: McpDispatcher,
+    private readonly sessions: SessionStore,
+    private readonly log: Logger,
+    private readonly options: McpWsOptions,
+  ) {}
+
+  get connections(): number {
+    return this.states.size;
+  }
+
+  dispose(): void {
+    for (const s of this.states.values()) s.conn.close(1001, 'server shutting down');
+    this.states.clear();
+  }
+
+  readonly onOpen = (conn: WsConnection): void => {
+    const state: WsState = {
+      conn,
+      session: undefined,
+      binary: false,
+      inFlight: 0,
+      channel: { send: (message) => this.sendMessage(state, message as JsonRpcMessage, undefined) },
+    };
+    this.states.set(conn, state);
+  };
+
+  readonly onClose = (conn: WsConnection): void => {
+    const s = this.states.get(conn);
+    this.states.delete(conn);
+    if (s?.session) this.sessions.delete(s.session.id);
+  };
+
+  readonly onDrain = (): void => {
+    // replies are written as they complete; uWS buffers them, the hard limit closes stuck peers
+  };
+
+  readonly onMessage = (conn: WsConnection, data: ArrayBuffer, isBinary: boolean): void => {
+    const s = this.states.get(conn);
+    if (!s) return;
+    if (!isBinary) {
+      let value: unknown;
+      try {
+        value = JSON.parse(decoder.decode(data));
+      } catch {
+        this.sendMessage(s, { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: text frame is not valid JSON (UTF-8)' } } as unknown as JsonRpcMessage, undefined);
+        return;
+      }
+      if (Array.isArray(value)) {
+        this.sendMessage(s, { jsonrpc: '2.0', id: null, error: new GatewayError('INVALID_REQUEST', 'Invalid Request: batches are not supported on /ws').toJsonRpc() } as unknown as JsonRpcMessage, undefined);
+        return;
+      }
+      this.handle(s, classify(value), undefined);
+      return;
+    }
+    s.binary = true;
+    // decoded inside the uWS callback, from views of the frame's own memory (no copy)
+    const decoded = decodeFrame(data, { maxPayloadBytes: this.options.maxPayloadBytes, maxInflatedBytes: this.options.maxPayloadBytes, copyBinary: true });
+    if (!decoded.ok) {
+      this.sendFrame(s, errorFrameFor(decoded.error));
+      if (!decoded.error.recoverable) conn.close(1002, decoded.error.code);
+      return;
+    }
+    const frame = decoded.frame;
+    const classified = frameToJsonRpc(frame);
+    if (classified.kind === 'control') {
+      if (classified.type === McpwType.Ping) this.sendFrame(s, pongFrame(frame.requestId));
+      else if (classified.type === McpwType.Close) conn.close(1000, 'close frame');
+      return;
+    }
+    this.handle(s, classified, { method: frame.method, requestId: frame.requestId });
+  };
+
+  private handle(s: WsState, c: Classified, replyTo: McpwReplyTo | undefined): void {
+    if (c.kind === 'invalid') {
+      this.reply(s, { jsonrpc: '2.0', id: c.id as string, error: new GatewayError('INVALID_REQUEST', `Invalid Request: ${c.reason}`).toJsonRpc() }, replyTo);
+      return;
+    }
+    if (c.kind === 'request' && c.msg.method === 'initialize') {
+      this.initialize(s, c.msg, replyTo);
+      return;
+    }
+    const session = s.session;
+    if (!session) {
+      if (c.kind === 'request') {
+        this.reply(s, { jsonrpc: '2.0', id: c.msg.id, error: new GatewayError('INVALID_REQUEST', 'Invalid Request: send initialize first').toJsonRpc() }, replyTo);
+      }
+      return;
+    }
+    session.lastSeen = Date.now();
+    if (c.kind === 'notification') {
+      this.dispatcher.handleNotification(session, c.msg);
+      return;
+    }
+    if (c.kind === 'response') {
+      this.dispatcher.handleResponse(session, c.msg);
+      return;
+    }
+    const msg = c.msg;
+    if (s.inFlight >= this.options.maxInFlight) {
+      const err = new GatewayError('OVERLOADED', `Too many requests in flight on this connection (limit ${this.options.maxInFlight})`, { max_in_flight: this.options.maxInFlight });
+      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: err.toJsonRpc() }, replyTo);
+      return;
+    }
+    if (session.calls.has(msg.id)) {
+      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_REQUEST', `Request id ${String(msg.id)} is already in flight in this session`).toJsonRpc() }, replyTo);
+      return;
+    }
+    const call: InflightCall = { id: msg.id, method: msg.method, cancelled: false, onCancel: undefined, channel: s.channel, upstream: undefined, startedAt: performance.now() };
+    session.calls.set(msg.id, call);
+    s.inFlight++;
+    this.dispatcher
+      .handleRequest(session, msg, call)
+      .then((response) => this.reply(s, response, replyTo))
+      .catch((err: unknown) => {
+        this.log.error('unexpected dispatch failure on /ws', { error: err });
+        this.reply(s, { jsonrpc: '2.0', id: msg.id, error: { code: -32603, message: 'Internal error' } }, replyTo);
+      })
+      .finally(() => {
+        s.inFlight--;
+        if (session.calls.get(msg.id) === call) session.calls.delete(msg.id);
+      });
+  }
+
+  private initialize(s: WsState, msg: JsonRpcRequest, replyTo: McpwReplyTo | undefined): void {
+    const p = msg.params as { protocolVersion?: unknown; capabilities?: unknown; clientInfo?: unknown } | undefined;
+    if (typeof p?.protocolVersion !== 'string' || typeof p.capabilities !== 'object' || p.capabilities === null || typeof p.clientInfo !== 'object' || p.clientInfo === null) {
+      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_PARAMS', 'Invalid params for initialize: protocolVersion, capabilities and clientInfo are required').toJsonRpc() }, replyTo);
+      return;
+    }
+    if (s.session) this.sessions.delete(s.session.id);
+    const session = this.sessions.create(this.dispatcher.negotiateVersion(p.protocolVersion), p.capabilities as Record<string, unknown>, p.clientInfo as { name: string });
+    if (!session) {
+      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('TOO_MANY_SESSIONS').toJsonRpc() }, replyTo);
+      return;
+    }
+    // the socket itself is the session's server→client stream
+    session.standalone = s.channel;
+    session.onClose(() => {
+      if (this.states.get(s.conn) === s) s.session = undefined;
+    });
+    s.session = session;
+    this.reply(s, { jsonrpc: '2.0', id: msg.id, result: this.dispatcher.initializeResult(session) }, replyTo);
+  }
+
+  private reply(s: WsState, response: JsonRpcResponse, replyTo: McpwReplyTo | undefined): void {
+    this.sendMessage(s, response, replyTo);
+  }
+
+  /** Sends a JSON-RPC message: MCPW when answering a binary request (or large, to a binary client), else text. */
+  private sendMessage(s: WsState, message: JsonRpcMessage, replyTo: McpwReplyTo | undefined): boolean {
+    if (s.conn.closed) return false;
+    if (replyTo) return this.sendFrame(s, frameFromJsonRpc(message, replyTo));
+    const text = JSON.stringify(message);
+    if (s.binary && text.length > this.options.binaryThresholdBytes) {
+      return this.sendFrame(s, { type: 'method' in message ? ('id' in message ? McpwType.Request : McpwType.Notification) : McpwType.Response, method: McpwMethod.Generic, requestId: 0n, payload: message });
+    }
+    return this.write(s, text, false);
+  }
+
+  private sendFrame(s: WsState, frame: McpwFrame): boolean {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeFrame(frame, { gzip: true, gzipThreshold: this.options.gzipThresholdBytes });
+    } catch (err) {
+      this.log.warn('could not encode an MCPW frame', { error: err });
+      bytes = encodeFrame(errorFrame(frame.requestId, 'bad_payload', 'the reply could not be encoded as MessagePack'));
+    }
+    return this.write(s, bytes, true);
+  }
+
+  private write(s: WsState, data: string | Uint8Array, binary: boolean): boolean {
+    const r = s.conn.send(data, binary);
+    if (r === 'dropped' || s.conn.bufferedAmount() > this.options.hardLimitBytes) {
+      this.log.warn('closing a /ws peer over the backpressure limit', { remote: s.conn.remoteAddress });
+      if (s.session) for (const call of s.session.calls.values()) cancelScope(call, 'client too slow');
+      s.conn.close(1013, 'backpressure limit');
+      return false;
+    }
+    return r !== 'closed';
+  }
+}
+
+/** Default options. */
+export const MCP_WS_DEFAULTS: McpWsOptions = {
+  maxInFlight: 64,
+  hardLimitBytes: 16 * 1024 * 1024,
+  binaryThresholdBytes: 1024,
+  gzipThresholdBytes: MCPW_DEFAULT_GZIP_THRESHOLD,
+  maxPayloadBytes: 16 * 1024 * 1024,
+};
