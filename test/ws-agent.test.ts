@@ -181,6 +181,23 @@ describe('/ws MCPW binary frames', () => {
     }
   });
 
+  it.each([false, true])('carries a 64 KiB tools/call as MCPW (gzip %s) and replies correctly', async (gzip) => {
+    const c = await raw();
+    try {
+      c.ws.send(encodeFrame({ type: McpwType.Request, method: McpwMethod.Initialize, requestId: 1n, payload: INIT }));
+      await until(() => c.frames.find((f) => f.requestId === 1n));
+      const message = Array.from({ length: 64 * 1024 }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('');
+      const frame = encodeFrame({ type: McpwType.Request, method: McpwMethod.ToolsCall, requestId: 99n, payload: { name: 'demo-echo', arguments: { message } } }, { gzip });
+      expect(frame.byteLength > 64 * 1024).toBe(!gzip);
+      c.ws.send(frame);
+      const reply = await until(() => c.frames.find((f) => f.requestId === 99n));
+      expect(reply.type).toBe(McpwType.Response);
+      expect(reply.payload).toEqual({ content: [{ type: 'text', text: `Echo: ${message}` }] });
+    } finally {
+      c.ws.close();
+    }
+  });
+
   it('answers Ping with Pong, bad frames with Error frames, and Close with 1000', async () => {
     const c = await raw();
     const hb = Buffer.from('4D4350570105000000000000000000000000000000002A'.padEnd(48, '0'), 'hex');
