@@ -4,7 +4,8 @@
  * dir, bad bodies, and the redaction of secrets.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { childPids } from './helpers/proc.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -46,21 +47,8 @@ function memoryBody(extra: Json = {}): Json {
   };
 }
 
-/** Pids of this process's children whose command line contains `needle`. */
-function childPids(needle: string): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== process.pid) continue;
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(needle)) out.push(Number(entry));
-    } catch {
-      // gone while we looked
-    }
-  }
-  return out;
+function childPidsOf(needle: string): number[] {
+  return childPids(process.pid, needle);
 }
 
 let gw: Gateway & { mcpUrl: URL };
@@ -172,19 +160,19 @@ describe('MCP client management API', () => {
   });
 
   it('reconnects a client on request', async () => {
-    const before = childPids('server-memory');
+    const before = childPidsOf('server-memory');
     expect(before.length).toBe(1);
     const r = await api(gw, 'POST', `/api/mcp/client/${memId}/reconnect`);
     expect(r.status).toBe(200);
     expect(r.json).toMatchObject({ state: 'connected' });
-    await waitFor(() => childPids('server-memory').length === 1 && childPids('server-memory')[0] !== before[0]);
+    await waitFor(() => childPidsOf('server-memory').length === 1 && childPidsOf('server-memory')[0] !== before[0]);
   });
 
   it('deletes a client live: its subprocess ends, its tools leave, 404 after', async () => {
-    expect(childPids('server-memory').length).toBe(1);
+    expect(childPidsOf('server-memory').length).toBe(1);
     const r = await api(gw, 'DELETE', `/api/mcp/client/${memId}`);
     expect(r.status).toBe(200);
-    await waitFor(() => childPids('server-memory').length === 0);
+    await waitFor(() => childPidsOf('server-memory').length === 0);
     expect(gw.manager.tools.some((t) => (t['name'] as string).startsWith('mem-'))).toBe(false);
     expect((await api(gw, 'GET', `/api/mcp/client/${memId}`)).status).toBe(404);
     expect((await api(gw, 'DELETE', `/api/mcp/client/${memId}`)).status).toBe(404);

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { alive, childPids } from './helpers/proc.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -115,31 +116,6 @@ describe('data dir', () => {
   });
 });
 
-/** Pids whose parent is `pid` (from /proc). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('graceful shutdown', () => {
   it('on SIGTERM finishes the call in flight, stops upstream subprocesses and exits 0', async () => {
     const { path, dir } = tmpConfig({ server: { port: 0, shutdown_timeout_ms: 5000 }, data_dir: dir0(), mcp_clients: [everythingClient(), demoClient()] });
@@ -161,7 +137,7 @@ describe('graceful shutdown', () => {
           }
         });
       });
-      const upstreamPids = childrenOf(child.pid ?? -1);
+      const upstreamPids = childPids(child.pid ?? -1);
       expect(upstreamPids.length).toBeGreaterThanOrEqual(1);
 
       const client = new Client({ name: 'shutdown-test', version: '1' });

@@ -6,6 +6,7 @@
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { GatewayError } from './errors.js';
+import { formatIoTsErrors } from './io-ts-errors.js';
 
 export type JsonRpcId = string | number;
 
@@ -117,15 +118,8 @@ export function decodeParams<A>(codec: t.Type<A, unknown, unknown>, params: unkn
   if (codec.is(value)) return value;
   const result = codec.decode(value);
   if (isLeft(result)) {
-    const problems = result.left.map((e) => {
-      const path = e.context
-        .map((c) => c.key)
-        .filter((k) => k !== '' && !/^\d$/.test(k))
-        .join('.');
-      return `${path || 'params'}: expected ${e.context[e.context.length - 1]?.type.name ?? 'value'}`;
-    });
-    const unique = [...new Set(problems)];
-    throw new GatewayError('INVALID_PARAMS', `Invalid params for ${method}: ${unique.join('; ')}`, { method, problems: unique });
+    const problems = formatIoTsErrors(result.left, 'params');
+    throw new GatewayError('INVALID_PARAMS', `Invalid params for ${method}: ${problems.join('; ')}`, { method, problems });
   }
   return result.right;
 }

@@ -7,6 +7,7 @@ import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { ClientName, StdioConfig } from '../config/schema.js';
 import { GatewayError } from './errors.js';
+import { formatIoTsErrors } from './io-ts-errors.js';
 
 const AuthTypeAny = t.keyof({ none: null, headers: null, oauth: null, per_user_oauth: null });
 
@@ -61,19 +62,6 @@ export const UpdateClientBody = t.partial({
 export type UpdateClientBody = t.TypeOf<typeof UpdateClientBody>;
 const UPDATE_KEYS = [...Object.keys(createCommon), 'name', 'connection_type', 'connection_string', 'stdio_config', 'inprocess_server', 'tool_pricing', 'vk_configs'];
 
-function pathOf(e: t.ValidationError): string {
-  const out: string[] = [];
-  for (let i = 1; i < e.context.length; i++) {
-    const c = e.context[i];
-    const parent = e.context[i - 1];
-    if (!c || !parent) continue;
-    const tag = (parent.type as { _tag?: string })._tag;
-    if (tag === 'IntersectionType' || tag === 'UnionType') continue;
-    out.push(c.key);
-  }
-  return out.join('.') || '(body)';
-}
-
 function unknownKeys(value: unknown, allowed: readonly string[], prefix: string): string[] {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return [];
   return Object.keys(value)
@@ -99,12 +87,7 @@ export function decodeCreateClient(body: unknown): CreateClientBody {
   const branch = CreateClientBody.types[ct === 'stdio' ? 1 : ct === 'inprocess' ? 2 : 0];
   const r = branch.decode(body);
   const problems: string[] = [];
-  if (isLeft(r)) {
-    for (const e of r.left) {
-      const last = e.context[e.context.length - 1];
-      problems.push(`${pathOf(e)}: expected ${last?.type.name ?? 'value'}, got ${e.value === undefined ? 'nothing' : JSON.stringify(e.value)}`);
-    }
-  }
+  if (isLeft(r)) problems.push(...formatIoTsErrors(r.left, '(body)'));
   problems.push(...unknownKeys(body, CREATE_KEYS[ct] ?? [], ''));
   if (ct === 'stdio') problems.push(...unknownKeys(b['stdio_config'], STDIO_KEYS, 'stdio_config.'));
   if (problems.length > 0) fail([...new Set(problems)]);
@@ -116,12 +99,7 @@ export function decodeUpdateClient(body: unknown): UpdateClientBody {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) fail(['(body): expected a JSON object']);
   const r = UpdateClientBody.decode(body);
   const problems: string[] = [];
-  if (isLeft(r)) {
-    for (const e of r.left) {
-      const last = e.context[e.context.length - 1];
-      problems.push(`${pathOf(e)}: expected ${last?.type.name ?? 'value'}, got ${e.value === undefined ? 'nothing' : JSON.stringify(e.value)}`);
-    }
-  }
+  if (isLeft(r)) problems.push(...formatIoTsErrors(r.left, '(body)'));
   problems.push(...unknownKeys(body, UPDATE_KEYS, ''));
   const b = body as Record<string, unknown>;
   if (b['stdio_config'] !== undefined) problems.push(...unknownKeys(b['stdio_config'], STDIO_KEYS, 'stdio_config.'));

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isLeft } from 'fp-ts/lib/Either.js';
-import type * as t from 'io-ts';
+import { formatIoTsErrors } from '../codecs/io-ts-errors.js';
 import { GatewayConfigFile, LogLevel, type GatewayConfig, type McpClientConfig, type ResilienceSettings } from './schema.js';
 import { defaultConfigFile } from './default.js';
 import { INPROCESS_SERVERS } from './inprocess-names.js';
@@ -21,33 +21,8 @@ export class ConfigError extends Error {
   }
 }
 
-/** Whether a codec is an intersection, looking through `t.exact` wrappers. */
-function isIntersection(codec: unknown): boolean {
-  let c = codec as { _tag?: string; type?: unknown } | undefined;
-  while (c && c._tag === 'ExactType') c = c.type as typeof c;
-  return c?._tag === 'IntersectionType';
-}
-
-/** Turns io-ts validation errors into `path: expected X, got Y` lines. */
-export function formatIoTsErrors(errors: t.Errors): string[] {
-  const lines = new Set<string>();
-  for (const e of errors) {
-    // drop the member indices io-ts inserts below intersections; keep field names and array indices
-    const path: string[] = [];
-    for (let i = 1; i < e.context.length; i++) {
-      const c = e.context[i];
-      const parent = e.context[i - 1];
-      if (c === undefined || parent === undefined) continue;
-      if (isIntersection(parent.type)) continue;
-      path.push(c.key);
-    }
-    const last = e.context[e.context.length - 1];
-    const expected = last?.type.name ?? 'unknown';
-    const got = e.value === undefined ? 'nothing' : JSON.stringify(e.value);
-    lines.add(`${path.join('.') || '(root)'}: expected ${expected}, got ${got}`);
-  }
-  return [...lines];
-}
+/** io-ts errors as `path: expected X, got Y` lines (re-exported from the codecs layer). */
+export { formatIoTsErrors };
 
 /**
  * Checks what io-ts cannot: the fields each connection type needs, URL schemes, known in-process

@@ -16,6 +16,7 @@
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { GatewayError, UpstreamRpcError } from '../codecs/errors.js';
+import { formatIoTsErrors } from '../codecs/io-ts-errors.js';
 import type { EventBus } from '../streams/events.js';
 import type { UpstreamManager } from '../upstreams/manager.js';
 import { invokeTool } from '../upstreams/invoke.js';
@@ -29,20 +30,6 @@ const ChatToolCall = t.type({
 });
 
 const ResponsesToolCall = t.intersection([t.type({ name: t.string }), t.partial({ call_id: t.string, arguments: t.string })]);
-
-function problemsOf(errors: t.Errors): string[] {
-  return [
-    ...new Set(
-      errors.map((e) => {
-        const path = e.context
-          .map((c) => c.key)
-          .filter((k) => k !== '' && !/^\d$/.test(k))
-          .join('.');
-        return `${path || '(body)'}: expected ${e.context[e.context.length - 1]?.type.name ?? 'value'}`;
-      }),
-    ),
-  ];
-}
 
 /** Parses a tool call's `arguments` string; it must be a JSON object (empty string = `{}`). */
 function parseArguments(raw: string | undefined): JsonObject {
@@ -91,13 +78,13 @@ export class ToolExecuteHandler {
     let rawArgs: string | undefined;
     if (format === 'chat') {
       const d = ChatToolCall.decode(req.body);
-      if (isLeft(d)) throw new GatewayError('VALIDATION_ERROR', 'Invalid chat tool call', { problems: problemsOf(d.left) });
+      if (isLeft(d)) throw new GatewayError('VALIDATION_ERROR', 'Invalid chat tool call', { problems: formatIoTsErrors(d.left, '(body)') });
       name = d.right.function.name;
       callId = d.right.id;
       rawArgs = d.right.function.arguments;
     } else {
       const d = ResponsesToolCall.decode(req.body);
-      if (isLeft(d)) throw new GatewayError('VALIDATION_ERROR', 'Invalid responses tool call', { problems: problemsOf(d.left) });
+      if (isLeft(d)) throw new GatewayError('VALIDATION_ERROR', 'Invalid responses tool call', { problems: formatIoTsErrors(d.left, '(body)') });
       name = d.right.name;
       callId = d.right.call_id ?? '';
       rawArgs = d.right.arguments;
