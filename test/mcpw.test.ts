@@ -302,6 +302,10 @@ describe('gzip bomb', () => {
     const inflated = 2000 + 3; // str16 header
     expect(decodeOk(frame, { maxInflatedBytes: inflated }).payload).toBe('x'.repeat(2000));
     expect(decodeErr(frame, { maxInflatedBytes: inflated - 1 }).code).toBe('gzip_bomb');
+    // out-of-range limits are clamped into what zlib accepts, never a thrown RangeError
+    expect(decodeOk(frame, { maxInflatedBytes: Infinity }).payload).toBe('x'.repeat(2000));
+    expect(decodeErr(frame, { maxInflatedBytes: 0 }).code).toBe('gzip_bomb');
+    expect(decodeOk(frame, { maxInflatedBytes: NaN }).payload).toBe('x'.repeat(2000));
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * MCPW binary frames: the codec of the binary half of `/ws` (DESIGN.md §5, the authority; the
- * layout comes from the developer-mesh API reference, `/ws` "Binary Protocol", source
- * `pkg/models/websocket/binary.go`, shared/sources/003). One WebSocket binary message is one frame:
+ * layout is the developer-mesh API reference's, `/ws` "Binary Protocol", shared/sources/003). One
+ * WebSocket binary message is one frame:
  *
  * ```
  * offset size field
@@ -22,11 +22,17 @@
  * the whole JSON-RPC message. A zero-length payload means "no value" (`payload: undefined`), which
  * is what Ping/Pong/Close carry. The mapping to and from JSON-RPC messages is in `./mcpw-jsonrpc.ts`.
  *
+ * developer-mesh's Go code (`pkg/models/websocket/binary.go`) orders its 24-byte header
+ * differently (u16 flags at 6, id at 8, method at 16, size at 20) and numbers methods differently
+ * (0006 event.subscribe); this codec follows the documented layout above, as DESIGN.md §5 does,
+ * so it does not interoperate with that Go implementation.
+ *
  * Payload transforms, applied by the encoder in this order and undone in reverse by the decoder:
  * MessagePack → gzip (flag bit0; RFC 1952 via node:zlib) → AES-256-GCM (flag bit1; see
  * {@link createMcpwKey}). A zero-length payload is never compressed or encrypted.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, randomFillSync, type KeyObject } from 'node:crypto';
+import { constants as bufferConstants } from 'node:buffer';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { C1, Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
 import { MCPW_ERRORS, mcpwError, type McpwDecodeError, type McpwErrorCode } from './mcpw-errors.js';
@@ -232,6 +238,12 @@ function decrypt(body: Uint8Array, header: Uint8Array, key: McpwKey): Uint8Array
   }
 }
 
+/** zlib's `maxOutputLength` must be an integer in 1 … buffer.constants.MAX_LENGTH, else it throws. */
+function inflateLimit(max: number | undefined): number {
+  if (max === undefined || Number.isNaN(max)) return MCPW_DEFAULT_MAX_PAYLOAD_BYTES;
+  return Math.min(Math.max(1, Math.floor(max)), bufferConstants.MAX_LENGTH);
+}
+
 function errorMessage(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
   return text.length > 160 ? `${text.slice(0, 160)}…` : text;
@@ -253,7 +265,8 @@ function errorMessage(err: unknown): string {
  * (`decrypt_failed`) → gzip flag: valid gzip (`gzip_error`), inflated size ≤ `maxInflatedBytes`
  * (`gzip_bomb`; zlib stops at the limit, so a bomb costs at most that much memory and time) →
  * exactly one MessagePack value (`bad_payload`; trailing bytes and the reserved byte 0xC1 count).
- * Every error past the magic check carries the header's `requestId`.
+ * Every error from `bad_version` on carries the header's `requestId` (the header is complete and
+ * its magic right); `bad_magic` and `truncated_header` carry none.
  *
  * gzip inflation and decryption are synchronous and bounded by `maxInflatedBytes` and
  * `maxPayloadBytes`. msgpackr maps an object key `"__proto__"` to `"__proto_"` (prototype-pollution
@@ -280,7 +293,7 @@ export function decodeFrame(input: ArrayBuffer | Uint8Array, options: McpwDecode
     body = plain;
   }
   if ((flags & McpwFlags.Gzip) !== 0) {
-    const limit = Math.max(1, options.maxInflatedBytes ?? MCPW_DEFAULT_MAX_PAYLOAD_BYTES);
+    const limit = inflateLimit(options.maxInflatedBytes);
     if (body.length === 0) return fail('gzip_error', 'gzip flag set on an empty payload', requestId);
     try {
       body = gunzipSync(body, { maxOutputLength: limit });
