@@ -158,3 +158,109 @@ describe('graceful shutdown', () => {
     }
   });
 });
+
+describe('no child process outlives the gateway', () => {
+  /** Pids of processes whose command line contains `marker` (any parent: orphans included). */
+  async function pidsWithMarker(marker: string, also = ''): Promise<number[]> {
+    const { readFileSync, readdirSync } = await import('node:fs');
+    const out: number[] = [];
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+        if (cmdline.includes(marker) && cmdline.includes(also)) out.push(Number(entry));
+      } catch {
+        // the process ended while we looked
+      }
+    }
+    return out;
+  }
+
+  it('on SIGTERM ends every upstream subprocess: connected, crash-looping, and one that ignores SIGTERM', async () => {
+    const marker = `tributary-marker-${process.pid}-${Date.now()}`;
+    const fault = join(ROOT, 'test/fixtures/fault-server.ts');
+    const dataDir = mkdtempSync(join(tmpdir(), 'tributary-data-'));
+    const stdio = (args: string[], envs: string[] = []): Record<string, unknown> => ({
+      command: process.execPath,
+      args: [...args, marker],
+      ...(envs.length > 0 ? { envs } : {}),
+    });
+    const { path, dir } = tmpConfig({
+      server: { port: 0, shutdown_timeout_ms: 2000 },
+      data_dir: dataDir,
+      mcp_clients: [
+        { name: 'healthy', connection_type: 'stdio', stdio_config: stdio(['--import', 'tsx', fault]) },
+        // ignores SIGTERM and stdin EOF: only the SIGKILL at the end of the close escalation ends it
+        { name: 'stubborn', connection_type: 'stdio', stdio_config: stdio(['--import', 'tsx', fault], ['FAULT_STUBBORN=1']) },
+        // never answers and exits after 300 ms, so the supervisor keeps respawning it with a short backoff
+        { name: 'looper', connection_type: 'stdio', stdio_config: stdio(['-e', 'setTimeout(() => process.exit(3), 300)']), reconnect: { initial_ms: 20, max_ms: 60 } },
+      ],
+    });
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--config', path], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`gateway did not start: ${stderr}`)), 30_000);
+        const poll = setInterval(() => {
+          if (/"msg":"listening"/.test(stderr)) {
+            clearTimeout(timer);
+            clearInterval(poll);
+            resolve();
+          }
+        }, 20);
+      });
+      // watch the looper being respawned at least twice
+      const seen = new Set<number>();
+      const loopers = new Set<number>();
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline && loopers.size < 2) {
+        for (const pid of await pidsWithMarker(marker)) seen.add(pid);
+        for (const pid of await pidsWithMarker(marker, 'process.exit(3)')) {
+          loopers.add(pid);
+          seen.add(pid);
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(loopers.size).toBeGreaterThanOrEqual(2);
+      expect(childPids(child.pid ?? -1).length).toBeGreaterThanOrEqual(2);
+      expect(seen.size).toBeGreaterThanOrEqual(4);
+
+      child.kill('SIGTERM');
+      // keep watching until it exits, so processes spawned during shutdown are seen too
+      let done = false;
+      void exited.then(() => {
+        done = true;
+      });
+      while (!done) {
+        for (const pid of await pidsWithMarker(marker)) seen.add(pid);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(await exited).toBe(0);
+      expect(stderr).toContain('"msg":"stopped"');
+      expect(stderr).toMatch(/ignoring SIGTERM/);
+      // nothing with our marker is left: no orphan, and no zombie (a zombie keeps its /proc entry)
+      expect(await pidsWithMarker(marker)).toEqual([]);
+      expect([...seen].filter(alive)).toEqual([]);
+    } finally {
+      // after a failure: stop the gateway gracefully if it still runs, then end whatever it left
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      for (const pid of await pidsWithMarker(marker)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -61,6 +61,8 @@ export class UpstreamManager {
   private readonly subs = new Map<string, Subscription>();
   private readonly supervise$ = new Subject<Upstream>();
   private readonly unsupervise$ = new Subject<Upstream>();
+  /** Upstreams with a running supervisor (at most one each). */
+  private readonly supervised = new Set<Upstream>();
   private readonly supervision: Subscription;
   private index: Index = EMPTY_INDEX;
   private readonly changedSubject = new Subject<CatalogueKind>();
@@ -88,6 +90,19 @@ export class UpstreamManager {
         ),
       )
       .subscribe((effect) => this.carryOut(effect));
+  }
+
+  /** Starts supervising `upstream` unless it is already, or no longer held. */
+  private supervise(upstream: Upstream): void {
+    if (this.upstreams.get(upstream.name) !== upstream || this.supervised.has(upstream)) return;
+    this.supervised.add(upstream);
+    this.supervise$.next(upstream);
+  }
+
+  /** Stops `upstream`'s supervisor: its timers and any recovery in progress. */
+  private unsupervise(upstream: Upstream): void {
+    if (!this.supervised.delete(upstream)) return;
+    this.unsupervise$.next(upstream);
   }
 
   private carryOut(effect: SupervisorEffect): void {
@@ -159,8 +174,7 @@ export class UpstreamManager {
     this.rebuild('tools');
     this.rebuild('resources');
     this.rebuild('prompts');
-    // removed while connecting: do not supervise a forgotten upstream
-    if (this.upstreams.get(config.name) === upstream) this.supervise$.next(upstream);
+    this.supervise(upstream);
     return upstream;
   }
 
@@ -185,7 +199,7 @@ export class UpstreamManager {
   async reconnect(name: string): Promise<Upstream> {
     const upstream = this.upstreams.get(name);
     if (!upstream) throw new Error(`upstream ${name} does not exist`);
-    this.unsupervise$.next(upstream);
+    this.unsupervise(upstream);
     await upstream.close('reconnect');
     const started = Date.now();
     try {
@@ -203,7 +217,7 @@ export class UpstreamManager {
     this.rebuild('tools');
     this.rebuild('resources');
     this.rebuild('prompts');
-    if (this.upstreams.get(name) === upstream) this.supervise$.next(upstream);
+    this.supervise(upstream);
     return upstream;
   }
 
@@ -226,7 +240,7 @@ export class UpstreamManager {
     const upstream = this.upstreams.get(name);
     if (!upstream) return;
     this.upstreams.delete(name);
-    this.unsupervise$.next(upstream);
+    this.unsupervise(upstream);
     await upstream.close(reason);
     this.subs.get(name)?.unsubscribe();
     this.subs.delete(name);
@@ -239,7 +253,7 @@ export class UpstreamManager {
 
   /** Closes every upstream (subprocesses end) after stopping their supervision: nothing reconnects or respawns afterwards. */
   async closeAll(reason = 'shutdown'): Promise<void> {
-    for (const u of this.upstreams.values()) this.unsupervise$.next(u);
+    for (const u of this.upstreams.values()) this.unsupervise(u);
     await Promise.all([...this.upstreams.keys()].map((n) => this.remove(n, reason)));
   }
 

@@ -76,9 +76,9 @@ const event = (body: GatewayEventBody): SupervisorEffect => ({ kind: 'event', bo
 
 /**
  * Supervises `upstream` until unsubscribed (the manager does so before it closes or removes the
- * upstream). Never errors. Settings are read from `upstream.config` at each phase (health period per connection,
- * schedule per recovery). If the upstream is in state `error` when supervision starts (its first
- * connect failed), a recovery starts at once.
+ * upstream). Never errors. Settings are read from `upstream.config` at each phase (health period
+ * per connection, schedule per recovery). If the upstream is in state `error` when supervision
+ * starts (its first connect failed), a recovery starts at once.
  */
 export function superviseUpstream(upstream: Upstream, options: SupervisorOptions): Observable<SupervisorEffect> {
   const scheduler = options.scheduler ?? asyncScheduler;
@@ -104,16 +104,18 @@ export function superviseUpstream(upstream: Upstream, options: SupervisorOptions
     const schedule = resolveResilience(upstream.config).reconnect;
     const startAt = startingAttempt(lastRecovery, scheduler.now(), schedule);
     let connectMs = 0;
+    let attempts = 0;
     const attempt = (n: number): Observable<number> =>
       defer(async () => {
         upstream.reconnectAt = undefined;
         if (upstream.state === 'connected') return n;
         const started = scheduler.now();
-        log.info('reconnecting', { attempt: n + 1 });
+        attempts++;
+        log.info('reconnecting', { attempt: attempts });
         try {
           await upstream.connect();
         } catch (err) {
-          log.warn('reconnect attempt failed', { attempt: n + 1, error: err });
+          log.warn('reconnect attempt failed', { attempt: attempts, error: err });
           throw err;
         }
         connectMs = scheduler.now() - started;
@@ -128,7 +130,7 @@ export function superviseUpstream(upstream: Upstream, options: SupervisorOptions
         ...(options.random ? { random: options.random } : {}),
         onWait: (n, delayMs) => {
           upstream.reconnectAt = scheduler.now() + delayMs;
-          log.info('reconnect scheduled', { attempt: n + 1, in_ms: delayMs });
+          log.info('reconnect scheduled', { attempt: attempts + 1, schedule_step: n, in_ms: delayMs });
         },
       }).pipe(
         mergeMap((n) => {

@@ -41,6 +41,7 @@ import { GatewayError, UpstreamRpcError } from '../codecs/errors.js';
 import { createDemoServer } from './inprocess/demo.js';
 import { CircuitBreaker, type CallOutcome } from './circuit-breaker.js';
 import { ConcurrencyLimiter } from './limiter.js';
+import { fetchWithHeadersDeadline } from './fetch-deadline.js';
 import { version } from '../version.js';
 
 export type JsonObject = Record<string, unknown>;
@@ -130,6 +131,12 @@ interface QueuedCall {
   readonly fail: (err: Error, outcome: CallOutcome) => void;
 }
 
+/** Extra time an HTTP request gets for its response headers beyond the longest timeout that applies, ms. */
+const HEADERS_GRACE_MS = 1000;
+
+/** A transport error at most this long before a close is reported as its cause, ms. */
+const RECENT_ERROR_MS = 200;
+
 /** How often requests in flight are checked for timeouts, ms. */
 const TIMEOUT_SWEEP_MS = 100;
 
@@ -137,19 +144,46 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 const MAX_LIST_PAGES = 1000;
 
-/** The StdioClientTransport's private child-process field, read for the exit code or signal of a crash. */
+/** The StdioClientTransport's private child-process field. */
 interface WithChildProcess {
   readonly _process?: ChildProcess;
 }
 
 /**
- * Describes how a stdio subprocess ended ("exited with code 3", "killed by SIGKILL"). Reads the
- * SDK transport's private `_process` (SDK 1.32.x) before it is cleared; returns undefined for other
- * transports or if the field is absent in another SDK version.
+ * The subprocess of a stdio transport while it runs. Reads the SDK transport's private
+ * `_process` (SDK 1.32.x; the transport clears it on close, and exposes only the pid); undefined
+ * for other transports or if the field is absent in another SDK version.
+ */
+function stdioChild(transport: Transport | undefined): ChildProcess | undefined {
+  if (!(transport instanceof StdioClientTransport)) return undefined;
+  return (transport as unknown as WithChildProcess)._process;
+}
+
+/**
+ * Resolves once `proc` has exited — Node has reaped it by then, so no zombie is left — or after
+ * `ms`. The SDK's close sends SIGKILL as its last step without waiting for the exit.
+ */
+async function waitForExit(proc: ChildProcess, ms: number): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    proc.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** Longest wait for a closed stdio subprocess to exit, ms (after the SDK's own 2 s + 2 s escalation). */
+const EXIT_WAIT_MS = 2000;
+
+/**
+ * Describes how a stdio subprocess ended ("exited with code 3", "killed by SIGKILL"), from the
+ * child process captured while it ran; undefined when it is not known.
  */
 function stdioExitDescriber(transport: Transport): (() => string | undefined) | undefined {
-  if (!(transport instanceof StdioClientTransport)) return undefined;
-  const proc = (transport as unknown as WithChildProcess)._process;
+  const proc = stdioChild(transport);
   if (!proc) return undefined;
   return () => {
     if (proc.signalCode) return `stdio process (pid ${proc.pid ?? '?'}) killed by ${proc.signalCode}`;
@@ -190,6 +224,20 @@ export class Upstream {
   private epoch = 0;
   private readonly limiter: ConcurrencyLimiter<QueuedCall>;
   private currentConfig: McpClientConfig;
+  /**
+   * `fetch` of the HTTP transports: a request whose response headers are later than the longest
+   * timeout that can apply to it plus a grace second is aborted (while connecting: the connect
+   * timeout; once connected: the call or health-check timeout), so requests already timed out do
+   * not hold sockets open on a silent upstream.
+   */
+  private readonly httpFetch = fetchWithHeadersDeadline(() => {
+    const c = this.config;
+    const limit =
+      this.state === 'connected'
+        ? Math.max(c.request_timeout_ms ?? DEFAULT_REQUEST_TIMEOUT_MS, resolveResilience(c).health_check_timeout_ms)
+        : (c.connect_timeout_ms ?? DEFAULT_CONNECT_TIMEOUT_MS);
+    return limit + HEADERS_GRACE_MS;
+  });
   /**
    * Requests sent by {@link request}, by id. Their ids (`t1`, `t2`, ...) never collide with the
    * SDK Client's numeric ids; their responses and progress are taken off the transport before the
@@ -295,9 +343,9 @@ export class Upstream {
         return transport;
       }
       case 'http':
-        return new StreamableHTTPClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers } });
+        return new StreamableHTTPClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.httpFetch });
       case 'sse':
-        return new SSEClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers } });
+        return new SSEClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.httpFetch });
       case 'inprocess': {
         const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
         const server = createDemoServer();
@@ -333,13 +381,22 @@ export class Upstream {
     client.setNotificationHandler(ToolListChangedNotificationSchema, async () => this.refresh$.next('tools'));
     client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => this.refresh$.next('resources'));
     client.setNotificationHandler(PromptListChangedNotificationSchema, async () => this.refresh$.next('prompts'));
-    client.onerror = (err) => this.log.warn('upstream transport error', { error: err });
+    // The SDK's stdio transport closes itself on some errors (a line over its 10 MB read buffer):
+    // a transport error right before the close is named as its likely cause (the first of a burst:
+    // the rest of an oversized line arrives as more errors).
+    let lastError: { message: string; at: number } | undefined;
+    client.onerror = (err) => {
+      const now = Date.now();
+      if (!lastError || now - lastError.at >= RECENT_ERROR_MS) lastError = { message: err.message, at: now };
+      this.log.warn('upstream transport error', { error: err });
+    };
     let describeExit: (() => string | undefined) | undefined;
     client.onclose = () => {
       // Only the live connection matters: close() detaches it before closing, and a connect that
       // fails reports through its own rejection.
       if (this.client !== client) return;
-      const why = describeExit?.() ?? 'connection closed';
+      const exit = describeExit?.() ?? 'connection closed';
+      const why = lastError && Date.now() - lastError.at < RECENT_ERROR_MS ? `${exit} after transport error: ${lastError.message}` : exit;
       this.client = undefined;
       this.transport = undefined;
       this.failPending(`closed the connection (${why})`);
@@ -386,7 +443,9 @@ export class Upstream {
         this.transport = undefined;
         this.failPending(message);
       }
+      const proc = stdioChild(client.transport);
       await client.close().catch(() => undefined);
+      if (proc) await waitForExit(proc, EXIT_WAIT_MS);
       if (current) this.setState('error', message);
       throw err;
     } finally {
@@ -787,11 +846,13 @@ export class Upstream {
     if (manual) this.lifecycle$.next({ kind: 'closed', reason });
     await Promise.all(
       clients.map(async (client) => {
+        const proc = stdioChild(client.transport);
         try {
           await client.close();
         } catch (err) {
           this.log.warn('error while closing upstream', { error: err });
         }
+        if (proc) await waitForExit(proc, EXIT_WAIT_MS);
       }),
     );
   }
