@@ -147,7 +147,12 @@ describe('JSON-RPC messages from frames', () => {
 });
 
 describe('round trip property', () => {
-  const json = fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.parse(JSON.stringify(v)) as unknown); // -0 → 0, as JSON text would
+  // -0 → 0, as JSON text would; no "__proto__" keys at any depth: msgpackr renames them to
+  // "__proto_" on decode (its prototype-pollution guard; documented on decodeFrame)
+  const json = fc
+    .jsonValue({ maxDepth: 3 })
+    .map((v) => JSON.parse(JSON.stringify(v)) as unknown)
+    .filter((v) => !JSON.stringify(v).includes('"__proto__"'));
   const params = fc.option(
     fc.dictionary(fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'), json, { maxKeys: 4, noNullPrototype: true }),
     { nil: undefined },
