@@ -2,7 +2,7 @@
  * Payloads of `npm run bench:ws` (bench/ws-throughput.ts), deterministic so every run and every
  * transport sends the same bytes:
  *
- * - {@link wordText}: random lowercase "words" (a–z, 2–9 letters, single spaces). About 4.3 bits
+ * - {@link wordText}: random lowercase "words" (a–z, 2–9 letters, single spaces). About 4.4 bits
  *   of entropy per character, so gzip can shrink it only to ~60%: a pessimistic stand-in for the
  *   prose, code or logs a text tool returns (gzip takes those to 25–45%). Only a–z and spaces,
  *   so it can be pasted into a JSON string (and wrk's Lua template) unescaped.

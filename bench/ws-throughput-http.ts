@@ -20,6 +20,7 @@ const TRANSFER_ENCODING = /\r\ntransfer-encoding:/i;
 
 export class RawHttpConnection {
   private pending: Buffer | null = null;
+  private closing = false;
 
   private constructor(
     private readonly socket: Socket,
@@ -32,8 +33,6 @@ export class RawHttpConnection {
       if (!this.closing) onError(new Error('connection closed by the server'));
     });
   }
-
-  private closing = false;
 
   /** Opens a connection (TCP_NODELAY, as wrk and `ws` use). */
   static open(host: string, port: number, onResponse: (r: RawHttpResponse) => void, onError: (err: Error) => void): Promise<RawHttpConnection> {
