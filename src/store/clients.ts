@@ -23,6 +23,11 @@ export interface ClientRecord {
   created_at: string;
   /** ISO-8601 UTC. */
   updated_at: string;
+  /**
+   * For a client seeded from the config file: the config-file entry it was seeded from. While
+   * `config` still equals it (not changed through the API), a changed config file updates it.
+   */
+  seed?: McpClientConfig;
 }
 
 /** How a record is stored: `seq` gives creation order (assigned on first put, kept on updates). */

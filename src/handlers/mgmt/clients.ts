@@ -59,6 +59,11 @@ function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+function withoutId(c: McpClientConfig): McpClientConfig {
+  const { client_id: _id, ...rest } = c;
+  return rest as McpClientConfig;
+}
+
 export class ClientAdmin {
   private readonly records = new Map<string, ClientRecord>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -77,18 +82,29 @@ export class ClientAdmin {
 
   /**
    * Loads the stored clients, seeds config-file clients the store has not seen before (each name
-   * once: a client deleted through the API stays deleted), and connects them all.
+   * once: a client deleted through the API stays deleted), and connects them all. A seeded client
+   * not changed through the API since follows its config-file entry (new paths after a move, new
+   * filters); one changed through the API keeps the API's version.
    */
   async init(configClients: readonly McpClientConfig[]): Promise<void> {
     for (const r of await this.repo.list()) this.records.set(r.config.client_id, r);
     const seeded = new Set(await this.repo.getSeeded());
-    const names = new Set([...this.records.values()].map((r) => r.config.name));
+    const byName = new Map([...this.records.values()].map((r) => [r.config.name, r]));
     for (const c of configClients) {
-      if (seeded.has(c.name)) continue;
+      const existing = byName.get(c.name);
+      if (seeded.has(c.name)) {
+        if (existing?.seed && !sameJson(existing.seed, c) && sameJson(withoutId(existing.config), withoutId(existing.seed))) {
+          const resynced: ClientRecord = { ...existing, config: { ...c, client_id: existing.config.client_id }, seed: c, updated_at: new Date().toISOString() };
+          await this.repo.put(resynced);
+          this.records.set(resynced.config.client_id, resynced);
+          this.log.info('MCP client updated from the config file', { name: c.name });
+        }
+        continue;
+      }
       seeded.add(c.name);
-      if (names.has(c.name)) continue;
+      if (existing) continue;
       const now = new Date().toISOString();
-      const record: ClientRecord = { config: { ...c, client_id: c.client_id ?? randomUUID() }, tool_pricing: {}, vk_configs: [], created_at: now, updated_at: now };
+      const record: ClientRecord = { config: { ...c, client_id: c.client_id ?? randomUUID() }, tool_pricing: {}, vk_configs: [], created_at: now, updated_at: now, seed: c };
       await this.repo.put(record);
       this.records.set(record.config.client_id, record);
     }
