@@ -41,14 +41,14 @@
  * holding a gateway build — `dist/`, `package.json`, `node_modules` — to run instead of compiling
  * src/; for trying a change to the fan-out path without touching the tree).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { PublishResult, SetStats } from './events-fanout-load.js';
+import { ChildGroup, envNumber, exitedEarly as exitedEarlyFrom, freePort, logTo as logToFile } from './procs.js';
 import { DISTURBED_PCT, sleep, systemCpuSeconds, treeCpuSeconds, waitForQuiet } from './lib.js';
 import { topSelfTime, type ProfileSummary, type Window } from './profile.js';
 
@@ -58,13 +58,6 @@ const RESULTS_DIR = join(BENCH_DIR, 'results');
 const LOAD = join(BENCH_DIR, 'events-fanout-load.ts');
 const RAW = join(BENCH_DIR, 'events-fanout-raw.ts');
 
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 const QUICK = (process.env['BENCH_QUICK'] ?? '0') === '1';
 const DURATION = envNumber('BENCH_EVENTS_DURATION', QUICK ? 2 : 4);
@@ -99,83 +92,23 @@ function progress(msg: string): void {
 
 // ---------------------------------------------------------------- processes
 
-const children = new Set<ChildProcess>();
-let pinning = true;
+const procs = new ChildGroup(ROOT, progress);
 let build: string | undefined;
-const tempDirs = new Set<string>();
 
 function spawnPinned(core: string, command: string, args: string[], ipc = false, env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const [cmd, argv] = pinning ? ['taskset', ['-c', core, command, ...args]] : [command, args];
-  const child = spawn(cmd as string, argv as string[], { cwd: ROOT, env, detached: true, stdio: ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
+  return procs.spawnPinned(core, command, args, { env, ipc });
 }
 
-function signalGroup(child: ChildProcess, sig: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, sig);
-  } catch {
-    // already gone
-  }
-}
-
-async function stop(child: ChildProcess, graceMs = 5000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    signalGroup(child, 'SIGKILL');
-    return;
-  }
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  signalGroup(child, 'SIGTERM');
-  const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
-  signalGroup(child, 'SIGKILL');
-}
-
-function cleanupTemp(): void {
-  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
-  tempDirs.clear();
-}
-
-function killAllNow(): void {
-  for (const c of children) signalGroup(c, 'SIGKILL');
-  children.clear();
-  cleanupTemp();
-}
-
-process.on('exit', killAllNow);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    progress(`${sig}: stopping children`);
-    killAllNow();
-    process.exit(130);
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
+function stop(child: ChildProcess, graceMs?: number): Promise<void> {
+  return procs.stop(child, graceMs);
 }
 
 function logTo(child: ChildProcess, name: string, stdoutToo: boolean): void {
-  const file = createWriteStream(join(RESULTS_DIR, `${name}.log`));
-  child.stderr?.pipe(file);
-  if (stdoutToo) child.stdout?.pipe(file);
+  logToFile(child, join(RESULTS_DIR, `${name}.log`), stdoutToo);
 }
 
 function exitedEarly(child: ChildProcess, what: string): Promise<never> {
-  return new Promise((_, reject) => {
-    child.once('exit', (code, sig) => reject(new Error(`${what} exited (code ${String(code)}, signal ${String(sig)}); see bench/results/events-*.log`)));
-  });
+  return exitedEarlyFrom(child, what, 'bench/results/events-*.log');
 }
 
 /** The tsc build of src/ in a temp dir (outside the repo), as bench/run.ts makes it. */
@@ -186,13 +119,7 @@ function gatewayBuild(): string {
     build = resolve(given);
     return build;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-build-'));
-  tempDirs.add(dir);
-  const tsc = join(ROOT, 'node_modules', '.bin', 'tsc');
-  const r = spawnSync(tsc, ['-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist'), '--declaration', 'false'], { cwd: ROOT, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`tsc build of the gateway failed:\n${r.stdout}${r.stderr}`);
-  copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  const dir = procs.buildGateway(ROOT);
   build = dir;
   return dir;
 }
@@ -209,7 +136,7 @@ interface Server {
 
 async function startGateway(label: string, profile: boolean): Promise<Server> {
   const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-events-'));
-  tempDirs.add(dir);
+  procs.trackTempDir(dir);
   const port = await freePort();
   const configPath = join(dir, 'config.json');
   const config = {
@@ -740,7 +667,7 @@ function rssLines(rss: RssResult): string[] {
 
 async function main(): Promise<void> {
   if (spawnSync('taskset', ['-c', '0', 'true']).status !== 0) {
-    pinning = false;
+    procs.pinning = false;
     progress('taskset is not usable: running without CPU pinning (numbers are less comparable)');
   }
   if (cpus().length < 2) progress(`only ${cpus().length} CPU: subscribers and servers share a core`);
@@ -838,7 +765,7 @@ async function main(): Promise<void> {
         date: new Date().toISOString(),
         node: process.version,
         cpus: cpus().map((c) => c.model),
-        settings: { quick: QUICK, duration_s: DURATION, runs: RUNS, rates: Object.fromEntries(RATES), max_in_flight: MAX_IN_FLIGHT, max_queued: MAX_QUEUED, pinned: pinning, server_core: SERVER_CORE, load_core: LOAD_CORE, profile: PROFILE },
+        settings: { quick: QUICK, duration_s: DURATION, runs: RUNS, rates: Object.fromEntries(RATES), max_in_flight: MAX_IN_FLIGHT, max_queued: MAX_QUEUED, pinned: procs.pinning, server_core: SERVER_CORE, load_core: LOAD_CORE, profile: PROFILE },
         event_payload: template,
         rows,
         rss,
@@ -860,6 +787,5 @@ main()
     process.exitCode = 1;
   })
   .finally(async () => {
-    await Promise.all([...children].map((c) => stop(c, 2000)));
-    cleanupTemp();
+    await procs.stopAll();
   });

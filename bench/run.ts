@@ -26,14 +26,14 @@
  * Prints a markdown table per upstream case and the target checks (PASS/MISS; a MISS never fails
  * the process) and writes bench/results/latest.json.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync, createWriteStream } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { packageBin } from '../src/config/default.js';
+import { ChildGroup, envNumber, exitedEarly as exitedEarlyFrom, freePort, logTo as logToFile } from './procs.js';
 import { DISTURBED_PCT, fillOtherCpu, sleep, systemCpuSeconds, treeCpuSeconds, waitForQuiet, type Point } from './lib.js';
 import { topSelfTime, type ProfileSummary, type Window } from './profile.js';
 
@@ -42,13 +42,6 @@ const ROOT = resolve(BENCH_DIR, '..');
 const RESULTS_DIR = join(BENCH_DIR, 'results');
 const LUA = join(BENCH_DIR, 'mcp-call.lua');
 
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 // wrk takes whole seconds; the direct loop uses the same value
 const DURATION = Math.max(1, Math.round(envNumber('BENCH_DURATION', 4)));
@@ -71,79 +64,23 @@ function progress(msg: string): void {
 
 // ---------------------------------------------------------------- processes
 
-const children = new Set<ChildProcess>();
-let pinning = true;
+const procs = new ChildGroup(ROOT, progress);
 
-/** Spawns a child in its own process group (so its own children die with it), pinned to `core`. */
 function spawnPinned(core: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const [cmd, argv] = pinning ? ['taskset', ['-c', core, command, ...args]] : [command, args];
-  const child = spawn(cmd as string, argv as string[], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
+  return procs.spawnPinned(core, command, args, { env });
 }
 
-function signalGroup(child: ChildProcess, sig: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, sig);
-  } catch {
-    // already gone
-  }
-}
-
-/** SIGTERM to the child's process group, SIGKILL after `graceMs`. */
-async function stop(child: ChildProcess, graceMs = 5000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    signalGroup(child, 'SIGKILL'); // leftovers of the group, if any
-    return;
-  }
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  signalGroup(child, 'SIGTERM');
-  const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
-  signalGroup(child, 'SIGKILL');
-}
-
-function killAllNow(): void {
-  for (const c of children) signalGroup(c, 'SIGKILL');
-  children.clear();
-  if (profileBuild !== undefined) rmSync(profileBuild, { recursive: true, force: true });
-}
-
-process.on('exit', killAllNow);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    progress(`${sig}: stopping children`);
-    killAllNow();
-    process.exit(130);
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
+function stop(child: ChildProcess, graceMs?: number): Promise<void> {
+  return procs.stop(child, graceMs);
 }
 
 /** Copies a child's stderr (and stdout unless consumed) into a log file under bench/results. */
 function logTo(child: ChildProcess, name: string, stdoutToo: boolean): void {
-  const file = createWriteStream(join(RESULTS_DIR, `${name}.log`));
-  child.stderr?.pipe(file);
-  if (stdoutToo) child.stdout?.pipe(file);
+  logToFile(child, join(RESULTS_DIR, `${name}.log`), stdoutToo);
 }
 
 function exitedEarly(child: ChildProcess, what: string): Promise<never> {
-  return new Promise((_, reject) => {
-    child.once('exit', (code, sig) => reject(new Error(`${what} exited early (code ${String(code)}, signal ${String(sig)}); see bench/results/*.log`)));
-  });
+  return exitedEarlyFrom(child, what, 'bench/results/*.log');
 }
 
 interface Target {
@@ -162,23 +99,10 @@ let profileBuild: string | undefined;
  * Compiles src/ with tsc into a temp dir (outside the repo, so lint and git never see it), with
  * the package.json that src/version.ts reads and a node_modules link for the dependencies.
  */
-/** The tsc build of the gateway, made once per bench run. */
+/** The tsc build of the gateway, made once per bench run (removed at the end). */
 function gatewayBuild(): string {
-  profileBuild ??= buildForProfile();
+  profileBuild ??= procs.buildGateway(ROOT);
   return profileBuild;
-}
-
-function buildForProfile(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-build-'));
-  const tsc = join(ROOT, 'node_modules', '.bin', 'tsc');
-  const r = spawnSync(tsc, ['-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist'), '--declaration', 'false'], { cwd: ROOT, encoding: 'utf8' });
-  if (r.status !== 0) {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(`tsc build for the profile failed:\n${r.stdout}${r.stderr}`);
-  }
-  copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
-  return dir;
 }
 
 /** Starts the gateway with only `upstream` configured; resolves when GET /health answers 200. */
@@ -690,7 +614,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   if (spawnSync('taskset', ['-c', '0', 'true']).status !== 0) {
-    pinning = false;
+    procs.pinning = false;
     progress('taskset is not usable: running without CPU pinning (numbers are less comparable)');
   }
   if (cpus().length < 2) progress(`only ${cpus().length} CPU: load generator and server share a core`);
@@ -742,7 +666,7 @@ async function main(): Promise<void> {
       concurrencies: CONCURRENCIES,
       check_bodies: CHECK_BODIES,
       profile: PROFILE,
-      pinned: pinning,
+      pinned: procs.pinning,
       server_core: SERVER_CORE,
       loadgen_core: LOADGEN_CORE,
     },
@@ -758,6 +682,5 @@ main()
     process.exitCode = 1;
   })
   .finally(async () => {
-    await Promise.all([...children].map((c) => stop(c, 2000)));
-    if (profileBuild !== undefined) rmSync(profileBuild, { recursive: true, force: true });
+    await procs.stopAll();
   });

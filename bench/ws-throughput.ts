@@ -34,9 +34,8 @@
  * Prints markdown tables and the target checks (PASS/MISS; a MISS never fails the process) and
  * writes bench/results/ws-throughput.json.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -44,6 +43,7 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import WebSocket from 'ws';
 import { McpwMethod, McpwType, decodeFrame, encodeFrame, type McpwDecodedFrame } from '../src/codecs/mcpw.js';
+import { ChildGroup, envNumber, freePort, signalGroup } from './procs.js';
 import { DISTURBED_PCT, fillOtherCpu, sleep, systemCpuSeconds, treeCpuSeconds, waitForQuiet, type Point } from './lib.js';
 import { topSelfTime, type ProfileSummary, type Window } from './profile.js';
 import { records, wordText } from './ws-throughput-data.js';
@@ -57,13 +57,6 @@ const LOAD_SCRIPT = join(BENCH_DIR, 'ws-throughput-load.ts');
 const RECORDS_SCRIPT = join(BENCH_DIR, 'ws-throughput-records.ts');
 const LUA = join(BENCH_DIR, 'mcp-call.lua');
 
-function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 const DURATION = Math.max(1, Math.round(envNumber('BENCH_DURATION', 5)));
 const WARMUP = Math.round(envNumber('BENCH_WARMUP', 1));
@@ -89,86 +82,19 @@ function progress(msg: string): void {
 
 // ---------------------------------------------------------------- processes
 
-const children = new Set<ChildProcess>();
-let pinning = true;
-let buildDir: string | undefined;
-let gatewayDir: string | undefined;
+const procs = new ChildGroup(ROOT, progress);
 
-/** Spawns a child in its own process group (so its own children die with it), pinned to `core`. */
 function spawnPinned(core: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const [cmd, argv] = pinning ? ['taskset', ['-c', core, command, ...args]] : [command, args];
-  const child = spawn(cmd as string, argv as string[], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
+  return procs.spawnPinned(core, command, args, { env });
 }
 
-function signalGroup(child: ChildProcess, sig: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, sig);
-  } catch {
-    // already gone
-  }
-}
-
-/** SIGTERM to the child's process group, SIGKILL after `graceMs`. */
-async function stop(child: ChildProcess, graceMs = 5000): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    signalGroup(child, 'SIGKILL'); // leftovers of the group, if any
-    return;
-  }
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  signalGroup(child, 'SIGTERM');
-  const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
-  signalGroup(child, 'SIGKILL');
-}
-
-function removeTempDirs(): void {
-  for (const d of [buildDir, gatewayDir]) if (d !== undefined) rmSync(d, { recursive: true, force: true });
-  buildDir = undefined;
-  gatewayDir = undefined;
-}
-
-function killAllNow(): void {
-  for (const c of children) signalGroup(c, 'SIGKILL');
-  children.clear();
-  removeTempDirs();
-}
-
-process.on('exit', killAllNow);
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    progress(`${sig}: stopping children`);
-    killAllNow();
-    process.exit(130);
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
+function stop(child: ChildProcess, graceMs?: number): Promise<void> {
+  return procs.stop(child, graceMs);
 }
 
 /** Compiles src/ with tsc into a temp dir (outside the repo) with package.json and a node_modules link. */
 function build(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-ws-build-'));
-  buildDir = dir;
-  const tsc = join(ROOT, 'node_modules', '.bin', 'tsc');
-  const r = spawnSync(tsc, ['-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist'), '--declaration', 'false'], { cwd: ROOT, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`tsc build failed:\n${r.stdout}${r.stderr}`);
-  copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
-  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
-  return dir;
+  return procs.buildGateway(ROOT, 'tributary-bench-ws-build-');
 }
 
 interface Gateway {
@@ -179,8 +105,7 @@ interface Gateway {
 
 /** Starts the gateway (demo in-process + the stdio records fixture); resolves when /health says healthy. */
 async function startGateway(dist: string): Promise<Gateway> {
-  const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-ws-'));
-  gatewayDir = dir;
+  const dir = procs.trackTempDir(mkdtempSync(join(tmpdir(), 'tributary-bench-ws-')));
   const port = await freePort();
   const configPath = join(dir, 'config.json');
   const config = {
@@ -737,7 +662,7 @@ function profileLines(profileFile: string | undefined, root: string): string[] {
 
 async function main(): Promise<void> {
   if (spawnSync('taskset', ['-c', '0', 'true']).status !== 0) {
-    pinning = false;
+    procs.pinning = false;
     progress('taskset is not usable: running without CPU pinning (numbers are less comparable)');
   }
   if (cpus().length < 2) progress(`only ${cpus().length} CPU: load generator and gateway share a core`);
@@ -883,7 +808,7 @@ async function main(): Promise<void> {
         node: process.version,
         cpus: cpus().map((c) => c.model),
         wrk,
-        settings: { gateway_build: prebuilt !== undefined && prebuilt !== '' ? dist : 'tsc build of src/', duration_s: DURATION, warmup_s: WARMUP, runs: RUNS, concurrency: CONCURRENCY, ws_connections: WS_CONNECTIONS, arg_bytes: ARG_BYTES, profile: PROFILE, pinned: pinning, server_core: SERVER_CORE, loadgen_core: LOADGEN_CORE },
+        settings: { gateway_build: prebuilt !== undefined && prebuilt !== '' ? dist : 'tsc build of src/', duration_s: DURATION, warmup_s: WARMUP, runs: RUNS, concurrency: CONCURRENCY, ws_connections: WS_CONNECTIONS, arg_bytes: ARG_BYTES, profile: PROFILE, pinned: procs.pinning, server_core: SERVER_CORE, loadgen_core: LOADGEN_CORE },
         rows,
         samples,
         failures,
@@ -902,6 +827,5 @@ main()
     process.exitCode = 1;
   })
   .finally(async () => {
-    await Promise.all([...children].map((c) => stop(c, 2000)));
-    removeTempDirs();
+    await procs.stopAll();
   });
