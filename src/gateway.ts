@@ -25,6 +25,14 @@ import { ClientAdmin } from './handlers/mgmt/clients.js';
 import { RestRouter } from './handlers/rest/router.js';
 import { ToolExecuteHandler } from './handlers/tool-execute.js';
 import { ToolLogHandler, recordToolCalls } from './handlers/tool-log.js';
+import { isLoopbackHost } from './config/load.js';
+import { KeyRegistry } from './auth/keys.js';
+import { openKeyRepository } from './store/keys.js';
+import { JwtVerifier } from './auth/jwt.js';
+import { VirtualKeyAccess } from './auth/access.js';
+import { AccessGate } from './auth/gate.js';
+import { accessCheck, messageCheck } from './handlers/access.js';
+import { KeyAdmin } from './handlers/mgmt/keys.js';
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -47,10 +55,6 @@ export interface StartOptions {
   readonly uws?: UwsModule;
 }
 
-function isLoopbackAddress(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
-}
-
 /** How long a relayed sampling/elicitation request waits for the downstream answer, ms. */
 const SERVER_REQUEST_TIMEOUT_MS = 10 * 60_000;
 
@@ -67,6 +71,23 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     batch: { windowMs: config.store.batch_window_ms, maxBatch: config.store.max_batch },
     toolLog: { maxPayloadBytes: config.tool_log.max_payload_bytes },
   });
+  // access control: keys from the store, JWT keys from their file; a gateway nobody could log in to is refused
+  let keys: KeyRegistry;
+  let jwt: JwtVerifier | undefined;
+  try {
+    keys = new KeyRegistry(openKeyRepository(store));
+    await keys.load();
+    jwt = config.auth.jwt ? await JwtVerifier.create({ ...config.auth.jwt, cache_max: 10_000 }) : undefined;
+    if (config.auth.enabled && !config.auth.admin && !jwt && keys.list('api_key').every((k) => k.revoked_at !== undefined)) {
+      throw new Error(
+        `auth is ${config.auth.reason}, but nobody could authenticate: configure auth.admin (or env TRIBUTARY_ADMIN_PASSWORD) or auth.jwt, or set auth.disabled: true`,
+      );
+    }
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  log.info('access control', { auth: config.auth.reason, jwt: jwt !== undefined, admin_user: config.auth.admin?.username ?? null, metrics_require_auth: config.auth.metrics_require_auth });
   const eventLog = new EventLogRepository(store.db, store.sublevel<StoredEvent>('events'), store.writer);
   // seq continues across restarts, so `since` replay spans them
   const bus = new EventBus(await eventLog.lastSeq());
@@ -84,14 +105,20 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     pageSize: config.server.page_size,
     serverRequestTimeoutMs: SERVER_REQUEST_TIMEOUT_MS,
     onRequest: (method) => metrics.observeMcp(method),
+    admitToolExecution: (auth) => gate.admitToolExecution(auth),
   });
   const mcp = new McpHttpHandler(dispatcher, sessions, log, {
     allowedOrigins: config.server.allowed_origins,
     allowedHosts: config.server.allowed_hosts ?? [],
-    enforceHost: config.server.allowed_hosts !== undefined || isLoopbackAddress(config.server.host),
+    enforceHost: config.server.allowed_hosts !== undefined || isLoopbackHost(config.server.host),
     sseKeepAliveMs: config.server.sse_keepalive_ms,
   });
   const admin = new ClientAdmin(manager, store.clients, log, bus);
+  const vkAccess = new VirtualKeyAccess(() => admin.vkPolicies());
+  const gate = new AccessGate(config.auth, { keys, vkAccess, jwt, log });
+  const vkInvalidation = bus.events$.subscribe((e) => {
+    if (e.event_type === 'StoreChanged' && e.tags.includes('mcp_clients')) vkAccess.invalidate();
+  });
   const eventsWs = new EventsWsEndpoint(bus, eventLog, log, {
     maxQueued: config.events.max_queued,
     maxMessageBytes: 16 * 1024,
@@ -101,7 +128,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const liveWs = new LiveWsEndpoint(bus, { maxQueued: config.events.max_queued, highWaterBytes: 256 * 1024, maxPayloadBytes: config.tool_log.max_payload_bytes });
   const rest = new RestRouter(log);
   admin.register(rest);
-  new ToolExecuteHandler(manager, bus).register(rest);
+  new ToolExecuteHandler(manager, bus, (auth) => gate.admitToolExecution(auth)).register(rest);
+  new KeyAdmin(keys, bus, log).register(rest);
   new ToolLogHandler(store.toolLog).register(rest);
   const toolLogSub = recordToolCalls(bus, store.toolLog, log);
   const stopRetention = store.toolLog.startRetention(
@@ -114,6 +142,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     queueDepth: () => ({ '/api/ws/events': eventsWs.queued }),
     eventsDropped: () => eventsWs.droppedTotal,
     store: () => store.writer.counters,
+    auth: () => gate.counters,
   });
   let draining = false;
   const server = new GatewayServer(
@@ -134,16 +163,18 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       maxBodyBytes: config.server.max_body_bytes,
       concurrency: config.server.concurrency,
       maxQueued: config.server.max_queued,
+      access: accessCheck(gate, config.auth.metrics_require_auth),
     },
     log,
   );
+  const wsAccess = { check: accessCheck(gate, config.auth.metrics_require_auth), admitMessage: messageCheck(gate) };
 
   const wsOptions = { maxPayloadLength: 1024 * 1024, idleTimeoutSeconds: config.events.idle_timeout_s, maxBackpressure: 8 * 1024 * 1024 };
   const agentWs = new McpWsEndpoint(dispatcher, sessions, log, MCP_WS_DEFAULTS);
   const feeds = [
-    server.attachWs('/api/ws/events', eventsWs, wsOptions),
-    server.attachWs('/api/ws/live', liveWs, wsOptions),
-    server.attachWs('/ws', agentWs, { ...wsOptions, maxPayloadLength: 32 * 1024 * 1024, maxBackpressure: 32 * 1024 * 1024, protocols: ['mcp'] }),
+    server.attachWs('/api/ws/events', eventsWs, wsOptions, wsAccess),
+    server.attachWs('/api/ws/live', liveWs, wsOptions, wsAccess),
+    server.attachWs('/ws', agentWs, { ...wsOptions, maxPayloadLength: 32 * 1024 * 1024, maxBackpressure: 32 * 1024 * 1024, protocols: ['mcp'] }, wsAccess),
   ];
   const pinger = setInterval(() => {
     for (const conns of feeds) for (const c of conns) c.ping();
@@ -156,6 +187,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   } catch (err) {
     toolLogSub.unsubscribe();
     eventLogSub.unsubscribe();
+    vkInvalidation.unsubscribe();
     clearInterval(eventSweep);
     clearInterval(pinger);
     eventsWs.dispose();
@@ -194,6 +226,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       await manager.closeAll('shutdown');
       toolLogSub.unsubscribe();
       eventLogSub.unsubscribe();
+      vkInvalidation.unsubscribe();
       metrics.dispose();
       await stopRetention();
       await store.close();

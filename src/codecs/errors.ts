@@ -5,7 +5,8 @@
  *
  * JSON-RPC codes: -32700..-32600 from JSON-RPC 2.0; -32000 "overloaded" from DESIGN.md §3;
  * -32001 matches the MCP SDK's `RequestTimeout`; -32002 is MCP's "resource not found".
- * -32005 (circuit open) and -32006 (upstream overloaded) are this gateway's own.
+ * -32005 (circuit open), -32006 (upstream overloaded), -32007 (unauthorized), -32008 (forbidden)
+ * and -32009 (rate limited) are this gateway's own.
  */
 export const ERRORS = {
   PARSE_ERROR: { http: 400, rpc: -32700, message: 'Parse error' },
@@ -43,6 +44,12 @@ export const ERRORS = {
   CIRCUIT_OPEN: { http: 503, rpc: -32005, message: 'Upstream circuit breaker open' },
   /** An upstream's concurrency limit and its queue are full (DESIGN.md §3, calls per upstream). */
   UPSTREAM_OVERLOADED: { http: 503, rpc: -32006, message: 'Upstream overloaded' },
+  /** Missing, unknown, revoked or expired credentials (issue 8); the reply carries `WWW-Authenticate`. */
+  UNAUTHORIZED: { http: 401, rpc: -32007, message: 'Authentication required' },
+  /** Valid credentials without the right to this surface (e.g. a virtual key on the management API). */
+  FORBIDDEN: { http: 403, rpc: -32008, message: 'Forbidden' },
+  /** A per-key rate limit is spent; the reply carries `Retry-After` (developer-mesh "Rate Limiting"). */
+  RATE_LIMITED: { http: 429, rpc: -32009, message: 'Rate limit exceeded' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -6,7 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { formatIoTsErrors } from '../codecs/io-ts-errors.js';
-import { GatewayConfigFile, LogLevel, type GatewayConfig, type McpClientConfig, type ResilienceSettings } from './schema.js';
+import type * as t from 'io-ts';
+import { isPasswordHash } from '../auth/password.js';
+import { DEFAULT_RATE_LIMITS } from '../auth/types.js';
+import { GatewayConfigFile, LogLevel, type AuthConfig, type GatewayConfig, type McpClientConfig, type ResilienceSettings, type ResolvedAuthConfig } from './schema.js';
 import { defaultConfigFile } from './default.js';
 import { INPROCESS_SERVERS } from './inprocess-names.js';
 
@@ -142,11 +145,13 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
     if (LogLevel.is(env['LOG_LEVEL'])) logLevel = env['LOG_LEVEL'];
     else problems.push(`env LOG_LEVEL: expected one of debug, info, warn, error, silent, got ${JSON.stringify(env['LOG_LEVEL'])}`);
   }
+  const host = env['HOST'] || file.server?.host || '127.0.0.1';
+  const auth = resolveAuth(file.auth ?? {}, host, env, problems);
   if (problems.length > 0) throw new ConfigError(source, problems);
   const s = file.server ?? {};
   return {
     server: {
-      host: env['HOST'] || s.host || '127.0.0.1',
+      host,
       port,
       allowed_origins: s.allowed_origins ?? [],
       allowed_hosts: s.allowed_hosts,
@@ -176,6 +181,64 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       ping_interval_ms: file.events?.ping_interval_ms ?? 30_000,
       idle_timeout_s: Math.max(8, file.events?.idle_timeout_s ?? 120),
     },
+    auth,
+  };
+}
+
+/** Loopback addresses and names: binding one of these keeps the gateway local to this machine. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/**
+ * Resolves the `auth` section (issue 8): on for non-loopback binds unless `disabled: true`;
+ * secrets from env `TRIBUTARY_ADMIN_PASSWORD` and `TRIBUTARY_JWT_SECRET` override the file.
+ * Pushes problems (malformed password hash, short HS256 secret) onto `problems`.
+ */
+function resolveAuth(a: t.TypeOf<typeof AuthConfig>, host: string, env: NodeJS.ProcessEnv, problems: string[]): ResolvedAuthConfig {
+  const loopback = isLoopbackHost(host);
+  const enabled = a.disabled === undefined ? !loopback : !a.disabled;
+  const reason =
+    a.disabled === undefined ? (loopback ? `off: bound to loopback ${host} (set auth.disabled: false to turn it on)` : `on: bound to ${host}, not loopback`) : `${enabled ? 'on' : 'off'}: auth.disabled is ${String(a.disabled)}`;
+  const envPassword = env['TRIBUTARY_ADMIN_PASSWORD'];
+  let admin: ResolvedAuthConfig['admin'];
+  if (a.admin) {
+    if (a.admin.password_hash !== undefined && !isPasswordHash(a.admin.password_hash)) {
+      problems.push('auth.admin.password_hash: expected scrypt$N$r$p$salt$hash (make one with `npm run hash-password`)');
+    }
+    admin = { username: a.admin.username, ...(a.admin.password_hash !== undefined ? { password_hash: a.admin.password_hash } : {}), ...(envPassword ? { password: envPassword } : {}) };
+    if (admin.password_hash === undefined && admin.password === undefined) problems.push('auth.admin: needs password_hash or env TRIBUTARY_ADMIN_PASSWORD');
+  } else if (envPassword) {
+    admin = { username: env['TRIBUTARY_ADMIN_USER'] || 'admin', password: envPassword };
+  }
+  const secret = env['TRIBUTARY_JWT_SECRET'] || a.jwt?.hs256_secret;
+  if (secret !== undefined && Buffer.byteLength(secret) < 32) problems.push('auth.jwt.hs256_secret: must be at least 32 bytes (RFC 7518 §3.2)');
+  const jwt =
+    a.jwt || secret
+      ? {
+          ...(secret !== undefined ? { hs256_secret: secret } : {}),
+          ...(a.jwt?.jwks_file !== undefined ? { jwks_file: a.jwt.jwks_file } : {}),
+          ...(a.jwt?.issuer !== undefined ? { issuer: a.jwt.issuer } : {}),
+          ...(a.jwt?.audience !== undefined ? { audience: a.jwt.audience } : {}),
+          clock_tolerance_s: a.jwt?.clock_tolerance_s ?? 30,
+          tenant_claim: a.jwt?.tenant_claim ?? 'tenant_id',
+          role_claim: a.jwt?.role_claim ?? 'role',
+        }
+      : undefined;
+  if (jwt && jwt.hs256_secret === undefined && jwt.jwks_file === undefined) problems.push('auth.jwt: needs hs256_secret (or env TRIBUTARY_JWT_SECRET) or jwks_file');
+  return {
+    enabled,
+    reason,
+    admin,
+    jwt,
+    rate_limits: {
+      requests_per_hour: a.rate_limits?.requests_per_hour ?? DEFAULT_RATE_LIMITS.requests_per_hour,
+      burst_per_minute: a.rate_limits?.burst_per_minute ?? DEFAULT_RATE_LIMITS.burst_per_minute,
+      tool_executions_per_hour: a.rate_limits?.tool_executions_per_hour ?? DEFAULT_RATE_LIMITS.tool_executions_per_hour,
+    },
+    metrics_require_auth: a.metrics_require_auth ?? false,
+    max_login_failures: a.max_login_failures ?? 5,
+    login_failure_window_s: a.login_failure_window_s ?? 900,
   };
 }
 

@@ -47,6 +47,8 @@ export interface MetricsSources {
   readonly queueDepth: () => Record<string, number>;
   readonly eventsDropped: () => number;
   readonly store: () => BatchWriterCounters;
+  /** Refused credentials by reason, and rate-limit refusals by limit name (issue 8); never credentials. */
+  readonly auth?: () => { readonly failures: ReadonlyMap<string, number>; readonly rateLimited: ReadonlyMap<string, number> };
 }
 
 export class GatewayMetrics {
@@ -83,6 +85,26 @@ export class GatewayMetrics {
     });
     const toolCost = new client.Counter({ name: `${PREFIX}tool_cost_usd_total`, help: 'Cost of tool calls in USD, by client.', labelNames: ['client'], registers });
     const events = new client.Counter({ name: `${PREFIX}events_published_total`, help: 'Domain events published, by type.', labelNames: ['event_type'], registers });
+    const authSeen = new Map<string, number>();
+    /** A counter following one of the gate's running totals (label value → count). */
+    const followTotals = (name: string, help: string, label: string, pick: () => ReadonlyMap<string, number> | undefined): void => {
+      new client.Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers,
+        collect() {
+          for (const [value, n] of pick() ?? []) {
+            const key = `${name}\u0000${value}`;
+            const seen = authSeen.get(key) ?? 0;
+            if (n > seen) this.inc({ [label]: value }, n - seen);
+            authSeen.set(key, n);
+          }
+        },
+      });
+    };
+    followTotals(`${PREFIX}auth_failures_total`, 'Requests refused by access control, by reason.', 'reason', () => sources.auth?.().failures);
+    followTotals(`${PREFIX}rate_limited_total`, 'Requests refused by a rate limit, by limit.', 'limit', () => sources.auth?.().rateLimited);
     let droppedSeen = 0;
     new client.Counter({
       name: `${PREFIX}events_dropped_total`,

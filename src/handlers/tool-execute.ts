@@ -15,6 +15,7 @@
  */
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
+import type { RequestAuth } from '../auth/access.js';
 import { GatewayError, UpstreamRpcError } from '../codecs/errors.js';
 import { formatIoTsErrors } from '../codecs/io-ts-errors.js';
 import type { EventBus } from '../streams/events.js';
@@ -59,9 +60,14 @@ export function resultText(result: JsonObject): string {
 }
 
 export class ToolExecuteHandler {
+  /**
+   * @param admitToolExecution counts each execution against the caller's limit and throws
+   * RATE_LIMITED over it (issue 8); absent = no limit.
+   */
   constructor(
     private readonly manager: UpstreamManager,
     private readonly bus: EventBus,
+    private readonly admitToolExecution?: (auth: RequestAuth | undefined) => Promise<void>,
   ) {}
 
   register(router: RestRouter): void {
@@ -97,6 +103,11 @@ export class ToolExecuteHandler {
       }
       throw new GatewayError('TOOL_NOT_FOUND', `Tool not found: ${name}`, { tool: name });
     }
+    const filter = req.input.auth?.filter;
+    if (filter && !filter.allowsTool(route.upstream.name, route.name)) {
+      throw new GatewayError('TOOL_NOT_ALLOWED', `Tool ${name} is not allowed for this key`, { tool: name });
+    }
+    await this.admitToolExecution?.(req.input.auth);
     try {
       const result = await invokeTool(this.bus, route, { name, arguments: args }, { surface: 'rest' });
       const text = resultText(result);

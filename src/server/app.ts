@@ -13,8 +13,10 @@ import { jsonReply, type HeaderList, type HttpEffect, type HttpHeaders, type Htt
 import { GatewayError } from '../codecs/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { UwsModule } from './uws.js';
-import { attachWebSocket } from './ws.js';
+import { attachWebSocket, type WsAccess } from './ws.js';
 import type { WsConnection, WsEndpoint, WsEndpointOptions } from '../streams/ws.js';
+import type { RequestAuth } from '../auth/access.js';
+import type { AccessCheck, AccessDecision } from './access.js';
 
 /** Buffered SSE bytes per response beyond which a congested stream is closed. */
 const MAX_SSE_BACKLOG_BYTES = 16 * 1024 * 1024;
@@ -57,6 +59,8 @@ interface Exchange {
   backlogBytes: number;
   /** Stops the handler when the client goes away. */
   cancel: (() => void) | undefined;
+  /** Headers the access decision adds to every reply (`X-RateLimit-*`). */
+  extraHeaders: HeaderList;
 }
 
 export type RouteHandler = (input: HttpInput) => Observable<HttpEffect>;
@@ -80,9 +84,12 @@ export interface ServerOptions {
   readonly maxBodyBytes: number;
   readonly concurrency: number;
   readonly maxQueued: number;
+  /** The access gate; every request passes it before its body is handled (none: all admitted). */
+  readonly access?: AccessCheck;
 }
 
-function readHeaders(req: HttpRequest): HttpHeaders {
+function readHeaders(req: HttpRequest, res: HttpResponse): HttpHeaders {
+  const authorization = req.getHeader('authorization');
   return {
     accept: req.getHeader('accept'),
     contentType: req.getHeader('content-type'),
@@ -91,8 +98,17 @@ function readHeaders(req: HttpRequest): HttpHeaders {
     mcpSessionId: req.getHeader('mcp-session-id'),
     mcpProtocolVersion: req.getHeader('mcp-protocol-version'),
     lastEventId: req.getHeader('last-event-id'),
+    authorization,
+    apiKey: req.getHeader('x-api-key'),
+    virtualKey: req.getHeader('x-bf-vk'),
+    includeClients: req.getHeader('x-bf-mcp-include-clients'),
+    includeTools: req.getHeader('x-bf-mcp-include-tools'),
+    // only Basic logins need it (failed attempts are throttled per address)
+    remoteAddress: authorization.length > 6 && authorization.slice(0, 6).toLowerCase() === 'basic ' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
   };
 }
+
+
 
 export class GatewayServer {
   private readonly app: TemplatedApp;
@@ -137,8 +153,8 @@ export class GatewayServer {
   }
 
   /** Serves a WebSocket endpoint at `path` (call before {@link listen}); returns its open connections. */
-  attachWs(path: string, endpoint: WsEndpoint, options: WsEndpointOptions): Set<WsConnection> {
-    return attachWebSocket(this.app, path, endpoint, options, this.log);
+  attachWs(path: string, endpoint: WsEndpoint, options: WsEndpointOptions, access?: WsAccess): Set<WsConnection> {
+    return attachWebSocket(this.app, path, endpoint, options, this.log, access);
   }
 
   /** Starts listening; resolves with the bound port. @throws Error when the port cannot be bound. */
@@ -212,7 +228,7 @@ export class GatewayServer {
    * for POST/PUT/PATCH with the size limit, then hands the exchange to `next`.
    */
   private accept(res: HttpResponse, req: HttpRequest, method: string, next: (ex: Exchange) => void): void {
-    const headers = readHeaders(req);
+    const headers = readHeaders(req, res);
     const url = req.getUrl();
     const query = req.getQuery() ?? '';
     const hasBody = method === 'POST' || method === 'PUT' || method === 'PATCH';
@@ -226,14 +242,46 @@ export class GatewayServer {
       congested: false,
       backlogBytes: 0,
       cancel: undefined,
+      extraHeaders: [],
     };
     res.onAborted(() => {
       ex.aborted = true;
       this.open.delete(ex);
       ex.cancel?.();
     });
-    if (!hasBody) {
+    // The access decision is taken from the headers while the body is read; a refusal known at
+    // once is answered without reading the body at all.
+    const decision = this.options.access?.(ex.input);
+    let admitted = decision === undefined;
+    let bodyRead = !hasBody;
+    let handedOn = false;
+    const proceed = (): void => {
+      if (handedOn || !admitted || !bodyRead || ex.ended || ex.aborted) return;
+      handedOn = true;
       next(ex);
+    };
+    const decide = (d: AccessDecision): void => {
+      if (ex.aborted || ex.ended) return;
+      ex.extraHeaders = d.headers;
+      if (d.reject) {
+        this.apply(ex, d.reject);
+        return;
+      }
+      (ex.input as { auth?: RequestAuth | undefined }).auth = d.auth;
+      admitted = true;
+      proceed();
+    };
+    if (decision instanceof Promise) {
+      decision.then(decide, (err: unknown) => {
+        this.log.error('access check failed', { path: url, error: err });
+        this.apply(ex, jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest()));
+      });
+    } else if (decision !== undefined) {
+      decide(decision);
+      if (ex.ended) return;
+    }
+    if (!hasBody) {
+      proceed();
       return;
     }
     const limit = this.options.maxBodyBytes;
@@ -254,13 +302,15 @@ export class GatewayServer {
       // uWS reuses the chunk's memory after this callback: copy it
       if (isLast && chunks.length === 0) {
         (ex.input as { body: Buffer }).body = Buffer.from(chunk.slice(0));
-        next(ex);
+        bodyRead = true;
+        proceed();
         return;
       }
       chunks.push(Buffer.from(chunk.slice(0)));
       if (isLast) {
         (ex.input as { body: Buffer }).body = Buffer.concat(chunks, size);
-        next(ex);
+        bodyRead = true;
+        proceed();
       }
     });
   }
@@ -329,11 +379,12 @@ export class GatewayServer {
     });
   }
 
-  private writeHeaders(res: HttpResponse, headers: HeaderList, origin: string): void {
+  private writeHeaders(res: HttpResponse, headers: HeaderList, origin: string, extra: HeaderList): void {
     for (const [k, v] of headers) res.writeHeader(k, v);
+    for (const [k, v] of extra) res.writeHeader(k, v);
     if (origin !== '') {
       res.writeHeader('Access-Control-Allow-Origin', origin);
-      res.writeHeader('Access-Control-Expose-Headers', 'Mcp-Session-Id');
+      res.writeHeader('Access-Control-Expose-Headers', 'Mcp-Session-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After');
       res.writeHeader('Vary', 'Origin');
     }
   }
@@ -350,7 +401,7 @@ export class GatewayServer {
         this.options.onResponse?.(ex.input.path, ex.input.method, effect.status, (performance.now() - ex.started) / 1000);
         res.cork(() => {
           res.writeStatus(statusLine(effect.status));
-          this.writeHeaders(res, effect.headers, effect.status === 403 ? '' : origin);
+          this.writeHeaders(res, effect.headers, effect.status === 403 ? '' : origin, ex.extraHeaders);
           if (effect.status === 202 || effect.status === 204) res.endWithoutBody(0);
           else res.end(effect.body);
         });
@@ -360,7 +411,7 @@ export class GatewayServer {
         this.options.onResponse?.(ex.input.path, ex.input.method, 200, (performance.now() - ex.started) / 1000);
         res.cork(() => {
           res.writeStatus('200 OK');
-          this.writeHeaders(res, effect.headers, origin);
+          this.writeHeaders(res, effect.headers, origin, ex.extraHeaders);
         });
         return;
       case 'sse-data': {

@@ -3,22 +3,36 @@
  * per socket (kept as the socket's user data), send results translated, and every callback guarded
  * so a handler bug closes that socket (1011), never the process.
  */
-import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { Logger } from '../log/logger.js';
 import type { WsConnection, WsEndpoint, WsEndpointOptions, WsSendResult } from '../streams/ws.js';
+import type { RequestAuth } from '../auth/access.js';
+import type { GatewayError } from '../codecs/errors.js';
+import type { HttpInput } from '../streams/http.js';
+import type { AccessCheck, AccessDecision } from './access.js';
 
 interface UserData {
   conn?: UwsConnection;
+  auth?: RequestAuth;
+}
+
+/** Access control of one WebSocket path: the upgrade check and the per-message limit. */
+export interface WsAccess {
+  readonly check: AccessCheck;
+  /** Counts one message of an admitted connection; resolves the error when it is refused. */
+  readonly admitMessage: (auth: RequestAuth) => Promise<GatewayError | undefined>;
 }
 
 class UwsConnection implements WsConnection {
   closed = false;
   readonly remoteAddress: string;
+  readonly auth: RequestAuth | undefined;
   constructor(
     private readonly ws: WebSocket<UserData>,
     readonly endpoint: string,
   ) {
     this.remoteAddress = Buffer.from(ws.getRemoteAddressAsText()).toString();
+    this.auth = ws.getUserData().auth;
   }
 
   send(message: string | Uint8Array, isBinary = false): WsSendResult {
@@ -42,8 +56,51 @@ class UwsConnection implements WsConnection {
   }
 }
 
-/** Serves `endpoint` at `path`; returns the open connections (for pings and shutdown). */
-export function attachWebSocket(app: TemplatedApp, path: string, endpoint: WsEndpoint, options: WsEndpointOptions, log: Logger): Set<WsConnection> {
+/** The status line and body of a refused upgrade. */
+function refuseUpgrade(res: HttpResponse, reject: NonNullable<AccessDecision['reject']>, extra: AccessDecision['headers']): void {
+  if (reject.kind !== 'reply') {
+    res.writeStatus('500 Internal Server Error').end();
+    return;
+  }
+  res.writeStatus(`${reject.status} ${reject.status === 401 ? 'Unauthorized' : reject.status === 403 ? 'Forbidden' : reject.status === 429 ? 'Too Many Requests' : 'Error'}`);
+  for (const [k, v] of reject.headers) res.writeHeader(k, v);
+  for (const [k, v] of extra) res.writeHeader(k, v);
+  res.end(reject.body);
+}
+
+function upgradeInput(path: string, req: HttpRequest, res: HttpResponse): HttpInput {
+  const authorization = req.getHeader('authorization');
+  return {
+    method: 'GET',
+    path,
+    query: req.getQuery() ?? '',
+    body: undefined,
+    headers: {
+      accept: '',
+      contentType: '',
+      origin: req.getHeader('origin'),
+      host: req.getHeader('host'),
+      mcpSessionId: '',
+      mcpProtocolVersion: '',
+      lastEventId: '',
+      authorization,
+      apiKey: req.getHeader('x-api-key'),
+      virtualKey: req.getHeader('x-bf-vk'),
+      includeClients: req.getHeader('x-bf-mcp-include-clients'),
+      includeTools: req.getHeader('x-bf-mcp-include-tools'),
+      remoteAddress: authorization.slice(0, 6).toLowerCase() === 'basic ' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
+    },
+  };
+}
+
+/**
+ * Serves `endpoint` at `path`; returns the open connections (for pings and shutdown). With
+ * `access`, an upgrade is checked before it happens (refused with 401/403/429 and no upgrade) and
+ * every message of a rate-limited caller is counted; a refused message reaches
+ * `endpoint.onRefused` instead of `onMessage`. Counting is asynchronous, so those messages are
+ * copied first; their order is kept.
+ */
+export function attachWebSocket(app: TemplatedApp, path: string, endpoint: WsEndpoint, options: WsEndpointOptions, log: Logger, access?: WsAccess): Set<WsConnection> {
   const open = new Set<WsConnection>();
   const guard = (conn: WsConnection | undefined, what: string, fn: () => void): void => {
     try {
@@ -64,7 +121,36 @@ export function attachWebSocket(app: TemplatedApp, path: string, endpoint: WsEnd
         .split(',')
         .map((p) => p.trim())
         .find((p) => options.protocols?.includes(p));
-      res.upgrade<UserData>({}, req.getHeader('sec-websocket-key'), chosen ?? '', req.getHeader('sec-websocket-extensions'), context);
+      const key = req.getHeader('sec-websocket-key');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      if (!access) {
+        res.upgrade<UserData>({}, key, chosen ?? '', extensions, context);
+        return;
+      }
+      const decision = access.check(upgradeInput(path, req, res));
+      const finish = (d: AccessDecision): void => {
+        res.cork(() => {
+          if (d.reject) refuseUpgrade(res, d.reject, d.headers);
+          else res.upgrade<UserData>(d.auth ? { auth: d.auth } : {}, key, chosen ?? '', extensions, context);
+        });
+      };
+      if (!(decision instanceof Promise)) {
+        finish(decision);
+        return;
+      }
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      decision.then(
+        (d) => {
+          if (!aborted) finish(d);
+        },
+        (err: unknown) => {
+          log.error('websocket access check failed', { path, error: err });
+          if (!aborted) res.cork(() => res.writeStatus('500 Internal Server Error').end());
+        },
+      );
     },
     open: (ws) => {
       const conn = new UwsConnection(ws, path);
@@ -74,7 +160,22 @@ export function attachWebSocket(app: TemplatedApp, path: string, endpoint: WsEnd
     },
     message: (ws, message, isBinary) => {
       const conn = ws.getUserData().conn;
-      if (conn) guard(conn, 'message', () => endpoint.onMessage(conn, message, isBinary));
+      if (!conn) return;
+      const auth = conn.auth;
+      if (!access || !auth?.principal.limits) {
+        guard(conn, 'message', () => endpoint.onMessage(conn, message, isBinary));
+        return;
+      }
+      const copy = message.slice(0);
+      access.admitMessage(auth).then(
+        (refused) => {
+          if (conn.closed) return;
+          if (!refused) guard(conn, 'message', () => endpoint.onMessage(conn, copy, isBinary));
+          else if (endpoint.onRefused) guard(conn, 'refused', () => endpoint.onRefused?.(conn, copy, isBinary, refused));
+          else conn.send(JSON.stringify({ type: 'error', ...refused.toRest() }));
+        },
+        (err: unknown) => log.error('websocket message admission failed', { path, error: err }),
+      );
     },
     drain: (ws) => {
       const conn = ws.getUserData().conn;

@@ -3,6 +3,7 @@
  * copied out of the uWS request, body read in full and copied), feeds it into the central stream,
  * and carries out the {@link HttpEffect}s a handler returns. Handlers never touch uWS.
  */
+import type { RequestAuth } from '../auth/access.js';
 
 /** The request headers handlers read, lower-case names, `''` when absent. */
 export interface HttpHeaders {
@@ -13,6 +14,17 @@ export interface HttpHeaders {
   readonly mcpSessionId: string;
   readonly mcpProtocolVersion: string;
   readonly lastEventId: string;
+  readonly authorization: string;
+  /** `X-API-Key`. */
+  readonly apiKey: string;
+  /** `x-bf-vk`: a virtual key. */
+  readonly virtualKey: string;
+  /** `x-bf-mcp-include-clients`. */
+  readonly includeClients: string;
+  /** `x-bf-mcp-include-tools`. */
+  readonly includeTools: string;
+  /** The client's address, read only for Basic logins (`''` otherwise). */
+  readonly remoteAddress: string;
 }
 
 export interface HttpInput {
@@ -24,6 +36,11 @@ export interface HttpInput {
   readonly headers: HttpHeaders;
   /** The whole body (POST/PUT), owned by the handler. */
   readonly body: Buffer | undefined;
+  /**
+   * The caller and what it may use, set by the server's access gate before the handler runs
+   * (`undefined` only in handler unit tests that build inputs by hand).
+   */
+  readonly auth?: RequestAuth;
 }
 
 export type HeaderList = readonly (readonly [string, string])[];

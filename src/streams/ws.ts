@@ -3,6 +3,8 @@
  * {@link WsEndpoint} receiving the connection's lifecycle. The uWS adapter in `src/server/ws.ts`
  * implements these; handlers never touch uWS.
  */
+import type { RequestAuth } from '../auth/access.js';
+import type { GatewayError } from '../codecs/errors.js';
 
 /** Result of a send, as uWS reports it: buffered, buffered past the backpressure mark, or dropped. */
 export type WsSendResult = 'ok' | 'backpressure' | 'dropped' | 'closed';
@@ -20,6 +22,8 @@ export interface WsConnection {
   /** Sends a WebSocket ping. */
   ping(): void;
   readonly closed: boolean;
+  /** The caller admitted at the upgrade (issue 8); `undefined` when the server has no access gate. */
+  readonly auth: RequestAuth | undefined;
 }
 
 export interface WsEndpoint {
@@ -32,6 +36,12 @@ export interface WsEndpoint {
   /** The socket's buffer drained below the backpressure mark: send more. */
   readonly onDrain: (conn: WsConnection) => void;
   readonly onClose: (conn: WsConnection, code: number) => void;
+  /**
+   * A message refused before it reached {@link onMessage} (over the caller's rate limit): answer
+   * with this endpoint's own error frame. Without it the server sends a JSON
+   * `{"type":"error","error","code","details"}` text frame.
+   */
+  readonly onRefused?: (conn: WsConnection, data: ArrayBuffer, isBinary: boolean, error: GatewayError) => void;
 }
 
 export interface WsEndpointOptions {

@@ -37,15 +37,18 @@ export interface TestGateway extends Gateway {
 }
 
 /**
- * Starts a gateway on port 0 with the given upstream entries and server options, logging into
- * memory. Call `stop()` in afterAll/afterEach.
+ * Starts a gateway on port 0 with the given upstream entries and server options (plus other
+ * config sections in `extra`, and environment `env`), logging into memory. Call `stop()` in
+ * afterAll/afterEach.
  */
 export async function startTestGateway(
   mcpClients: Record<string, unknown>[],
   server: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
+  env: NodeJS.ProcessEnv = {},
 ): Promise<TestGateway> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tributary-test-'));
-  const config = resolveConfig({ server: { host: '127.0.0.1', port: 0, ...server }, data_dir: dataDir, mcp_clients: mcpClients }, 'test');
+  const config = resolveConfig({ server: { host: '127.0.0.1', port: 0, ...server }, data_dir: dataDir, mcp_clients: mcpClients, ...extra }, 'test', env);
   const logs: string[] = [];
   const log: Logger = createLogger('debug', {}, (line) => logs.push(line));
   const gw = await startGateway(config, { log });

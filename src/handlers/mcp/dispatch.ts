@@ -27,6 +27,7 @@ import type { UpstreamManager } from '../../upstreams/manager.js';
 import { cancelScope, type JsonObject, type ServerRequestExtra, type Upstream } from '../../upstreams/upstream.js';
 import { version } from '../../version.js';
 import type { InflightCall, McpSession, SessionStore } from './session.js';
+import type { RequestAuth, ToolFilter } from '../../auth/access.js';
 
 /** Protocol versions accepted, newest first (MCP spec revisions). */
 export const SUPPORTED_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
@@ -39,6 +40,8 @@ export interface DispatcherOptions {
   readonly serverRequestTimeoutMs: number;
   /** Called once per request with its method (metrics). */
   readonly onRequest?: (method: string) => void;
+  /** Counts each tool execution against the caller's limit; throws RATE_LIMITED over it (issue 8). */
+  readonly admitToolExecution?: (auth: RequestAuth | undefined) => Promise<void>;
 }
 
 type MethodHandler = (session: McpSession, params: Record<string, unknown> | undefined, call: InflightCall) => Promise<JsonObject> | JsonObject;
@@ -75,14 +78,15 @@ export class McpDispatcher {
   ) {
     this.methods = {
       ping: () => ({}),
-      'tools/list': (_s, p) => this.page('tools/list', 'tools', this.manager.tools, p),
+      'tools/list': (_s, p, c) => this.page('tools/list', 'tools', this.visibleTools(c.auth?.filter), p),
       'tools/call': (s, p, c) => this.callTool(s, p, c),
-      'resources/list': (_s, p) => this.page('resources/list', 'resources', this.manager.resources, p),
-      'resources/templates/list': (_s, p) => this.page('resources/templates/list', 'resourceTemplates', this.manager.resourceTemplates, p),
+      'resources/list': (_s, p, c) => this.page('resources/list', 'resources', this.visibleResources(c.auth?.filter, this.manager.resources, 'uri'), p),
+      'resources/templates/list': (_s, p, c) =>
+        this.page('resources/templates/list', 'resourceTemplates', this.visibleResources(c.auth?.filter, this.manager.resourceTemplates, 'uriTemplate'), p),
       'resources/read': (s, p, c) => this.readResource(s, p, c),
-      'resources/subscribe': (s, p) => this.subscribe(s, p, true),
-      'resources/unsubscribe': (s, p) => this.subscribe(s, p, false),
-      'prompts/list': (_s, p) => this.page('prompts/list', 'prompts', this.manager.prompts, p),
+      'resources/subscribe': (s, p, c) => this.subscribe(s, p, true, c),
+      'resources/unsubscribe': (s, p, c) => this.subscribe(s, p, false, c),
+      'prompts/list': (_s, p, c) => this.page('prompts/list', 'prompts', this.visiblePrompts(c.auth?.filter), p),
       'prompts/get': (s, p, c) => this.getPrompt(s, p, c),
       'completion/complete': (s, p, c) => this.complete(s, p, c),
       'logging/setLevel': (s, p) => this.setLevel(s, p),
@@ -186,6 +190,43 @@ export class McpDispatcher {
     else pending.resolve(msg.result ?? {});
   }
 
+  /** The tools `filter` lets the caller see (all without a filter). */
+  private visibleTools(filter: ToolFilter | undefined): readonly JsonObject[] {
+    const all = this.manager.tools;
+    if (!filter) return all;
+    return all.filter((t) => {
+      const r = this.manager.routeTool(t['name'] as string);
+      return r !== undefined && filter.allowsTool(r.upstream.name, r.name);
+    });
+  }
+
+  private visiblePrompts(filter: ToolFilter | undefined): readonly JsonObject[] {
+    const all = this.manager.prompts;
+    if (!filter) return all;
+    return all.filter((p) => {
+      const r = this.manager.routePrompt(p['name'] as string);
+      return r !== undefined && filter.allowsClient(r.upstream.name);
+    });
+  }
+
+  /** Resources or templates of the clients `filter` allows (templates are owned by their fixed prefix). */
+  private visibleResources(filter: ToolFilter | undefined, all: readonly JsonObject[], field: 'uri' | 'uriTemplate'): readonly JsonObject[] {
+    if (!filter) return all;
+    return all.filter((r) => {
+      const value = r[field] as string;
+      const brace = value.indexOf('{');
+      const owner = this.manager.routeResource(brace < 0 ? value : value.slice(0, brace));
+      return owner !== undefined && filter.allowsClient(owner.name);
+    });
+  }
+
+  /** @throws GatewayError TOOL_NOT_ALLOWED (403) when the caller's filter excludes `client`. */
+  private checkClient(filter: ToolFilter | undefined, client: string, what: string): void {
+    if (filter && !filter.allowsClient(client)) {
+      throw new GatewayError('TOOL_NOT_ALLOWED', `${what} is not allowed for this key`, { client });
+    }
+  }
+
   private page(method: string, field: string, items: readonly JsonObject[], params: Record<string, unknown> | undefined): JsonObject {
     const p = decodeParams(Params.list, params, method);
     const offset = decodeCursor(p.cursor, method);
@@ -199,6 +240,11 @@ export class McpDispatcher {
     const p = decodeParams(Params.toolsCall, params, 'tools/call');
     const route = this.manager.routeTool(p.name);
     if (!route) throw new GatewayError('INVALID_PARAMS', `Unknown tool: ${p.name}`, { tool: p.name });
+    const filter = call.auth?.filter;
+    if (filter && !filter.allowsTool(route.upstream.name, route.name)) {
+      throw new GatewayError('TOOL_NOT_ALLOWED', `Tool ${p.name} is not allowed for this key`, { tool: p.name });
+    }
+    await this.options.admitToolExecution?.(call.auth);
     call.upstream = route.upstream;
     const token = p._meta?.['progressToken'];
     return invokeTool(this.bus, route, params ?? {}, {
@@ -231,23 +277,24 @@ export class McpDispatcher {
     });
   }
 
-  private routeResourceOrThrow(uri: string): Upstream {
+  private routeResourceOrThrow(uri: string, filter?: ToolFilter): Upstream {
     const upstream = this.manager.routeResource(uri);
     if (!upstream) throw new GatewayError('RESOURCE_NOT_FOUND', `Resource not found: ${uri}`, { uri });
+    this.checkClient(filter, upstream.name, `Resource ${uri}`);
     return upstream;
   }
 
   private async readResource(session: McpSession, params: Record<string, unknown> | undefined, call: InflightCall): Promise<JsonObject> {
     const p = decodeParams(Params.resourceUri, params, 'resources/read');
-    const upstream = this.routeResourceOrThrow(p.uri);
+    const upstream = this.routeResourceOrThrow(p.uri, call.auth?.filter);
     call.upstream = upstream;
     return this.forward(session, call, upstream, 'resources/read', params ?? {});
   }
 
-  private async subscribe(session: McpSession, params: Record<string, unknown> | undefined, on: boolean): Promise<JsonObject> {
+  private async subscribe(session: McpSession, params: Record<string, unknown> | undefined, on: boolean, call: InflightCall): Promise<JsonObject> {
     const method = on ? 'resources/subscribe' : 'resources/unsubscribe';
     const p = decodeParams(Params.resourceUri, params, method);
-    const upstream = this.routeResourceOrThrow(p.uri);
+    const upstream = this.routeResourceOrThrow(p.uri, on ? call.auth?.filter : undefined);
     const others = [...this.sessions.values()].some((s) => s !== session && s.subscriptions.has(p.uri));
     if (on) session.subscriptions.add(p.uri);
     else session.subscriptions.delete(p.uri);
@@ -261,6 +308,7 @@ export class McpDispatcher {
     const p = decodeParams(Params.promptsGet, params, 'prompts/get');
     const route = this.manager.routePrompt(p.name);
     if (!route) throw new GatewayError('INVALID_PARAMS', `Unknown prompt: ${p.name}`, { prompt: p.name });
+    this.checkClient(call.auth?.filter, route.upstream.name, `Prompt ${p.name}`);
     call.upstream = route.upstream;
     return this.forward(session, call, route.upstream, 'prompts/get', { ...params, name: route.name });
   }
@@ -272,10 +320,11 @@ export class McpDispatcher {
     if (p.ref.type === 'ref/prompt') {
       const route = this.manager.routePrompt(p.ref.name);
       if (!route) throw new GatewayError('INVALID_PARAMS', `Unknown prompt: ${p.ref.name}`, { prompt: p.ref.name });
+      this.checkClient(call.auth?.filter, route.upstream.name, `Prompt ${p.ref.name}`);
       upstream = route.upstream;
       forwarded = { ...params, ref: { ...(params?.['ref'] as JsonObject), name: route.name } };
     } else {
-      upstream = this.routeResourceOrThrow(p.ref.uri);
+      upstream = this.routeResourceOrThrow(p.ref.uri, call.auth?.filter);
       forwarded = params ?? {};
     }
     if (!upstream.serverCapabilities.completions) return { completion: { values: [], hasMore: false } };

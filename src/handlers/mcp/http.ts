@@ -135,6 +135,10 @@ export class McpHttpHandler {
     if (h.mcpSessionId === '') return errorReply('SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required');
     const session = this.sessions.get(h.mcpSessionId);
     if (!session) return errorReply('SESSION_NOT_FOUND', 'Session not found', { session_id: h.mcpSessionId });
+    // a session belongs to the credential that opened it (issue 8)
+    if (session.owner !== undefined && session.owner !== input.auth?.principal.id) {
+      return errorReply('FORBIDDEN', 'Forbidden: this session was opened with other credentials', { session_id: h.mcpSessionId });
+    }
     if (h.mcpProtocolVersion !== '' && !(SUPPORTED_PROTOCOL_VERSIONS as readonly string[]).includes(h.mcpProtocolVersion)) {
       return errorReply('UNSUPPORTED_PROTOCOL_VERSION', `Bad Request: Unsupported protocol version: ${h.mcpProtocolVersion}`, {
         supported: SUPPORTED_PROTOCOL_VERSIONS,
@@ -179,7 +183,7 @@ export class McpHttpHandler {
     const sseOnly = canSse && !h.accept.includes('application/json') && !h.accept.includes('*/*');
     return new Observable<HttpEffect>((sub) => {
       const channel = new PostChannel(sub, canSse, sseOnly, []);
-      const call = this.startCall(session, c.msg, channel);
+      const call = this.startCall(session, c.msg, channel, input);
       if (call === undefined) {
         channel.finish({ jsonrpc: '2.0', id: c.msg.id, error: new GatewayError('INVALID_REQUEST', `Request id ${String(c.msg.id)} is already in flight in this session`).toJsonRpc() });
         return undefined;
@@ -205,9 +209,9 @@ export class McpHttpHandler {
     });
   }
 
-  private startCall(session: McpSession, msg: JsonRpcRequest, channel: OutboundChannel | undefined): InflightCall | undefined {
+  private startCall(session: McpSession, msg: JsonRpcRequest, channel: OutboundChannel | undefined, input: HttpInput): InflightCall | undefined {
     if (session.calls.has(msg.id)) return undefined;
-    const call: InflightCall = { id: msg.id, method: msg.method, cancelled: false, onCancel: undefined, channel, upstream: undefined, startedAt: performance.now() };
+    const call: InflightCall = { id: msg.id, method: msg.method, cancelled: false, onCancel: undefined, channel, upstream: undefined, startedAt: performance.now(), auth: input.auth };
     session.calls.set(msg.id, call);
     return call;
   }
@@ -232,6 +236,7 @@ export class McpHttpHandler {
     }
     const session = this.sessions.create(this.dispatcher.negotiateVersion(p.protocolVersion), p.capabilities, p.clientInfo);
     if (!session) return errorReply('TOO_MANY_SESSIONS', undefined, { max_sessions: true }, [['Retry-After', '5']]);
+    session.owner = input.auth?.principal.id;
     this.log.debug('session created', { session: session.id, client: p.clientInfo.name, protocol: session.protocolVersion });
     return jsonReply(200, { jsonrpc: '2.0', id: msg.id, result: this.dispatcher.initializeResult(session) }, [
       ['Content-Type', 'application/json'],
@@ -281,7 +286,7 @@ export class McpHttpHandler {
             this.handleNonRequest(session, c);
             continue;
           }
-          const call = this.startCall(session, c.msg, undefined);
+          const call = this.startCall(session, c.msg, undefined, input);
           if (!call) {
             out.push({ jsonrpc: '2.0', id: c.msg.id, error: new GatewayError('INVALID_REQUEST', `Request id ${String(c.msg.id)} is already in flight in this session`).toJsonRpc() });
             continue;
@@ -355,7 +360,7 @@ export class McpHttpHandler {
       status: 204,
       headers: [
         ['Access-Control-Allow-Methods', 'GET, POST, DELETE, OPTIONS'],
-        ['Access-Control-Allow-Headers', 'Content-Type, Accept, Authorization, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID'],
+        ['Access-Control-Allow-Headers', 'Content-Type, Accept, Authorization, X-API-Key, x-bf-vk, x-bf-mcp-include-clients, x-bf-mcp-include-tools, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID'],
         ['Access-Control-Max-Age', '600'],
       ],
       body: '',

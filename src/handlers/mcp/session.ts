@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { JsonRpcId, McpLogLevel } from '../../codecs/jsonrpc.js';
 import { cancelScope, type CancelScope, type Upstream } from '../../upstreams/upstream.js';
+import type { RequestAuth } from '../../auth/access.js';
 
 /** Somewhere a JSON-RPC message can be sent to the downstream client. */
 export interface OutboundChannel {
@@ -25,6 +26,8 @@ export interface InflightCall extends CancelScope {
   /** The upstream serving it, once routed. */
   upstream: Upstream | undefined;
   readonly startedAt: number;
+  /** Who sent it and what it may use (issue 8); `undefined` = no narrowing. */
+  readonly auth?: RequestAuth | undefined;
 }
 
 /** A server→client request relayed from an upstream, awaiting the downstream answer. */
@@ -47,6 +50,8 @@ export class McpSession {
   readonly pending = new Map<JsonRpcId, PendingServerRequest>();
   readonly subscriptions = new Set<string>();
   closed = false;
+  /** The principal id that opened the session; other callers may not use it (issue 8). */
+  owner: string | undefined;
   private nextServerRequestId = 1;
   private closeHandlers: (() => void)[] = [];
 

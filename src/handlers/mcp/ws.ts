@@ -123,6 +123,38 @@ export class McpWsEndpoint implements WsEndpoint {
     this.handle(s, classified, { method: frame.method, requestId: frame.requestId });
   };
 
+  /**
+   * A message refused by the access gate (over the caller's rate limit, issue 8): a JSON-RPC error
+   * answering the request's id for text frames, an MCPW Error frame with the request id for binary
+   * ones. Notifications and responses are dropped silently, as JSON-RPC has nothing to answer them.
+   */
+  readonly onRefused = (conn: WsConnection, data: ArrayBuffer, isBinary: boolean, error: GatewayError): void => {
+    const s = this.states.get(conn);
+    if (!s) return;
+    const rpc = error.toJsonRpc();
+    if (!isBinary) {
+      let c: Classified | undefined;
+      try {
+        c = classify(JSON.parse(decoder.decode(data)));
+      } catch {
+        c = undefined;
+      }
+      if (c === undefined || c.kind === 'request' || c.kind === 'invalid') {
+        const id = c?.kind === 'request' ? c.msg.id : null;
+        this.sendMessage(s, { jsonrpc: '2.0', id, error: rpc } as unknown as JsonRpcMessage, undefined);
+      }
+      return;
+    }
+    const decoded = decodeFrame(data, { maxPayloadBytes: this.options.maxPayloadBytes, maxInflatedBytes: this.options.maxPayloadBytes, copyBinary: true });
+    if (!decoded.ok) {
+      this.sendFrame(s, errorFrameFor(decoded.error));
+      return;
+    }
+    const c = frameToJsonRpc(decoded.frame);
+    if (c.kind === 'request') this.reply(s, { jsonrpc: '2.0', id: c.msg.id, error: rpc }, { method: decoded.frame.method, requestId: decoded.frame.requestId });
+    else if (c.kind === 'control' || c.kind === 'invalid') this.sendFrame(s, { type: McpwType.Error, method: decoded.frame.method, requestId: decoded.frame.requestId, payload: rpc });
+  };
+
   private handle(s: WsState, c: Classified, replyTo: McpwReplyTo | undefined): void {
     if (c.kind === 'invalid') {
       this.reply(s, { jsonrpc: '2.0', id: c.id as string, error: new GatewayError('INVALID_REQUEST', `Invalid Request: ${c.reason}`).toJsonRpc() }, replyTo);
@@ -158,7 +190,7 @@ export class McpWsEndpoint implements WsEndpoint {
       this.reply(s, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_REQUEST', `Request id ${String(msg.id)} is already in flight in this session`).toJsonRpc() }, replyTo);
       return;
     }
-    const call: InflightCall = { id: msg.id, method: msg.method, cancelled: false, onCancel: undefined, channel: s.channel, upstream: undefined, startedAt: performance.now() };
+    const call: InflightCall = { id: msg.id, method: msg.method, cancelled: false, onCancel: undefined, channel: s.channel, upstream: undefined, startedAt: performance.now(), auth: s.conn.auth };
     session.calls.set(msg.id, call);
     s.inFlight++;
     this.dispatcher

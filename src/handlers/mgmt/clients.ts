@@ -24,6 +24,7 @@ import type { Logger } from '../../log/logger.js';
 import type { ClientRecord, ClientRepository } from '../../store/clients.js';
 import type { UpstreamManager } from '../../upstreams/manager.js';
 import type { EventBus } from '../../streams/events.js';
+import type { VkClientPolicy } from '../../auth/access.js';
 import { ok, type RestReply, type RestRequest, type RestRouter } from '../rest/router.js';
 
 const REDACTED = '<redacted>';
@@ -115,6 +116,15 @@ export class ClientAdmin {
   private async connect(record: ClientRecord): Promise<void> {
     const upstream = await this.manager.add(record.config);
     upstream.pricing = record.tool_pricing;
+  }
+
+  /** The virtual-key part of every client record, for {@link VirtualKeyAccess} (issue 8). */
+  vkPolicies(): VkClientPolicy[] {
+    return [...this.records.values()].map((r) => ({
+      name: r.config.name,
+      allowOnAllVirtualKeys: r.config.allow_on_all_virtual_keys ?? false,
+      vkConfigs: r.vk_configs,
+    }));
   }
 
   /** Runs mutations one after another. */

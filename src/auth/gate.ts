@@ -1,0 +1,351 @@
+/**
+ * The access gate (issue 8): turns a request's credentials into a {@link Principal}, checks that
+ * it may use the surface, counts it against its rate limits, and says what the reply must carry
+ * (`X-RateLimit-*`, `WWW-Authenticate`, `Retry-After`). Every surface goes through it: HTTP routes
+ * and `/mcp` before the body is handled, WebSocket upgrades before the upgrade, each WebSocket
+ * message, and each tool execution.
+ *
+ * Credentials (developer-mesh "Authentication", Bifrost auth schemes in `../shared/sources/`):
+ * `x-bf-vk: <virtual key>`, `Authorization: Bearer <API key | virtual key | JWT>`,
+ * `Authorization: <API key>`, `X-API-Key: <API key>`, `Authorization: Basic <admin user:password>`.
+ *
+ * The hot path is synchronous and allocation-light: API and virtual keys are one sha256 and a Map
+ * lookup ({@link KeyRegistry.authenticate}); JWTs are verified once and then served from a cache
+ * until they expire; a Basic login is verified with scrypt once and remembered (by the sha256 of
+ * the header) for five minutes. Secrets are never logged, never used as metric labels and never
+ * echoed in errors.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { GatewayError } from '../codecs/errors.js';
+import type { ResolvedAuthConfig } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import type { HeaderList } from '../streams/http.js';
+import type { StoredKey } from '../store/keys.js';
+import { bothFilters, includeFilter, type RequestAuth, type VirtualKeyAccess } from './access.js';
+import { JwtVerifier, type JwtIdentity } from './jwt.js';
+import type { KeyRegistry } from './keys.js';
+import { hashPassword, verifyPassword } from './password.js';
+import { LoginThrottle, RateLimits, type LimitVerdict } from './rate-limit.js';
+import { ANONYMOUS, AuthError, type AuthFailureReason, type Principal, type RateLimitSettings } from './types.js';
+
+/** The request headers the gate reads (lower-case names; `''` when absent). */
+export interface Credentials {
+  readonly authorization: string;
+  readonly apiKey: string;
+  readonly virtualKey: string;
+  readonly includeClients: string;
+  readonly includeTools: string;
+  /** The client's address; only needed for Basic logins (failed attempts are throttled per address). */
+  readonly remoteAddress: string;
+}
+
+/**
+ * What a route requires: `open` (no credentials: `/health`, CORS preflight), `user` (any valid
+ * credential), `admin` (role admin). `virtualKeys`: whether virtual keys may use it (they exist to
+ * call tools: `/mcp`, `/ws`, tool execution).
+ */
+export interface RouteRule {
+  readonly need: 'open' | 'user' | 'admin';
+  readonly virtualKeys: boolean;
+}
+
+const OPEN: RouteRule = { need: 'open', virtualKeys: true };
+const TOOLS: RouteRule = { need: 'user', virtualKeys: true };
+const USER: RouteRule = { need: 'user', virtualKeys: false };
+const ADMIN: RouteRule = { need: 'admin', virtualKeys: false };
+
+/**
+ * The rule of a route. `/health` and `OPTIONS` are open; `/metrics` is open unless
+ * `metricsRequireAuth`; `/mcp`, `/ws` and `/v1/mcp/tool/execute` take any credential including
+ * virtual keys; the event feeds and `/api/v1/*` take API keys and JWTs; every other `/api/*`
+ * route (management, tool log, key admin) needs role admin.
+ */
+export function ruleFor(method: string, path: string, metricsRequireAuth: boolean): RouteRule {
+  if (method === 'OPTIONS' || path === '/health') return OPEN;
+  if (path === '/metrics') return metricsRequireAuth ? USER : OPEN;
+  if (path === '/mcp' || path === '/ws' || path === '/v1/mcp/tool/execute') return TOOLS;
+  if (path === '/api/ws/events' || path === '/api/ws/live' || path.startsWith('/api/v1/') || path === '/api/v1') return USER;
+  return ADMIN;
+}
+
+/** A refusal: the error to answer and the headers the reply must carry. */
+export interface GateRefusal {
+  readonly ok: false;
+  readonly error: GatewayError;
+  readonly headers: HeaderList;
+}
+
+/** An admitted request: who it is, what it may use, and the rate-limit headers for the reply. */
+export interface GateAdmission {
+  readonly ok: true;
+  readonly auth: RequestAuth;
+  readonly headers: HeaderList;
+}
+
+export type GateDecision = GateAdmission | GateRefusal;
+
+/** Counters the metrics read (labels are reasons and limit names, never credentials). */
+export interface GateCounters {
+  readonly failures: Map<AuthFailureReason | 'forbidden', number>;
+  readonly rateLimited: Map<string, number>;
+}
+
+const NO_HEADERS: HeaderList = [];
+const BASIC_CACHE_MS = 5 * 60_000;
+const BASIC_CACHE_MAX = 1000;
+const MAX_CREDENTIAL_LENGTH = 8192;
+
+/** `X-RateLimit-Limit`, `-Remaining`, `-Reset` (epoch seconds), plus `Retry-After` when refused. */
+export function rateLimitHeaders(v: LimitVerdict): HeaderList {
+  const h: [string, string][] = [
+    ['X-RateLimit-Limit', String(v.limit)],
+    ['X-RateLimit-Remaining', String(v.remaining)],
+    ['X-RateLimit-Reset', String(v.resetEpochS)],
+  ];
+  if (!v.allowed) h.push(['Retry-After', String(v.retryAfterS)]);
+  return h;
+}
+
+/** The RATE_LIMITED error of a refused verdict; `details` say which limit and when to retry. */
+export function rateLimitedError(v: LimitVerdict): GatewayError {
+  const what = v.name === 'tool_executions_per_hour' ? 'tool executions per hour' : v.name === 'burst_per_minute' ? 'requests per minute' : 'requests per hour';
+  return new GatewayError('RATE_LIMITED', `Rate limit exceeded: ${v.limit} ${what}; retry in ${v.retryAfterS} s`, {
+    limit_name: v.name,
+    limit: v.limit,
+    remaining: v.remaining,
+    reset: v.resetEpochS,
+    retry_after_s: v.retryAfterS,
+  });
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+export interface AccessGateDeps {
+  readonly keys: KeyRegistry;
+  readonly vkAccess: VirtualKeyAccess;
+  readonly jwt: JwtVerifier | undefined;
+  readonly log: Logger;
+  readonly now?: () => number;
+}
+
+export class AccessGate {
+  readonly enabled: boolean;
+  readonly limits: RateLimits;
+  readonly counters: GateCounters = { failures: new Map(), rateLimited: new Map() };
+  private readonly throttle: LoginThrottle;
+  private readonly keyPrincipals = new WeakMap<StoredKey, Principal>();
+  private readonly jwtPrincipals = new WeakMap<JwtIdentity, Principal>();
+  /** sha256(Basic header) hex → expiry (ms): logins verified recently. */
+  private readonly basicOk = new Map<string, number>();
+  private readonly adminHash: Promise<string> | undefined;
+  private readonly adminUserDigest: Buffer | undefined;
+  private readonly now: () => number;
+  private readonly defaults: RateLimitSettings;
+
+  constructor(
+    private readonly config: ResolvedAuthConfig,
+    private readonly deps: AccessGateDeps,
+  ) {
+    this.enabled = config.enabled;
+    this.now = deps.now ?? Date.now;
+    this.limits = new RateLimits(this.now);
+    this.throttle = new LoginThrottle(config.max_login_failures, config.login_failure_window_s);
+    this.defaults = config.rate_limits;
+    const admin = config.admin;
+    if (admin) {
+      this.adminUserDigest = sha256(admin.username);
+      // a password from the environment is hashed once at start; the plain text is not kept here
+      this.adminHash = admin.password !== undefined ? hashPassword(admin.password) : Promise.resolve(admin.password_hash ?? '');
+    }
+  }
+
+  /**
+   * Admits or refuses a request to a route with `rule`. Synchronous when the answer needs no I/O
+   * (auth off, open routes); otherwise resolves after the rate limits are counted. Never rejects:
+   * failures become {@link GateRefusal}s (401 unknown/missing credentials, 403 wrong role or a
+   * virtual key off its surfaces, 429 over a limit).
+   */
+  admit(c: Credentials, rule: RouteRule): GateDecision | Promise<GateDecision> {
+    const filterOfHeaders = includeFilter(c.includeClients, c.includeTools);
+    if (!this.enabled || rule.need === 'open') {
+      return { ok: true, auth: { principal: ANONYMOUS, filter: filterOfHeaders }, headers: NO_HEADERS };
+    }
+    let principal: Principal | Promise<Principal>;
+    try {
+      principal = this.identify(c);
+    } catch (err) {
+      return this.refuseAuth(err);
+    }
+    if (principal instanceof Promise) {
+      return principal.then(
+        (p) => this.authorize(p, rule, filterOfHeaders),
+        (err: unknown) => this.refuseAuth(err),
+      );
+    }
+    return this.authorize(principal, rule, filterOfHeaders);
+  }
+
+  /** Counts one WebSocket message of an admitted connection; resolves a refusal when over a limit. */
+  async admitMessage(auth: RequestAuth): Promise<GateRefusal | undefined> {
+    const v = await this.limits.consumeRequest(auth.principal);
+    if (!v || v.allowed) return undefined;
+    return this.refuseLimit(v);
+  }
+
+  /**
+   * Counts one tool execution. @throws GatewayError RATE_LIMITED (429 / JSON-RPC -32009) over the
+   * caller's `tool_executions_per_hour`.
+   */
+  async admitToolExecution(auth: RequestAuth | undefined): Promise<void> {
+    if (!auth) return;
+    const v = await this.limits.consumeToolExecution(auth.principal);
+    if (v && !v.allowed) {
+      this.count(this.counters.rateLimited, v.name);
+      throw rateLimitedError(v);
+    }
+  }
+
+  /**
+   * Who presents `c`. Synchronous for API keys, virtual keys, cached JWTs and recent Basic logins.
+   * @throws AuthError (or a Promise rejecting with one) for missing, malformed, unknown, revoked or
+   * expired credentials, an invalid token or a wrong password.
+   */
+  identify(c: Credentials): Principal | Promise<Principal> {
+    if (c.virtualKey !== '') return this.fromKey(c.virtualKey);
+    const auth = c.authorization;
+    if (auth !== '') {
+      if (auth.length > MAX_CREDENTIAL_LENGTH) throw new AuthError('malformed_credentials', 'Authorization header too long');
+      const space = auth.indexOf(' ');
+      if (space < 0) return this.fromKey(auth);
+      const scheme = auth.slice(0, space).toLowerCase();
+      const value = auth.slice(space + 1).trim();
+      if (value === '') throw new AuthError('malformed_credentials', `Authorization: ${scheme} without a credential`);
+      if (scheme === 'bearer') return this.fromBearer(value);
+      if (scheme === 'basic') return this.fromBasic(value, c.remoteAddress);
+      throw new AuthError('malformed_credentials', 'Unsupported Authorization scheme (use Bearer, Basic, X-API-Key or x-bf-vk)');
+    }
+    if (c.apiKey !== '') return this.fromKey(c.apiKey);
+    throw new AuthError('missing_credentials', 'Authentication required: send Authorization: Bearer <key>, X-API-Key or x-bf-vk');
+  }
+
+  private fromBearer(token: string): Principal | Promise<Principal> {
+    const jwt = this.deps.jwt;
+    if (jwt && JwtVerifier.looksLikeJwt(token)) {
+      const hit = jwt.cached(token, this.now() / 1000);
+      if (hit) return this.jwtPrincipal(hit);
+      return jwt.verify(token).then((id) => this.jwtPrincipal(id));
+    }
+    return this.fromKey(token);
+  }
+
+  private fromKey(secret: string): Principal {
+    const record = this.deps.keys.authenticate(secret);
+    let p = this.keyPrincipals.get(record);
+    if (!p) {
+      const limits = { ...this.defaults, ...record.rate_limits };
+      p =
+        record.kind === 'virtual_key'
+          ? { kind: 'virtual_key', id: `vk:${record.id}`, tenantId: record.tenant_id, role: 'user', name: record.name, virtualKeyId: record.id, limits }
+          : { kind: 'api_key', id: `key:${record.id}`, tenantId: record.tenant_id, role: record.role, name: record.name, limits };
+      this.keyPrincipals.set(record, p);
+    }
+    return p;
+  }
+
+  private jwtPrincipal(id: JwtIdentity): Principal {
+    let p = this.jwtPrincipals.get(id);
+    if (!p) {
+      p = { kind: 'jwt', id: `jwt:${id.sub}`, tenantId: id.tenantId, role: id.role, name: id.sub, limits: this.defaults };
+      this.jwtPrincipals.set(id, p);
+    }
+    return p;
+  }
+
+  private adminPrincipal(): Principal {
+    return { kind: 'admin', id: `admin:${this.config.admin?.username ?? ''}`, tenantId: 'default', role: 'admin', name: this.config.admin?.username ?? '' };
+  }
+
+  private fromBasic(value: string, address: string): Principal | Promise<Principal> {
+    const digest = sha256(value).toString('hex');
+    const until = this.basicOk.get(digest);
+    if (until !== undefined && until > this.now()) return this.adminPrincipal();
+    return this.checkBasic(value, digest, address);
+  }
+
+  private async checkBasic(value: string, digest: string, address: string): Promise<Principal> {
+    if (!this.adminHash || !this.adminUserDigest) throw new AuthError('bad_password', 'Basic authentication is not configured');
+    const wait = await this.throttle.blockedFor(address);
+    if (wait > 0) throw new LoginBlocked(wait);
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0) throw new AuthError('malformed_credentials', 'Basic credential is not base64 of user:password');
+    const userOk = timingSafeEqual(sha256(decoded.slice(0, colon)), this.adminUserDigest);
+    // the password is checked even for a wrong user name, so both take the same time
+    const passOk = await verifyPassword(decoded.slice(colon + 1), await this.adminHash);
+    if (!userOk || !passOk) {
+      await this.throttle.fail(address);
+      throw new AuthError('bad_password', 'Wrong user name or password');
+    }
+    if (this.basicOk.size >= BASIC_CACHE_MAX) this.basicOk.clear();
+    this.basicOk.set(digest, this.now() + BASIC_CACHE_MS);
+    return this.adminPrincipal();
+  }
+
+  private authorize(p: Principal, rule: RouteRule, headerFilter: RequestAuth['filter']): GateDecision | Promise<GateDecision> {
+    if (rule.need === 'admin' && p.role !== 'admin') return this.refuseForbidden('This route needs an admin credential', p);
+    if (p.kind === 'virtual_key' && !rule.virtualKeys) return this.refuseForbidden('Virtual keys may only use /mcp, /ws and tool execution', p);
+    const filter = p.virtualKeyId !== undefined ? bothFilters(this.deps.vkAccess.forKey(p.virtualKeyId), headerFilter) : headerFilter;
+    const auth: RequestAuth = { principal: p, filter };
+    if (!p.limits) return { ok: true, auth, headers: NO_HEADERS };
+    return this.limits.consumeRequest(p).then((v): GateDecision => {
+      if (!v) return { ok: true, auth, headers: NO_HEADERS };
+      if (!v.allowed) return this.refuseLimit(v);
+      return { ok: true, auth, headers: rateLimitHeaders(v) };
+    });
+  }
+
+  private count<K>(map: Map<K, number>, key: K): void {
+    map.set(key, (map.get(key) ?? 0) + 1);
+  }
+
+  private refuseLimit(v: LimitVerdict): GateRefusal {
+    this.count(this.counters.rateLimited, v.name);
+    return { ok: false, error: rateLimitedError(v), headers: rateLimitHeaders(v) };
+  }
+
+  private refuseForbidden(message: string, p: Principal): GateRefusal {
+    this.count(this.counters.failures, 'forbidden');
+    return { ok: false, error: new GatewayError('FORBIDDEN', message, { principal: p.id }), headers: NO_HEADERS };
+  }
+
+  private refuseAuth(err: unknown): GateRefusal {
+    if (err instanceof LoginBlocked) {
+      this.count(this.counters.rateLimited, 'login_failures');
+      return {
+        ok: false,
+        error: new GatewayError('RATE_LIMITED', `Too many failed logins from this address; retry in ${err.retryAfterS} s`, { limit_name: 'login_failures', retry_after_s: err.retryAfterS }),
+        headers: [['Retry-After', String(err.retryAfterS)]],
+      };
+    }
+    if (!(err instanceof AuthError)) {
+      this.deps.log.error('authentication failed unexpectedly', { error: err });
+      return { ok: false, error: new GatewayError('INTERNAL_ERROR'), headers: NO_HEADERS };
+    }
+    this.count(this.counters.failures, err.reason);
+    return {
+      ok: false,
+      error: new GatewayError('UNAUTHORIZED', err.message, { reason: err.reason }),
+      headers: [['WWW-Authenticate', 'Bearer realm="tributary", Basic realm="tributary"']],
+    };
+  }
+}
+
+/** Basic logins from an address are paused after too many failures. */
+class LoginBlocked extends Error {
+  override readonly name = 'LoginBlocked';
+  constructor(readonly retryAfterS: number) {
+    super('login blocked');
+  }
+}

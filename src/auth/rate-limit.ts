@@ -1,0 +1,123 @@
+/**
+ * Per-key rate limits on rate-limiter-flexible's in-memory fixed windows (developer-mesh
+ * "Rate Limiting", `../shared/sources/003_*.txt`): requests per hour, a burst limit per minute, and
+ * tool executions per hour, each overridable per key. DESIGN.md §7: with several gateway machines
+ * these limiters move to Redis (`RateLimiterRedis`, same API) selected in config.
+ */
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import type { Principal, RateLimitSettings } from './types.js';
+
+/** Which limit a verdict reports. */
+export type LimitName = keyof RateLimitSettings;
+
+/**
+ * The outcome of one consume, with what the `X-RateLimit-*` headers report: the limit closest to
+ * exhaustion among those checked.
+ */
+export interface LimitVerdict {
+  readonly allowed: boolean;
+  readonly name: LimitName;
+  /** The window's allowance, requests. */
+  readonly limit: number;
+  /** Requests left in the window, ≥ 0. */
+  readonly remaining: number;
+  /** When the window resets, epoch seconds. */
+  readonly resetEpochS: number;
+  /** Seconds until a refused request may be retried (≥ 1); 0 when allowed. */
+  readonly retryAfterS: number;
+}
+
+const WINDOW_S: Record<LimitName, number> = { requests_per_hour: 3600, burst_per_minute: 60, tool_executions_per_hour: 3600 };
+
+function isRes(v: unknown): v is RateLimiterRes {
+  return v instanceof RateLimiterRes;
+}
+
+export class RateLimits {
+  /** One limiter per (limit name, allowance): keys with the same allowance share it. */
+  private readonly limiters = new Map<string, RateLimiterMemory>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  private limiter(name: LimitName, points: number): RateLimiterMemory {
+    const id = `${name}:${points}`;
+    let l = this.limiters.get(id);
+    if (!l) {
+      l = new RateLimiterMemory({ keyPrefix: name, points, duration: WINDOW_S[name] });
+      this.limiters.set(id, l);
+    }
+    return l;
+  }
+
+  private async take(name: LimitName, points: number, key: string): Promise<LimitVerdict> {
+    let res: RateLimiterRes;
+    let allowed = true;
+    try {
+      res = await this.limiter(name, points).consume(key, 1);
+    } catch (err) {
+      if (!isRes(err)) throw err;
+      res = err;
+      allowed = false;
+    }
+    const resetMs = this.now() + res.msBeforeNext;
+    return {
+      allowed,
+      name,
+      limit: points,
+      remaining: Math.max(0, res.remainingPoints),
+      resetEpochS: Math.ceil(resetMs / 1000),
+      retryAfterS: allowed ? 0 : Math.max(1, Math.ceil(res.msBeforeNext / 1000)),
+    };
+  }
+
+  /**
+   * Counts one request (an HTTP request or a WebSocket message) against the caller's burst and
+   * hourly limits. The burst window is checked first; a request it refuses does not also count
+   * against the hour. Resolves with the refusing verdict, else the one with fewer requests left.
+   * A principal without limits (auth disabled) resolves `undefined`.
+   */
+  async consumeRequest(p: Principal): Promise<LimitVerdict | undefined> {
+    const limits = p.limits;
+    if (!limits) return undefined;
+    const burst = await this.take('burst_per_minute', limits.burst_per_minute, p.id);
+    if (!burst.allowed) return burst;
+    const hour = await this.take('requests_per_hour', limits.requests_per_hour, p.id);
+    if (!hour.allowed) return hour;
+    return burst.remaining < hour.remaining ? burst : hour;
+  }
+
+  /** Counts one tool execution against the caller's hourly tool limit; `undefined` without limits. */
+  async consumeToolExecution(p: Principal): Promise<LimitVerdict | undefined> {
+    const limits = p.limits;
+    if (!limits) return undefined;
+    return this.take('tool_executions_per_hour', limits.tool_executions_per_hour, p.id);
+  }
+}
+
+/**
+ * Failed Basic logins per client address (issue 8: "failed attempts rate-limited"): after
+ * `maxFailures` failures in `windowS` seconds, further attempts from that address are refused
+ * without checking the password until the window ends.
+ */
+export class LoginThrottle {
+  private readonly failures: RateLimiterMemory;
+
+  constructor(
+    private readonly maxFailures: number,
+    windowS: number,
+  ) {
+    this.failures = new RateLimiterMemory({ keyPrefix: 'basic_fail', points: maxFailures, duration: windowS });
+  }
+
+  /** Seconds until `address` may try again, or 0 when it may try now. */
+  async blockedFor(address: string): Promise<number> {
+    const res = await this.failures.get(address);
+    if (!res || res.consumedPoints < this.maxFailures) return 0;
+    return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
+  }
+
+  /** Records a failed attempt from `address`. */
+  async fail(address: string): Promise<void> {
+    await this.failures.penalty(address, 1);
+  }
+}
