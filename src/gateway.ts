@@ -113,11 +113,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     enforceHost: config.server.allowed_hosts !== undefined || isLoopbackHost(config.server.host),
     sseKeepAliveMs: config.server.sse_keepalive_ms,
   });
-  const admin = new ClientAdmin(manager, store.clients, log, bus);
+  const admin = new ClientAdmin(manager, store.clients, log, bus, (id) => keys.hasVirtualKey(id));
   const vkAccess = new VirtualKeyAccess(() => admin.vkPolicies());
   const gate = new AccessGate(config.auth, { keys, vkAccess, jwt, log });
   const vkInvalidation = bus.events$.subscribe((e) => {
-    if (e.event_type === 'StoreChanged' && e.tags.includes('mcp_clients')) vkAccess.invalidate();
+    if (e.event_type !== 'StoreChanged' || !e.tags.includes('mcp_clients')) return;
+    vkAccess.invalidate();
+    // what a virtual key may use can change without the catalogue changing: tell its sessions
+    dispatcher.notifyToolsChanged((s) => s.owner?.startsWith('vk:') === true);
   });
   const eventsWs = new EventsWsEndpoint(bus, eventLog, log, {
     maxQueued: config.events.max_queued,

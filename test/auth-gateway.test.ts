@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { SignJWT } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { demoClient, rawPost, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { resolveConfig } from '../src/config/load.js';
 import { startGateway } from '../src/gateway.js';
@@ -17,6 +18,7 @@ import { createLogger } from '../src/log/logger.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { waitFor } from './helpers/wait.js';
 
 type Json = Record<string, unknown>;
 
@@ -302,7 +304,13 @@ describe('virtual keys and include headers', () => {
     expect(await tools({ 'x-bf-vk': vk, 'x-bf-mcp-include-tools': 'demo-*' })).toEqual(['demo-echo']);
   });
 
-  it('a changed vk_configs takes effect on the next request', async () => {
+  it('a changed vk_configs takes effect on the next request, and the key\'s open sessions hear tools/list_changed', async () => {
+    const client = await sdkClient({ 'x-bf-vk': vk });
+    let notified = 0;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+      notified++;
+    });
+    await waitFor(() => [...gw.sessions.values()].some((s) => s.owner === `vk:${vkId}` && s.standalone !== undefined));
     const clients = await api('GET', '/api/mcp/clients', ADMIN);
     const demo = (clients.json['clients'] as Json[]).find((c) => (c['config'] as Json)['name'] === 'demo') as Json;
     const id = String((demo['config'] as Json)['client_id']);
@@ -310,6 +318,9 @@ describe('virtual keys and include headers', () => {
     expect((await api('POST', '/v1/mcp/tool/execute', { 'x-bf-vk': vk }, body)).status).toBe(403);
     await api('PUT', `/api/mcp/client/${id}`, ADMIN, { vk_configs: [{ virtual_key_id: vkId, tools_to_execute: ['*'] }] });
     expect((await api('POST', '/v1/mcp/tool/execute', { 'x-bf-vk': vk }, body)).status).toBe(200);
+    await waitFor(() => notified > 0);
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('demo-add');
+    await client.close();
     await api('PUT', `/api/mcp/client/${id}`, ADMIN, { vk_configs: [{ virtual_key_id: vkId, tools_to_execute: ['echo'] }] });
     expect((await api('POST', '/v1/mcp/tool/execute', { 'x-bf-vk': vk }, body)).status).toBe(403);
   });

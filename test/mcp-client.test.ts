@@ -18,6 +18,7 @@ import { connectClient, demoClient, everythingClient, startTestGateway, type Tes
 import type { GatewayEvent } from '../src/streams/events.js';
 import { resolveConfig } from '../src/config/load.js';
 import { join } from 'node:path';
+import { waitFor } from './helpers/wait.js';
 
 let gw: TestGateway;
 
@@ -265,11 +266,3 @@ describe('events', () => {
     }
   });
 });
-
-async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

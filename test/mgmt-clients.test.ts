@@ -14,6 +14,7 @@ import { resolveConfig } from '../src/config/load.js';
 import { startGateway, type Gateway } from '../src/gateway.js';
 import { createLogger } from '../src/log/logger.js';
 import { connectClient, demoClient, send } from './helpers/gateway.js';
+import { waitFor } from './helpers/wait.js';
 
 type Json = Record<string, unknown>;
 
@@ -52,7 +53,8 @@ function childPidsOf(needle: string): number[] {
 }
 
 let gw: Gateway & { mcpUrl: URL };
-let memId = '';
+  let vkId = '';
+  let memId = '';
 
 beforeAll(async () => {
   gw = await start();
@@ -107,12 +109,18 @@ describe('MCP client management API', () => {
   });
 
   it('updates pricing and vk_configs, and rejects changes to immutable fields', async () => {
+    const unknownVk = await api(gw, 'PUT', `/api/mcp/client/${memId}`, { vk_configs: [{ virtual_key_id: 'vk-nope', tools_to_execute: ['read_graph'] }] });
+    expect(unknownVk.status).toBe(400);
+    expect(JSON.stringify(unknownVk.json)).toContain('vk_configs.0.virtual_key_id');
+    const created = await api(gw, 'POST', '/api/auth/virtual-keys', { name: 'team-a' });
+    expect(created.status).toBe(201);
+    vkId = ((created.json as Record<string, Record<string, string>>)['virtual_key'] as Record<string, string>)['id'] as string;
     const r = await api(gw, 'PUT', `/api/mcp/client/${memId}`, {
       tool_pricing: { read_graph: 0.25 },
-      vk_configs: [{ virtual_key_id: 'vk-1', virtual_key_name: 'team-a', tools_to_execute: ['read_graph'] }],
+      vk_configs: [{ virtual_key_id: vkId, virtual_key_name: 'team-a', tools_to_execute: ['read_graph'] }],
     });
     expect(r.status).toBe(200);
-    expect(r.json).toMatchObject({ config: { tool_pricing: { read_graph: 0.25 } }, vk_configs: [{ virtual_key_id: 'vk-1', virtual_key_name: 'team-a', tools_to_execute: ['read_graph'] }] });
+    expect(r.json).toMatchObject({ config: { tool_pricing: { read_graph: 0.25 } }, vk_configs: [{ virtual_key_id: vkId, virtual_key_name: 'team-a', tools_to_execute: ['read_graph'] }] });
     for (const [field, value] of [
       ['connection_type', 'http'],
       ['stdio_config', { command: 'other' }],
@@ -153,7 +161,7 @@ describe('MCP client management API', () => {
     expect(r.json).toMatchObject({
       state: 'connected',
       config: { name: 'mem', tool_pricing: { read_graph: 0.25 }, tools_to_execute: ['read_graph', 'create_entities'] },
-      vk_configs: [{ virtual_key_id: 'vk-1' }],
+      vk_configs: [{ virtual_key_id: vkId }],
     });
     const list = (await api(gw, 'GET', '/api/mcp/clients')).json as { total_count: number };
     expect(list.total_count).toBe(2);
@@ -225,11 +233,3 @@ describe('bad bodies', () => {
     expect(((await api(gw, 'GET', '/api/mcp/clients')).json as { total_count: number }).total_count).toBe(1);
   });
 });
-
-async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

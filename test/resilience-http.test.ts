@@ -16,6 +16,7 @@ import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Subscription } from 'rxjs';
 import type { GatewayEvent } from '../src/streams/events.js';
 import { connectClient, rawPost, rawSession, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { waitForValue as waitFor } from './helpers/wait.js';
 
 const HANG = join(import.meta.dirname, 'fixtures/hang-http-server.ts');
 const FAULT = join(import.meta.dirname, 'fixtures/fault-server.ts');
@@ -43,16 +44,6 @@ async function startHangServer(): Promise<HangServer> {
     url: `${base}/mcp`,
     control: async (what) => (await (await fetch(`${base}/control/${what}`, { method: 'POST' })).json()) as { hanging: boolean; hung: number; open: number },
   };
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 function text(result: unknown): string {

@@ -13,6 +13,7 @@ import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Subscription } from 'rxjs';
 import type { GatewayEvent } from '../src/streams/events.js';
 import { connectClient, demoClient, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { waitForValue as waitFor } from './helpers/wait.js';
 
 const FAULT = join(import.meta.dirname, 'fixtures/fault-server.ts');
 
@@ -23,16 +24,6 @@ function faultClient(name: string, extra: Record<string, unknown> = {}, envs: st
     stdio_config: { command: process.execPath, args: ['--import', 'tsx', FAULT], ...(envs.length > 0 ? { envs } : {}) },
     ...extra,
   };
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 function text(result: unknown): string {

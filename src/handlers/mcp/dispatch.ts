@@ -349,6 +349,11 @@ export class McpDispatcher {
     return {};
   }
 
+  /** Sends `notifications/tools/list_changed` to the sessions `filter` picks (their tool access changed). */
+  notifyToolsChanged(filter: (s: McpSession) => boolean): void {
+    this.broadcast({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' }, filter);
+  }
+
   /** Sends a message to every session's standalone stream. */
   private broadcast(message: object, filter?: (s: McpSession) => boolean): void {
     for (const s of this.sessions.values()) {

@@ -69,11 +69,16 @@ export class ClientAdmin {
   private readonly records = new Map<string, ClientRecord>();
   private queue: Promise<unknown> = Promise.resolve();
 
+  /**
+   * @param isVirtualKey whether a `vk_configs[].virtual_key_id` names a virtual key the gateway
+   * issued (issue 8); absent = any id accepted.
+   */
   constructor(
     private readonly manager: UpstreamManager,
     private readonly repo: ClientRepository,
     private readonly log: Logger,
     private readonly bus: EventBus,
+    private readonly isVirtualKey?: (id: string) => boolean,
   ) {}
 
   private changed(event: 'ProviderRegistered' | 'ProviderDeregistered' | undefined, config: McpClientConfig): void {
@@ -214,6 +219,12 @@ export class ClientAdmin {
       if (next.name !== old.name) this.assertNameFree(next.name);
       const pricing = body.tool_pricing ?? record.tool_pricing;
       if (body.tool_pricing) this.checkPricing(old.name, body.tool_pricing);
+      const unknownKeys = (body.vk_configs ?? []).map((v, i) => ({ i, id: v.virtual_key_id })).filter((v) => this.isVirtualKey && !this.isVirtualKey(v.id));
+      if (unknownKeys.length > 0) {
+        throw new GatewayError('VALIDATION_ERROR', 'vk_configs names virtual keys that do not exist (or are revoked)', {
+          problems: unknownKeys.map((v) => `vk_configs.${v.i}.virtual_key_id: no virtual key ${JSON.stringify(v.id)}`),
+        });
+      }
       const updated: ClientRecord = {
         ...record,
         config: next,
