@@ -186,7 +186,7 @@ describe('an HTTP upstream that accepts and never answers', () => {
     await waitFor('sick restarted', () => events.some((e) => e.seq > since && e.event_type === 'McpServerStarted' && e.mcp_server_id === 'sick'));
     expect(text(await client.callTool({ name: 'sick-echo', arguments: { message: 'back' } }))).toBe('Echo: back');
 
-    const mine = events.filter((e) => e.seq > since && e.mcp_server_id === 'sick');
+    const mine = events.filter((e) => e.seq > since && 'mcp_server_id' in e && e.mcp_server_id === 'sick');
     const failures = mine.flatMap((e) => (e.event_type === 'HealthCheckFailed' ? [e.consecutive_failures] : []));
     expect(failures).toEqual([1, 2, 3]);
     const failed = mine.find((e) => e.event_type === 'HealthCheckFailed');

@@ -72,7 +72,7 @@ function lastSeq(): number {
 
 function lifecycleOf(name: string, since: number, from: readonly GatewayEvent[] = events): string[] {
   return from
-    .filter((e) => e.seq > since && e.mcp_server_id === name)
+    .filter((e) => e.seq > since && 'mcp_server_id' in e && e.mcp_server_id === name)
     .flatMap((e) => {
       switch (e.event_type) {
         case 'McpServerStateChanged':

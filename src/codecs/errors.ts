@@ -50,6 +50,16 @@ export const ERRORS = {
   FORBIDDEN: { http: 403, rpc: -32008, message: 'Forbidden' },
   /** A per-key rate limit is spent; the reply carries `Retry-After` (developer-mesh "Rate Limiting"). */
   RATE_LIMITED: { http: 429, rpc: -32009, message: 'Rate limit exceeded' },
+  /** A well-formed body naming something that does not exist or cannot be used (REST /api/v1, issue 9). */
+  UNPROCESSABLE_ENTITY: { http: 422, rpc: -32602, message: 'Unprocessable entity' },
+  /** An unsupported API version (`X-API-Version`, `Accept: application/vnd.mcp.vN+json`). */
+  UNSUPPORTED_API_VERSION: { http: 406, rpc: -32600, message: 'Unsupported API version' },
+  /** An upstream tool answered with `isError: true` (REST tool actions answer 502). */
+  TOOL_EXECUTION_FAILED: { http: 502, rpc: -32603, message: 'The tool reported an error' },
+  /** A feature needs configuration that is missing (e.g. the webhook secret). */
+  NOT_CONFIGURED: { http: 503, rpc: -32603, message: 'Not configured' },
+  /** A signed request whose signature is missing or wrong (webhooks). */
+  INVALID_SIGNATURE: { http: 401, rpc: -32007, message: 'Invalid signature' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -103,6 +103,7 @@ function readHeaders(req: HttpRequest, res: HttpResponse): HttpHeaders {
     virtualKey: req.getHeader('x-bf-vk'),
     includeClients: req.getHeader('x-bf-mcp-include-clients'),
     includeTools: req.getHeader('x-bf-mcp-include-tools'),
+    apiVersion: req.getHeader('x-api-version'),
     // only Basic logins need it (failed attempts are throttled per address)
     remoteAddress: authorization.length > 6 && authorization.slice(0, 6).toLowerCase() === 'basic ' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
   };

@@ -88,6 +88,7 @@ function upgradeInput(path: string, req: HttpRequest, res: HttpResponse): HttpIn
       virtualKey: req.getHeader('x-bf-vk'),
       includeClients: req.getHeader('x-bf-mcp-include-clients'),
       includeTools: req.getHeader('x-bf-mcp-include-tools'),
+      apiVersion: '',
       remoteAddress: authorization.slice(0, 6).toLowerCase() === 'basic ' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
     },
   };

@@ -49,7 +49,26 @@ export type GatewayEventBody =
   | { event_type: 'StoreChanged'; tags: string[]; mcp_server_id?: string }
   | ({ event_type: 'ToolInvocationCompleted'; is_error: boolean; result: unknown } & ToolCallFields)
   | ({ event_type: 'ToolInvocationFailed'; error: string } & ToolCallFields)
-  | { event_type: 'CatalogueChanged'; mcp_server_id: string; kind: 'tools' | 'resources' | 'prompts'; count: number };
+  | { event_type: 'CatalogueChanged'; mcp_server_id: string; kind: 'tools' | 'resources' | 'prompts'; count: number }
+  /** REST `/api/v1` entities (issue 9): one event per creation, change or deletion, scoped to a tenant. */
+  | { event_type: EntityEventType; id: string; tenant_id: string; [field: string]: unknown }
+  /** A GitHub webhook delivery whose signature checked out (developer-mesh webhooks). */
+  | { event_type: 'GitHubWebhookReceived'; github_event: string; delivery_id: string; repository: string | null; action: string | null };
+
+/** Domain events of the REST `/api/v1` entities. */
+export type EntityEventType =
+  | 'ContextCreated'
+  | 'ContextUpdated'
+  | 'ContextDeleted'
+  | 'AgentCreated'
+  | 'AgentUpdated'
+  | 'AgentDeleted'
+  | 'ModelCreated'
+  | 'ModelUpdated'
+  | 'ModelDeleted'
+  | 'RelationshipCreated'
+  | 'RelationshipDeleted'
+  | 'ToolActionExecuted';
 
 export type GatewayEvent = GatewayEventBody & EventBase;
 

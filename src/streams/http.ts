@@ -25,6 +25,8 @@ export interface HttpHeaders {
   readonly includeTools: string;
   /** The client's address, read only for Basic logins (`''` otherwise). */
   readonly remoteAddress: string;
+  /** `X-API-Version` (REST /api/v1 version negotiation). */
+  readonly apiVersion: string;
 }
 
 export interface HttpInput {

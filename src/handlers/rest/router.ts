@@ -7,6 +7,33 @@ import { Observable } from 'rxjs';
 import { GatewayError } from '../../codecs/errors.js';
 import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../streams/http.js';
 import type { Logger } from '../../log/logger.js';
+import type * as t from 'io-ts';
+import type { JsonSchema } from '../../codecs/schema.js';
+
+/**
+ * What the OpenAPI document says about a route (issue 9): generated from the same io-ts codecs
+ * that validate the request, so the document cannot drift from the code.
+ */
+export interface RouteDoc {
+  readonly summary: string;
+  /** OpenAPI tag (group). */
+  readonly tag: string;
+  /** The request body codec (the one the handler decodes with). */
+  readonly body?: t.Mixed;
+  readonly query?: Readonly<Record<string, { readonly description: string; readonly schema?: JsonSchema; readonly required?: boolean }>>;
+  /** Status → description and body (a codec or a JSON Schema). */
+  readonly responses: Readonly<Record<number, { readonly description: string; readonly schema?: t.Mixed | JsonSchema }>>;
+  /** Who may call it (access control, issue 8); default `user`. */
+  readonly access?: 'open' | 'user' | 'admin' | 'signature';
+}
+
+/** A registered route as the OpenAPI generator sees it. */
+export interface DocumentedRoute {
+  readonly method: string;
+  /** Pattern with `:param` segments. */
+  readonly pattern: string;
+  readonly doc: RouteDoc | undefined;
+}
 
 export interface RestRequest {
   readonly method: string;
@@ -29,8 +56,10 @@ export type RestHandler = (req: RestRequest) => Promise<RestReply> | RestReply;
 
 interface Route {
   readonly method: string;
+  readonly pattern: string;
   readonly segments: readonly string[];
   readonly handler: RestHandler;
+  readonly doc: RouteDoc | undefined;
 }
 
 /** Replies `status` with a JSON body. */
@@ -43,10 +72,18 @@ export class RestRouter {
 
   constructor(private readonly log: Logger) {}
 
-  /** Registers `handler` for `method` and `pattern` (segments starting with `:` are parameters). */
-  on(method: string, pattern: string, handler: RestHandler): this {
-    this.routes.push({ method: method.toUpperCase(), segments: pattern.split('/').filter(Boolean), handler });
+  /**
+   * Registers `handler` for `method` and `pattern` (segments starting with `:` are parameters);
+   * `doc` describes it in the OpenAPI document.
+   */
+  on(method: string, pattern: string, handler: RestHandler, doc?: RouteDoc): this {
+    this.routes.push({ method: method.toUpperCase(), pattern, segments: pattern.split('/').filter(Boolean), handler, doc });
     return this;
+  }
+
+  /** Every registered route, in registration order. */
+  documented(): DocumentedRoute[] {
+    return this.routes.map((r) => ({ method: r.method, pattern: r.pattern, doc: r.doc }));
   }
 
   private match(method: string, path: string): { route: Route; params: Record<string, string> } | 'method' | undefined {

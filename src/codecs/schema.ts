@@ -1,0 +1,162 @@
+/**
+ * One codec, three uses (issue 9): the io-ts codec that validates a request body also yields its
+ * JSON Schema (for the OpenAPI 3.1 document, JSON Schema 2020-12 dialect) and the list of fields
+ * it knows (to reject unknown ones by path). Walks io-ts' runtime type tags: interface, partial,
+ * exact, intersection, union, array, record, literal, keyof, refinement/brand, primitives.
+ *
+ * Refinements and brands cannot be read back from io-ts, so codecs that need more than their
+ * base type in the schema (patterns, bounds, descriptions) register it with {@link withSchema}.
+ */
+import * as t from 'io-ts';
+import { isLeft } from 'fp-ts/lib/Either.js';
+import { GatewayError } from './errors.js';
+import { formatIoTsErrors } from './io-ts-errors.js';
+
+/** A JSON Schema object (2020-12 dialect, as OpenAPI 3.1 uses). */
+export type JsonSchema = { readonly [k: string]: unknown };
+
+const extras = new WeakMap<t.Mixed, JsonSchema>();
+
+/** Attaches schema keywords (`description`, `pattern`, `minimum`, `examples`, ...) to `codec`; returns it. */
+export function withSchema<C extends t.Mixed>(codec: C, schema: JsonSchema): C {
+  extras.set(codec, { ...extras.get(codec), ...schema });
+  return codec;
+}
+
+interface Tagged {
+  readonly _tag?: string;
+  readonly name: string;
+  readonly props?: Record<string, t.Mixed>;
+  readonly type?: t.Mixed;
+  readonly types?: readonly t.Mixed[];
+  readonly codomain?: t.Mixed;
+  readonly value?: unknown;
+  readonly keys?: Record<string, unknown>;
+}
+
+function base(codec: t.Mixed): JsonSchema {
+  const c = codec as unknown as Tagged;
+  switch (c._tag) {
+    case 'StringType':
+      return { type: 'string' };
+    case 'NumberType':
+      return { type: 'number' };
+    case 'BooleanType':
+      return { type: 'boolean' };
+    case 'NullType':
+      return { type: 'null' };
+    case 'UnknownType':
+    case 'AnyType':
+      return {};
+    case 'UnknownRecordType':
+      return { type: 'object' };
+    case 'UnknownArrayType':
+      return { type: 'array' };
+    case 'LiteralType':
+      return { const: c.value };
+    case 'KeyofType':
+      return { type: 'string', enum: Object.keys(c.keys ?? {}) };
+    case 'RefinementType':
+    case 'ReadonlyType':
+      return toJsonSchema(c.type as t.Mixed);
+    case 'ExactType': {
+      const inner = toJsonSchema(c.type as t.Mixed);
+      return inner['type'] === 'object' ? { ...inner, additionalProperties: false } : inner;
+    }
+    case 'ArrayType':
+    case 'ReadonlyArrayType':
+      return { type: 'array', items: toJsonSchema(c.type as t.Mixed) };
+    case 'DictionaryType':
+      return { type: 'object', additionalProperties: toJsonSchema(c.codomain as t.Mixed) };
+    case 'InterfaceType':
+    case 'PartialType': {
+      const props = c.props ?? {};
+      const properties = Object.fromEntries(Object.entries(props).map(([k, v]) => [k, toJsonSchema(v)]));
+      const required = c._tag === 'InterfaceType' ? Object.keys(props) : [];
+      return { type: 'object', properties, ...(required.length > 0 ? { required } : {}) };
+    }
+    case 'IntersectionType': {
+      const parts = (c.types ?? []).map(toJsonSchema);
+      // merge plain object parts into one schema; anything else becomes allOf
+      if (parts.every((p) => p['type'] === 'object' && p['properties'] !== undefined)) {
+        const properties = Object.assign({}, ...parts.map((p) => p['properties'] as object)) as JsonSchema;
+        const required = parts.flatMap((p) => (p['required'] as string[] | undefined) ?? []);
+        return { type: 'object', properties, ...(required.length > 0 ? { required } : {}) };
+      }
+      return { allOf: parts };
+    }
+    case 'UnionType':
+      return { anyOf: (c.types ?? []).map(toJsonSchema) };
+    default:
+      return { description: `(${c.name})` };
+  }
+}
+
+/** The JSON Schema of `codec`, with any keywords registered by {@link withSchema}. */
+export function toJsonSchema(codec: t.Mixed): JsonSchema {
+  const extra = extras.get(codec);
+  const schema = base(codec);
+  return extra ? { ...schema, ...extra } : schema;
+}
+
+/** The object props `codec` declares, or undefined when it is not an object codec. */
+function propsOf(codec: t.Mixed): Record<string, t.Mixed> | undefined {
+  const c = codec as unknown as Tagged;
+  switch (c._tag) {
+    case 'InterfaceType':
+    case 'PartialType':
+      return c.props;
+    case 'ExactType':
+    case 'RefinementType':
+    case 'ReadonlyType':
+      return propsOf(c.type as t.Mixed);
+    case 'IntersectionType': {
+      const all = (c.types ?? []).map(propsOf);
+      return all.every((p) => p !== undefined) ? Object.assign({}, ...all) : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function elementOf(codec: t.Mixed): t.Mixed | undefined {
+  const c = codec as unknown as Tagged;
+  if (c._tag === 'ArrayType' || c._tag === 'ReadonlyArrayType') return c.type;
+  if (c._tag === 'ExactType' || c._tag === 'RefinementType' || c._tag === 'ReadonlyType') return elementOf(c.type as t.Mixed);
+  return undefined;
+}
+
+/**
+ * Fields of `value` that `codec` does not declare, as `path: unknown field` lines (nested objects
+ * and arrays of objects included; records and unions accept any key).
+ */
+export function unknownFields(codec: t.Mixed, value: unknown, prefix = ''): string[] {
+  if (typeof value !== 'object' || value === null) return [];
+  if (Array.isArray(value)) {
+    const el = elementOf(codec);
+    return el ? value.flatMap((v, i) => unknownFields(el, v, `${prefix}${i}.`)) : [];
+  }
+  const props = propsOf(codec);
+  if (!props) return [];
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const p = props[k];
+    if (p === undefined) out.push(`${prefix}${k}: unknown field`);
+    else out.push(...unknownFields(p, v, `${prefix}${k}.`));
+  }
+  return out;
+}
+
+/**
+ * Decodes `body` with `codec`, refusing unknown fields.
+ * @throws GatewayError VALIDATION_ERROR (400) whose `details.problems` name every bad field by path.
+ */
+export function decodeBody<C extends t.Mixed>(codec: C, body: unknown): t.TypeOf<C> {
+  const r = codec.decode(body);
+  const problems = isLeft(r) ? formatIoTsErrors(r.left, '(body)') : [];
+  problems.push(...unknownFields(codec, body));
+  if (problems.length > 0) {
+    throw new GatewayError('VALIDATION_ERROR', `Invalid request body: ${problems.join('; ')}`, { problems: [...new Set(problems)] });
+  }
+  return (r as { right: t.TypeOf<C> }).right;
+}
