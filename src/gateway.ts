@@ -33,6 +33,8 @@ import { VirtualKeyAccess } from './auth/access.js';
 import { AccessGate } from './auth/gate.js';
 import { accessCheck, messageCheck } from './handlers/access.js';
 import { KeyAdmin } from './handlers/mgmt/keys.js';
+import { registerV1 } from './handlers/rest-v1/index.js';
+import { GitHubWebhooks } from './handlers/webhooks.js';
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -133,6 +135,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   admin.register(rest);
   new ToolExecuteHandler(manager, bus, (auth) => gate.admitToolExecution(auth)).register(rest);
   new KeyAdmin(keys, bus, log).register(rest);
+  const webhooks = new GitHubWebhooks({
+    secret: config.webhooks.github_secret,
+    maxRememberedDeliveries: config.webhooks.max_remembered_deliveries,
+    store,
+    bus,
+    log: log.child({ component: 'webhooks' }),
+  });
+  webhooks.register(rest);
   new ToolLogHandler(store.toolLog).register(rest);
   const toolLogSub = recordToolCalls(bus, store.toolLog, log);
   const stopRetention = store.toolLog.startRetention(
@@ -185,6 +195,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   pinger.unref();
   let port: number;
   try {
+    await webhooks.init();
+    await registerV1(rest, { store, manager, bus, log, admitToolExecution: (auth) => gate.admitToolExecution(auth) });
     await admin.init(config.mcp_clients);
     port = await server.listen();
   } catch (err) {

@@ -55,13 +55,14 @@ const USER: RouteRule = { need: 'user', virtualKeys: false };
 const ADMIN: RouteRule = { need: 'admin', virtualKeys: false };
 
 /**
- * The rule of a route. `/health` and `OPTIONS` are open; `/metrics` is open unless
+ * The rule of a route. `/health`, `OPTIONS`, `/api/openapi.json` and the signed webhooks are open; `/metrics` is open unless
  * `metricsRequireAuth`; `/mcp`, `/ws` and `/v1/mcp/tool/execute` take any credential including
  * virtual keys; the event feeds and `/api/v1/*` take API keys and JWTs; every other `/api/*`
  * route (management, tool log, key admin) needs role admin.
  */
 export function ruleFor(method: string, path: string, metricsRequireAuth: boolean): RouteRule {
-  if (method === 'OPTIONS' || path === '/health') return OPEN;
+  // webhooks authenticate by their signature (checked by the handler), not by a key
+  if (method === 'OPTIONS' || path === '/health' || path === '/api/webhooks/github' || path === '/api/openapi.json') return OPEN;
   if (path === '/metrics') return metricsRequireAuth ? USER : OPEN;
   if (path === '/mcp' || path === '/ws' || path === '/v1/mcp/tool/execute') return TOOLS;
   if (path === '/api/ws/events' || path === '/api/ws/live' || path.startsWith('/api/v1/') || path === '/api/v1') return USER;

@@ -182,6 +182,10 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       idle_timeout_s: Math.max(8, file.events?.idle_timeout_s ?? 120),
     },
     auth,
+    webhooks: {
+      github_secret: env['TRIBUTARY_GITHUB_WEBHOOK_SECRET'] || file.webhooks?.github_secret,
+      max_remembered_deliveries: file.webhooks?.max_remembered_deliveries ?? 10_000,
+    },
   };
 }
 

@@ -279,6 +279,16 @@ export const AuthConfig = t.exact(
   }),
 );
 
+/** Incoming webhooks (issue 9). */
+export const WebhooksConfig = t.exact(
+  t.partial({
+    /** Secret GitHub signs deliveries with (`X-Hub-Signature-256`); env TRIBUTARY_GITHUB_WEBHOOK_SECRET overrides. Unset: 503. */
+    github_secret: t.string,
+    /** Delivery ids remembered to acknowledge replays without processing them twice (default 10000). */
+    max_remembered_deliveries: PositiveInt,
+  }),
+);
+
 export const LogLevel = t.keyof({ debug: null, info: null, warn: null, error: null, silent: null });
 export type LogLevel = t.TypeOf<typeof LogLevel>;
 
@@ -292,6 +302,7 @@ export const GatewayConfigFile = t.exact(
     store: StoreConfig,
     events: EventsConfig,
     auth: AuthConfig,
+    webhooks: WebhooksConfig,
   }),
 );
 export type GatewayConfigFile = t.TypeOf<typeof GatewayConfigFile>;
@@ -330,6 +341,7 @@ export interface GatewayConfig {
     readonly idle_timeout_s: number;
   };
   readonly auth: ResolvedAuthConfig;
+  readonly webhooks: { readonly github_secret: string | undefined; readonly max_remembered_deliveries: number };
 }
 
 /** Access control with defaults filled in; secrets from the environment already merged. */
