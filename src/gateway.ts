@@ -35,6 +35,7 @@ import { accessCheck, messageCheck } from './handlers/access.js';
 import { KeyAdmin } from './handlers/mgmt/keys.js';
 import { registerV1 } from './handlers/rest-v1/index.js';
 import { GitHubWebhooks } from './handlers/webhooks.js';
+import { registerOpenApi } from './handlers/openapi.js';
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -143,6 +144,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     log: log.child({ component: 'webhooks' }),
   });
   webhooks.register(rest);
+  registerOpenApi(rest);
   new ToolLogHandler(store.toolLog).register(rest);
   const toolLogSub = recordToolCalls(bus, store.toolLog, log);
   const stopRetention = store.toolLog.startRetention(

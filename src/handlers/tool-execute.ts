@@ -71,7 +71,18 @@ export class ToolExecuteHandler {
   ) {}
 
   register(router: RestRouter): void {
-    router.on('POST', '/v1/mcp/tool/execute', (r) => this.execute(r));
+    router.on('POST', '/v1/mcp/tool/execute', (r) => this.execute(r), {
+      summary: 'Execute one tool call in chat or responses format',
+      tag: 'tools',
+      body: t.union([ChatToolCall, ResponsesToolCall]),
+      query: { format: { description: '`chat` (default) or `responses`', schema: { enum: ['chat', 'responses'] } } },
+      responses: {
+        200: { description: 'chat: `{role:"tool", tool_call_id, content}`; responses: `{type:"function_call_output", call_id, output}`', schema: { type: 'object' } },
+        400: { description: 'Invalid body' },
+        403: { description: 'Tool not allowed for this caller' },
+        404: { description: 'No such tool' },
+      },
+    });
   }
 
   async execute(req: RestRequest): Promise<RestReply> {

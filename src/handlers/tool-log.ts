@@ -78,7 +78,30 @@ export class ToolLogHandler {
   constructor(private readonly repo: ToolLogRepository) {}
 
   register(router: RestRouter): void {
-    router.on('GET', '/api/mcp-logs', (r) => this.list(r)).on('GET', '/api/mcp-logs/stats', (r) => this.stats(r));
+    const query = {
+      client: { description: 'Client name' },
+      tool: { description: 'Tool name' },
+      status: { description: '`success`, `error` or `failed`' },
+      from: { description: 'ISO-8601 start' },
+      to: { description: 'ISO-8601 end' },
+      limit: { description: 'Page size', schema: { type: 'integer', minimum: 1 } },
+      offset: { description: 'Items to skip', schema: { type: 'integer', minimum: 0 } },
+    };
+    router
+      .on('GET', '/api/mcp-logs', (r) => this.list(r), {
+        summary: 'The tool execution log, newest first',
+        tag: 'tool-log',
+        access: 'admin',
+        query,
+        responses: { 200: { description: '`{logs, count, total_count, limit, offset}`', schema: { type: 'object', required: ['logs', 'total_count'] } } },
+      })
+      .on('GET', '/api/mcp-logs/stats', (r) => this.stats(r), {
+        summary: 'Tool execution statistics',
+        tag: 'tool-log',
+        access: 'admin',
+        query,
+        responses: { 200: { description: '`{total_executions, success_rate, average_latency, total_cost}`', schema: { type: 'object', required: ['total_executions'] } } },
+      });
   }
 
   async list(req: RestRequest): Promise<RestReply> {

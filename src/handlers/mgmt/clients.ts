@@ -16,7 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { GatewayError } from '../../codecs/errors.js';
-import { decodeCreateClient, decodeUpdateClient, type UpdateClientBody } from '../../codecs/mgmt.js';
+import { CreateClientBody, UpdateClientBody, decodeCreateClient, decodeUpdateClient } from '../../codecs/mgmt.js';
 import { checkClient } from '../../config/load.js';
 import type { McpClientConfig } from '../../config/schema.js';
 import { McpClientConfig as McpClientConfigCodec } from '../../config/schema.js';
@@ -28,6 +28,8 @@ import type { VkClientPolicy } from '../../auth/access.js';
 import { ok, type RestReply, type RestRequest, type RestRouter } from '../rest/router.js';
 
 const REDACTED = '<redacted>';
+/** Response schema of one client (OpenAPI). */
+const CLIENT_VIEW = { type: 'object', required: ['config', 'state'], properties: { config: { type: 'object' }, tools: { type: 'array' }, state: { type: 'string' }, vk_configs: { type: 'array' } } };
 const IMMUTABLE = ['connection_type', 'connection_string', 'stdio_config', 'auth_type'] as const;
 /** Fields whose change needs the upstream connection to be made again. */
 const RECONNECT_FIELDS = ['name', 'headers', 'tool_prefix', 'request_timeout_ms', 'inprocess_server'] as const;
@@ -301,12 +303,34 @@ export class ClientAdmin {
   /** Registers the routes on `router`. */
   register(router: RestRouter): void {
     router
-      .on('GET', '/api/mcp/clients', (r) => this.list(r))
-      .on('GET', '/api/mcp/client/:id', (r) => this.get(r))
-      .on('POST', '/api/mcp/client', (r) => this.create(r))
-      .on('PUT', '/api/mcp/client/:id', (r) => this.update(r))
-      .on('DELETE', '/api/mcp/client/:id', (r) => this.remove(r))
-      .on('POST', '/api/mcp/client/:id/reconnect', (r) => this.reconnect(r));
+      .on('GET', '/api/mcp/clients', (r) => this.list(r), {
+        summary: 'List upstream MCP clients',
+        tag: 'mcp-clients',
+        access: 'admin',
+        query: {
+          limit: { description: 'Page size', schema: { type: 'integer', minimum: 1 } },
+          offset: { description: 'Items to skip', schema: { type: 'integer', minimum: 0 } },
+          search: { description: 'Name contains' },
+        },
+        responses: { 200: { description: '`{clients, count, total_count, limit, offset}`', schema: { type: 'object', required: ['clients', 'total_count'] } } },
+      })
+      .on('GET', '/api/mcp/client/:id', (r) => this.get(r), { summary: 'One upstream MCP client', tag: 'mcp-clients', access: 'admin', responses: { 200: { description: '`{config, tools, state, vk_configs}`', schema: CLIENT_VIEW }, 404: { description: 'No such client' } } })
+      .on('POST', '/api/mcp/client', (r) => this.create(r), {
+        summary: 'Add an upstream MCP client (connects at once)',
+        tag: 'mcp-clients',
+        access: 'admin',
+        body: CreateClientBody,
+        responses: { 201: { description: 'The client', schema: CLIENT_VIEW }, 400: { description: 'Invalid body' }, 409: { description: 'Name taken' } },
+      })
+      .on('PUT', '/api/mcp/client/:id', (r) => this.update(r), {
+        summary: 'Change an upstream MCP client (tool_pricing, vk_configs, filters, ...)',
+        tag: 'mcp-clients',
+        access: 'admin',
+        body: UpdateClientBody,
+        responses: { 200: { description: 'The client', schema: CLIENT_VIEW }, 400: { description: 'Invalid body or immutable field' }, 404: { description: 'No such client' } },
+      })
+      .on('DELETE', '/api/mcp/client/:id', (r) => this.remove(r), { summary: 'Remove an upstream MCP client', tag: 'mcp-clients', access: 'admin', responses: { 200: { description: 'Removed' }, 404: { description: 'No such client' } } })
+      .on('POST', '/api/mcp/client/:id/reconnect', (r) => this.reconnect(r), { summary: 'Reconnect an upstream MCP client', tag: 'mcp-clients', access: 'admin', responses: { 200: { description: 'The client', schema: CLIENT_VIEW }, 404: { description: 'No such client' } } });
   }
 }
 

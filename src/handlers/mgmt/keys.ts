@@ -17,7 +17,7 @@
  */
 import type { KeyKind, KeyRegistry, StoredKey } from '../../auth/keys.js';
 import { GatewayError } from '../../codecs/errors.js';
-import { decodeCreateApiKey, decodeCreateVirtualKey } from '../../codecs/keys.js';
+import { CreateApiKeyBody, CreateVirtualKeyBody, decodeCreateApiKey, decodeCreateVirtualKey } from '../../codecs/keys.js';
 import type { Logger } from '../../log/logger.js';
 import type { EventBus } from '../../streams/events.js';
 import type { HeaderList } from '../../streams/http.js';
@@ -127,10 +127,16 @@ export class KeyAdmin {
   register(router: RestRouter): void {
     for (const s of SURFACES) {
       router
-        .on('POST', s.base, (r) => this.create(s, r))
-        .on('GET', s.base, () => this.list(s))
-        .on('GET', `${s.base}/:id`, (r) => this.get(s, r))
-        .on('DELETE', `${s.base}/:id`, (r) => this.revoke(s, r));
+        .on('POST', s.base, (r) => this.create(s, r), {
+          summary: `Create ${s.label.toLowerCase()} (the secret is shown once)`,
+          tag: 'access',
+          access: 'admin',
+          body: s.kind === 'api_key' ? CreateApiKeyBody : CreateVirtualKeyBody,
+          responses: { 201: { description: `\`{${s.one}, secret, note}\``, schema: { type: 'object', required: [s.one, 'secret'] } }, 400: { description: 'Invalid body' } },
+        })
+        .on('GET', s.base, () => this.list(s), { summary: `List ${s.many.replace('_', ' ')}`, tag: 'access', access: 'admin', responses: { 200: { description: `\`{${s.many}, count}\``, schema: { type: 'object', required: [s.many, 'count'] } } } })
+        .on('GET', `${s.base}/:id`, (r) => this.get(s, r), { summary: `One ${s.label.toLowerCase()}`, tag: 'access', access: 'admin', responses: { 200: { description: 'The key without its secret' }, 404: { description: 'Not found' } } })
+        .on('DELETE', `${s.base}/:id`, (r) => this.revoke(s, r), { summary: `Revoke ${s.label.toLowerCase()}`, tag: 'access', access: 'admin', responses: { 200: { description: '`{status:"revoked", id}`' }, 404: { description: 'Not found' } } });
     }
   }
 }
