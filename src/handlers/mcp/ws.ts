@@ -19,6 +19,8 @@ import { MCPW_DEFAULT_GZIP_THRESHOLD, McpwMethod, McpwType, decodeFrame, encodeF
 import { frameFromJsonRpc, frameToJsonRpc, type JsonRpcMessage, type McpwReplyTo } from '../../codecs/mcpw-jsonrpc.js';
 import type { Logger } from '../../log/logger.js';
 import type { WsConnection, WsEndpoint } from '../../streams/ws.js';
+import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
+import { toJsonRpcError } from '../../codecs/errors.js';
 import { cancelScope } from '../../upstreams/upstream.js';
 import type { McpDispatcher } from './dispatch.js';
 import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
@@ -38,6 +40,8 @@ export interface McpWsOptions {
 
 interface WsState {
   readonly conn: WsConnection;
+  /** How method hosts see this connection. */
+  readonly peer: WsPeer;
   session: McpSession | undefined;
   /** The client has sent at least one binary frame. */
   binary: boolean;
@@ -49,6 +53,8 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 
 export class McpWsEndpoint implements WsEndpoint {
   private readonly states = new Map<WsConnection, WsState>();
+  private readonly hosts: WsMethodHost[] = [];
+  private nextPeer = 1;
 
   constructor(
     private readonly dispatcher: McpDispatcher,
@@ -56,6 +62,11 @@ export class McpWsEndpoint implements WsEndpoint {
     private readonly log: Logger,
     private readonly options: McpWsOptions,
   ) {}
+
+  /** Serves `host`'s methods on every connection (issue 10: orchestration, workspaces). */
+  addHost(host: WsMethodHost): void {
+    this.hosts.push(host);
+  }
 
   get connections(): number {
     return this.states.size;
@@ -67,8 +78,21 @@ export class McpWsEndpoint implements WsEndpoint {
   }
 
   readonly onOpen = (conn: WsConnection): void => {
+    const id = `peer-${this.nextPeer++}`;
     const state: WsState = {
       conn,
+      peer: {
+        id,
+        auth: conn.auth,
+        get binary() {
+          return state.binary;
+        },
+        notify: (method, params) => this.notifyPeer(state, method, params),
+        bufferedAmount: () => conn.bufferedAmount(),
+        get closed() {
+          return conn.closed;
+        },
+      },
       session: undefined,
       binary: false,
       inFlight: 0,
@@ -81,7 +105,57 @@ export class McpWsEndpoint implements WsEndpoint {
     const s = this.states.get(conn);
     this.states.delete(conn);
     if (s?.session) this.sessions.delete(s.session.id);
+    if (s) {
+      for (const h of this.hosts) {
+        try {
+          h.closed(s.peer);
+        } catch (err) {
+          this.log.error('a /ws method host failed on close', { error: err });
+        }
+      }
+    }
   };
+
+  /** A server-initiated notification of a method host: MCPW to binary peers, text otherwise. */
+  private notifyPeer(s: WsState, method: string, params: Record<string, unknown>): boolean {
+    if (s.conn.closed) return false;
+    const message = { jsonrpc: '2.0', method, params };
+    if (s.binary) return this.sendFrame(s, { type: McpwType.Notification, method: McpwMethod.Generic, requestId: 0n, payload: message });
+    return this.write(s, JSON.stringify(message), false);
+  }
+
+  /** Runs a method host's request or notification; false when no host serves the method. */
+  private callHost(s: WsState, c: Classified, replyTo: McpwReplyTo | undefined): boolean {
+    if (c.kind !== 'request' && c.kind !== 'notification') return false;
+    const method = c.msg.method;
+    const host = this.hosts.find((h) => h.handles(method));
+    if (!host) return false;
+    const params = c.msg.params;
+    if (c.kind === 'notification') {
+      host.call(s.peer, method, params, true).catch((err: unknown) => this.log.debug('a /ws notification failed', { method, error: err }));
+      return true;
+    }
+    const id = c.msg.id;
+    if (s.inFlight >= this.options.maxInFlight) {
+      const err = new GatewayError('OVERLOADED', `Too many requests in flight on this connection (limit ${this.options.maxInFlight})`, { max_in_flight: this.options.maxInFlight });
+      this.reply(s, { jsonrpc: '2.0', id, error: err.toJsonRpc() }, replyTo);
+      return true;
+    }
+    s.inFlight++;
+    host
+      .call(s.peer, method, params, false)
+      .then(
+        (result) => this.reply(s, { jsonrpc: '2.0', id, result: (result ?? {}) as Record<string, unknown> }, replyTo),
+        (err: unknown) => {
+          if (!(err instanceof GatewayError)) this.log.error('a /ws method failed', { method, error: err });
+          this.reply(s, { jsonrpc: '2.0', id, error: toJsonRpcError(err) }, replyTo);
+        },
+      )
+      .finally(() => {
+        s.inFlight--;
+      });
+    return true;
+  }
 
   readonly onDrain = (): void => {
     // replies are written as they complete; uWS buffers them, the hard limit closes stuck peers
@@ -164,6 +238,7 @@ export class McpWsEndpoint implements WsEndpoint {
       this.initialize(s, c.msg, replyTo);
       return;
     }
+    if (this.hosts.length > 0 && this.callHost(s, c, replyTo)) return;
     const session = s.session;
     if (!session) {
       if (c.kind === 'request') {
