@@ -34,8 +34,11 @@ import { AccessGate } from './auth/gate.js';
 import { accessCheck, messageCheck } from './handlers/access.js';
 import { KeyAdmin } from './handlers/mgmt/keys.js';
 import { registerV1 } from './handlers/rest-v1/index.js';
+import { openV1Store } from './store/v1-records.js';
 import { GitHubWebhooks } from './handlers/webhooks.js';
 import { registerOpenApi } from './handlers/openapi.js';
+import { Orchestrator } from './handlers/agents/orchestrator.js';
+import { WorkspaceHub } from './handlers/workspaces/hub.js';
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -195,10 +198,17 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     for (const conns of feeds) for (const c of conns) c.ping();
   }, config.events.ping_interval_ms);
   pinger.unref();
+  const orchestrator = new Orchestrator({ repos: openV1Store(store), store, bus, log: log.child({ component: 'orchestrator' }), config: config.orchestration });
+  const workspaces = new WorkspaceHub({ store, bus, log: log.child({ component: 'workspaces' }), config: config.workspaces });
   let port: number;
   try {
     await webhooks.init();
-    await registerV1(rest, { store, manager, bus, log, admitToolExecution: (auth) => gate.admitToolExecution(auth) });
+    const v1 = await registerV1(rest, { store, manager, bus, log, admitToolExecution: (auth) => gate.admitToolExecution(auth) });
+    await orchestrator.init();
+    orchestrator.register(v1.api);
+    agentWs.addHost(orchestrator);
+    await workspaces.init();
+    agentWs.addHost(workspaces);
     await admin.init(config.mcp_clients);
     port = await server.listen();
   } catch (err) {
@@ -210,6 +220,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     eventsWs.dispose();
     liveWs.dispose();
     metrics.dispose();
+    orchestrator.dispose();
+    await workspaces.dispose();
     await stopRetention();
     await manager.closeAll('start-up failed');
     await store.close();
@@ -240,6 +252,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       eventsWs.dispose();
       liveWs.dispose();
       agentWs.dispose();
+      orchestrator.dispose();
+      await workspaces.dispose();
       await manager.closeAll('shutdown');
       toolLogSub.unsubscribe();
       eventLogSub.unsubscribe();

@@ -186,6 +186,19 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       github_secret: env['TRIBUTARY_GITHUB_WEBHOOK_SECRET'] || file.webhooks?.github_secret,
       max_remembered_deliveries: file.webhooks?.max_remembered_deliveries ?? 10_000,
     },
+    orchestration: {
+      strategy: file.orchestration?.strategy ?? 'least_loaded',
+      heartbeat_timeout_ms: file.orchestration?.heartbeat_timeout_ms ?? 30_000,
+      max_queued_tasks: file.orchestration?.max_queued_tasks ?? 1000,
+      max_attempts: file.orchestration?.max_attempts ?? 3,
+      max_tasks_per_agent: file.orchestration?.max_tasks_per_agent ?? 10,
+    },
+    workspaces: {
+      lock_ttl_ms: file.workspaces?.lock_ttl_ms ?? 30_000,
+      cursor_audit_ms: file.workspaces?.cursor_audit_ms ?? 50,
+      max_document_bytes: file.workspaces?.max_document_bytes ?? 8 * 1024 * 1024,
+      max_members: file.workspaces?.max_members ?? 256,
+    },
   };
 }
 

@@ -52,8 +52,26 @@ export type GatewayEventBody =
   | { event_type: 'CatalogueChanged'; mcp_server_id: string; kind: 'tools' | 'resources' | 'prompts'; count: number }
   /** REST `/api/v1` entities (issue 9): one event per creation, change or deletion, scoped to a tenant. */
   | { event_type: EntityEventType; id: string; tenant_id: string; [field: string]: unknown }
+  /** Agent orchestration and workspaces over `/ws` (issue 10), scoped to a tenant. */
+  | { event_type: OrchestrationEventType; tenant_id: string; [field: string]: unknown }
   /** A GitHub webhook delivery whose signature checked out (developer-mesh webhooks). */
   | { event_type: 'GitHubWebhookReceived'; github_event: string; delivery_id: string; repository: string | null; action: string | null };
+
+/** Domain events of agent orchestration and collaborative workspaces (issue 10). */
+export type OrchestrationEventType =
+  | 'AgentRegistered'
+  | 'AgentStatusChanged'
+  | 'AgentOffline'
+  | 'TaskAssigned'
+  | 'TaskQueued'
+  | 'TaskUpdated'
+  | 'TaskCompleted'
+  | 'TaskFailed'
+  | 'WorkspaceMemberJoined'
+  | 'WorkspaceMemberLeft'
+  | 'DocumentChanged'
+  | 'DocumentLocked'
+  | 'DocumentUnlocked';
 
 /** Domain events of the REST `/api/v1` entities. */
 export type EntityEventType =

@@ -5,7 +5,7 @@
 import type { RequestAuth } from '../../auth/access.js';
 import type { Logger } from '../../log/logger.js';
 import type { Store } from '../../store/open.js';
-import { openV1Store } from '../../store/v1-records.js';
+import { openV1Store, type V1Store } from '../../store/v1-records.js';
 import type { EventBus } from '../../streams/events.js';
 import type { UpstreamManager } from '../../upstreams/manager.js';
 import { ok, type RestRouter } from '../rest/router.js';
@@ -23,8 +23,11 @@ export interface V1Deps {
   readonly admitToolExecution: (auth: RequestAuth | undefined) => Promise<void>;
 }
 
-/** Registers every v1 route on `router`; resolves once the context search index is built. */
-export async function registerV1(router: RestRouter, deps: V1Deps): Promise<void> {
+/**
+ * Registers every v1 route on `router`; resolves once the context search index is built, with the
+ * v1 API and repositories (for the routes other modules add, e.g. tasks).
+ */
+export async function registerV1(router: RestRouter, deps: V1Deps): Promise<{ api: V1Api; repos: V1Store }> {
   const repos = openV1Store(deps.store);
   const api = new V1Api(router);
   const log = deps.log.child({ component: 'rest-v1' });
@@ -53,4 +56,5 @@ export async function registerV1(router: RestRouter, deps: V1Deps): Promise<void
   new EntityRoutes({ repos, relationships, bus: deps.bus, log }).register(api);
   relationships.register(api);
   new ToolRoutes({ manager: deps.manager, bus: deps.bus, contexts, relationships, admitToolExecution: deps.admitToolExecution, log }).register(api);
+  return { api, repos };
 }
