@@ -27,6 +27,7 @@ const createCommon = {
   headers: t.record(t.string, t.string),
   tools_to_execute: t.array(t.string),
   tools_to_auto_execute: t.array(t.string),
+  disallowed_actions: t.array(t.string),
   allow_on_all_virtual_keys: t.boolean,
   tool_prefix: t.string,
   request_timeout_ms: t.number,

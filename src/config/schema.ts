@@ -107,6 +107,11 @@ export const McpClientConfig = t.exact(
       headers: t.record(t.string, t.string),
       /** `["*"]` all tools (default), `[]` none, or a list of upstream tool names. */
       tools_to_execute: t.array(t.string),
+      /**
+       * Upstream tool names refused as REST actions (`/api/v1/tools/:tool/actions`, issue 9) even when
+       * tools_to_execute allows them: a deny list, stronger than any allow.
+       */
+      disallowed_actions: t.array(t.string),
       /** Tools that may run without user approval; a subset of tools_to_execute (`["*"]` = all executable). */
       tools_to_auto_execute: t.array(t.string),
       /** When true, every virtual key may use this client's tools unless it has its own vk_config. */
@@ -279,6 +284,36 @@ export const AuthConfig = t.exact(
   }),
 );
 
+/** Agent orchestration on `/ws` (issue 10). */
+export const OrchestrationConfig = t.exact(
+  t.partial({
+    /** How an available agent is picked among those whose capabilities cover a task (default least_loaded). */
+    strategy: t.keyof({ least_loaded: null, round_robin: null }),
+    /** An agent silent (no heartbeat or other message) this long goes offline, ms (default 30000). */
+    heartbeat_timeout_ms: PositiveInt,
+    /** Tasks waiting for an eligible agent, per tenant, before task.assign is refused (default 1000). */
+    max_queued_tasks: PositiveInt,
+    /** Assignments of one task before it fails when its agents keep going offline (default 3). */
+    max_attempts: PositiveInt,
+    /** Tasks one agent holds at once (default 10). */
+    max_tasks_per_agent: PositiveInt,
+  }),
+);
+
+/** Collaborative workspaces on `/ws` (issue 10). */
+export const WorkspacesConfig = t.exact(
+  t.partial({
+    /** Lease of a document lock unless renewed, ms (default 30000). */
+    lock_ttl_ms: PositiveInt,
+    /** Cursor and selection broadcasts are coalesced per member over this window, ms (default 50). */
+    cursor_audit_ms: PositiveInt,
+    /** Largest merged document state, bytes (default 8 MiB). */
+    max_document_bytes: PositiveInt,
+    /** Members of one workspace at once (default 256). */
+    max_members: PositiveInt,
+  }),
+);
+
 /** Incoming webhooks (issue 9). */
 export const WebhooksConfig = t.exact(
   t.partial({
@@ -303,6 +338,8 @@ export const GatewayConfigFile = t.exact(
     events: EventsConfig,
     auth: AuthConfig,
     webhooks: WebhooksConfig,
+    orchestration: OrchestrationConfig,
+    workspaces: WorkspacesConfig,
   }),
 );
 export type GatewayConfigFile = t.TypeOf<typeof GatewayConfigFile>;
@@ -342,6 +379,14 @@ export interface GatewayConfig {
   };
   readonly auth: ResolvedAuthConfig;
   readonly webhooks: { readonly github_secret: string | undefined; readonly max_remembered_deliveries: number };
+  readonly orchestration: {
+    readonly strategy: 'least_loaded' | 'round_robin';
+    readonly heartbeat_timeout_ms: number;
+    readonly max_queued_tasks: number;
+    readonly max_attempts: number;
+    readonly max_tasks_per_agent: number;
+  };
+  readonly workspaces: { readonly lock_ttl_ms: number; readonly cursor_audit_ms: number; readonly max_document_bytes: number; readonly max_members: number };
 }
 
 /** Access control with defaults filled in; secrets from the environment already merged. */
