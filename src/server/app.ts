@@ -104,6 +104,9 @@ function readHeaders(req: HttpRequest, res: HttpResponse): HttpHeaders {
     includeClients: req.getHeader('x-bf-mcp-include-clients'),
     includeTools: req.getHeader('x-bf-mcp-include-tools'),
     apiVersion: req.getHeader('x-api-version'),
+    githubEvent: req.getHeader('x-github-event'),
+    githubDelivery: req.getHeader('x-github-delivery'),
+    hubSignature256: req.getHeader('x-hub-signature-256'),
     // only Basic logins need it (failed attempts are throttled per address)
     remoteAddress: authorization.length > 6 && authorization.slice(0, 6).toLowerCase() === 'basic ' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
   };
@@ -326,7 +329,7 @@ export class GatewayServer {
       ex.res
         .writeStatus(statusLine(413))
         .writeHeader('Content-Type', 'application/json')
-        .end(JSON.stringify({ jsonrpc: '2.0', id: null, error: err.toJsonRpc() }), true);
+        .end(JSON.stringify(ex.input.path === '/mcp' ? { jsonrpc: '2.0', id: null, error: err.toJsonRpc() } : err.toRest()), true);
     });
   }
 

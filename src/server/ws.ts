@@ -89,6 +89,9 @@ function upgradeInput(path: string, req: HttpRequest, res: HttpResponse): HttpIn
       includeClients: req.getHeader('x-bf-mcp-include-clients'),
       includeTools: req.getHeader('x-bf-mcp-include-tools'),
       apiVersion: '',
+      githubEvent: '',
+      githubDelivery: '',
+      hubSignature256: '',
       remoteAddress: authorization.slice(0, 6).toLowerCase() === 'basic ' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
     },
   };

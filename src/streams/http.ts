@@ -27,6 +27,12 @@ export interface HttpHeaders {
   readonly remoteAddress: string;
   /** `X-API-Version` (REST /api/v1 version negotiation). */
   readonly apiVersion: string;
+  /** `X-GitHub-Event`: the GitHub webhook event name (`push`, `ping`, ...). */
+  readonly githubEvent: string;
+  /** `X-GitHub-Delivery`: the GUID of a GitHub webhook delivery (replay detection). */
+  readonly githubDelivery: string;
+  /** `X-Hub-Signature-256`: `sha256=<hex HMAC-SHA256 of the raw body>` of a GitHub webhook delivery. */
+  readonly hubSignature256: string;
 }
 
 export interface HttpInput {
