@@ -108,8 +108,9 @@ export const McpClientConfig = t.exact(
       /** `["*"]` all tools (default), `[]` none, or a list of upstream tool names. */
       tools_to_execute: t.array(t.string),
       /**
-       * Upstream tool names refused as REST actions (`/api/v1/tools/:tool/actions`, issue 9) even when
-       * tools_to_execute allows them: a deny list, stronger than any allow.
+       * Upstream tool names refused even when tools_to_execute allows them: a deny list, stronger
+       * than any allow. Denied tools are not served on /mcp, /ws or tool execution either, and are
+       * listed as disallowed REST actions (`/api/v1/tools/:tool/actions`, issue 9).
        */
       disallowed_actions: t.array(t.string),
       /** Tools that may run without user approval; a subset of tools_to_execute (`["*"]` = all executable). */

@@ -223,7 +223,7 @@ export class UpstreamManager {
 
   /**
    * Why a downstream tool name does not route: `filtered` when it names a tool an upstream has but
-   * its `tools_to_execute` hides, else `unknown`.
+   * its `tools_to_execute` hides (or `disallowed_actions` denies), else `unknown`.
    */
   explainMissingTool(downstreamName: string): 'filtered' | 'unknown' {
     for (const u of this.upstreams.values()) {
@@ -265,7 +265,7 @@ export class UpstreamManager {
   private rebuild(kind: CatalogueKind): void {
     const next: Index = { ...this.index };
     if (kind === 'tools') {
-      [next.tools, next.toolRoutes] = this.namespaced('tool', (u) => u.catalogue.tools, (u, name) => isToolAllowed(u.config.tools_to_execute, name));
+      [next.tools, next.toolRoutes] = this.namespaced('tool', (u) => u.catalogue.tools, (u, name) => isToolAllowed(u.config.tools_to_execute, name) && u.config.disallowed_actions?.includes(name) !== true);
     } else if (kind === 'prompts') {
       [next.prompts, next.promptRoutes] = this.namespaced('prompt', (u) => u.catalogue.prompts, () => true);
     } else {
