@@ -10,6 +10,7 @@
  * - Each connection has a bounded queue: beyond it the oldest events are dropped and the client
  *   gets `{"type":"warning","code":"events_dropped","dropped":N}` once per episode, before the
  *   next event it receives. A slow subscriber never slows the bus or other subscribers.
+ * - Events of a tenant (`tenant_id`) reach only subscribers of that tenant, and admins.
  * - Bad messages get `{"type":"error","code","message"}`; the connection stays open.
  */
 import type { Subscription } from 'rxjs';
@@ -34,6 +35,11 @@ export interface EventsWsOptions {
 interface Filter {
   readonly eventTypes: ReadonlySet<string> | undefined;
   readonly serverIds: ReadonlySet<string> | undefined;
+  /**
+   * The subscriber's tenant (issue 9: tenants never see each other's entities): events carrying
+   * another `tenant_id` are not delivered. `undefined` (admins, auth off) sees every tenant.
+   */
+  readonly tenant: string | undefined;
 }
 
 interface Subscriber {
@@ -48,9 +54,8 @@ interface Subscriber {
   generation: number;
 }
 
-const NO_FILTER: Filter = { eventTypes: undefined, serverIds: undefined };
-
-function matches(f: Filter, e: { event_type: string; mcp_server_id?: unknown }): boolean {
+function matches(f: Filter, e: { event_type: string; mcp_server_id?: unknown; tenant_id?: unknown }): boolean {
+  if (f.tenant !== undefined && e.tenant_id !== undefined && e.tenant_id !== f.tenant) return false;
   if (f.eventTypes && !f.eventTypes.has(e.event_type)) return false;
   if (f.serverIds && !(typeof e.mcp_server_id === 'string' && f.serverIds.has(e.mcp_server_id))) return false;
   return true;
@@ -97,9 +102,10 @@ export class EventsWsEndpoint implements WsEndpoint {
   }
 
   readonly onOpen = (conn: WsConnection): void => {
+    const principal = conn.auth?.principal;
     this.subscribers.set(conn, {
       conn,
-      filter: NO_FILTER,
+      filter: { eventTypes: undefined, serverIds: undefined, tenant: principal === undefined || principal.role === 'admin' ? undefined : principal.tenantId },
       queue: new DropOldestQueue(this.options.maxQueued),
       pendingLive: undefined,
       lastSeq: 0,
@@ -158,7 +164,7 @@ export class EventsWsEndpoint implements WsEndpoint {
       conn.send(errorMessage('invalid_field', 'since must be a non-negative integer (an event seq)'));
       return;
     }
-    s.filter = { eventTypes: types ? new Set(types) : undefined, serverIds: ids ? new Set(ids) : undefined };
+    s.filter = { eventTypes: types ? new Set(types) : undefined, serverIds: ids ? new Set(ids) : undefined, tenant: s.filter.tenant };
     s.generation++;
     conn.send(JSON.stringify({ type: 'subscribed', ...(types ? { event_types: types } : {}), ...(ids ? { mcp_server_ids: ids } : {}), ...(since !== undefined ? { since } : {}) }));
     if (since !== undefined) this.replay(s, since);
