@@ -42,6 +42,7 @@ import type { ContextMessage, ContextRecord, V1Store } from '../../store/v1-reco
 import { ok, type RestReply } from '../rest/router.js';
 import { PAGE_QUERY, newId, nowIso, paginate, type V1Api, type V1Request } from './api.js';
 import type { Contexts, Relationships } from './contracts.js';
+import { KeyedQueue } from '../../streams/keyed-queue.js';
 
 // ---------------------------------------------------------------------------------------------
 // Limits
@@ -431,8 +432,8 @@ function stamp(messages: readonly { readonly role: string; readonly content: str
 export class ContextRoutes implements Contexts {
   /** tenant → context id → index entry. */
   private readonly entries = new Map<string, Map<string, Entry>>();
-  /** `${tenant}\0${id}` → the tail of that context's write chain. */
-  private readonly chains = new Map<string, Promise<void>>();
+  /** Writes per context (`${tenant}\0${id}`), one at a time. */
+  private readonly writes = new KeyedQueue();
 
   constructor(private readonly deps: ContextRoutesDeps) {}
 
@@ -701,18 +702,7 @@ export class ContextRoutes implements Contexts {
 
   /** Runs `fn` after every write already queued for context `id` of `tenant`. */
   private serially<T>(tenant: string, id: string, fn: () => Promise<T>): Promise<T> {
-    const key = `${tenant}\u0000${id}`;
-    const prev = this.chains.get(key) ?? Promise.resolve();
-    const result = prev.then(fn);
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.chains.set(key, tail);
-    void tail.then(() => {
-      if (this.chains.get(key) === tail) this.chains.delete(key);
-    });
-    return result;
+    return this.writes.run(`${tenant}\u0000${id}`, fn);
   }
 
   /**

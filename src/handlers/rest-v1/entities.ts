@@ -29,6 +29,7 @@ import { commitAll } from '../../store/tenant-repo.js';
 import type { AgentRecord, ModelRecord, V1Store } from '../../store/v1-records.js';
 import { newId, nowIso, paginate, PAGE_QUERY, type V1Api } from './api.js';
 import type { Relationships } from './contracts.js';
+import { KeyedQueue } from '../../streams/keyed-queue.js';
 
 // ---------------------------------------------------------------------------------------------
 // Codecs shared by the entity bodies (also used by relationships.ts)
@@ -217,24 +218,6 @@ export const DELETED_SCHEMA: JsonSchema = { type: 'object', required: ['status']
 // Routes
 // ---------------------------------------------------------------------------------------------
 
-/** Runs async functions one after another per key (read-modify-write of one record). */
-class KeyedQueue {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const result = prev.then(() => fn());
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
-    return result;
-  }
-}
 
 function sortByCreation<T extends { readonly id: string; readonly created_at: string }>(items: T[]): T[] {
   return items.sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

@@ -29,6 +29,7 @@ import type { EntityKind, RelationshipRecord, V1Store } from '../../store/v1-rec
 import { newId, nowIso, paginate, PAGE_QUERY, type V1Api } from './api.js';
 import type { Relationships } from './contracts.js';
 import { boundedString, DELETED_SCHEMA, JsonObject } from './entities.js';
+import { KeyedQueue } from '../../streams/keyed-queue.js';
 
 const KINDS: Record<EntityKind, null> = { context: null, agent: null, model: null, tool: null, tool_execution: null };
 
@@ -74,24 +75,6 @@ const RELATIONSHIP_LIST: JsonSchema = {
   properties: { relationships: { type: 'array', items: RELATIONSHIP }, total: { type: 'integer', minimum: 0 }, limit: { type: 'integer' }, offset: { type: 'integer' } },
 };
 
-/** Runs async functions one after another per key. */
-class KeyedQueue {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const result = prev.then(() => fn());
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
-    return result;
-  }
-}
 
 export interface RelationshipRoutesDeps {
   /** The v1 repositories: relationships are stored here, ends are looked up in contexts, agents, models. */
