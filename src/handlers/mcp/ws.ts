@@ -51,6 +51,18 @@ interface WsState {
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
+/** `value` with every `Uint8Array` (at any depth of plain objects and arrays) replaced by its base64 text. */
+export function bytesAsBase64(value: unknown): unknown {
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  if (Array.isArray(value)) return value.map(bytesAsBase64);
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = bytesAsBase64(v);
+    return out;
+  }
+  return value;
+}
+
 export class McpWsEndpoint implements WsEndpoint {
   private readonly states = new Map<WsConnection, WsState>();
   private readonly hosts: WsMethodHost[] = [];
@@ -145,7 +157,11 @@ export class McpWsEndpoint implements WsEndpoint {
     host
       .call(s.peer, method, params, false)
       .then(
-        (result) => this.reply(s, { jsonrpc: '2.0', id, result: (result ?? {}) as Record<string, unknown> }, replyTo),
+        (result) => {
+          // JSON text cannot carry bytes: a text request gets any Uint8Array of the result as base64
+          const value = replyTo ? (result ?? {}) : bytesAsBase64(result ?? {});
+          this.reply(s, { jsonrpc: '2.0', id, result: value as Record<string, unknown> }, replyTo);
+        },
         (err: unknown) => {
           if (!(err instanceof GatewayError)) this.log.error('a /ws method failed', { method, error: err });
           this.reply(s, { jsonrpc: '2.0', id, error: toJsonRpcError(err) }, replyTo);
