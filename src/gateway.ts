@@ -251,8 +251,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       clearInterval(eventSweep);
       eventsWs.dispose();
       liveWs.dispose();
-      agentWs.dispose();
+      // the orchestrator first: closing agents' sockets must not re-queue their tasks at shutdown
       orchestrator.dispose();
+      agentWs.dispose();
       await workspaces.dispose();
       await manager.closeAll('shutdown');
       toolLogSub.unsubscribe();

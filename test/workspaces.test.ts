@@ -892,6 +892,7 @@ function fakePeer(id: string, tenantId = 'default'): FakePeer {
     id,
     auth,
     binary: false,
+    lastMessageAt: Date.now(),
     sent,
     buffered: 0,
     notify(_method, params) {

@@ -26,6 +26,11 @@ export interface WsPeer {
   notify(method: string, params: Record<string, unknown>): boolean;
   /** Outbound bytes buffered and not yet written, bytes (skip or coalesce for slow peers). */
   bufferedAmount(): number;
+  /**
+   * When the peer last sent anything (any frame: MCP calls, MCPW Ping, method calls), epoch ms.
+   * Liveness checks use it, so a peer busy with MCP or pinging counts as alive.
+   */
+  readonly lastMessageAt: number;
   readonly closed: boolean;
 }
 

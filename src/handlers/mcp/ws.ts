@@ -45,6 +45,8 @@ interface WsState {
   session: McpSession | undefined;
   /** The client has sent at least one binary frame. */
   binary: boolean;
+  /** Epoch ms of the last frame received. */
+  lastMessageAt: number;
   inFlight: number;
   readonly channel: OutboundChannel;
 }
@@ -104,9 +106,13 @@ export class McpWsEndpoint implements WsEndpoint {
         get closed() {
           return conn.closed;
         },
+        get lastMessageAt() {
+          return state.lastMessageAt;
+        },
       },
       session: undefined,
       binary: false,
+      lastMessageAt: Date.now(),
       inFlight: 0,
       channel: { send: (message) => this.sendMessage(state, message as JsonRpcMessage, undefined) },
     };
@@ -180,6 +186,7 @@ export class McpWsEndpoint implements WsEndpoint {
   readonly onMessage = (conn: WsConnection, data: ArrayBuffer, isBinary: boolean): void => {
     const s = this.states.get(conn);
     if (!s) return;
+    s.lastMessageAt = Date.now();
     if (!isBinary) {
       let value: unknown;
       try {
