@@ -13,7 +13,8 @@
  *   refreshes the `AgentRecord` (fsync'd) so `GET /api/v1/agents` lists it. Queued tasks are handed
  *   to it right after the reply.
  * - `agent.status` {status: available|busy|offline} → `{agent_id, status}`; `agent.heartbeat` →
- *   `{ok:true}`. Every `agent.*`/`task.*` message of a registered connection counts as a heartbeat.
+ *   `{ok:true}`. Any frame of a registered connection counts as a heartbeat (`agent.*`/`task.*`
+ *   messages, MCP calls, MCPW pings: {@link WsPeer.lastMessageAt}).
  * - `task.assign` {type, priority?, required_capabilities?, payload?, agent_id?} →
  *   `{task_id, status:"assigned"|"queued", agent_id?}`; the agent gets
  *   `{"method":"notification","params":{"type":"task.assigned","task":{...}}}`.
