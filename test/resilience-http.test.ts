@@ -277,7 +277,7 @@ describe('isolation', () => {
     // block's p50 and p99: noise from other work on the machine hits both kinds of block alike.
     const baseline: { p50: number; p99: number }[] = [];
     const faulted: { p50: number; p99: number }[] = [];
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 6; round++) {
       baseline.push(stats(await measure(4, 80)));
       const stopSick = await sickLoad();
       faulted.push(stats(await measure(4, 80)));
