@@ -233,10 +233,11 @@ export class AccessGate {
 
   private fromBearer(token: string): Principal | Promise<Principal> {
     const jwt = this.deps.jwt;
-    if (jwt && JwtVerifier.looksLikeJwt(token)) {
+    if (jwt) {
+      // the cache first: a token verified before skips the syntax check too
       const hit = jwt.cached(token, this.now() / 1000);
       if (hit) return this.jwtPrincipal(hit);
-      return jwt.verify(token).then((id) => this.jwtPrincipal(id));
+      if (JwtVerifier.looksLikeJwt(token)) return jwt.verify(token).then((id) => this.jwtPrincipal(id));
     }
     return this.fromKey(token);
   }

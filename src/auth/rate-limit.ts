@@ -33,9 +33,14 @@ function isRes(v: unknown): v is RateLimiterRes {
   return v instanceof RateLimiterRes;
 }
 
+/** The three limiters of one settings object. */
+type LimiterSet = Readonly<Record<LimitName, RateLimiterMemory>>;
+
 export class RateLimits {
   /** One limiter per (limit name, allowance): keys with the same allowance share it. */
   private readonly limiters = new Map<string, RateLimiterMemory>();
+  /** Limiters by settings object (principals keep theirs), so the hot path builds no map keys. */
+  private readonly bySettings = new WeakMap<RateLimitSettings, LimiterSet>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -49,11 +54,25 @@ export class RateLimits {
     return l;
   }
 
-  private async take(name: LimitName, points: number, key: string): Promise<LimitVerdict> {
+  private set(limits: RateLimitSettings): LimiterSet {
+    let set = this.bySettings.get(limits);
+    if (!set) {
+      set = {
+        requests_per_hour: this.limiter('requests_per_hour', limits.requests_per_hour),
+        burst_per_minute: this.limiter('burst_per_minute', limits.burst_per_minute),
+        tool_executions_per_hour: this.limiter('tool_executions_per_hour', limits.tool_executions_per_hour),
+      };
+      this.bySettings.set(limits, set);
+    }
+    return set;
+  }
+
+  private async take(name: LimitName, limiter: RateLimiterMemory, key: string): Promise<LimitVerdict> {
+    const points = limiter.points;
     let res: RateLimiterRes;
     let allowed = true;
     try {
-      res = await this.limiter(name, points).consume(key, 1);
+      res = await limiter.consume(key, 1);
     } catch (err) {
       if (!isRes(err)) throw err;
       res = err;
@@ -79,9 +98,10 @@ export class RateLimits {
   async consumeRequest(p: Principal): Promise<LimitVerdict | undefined> {
     const limits = p.limits;
     if (!limits) return undefined;
-    const burst = await this.take('burst_per_minute', limits.burst_per_minute, p.id);
+    const set = this.set(limits);
+    const burst = await this.take('burst_per_minute', set.burst_per_minute, p.id);
     if (!burst.allowed) return burst;
-    const hour = await this.take('requests_per_hour', limits.requests_per_hour, p.id);
+    const hour = await this.take('requests_per_hour', set.requests_per_hour, p.id);
     if (!hour.allowed) return hour;
     return burst.remaining < hour.remaining ? burst : hour;
   }
@@ -90,7 +110,7 @@ export class RateLimits {
   async consumeToolExecution(p: Principal): Promise<LimitVerdict | undefined> {
     const limits = p.limits;
     if (!limits) return undefined;
-    return this.take('tool_executions_per_hour', limits.tool_executions_per_hour, p.id);
+    return this.take('tool_executions_per_hour', this.set(limits).tool_executions_per_hour, p.id);
   }
 }
 
