@@ -62,6 +62,23 @@ describe('OpenAPI document', () => {
     expect(JSON.stringify(schema)).toContain('rate_limits');
   });
 
+  it('GET /api/v1/ lists exactly the v1 routes of the document; other API versions get 406', async () => {
+    const r = await v1.call('GET', '/api/v1/', v1.keyA);
+    expect(r.status).toBe(200);
+    expect(r.json).toMatchObject({ version: 'v1', status: 'operational' });
+    const apis = (r.json['apis'] as string[]).slice().sort();
+    const documented = operations()
+      .filter((o) => o.path.startsWith('/api/v1/'))
+      .map((o) => `${o.method} ${o.path.replace(/\{(\w+)\}/g, ':$1')}`)
+      .sort();
+    expect(apis).toEqual(documented);
+    expect(apis).toContain('GET /api/v1/agents');
+    expect(apis).toContain('GET /api/v1/tasks/:id');
+    expect((await v1.call('GET', '/api/v1/agents', v1.keyA, undefined, { accept: 'application/vnd.mcp.v2+json' })).status).toBe(406);
+    expect((await v1.call('GET', '/api/v1/agents', v1.keyA, undefined, { 'x-api-version': '3' })).status).toBe(406);
+    expect((await v1.call('GET', '/api/v1/agents', v1.keyA, undefined, { 'x-api-version': '1', accept: 'application/vnd.mcp.v1+json' })).status).toBe(200);
+  });
+
   it('every operation is answered by the server (no "No route" 404, no 405)', async () => {
     const missing: string[] = [];
     for (const { method, path } of operations()) {
