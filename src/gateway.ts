@@ -161,6 +161,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     eventsDropped: () => eventsWs.droppedTotal,
     store: () => store.writer.counters,
     auth: () => gate.counters,
+    orchestration: () => orchestrator.stats,
+    workspaces: () => workspaces.counters,
   });
   let draining = false;
   const server = new GatewayServer(

@@ -555,6 +555,11 @@ describe('REST /api/v1/tasks and events', () => {
     const page = await rest(g, '/api/v1/tasks?limit=2&offset=1');
     expect(page.json).toMatchObject({ total: 5, limit: 2, offset: 1 });
     expect((page.json['tasks'] as Json[]).map((t) => t['id'])).toEqual([ids[1], ids[2]]);
+    // the metrics see the same: one agent, three tasks held (assigned, in progress), one waiting
+    const metrics = await (await fetch(`${g.gw.url}/metrics`)).text();
+    expect(metrics).toMatch(/^tributary_agents\{status="available"\} 1$/m);
+    expect(metrics).toMatch(/^tributary_tasks\{state="queued"\} 1$/m);
+    expect(metrics).toMatch(/^tributary_tasks\{state="assigned"\} 3$/m);
     const bad = await rest(g, '/api/v1/tasks?status=done');
     expect(bad.status).toBe(400);
     expect(bad.json['code']).toBe('VALIDATION_ERROR');

@@ -47,6 +47,10 @@ export interface MetricsSources {
   readonly queueDepth: () => Record<string, number>;
   readonly eventsDropped: () => number;
   readonly store: () => BatchWriterCounters;
+  /** Agent orchestration (issue 10): agents by status, tasks waiting and assigned. */
+  readonly orchestration?: () => { readonly agents: Readonly<Record<string, number>>; readonly queued: number; readonly inFlight: number };
+  /** Collaborative workspaces (issue 10). */
+  readonly workspaces?: () => { readonly workspaces: number; readonly members: number; readonly documentWrites: number; readonly presenceSkipped: number };
   /** Refused credentials by reason, and rate-limit refusals by limit name (issue 8); never credentials. */
   readonly auth?: () => { readonly failures: ReadonlyMap<string, number>; readonly rateLimited: ReadonlyMap<string, number> };
 }
@@ -85,6 +89,59 @@ export class GatewayMetrics {
     });
     const toolCost = new client.Counter({ name: `${PREFIX}tool_cost_usd_total`, help: 'Cost of tool calls in USD, by client.', labelNames: ['client'], registers });
     const events = new client.Counter({ name: `${PREFIX}events_published_total`, help: 'Domain events published, by type.', labelNames: ['event_type'], registers });
+    new client.Gauge({
+      name: `${PREFIX}agents`,
+      help: 'Agents registered on /ws, by status.',
+      labelNames: ['status'],
+      registers,
+      collect() {
+        const o = sources.orchestration?.();
+        if (o) for (const [status, n] of Object.entries(o.agents)) this.set({ status }, n);
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}tasks`,
+      help: 'Unfinished agent tasks, by state (queued: waiting for an agent; assigned: held by one).',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const o = sources.orchestration?.();
+        if (o) {
+          this.set({ state: 'queued' }, o.queued);
+          this.set({ state: 'assigned' }, o.inFlight);
+        }
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}workspace_members`,
+      help: 'Workspace memberships on /ws (a peer in two workspaces counts twice).',
+      registers,
+      collect() {
+        this.set(sources.workspaces?.().members ?? 0);
+      },
+    });
+    let writesSeen = 0;
+    let skippedSeen = 0;
+    new client.Counter({
+      name: `${PREFIX}workspace_document_writes_total`,
+      help: 'Merged workspace document states written to LevelDB.',
+      registers,
+      collect() {
+        const n = sources.workspaces?.().documentWrites ?? 0;
+        if (n > writesSeen) this.inc(n - writesSeen);
+        writesSeen = n;
+      },
+    });
+    new client.Counter({
+      name: `${PREFIX}workspace_presence_skipped_total`,
+      help: 'Cursor and selection updates not sent to members with too much unread data.',
+      registers,
+      collect() {
+        const n = sources.workspaces?.().presenceSkipped ?? 0;
+        if (n > skippedSeen) this.inc(n - skippedSeen);
+        skippedSeen = n;
+      },
+    });
     const authSeen = new Map<string, number>();
     /** A counter following one of the gate's running totals (label value → count). */
     const followTotals = (name: string, help: string, label: string, pick: () => ReadonlyMap<string, number> | undefined): void => {

@@ -291,6 +291,19 @@ export class Orchestrator implements WsMethodHost {
   }
 
   /** Stops the heartbeat timer; later messages are answered SHUTTING_DOWN. Tasks stay as stored. */
+  /** Agents by status and tasks by state across tenants, for the metrics (a snapshot). */
+  get stats(): { readonly agents: Readonly<Record<AgentStatus, number>>; readonly queued: number; readonly inFlight: number } {
+    const agents: Record<AgentStatus, number> = { available: 0, busy: 0, offline: 0 };
+    let queued = 0;
+    let open = 0;
+    for (const ts of this.tenants.values()) {
+      for (const a of ts.agents.values()) agents[a.status]++;
+      queued += ts.engine.queueSize;
+      open += ts.tasks.size;
+    }
+    return { agents, queued, inFlight: open - queued };
+  }
+
   dispose(): void {
     this.disposed = true;
     if (this.timer !== undefined) clearInterval(this.timer);
