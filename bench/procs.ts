@@ -144,3 +144,130 @@ export class ChildGroup {
     return dir;
   }
 }
+
+/**
+ * Resolves once `GET <url>/health` answers 200 (polled every 100 ms); rejects when `child` exits
+ * first or after `timeoutMs`, naming the last answer and `logs`.
+ */
+export async function waitForHealth(url: string, child: ChildProcess, what: string, logs: string, timeoutMs = 60_000): Promise<void> {
+  let stopped = false;
+  const healthy = (async () => {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline && !stopped) {
+      try {
+        const r = await fetch(`${url}/health`);
+        last = `${r.status} ${await r.text()}`;
+        if (r.status === 200) return;
+      } catch (err) {
+        last = (err as Error).message;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${what} did not become healthy in ${timeoutMs / 1000} s (last: ${last}); see ${logs}`);
+  })();
+  try {
+    await Promise.race([healthy, exitedEarly(child, what, logs)]);
+  } finally {
+    stopped = true;
+  }
+}
+
+/**
+ * The port of a child that prints one stdout line `{"listening":PORT}` once bound (the bench's
+ * raw uWS servers). Rejects when the child exits first or after `timeoutMs`.
+ */
+export function listeningPort(child: ChildProcess, what: string, logs: string, timeoutMs = 60_000): Promise<number> {
+  let timer: NodeJS.Timeout | undefined;
+  const listening = new Promise<number>((resolvePort) => {
+    let buffered = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        try {
+          const msg = JSON.parse(line) as { listening?: unknown };
+          if (typeof msg.listening === 'number') resolvePort(msg.listening);
+        } catch {
+          // not ours
+        }
+      }
+    });
+  });
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not start in ${timeoutMs / 1000} s; see ${logs}`)), timeoutMs);
+  });
+  return Promise.race([listening, exitedEarly(child, what, logs), late]).finally(() => clearTimeout(timer));
+}
+
+/** A request of the bench IPC protocol: `{id, cmd, ...args}`, answered `{id, ok, result}` or `{id, ok: false, error}`. */
+interface IpcReply {
+  id: number;
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+}
+
+/**
+ * Parent side of a request/reply channel over a child's IPC pipe (the child runs {@link serveIpc}).
+ * Calls pending when the child exits are rejected, naming `logs`.
+ */
+export class IpcClient {
+  private next = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  readonly pid: number;
+
+  constructor(
+    readonly child: ChildProcess,
+    readonly name: string,
+    logs: string,
+  ) {
+    this.pid = child.pid as number;
+    child.on('message', (raw: unknown) => {
+      const m = raw as IpcReply;
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.ok) p.resolve(m.result);
+      else p.reject(new Error(`${name}: ${m.error ?? 'failed'}`));
+    });
+    child.once('exit', (code, sig) => {
+      for (const p of this.pending.values()) p.reject(new Error(`${name} exited (code ${String(code)}, signal ${String(sig)}); see ${logs}`));
+      this.pending.clear();
+    });
+  }
+
+  /** Sends `cmd` with `args`; resolves the child's result, rejects with its error. */
+  call<T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
+    const id = this.next++;
+    return new Promise<T>((resolveCall, reject) => {
+      this.pending.set(id, { resolve: resolveCall as (v: unknown) => void, reject });
+      this.child.send({ id, cmd, ...args });
+    });
+  }
+}
+
+/**
+ * Child side of {@link IpcClient}: runs `handlers[cmd]` for each request and answers with its
+ * result or error message; the process exits when the parent goes away.
+ */
+export function serveIpc(handlers: Record<string, (msg: Record<string, unknown>) => Promise<unknown>>): void {
+  process.on('message', (raw: unknown) => {
+    const msg = raw as Record<string, unknown> & { id: number; cmd: string };
+    const send = (r: IpcReply): void => {
+      process.send?.(r);
+    };
+    const handler = handlers[msg.cmd];
+    if (!handler) {
+      send({ id: msg.id, ok: false, error: `unknown command ${msg.cmd}` });
+      return;
+    }
+    handler(msg).then(
+      (result) => send({ id: msg.id, ok: true, result }),
+      (err: unknown) => send({ id: msg.id, ok: false, error: err instanceof Error ? err.message : String(err) }),
+    );
+  });
+  process.on('disconnect', () => process.exit(0));
+}
