@@ -18,25 +18,8 @@
 import { Agent, request } from 'node:http';
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
-
-type Reply = (result: unknown) => void;
-
-function serve(handlers: Record<string, (msg: Record<string, unknown>) => Promise<unknown>>): void {
-  process.on('message', (raw: unknown) => {
-    const msg = raw as Record<string, unknown> & { id: number; cmd: string };
-    const handler = handlers[msg.cmd];
-    const send: Reply = (r) => process.send?.(r);
-    if (!handler) {
-      send({ id: msg.id, ok: false, error: `unknown command ${msg.cmd}` });
-      return;
-    }
-    handler(msg).then(
-      (result) => send({ id: msg.id, ok: true, result }),
-      (err: unknown) => send({ id: msg.id, ok: false, error: err instanceof Error ? err.message : String(err) }),
-    );
-  });
-  process.on('disconnect', () => process.exit(0));
-}
+import { MCP_PROTOCOL_VERSION, openSession } from './lib.js';
+import { serveIpc } from './procs.js';
 
 const nowWall = (): number => performance.timeOrigin + performance.now();
 
@@ -261,7 +244,7 @@ function getSet(name: unknown): SubSet {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function subscribersRole(): void {
-  serve({
+  serveIpc({
     /** {set, url, n, stalled?}: opens n subscribers (at most 100 handshakes at once). */
     connect: async (m) => {
       const name = String(m['set']);
@@ -310,7 +293,6 @@ function subscribersRole(): void {
 
 // ---------------------------------------------------------------- publisher
 
-const PROTOCOL_VERSION = '2025-06-18';
 const MESSAGE = 'fanout';
 const EXPECTED = `"Echo: ${MESSAGE}"`;
 
@@ -342,22 +324,6 @@ function post(t: Target, i: number): Promise<boolean> {
   });
 }
 
-async function openMcpSession(base: string): Promise<string> {
-  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': PROTOCOL_VERSION };
-  const init = await fetch(`${base}/mcp`, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'bench-events', version: '0.0.0' } } }),
-  });
-  const session = init.headers.get('mcp-session-id');
-  const text = await init.text();
-  if (init.status !== 200 || !session) throw new Error(`initialize failed: ${init.status} ${text.slice(0, 300)}`);
-  const ack = await fetch(`${base}/mcp`, { method: 'POST', headers: { ...headers, 'mcp-session-id': session }, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) });
-  await ack.text();
-  if (ack.status !== 202) throw new Error(`notifications/initialized: expected 202, got ${ack.status}`);
-  return session;
-}
-
 function targetOf(kind: string, base: string, session: string | undefined): Target {
   const u = new URL(base);
   const host = u.hostname;
@@ -367,7 +333,7 @@ function targetOf(kind: string, base: string, session: string | undefined): Targ
       host,
       port,
       path: '/mcp',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': PROTOCOL_VERSION, 'mcp-session-id': session ?? '' },
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MCP_PROTOCOL_VERSION, 'mcp-session-id': session ?? '' },
       body: (i) => `{"jsonrpc":"2.0","id":${i},"method":"tools/call","params":{"name":"demo-echo","arguments":{"message":"${MESSAGE}"}}}`,
       check: (status, body) => status === 200 && body.includes(EXPECTED) && !body.includes('"isError":true'),
     };
@@ -432,7 +398,7 @@ function publishAtRate(t: Target, rate: number, seconds: number, maxInFlight: nu
 
 function publisherRole(): void {
   const sessions = new Map<string, string>();
-  serve({
+  serveIpc({
     /** {kind: 'gateway'|'raw', url, rate, seconds, maxInFlight} */
     run: async (m) => {
       const kind = String(m['kind']);
@@ -441,7 +407,7 @@ function publisherRole(): void {
       if (kind === 'gateway') {
         session = sessions.get(url);
         if (session === undefined) {
-          session = await openMcpSession(url);
+          session = await openSession(url, 'bench-events');
           sessions.set(url, session);
         }
       }

@@ -16,6 +16,7 @@
  * Prints one line `{"listening":PORT}` on stdout once bound; exits on SIGTERM/SIGINT.
  */
 import { loadNativeUws } from '../src/server/uws.js';
+import { announceListening } from './procs.js';
 
 const uws = loadNativeUws();
 const port = Number(process.argv[2] ?? '0');
@@ -70,13 +71,4 @@ app
     });
   });
 
-app.listen('127.0.0.1', port, (socket) => {
-  if (!socket) {
-    process.stderr.write(`events-fanout-raw: cannot listen on 127.0.0.1:${port}\n`);
-    process.exit(1);
-  }
-  const bound = uws.us_socket_local_port(socket as unknown as Parameters<typeof uws.us_socket_local_port>[0]);
-  process.stdout.write(JSON.stringify({ listening: bound }) + '\n');
-});
-
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(0));
+announceListening(uws, app, port, 'events-fanout-raw');

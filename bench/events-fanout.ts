@@ -41,16 +41,15 @@
  * holding a gateway build — `dist/`, `package.json`, `node_modules` — to run instead of compiling
  * src/; for trying a change to the fan-out path without touching the tree).
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { PublishResult, SetStats } from './events-fanout-load.js';
-import { ChildGroup, envNumber, exitedEarly as exitedEarlyFrom, freePort, logTo as logToFile } from './procs.js';
-import { DISTURBED_PCT, sleep, systemCpuSeconds, treeCpuSeconds, waitForQuiet } from './lib.js';
-import { topSelfTime, type ProfileSummary, type Window } from './profile.js';
+import { ChildGroup, IpcClient, envNumber, listeningPort, logTo, runMain } from './procs.js';
+import { DISTURBED_PCT, fmtInt, mean, monotonicUs, pct, systemCpuSeconds, treeCpuSeconds, waitForQuiet, writeResults } from './lib.js';
+import { mainThreadProfile, selfTimeTable, topSelfTime, type ProfileSummary, type Window } from './profile.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
@@ -93,35 +92,11 @@ function progress(msg: string): void {
 // ---------------------------------------------------------------- processes
 
 const procs = new ChildGroup(ROOT, progress);
-let build: string | undefined;
+const LOGS = 'bench/results/events-*.log';
 
-function spawnPinned(core: string, command: string, args: string[], ipc = false, env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  return procs.spawnPinned(core, command, args, { env, ipc });
-}
-
-function stop(child: ChildProcess, graceMs?: number): Promise<void> {
-  return procs.stop(child, graceMs);
-}
-
-function logTo(child: ChildProcess, name: string, stdoutToo: boolean): void {
-  logToFile(child, join(RESULTS_DIR, `${name}.log`), stdoutToo);
-}
-
-function exitedEarly(child: ChildProcess, what: string): Promise<never> {
-  return exitedEarlyFrom(child, what, 'bench/results/events-*.log');
-}
-
-/** The tsc build of src/ in a temp dir (outside the repo), as bench/run.ts makes it. */
+/** The tsc build of src/ in a temp dir (outside the repo), as bench/run.ts makes it; or BENCH_EVENTS_BUILD. */
 function gatewayBuild(): string {
-  if (build !== undefined) return build;
-  const given = process.env['BENCH_EVENTS_BUILD'];
-  if (given !== undefined && given !== '') {
-    build = resolve(given);
-    return build;
-  }
-  const dir = procs.buildGateway(ROOT);
-  build = dir;
-  return dir;
+  return procs.gatewayBuild(ROOT, process.env['BENCH_EVENTS_BUILD']);
 }
 
 interface Server {
@@ -135,121 +110,38 @@ interface Server {
 }
 
 async function startGateway(label: string, profile: boolean): Promise<Server> {
-  const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-events-'));
-  procs.trackTempDir(dir);
-  const port = await freePort();
-  const configPath = join(dir, 'config.json');
-  const config = {
-    server: { host: '127.0.0.1', port },
-    data_dir: join(dir, 'data'),
-    events: { max_queued: MAX_QUEUED },
-    mcp_clients: [{ name: 'demo', connection_type: 'inprocess', inprocess_server: 'demo' }],
-  };
-  writeFileSync(configPath, JSON.stringify(config, null, 2));
   const profileDir = profile ? join(RESULTS_DIR, `events-profile-${label}`) : undefined;
-  let args = [join(gatewayBuild(), 'dist', 'main.js'), '--config', configPath];
-  if (profileDir !== undefined) {
-    rmSync(profileDir, { recursive: true, force: true });
-    args = ['--cpu-prof', '--cpu-prof-dir', profileDir, ...args];
-  }
-  const child = spawnPinned(SERVER_CORE, process.execPath, args);
-  logTo(child, `events-gateway-${label}`, true);
-  const url = `http://127.0.0.1:${port}`;
-  const healthy = (async () => {
-    const deadline = Date.now() + 60_000;
-    let last = '';
-    while (Date.now() < deadline) {
-      try {
-        const r = await fetch(`${url}/health`);
-        last = `${r.status} ${await r.text()}`;
-        if (r.status === 200) return;
-      } catch (err) {
-        last = (err as Error).message;
-      }
-      await sleep(100);
-    }
-    throw new Error(`gateway did not become healthy in 60 s (last: ${last})`);
-  })();
-  try {
-    await Promise.race([healthy, exitedEarly(child, 'gateway')]);
-  } catch (err) {
-    await stop(child);
-    throw err;
-  }
+  const { child, port, url } = await procs.startGateway({
+    build: gatewayBuild(),
+    config: { events: { max_queued: MAX_QUEUED }, mcp_clients: [{ name: 'demo', connection_type: 'inprocess', inprocess_server: 'demo' }] },
+    tmpPrefix: 'tributary-bench-events-',
+    core: SERVER_CORE,
+    log: join(RESULTS_DIR, `events-gateway-${label}.log`),
+    what: 'gateway',
+    logs: LOGS,
+    ...(profileDir !== undefined ? { profileDir } : {}),
+  });
   return { kind: 'gateway', child, pid: child.pid as number, url, wsUrl: `ws://127.0.0.1:${port}/api/ws/events`, windows: [], ...(profileDir !== undefined ? { profileDir } : {}) };
 }
 
 async function startRaw(template: string): Promise<Server> {
-  const child = spawnPinned(SERVER_CORE, process.execPath, ['--import', 'tsx', RAW, '0'], false, { ...process.env, RAW_EVENT_TEMPLATE: template });
-  logTo(child, 'events-raw-uws', false);
-  const listening = new Promise<number>((resolvePort) => {
-    const rl = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    rl.on('line', (line) => {
-      try {
-        const msg = JSON.parse(line) as { listening?: number };
-        if (typeof msg.listening === 'number') resolvePort(msg.listening);
-      } catch {
-        // not ours
-      }
-    });
-  });
-  let timer: NodeJS.Timeout | undefined;
+  const child = procs.spawnPinned(SERVER_CORE, process.execPath, ['--import', 'tsx', RAW, '0'], { env: { ...process.env, RAW_EVENT_TEMPLATE: template } });
+  logTo(child, join(RESULTS_DIR, 'events-raw-uws.log'), false);
   try {
-    const port = await Promise.race([
-      listening,
-      exitedEarly(child, 'raw uWS server'),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('raw uWS server did not start in 60 s')), 60_000);
-      }),
-    ]);
+    const port = await listeningPort(child, 'raw uWS server', LOGS);
     return { kind: 'raw', child, pid: child.pid as number, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/events`, windows: [] };
   } catch (err) {
-    await stop(child);
+    await procs.stop(child);
     throw err;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
-/** A child speaking the request/reply protocol of bench/events-fanout-load.ts. */
-class Rpc {
-  private next = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  readonly pid: number;
-
-  constructor(
-    readonly child: ChildProcess,
-    readonly name: string,
-  ) {
-    this.pid = child.pid as number;
-    child.on('message', (raw: unknown) => {
-      const m = raw as { id: number; ok: boolean; result?: unknown; error?: string };
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if (m.ok) p.resolve(m.result);
-      else p.reject(new Error(`${name}: ${m.error ?? 'failed'}`));
-    });
-    child.once('exit', (code, sig) => {
-      for (const p of this.pending.values()) p.reject(new Error(`${name} exited (code ${String(code)}, signal ${String(sig)}); see bench/results/events-${name}.log`));
-      this.pending.clear();
-    });
-  }
-
-  call<T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
-    const id = this.next++;
-    return new Promise<T>((resolveCall, reject) => {
-      this.pending.set(id, { resolve: resolveCall as (v: unknown) => void, reject });
-      this.child.send({ id, cmd, ...args });
-    });
-  }
-}
-
-function startLoad(role: 'subscribers' | 'publisher'): Rpc {
+/** A child of bench/events-fanout-load.ts in `role`, spoken to over IPC. */
+function startLoad(role: 'subscribers' | 'publisher'): IpcClient {
   // --max-old-space-size: the subscriber process keeps up to a few million latencies
-  const child = spawnPinned(LOAD_CORE, process.execPath, ['--max-old-space-size=2048', '--import', 'tsx', LOAD, role], true);
-  logTo(child, `events-${role}`, true);
-  return new Rpc(child, role);
+  const child = procs.spawnPinned(LOAD_CORE, process.execPath, ['--max-old-space-size=2048', '--import', 'tsx', LOAD, role], { ipc: true });
+  logTo(child, join(RESULTS_DIR, `events-${role}.log`), true);
+  return new IpcClient(child, role, `bench/results/events-${role}.log`);
 }
 
 // ---------------------------------------------------------------- measurements
@@ -263,11 +155,8 @@ function rssBytes(pid: number): number {
   }
 }
 
-const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
 const mb = (bytes: number): string => (Number.isFinite(bytes) ? (bytes / 1048576).toFixed(1) : 'n/a');
-const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
 const fmtMs = (n: number): string => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : 'n/a');
-const pct = (v: number): string => (Number.isFinite(v) ? `${Math.round(v)}%` : '?');
 
 /** Samples of /metrics lines `name{labels} value` (first match of `name` with all `labels`). */
 async function metric(url: string, name: string, labels = ''): Promise<number> {
@@ -310,8 +199,8 @@ interface Row {
 }
 
 interface Ctx {
-  subs: Rpc;
-  pub: Rpc;
+  subs: IpcClient;
+  pub: IpcClient;
 }
 
 /** Publishes at `rate` for `seconds` and waits until each subscriber in `set` got every event. */
@@ -562,10 +451,6 @@ async function rssPhase(ctx: Ctx, gw: Server): Promise<RssResult> {
 
 // ---------------------------------------------------------------- output
 
-function mean(xs: number[]): number {
-  return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
-}
-
 /** Runs of a point: the undisturbed ones when there are any (other CPU ≤ {@link DISTURBED_PCT}). */
 function rowsOf(rows: Row[], server: Row['server'], n: number): Row[] {
   const all = rows.filter((r) => r.server === server && r.subscribers === n);
@@ -621,18 +506,14 @@ function profileLines(p: ProfileSummary | undefined): string[] {
     '',
     `### Gateway CPU profile at ${FANOUT_N} subscribers (top self time: ${p.busy_ms.toFixed(0)} ms busy of ${p.window_ms.toFixed(0)} ms sampled; --cpu-prof slows the gateway)`,
     '',
-    '| self % | function |',
-    '|---:|---|',
-    ...p.top.map((t) => `| ${t.pct.toFixed(1)} | \`${t.fn}\` |`),
+    ...selfTimeTable(p),
   ];
 }
 
 function readProfile(gw: Server): ProfileSummary | undefined {
   if (gw.profileDir === undefined) return undefined;
   try {
-    const file = readdirSync(gw.profileDir).find((f) => f.includes(`.${gw.pid}.0.`) && f.endsWith('.cpuprofile'));
-    if (file === undefined) throw new Error(`no main-thread profile in ${gw.profileDir}`);
-    return topSelfTime(join(gw.profileDir, file), gw.windows, 25, build ?? ROOT);
+    return topSelfTime(mainThreadProfile(gw.profileDir, gw.pid), gw.windows, 25, gatewayBuild());
   } catch (err) {
     progress(`profile not read: ${(err as Error).message}`);
     return undefined;
@@ -666,10 +547,7 @@ function rssLines(rss: RssResult): string[] {
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
-  if (spawnSync('taskset', ['-c', '0', 'true']).status !== 0) {
-    procs.pinning = false;
-    progress('taskset is not usable: running without CPU pinning (numbers are less comparable)');
-  }
+  procs.checkPinning();
   if (cpus().length < 2) progress(`only ${cpus().length} CPU: subscribers and servers share a core`);
   mkdirSync(RESULTS_DIR, { recursive: true });
   const started = Date.now();
@@ -685,15 +563,15 @@ async function main(): Promise<void> {
   progress(`event payload ${Buffer.byteLength(template)} B: ${template}`);
 
   const rows = await fanoutPhase(ctx, gw, raw);
-  await stop(raw.child);
-  await stop(gw.child);
+  await procs.stop(raw.child);
+  await procs.stop(gw.child);
   const profile = readProfile(gw);
 
   let rss: RssResult | undefined;
   if (RSS_WINDOW > 0) {
     gw = await startGateway('rss', false);
     rss = await rssPhase(ctx, gw);
-    await stop(gw.child);
+    await procs.stop(gw.child);
   }
 
   // ---- targets
@@ -758,34 +636,17 @@ async function main(): Promise<void> {
   lines.push('', `(${((Date.now() - started) / 1000).toFixed(0)} s total; results in bench/results/events-fanout.json)`);
   process.stdout.write(lines.join('\n') + '\n');
 
-  writeFileSync(
-    join(RESULTS_DIR, 'events-fanout.json'),
-    JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        node: process.version,
-        cpus: cpus().map((c) => c.model),
-        settings: { quick: QUICK, duration_s: DURATION, runs: RUNS, rates: Object.fromEntries(RATES), max_in_flight: MAX_IN_FLIGHT, max_queued: MAX_QUEUED, pinned: procs.pinning, server_core: SERVER_CORE, load_core: LOAD_CORE, profile: PROFILE },
-        event_payload: template,
-        rows,
-        rss,
-        profile,
-        checks: { fanout_ratio: ratio, fanout_pass: fanPass, rss_change: rss?.change, rss_pass: rssPass, healthy_all_received: rss?.healthy_all_received, all_complete: allComplete },
-      },
-      null,
-      2,
-    ) + '\n',
-  );
+  writeResults(join(RESULTS_DIR, 'events-fanout.json'), {
+    settings: { quick: QUICK, duration_s: DURATION, runs: RUNS, rates: Object.fromEntries(RATES), max_in_flight: MAX_IN_FLIGHT, max_queued: MAX_QUEUED, pinned: procs.pinning, server_core: SERVER_CORE, load_core: LOAD_CORE, profile: PROFILE },
+    event_payload: template,
+    rows,
+    rss,
+    profile,
+    checks: { fanout_ratio: ratio, fanout_pass: fanPass, rss_change: rss?.change, rss_pass: rssPass, healthy_all_received: rss?.healthy_all_received, all_complete: allComplete },
+  });
 
   subs.child.disconnect();
   pub.child.disconnect();
 }
 
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(`bench:events: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    await procs.stopAll();
-  });
+runMain('bench:events', procs, main);

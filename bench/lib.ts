@@ -1,8 +1,10 @@
 /**
  * Small helpers shared by the benchmark scripts: CPU time of processes from /proc, percentiles,
- * and the shape of one measured point.
+ * the shape of one measured point, number formatting for the tables, the results file, and an MCP
+ * Streamable HTTP client for setup and check calls (`fetch`, not on the measured path).
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 
 /** One measured point (one variant, one concurrency, one run). Latencies in µs. */
 export interface Point {
@@ -139,4 +141,87 @@ export async function waitForQuiet(maxMs: number, thresholdPct = 15): Promise<{ 
     if (!(busyPct >= thresholdPct) || Date.now() - start >= maxMs) break;
   }
   return { waitedMs: Math.max(0, Date.now() - start - 250), busyPct };
+}
+
+/** CLOCK_MONOTONIC in µs, the clock of V8's `.cpuprofile` samples (see bench/profile.ts `Window`). */
+export const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+/** Arithmetic mean; NaN for no values. */
+export function mean(xs: readonly number[]): number {
+  return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+/** A whole number with thousands separators (`12,345`); `n/a` when missing or not finite. */
+export const fmtInt = (n: number | undefined): string => (n !== undefined && Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
+
+/** A CPU share as a whole percent (`42%`); `?` when missing or not finite. */
+export const pct = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '?' : `${Math.round(v)}%`);
+
+/**
+ * Writes a runner's results file: `{date, node, cpus, ...fields}` as JSON indented by 2, with a
+ * final newline (`date` ISO-8601, `node` the version, `cpus` the model of each CPU).
+ */
+export function writeResults(file: string, fields: Record<string, unknown>): void {
+  const json = { date: new Date().toISOString(), node: process.version, cpus: cpus().map((c) => c.model), ...fields };
+  writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
+}
+
+/** A target check of a runner (issue targets; a MISS never fails the process). */
+export interface TargetCheck {
+  name: string;
+  /** The target, e.g. `≥ 0.50`. */
+  target: string;
+  /** What was measured, as printed. */
+  measured: string;
+  /** undefined: not measured. */
+  pass: boolean | undefined;
+}
+
+/** `- PASS|MISS|N/A  <name>: <measured> (target <target>)`. */
+export function checkLine(c: TargetCheck): string {
+  const verdict = c.pass === undefined ? 'N/A ' : c.pass ? 'PASS' : 'MISS';
+  return `- ${verdict} ${c.name}: ${c.measured} (target ${c.target})`;
+}
+
+// ---------------------------------------------------------------- MCP over HTTP (setup and checks)
+
+/** The MCP protocol version every bench client speaks (also in bench/mcp-call.lua). */
+export const MCP_PROTOCOL_VERSION = '2025-06-18';
+
+/** The `params` of a bench client's `initialize` request: no capabilities, `clientInfo` named `client`. */
+export function initializeParams(client: string): { protocolVersion: string; capabilities: Record<string, never>; clientInfo: { name: string; version: string } } {
+  return { protocolVersion: MCP_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: client, version: '0.0.0' } };
+}
+
+/** A reply of {@link mcpPost}: HTTP status, the `Mcp-Session-Id` header (null when absent), the body. */
+export interface McpReply {
+  status: number;
+  session: string | null;
+  text: string;
+}
+
+/**
+ * POSTs `body` as JSON to `<url>/mcp` with the headers of an MCP Streamable HTTP client (accept
+ * JSON and SSE, the protocol version), `Mcp-Session-Id: session` when given, then `headers` (e.g.
+ * a credential). Resolves once the whole body is read; rejects only when fetch does.
+ */
+export async function mcpPost(url: string, body: unknown, session?: string, headers: Record<string, string> = {}): Promise<McpReply> {
+  const all: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MCP_PROTOCOL_VERSION };
+  if (session !== undefined) all['mcp-session-id'] = session;
+  const r = await fetch(`${url}/mcp`, { method: 'POST', headers: { ...all, ...headers }, body: JSON.stringify(body) });
+  return { status: r.status, session: r.headers.get('mcp-session-id'), text: await r.text() };
+}
+
+/**
+ * Opens an MCP session on `<url>/mcp`: `initialize` (as client `client`), then
+ * `notifications/initialized`, both with `headers`. Resolves with the session id.
+ * @throws Error naming the step and the reply (status and up to 300 characters of the body)
+ * unless `initialize` answers 200 with a session id and the notification 202.
+ */
+export async function openSession(url: string, client: string, headers: Record<string, string> = {}): Promise<string> {
+  const init = await mcpPost(url, { jsonrpc: '2.0', id: 0, method: 'initialize', params: initializeParams(client) }, undefined, headers);
+  if (init.status !== 200 || !init.session) throw new Error(`initialize failed: ${init.status} ${init.text.slice(0, 300)}`);
+  const ack = await mcpPost(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, init.session, headers);
+  if (ack.status !== 202) throw new Error(`notifications/initialized: expected 202, got ${ack.status} ${ack.text.slice(0, 300)}`);
+  return init.session;
 }

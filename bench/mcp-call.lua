@@ -1,9 +1,14 @@
--- wrk script for `npm run bench`: POST /mcp `tools/call` with an established MCP session.
+-- wrk script of the bench runners (bench/procs.ts `runWrk`): POST /mcp with an established MCP
+-- session, by default `tools/call` of an echo tool.
 --
--- Environment (set by bench/run.ts):
+-- Environment (set by bench/run.ts, bench/ws-throughput.ts, bench/auth.ts):
 --   MCP_SESSION       Mcp-Session-Id to send (may be empty for servers that ignore it)
 --   MCP_TOOL          downstream tool name, e.g. demo-echo
 --   MCP_MESSAGE       the echo tool's `message` argument
+--   MCP_SUFFIX        instead of the tools/call: the JSON-RPC request after `"id":N`, e.g.
+--                     `,"method":"ping"}`
+--   AUTH_HEADER       a header to send on every request (e.g. Authorization), with value
+--   AUTH_VALUE        (both unset or empty: none)
 --   MCP_CHECK_BODIES  "1": inspect every response body and count JSON-RPC errors / isError
 --                     results (costs wrk CPU: Lua sees every response)
 --
@@ -50,8 +55,15 @@ function init(args)
   if session ~= "" then
     wrk.headers["Mcp-Session-Id"] = session
   end
+  local auth = os.getenv("AUTH_HEADER") or ""
+  if auth ~= "" then
+    wrk.headers[auth] = os.getenv("AUTH_VALUE")
+  end
   prefix = '{"jsonrpc":"2.0","id":'
-  suffix = ',"method":"tools/call","params":{"name":"' .. tool .. '","arguments":{"message":"' .. message .. '"}}}'
+  suffix = os.getenv("MCP_SUFFIX") or ""
+  if suffix == "" then
+    suffix = ',"method":"tools/call","params":{"name":"' .. tool .. '","arguments":{"message":"' .. message .. '"}}}'
+  end
   counter = (tid or 0) * 4294967296
 end
 

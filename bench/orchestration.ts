@@ -45,17 +45,17 @@
  * runs; slows the gateway), BENCH_GATEWAY_NODE_FLAGS (extra node flags for the gateways, e.g.
  * `--trace-gc`; their output lands in bench/results/orchestration-gateway-*.log).
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WebSocket as UwsSocket } from 'uWebSockets.js';
 import WebSocket from 'ws';
 import { loadNativeUws } from '../src/server/uws.js';
-import { DISTURBED_PCT, quantile, sleep, systemCpuSeconds, treeCpuSeconds, waitForQuiet } from './lib.js';
-import { ChildGroup, IpcClient, envNumber, freePort, listeningPort, logTo, serveIpc, waitForHealth } from './procs.js';
-import { topSelfTime, type ProfileSummary, type Window } from './profile.js';
+import { DISTURBED_PCT, fmtInt, mean, monotonicUs, pct, quantile, sleep, systemCpuSeconds, treeCpuSeconds, waitForQuiet } from './lib.js';
+import { ChildGroup, IpcClient, announceListening, envNumber, listeningPort, logTo, serveIpc } from './procs.js';
+import { mainThreadProfile, selfTimeTable, topSelfTime, type ProfileSummary, type Window } from './profile.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const BENCH_DIR = dirname(SELF);
@@ -273,21 +273,11 @@ async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
 
 const asJson = (v: unknown): Json => (typeof v === 'object' && v !== null ? (v as Json) : {});
 
-interface TaskCounters {
-  sent: number;
-  delivered: number;
-  assign_assigned: number;
-  assign_queued: number;
-  assign_errors: number;
-  complete_ok: number;
-  complete_errors: number;
-  completed_notes: number;
-  revoked: number;
-  other_errors: number;
-  first_error: string | undefined;
+/** The counts of a {@link TaskRunResult} while its run goes on, and the times of its first send and last delivery. */
+type TaskCounters = Omit<TaskRunResult, 'drained' | 'seconds' | 'tasks_per_s' | 'per_agent_min' | 'per_agent_max' | 'latency_ms'> & {
   first_send: number;
   last_delivery: number;
-}
+};
 
 const zeroTaskCounters = (): TaskCounters => ({
   sent: 0,
@@ -641,15 +631,7 @@ function rawRole(): void {
         res.writeStatus('200 OK').end('{"status":"healthy"}');
       });
     });
-  app.listen('127.0.0.1', 0, (socket) => {
-    if (!socket) {
-      process.stderr.write('orchestration raw: cannot listen on 127.0.0.1\n');
-      process.exit(1);
-    }
-    const bound = uws.us_socket_local_port(socket as unknown as Parameters<typeof uws.us_socket_local_port>[0]);
-    process.stdout.write(JSON.stringify({ listening: bound }) + '\n');
-  });
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(0));
+  announceListening(uws, app, 0, 'orchestration raw');
 }
 
 // ================================================================ main: the runner
@@ -702,12 +684,8 @@ interface CursorRow {
   cpu: PointCpu;
 }
 
-const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
-const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
 const fmtMs = (n: number): string => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : 'n/a');
 const signedMs = (n: number): string => `${n >= 0 ? '+' : '−'}${fmtMs(Math.abs(n))}`;
-const pct = (v: number): string => (Number.isFinite(v) ? `${Math.round(v)}%` : '?');
-const mean = (xs: number[]): number => (xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
 
 /** "min–max (±x%)" of repeated runs; ⚠ noisy when (max − min) ÷ mean > {@link NOISY_SPREAD}. */
 function spread(xs: number[], fmt: (n: number) => string): string {
@@ -720,45 +698,30 @@ function spread(xs: number[], fmt: (n: number) => string): string {
 
 class Runner {
   readonly procs = new ChildGroup(ROOT, progress);
-  private build: string | undefined;
 
   /** The tsc build of src/ in a temp dir (outside the repo), as the other benches make it. */
   gatewayBuild(): string {
-    this.build ??= this.procs.buildGateway(ROOT);
-    return this.build;
-  }
-
-  get buildDir(): string {
-    return this.build ?? ROOT;
+    return this.procs.gatewayBuild(ROOT);
   }
 
   async startGateway(label: string, auditMs: number | undefined, profile: boolean): Promise<Server> {
-    const dir = this.procs.trackTempDir(mkdtempSync(join(tmpdir(), 'tributary-bench-orch-')));
-    const port = await freePort();
-    const configPath = join(dir, 'config.json');
-    const config = {
-      server: { host: '127.0.0.1', port },
-      data_dir: join(dir, 'data'),
-      log_level: 'warn',
-      auth: { disabled: true },
-      mcp_clients: [],
-      ...(auditMs !== undefined ? { workspaces: { cursor_audit_ms: auditMs } } : {}),
-    };
-    writeFileSync(configPath, JSON.stringify(config, null, 2));
     const profileDir = profile ? join(RESULTS_DIR, `orchestration-profile-${label}`) : undefined;
-    let args = [...GATEWAY_NODE_FLAGS, join(this.gatewayBuild(), 'dist', 'main.js'), '--config', configPath];
-    if (profileDir !== undefined) {
-      rmSync(profileDir, { recursive: true, force: true });
-      args = ['--cpu-prof', '--cpu-prof-dir', profileDir, ...args];
-    }
-    const child = this.procs.spawnPinned(SERVER_CORE, process.execPath, args);
-    logTo(child, join(RESULTS_DIR, `orchestration-gateway-${label}.log`), true);
-    try {
-      await waitForHealth(`http://127.0.0.1:${port}`, child, `gateway ${label}`, LOGS);
-    } catch (err) {
-      await this.procs.stop(child);
-      throw err;
-    }
+    const { child, port } = await this.procs.startGateway({
+      build: this.gatewayBuild(),
+      config: {
+        log_level: 'warn',
+        auth: { disabled: true },
+        mcp_clients: [],
+        ...(auditMs !== undefined ? { workspaces: { cursor_audit_ms: auditMs } } : {}),
+      },
+      tmpPrefix: 'tributary-bench-orch-',
+      core: SERVER_CORE,
+      log: join(RESULTS_DIR, `orchestration-gateway-${label}.log`),
+      what: `gateway ${label}`,
+      logs: LOGS,
+      nodeFlags: GATEWAY_NODE_FLAGS,
+      ...(profileDir !== undefined ? { profileDir } : {}),
+    });
     return { kind: 'gateway', label, child, pid: child.pid as number, base: `ws://127.0.0.1:${port}`, auditMs: auditMs ?? DEFAULT_AUDIT_MS, windows: [], profileDir };
   }
 
@@ -1045,9 +1008,7 @@ function cursorTables(rows: CursorRow[]): { lines: string[]; summaries: CursorSu
 function readProfile(gw: Server, root: string): ProfileSummary | undefined {
   if (gw.profileDir === undefined) return undefined;
   try {
-    const file = readdirSync(gw.profileDir).find((f) => f.includes(`.${gw.pid}.0.`) && f.endsWith('.cpuprofile'));
-    if (file === undefined) throw new Error(`no main-thread profile in ${gw.profileDir}`);
-    return topSelfTime(join(gw.profileDir, file), gw.windows, 25, root);
+    return topSelfTime(mainThreadProfile(gw.profileDir, gw.pid), gw.windows, 25, root);
   } catch (err) {
     progress(`profile not read: ${(err as Error).message}`);
     return undefined;
@@ -1060,19 +1021,14 @@ function profileLines(p: ProfileSummary | undefined): string[] {
     '',
     `### Gateway CPU profile over the task runs (top self time: ${p.busy_ms.toFixed(0)} ms busy of ${p.window_ms.toFixed(0)} ms sampled; --cpu-prof slows the gateway)`,
     '',
-    '| self % | function |',
-    '|---:|---|',
-    ...p.top.map((t) => `| ${t.pct.toFixed(1)} | \`${t.fn}\` |`),
+    ...selfTimeTable(p),
   ];
 }
 
 async function main(): Promise<void> {
   const runner = new Runner();
   const { procs } = runner;
-  if (spawnSync('taskset', ['-c', '0', 'true']).status !== 0) {
-    procs.pinning = false;
-    progress('taskset is not usable: running without CPU pinning (numbers are less comparable)');
-  }
+  procs.checkPinning();
   if (cpus().length < 2) progress(`only ${cpus().length} CPU: the load generator and the servers share a core`);
   mkdirSync(RESULTS_DIR, { recursive: true });
   const started = Date.now();
@@ -1089,7 +1045,7 @@ async function main(): Promise<void> {
     const cursorRows = await cursorPhase(load, [raw, gw1, gw]);
 
     await procs.stop(gw.child);
-    const profile = readProfile(gw, runner.buildDir);
+    const profile = readProfile(gw, runner.gatewayBuild());
     await procs.stopAll();
 
     const tasks = taskTables(taskRows);

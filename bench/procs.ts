@@ -1,13 +1,19 @@
 /**
  * Process plumbing shared by the bench runners: children spawned in their own process groups and
  * pinned to a core with `taskset`, stopped SIGTERM-then-SIGKILL, all killed on exit or signal;
- * temp dirs removed; the gateway's tsc build; free loopback ports; env numbers.
+ * temp dirs removed; the gateway's tsc build and its start; free loopback ports; env numbers;
+ * readiness of children (`/health`, a `{"listening":PORT}` line); a request/reply IPC channel;
+ * wrk points; the runner's `main`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, createWriteStream, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, createWriteStream, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import type { TemplatedApp } from 'uWebSockets.js';
+import type { UwsModule } from '../src/server/uws.js';
+import { fillOtherCpu, monotonicUs, systemCpuSeconds, treeCpuSeconds, type Point } from './lib.js';
+import type { Window } from './profile.js';
 
 /** A non-negative number from the environment, or `fallback`. @throws Error for anything else. */
 export function envNumber(name: string, fallback: number): number {
@@ -61,11 +67,12 @@ export class ChildGroup {
   pinning = true;
   readonly children = new Set<ChildProcess>();
   private readonly tempDirs = new Set<string>();
+  private build: string | undefined;
 
   /** Installs exit and signal handlers that kill every child and remove the temp dirs. */
   constructor(
     private readonly cwd: string,
-    progress: (msg: string) => void,
+    private readonly progress: (msg: string) => void,
   ) {
     process.on('exit', () => this.killAllNow());
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -75,6 +82,13 @@ export class ChildGroup {
         process.exit(130);
       });
     }
+  }
+
+  /** Turns {@link pinning} off, with a progress note, when `taskset` does not run here. */
+  checkPinning(): void {
+    if (spawnSync('taskset', ['-c', '0', 'true']).status === 0) return;
+    this.pinning = false;
+    this.progress('taskset is not usable: running without CPU pinning (numbers are less comparable)');
   }
 
   /** Spawns a child in its own process group, pinned to `core`; stdout/stderr piped. */
@@ -143,13 +157,89 @@ export class ChildGroup {
     symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
     return dir;
   }
+
+  /**
+   * The gateway build of this run, made on the first call and returned again after: `prebuilt`
+   * (a directory holding `dist/`, `package.json` and `node_modules`) when given and not empty,
+   * else {@link buildGateway} of `root`.
+   * @throws Error with tsc's output when the build fails.
+   */
+  gatewayBuild(root: string, prebuilt?: string, prefix?: string): string {
+    this.build ??= prebuilt !== undefined && prebuilt !== '' ? resolve(prebuilt) : this.buildGateway(root, prefix);
+    return this.build;
+  }
+
+  /**
+   * Starts `node <build>/dist/main.js --config <file>` pinned to `core`, with the config
+   * `{server: {host: '127.0.0.1', port}, data_dir, ...config}` (a free port; `data_dir` in a new
+   * temp dir, removed at the end), stderr and stdout logged to `log`. Resolves once `/health`
+   * answers (see {@link waitForHealth}); on failure the gateway is stopped and the error rethrown.
+   */
+  async startGateway(o: GatewayOptions): Promise<StartedGateway> {
+    const dir = this.trackTempDir(mkdtempSync(join(tmpdir(), o.tmpPrefix)));
+    const port = await freePort();
+    const configPath = join(dir, 'config.json');
+    writeFileSync(configPath, JSON.stringify({ server: { host: '127.0.0.1', port }, data_dir: join(dir, 'data'), ...o.config }, null, 2));
+    let args = [...(o.nodeFlags ?? []), join(o.build, 'dist', 'main.js'), '--config', configPath];
+    if (o.profileDir !== undefined) {
+      rmSync(o.profileDir, { recursive: true, force: true });
+      args = ['--cpu-prof', '--cpu-prof-dir', o.profileDir, ...args];
+    }
+    const child = this.spawnPinned(o.core, process.execPath, args, o.env !== undefined ? { env: o.env } : {});
+    logTo(child, o.log, true);
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitForHealth(url, child, o.what, o.logs, o.healthyOnly === true ? { healthyOnly: true } : {});
+    } catch (err) {
+      await this.stop(child);
+      throw err;
+    }
+    return { child, port, url, dir };
+  }
+}
+
+/** How {@link ChildGroup.startGateway} starts a gateway. */
+export interface GatewayOptions {
+  /** The build to run (holds `dist/main.js`), e.g. {@link ChildGroup.gatewayBuild}. */
+  build: string;
+  /** The config after `server` and `data_dir`, which are set by the start. */
+  config: Record<string, unknown>;
+  /** Name prefix of the temp dir holding the config file and `data/`. */
+  tmpPrefix: string;
+  core: string;
+  /** File that gets the gateway's stderr and stdout. */
+  log: string;
+  /** The gateway as errors name it (`gateway`, `gateway on`). */
+  what: string;
+  /** The logs errors point to (a path or a glob). */
+  logs: string;
+  /** Run under `--cpu-prof`, writing into this dir (emptied first). */
+  profileDir?: string;
+  /** Node flags before the script (after the profiling ones). */
+  nodeFlags?: readonly string[];
+  /** The gateway's whole environment; default this process's. */
+  env?: NodeJS.ProcessEnv;
+  /** Wait for `"status":"healthy"` (every upstream connected), not for any 200. */
+  healthyOnly?: boolean;
+}
+
+/** A gateway started by {@link ChildGroup.startGateway}; `url` is `http://127.0.0.1:<port>`. */
+export interface StartedGateway {
+  child: ChildProcess;
+  port: number;
+  url: string;
+  /** The temp dir with the config file and `data/`. */
+  dir: string;
 }
 
 /**
- * Resolves once `GET <url>/health` answers 200 (polled every 100 ms); rejects when `child` exits
- * first or after `timeoutMs`, naming the last answer and `logs`.
+ * Resolves once `GET <url>/health` answers 200 (polled every 100 ms), and with `healthyOnly` only
+ * once its body says `"status":"healthy"` (a gateway answers 200 `degraded` while an upstream is
+ * still connecting); rejects when `child` exits first or after `timeoutMs` (default 60 s), naming
+ * the last answer and `logs`.
  */
-export async function waitForHealth(url: string, child: ChildProcess, what: string, logs: string, timeoutMs = 60_000): Promise<void> {
+export async function waitForHealth(url: string, child: ChildProcess, what: string, logs: string, options: { timeoutMs?: number; healthyOnly?: boolean } = {}): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
   let stopped = false;
   const healthy = (async () => {
     const deadline = Date.now() + timeoutMs;
@@ -158,7 +248,7 @@ export async function waitForHealth(url: string, child: ChildProcess, what: stri
       try {
         const r = await fetch(`${url}/health`);
         last = `${r.status} ${await r.text()}`;
-        if (r.status === 200) return;
+        if (r.status === 200 && (options.healthyOnly !== true || last.includes('"status":"healthy"'))) return;
       } catch (err) {
         last = (err as Error).message;
       }
@@ -200,6 +290,23 @@ export function listeningPort(child: ChildProcess, what: string, logs: string, t
     timer = setTimeout(() => reject(new Error(`${what} did not start in ${timeoutMs / 1000} s; see ${logs}`)), timeoutMs);
   });
   return Promise.race([listening, exitedEarly(child, what, logs), late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Child side of {@link listeningPort}, for the bench's uWS servers: listens on 127.0.0.1:`port`
+ * (0: any free port) and prints `{"listening":PORT}` once bound; exits 1 (naming `name` on
+ * stderr) when it cannot bind, and 0 on SIGINT or SIGTERM.
+ */
+export function announceListening(uws: UwsModule, app: TemplatedApp, port: number, name: string): void {
+  app.listen('127.0.0.1', port, (socket) => {
+    if (!socket) {
+      process.stderr.write(`${name}: cannot listen on 127.0.0.1:${port}\n`);
+      process.exit(1);
+    }
+    const bound = uws.us_socket_local_port(socket as unknown as Parameters<typeof uws.us_socket_local_port>[0]);
+    process.stdout.write(JSON.stringify({ listening: bound }) + '\n');
+  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(0));
 }
 
 /** A request of the bench IPC protocol: `{id, cmd, ...args}`, answered `{id, ok, result}` or `{id, ok: false, error}`. */
@@ -270,4 +377,128 @@ export function serveIpc(handlers: Record<string, (msg: Record<string, unknown>)
     );
   });
   process.on('disconnect', () => process.exit(0));
+}
+
+// ---------------------------------------------------------------- wrk
+
+/** The first line of `wrk --version`; undefined when wrk is not on PATH. */
+export function wrkVersion(): string | undefined {
+  const r = spawnSync('wrk', ['--version'], { encoding: 'utf8' });
+  if (r.error) return undefined;
+  return `${r.stdout}${r.stderr}`.split('\n')[0]?.trim();
+}
+
+/** One wrk point (see {@link runWrk}). */
+export interface WrkOptions {
+  /** The Lua script; it prints one line `BENCH_JSON {...}` in `done()` (see bench/mcp-call.lua). */
+  script: string;
+  /** What wrk loads, e.g. `http://127.0.0.1:PORT/mcp`. */
+  url: string;
+  /** Connections (wrk runs 1 thread). */
+  concurrency: number;
+  /** Whole seconds (`-d`). */
+  seconds: number;
+  /** Environment of the script, added to this process's. */
+  env: Record<string, string>;
+  /** The server under load: the CPU of its process tree is measured. */
+  serverPid: number;
+  /** Core wrk is pinned to. */
+  core: string;
+}
+
+/** What {@link runWrk} measured. */
+export interface WrkResult {
+  point: Point;
+  /** The load window (CLOCK_MONOTONIC µs), for profiles. */
+  window: Window;
+  /** CPU seconds of the server's process tree during the window. */
+  serverCpuSeconds: number;
+}
+
+/** The `BENCH_JSON` line of bench/mcp-call.lua (latencies in µs). */
+interface WrkJson {
+  requests: number;
+  duration_us: number;
+  errors: { connect: number; read: number; write: number; status: number; timeout: number };
+  checked: number;
+  rpc_errors: number;
+  bad_status: number;
+  latency_us: { p50: number; p99: number };
+}
+
+/** CPU seconds from bash `times` output: its last line is the children's user and system time. */
+function parseTimes(stderr: string): number | undefined {
+  const lines = stderr.split('\n').filter((l) => /^\d+m[\d.]+s \d+m[\d.]+s$/.test(l.trim()));
+  const last = lines[lines.length - 1];
+  if (last === undefined) return undefined;
+  let total = 0;
+  for (const m of last.trim().matchAll(/(\d+)m([\d.]+)s/g)) total += Number(m[1]) * 60 + Number(m[2]);
+  return total;
+}
+
+/**
+ * Runs wrk (1 thread, `concurrency` connections, `--timeout 5s`) pinned to `core`, with the
+ * script's `BENCH_JSON` line as the point: req/s, p50/p99 (µs), errors (connect, read, write,
+ * timeout, non-2xx — wrk's own status count when the script checked no body — and JSON-RPC
+ * errors), wrk's CPU (bash `times`), the server's CPU and the machine's other CPU.
+ * @throws Error with wrk's output when it exits non-zero or prints no `BENCH_JSON` line.
+ */
+export async function runWrk(procs: ChildGroup, o: WrkOptions): Promise<WrkResult> {
+  const args = ['-t1', `-c${o.concurrency}`, `-d${o.seconds}s`, '--timeout', '5s', '-s', o.script, o.url];
+  const server0 = treeCpuSeconds(o.serverPid);
+  const sys0 = systemCpuSeconds();
+  const t0 = performance.now();
+  const w0 = monotonicUs();
+  // `times` reports the CPU time wrk used (user + sys of the shell's children)
+  const child = procs.spawnPinned(o.core, 'bash', ['-c', 'wrk "$@"; rc=$?; times 1>&2; exit $rc', 'wrk', ...args], { env: { ...process.env, ...o.env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const code = await new Promise<number | null>((r) => child.once('close', (c) => r(c)));
+  const wall = (performance.now() - t0) / 1000;
+  const window: Window = [w0, monotonicUs()];
+  const serverCpu = treeCpuSeconds(o.serverPid) - server0;
+  const line = stdout.split('\n').find((l) => l.startsWith('BENCH_JSON '));
+  if (code !== 0 || line === undefined) throw new Error(`wrk failed (exit ${String(code)}):\n${stdout}\n${stderr}`);
+  const w = JSON.parse(line.slice('BENCH_JSON '.length)) as WrkJson;
+  const secs = w.duration_us / 1e6;
+  const e = w.errors;
+  const detail: Record<string, number> = {};
+  for (const [k, v] of Object.entries(e)) if (v > 0) detail[k] = v;
+  if (w.rpc_errors > 0) detail['rpc'] = w.rpc_errors;
+  if (w.bad_status > 0) detail['non2xx'] = w.bad_status;
+  const statusErrors = w.checked > 0 ? w.bad_status : e.status;
+  const wrkCpu = parseTimes(stderr);
+  const point: Point = {
+    requests: w.requests,
+    seconds: secs,
+    rps: w.requests / secs,
+    p50_us: w.latency_us.p50,
+    p99_us: w.latency_us.p99,
+    errors: e.connect + e.read + e.write + e.timeout + statusErrors + w.rpc_errors,
+    error_detail: detail,
+    checked: w.checked,
+    server_cpu_pct: (100 * serverCpu) / wall,
+  };
+  if (wrkCpu !== undefined) point.loadgen_cpu_pct = (100 * wrkCpu) / wall;
+  fillOtherCpu(point, sys0, (wrkCpu ?? 0) + serverCpu, wall);
+  return { point, window, serverCpuSeconds: serverCpu };
+}
+
+// ---------------------------------------------------------------- the runner's main
+
+/**
+ * Runs a runner's `main`: an error is printed as `<tag>: <stack>` on stderr and sets the exit
+ * code to 1; either way every child of `procs` is stopped and its temp dirs removed after.
+ */
+export function runMain(tag: string, procs: ChildGroup, main: () => Promise<void>): void {
+  main()
+    .catch((err: unknown) => {
+      process.stderr.write(`${tag}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    })
+    .finally(async () => {
+      await procs.stopAll();
+    });
 }

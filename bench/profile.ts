@@ -4,7 +4,8 @@
  * samples with CLOCK_MONOTONIC µs, the clock of `process.hrtime`, so windows recorded by the
  * runner line up with the profile of another process.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 interface CallFrame {
   functionName: string;
@@ -43,6 +44,23 @@ export interface ProfileSummary {
   /** Of that, not idle, ms. */
   busy_ms: number;
   top: SelfTime[];
+}
+
+/**
+ * The main thread's `.cpuprofile` that `node --cpu-prof --cpu-prof-dir <dir>` wrote for process
+ * `pid` (node names them `CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile`; thread 0 is the
+ * main thread). Read it once the process has exited.
+ * @throws Error when there is none.
+ */
+export function mainThreadProfile(dir: string, pid: number): string {
+  const file = readdirSync(dir).find((f) => f.includes(`.${pid}.0.`) && f.endsWith('.cpuprofile'));
+  if (file === undefined) throw new Error(`no main-thread profile in ${dir}`);
+  return join(dir, file);
+}
+
+/** A markdown table of `p.top`: self % (of the busy samples) and function, one row each. */
+export function selfTimeTable(p: ProfileSummary): string[] {
+  return ['| self % | function |', '|---:|---|', ...p.top.map((t) => `| ${t.pct.toFixed(1)} | \`${t.fn}\` |`)];
 }
 
 function frameName(cf: CallFrame, root: string): string {

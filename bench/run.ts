@@ -26,16 +26,16 @@
  * Prints a markdown table per upstream case and the target checks (PASS/MISS; a MISS never fails
  * the process) and writes bench/results/latest.json.
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, cpus } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { packageBin } from '../src/config/default.js';
-import { ChildGroup, envNumber, exitedEarly as exitedEarlyFrom, freePort, logTo as logToFile } from './procs.js';
-import { DISTURBED_PCT, fillOtherCpu, sleep, systemCpuSeconds, treeCpuSeconds, waitForQuiet, type Point } from './lib.js';
-import { topSelfTime, type ProfileSummary, type Window } from './profile.js';
+import { ChildGroup, envNumber, listeningPort, logTo as logToFile, runMain, runWrk as runWrkPoint, wrkVersion } from './procs.js';
+import { DISTURBED_PCT, checkLine, fmtInt, mcpPost, mean, openSession, pct, waitForQuiet, writeResults, type Point, type TargetCheck } from './lib.js';
+import { mainThreadProfile, selfTimeTable, topSelfTime, type ProfileSummary, type Window } from './profile.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
@@ -56,7 +56,6 @@ const SERVER_CORE = '0';
 const LOADGEN_CORE = '1';
 const MESSAGE = 'hello';
 const EXPECTED = `Echo: ${MESSAGE}`;
-const PROTOCOL_VERSION = '2025-06-18';
 
 function progress(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
@@ -79,9 +78,7 @@ function logTo(child: ChildProcess, name: string, stdoutToo: boolean): void {
   logToFile(child, join(RESULTS_DIR, `${name}.log`), stdoutToo);
 }
 
-function exitedEarly(child: ChildProcess, what: string): Promise<never> {
-  return exitedEarlyFrom(child, what, 'bench/results/*.log');
-}
+const LOGS = 'bench/results/*.log';
 
 interface Target {
   readonly child: ChildProcess;
@@ -90,60 +87,25 @@ interface Target {
   readonly windows: Window[];
 }
 
-const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
-
-/** With BENCH_PROFILE: a temp dir holding the tsc build (dist/), package.json and node_modules (link). */
-let profileBuild: string | undefined;
-
-/**
- * Compiles src/ with tsc into a temp dir (outside the repo, so lint and git never see it), with
- * the package.json that src/version.ts reads and a node_modules link for the dependencies.
- */
 /** The tsc build of the gateway, made once per bench run (removed at the end). */
 function gatewayBuild(): string {
-  profileBuild ??= procs.buildGateway(ROOT);
-  return profileBuild;
+  return procs.gatewayBuild(ROOT);
 }
 
 /** Starts the gateway with only `upstream` configured; resolves when GET /health answers 200. */
 async function startGateway(upstream: Record<string, unknown>, label: string): Promise<Target & { dir: string; profileDir?: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-'));
-  const port = await freePort();
-  const configPath = join(dir, 'config.json');
-  const config = { server: { host: '127.0.0.1', port }, data_dir: join(dir, 'data'), mcp_clients: [upstream] };
-  writeFileSync(configPath, JSON.stringify(config, null, 2));
   // the gateway runs as `npm start` runs it: the tsc build (tsx's per-closure name helpers cost ~25% here)
   const profileDir = PROFILE ? join(RESULTS_DIR, `profile-${label}`) : undefined;
-  let args = [join(gatewayBuild(), 'dist', 'main.js'), '--config', configPath];
-  if (profileDir !== undefined) {
-    rmSync(profileDir, { recursive: true, force: true });
-    args = ['--cpu-prof', '--cpu-prof-dir', profileDir, ...args];
-  }
-  const child = spawnPinned(SERVER_CORE, process.execPath, args);
-  logTo(child, `gateway-${label}`, true);
-  const url = `http://127.0.0.1:${port}`;
-  const healthy = (async () => {
-    const deadline = Date.now() + 60_000;
-    let last = '';
-    while (Date.now() < deadline) {
-      try {
-        const r = await fetch(`${url}/health`);
-        last = `${r.status} ${await r.text()}`;
-        if (r.status === 200) return;
-      } catch (err) {
-        last = (err as Error).message;
-      }
-      await sleep(100);
-    }
-    throw new Error(`gateway did not become healthy in 60 s (last: ${last})`);
-  })();
-  try {
-    await Promise.race([healthy, exitedEarly(child, 'gateway')]);
-  } catch (err) {
-    await stop(child);
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
+  const { child, url, dir } = await procs.startGateway({
+    build: gatewayBuild(),
+    config: { mcp_clients: [upstream] },
+    tmpPrefix: 'tributary-bench-',
+    core: SERVER_CORE,
+    log: join(RESULTS_DIR, `gateway-${label}.log`),
+    what: 'gateway',
+    logs: LOGS,
+    ...(profileDir !== undefined ? { profileDir } : {}),
+  });
   return { child, url, dir, windows: [], ...(profileDir !== undefined ? { profileDir } : {}) };
 }
 
@@ -151,65 +113,20 @@ async function startGateway(upstream: Record<string, unknown>, label: string): P
 async function startScript(script: string, label: string): Promise<Target> {
   const child = spawnPinned(SERVER_CORE, process.execPath, ['--import', 'tsx', script, '0']);
   logTo(child, label, false);
-  const listening = new Promise<number>((resolvePort) => {
-    const rl = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    rl.on('line', (line) => {
-      try {
-        const msg = JSON.parse(line) as { listening?: number };
-        if (typeof msg.listening === 'number') resolvePort(msg.listening);
-      } catch {
-        // not ours
-      }
-    });
-  });
-  let timer: NodeJS.Timeout | undefined;
   try {
-    const port = await Promise.race([
-      listening,
-      exitedEarly(child, script),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${script} did not start in 60 s`)), 60_000);
-      }),
-    ]);
+    const port = await listeningPort(child, script, LOGS);
     return { child, url: `http://127.0.0.1:${port}`, windows: [] };
   } catch (err) {
     await stop(child);
     throw err;
-  } finally {
-    clearTimeout(timer);
   }
 }
 
-// ---------------------------------------------------------------- MCP over HTTP (setup + checks)
-
-async function post(url: string, body: unknown, session?: string): Promise<{ status: number; session: string | null; text: string }> {
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    accept: 'application/json, text/event-stream',
-    'mcp-protocol-version': PROTOCOL_VERSION,
-  };
-  if (session !== undefined) headers['mcp-session-id'] = session;
-  const r = await fetch(`${url}/mcp`, { method: 'POST', headers, body: JSON.stringify(body) });
-  return { status: r.status, session: r.headers.get('mcp-session-id'), text: await r.text() };
-}
-
-/** initialize + notifications/initialized; returns the session id. */
-async function openSession(url: string): Promise<string> {
-  const init = await post(url, {
-    jsonrpc: '2.0',
-    id: 0,
-    method: 'initialize',
-    params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'bench', version: '0.0.0' } },
-  });
-  if (init.status !== 200 || !init.session) throw new Error(`initialize failed: ${init.status} ${init.text}`);
-  const ack = await post(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, init.session);
-  if (ack.status !== 202) throw new Error(`notifications/initialized: expected 202, got ${ack.status} ${ack.text}`);
-  return init.session;
-}
+// ---------------------------------------------------------------- MCP over HTTP (checks)
 
 /** One tools/call through HTTP; throws unless it is the expected echo. Returns the body. */
 async function verifyCall(url: string, tool: string, session: string | undefined, exact = true): Promise<unknown> {
-  const r = await post(url, { jsonrpc: '2.0', id: 'verify-1', method: 'tools/call', params: { name: tool, arguments: { message: MESSAGE } } }, session);
+  const r = await mcpPost(url, { jsonrpc: '2.0', id: 'verify-1', method: 'tools/call', params: { name: tool, arguments: { message: MESSAGE } } }, session);
   let body: { result?: { content?: { type?: string; text?: string }[]; isError?: boolean }; id?: unknown };
   try {
     body = JSON.parse(r.text) as typeof body;
@@ -224,71 +141,22 @@ async function verifyCall(url: string, tool: string, session: string | undefined
 
 // ---------------------------------------------------------------- load generators
 
-interface WrkJson {
-  requests: number;
-  duration_us: number;
-  bytes: number;
-  errors: { connect: number; read: number; write: number; status: number; timeout: number };
-  checked: number;
-  rpc_errors: number;
-  bad_status: number;
-  latency_us: { min: number; mean: number; stdev: number; max: number; p50: number; p90: number; p99: number; p999: number };
-}
-
-/** Parses bash `times` output: the second line is the children's user and system time. */
-function parseTimes(stderr: string): number | undefined {
-  const lines = stderr.split('\n').filter((l) => /^\d+m[\d.]+s \d+m[\d.]+s$/.test(l.trim()));
-  const last = lines[lines.length - 1];
-  if (last === undefined) return undefined;
-  let total = 0;
-  for (const m of last.trim().matchAll(/(\d+)m([\d.]+)s/g)) total += Number(m[1]) * 60 + Number(m[2]);
-  return total;
-}
-
-/** Runs wrk (1 thread, `concurrency` connections) against `${url}/mcp` with the MCP Lua script. */
-async function runWrk(target: Target, tool: string, session: string, concurrency: number, seconds: number): Promise<Point> {
-  const env = { ...process.env, MCP_SESSION: session, MCP_TOOL: tool, MCP_MESSAGE: MESSAGE, MCP_CHECK_BODIES: CHECK_BODIES ? '1' : '0' };
-  const args = ['-t1', `-c${concurrency}`, `-d${seconds}s`, '--timeout', '5s', '-s', LUA, `${target.url}/mcp`];
-  const serverPid = target.child.pid as number;
-  const server0 = treeCpuSeconds(serverPid);
-  const sys0 = systemCpuSeconds();
-  const t0 = performance.now();
-  const w0 = monotonicUs();
-  // `times` reports the CPU time wrk used (user + sys of the shell's children)
-  const child = spawnPinned(LOADGEN_CORE, 'bash', ['-c', 'wrk "$@"; rc=$?; times 1>&2; exit $rc', 'wrk', ...args], env);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const code = await new Promise<number | null>((r) => child.once('close', (c) => r(c)));
-  const wall = (performance.now() - t0) / 1000;
-  target.windows.push([w0, monotonicUs()]);
-  const serverCpu = treeCpuSeconds(serverPid) - server0;
-  const line = stdout.split('\n').find((l) => l.startsWith('BENCH_JSON '));
-  if (code !== 0 || line === undefined) throw new Error(`wrk failed (exit ${String(code)}):\n${stdout}\n${stderr}`);
-  const w = JSON.parse(line.slice('BENCH_JSON '.length)) as WrkJson;
-  const secs = w.duration_us / 1e6;
-  const e = w.errors;
-  const detail: Record<string, number> = {};
-  for (const [k, v] of Object.entries(e)) if (v > 0) detail[k] = v;
-  if (w.rpc_errors > 0) detail['rpc'] = w.rpc_errors;
-  if (w.bad_status > 0) detail['non2xx'] = w.bad_status;
-  const statusErrors = w.checked > 0 ? w.bad_status : e.status;
-  const wrkCpu = parseTimes(stderr);
-  const p: Point = {
-    requests: w.requests,
-    seconds: secs,
-    rps: w.requests / secs,
-    p50_us: w.latency_us.p50,
-    p99_us: w.latency_us.p99,
-    errors: e.connect + e.read + e.write + e.timeout + statusErrors + w.rpc_errors,
-    error_detail: detail,
-    checked: w.checked,
-    server_cpu_pct: (100 * serverCpu) / wall,
-  };
-  if (wrkCpu !== undefined) p.loadgen_cpu_pct = (100 * wrkCpu) / wall;
-  fillOtherCpu(p, sys0, (wrkCpu ?? 0) + serverCpu, wall);
-  return p;
+/**
+ * Runs wrk (1 thread, `concurrency` connections) against `${url}/mcp` with the MCP Lua script;
+ * the load window goes to `target.windows` unless `warmUp`.
+ */
+async function runWrk(target: Target, tool: string, session: string, concurrency: number, seconds: number, warmUp = false): Promise<Point> {
+  const { point, window } = await runWrkPoint(procs, {
+    script: LUA,
+    url: `${target.url}/mcp`,
+    concurrency,
+    seconds,
+    env: { MCP_SESSION: session, MCP_TOOL: tool, MCP_MESSAGE: MESSAGE, MCP_CHECK_BODIES: CHECK_BODIES ? '1' : '0' },
+    serverPid: target.child.pid as number,
+    core: LOADGEN_CORE,
+  });
+  if (!warmUp) target.windows.push(window); // warm-up is not part of the profile window
+  return point;
 }
 
 /** Runs bench/direct.ts pinned to the server core; yields its points as they come. */
@@ -342,18 +210,12 @@ interface CaseResult {
   profile?: ProfileSummary;
 }
 
-const fmtInt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
-
 function record(cr: CaseResult, variant: string, c: number, run: number, p: Point): void {
   cr.rows.push({ variant, concurrency: c, run, ...p });
   const err = p.errors > 0 ? `, ${p.errors} errors ${JSON.stringify(p.error_detail ?? {})}` : '';
   const noisy = (p.other_cpu_pct ?? 0) > DISTURBED_PCT ? `, disturbed: other CPU ${Math.round(p.other_cpu_pct ?? 0)}%` : '';
   const waited = p.quiet_wait_ms ? ` (waited ${(p.quiet_wait_ms / 1000).toFixed(1)} s for a quiet machine)` : '';
   progress(`${cr.name} | ${variant} | c=${c} run ${run}: ${fmtInt(p.rps)} req/s, p50 ${fmtInt(p.p50_us)} µs, p99 ${fmtInt(p.p99_us)} µs${err}${noisy}${waited}`);
-}
-
-function mean(xs: number[]): number {
-  return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
 /** Runs of a point; the undisturbed ones when there are any (see {@link DISTURBED_PCT}). */
@@ -382,8 +244,6 @@ function fillRatios(cr: CaseResult): void {
     if (Number.isFinite(ref) && ref > 0) r.ratio = r.rps / ref;
   }
 }
-
-const pct = (v: number | undefined): string => (v === undefined ? '?' : `${Math.round(v)}%`);
 
 function table(cr: CaseResult, order: string[]): string {
   const out = [
@@ -423,23 +283,13 @@ function profileSection(cr: CaseResult): string[] {
     '',
     '`dist/X.js:N` is the tsc build of `src/X.ts` (lines shift a little); `%` is of non-idle samples.',
     '',
-    '| self % | function |',
-    '|---:|---|',
-    ...p.top.map((t) => `| ${t.pct.toFixed(1)} | \`${t.fn}\` |`),
+    ...selfTimeTable(p),
   ];
 }
 
-interface Check {
-  name: string;
-  target: string;
-  measured: string;
+/** A target check and the number it is about. */
+interface Check extends TargetCheck {
   value: number;
-  pass: boolean | undefined;
-}
-
-function checkLine(c: Check): string {
-  const verdict = c.pass === undefined ? 'N/A ' : c.pass ? 'PASS' : 'MISS';
-  return `- ${verdict} ${c.name}: ${c.measured} (target ${c.target})`;
 }
 
 // ---------------------------------------------------------------- the cases
@@ -456,8 +306,7 @@ const V = {
 async function wrkVariant(cr: CaseResult, variant: string, target: Target, tool: string, session: string, exactId = true): Promise<void> {
   cr.samples[variant] = await verifyCall(target.url, tool, session === '' ? undefined : session, exactId);
   if (WARMUP > 0) {
-    const w = await runWrk(target, tool, session, 16, WARMUP);
-    target.windows.pop(); // not part of the profile window
+    const w = await runWrk(target, tool, session, 16, WARMUP, true);
     if (w.errors > 0) progress(`${cr.name} | ${variant} | warm-up saw ${w.errors} errors ${JSON.stringify(w.error_detail)}`);
   }
   for (const c of CONCURRENCIES) {
@@ -494,10 +343,7 @@ function gatewayCleanup(cr: CaseResult): (t: Target & { dir: string; profileDir?
     rmSync(t.dir, { recursive: true, force: true });
     if (t.profileDir === undefined) return;
     try {
-      // node names profiles CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile; thread 0 is the main thread
-      const file = readdirSync(t.profileDir).find((f) => f.includes(`.${t.child.pid}.0.`) && f.endsWith('.cpuprofile'));
-      if (file === undefined) throw new Error(`no main-thread profile in ${t.profileDir}`);
-      cr.profile = topSelfTime(join(t.profileDir, file), t.windows, 20, profileBuild ?? ROOT);
+      cr.profile = topSelfTime(mainThreadProfile(t.profileDir, t.child.pid as number), t.windows, 20, gatewayBuild());
     } catch (err) {
       progress(`${cr.name}: profile not read: ${(err as Error).message}`);
     }
@@ -517,11 +363,11 @@ async function inprocessCase(): Promise<CaseResult> {
     cr,
     V.tributary,
     () => startGateway({ name: 'demo', connection_type: 'inprocess', inprocess_server: 'demo' }, 'inprocess'),
-    async (t) => wrkVariant(cr, V.tributary, t, 'demo-echo', await openSession(t.url)),
+    async (t) => wrkVariant(cr, V.tributary, t, 'demo-echo', await openSession(t.url, 'bench')),
     gatewayCleanup(cr),
   );
   await withTarget(cr, V.sdkServer, () => startScript(join(BENCH_DIR, 'sdk-server-variant.ts'), 'sdk-server-variant'), async (t) =>
-    wrkVariant(cr, V.sdkServer, t, 'demo-echo', await openSession(t.url)),
+    wrkVariant(cr, V.sdkServer, t, 'demo-echo', await openSession(t.url, 'bench')),
   );
   fillRatios(cr);
   return cr;
@@ -544,7 +390,7 @@ async function stdioCase(): Promise<CaseResult> {
     cr,
     V.tributary,
     () => startGateway(everything, 'stdio'),
-    async (t) => wrkVariant(cr, V.tributary, t, 'everything-echo', await openSession(t.url)),
+    async (t) => wrkVariant(cr, V.tributary, t, 'everything-echo', await openSession(t.url, 'bench')),
     gatewayCleanup(cr),
   );
   fillRatios(cr);
@@ -598,12 +444,6 @@ function checks(inproc: CaseResult | undefined, stdio: CaseResult | undefined): 
   return out;
 }
 
-function wrkVersion(): string | undefined {
-  const r = spawnSync('wrk', ['--version'], { encoding: 'utf8' });
-  if (r.error) return undefined;
-  return `${r.stdout}${r.stderr}`.split('\n')[0]?.trim();
-}
-
 async function main(): Promise<void> {
   const wrk = wrkVersion();
   if (wrk === undefined) {
@@ -613,10 +453,7 @@ async function main(): Promise<void> {
     );
     process.exit(1);
   }
-  if (spawnSync('taskset', ['-c', '0', 'true']).status !== 0) {
-    procs.pinning = false;
-    progress('taskset is not usable: running without CPU pinning (numbers are less comparable)');
-  }
+  procs.checkPinning();
   if (cpus().length < 2) progress(`only ${cpus().length} CPU: load generator and server share a core`);
   mkdirSync(RESULTS_DIR, { recursive: true });
   const started = Date.now();
@@ -654,10 +491,7 @@ async function main(): Promise<void> {
   lines.push('', `(${((Date.now() - started) / 1000).toFixed(0)} s total; results in bench/results/latest.json)`);
   process.stdout.write(lines.join('\n') + '\n');
 
-  const json = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: cpus().map((c) => c.model),
+  writeResults(join(RESULTS_DIR, 'latest.json'), {
     wrk,
     settings: {
       duration_s: DURATION,
@@ -672,15 +506,7 @@ async function main(): Promise<void> {
     },
     cases: [inproc, stdio].filter((c) => c !== undefined),
     checks: results,
-  };
-  writeFileSync(join(RESULTS_DIR, 'latest.json'), JSON.stringify(json, null, 2) + '\n');
+  });
 }
 
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    await procs.stopAll();
-  });
+runMain('bench', procs, main);

@@ -32,6 +32,7 @@ import {
   type RequestId,
 } from '@modelcontextprotocol/sdk/types.js';
 import { loadNativeUws } from '../src/server/uws.js';
+import { announceListening } from './procs.js';
 import { createDemoServer } from '../src/upstreams/inprocess/demo.js';
 
 const PREFIX = 'demo-';
@@ -186,16 +187,7 @@ async function main(): Promise<void> {
       res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"status":"healthy"}'));
     });
 
-  app.listen('127.0.0.1', port, (socket) => {
-    if (!socket) {
-      process.stderr.write(`sdk-server-variant: cannot listen on 127.0.0.1:${port}\n`);
-      process.exit(1);
-    }
-    const bound = uws.us_socket_local_port(socket as unknown as Parameters<typeof uws.us_socket_local_port>[0]);
-    process.stdout.write(JSON.stringify({ listening: bound }) + '\n');
-  });
-
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(0));
+  announceListening(uws, app, port, 'sdk-server-variant');
 }
 
 main().catch((err: unknown) => {

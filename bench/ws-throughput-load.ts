@@ -21,7 +21,7 @@ import { isDeepStrictEqual } from 'node:util';
 import WebSocket from 'ws';
 import { McpwMethod, McpwType, decodeFrame, encodeFrame } from '../src/codecs/mcpw.js';
 import { frameFromJsonRpc } from '../src/codecs/mcpw-jsonrpc.js';
-import { quantile, sleep } from './lib.js';
+import { initializeParams, monotonicUs, quantile, sleep, type Point } from './lib.js';
 import { RawHttpConnection, postRequest, type RawHttpResponse } from './ws-throughput-http.js';
 
 export type LoadMode = 'ws-text' | 'ws-mcpw' | 'ws-mcpw-gzip' | 'http';
@@ -55,16 +55,9 @@ export interface LoadSample {
   text_chars: number;
 }
 
-export interface LoadResult {
-  requests: number;
-  seconds: number;
-  rps: number;
-  p50_us: number;
-  p99_us: number;
-  errors: number;
+/** One point as the load generator measured it; `checked`: every reply was decoded and compared with the expected body. */
+export interface LoadResult extends Pick<Point, 'requests' | 'seconds' | 'rps' | 'p50_us' | 'p99_us' | 'errors' | 'checked'> {
   error_detail: Record<string, number>;
-  /** Replies decoded and compared with the expected body (all of them). */
-  checked: number;
   /** CPU of this process over the measured window, % of one core. */
   loadgen_cpu_pct: number;
   /** Event-loop utilization over the measured window (1 = never idle). */
@@ -73,7 +66,7 @@ export interface LoadResult {
   window: [number, number];
 }
 
-const INIT = { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench-ws', version: '0.0.0' } };
+const INIT = initializeParams('bench-ws');
 const BIN = { binary: true } as const;
 
 // ---------------------------------------------------------------- closed loop
@@ -381,7 +374,6 @@ async function verifyOne(cfg: LoadConfig, requestBytes: number): Promise<LoadSam
   return sample;
 }
 
-const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 async function main(cfg: LoadConfig): Promise<void> {
   expected = `Echo: ${cfg.message}`;

@@ -34,18 +34,18 @@
  * Prints markdown tables and the target checks (PASS/MISS; a MISS never fails the process) and
  * writes bench/results/ws-throughput.json.
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import WebSocket from 'ws';
 import { McpwMethod, McpwType, decodeFrame, encodeFrame, type McpwDecodedFrame } from '../src/codecs/mcpw.js';
-import { ChildGroup, envNumber, freePort, signalGroup } from './procs.js';
-import { DISTURBED_PCT, fillOtherCpu, sleep, systemCpuSeconds, treeCpuSeconds, waitForQuiet, type Point } from './lib.js';
-import { topSelfTime, type ProfileSummary, type Window } from './profile.js';
+import { ChildGroup, envNumber, runMain, runWrk as runWrkPoint, signalGroup, wrkVersion } from './procs.js';
+import { DISTURBED_PCT, checkLine, fillOtherCpu, fmtInt, initializeParams, mcpPost, mean, openSession, pct, systemCpuSeconds, treeCpuSeconds, waitForQuiet, writeResults, type Point, type TargetCheck } from './lib.js';
+import { mainThreadProfile, selfTimeTable, topSelfTime, type ProfileSummary, type Window } from './profile.js';
 import { records, wordText } from './ws-throughput-data.js';
 import { RawHttpConnection, postRequest, type RawHttpResponse } from './ws-throughput-http.js';
 import type { LoadConfig, LoadMode, LoadResult, LoadSample } from './ws-throughput-load.js';
@@ -69,8 +69,8 @@ const QUIET_WAIT = envNumber('BENCH_QUIET_WAIT', 5);
 const PROFILE = (process.env['BENCH_PROFILE'] ?? '0') === '1';
 const SERVER_CORE = '0';
 const LOADGEN_CORE = '1';
-const PROTOCOL_VERSION = '2025-06-18';
-const INIT = { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'bench-ws', version: '0.0.0' } };
+const CLIENT = 'bench-ws';
+const INIT = initializeParams(CLIENT);
 /** The gateway's MCPW reply policy (src/handlers/mcp/ws.ts sendFrame): gzip payloads over 1 KiB. */
 const GATEWAY_GZIP = { gzip: true, gzipThreshold: 1024 } as const;
 /** The echo tool's `message` in the throughput points. */
@@ -84,19 +84,6 @@ function progress(msg: string): void {
 
 const procs = new ChildGroup(ROOT, progress);
 
-function spawnPinned(core: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  return procs.spawnPinned(core, command, args, { env });
-}
-
-function stop(child: ChildProcess, graceMs?: number): Promise<void> {
-  return procs.stop(child, graceMs);
-}
-
-/** Compiles src/ with tsc into a temp dir (outside the repo) with package.json and a node_modules link. */
-function build(): string {
-  return procs.buildGateway(ROOT, 'tributary-bench-ws-build-');
-}
-
 interface Gateway {
   child: ChildProcess;
   url: string;
@@ -105,52 +92,27 @@ interface Gateway {
 
 /** Starts the gateway (demo in-process + the stdio records fixture); resolves when /health says healthy. */
 async function startGateway(dist: string): Promise<Gateway> {
-  const dir = procs.trackTempDir(mkdtempSync(join(tmpdir(), 'tributary-bench-ws-')));
-  const port = await freePort();
-  const configPath = join(dir, 'config.json');
-  const config = {
-    server: { host: '127.0.0.1', port },
-    data_dir: join(dir, 'data'),
-    log_level: 'warn',
-    // the retention sweep (default every 60 s) deletes down to 100k entries, a burst of LevelDB work
-    // that would land on whichever point runs then; moved past the end of the bench
-    tool_log: { sweep_interval_ms: 3_600_000 },
-    mcp_clients: [
-      { name: 'demo', connection_type: 'inprocess', inprocess_server: 'demo' },
-      { name: 'fixture', connection_type: 'stdio', stdio_config: { command: process.execPath, args: ['--import', 'tsx', RECORDS_SCRIPT], cwd: ROOT } },
-    ],
-  };
-  writeFileSync(configPath, JSON.stringify(config, null, 2));
   const profileDir = PROFILE ? join(RESULTS_DIR, 'profile-ws') : undefined;
-  let args = [join(dist, 'dist', 'main.js'), '--config', configPath];
-  if (profileDir !== undefined) {
-    rmSync(profileDir, { recursive: true, force: true });
-    args = ['--cpu-prof', '--cpu-prof-dir', profileDir, ...args];
-  }
-  const child = spawnPinned(SERVER_CORE, process.execPath, args);
-  const log = createWriteStream(join(RESULTS_DIR, 'gateway-ws.log'));
-  child.stderr?.pipe(log);
-  child.stdout?.pipe(log);
-  const url = `http://127.0.0.1:${port}`;
-  const exited = new Promise<never>((_, reject) => {
-    child.once('exit', (code, sig) => reject(new Error(`gateway exited early (code ${String(code)}, signal ${String(sig)}); see bench/results/gateway-ws.log`)));
+  const { child, url } = await procs.startGateway({
+    build: dist,
+    config: {
+      log_level: 'warn',
+      // the retention sweep (default every 60 s) deletes down to 100k entries, a burst of LevelDB work
+      // that would land on whichever point runs then; moved past the end of the bench
+      tool_log: { sweep_interval_ms: 3_600_000 },
+      mcp_clients: [
+        { name: 'demo', connection_type: 'inprocess', inprocess_server: 'demo' },
+        { name: 'fixture', connection_type: 'stdio', stdio_config: { command: process.execPath, args: ['--import', 'tsx', RECORDS_SCRIPT], cwd: ROOT } },
+      ],
+    },
+    tmpPrefix: 'tributary-bench-ws-',
+    core: SERVER_CORE,
+    log: join(RESULTS_DIR, 'gateway-ws.log'),
+    what: 'gateway',
+    logs: 'bench/results/gateway-ws.log',
+    healthyOnly: true,
+    ...(profileDir !== undefined ? { profileDir } : {}),
   });
-  const healthy = (async () => {
-    const deadline = Date.now() + 60_000;
-    let last = '';
-    while (Date.now() < deadline) {
-      try {
-        const r = await fetch(`${url}/health`);
-        last = `${r.status} ${await r.text()}`;
-        if (r.status === 200 && last.includes('"status":"healthy"')) return;
-      } catch (err) {
-        last = (err as Error).message;
-      }
-      await sleep(100);
-    }
-    throw new Error(`gateway did not become healthy in 60 s (last: ${last})`);
-  })();
-  await Promise.race([healthy, exited]);
   return { child, url, ...(profileDir !== undefined ? { profileDir } : {}) };
 }
 
@@ -194,7 +156,7 @@ async function runLoad(gw: Gateway, v: Variant, run: number, seconds = DURATION,
     tool: 'demo-echo',
     message: MESSAGE,
   };
-  const child = spawnPinned(LOADGEN_CORE, process.execPath, ['--import', 'tsx', LOAD_SCRIPT, JSON.stringify(cfg)]);
+  const child = procs.spawnPinned(LOADGEN_CORE, process.execPath, ['--import', 'tsx', LOAD_SCRIPT, JSON.stringify(cfg)]);
   const pid = child.pid as number;
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -239,87 +201,19 @@ async function runLoad(gw: Gateway, v: Variant, run: number, seconds = DURATION,
   return p;
 }
 
-interface WrkJson {
-  requests: number;
-  duration_us: number;
-  errors: { connect: number; read: number; write: number; status: number; timeout: number };
-  checked: number;
-  rpc_errors: number;
-  bad_status: number;
-  latency_us: { p50: number; p99: number };
-}
-
-/** Parses bash `times` output: the second line is the children's user and system time. */
-function parseTimes(stderr: string): number | undefined {
-  const lines = stderr.split('\n').filter((l) => /^\d+m[\d.]+s \d+m[\d.]+s$/.test(l.trim()));
-  const last = lines[lines.length - 1];
-  if (last === undefined) return undefined;
-  let total = 0;
-  for (const m of last.trim().matchAll(/(\d+)m([\d.]+)s/g)) total += Number(m[1]) * 60 + Number(m[2]);
-  return total;
-}
-
 /** wrk (1 thread, CONCURRENCY connections, bench/mcp-call.lua with body checks) against /mcp. */
 async function runWrk(gw: Gateway, session: string, seconds: number): Promise<Point> {
-  const env = { ...process.env, MCP_SESSION: session, MCP_TOOL: 'demo-echo', MCP_MESSAGE: MESSAGE, MCP_CHECK_BODIES: '1' };
-  const args = ['-t1', `-c${CONCURRENCY}`, `-d${seconds}s`, '--timeout', '5s', '-s', LUA, `${gw.url}/mcp`];
-  const server0 = treeCpuSeconds(gw.child.pid as number);
-  const sys0 = systemCpuSeconds();
-  const t0 = performance.now();
-  const w0 = monotonicUs();
-  const child = spawnPinned(LOADGEN_CORE, 'bash', ['-c', 'wrk "$@"; rc=$?; times 1>&2; exit $rc', 'wrk', ...args], env);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const code = await new Promise<number | null>((r) => child.once('close', (c) => r(c)));
-  const wall = (performance.now() - t0) / 1000;
-  const w1 = monotonicUs();
-  const serverCpu = treeCpuSeconds(gw.child.pid as number) - server0;
-  const line = stdout.split('\n').find((l) => l.startsWith('BENCH_JSON '));
-  if (code !== 0 || line === undefined) throw new Error(`wrk failed (exit ${String(code)}):\n${stdout}\n${stderr}`);
-  const w = JSON.parse(line.slice('BENCH_JSON '.length)) as WrkJson;
-  const secs = w.duration_us / 1e6;
-  const detail: Record<string, number> = {};
-  for (const [k, n] of Object.entries(w.errors)) if (n > 0) detail[k] = n;
-  if (w.rpc_errors > 0) detail['rpc'] = w.rpc_errors;
-  if (w.bad_status > 0) detail['non2xx'] = w.bad_status;
-  const e = w.errors;
-  const wrkCpu = parseTimes(stderr);
-  const p: Point = {
-    requests: w.requests,
-    seconds: secs,
-    rps: w.requests / secs,
-    p50_us: w.latency_us.p50,
-    p99_us: w.latency_us.p99,
-    errors: e.connect + e.read + e.write + e.timeout + w.bad_status + w.rpc_errors,
-    error_detail: detail,
-    checked: w.checked,
-    server_cpu_pct: (100 * serverCpu) / wall,
-  };
-  if (wrkCpu !== undefined) p.loadgen_cpu_pct = (100 * wrkCpu) / wall;
-  fillOtherCpu(p, sys0, (wrkCpu ?? 0) + serverCpu, wall);
-  if (seconds === DURATION) (windows['http-wrk'] ??= []).push([w0, w1]);
-  return p;
-}
-
-const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
-
-// ---------------------------------------------------------------- MCP over HTTP (setup + checks)
-
-async function post(url: string, body: unknown, session?: string): Promise<{ status: number; session: string | null; text: string }> {
-  const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': PROTOCOL_VERSION };
-  if (session !== undefined) headers['mcp-session-id'] = session;
-  const r = await fetch(`${url}/mcp`, { method: 'POST', headers, body: JSON.stringify(body) });
-  return { status: r.status, session: r.headers.get('mcp-session-id'), text: await r.text() };
-}
-
-async function openSession(url: string): Promise<string> {
-  const init = await post(url, { jsonrpc: '2.0', id: 0, method: 'initialize', params: INIT });
-  if (init.status !== 200 || !init.session) throw new Error(`initialize failed: ${init.status} ${init.text}`);
-  const ack = await post(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, init.session);
-  if (ack.status !== 202) throw new Error(`notifications/initialized: expected 202, got ${ack.status} ${ack.text}`);
-  return init.session;
+  const { point, window } = await runWrkPoint(procs, {
+    script: LUA,
+    url: `${gw.url}/mcp`,
+    concurrency: CONCURRENCY,
+    seconds,
+    env: { MCP_SESSION: session, MCP_TOOL: 'demo-echo', MCP_MESSAGE: MESSAGE, MCP_CHECK_BODIES: '1' },
+    serverPid: gw.child.pid as number,
+    core: LOADGEN_CORE,
+  });
+  if (seconds === DURATION) (windows['http-wrk'] ??= []).push(window);
+  return point;
 }
 
 // ---------------------------------------------------------------- bytes on the wire
@@ -424,7 +318,7 @@ async function measureBytes(gw: Gateway): Promise<BytesRow[]> {
   const wsUrl = `${gw.url.replace(/^http/, 'ws')}/ws`;
   const text = await WsProbe.open(wsUrl);
   const bin = await WsProbe.open(wsUrl);
-  const session = await openSession(gw.url);
+  const session = await openSession(gw.url, CLIENT);
   const hostPort = new URL(gw.url).host;
   try {
     const t0 = await text.call('t0', JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: INIT }));
@@ -509,13 +403,6 @@ async function measureBytes(gw: Gateway): Promise<BytesRow[]> {
 
 // ---------------------------------------------------------------- output
 
-const fmtInt = (n: number | undefined): string => (n !== undefined && Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
-const pct = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '?' : `${Math.round(v)}%`);
-
-function mean(xs: number[]): number {
-  return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
-}
-
 /** Runs of a variant; the undisturbed ones when there are any (see {@link DISTURBED_PCT}). */
 function runsOf(variant: string): Row[] {
   const all = rows.filter((r) => r.variant === variant);
@@ -592,20 +479,8 @@ function bytesTable(b: BytesRow[]): string[] {
   return out;
 }
 
-interface Check {
-  name: string;
-  target: string;
-  measured: string;
-  pass: boolean | undefined;
-}
-
-function checkLine(c: Check): string {
-  const verdict = c.pass === undefined ? 'N/A ' : c.pass ? 'PASS' : 'MISS';
-  return `- ${verdict} ${c.name}: ${c.measured} (target ${c.target})`;
-}
-
-function checks(bytes: BytesRow[] | undefined): Check[] {
-  const out: Check[] = [];
+function checks(bytes: BytesRow[] | undefined): TargetCheck[] {
+  const out: TargetCheck[] = [];
   const m = meanOf('ws-mcpw', 'rps');
   const h = meanOf('http', 'rps');
   const v = m / h;
@@ -650,9 +525,7 @@ function profileLines(profileFile: string | undefined, root: string): string[] {
       '',
       `#### Gateway CPU profile, ${v.label} (top self time: ${p.busy_ms.toFixed(0)} ms busy of ${p.window_ms.toFixed(0)} ms sampled)`,
       '',
-      '| self % | function |',
-      '|---:|---|',
-      ...p.top.map((t) => `| ${t.pct.toFixed(1)} | \`${t.fn}\` |`),
+      ...selfTimeTable(p),
     );
   }
   return out;
@@ -661,26 +534,17 @@ function profileLines(profileFile: string | undefined, root: string): string[] {
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
-  if (spawnSync('taskset', ['-c', '0', 'true']).status !== 0) {
-    procs.pinning = false;
-    progress('taskset is not usable: running without CPU pinning (numbers are less comparable)');
-  }
+  procs.checkPinning();
   if (cpus().length < 2) progress(`only ${cpus().length} CPU: load generator and gateway share a core`);
-  const wrkLine = USE_WRK ? spawnSync('wrk', ['--version'], { encoding: 'utf8' }) : undefined;
-  const wrk = wrkLine && !wrkLine.error ? `${wrkLine.stdout}${wrkLine.stderr}`.split('\n')[0]?.trim() : undefined;
+  const wrk = USE_WRK ? wrkVersion() : undefined;
   if (USE_WRK && wrk === undefined) progress('wrk not found: the wrk cross-check row is skipped (apt-get install -y wrk)');
   const variants = VARIANTS.filter((v) => v.mode !== 'wrk' || wrk !== undefined);
   mkdirSync(RESULTS_DIR, { recursive: true });
   const started = Date.now();
   const prebuilt = process.env['BENCH_GATEWAY_BUILD'];
-  let dist: string;
-  if (prebuilt !== undefined && prebuilt !== '') {
-    dist = resolve(prebuilt);
-    progress(`using the gateway build in ${dist} (BENCH_GATEWAY_BUILD; not rebuilt)`);
-  } else {
-    progress('building the gateway with tsc (the bench runs the build, as `npm start` does)');
-    dist = build();
-  }
+  if (prebuilt === undefined || prebuilt === '') progress('building the gateway with tsc (the bench runs the build, as `npm start` does)');
+  const dist = procs.gatewayBuild(ROOT, prebuilt, 'tributary-bench-ws-build-');
+  if (prebuilt !== undefined && prebuilt !== '') progress(`using the gateway build in ${dist} (BENCH_GATEWAY_BUILD; not rebuilt)`);
   const gw = await startGateway(dist);
   progress(`gateway at ${gw.url} (pid ${String(gw.child.pid)}); ${DURATION} s/point, warm-up ${WARMUP} s, ${RUNS} runs, c=${CONCURRENCY}, /ws on ${WS_CONNECTIONS} connection(s)`);
 
@@ -718,9 +582,9 @@ async function main(): Promise<void> {
           let p: Point & { loadgen_elu?: number };
           if (v.mode === 'wrk') {
             if (wrkSession === undefined) {
-              wrkSession = await openSession(gw.url);
+              wrkSession = await openSession(gw.url, CLIENT);
               // the same check call as the Node client's, through fetch
-              const r = await post(gw.url, { jsonrpc: '2.0', id: 'check', method: 'tools/call', params: { name: 'demo-echo', arguments: { message: MESSAGE } } }, wrkSession);
+              const r = await mcpPost(gw.url, { jsonrpc: '2.0', id: 'check', method: 'tools/call', params: { name: 'demo-echo', arguments: { message: MESSAGE } } }, wrkSession);
               const body = JSON.parse(r.text) as unknown;
               if (r.status !== 200 || !isDeepStrictEqual(body, { jsonrpc: '2.0', id: 'check', result: { content: [{ type: 'text', text: `Echo: ${MESSAGE}` }] } })) {
                 throw new Error(`check call over /mcp: ${r.status} ${r.text.slice(0, 300)}`);
@@ -743,11 +607,13 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await stop(gw.child);
+    await procs.stop(gw.child);
     if (gw.profileDir !== undefined) {
-      const file = readdirSync(gw.profileDir).find((f) => f.includes(`.${String(gw.child.pid)}.0.`) && f.endsWith('.cpuprofile'));
-      if (file !== undefined) profileFile = join(gw.profileDir, file);
-      else progress(`no main-thread profile in ${gw.profileDir}`);
+      try {
+        profileFile = mainThreadProfile(gw.profileDir, gw.child.pid as number);
+      } catch (err) {
+        progress((err as Error).message);
+      }
     }
   }
 
@@ -800,32 +666,15 @@ async function main(): Promise<void> {
   lines.push('', `(${((Date.now() - started) / 1000).toFixed(0)} s total; results in bench/results/ws-throughput.json)`);
   process.stdout.write(lines.join('\n') + '\n');
 
-  writeFileSync(
-    join(RESULTS_DIR, 'ws-throughput.json'),
-    JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        node: process.version,
-        cpus: cpus().map((c) => c.model),
-        wrk,
-        settings: { gateway_build: prebuilt !== undefined && prebuilt !== '' ? dist : 'tsc build of src/', duration_s: DURATION, warmup_s: WARMUP, runs: RUNS, concurrency: CONCURRENCY, ws_connections: WS_CONNECTIONS, arg_bytes: ARG_BYTES, profile: PROFILE, pinned: procs.pinning, server_core: SERVER_CORE, loadgen_core: LOADGEN_CORE },
-        rows,
-        samples,
-        failures,
-        bytes,
-        checks: results,
-      },
-      null,
-      2,
-    ) + '\n',
-  );
+  writeResults(join(RESULTS_DIR, 'ws-throughput.json'), {
+    wrk,
+    settings: { gateway_build: prebuilt !== undefined && prebuilt !== '' ? dist : 'tsc build of src/', duration_s: DURATION, warmup_s: WARMUP, runs: RUNS, concurrency: CONCURRENCY, ws_connections: WS_CONNECTIONS, arg_bytes: ARG_BYTES, profile: PROFILE, pinned: procs.pinning, server_core: SERVER_CORE, loadgen_core: LOADGEN_CORE },
+    rows,
+    samples,
+    failures,
+    bytes,
+    checks: results,
+  });
 }
 
-main()
-  .catch((err: unknown) => {
-    process.stderr.write(`bench:ws: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    await procs.stopAll();
-  });
+runMain('bench:ws', procs, main);
