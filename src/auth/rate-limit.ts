@@ -29,6 +29,8 @@ export interface LimitVerdict {
 
 const WINDOW_S: Record<LimitName, number> = { requests_per_hour: 3600, burst_per_minute: 60, tool_executions_per_hour: 3600 };
 
+const NO_VERDICT: Promise<undefined> = Promise.resolve(undefined);
+
 function isRes(v: unknown): v is RateLimiterRes {
   return v instanceof RateLimiterRes;
 }
@@ -67,26 +69,27 @@ export class RateLimits {
     return set;
   }
 
-  private async take(name: LimitName, limiter: RateLimiterMemory, key: string): Promise<LimitVerdict> {
-    const points = limiter.points;
-    let res: RateLimiterRes;
-    let allowed = true;
-    try {
-      res = await limiter.consume(key, 1);
-    } catch (err) {
-      if (!isRes(err)) throw err;
-      res = err;
-      allowed = false;
-    }
-    const resetMs = this.now() + res.msBeforeNext;
+  private verdict(name: LimitName, points: number, res: RateLimiterRes, allowed: boolean): LimitVerdict {
     return {
       allowed,
       name,
       limit: points,
       remaining: Math.max(0, res.remainingPoints),
-      resetEpochS: Math.ceil(resetMs / 1000),
+      resetEpochS: Math.ceil((this.now() + res.msBeforeNext) / 1000),
       retryAfterS: allowed ? 0 : Math.max(1, Math.ceil(res.msBeforeNext / 1000)),
     };
+  }
+
+  /** One consume, mapped to a verdict (a refusal resolves; only unexpected errors reject). Plain promise chains: this runs per request. */
+  private take(name: LimitName, limiter: RateLimiterMemory, key: string): Promise<LimitVerdict> {
+    const points = limiter.points;
+    return limiter.consume(key, 1).then(
+      (res) => this.verdict(name, points, res, true),
+      (err: unknown) => {
+        if (!isRes(err)) throw err;
+        return this.verdict(name, points, err, false);
+      },
+    );
   }
 
   /**
@@ -95,21 +98,20 @@ export class RateLimits {
    * against the hour. Resolves with the refusing verdict, else the one with fewer requests left.
    * A principal without limits (auth disabled) resolves `undefined`.
    */
-  async consumeRequest(p: Principal): Promise<LimitVerdict | undefined> {
+  consumeRequest(p: Principal): Promise<LimitVerdict | undefined> {
     const limits = p.limits;
-    if (!limits) return undefined;
+    if (!limits) return NO_VERDICT;
     const set = this.set(limits);
-    const burst = await this.take('burst_per_minute', set.burst_per_minute, p.id);
-    if (!burst.allowed) return burst;
-    const hour = await this.take('requests_per_hour', set.requests_per_hour, p.id);
-    if (!hour.allowed) return hour;
-    return burst.remaining < hour.remaining ? burst : hour;
+    return this.take('burst_per_minute', set.burst_per_minute, p.id).then((burst) => {
+      if (!burst.allowed) return burst;
+      return this.take('requests_per_hour', set.requests_per_hour, p.id).then((hour) => (!hour.allowed || hour.remaining <= burst.remaining ? hour : burst));
+    });
   }
 
   /** Counts one tool execution against the caller's hourly tool limit; `undefined` without limits. */
-  async consumeToolExecution(p: Principal): Promise<LimitVerdict | undefined> {
+  consumeToolExecution(p: Principal): Promise<LimitVerdict | undefined> {
     const limits = p.limits;
-    if (!limits) return undefined;
+    if (!limits) return NO_VERDICT;
     return this.take('tool_executions_per_hour', this.set(limits).tool_executions_per_hour, p.id);
   }
 }
