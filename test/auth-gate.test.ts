@@ -62,6 +62,7 @@ describe('ruleFor', () => {
     ['GET', '/ws', 'user', true],
     ['POST', '/v1/mcp/tool/execute', 'user', true],
     ['GET', '/api/ws/events', 'user', false],
+    ['GET', '/api/ws/live', 'admin', false],
     ['GET', '/api/v1/tools', 'user', false],
     ['GET', '/api/mcp/clients', 'admin', false],
     ['POST', '/api/auth/keys', 'admin', false],

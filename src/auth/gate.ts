@@ -57,15 +57,16 @@ const ADMIN: RouteRule = { need: 'admin', virtualKeys: false };
 /**
  * The rule of a route. `/health`, `OPTIONS`, `/api/openapi.json` and the signed webhooks are open; `/metrics` is open unless
  * `metricsRequireAuth`; `/mcp`, `/ws` and `/v1/mcp/tool/execute` take any credential including
- * virtual keys; the event feeds and `/api/v1/*` take API keys and JWTs; every other `/api/*`
- * route (management, tool log, key admin) needs role admin.
+ * virtual keys; the event feed and `/api/v1/*` take API keys and JWTs; every other `/api/*`
+ * route (management, tool log and its live feed, key admin) needs role admin.
  */
 export function ruleFor(method: string, path: string, metricsRequireAuth: boolean): RouteRule {
   // webhooks authenticate by their signature (checked by the handler), not by a key
   if (method === 'OPTIONS' || path === '/health' || path === '/api/webhooks/github' || path === '/api/openapi.json') return OPEN;
   if (path === '/metrics') return metricsRequireAuth ? USER : OPEN;
   if (path === '/mcp' || path === '/ws' || path === '/v1/mcp/tool/execute') return TOOLS;
-  if (path === '/api/ws/events' || path === '/api/ws/live' || path.startsWith('/api/v1/') || path === '/api/v1') return USER;
+  // the live feed streams every tool call's arguments and results (the tool log): admins only
+  if (path === '/api/ws/events' || path.startsWith('/api/v1/') || path === '/api/v1') return USER;
   return ADMIN;
 }
 

@@ -120,7 +120,11 @@ export class ToolExecuteHandler {
     }
     await this.admitToolExecution?.(req.input.auth);
     try {
-      const result = await invokeTool(this.bus, route, { name, arguments: args }, { surface: 'rest' });
+      const result = await invokeTool(this.bus, route, { name, arguments: args }, {
+        surface: 'rest',
+        tenant: req.input.auth?.principal.tenantId,
+        virtualKey: req.input.auth?.principal.virtualKeyId,
+      });
       const text = resultText(result);
       return format === 'chat'
         ? ok({ role: 'tool', tool_call_id: callId, content: text })

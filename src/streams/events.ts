@@ -34,6 +34,8 @@ export interface ToolCallFields {
   surface: string;
   arguments: unknown;
   virtual_key?: string;
+  /** The caller's tenant (issue 9): tenant-scoped feeds deliver the event to that tenant only. */
+  tenant_id?: string;
 }
 
 export type GatewayEventBody =

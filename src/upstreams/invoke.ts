@@ -13,7 +13,9 @@ export interface InvokeOptions {
   readonly surface: string;
   readonly cancel?: CancelScope;
   readonly onprogress?: (p: Progress) => void;
-  readonly virtualKey?: string;
+  readonly virtualKey?: string | undefined;
+  /** The caller's tenant: tool events carry it, so tenant-scoped feeds show a tenant only its calls. */
+  readonly tenant?: string | undefined;
 }
 
 let counter = 0;
@@ -53,6 +55,7 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
       is_error: isError,
       result,
       ...(options.virtualKey !== undefined ? { virtual_key: options.virtualKey } : {}),
+      ...(options.tenant !== undefined ? { tenant_id: options.tenant } : {}),
     });
     return result;
   } catch (err) {
@@ -67,6 +70,7 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
       arguments: args,
       error: err instanceof Error ? err.message : String(err),
       ...(options.virtualKey !== undefined ? { virtual_key: options.virtualKey } : {}),
+      ...(options.tenant !== undefined ? { tenant_id: options.tenant } : {}),
     });
     throw err;
   }

@@ -249,6 +249,8 @@ export class McpDispatcher {
     const token = p._meta?.['progressToken'];
     return invokeTool(this.bus, route, params ?? {}, {
       surface: 'mcp',
+      tenant: call.auth?.principal.tenantId,
+      virtualKey: call.auth?.principal.virtualKeyId,
       cancel: call,
       ...(typeof token === 'string' || typeof token === 'number'
         ? {

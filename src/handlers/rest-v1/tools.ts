@@ -782,7 +782,7 @@ export class ToolRoutes {
     let raw: JsonObject | undefined;
     let thrown: unknown;
     try {
-      raw = await invokeTool(this.deps.bus, { upstream, name: action }, { name: action, arguments: args }, { surface: REST_V1_SURFACE });
+      raw = await invokeTool(this.deps.bus, { upstream, name: action }, { name: action, arguments: args }, { surface: REST_V1_SURFACE, tenant: req.tenant, virtualKey: req.principal.virtualKeyId });
     } catch (err) {
       thrown = err;
     }
