@@ -6,12 +6,11 @@
  * `hash`, body validation naming the field path, revoke, 404s, StoreChanged events).
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import fc from 'fast-check';
 import { firstValueFrom } from 'rxjs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { KeyRegistry, MAX_SECRET_CHARS, parseIsoTimestamp, type StoredKey } from '../src/auth/keys.js';
 import { AuthError, type AuthFailureReason } from '../src/auth/types.js';
 import { decodeCreateApiKey } from '../src/codecs/keys.js';
@@ -19,28 +18,15 @@ import { KeyAdmin, SECRET_NOTE } from '../src/handlers/mgmt/keys.js';
 import { RestRouter } from '../src/handlers/rest/router.js';
 import { createLogger } from '../src/log/logger.js';
 import { KeyRepository, openKeyRepository } from '../src/store/keys.js';
-import { openStore, type Store } from '../src/store/open.js';
+import type { Store } from '../src/store/open.js';
 import { EventBus, type GatewayEvent } from '../src/streams/events.js';
 import type { HttpHeaders, HttpInput } from '../src/streams/http.js';
+import { tempStores } from './helpers/store.js';
+
 
 const silent = createLogger('silent');
-let dirs: string[] = [];
-let stores: Store[] = [];
-
-afterEach(async () => {
-  for (const s of stores) await s.close().catch(() => undefined);
-  stores = [];
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-  dirs = [];
-});
-
-async function freshStore(dataDir?: string): Promise<{ store: Store; dataDir: string }> {
-  const dir = dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'trib-keys-')));
-  if (dataDir === undefined) dirs.push(dir);
-  const store = await openStore(dir, silent);
-  stores.push(store);
-  return { store, dataDir: dir };
-}
+const openTemp = tempStores('trib-keys-');
+const freshStore = (dataDir?: string): Promise<{ store: Store; dataDir: string }> => openTemp(dataDir === undefined ? {} : { dataDir });
 
 /** A clock tests move by hand (ms since the epoch). */
 function manualClock(start = Date.parse('2026-03-01T12:00:00.000Z')): { now: () => number; advance: (ms: number) => void } {

@@ -2,33 +2,15 @@
  * ClientRepository on real LevelDB: round trip of full records, creation order kept across
  * updates and restarts, delete, seeded names, durability when put() resolves.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ClientName } from '../src/config/schema.js';
-import { createLogger } from '../src/log/logger.js';
 import type { ClientRecord } from '../src/store/clients.js';
-import { openStore, type Store } from '../src/store/open.js';
+import type { Store } from '../src/store/open.js';
+import { tempStores } from './helpers/store.js';
 
-const silent = createLogger('silent');
-let dirs: string[] = [];
-let stores: Store[] = [];
 
-afterEach(async () => {
-  for (const s of stores) await s.close().catch(() => undefined);
-  stores = [];
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-  dirs = [];
-});
-
-async function freshStore(dataDir?: string): Promise<{ store: Store; dataDir: string }> {
-  const dir = dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'trib-clients-')));
-  if (dataDir === undefined) dirs.push(dir);
-  const store = await openStore(dir, silent);
-  stores.push(store);
-  return { store, dataDir: dir };
-}
+const openTemp = tempStores('trib-clients-');
+const freshStore = (dataDir?: string): Promise<{ store: Store; dataDir: string }> => openTemp(dataDir === undefined ? {} : { dataDir });
 
 function record(id: string, name: string, at = '2026-02-01T10:00:00.000Z'): ClientRecord {
   return {

@@ -4,32 +4,16 @@
  * stats, the limit clamp, payload caps, id/time-key rules, the batch cost of a burst, and
  * retention by count, by age, in chunks, and on a timer.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createLogger, type Logger } from '../src/log/logger.js';
-import { openStore, type OpenStoreOptions, type Store } from '../src/store/open.js';
+import type { OpenStoreOptions, Store } from '../src/store/open.js';
 import type { ToolLogEntry, ToolLogFilter, ToolLogInput } from '../src/store/tool-log.js';
+import { tempStores } from './helpers/store.js';
+
 
 const silent = createLogger('silent');
-let dirs: string[] = [];
-let stores: Store[] = [];
-
-afterEach(async () => {
-  for (const s of stores) await s.close().catch(() => undefined);
-  stores = [];
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-  dirs = [];
-});
-
-async function freshStore(options: OpenStoreOptions = {}, log: Logger = silent): Promise<Store> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'trib-toollog-'));
-  dirs.push(dir);
-  const store = await openStore(dir, log, { batch: { windowMs: 2 }, ...options });
-  stores.push(store);
-  return store;
-}
+const openTemp = tempStores('trib-toollog-');
+const freshStore = async (options: OpenStoreOptions = {}, log: Logger = silent): Promise<Store> => (await openTemp({ options: { batch: { windowMs: 2 }, ...options }, log })).store;
 
 const BASE = Date.parse('2026-03-01T00:00:00.000Z');
 const MIN = 60_000;

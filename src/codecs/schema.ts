@@ -160,3 +160,18 @@ export function decodeBody<C extends t.Mixed>(codec: C, body: unknown): t.TypeOf
   }
   return (r as { right: t.TypeOf<C> }).right;
 }
+
+/** Whether `u` is a plain JSON object (not null, not an array). */
+export function isJsonObject(u: unknown): u is Record<string, unknown> {
+  return typeof u === 'object' && u !== null && !Array.isArray(u);
+}
+
+/** Bytes of `u` as UTF-8 JSON, or Infinity when it is not JSON-serialisable (size limits of bodies). */
+export function jsonByteLength(u: unknown): number {
+  try {
+    const text = JSON.stringify(u) as string | undefined;
+    return text === undefined ? Infinity : Buffer.byteLength(text, 'utf8');
+  } catch {
+    return Infinity;
+  }
+}

@@ -7,7 +7,7 @@ import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { GatewayError } from '../../codecs/errors.js';
 import { formatIoTsErrors } from '../../codecs/io-ts-errors.js';
-import { unknownFields, withSchema } from '../../codecs/schema.js';
+import { unknownFields, withSchema, isJsonObject, jsonByteLength } from '../../codecs/schema.js';
 
 /** Largest task `payload`, `result` or update `message`, in bytes of UTF-8 JSON (1 MiB). */
 export const TASK_JSON_MAX_BYTES = 1024 * 1024;
@@ -38,32 +38,21 @@ function arr<C extends t.Mixed>(item: C, max: number): t.Type<t.TypeOf<C>[], t.T
   );
 }
 
-function jsonBytes(u: unknown): number {
-  try {
-    const text = JSON.stringify(u) as string | undefined;
-    return text === undefined ? Infinity : Buffer.byteLength(text, 'utf8');
-  } catch {
-    return Infinity;
-  }
-}
 
-function isObject(u: unknown): u is Record<string, unknown> {
-  return typeof u === 'object' && u !== null && !Array.isArray(u);
-}
 
 /** Any JSON object of at most {@link TASK_JSON_MAX_BYTES}. */
 const JsonObject = new t.Type<Record<string, unknown>, Record<string, unknown>, unknown>(
   `JSON object of at most ${TASK_JSON_MAX_BYTES} bytes`,
-  (u): u is Record<string, unknown> => isObject(u) && jsonBytes(u) <= TASK_JSON_MAX_BYTES,
-  (u, c) => (isObject(u) && jsonBytes(u) <= TASK_JSON_MAX_BYTES ? t.success(u) : t.failure(u, c)),
+  (u): u is Record<string, unknown> => isJsonObject(u) && jsonByteLength(u) <= TASK_JSON_MAX_BYTES,
+  (u, c) => (isJsonObject(u) && jsonByteLength(u) <= TASK_JSON_MAX_BYTES ? t.success(u) : t.failure(u, c)),
   t.identity,
 );
 
 /** Any JSON value of at most {@link TASK_JSON_MAX_BYTES} (a task result). */
 const JsonValue = new t.Type<unknown, unknown, unknown>(
   `JSON value of at most ${TASK_JSON_MAX_BYTES} bytes`,
-  (u): u is unknown => jsonBytes(u) <= TASK_JSON_MAX_BYTES,
-  (u, c) => (jsonBytes(u) <= TASK_JSON_MAX_BYTES ? t.success(u) : t.failure(u, c)),
+  (u): u is unknown => jsonByteLength(u) <= TASK_JSON_MAX_BYTES,
+  (u, c) => (jsonByteLength(u) <= TASK_JSON_MAX_BYTES ? t.success(u) : t.failure(u, c)),
   t.identity,
 );
 

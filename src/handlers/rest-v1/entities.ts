@@ -22,7 +22,7 @@
  */
 import * as t from 'io-ts';
 import { GatewayError } from '../../codecs/errors.js';
-import { toJsonSchema, withSchema, type JsonSchema } from '../../codecs/schema.js';
+import { toJsonSchema, withSchema, type JsonSchema, isJsonObject, jsonByteLength } from '../../codecs/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { EventBus, EntityEventType } from '../../streams/events.js';
 import { commitAll } from '../../store/tenant-repo.js';
@@ -71,19 +71,7 @@ export function boundedString(min: number, max: number, description: string, opt
   return withSchema(codec, { type: 'string', minLength: min, maxLength: max, description, ...(opts.noControl === true ? { pattern: '^[^\\u0000-\\u001f\\u007f]*$' } : {}) });
 }
 
-/** Bytes of `u` as UTF-8 JSON, or Infinity when it is not JSON-serialisable. */
-function jsonBytes(u: unknown): number {
-  try {
-    const text = JSON.stringify(u) as string | undefined;
-    return text === undefined ? Infinity : Buffer.byteLength(text, 'utf8');
-  } catch {
-    return Infinity;
-  }
-}
 
-function isPlainObject(u: unknown): u is Record<string, unknown> {
-  return typeof u === 'object' && u !== null && !Array.isArray(u);
-}
 
 /**
  * Any JSON object (not an array, not null) of at most {@link JSON_OBJECT_MAX_BYTES} bytes as UTF-8
@@ -92,8 +80,8 @@ function isPlainObject(u: unknown): u is Record<string, unknown> {
 export const JsonObject = withSchema(
   new t.Type<Record<string, unknown>, Record<string, unknown>, unknown>(
     `JSON object of at most ${JSON_OBJECT_MAX_BYTES} bytes`,
-    (u): u is Record<string, unknown> => isPlainObject(u) && jsonBytes(u) <= JSON_OBJECT_MAX_BYTES,
-    (u, c) => (isPlainObject(u) && jsonBytes(u) <= JSON_OBJECT_MAX_BYTES ? t.success(u) : t.failure(u, c)),
+    (u): u is Record<string, unknown> => isJsonObject(u) && jsonByteLength(u) <= JSON_OBJECT_MAX_BYTES,
+    (u, c) => (isJsonObject(u) && jsonByteLength(u) <= JSON_OBJECT_MAX_BYTES ? t.success(u) : t.failure(u, c)),
     t.identity,
   ),
   { type: 'object', description: `Any JSON object; at most ${JSON_OBJECT_MAX_BYTES} bytes (64 KiB) as UTF-8 JSON` },
@@ -430,7 +418,7 @@ export class EntityRoutes {
       const changed = Object.keys(body);
       if (changed.length === 0) return cur;
       const configuration = body.configuration === undefined ? cur.configuration : { ...cur.configuration, ...body.configuration };
-      const bytes = jsonBytes(configuration);
+      const bytes = jsonByteLength(configuration);
       if (bytes > JSON_OBJECT_MAX_BYTES) {
         const problem = `configuration: the merged configuration would be ${bytes} bytes, over ${JSON_OBJECT_MAX_BYTES}`;
         throw new GatewayError('VALIDATION_ERROR', `Invalid request body: ${problem}`, { problems: [problem] });

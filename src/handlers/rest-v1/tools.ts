@@ -29,7 +29,7 @@
 import * as t from 'io-ts';
 import type { RequestAuth, ToolFilter } from '../../auth/access.js';
 import { GatewayError, UpstreamRpcError } from '../../codecs/errors.js';
-import { withSchema, type JsonSchema } from '../../codecs/schema.js';
+import { withSchema, type JsonSchema, isJsonObject } from '../../codecs/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { EventBus } from '../../streams/events.js';
 import { invokeTool } from '../../upstreams/invoke.js';
@@ -67,9 +67,6 @@ const MAX_EXAMPLE_DEPTH = 6;
 // Pure rules: descriptions, safety notes, parameters, examples, results
 // ---------------------------------------------------------------------------------------------
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function str(v: unknown): string | undefined {
   return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
@@ -138,7 +135,7 @@ export function safetyNotes(allowed: readonly JsonObject[], denyListed: readonly
   const openWorld: string[] = [];
   for (const tool of allowed) {
     const name = tool['name'] as string;
-    const a = isObject(tool['annotations']) ? tool['annotations'] : {};
+    const a = isJsonObject(tool['annotations']) ? tool['annotations'] : {};
     if (a['readOnlyHint'] === true) readOnly.push(name);
     else if (a['destructiveHint'] === true) destructive.push(name);
     else if (a['destructiveHint'] === false) modifying.push(name);
@@ -165,10 +162,10 @@ function typeSummary(schema: Record<string, unknown>): string {
  * `description`, else its `title`, else its type (and enum values).
  */
 export function parametersOf(inputSchema: unknown): Record<string, string> {
-  const props = isObject(inputSchema) && isObject(inputSchema['properties']) ? inputSchema['properties'] : {};
+  const props = isJsonObject(inputSchema) && isJsonObject(inputSchema['properties']) ? inputSchema['properties'] : {};
   const out: Record<string, string> = {};
   for (const [name, schema] of Object.entries(props)) {
-    const s = isObject(schema) ? schema : {};
+    const s = isJsonObject(schema) ? schema : {};
     out[name] = str(s['description']) ?? str(s['title']) ?? typeSummary(s);
   }
   return out;
@@ -176,7 +173,7 @@ export function parametersOf(inputSchema: unknown): Record<string, string> {
 
 /** The `required` names of an MCP `inputSchema`. */
 export function requiredOf(inputSchema: unknown): string[] {
-  const req = isObject(inputSchema) ? inputSchema['required'] : undefined;
+  const req = isJsonObject(inputSchema) ? inputSchema['required'] : undefined;
   return Array.isArray(req) ? req.filter((r): r is string => typeof r === 'string') : [];
 }
 
@@ -218,7 +215,7 @@ const FORMAT_EXAMPLES: Readonly<Record<string, string>> = {
  * @param depth how deep in the enclosing schema this one is (callers start at 0).
  */
 export function exampleFor(schema: unknown, name = 'value', depth = 0): unknown {
-  if (!isObject(schema)) return `<${name}>`;
+  if (!isJsonObject(schema)) return `<${name}>`;
   if (depth > MAX_EXAMPLE_DEPTH) return null;
   const examples = schema['examples'];
   if (Array.isArray(examples) && examples.length > 0) return examples[0];
@@ -230,14 +227,14 @@ export function exampleFor(schema: unknown, name = 'value', depth = 0): unknown 
   for (const key of ['anyOf', 'oneOf']) {
     const branches = schema[key];
     if (Array.isArray(branches) && branches.length > 0) {
-      const branch = branches.find((b) => !(isObject(b) && b['type'] === 'null')) ?? branches[0];
+      const branch = branches.find((b) => !(isJsonObject(b) && b['type'] === 'null')) ?? branches[0];
       return exampleFor(branch, name, depth + 1);
     }
   }
   const all = schema['allOf'];
   if (Array.isArray(all) && all.length > 0) {
     const parts = all.map((b) => exampleFor(b, name, depth + 1));
-    return parts.every(isObject) ? Object.assign({}, ...parts) : parts[0];
+    return parts.every(isJsonObject) ? Object.assign({}, ...parts) : parts[0];
   }
   if ('$ref' in schema) return null;
   const declared = schema['type'];
@@ -260,12 +257,12 @@ export function exampleFor(schema: unknown, name = 'value', depth = 0): unknown 
     case 'object':
       return objectExample(schema, depth);
     default:
-      return isObject(schema['properties']) ? objectExample(schema, depth) : `<${name}>`;
+      return isJsonObject(schema['properties']) ? objectExample(schema, depth) : `<${name}>`;
   }
 }
 
 function objectExample(schema: Record<string, unknown>, depth: number): Record<string, unknown> {
-  const props = isObject(schema['properties']) ? schema['properties'] : {};
+  const props = isJsonObject(schema['properties']) ? schema['properties'] : {};
   return Object.fromEntries(Object.entries(props).map(([k, v]) => [k, exampleFor(v, k, depth + 1)]));
 }
 
@@ -278,7 +275,7 @@ export function actionResult(result: JsonObject): unknown {
   if (result['structuredContent'] !== undefined) return result['structuredContent'];
   const content = result['content'];
   if (!Array.isArray(content)) return null;
-  const allText = content.every((c) => isObject(c) && c['type'] === 'text' && typeof c['text'] === 'string');
+  const allText = content.every((c) => isJsonObject(c) && c['type'] === 'text' && typeof c['text'] === 'string');
   if (!allText) return content;
   const text = content.map((c) => (c as { text: string }).text).join('\n');
   try {
@@ -650,9 +647,9 @@ export class ToolRoutes {
     const action = req.params['action'] ?? '';
     const { upstream, mcpTool } = this.resolve(req, tool, action);
     const schema = mcpTool['inputSchema'];
-    const objectSchema = { ...(isObject(schema) ? schema : {}), type: 'object' };
+    const objectSchema = { ...(isJsonObject(schema) ? schema : {}), type: 'object' };
     const whole = exampleFor(objectSchema, action);
-    const example = isObject(whole) ? whole : objectExample(objectSchema, 0);
+    const example = isJsonObject(whole) ? whole : objectExample(objectSchema, 0);
     return ok({
       name: action,
       description: str(mcpTool['description']) ?? str(mcpTool['title']) ?? '',
