@@ -323,7 +323,10 @@ describe('relationships', () => {
     for (const r of [r1, r2]) expect((await v.call('GET', `/api/v1/relationships/${r['id'] as string}`, v.keyA)).status).toBe(404);
     expect((await v.call('GET', `/api/v1/relationships/${keep['id'] as string}`, v.keyA)).status).toBe(200);
     expect(events.find((e) => e.event_type === 'AgentDeleted')).toMatchObject({ id: agent['id'], tenant_id: 'acme', relationships_deleted: 2 });
-    expect(events.find((e) => e.event_type === 'StoreChanged')).toMatchObject({ tags: ['agents', 'relationships'] });
+    // one RelationshipDeleted per removed relationship, then the agent's own events
+    expect(events.filter((e) => e.event_type === 'RelationshipDeleted').map((e) => (e as unknown as Json)['id']).sort()).toEqual([r1['id'], r2['id']].sort());
+    expect(events.findIndex((e) => e.event_type === 'AgentDeleted')).toBeGreaterThan(events.findLastIndex((e) => e.event_type === 'RelationshipDeleted'));
+    expect(events.at(-1)).toMatchObject({ event_type: 'StoreChanged', tags: ['agents', 'relationships'] });
 
     expect((await v.call('DELETE', `/api/v1/models/${model['id'] as string}`, v.keyA)).status).toBe(200);
     expect((await v.call('GET', `/api/v1/relationships/${keep['id'] as string}`, v.keyA)).status).toBe(404);
@@ -441,8 +444,8 @@ describe('events', () => {
   });
 });
 
-describe('RelationshipRoutes as a service (create, opsDeleting)', () => {
-  it('create() checks like the route and publishes; opsDeleting() covers both ends', async () => {
+describe('RelationshipRoutes as a service (create, deleteWith)', () => {
+  it('create() checks like the route and publishes; deleteWith() covers both ends, stays in the tenant and publishes each deletion', async () => {
     const routes = new RelationshipRoutes({ repos, bus: v.gw.bus, log: createLogger('silent') });
     const ctx = await newContext('acme');
     const exec = `exec-${randomUUID()}`;
@@ -470,8 +473,12 @@ describe('RelationshipRoutes as a service (create, opsDeleting)', () => {
 
     const agent = await newAgent();
     await newRel({ source_type: 'agent', source_id: agent['id'], target_type: 'context', target_id: ctx, relationship_type: 'owns' });
-    expect((await routes.opsDeleting('acme', ctx)).length).toBe(2);
-    expect((await routes.opsDeleting('globex', ctx)).length).toBe(0);
-    expect((await routes.opsDeleting('acme', exec)).length).toBe(1);
+    expect(await routes.deleteWith('globex', ctx, [])).toBe(0);
+    const deleted = await eventsDuring(async () => {
+      expect(await routes.deleteWith('acme', exec, [])).toBe(1);
+      expect(await routes.deleteWith('acme', ctx, [])).toBe(1);
+    });
+    expect(deleted.filter((e) => e.event_type === 'RelationshipDeleted').map((e) => (e as unknown as Json)['target_id'])).toEqual([exec, ctx]);
+    expect((await v.call('GET', `/api/v1/relationships?target_id=${ctx}`, v.keyA)).json['relationships']).toEqual([]);
   });
 });

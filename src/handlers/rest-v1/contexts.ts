@@ -37,7 +37,6 @@ import { GatewayError } from '../../codecs/errors.js';
 import { decodeBody, withSchema } from '../../codecs/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { EventBus } from '../../streams/events.js';
-import { commitAll } from '../../store/tenant-repo.js';
 import type { ContextMessage, ContextRecord, V1Store } from '../../store/v1-records.js';
 import { ok, type RestReply } from '../rest/router.js';
 import { PAGE_QUERY, newId, nowIso, paginate, type V1Api, type V1Request } from './api.js';
@@ -628,12 +627,11 @@ export class ContextRoutes implements Contexts {
     const id = req.params['id'] ?? '';
     await this.serially(tenant, id, async () => {
       await this.record(tenant, id);
-      const relOps = await this.deps.relationships.opsDeleting(tenant, id);
-      await commitAll(this.deps.repos.store.db, [...relOps, ...this.deps.repos.contexts.ops(tenant, [], [id])]);
+      const removed = await this.deps.relationships.deleteWith(tenant, id, this.deps.repos.contexts.ops(tenant, [], [id]));
       this.entries.get(tenant)?.delete(id);
       if (this.entries.get(tenant)?.size === 0) this.entries.delete(tenant);
       this.deps.bus.publish({ event_type: 'ContextDeleted', id, tenant_id: tenant });
-      this.deps.bus.publish({ event_type: 'StoreChanged', tags: relOps.length > 0 ? ['contexts', 'relationships'] : ['contexts'] });
+      this.deps.bus.publish({ event_type: 'StoreChanged', tags: removed > 0 ? ['contexts', 'relationships'] : ['contexts'] });
     });
     return ok({ status: 'deleted' });
   }

@@ -23,8 +23,12 @@ export interface Relationships {
       readonly metadata?: Readonly<Record<string, unknown>>;
     },
   ): Promise<RelationshipRecord>;
-  /** Batch operations deleting every relationship of `tenant` with `id` at either end. */
-  opsDeleting(tenant: string, id: string): Promise<BatchOp[]>;
+  /**
+   * Commits `entityOps` (an entity's deletion) together with the deletion of every relationship
+   * of `tenant` with `id` at either end, in one batch serialised with relationship creations;
+   * publishes `RelationshipDeleted` for each. Resolves how many relationships went.
+   */
+  deleteWith(tenant: string, id: string, entityOps: readonly BatchOp[]): Promise<number>;
 }
 
 /** Context appends (implemented in `contexts.ts`). */

@@ -25,7 +25,6 @@ import { GatewayError } from '../../codecs/errors.js';
 import { toJsonSchema, withSchema, type JsonSchema, isJsonObject, jsonByteLength } from '../../codecs/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { EventBus, EntityEventType } from '../../streams/events.js';
-import { commitAll } from '../../store/tenant-repo.js';
 import type { AgentRecord, ModelRecord, V1Store } from '../../store/v1-records.js';
 import { newId, nowIso, paginate, PAGE_QUERY, type V1Api } from './api.js';
 import type { Relationships } from './contracts.js';
@@ -379,10 +378,9 @@ export class EntityRoutes {
     return this.queue.run(`agent\u0000${tenant}\u0000${id}`, async () => {
       const { repos, relationships } = this.deps;
       const cur = await this.agent(tenant, id);
-      const relOps = await relationships.opsDeleting(tenant, id);
-      await commitAll(repos.store.db, [...repos.agents.ops(tenant, [], [id]), ...relOps]);
-      this.deps.log.debug('agent deleted', { tenant, id, relationships_deleted: relOps.length });
-      this.publish('AgentDeleted', tenant, id, { name: cur.name, relationships_deleted: relOps.length }, relOps.length > 0 ? ['agents', 'relationships'] : ['agents']);
+      const removed = await relationships.deleteWith(tenant, id, repos.agents.ops(tenant, [], [id]));
+      this.deps.log.debug('agent deleted', { tenant, id, relationships_deleted: removed });
+      this.publish('AgentDeleted', tenant, id, { name: cur.name, relationships_deleted: removed }, removed > 0 ? ['agents', 'relationships'] : ['agents']);
     });
   }
 
@@ -434,10 +432,9 @@ export class EntityRoutes {
     return this.queue.run(`model\u0000${tenant}\u0000${id}`, async () => {
       const { repos, relationships } = this.deps;
       const cur = await this.model(tenant, id);
-      const relOps = await relationships.opsDeleting(tenant, id);
-      await commitAll(repos.store.db, [...repos.models.ops(tenant, [], [id]), ...relOps]);
-      this.deps.log.debug('model deleted', { tenant, id, relationships_deleted: relOps.length });
-      this.publish('ModelDeleted', tenant, id, { name: cur.name, relationships_deleted: relOps.length }, relOps.length > 0 ? ['models', 'relationships'] : ['models']);
+      const removed = await relationships.deleteWith(tenant, id, repos.models.ops(tenant, [], [id]));
+      this.deps.log.debug('model deleted', { tenant, id, relationships_deleted: removed });
+      this.publish('ModelDeleted', tenant, id, { name: cur.name, relationships_deleted: removed }, removed > 0 ? ['models', 'relationships'] : ['models']);
     });
   }
 }

@@ -24,6 +24,7 @@ import { GatewayError } from '../../codecs/errors.js';
 import { decodeBody, type JsonSchema } from '../../codecs/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { BatchOp } from '../../store/batcher.js';
+import { commitAll } from '../../store/tenant-repo.js';
 import type { EventBus } from '../../streams/events.js';
 import type { EntityKind, RelationshipRecord, V1Store } from '../../store/v1-records.js';
 import { newId, nowIso, paginate, PAGE_QUERY, type V1Api } from './api.js';
@@ -96,7 +97,7 @@ export interface RelationshipRoutesDeps {
  * Errors: 400 VALIDATION_ERROR (bad body or limit/offset), 404 NOT_FOUND (no such id in the
  * caller's tenant), 409 CONFLICT (duplicate), 422 UNPROCESSABLE_ENTITY (a missing end).
  *
- * Cost: every lookup by end (duplicate check, filters, {@link RelationshipRoutes.opsDeleting}) reads
+ * Cost: every lookup by end (duplicate check, filters, {@link RelationshipRoutes.deleteWith}) reads
  * all of the tenant's relationships — O(relationships of the tenant) per call, fine while tenants
  * hold thousands, not millions; an index by end id is the next step.
  */
@@ -217,15 +218,21 @@ export class RelationshipRoutes implements Relationships {
   }
 
   /**
-   * Batch operations deleting every relationship of `tenant` with `id` at either end (any kind),
-   * for the caller to commit in one batch with its own deletion (`commitAll`, store/tenant-repo.ts). Publishes nothing: the
-   * caller's deletion event says how many went (`relationships_deleted`).
+   * Deletes an entity together with every relationship of `tenant` that has `id` at either end:
+   * `entityOps` (the entity's own deletion) and the relationships' deletions commit in one fsync'd
+   * batch, serialised with this tenant's relationship creations (so none can be created to the
+   * entity while it goes), then one `RelationshipDeleted` per removed relationship is published.
+   * Resolves how many relationships went.
    * Cost: reads all of the tenant's relationships (O(n) in the tenant's relationship count).
    */
-  async opsDeleting(tenant: string, id: string): Promise<BatchOp[]> {
-    const { relationships } = this.deps.repos;
-    const ids = (await relationships.list(tenant)).filter((r) => r.source_id === id || r.target_id === id).map((r) => r.id);
-    return relationships.ops(tenant, [], ids);
+  deleteWith(tenant: string, id: string, entityOps: readonly BatchOp[]): Promise<number> {
+    return this.queue.run(tenant, async () => {
+      const { relationships } = this.deps.repos;
+      const gone = (await relationships.list(tenant)).filter((r) => r.source_id === id || r.target_id === id);
+      await commitAll(this.deps.repos.store.db, [...entityOps, ...relationships.ops(tenant, [], gone.map((r) => r.id))]);
+      for (const rel of gone) this.publish('RelationshipDeleted', tenant, rel);
+      return gone.length;
+    });
   }
 
   private async get(tenant: string, id: string): Promise<RelationshipRecord> {
