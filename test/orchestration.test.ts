@@ -596,6 +596,27 @@ describe('REST /api/v1/tasks and events', () => {
   });
 });
 
+describe('retention', () => {
+  it('deletes completed and failed tasks after finished_task_retention_ms, never open ones', async () => {
+    const g = await gateway({ finished_task_retention_ms: 300 });
+    const a = await agent(g, 'a', ['r']);
+    const assigner = await connect(g);
+    const done = (await assigner.ok('task.assign', { type: 'r', required_capabilities: ['r'] }))['task_id'] as string;
+    await a.c.ok('task.complete', { task_id: done, result: 1 });
+    const open = (await assigner.ok('task.assign', { type: 'r', required_capabilities: ['r'] }))['task_id'] as string;
+    const waiting = (await assigner.ok('task.assign', { type: 'x', required_capabilities: ['nobody'] }))['task_id'] as string;
+    expect((await rest(g, `/api/v1/tasks/${done}`)).status).toBe(200);
+    const deadline = Date.now() + 5000;
+    while ((await rest(g, `/api/v1/tasks/${done}`)).status !== 404) {
+      if (Date.now() > deadline) throw new Error('the finished task was not swept');
+      await settle(50);
+    }
+    await settle(400);
+    expect((await rest(g, `/api/v1/tasks/${open}`)).status).toBe(200);
+    expect((await rest(g, `/api/v1/tasks/${waiting}`)).status).toBe(200);
+  });
+});
+
 describe('MCPW binary agents', () => {
   it('registers with an MCPW Request frame and receives task.assigned as an MCPW Notification frame', async () => {
     const g = await gateway();

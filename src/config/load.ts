@@ -192,6 +192,7 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       max_queued_tasks: file.orchestration?.max_queued_tasks ?? 1000,
       max_attempts: file.orchestration?.max_attempts ?? 3,
       max_tasks_per_agent: file.orchestration?.max_tasks_per_agent ?? 10,
+      finished_task_retention_ms: file.orchestration?.finished_task_retention_ms ?? 7 * 24 * 3600_000,
     },
     workspaces: {
       lock_ttl_ms: file.workspaces?.lock_ttl_ms ?? 30_000,

@@ -298,6 +298,8 @@ export const OrchestrationConfig = t.exact(
     max_attempts: PositiveInt,
     /** Tasks one agent holds at once (default 10). */
     max_tasks_per_agent: PositiveInt,
+    /** Completed and failed tasks are deleted this long after their last change, ms (default 7 days). */
+    finished_task_retention_ms: PositiveInt,
   }),
 );
 
@@ -386,6 +388,7 @@ export interface GatewayConfig {
     readonly max_queued_tasks: number;
     readonly max_attempts: number;
     readonly max_tasks_per_agent: number;
+    readonly finished_task_retention_ms: number;
   };
   readonly workspaces: { readonly lock_ttl_ms: number; readonly cursor_audit_ms: number; readonly max_document_bytes: number; readonly max_members: number };
 }

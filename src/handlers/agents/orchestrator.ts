@@ -47,6 +47,7 @@
  * TaskAssigned, TaskQueued, TaskUpdated, TaskCompleted, TaskFailed.
  */
 import { randomUUID } from 'node:crypto';
+import { delOp } from '../../store/batcher.js';
 import { GatewayError } from '../../codecs/errors.js';
 import type { GatewayConfig } from '../../config/schema.js';
 import type { Logger } from '../../log/logger.js';
@@ -164,6 +165,7 @@ export class Orchestrator implements WsMethodHost {
   private depth = 0;
   private readonly deferred: (() => void)[] = [];
   private timer: ReturnType<typeof setInterval> | undefined;
+  private sweeper: ReturnType<typeof setInterval> | undefined;
   private disposed = false;
 
   constructor(readonly deps: OrchestratorDeps) {
@@ -201,6 +203,12 @@ export class Orchestrator implements WsMethodHost {
     const period = Math.min(5000, Math.max(20, Math.floor(this.deps.config.heartbeat_timeout_ms / 4)));
     this.timer = setInterval(() => this.atomic(() => this.checkHeartbeats(Date.now())), period);
     this.timer.unref();
+    const retention = this.deps.config.finished_task_retention_ms;
+    await this.sweepFinished(Date.now() - retention);
+    this.sweeper = setInterval(() => {
+      this.sweepFinished(Date.now() - retention).catch((err: unknown) => this.deps.log.warn('finished-task sweep failed', { error: err }));
+    }, Math.min(10 * 60_000, Math.max(50, Math.floor(retention / 2))));
+    this.sweeper.unref();
     this.deps.log.info('orchestration ready', { open_tasks: open.length, requeued_after_restart: requeued, strategy: this.deps.config.strategy });
   }
 
@@ -308,6 +316,36 @@ export class Orchestrator implements WsMethodHost {
     this.disposed = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  /**
+   * Retention: deletes completed and failed tasks whose last change (`updated_at`) is before
+   * `cutoffMs` (epoch ms), in batches of 1000 through the store's batch writer. Open tasks are never
+   * touched. Resolves how many went. One pass reads every stored task.
+   */
+  async sweepFinished(cutoffMs: number): Promise<number> {
+    const sub = this.deps.store.sublevel<TaskRecord>('tasks');
+    const cutoff = new Date(cutoffMs).toISOString();
+    let batch: string[] = [];
+    let removed = 0;
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      await this.deps.store.writer.writeAll(batch.map((k) => delOp(sub, k)));
+      removed += batch.length;
+      batch = [];
+    };
+    for await (const [key, rec] of sub.iterator()) {
+      if (this.disposed) break;
+      if (!OPEN_STATUSES.has(rec.status) && rec.updated_at < cutoff) {
+        batch.push(key);
+        if (batch.length >= 1000) await flush();
+      }
+    }
+    await flush();
+    if (removed > 0) this.deps.log.info('finished tasks deleted', { count: removed, older_than: cutoff });
+    return removed;
   }
 
   // ---------------------------------------------------------------------------------------------
