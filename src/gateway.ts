@@ -205,7 +205,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   let port: number;
   try {
     await webhooks.init();
-    const v1 = await registerV1(rest, { store, manager, bus, log, admitToolExecution: (auth) => gate.admitToolExecution(auth) });
+    const v1 = await registerV1(rest, {
+      store,
+      manager,
+      bus,
+      log,
+      admitToolExecution: (auth) => gate.admitToolExecution(auth),
+      agentStatus: (tenant, id) => orchestrator.statusOf(tenant, id),
+    });
     await orchestrator.init();
     orchestrator.register(v1.api);
     agentWs.addHost(orchestrator);

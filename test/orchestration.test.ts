@@ -171,7 +171,11 @@ describe('registration and routing by capability', () => {
     const agents = await rest(g, '/api/v1/agents');
     expect(agents.status).toBe(200);
     expect((agents.json['agents'] as Json[]).map((x) => x['name']).sort()).toEqual(['analyzer', 'scanner', 'tester']);
-    expect((agents.json['agents'] as Json[]).find((x) => x['id'] === a.id)).toMatchObject({ model: 'gpt-4', capabilities: ['code_analysis'] });
+    expect((agents.json['agents'] as Json[]).find((x) => x['id'] === a.id)).toMatchObject({ model: 'gpt-4', capabilities: ['code_analysis'], status: 'available' });
+    // the REST view follows the live status
+    await b.c.ok('agent.status', { status: 'busy' });
+    expect((await rest(g, `/api/v1/agents/${b.id}`)).json['status']).toBe('busy');
+    await b.c.ok('agent.status', { status: 'available' });
 
     const assigner = await connect(g);
     const byId = new Map([a, b, c].map((x) => [x.id, x]));

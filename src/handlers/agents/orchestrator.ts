@@ -299,6 +299,11 @@ export class Orchestrator implements WsMethodHost {
   }
 
   /** Stops the heartbeat timer; later messages are answered SHUTTING_DOWN. Tasks stay as stored. */
+  /** The live status of agent `id` of `tenant`, or undefined when it has not registered since start. */
+  statusOf(tenant: string, id: string): AgentStatus | undefined {
+    return this.tenants.get(tenant)?.agents.get(id)?.status;
+  }
+
   /** Agents by status and tasks by state across tenants, for the metrics (a snapshot). */
   get stats(): { readonly agents: Readonly<Record<AgentStatus, number>>; readonly queued: number; readonly inFlight: number } {
     const agents: Record<AgentStatus, number> = { available: 0, busy: 0, offline: 0 };

@@ -176,8 +176,9 @@ const AGENT_SUMMARY_PROPS = {
   created_at: TIMESTAMP,
   updated_at: TIMESTAMP,
 };
-const AGENT_SUMMARY: JsonSchema = { type: 'object', required: Object.keys(AGENT_SUMMARY_PROPS), properties: AGENT_SUMMARY_PROPS };
-const AGENT: JsonSchema = { type: 'object', required: [...Object.keys(AGENT_SUMMARY_PROPS), 'configuration'], properties: { ...AGENT_SUMMARY_PROPS, configuration: CONFIGURATION } };
+const AGENT_STATUS = { type: 'string', enum: ['available', 'busy', 'offline'], description: 'Live status on /ws (offline when not connected)' };
+const AGENT_SUMMARY: JsonSchema = { type: 'object', required: Object.keys(AGENT_SUMMARY_PROPS), properties: { ...AGENT_SUMMARY_PROPS, status: AGENT_STATUS } };
+const AGENT: JsonSchema = { type: 'object', required: [...Object.keys(AGENT_SUMMARY_PROPS), 'configuration'], properties: { ...AGENT_SUMMARY_PROPS, status: AGENT_STATUS, configuration: CONFIGURATION } };
 
 const MODEL_SUMMARY_PROPS = {
   id: { type: 'string', pattern: '^model-', description: '`model-<uuid>`' },
@@ -223,10 +224,15 @@ function modelSummary(m: ModelRecord): Omit<ModelRecord, 'configuration'> {
 export interface EntityRoutesDeps {
   /** The v1 repositories (agents, models; relationships through {@link EntityRoutesDeps.relationships}). */
   readonly repos: V1Store;
-  /** Supplies the batch operations deleting an entity's relationships. */
+  /** Deletes an entity's relationships together with it (`deleteWith`). */
   readonly relationships: Relationships;
   readonly bus: EventBus;
   readonly log: Logger;
+  /**
+   * The live status of an agent on `/ws` (issue 10): `available`, `busy`, or `offline` (also for
+   * agents never connected since the gateway started). Absent: no `status` field in answers.
+   */
+  readonly agentStatus?: (tenant: string, id: string) => 'available' | 'busy' | 'offline' | undefined;
 }
 
 /**
@@ -254,7 +260,7 @@ export class EntityRoutes {
       'POST',
       '/api/v1/agents',
       { summary: 'Create an agent', tag: 'agents', body: CreateAgentBody, responses: { 201: { description: 'The agent', schema: AGENT }, 400: invalid } },
-      async (req) => ({ status: 201, body: await this.createAgent(req.tenant, req.data) }),
+      async (req) => ({ status: 201, body: this.withStatus(req.tenant, await this.createAgent(req.tenant, req.data)) }),
     );
     api.on(
       'GET',
@@ -262,20 +268,20 @@ export class EntityRoutes {
       { summary: 'List the tenant’s agents (oldest first; summaries without `configuration`)', tag: 'agents', query: PAGE_QUERY, responses: { 200: { description: 'A page of agents', schema: listSchema('agents', AGENT_SUMMARY) }, 400: { description: 'Bad limit or offset' } } },
       async (req) => {
         const page = paginate(sortByCreation(await repos.agents.list(req.tenant)), req.query);
-        return { status: 200, body: { agents: page.items.map(agentSummary), total: page.total, limit: page.limit, offset: page.offset } };
+        return { status: 200, body: { agents: page.items.map((a) => this.withStatus(req.tenant, agentSummary(a))), total: page.total, limit: page.limit, offset: page.offset } };
       },
     );
     api.on(
       'GET',
       '/api/v1/agents/:id',
       { summary: 'One agent', tag: 'agents', responses: { 200: { description: 'The agent', schema: AGENT }, 404: notFound } },
-      async (req) => ({ status: 200, body: await this.agent(req.tenant, req.params['id'] ?? '') }),
+      async (req) => ({ status: 200, body: this.withStatus(req.tenant, await this.agent(req.tenant, req.params['id'] ?? '')) }),
     );
     api.on(
       'PUT',
       '/api/v1/agents/:id',
       { summary: 'Update an agent: each given field replaces the stored one', tag: 'agents', body: UpdateAgentBody, responses: { 200: { description: 'The updated agent', schema: AGENT }, 400: invalid, 404: notFound } },
-      async (req) => ({ status: 200, body: await this.updateAgent(req.tenant, req.params['id'] ?? '', req.data) }),
+      async (req) => ({ status: 200, body: this.withStatus(req.tenant, await this.updateAgent(req.tenant, req.params['id'] ?? '', req.data)) }),
     );
     api.on(
       'DELETE',
@@ -337,6 +343,12 @@ export class EntityRoutes {
   }
 
   // --- agents -------------------------------------------------------------------------------
+
+  /** `a` with its live `/ws` status, when the orchestrator is wired in. */
+  private withStatus<A extends { readonly id: string }>(tenant: string, a: A): A & { status?: string } {
+    const status = this.deps.agentStatus;
+    return status ? { ...a, status: status(tenant, a.id) ?? 'offline' } : a;
+  }
 
   private async agent(tenant: string, id: string): Promise<AgentRecord> {
     const a = await this.deps.repos.agents.get(tenant, id);

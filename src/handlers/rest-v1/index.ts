@@ -21,6 +21,8 @@ export interface V1Deps {
   readonly bus: EventBus;
   readonly log: Logger;
   readonly admitToolExecution: (auth: RequestAuth | undefined) => Promise<void>;
+  /** Live status of agents on `/ws` (the orchestrator), shown in the agent routes. */
+  readonly agentStatus?: (tenant: string, id: string) => 'available' | 'busy' | 'offline' | undefined;
 }
 
 /**
@@ -53,7 +55,7 @@ export async function registerV1(router: RestRouter, deps: V1Deps): Promise<{ ap
       }),
   );
   contexts.register(api);
-  new EntityRoutes({ repos, relationships, bus: deps.bus, log }).register(api);
+  new EntityRoutes({ repos, relationships, bus: deps.bus, log, ...(deps.agentStatus ? { agentStatus: deps.agentStatus } : {}) }).register(api);
   relationships.register(api);
   new ToolRoutes({ manager: deps.manager, bus: deps.bus, contexts, relationships, admitToolExecution: deps.admitToolExecution, log }).register(api);
   return { api, repos };
