@@ -4,6 +4,7 @@
  * (`../shared/sources/002_*.txt`: `connection_type`, `stdio_config`, `tools_to_execute`, ...).
  */
 import * as t from 'io-ts';
+import type { JwtSettings } from '../auth/jwt.js';
 
 /** Client names: ASCII letters, digits and `_`, not starting with a digit (DESIGN.md §6). */
 export interface ClientNameBrand {
@@ -399,17 +400,8 @@ export interface ResolvedAuthConfig {
   /** Why auth is on or off (for the start-up log). */
   readonly reason: string;
   readonly admin: { readonly username: string; readonly password_hash?: string; readonly password?: string } | undefined;
-  readonly jwt:
-    | {
-        readonly hs256_secret?: string;
-        readonly jwks_file?: string;
-        readonly issuer?: string;
-        readonly audience?: string;
-        readonly clock_tolerance_s: number;
-        readonly tenant_claim: string;
-        readonly role_claim: string;
-      }
-    | undefined;
+  /** The verifier settings without its cache size (see `src/auth/jwt.ts`). */
+  readonly jwt: Omit<JwtSettings, 'cache_max'> | undefined;
   readonly rate_limits: { readonly requests_per_hour: number; readonly burst_per_minute: number; readonly tool_executions_per_hour: number };
   readonly metrics_require_auth: boolean;
   readonly max_login_failures: number;
