@@ -52,6 +52,11 @@ interface Subscriber {
   lastSeq: number;
   /** Bumps on every subscribe, so a stale replay does not deliver. */
   generation: number;
+  /**
+   * The last send went out whole (uWS buffered nothing), so with an empty queue the next event can
+   * be sent at once, without the queue or a `bufferedAmount()` call: the fan-out fast path.
+   */
+  clear: boolean;
 }
 
 function matches(f: Filter, e: { event_type: string; mcp_server_id?: unknown; tenant_id?: unknown }): boolean {
@@ -110,6 +115,7 @@ export class EventsWsEndpoint implements WsEndpoint {
       pendingLive: undefined,
       lastSeq: 0,
       generation: 0,
+      clear: true,
     });
   };
 
@@ -218,6 +224,12 @@ export class EventsWsEndpoint implements WsEndpoint {
         }
         continue;
       }
+      if (s.clear && s.queue.size === 0 && e.seq > s.lastSeq) {
+        s.lastSeq = e.seq;
+        const r = s.conn.send(text);
+        s.clear = r === 'ok';
+        continue;
+      }
       this.enqueue(s, e.seq, text);
       this.flush(s);
     }
@@ -231,5 +243,7 @@ export class EventsWsEndpoint implements WsEndpoint {
 
   private flush(s: Subscriber): void {
     drainFeed(s.conn, s.queue, this.options.highWaterBytes);
+    // the fast path resumes once everything queued is out and the socket holds nothing
+    s.clear = s.queue.size === 0 && s.conn.bufferedAmount() === 0;
   }
 }
