@@ -170,9 +170,11 @@ describe('refusals on every surface', () => {
     expect(revoked.status).toBe(401);
     expect((revoked.json['details'] as Json)['reason']).toBe('revoked_key');
 
-    const soon = await createKey('/api/auth/keys', { name: 'expiring', expires_at: new Date(Date.now() + 1200).toISOString() });
+    const expiresAt = Date.now() + 500;
+    const soon = await createKey('/api/auth/keys', { name: 'expiring', expires_at: new Date(expiresAt).toISOString() });
     expect((await rawPost(gw.mcpUrl, INIT, { authorization: `Bearer ${soon.secret}` })).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 1500));
+    // wait for the expiry instant itself, not a guessed sleep
+    await waitFor(() => Date.now() > expiresAt, 5000);
     const expired = await rawPost(gw.mcpUrl, INIT, { authorization: `Bearer ${soon.secret}` });
     expect(expired.status).toBe(401);
     expect((((expired.json as Json)['error'] as Json)['data'] as Json)['reason']).toBe('expired_key');
