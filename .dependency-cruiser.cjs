@@ -10,9 +10,9 @@ module.exports = {
     },
     {
       name: 'upstreams-auth-not-up',
-      comment: 'upstreams and auth sit below handlers and server',
+      comment: 'upstreams, auth and model providers sit below handlers and server',
       severity: 'error',
-      from: { path: '^src/(upstreams|auth)/' },
+      from: { path: '^src/(upstreams|auth|providers)/' },
       to: { path: '^src/(handlers|server)/' },
     },
     {

@@ -39,6 +39,15 @@ import { GitHubWebhooks } from './handlers/webhooks.js';
 import { registerOpenApi } from './handlers/openapi.js';
 import { Orchestrator } from './handlers/agents/orchestrator.js';
 import { WorkspaceHub } from './handlers/workspaces/hub.js';
+import { SecretBox } from './providers/secret-box.js';
+import { ProviderRegistry } from './providers/registry.js';
+import { ProviderMetrics } from './providers/metrics.js';
+import type { ProviderObservation } from './providers/openai-client.js';
+import { ProviderRepository } from './store/providers.js';
+import { EmbeddingStore } from './store/embeddings.js';
+import { EmbeddingRoutes } from './handlers/rest-v1/embeddings.js';
+import { ProviderAdmin } from './handlers/mgmt/providers.js';
+import { ResponsesWsEndpoint } from './handlers/responses-ws.js';
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -49,6 +58,8 @@ export interface Gateway {
   readonly sessions: SessionStore;
   readonly bus: EventBus;
   readonly store: Store;
+  /** Model providers (the built-in embedder included). */
+  readonly providers: ProviderRegistry;
   /**
    * Graceful stop: stop accepting, let POSTs in flight finish up to `shutdown_timeout_ms`, end
    * sessions and streams, close upstreams (stdio subprocesses end). Idempotent.
@@ -105,6 +116,28 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   }, 60_000);
   eventSweep.unref();
 
+  // the metrics registry exists only further down; provider calls before it are not counted
+  const providerMetrics: { current?: ProviderMetrics } = {};
+  let providers: ProviderRegistry;
+  let vectors: EmbeddingStore;
+  try {
+    const box = config.model_providers.encryption_key !== undefined ? SecretBox.fromBase64(config.model_providers.encryption_key) : SecretBox.fromKeyFile(config.data_dir);
+    providers = new ProviderRegistry({
+      configured: config.model_providers.providers,
+      defaultProvider: config.model_providers.default_provider,
+      repo: new ProviderRepository(store),
+      box,
+      observe: (o: ProviderObservation) => providerMetrics.current?.observe(o),
+      log: log.child({ component: 'providers' }),
+    });
+    await providers.init();
+    vectors = new EmbeddingStore(store, config.embeddings.max_vectors_per_tenant);
+    await vectors.init();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+
   const manager = new UpstreamManager(log, bus);
   const sessions = new SessionStore(config.server.max_sessions, config.server.session_idle_timeout_ms);
   const dispatcher = new McpDispatcher(manager, sessions, bus, log, {
@@ -156,7 +189,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   );
   const metrics = new GatewayMetrics(bus, {
     manager,
-    wsConnections: () => ({ '/api/ws/events': eventsWs.connections, '/api/ws/live': liveWs.connections, '/ws': agentWs.connections }),
+    wsConnections: () => ({ '/api/ws/events': eventsWs.connections, '/api/ws/live': liveWs.connections, '/ws': agentWs.connections, '/v1/responses': responsesWs.connections }),
     queueDepth: () => ({ '/api/ws/events': eventsWs.queued }),
     eventsDropped: () => eventsWs.droppedTotal,
     store: () => store.writer.counters,
@@ -164,6 +197,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     orchestration: () => orchestrator.stats,
     workspaces: () => workspaces.counters,
   });
+  providerMetrics.current = new ProviderMetrics(metrics.registry, () => providers.list().map((p) => ({ provider: p.client.name, state: p.client.breaker.state })));
+  new ProviderAdmin(providers, bus).register(rest);
   let draining = false;
   const server = new GatewayServer(
     uws,
@@ -172,7 +207,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       mcpGet: (i) => mcp.get(i),
       mcpDelete: (i) => mcp.delete(i),
       mcpOptions: (i) => mcp.preflight(i),
-      health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining })),
+      health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, providers: () => providers.health() })),
       rest: (i) => rest.handle(i),
       metrics: () => metrics.handle(),
     },
@@ -191,10 +226,19 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
 
   const wsOptions = { maxPayloadLength: 1024 * 1024, idleTimeoutSeconds: config.events.idle_timeout_s, maxBackpressure: 8 * 1024 * 1024 };
   const agentWs = new McpWsEndpoint(dispatcher, sessions, log, MCP_WS_DEFAULTS);
+  const responsesWs = new ResponsesWsEndpoint({
+    providers,
+    manager,
+    bus,
+    log: log.child({ component: 'responses-ws' }),
+    admitToolExecution: (auth) => gate.admitToolExecution(auth),
+    limits: config.responses,
+  });
   const feeds = [
     server.attachWs('/api/ws/events', eventsWs, wsOptions, wsAccess),
     server.attachWs('/api/ws/live', liveWs, wsOptions, wsAccess),
     server.attachWs('/ws', agentWs, { ...wsOptions, maxPayloadLength: 32 * 1024 * 1024, maxBackpressure: 32 * 1024 * 1024, protocols: ['mcp'] }, wsAccess),
+    server.attachWs('/v1/responses', responsesWs, { ...wsOptions, maxPayloadLength: 16 * 1024 * 1024, maxBackpressure: 16 * 1024 * 1024 }, wsAccess),
   ];
   const pinger = setInterval(() => {
     for (const conns of feeds) for (const c of conns) c.ping();
@@ -215,6 +259,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     });
     await orchestrator.init();
     orchestrator.register(v1.api);
+    new EmbeddingRoutes({ providers, vectors, repos: v1.repos, limits: config.embeddings }).register(v1.api);
     agentWs.addHost(orchestrator);
     await workspaces.init();
     agentWs.addHost(workspaces);
@@ -230,6 +275,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     liveWs.dispose();
     metrics.dispose();
     orchestrator.dispose();
+    responsesWs.dispose();
+    providers.dispose();
     await workspaces.dispose();
     await stopRetention();
     await manager.closeAll('start-up failed');
@@ -263,6 +310,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       // the orchestrator first: closing agents' sockets must not re-queue their tasks at shutdown
       orchestrator.dispose();
       agentWs.dispose();
+      responsesWs.dispose();
+      providers.dispose();
       await workspaces.dispose();
       await manager.closeAll('shutdown');
       toolLogSub.unsubscribe();
@@ -278,5 +327,5 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   };
 
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
-  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, close };
+  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, providers, close };
 }

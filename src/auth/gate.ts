@@ -64,7 +64,7 @@ export function ruleFor(method: string, path: string, metricsRequireAuth: boolea
   // webhooks authenticate by their signature (checked by the handler), not by a key
   if (method === 'OPTIONS' || path === '/health' || path === '/api/webhooks/github' || path === '/api/openapi.json') return OPEN;
   if (path === '/metrics') return metricsRequireAuth ? USER : OPEN;
-  if (path === '/mcp' || path === '/ws' || path === '/v1/mcp/tool/execute') return TOOLS;
+  if (path === '/mcp' || path === '/ws' || path === '/v1/mcp/tool/execute' || path === '/v1/responses') return TOOLS;
   // the live feed streams every tool call's arguments and results (the tool log): admins only
   if (path === '/api/ws/events' || path.startsWith('/api/v1/') || path === '/api/v1') return USER;
   return ADMIN;

@@ -60,6 +60,14 @@ export const ERRORS = {
   NOT_CONFIGURED: { http: 503, rpc: -32603, message: 'Not configured' },
   /** A signed request whose signature is missing or wrong (webhooks). */
   INVALID_SIGNATURE: { http: 401, rpc: -32007, message: 'Invalid signature' },
+  /** No model provider serves the requested model (model providers, Responses API, embeddings). */
+  MODEL_NOT_FOUND: { http: 404, rpc: -32602, message: 'Model not found' },
+  /** A model provider answered with an error (its status and message are in `details`). */
+  PROVIDER_ERROR: { http: 502, rpc: -32010, message: 'Model provider error' },
+  /** A model provider kept answering 429 through every retry; `details.retry_after_ms` when it said. */
+  PROVIDER_RATE_LIMITED: { http: 429, rpc: -32011, message: 'Model provider rate limit' },
+  /** A model provider did not answer (or stopped streaming) within its timeout. */
+  PROVIDER_TIMEOUT: { http: 504, rpc: -32012, message: 'Model provider timed out' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

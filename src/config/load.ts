@@ -9,7 +9,7 @@ import { formatIoTsErrors } from '../codecs/io-ts-errors.js';
 import type * as t from 'io-ts';
 import { isPasswordHash } from '../auth/password.js';
 import { DEFAULT_RATE_LIMITS } from '../auth/types.js';
-import { GatewayConfigFile, LogLevel, type AuthConfig, type GatewayConfig, type McpClientConfig, type ResilienceSettings, type ResolvedAuthConfig } from './schema.js';
+import { GatewayConfigFile, LogLevel, type AuthConfig, type GatewayConfig, type McpClientConfig, type ModelProviderConfig, type ResilienceSettings, type ResolvedAuthConfig } from './schema.js';
 import { defaultConfigFile } from './default.js';
 import { INPROCESS_SERVERS } from './inprocess-names.js';
 
@@ -147,6 +147,11 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
   }
   const host = env['HOST'] || file.server?.host || '127.0.0.1';
   const auth = resolveAuth(file.auth ?? {}, host, env, problems);
+  const providers = resolveProviders(file.model_providers?.providers ?? [], env, problems);
+  const encryptionKey = env['TRIBUTARY_PROVIDER_KEY'] || file.model_providers?.encryption_key;
+  if (encryptionKey !== undefined && Buffer.from(encryptionKey, 'base64').length !== 32) problems.push('model_providers.encryption_key: expected base64 of 32 bytes');
+  const defaultProvider = file.model_providers?.default_provider;
+  if (defaultProvider !== undefined && !providers.some((p) => p.name === defaultProvider)) problems.push(`model_providers.default_provider: no provider named ${JSON.stringify(defaultProvider)}`);
   if (problems.length > 0) throw new ConfigError(source, problems);
   const s = file.server ?? {};
   return {
@@ -200,7 +205,48 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       max_document_bytes: file.workspaces?.max_document_bytes ?? 8 * 1024 * 1024,
       max_members: file.workspaces?.max_members ?? 256,
     },
+    model_providers: { providers, encryption_key: encryptionKey, default_provider: defaultProvider },
+    embeddings: {
+      max_vectors_per_tenant: file.embeddings?.max_vectors_per_tenant ?? 200_000,
+      max_search_limit: file.embeddings?.max_search_limit ?? 100,
+      max_text_chars: file.embeddings?.max_text_chars ?? 32_768,
+      max_batch: file.embeddings?.max_batch ?? 256,
+    },
+    responses: {
+      max_tool_rounds: file.responses?.max_tool_rounds ?? 8,
+      max_in_flight: file.responses?.max_in_flight ?? 8,
+      max_tools: file.responses?.max_tools ?? 128,
+      max_remembered: file.responses?.max_remembered ?? 64,
+    },
   };
+}
+
+/**
+ * Checks the configured model providers (unique names, http(s) base URLs, `api_key_env` set in
+ * the environment) and puts each one's API key in `api_key` (the variable wins over the file).
+ */
+function resolveProviders(list: readonly ModelProviderConfig[], env: NodeJS.ProcessEnv, problems: string[]): ModelProviderConfig[] {
+  const seen = new Set<string>();
+  return list.map((p, i) => {
+    const at = `model_providers.providers.${i}.`;
+    if (seen.has(p.name)) problems.push(`${at}name: duplicate provider name ${JSON.stringify(p.name)}`);
+    if (p.name === 'local') problems.push(`${at}name: "local" is the built-in embedding provider`);
+    seen.add(p.name);
+    let url: URL | undefined;
+    try {
+      url = new URL(p.base_url);
+    } catch {
+      problems.push(`${at}base_url: not a URL: ${JSON.stringify(p.base_url)}`);
+    }
+    if (url && url.protocol !== 'http:' && url.protocol !== 'https:') problems.push(`${at}base_url: expected http or https, got ${url.protocol}`);
+    let apiKey = p.api_key;
+    if (p.api_key_env !== undefined) {
+      const v = env[p.api_key_env];
+      if (v === undefined || v === '') problems.push(`${at}api_key_env: environment variable ${p.api_key_env} is not set`);
+      else apiKey = v;
+    }
+    return { ...p, ...(apiKey !== undefined ? { api_key: apiKey } : {}) };
+  });
 }
 
 /** Loopback addresses and names: binding one of these keeps the gateway local to this machine. */
