@@ -46,6 +46,7 @@ import type { ProviderObservation } from './providers/openai-client.js';
 import { ProviderRepository } from './store/providers.js';
 import { EmbeddingStore } from './store/embeddings.js';
 import { EmbeddingRoutes } from './handlers/rest-v1/embeddings.js';
+import { ModelSummaryRoutes } from './handlers/rest-v1/model-summary.js';
 import { ProviderAdmin } from './handlers/mgmt/providers.js';
 import { ResponsesWsEndpoint } from './handlers/responses-ws.js';
 
@@ -260,6 +261,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await orchestrator.init();
     orchestrator.register(v1.api);
     new EmbeddingRoutes({ providers, vectors, repos: v1.repos, limits: config.embeddings }).register(v1.api);
+    new ModelSummaryRoutes({ providers, repos: v1.repos }).register(v1.api);
     agentWs.addHost(orchestrator);
     await workspaces.init();
     agentWs.addHost(workspaces);
