@@ -103,6 +103,23 @@ class Bucket {
   }
 }
 
+/** Dot product of `q` (length `d`) with `data[off .. off + d)`, unrolled by 4. */
+export function dot(data: Float32Array, off: number, q: Float32Array, d: number): number {
+  let s0 = 0;
+  let s1 = 0;
+  let s2 = 0;
+  let s3 = 0;
+  let j = 0;
+  for (; j + 3 < d; j += 4) {
+    s0 += (data[off + j] as number) * (q[j] as number);
+    s1 += (data[off + j + 1] as number) * (q[j + 1] as number);
+    s2 += (data[off + j + 2] as number) * (q[j + 2] as number);
+    s3 += (data[off + j + 3] as number) * (q[j + 3] as number);
+  }
+  for (; j < d; j++) s0 += (data[off + j] as number) * (q[j] as number);
+  return s0 + s1 + s2 + s3;
+}
+
 /** The Float32 bytes of `v` (a copy). */
 export function vectorBytes(v: Float32Array): Uint8Array {
   return new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
@@ -202,12 +219,12 @@ export class EmbeddingStore {
     let sumSq = 0;
     let scanned = 0;
     const minScore = filter.minScore ?? -Infinity;
+    let s: number;
     for (let i = 0, off = 0; i < b.count; i++, off += d) {
       const m = b.meta[i] as Meta;
       if (filter.agentId !== undefined && m.agent_id !== filter.agentId) continue;
       if (filter.contextId !== undefined && m.context_id !== filter.contextId) continue;
-      let s = 0;
-      for (let j = 0; j < d; j++) s += (data[off + j] as number) * (q[j] as number);
+      s = dot(data, off, q, d);
       scanned++;
       sum += s;
       sumSq += s * s;
