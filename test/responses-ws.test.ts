@@ -34,7 +34,12 @@ beforeAll(async () => {
     {},
     {
       auth: { disabled: false, admin: { username: 'admin' }, rate_limits: { burst_per_minute: 10_000, requests_per_hour: 100_000, tool_executions_per_hour: 10_000 } },
-      model_providers: { providers: [{ name: 'fake', base_url: prov.baseUrl, models: ['gpt-test'], max_retries: 2, retry_initial_ms: 5, retry_max_ms: 1000 }] },
+      model_providers: {
+        providers: [
+          { name: 'fake', base_url: prov.baseUrl, models: ['gpt-test'], max_retries: 2, retry_initial_ms: 5, retry_max_ms: 1000 },
+          { name: 'chatonly', base_url: prov.baseUrl, responses_api: 'chat_completions' },
+        ],
+      },
       responses: { max_tool_rounds: 3 },
     },
     { TRIBUTARY_ADMIN_PASSWORD: ADMIN_PASSWORD },
@@ -251,7 +256,8 @@ describe('/v1/responses', () => {
       [JSON.stringify({ type: 'response.create', input: 'x', event_id: 'ev1' }), 'VALIDATION_ERROR'],
       [JSON.stringify({ type: 'response.create', model: 'gpt-test', input: 42 }), 'VALIDATION_ERROR'],
       [JSON.stringify({ type: 'response.create', model: 'gpt-test', input: 'x', bogus: true }), 'VALIDATION_ERROR'],
-      [JSON.stringify({ type: 'response.create', model: 'nobody/none', input: 'x', previous_response_id: 'resp_unknown' }), 'NOT_FOUND'],
+      [JSON.stringify({ type: 'response.create', model: 'gpt-test', input: 'x', previous_response_id: 'resp_unknown' }), 'NOT_FOUND'],
+      [JSON.stringify({ type: 'response.create', model: 'nobody/none', input: 'x' }), 'MODEL_NOT_FOUND'],
       [JSON.stringify({ type: 'response.cancel', response_id: 'resp_nope' }), 'NOT_FOUND'],
     ];
     for (const [raw, code] of cases) {
@@ -275,6 +281,27 @@ describe('/v1/responses', () => {
     const { final } = await createAndFinish(s, { model: 'gpt-test', input: 'loop' });
     expect(final).toMatchObject({ type: 'response.incomplete', response: { status: 'incomplete', incomplete_details: { reason: 'max_tool_rounds' } } });
     expect((await prov.requests()).length).toBe(3);
+    s.ws.close();
+  });
+
+  it('speaks Chat Completions to a provider without /responses, with the same events and tool rounds', async () => {
+    const s = await connect({ authorization: `Bearer ${userKey}` });
+    await prov.script({ call: { name: 'everything-echo', arguments: '{"message":"via chat"}', call_id: 'call_c1' } }, { text: 'Chat said Echo: via chat', chunks: ['Chat said ', 'Echo: via chat'] });
+    const { events, final } = await createAndFinish(s, { model: 'chatonly/llama-3', input: 'echo via chat', instructions: 'Use tools', max_output_tokens: 50 });
+    expect(final['type']).toBe('response.completed');
+    const output = (final['response'] as Json)['output'] as Json[];
+    expect(output[0]).toMatchObject({ type: 'mcp_call', name: 'echo', output: 'Echo: via chat', status: 'completed' });
+    expect(output[1]).toMatchObject({ type: 'message', content: [{ type: 'output_text', text: 'Chat said Echo: via chat' }] });
+    expect(events.filter((e) => e['type'] === 'response.output_text.delta').map((e) => e['delta'])).toEqual(['Chat said ', 'Echo: via chat']);
+    expect((final['response'] as Json)['usage']).toMatchObject({ input_tokens: 24, output_tokens: 14 });
+    const reqs = await prov.requests();
+    expect(reqs.map((r) => r.path)).toEqual(['/v1/chat/completions', '/v1/chat/completions']);
+    expect(reqs[0]?.body).toMatchObject({ model: 'llama-3', stream: true, stream_options: { include_usage: true }, max_tokens: 50, messages: [{ role: 'system', content: 'Use tools' }, { role: 'user', content: 'echo via chat' }] });
+    expect(((reqs[0]?.body['tools'] as Json[])[0] as Json)['function']).toMatchObject({ name: expect.any(String) as unknown, parameters: expect.any(Object) as unknown });
+    expect((reqs[1]?.body['messages'] as Json[]).slice(-2)).toEqual([
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_c1', type: 'function', function: { name: 'everything-echo', arguments: '{"message":"via chat"}' } }] },
+      { role: 'tool', tool_call_id: 'call_c1', content: 'Echo: via chat' },
+    ]);
     s.ws.close();
   });
 });

@@ -375,6 +375,8 @@ export const ModelProviderConfig = t.exact(
       circuit_breaker: CircuitBreakerConfig,
       /** Prices by model name. */
       pricing: t.record(t.string, ModelPriceConfig),
+      /** How `/v1/responses` talks to it: `responses` (its own `/responses`, default) or `chat_completions` (translated). */
+      responses_api: t.keyof({ responses: null, chat_completions: null }),
     }),
   ]),
 );

@@ -44,6 +44,7 @@ import { GatewayError } from '../codecs/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { OpenAiProvider, StreamEvent } from '../providers/openai-client.js';
 import type { ProviderRegistry } from '../providers/registry.js';
+import { chatAsResponses } from '../providers/chat-as-responses.js';
 import type { EventBus } from '../streams/events.js';
 import type { WsConnection, WsEndpoint } from '../streams/ws.js';
 import { invokeTool } from '../upstreams/invoke.js';
@@ -358,7 +359,10 @@ export class ResponsesWsEndpoint implements WsEndpoint {
         let clientCalls = 0;
         let finalSeen = false;
         const autoIds = new Set<string>();
-        const events = provider.stream('responses', '/responses', body, signal, (e: StreamEvent) => (e.data['type'] === 'response.completed' || e.data['type'] === 'response.incomplete' ? (e.data['response'] as Item | undefined)?.['usage'] : undefined));
+        const events =
+          provider.settings.responses_api === 'chat_completions'
+            ? chatAsResponses(provider, body, signal, `${id.slice(5, 17)}_${round}`)
+            : provider.stream('responses', '/responses', body, signal, (e: StreamEvent) => (e.data['type'] === 'response.completed' || e.data['type'] === 'response.incomplete' ? (e.data['response'] as Item | undefined)?.['usage'] : undefined));
         for await (const ev of events) {
           const d = ev.data;
           const type = typeof d['type'] === 'string' ? d['type'] : ev.event;

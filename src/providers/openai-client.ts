@@ -53,6 +53,8 @@ export interface ProviderSettings {
   readonly circuit_breaker: BreakerSettings;
   /** Prices by model name, for the cost figures. */
   readonly pricing: Readonly<Record<string, ModelPrice>>;
+  /** `responses`: the provider serves `/responses`; `chat_completions`: the Responses socket translates to `/chat/completions`. */
+  readonly responses_api: 'responses' | 'chat_completions';
 }
 
 /** What happened to one provider call, for metrics. */

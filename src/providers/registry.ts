@@ -46,7 +46,7 @@ function withDefaults(base: Omit<ProviderSettings, keyof Overrides | 'circuit_br
 /** Settings of a config-file provider (its `api_key` already resolved from `api_key_env`). */
 export function settingsFromConfig(c: ModelProviderConfig): ProviderSettings {
   return withDefaults(
-    { name: c.name, base_url: c.base_url, api_key: c.api_key, headers: c.headers ?? {}, models: c.models ?? [], embedding_model: c.embedding_model, pricing: c.pricing ?? {} },
+    { name: c.name, base_url: c.base_url, api_key: c.api_key, headers: c.headers ?? {}, models: c.models ?? [], embedding_model: c.embedding_model, pricing: c.pricing ?? {}, responses_api: c.responses_api ?? 'responses' },
     c,
   );
 }
@@ -84,6 +84,7 @@ export interface ProviderInput extends Overrides {
   readonly models?: readonly string[] | undefined;
   readonly embedding_model?: string | undefined;
   readonly pricing?: ProviderSettings['pricing'] | undefined;
+  readonly responses_api?: ProviderSettings['responses_api'] | undefined;
 }
 
 export class ProviderRegistry {
@@ -211,6 +212,7 @@ export class ProviderRegistry {
       max_concurrent_requests: s.max_concurrent_requests,
       max_queued_requests: s.max_queued_requests,
       pricing: s.pricing,
+      responses_api: s.responses_api,
       health: p.client.health(),
     };
   }
@@ -238,6 +240,7 @@ export class ProviderRegistry {
       ...(input.max_concurrent_requests !== undefined ? { max_concurrent_requests: input.max_concurrent_requests } : {}),
       ...(input.max_queued_requests !== undefined ? { max_queued_requests: input.max_queued_requests } : {}),
       pricing: input.pricing ?? {},
+      ...(input.responses_api !== undefined ? { responses_api: input.responses_api } : {}),
       created_at: stored?.created_at ?? now,
       updated_at: now,
     };
@@ -279,6 +282,7 @@ export class ProviderRegistry {
         models: r.models,
         embedding_model: r.embedding_model,
         pricing: r.pricing,
+        responses_api: r.responses_api ?? 'responses',
       },
       r,
     );

@@ -27,6 +27,7 @@ export interface StoredProvider {
   readonly max_concurrent_requests?: number;
   readonly max_queued_requests?: number;
   readonly pricing: Readonly<Record<string, { readonly input_per_mtok: number; readonly output_per_mtok: number }>>;
+  readonly responses_api?: 'responses' | 'chat_completions';
   readonly created_at: string;
   readonly updated_at: string;
 }

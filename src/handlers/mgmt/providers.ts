@@ -36,6 +36,7 @@ export const ProviderBody = t.exact(
       max_concurrent_requests: PositiveInt,
       max_queued_requests: NonNegativeInt,
       pricing: t.record(t.string, ModelPriceConfig),
+      responses_api: t.keyof({ responses: null, chat_completions: null }),
     }),
   ]),
   'ProviderBody',
