@@ -11,7 +11,8 @@
  *                    load being the client itself (no HTTP, no wrk)
  *   stdio            Tributary, tool `everything-echo` (stdio → server-everything)
  *   inprocess        Tributary, tool `demo-echo` (the in-process demo server)
- *   direct-inmemory  (opt-in) SDK Client ⇄ InMemoryTransport ⇄ the demo server, one process
+ *   direct-inmemory  (opt-in) SDK Client ⇄ InMemoryTransport ⇄ the SDK McpServer build of the demo
+ *                    (`demo_sdk`), one process
  *   sdk-server       (opt-in) the SDK `Server` behind uWS (bench/sdk-server-variant.ts)
  * Tributary runs as its tsc build (`node dist/main.js`, as `npm start` runs it) with its embedded
  * default config (server-everything and server-memory over stdio, the in-process demo), moved to
@@ -183,8 +184,8 @@ const ALL_VARIANTS: readonly Variant[] = [
   { kind: 'direct', key: 'direct-stdio', label: 'direct SDK Client over stdio → server-everything', mode: 'stdio' },
   { kind: 'wrk', key: 'stdio', label: 'Tributary `everything-echo` (stdio)', tool: 'everything-echo', upstream: 'server-everything', exactId: true, isGateway: true, start: startGateway },
   { kind: 'wrk', key: 'inprocess', label: 'Tributary `demo-echo` (in-process)', tool: 'demo-echo', exactId: true, isGateway: true, start: startGateway },
-  { kind: 'direct', key: 'direct-inmemory', label: 'direct SDK Client, InMemory → demo (one process)', mode: 'inprocess' },
-  { kind: 'wrk', key: 'sdk-server', label: 'SDK Server over uWS → demo', tool: 'demo-echo', exactId: true, isGateway: false, start: (p) => startScript('sdk-server-variant.ts', p, true) },
+  { kind: 'direct', key: 'direct-inmemory', label: 'direct SDK Client, InMemory → demo_sdk (SDK McpServer, one process)', mode: 'inprocess' },
+  { kind: 'wrk', key: 'sdk-server', label: 'SDK Server over uWS → demo_sdk (SDK McpServer)', tool: 'demo-echo', exactId: true, isGateway: false, start: (p) => startScript('sdk-server-variant.ts', p, true) },
 ];
 
 const VARIANT_KEYS = (process.env['BENCH_VARIANTS'] || 'raw,direct-stdio,stdio,inprocess').split(',').map((s) => s.trim());
