@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import WebSocket from 'ws';
 import { LexicalEmbedder } from '../src/providers/lexical-embedder.js';
 import { startV1Gateway, type V1Gateway } from './helpers/v1.js';
 import { startProvider, type TestProvider } from './helpers/openai-provider.js';
@@ -155,5 +156,49 @@ describe('providers for embeddings', () => {
     const r = await v1.call('POST', '/api/v1/embeddings', v1.keyA, { agent_id: 'a', text: 'x', model: 'fake/chat-only' });
     expect(r.status).toBe(502);
     expect(r.json).toMatchObject({ code: 'PROVIDER_ERROR', details: { provider: 'fake', status: 400, provider_message: 'This model does not support embeddings' } });
+  });
+});
+
+describe('embeddings as /ws methods', () => {
+  function rpc(key: string): Promise<{ call: (method: string, params: Json) => Promise<Json>; close: () => void }> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${v1.gw.url.replace('http', 'ws')}/ws`, 'mcp', { headers: { authorization: `Bearer ${key}` } });
+      const waiting = new Map<number, (m: Json) => void>();
+      let id = 0;
+      ws.on('message', (data) => {
+        const m = JSON.parse(data.toString()) as Json;
+        waiting.get(m['id'] as number)?.(m);
+      });
+      ws.once('open', () =>
+        resolve({
+          call: (method, params) =>
+            new Promise((r) => {
+              waiting.set(++id, r);
+              ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+            }),
+          close: () => ws.close(),
+        }),
+      );
+      ws.once('error', reject);
+    });
+  }
+
+  it('generate, search, cross-model search and provider health, per tenant', async () => {
+    const a = await rpc(v1.keyA);
+    const b = await rpc(v1.keyB);
+    const gen = await a.call('embedding.generate', { agent_id: 'ws-agent', text: 'websocket embedding of a rollback runbook' });
+    expect(gen['result']).toMatchObject({ provider: 'local', kind: 'lexical', dimensions: 512 });
+    const id = (gen['result'] as Json)['embedding_id'];
+    const hit = await a.call('embedding.search', { query: 'rollback runbook websocket', limit: 1 });
+    expect(((hit['result'] as Json)['results'] as Json[])[0]?.['id']).toBe(id);
+    const other = await b.call('embedding.search', { query: 'rollback runbook websocket', limit: 50 });
+    expect(((other['result'] as Json)['results'] as Json[]).some((h) => h['id'] === id)).toBe(false);
+    const cross = await a.call('embedding.cross_model_search', { query: 'rollback runbook', include_models: ['local'], limit: 1 });
+    expect(((cross['result'] as Json)['results'] as Json[])[0]?.['id']).toBe(id);
+    expect((await a.call('embedding.provider_health', {}))['result']).toMatchObject({ providers: { local: { status: 'healthy' } } });
+    const bad = await a.call('embedding.generate', { text: 'no agent' });
+    expect(bad['error']).toMatchObject({ code: -32602, data: { code: 'VALIDATION_ERROR' } });
+    a.close();
+    b.close();
   });
 });

@@ -15,11 +15,13 @@
  *   and hits merged by `normalized_score`: the z-score of the hit's cosine among all that model's
  *   scanned vectors, so models whose cosines live on different scales compare.
  * - `GET /api/v1/embeddings/providers/health`, `GET|DELETE /api/v1/embeddings/:id`.
+ * - the same operations as `/ws` methods: {@link EmbeddingWsMethods}.
  */
 import { randomUUID } from 'node:crypto';
 import * as t from 'io-ts';
 import { GatewayError } from '../../codecs/errors.js';
-import { withSchema } from '../../codecs/schema.js';
+import { decodeBody, withSchema } from '../../codecs/schema.js';
+import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
 import type { ProviderRegistry } from '../../providers/registry.js';
 import type { EmbeddingRecord, EmbeddingStore } from '../../store/embeddings.js';
 import { vectorBytes } from '../../store/embeddings.js';
@@ -57,9 +59,9 @@ function qualified(provider: string, model: string): string {
 }
 
 export class EmbeddingRoutes {
-  private readonly GenerateBody;
-  private readonly SearchBody;
-  private readonly CrossBody;
+  readonly GenerateBody;
+  readonly SearchBody;
+  readonly CrossBody;
 
   constructor(
     private readonly deps: { readonly providers: ProviderRegistry; readonly vectors: EmbeddingStore; readonly repos: V1Store; readonly limits: EmbeddingLimits },
@@ -97,7 +99,7 @@ export class EmbeddingRoutes {
       { summary: 'Search across several embedding models, scores normalised per model', tag: 'embeddings', body: this.CrossBody, responses: { 200: { description: '`{results:[{…, model, score, normalized_score}], models:[…]}`' }, 400: invalid } },
       (req) => this.crossModel(req),
     );
-    api.on('GET', '/api/v1/embeddings/providers/health', { summary: 'Health of the embedding providers', tag: 'embeddings', responses: { 200: { description: '`{providers:{name:{status,…}}}`' } } }, () => ok({ providers: this.deps.providers.health() }));
+    api.on('GET', '/api/v1/embeddings/providers/health', { summary: 'Health of the embedding providers', tag: 'embeddings', responses: { 200: { description: '`{providers:{name:{status,…}}}`' } } }, () => ok({ providers: this.health() }));
     api.on('GET', '/api/v1/embeddings/:id', { summary: 'A stored embedding (with its vector)', tag: 'embeddings', responses: { 200: { description: 'The embedding' }, 404: { description: 'No such embedding in the caller’s tenant' } } }, async (req) => {
       const r = await this.deps.vectors.get(req.tenant, req.params['id'] ?? '');
       if (!r) throw new GatewayError('NOT_FOUND', `No embedding ${req.params['id'] ?? ''}`, { id: req.params['id'] });
@@ -110,6 +112,11 @@ export class EmbeddingRoutes {
     });
   }
 
+  /** Health of every embedding provider. */
+  health(): Record<string, Record<string, unknown>> {
+    return this.deps.providers.health();
+  }
+
   /** The model to use: the request's, else the agent's `configuration.embedding_model`, else the built-in one. */
   private async modelFor(tenant: string, agentId: string | undefined, model: string | undefined): Promise<string | undefined> {
     if (model !== undefined) return model;
@@ -120,19 +127,23 @@ export class EmbeddingRoutes {
   }
 
   private async generate(req: V1Request<t.TypeOf<EmbeddingRoutes['GenerateBody']>>): Promise<RestReply> {
-    const b = req.data;
+    return ok(await this.generateFor(req.tenant, req.data), 201);
+  }
+
+  /** `generate` for `tenant` (also the `/ws` method `embedding.generate`). */
+  async generateFor(tenant: string, b: t.TypeOf<EmbeddingRoutes['GenerateBody']>): Promise<unknown> {
     if ((b.text === undefined) === (b.texts === undefined)) throw new GatewayError('VALIDATION_ERROR', 'Give exactly one of text and texts', { problems: ['text, texts: exactly one is required'] });
     const texts = b.texts ?? [b.text as string];
     if (texts.length === 0 || texts.length > this.deps.limits.max_batch) {
       throw new GatewayError('VALIDATION_ERROR', `texts must hold 1..${this.deps.limits.max_batch} entries`, { problems: [`texts: expected 1..${this.deps.limits.max_batch} entries, got ${texts.length}`] });
     }
-    const model = await this.modelFor(req.tenant, b.agent_id, b.model);
+    const model = await this.modelFor(tenant, b.agent_id, b.model);
     const result = await this.deps.providers.embed(model, texts);
     const name = qualified(result.provider, result.model);
     const created = nowIso();
     const records: EmbeddingRecord[] = result.vectors.map((v, i) => ({
       id: `emb-${randomUUID()}`,
-      tenant_id: req.tenant,
+      tenant_id: tenant,
       agent_id: b.agent_id,
       context_id: b.context_id,
       model: name,
@@ -162,29 +173,37 @@ export class EmbeddingRoutes {
       cost_usd: i === 0 ? result.cost_usd : 0,
       ...(b.include_vector === true ? { embedding: Array.from(result.vectors[i] as Float32Array) } : {}),
     }));
-    return ok(b.texts === undefined ? view[0] : { embeddings: view, cost_usd: result.cost_usd, input_tokens: result.input_tokens }, 201);
+    return b.texts === undefined ? view[0] : { embeddings: view, cost_usd: result.cost_usd, input_tokens: result.input_tokens };
   }
 
   private async search(req: V1Request<t.TypeOf<EmbeddingRoutes['SearchBody']>>): Promise<RestReply> {
-    const b = req.data;
-    const model = await this.modelFor(req.tenant, b.agent_id, b.model);
+    return ok(await this.searchFor(req.tenant, req.data));
+  }
+
+  /** `search` for `tenant` (also the `/ws` method `embedding.search`). */
+  async searchFor(tenant: string, b: t.TypeOf<EmbeddingRoutes['SearchBody']>): Promise<unknown> {
+    const model = await this.modelFor(tenant, b.agent_id, b.model);
     const q = await this.deps.providers.embed(model, [b.query]);
     const name = qualified(q.provider, q.model);
-    const r = this.scan(req.tenant, name, q.vectors[0] as Float32Array, b.limit ?? 10, { contextId: b.context_id, minScore: b.min_score });
-    return ok({
+    const r = this.scan(tenant, name, q.vectors[0] as Float32Array, b.limit ?? 10, { contextId: b.context_id, minScore: b.min_score });
+    return {
       results: r.hits.map((h) => ({ ...h, context_id: h.context_id ?? null })),
       model: q.model,
       provider: q.provider,
       kind: q.kind,
       method: 'exact_scan',
       scanned: r.scanned,
-    });
+    };
   }
 
   private async crossModel(req: V1Request<t.TypeOf<EmbeddingRoutes['CrossBody']>>): Promise<RestReply> {
-    const b = req.data;
+    return ok(await this.crossModelFor(req.tenant, req.data));
+  }
+
+  /** Cross-model search for `tenant` (also the `/ws` method `embedding.cross_model_search`). */
+  async crossModelFor(tenant: string, b: t.TypeOf<EmbeddingRoutes['CrossBody']>): Promise<unknown> {
     const limit = b.limit ?? 10;
-    const models = b.include_models ?? this.deps.vectors.models(req.tenant).map((m) => m.model);
+    const models = b.include_models ?? this.deps.vectors.models(tenant).map((m) => m.model);
     if (models.length > 16) throw new GatewayError('VALIDATION_ERROR', 'include_models may name at most 16 models', { problems: ['include_models: at most 16 entries'] });
     const merged: { id: string; model: string; score: number; normalized_score: number; [k: string]: unknown }[] = [];
     const used: { model: string; provider: string; kind: string; scanned: number }[] = [];
@@ -192,12 +211,12 @@ export class EmbeddingRoutes {
       // a stored model name is `provider/model`; the built-in one also answers to its bare name
       const q = await this.deps.providers.embed(m, [b.query]);
       const name = qualified(q.provider, q.model);
-      const r = this.scan(req.tenant, name, q.vectors[0] as Float32Array, limit, {});
+      const r = this.scan(tenant, name, q.vectors[0] as Float32Array, limit, {});
       used.push({ model: name, provider: q.provider, kind: q.kind, scanned: r.scanned });
       for (const h of r.hits) merged.push({ ...h, context_id: h.context_id ?? null, normalized_score: r.std > 0 ? (h.score - r.mean) / r.std : 0 });
     }
     merged.sort((x, y) => y.normalized_score - x.normalized_score);
-    return ok({ results: merged.slice(0, limit), models: used, method: 'exact_scan', normalization: 'z-score of the cosine among all vectors of the same model' });
+    return { results: merged.slice(0, limit), models: used, method: 'exact_scan', normalization: 'z-score of the cosine among all vectors of the same model' };
   }
 
   private scan(tenant: string, model: string, q: Float32Array, limit: number, filter: { contextId?: string | undefined; minScore?: number | undefined }): ReturnType<EmbeddingStore['search']> {
@@ -207,5 +226,41 @@ export class EmbeddingRoutes {
       if (err instanceof RangeError) throw new GatewayError('UNPROCESSABLE_ENTITY', err.message, { model });
       throw err;
     }
+  }
+}
+
+/**
+ * The embedding operations as `/ws` methods (developer-mesh "Embedding Operations":
+ * `generate_embedding`, `search`, `cross_model_search`, `provider_health`), with the REST bodies as
+ * params and the REST answers as results: `embedding.generate`, `embedding.search`,
+ * `embedding.cross_model_search`, `embedding.provider_health`. The caller's tenant applies; virtual
+ * keys are refused (403), as on `/api/v1`.
+ */
+export class EmbeddingWsMethods implements WsMethodHost {
+  constructor(private readonly routes: EmbeddingRoutes) {}
+
+  handles(method: string): boolean {
+    return method === 'embedding.generate' || method === 'embedding.search' || method === 'embedding.cross_model_search' || method === 'embedding.provider_health';
+  }
+
+  async call(peer: WsPeer, method: string, params: Record<string, unknown> | undefined): Promise<unknown> {
+    const principal = peer.auth?.principal;
+    if (principal?.kind === 'virtual_key') throw new GatewayError('FORBIDDEN', 'Virtual keys may not use embeddings', { method });
+    const tenant = principal?.tenantId ?? 'default';
+    const p = params ?? {};
+    switch (method) {
+      case 'embedding.generate':
+        return this.routes.generateFor(tenant, decodeBody(this.routes.GenerateBody, p));
+      case 'embedding.search':
+        return this.routes.searchFor(tenant, decodeBody(this.routes.SearchBody, p));
+      case 'embedding.cross_model_search':
+        return this.routes.crossModelFor(tenant, decodeBody(this.routes.CrossBody, p));
+      default:
+        return { providers: this.routes.health() };
+    }
+  }
+
+  closed(): void {
+    // nothing is held per connection
   }
 }
