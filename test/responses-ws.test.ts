@@ -304,4 +304,18 @@ describe('/v1/responses', () => {
     ]);
     s.ws.close();
   });
+
+  it('cancels a response in flight with response.cancel', async () => {
+    const s = await connect({ authorization: `Bearer ${userKey}` });
+    await prov.script({ hang: true });
+    s.send({ type: 'response.create', model: 'gpt-test', input: 'never answered' });
+    const created = await s.until((e) => e['type'] === 'response.created');
+    const id = created['response_id'] as string;
+    // the provider has the request before we cancel it
+    for (let i = 0; i < 200 && (await prov.requests()).length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    s.send({ type: 'response.cancel', response_id: id });
+    const final = await s.until(terminalOf(id));
+    expect(final).toMatchObject({ type: 'response.failed', response: { status: 'cancelled', error: { code: 'REQUEST_CANCELLED' } } });
+    s.ws.close();
+  });
 });

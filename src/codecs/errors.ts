@@ -6,7 +6,8 @@
  * JSON-RPC codes: -32700..-32600 from JSON-RPC 2.0; -32000 "overloaded" from DESIGN.md §3;
  * -32001 matches the MCP SDK's `RequestTimeout`; -32002 is MCP's "resource not found".
  * -32005 (circuit open), -32006 (upstream overloaded), -32007 (unauthorized), -32008 (forbidden)
- * and -32009 (rate limited) are this gateway's own.
+ * and -32009 (rate limited) are this gateway's own, as are -32010 (model provider error), -32011
+ * (model provider rate limit) and -32012 (model provider timeout).
  */
 export const ERRORS = {
   PARSE_ERROR: { http: 400, rpc: -32700, message: 'Parse error' },
