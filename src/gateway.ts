@@ -232,6 +232,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const wsAccess = { check: accessCheck(gate, config.auth.metrics_require_auth), admitMessage: messageCheck(gate), revalidate: credentialCheck(gate) };
 
   const wsOptions = { maxPayloadLength: 1024 * 1024, idleTimeoutSeconds: config.events.idle_timeout_s, maxBackpressure: 8 * 1024 * 1024 };
+  const modelRecords = openV1Store(store).models;
   const agentWs = new McpWsEndpoint(dispatcher, sessions, log, MCP_WS_DEFAULTS);
   const responsesWs = new ResponsesWsEndpoint({
     providers,
@@ -240,6 +241,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     log: log.child({ component: 'responses-ws' }),
     admitToolExecution: (auth) => gate.admitToolExecution(auth),
     limits: config.responses,
+    modelRecord: async (tenant, n) => (await modelRecords.list(tenant)).find((m) => m.id === n || m.name === n),
   });
   const feeds = [
     server.attachWs('/api/ws/events', eventsWs, wsOptions, wsAccess),

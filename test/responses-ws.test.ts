@@ -318,4 +318,21 @@ describe('/v1/responses', () => {
     expect(final).toMatchObject({ type: 'response.failed', response: { status: 'cancelled', error: { code: 'REQUEST_CANCELLED' } } });
     s.ws.close();
   });
+
+  it('resolves a model named by a tenant\'s /api/v1/models record', async () => {
+    const rec = await api('POST', '/api/v1/models', { authorization: `Bearer ${userKey}` }, { name: 'house-model', provider: 'fake', type: 'chat', configuration: { model: 'gpt-house' } });
+    expect(rec.status).toBe(201);
+    const s = await connect({ authorization: `Bearer ${userKey}` });
+    await prov.script({ text: 'from the house model' });
+    const { final } = await createAndFinish(s, { model: 'house-model', input: 'hi' });
+    expect(final['type']).toBe('response.completed');
+    expect((await prov.requests())[0]?.body['model']).toBe('gpt-house');
+    // another tenant's caller cannot use it
+    const otherKey = (await api('POST', '/api/auth/keys', ADMIN, { name: 'other tenant', tenant_id: 'other' })).json['secret'] as string;
+    const other = await connect({ authorization: `Bearer ${otherKey}` });
+    other.send({ type: 'response.create', model: 'house-model', input: 'hi' });
+    expect((await other.until((e) => e['type'] === 'error'))['code']).toBe('MODEL_NOT_FOUND');
+    s.ws.close();
+    other.ws.close();
+  });
 });

@@ -66,6 +66,8 @@ export interface ResponsesWsDeps {
   readonly log: Logger;
   readonly admitToolExecution: (auth: RequestAuth | undefined) => Promise<void>;
   readonly limits: ResponsesLimits;
+  /** A tenant's `/api/v1/models` record by id or name (for {@link ProviderRegistry.resolveFor}). */
+  readonly modelRecord?: (tenant: string, nameOrId: string) => Promise<{ readonly name: string; readonly provider: string; readonly configuration: Readonly<Record<string, unknown>> } | undefined>;
 }
 
 /** Request fields passed to the provider as they are. */
@@ -323,7 +325,9 @@ export class ResponsesWsEndpoint implements WsEndpoint {
     let model: string;
     let conversation: Item[];
     try {
-      ({ provider, model } = this.deps.providers.resolve(req.model));
+      const lookup = this.deps.modelRecord;
+      const tenant = auth?.principal.tenantId ?? 'default';
+      ({ provider, model } = lookup ? await this.deps.providers.resolveFor(req.model, (n) => lookup(tenant, n)) : this.deps.providers.resolve(req.model));
       if (req.previousResponseId !== undefined) {
         const prev = c.remembered.get(req.previousResponseId);
         if (!prev) throw new GatewayError('NOT_FOUND', `previous_response_id ${req.previousResponseId} is not a finished response of this connection`, { param: 'previous_response_id' });

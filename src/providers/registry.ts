@@ -153,6 +153,21 @@ export class ProviderRegistry {
   }
 
   /**
+   * {@link resolve}, after a tenant's `/api/v1/models` record: a record whose id or name is
+   * `model` and whose `provider` names a registered provider resolves to that provider and to
+   * `configuration.model` (else the record's name).
+   * @throws GatewayError MODEL_NOT_FOUND.
+   */
+  async resolveFor(model: string, record: (nameOrId: string) => Promise<{ readonly name: string; readonly provider: string; readonly configuration: Readonly<Record<string, unknown>> } | undefined>): Promise<{ provider: OpenAiProvider; model: string }> {
+    if (!(model.indexOf('/') > 0 && this.providers.has(model.slice(0, model.indexOf('/'))))) {
+      const r = await record(model);
+      const p = r ? this.providers.get(r.provider) : undefined;
+      if (r && p) return { provider: p.client, model: typeof r.configuration['model'] === 'string' ? r.configuration['model'] : r.name };
+    }
+    return this.resolve(model);
+  }
+
+  /**
    * Embeds `texts` with `model`: `local/lexical-hash-512` (or `undefined`, or `local`) is the
    * built-in lexical embedding; anything else resolves to a provider's `/embeddings`.
    * @throws GatewayError MODEL_NOT_FOUND, and the provider errors of {@link OpenAiProvider.postJson}.

@@ -151,7 +151,7 @@ export class ModelSummaryRoutes {
     if (b.method === 'extractive') return ok(extractiveSummary(context.content, b.sentences ?? 3));
     if (b.model === undefined) throw new GatewayError('VALIDATION_ERROR', 'method "model" needs a model', { problems: ['model: required when method is "model"'] });
     if (context.content.length === 0) throw new GatewayError('UNPROCESSABLE_ENTITY', 'The context has no messages to summarise', { id });
-    const { provider, model } = this.deps.providers.resolve(b.model);
+    const { provider, model } = await this.deps.providers.resolveFor(b.model, async (n) => (await this.deps.repos.models.list(req.tenant)).find((m) => m.id === n || m.name === n));
     const size = b.chunk_chars ?? DEFAULT_CHUNK_CHARS;
     const chunks = chunkMessages(context.content, size);
     if (chunks.length > MAX_CHUNKS) {
