@@ -60,6 +60,13 @@ export const ERRORS = {
   NOT_CONFIGURED: { http: 503, rpc: -32603, message: 'Not configured' },
   /** A signed request whose signature is missing or wrong (webhooks). */
   INVALID_SIGNATURE: { http: 401, rpc: -32007, message: 'Invalid signature' },
+  /**
+   * A message nested deeper than the limit (`MAX_NESTING_DEPTH` in `./depth.ts`, 128), refused at
+   * decode time before anything recursive runs; `details.limit` names the limit.
+   */
+  NESTING_TOO_DEEP: { http: 400, rpc: -32600, message: 'Nesting too deep' },
+  /** A MessagePack 64-bit integer outside ±(2^53 − 1): no exact JSON number; send it as a string. */
+  UNSAFE_INTEGER: { http: 400, rpc: -32602, message: 'Integer outside the safe range' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
