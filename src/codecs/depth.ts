@@ -18,6 +18,7 @@
  * (https://docs.rs/serde_json/latest/serde_json/struct.Deserializer.html#method.disable_recursion_limit);
  * .NET's System.Text.Json uses 64 (https://learn.microsoft.com/dotnet/api/system.text.json.jsonreaderoptions.maxdepth).
  */
+import { GatewayError } from './errors.js';
 
 /** Most nested objects/arrays a JSON-RPC message may have, counted from the message itself. */
 export const MAX_NESTING_DEPTH = 128;
@@ -245,4 +246,25 @@ export function scanMsgpack(bytes: Uint8Array, maxDepth: number = MAX_NESTING_DE
       if (count > 0) remaining[++top] = count;
     }
   }
+}
+
+/**
+ * The error for input nested deeper than `limit`: NESTING_TOO_DEEP (-32600 / HTTP 400), its
+ * message naming the limit and where it was crossed, `details: { limit, offset }`.
+ *
+ * @param what what was scanned, for the message (e.g. "request body", "text frame").
+ * @param offset where the first container over the limit starts (bytes, or UTF-16 units for a string).
+ */
+export function nestingTooDeep(what: string, offset: number, limit: number = MAX_NESTING_DEPTH): GatewayError {
+  return new GatewayError('NESTING_TOO_DEEP', `Invalid Request: ${what} nests objects/arrays deeper than the limit of ${limit} levels (at offset ${offset})`, {
+    limit,
+    offset,
+  });
+}
+
+/** The `id` of a parsed JSON-RPC request object, when it has a valid one; else `null` (read without recursion). */
+export function requestIdOf(value: unknown): string | number | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  const id = (value as Record<string, unknown>)['id'];
+  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : null;
 }

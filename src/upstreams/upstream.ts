@@ -150,6 +150,21 @@ interface WithChildProcess {
 }
 
 /**
+ * Whether `message` survives `JSON.stringify`, which every serialising transport runs (stdio:
+ * the SDK's `serializeMessage`, HTTP: the request body). Checked only after a send failed, to tell
+ * a message the gateway could not serialise (stack overflow on deep nesting, a bigint, a cycle)
+ * from a failure of the upstream or its connection.
+ */
+function serializable(message: JSONRPCRequest): boolean {
+  try {
+    JSON.stringify(message);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The subprocess of a stdio transport while it runs. Reads the SDK transport's private
  * `_process` (SDK 1.32.x; the transport clears it on close, and exposes only the pid); undefined
  * for other transports or if the field is absent in another SDK version.
@@ -713,12 +728,26 @@ export class Upstream {
       };
     }
     this.sweepTimer ??= setInterval(() => this.sweep(), TIMEOUT_SWEEP_MS);
-    transport.send({ jsonrpc: '2.0', id, method, params: sent }).catch((err: unknown) => {
+    const message: JSONRPCRequest = { jsonrpc: '2.0', id, method, params: sent };
+    const sendFailed = (err: unknown): void => {
       if (this.pending.get(id) !== p) return;
+      const text = err instanceof Error ? err.message : String(err);
+      // the breaker counts what the upstream did: a message the gateway cannot even serialise
+      // (too deep for JSON.stringify, a bigint, a cycle) never reached it
+      if (!serializable(message)) {
+        this.finish(id, p, 'release');
+        reject(new GatewayError('INVALID_PARAMS', `${method} params cannot be sent to upstream "${this.name}" as JSON: ${text}`, { upstream: this.name, method }));
+        return;
+      }
       this.finish(id, p, 'failure');
-      const message = err instanceof Error ? err.message : String(err);
-      reject(new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" failed during ${method}: ${message}`, { upstream: this.name }));
-    });
+      reject(new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" failed during ${method}: ${text}`, { upstream: this.name }));
+    };
+    try {
+      transport.send(message).catch(sendFailed);
+    } catch (err) {
+      // a transport whose send throws instead of rejecting
+      sendFailed(err);
+    }
   }
 
   /** Queues a call for a concurrency slot, or fails it with UPSTREAM_OVERLOADED when the queue is full. */
