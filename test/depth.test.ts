@@ -88,7 +88,8 @@ describe('scanMsgpack', () => {
     value: fc.oneof(
       { depthSize: 'medium', maxDepth: 14 },
       fc.constantFrom(null, true, false, 0, -1, 127, 128, -33, 65_536, 2 ** 32, -(2 ** 40), 0.25),
-      fc.double({ noNaN: true }),
+      // msgpackr writes -0 as 0
+      fc.double({ noNaN: true }).filter((d) => !Object.is(d, -0)),
       fc.string({ maxLength: 40 }),
       fc.string({ minLength: 256, maxLength: 300 }),
       fc.uint8Array({ maxLength: 300 }),
