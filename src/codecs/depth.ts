@@ -9,7 +9,7 @@
  * refuse such input at decode time, each in one iterative pass with no allocation:
  *
  * - {@link jsonDepthExceeded} / {@link jsonTextDepthExceeded}: JSON, counting `[`/`{` outside
- *   strings (a string is skipped with a native `indexOf` for its closing quote);
+ *   strings (a long string is skipped with a native `indexOf` for its closing quote);
  * - {@link scanMsgpack}: MessagePack, walking the headers only (strings, bin and ext payloads are
  *   skipped by their length), which also finds 64-bit integers that do not fit a JS number.
  *
@@ -30,10 +30,60 @@ const OPEN_OBJECT = 0x7b;
 const CLOSE_ARRAY = 0x5d;
 const CLOSE_OBJECT = 0x7d;
 
+/** Bytes of a string read one by one before handing the rest to the native `indexOf`. */
+const SHORT_RUN = 16;
+
+/**
+ * The index of the quote closing the string whose contents start at `j`, or -1 when it is not
+ * closed. Short strings and runs right after an escape are read byte by byte (an escape skips the
+ * byte after the backslash); past {@link SHORT_RUN} bytes, the native `indexOf` finds the next
+ * quote, which is escaped when an odd run of backslashes precedes it (a run cannot reach back past
+ * the opening quote, so its parity is exact).
+ */
+function skipString(bytes: Uint8Array, j: number): number {
+  const n = bytes.length;
+  for (;;) {
+    const stop = Math.min(n, j + SHORT_RUN);
+    while (j < stop) {
+      const d = bytes[j];
+      if (d === QUOTE) return j;
+      j += d === BACKSLASH ? 2 : 1;
+    }
+    if (j >= n) return -1;
+    const q = bytes.indexOf(QUOTE, j);
+    if (q < 0) return -1;
+    let k = q - 1;
+    while (bytes[k] === BACKSLASH) k--;
+    if ((q - 1 - k) % 2 === 0) return q;
+    j = q + 1;
+  }
+}
+
+/** {@link skipString} over a JS string (UTF-16 units). */
+function skipTextString(text: string, j: number): number {
+  const n = text.length;
+  for (;;) {
+    const stop = Math.min(n, j + SHORT_RUN);
+    while (j < stop) {
+      const d = text.charCodeAt(j);
+      if (d === QUOTE) return j;
+      j += d === BACKSLASH ? 2 : 1;
+    }
+    if (j >= n) return -1;
+    const q = text.indexOf('"', j);
+    if (q < 0) return -1;
+    let k = q - 1;
+    while (text.charCodeAt(k) === BACKSLASH) k--;
+    if ((q - 1 - k) % 2 === 0) return q;
+    j = q + 1;
+  }
+}
+
 /**
  * Whether the JSON text in `bytes` (UTF-8) nests deeper than `maxDepth`, in one pass over the
- * bytes: brackets are counted outside strings; a string is skipped by searching its closing quote
- * (a quote preceded by an odd run of backslashes is escaped). Meant to run after `JSON.parse`
+ * bytes: brackets are counted outside strings; a string is skipped byte by byte while short,
+ * then by a native search for its closing quote (a quote preceded by an odd run of backslashes is
+ * escaped). Meant to run after `JSON.parse`
  * accepted the same bytes (its result on invalid JSON is only a bound). Inputs of at most
  * `maxDepth` bytes cannot exceed it and return at once.
  *
@@ -46,16 +96,8 @@ export function jsonDepthExceeded(bytes: Uint8Array, maxDepth: number = MAX_NEST
   for (let i = 0; i < n; i++) {
     const c = bytes[i];
     if (c === QUOTE) {
-      // skip the string: find its closing quote, not counting escaped ones
-      let j = i;
-      for (;;) {
-        j = bytes.indexOf(QUOTE, j + 1);
-        if (j < 0) return -1;
-        let k = j - 1;
-        while (bytes[k] === BACKSLASH) k--;
-        if ((j - 1 - k) % 2 === 0) break;
-      }
-      i = j;
+      i = skipString(bytes, i + 1);
+      if (i < 0) return -1;
     } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) {
       if (++depth > maxDepth) return i;
     } else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
@@ -78,15 +120,8 @@ export function jsonTextDepthExceeded(text: string, maxDepth: number = MAX_NESTI
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
     if (c === QUOTE) {
-      let j = i;
-      for (;;) {
-        j = text.indexOf('"', j + 1);
-        if (j < 0) return -1;
-        let k = j - 1;
-        while (text.charCodeAt(k) === BACKSLASH) k--;
-        if ((j - 1 - k) % 2 === 0) break;
-      }
-      i = j;
+      i = skipTextString(text, i + 1);
+      if (i < 0) return -1;
     } else if (c === OPEN_ARRAY || c === OPEN_OBJECT) {
       if (++depth > maxDepth) return i;
     } else if (c === CLOSE_ARRAY || c === CLOSE_OBJECT) {
@@ -104,6 +139,22 @@ export type MsgpackScan =
   | { readonly kind: 'unsafe_integer'; readonly offset: number; readonly value: string };
 
 const OK: MsgpackScan = { kind: 'ok' };
+/** Big-endian uint16 at `at` (the caller checked the bounds). */
+function u16(bytes: Uint8Array, at: number): number {
+  return ((bytes[at] ?? 0) << 8) | (bytes[at + 1] ?? 0);
+}
+
+/** Big-endian uint32 at `at` (the caller checked the bounds). */
+function u32(bytes: Uint8Array, at: number): number {
+  return (bytes[at] ?? 0) * 0x100_0000 + (((bytes[at + 1] ?? 0) << 16) | ((bytes[at + 2] ?? 0) << 8) | (bytes[at + 3] ?? 0));
+}
+
+/** Decimal text of the big-endian 64-bit integer at `at` (error path only). */
+function bigAt(bytes: Uint8Array, at: number, signed: boolean): string {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + at, 8);
+  return (signed ? view.getBigInt64(0) : view.getBigUint64(0)).toString();
+}
+
 /** The item-count stack of {@link scanMsgpack}, reused (the scan is synchronous); grown for a larger `maxDepth`. */
 let scratch = new Float64Array(MAX_NESTING_DEPTH + 1);
 /** 2^53 / 2^32: a 64-bit integer is safe when the high word is below this (or above its negation). */
@@ -124,7 +175,6 @@ const SAFE_HIGH = 0x20_0000;
  */
 export function scanMsgpack(bytes: Uint8Array, maxDepth: number = MAX_NESTING_DEPTH): MsgpackScan {
   const n = bytes.length;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   // remaining[level]: items still to read in the open container at `level`; level 0 holds the one top-level value
   if (scratch.length < maxDepth + 1) scratch = new Float64Array(maxDepth + 1);
   const remaining = scratch;
@@ -160,24 +210,24 @@ export function scanMsgpack(bytes: Uint8Array, maxDepth: number = MAX_NESTING_DE
           break;
         case 0xc4: // bin 8
         case 0xd9: // str 8
-          pos += 2 + (pos + 1 < n ? view.getUint8(pos + 1) : 0);
+          pos += 2 + (pos + 1 < n ? (bytes[pos + 1] ?? 0) : 0);
           break;
         case 0xc5: // bin 16
         case 0xda: // str 16
-          pos += 3 + (pos + 3 <= n ? view.getUint16(pos + 1) : 0);
+          pos += 3 + (pos + 3 <= n ? u16(bytes, pos + 1) : 0);
           break;
         case 0xc6: // bin 32
         case 0xdb: // str 32
-          pos += 5 + (pos + 5 <= n ? view.getUint32(pos + 1) : 0);
+          pos += 5 + (pos + 5 <= n ? u32(bytes, pos + 1) : 0);
           break;
         case 0xc7: // ext 8
-          pos += 3 + (pos + 1 < n ? view.getUint8(pos + 1) : 0);
+          pos += 3 + (pos + 1 < n ? (bytes[pos + 1] ?? 0) : 0);
           break;
         case 0xc8: // ext 16
-          pos += 4 + (pos + 3 <= n ? view.getUint16(pos + 1) : 0);
+          pos += 4 + (pos + 3 <= n ? u16(bytes, pos + 1) : 0);
           break;
         case 0xc9: // ext 32
-          pos += 6 + (pos + 5 <= n ? view.getUint32(pos + 1) : 0);
+          pos += 6 + (pos + 5 <= n ? u32(bytes, pos + 1) : 0);
           break;
         case 0xca: // float 32
         case 0xce: // uint 32
@@ -196,14 +246,14 @@ export function scanMsgpack(bytes: Uint8Array, maxDepth: number = MAX_NESTING_DE
           pos += 3;
           break;
         case 0xcf: // uint 64
-          if (view.getUint32(pos + 1) >= SAFE_HIGH) return { kind: 'unsafe_integer', offset: pos, value: view.getBigUint64(pos + 1).toString() };
+          if (u32(bytes, pos + 1) >= SAFE_HIGH) return { kind: 'unsafe_integer', offset: pos, value: bigAt(bytes, pos + 1, false) };
           pos += 9;
           break;
         case 0xd3: {
           // int 64
-          const high = view.getInt32(pos + 1);
-          if (high >= SAFE_HIGH || high < -SAFE_HIGH || (high === -SAFE_HIGH && view.getUint32(pos + 5) === 0)) {
-            return { kind: 'unsafe_integer', offset: pos, value: view.getBigInt64(pos + 1).toString() };
+          const high = u32(bytes, pos + 1) | 0;
+          if (high >= SAFE_HIGH || high < -SAFE_HIGH || (high === -SAFE_HIGH && u32(bytes, pos + 5) === 0)) {
+            return { kind: 'unsafe_integer', offset: pos, value: bigAt(bytes, pos + 1, true) };
           }
           pos += 9;
           break;
@@ -224,19 +274,19 @@ export function scanMsgpack(bytes: Uint8Array, maxDepth: number = MAX_NESTING_DE
           pos += 18;
           break;
         case 0xdc: // array 16
-          count = pos + 3 <= n ? view.getUint16(pos + 1) : 0;
+          count = pos + 3 <= n ? u16(bytes, pos + 1) : 0;
           pos += 3;
           break;
         case 0xdd: // array 32
-          count = pos + 5 <= n ? view.getUint32(pos + 1) : 0;
+          count = pos + 5 <= n ? u32(bytes, pos + 1) : 0;
           pos += 5;
           break;
         case 0xde: // map 16
-          count = (pos + 3 <= n ? view.getUint16(pos + 1) : 0) * 2;
+          count = (pos + 3 <= n ? u16(bytes, pos + 1) : 0) * 2;
           pos += 3;
           break;
         case 0xdf: // map 32
-          count = (pos + 5 <= n ? view.getUint32(pos + 1) : 0) * 2;
+          count = (pos + 5 <= n ? u32(bytes, pos + 1) : 0) * 2;
           pos += 5;
           break;
       }
