@@ -292,6 +292,27 @@ describe('/ws: depth and 64-bit integers', () => {
     }
   });
 
+  it('a text frame over the 16 MiB payload limit is refused naming the limit; the connection stays usable', async () => {
+    const peer = await WsPeer.open();
+    try {
+      peer.ws.send(`{"jsonrpc":"2.0","id":"big","method":"ping","pad":"${'x'.repeat(17 * 1024 * 1024)}"}`);
+      await new Promise<void>((resolve, reject) => {
+        const deadline = Date.now() + 20_000;
+        const tick = (): void => {
+          if (peer.texts.length > 0) resolve();
+          else if (Date.now() > deadline) reject(new Error('no reply to the large frame'));
+          else setTimeout(tick, 10);
+        };
+        tick();
+      });
+      expect(peer.texts[0]?.['error']).toMatchObject({ code: -32600, data: { code: 'BODY_TOO_LARGE', limit_bytes: 16 * 1024 * 1024 } });
+      peer.ws.send('{"jsonrpc":"2.0","id":"after","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x"}}}');
+      expect((await peer.text('after'))['result']).toBeDefined();
+    } finally {
+      peer.close();
+    }
+  }, 30_000);
+
   it('u64 integers over MCPW: safe ones arrive as numbers (demo-add, task payload), an unsafe one gets an Error frame naming the value', async () => {
     const peer = await WsPeer.open();
     try {
