@@ -37,6 +37,7 @@ import { registerV1 } from './handlers/rest-v1/index.js';
 import { openV1Store } from './store/v1-records.js';
 import { GitHubWebhooks } from './handlers/webhooks.js';
 import { registerOpenApi } from './handlers/openapi.js';
+import { registerLogLevel } from './handlers/mgmt/log-level.js';
 import { Orchestrator } from './handlers/agents/orchestrator.js';
 import { WorkspaceHub } from './handlers/workspaces/hub.js';
 
@@ -147,6 +148,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     log: log.child({ component: 'webhooks' }),
   });
   webhooks.register(rest);
+  registerLogLevel(rest, log);
   registerOpenApi(rest);
   new ToolLogHandler(store.toolLog).register(rest);
   const toolLogSub = recordToolCalls(bus, store.toolLog, log);
