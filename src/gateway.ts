@@ -51,9 +51,15 @@ export interface Gateway {
   readonly store: Store;
   /**
    * Graceful stop: stop accepting, let POSTs in flight finish up to `shutdown_timeout_ms`, end
-   * sessions and streams, close upstreams (stdio subprocesses end). Idempotent.
+   * sessions and streams, close upstreams (stdio subprocesses end). From its first step no
+   * upstream is reconnected or respawned. Idempotent.
    */
   close(): Promise<void>;
+  /**
+   * Immediate stop (a second Ctrl-C): kills the stdio upstreams' process groups with SIGKILL,
+   * synchronously, so the caller can exit at once without leaving a child behind.
+   */
+  killUpstreams(): void;
 }
 
 export interface StartOptions {
@@ -247,6 +253,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const close = (): Promise<void> => {
     closing ??= (async () => {
       draining = true;
+      // first: an upstream that exits from now on (e.g. killed by the same Ctrl-C) is not respawned
+      manager.beginShutdown();
       clearInterval(sweeper);
       server.stopListening();
       mcp.startDraining();
@@ -278,5 +286,5 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   };
 
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
-  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, close };
+  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, close, killUpstreams: () => manager.killAll() };
 }

@@ -2,6 +2,7 @@
  * `/health` (developer-mesh): `{"status":"healthy"|"degraded"|"unhealthy","components":{...}}`,
  * HTTP 200 unless unhealthy (503). Healthy: every upstream connected. Degraded: some are not.
  * Unhealthy: upstreams are configured and none is connected, or the gateway is shutting down.
+ * `components.upstream_errors` says why each upstream that is down is down, and when it is retried.
  */
 import type { UpstreamManager } from '../upstreams/manager.js';
 import { jsonReply, type HttpEffect } from '../streams/http.js';
@@ -17,11 +18,14 @@ export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 /** Builds the health body and its HTTP status. */
 export function healthReport(src: HealthSources): { status: number; body: { status: HealthStatus; components: Record<string, unknown> } } {
   const upstreams: Record<string, string> = {};
+  const upstreamErrors: Record<string, { last_error: string; next_retry_at?: string }> = {};
   let connected = 0;
   const all = src.manager.list();
   for (const u of all) {
     upstreams[u.name] = u.state;
     if (u.state === 'connected') connected++;
+    const failure = u.failure;
+    if (failure) upstreamErrors[u.name] = failure;
   }
   let status: HealthStatus = 'healthy';
   if (src.draining() || (all.length > 0 && connected === 0)) status = 'unhealthy';
@@ -32,6 +36,8 @@ export function healthReport(src: HealthSources): { status: number; body: { stat
       status,
       components: {
         upstreams,
+        // only upstreams that are down with a known reason: `{name: {last_error, next_retry_at?}}`
+        upstream_errors: upstreamErrors,
         sessions: { open: src.sessions() },
         server: { status: src.draining() ? 'draining' : 'serving' },
       },

@@ -65,6 +65,8 @@ export class UpstreamManager {
   private readonly supervised = new Set<Upstream>();
   private readonly supervision: Subscription;
   private index: Index = EMPTY_INDEX;
+  /** Set by {@link beginShutdown}: nothing is supervised, reconnected or respawned any more. */
+  private shuttingDown = false;
   private readonly changedSubject = new Subject<CatalogueKind>();
   private readonly notificationSubject = new Subject<UpstreamNotification>();
   /** Emits after the aggregated catalogue of a kind changed (drives downstream list_changed). */
@@ -94,7 +96,7 @@ export class UpstreamManager {
 
   /** Starts supervising `upstream` unless it is already, or no longer held. */
   private supervise(upstream: Upstream): void {
-    if (this.upstreams.get(upstream.name) !== upstream || this.supervised.has(upstream)) return;
+    if (this.shuttingDown || this.upstreams.get(upstream.name) !== upstream || this.supervised.has(upstream)) return;
     this.supervised.add(upstream);
     this.supervise$.next(upstream);
   }
@@ -251,9 +253,30 @@ export class UpstreamManager {
     this.rebuild('prompts');
   }
 
+  /**
+   * The gateway is stopping: supervision ends for every upstream at once (no reconnect, no respawn
+   * of a subprocess that exits from now on, no retry in progress goes on), while calls in flight
+   * keep their connections until {@link closeAll}. Idempotent.
+   */
+  beginShutdown(): void {
+    this.shuttingDown = true;
+    for (const u of this.upstreams.values()) this.unsupervise(u);
+  }
+
+  /** Whether {@link beginShutdown} was called. */
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+
+  /** Kills every stdio subprocess group at once (SIGKILL, no wait): for a gateway told to stop immediately. */
+  killAll(): void {
+    this.beginShutdown();
+    for (const u of this.upstreams.values()) u.killNow();
+  }
+
   /** Closes every upstream (subprocesses end) after stopping their supervision: nothing reconnects or respawns afterwards. */
   async closeAll(reason = 'shutdown'): Promise<void> {
-    for (const u of this.upstreams.values()) this.unsupervise(u);
+    this.beginShutdown();
     await Promise.all([...this.upstreams.keys()].map((n) => this.remove(n, reason)));
   }
 
