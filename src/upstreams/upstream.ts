@@ -163,7 +163,9 @@ export function describeFailure(err: unknown, transport: Transport | undefined):
   for (let depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
     const message = e instanceof Error ? e.message : String(e);
     const code = (e as { code?: unknown }).code;
-    const text = typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message;
+    // the SDK's StreamableHTTPError and SseError carry the HTTP status as a numeric `code`
+    const suffix = typeof code === 'string' && !message.includes(code) ? ` (${code})` : typeof code === 'number' && code >= 100 && code <= 599 ? ` (HTTP ${code})` : '';
+    const text = `${message}${suffix}`;
     if (text !== '' && !parts.some((p) => p.includes(text))) parts.push(text);
     e = e instanceof Error ? e.cause : undefined;
   }
