@@ -71,8 +71,9 @@ export interface StartOptions {
 const SERVER_REQUEST_TIMEOUT_MS = 10 * 60_000;
 
 /**
- * Starts a gateway. Upstreams are connected (each bounded by its connect timeout; failures leave
- * that upstream in state `error`) before the port is bound.
+ * Starts a gateway. The port is bound first (exclusively), then the upstreams are connected (each
+ * bounded by its connect timeout; failures leave that upstream in state `error`); resolves after
+ * both. Meanwhile `/health` answers 503 with `server.status: "starting"`.
  * @throws UwsNativeError when uWS' native binary did not load; Error when the port cannot be bound.
  */
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<Gateway> {
@@ -171,6 +172,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     workspaces: () => workspaces.counters,
   });
   let draining = false;
+  /** True until the configured upstreams have been connected (or failed) after the port was bound. */
+  let starting = true;
   const server = new GatewayServer(
     uws,
     {
@@ -178,7 +181,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       mcpGet: (i) => mcp.get(i),
       mcpDelete: (i) => mcp.delete(i),
       mcpOptions: (i) => mcp.preflight(i),
-      health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining })),
+      health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, starting: () => starting })),
       rest: (i) => rest.handle(i),
       metrics: () => metrics.handle(),
     },
@@ -224,9 +227,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     agentWs.addHost(orchestrator);
     await workspaces.init();
     agentWs.addHost(workspaces);
-    await admin.init(config.mcp_clients);
+    // bind before connecting upstreams: a taken port fails before any subprocess is spawned, and
+    // /health answers (503 "starting") while the upstreams connect
     port = await server.listen();
+    log.info('port bound; connecting upstreams', { host: config.server.host, port });
+    await admin.init(config.mcp_clients);
+    starting = false;
   } catch (err) {
+    server.stopListening();
+    server.closeAll();
     toolLogSub.unsubscribe();
     eventLogSub.unsubscribe();
     vkInvalidation.unsubscribe();
@@ -247,6 +256,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     if (n > 0) log.info('idle sessions closed', { count: n });
   }, 60_000);
   sweeper.unref();
+  // "listening" marks readiness: the port is bound and every configured upstream was tried
   log.info('listening', { host: config.server.host, port, mcp: `http://${config.server.host}:${port}/mcp` });
 
   let closing: Promise<void> | undefined;

@@ -8,7 +8,7 @@
 import { loadNativeUws, UwsNativeError } from './server/uws.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger } from './log/logger.js';
-import { startGateway } from './gateway.js';
+import { startGateway, type Gateway } from './gateway.js';
 
 function fail(message: string): never {
   process.stderr.write(`tributary: ${message}\n`);
@@ -31,25 +31,10 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.log_level);
-  let gateway;
-  try {
-    gateway = await startGateway(config, { log, uws });
-  } catch (err) {
-    fail(`cannot start: ${(err as Error).message}`);
-  }
+  let gateway: Gateway | undefined;
   let stoppingAt: number | undefined;
-  const stop = (signal: string): void => {
-    if (stoppingAt !== undefined) {
-      // npm and other wrappers forward the terminal's SIGINT that this process also received:
-      // a repeat within moments is that same Ctrl-C, not a second one
-      if (Date.now() - stoppingAt < DUPLICATE_SIGNAL_MS) return;
-      log.warn('second signal: stopping upstreams and exiting now', { signal });
-      gateway.killUpstreams();
-      process.exit(1);
-    }
-    stoppingAt = Date.now();
-    log.info('shutting down', { signal });
-    gateway.close().then(
+  const shutDown = (g: Gateway): void => {
+    g.close().then(
       () => process.exit(0),
       (err: unknown) => {
         log.error('shutdown failed', { error: err });
@@ -57,9 +42,31 @@ async function main(): Promise<void> {
       },
     );
   };
+  const stop = (signal: string): void => {
+    if (stoppingAt !== undefined) {
+      // npm and other wrappers forward the terminal's SIGINT that this process also received:
+      // a repeat within moments is that same Ctrl-C, not a second one
+      if (Date.now() - stoppingAt < DUPLICATE_SIGNAL_MS) return;
+      log.warn('second signal: stopping upstreams and exiting now', { signal });
+      // before start-up finished the upstreams' stdin closes with this process, which ends them
+      gateway?.killUpstreams();
+      process.exit(1);
+    }
+    stoppingAt = Date.now();
+    log.info('shutting down', { signal });
+    // during start-up: stop as soon as the gateway is up (below)
+    if (gateway) shutDown(gateway);
+  };
+  // from the start, so a Ctrl-C while upstreams connect is a graceful stop too
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   watchParent(process.env, () => stop('parent process exited'));
+  try {
+    gateway = await startGateway(config, { log, uws });
+  } catch (err) {
+    fail(`cannot start: ${(err as Error).message}`);
+  }
+  if (stoppingAt !== undefined) shutDown(gateway);
 }
 
 /** A signal repeated within this many ms counts as the same one (see `stop`). */
