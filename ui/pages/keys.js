@@ -84,7 +84,7 @@ function KeyTable({ s, vkTools }) {
 export function Keys() {
   const [vkTools, setVkTools] = useState({});
   useEffect(() => {
-    api('GET', '/api/mcp/clients?limit=1000').then(
+    api('GET', '/api/mcp/clients?limit=500').then(
       (r) => {
         const out = {};
         for (const c of r.clients) for (const v of c.vk_configs || []) (out[v.virtual_key_id] ||= []).push(`${c.config.name}: ${v.tools_to_execute.join(', ') || 'none'}`);

@@ -113,7 +113,7 @@ export function Upstreams() {
   const [editing, setEditing] = useState(null);
   const [adding, setAdding] = useState(false);
   const [busy, setBusy] = useState('');
-  const load = () => api('GET', '/api/mcp/clients?limit=1000').then((r) => setClients(r.clients), setError);
+  const load = () => api('GET', '/api/mcp/clients?limit=500').then((r) => setClients(r.clients), setError);
   useEffect(() => {
     load();
     const t = setInterval(load, 5000);
