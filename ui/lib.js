@@ -54,7 +54,7 @@ export function fieldErrors(err) {
   const out = {};
   const problems = (err && err.details && err.details.problems) || [];
   for (const p of problems) {
-    const m = /^([A-Za-z0-9_]+)[.:\[]/.exec(p);
+    const m = /^([A-Za-z0-9_]+)[.:[]/.exec(p);
     const key = m ? m[1] : '_';
     out[key] = out[key] ? `${out[key]}; ${p}` : p;
   }

@@ -143,7 +143,7 @@ export function Upstreams() {
         <td>${c.config.connection_type} <span class="muted">${c.config.connection_string || (c.config.stdio_config ? c.config.stdio_config.command : '') || c.config.inprocess_server || ''}</span></td>
         <td><${Badge} value=${c.state} /></td>
         <td>${(c.tools || []).length}</td>
-        <td>${(c.config.tools_to_execute || []).join(', ')}</td>
+        <td>${(c.config.tools_to_execute ?? ['*']).join(', ')}</td>
         <td class="actions">
           <button type="button" onClick=${() => setEditing(editing === c.config.client_id ? null : c.config.client_id)}>Edit</button>
           <button type="button" onClick=${() => act(`reconnecting ${c.config.name}…`, () => api('POST', `/api/mcp/client/${encodeURIComponent(c.config.client_id)}/reconnect`))}>Reconnect</button>
