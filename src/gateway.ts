@@ -31,7 +31,7 @@ import { openKeyRepository } from './store/keys.js';
 import { JwtVerifier } from './auth/jwt.js';
 import { VirtualKeyAccess } from './auth/access.js';
 import { AccessGate } from './auth/gate.js';
-import { accessCheck, messageCheck } from './handlers/access.js';
+import { accessCheck, credentialCheck, messageCheck } from './handlers/access.js';
 import { KeyAdmin } from './handlers/mgmt/keys.js';
 import { registerV1 } from './handlers/rest-v1/index.js';
 import { openV1Store } from './store/v1-records.js';
@@ -206,7 +206,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     },
     log,
   );
-  const wsAccess = { check: withUiSessions(accessCheck(gate, config.auth.metrics_require_auth), gate, uiSessions, config.auth.metrics_require_auth), admitMessage: messageCheck(gate) };
+  const wsAccess = {
+    check: withUiSessions(accessCheck(gate, config.auth.metrics_require_auth), gate, uiSessions, config.auth.metrics_require_auth),
+    admitMessage: messageCheck(gate),
+    revalidate: credentialCheck(gate),
+  };
 
   const wsOptions = { maxPayloadLength: 1024 * 1024, idleTimeoutSeconds: config.events.idle_timeout_s, maxBackpressure: 8 * 1024 * 1024 };
   const agentWs = new McpWsEndpoint(dispatcher, sessions, log, MCP_WS_DEFAULTS);
@@ -215,7 +219,17 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     server.attachWs('/api/ws/live', liveWs, wsOptions, wsAccess),
     server.attachWs('/ws', agentWs, { ...wsOptions, maxPayloadLength: 32 * 1024 * 1024, maxBackpressure: 32 * 1024 * 1024, protocols: ['mcp'] }, wsAccess),
   ];
+  /** Re-checks every open socket's credential: those revoked or expired are closed (4401). */
+  const recheckSockets = (): void => {
+    const now = Date.now();
+    for (const conns of feeds) for (const c of conns) c.authorize(now);
+  };
+  // a revoked key's sockets close at once, not at their next message; expiry is caught at the next ping
+  const credentialSweep = bus.events$.subscribe((e) => {
+    if (e.event_type === 'StoreChanged' && (e.tags.includes('api_keys') || e.tags.includes('virtual_keys') || e.tags.includes('mcp_clients'))) recheckSockets();
+  });
   const pinger = setInterval(() => {
+    recheckSockets();
     for (const conns of feeds) for (const c of conns) c.ping();
   }, config.events.ping_interval_ms);
   pinger.unref();
@@ -244,6 +258,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     toolLogSub.unsubscribe();
     eventLogSub.unsubscribe();
     vkInvalidation.unsubscribe();
+    credentialSweep.unsubscribe();
     clearInterval(eventSweep);
     clearInterval(pinger);
     eventsWs.dispose();
@@ -290,6 +305,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       toolLogSub.unsubscribe();
       eventLogSub.unsubscribe();
       vkInvalidation.unsubscribe();
+      credentialSweep.unsubscribe();
       metrics.dispose();
       uiOverview.dispose();
       await stopRetention();
