@@ -82,6 +82,9 @@ beforeAll(async () => {
   expect((await apiAs({ authorization: `Bearer ${userKey}` }, 'POST', '/api/v1/agents', { name: 'acme-agent', model: 'm' })).status).toBe(201);
   tb = await launchBrowser();
   admin = await tb.browser.newContext({ viewport: { width: 1280, height: 860 } });
+  // every test below uses this signed-in admin browser (the sign-in form has its own test)
+  const signedIn = await signIn(admin, { password: ADMIN_PASSWORD });
+  await signedIn.page.close();
 }, 60_000);
 
 afterAll(async () => {
@@ -130,7 +133,8 @@ describe('dashboard static files', () => {
 
 describe('dashboard in a browser', () => {
   it('asks to sign in; a wrong password shows the API error; the admin password signs in with an HttpOnly SameSite=Strict cookie', async () => {
-    const { page, problems } = await watchedPage(admin, gw.url);
+    const fresh = await tb.browser.newContext();
+    const { page, problems } = await watchedPage(fresh, gw.url);
     await page.goto(`${gw.url}/ui/`);
     await page.waitForSelector('#signin-form');
     await page.fill('input[name=password]', 'wrong password');
@@ -139,7 +143,7 @@ describe('dashboard in a browser', () => {
     await page.fill('input[name=password]', ADMIN_PASSWORD);
     await page.click('#signin-form button[type=submit]');
     await page.waitForSelector('nav a[data-page=keys]');
-    const cookies = await admin.cookies(gw.url);
+    const cookies = await fresh.cookies(gw.url);
     const c = cookies.find((x) => x.name === 'tributary_ui');
     expect(c?.httpOnly).toBe(true);
     expect(c?.sameSite).toBe('Strict');
@@ -148,7 +152,11 @@ describe('dashboard in a browser', () => {
     // the only console error is the refused sign-in request itself
     expect(problems.consoleErrors.every((e) => e.includes('401'))).toBe(true);
     expect(problems.pageErrors).toEqual([]);
-    await page.close();
+    // sign-out clears the cookie and shows the form again
+    await page.click('nav button.link');
+    await page.waitForSelector('#signin-form');
+    expect((await fresh.cookies(gw.url)).some((x) => x.name === 'tributary_ui')).toBe(false);
+    await fresh.close();
   });
 
   it('overview shows the default upstreams as connected, with their tool counts', async () => {
@@ -185,6 +193,31 @@ describe('dashboard in a browser', () => {
     clean(problems);
     clean(events.problems);
     await events.page.close();
+    await page.close();
+  });
+
+  it('live events: paused, new events are held and counted; resumed, they appear; an event-type filter applies', async () => {
+    const { page, problems } = await watchedPage(admin, gw.url);
+    await page.goto(`${gw.url}/ui/#/events`);
+    await page.locator('#ev-status', { hasText: /^open$/ }).waitFor();
+    await page.click('#ev-pause');
+    expect((await apiAs(basic, 'POST', '/api/v1/tools/demo/echo', { arguments: { message: 'while paused' } })).status).toBe(200);
+    await page.locator('#ev-pause', { hasText: /Resume \([1-9]\d* held\)/ }).waitFor();
+    expect(await page.locator('#events-table tr[data-event=ToolInvocationCompleted]').count()).toBe(0);
+    await page.click('#ev-pause');
+    await page.waitForSelector('#events-table tr[data-event=ToolInvocationCompleted]');
+    // only tool calls of upstream everything from now on: the demo call before it never shows
+    await page.fill('#ev-types', 'ToolInvocationCompleted');
+    await page.fill('#ev-ids', 'everything');
+    await page.click('#event-filters button[type=submit]');
+    await page.locator('#ev-status', { hasText: /^open$/ }).waitFor();
+    await page.locator('#events-table tbody tr').first().waitFor({ state: 'detached' });
+    expect((await apiAs(basic, 'POST', '/api/v1/tools/demo/echo', { arguments: { message: 'filtered out' } })).status).toBe(200);
+    expect((await apiAs(basic, 'POST', '/api/v1/tools/everything/echo', { arguments: { message: 'kept' } })).status).toBe(200);
+    await page.waitForSelector('#events-table tr[data-event=ToolInvocationCompleted]');
+    const upstreams = await page.locator('#events-table tbody tr td:nth-child(4)').allTextContents();
+    expect(upstreams).toEqual(['everything']);
+    clean(problems);
     await page.close();
   });
 
