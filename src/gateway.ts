@@ -37,6 +37,8 @@ import { registerV1 } from './handlers/rest-v1/index.js';
 import { openV1Store } from './store/v1-records.js';
 import { GitHubWebhooks } from './handlers/webhooks.js';
 import { registerOpenApi } from './handlers/openapi.js';
+import { Tracing } from './telemetry/tracing.js';
+import { registerLogLevel } from './handlers/mgmt/log-level.js';
 import { Orchestrator } from './handlers/agents/orchestrator.js';
 import { WorkspaceHub } from './handlers/workspaces/hub.js';
 import { UiSessionStore } from './auth/ui-session.js';
@@ -55,6 +57,7 @@ export interface Gateway {
   readonly sessions: SessionStore;
   readonly bus: EventBus;
   readonly store: Store;
+  readonly tracing: Tracing;
   /**
    * Graceful stop: stop accepting, let POSTs in flight finish up to `shutdown_timeout_ms`, end
    * sessions and streams, close upstreams (stdio subprocesses end). Idempotent.
@@ -111,6 +114,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   }, 60_000);
   eventSweep.unref();
 
+  const tracing = Tracing.fromConfig(config.tracing, log);
   const manager = new UpstreamManager(log, bus);
   const sessions = new SessionStore(config.server.max_sessions, config.server.session_idle_timeout_ms);
   const dispatcher = new McpDispatcher(manager, sessions, bus, log, {
@@ -118,6 +122,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     serverRequestTimeoutMs: SERVER_REQUEST_TIMEOUT_MS,
     onRequest: (method) => metrics.observeMcp(method),
     admitToolExecution: (auth) => gate.admitToolExecution(auth),
+    tracing,
   });
   const mcp = new McpHttpHandler(dispatcher, sessions, log, {
     allowedOrigins: config.server.allowed_origins,
@@ -141,7 +146,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     maxReplay: config.events.max_replay,
   });
   const liveWs = new LiveWsEndpoint(bus, { maxQueued: config.events.max_queued, highWaterBytes: 256 * 1024, maxPayloadBytes: config.tool_log.max_payload_bytes });
-  const rest = new RestRouter(log);
+  const rest = new RestRouter(log, tracing);
   // the dashboard at /ui: static files, sign-in sessions, the overview sample
   const uiAssets = new StaticAssets();
   const uiSessions = new UiSessionStore();
@@ -157,6 +162,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     log: log.child({ component: 'webhooks' }),
   });
   webhooks.register(rest);
+  registerLogLevel(rest, log);
   registerOpenApi(rest);
   new ToolLogHandler(store.toolLog).register(rest);
   const toolLogSub = recordToolCalls(bus, store.toolLog, log);
@@ -270,6 +276,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await stopRetention();
     await manager.closeAll('start-up failed');
     await store.close();
+    await tracing.shutdown();
     throw err;
   }
   const sweeper = setInterval(() => {
@@ -311,11 +318,12 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       await stopRetention();
       await store.close();
       bus.close();
+      await tracing.shutdown().catch((err: unknown) => log.warn('trace export at shutdown failed', { error: err }));
       log.info('stopped');
     })();
     return closing;
   };
 
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
-  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, close };
+  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, tracing, close };
 }
