@@ -41,6 +41,12 @@ import { Tracing } from './telemetry/tracing.js';
 import { registerLogLevel } from './handlers/mgmt/log-level.js';
 import { Orchestrator } from './handlers/agents/orchestrator.js';
 import { WorkspaceHub } from './handlers/workspaces/hub.js';
+import { UiSessionStore } from './auth/ui-session.js';
+import { withUiSessions } from './handlers/ui/access.js';
+import { UiSessionHandler } from './handlers/ui/session.js';
+import { UiOverview } from './handlers/ui/overview.js';
+import { StaticAssets } from './handlers/ui/static.js';
+import { registerWorkspaceRoutes } from './handlers/workspaces/rest.js';
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -148,6 +154,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   });
   const liveWs = new LiveWsEndpoint(bus, { maxQueued: config.events.max_queued, highWaterBytes: 256 * 1024, maxPayloadBytes: config.tool_log.max_payload_bytes });
   const rest = new RestRouter(log, tracing);
+  // the dashboard at /ui: static files, sign-in sessions, the overview sample
+  const uiAssets = new StaticAssets();
+  const uiSessions = new UiSessionStore();
+  new UiSessionHandler({ gate, sessions: uiSessions, keys, adminUser: config.auth.admin?.username, log }).register(rest);
   admin.register(rest);
   new ToolExecuteHandler(manager, bus, (auth) => gate.admitToolExecution(auth)).register(rest);
   new KeyAdmin(keys, bus, log).register(rest);
@@ -177,6 +187,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     orchestration: () => orchestrator.stats,
     workspaces: () => workspaces.counters,
   });
+  const uiOverview = new UiOverview({
+    bus,
+    manager,
+    registry: metrics.registry,
+    sessions: () => sessions.size,
+    wsConnections: () => ({ '/api/ws/events': eventsWs.connections, '/api/ws/live': liveWs.connections, '/ws': agentWs.connections }),
+  });
+  uiOverview.register(rest);
   let draining = false;
   /** True until the configured upstreams have been connected (or failed) after the port was bound. */
   let starting = true;
@@ -198,11 +216,16 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       maxBodyBytes: config.server.max_body_bytes,
       concurrency: config.server.concurrency,
       maxQueued: config.server.max_queued,
-      access: accessCheck(gate, config.auth.metrics_require_auth),
+      access: withUiSessions(accessCheck(gate, config.auth.metrics_require_auth), gate, uiSessions, config.auth.metrics_require_auth),
+      staticFiles: (method, path, acceptEncoding, ifNoneMatch) => uiAssets.serve(method, path, acceptEncoding, ifNoneMatch),
     },
     log,
   );
-  const wsAccess = { check: accessCheck(gate, config.auth.metrics_require_auth), admitMessage: messageCheck(gate), revalidate: credentialCheck(gate) };
+  const wsAccess = {
+    check: withUiSessions(accessCheck(gate, config.auth.metrics_require_auth), gate, uiSessions, config.auth.metrics_require_auth),
+    admitMessage: messageCheck(gate),
+    revalidate: credentialCheck(gate),
+  };
 
   const wsOptions = { maxPayloadLength: 1024 * 1024, idleTimeoutSeconds: config.events.idle_timeout_s, maxBackpressure: 8 * 1024 * 1024 };
   const agentWs = new McpWsEndpoint(dispatcher, sessions, log, MCP_WS_DEFAULTS);
@@ -240,6 +263,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     });
     await orchestrator.init();
     orchestrator.register(v1.api);
+    registerWorkspaceRoutes(v1.api, workspaces);
     agentWs.addHost(orchestrator);
     await workspaces.init();
     agentWs.addHost(workspaces);
@@ -261,6 +285,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     eventsWs.dispose();
     liveWs.dispose();
     metrics.dispose();
+    uiOverview.dispose();
     orchestrator.dispose();
     await workspaces.dispose();
     await stopRetention();
@@ -270,12 +295,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     throw err;
   }
   const sweeper = setInterval(() => {
+    uiSessions.sweep();
     const n = sessions.sweep(Date.now());
     if (n > 0) log.info('idle sessions closed', { count: n });
   }, 60_000);
   sweeper.unref();
   // "listening" marks readiness: the port is bound and every configured upstream was tried
-  log.info('listening', { host: config.server.host, port, mcp: `http://${config.server.host}:${port}/mcp` });
+  log.info('listening', { host: config.server.host, port, mcp: `http://${config.server.host}:${port}/mcp`, dashboard: `http://${config.server.host}:${port}/ui` });
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -306,6 +332,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       vkInvalidation.unsubscribe();
       credentialSweep.unsubscribe();
       metrics.dispose();
+      uiOverview.dispose();
       await stopRetention();
       await store.close();
       bus.close();
