@@ -60,9 +60,15 @@ export interface Gateway {
   readonly tracing: Tracing;
   /**
    * Graceful stop: stop accepting, let POSTs in flight finish up to `shutdown_timeout_ms`, end
-   * sessions and streams, close upstreams (stdio subprocesses end). Idempotent.
+   * sessions and streams, close upstreams (stdio subprocesses end). From its first step no
+   * upstream is reconnected or respawned. Idempotent.
    */
   close(): Promise<void>;
+  /**
+   * Immediate stop (a second Ctrl-C): kills the stdio upstreams' process groups with SIGKILL,
+   * synchronously, so the caller can exit at once without leaving a child behind.
+   */
+  killUpstreams(): void;
 }
 
 export interface StartOptions {
@@ -74,8 +80,9 @@ export interface StartOptions {
 const SERVER_REQUEST_TIMEOUT_MS = 10 * 60_000;
 
 /**
- * Starts a gateway. Upstreams are connected (each bounded by its connect timeout; failures leave
- * that upstream in state `error`) before the port is bound.
+ * Starts a gateway. The port is bound first (exclusively), then the upstreams are connected (each
+ * bounded by its connect timeout; failures leave that upstream in state `error`); resolves after
+ * both. Meanwhile `/health` answers 503 with `server.status: "starting"`.
  * @throws UwsNativeError when uWS' native binary did not load; Error when the port cannot be bound.
  */
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<Gateway> {
@@ -189,6 +196,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   });
   uiOverview.register(rest);
   let draining = false;
+  /** True until the configured upstreams have been connected (or failed) after the port was bound. */
+  let starting = true;
   const server = new GatewayServer(
     uws,
     {
@@ -196,7 +205,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       mcpGet: (i) => mcp.get(i),
       mcpDelete: (i) => mcp.delete(i),
       mcpOptions: (i) => mcp.preflight(i),
-      health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining })),
+      health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, starting: () => starting })),
       rest: (i) => rest.handle(i),
       metrics: () => metrics.handle(),
     },
@@ -258,9 +267,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     agentWs.addHost(orchestrator);
     await workspaces.init();
     agentWs.addHost(workspaces);
-    await admin.init(config.mcp_clients);
+    // bind before connecting upstreams: a taken port fails before any subprocess is spawned, and
+    // /health answers (503 "starting") while the upstreams connect
     port = await server.listen();
+    log.info('port bound; connecting upstreams', { host: config.server.host, port });
+    await admin.init(config.mcp_clients);
+    starting = false;
   } catch (err) {
+    server.stopListening();
+    server.closeAll();
     toolLogSub.unsubscribe();
     eventLogSub.unsubscribe();
     vkInvalidation.unsubscribe();
@@ -285,12 +300,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     if (n > 0) log.info('idle sessions closed', { count: n });
   }, 60_000);
   sweeper.unref();
+  // "listening" marks readiness: the port is bound and every configured upstream was tried
   log.info('listening', { host: config.server.host, port, mcp: `http://${config.server.host}:${port}/mcp`, dashboard: `http://${config.server.host}:${port}/ui` });
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       draining = true;
+      // first: an upstream that exits from now on (e.g. killed by the same Ctrl-C) is not respawned
+      manager.beginShutdown();
       clearInterval(sweeper);
       server.stopListening();
       mcp.startDraining();
@@ -325,5 +343,5 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   };
 
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
-  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, tracing, close };
+  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, tracing, close, killUpstreams: () => manager.killAll() };
 }

@@ -8,6 +8,7 @@
  */
 import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import { describePortHolder } from './port-holder.js';
 import { boundedMergeMap } from '../streams/bounded-merge-map.js';
 import { jsonReply, type HeaderList, type HttpEffect, type HttpHeaders, type HttpInput } from '../streams/http.js';
 import { GatewayError } from '../codecs/errors.js';
@@ -200,12 +201,23 @@ export class GatewayServer {
     return attachWebSocket(this.app, path, endpoint, options, this.log, access);
   }
 
-  /** Starts listening; resolves with the bound port. @throws Error when the port cannot be bound. */
+  /**
+   * Starts listening, exclusively (`LIBUS_LISTEN_EXCLUSIVE_PORT`: no `SO_REUSEPORT`), so a second
+   * gateway on a taken port fails here instead of having the kernel split connections between
+   * the two (https://github.com/uNetworking/uSockets/blob/master/src/libusockets.h, `LIBUS_LISTEN_EXCLUSIVE_PORT`).
+   * Resolves with the bound port.
+   * @throws Error naming the host, port and, when procfs tells, the pid and command line of the process holding it.
+   */
   listen(): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.app.listen(this.options.host, this.options.port, (socket) => {
+      // uWS.js accepts (host, port, options, cb); its typings only declare (port, options, cb)
+      const listen = this.app.listen.bind(this.app) as unknown as (host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void) => void;
+      // the runtime exports the flag as a number (1); the typings only as the enum ListenOptions
+      const exclusive = (this.uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
+      listen(this.options.host, this.options.port, exclusive, (socket) => {
         if (!socket) {
-          reject(new Error(`cannot listen on ${this.options.host}:${this.options.port} (address in use or not permitted)`));
+          const why = this.options.port === 0 ? 'address not permitted' : describePortHolder(this.options.port);
+          reject(new Error(`cannot listen on ${this.options.host}:${this.options.port} (${why})`));
           return;
         }
         this.listenSocket = socket;
