@@ -173,11 +173,11 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       max_payload_bytes: file.tool_log?.max_payload_bytes ?? 16 * 1024,
       sweep_interval_ms: file.tool_log?.sweep_interval_ms ?? 60_000,
     },
-    store: { batch_window_ms: file.store?.batch_window_ms ?? 10, max_batch: file.store?.max_batch ?? 1000 },
+    store: { batch_window_ms: file.store?.batch_window_ms ?? 0, max_batch: file.store?.max_batch ?? 1000 },
     events: {
       max_queued: file.events?.max_queued ?? 1000,
       max_stored: file.events?.max_stored ?? 100_000,
-      max_replay: file.events?.max_replay ?? 10_000,
+      max_replay: file.events?.max_replay ?? 100_000,
       ping_interval_ms: file.events?.ping_interval_ms ?? 30_000,
       idle_timeout_s: Math.max(8, file.events?.idle_timeout_s ?? 120),
     },

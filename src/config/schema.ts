@@ -211,8 +211,12 @@ export const ToolLogConfig = t.exact(
 
 export const StoreConfig = t.exact(
   t.partial({
-    /** Batching window of streamed writes, ms (default 10): a crash loses at most this window. */
-    batch_window_ms: PositiveInt,
+    /**
+     * How long a streamed write may wait for others before its batch starts, ms (default 0: group
+     * commit — a batch starts when the previous one is committed). Acknowledgements wait for the
+     * commit either way, so this trades latency for fewer, larger batches; it is not a loss window.
+     */
+    batch_window_ms: NonNegativeInt,
     /** Most operations in one db.batch (default 1000). */
     max_batch: PositiveInt,
   }),
@@ -220,11 +224,11 @@ export const StoreConfig = t.exact(
 
 export const EventsConfig = t.exact(
   t.partial({
-    /** Events queued per WebSocket subscriber before the oldest are dropped (default 1000). */
+    /** Live events queued per WebSocket subscriber; beyond, it catches up from the store (default 1000). */
     max_queued: PositiveInt,
     /** Events kept in the durable log for `since` replay (default 100000). */
     max_stored: PositiveInt,
-    /** Most stored events replayed for one `since` (default 10000). */
+    /** Most stored events one catch-up (a `since` replay, or a slow subscriber's) sends before skipping to live with a warning (default 100000). */
     max_replay: PositiveInt,
     /** Server ping interval on the feeds, ms (default 30000). */
     ping_interval_ms: PositiveInt,
