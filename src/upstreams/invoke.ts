@@ -29,7 +29,9 @@ export function newCallId(): string {
 /**
  * Calls `route`'s tool with `params` (a `tools/call` params object whose `name` is replaced by the
  * upstream's own name; `arguments` and `_meta` pass through). Resolves with the upstream's result
- * untouched. @throws what {@link Upstream.request} throws, after publishing the failure.
+ * untouched, once the invocation's event is stored (with the gateway's recorder: the event and
+ * its tool-log entry, committed together), so an answered call has a durable record.
+ * @throws what {@link Upstream.request} throws, after publishing (and storing) the failure.
  */
 export async function invokeTool(bus: EventBus, route: Route, params: JsonObject, options: InvokeOptions): Promise<JsonObject> {
   const started = performance.now();
@@ -42,7 +44,7 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
       ...(options.onprogress ? { onprogress: options.onprogress } : {}),
     });
     const isError = result['isError'] === true;
-    bus.publish({
+    await bus.publishRecorded({
       event_type: 'ToolInvocationCompleted',
       mcp_server_id: upstream.name,
       tool_name: route.name,
@@ -59,7 +61,7 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
     });
     return result;
   } catch (err) {
-    bus.publish({
+    await bus.publishRecorded({
       event_type: 'ToolInvocationFailed',
       mcp_server_id: upstream.name,
       tool_name: route.name,
