@@ -202,7 +202,7 @@ describe('kill -9 during ~1,000 calls/s', () => {
           `crash test: ${ROUNDS} kills, ${acks.length} calls acknowledged, ${lost.length} tool-log entries lost ` +
             `(worst age ${lost.length > 0 ? `${worstAgeMs} ms` : 'n/a'}), ${seenLive.size} events delivered live, ${mismatched} of them not stored under their seq`,
         );
-        expect(acks.length).toBeGreaterThan(ROUNDS * 200);
+        expect(acks.length).toBeGreaterThan(ROUNDS * 100);
         expect(caughtUp, 'a replay from 0 reaches the live seq').toBe(true);
         checkContinuity(resumed.msgs, lastSeen, new Map());
         checkContinuity(all.msgs, 0, new Map());
