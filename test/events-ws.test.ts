@@ -13,6 +13,7 @@ import { resolveConfig } from '../src/config/load.js';
 import { startGateway, type Gateway } from '../src/gateway.js';
 import { createLogger } from '../src/log/logger.js';
 import { connectClient, demoClient, send } from './helpers/gateway.js';
+import { waitFor } from './helpers/wait.js';
 
 type Msg = Record<string, unknown>;
 
@@ -154,7 +155,8 @@ describe('/api/ws/events', () => {
         gw.bus.publish({ event_type: 'StoreChanged', tags: [`t${i}`, 'x'.repeat(2000)] });
         if (i % 20 === 19) await new Promise((r) => setImmediate(r));
       }
-      await healthy.next(() => healthy.msgs.filter((m) => m['event_type'] === 'StoreChanged').length >= N, 20_000);
+      // poll the count once per turn (a `next` predicate that filters every message would run per message: O(N²))
+      await waitFor(() => healthy.msgs.filter((m) => m['event_type'] === 'StoreChanged').length >= N, 30_000);
       const seqs = healthy.msgs.filter((m) => m['event_type'] === 'StoreChanged').map((m) => m['seq']);
       expect(seqs).toEqual(Array.from({ length: N }, (_, i) => first + i));
       const metrics = (await send(`${gw.url}/metrics`, {})).text;
