@@ -302,6 +302,7 @@ export class EventsWsEndpoint implements WsEndpoint {
   private publish(item: RecordedItem): void {
     if (this.subscribers.size === 0) return;
     let text: string | undefined;
+    const now = Date.now();
     for (const s of this.subscribers.values()) {
       if (s.mode !== 'live') continue;
       if (item.kind === 'missing') {
@@ -315,6 +316,8 @@ export class EventsWsEndpoint implements WsEndpoint {
       if (e.seq <= s.cursor) continue;
       s.cursor = e.seq;
       if (!matches(s.filter, e)) continue;
+      // every delivery is authorised against the credential's current state (a revoked key's feed closes)
+      if (!s.conn.authorize(now)) continue;
       text ??= JSON.stringify(toWire(e));
       if (s.clear && s.queueHead === s.queue.length) {
         const sent = s.conn.send(text);

@@ -8,6 +8,7 @@ import type { Progress } from '@modelcontextprotocol/sdk/types.js';
 import type { EventBus } from '../streams/events.js';
 import type { Route } from './manager.js';
 import type { CancelScope, JsonObject } from './upstream.js';
+import type { TraceScope, Tracing } from '../telemetry/tracing.js';
 
 export interface InvokeOptions {
   readonly surface: string;
@@ -16,6 +17,8 @@ export interface InvokeOptions {
   readonly virtualKey?: string | undefined;
   /** The caller's tenant: tool events carry it, so tenant-scoped feeds show a tenant only its calls. */
   readonly tenant?: string | undefined;
+  /** The caller's request span: the upstream call gets a child span, its context goes in `_meta`. */
+  readonly trace?: { readonly tracing: Tracing; readonly parent: TraceScope } | undefined;
 }
 
 let counter = 0;
@@ -38,12 +41,23 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
   const call_id = newCallId();
   const upstream = route.upstream;
   const args = params['arguments'];
+  const traced = options.trace;
+  let upstreamParams: JsonObject = { ...params, name: route.name };
+  let span: TraceScope | undefined;
+  if (traced !== undefined) {
+    const meta = params['_meta'];
+    const carrier: Record<string, unknown> = typeof meta === 'object' && meta !== null ? { ...(meta as JsonObject) } : {};
+    span = traced.tracing.startUpstream(traced.parent, upstream.name, 'tools/call', route.name, carrier);
+    upstreamParams = { ...upstreamParams, _meta: carrier };
+  }
+  const trace_id = span?.span.spanContext().traceId;
   try {
-    const result = await upstream.request('tools/call', { ...params, name: route.name }, {
+    const result = await upstream.request('tools/call', upstreamParams, {
       ...(options.cancel ? { cancel: options.cancel } : {}),
       ...(options.onprogress ? { onprogress: options.onprogress } : {}),
     });
     const isError = result['isError'] === true;
+    traced?.tracing.endUpstream(span, { result });
     await bus.publishRecorded({
       event_type: 'ToolInvocationCompleted',
       mcp_server_id: upstream.name,
@@ -58,9 +72,11 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
       result,
       ...(options.virtualKey !== undefined ? { virtual_key: options.virtualKey } : {}),
       ...(options.tenant !== undefined ? { tenant_id: options.tenant } : {}),
+      ...(trace_id !== undefined ? { trace_id } : {}),
     });
     return result;
   } catch (err) {
+    traced?.tracing.endUpstream(span, { error: err });
     await bus.publishRecorded({
       event_type: 'ToolInvocationFailed',
       mcp_server_id: upstream.name,
@@ -73,6 +89,7 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
       error: err instanceof Error ? err.message : String(err),
       ...(options.virtualKey !== undefined ? { virtual_key: options.virtualKey } : {}),
       ...(options.tenant !== undefined ? { tenant_id: options.tenant } : {}),
+      ...(trace_id !== undefined ? { trace_id } : {}),
     });
     throw err;
   }

@@ -38,7 +38,7 @@ import { resolveResilience } from '../config/load.js';
 import type { Logger } from '../log/logger.js';
 import type { UpstreamState } from '../streams/events.js';
 import { GatewayError, UpstreamRpcError } from '../codecs/errors.js';
-import { createDemoServer } from './inprocess/demo.js';
+import { createDemoLeanServer, createDemoServer } from './inprocess/demo.js';
 import { CircuitBreaker, type CallOutcome } from './circuit-breaker.js';
 import { ConcurrencyLimiter } from './limiter.js';
 import { fetchWithHeadersDeadline } from './fetch-deadline.js';
@@ -347,6 +347,7 @@ export class Upstream {
       case 'sse':
         return new SSEClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.httpFetch });
       case 'inprocess': {
+        if (c.inprocess_server === 'demo') return createDemoLeanServer().connect();
         const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
         const server = createDemoServer();
         void server.connect(serverSide).catch((err: unknown) => this.log.error('in-process server failed', { error: err }));

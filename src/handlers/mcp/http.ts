@@ -211,7 +211,18 @@ export class McpHttpHandler {
 
   private startCall(session: McpSession, msg: JsonRpcRequest, channel: OutboundChannel | undefined, input: HttpInput): InflightCall | undefined {
     if (session.calls.has(msg.id)) return undefined;
-    const call: InflightCall = { id: msg.id, method: msg.method, cancelled: false, onCancel: undefined, channel, upstream: undefined, startedAt: performance.now(), auth: input.auth };
+    const tp = input.headers.traceparent;
+    const call: InflightCall = {
+      id: msg.id,
+      method: msg.method,
+      cancelled: false,
+      onCancel: undefined,
+      channel,
+      upstream: undefined,
+      startedAt: performance.now(),
+      auth: input.auth,
+      ...(tp !== undefined && tp !== '' ? { traceHeaders: { traceparent: tp, tracestate: input.headers.tracestate ?? '' } } : {}),
+    };
     session.calls.set(msg.id, call);
     return call;
   }

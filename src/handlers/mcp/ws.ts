@@ -97,7 +97,9 @@ export class McpWsEndpoint implements WsEndpoint {
       conn,
       peer: {
         id,
-        auth: conn.auth,
+        get auth() {
+          return conn.auth;
+        },
         get binary() {
           return state.binary;
         },
@@ -318,6 +320,8 @@ export class McpWsEndpoint implements WsEndpoint {
     }
     // the socket itself is the session's server→client stream
     session.standalone = s.channel;
+    // the session belongs to the credential that opened the socket (list_changed aimed at a key's sessions reaches it)
+    session.owner = s.conn.auth?.principal.id;
     session.onClose(() => {
       if (this.states.get(s.conn) === s) s.session = undefined;
     });
