@@ -30,6 +30,8 @@ export interface RecordedFeed {
   readonly items$: Observable<RecordedItem>;
   /** The highest seq whose fate is settled and emitted on `items$` (stored or missing). */
   readonly lastSettledSeq: number;
+  /** The highest seq handed over for storing (settled or not): what was published so far. */
+  readonly lastRecordedSeq: number;
 }
 
 interface Slot {
@@ -69,6 +71,11 @@ export class EventRecorder implements RecordedFeed {
 
   get lastSettledSeq(): number {
     return this.#lastSettled;
+  }
+
+  get lastRecordedSeq(): number {
+    const last = this.#slots[this.#slots.length - 1];
+    return this.#head < this.#slots.length && last !== undefined ? last.event.seq : this.#lastSettled;
   }
 
   /** Installs this recorder on `bus`; returns the function that removes it. */

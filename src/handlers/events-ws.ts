@@ -137,7 +137,8 @@ export class EventsWsEndpoint implements WsEndpoint {
       conn,
       filter: { eventTypes: undefined, serverIds: undefined, tenant: principal === undefined || principal.role === 'admin' ? undefined : principal.tenantId },
       mode: 'live',
-      cursor: this.feed.lastSettledSeq,
+      // events published after the connection opened (those still being stored arrive once stored)
+      cursor: this.feed.lastRecordedSeq,
       queue: [],
       queueHead: 0,
       budget: 0,
