@@ -72,10 +72,13 @@ async function subscribe(port: number, since: number): Promise<{ ws: WebSocket; 
  * must name exactly the range skipped (`from` = the next seq expected). Returns the last seq
  * accounted for and the events (seq → call id or event type).
  */
+const warnings: Msg[] = [];
+
 function checkContinuity(msgs: readonly Msg[], since: number, seen: Map<number, string>): number {
   let expected = since + 1;
   for (const m of msgs) {
     if (m['type'] === 'warning') {
+      warnings.push(m);
       expect(m['from'], `warning ${JSON.stringify(m)} must start at the next seq ${expected}`).toBe(expected);
       expect(m['to']).toBeGreaterThanOrEqual(expected);
       expected = (m['to'] as number) + 1;
@@ -153,6 +156,7 @@ describe('kill -9 during ~1,000 calls/s', () => {
     const kills: number[] = [];
     const seenLive = new Map<number, string>();
     let lastSeen = 0;
+    let loadMs = 0;
     try {
       for (let round = 0; round < ROUNDS; round++) {
         const gw = await startProcess(configPath);
@@ -160,10 +164,13 @@ describe('kill -9 during ~1,000 calls/s', () => {
           const since = lastSeen;
           const sub = await subscribe(gw.port, since);
           const gen = load(gw.port, round, acks);
+          const loadStarted = Date.now();
           // kill at a different point of each round, in the middle of the load
           await new Promise((r) => setTimeout(r, ROUND_MS - 400 + round * 300));
           gw.child.kill('SIGKILL');
-          kills[round] = Date.now();
+          const killedAt = Date.now();
+          kills[round] = killedAt;
+          loadMs += killedAt - loadStarted;
           await gw.exited;
           await gen.stop();
           await new Promise<void>((r) => {
@@ -200,7 +207,8 @@ describe('kill -9 during ~1,000 calls/s', () => {
         const worstAgeMs = lost.reduce((m, a) => Math.max(m, (kills[a.round] ?? a.at) - a.at), 0);
         console.log(
           `crash test: ${ROUNDS} kills, ${acks.length} calls acknowledged, ${lost.length} tool-log entries lost ` +
-            `(worst age ${lost.length > 0 ? `${worstAgeMs} ms` : 'n/a'}), ${seenLive.size} events delivered live, ${mismatched} of them not stored under their seq`,
+            `(worst age ${lost.length > 0 ? `${worstAgeMs} ms` : 'n/a'}), ${Math.round((acks.length / loadMs) * 1000)} calls/s acknowledged under load, ` +
+            `${seenLive.size} events delivered live, ${mismatched} of them not stored under their seq; warnings: ${JSON.stringify(warnings.map((w) => [w['from'], w['to'], w['reason']]))}`,
         );
         expect(acks.length).toBeGreaterThan(ROUNDS * 100);
         expect(caughtUp, 'a replay from 0 reaches the live seq').toBe(true);
