@@ -134,7 +134,7 @@ export const McpClientConfig = t.exact(
       max_consecutive_failures: PositiveInt,
       /** Automatic reconnection after a crash, a lost connection or failed health checks. */
       reconnect: ReconnectConfig,
-      /** Per-upstream circuit breaker on call timeouts and send failures. */
+      /** Per-upstream circuit breaker on call timeouts and send failures (not on a message the gateway cannot serialise). */
       circuit_breaker: CircuitBreakerConfig,
       /** Calls in flight to this upstream at once (default 64); health checks and catalogue loads do not count. */
       max_concurrent_calls: PositiveInt,

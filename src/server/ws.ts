@@ -120,6 +120,7 @@ function upgradeInput(path: string, req: HttpRequest, res: HttpResponse): HttpIn
       githubEvent: '',
       githubDelivery: '',
       hubSignature256: '',
+      cookie: req.getHeader('cookie'),
       remoteAddress: authorization.slice(0, 6).toLowerCase() === 'basic ' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
     },
   };

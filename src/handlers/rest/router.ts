@@ -4,6 +4,7 @@
  * answered as `{"error","code","details"}` with the registry's HTTP status (DESIGN.md §6).
  */
 import { Observable } from 'rxjs';
+import { jsonDepthExceeded, nestingTooDeep } from '../../codecs/depth.js';
 import { GatewayError } from '../../codecs/errors.js';
 import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../streams/http.js';
 import type { Tracing } from '../../telemetry/tracing.js';
@@ -186,6 +187,9 @@ export class RestRouter {
       } catch (err) {
         throw new GatewayError('INVALID_JSON', `Request body is not valid JSON: ${(err as Error).message}`);
       }
+      // JSON.parse is iterative; validation, the store codec and upstream calls recurse
+      const deep = jsonDepthExceeded(input.body);
+      if (deep >= 0) throw nestingTooDeep('request body', deep);
     }
     const reply = await route.handler({
       method: input.method,
