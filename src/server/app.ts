@@ -107,6 +107,7 @@ function readHeaders(req: HttpRequest, res: HttpResponse): HttpHeaders {
     githubEvent: req.getHeader('x-github-event'),
     githubDelivery: req.getHeader('x-github-delivery'),
     hubSignature256: req.getHeader('x-hub-signature-256'),
+    toolMode: req.getHeader('x-tributary-tool-mode'),
     // only Basic logins need it (failed attempts are throttled per address)
     remoteAddress: authorization.length > 6 && authorization.slice(0, 6).toLowerCase() === 'basic ' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
   };

@@ -24,6 +24,8 @@ export interface WsConnection {
   readonly closed: boolean;
   /** The caller admitted at the upgrade (issue 8); `undefined` when the server has no access gate. */
   readonly auth: RequestAuth | undefined;
+  /** The upgrade request's `x-tributary-tool-mode` header (`''` when absent). */
+  readonly toolModeHeader?: string;
 }
 
 export interface WsEndpoint {

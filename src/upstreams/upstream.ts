@@ -38,7 +38,7 @@ import { resolveResilience } from '../config/load.js';
 import type { Logger } from '../log/logger.js';
 import type { UpstreamState } from '../streams/events.js';
 import { GatewayError, UpstreamRpcError } from '../codecs/errors.js';
-import { createDemoServer } from './inprocess/demo.js';
+import { createInProcessServer } from './inprocess/registry.js';
 import { CircuitBreaker, type CallOutcome } from './circuit-breaker.js';
 import { ConcurrencyLimiter } from './limiter.js';
 import { fetchWithHeadersDeadline } from './fetch-deadline.js';
@@ -348,7 +348,7 @@ export class Upstream {
         return new SSEClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.httpFetch });
       case 'inprocess': {
         const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-        const server = createDemoServer();
+        const server = createInProcessServer(c.inprocess_server ?? 'demo');
         void server.connect(serverSide).catch((err: unknown) => this.log.error('in-process server failed', { error: err }));
         return clientSide;
       }

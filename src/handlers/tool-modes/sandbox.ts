@@ -21,6 +21,7 @@
  * `cpu_ms` in total per run (the interrupt handler stops it there).
  */
 import { newQuickJSWASMModule, type QuickJSContext, type QuickJSDeferredPromise, type QuickJSHandle, type QuickJSRuntime, type QuickJSWASMModule } from 'quickjs-emscripten';
+import { transform } from 'sucrase';
 import type { SandboxLimits } from '../../config/schema.js';
 
 /** Why a run ended without a value. */
@@ -31,6 +32,7 @@ export type SandboxErrorCode =
   | 'SANDBOX_STACK_LIMIT'
   | 'SANDBOX_TOOL_CALL_LIMIT'
   | 'SANDBOX_OUTPUT_LIMIT'
+  | 'SANDBOX_CANCELLED'
   | 'SANDBOX_CODE_ERROR';
 
 export interface SandboxError {
@@ -160,13 +162,31 @@ function limitStop(code: SandboxErrorCode, name: keyof SandboxLimits, value: num
 }
 
 /**
- * Runs `code` — the body of an async function: `await` works and `return` gives the result —
- * with `host`'s tools under `limits`. Never rejects for anything the guest does: every ending is
+ * `code` (the body of an async function, JavaScript or TypeScript) as a JavaScript async function
+ * expression: TypeScript syntax is removed with Sucrase (https://github.com/alangpierce/sucrase),
+ * which only strips types and leaves modern syntax as it is.
+ * @throws SyntaxError (Sucrase's message, with line and column) when the code does not parse.
+ */
+export function prepareCode(code: string): string {
+  return transform(`(async function () {\n${code}\n})`, { transforms: ['typescript'], disableESTransforms: true }).code;
+}
+
+/**
+ * Runs `code` — the body of an async function, JavaScript or TypeScript: `await` works and
+ * `return` gives the result — with `host`'s tools under `limits`. Never rejects for anything the guest does: every ending is
  * a {@link SandboxResult}. Rejects only if the WebAssembly module cannot be loaded.
  */
-export async function runSandboxed(code: string, host: SandboxHost, limits: SandboxLimits): Promise<SandboxResult> {
+export async function runSandboxed(code: string, host: SandboxHost, limits: SandboxLimits, signal?: AbortSignal): Promise<SandboxResult> {
   const module = await loadQuickJs();
-  return new Run(module, host, limits).start(code);
+  const run = new Run(module, host, limits);
+  if (signal?.aborted) run.cancel(String(signal.reason));
+  const onAbort = (): void => run.cancel(String(signal?.reason));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await run.start(code);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 /** A host-side exception from inside the engine (not a guest exception): the run cannot continue. */
@@ -195,6 +215,7 @@ class Run {
   private resolve: (r: SandboxResult) => void = () => undefined;
   /** The engine's state is not trustworthy: never free it, retire the module. */
   private poisoned = false;
+  private inSlice = false;
 
   constructor(
     private readonly module: QuickJSWASMModule,
@@ -218,7 +239,13 @@ class Run {
       try {
         this.install();
         const runner = this.evaluate(PRELUDE, 'prelude.js');
-        const main = runner === undefined ? undefined : this.evaluate(`(async function () {\n${code}\n})`, 'snippet.js');
+        let source: string | undefined;
+        try {
+          source = prepareCode(code);
+        } catch (err) {
+          this.settled = { ok: false, text: `SyntaxError: ${err instanceof Error ? err.message : String(err)}` };
+        }
+        const main = runner === undefined || source === undefined ? undefined : this.evaluate(source, 'snippet.js');
         if (runner !== undefined && main !== undefined) {
           const r = this.slice(() => this.ctx.callFunction(runner, this.ctx.undefined, main));
           if (r.error) this.failWith(r.error);
@@ -230,6 +257,12 @@ class Run {
       }
       this.pump();
     });
+  }
+
+  /** Ends the run with SANDBOX_CANCELLED: at once when idle, at the next interrupt poll when running. */
+  cancel(reason: string): void {
+    this.stop ??= { code: 'SANDBOX_CANCELLED', message: `the run was cancelled: ${reason}` };
+    if (!this.inSlice && this.timer !== undefined) this.end();
   }
 
   /** True when the engine must stop: a limit was hit, or CPU / wall time ran out. */
@@ -250,6 +283,7 @@ class Run {
   /** Runs `fn` inside the engine, counting its time against `cpu_ms`. */
   private slice<T>(fn: () => T): T {
     this.sliceStart = performance.now();
+    this.inSlice = true;
     try {
       return fn();
     } catch (err) {
@@ -262,6 +296,7 @@ class Run {
           : { code: 'SANDBOX_CODE_ERROR', message: `the sandbox failed: ${err instanceof Error ? err.message : String(err)}` };
       throw new HostFault(this.stop.message);
     } finally {
+      this.inSlice = false;
       this.cpuUsed += performance.now() - this.sliceStart;
     }
   }
