@@ -1,516 +1,253 @@
 /**
- * The code-mode sandbox: runs an agent's JavaScript in QuickJS compiled to WebAssembly
- * (`quickjs-emscripten`, https://github.com/justjake/quickjs-emscripten), never in Node's `vm`.
- * The guest has the ECMAScript built-ins and nothing of the host: no `require`, `import`,
- * `process`, `fetch`, timers, file system or network. What it gets is a frozen `tools` object
- * (one async function per tool the caller may use), `console` (captured) and `progress()`.
- *
- * Host and guest exchange strings only: a tool function sends `JSON.stringify(args)` (with the
- * `JSON` captured before the guest's code ran) and receives JSON text, so nothing the guest does to
- * its own prototypes or globals reaches the host or a later run. Every run gets a fresh runtime
- * and context, disposed at the end.
- *
- * Limits per run ({@link SandboxLimits}); each exceeded one ends the run with its own code:
- * `SANDBOX_TIMEOUT` (wall time, waiting included), `SANDBOX_CPU_LIMIT` (time executing in the
- * engine, checked by QuickJS' interrupt handler, which the interpreter polls every few thousand
- * instructions), `SANDBOX_MEMORY_LIMIT` (engine heap), `SANDBOX_STACK_LIMIT` (recursion depth),
- * `SANDBOX_TOOL_CALL_LIMIT` (number of tool calls), `SANDBOX_OUTPUT_LIMIT` (console output plus
- * the returned value's JSON). A guest exception is `SANDBOX_CODE_ERROR`.
- *
- * The engine runs on the caller's thread: a CPU-bound snippet holds the event loop for at most
- * `cpu_ms` in total per run (the interrupt handler stops it there).
+ * The code-mode sandbox as the gateway uses it: runs go to a pool of worker threads (Node
+ * `worker_threads`, https://nodejs.org/docs/latest-v20.x/api/worker_threads.html), each owning
+ * one QuickJS WebAssembly module whose memory is capped at `memory_bytes` (see
+ * `sandbox-engine.ts` for the engine and the per-run limits). The gateway's thread only passes
+ * messages: a tool call from the guest arrives here and runs through the host's normal path; its
+ * answer goes back. A run that has not ended `wall_ms` after it started (or 250 ms after it was
+ * cancelled) gets its worker terminated — the only way to stop a guest stuck inside one long
+ * built-in call — and the slot starts a fresh worker for its next run.
  */
-import { newQuickJSWASMModule, type QuickJSContext, type QuickJSDeferredPromise, type QuickJSHandle, type QuickJSRuntime, type QuickJSWASMModule } from 'quickjs-emscripten';
-import { transform } from 'sucrase';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import type { SandboxLimits } from '../../config/schema.js';
+import type { SandboxHost, SandboxResult } from './sandbox-engine.js';
+import type { FromWorker, ToWorker, WorkerInit } from './sandbox-protocol.js';
 
-/** Why a run ended without a value. */
-export type SandboxErrorCode =
-  | 'SANDBOX_TIMEOUT'
-  | 'SANDBOX_CPU_LIMIT'
-  | 'SANDBOX_MEMORY_LIMIT'
-  | 'SANDBOX_STACK_LIMIT'
-  | 'SANDBOX_TOOL_CALL_LIMIT'
-  | 'SANDBOX_OUTPUT_LIMIT'
-  | 'SANDBOX_CANCELLED'
-  | 'SANDBOX_CODE_ERROR';
+export type { ConsoleLine, SandboxError, SandboxErrorCode, SandboxHost, SandboxResult } from './sandbox-engine.js';
 
-export interface SandboxError {
-  readonly code: SandboxErrorCode;
-  readonly message: string;
-  /** The limit that ended the run (`cpu_ms`, `memory_bytes`, ...) and its value; absent for code errors. */
-  readonly limit?: { readonly name: keyof SandboxLimits; readonly value: number };
-}
-
-export type ConsoleLevel = 'log' | 'info' | 'warn' | 'error' | 'debug';
-
-/** One captured `console.*` call: its arguments as text, joined by spaces. */
-export interface ConsoleLine {
-  readonly level: ConsoleLevel;
-  readonly text: string;
-}
-
-/** What a run produced. Times in ms. */
-export interface SandboxResult {
-  readonly ok: boolean;
-  /** The returned value (parsed from its JSON; `null` for `undefined`), when `ok`. */
-  readonly value?: unknown;
-  readonly error?: SandboxError;
-  readonly logs: readonly ConsoleLine[];
-  readonly tool_calls: number;
-  readonly cpu_ms: number;
-  readonly wall_ms: number;
-}
-
-/** What the host lends a run. */
-export interface SandboxHost {
-  /** The property names of `tools`, in the order {@link callTool} numbers them. Valid identifiers. */
-  readonly functions: readonly string[];
-  /**
-   * Runs tool number `index` with `argsJson` (the JSON text of the guest's argument, an object).
-   * Resolves with the JSON text the guest's promise resolves with; rejects with an Error whose
-   * message the guest's promise rejects with.
-   */
-  callTool(index: number, argsJson: string): Promise<string>;
-  /** The guest called `progress(progress, total?, message?)`. */
-  progress?(progress: number, total: number | undefined, message: string | undefined): void;
-}
-
-let modulePromise: Promise<QuickJSWASMModule> | undefined;
-let modulesCreated = 0;
+/** How long a cancelled or overdue run may take to stop by itself before its worker is terminated, ms. */
+const STOP_GRACE_MS = 250;
 
 /**
- * The QuickJS WebAssembly module runs share, created on first use. A module whose state can no
- * longer be trusted (see {@link retireModule}) is replaced by a fresh one for later runs.
+ * A new sandbox worker: the compiled `sandbox-worker.js` next to this file, else (development,
+ * tests) the `.ts` source loaded through tsx's ESM loader, registered inside the worker first
+ * (Node 20 workers do not apply `--import` loaders to their entry module).
  */
-export function loadQuickJs(): Promise<QuickJSWASMModule> {
-  if (!modulePromise) {
-    modulesCreated++;
-    modulePromise = newQuickJSWASMModule();
-  }
-  return modulePromise;
+function startWorker(workerData: WorkerInit): Worker {
+  const js = new URL('./sandbox-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(js))) return new Worker(js, { workerData });
+  const tsx = pathToFileURL(join(dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
+  const ts = new URL('./sandbox-worker.ts', import.meta.url).href;
+  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}); });`;
+  return new Worker(boot, { eval: true, workerData });
 }
 
-/** How many WebAssembly modules this process has created (1 unless a run was torn down abnormally). */
-export function quickJsModulesCreated(): number {
-  return modulesCreated;
+interface ActiveRun {
+  readonly runId: number;
+  readonly host: SandboxHost;
+  readonly finish: (result: SandboxResult, broken: boolean) => void;
 }
 
-/**
- * Stops handing `module` to new runs. Runs still on it finish; the module is garbage once they
- * end. Used when the host's own stack overflowed inside the engine (the engine's C state is then
- * inconsistent and freeing that runtime would abort the whole module).
- */
-function retireModule(module: QuickJSWASMModule): void {
-  void modulePromise?.then((m) => {
-    if (m === module) modulePromise = undefined;
-  });
-}
-
-/**
- * The trusted prelude: evaluated before the guest's code, it captures what the bridge needs and
- * removes the raw host functions from the global object. Evaluates to the runner function.
- */
-const PRELUDE = String.raw`(() => {
-  'use strict';
-  const g = globalThis;
-  const call = g.__tributary_call, log = g.__tributary_log, report = g.__tributary_progress, done = g.__tributary_done;
-  const names = g.__tributary_names;
-  delete g.__tributary_call; delete g.__tributary_log; delete g.__tributary_progress; delete g.__tributary_done; delete g.__tributary_names;
-  const stringify = JSON.stringify, parse = JSON.parse, freeze = Object.freeze, apply = Reflect.apply;
-  const then = Promise.prototype.then, toStr = String, isArray = Array.isArray;
-  const text = (v) => {
-    if (typeof v === 'string') return v;
-    try { const s = stringify(v); return s === undefined ? toStr(v) : s; } catch { try { return toStr(v); } catch { return '[unprintable]'; } }
-  };
-  const line = (level) => freeze(function (...args) { let out = ''; for (let i = 0; i < args.length; i++) out += (i ? ' ' : '') + text(args[i]); log(level, out); });
-  g.console = freeze({ log: line('log'), info: line('info'), warn: line('warn'), error: line('error'), debug: line('debug') });
-  const tools = {};
-  for (let i = 0; i < names.length; i++) {
-    const index = i;
-    tools[names[i]] = freeze(async function (args) {
-      if (args === undefined) args = {};
-      if (typeof args !== 'object' || args === null || isArray(args)) throw new TypeError(names[index] + ': the argument must be an object');
-      const json = stringify(args);
-      return parse(await call(index, json));
-    });
-  }
-  g.tools = freeze(tools);
-  g.progress = freeze(function (progress, total, message) {
-    report(+progress, total === undefined ? undefined : +total, message === undefined ? undefined : toStr(message));
-  });
-  const describe = (e) => {
-    try {
-      if (e instanceof Error) return toStr(e.name) + ': ' + toStr(e.message) + (typeof e.stack === 'string' && e.stack ? '\n' + e.stack : '');
-      return 'Uncaught ' + text(e);
-    } catch { return 'Uncaught exception'; }
-  };
-  return (main) => {
-    let p;
-    try { p = main(); } catch (e) { done(false, describe(e)); return; }
-    apply(then, p, [
-      (v) => { let s; try { s = stringify(v); } catch (e) { done(false, 'TypeError: the returned value is not JSON: ' + describe(e)); return; } done(true, s === undefined ? 'null' : s); },
-      (e) => done(false, describe(e)),
-    ]);
-  };
-})()`;
-
-type Stop = SandboxError;
-
-function limitStop(code: SandboxErrorCode, name: keyof SandboxLimits, value: number, message: string): Stop {
-  return { code, message, limit: { name, value } };
-}
-
-/**
- * `code` (the body of an async function, JavaScript or TypeScript) as a JavaScript async function
- * expression: TypeScript syntax is removed with Sucrase (https://github.com/alangpierce/sucrase),
- * which only strips types and leaves modern syntax as it is.
- * @throws SyntaxError (Sucrase's message, with line and column) when the code does not parse.
- */
-export function prepareCode(code: string): string {
-  return transform(`(async function () {\n${code}\n})`, { transforms: ['typescript'], disableESTransforms: true }).code;
-}
-
-/**
- * Runs `code` — the body of an async function, JavaScript or TypeScript: `await` works and
- * `return` gives the result — with `host`'s tools under `limits`. Never rejects for anything the guest does: every ending is
- * a {@link SandboxResult}. Rejects only if the WebAssembly module cannot be loaded.
- */
-export async function runSandboxed(code: string, host: SandboxHost, limits: SandboxLimits, signal?: AbortSignal): Promise<SandboxResult> {
-  const module = await loadQuickJs();
-  const run = new Run(module, host, limits);
-  if (signal?.aborted) run.cancel(String(signal.reason));
-  const onAbort = (): void => run.cancel(String(signal?.reason));
-  signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    return await run.start(code);
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-  }
-}
-
-/** A host-side exception from inside the engine (not a guest exception): the run cannot continue. */
-class HostFault extends Error {
-  override readonly name = 'HostFault';
-}
-
-
-class Run {
-  private readonly runtime: QuickJSRuntime;
-  private readonly ctx: QuickJSContext;
-  private readonly started = performance.now();
-  private readonly logs: ConsoleLine[] = [];
-  private readonly deferreds = new Set<QuickJSDeferredPromise>();
-  private readonly waiting: (() => void)[] = [];
-  private readonly handles: QuickJSHandle[] = [];
-  private cpuUsed = 0;
-  private sliceStart = 0;
-  private outputBytes = 0;
-  private toolCalls = 0;
-  private inFlight = 0;
-  private stop: Stop | undefined;
-  private settled: { ok: true; json: string } | { ok: false; text: string } | undefined;
-  private ended = false;
-  private timer: NodeJS.Timeout | undefined;
-  private resolve: (r: SandboxResult) => void = () => undefined;
-  /** The engine's state is not trustworthy: never free it, retire the module. */
-  private poisoned = false;
-  private inSlice = false;
+/** One worker and the run it is executing, if any. */
+class Slot {
+  private worker: Worker | undefined;
+  private ready: Promise<void> | undefined;
+  private onReady: (() => void) | undefined;
+  active: ActiveRun | undefined;
+  busy = false;
 
   constructor(
-    private readonly module: QuickJSWASMModule,
-    private readonly host: SandboxHost,
-    private readonly limits: SandboxLimits,
-  ) {
-    this.runtime = module.newRuntime();
-    this.runtime.setMemoryLimit(limits.memory_bytes);
-    this.runtime.setMaxStackSize(limits.stack_bytes);
-    this.runtime.setInterruptHandler(() => this.shouldInterrupt());
-    this.ctx = this.runtime.newContext();
-  }
+    private readonly pool: WorkerPool,
+    private readonly memoryBytes: number,
+  ) {}
 
-  start(code: string): Promise<SandboxResult> {
-    return new Promise<SandboxResult>((resolve) => {
-      this.resolve = resolve;
-      this.timer = setTimeout(() => {
-        this.stop ??= limitStop('SANDBOX_TIMEOUT', 'wall_ms', this.limits.wall_ms, `the run took longer than wall_ms = ${this.limits.wall_ms} ms`);
-        this.end();
-      }, this.limits.wall_ms);
-      try {
-        this.install();
-        const runner = this.evaluate(PRELUDE, 'prelude.js');
-        let source: string | undefined;
-        try {
-          source = prepareCode(code);
-        } catch (err) {
-          this.settled = { ok: false, text: `SyntaxError: ${err instanceof Error ? err.message : String(err)}` };
-        }
-        const main = runner === undefined || source === undefined ? undefined : this.evaluate(source, 'snippet.js');
-        if (runner !== undefined && main !== undefined) {
-          const r = this.slice(() => this.ctx.callFunction(runner, this.ctx.undefined, main));
-          if (r.error) this.failWith(r.error);
-          else r.value.dispose();
-        }
-      } catch (err) {
-        // a host fault (see slice), or a failure while setting up (the engine's heap full before the guest ran)
-        this.stop ??= { code: 'SANDBOX_CODE_ERROR', message: `the sandbox could not start: ${err instanceof Error ? err.message : String(err)}` };
-      }
-      this.pump();
+  /** The slot's worker, started on first use (and again after a termination); resolves once its engine is loaded. */
+  ensureWorker(): Promise<void> {
+    if (this.worker && this.ready) return this.ready;
+    this.pool.started++;
+    this.ready = new Promise<void>((resolve) => {
+      this.onReady = resolve;
     });
-  }
-
-  /** Ends the run with SANDBOX_CANCELLED: at once when idle, at the next interrupt poll when running. */
-  cancel(reason: string): void {
-    this.stop ??= { code: 'SANDBOX_CANCELLED', message: `the run was cancelled: ${reason}` };
-    if (!this.inSlice && this.timer !== undefined) this.end();
-  }
-
-  /** True when the engine must stop: a limit was hit, or CPU / wall time ran out. */
-  private shouldInterrupt(): boolean {
-    if (this.stop) return true;
-    const now = performance.now();
-    if (this.cpuUsed + (now - this.sliceStart) > this.limits.cpu_ms) {
-      this.stop = limitStop('SANDBOX_CPU_LIMIT', 'cpu_ms', this.limits.cpu_ms, `the code ran for more than cpu_ms = ${this.limits.cpu_ms} ms of engine time`);
-      return true;
-    }
-    if (now - this.started > this.limits.wall_ms) {
-      this.stop = limitStop('SANDBOX_TIMEOUT', 'wall_ms', this.limits.wall_ms, `the run took longer than wall_ms = ${this.limits.wall_ms} ms`);
-      return true;
-    }
-    return false;
-  }
-
-  /** Runs `fn` inside the engine, counting its time against `cpu_ms`. */
-  private slice<T>(fn: () => T): T {
-    this.sliceStart = performance.now();
-    this.inSlice = true;
-    try {
-      return fn();
-    } catch (err) {
-      // Node's own stack overflowed inside the WebAssembly engine (deeply nested source, or a
-      // recursion the engine's stack_bytes accounting did not see): the engine is left mid-call.
-      this.poisoned = true;
-      this.stop ??=
-        err instanceof RangeError
-          ? limitStop('SANDBOX_STACK_LIMIT', 'stack_bytes', this.limits.stack_bytes, `the code nested deeper than the sandbox's stack allows (${err.message})`)
-          : { code: 'SANDBOX_CODE_ERROR', message: `the sandbox failed: ${err instanceof Error ? err.message : String(err)}` };
-      throw new HostFault(this.stop.message);
-    } finally {
-      this.inSlice = false;
-      this.cpuUsed += performance.now() - this.sliceStart;
-    }
-  }
-
-  private evaluate(source: string, filename: string): QuickJSHandle | undefined {
-    const r = this.slice(() => this.ctx.evalCode(source, filename));
-    if (r.error) {
-      this.failWith(r.error);
-      return undefined;
-    }
-    this.handles.push(r.value);
-    return r.value;
-  }
-
-  /** Defines the raw host functions the prelude captures and deletes. */
-  private install(): void {
-    const ctx = this.ctx;
-    const define = (name: string, value: QuickJSHandle): void => {
-      ctx.setProp(ctx.global, name, value);
-      value.dispose();
-    };
-    define(
-      '__tributary_call',
-      ctx.newFunction('call', (indexHandle, argsHandle) => {
-        const index = ctx.typeof(indexHandle) === 'number' ? ctx.getNumber(indexHandle) : -1;
-        if (!Number.isInteger(index) || index < 0 || index >= this.host.functions.length) throw new TypeError('no such tool');
-        if (ctx.typeof(argsHandle) !== 'string') throw new TypeError('tool arguments must be JSON text');
-        // once stopped, answer nothing: the interrupt handler ends the run at its next poll
-        if (this.stop) return undefined;
-        return this.callTool(index, ctx.getString(argsHandle));
-      }),
-    );
-    define(
-      '__tributary_log',
-      ctx.newFunction('log', (levelHandle, textHandle) => {
-        if (this.stop) return;
-        const level = ctx.getString(levelHandle) as ConsoleLevel;
-        const text = ctx.typeof(textHandle) === 'string' ? ctx.getString(textHandle) : '';
-        // the first refusal is thrown (ending a loop of console.log at once); later ones are silent
-        if (!this.countOutput(text.length)) throw new RangeError('console output limit reached');
-        this.logs.push({ level, text });
-      }),
-    );
-    define(
-      '__tributary_progress',
-      ctx.newFunction('progress', (p, total, message) => {
-        const progress = ctx.getNumber(p);
-        if (!Number.isFinite(progress)) return;
-        const t = ctx.typeof(total) === 'number' ? ctx.getNumber(total) : undefined;
-        const m = ctx.typeof(message) === 'string' ? ctx.getString(message).slice(0, 1000) : undefined;
-        this.host.progress?.(progress, t !== undefined && Number.isFinite(t) ? t : undefined, m);
-      }),
-    );
-    define(
-      '__tributary_done',
-      ctx.newFunction('done', (okHandle, payload) => {
-        if (this.settled) return;
-        const text = ctx.typeof(payload) === 'string' ? ctx.getString(payload) : '';
-        if (ctx.dump(okHandle) === true) {
-          if (this.countOutput(text.length)) this.settled = { ok: true, json: text };
-        } else {
-          this.settled = { ok: false, text };
-        }
-      }),
-    );
-    const names = ctx.newArray();
-    this.host.functions.forEach((name, i) => {
-      const s = ctx.newString(name);
-      ctx.setProp(names, i, s);
-      s.dispose();
+    const worker = startWorker({ memoryBytes: this.memoryBytes });
+    // events of a worker this slot has already replaced are ignored
+    worker.on('message', (m: FromWorker) => {
+      if (this.worker === worker) this.onMessage(m);
     });
-    define('__tributary_names', names);
+    worker.on('error', (err) => {
+      if (this.worker === worker) this.onExit(`the sandbox worker failed: ${err.message}`);
+    });
+    worker.on('exit', (code) => {
+      if (this.worker === worker) this.onExit(`the sandbox worker exited (code ${code})`);
+    });
+    this.worker = worker;
+    return this.ready;
   }
 
-  /** Counts output bytes (UTF-16 units, an upper bound of UTF-8 for ASCII); false and a stop when over. */
-  private countOutput(chars: number): boolean {
-    this.outputBytes += chars;
-    if (this.outputBytes > this.limits.max_output_bytes) {
-      this.stop ??= limitStop('SANDBOX_OUTPUT_LIMIT', 'max_output_bytes', this.limits.max_output_bytes, `console output and result exceed max_output_bytes = ${this.limits.max_output_bytes} bytes`);
-      return false;
-    }
-    return true;
+  get alive(): boolean {
+    return this.worker !== undefined;
   }
 
-  /** One tool call from the guest: a promise handle, settled when the host's call ends. */
-  private callTool(index: number, argsJson: string): QuickJSHandle {
-    this.toolCalls++;
-    if (this.toolCalls > this.limits.max_tool_calls) {
-      this.stop ??= limitStop('SANDBOX_TOOL_CALL_LIMIT', 'max_tool_calls', this.limits.max_tool_calls, `the code made more than max_tool_calls = ${this.limits.max_tool_calls} tool calls`);
-      throw new RangeError('tool call limit reached');
-    }
-    const deferred = this.ctx.newPromise();
-    this.deferreds.add(deferred);
-    const go = (): void => {
-      if (this.ended) return;
-      this.inFlight++;
-      this.host.callTool(index, argsJson).then(
-        (json) => this.settle(deferred, true, json),
-        (err: unknown) => this.settle(deferred, false, err instanceof Error ? err.message : String(err)),
-      );
-    };
-    if (this.inFlight < this.limits.max_concurrent_tool_calls) go();
-    else this.waiting.push(go);
-    return deferred.handle;
+  /** Keeps the process alive while a run is in flight (`true`), not while idle. */
+  hold(on: boolean): void {
+    if (on) this.worker?.ref();
+    else this.worker?.unref();
   }
 
-  private settle(deferred: QuickJSDeferredPromise, ok: boolean, text: string): void {
-    this.inFlight--;
-    if (this.ended) return;
-    const next = this.waiting.shift();
-    if (next) next();
-    try {
-      const value = ok ? this.ctx.newString(text) : this.ctx.newError({ name: 'ToolError', message: text });
-      if (ok) deferred.resolve(value);
-      else deferred.reject(value);
-      value.dispose();
-    } catch (err) {
-      // the engine could not take the answer (its heap is full)
-      this.stop ??= limitStop('SANDBOX_MEMORY_LIMIT', 'memory_bytes', this.limits.memory_bytes, `a tool's answer did not fit in memory_bytes = ${this.limits.memory_bytes} bytes (${err instanceof Error ? err.message : String(err)})`);
-    }
-    this.deferreds.delete(deferred);
-    deferred.dispose();
-    this.pump();
+  post(m: ToWorker): void {
+    this.worker?.postMessage(m);
   }
 
-  /** Records an exception that escaped to the host (uncatchable interrupts land here too). */
-  private failWith(errorHandle: QuickJSHandle): void {
-    let text: string;
-    try {
-      const e = this.ctx.dump(errorHandle) as { name?: unknown; message?: unknown } | string;
-      text = typeof e === 'object' && e !== null ? `${String(e.name)}: ${String(e.message)}` : String(e);
-    } catch {
-      text = 'InternalError: unknown';
-    }
-    errorHandle.dispose();
-    this.settled ??= { ok: false, text };
+  /** Stops the worker at once; the run in flight (if any) ends with `result`. */
+  terminate(result: SandboxResult): void {
+    const w = this.worker;
+    this.worker = undefined;
+    const active = this.active;
+    this.active = undefined;
+    active?.finish(result, true);
+    if (w) void w.terminate();
   }
 
-  /** Runs pending jobs, then ends the run if it is over. */
-  private pump(): void {
-    if (this.ended) return;
-    if (!this.stop && !this.settled && this.runtime.hasPendingJob()) {
-      try {
-        const r = this.slice(() => this.runtime.executePendingJobs());
-        if (r.error) this.failWith(r.error);
-      } catch (err) {
-        if (!(err instanceof HostFault)) throw err;
-      }
-    }
-    if (this.stop || this.settled) {
-      this.end();
+  /** Why the last worker ended, for the error of a run that found no worker. */
+  lastExit = '';
+
+  private onExit(reason: string): void {
+    this.lastExit = reason;
+    this.worker = undefined;
+    // a worker that died before it was ready releases whoever waits for it
+    this.onReady?.();
+    this.onReady = undefined;
+    const active = this.active;
+    this.active = undefined;
+    active?.finish(failure('SANDBOX_CODE_ERROR', reason), true);
+  }
+
+  private onMessage(m: FromWorker): void {
+    if (m.type === 'ready') {
+      this.onReady?.();
+      this.onReady = undefined;
       return;
     }
-    if (this.inFlight === 0 && this.waiting.length === 0 && !this.runtime.hasPendingJob()) {
-      this.settled = { ok: false, text: 'Error: the code awaits a promise that can never settle (no tool call or job is pending)' };
-      this.end();
+    const active = this.active;
+    if (!active || m.runId !== active.runId) return;
+    switch (m.type) {
+      case 'call':
+        active.host.callTool(m.index, m.args).then(
+          (text) => this.post({ type: 'answer', runId: m.runId, callId: m.callId, ok: true, text }),
+          (err: unknown) => this.post({ type: 'answer', runId: m.runId, callId: m.callId, ok: false, text: err instanceof Error ? err.message : String(err) }),
+        );
+        return;
+      case 'progress':
+        active.host.progress?.(m.progress, m.total, m.message);
+        return;
+      case 'done':
+        this.active = undefined;
+        active.finish(m.result, m.broken);
+        return;
     }
-  }
-
-  private classify(): SandboxResult['error'] {
-    if (this.stop) return this.stop;
-    const s = this.settled;
-    if (!s || s.ok) return undefined;
-    const l = this.limits;
-    if (/\bout of memory\b/i.test(s.text)) {
-      return limitStop('SANDBOX_MEMORY_LIMIT', 'memory_bytes', l.memory_bytes, `the code needed more than memory_bytes = ${l.memory_bytes} bytes (${firstLine(s.text)})`);
-    }
-    if (/\bstack overflow\b|Maximum call stack/i.test(s.text)) {
-      return limitStop('SANDBOX_STACK_LIMIT', 'stack_bytes', l.stack_bytes, `the code recursed deeper than stack_bytes = ${l.stack_bytes} bytes allow (${firstLine(s.text)})`);
-    }
-    return { code: 'SANDBOX_CODE_ERROR', message: s.text.length > 4000 ? `${s.text.slice(0, 4000)}…` : s.text };
-  }
-
-  /** Ends the run: builds the result, then frees every handle, the context and the runtime. */
-  private end(): void {
-    if (this.ended) return;
-    this.ended = true;
-    clearTimeout(this.timer);
-    const error = this.classify();
-    let value: unknown;
-    if (!error && this.settled?.ok) {
-      try {
-        value = JSON.parse(this.settled.json);
-      } catch {
-        value = null;
-      }
-    }
-    const result: SandboxResult = {
-      ok: error === undefined,
-      ...(error ? { error } : { value }),
-      logs: this.logs,
-      tool_calls: Math.min(this.toolCalls, this.limits.max_tool_calls),
-      cpu_ms: this.cpuUsed,
-      wall_ms: performance.now() - this.started,
-    };
-    this.waiting.length = 0;
-    if (this.poisoned) {
-      retireModule(this.module);
-    } else {
-      try {
-        for (const d of this.deferreds) d.dispose();
-        for (const h of this.handles) if (h.alive) h.dispose();
-        this.ctx.dispose();
-        this.runtime.dispose();
-      } catch {
-        retireModule(this.module);
-      }
-    }
-    this.deferreds.clear();
-    this.resolve(result);
   }
 }
 
-function firstLine(text: string): string {
-  const i = text.indexOf('\n');
-  return i < 0 ? text : text.slice(0, i);
+function failure(code: NonNullable<SandboxResult['error']>['code'], message: string, limit?: NonNullable<SandboxResult['error']>['limit']): SandboxResult {
+  return { ok: false, error: { code, message, ...(limit ? { limit } : {}) }, logs: [], tool_calls: 0, cpu_ms: 0, wall_ms: 0 };
+}
+
+/** Up to `size` workers; runs beyond that wait for a free one. */
+class WorkerPool {
+  private readonly slots: Slot[];
+  private readonly waiters: ((slot: Slot) => void)[] = [];
+  private nextRun = 0;
+  /** Workers started so far (replacements of terminated ones included). */
+  started = 0;
+
+  constructor(size: number, memoryBytes: number) {
+    this.slots = Array.from({ length: size }, () => new Slot(this, memoryBytes));
+  }
+
+  private async acquire(): Promise<Slot> {
+    const free = this.slots.find((s) => !s.busy);
+    const slot = free ?? (await new Promise<Slot>((resolve) => this.waiters.push(resolve)));
+    slot.busy = true;
+    return slot;
+  }
+
+  private release(slot: Slot): void {
+    const next = this.waiters.shift();
+    if (next) next(slot);
+    else slot.busy = false;
+  }
+
+  async run(code: string, host: SandboxHost, limits: SandboxLimits, signal?: AbortSignal): Promise<SandboxResult> {
+    const slot = await this.acquire();
+    const runId = ++this.nextRun;
+    const started = performance.now();
+    try {
+      // a new worker starts referenced; the slot lets go of it when the run ends
+      await slot.ensureWorker();
+      slot.hold(true);
+      return await new Promise<SandboxResult>((resolve) => {
+        let killer: NodeJS.Timeout | undefined;
+        const onAbort = (): void => {
+          slot.post({ type: 'cancel', runId, reason: String(signal?.reason) });
+          killer ??= setTimeout(() => slot.terminate({ ...failure('SANDBOX_CANCELLED', `the run was cancelled: ${String(signal?.reason)}`), wall_ms: performance.now() - started }), STOP_GRACE_MS);
+        };
+        slot.active = {
+          runId,
+          host,
+          finish: (result, broken) => {
+            clearTimeout(timer);
+            clearTimeout(killer);
+            signal?.removeEventListener('abort', onAbort);
+            if (broken && slot.active === undefined) slot.terminate(result);
+            resolve(result);
+          },
+        };
+        // the engine ends a run at wall_ms itself; this is for a guest stuck inside one built-in call
+        const timer = setTimeout(() => {
+          const message = `the run took longer than wall_ms = ${limits.wall_ms} ms and was stopped from outside (its worker was terminated)`;
+          slot.terminate({ ...failure('SANDBOX_TIMEOUT', message, { name: 'wall_ms', value: limits.wall_ms }), wall_ms: performance.now() - started });
+        }, limits.wall_ms + STOP_GRACE_MS);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        slot.post({ type: 'run', runId, code, functions: host.functions, limits, progress: host.progress !== undefined });
+        if (signal?.aborted) onAbort();
+        // the worker died while starting: nothing will answer
+        if (!slot.alive) slot.terminate({ ...failure('SANDBOX_CODE_ERROR', `the sandbox worker could not start: ${slot.lastExit}`), wall_ms: performance.now() - started });
+      });
+    } finally {
+      slot.hold(false);
+      this.release(slot);
+    }
+  }
+
+  /** Terminates every worker (runs in flight end with SANDBOX_CANCELLED). */
+  close(): void {
+    for (const s of this.slots) s.terminate(failure('SANDBOX_CANCELLED', 'the sandbox was shut down'));
+  }
+}
+
+const pools = new Map<string, WorkerPool>();
+
+function poolFor(limits: SandboxLimits): WorkerPool {
+  const key = `${limits.memory_bytes}/${limits.max_concurrent_runs}`;
+  let pool = pools.get(key);
+  if (!pool) {
+    pool = new WorkerPool(limits.max_concurrent_runs, limits.memory_bytes);
+    pools.set(key, pool);
+  }
+  return pool;
+}
+
+/**
+ * Runs `code` (the body of an async function, JavaScript or TypeScript) with `host`'s tools under
+ * `limits` in a sandbox worker; at most `limits.max_concurrent_runs` at once per limits, others
+ * wait. Never rejects for anything the guest does: every ending is a {@link SandboxResult}.
+ */
+export function runSandboxed(code: string, host: SandboxHost, limits: SandboxLimits, signal?: AbortSignal): Promise<SandboxResult> {
+  return poolFor(limits).run(code, host, limits, signal);
+}
+
+/** Sandbox workers started so far in this process (replacements of terminated ones included). */
+export function sandboxWorkersStarted(): number {
+  let n = 0;
+  for (const p of pools.values()) n += p.started;
+  return n;
+}
+
+/** Terminates every sandbox worker (gateway shutdown; later runs start new ones). */
+export function closeSandboxes(): void {
+  for (const p of pools.values()) p.close();
+  pools.clear();
 }
