@@ -319,6 +319,8 @@ async function gatePart(): Promise<GateResult> {
       { name: 'virtual key, `x-bf-vk: tvk_…`', op: () => gateOn.admit(cVk, rule) },
     ];
     const targeted = new Set([1, 2, 4]);
+    if (!vkDecision.ok) throw new Error('virtual key: not admitted');
+    const vkAuth = vkDecision.auth;
     const principal = gateOn.identify(cBearerKey);
     if (principal instanceof Promise) throw new Error('API key principal is not synchronous');
     const components: Timed[] = [
@@ -328,6 +330,8 @@ async function gatePart(): Promise<GateResult> {
       { name: '`JwtVerifier.looksLikeJwt` alone', op: () => JwtVerifier.looksLikeJwt(token) },
       { name: '`VirtualKeyAccess.forKey` (cached)', op: () => vkAccess.forKey(vk.record.id) },
       { name: '`RateLimits.consumeRequest` (2 × RateLimiterMemory.consume, awaited)', op: () => gateOn.limits.consumeRequest(principal) },
+      { name: '`AccessGate.revalidate`, per WebSocket message/delivery, virtual key (nothing changed)', op: () => gateOn.revalidate(vkAuth, Date.now()) },
+      { name: '`AccessGate.revalidate` after a policy change (`vk_configs` edited: filter recomputed)', op: () => (vkAccess.invalidate(), gateOn.revalidate(vkAuth, Date.now())) },
       { name: 'an already resolved Promise, awaited (floor of any async step)', op: () => Promise.resolve(1) },
     ];
 

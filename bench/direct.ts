@@ -5,13 +5,15 @@
  *   inprocess: Client ⇄ InMemoryTransport ⇄ createDemoServer(), all in this process; tool `echo`
  *   stdio:     Client ⇄ StdioClientTransport ⇄ @modelcontextprotocol/server-everything; tool `echo`
  *
- * The runner starts this script pinned like the gateway (`taskset -c 0`), so the stdio server
- * inherits the same core, as it does under the gateway.
+ * The runner starts this script pinned like the gateway (`taskset -c 1`), so the stdio server
+ * inherits the same core, as it does under the gateway: client, load and server share one core.
+ * There is no HTTP hop and no separate load generator: the latencies are the client's own awaits.
  *
  * Usage: node --import tsx bench/direct.ts MODE CONCURRENCIES RUNS DURATION_S WARMUP_S [QUIET_WAIT_S]
- *   e.g. bench/direct.ts stdio 1,16,64 2 4 1 5
+ *   e.g. bench/direct.ts stdio 1,16,64 2 10 2 5   (the warm-up runs at the first concurrency)
  * Output (stdout): `BENCH_SAMPLE {...}` (one verified call result), then one
- * `BENCH_POINT {"concurrency":N,"run":R,...Point}` line per point.
+ * `BENCH_POINT {"concurrency":N,"run":R,...Point}` line per point; its `tree_cpu_s` has `server`
+ * (this process and its children: client and upstream) and `upstream` (the stdio server's own).
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
@@ -55,6 +57,7 @@ async function measure(client: Client, concurrency: number, seconds: number, ser
   let n = 0;
   let errors = 0;
   const cpu0 = process.cpuUsage();
+  const tree0 = treeCpuSeconds(process.pid);
   const server0 = serverPid === undefined ? 0 : treeCpuSeconds(serverPid);
   const sys0 = systemCpuSeconds();
   const t0 = performance.now();
@@ -96,6 +99,7 @@ async function measure(client: Client, concurrency: number, seconds: number, ser
   };
   const serverCpu = serverPid === undefined ? 0 : treeCpuSeconds(serverPid) - server0;
   if (serverPid !== undefined) point.server_cpu_pct = (100 * serverCpu) / elapsed;
+  point.tree_cpu_s = { server: treeCpuSeconds(process.pid) - tree0, upstream: serverCpu };
   fillOtherCpu(point, sys0, clientCpu + serverCpu, elapsed);
   return point;
 }
@@ -112,7 +116,7 @@ async function main(): Promise<void> {
   try {
     const sample = await client.callTool({ name: 'echo', arguments: { message: MESSAGE } });
     process.stdout.write(`BENCH_SAMPLE ${JSON.stringify({ ok: await call(client), result: sample })}\n`);
-    if (warmup > 0) await measure(client, 16, warmup, serverPid);
+    if (warmup > 0) await measure(client, concurrencies[0] ?? 16, warmup, serverPid);
     for (const c of concurrencies) {
       for (let run = 1; run <= runs; run++) {
         const quiet = await waitForQuiet(quietMs);

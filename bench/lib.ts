@@ -24,6 +24,12 @@ export interface Point {
   /** CPU of the server side (process and its children), % of one core. */
   server_cpu_pct?: number;
   /**
+   * CPU seconds during the point of named process trees: `server` is the system under test's
+   * whole tree (the direct client: itself and its upstream); other keys are the runner's (e.g. the
+   * upstream processes, part of `server`). From /proc, so tick-granular (10 ms).
+   */
+  tree_cpu_s?: Record<string, number>;
+  /**
    * CPU used by anything else on the machine during the point (other processes), % of one core:
    * machine busy time minus the measured processes' own. Tick-based, so it can under-count (it is
    * clamped at 0), never meaningfully over-count.
@@ -51,8 +57,8 @@ function procCpuSeconds(pid: number): number {
   }
 }
 
-/** Direct children of a process (from every thread's `children` list). */
-function childPids(pid: number): number[] {
+/** Direct children of a process (from every thread's `children` list); [] when it is gone. */
+export function childPids(pid: number): number[] {
   const out: number[] = [];
   try {
     for (const task of readdirSync(`/proc/${pid}/task`)) {
@@ -74,6 +80,15 @@ export function treeCpuSeconds(pid: number): number {
   let total = procCpuSeconds(pid);
   for (const c of childPids(pid)) total += treeCpuSeconds(c);
   return total;
+}
+
+/** The command line of a process, arguments joined by spaces; '' when it is gone. */
+export function processCommandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
 }
 
 export interface SystemCpu {

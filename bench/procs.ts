@@ -172,20 +172,29 @@ export class ChildGroup {
   /**
    * Starts `node <build>/dist/main.js --config <file>` pinned to `core`, with the config
    * `{server: {host: '127.0.0.1', port}, data_dir, ...config}` (a free port; `data_dir` in a new
-   * temp dir, removed at the end), stderr and stdout logged to `log`. Resolves once `/health`
+   * temp dir, removed at the end), or with no config file for `config: 'embedded-default'`;
+   * stderr and stdout logged to `log`. Resolves once `/health`
    * answers (see {@link waitForHealth}); on failure the gateway is stopped and the error rethrown.
    */
   async startGateway(o: GatewayOptions): Promise<StartedGateway> {
     const dir = this.trackTempDir(mkdtempSync(join(tmpdir(), o.tmpPrefix)));
     const port = await freePort();
-    const configPath = join(dir, 'config.json');
-    writeFileSync(configPath, JSON.stringify({ server: { host: '127.0.0.1', port }, data_dir: join(dir, 'data'), ...o.config }, null, 2));
-    let args = [...(o.nodeFlags ?? []), join(o.build, 'dist', 'main.js'), '--config', configPath];
+    let args = [...(o.nodeFlags ?? []), join(o.build, 'dist', 'main.js')];
+    let env = o.env;
+    if (o.config === 'embedded-default') {
+      // no config file: the gateway's embedded default, moved by its env overrides
+      env = { ...(env ?? process.env), HOST: '127.0.0.1', PORT: String(port), DATA_DIR: join(dir, 'data') };
+      delete env['TRIBUTARY_CONFIG'];
+    } else {
+      const configPath = join(dir, 'config.json');
+      writeFileSync(configPath, JSON.stringify({ server: { host: '127.0.0.1', port }, data_dir: join(dir, 'data'), ...o.config }, null, 2));
+      args.push('--config', configPath);
+    }
     if (o.profileDir !== undefined) {
       rmSync(o.profileDir, { recursive: true, force: true });
       args = ['--cpu-prof', '--cpu-prof-dir', o.profileDir, ...args];
     }
-    const child = this.spawnPinned(o.core, process.execPath, args, o.env !== undefined ? { env: o.env } : {});
+    const child = this.spawnPinned(o.core, process.execPath, args, env !== undefined ? { env } : {});
     logTo(child, o.log, true);
     const url = `http://127.0.0.1:${port}`;
     try {
@@ -202,8 +211,11 @@ export class ChildGroup {
 export interface GatewayOptions {
   /** The build to run (holds `dist/main.js`), e.g. {@link ChildGroup.gatewayBuild}. */
   build: string;
-  /** The config after `server` and `data_dir`, which are set by the start. */
-  config: Record<string, unknown>;
+  /**
+   * The config after `server` and `data_dir`, which are set by the start; or `'embedded-default'`:
+   * no config file, the gateway's embedded default with env `HOST`, `PORT` and `DATA_DIR` set.
+   */
+  config: Record<string, unknown> | 'embedded-default';
   /** Name prefix of the temp dir holding the config file and `data/`. */
   tmpPrefix: string;
   core: string;
@@ -402,6 +414,11 @@ export interface WrkOptions {
   env: Record<string, string>;
   /** The server under load: the CPU of its process tree is measured. */
   serverPid: number;
+  /**
+   * More process trees to measure over the same window, by name (e.g. a gateway's upstream
+   * processes); they are reported in `point.tree_cpu_s` beside `server`.
+   */
+  trees?: Record<string, number>;
   /** Core wrk is pinned to. */
   core: string;
 }
@@ -445,6 +462,8 @@ function parseTimes(stderr: string): number | undefined {
  */
 export async function runWrk(procs: ChildGroup, o: WrkOptions): Promise<WrkResult> {
   const args = ['-t1', `-c${o.concurrency}`, `-d${o.seconds}s`, '--timeout', '5s', '-s', o.script, o.url];
+  const trees = Object.entries(o.trees ?? {});
+  const trees0 = trees.map(([, pid]) => treeCpuSeconds(pid));
   const server0 = treeCpuSeconds(o.serverPid);
   const sys0 = systemCpuSeconds();
   const t0 = performance.now();
@@ -459,6 +478,8 @@ export async function runWrk(procs: ChildGroup, o: WrkOptions): Promise<WrkResul
   const wall = (performance.now() - t0) / 1000;
   const window: Window = [w0, monotonicUs()];
   const serverCpu = treeCpuSeconds(o.serverPid) - server0;
+  const treeCpu: Record<string, number> = { server: serverCpu };
+  trees.forEach(([name, pid], i) => (treeCpu[name] = treeCpuSeconds(pid) - (trees0[i] as number)));
   const line = stdout.split('\n').find((l) => l.startsWith('BENCH_JSON '));
   if (code !== 0 || line === undefined) throw new Error(`wrk failed (exit ${String(code)}):\n${stdout}\n${stderr}`);
   const w = JSON.parse(line.slice('BENCH_JSON '.length)) as WrkJson;
@@ -480,6 +501,7 @@ export async function runWrk(procs: ChildGroup, o: WrkOptions): Promise<WrkResul
     error_detail: detail,
     checked: w.checked,
     server_cpu_pct: (100 * serverCpu) / wall,
+    tree_cpu_s: treeCpu,
   };
   if (wrkCpu !== undefined) point.loadgen_cpu_pct = (100 * wrkCpu) / wall;
   fillOtherCpu(point, sys0, (wrkCpu ?? 0) + serverCpu, wall);

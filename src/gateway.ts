@@ -32,12 +32,14 @@ import { openKeyRepository } from './store/keys.js';
 import { JwtVerifier } from './auth/jwt.js';
 import { VirtualKeyAccess } from './auth/access.js';
 import { AccessGate } from './auth/gate.js';
-import { accessCheck, messageCheck } from './handlers/access.js';
+import { accessCheck, credentialCheck, messageCheck } from './handlers/access.js';
 import { KeyAdmin } from './handlers/mgmt/keys.js';
 import { registerV1 } from './handlers/rest-v1/index.js';
 import { openV1Store } from './store/v1-records.js';
 import { GitHubWebhooks } from './handlers/webhooks.js';
 import { registerOpenApi } from './handlers/openapi.js';
+import { Tracing } from './telemetry/tracing.js';
+import { registerLogLevel } from './handlers/mgmt/log-level.js';
 import { Orchestrator } from './handlers/agents/orchestrator.js';
 import { WorkspaceHub } from './handlers/workspaces/hub.js';
 
@@ -50,6 +52,7 @@ export interface Gateway {
   readonly sessions: SessionStore;
   readonly bus: EventBus;
   readonly store: Store;
+  readonly tracing: Tracing;
   /**
    * Graceful stop: stop accepting, let POSTs in flight finish up to `shutdown_timeout_ms`, end
    * sessions and streams, close upstreams (stdio subprocesses end). Idempotent.
@@ -106,6 +109,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   }, 60_000);
   eventSweep.unref();
 
+  const tracing = Tracing.fromConfig(config.tracing, log);
   const manager = new UpstreamManager(log, bus);
   const sessions = new SessionStore(config.server.max_sessions, config.server.session_idle_timeout_ms);
   const dispatcher = new McpDispatcher(manager, sessions, bus, log, {
@@ -113,6 +117,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     serverRequestTimeoutMs: SERVER_REQUEST_TIMEOUT_MS,
     onRequest: (method) => metrics.observeMcp(method),
     admitToolExecution: (auth) => gate.admitToolExecution(auth),
+    tracing,
   });
   dispatcher.toolModes = new ToolModes(dispatcher, config.tool_modes, log.child({ component: 'tool-modes' }));
   const mcp = new McpHttpHandler(dispatcher, sessions, log, {
@@ -137,7 +142,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     maxReplay: config.events.max_replay,
   });
   const liveWs = new LiveWsEndpoint(bus, { maxQueued: config.events.max_queued, highWaterBytes: 256 * 1024, maxPayloadBytes: config.tool_log.max_payload_bytes });
-  const rest = new RestRouter(log);
+  const rest = new RestRouter(log, tracing);
   admin.register(rest);
   new ToolExecuteHandler(manager, bus, (auth) => gate.admitToolExecution(auth)).register(rest);
   new KeyAdmin(keys, bus, log).register(rest);
@@ -149,6 +154,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     log: log.child({ component: 'webhooks' }),
   });
   webhooks.register(rest);
+  registerLogLevel(rest, log);
   registerOpenApi(rest);
   new ToolLogHandler(store.toolLog).register(rest);
   const toolLogSub = recordToolCalls(bus, store.toolLog, log);
@@ -189,7 +195,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     },
     log,
   );
-  const wsAccess = { check: accessCheck(gate, config.auth.metrics_require_auth), admitMessage: messageCheck(gate) };
+  const wsAccess = { check: accessCheck(gate, config.auth.metrics_require_auth), admitMessage: messageCheck(gate), revalidate: credentialCheck(gate) };
 
   const wsOptions = { maxPayloadLength: 1024 * 1024, idleTimeoutSeconds: config.events.idle_timeout_s, maxBackpressure: 8 * 1024 * 1024 };
   const agentWs = new McpWsEndpoint(dispatcher, sessions, log, MCP_WS_DEFAULTS);
@@ -198,7 +204,17 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     server.attachWs('/api/ws/live', liveWs, wsOptions, wsAccess),
     server.attachWs('/ws', agentWs, { ...wsOptions, maxPayloadLength: 32 * 1024 * 1024, maxBackpressure: 32 * 1024 * 1024, protocols: ['mcp'] }, wsAccess),
   ];
+  /** Re-checks every open socket's credential: those revoked or expired are closed (4401). */
+  const recheckSockets = (): void => {
+    const now = Date.now();
+    for (const conns of feeds) for (const c of conns) c.authorize(now);
+  };
+  // a revoked key's sockets close at once, not at their next message; expiry is caught at the next ping
+  const credentialSweep = bus.events$.subscribe((e) => {
+    if (e.event_type === 'StoreChanged' && (e.tags.includes('api_keys') || e.tags.includes('virtual_keys') || e.tags.includes('mcp_clients'))) recheckSockets();
+  });
   const pinger = setInterval(() => {
+    recheckSockets();
     for (const conns of feeds) for (const c of conns) c.ping();
   }, config.events.ping_interval_ms);
   pinger.unref();
@@ -226,6 +242,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     toolLogSub.unsubscribe();
     eventLogSub.unsubscribe();
     vkInvalidation.unsubscribe();
+    credentialSweep.unsubscribe();
     clearInterval(eventSweep);
     clearInterval(pinger);
     eventsWs.dispose();
@@ -236,6 +253,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await stopRetention();
     await manager.closeAll('start-up failed');
     await store.close();
+    await tracing.shutdown();
     throw err;
   }
   const sweeper = setInterval(() => {
@@ -270,15 +288,17 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       toolLogSub.unsubscribe();
       eventLogSub.unsubscribe();
       vkInvalidation.unsubscribe();
+      credentialSweep.unsubscribe();
       metrics.dispose();
       await stopRetention();
       await store.close();
       bus.close();
+      await tracing.shutdown().catch((err: unknown) => log.warn('trace export at shutdown failed', { error: err }));
       log.info('stopped');
     })();
     return closing;
   };
 
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
-  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, close };
+  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, tracing, close };
 }

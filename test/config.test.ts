@@ -62,7 +62,7 @@ describe('config', () => {
       'mcp_clients.0.stdio_config: required for connection_type "stdio"',
       'mcp_clients.1.connection_string: required for connection_type "http"',
       'mcp_clients.2.connection_string: not an http(s) URL: "ftp://x"',
-      'mcp_clients.3.inprocess_server: expected one of ["demo"], got "nope"',
+      'mcp_clients.3.inprocess_server: expected one of ["demo","demo_sdk"], got "nope"',
       'mcp_clients.4.headers: required (non-empty) when auth_type is "headers"',
       'mcp_clients.5.name: duplicate client name "a"',
     ]);

@@ -184,6 +184,10 @@ describe('one minimal bad frame per error code', () => {
       message: /inflates past the limit of 100 bytes/,
     },
     gzip_error: { hex: `4D435057 01 01 0003 01 000000 00000004 ${ID} 6E6F7065`, requestId: 0xabn, message: /does not inflate/ },
+    // compact params [[1]]: depth 2 below the message = 3 from it, over a limit of 2
+    nesting_too_deep: { hex: `4D435057 01 01 0003 00 000000 00000003 ${ID} 919101`, options: { maxDepth: 2 }, requestId: 0xabn, message: /limit of 2 levels .* byte 1/ },
+    // uint 64 = 2^53
+    unsafe_integer: { hex: `4D435057 01 01 0003 00 000000 00000009 ${ID} CF0020000000000000`, requestId: 0xabn, message: /9007199254740992 .* outside/ },
   };
 
   it('the table has every registered code', () => {

@@ -30,6 +30,26 @@ export interface RequestAuth {
   readonly principal: Principal;
   /** `undefined` = no narrowing (every tool the catalogue shows). */
   readonly filter: ToolFilter | undefined;
+  /**
+   * Where this decision came from, so a long-lived connection can re-check it against the
+   * credential's current state (`AccessGate.revalidate`); absent when there is nothing that can
+   * change (auth off, the Basic admin).
+   */
+  readonly source?: CredentialSource;
+}
+
+/** What {@link RequestAuth} was computed from, and at which versions of the key and policy state. */
+export interface CredentialSource {
+  /** The gateway-issued key presented (API key or virtual key), if any. */
+  readonly key: { readonly kind: 'api_key' | 'virtual_key'; readonly id: string } | undefined;
+  /** When the credential stops being valid, epoch ms (`Infinity` = never). */
+  readonly expiresMs: number;
+  /** The include headers' filter of the request that opened the connection. */
+  readonly headerFilter: ToolFilter | undefined;
+  /** `KeyRegistry.version` when checked. */
+  readonly keysVersion: number;
+  /** {@link VirtualKeyAccess.version} when checked. */
+  readonly vkVersion: number;
 }
 
 /** The virtual-key part of one client's management record. */
@@ -67,6 +87,7 @@ function allowance(tools: readonly string[]): Allowance | undefined {
  */
 export class VirtualKeyAccess {
   private cache = new Map<string, ToolFilter>();
+  #version = 0;
 
   /** @param policies the current client records (name, allow_on_all_virtual_keys, vk_configs). */
   constructor(private readonly policies: () => Iterable<VkClientPolicy>) {}
@@ -74,6 +95,12 @@ export class VirtualKeyAccess {
   /** Drops cached filters: the next request of each key recomputes from the records. */
   invalidate(): void {
     this.cache = new Map();
+    this.#version++;
+  }
+
+  /** Bumped by every {@link invalidate}: filters computed at an older version may be stale. */
+  get version(): number {
+    return this.#version;
   }
 
   /** The filter of virtual key `vkId` (see the module comment for the rules). */

@@ -21,7 +21,7 @@ import type { ResolvedAuthConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { HeaderList } from '../streams/http.js';
 import type { StoredKey } from '../store/keys.js';
-import { bothFilters, includeFilter, type RequestAuth, type VirtualKeyAccess } from './access.js';
+import { bothFilters, includeFilter, type CredentialSource, type RequestAuth, type ToolFilter, type VirtualKeyAccess } from './access.js';
 import { JwtVerifier, type JwtIdentity } from './jwt.js';
 import type { KeyRegistry } from './keys.js';
 import { hashPassword, verifyPassword } from './password.js';
@@ -140,6 +140,10 @@ export class AccessGate {
   private readonly throttle: LoginThrottle;
   private readonly keyPrincipals = new WeakMap<StoredKey, Principal>();
   private readonly jwtPrincipals = new WeakMap<JwtIdentity, Principal>();
+  /** Credential sources of principals admitted without include headers, reused while current. */
+  private readonly sources = new WeakMap<Principal, CredentialSource>();
+  /** A JWT principal's `exp` in epoch ms (`Infinity` without one). */
+  private readonly jwtExpiry = new WeakMap<Principal, number>();
   /** sha256(Basic header) hex → expiry (ms): logins verified recently. */
   private readonly basicOk = new Map<string, number>();
   private readonly adminHash: Promise<string> | undefined;
@@ -265,6 +269,7 @@ export class AccessGate {
     if (!p) {
       p = { kind: 'jwt', id: `jwt:${id.sub}`, tenantId: id.tenantId, role: id.role, name: id.sub, limits: this.defaults };
       this.jwtPrincipals.set(id, p);
+      this.jwtExpiry.set(p, id.expiresAt === undefined ? Infinity : id.expiresAt * 1000);
     }
     return p;
   }
@@ -303,13 +308,64 @@ export class AccessGate {
     if (rule.need === 'admin' && p.role !== 'admin') return this.refuseForbidden('This route needs an admin credential', p);
     if (p.kind === 'virtual_key' && !rule.virtualKeys) return this.refuseForbidden('Virtual keys may only use /mcp, /ws and tool execution', p);
     const filter = p.virtualKeyId !== undefined ? bothFilters(this.deps.vkAccess.forKey(p.virtualKeyId), headerFilter) : headerFilter;
-    const auth: RequestAuth = { principal: p, filter };
+    const source = this.sourceOf(p, headerFilter);
+    const auth: RequestAuth = source === undefined ? { principal: p, filter } : { principal: p, filter, source };
     if (!p.limits) return { ok: true, auth, headers: NO_HEADERS };
     return this.limits.consumeRequest(p).then((v): GateDecision => {
       if (!v) return { ok: true, auth, headers: NO_HEADERS };
       if (!v.allowed) return this.refuseLimit(v);
       return { ok: true, auth, headers: rateLimitHeaders(v) };
     });
+  }
+
+  /**
+   * Re-checks an admitted credential against its current state, for connections that outlive the
+   * request that opened them (WebSockets): revocation, expiry, and a virtual key's current tool
+   * set (`vk_configs`). Synchronous, and allocation-free while nothing changed (two version
+   * compares and one expiry compare, ~20 ns); otherwise two Map lookups.
+   *
+   * Returns `auth` itself when nothing changed, a new {@link RequestAuth} when what the caller may
+   * use changed (take it from then on), or a refusal (401 `UNAUTHORIZED` with `details.reason`
+   * `revoked_key`, `expired_key`, `unknown_key` or `expired_token`) when the credential is no
+   * longer valid.
+   * @param nowMs the current time, epoch ms.
+   */
+  revalidate(auth: RequestAuth, nowMs: number): RequestAuth | GateRefusal {
+    const src = auth.source;
+    if (src === undefined) return auth;
+    const keysVersion = this.deps.keys.version;
+    const vkVersion = this.deps.vkAccess.version;
+    if (nowMs < src.expiresMs && src.keysVersion === keysVersion && src.vkVersion === vkVersion) return auth;
+    const key = src.key;
+    if (key !== undefined) {
+      const reason = this.deps.keys.refusalReason(key.kind, key.id, nowMs);
+      if (reason !== undefined) return this.refuseAuth(new AuthError(reason, `${key.kind === 'api_key' ? 'API key' : 'Virtual key'} ${key.id} ${reason === 'revoked_key' ? 'has been revoked' : reason === 'expired_key' ? 'has expired' : 'no longer exists'}`));
+    } else if (!(nowMs < src.expiresMs)) {
+      return this.refuseAuth(new AuthError('expired_token', 'token has expired'));
+    }
+    const p = auth.principal;
+    const filter = p.virtualKeyId !== undefined ? bothFilters(this.deps.vkAccess.forKey(p.virtualKeyId), src.headerFilter) : src.headerFilter;
+    return { principal: p, filter, source: { ...src, keysVersion, vkVersion } };
+  }
+
+  /** What a connection needs to re-check `p` later; `undefined` for credentials that cannot change. */
+  private sourceOf(p: Principal, headerFilter: ToolFilter | undefined): CredentialSource | undefined {
+    const keysVersion = this.deps.keys.version;
+    const vkVersion = this.deps.vkAccess.version;
+    // the common case (no include headers) reuses one object per principal while nothing changes
+    const cached = headerFilter === undefined ? this.sources.get(p) : undefined;
+    if (cached !== undefined && cached.keysVersion === keysVersion && cached.vkVersion === vkVersion) return cached;
+    let src: CredentialSource;
+    if (p.kind === 'api_key' || p.kind === 'virtual_key') {
+      const id = p.kind === 'virtual_key' ? (p.virtualKeyId ?? '') : p.id.slice('key:'.length);
+      src = { key: { kind: p.kind, id }, expiresMs: this.deps.keys.expiresMs(p.kind, id), headerFilter, keysVersion, vkVersion };
+    } else if (p.kind === 'jwt') {
+      src = { key: undefined, expiresMs: this.jwtExpiry.get(p) ?? Infinity, headerFilter, keysVersion, vkVersion };
+    } else {
+      return undefined;
+    }
+    if (headerFilter === undefined) this.sources.set(p, src);
+    return src;
   }
 
   private count<K>(map: Map<K, number>, key: K): void {

@@ -79,6 +79,7 @@ export class KeyRegistry {
   /** Every record of both kinds by `hash` (hex). */
   readonly #byHash = new Map<string, Entry>();
   #queue: Promise<unknown> = Promise.resolve();
+  #version = 0;
 
   /**
    * @param repo where keys are stored.
@@ -203,6 +204,33 @@ export class KeyRegistry {
   }
 
   /**
+   * Bumped on every change of any key (load, create, revoke): a credential checked at version `v`
+   * needs no new check while `version === v` and its expiry has not passed.
+   */
+  get version(): number {
+    return this.#version;
+  }
+
+  /**
+   * Why the key `id` of `kind` may no longer be used at `nowMs` (epoch ms): `unknown_key` when
+   * there is no such key, `revoked_key`, `expired_key` (at and after `expires_at`); `undefined`
+   * while it is valid. Two Map lookups, no allocation: what open connections re-check when
+   * {@link version} moved.
+   */
+  refusalReason(kind: KeyKind, id: string, nowMs: number): AuthFailureReason | undefined {
+    const entry = this.#byId[kind].get(id);
+    if (entry === undefined) return 'unknown_key';
+    if (entry.record.revoked_at !== undefined) return 'revoked_key';
+    if (!(nowMs < entry.expiresMs)) return 'expired_key';
+    return undefined;
+  }
+
+  /** `expires_at` of the key `id` of `kind` in epoch ms (`Infinity` = never; `-Infinity` when unknown). */
+  expiresMs(kind: KeyKind, id: string): number {
+    return this.#byId[kind].get(id)?.expiresMs ?? -Infinity;
+  }
+
+  /**
    * Whether a virtual key with this id exists and is not revoked (expired ones count: they exist).
    * For validating `vk_configs[].virtual_key_id`.
    */
@@ -219,6 +247,7 @@ export class KeyRegistry {
       expiresMs: Number.isNaN(expiresMs) ? -Infinity : expiresMs,
     };
     this.#byId[record.kind].set(record.id, entry);
+    this.#version++;
     // A record whose hash is not 32 bytes can never match; leaving it out keeps timingSafeEqual's lengths equal.
     if (entry.hashBytes.length === 32) this.#byHash.set(record.hash, entry);
   }

@@ -80,6 +80,13 @@ export const ERRORS = {
   SANDBOX_CANCELLED: { http: 499, rpc: -32800, message: 'Code run cancelled' },
   /** The code threw, did not parse, or awaited something that can never settle. */
   SANDBOX_CODE_ERROR: { http: 422, rpc: -32010, message: 'Code run failed' },
+  /**
+   * A message nested deeper than the limit (`MAX_NESTING_DEPTH` in `./depth.ts`, 128), refused at
+   * decode time before anything recursive runs; `details.limit` names the limit.
+   */
+  NESTING_TOO_DEEP: { http: 400, rpc: -32600, message: 'Nesting too deep' },
+  /** A MessagePack 64-bit integer outside ±(2^53 − 1): no exact JSON number; send it as a string. */
+  UNSAFE_INTEGER: { http: 400, rpc: -32602, message: 'Integer outside the safe range' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -13,7 +13,13 @@ function isComposite(codec: unknown): boolean {
 
 function show(value: unknown): string {
   if (value === undefined) return 'nothing';
-  const text = JSON.stringify(value) ?? String(value);
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    // too deep for the recursive JSON.stringify, a bigint or a cycle: name the kind only
+    text = Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : typeof value;
+  }
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 

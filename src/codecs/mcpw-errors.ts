@@ -36,7 +36,9 @@ export type McpwErrorCode =
   | 'bad_payload'
   | 'payload_too_large'
   | 'gzip_bomb'
-  | 'gzip_error';
+  | 'gzip_error'
+  | 'nesting_too_deep'
+  | 'unsafe_integer';
 
 /** One registry entry: JSON-RPC error code, recoverability (see the module comment) and a one-line summary. */
 export interface McpwErrorSpec {
@@ -64,6 +66,8 @@ export const MCPW_ERRORS: { readonly [C in McpwErrorCode]: McpwErrorSpec } = {
   payload_too_large: { rpc: ERRORS.BODY_TOO_LARGE.rpc, recoverable: true, summary: 'declared payload length over the configured limit' },
   gzip_bomb: { rpc: ERRORS.BODY_TOO_LARGE.rpc, recoverable: true, summary: 'gzip payload inflates past the configured limit' },
   gzip_error: { rpc: ERRORS.PARSE_ERROR.rpc, recoverable: true, summary: 'gzip flag set but the payload is not valid gzip' },
+  nesting_too_deep: { rpc: ERRORS.NESTING_TOO_DEEP.rpc, recoverable: true, summary: 'payload maps/arrays nested deeper than the limit (128 levels, counted from the JSON-RPC message)' },
+  unsafe_integer: { rpc: ERRORS.UNSAFE_INTEGER.rpc, recoverable: true, summary: 'a 64-bit integer outside ±(2^53 − 1), which has no exact JSON number' },
 };
 
 /** Every {@link McpwErrorCode}, in registry order (for tests and docs). */

@@ -34,7 +34,8 @@
 import { createCipheriv, createDecipheriv, createSecretKey, randomFillSync, type KeyObject } from 'node:crypto';
 import { constants as bufferConstants } from 'node:buffer';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { C1, Packr, RESERVE_START_SPACE, Unpackr } from 'msgpackr';
+import { C1, Packr, RESERVE_START_SPACE, Unpackr, type Options } from 'msgpackr';
+import { MAX_NESTING_DEPTH, scanMsgpack } from './depth.js';
 import { MCPW_ERRORS, mcpwError, type McpwDecodeError, type McpwErrorCode } from './mcpw-errors.js';
 
 /** The magic number at offset 0: ASCII "MCPW". */
@@ -135,6 +136,12 @@ export interface McpwDecodeOptions {
   readonly key?: McpwKey;
   /** Copy MessagePack `bin` values out of the frame instead of returning views into it. Default `false`. */
   readonly copyBinary?: boolean;
+  /**
+   * Most nested maps/arrays, counted from the JSON-RPC message: a method-0000 payload is the
+   * message itself, a compact payload (`params`/`result`/`error`) sits one level below it, so it
+   * may nest one level less. Deeper → `nesting_too_deep`. Default {@link MAX_NESTING_DEPTH} (128).
+   */
+  readonly maxDepth?: number;
 }
 
 /** Options of {@link encodeFrame}. */
@@ -155,10 +162,26 @@ const TAG_BYTES = 16;
 const MAGIC_BYTES = [0x4d, 0x43, 0x50, 0x57] as const;
 const MAX_U32 = 0xffff_ffff;
 
-// msgpackr: plain MessagePack maps and arrays, no records (peers need not be msgpackr)
-const packr = new Packr({ useRecords: false });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
-const copyingUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, copyBuffers: true });
+/**
+ * msgpackr writes only standard MessagePack (https://github.com/msgpack/msgpack/blob/master/spec.md),
+ * so any MessagePack library decodes a payload, the way JSON would carry the same value:
+ * - no records (`useRecords: false`): maps and arrays only;
+ * - an object field whose value is `undefined` is left out (`skipValues`, documented in msgpackr's
+ *   README but missing from its `Options` type), as `JSON.stringify` leaves it out; any other
+ *   `undefined` (an array item, the whole payload) is nil, as JSON writes `null` — never msgpackr's
+ *   `undefined` extension (fixext 1, type 0);
+ * - a `bigint` is a MessagePack int 64 when it fits 64 bits (a bigger one throws RangeError, which
+ *   the `/ws` endpoint answers with an Error frame); a `Map` is a MessagePack map, a
+ *   `Uint8Array`/`Buffer` is bin;
+ * - a `Date` is MessagePack's own timestamp extension (type −1, the one extension type the spec
+ *   defines, decoded by every library); msgpackr's extension table is global, so turning Dates into
+ *   ISO strings here would change the store codec too. The gateway puts no `Date` in payloads.
+ */
+const packOptions: Options & { skipValues: readonly unknown[] } = { useRecords: false, encodeUndefinedAsNil: true, skipValues: [undefined] };
+const packr = new Packr(packOptions);
+// int64AsType 'number': scanMsgpack has refused every 64-bit integer a JS number cannot hold exactly
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+const copyingUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, copyBuffers: true, int64AsType: 'number' });
 
 function hex(value: number, digits: number): string {
   return `0x${value.toString(16).toUpperCase().padStart(digits, '0')}`;
@@ -264,13 +287,17 @@ function errorMessage(err: unknown): string {
  * (`length_mismatch`) → encrypted flag: key configured (`encrypted_without_key`), AES-256-GCM tag
  * (`decrypt_failed`) → gzip flag: valid gzip (`gzip_error`), inflated size ≤ `maxInflatedBytes`
  * (`gzip_bomb`; zlib stops at the limit, so a bomb costs at most that much memory and time) →
- * exactly one MessagePack value (`bad_payload`; trailing bytes and the reserved byte 0xC1 count).
+ * nesting depth (`nesting_too_deep`) → 64-bit integers (`unsafe_integer`) → exactly one MessagePack
+ * value (`bad_payload`; trailing bytes and the reserved byte 0xC1 count).
  * Every error from `bad_version` on carries the header's `requestId` (the header is complete and
  * its magic right); `bad_magic` and `truncated_header` carry none.
  *
  * gzip inflation and decryption are synchronous and bounded by `maxInflatedBytes` and
- * `maxPayloadBytes`. msgpackr maps an object key `"__proto__"` to `"__proto_"` (prototype-pollution
- * guard) and returns 64-bit integers as `bigint`.
+ * `maxPayloadBytes`. Before msgpackr (which recurses) unpacks the payload, one iterative pass over
+ * its headers refuses maps/arrays nested deeper than `maxDepth` (`nesting_too_deep`) and 64-bit
+ * integers outside ±(2^53 − 1) (`unsafe_integer`); 64-bit integers within it become numbers, so a
+ * payload holds only JSON-like values (and `Uint8Array` for bin). msgpackr maps an object key
+ * `"__proto__"` to `"__proto_"` (prototype-pollution guard).
  *
  * @param input one whole WebSocket binary message: uWS's `ArrayBuffer`, or a `Uint8Array`/`Buffer`
  *   (any `byteOffset`) — the frame is exactly these bytes.
@@ -305,6 +332,16 @@ export function decodeFrame(input: ArrayBuffer | Uint8Array, options: McpwDecode
     }
   }
   if (body.length === 0) return { ok: true, frame: { type, method, flags, payloadLength, requestId, payload: undefined } };
+  // before msgpackr (recursive) runs: depth and 64-bit integers, one pass over the headers
+  const maxDepth = (options.maxDepth ?? MAX_NESTING_DEPTH) - (method === McpwMethod.Generic ? 0 : 1);
+  const scan = scanMsgpack(body, maxDepth);
+  if (scan.kind === 'too_deep') {
+    const limit = options.maxDepth ?? MAX_NESTING_DEPTH;
+    return fail('nesting_too_deep', `payload nesting depth exceeds the limit of ${limit} levels (counted from the JSON-RPC message) at payload byte ${scan.offset}`, requestId);
+  }
+  if (scan.kind === 'unsafe_integer') {
+    return fail('unsafe_integer', `payload integer ${scan.value} at payload byte ${scan.offset} is outside ±(2^53 - 1) and has no exact JSON number; send it as a string`, requestId);
+  }
   let payload: unknown;
   try {
     payload = (options.copyBinary === true ? copyingUnpackr : unpackr).unpack(body);

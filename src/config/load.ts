@@ -186,6 +186,7 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       github_secret: env['TRIBUTARY_GITHUB_WEBHOOK_SECRET'] || file.webhooks?.github_secret,
       max_remembered_deliveries: file.webhooks?.max_remembered_deliveries ?? 10_000,
     },
+    tracing: resolveTracing(file.tracing ?? {}, env),
     orchestration: {
       strategy: file.orchestration?.strategy ?? 'least_loaded',
       heartbeat_timeout_ms: file.orchestration?.heartbeat_timeout_ms ?? 30_000,
@@ -302,4 +303,23 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Gat
   const path = configPathFrom(argv, env);
   if (path !== undefined) return loadConfigFile(path, env);
   return resolveConfig(defaultConfigFile(), 'embedded default config', env);
+}
+
+/**
+ * The tracing section with the standard OpenTelemetry environment variables applied
+ * (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/): the OTLP
+ * endpoint (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, or `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`)
+ * and `OTEL_TRACES_SAMPLER_ARG` override the file; `OTEL_SDK_DISABLED=true` turns tracing off.
+ */
+function resolveTracing(file: { otlp_endpoint?: string; sample_ratio?: number; capture_payloads?: boolean; service_name?: string }, env: NodeJS.ProcessEnv): GatewayConfig['tracing'] {
+  const base = env['OTEL_EXPORTER_OTLP_ENDPOINT'];
+  const endpoint = env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] || (base ? `${base.replace(/\/+$/, '')}/v1/traces` : undefined) || file.otlp_endpoint;
+  const ratioEnv = env['OTEL_TRACES_SAMPLER_ARG'];
+  const ratio = ratioEnv !== undefined && ratioEnv !== '' && Number.isFinite(Number(ratioEnv)) ? Number(ratioEnv) : (file.sample_ratio ?? 1);
+  return {
+    otlp_endpoint: env['OTEL_SDK_DISABLED']?.toLowerCase() === 'true' ? undefined : endpoint,
+    sample_ratio: Math.min(1, Math.max(0, ratio)),
+    capture_payloads: file.capture_payloads ?? false,
+    service_name: env['OTEL_SERVICE_NAME'] || file.service_name || 'tributary',
+  };
 }

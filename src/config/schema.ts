@@ -134,7 +134,7 @@ export const McpClientConfig = t.exact(
       max_consecutive_failures: PositiveInt,
       /** Automatic reconnection after a crash, a lost connection or failed health checks. */
       reconnect: ReconnectConfig,
-      /** Per-upstream circuit breaker on call timeouts and send failures. */
+      /** Per-upstream circuit breaker on call timeouts and send failures (not on a message the gateway cannot serialise). */
       circuit_breaker: CircuitBreakerConfig,
       /** Calls in flight to this upstream at once (default 64); health checks and catalogue loads do not count. */
       max_concurrent_calls: PositiveInt,
@@ -370,6 +370,24 @@ export const ToolModesConfig = t.exact(
   }),
 );
 
+/**
+ * OpenTelemetry traces (OTLP over HTTP). Off unless an endpoint is configured here or in the
+ * standard environment (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`);
+ * `OTEL_SDK_DISABLED=true` turns it off. https://opentelemetry.io/docs/specs/otel/protocol/exporter/
+ */
+export const TracingConfig = t.exact(
+  t.partial({
+    /** OTLP/HTTP traces URL, e.g. `http://127.0.0.1:4318/v1/traces`. */
+    otlp_endpoint: t.string,
+    /** Share of traces the gateway starts that are recorded, 0..1 (default 1; env OTEL_TRACES_SAMPLER_ARG). A client's sampled `traceparent` is followed. */
+    sample_ratio: t.number,
+    /** Record tool arguments and results as span attributes (default false: never). */
+    capture_payloads: t.boolean,
+    /** `service.name` of the spans (default `tributary`; env OTEL_SERVICE_NAME). */
+    service_name: t.string,
+  }),
+);
+
 export const LogLevel = t.keyof({ debug: null, info: null, warn: null, error: null, silent: null });
 export type LogLevel = t.TypeOf<typeof LogLevel>;
 
@@ -384,6 +402,7 @@ export const GatewayConfigFile = t.exact(
     events: EventsConfig,
     auth: AuthConfig,
     webhooks: WebhooksConfig,
+    tracing: TracingConfig,
     orchestration: OrchestrationConfig,
     workspaces: WorkspacesConfig,
     tool_modes: ToolModesConfig,
@@ -426,6 +445,8 @@ export interface GatewayConfig {
   };
   readonly auth: ResolvedAuthConfig;
   readonly webhooks: { readonly github_secret: string | undefined; readonly max_remembered_deliveries: number };
+  /** `otlp_endpoint` undefined = tracing off. */
+  readonly tracing: { readonly otlp_endpoint: string | undefined; readonly sample_ratio: number; readonly capture_payloads: boolean; readonly service_name: string };
   readonly orchestration: {
     readonly strategy: 'least_loaded' | 'round_robin';
     readonly heartbeat_timeout_ms: number;

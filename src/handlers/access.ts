@@ -37,6 +37,17 @@ export function accessCheck(gate: AccessGate, metricsRequireAuth: boolean): (inp
   };
 }
 
+/**
+ * The per-message re-check of WebSocket connections ({@link AccessGate.revalidate}): the current
+ * auth, or the error of a credential that ended.
+ */
+export function credentialCheck(gate: AccessGate): (auth: RequestAuth, nowMs: number) => RequestAuth | GatewayError {
+  return (auth, nowMs) => {
+    const r = gate.revalidate(auth, nowMs);
+    return 'principal' in r ? r : r.error;
+  };
+}
+
 /** The per-message check of WebSocket connections: resolves the error of a refused message. */
 export function messageCheck(gate: AccessGate): (auth: RequestAuth) => Promise<GatewayError | undefined> {
   return async (auth) => (await gate.admitMessage(auth))?.error;

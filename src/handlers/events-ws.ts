@@ -213,8 +213,11 @@ export class EventsWsEndpoint implements WsEndpoint {
   private publish(e: GatewayEvent): void {
     if (this.subscribers.size === 0) return;
     let text: string | undefined;
+    const now = Date.now();
     for (const s of this.subscribers.values()) {
       if (!matches(s.filter, e)) continue;
+      // every delivery is authorised against the credential's current state (a revoked key's feed closes)
+      if (!s.conn.authorize(now)) continue;
       text ??= JSON.stringify(toWire(e));
       if (s.pendingLive) {
         s.pendingLive.push({ seq: e.seq, text });

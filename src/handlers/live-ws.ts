@@ -68,7 +68,10 @@ export class LiveWsEndpoint implements WsEndpoint {
   private publish(e: LiveEvent): void {
     if (this.queues.size === 0) return;
     const text = this.message(e);
+    const now = Date.now();
     for (const [conn, queue] of this.queues) {
+      // every delivery is authorised against the credential's current state (a revoked key's feed closes)
+      if (!conn.authorize(now)) continue;
       queue.push(text);
       drainFeed(conn, queue, this.options.highWaterBytes);
     }

@@ -55,6 +55,37 @@ export interface MetricsSources {
   readonly auth?: () => { readonly failures: ReadonlyMap<string, number>; readonly rateLimited: ReadonlyMap<string, number> };
 }
 
+/**
+ * The children of one labelled metric by label values, in nested Maps (one lookup per label, no
+ * string built per observation). Cardinality is that of the label values seen (client, tool, event
+ * type and method names: bounded by the catalogue).
+ */
+class LabelledChildren<C> {
+  private readonly root = new Map<string, unknown>();
+  constructor(private readonly make: (values: readonly string[]) => C) {}
+
+  get(...values: string[]): C {
+    let map = this.root;
+    const last = values.length - 1;
+    for (let i = 0; i < last; i++) {
+      const v = values[i] as string;
+      let next = map.get(v) as Map<string, unknown> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        map.set(v, next);
+      }
+      map = next;
+    }
+    const leaf = values[last] as string;
+    let child = map.get(leaf) as C | undefined;
+    if (child === undefined) {
+      child = this.make(values);
+      map.set(leaf, child);
+    }
+    return child;
+  }
+}
+
 export class GatewayMetrics {
   readonly registry = new client.Registry();
   private readonly httpRequests: client.Counter<'route' | 'method' | 'status'>;
@@ -62,6 +93,7 @@ export class GatewayMetrics {
   private readonly mcpRequests: client.Counter<'method'>;
   private readonly sub: Subscription;
   private readonly httpChildren = new Map<string, client.Counter.Internal>();
+  private readonly mcpChildren: LabelledChildren<client.Counter.Internal>;
   private readonly durationChildren = new Map<string, client.Histogram.Internal<'route'>>();
 
   constructor(bus: EventBus, sources: MetricsSources) {
@@ -241,15 +273,21 @@ export class GatewayMetrics {
         this.set(sources.store().lastBatchMs / 1000);
       },
     });
+    // labelled children are resolved once per label combination (prom-client hashes the label
+    // object on every inc/observe otherwise: several µs per tool call on the hot path)
+    const eventChildren = new LabelledChildren((v) => events.labels(...v));
+    const callChildren = new LabelledChildren((v) => toolCalls.labels(...v));
+    const durationChildren = new LabelledChildren((v) => toolDuration.labels(...v));
     this.sub = bus.events$.subscribe((e) => {
-      events.inc({ event_type: e.event_type });
+      eventChildren.get(e.event_type).inc();
       if (e.event_type === 'ToolInvocationCompleted' || e.event_type === 'ToolInvocationFailed') {
         const status = e.event_type === 'ToolInvocationFailed' ? 'failed' : e.is_error ? 'error' : 'success';
-        toolCalls.inc({ client: e.mcp_server_id, tool: e.tool_name, status });
-        toolDuration.observe({ client: e.mcp_server_id, tool: e.tool_name }, e.duration_ms / 1000);
+        callChildren.get(e.mcp_server_id, e.tool_name, status).inc();
+        durationChildren.get(e.mcp_server_id, e.tool_name).observe(e.duration_ms / 1000);
         if (e.cost_usd > 0) toolCost.inc({ client: e.mcp_server_id }, e.cost_usd);
       }
     });
+    this.mcpChildren = new LabelledChildren((v) => this.mcpRequests.labels(...v));
   }
 
   /** Counts one HTTP response (called by the server's sink). */
@@ -272,7 +310,7 @@ export class GatewayMetrics {
 
   /** Counts one MCP request by method (unknown methods are counted as `other`). */
   observeMcp(method: string): void {
-    this.mcpRequests.inc({ method: KNOWN_MCP_METHODS.has(method) ? method : 'other' });
+    this.mcpChildren.get(KNOWN_MCP_METHODS.has(method) ? method : 'other').inc();
   }
 
   /** The `/metrics` reply. */

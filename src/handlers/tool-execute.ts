@@ -18,6 +18,7 @@ import { isLeft } from 'fp-ts/lib/Either.js';
 import type { RequestAuth } from '../auth/access.js';
 import { GatewayError, UpstreamRpcError } from '../codecs/errors.js';
 import { formatIoTsErrors } from '../codecs/io-ts-errors.js';
+import { MAX_NESTING_DEPTH, jsonTextDepthExceeded, nestingTooDeep } from '../codecs/depth.js';
 import type { EventBus } from '../streams/events.js';
 import type { UpstreamManager } from '../upstreams/manager.js';
 import { invokeTool } from '../upstreams/invoke.js';
@@ -44,6 +45,10 @@ function parseArguments(raw: string | undefined): JsonObject {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new GatewayError('VALIDATION_ERROR', 'arguments must be a JSON object', { problems: ['arguments: expected a JSON object'] });
   }
+  // a JSON string inside the body, so the body's scan did not count it: the arguments become
+  // `params.arguments` of an MCP tools/call, two levels below the message the limit counts from
+  const deep = jsonTextDepthExceeded(raw, MAX_NESTING_DEPTH - 2);
+  if (deep >= 0) throw nestingTooDeep('arguments', deep, MAX_NESTING_DEPTH - 2);
   return value as JsonObject;
 }
 

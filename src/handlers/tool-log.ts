@@ -29,6 +29,7 @@ export function toLogEntry(e: ToolEvent): ToolLogInput {
     latency_ms: Math.round(e.duration_ms * 1000) / 1000,
     cost_usd: e.cost_usd,
     ...(e.virtual_key !== undefined ? { virtual_key: e.virtual_key } : {}),
+    ...(e.trace_id !== undefined ? { trace_id: e.trace_id } : {}),
     surface: e.surface,
     timestamp: e.timestamp,
   };

@@ -103,6 +103,8 @@ function readHeaders(req: HttpRequest, res: HttpResponse): HttpHeaders {
     virtualKey: req.getHeader('x-bf-vk'),
     includeClients: req.getHeader('x-bf-mcp-include-clients'),
     includeTools: req.getHeader('x-bf-mcp-include-tools'),
+    traceparent: req.getHeader('traceparent'),
+    tracestate: req.getHeader('tracestate'),
     apiVersion: req.getHeader('x-api-version'),
     githubEvent: req.getHeader('x-github-event'),
     githubDelivery: req.getHeader('x-github-delivery'),

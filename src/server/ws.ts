@@ -5,7 +5,7 @@
  */
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { Logger } from '../log/logger.js';
-import type { WsConnection, WsEndpoint, WsEndpointOptions, WsSendResult } from '../streams/ws.js';
+import { WS_CLOSE_CREDENTIAL_ENDED, type WsConnection, type WsEndpoint, type WsEndpointOptions, type WsSendResult } from '../streams/ws.js';
 import type { RequestAuth } from '../auth/access.js';
 import type { GatewayError } from '../codecs/errors.js';
 import type { HttpInput } from '../streams/http.js';
@@ -23,20 +23,48 @@ export interface WsAccess {
   readonly check: AccessCheck;
   /** Counts one message of an admitted connection; resolves the error when it is refused. */
   readonly admitMessage: (auth: RequestAuth) => Promise<GatewayError | undefined>;
+  /**
+   * Re-checks a connection's credential at `nowMs`: the same `auth` while nothing changed, a new
+   * one when what it may use changed, or the error when the credential ended (revoked, expired).
+   */
+  readonly revalidate: (auth: RequestAuth, nowMs: number) => RequestAuth | GatewayError;
+}
+
+/** WebSocket close reasons are at most 123 bytes (RFC 6455 §5.5): cut on a character boundary. */
+function closeReason(text: string): string {
+  let out = text;
+  while (Buffer.byteLength(out) > 123) out = out.slice(0, -1);
+  return out;
 }
 
 class UwsConnection implements WsConnection {
   closed = false;
   readonly remoteAddress: string;
-  readonly auth: RequestAuth | undefined;
+  auth: RequestAuth | undefined;
   readonly toolModeHeader: string;
   constructor(
     private readonly ws: WebSocket<UserData>,
     readonly endpoint: string,
+    private readonly revalidate: WsAccess['revalidate'] | undefined,
   ) {
     this.remoteAddress = Buffer.from(ws.getRemoteAddressAsText()).toString();
     this.auth = ws.getUserData().auth;
     this.toolModeHeader = ws.getUserData().toolMode ?? '';
+  }
+
+  authorize(nowMs: number): boolean {
+    if (this.closed) return false;
+    const auth = this.auth;
+    if (auth === undefined || this.revalidate === undefined) return true;
+    const current = this.revalidate(auth, nowMs);
+    if (current === auth) return true;
+    if ('principal' in current) {
+      this.auth = current;
+      return true;
+    }
+    const details = current.details as { reason?: unknown } | undefined;
+    this.close(WS_CLOSE_CREDENTIAL_ENDED, closeReason(`${typeof details?.reason === 'string' ? details.reason : current.code}: ${current.message}`));
+    return false;
   }
 
   send(message: string | Uint8Array, isBinary = false): WsSendResult {
@@ -163,7 +191,7 @@ export function attachWebSocket(app: TemplatedApp, path: string, endpoint: WsEnd
       );
     },
     open: (ws) => {
-      const conn = new UwsConnection(ws, path);
+      const conn = new UwsConnection(ws, path, access?.revalidate);
       ws.getUserData().conn = conn;
       open.add(conn);
       guard(conn, 'open', () => endpoint.onOpen(conn));
@@ -171,6 +199,8 @@ export function attachWebSocket(app: TemplatedApp, path: string, endpoint: WsEnd
     message: (ws, message, isBinary) => {
       const conn = ws.getUserData().conn;
       if (!conn) return;
+      // access is decided per message from the credential's current state, not the upgrade's
+      if (!conn.authorize(Date.now())) return;
       const auth = conn.auth;
       if (!access || !auth?.principal.limits) {
         guard(conn, 'message', () => endpoint.onMessage(conn, message, isBinary));

@@ -46,6 +46,8 @@ export interface ToolLogEntry {
   latency_ms: number;
   cost_usd: number;
   virtual_key?: string;
+  /** OpenTelemetry trace id of the call, when it was traced. */
+  trace_id?: string;
   /** The surface the call came in on: `mcp`, `rest`, `ws`, ... */
   surface: string;
   /** ISO-8601 UTC. */
@@ -382,6 +384,7 @@ export class ToolLogRepository {
     };
     if (input.error !== undefined) entry.error = input.error;
     if (input.virtual_key !== undefined) entry.virtual_key = input.virtual_key;
+    if (input.trace_id !== undefined) entry.trace_id = input.trace_id;
     return { key, entry };
   }
 

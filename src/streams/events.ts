@@ -38,6 +38,8 @@ export interface ToolCallFields {
   tenant_id?: string;
   /** For calls made by code-mode code: the call id of the `execute_code` call that made it. */
   parent_call_id?: string;
+  /** OpenTelemetry trace id of the call, when it was traced. */
+  trace_id?: string;
 }
 
 export type GatewayEventBody =

@@ -23,6 +23,9 @@ export interface HttpHeaders {
   readonly includeClients: string;
   /** `x-bf-mcp-include-tools`. */
   readonly includeTools: string;
+  /** W3C Trace Context `traceparent` / `tracestate` (absent or `''` when not sent). */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
   /** The client's address, read only for Basic logins (`''` otherwise). */
   readonly remoteAddress: string;
   /** `X-API-Version` (REST /api/v1 version negotiation). */

@@ -22,11 +22,25 @@ export interface WsConnection {
   /** Sends a WebSocket ping. */
   ping(): void;
   readonly closed: boolean;
-  /** The caller admitted at the upgrade (issue 8); `undefined` when the server has no access gate. */
+  /**
+   * The caller and what it may use now: admitted at the upgrade and kept current by
+   * {@link authorize} (a virtual key's changed tool set shows here); `undefined` when the server
+   * has no access gate.
+   */
   readonly auth: RequestAuth | undefined;
   /** The upgrade request's `x-tributary-tool-mode` header (`''` when absent). */
   readonly toolModeHeader?: string;
+  /**
+   * Re-checks the connection's credential against its current state (revocation, expiry, a
+   * virtual key's tool set) at `nowMs` (epoch ms). Cheap while nothing changed. When the
+   * credential is no longer valid the socket is closed with 4401 and the reason
+   * (`revoked_key: …`) and `false` is returned; nothing may be sent on it after that.
+   */
+  authorize(nowMs: number): boolean;
 }
+
+/** Close code of a socket whose credential was revoked or expired while it was open. */
+export const WS_CLOSE_CREDENTIAL_ENDED = 4401;
 
 export interface WsEndpoint {
   /** A connection opened. */

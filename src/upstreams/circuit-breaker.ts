@@ -2,7 +2,10 @@
  * The per-upstream circuit breaker (issue 7): closed → open → half_open → closed.
  *
  * - closed: calls pass; `failure_threshold` failures in a row (call timeouts, send failures)
- *   open it. A success resets the count.
+ *   open it. A success resets the count. Only what the upstream did counts: a message the
+ *   gateway could not serialise (its send failed, and `JSON.stringify` fails on it too) is
+ *   reported as `release` by the upstream, and callers' input nested too deep never gets that
+ *   far (the depth limit of `../codecs/depth.ts`).
  * - open: calls fail at once (CIRCUIT_OPEN, naming the upstream and `retryAt`); after `open_ms`
  *   the breaker becomes half_open by itself (a timer on the scheduler).
  * - half_open: at most `half_open_max_calls` trial calls are let through at once; the first trial

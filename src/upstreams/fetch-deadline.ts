@@ -8,6 +8,10 @@
  * socket per call and per `notifications/cancelled`. With this wrapper such a request is aborted
  * once its headers are late. Once the headers arrive the deadline no longer applies: a streamed
  * (SSE) body may last as long as the call does.
+ *
+ * It also carries the trace context of a traced request to the HTTP layer: a JSON-RPC body whose
+ * `_meta` holds `traceparent` (and `tracestate`) is sent with the same W3C Trace Context headers
+ * (https://www.w3.org/TR/trace-context/), so an upstream that traces HTTP joins the trace too.
  */
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 
@@ -24,9 +28,25 @@ export function fetchWithHeadersDeadline(deadlineMs: () => number): FetchLike {
     const outer = init?.signal;
     const signal = outer ? AbortSignal.any([outer, deadline.signal]) : deadline.signal;
     try {
-      return await fetch(url, { ...init, signal });
+      return await fetch(url, { ...init, signal, ...traceHeaders(init) });
     } finally {
       clearTimeout(timer);
     }
   };
+}
+
+const TRACEPARENT = /"traceparent":"([0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2})"/;
+const TRACESTATE = /"tracestate":"([^"\\]{1,512})"/;
+
+/** `{headers}` with `traceparent`/`tracestate` from a JSON body's `_meta`; `{}` when there are none. */
+function traceHeaders(init: RequestInit | undefined): { headers?: Headers } {
+  const body = init?.body;
+  if (typeof body !== 'string' || !body.includes('"traceparent":"')) return {};
+  const parent = TRACEPARENT.exec(body)?.[1];
+  if (parent === undefined) return {};
+  const headers = new Headers(init?.headers);
+  headers.set('traceparent', parent);
+  const state = TRACESTATE.exec(body)?.[1];
+  if (state !== undefined) headers.set('tracestate', state);
+  return { headers };
 }

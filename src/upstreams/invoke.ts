@@ -8,6 +8,7 @@ import type { Progress } from '@modelcontextprotocol/sdk/types.js';
 import type { EventBus } from '../streams/events.js';
 import type { Route } from './manager.js';
 import type { CancelScope, JsonObject } from './upstream.js';
+import type { TraceScope, Tracing } from '../telemetry/tracing.js';
 
 export interface InvokeOptions {
   readonly surface: string;
@@ -18,6 +19,8 @@ export interface InvokeOptions {
   readonly tenant?: string | undefined;
   /** The call id of the meta-tool call (code mode `execute_code`) this call was made from. */
   readonly parentCallId?: string | undefined;
+  /** The caller's request span: the upstream call gets a child span, its context goes in `_meta`. */
+  readonly trace?: { readonly tracing: Tracing; readonly parent: TraceScope } | undefined;
 }
 
 let counter = 0;
@@ -38,12 +41,23 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
   const call_id = newCallId();
   const upstream = route.upstream;
   const args = params['arguments'];
+  const traced = options.trace;
+  let upstreamParams: JsonObject = { ...params, name: route.name };
+  let span: TraceScope | undefined;
+  if (traced !== undefined) {
+    const meta = params['_meta'];
+    const carrier: Record<string, unknown> = typeof meta === 'object' && meta !== null ? { ...(meta as JsonObject) } : {};
+    span = traced.tracing.startUpstream(traced.parent, upstream.name, 'tools/call', route.name, carrier);
+    upstreamParams = { ...upstreamParams, _meta: carrier };
+  }
+  const trace_id = span?.span.spanContext().traceId;
   try {
-    const result = await upstream.request('tools/call', { ...params, name: route.name }, {
+    const result = await upstream.request('tools/call', upstreamParams, {
       ...(options.cancel ? { cancel: options.cancel } : {}),
       ...(options.onprogress ? { onprogress: options.onprogress } : {}),
     });
     const isError = result['isError'] === true;
+    traced?.tracing.endUpstream(span, { result });
     bus.publish({
       event_type: 'ToolInvocationCompleted',
       mcp_server_id: upstream.name,
@@ -59,9 +73,11 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
       ...(options.virtualKey !== undefined ? { virtual_key: options.virtualKey } : {}),
       ...(options.tenant !== undefined ? { tenant_id: options.tenant } : {}),
       ...(options.parentCallId !== undefined ? { parent_call_id: options.parentCallId } : {}),
+      ...(trace_id !== undefined ? { trace_id } : {}),
     });
     return result;
   } catch (err) {
+    traced?.tracing.endUpstream(span, { error: err });
     bus.publish({
       event_type: 'ToolInvocationFailed',
       mcp_server_id: upstream.name,
@@ -75,6 +91,7 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
       ...(options.virtualKey !== undefined ? { virtual_key: options.virtualKey } : {}),
       ...(options.tenant !== undefined ? { tenant_id: options.tenant } : {}),
       ...(options.parentCallId !== undefined ? { parent_call_id: options.parentCallId } : {}),
+      ...(trace_id !== undefined ? { trace_id } : {}),
     });
     throw err;
   }

@@ -38,6 +38,7 @@ import { resolveResilience } from '../config/load.js';
 import type { Logger } from '../log/logger.js';
 import type { UpstreamState } from '../streams/events.js';
 import { GatewayError, UpstreamRpcError } from '../codecs/errors.js';
+import { createDemoLeanServer } from './inprocess/demo.js';
 import { createInProcessServer } from './inprocess/registry.js';
 import { CircuitBreaker, type CallOutcome } from './circuit-breaker.js';
 import { ConcurrencyLimiter } from './limiter.js';
@@ -147,6 +148,21 @@ const MAX_LIST_PAGES = 1000;
 /** The StdioClientTransport's private child-process field. */
 interface WithChildProcess {
   readonly _process?: ChildProcess;
+}
+
+/**
+ * Whether `message` survives `JSON.stringify`, which every serialising transport runs (stdio:
+ * the SDK's `serializeMessage`, HTTP: the request body). Checked only after a send failed, to tell
+ * a message the gateway could not serialise (stack overflow on deep nesting, a bigint, a cycle)
+ * from a failure of the upstream or its connection.
+ */
+function serializable(message: JSONRPCRequest): boolean {
+  try {
+    JSON.stringify(message);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -347,6 +363,7 @@ export class Upstream {
       case 'sse':
         return new SSEClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.httpFetch });
       case 'inprocess': {
+        if (c.inprocess_server === 'demo') return createDemoLeanServer().connect();
         const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
         const server = createInProcessServer(c.inprocess_server ?? 'demo');
         void server.connect(serverSide).catch((err: unknown) => this.log.error('in-process server failed', { error: err }));
@@ -713,12 +730,26 @@ export class Upstream {
       };
     }
     this.sweepTimer ??= setInterval(() => this.sweep(), TIMEOUT_SWEEP_MS);
-    transport.send({ jsonrpc: '2.0', id, method, params: sent }).catch((err: unknown) => {
+    const message: JSONRPCRequest = { jsonrpc: '2.0', id, method, params: sent };
+    const sendFailed = (err: unknown): void => {
       if (this.pending.get(id) !== p) return;
+      const text = err instanceof Error ? err.message : String(err);
+      // the breaker counts what the upstream did: a message the gateway cannot even serialise
+      // (too deep for JSON.stringify, a bigint, a cycle) never reached it
+      if (!serializable(message)) {
+        this.finish(id, p, 'release');
+        reject(new GatewayError('INVALID_PARAMS', `${method} params cannot be sent to upstream "${this.name}" as JSON: ${text}`, { upstream: this.name, method }));
+        return;
+      }
       this.finish(id, p, 'failure');
-      const message = err instanceof Error ? err.message : String(err);
-      reject(new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" failed during ${method}: ${message}`, { upstream: this.name }));
-    });
+      reject(new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${this.name}" failed during ${method}: ${text}`, { upstream: this.name }));
+    };
+    try {
+      transport.send(message).catch(sendFailed);
+    } catch (err) {
+      // a transport whose send throws instead of rejecting
+      sendFailed(err);
+    }
   }
 
   /** Queues a call for a concurrency slot, or fails it with UPSTREAM_OVERLOADED when the queue is full. */

@@ -27,6 +27,7 @@ import type { UpstreamManager } from '../../upstreams/manager.js';
 import { cancelScope, type JsonObject, type ServerRequestExtra, type Upstream } from '../../upstreams/upstream.js';
 import { version } from '../../version.js';
 import type { InflightCall, McpSession, SessionStore } from './session.js';
+import type { Tracing } from '../../telemetry/tracing.js';
 import type { RequestAuth, ToolFilter } from '../../auth/access.js';
 import type { ToolMode } from '../../auth/types.js';
 import type { ToolCallVia, ToolModeHooks, ToolModeHost } from '../tool-modes/types.js';
@@ -44,6 +45,8 @@ export interface DispatcherOptions {
   readonly onRequest?: (method: string) => void;
   /** Counts each tool execution against the caller's limit; throws RATE_LIMITED over it (issue 8). */
   readonly admitToolExecution?: (auth: RequestAuth | undefined) => Promise<void>;
+  /** OpenTelemetry traces (a span per request, one per upstream call); absent or off: none. */
+  readonly tracing?: Tracing;
 }
 
 type MethodHandler = (session: McpSession, params: Record<string, unknown> | undefined, call: InflightCall) => Promise<JsonObject> | JsonObject;
@@ -133,7 +136,27 @@ export class McpDispatcher implements ToolModeHost {
    * Answers one request of an initialized session. Resolves with the JSON-RPC response object;
    * never rejects (errors become JSON-RPC error responses).
    */
-  async handleRequest(session: McpSession, msg: JsonRpcRequest, call: InflightCall): Promise<JsonRpcResponse> {
+  handleRequest(session: McpSession, msg: JsonRpcRequest, call: InflightCall): Promise<JsonRpcResponse> {
+    const tracing = this.options.tracing;
+    if (tracing === undefined || !tracing.enabled) return this.answer(session, msg, call);
+    const scope = tracing.startMcp({
+      method: msg.method,
+      params: msg.params,
+      requestId: msg.id,
+      sessionId: session.id,
+      protocolVersion: session.protocolVersion,
+      protocol: call.channel === session.standalone ? 'websocket' : 'http',
+      traceparent: call.traceHeaders?.traceparent ?? '',
+      tracestate: call.traceHeaders?.tracestate ?? '',
+    });
+    call.trace = scope;
+    return this.answer(session, msg, call).then((response) => {
+      tracing.endMcp(scope, response as { error?: { code: number; message: string } });
+      return response;
+    });
+  }
+
+  private async answer(session: McpSession, msg: JsonRpcRequest, call: InflightCall): Promise<JsonRpcResponse> {
     this.options.onRequest?.(msg.method);
     // own properties only: "constructor", "__proto__" and friends are not methods
     const handler = Object.hasOwn(this.methods, msg.method) ? this.methods[msg.method] : undefined;
@@ -273,6 +296,7 @@ export class McpDispatcher implements ToolModeHost {
     return invokeTool(this.bus, route, params ?? {}, {
       surface: via?.surface ?? 'mcp',
       parentCallId: via?.parentCallId,
+      ...(call.trace !== undefined && this.options.tracing !== undefined ? { trace: { tracing: this.options.tracing, parent: call.trace } } : {}),
       tenant: call.auth?.principal.tenantId,
       virtualKey: call.auth?.principal.virtualKeyId,
       cancel: call,

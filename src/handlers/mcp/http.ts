@@ -13,6 +13,7 @@
  */
 import { Observable, type Subscriber } from 'rxjs';
 import { GatewayError, ERRORS, type ErrorCode } from '../../codecs/errors.js';
+import { jsonDepthExceeded, nestingTooDeep, requestIdOf } from '../../codecs/depth.js';
 import { Params, classify, decodeParams, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
 import { JSON_HEADERS, jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../streams/http.js';
 import type { Logger } from '../../log/logger.js';
@@ -166,6 +167,9 @@ export class McpHttpHandler {
     } catch (err) {
       return once(jsonReply(400, { jsonrpc: '2.0', id: null, error: { code: -32700, message: `Parse error: ${(err as Error).message}` } }));
     }
+    // JSON.parse is iterative; what follows (validation, upstream serialisation) recurses
+    const deep = input.body === undefined ? -1 : jsonDepthExceeded(input.body);
+    if (deep >= 0) return once(jsonReply(400, { jsonrpc: '2.0', id: requestIdOf(parsed), error: nestingTooDeep('request body', deep).toJsonRpc() }));
     if (Array.isArray(parsed)) return this.batch(input, parsed);
     const c = classify(parsed);
     if (c.kind === 'invalid') {
@@ -211,7 +215,18 @@ export class McpHttpHandler {
 
   private startCall(session: McpSession, msg: JsonRpcRequest, channel: OutboundChannel | undefined, input: HttpInput): InflightCall | undefined {
     if (session.calls.has(msg.id)) return undefined;
-    const call: InflightCall = { id: msg.id, method: msg.method, cancelled: false, onCancel: undefined, channel, upstream: undefined, startedAt: performance.now(), auth: input.auth };
+    const tp = input.headers.traceparent;
+    const call: InflightCall = {
+      id: msg.id,
+      method: msg.method,
+      cancelled: false,
+      onCancel: undefined,
+      channel,
+      upstream: undefined,
+      startedAt: performance.now(),
+      auth: input.auth,
+      ...(tp !== undefined && tp !== '' ? { traceHeaders: { traceparent: tp, tracestate: input.headers.tracestate ?? '' } } : {}),
+    };
     session.calls.set(msg.id, call);
     return call;
   }

@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { JsonRpcId, McpLogLevel } from '../../codecs/jsonrpc.js';
 import { cancelScope, type CancelScope, type Upstream } from '../../upstreams/upstream.js';
+import type { TraceScope } from '../../telemetry/tracing.js';
 import type { RequestAuth } from '../../auth/access.js';
 import type { ToolMode } from '../../auth/types.js';
 
@@ -29,6 +30,10 @@ export interface InflightCall extends CancelScope {
   readonly startedAt: number;
   /** Who sent it and what it may use (issue 8); `undefined` = no narrowing. */
   readonly auth?: RequestAuth | undefined;
+  /** The request's span while traced (set by the dispatcher when tracing is on). */
+  trace?: TraceScope | undefined;
+  /** W3C `traceparent`/`tracestate` of the HTTP request that carried it (`/mcp`), if any. */
+  readonly traceHeaders?: { readonly traceparent: string; readonly tracestate: string } | undefined;
 }
 
 /** A server→client request relayed from an upstream, awaiting the downstream answer. */

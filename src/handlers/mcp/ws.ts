@@ -14,6 +14,7 @@
  *   respects backpressure: over the hard limit the connection is closed with 1013.
  */
 import { GatewayError } from '../../codecs/errors.js';
+import { jsonDepthExceeded, nestingTooDeep, requestIdOf } from '../../codecs/depth.js';
 import { classify, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
 import { MCPW_DEFAULT_GZIP_THRESHOLD, McpwMethod, McpwType, decodeFrame, encodeFrame, errorFrame, errorFrameFor, pongFrame, type McpwFrame } from '../../codecs/mcpw.js';
 import { frameFromJsonRpc, frameToJsonRpc, type JsonRpcMessage, type McpwReplyTo } from '../../codecs/mcpw-jsonrpc.js';
@@ -97,7 +98,9 @@ export class McpWsEndpoint implements WsEndpoint {
       conn,
       peer: {
         id,
-        auth: conn.auth,
+        get auth() {
+          return conn.auth;
+        },
         get binary() {
           return state.binary;
         },
@@ -188,11 +191,24 @@ export class McpWsEndpoint implements WsEndpoint {
     if (!s) return;
     s.lastMessageAt = Date.now();
     if (!isBinary) {
+      if (data.byteLength > this.options.maxPayloadBytes) {
+        const err = new GatewayError('BODY_TOO_LARGE', `Invalid Request: text frame of ${data.byteLength} bytes is over the limit of ${this.options.maxPayloadBytes} bytes`, {
+          limit_bytes: this.options.maxPayloadBytes,
+        });
+        this.sendMessage(s, { jsonrpc: '2.0', id: null, error: err.toJsonRpc() } as unknown as JsonRpcMessage, undefined);
+        return;
+      }
       let value: unknown;
       try {
         value = JSON.parse(decoder.decode(data));
       } catch {
         this.sendMessage(s, { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: text frame is not valid JSON (UTF-8)' } } as unknown as JsonRpcMessage, undefined);
+        return;
+      }
+      // JSON.parse is iterative; what follows (method hosts, validation, upstream serialisation) recurses
+      const deep = jsonDepthExceeded(new Uint8Array(data));
+      if (deep >= 0) {
+        this.sendMessage(s, { jsonrpc: '2.0', id: requestIdOf(value), error: nestingTooDeep('text frame', deep).toJsonRpc() } as unknown as JsonRpcMessage, undefined);
         return;
       }
       if (Array.isArray(value)) {
@@ -326,6 +342,8 @@ export class McpWsEndpoint implements WsEndpoint {
     session.toolMode = toolMode;
     // the socket itself is the session's server→client stream
     session.standalone = s.channel;
+    // the session belongs to the credential that opened the socket (list_changed aimed at a key's sessions reaches it)
+    session.owner = s.conn.auth?.principal.id;
     session.onClose(() => {
       if (this.states.get(s.conn) === s) s.session = undefined;
     });

@@ -4,8 +4,10 @@
  * answered as `{"error","code","details"}` with the registry's HTTP status (DESIGN.md §6).
  */
 import { Observable } from 'rxjs';
+import { jsonDepthExceeded, nestingTooDeep } from '../../codecs/depth.js';
 import { GatewayError } from '../../codecs/errors.js';
 import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../streams/http.js';
+import type { Tracing } from '../../telemetry/tracing.js';
 import type { Logger } from '../../log/logger.js';
 import type * as t from 'io-ts';
 import type { JsonSchema } from '../../codecs/schema.js';
@@ -70,7 +72,10 @@ export function ok(body: unknown, status = 200): RestReply {
 export class RestRouter {
   private readonly routes: Route[] = [];
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly tracing?: Tracing,
+  ) {}
 
   /**
    * Registers `handler` for `method` and `pattern` (segments starting with `:` are parameters);
@@ -145,30 +150,55 @@ export class RestRouter {
       const m = this.match(input.method, input.path);
       if (m === undefined) throw new GatewayError('NOT_FOUND', `No route for ${input.method} ${input.path}`);
       if (m === 'method') throw new GatewayError('METHOD_NOT_ALLOWED', `Method ${input.method} not allowed on ${input.path}`);
-      let body: unknown;
-      if (input.body !== undefined && input.body.length > 0) {
-        if (!input.headers.contentType.toLowerCase().includes('application/json')) {
-          throw new GatewayError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json', { content_type: input.headers.contentType });
-        }
-        try {
-          body = JSON.parse(input.body.toString('utf8'));
-        } catch (err) {
-          throw new GatewayError('INVALID_JSON', `Request body is not valid JSON: ${(err as Error).message}`);
-        }
-      }
-      const reply = await m.route.handler({
-        method: input.method,
-        path: input.path,
-        params: m.params,
-        query: new URLSearchParams(input.query),
-        body,
-        input,
-      });
-      return jsonReply(reply.status, reply.body, reply.headers ?? [['Content-Type', 'application/json']]);
+      if (this.tracing?.enabled === true) return await this.traced(this.tracing, m.route, m.params, input);
+      return await this.run(m.route, m.params, input);
     } catch (err) {
-      if (err instanceof GatewayError) return jsonReply(err.status, err.toRest());
-      this.log.error('REST handler failed', { path: input.path, error: err });
-      return jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest());
+      return this.failure(err, input);
     }
+  }
+
+  /** A REST request inside a SERVER span (`{method} {route pattern}`). */
+  private async traced(tracing: Tracing, route: Route, params: Record<string, string>, input: HttpInput): Promise<HttpEffect> {
+    const scope = tracing.startRest(input.method, route.pattern, input.headers);
+    let effect: HttpEffect;
+    try {
+      effect = await this.run(route, params, input);
+    } catch (err) {
+      effect = this.failure(err, input);
+    }
+    tracing.endRest(scope, effect.kind === 'reply' ? effect.status : 200);
+    return effect;
+  }
+
+  private failure(err: unknown, input: HttpInput): HttpEffect {
+    if (err instanceof GatewayError) return jsonReply(err.status, err.toRest());
+    this.log.error('REST handler failed', { path: input.path, error: err });
+    return jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest());
+  }
+
+  private async run(route: Route, params: Record<string, string>, input: HttpInput): Promise<HttpEffect> {
+    let body: unknown;
+    if (input.body !== undefined && input.body.length > 0) {
+      if (!input.headers.contentType.toLowerCase().includes('application/json')) {
+        throw new GatewayError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json', { content_type: input.headers.contentType });
+      }
+      try {
+        body = JSON.parse(input.body.toString('utf8'));
+      } catch (err) {
+        throw new GatewayError('INVALID_JSON', `Request body is not valid JSON: ${(err as Error).message}`);
+      }
+      // JSON.parse is iterative; validation, the store codec and upstream calls recurse
+      const deep = jsonDepthExceeded(input.body);
+      if (deep >= 0) throw nestingTooDeep('request body', deep);
+    }
+    const reply = await route.handler({
+      method: input.method,
+      path: input.path,
+      params,
+      query: new URLSearchParams(input.query),
+      body,
+      input,
+    });
+    return jsonReply(reply.status, reply.body, reply.headers ?? [['Content-Type', 'application/json']]);
   }
 }

@@ -1,13 +1,13 @@
 /**
- * In-process upstream servers by name (`connection_type: inprocess`, `inprocess_server: NAME`):
- * the built-in `demo`, plus servers an embedding program registers before it adds a client that
+ * In-process SDK servers by name (`connection_type: inprocess`, `inprocess_server: NAME`): the
+ * built-in `demo_sdk` (`demo` itself is the lean server, wired directly), plus servers an embedding program registers before it adds a client that
  * names them (the tool-modes benchmark registers synthetic catalogues this way). Each connect
  * gets a fresh server instance from the factory.
  */
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { createDemoServer } from './demo.js';
 
-const factories = new Map<string, () => McpServer>([['demo', createDemoServer]]);
+const factories = new Map<string, () => McpServer>([['demo_sdk', createDemoServer]]);
 
 /**
  * Registers `factory` under `name` for in-process clients added after this call (through
