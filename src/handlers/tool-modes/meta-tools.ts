@@ -307,6 +307,8 @@ export class ToolModes implements ToolModeHooks {
           upstream: undefined,
           startedAt: performance.now(),
           auth: call.auth,
+          // the parent's span: each call from code is a child span of the execute_code request
+          trace: call.trace,
         };
         children.add(child);
         session.calls.set(child.id, child);
