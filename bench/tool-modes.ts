@@ -200,9 +200,9 @@ return (g.structuredContent ?? JSON.parse(g.text)).entities.find((e: { name: str
 const SYNTHETIC_TASK: TaskScript = {
   searches: ['find a customer', 'create an invoice', 'send a message by email'],
   names: ['crm-find_customer', 'billing-create_invoice', 'mail-send_message'],
-  args: [{ customer_id: 'c-7', customer_amount: 0 }, { invoice_amount: 120, invoice_due_date: '2026-12-31' }, { message_limit: 1, message_region: 'eu', message_email: 'ada@example.com' }],
+  args: [{ customer_id: 'c-7', customer_amount: 0 }, { invoice_amount: 120, invoice_status: 'draft' }, { message_limit: 1, message_region: 'eu', message_email: 'ada@example.com' }],
   code: `const c = await tools.crm_find_customer({ customer_id: 'c-7', customer_amount: 0 });
-const inv = await tools.billing_create_invoice({ invoice_amount: 120, invoice_due_date: '2026-12-31' });
+const inv = await tools.billing_create_invoice({ invoice_amount: 120, invoice_status: 'draft' });
 const sent = await tools.mail_send_message({ message_limit: 1, message_region: 'eu', message_email: 'ada@example.com' });
 return [c.text, inv.text, sent.text].map((t) => JSON.parse(t).id);`,
 };
