@@ -42,6 +42,12 @@ import { Tracing } from './telemetry/tracing.js';
 import { registerLogLevel } from './handlers/mgmt/log-level.js';
 import { Orchestrator } from './handlers/agents/orchestrator.js';
 import { WorkspaceHub } from './handlers/workspaces/hub.js';
+import { UiSessionStore } from './auth/ui-session.js';
+import { withUiSessions } from './handlers/ui/access.js';
+import { UiSessionHandler } from './handlers/ui/session.js';
+import { UiOverview } from './handlers/ui/overview.js';
+import { StaticAssets } from './handlers/ui/static.js';
+import { registerWorkspaceRoutes } from './handlers/workspaces/rest.js';
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -55,9 +61,15 @@ export interface Gateway {
   readonly tracing: Tracing;
   /**
    * Graceful stop: stop accepting, let POSTs in flight finish up to `shutdown_timeout_ms`, end
-   * sessions and streams, close upstreams (stdio subprocesses end). Idempotent.
+   * sessions and streams, close upstreams (stdio subprocesses end). From its first step no
+   * upstream is reconnected or respawned. Idempotent.
    */
   close(): Promise<void>;
+  /**
+   * Immediate stop (a second Ctrl-C): kills the stdio upstreams' process groups with SIGKILL,
+   * synchronously, so the caller can exit at once without leaving a child behind.
+   */
+  killUpstreams(): void;
 }
 
 export interface StartOptions {
@@ -69,8 +81,9 @@ export interface StartOptions {
 const SERVER_REQUEST_TIMEOUT_MS = 10 * 60_000;
 
 /**
- * Starts a gateway. Upstreams are connected (each bounded by its connect timeout; failures leave
- * that upstream in state `error`) before the port is bound.
+ * Starts a gateway. The port is bound first (exclusively), then the upstreams are connected (each
+ * bounded by its connect timeout; failures leave that upstream in state `error`); resolves after
+ * both. Meanwhile `/health` answers 503 with `server.status: "starting"`.
  * @throws UwsNativeError when uWS' native binary did not load; Error when the port cannot be bound.
  */
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<Gateway> {
@@ -143,6 +156,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   });
   const liveWs = new LiveWsEndpoint(bus, { maxQueued: config.events.max_queued, highWaterBytes: 256 * 1024, maxPayloadBytes: config.tool_log.max_payload_bytes });
   const rest = new RestRouter(log, tracing);
+  // the dashboard at /ui: static files, sign-in sessions, the overview sample
+  const uiAssets = new StaticAssets();
+  const uiSessions = new UiSessionStore();
+  new UiSessionHandler({ gate, sessions: uiSessions, keys, adminUser: config.auth.admin?.username, log }).register(rest);
   admin.register(rest);
   new ToolExecuteHandler(manager, bus, (auth) => gate.admitToolExecution(auth)).register(rest);
   new KeyAdmin(keys, bus, log).register(rest);
@@ -172,7 +189,17 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     orchestration: () => orchestrator.stats,
     workspaces: () => workspaces.counters,
   });
+  const uiOverview = new UiOverview({
+    bus,
+    manager,
+    registry: metrics.registry,
+    sessions: () => sessions.size,
+    wsConnections: () => ({ '/api/ws/events': eventsWs.connections, '/api/ws/live': liveWs.connections, '/ws': agentWs.connections }),
+  });
+  uiOverview.register(rest);
   let draining = false;
+  /** True until the configured upstreams have been connected (or failed) after the port was bound. */
+  let starting = true;
   const server = new GatewayServer(
     uws,
     {
@@ -180,7 +207,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       mcpGet: (i) => mcp.get(i),
       mcpDelete: (i) => mcp.delete(i),
       mcpOptions: (i) => mcp.preflight(i),
-      health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining })),
+      health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, starting: () => starting })),
       rest: (i) => rest.handle(i),
       metrics: () => metrics.handle(),
     },
@@ -191,11 +218,16 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       maxBodyBytes: config.server.max_body_bytes,
       concurrency: config.server.concurrency,
       maxQueued: config.server.max_queued,
-      access: accessCheck(gate, config.auth.metrics_require_auth),
+      access: withUiSessions(accessCheck(gate, config.auth.metrics_require_auth), gate, uiSessions, config.auth.metrics_require_auth),
+      staticFiles: (method, path, acceptEncoding, ifNoneMatch) => uiAssets.serve(method, path, acceptEncoding, ifNoneMatch),
     },
     log,
   );
-  const wsAccess = { check: accessCheck(gate, config.auth.metrics_require_auth), admitMessage: messageCheck(gate), revalidate: credentialCheck(gate) };
+  const wsAccess = {
+    check: withUiSessions(accessCheck(gate, config.auth.metrics_require_auth), gate, uiSessions, config.auth.metrics_require_auth),
+    admitMessage: messageCheck(gate),
+    revalidate: credentialCheck(gate),
+  };
 
   const wsOptions = { maxPayloadLength: 1024 * 1024, idleTimeoutSeconds: config.events.idle_timeout_s, maxBackpressure: 8 * 1024 * 1024 };
   const agentWs = new McpWsEndpoint(dispatcher, sessions, log, MCP_WS_DEFAULTS);
@@ -233,12 +265,19 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     });
     await orchestrator.init();
     orchestrator.register(v1.api);
+    registerWorkspaceRoutes(v1.api, workspaces);
     agentWs.addHost(orchestrator);
     await workspaces.init();
     agentWs.addHost(workspaces);
-    await admin.init(config.mcp_clients);
+    // bind before connecting upstreams: a taken port fails before any subprocess is spawned, and
+    // /health answers (503 "starting") while the upstreams connect
     port = await server.listen();
+    log.info('port bound; connecting upstreams', { host: config.server.host, port });
+    await admin.init(config.mcp_clients);
+    starting = false;
   } catch (err) {
+    server.stopListening();
+    server.closeAll();
     toolLogSub.unsubscribe();
     eventLogSub.unsubscribe();
     vkInvalidation.unsubscribe();
@@ -248,6 +287,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     eventsWs.dispose();
     liveWs.dispose();
     metrics.dispose();
+    uiOverview.dispose();
     orchestrator.dispose();
     await workspaces.dispose();
     await stopRetention();
@@ -257,16 +297,20 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     throw err;
   }
   const sweeper = setInterval(() => {
+    uiSessions.sweep();
     const n = sessions.sweep(Date.now());
     if (n > 0) log.info('idle sessions closed', { count: n });
   }, 60_000);
   sweeper.unref();
-  log.info('listening', { host: config.server.host, port, mcp: `http://${config.server.host}:${port}/mcp` });
+  // "listening" marks readiness: the port is bound and every configured upstream was tried
+  log.info('listening', { host: config.server.host, port, mcp: `http://${config.server.host}:${port}/mcp`, dashboard: `http://${config.server.host}:${port}/ui` });
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       draining = true;
+      // first: an upstream that exits from now on (e.g. killed by the same Ctrl-C) is not respawned
+      manager.beginShutdown();
       clearInterval(sweeper);
       server.stopListening();
       mcp.startDraining();
@@ -290,6 +334,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       vkInvalidation.unsubscribe();
       credentialSweep.unsubscribe();
       metrics.dispose();
+      uiOverview.dispose();
       await stopRetention();
       await store.close();
       bus.close();
@@ -300,5 +345,5 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   };
 
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
-  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, tracing, close };
+  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, tracing, close, killUpstreams: () => manager.killAll() };
 }

@@ -284,6 +284,9 @@ describe('/mcp bad inputs (default limits)', () => {
       expect(r.status).toBe(404);
       const e = rpcError(r.json);
       expect(e.message).toMatch(/session not found/i);
+      // its own code: not the upstream-timeout -32001 (a client must re-initialize, not retry)
+      expect(e.code).toBe(-32010);
+      expect(obj(e.data)['code']).toBe('SESSION_NOT_FOUND');
       expect(obj(e.data)['session_id']).toBe('no-such-session');
     });
 

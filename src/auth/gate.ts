@@ -64,9 +64,11 @@ export function ruleFor(method: string, path: string, metricsRequireAuth: boolea
   // webhooks authenticate by their signature (checked by the handler), not by a key
   if (method === 'OPTIONS' || path === '/health' || path === '/api/webhooks/github' || path === '/api/openapi.json') return OPEN;
   if (path === '/metrics') return metricsRequireAuth ? USER : OPEN;
+  // the dashboard's sign-in checks the credential in its body itself
+  if (path === '/api/ui/session') return OPEN;
   if (path === '/mcp' || path === '/ws' || path === '/v1/mcp/tool/execute') return TOOLS;
   // the live feed streams every tool call's arguments and results (the tool log): admins only
-  if (path === '/api/ws/events' || path.startsWith('/api/v1/') || path === '/api/v1') return USER;
+  if (path === '/api/ws/events' || path.startsWith('/api/v1/') || path === '/api/v1' || path === '/api/ui/overview') return USER;
   return ADMIN;
 }
 
@@ -193,6 +195,29 @@ export class AccessGate {
       );
     }
     return this.authorize(principal, rule, filterOfHeaders);
+  }
+
+  /**
+   * Admits a request of a principal identified earlier (a dashboard session, see
+   * `ui-session.ts`) to a route with `rule`: the same role, virtual-key and rate-limit checks as
+   * {@link admit}, without reading credentials again.
+   */
+  admitPrincipal(p: Principal, c: Pick<Credentials, 'includeClients' | 'includeTools'>, rule: RouteRule): GateDecision | Promise<GateDecision> {
+    const filterOfHeaders = includeFilter(c.includeClients, c.includeTools);
+    if (!this.enabled || rule.need === 'open') return filterOfHeaders === undefined ? ADMIT_ANONYMOUS : { ok: true, auth: { principal: ANONYMOUS, filter: filterOfHeaders }, headers: NO_HEADERS };
+    return this.authorize(p, rule, filterOfHeaders);
+  }
+
+  /**
+   * Who presents `c`, for a sign-in form: the principal, or the refusal {@link admit} would give
+   * (401 with the reason, 429 while logins from the address are throttled). Never rejects.
+   */
+  async authenticate(c: Credentials): Promise<{ readonly ok: true; readonly principal: Principal } | GateRefusal> {
+    try {
+      return { ok: true, principal: await this.identify(c) };
+    } catch (err) {
+      return this.refuseAuth(err);
+    }
   }
 
   /** Counts one WebSocket message of an admitted connection; resolves a refusal when over a limit. */

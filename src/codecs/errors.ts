@@ -4,9 +4,11 @@
  * `{"error","code","details"}` and MCP surfaces answer JSON-RPC errors from the same entry.
  *
  * JSON-RPC codes: -32700..-32600 from JSON-RPC 2.0; -32000 "overloaded" from DESIGN.md §3;
- * -32001 matches the MCP SDK's `RequestTimeout`; -32002 is MCP's "resource not found".
- * -32005 (circuit open), -32006 (upstream overloaded), -32007 (unauthorized), -32008 (forbidden)
- * and -32009 (rate limited) are this gateway's own.
+ * -32001 matches the MCP SDK's `RequestTimeout` (used for timeouts only); -32002 is MCP's
+ * "resource not found". -32005 (circuit open), -32006 (upstream overloaded), -32007
+ * (unauthorized), -32008 (forbidden), -32009 (rate limited) and -32010 (session not found) are
+ * this gateway's own: one condition, one code, so a client can tell a lost session (initialize
+ * again) from a slow upstream (retry later). README's "Error codes" table lists them all.
  */
 export const ERRORS = {
   PARSE_ERROR: { http: 400, rpc: -32700, message: 'Parse error' },
@@ -24,7 +26,8 @@ export const ERRORS = {
   UNSUPPORTED_MEDIA_TYPE: { http: 415, rpc: -32600, message: 'Content-Type must be application/json' },
   NOT_ACCEPTABLE: { http: 406, rpc: -32600, message: 'Not acceptable' },
   SESSION_REQUIRED: { http: 400, rpc: -32600, message: 'Mcp-Session-Id header is required' },
-  SESSION_NOT_FOUND: { http: 404, rpc: -32001, message: 'Session not found' },
+  /** An unknown or expired `Mcp-Session-Id`: the client must initialize a new session (MCP Streamable HTTP, session management). */
+  SESSION_NOT_FOUND: { http: 404, rpc: -32010, message: 'Session not found' },
   UNSUPPORTED_PROTOCOL_VERSION: { http: 400, rpc: -32600, message: 'Unsupported MCP-Protocol-Version' },
   ORIGIN_NOT_ALLOWED: { http: 403, rpc: -32600, message: 'Origin not allowed' },
   METHOD_NOT_ALLOWED: { http: 405, rpc: -32600, message: 'Method not allowed' },

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { formatIoTsErrors } from '../codecs/io-ts-errors.js';
+import { findUnknownFields, nearestName } from '../codecs/schema.js';
 import type * as t from 'io-ts';
 import { isPasswordHash } from '../auth/password.js';
 import { DEFAULT_RATE_LIMITS } from '../auth/types.js';
@@ -124,7 +125,9 @@ export function resolveResilience(c: McpClientConfig): ResilienceSettings {
  */
 export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessEnv = {}): GatewayConfig {
   const decoded = GatewayConfigFile.decode(doc);
-  if (isLeft(decoded)) throw new ConfigError(source, formatIoTsErrors(decoded.left));
+  const unknown = unknownConfigKeys(doc);
+  if (isLeft(decoded)) throw new ConfigError(source, [...formatIoTsErrors(decoded.left), ...unknown]);
+  if (unknown.length > 0) throw new ConfigError(source, unknown);
   const file = decoded.right;
   const problems: string[] = [];
   const clients = file.mcp_clients ?? [];
@@ -208,6 +211,18 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       sandbox: { ...DEFAULT_SANDBOX_LIMITS, ...file.tool_modes?.sandbox },
     },
   };
+}
+
+/**
+ * Keys of a config document that no codec declares, at any depth, as
+ * `server.prot: unknown key (did you mean port?)` lines (the suggestion only when a declared key
+ * is a few edits away). A typo would otherwise leave a setting at its default without a word.
+ */
+export function unknownConfigKeys(doc: unknown): string[] {
+  return findUnknownFields(GatewayConfigFile, doc).map((u) => {
+    const near = nearestName(u.key, u.known);
+    return `${u.path}: unknown key${near !== undefined ? ` (did you mean ${near}?)` : ''}`;
+  });
 }
 
 /** Loopback addresses and names: binding one of these keeps the gateway local to this machine. */

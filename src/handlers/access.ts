@@ -21,7 +21,8 @@ function refusal(path: string, error: GatewayError, headers: HeaderList): HttpEf
   return jsonReply(error.status, body, [['Content-Type', 'application/json'], ...headers]);
 }
 
-function toAccess(path: string, d: GateDecision): RequestAccess {
+/** A gate decision as the server's {@link RequestAccess}: refusals become reply effects. */
+export function toAccess(path: string, d: GateDecision): RequestAccess {
   if (d.ok) return d;
   return { reject: refusal(path, d.error, []), headers: d.headers };
 }

@@ -1,7 +1,9 @@
 /**
  * `/health` (developer-mesh): `{"status":"healthy"|"degraded"|"unhealthy","components":{...}}`,
  * HTTP 200 unless unhealthy (503). Healthy: every upstream connected. Degraded: some are not.
- * Unhealthy: upstreams are configured and none is connected, or the gateway is shutting down.
+ * Unhealthy: upstreams are configured and none is connected, the gateway is still connecting its
+ * upstreams at start-up (`server.status: "starting"`), or it is shutting down.
+ * `components.upstream_errors` says why each upstream that is down is down, and when it is retried.
  */
 import type { UpstreamManager } from '../upstreams/manager.js';
 import { jsonReply, type HttpEffect } from '../streams/http.js';
@@ -10,6 +12,8 @@ export interface HealthSources {
   readonly manager: UpstreamManager;
   readonly sessions: () => number;
   readonly draining: () => boolean;
+  /** True while the configured upstreams are still being connected at start-up. */
+  readonly starting?: () => boolean;
 }
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
@@ -17,14 +21,18 @@ export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 /** Builds the health body and its HTTP status. */
 export function healthReport(src: HealthSources): { status: number; body: { status: HealthStatus; components: Record<string, unknown> } } {
   const upstreams: Record<string, string> = {};
+  const upstreamErrors: Record<string, { last_error: string; next_retry_at?: string }> = {};
   let connected = 0;
   const all = src.manager.list();
   for (const u of all) {
     upstreams[u.name] = u.state;
     if (u.state === 'connected') connected++;
+    const failure = u.failure;
+    if (failure) upstreamErrors[u.name] = failure;
   }
+  const starting = src.starting?.() === true;
   let status: HealthStatus = 'healthy';
-  if (src.draining() || (all.length > 0 && connected === 0)) status = 'unhealthy';
+  if (src.draining() || starting || (all.length > 0 && connected === 0)) status = 'unhealthy';
   else if (connected < all.length) status = 'degraded';
   return {
     status: status === 'unhealthy' ? 503 : 200,
@@ -32,8 +40,10 @@ export function healthReport(src: HealthSources): { status: number; body: { stat
       status,
       components: {
         upstreams,
+        // only upstreams that are down with a known reason: `{name: {last_error, next_retry_at?}}`
+        upstream_errors: upstreamErrors,
         sessions: { open: src.sessions() },
-        server: { status: src.draining() ? 'draining' : 'serving' },
+        server: { status: src.draining() ? 'draining' : starting ? 'starting' : 'serving' },
       },
     },
   };

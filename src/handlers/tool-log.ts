@@ -64,11 +64,13 @@ function filters(req: RestRequest): ToolLogFilter {
   }
   const client = req.query.get('client');
   const tool = req.query.get('tool');
+  const virtualKey = req.query.get('virtual_key');
   const from = timeParam(req, 'from');
   const to = timeParam(req, 'to');
   return {
     ...(client ? { client } : {}),
     ...(tool ? { tool } : {}),
+    ...(virtualKey ? { virtual_key: virtualKey } : {}),
     ...(status ? { status } : {}),
     ...(from !== undefined ? { from } : {}),
     ...(to !== undefined ? { to } : {}),
@@ -82,6 +84,7 @@ export class ToolLogHandler {
     const query = {
       client: { description: 'Client name' },
       tool: { description: 'Tool name' },
+      virtual_key: { description: 'Virtual key id of the caller' },
       status: { description: '`success`, `error` or `failed`' },
       from: { description: 'ISO-8601 start' },
       to: { description: 'ISO-8601 end' },

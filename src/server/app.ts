@@ -8,6 +8,7 @@
  */
 import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import { describePortHolder } from './port-holder.js';
 import { boundedMergeMap } from '../streams/bounded-merge-map.js';
 import { jsonReply, type HeaderList, type HttpEffect, type HttpHeaders, type HttpInput } from '../streams/http.js';
 import { GatewayError } from '../codecs/errors.js';
@@ -25,6 +26,7 @@ const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',
   202: '202 Accepted',
   204: '204 No Content',
+  304: '304 Not Modified',
   400: '400 Bad Request',
   401: '401 Unauthorized',
   403: '403 Forbidden',
@@ -86,7 +88,20 @@ export interface ServerOptions {
   readonly maxQueued: number;
   /** The access gate; every request passes it before its body is handled (none: all admitted). */
   readonly access?: AccessCheck;
+  /**
+   * The dashboard's static files at `/ui` and `/ui/*` (public: they hold no data; see
+   * `handlers/ui/static.ts`). Answered at once from memory, outside the request pipelines.
+   */
+  readonly staticFiles?: StaticFiles;
 }
+
+/** A static file reply: `body` is empty for HEAD and 304 (then `Content-Length` is not sent). */
+export type StaticFiles = (
+  method: string,
+  path: string,
+  acceptEncoding: string,
+  ifNoneMatch: string,
+) => { readonly status: number; readonly headers: HeaderList; readonly body: Buffer | string };
 
 function readHeaders(req: HttpRequest, res: HttpResponse): HttpHeaders {
   const authorization = req.getHeader('authorization');
@@ -110,8 +125,10 @@ function readHeaders(req: HttpRequest, res: HttpResponse): HttpHeaders {
     githubDelivery: req.getHeader('x-github-delivery'),
     hubSignature256: req.getHeader('x-hub-signature-256'),
     toolMode: req.getHeader('x-tributary-tool-mode'),
-    // only Basic logins need it (failed attempts are throttled per address)
-    remoteAddress: authorization.length > 6 && authorization.slice(0, 6).toLowerCase() === 'basic ' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
+    cookie: req.getHeader('cookie'),
+    // only Basic logins and the dashboard's sign-in need it (failed attempts are throttled per address)
+    remoteAddress:
+      (authorization.length > 6 && authorization.slice(0, 6).toLowerCase() === 'basic ') || req.getUrl() === '/api/ui/session' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
   };
 }
 
@@ -154,9 +171,30 @@ export class GatewayServer {
           ['Allow', 'GET, POST, DELETE, OPTIONS'],
         ])),
       ))
+      .any('/ui', (res, req) => this.serveStatic(res, req))
+      .any('/ui/*', (res, req) => this.serveStatic(res, req))
       .any('/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) =>
         this.apply(ex, jsonReply(404, new GatewayError('NOT_FOUND', `No route for ${ex.input.method} ${ex.input.path}`).toRest())),
       ));
+  }
+
+  private serveStatic(res: HttpResponse, req: HttpRequest): void {
+    const method = req.getMethod().toUpperCase();
+    const path = req.getUrl();
+    const files = this.options.staticFiles;
+    if (!files) {
+      res.writeStatus(statusLine(404)).writeHeader('Content-Type', 'application/json').end(JSON.stringify(new GatewayError('NOT_FOUND', `No route for ${method} ${path}`).toRest()));
+      return;
+    }
+    const started = performance.now();
+    const r = files(method, path, req.getHeader('accept-encoding'), req.getHeader('if-none-match'));
+    res.cork(() => {
+      res.writeStatus(statusLine(r.status));
+      for (const [k, v] of r.headers) res.writeHeader(k, v);
+      if (r.status === 304 || method === 'HEAD') res.endWithoutBody();
+      else res.end(r.body);
+    });
+    this.options.onResponse?.(path, method, r.status, (performance.now() - started) / 1000);
   }
 
   /** Serves a WebSocket endpoint at `path` (call before {@link listen}); returns its open connections. */
@@ -164,12 +202,23 @@ export class GatewayServer {
     return attachWebSocket(this.app, path, endpoint, options, this.log, access);
   }
 
-  /** Starts listening; resolves with the bound port. @throws Error when the port cannot be bound. */
+  /**
+   * Starts listening, exclusively (`LIBUS_LISTEN_EXCLUSIVE_PORT`: no `SO_REUSEPORT`), so a second
+   * gateway on a taken port fails here instead of having the kernel split connections between
+   * the two (https://github.com/uNetworking/uSockets/blob/master/src/libusockets.h, `LIBUS_LISTEN_EXCLUSIVE_PORT`).
+   * Resolves with the bound port.
+   * @throws Error naming the host, port and, when procfs tells, the pid and command line of the process holding it.
+   */
   listen(): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.app.listen(this.options.host, this.options.port, (socket) => {
+      // uWS.js accepts (host, port, options, cb); its typings only declare (port, options, cb)
+      const listen = this.app.listen.bind(this.app) as unknown as (host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void) => void;
+      // the runtime exports the flag as a number (1); the typings only as the enum ListenOptions
+      const exclusive = (this.uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
+      listen(this.options.host, this.options.port, exclusive, (socket) => {
         if (!socket) {
-          reject(new Error(`cannot listen on ${this.options.host}:${this.options.port} (address in use or not permitted)`));
+          const why = this.options.port === 0 ? 'address not permitted' : describePortHolder(this.options.port);
+          reject(new Error(`cannot listen on ${this.options.host}:${this.options.port} (${why})`));
           return;
         }
         this.listenSocket = socket;

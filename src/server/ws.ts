@@ -125,6 +125,7 @@ function upgradeInput(path: string, req: HttpRequest, res: HttpResponse): HttpIn
       githubDelivery: '',
       hubSignature256: '',
       toolMode: '',
+      cookie: req.getHeader('cookie'),
       remoteAddress: authorization.slice(0, 6).toLowerCase() === 'basic ' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
     },
   };

@@ -56,6 +56,8 @@ export type GatewayEventBody =
   | ({ event_type: 'ToolInvocationCompleted'; is_error: boolean; result: unknown } & ToolCallFields)
   | ({ event_type: 'ToolInvocationFailed'; error: string } & ToolCallFields)
   | { event_type: 'CatalogueChanged'; mcp_server_id: string; kind: 'tools' | 'resources' | 'prompts'; count: number }
+  /** Two upstreams claim one resource URI or URI template: `kept_by` serves it, `mcp_server_id`'s entry is left out. */
+  | { event_type: 'ResourceUriConflict'; mcp_server_id: string; kind: 'resource' | 'resource_template'; uri: string; kept_by: string }
   /** REST `/api/v1` entities (issue 9): one event per creation, change or deletion, scoped to a tenant. */
   | { event_type: EntityEventType; id: string; tenant_id: string; [field: string]: unknown }
   /** Agent orchestration and workspaces over `/ws` (issue 10), scoped to a tenant. */

@@ -34,6 +34,8 @@ export interface HttpHeaders {
   readonly githubEvent: string;
   /** `X-GitHub-Delivery`: the GUID of a GitHub webhook delivery (replay detection). */
   readonly githubDelivery: string;
+  /** `Cookie` (the dashboard's session cookie); absent in inputs built by hand. */
+  readonly cookie?: string;
   /** `X-Hub-Signature-256`: `sha256=<hex HMAC-SHA256 of the raw body>` of a GitHub webhook delivery. */
   readonly hubSignature256: string;
   /** `x-tributary-tool-mode`: the tool mode (`full`, `search`, `code`) a new MCP session asks for. */

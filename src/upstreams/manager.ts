@@ -2,7 +2,10 @@
  * The upstream manager: every configured upstream MCP client, and the aggregated catalogue the
  * downstream surfaces serve. Tools and prompts are namespaced (`clientName-toolName`, see
  * `naming.ts`) and filtered by `tools_to_execute`; resources keep their URIs and route by URI
- * (exact match, then the longest matching resource-template prefix).
+ * (exact match, then the longest matching resource-template prefix). When two upstreams list the
+ * same resource URI or the same URI template, the upstream created first (config-file order, then
+ * API-created clients; the order of `GET /api/mcp/clients`) keeps it, the other's entry is left
+ * out of the lists, and a `ResourceUriConflict` event says so.
  *
  * Every upstream it holds is supervised (`supervisor.ts`: health ticks, reconnect with backoff,
  * circuit breaker events); the supervisors' effects are merged into one stream whose events go
@@ -42,6 +45,14 @@ interface Index {
   templatePrefixes: { prefix: string; upstream: Upstream }[];
 }
 
+/** Two upstreams claiming one resource URI or URI template: `kept` serves it, `hidden`'s entry is left out. */
+interface ResourceConflict {
+  readonly kind: 'resource' | 'resource_template';
+  readonly uri: string;
+  readonly kept: string;
+  readonly hidden: string;
+}
+
 const EMPTY_INDEX: Index = {
   tools: [],
   toolRoutes: new Map(),
@@ -65,6 +76,10 @@ export class UpstreamManager {
   private readonly supervised = new Set<Upstream>();
   private readonly supervision: Subscription;
   private index: Index = EMPTY_INDEX;
+  /** Resource URI conflicts already reported (see {@link reportConflicts}). */
+  private reportedConflicts = new Set<string>();
+  /** Set by {@link beginShutdown}: nothing is supervised, reconnected or respawned any more. */
+  private shuttingDown = false;
   private readonly changedSubject = new Subject<CatalogueKind>();
   private readonly notificationSubject = new Subject<UpstreamNotification>();
   /** Emits after the aggregated catalogue of a kind changed (drives downstream list_changed). */
@@ -94,7 +109,7 @@ export class UpstreamManager {
 
   /** Starts supervising `upstream` unless it is already, or no longer held. */
   private supervise(upstream: Upstream): void {
-    if (this.upstreams.get(upstream.name) !== upstream || this.supervised.has(upstream)) return;
+    if (this.shuttingDown || this.upstreams.get(upstream.name) !== upstream || this.supervised.has(upstream)) return;
     this.supervised.add(upstream);
     this.supervise$.next(upstream);
   }
@@ -251,9 +266,30 @@ export class UpstreamManager {
     this.rebuild('prompts');
   }
 
+  /**
+   * The gateway is stopping: supervision ends for every upstream at once (no reconnect, no respawn
+   * of a subprocess that exits from now on, no retry in progress goes on), while calls in flight
+   * keep their connections until {@link closeAll}. Idempotent.
+   */
+  beginShutdown(): void {
+    this.shuttingDown = true;
+    for (const u of this.upstreams.values()) this.unsupervise(u);
+  }
+
+  /** Whether {@link beginShutdown} was called. */
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+
+  /** Kills every stdio subprocess group at once (SIGKILL, no wait): for a gateway told to stop immediately. */
+  killAll(): void {
+    this.beginShutdown();
+    for (const u of this.upstreams.values()) u.killNow();
+  }
+
   /** Closes every upstream (subprocesses end) after stopping their supervision: nothing reconnects or respawns afterwards. */
   async closeAll(reason = 'shutdown'): Promise<void> {
-    for (const u of this.upstreams.values()) this.unsupervise(u);
+    this.beginShutdown();
     await Promise.all([...this.upstreams.keys()].map((n) => this.remove(n, reason)));
   }
 
@@ -273,24 +309,55 @@ export class UpstreamManager {
       next.resourceRoutes = new Map();
       next.resourceTemplates = [];
       next.templatePrefixes = [];
+      const templateOwners = new Map<string, Upstream>();
+      const conflicts: ResourceConflict[] = [];
+      // upstreams in creation order: the first to claim a URI (or a URI template) keeps it
       for (const u of this.upstreams.values()) {
         for (const r of u.catalogue.resources) {
           const uri = r['uri'] as string;
-          if (next.resourceRoutes.has(uri)) continue;
+          const owner = next.resourceRoutes.get(uri);
+          if (owner) {
+            if (owner !== u) conflicts.push({ kind: 'resource', uri, kept: owner.name, hidden: u.name });
+            continue;
+          }
           next.resourceRoutes.set(uri, u);
           next.resources.push(r);
         }
         for (const tpl of u.catalogue.resourceTemplates) {
-          next.resourceTemplates.push(tpl);
           const uriTemplate = tpl['uriTemplate'] as string;
+          const owner = templateOwners.get(uriTemplate);
+          if (owner) {
+            if (owner !== u) conflicts.push({ kind: 'resource_template', uri: uriTemplate, kept: owner.name, hidden: u.name });
+            continue;
+          }
+          templateOwners.set(uriTemplate, u);
+          next.resourceTemplates.push(tpl);
           const brace = uriTemplate.indexOf('{');
           next.templatePrefixes.push({ prefix: brace < 0 ? uriTemplate : uriTemplate.slice(0, brace), upstream: u });
         }
       }
+      // longest prefix first; equal lengths keep creation order (Array.prototype.sort is stable)
       next.templatePrefixes.sort((a, b) => b.prefix.length - a.prefix.length);
+      this.reportConflicts(conflicts);
     }
     this.index = next;
     this.changedSubject.next(kind);
+  }
+
+  /**
+   * Warns once per conflict (log and a `ResourceUriConflict` event) when two upstreams claim one
+   * resource URI or URI template; a conflict that goes away and comes back is reported again.
+   */
+  private reportConflicts(conflicts: readonly ResourceConflict[]): void {
+    const current = new Set<string>();
+    for (const c of conflicts) {
+      const key = `${c.kind}\u0000${c.uri}\u0000${c.kept}\u0000${c.hidden}`;
+      current.add(key);
+      if (this.reportedConflicts.has(key)) continue;
+      this.log.warn('resource URI claimed by two upstreams; the first keeps it', { kind: c.kind, uri: c.uri, kept_by: c.kept, hidden_from: c.hidden });
+      this.bus.publish({ event_type: 'ResourceUriConflict', mcp_server_id: c.hidden, kind: c.kind, uri: c.uri, kept_by: c.kept });
+    }
+    this.reportedConflicts = current;
   }
 
   /** Downstream items (tools or prompts) named `prefix + name`, and their routes; first name wins a clash. */

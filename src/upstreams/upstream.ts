@@ -14,7 +14,7 @@
  * client untouched, and the hot path pays no per-call schema validation.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
@@ -30,8 +30,6 @@ import {
   type Implementation,
 } from '@modelcontextprotocol/sdk/types.js';
 import { BehaviorSubject, Subject, debounceTime, defer, switchMap, catchError, EMPTY, type Subscription } from 'rxjs';
-import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
 import type { ChildProcess } from 'node:child_process';
 import type { McpClientConfig } from '../config/schema.js';
 import { resolveResilience } from '../config/load.js';
@@ -44,6 +42,7 @@ import { CircuitBreaker, type CallOutcome } from './circuit-breaker.js';
 import { ConcurrencyLimiter } from './limiter.js';
 import { fetchWithHeadersDeadline } from './fetch-deadline.js';
 import { version } from '../version.js';
+import { GroupStdioTransport } from './stdio-transport.js';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -145,9 +144,9 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 const MAX_LIST_PAGES = 1000;
 
-/** The StdioClientTransport's private child-process field. */
-interface WithChildProcess {
-  readonly _process?: ChildProcess;
+/** The subprocess of a stdio transport while it runs; undefined for other transports. */
+function stdioChild(transport: Transport | undefined): ChildProcess | undefined {
+  return transport instanceof GroupStdioTransport ? transport.child : undefined;
 }
 
 /**
@@ -166,13 +165,27 @@ function serializable(message: JSONRPCRequest): boolean {
 }
 
 /**
- * The subprocess of a stdio transport while it runs. Reads the SDK transport's private
- * `_process` (SDK 1.32.x; the transport clears it on close, and exposes only the pid); undefined
- * for other transports or if the field is absent in another SDK version.
+ * A one-line reason for a failed connect or a lost connection: for a stdio upstream that has
+ * ended, how it ended and its last stderr lines (what `Connection closed` or `write EPIPE` would
+ * hide); otherwise the error's message followed by its `cause` chain, so `fetch failed` becomes
+ * `fetch failed: connect ECONNREFUSED 127.0.0.1:9`
+ * (undici's error causes: https://undici.nodejs.org/#/docs/api/Errors).
  */
-function stdioChild(transport: Transport | undefined): ChildProcess | undefined {
-  if (!(transport instanceof StdioClientTransport)) return undefined;
-  return (transport as unknown as WithChildProcess)._process;
+export function describeFailure(err: unknown, transport: Transport | undefined): string {
+  const exit = transport instanceof GroupStdioTransport ? transport.describeExit() : undefined;
+  if (exit !== undefined) return exit;
+  const parts: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    const message = e instanceof Error ? e.message : String(e);
+    const code = (e as { code?: unknown }).code;
+    // the SDK's StreamableHTTPError and SseError carry the HTTP status as a numeric `code`
+    const suffix = typeof code === 'string' && !message.includes(code) ? ` (${code})` : typeof code === 'number' && code >= 100 && code <= 599 ? ` (HTTP ${code})` : '';
+    const text = `${message}${suffix}`;
+    if (text !== '' && !parts.some((p) => p.includes(text))) parts.push(text);
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return parts.join(': ') || 'unknown error';
 }
 
 /**
@@ -195,17 +208,11 @@ async function waitForExit(proc: ChildProcess, ms: number): Promise<void> {
 const EXIT_WAIT_MS = 2000;
 
 /**
- * Describes how a stdio subprocess ended ("exited with code 3", "killed by SIGKILL"), from the
- * child process captured while it ran; undefined when it is not known.
+ * Describes how a stdio subprocess ended ("exited with code 3; stderr: ...", "killed by
+ * SIGKILL"); undefined for other transports or while it runs.
  */
 function stdioExitDescriber(transport: Transport): (() => string | undefined) | undefined {
-  const proc = stdioChild(transport);
-  if (!proc) return undefined;
-  return () => {
-    if (proc.signalCode) return `stdio process (pid ${proc.pid ?? '?'}) killed by ${proc.signalCode}`;
-    if (proc.exitCode !== null) return `stdio process (pid ${proc.pid ?? '?'}) exited with code ${proc.exitCode}`;
-    return undefined;
-  };
+  return transport instanceof GroupStdioTransport ? () => transport.describeExit() : undefined;
 }
 
 export class Upstream {
@@ -317,8 +324,27 @@ export class Upstream {
 
   /** Pid of the stdio subprocess while it runs; undefined for other transports. */
   get pid(): number | undefined {
-    const t = this.transport;
-    return t instanceof StdioClientTransport ? (t.pid ?? undefined) : undefined;
+    const t = this.transport ?? this.connectingClient?.transport;
+    return t instanceof GroupStdioTransport ? t.pid : undefined;
+  }
+
+  /**
+   * Kills a stdio subprocess's process group at once (SIGKILL), without waiting: for a gateway
+   * told to stop immediately (a second Ctrl-C). No-op for other transports.
+   */
+  killNow(): void {
+    for (const t of [this.transport, this.connectingClient?.transport]) if (t instanceof GroupStdioTransport) t.kill();
+  }
+
+  /**
+   * Why this upstream is not connected and when the next automatic attempt is due, for the
+   * management API, `/health` and events; undefined while connected (or when nothing failed).
+   * `next_retry_at` is ISO-8601 UTC, present while a reconnect is scheduled.
+   */
+  get failure(): { readonly last_error: string; readonly next_retry_at?: string } | undefined {
+    if (this.state === 'connected' || this.lastError === undefined) return undefined;
+    const at = this.reconnectAt;
+    return { last_error: this.lastError, ...(at !== undefined ? { next_retry_at: new Date(at).toISOString() } : {}) };
   }
 
   /** Calls queued for a concurrency slot. */
@@ -343,20 +369,15 @@ export class Upstream {
           const eq = entry.indexOf('=');
           env[entry.slice(0, eq)] = entry.slice(eq + 1);
         }
-        const transport = new StdioClientTransport({
+        // its own process group: a terminal's Ctrl-C reaches the gateway only (see stdio-transport.ts)
+        return new GroupStdioTransport({
           command: sc.command,
-          args: [...(sc.args ?? [])],
+          args: sc.args ?? [],
           env,
-          stderr: 'pipe',
           ...(sc.cwd !== undefined ? { cwd: sc.cwd } : {}),
+          // upstream stderr goes to the gateway log, never to a client
+          onStderrLine: (line) => this.log.info('upstream stderr', { line }),
         });
-        const stderr = transport.stderr as Readable | null;
-        if (stderr) {
-          // Upstream stderr goes to the gateway log, never to a client.
-          const rl = createInterface({ input: stderr });
-          rl.on('line', (line) => this.log.info('upstream stderr', { line: line.slice(0, 4000) }));
-        }
-        return transport;
       }
       case 'http':
         return new StreamableHTTPClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.httpFetch });
@@ -430,8 +451,10 @@ export class Upstream {
     };
     this.connectingClient = client;
     let timer: NodeJS.Timeout | undefined;
+    let created: Transport | undefined;
     try {
       const transport = this.createTransport();
+      created = transport;
       await Promise.race([
         (async () => {
           await client.connect(transport, { timeout: timeoutMs });
@@ -451,7 +474,8 @@ export class Upstream {
         }),
       ]);
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      // a stdio process that ended says how (exit code, stderr); an HTTP error names its cause
+      const message = epoch === this.epoch ? describeFailure(err, created) : err instanceof Error ? err.message : String(err);
       const current = epoch === this.epoch;
       // after a timeout the inner steps may still finish: make them find this connect superseded
       if (current) this.epoch++;
@@ -464,7 +488,7 @@ export class Upstream {
       await client.close().catch(() => undefined);
       if (proc) await waitForExit(proc, EXIT_WAIT_MS);
       if (current) this.setState('error', message);
-      throw err;
+      throw current ? new Error(message, { cause: err }) : err;
     } finally {
       if (timer) clearTimeout(timer);
       if (this.connectingClient === client) this.connectingClient = undefined;

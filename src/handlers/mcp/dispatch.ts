@@ -453,6 +453,13 @@ export class McpDispatcher implements ToolModeHost {
 
   private async relayServerRequest(upstream: Upstream, request: JSONRPCRequest, extra: ServerRequestExtra): Promise<JsonObject> {
     const target = this.attribute(upstream);
+    if (request.method === 'roots/list' && (!target || target.session.clientCapabilities['roots'] === undefined)) {
+      // Upstreams ask for roots at start-up, when no call is in flight, and the gateway offers the
+      // roots capability to every upstream: with no downstream session to ask (or one without
+      // roots), the honest answer is "no roots" rather than an error each upstream logs.
+      this.log.debug('roots/list answered with no roots', { upstream: upstream.name, reason: target ? 'the downstream client has no roots capability' : 'no single downstream session has a call in flight' });
+      return { roots: [] };
+    }
     if (!target) {
       throw new McpError(-32603, `Tributary cannot relay ${request.method}: no single downstream session has a call in flight on upstream "${upstream.name}"`);
     }

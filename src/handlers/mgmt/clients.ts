@@ -29,7 +29,7 @@ import { ok, type RestReply, type RestRequest, type RestRouter } from '../rest/r
 
 const REDACTED = '<redacted>';
 /** Response schema of one client (OpenAPI). */
-const CLIENT_VIEW = { type: 'object', required: ['config', 'state'], properties: { config: { type: 'object' }, tools: { type: 'array' }, state: { type: 'string' }, vk_configs: { type: 'array' } } };
+const CLIENT_VIEW = { type: 'object', required: ['config', 'state'], properties: { config: { type: 'object' }, tools: { type: 'array' }, state: { type: 'string' }, last_error: { type: ['string', 'null'], description: 'Why the client is not connected: spawn failure, exit code and last stderr lines, HTTP status or network cause; null while connected' }, next_retry_at: { type: ['string', 'null'], description: 'ISO-8601 time of the next automatic reconnect attempt, while one is scheduled' }, vk_configs: { type: 'array' } } };
 const IMMUTABLE = ['connection_type', 'connection_string', 'stdio_config', 'auth_type'] as const;
 /** Fields whose change needs the upstream connection to be made again. */
 const RECONNECT_FIELDS = ['name', 'headers', 'tool_prefix', 'request_timeout_ms', 'inprocess_server'] as const;
@@ -159,6 +159,9 @@ export class ClientAdmin {
         strict: false,
       })),
       state: upstream?.state ?? 'disconnected',
+      // why it is down (spawn failure, exit code and stderr, HTTP status or network cause) and the next retry
+      last_error: upstream?.failure?.last_error ?? null,
+      next_retry_at: upstream?.failure?.next_retry_at ?? null,
       vk_configs: record.vk_configs.map((v) => ({
         virtual_key_id: v.virtual_key_id,
         virtual_key_name: v.virtual_key_name ?? '',

@@ -195,6 +195,23 @@ export class WorkspaceHub implements WsMethodHost {
     return Promise.resolve();
   }
 
+  /**
+   * The workspaces of `tenant` in memory (those with members), for the dashboard: members and
+   * documents with their size and lock holder. Sorted by id; a fresh snapshot each call.
+   */
+  active(tenant: string): { workspace_id: string; members: { member_id: string; name: string }[]; documents: { document_id: string; size_bytes: number; locked_by: string | null }[] }[] {
+    const out = [];
+    for (const w of this.#workspaces.values()) {
+      if (w.tenant !== tenant) continue;
+      out.push({
+        workspace_id: w.id,
+        members: [...w.members.values()].map((m) => ({ member_id: m.id, name: m.name })),
+        documents: [...w.documents].map(([id, d]) => ({ document_id: id, size_bytes: d.sizeBytes, locked_by: w.locks.holder(id)?.name ?? null })),
+      });
+    }
+    return out.sort((a, b) => (a.workspace_id < b.workspace_id ? -1 : a.workspace_id > b.workspace_id ? 1 : 0));
+  }
+
   /** Whether `method` is a collaboration method (`workspace.*`, `document.*`, `cursor.position`, `selection.change`). */
   handles(method: string): boolean {
     return method.startsWith('workspace.') || method.startsWith('document.') || METHODS.has(method);

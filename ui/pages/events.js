@@ -1,0 +1,106 @@
+// Live events: the domain-event stream of /api/ws/events with its filters (event types, upstream
+// ids, `since` to replay stored events), pause/resume, and the feed's dropped-events warnings.
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { html, wsUrl, fmtTime, ErrorBox } from '../lib.js';
+
+const KEEP = 500;
+const list = (text) => text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+
+function summary(e) {
+  const skip = new Set(['seq', 'event_type', 'timestamp', 'mcp_server_id', 'tenant_id']);
+  return Object.entries(e)
+    .filter(([k]) => !skip.has(k))
+    .map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`)
+    .join(' ');
+}
+
+export function Events() {
+  const [filters, setFilters] = useState({ types: '', ids: '', since: '' });
+  const [applied, setApplied] = useState(filters);
+  const [rows, setRows] = useState([]);
+  const [paused, setPaused] = useState(false);
+  const [status, setStatus] = useState('connecting');
+  const [warnings, setWarnings] = useState([]);
+  const [error, setError] = useState(null);
+  const pending = useRef([]);
+  const pausedRef = useRef(false);
+  const [held, setHeld] = useState(0);
+  useEffect(() => {
+    const ws = new WebSocket(wsUrl('/api/ws/events'));
+    let flush;
+    const push = (e) => {
+      pending.current.push(e);
+      if (pending.current.length > KEEP) pending.current.splice(0, pending.current.length - KEEP);
+      if (pausedRef.current) {
+        setHeld(pending.current.length);
+        return;
+      }
+      // render at most every 100 ms however fast events come
+      flush ??= setTimeout(() => {
+        flush = undefined;
+        const batch = pending.current.splice(0);
+        setRows((old) => [...batch.reverse(), ...old].slice(0, KEEP));
+      }, 100);
+    };
+    ws.onopen = () => {
+      setStatus('open');
+      const msg = { type: 'subscribe' };
+      if (list(applied.types).length) msg.event_types = list(applied.types);
+      if (list(applied.ids).length) msg.mcp_server_ids = list(applied.ids);
+      if (applied.since !== '' && Number.isInteger(Number(applied.since))) msg.since = Number(applied.since);
+      ws.send(JSON.stringify(msg));
+    };
+    ws.onmessage = (m) => {
+      let data;
+      try {
+        data = JSON.parse(m.data);
+      } catch {
+        return;
+      }
+      if (data.event_type) push(data);
+      else if (data.type === 'warning') setWarnings((w) => [{ at: new Date().toISOString(), ...data }, ...w].slice(0, 20));
+      else if (data.type === 'error') setError(new Error(`${data.code}: ${data.message}`));
+      else if (data.type === 'subscribed') setError(null);
+    };
+    ws.onclose = (ev) => setStatus(`closed (${ev.code})`);
+    ws.onerror = () => setStatus('error');
+    setRows([]);
+    return () => {
+      clearTimeout(flush);
+      ws.onclose = null;
+      ws.close();
+    };
+  }, [applied]);
+  const togglePause = () => {
+    pausedRef.current = !paused;
+    if (paused) {
+      const batch = pending.current.splice(0);
+      setRows((old) => [...batch.reverse(), ...old].slice(0, KEEP));
+      setHeld(0);
+    }
+    setPaused(!paused);
+  };
+  const submit = (ev) => {
+    ev.preventDefault();
+    setApplied({ ...filters });
+  };
+  return html`
+    <form class="filters" onSubmit=${submit} id="event-filters">
+      <input id="ev-types" placeholder="event types, comma-separated" value=${filters.types} onInput=${(e) => setFilters({ ...filters, types: e.target.value })} />
+      <input id="ev-ids" placeholder="upstream ids" value=${filters.ids} onInput=${(e) => setFilters({ ...filters, ids: e.target.value })} />
+      <input id="ev-since" placeholder="since seq" type="number" min="0" value=${filters.since} onInput=${(e) => setFilters({ ...filters, since: e.target.value })} />
+      <button type="submit">Apply</button>
+      <button type="button" id="ev-pause" onClick=${togglePause}>${paused ? `Resume (${held} held)` : 'Pause'}</button>
+      <span class="muted" id="ev-status">${status}</span>
+    </form>
+    <${ErrorBox} error=${error} />
+    ${warnings.map((w) => html`<div class="warning" role="status">${fmtTime(w.at)}: ${w.code === 'events_dropped' ? `${w.dropped} events dropped (this page did not keep up)` : w.message || w.code}</div>`)}
+    <table class="events" id="events-table">
+      <thead><tr><th>seq</th><th>time</th><th>event</th><th>upstream</th><th>details</th></tr></thead>
+      <tbody>
+        ${rows.map((e) => html`<tr key=${e.seq} data-event=${e.event_type}>
+          <td>${e.seq}</td><td>${fmtTime(e.timestamp)}</td><td>${e.event_type}</td><td>${e.mcp_server_id || ''}</td><td class="details">${summary(e)}</td>
+        </tr>`)}
+      </tbody>
+    </table>`;
+}
