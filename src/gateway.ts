@@ -10,6 +10,7 @@ import { UpstreamManager } from './upstreams/manager.js';
 import { SessionStore } from './handlers/mcp/session.js';
 import { McpDispatcher } from './handlers/mcp/dispatch.js';
 import { McpHttpHandler } from './handlers/mcp/http.js';
+import { ToolModes } from './handlers/tool-modes/meta-tools.js';
 import { healthEffect } from './handlers/health.js';
 import { GatewayServer } from './server/app.js';
 import { loadNativeUws, type UwsModule } from './server/uws.js';
@@ -139,6 +140,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     admitToolExecution: (auth) => gate.admitToolExecution(auth),
     tracing,
   });
+  dispatcher.toolModes = new ToolModes(dispatcher, config.tool_modes, log.child({ component: 'tool-modes' }));
   const mcp = new McpHttpHandler(dispatcher, sessions, log, {
     allowedOrigins: config.server.allowed_origins,
     allowedHosts: config.server.allowed_hosts ?? [],

@@ -10,7 +10,7 @@ import { findUnknownFields, nearestName } from '../codecs/schema.js';
 import type * as t from 'io-ts';
 import { isPasswordHash } from '../auth/password.js';
 import { DEFAULT_RATE_LIMITS } from '../auth/types.js';
-import { GatewayConfigFile, LogLevel, type AuthConfig, type GatewayConfig, type McpClientConfig, type ResilienceSettings, type ResolvedAuthConfig } from './schema.js';
+import { DEFAULT_SANDBOX_LIMITS, GatewayConfigFile, LogLevel, type AuthConfig, type GatewayConfig, type McpClientConfig, type ResilienceSettings, type ResolvedAuthConfig } from './schema.js';
 import { defaultConfigFile } from './default.js';
 import { INPROCESS_SERVERS } from './inprocess-names.js';
 
@@ -203,6 +203,12 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       cursor_audit_ms: file.workspaces?.cursor_audit_ms ?? 50,
       max_document_bytes: file.workspaces?.max_document_bytes ?? 8 * 1024 * 1024,
       max_members: file.workspaces?.max_members ?? 256,
+    },
+    tool_modes: {
+      default: file.tool_modes?.default ?? 'full',
+      clients: file.tool_modes?.clients ?? {},
+      max_search_results: file.tool_modes?.max_search_results ?? 10,
+      sandbox: { ...DEFAULT_SANDBOX_LIMITS, ...file.tool_modes?.sandbox },
     },
   };
 }

@@ -39,6 +39,8 @@ export interface ToolCallFields {
   virtual_key?: string;
   /** The caller's tenant (issue 9): tenant-scoped feeds deliver the event to that tenant only. */
   tenant_id?: string;
+  /** For calls made by code-mode code: the call id of the `execute_code` call that made it. */
+  parent_call_id?: string;
   /** OpenTelemetry trace id of the call, when it was traced. */
   trace_id?: string;
 }

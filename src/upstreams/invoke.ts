@@ -17,6 +17,8 @@ export interface InvokeOptions {
   readonly virtualKey?: string | undefined;
   /** The caller's tenant: tool events carry it, so tenant-scoped feeds show a tenant only its calls. */
   readonly tenant?: string | undefined;
+  /** The call id of the meta-tool call (code mode `execute_code`) this call was made from. */
+  readonly parentCallId?: string | undefined;
   /** The caller's request span: the upstream call gets a child span, its context goes in `_meta`. */
   readonly trace?: { readonly tracing: Tracing; readonly parent: TraceScope } | undefined;
 }
@@ -72,6 +74,7 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
       result,
       ...(options.virtualKey !== undefined ? { virtual_key: options.virtualKey } : {}),
       ...(options.tenant !== undefined ? { tenant_id: options.tenant } : {}),
+      ...(options.parentCallId !== undefined ? { parent_call_id: options.parentCallId } : {}),
       ...(trace_id !== undefined ? { trace_id } : {}),
     });
     return result;
@@ -89,6 +92,7 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
       error: err instanceof Error ? err.message : String(err),
       ...(options.virtualKey !== undefined ? { virtual_key: options.virtualKey } : {}),
       ...(options.tenant !== undefined ? { tenant_id: options.tenant } : {}),
+      ...(options.parentCallId !== undefined ? { parent_call_id: options.parentCallId } : {}),
       ...(trace_id !== undefined ? { trace_id } : {}),
     });
     throw err;
