@@ -10,12 +10,13 @@ import { UpstreamManager } from './upstreams/manager.js';
 import { SessionStore } from './handlers/mcp/session.js';
 import { McpDispatcher } from './handlers/mcp/dispatch.js';
 import { McpHttpHandler } from './handlers/mcp/http.js';
+import { ToolModes } from './handlers/tool-modes/meta-tools.js';
 import { healthEffect } from './handlers/health.js';
 import { GatewayServer } from './server/app.js';
 import { loadNativeUws, type UwsModule } from './server/uws.js';
 import { of } from 'rxjs';
-import { EventLogRepository, type StoredEvent } from './store/events.js';
-import { toWire } from './streams/events.js';
+import { EventLogRepository, type SeqGap, type StoredEvent } from './store/events.js';
+import { EventRecorder } from './handlers/event-recorder.js';
 import { EventsWsEndpoint } from './handlers/events-ws.js';
 import { LiveWsEndpoint } from './handlers/live-ws.js';
 import { GatewayMetrics } from './handlers/metrics.js';
@@ -24,7 +25,7 @@ import { openStore, type Store } from './store/open.js';
 import { ClientAdmin } from './handlers/mgmt/clients.js';
 import { RestRouter } from './handlers/rest/router.js';
 import { ToolExecuteHandler } from './handlers/tool-execute.js';
-import { ToolLogHandler, recordToolCalls } from './handlers/tool-log.js';
+import { ToolLogHandler } from './handlers/tool-log.js';
 import { isLoopbackHost } from './config/load.js';
 import { KeyRegistry } from './auth/keys.js';
 import { openKeyRepository } from './store/keys.js';
@@ -122,12 +123,20 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     throw err;
   }
   log.info('access control', { auth: config.auth.reason, jwt: jwt !== undefined, admin_user: config.auth.admin?.username ?? null, metrics_require_auth: config.auth.metrics_require_auth });
-  const eventLog = new EventLogRepository(store.db, store.sublevel<StoredEvent>('events'), store.writer);
-  // seq continues across restarts, so `since` replay spans them
-  const bus = new EventBus(await eventLog.lastSeq());
-  const eventLogSub = bus.events$.subscribe((e) => {
-    eventLog.append(toWire(e)).catch((err: unknown) => log.warn('event log write failed', { seq: e.seq, error: err }));
-  });
+  const eventLog = new EventLogRepository(store.db, store.sublevel<StoredEvent>('events'), store.writer, store.meta, store.sublevel<SeqGap>('event_gaps'));
+  // seq continues across restarts above any number the previous run could have used, so `since` replay spans them
+  let seqStart: Awaited<ReturnType<EventLogRepository['open']>>;
+  try {
+    seqStart = await eventLog.open();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  if (seqStart.gap !== undefined) log.warn('previous run ended without a clean stop: event seqs it had reserved stay unused', { ...seqStart.gap });
+  const bus = new EventBus(seqStart.lastSeq);
+  // every event (with its tool-log entry) is stored before the feeds see it and before a tool call is answered
+  const recorder = new EventRecorder(store.writer, eventLog, store.toolLog, log.child({ component: 'event-recorder' }), seqStart.lastSeq);
+  const detachRecorder = recorder.attach(bus);
   const eventSweep = setInterval(() => {
     eventLog.sweep(config.events.max_stored).catch((err: unknown) => log.warn('event log sweep failed', { error: err }));
   }, 60_000);
@@ -165,6 +174,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     admitToolExecution: (auth) => gate.admitToolExecution(auth),
     tracing,
   });
+  dispatcher.toolModes = new ToolModes(dispatcher, config.tool_modes, log.child({ component: 'tool-modes' }));
   const mcp = new McpHttpHandler(dispatcher, sessions, log, {
     allowedOrigins: config.server.allowed_origins,
     allowedHosts: config.server.allowed_hosts ?? [],
@@ -180,13 +190,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // what a virtual key may use can change without the catalogue changing: tell its sessions
     dispatcher.notifyToolsChanged((s) => s.owner?.startsWith('vk:') === true);
   });
-  const eventsWs = new EventsWsEndpoint(bus, eventLog, log, {
+  const eventsWs = new EventsWsEndpoint(recorder, eventLog, log, {
     maxQueued: config.events.max_queued,
     maxMessageBytes: 16 * 1024,
     highWaterBytes: 256 * 1024,
     maxReplay: config.events.max_replay,
   });
-  const liveWs = new LiveWsEndpoint(bus, { maxQueued: config.events.max_queued, highWaterBytes: 256 * 1024, maxPayloadBytes: config.tool_log.max_payload_bytes });
+  const liveWs = new LiveWsEndpoint(recorder, { maxQueued: config.events.max_queued, highWaterBytes: 256 * 1024, maxPayloadBytes: config.tool_log.max_payload_bytes });
   const rest = new RestRouter(log, tracing);
   // the dashboard at /ui: static files, sign-in sessions, the overview sample
   const uiAssets = new StaticAssets();
@@ -206,7 +216,6 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   registerLogLevel(rest, log);
   registerOpenApi(rest);
   new ToolLogHandler(store.toolLog).register(rest);
-  const toolLogSub = recordToolCalls(bus, store.toolLog, log);
   const stopRetention = store.toolLog.startRetention(
     { maxEntries: config.tool_log.max_entries, maxAgeMs: config.tool_log.max_age_ms },
     config.tool_log.sweep_interval_ms,
@@ -327,8 +336,6 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   } catch (err) {
     server.stopListening();
     server.closeAll();
-    toolLogSub.unsubscribe();
-    eventLogSub.unsubscribe();
     vkInvalidation.unsubscribe();
     credentialSweep.unsubscribe();
     clearInterval(eventSweep);
@@ -343,6 +350,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await workspaces.dispose();
     await stopRetention();
     await manager.closeAll('start-up failed');
+    await store.writer.flush();
+    detachRecorder();
+    recorder.close();
     await store.close();
     await tracing.shutdown();
     throw err;
@@ -382,13 +392,16 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       providers.dispose();
       await workspaces.dispose();
       await manager.closeAll('shutdown');
-      toolLogSub.unsubscribe();
-      eventLogSub.unsubscribe();
       vkInvalidation.unsubscribe();
       credentialSweep.unsubscribe();
       metrics.dispose();
       uiOverview.dispose();
       await stopRetention();
+      // every event published so far is settled: release the unused seq reservation (a clean stop leaves no hole)
+      await store.writer.flush();
+      detachRecorder();
+      recorder.close();
+      await eventLog.release(bus.lastSeq).catch((err: unknown) => log.warn('event seq reservation not released', { error: err }));
       await store.close();
       bus.close();
       await tracing.shutdown().catch((err: unknown) => log.warn('trace export at shutdown failed', { error: err }));

@@ -39,7 +39,7 @@ describe('batchWindows (marbles)', () => {
 });
 
 describe('BatchWriter with a virtual-time commit (TestScheduler)', () => {
-  it('commits batches one at a time, in write order; each write settles when its batch ends', async () => {
+  it('commits batches one at a time, in write order, grouping what waited meanwhile; each write settles when its batch ends', async () => {
     const ts = scheduler();
     const spans: { ops: string; start: number; end: number }[] = [];
     const settled: { v: string; at: number }[] = [];
@@ -60,14 +60,38 @@ describe('BatchWriter with a virtual-time commit (TestScheduler)', () => {
       ts.schedule(() => void writer.close(), 100); // ends the endless window timer
     });
     await Promise.all(promises);
-    // [abc] at 0 → 0–15; [d] window ends at 10, waits → 15–30; [e] window 10–20 → 30–45; [f] window 20–30 → 45–60
+    // group commit: [abc] fills maxBatch → 0–15; d (due at 10) and e (arrived at 15, before that
+    // commit ended) wait for it and go together → 15–30; f arrives at 27, due at 37 → 37–52
     expect(spans).toEqual([
       { ops: 'abc', start: 0, end: 15 },
-      { ops: 'd', start: 15, end: 30 },
-      { ops: 'e', start: 30, end: 45 },
-      { ops: 'f', start: 45, end: 60 },
+      { ops: 'de', start: 15, end: 30 },
+      { ops: 'f', start: 37, end: 52 },
     ]);
     expect(settled.map((s) => s.v)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+  });
+
+  it('with windowMs 0 starts at once when idle, and puts everything that waited behind a slow commit into one batch', async () => {
+    const ts = scheduler();
+    const spans: { ops: string; start: number; end: number }[] = [];
+    const promises: Promise<void>[] = [];
+    ts.run(({ cold }) => {
+      const commit = (ops: readonly string[]): Observable<unknown> =>
+        defer(() => {
+          const span = { ops: ops.join(''), start: ts.now(), end: -1 };
+          spans.push(span);
+          return timer(15).pipe(tap({ complete: () => (span.end = ts.now()) }));
+        });
+      const writer = new BatchWriter<string>(commit, { windowMs: 0, scheduler: ts });
+      cold('a-b-c--d------------e').subscribe((v) => promises.push(writer.write(v)));
+      ts.schedule(() => void writer.close(), 100);
+    });
+    await Promise.all(promises);
+    // never more than one batch waiting: [a] 0–15, then b, c, d together 15–30, then e (arrived at 20) 30–45
+    expect(spans).toEqual([
+      { ops: 'a', start: 0, end: 15 },
+      { ops: 'bcd', start: 15, end: 30 },
+      { ops: 'e', start: 30, end: 45 },
+    ]);
   });
 
   it('counts ops, not units, against maxPending', async () => {

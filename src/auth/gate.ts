@@ -283,6 +283,7 @@ export class AccessGate {
         record.kind === 'virtual_key'
           ? { kind: 'virtual_key', id: `vk:${record.id}`, tenantId: record.tenant_id, role: 'user', name: record.name, virtualKeyId: record.id, limits }
           : { kind: 'api_key', id: `key:${record.id}`, tenantId: record.tenant_id, role: record.role, name: record.name, limits };
+      if (record.tool_mode !== undefined) p = { ...p, toolMode: record.tool_mode };
       this.keyPrincipals.set(record, p);
     }
     return p;

@@ -14,7 +14,7 @@
  */
 import { hash as oneShotHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { KEY_ID_PREFIX, byCreation, type KeyKind, type KeyRepository, type StoredKey } from '../store/keys.js';
-import { AuthError, type AuthFailureReason, type RateLimitSettings, type Role } from './types.js';
+import { AuthError, isToolMode, type AuthFailureReason, type RateLimitSettings, type Role, type ToolMode } from './types.js';
 
 export type { KeyKind, StoredKey } from '../store/keys.js';
 
@@ -45,6 +45,8 @@ export interface CreateKeyInput {
   rate_limits?: Partial<RateLimitSettings>;
   /** ISO-8601 (any offset; stored in UTC), after the registry's clock. Absent = never expires. */
   expires_at?: string;
+  /** How the key's sessions see the tool catalogue; absent = the gateway default. */
+  tool_mode?: ToolMode;
 }
 
 /** A freshly created key: its record and its secret, which is not kept anywhere. */
@@ -131,6 +133,7 @@ export class KeyRegistry {
         ...(fields.rate_limits === undefined ? {} : { rate_limits: fields.rate_limits }),
         created_at: new Date(now).toISOString(),
         ...(fields.expires_at === undefined ? {} : { expires_at: fields.expires_at }),
+        ...(fields.tool_mode === undefined ? {} : { tool_mode: fields.tool_mode }),
       };
       await this.#repo.put(record);
       this.#index(record);
@@ -301,6 +304,7 @@ interface CheckedInput {
   readonly tenant_id: string;
   readonly rate_limits?: Partial<RateLimitSettings>;
   readonly expires_at?: string;
+  readonly tool_mode?: ToolMode;
 }
 
 function checkInput(kind: KeyKind, input: CreateKeyInput, now: number): CheckedInput {
@@ -328,11 +332,13 @@ function checkInput(kind: KeyKind, input: CreateKeyInput, now: number): CheckedI
     if (!(ms > now)) throw new RangeError('KeyRegistry.create: expires_at must be in the future');
     expires_at = new Date(ms).toISOString();
   }
+  if (input.tool_mode !== undefined && !isToolMode(input.tool_mode)) throw new RangeError('KeyRegistry.create: tool_mode must be "full", "search" or "code"');
   return {
     name: input.name,
     role,
     tenant_id,
     ...(rate_limits === undefined ? {} : { rate_limits }),
     ...(expires_at === undefined ? {} : { expires_at }),
+    ...(input.tool_mode === undefined ? {} : { tool_mode: input.tool_mode }),
   };
 }

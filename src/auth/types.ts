@@ -41,6 +41,25 @@ export interface Principal {
   readonly virtualKeyId?: string;
   /** This caller's limits; `undefined` = not rate-limited (auth disabled). */
   readonly limits?: RateLimitSettings;
+  /** The tool mode of the key (`tool_mode`), when it has one; sessions may override it. */
+  readonly toolMode?: ToolMode;
+}
+
+/**
+ * How a caller sees the tool catalogue: `full` (every allowed tool in `tools/list`), `search`
+ * (meta-tools `search_tools`, `describe_tools`, `call_tool`) or `code` (`search_tools`,
+ * `describe_tools`, `execute_code`). See Anthropic's tool search tool
+ * (https://docs.claude.com/en/docs/agents-and-tools/tool-use/tool-search-tool) and Cloudflare's
+ * code mode (https://blog.cloudflare.com/code-mode/).
+ */
+export type ToolMode = 'full' | 'search' | 'code';
+
+/** Every tool mode, for validation. */
+export const TOOL_MODES: readonly ToolMode[] = ['full', 'search', 'code'];
+
+/** Whether `value` names a tool mode. */
+export function isToolMode(value: unknown): value is ToolMode {
+  return value === 'full' || value === 'search' || value === 'code';
 }
 
 /** The principal of every request while auth is disabled. */

@@ -60,15 +60,18 @@ export const RateLimitsBody = t.exact(
 );
 export type RateLimitsBody = t.TypeOf<typeof RateLimitsBody>;
 
-const optionalCommon = { tenant_id: TenantId, rate_limits: RateLimitsBody, expires_at: IsoDateTime };
+/** `full`, `search` or `code`: how the key's sessions see the tool catalogue. */
+export const ToolModeBody = t.keyof({ full: null, search: null, code: null });
 
-/** `POST /api/auth/keys`: `{name, role?, tenant_id?, rate_limits?, expires_at?}`. */
+const optionalCommon = { tenant_id: TenantId, rate_limits: RateLimitsBody, expires_at: IsoDateTime, tool_mode: ToolModeBody };
+
+/** `POST /api/auth/keys`: `{name, role?, tenant_id?, rate_limits?, expires_at?, tool_mode?}`. */
 export const CreateApiKeyBody = t.exact(
   t.intersection([t.type({ name: KeyName }), t.partial({ role: t.keyof({ admin: null, user: null }), ...optionalCommon })]),
 );
 export type CreateApiKeyBody = t.TypeOf<typeof CreateApiKeyBody>;
 
-/** `POST /api/auth/virtual-keys`: `{name, tenant_id?, rate_limits?, expires_at?}` (virtual keys are always `user`). */
+/** `POST /api/auth/virtual-keys`: `{name, tenant_id?, rate_limits?, expires_at?, tool_mode?}` (virtual keys are always `user`). */
 export const CreateVirtualKeyBody = t.exact(t.intersection([t.type({ name: KeyName }), t.partial(optionalCommon)]));
 export type CreateVirtualKeyBody = t.TypeOf<typeof CreateVirtualKeyBody>;
 

@@ -10,7 +10,7 @@ import { findUnknownFields, nearestName } from '../codecs/schema.js';
 import type * as t from 'io-ts';
 import { isPasswordHash } from '../auth/password.js';
 import { DEFAULT_RATE_LIMITS } from '../auth/types.js';
-import { GatewayConfigFile, LogLevel, type AuthConfig, type GatewayConfig, type McpClientConfig, type ModelProviderConfig, type ResilienceSettings, type ResolvedAuthConfig } from './schema.js';
+import { DEFAULT_SANDBOX_LIMITS, GatewayConfigFile, LogLevel, type AuthConfig, type GatewayConfig, type McpClientConfig, type ModelProviderConfig, type ResilienceSettings, type ResolvedAuthConfig } from './schema.js';
 import { defaultConfigFile } from './default.js';
 import { INPROCESS_SERVERS } from './inprocess-names.js';
 
@@ -181,11 +181,11 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       max_payload_bytes: file.tool_log?.max_payload_bytes ?? 16 * 1024,
       sweep_interval_ms: file.tool_log?.sweep_interval_ms ?? 60_000,
     },
-    store: { batch_window_ms: file.store?.batch_window_ms ?? 10, max_batch: file.store?.max_batch ?? 1000 },
+    store: { batch_window_ms: file.store?.batch_window_ms ?? 0, max_batch: file.store?.max_batch ?? 1000 },
     events: {
       max_queued: file.events?.max_queued ?? 1000,
       max_stored: file.events?.max_stored ?? 100_000,
-      max_replay: file.events?.max_replay ?? 10_000,
+      max_replay: file.events?.max_replay ?? 100_000,
       ping_interval_ms: file.events?.ping_interval_ms ?? 30_000,
       idle_timeout_s: Math.max(8, file.events?.idle_timeout_s ?? 120),
     },
@@ -221,6 +221,12 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       max_in_flight: file.responses?.max_in_flight ?? 8,
       max_tools: file.responses?.max_tools ?? 128,
       max_remembered: file.responses?.max_remembered ?? 64,
+    },
+    tool_modes: {
+      default: file.tool_modes?.default ?? 'full',
+      clients: file.tool_modes?.clients ?? {},
+      max_search_results: file.tool_modes?.max_search_results ?? 10,
+      sandbox: { ...DEFAULT_SANDBOX_LIMITS, ...file.tool_modes?.sandbox },
     },
   };
 }

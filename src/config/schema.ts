@@ -211,8 +211,12 @@ export const ToolLogConfig = t.exact(
 
 export const StoreConfig = t.exact(
   t.partial({
-    /** Batching window of streamed writes, ms (default 10): a crash loses at most this window. */
-    batch_window_ms: PositiveInt,
+    /**
+     * How long a streamed write may wait for others before its batch starts, ms (default 0: group
+     * commit — a batch starts when the previous one is committed). Acknowledgements wait for the
+     * commit either way, so this trades latency for fewer, larger batches; it is not a loss window.
+     */
+    batch_window_ms: NonNegativeInt,
     /** Most operations in one db.batch (default 1000). */
     max_batch: PositiveInt,
   }),
@@ -220,11 +224,11 @@ export const StoreConfig = t.exact(
 
 export const EventsConfig = t.exact(
   t.partial({
-    /** Events queued per WebSocket subscriber before the oldest are dropped (default 1000). */
+    /** Live events queued per WebSocket subscriber; beyond, it catches up from the store (default 1000). */
     max_queued: PositiveInt,
     /** Events kept in the durable log for `since` replay (default 100000). */
     max_stored: PositiveInt,
-    /** Most stored events replayed for one `since` (default 10000). */
+    /** Most stored events one catch-up (a `since` replay, or a slow subscriber's) sends before skipping to live with a warning (default 100000). */
     max_replay: PositiveInt,
     /** Server ping interval on the feeds, ms (default 30000). */
     ping_interval_ms: PositiveInt,
@@ -421,6 +425,48 @@ export const ResponsesConfig = t.exact(
   }),
 );
 
+export const ToolModeName = t.keyof({ full: null, search: null, code: null });
+
+/** Limits of one `execute_code` run (code mode); each exceeded limit ends the run with its own error code. */
+export const SandboxConfig = t.exact(
+  t.partial({
+    /** Wall-clock time of a run, waiting for tools included, ms (default 30000). */
+    wall_ms: PositiveInt,
+    /** Time spent executing JavaScript in the engine (not waiting for tools), ms (default 2000). */
+    cpu_ms: PositiveInt,
+    /** Heap of the engine, bytes (default 64 MiB). */
+    memory_bytes: PositiveInt,
+    /** Stack of the engine, bytes (default 64 KiB, about 330 levels of plain recursion); above about 100 KiB, Node's own stack may overflow first, which also ends the run with SANDBOX_STACK_LIMIT but costs a fresh engine module. */
+    stack_bytes: PositiveInt,
+    /** Tool calls one run may make (default 50). */
+    max_tool_calls: PositiveInt,
+    /** Tool calls of one run in flight at once; more wait (default 8). */
+    max_concurrent_tool_calls: PositiveInt,
+    /** Console output plus the JSON of the returned value, bytes (default 256 KiB). */
+    max_output_bytes: PositiveInt,
+    /** Length of the submitted code, bytes (default 64 KiB). */
+    max_code_bytes: PositiveInt,
+    /** Runs at once in this gateway; more are refused with OVERLOADED (default 4). */
+    max_concurrent_runs: PositiveInt,
+  }),
+);
+
+/**
+ * Tool modes (how callers see the catalogue): the default, per downstream client name (`clientInfo.name`
+ * of `initialize`), search settings and code-mode sandbox limits.
+ */
+export const ToolModesConfig = t.exact(
+  t.partial({
+    /** Mode of callers whose key has no `tool_mode` (default `full`). */
+    default: ToolModeName,
+    /** Mode per downstream client name (`initialize` `clientInfo.name`); overrides the key's mode. */
+    clients: t.record(t.string, ToolModeName),
+    /** Most results of one `search_tools` call (default 10, at most 50 may be asked for). */
+    max_search_results: PositiveInt,
+    sandbox: SandboxConfig,
+  }),
+);
+
 /**
  * OpenTelemetry traces (OTLP over HTTP). Off unless an endpoint is configured here or in the
  * standard environment (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`);
@@ -459,6 +505,7 @@ export const GatewayConfigFile = t.exact(
     model_providers: ModelProvidersConfig,
     embeddings: EmbeddingsConfig,
     responses: ResponsesConfig,
+    tool_modes: ToolModesConfig,
   }),
 );
 export type GatewayConfigFile = t.TypeOf<typeof GatewayConfigFile>;
@@ -517,7 +564,42 @@ export interface GatewayConfig {
   };
   readonly embeddings: { readonly max_vectors_per_tenant: number; readonly max_search_limit: number; readonly max_text_chars: number; readonly max_batch: number };
   readonly responses: { readonly max_tool_rounds: number; readonly max_in_flight: number; readonly max_tools: number; readonly max_remembered: number };
+  readonly tool_modes: ResolvedToolModes;
 }
+
+/** Limits of one code-mode run, every default filled in (see {@link SandboxConfig}). */
+export interface SandboxLimits {
+  readonly wall_ms: number;
+  readonly cpu_ms: number;
+  readonly memory_bytes: number;
+  readonly stack_bytes: number;
+  readonly max_tool_calls: number;
+  readonly max_concurrent_tool_calls: number;
+  readonly max_output_bytes: number;
+  readonly max_code_bytes: number;
+  readonly max_concurrent_runs: number;
+}
+
+/** The `tool_modes` section with defaults filled in. */
+export interface ResolvedToolModes {
+  readonly default: 'full' | 'search' | 'code';
+  readonly clients: Readonly<Record<string, 'full' | 'search' | 'code'>>;
+  readonly max_search_results: number;
+  readonly sandbox: SandboxLimits;
+}
+
+/** Default sandbox limits. */
+export const DEFAULT_SANDBOX_LIMITS: SandboxLimits = {
+  wall_ms: 30_000,
+  cpu_ms: 2_000,
+  memory_bytes: 64 * 1024 * 1024,
+  stack_bytes: 64 * 1024,
+  max_tool_calls: 50,
+  max_concurrent_tool_calls: 8,
+  max_output_bytes: 256 * 1024,
+  max_code_bytes: 64 * 1024,
+  max_concurrent_runs: 4,
+};
 
 /** Access control with defaults filled in; secrets from the environment already merged. */
 export interface ResolvedAuthConfig {

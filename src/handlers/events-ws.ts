@@ -5,39 +5,49 @@
  * - Client `{"type":"subscribe","event_types":[...],"mcp_server_ids":[...]}` → ack
  *   `{"type":"subscribed","event_types":[...],"mcp_server_ids":[...]}` (an omitted key is no filter
  *   on that dimension; filters can be replaced at any time; before any subscribe: everything).
- * - Beyond Hangar: `"since": SEQ` replays stored events after SEQ from LevelDB, then continues live
- *   with no gap and no duplicate.
- * - Each connection has a bounded queue: beyond it the oldest events are dropped and the client
- *   gets `{"type":"warning","code":"events_dropped","dropped":N}` once per episode, before the
- *   next event it receives. A slow subscriber never slows the bus or other subscribers.
+ * - Events come from the event recorder: each is stored before it is sent.
+ * - Beyond Hangar: `"since": SEQ` catches up from the store: stored events after SEQ are read a
+ *   page at a time and sent as the socket drains (uWS `getBufferedAmount` + `drain`), then the
+ *   connection continues live with no gap and no duplicate. Every seq after SEQ reaches the
+ *   client as an event (filtered out or not), or inside the range of a warning
+ *   `{"type":"warning","code":"events_skipped","from":A,"to":B,"reason":R}` sent in its place
+ *   (`reason`: `max_replay` — the catch-up passed `maxReplay` events and skipped to live;
+ *   `expired` — deleted by retention; `restart` — numbers reserved by a run that crashed;
+ *   `lost` — events whose store write failed; none of those was ever delivered).
+ * - A live subscriber that falls `maxQueued` events behind is not dropped from: it goes back to
+ *   catching up from the store, from the first event it has not been sent.
  * - Events of a tenant (`tenant_id`) reach only subscribers of that tenant, and admins.
  * - Bad messages get `{"type":"error","code","message"}`; the connection stays open.
  */
 import type { Subscription } from 'rxjs';
 import type { Logger } from '../log/logger.js';
-import { DropOldestQueue } from '../streams/drop-oldest-queue.js';
-import { toWire, type EventBus, type GatewayEvent } from '../streams/events.js';
+import { toWire } from '../streams/events.js';
 import type { WsConnection, WsEndpoint } from '../streams/ws.js';
-import { drainFeed, feedError } from './ws-feed.js';
-import type { EventLogRepository, StoredEvent } from '../store/events.js';
+import { feedError } from './ws-feed.js';
+import type { EventLogRepository, GapReason, SeqGap, StoredEvent } from '../store/events.js';
+import type { RecordedFeed, RecordedItem } from './event-recorder.js';
 
 export interface EventsWsOptions {
-  /** Events queued per connection before the oldest are dropped. */
+  /** Live events queued per connection; one more and the connection catches up from the store instead. */
   readonly maxQueued: number;
   /** Largest client message accepted, bytes. */
   readonly maxMessageBytes: number;
   /** Stop sending while the socket holds more than this, bytes. */
   readonly highWaterBytes: number;
-  /** Most stored events replayed for one `since`. */
+  /** Most stored events one catch-up reads before it skips to live with an `events_skipped` warning. */
   readonly maxReplay: number;
+  /** Stored events read per page while catching up (default 256). */
+  readonly pageSize?: number;
 }
+
+type SkipReason = GapReason | 'max_replay';
 
 interface Filter {
   readonly eventTypes: ReadonlySet<string> | undefined;
   readonly serverIds: ReadonlySet<string> | undefined;
   /**
-   * The subscriber's tenant (issue 9: tenants never see each other's entities): events carrying
-   * another `tenant_id` are not delivered. `undefined` (admins, auth off) sees every tenant.
+   * The subscriber's tenant (tenants never see each other's entities): events carrying another
+   * `tenant_id` are not delivered. `undefined` (admins, auth off) sees every tenant.
    */
   readonly tenant: string | undefined;
 }
@@ -45,12 +55,20 @@ interface Filter {
 interface Subscriber {
   readonly conn: WsConnection;
   filter: Filter;
-  readonly queue: DropOldestQueue<string>;
-  /** While replaying: live events wait here (with their seq) until the replay is sent. */
-  pendingLive: { seq: number; text: string }[] | undefined;
-  /** Highest seq handed to the queue (for dedup after a replay). */
-  lastSeq: number;
-  /** Bumps on every subscribe, so a stale replay does not deliver. */
+  /** `live`: fed by the recorder; `catchup`: fed from the store, live items ignored. */
+  mode: 'live' | 'catchup';
+  /** Every seq ≤ cursor has been sent, queued, filtered out or covered by a warning. */
+  cursor: number;
+  /** Live frames not yet sent (seq of the first event each frame covers), oldest first. */
+  queue: { seq: number; text: string }[];
+  queueHead: number;
+  /** Catch-up: events still allowed to be read before skipping to live. */
+  budget: number;
+  /** Catch-up: frames read from the store but not sent yet (the socket was full). */
+  backlog: string[];
+  /** Catch-up: the generation whose read is in progress, if any. */
+  reading: number | undefined;
+  /** Bumps on every subscribe with `since`, so a stale catch-up stops. */
   generation: number;
   /**
    * The last send went out whole (uWS buffered nothing), so with an empty queue the next event can
@@ -72,20 +90,27 @@ function stringArray(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((x) => typeof x === 'string');
 }
 
+/** The warning frame for seqs `from..to` (both included) the client does not get. */
+export function skippedWarning(from: number, to: number, reason: SkipReason): string {
+  return JSON.stringify({ type: 'warning', code: 'events_skipped', from, to, reason });
+}
+
 export class EventsWsEndpoint implements WsEndpoint {
   private readonly subscribers = new Map<WsConnection, Subscriber>();
   private readonly sub: Subscription;
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
-  /** Events dropped across all connections (for metrics). */
+  private readonly pageSize: number;
+  /** Seqs skipped across all connections (`max_replay` cuts), for metrics. */
   droppedTotal = 0;
 
   constructor(
-    bus: EventBus,
+    private readonly feed: RecordedFeed,
     private readonly log: EventLogRepository,
     private readonly logger: Logger,
     private readonly options: EventsWsOptions,
   ) {
-    this.sub = bus.events$.subscribe((e) => this.publish(e));
+    this.pageSize = options.pageSize ?? 256;
+    this.sub = feed.items$.subscribe((item) => this.publish(item));
   }
 
   /** Open connections. */
@@ -93,10 +118,10 @@ export class EventsWsEndpoint implements WsEndpoint {
     return this.subscribers.size;
   }
 
-  /** Events waiting in all queues. */
+  /** Frames waiting in all live queues and catch-up backlogs. */
   get queued(): number {
     let n = 0;
-    for (const s of this.subscribers.values()) n += s.queue.size;
+    for (const s of this.subscribers.values()) n += s.queue.length - s.queueHead + s.backlog.length;
     return n;
   }
 
@@ -111,9 +136,14 @@ export class EventsWsEndpoint implements WsEndpoint {
     this.subscribers.set(conn, {
       conn,
       filter: { eventTypes: undefined, serverIds: undefined, tenant: principal === undefined || principal.role === 'admin' ? undefined : principal.tenantId },
-      queue: new DropOldestQueue(this.options.maxQueued),
-      pendingLive: undefined,
-      lastSeq: 0,
+      mode: 'live',
+      // events published after the connection opened (those still being stored arrive once stored)
+      cursor: this.feed.lastRecordedSeq,
+      queue: [],
+      queueHead: 0,
+      budget: 0,
+      backlog: [],
+      reading: undefined,
       generation: 0,
       clear: true,
     });
@@ -125,7 +155,9 @@ export class EventsWsEndpoint implements WsEndpoint {
 
   readonly onDrain = (conn: WsConnection): void => {
     const s = this.subscribers.get(conn);
-    if (s) this.flush(s);
+    if (!s) return;
+    if (s.mode === 'catchup') this.catchUp(s);
+    else this.flush(s);
   };
 
   readonly onMessage = (conn: WsConnection, data: ArrayBuffer, isBinary: boolean): void => {
@@ -171,82 +203,178 @@ export class EventsWsEndpoint implements WsEndpoint {
       return;
     }
     s.filter = { eventTypes: types ? new Set(types) : undefined, serverIds: ids ? new Set(ids) : undefined, tenant: s.filter.tenant };
-    s.generation++;
     conn.send(JSON.stringify({ type: 'subscribed', ...(types ? { event_types: types } : {}), ...(ids ? { mcp_server_ids: ids } : {}), ...(since !== undefined ? { since } : {}) }));
-    if (since !== undefined) this.replay(s, since);
+    if (since === undefined) return;
+    const last = this.feed.lastSettledSeq;
+    if (since > last) {
+      // a seq this log never issued (another data dir?): say so, and continue live from its end
+      conn.send(JSON.stringify({ type: 'warning', code: 'since_ahead', since, last_seq: last }));
+    }
+    this.startCatchUp(s, Math.min(since, last));
   };
 
-  /** Replays stored events after `since`, holding live events until it is done. */
-  private replay(s: Subscriber, since: number): void {
-    const generation = s.generation;
-    s.queue.clear();
-    s.pendingLive = [];
-    s.lastSeq = since;
-    void (async () => {
-      // commit what the bus already published, so the store holds everything before the live buffer
-      await this.log.flush();
-      let cursor = since;
-      let sent = 0;
-      for (;;) {
-        const page: StoredEvent[] = await this.log.after(cursor, 1000);
-        if (s.generation !== generation || s.conn.closed) return;
-        for (const e of page) {
-          cursor = e.seq;
-          if (matches(s.filter, e as unknown as { event_type: string })) this.enqueue(s, e.seq, JSON.stringify(e));
-          if (++sent >= this.options.maxReplay) break;
-        }
-        if (page.length < 1000 || sent >= this.options.maxReplay) break;
-      }
-      const live = s.pendingLive ?? [];
-      s.pendingLive = undefined;
-      for (const { seq, text } of live) if (seq > s.lastSeq) this.enqueue(s, seq, text);
-      this.flush(s);
-    })().catch((err: unknown) => {
-      this.logger.warn('event replay failed', { error: err });
-      if (s.generation === generation) {
-        s.pendingLive = undefined;
-        s.conn.send(errorMessage('replay_failed', 'could not read stored events'));
-      }
-    });
+  /** Switches `s` to reading from the store after `from` (the live queue is discarded: the store has it all). */
+  private startCatchUp(s: Subscriber, from: number): void {
+    s.generation++;
+    s.mode = 'catchup';
+    s.cursor = from;
+    s.queue = [];
+    s.queueHead = 0;
+    s.backlog = [];
+    s.budget = this.options.maxReplay;
+    s.reading = undefined;
+    s.clear = false;
+    this.catchUp(s);
   }
 
-  private publish(e: GatewayEvent): void {
+  /**
+   * Sends the catch-up backlog, then reads the next page, while the socket has room; goes live
+   * once the cursor reaches the recorder's last settled seq (checked synchronously, so nothing
+   * settles in between). Resumed by `drain`.
+   */
+  private catchUp(s: Subscriber): void {
+    if (s.reading !== undefined) return;
+    const generation = s.generation;
+    const step = async (): Promise<void> => {
+      for (;;) {
+        if (s.generation !== generation || s.conn.closed || s.mode !== 'catchup') return;
+        while (s.backlog.length > 0) {
+          if (s.conn.bufferedAmount() >= this.options.highWaterBytes) return; // `drain` resumes
+          // over uWS' hard limit the frame is not taken: keep it for the next drain
+          if (s.conn.send(s.backlog[0] as string) === 'dropped') return;
+          s.backlog.shift();
+        }
+        if (s.conn.bufferedAmount() >= this.options.highWaterBytes) return;
+        const upTo = this.feed.lastSettledSeq;
+        if (s.cursor >= upTo) {
+          s.mode = 'live';
+          s.clear = s.conn.bufferedAmount() === 0;
+          return;
+        }
+        if (s.budget <= 0) {
+          // the cut: name exactly what is skipped, then live from the next seq, with no further gap
+          s.conn.send(skippedWarning(s.cursor + 1, upTo, 'max_replay'));
+          this.droppedTotal += upTo - s.cursor;
+          s.cursor = upTo;
+          s.mode = 'live';
+          s.clear = false;
+          return;
+        }
+        const limit = Math.min(this.pageSize, s.budget);
+        const from = s.cursor;
+        const page: StoredEvent[] = await this.log.after(from, limit, upTo);
+        if (s.generation !== generation || s.conn.closed) return;
+        // everything in (from, end] is now known: events from the page, holes named by gap records
+        const end = page.length < limit ? upTo : (page[page.length - 1] as StoredEvent).seq;
+        let gaps: SeqGap[] | undefined;
+        let cursor = from;
+        const frames: string[] = [];
+        for (const e of [...page, undefined]) {
+          const next = e === undefined ? end + 1 : e.seq;
+          if (next > cursor + 1) {
+            gaps ??= await this.log.gapsIn(from + 1, end);
+            if (s.generation !== generation || s.conn.closed) return;
+            for (const w of describeHole(cursor + 1, next - 1, gaps)) frames.push(skippedWarning(w.from, w.to, w.reason));
+          }
+          if (e === undefined) break;
+          cursor = e.seq;
+          if (matches(s.filter, e as unknown as { event_type: string })) frames.push(JSON.stringify(e));
+        }
+        s.cursor = end;
+        s.budget -= page.length;
+        s.backlog.push(...frames);
+      }
+    };
+    s.reading = generation;
+    step()
+      .catch((err: unknown) => {
+        this.logger.warn('event replay failed', { error: err });
+        if (s.generation === generation && !s.conn.closed) {
+          s.conn.send(errorMessage('replay_failed', 'could not read stored events; subscribe again with since'));
+          s.mode = 'live';
+          s.cursor = this.feed.lastSettledSeq;
+        }
+      })
+      .finally(() => {
+        if (s.reading === generation) s.reading = undefined;
+      });
+  }
+
+  private publish(item: RecordedItem): void {
     if (this.subscribers.size === 0) return;
     let text: string | undefined;
     const now = Date.now();
     for (const s of this.subscribers.values()) {
+      if (s.mode !== 'live') continue;
+      if (item.kind === 'missing') {
+        if (item.to <= s.cursor) continue;
+        const from = Math.max(item.from, s.cursor + 1);
+        s.cursor = item.to;
+        this.enqueue(s, from, skippedWarning(from, item.to, item.reason));
+        continue;
+      }
+      const e = item.event;
+      if (e.seq <= s.cursor) continue;
+      s.cursor = e.seq;
       if (!matches(s.filter, e)) continue;
       // every delivery is authorised against the credential's current state (a revoked key's feed closes)
       if (!s.conn.authorize(now)) continue;
       text ??= JSON.stringify(toWire(e));
-      if (s.pendingLive) {
-        s.pendingLive.push({ seq: e.seq, text });
-        if (s.pendingLive.length > this.options.maxQueued) {
-          s.pendingLive.shift();
-          this.droppedTotal++;
-        }
-        continue;
-      }
-      if (s.clear && s.queue.size === 0 && e.seq > s.lastSeq) {
-        s.lastSeq = e.seq;
-        const r = s.conn.send(text);
-        s.clear = r === 'ok';
-        continue;
+      if (s.clear && s.queueHead === s.queue.length) {
+        const sent = s.conn.send(text);
+        s.clear = sent === 'ok';
+        if (sent !== 'dropped') continue;
       }
       this.enqueue(s, e.seq, text);
-      this.flush(s);
     }
   }
 
+  /** Queues a live frame and sends what fits; one over `maxQueued` and `s` catches up from the store instead. */
   private enqueue(s: Subscriber, seq: number, text: string): void {
-    if (seq <= s.lastSeq) return;
-    s.lastSeq = seq;
-    if (s.queue.push(text)) this.droppedTotal++;
+    s.queue.push({ seq, text });
+    if (s.queue.length - s.queueHead > this.options.maxQueued) {
+      const first = s.queue[s.queueHead] as { seq: number };
+      this.startCatchUp(s, first.seq - 1);
+      return;
+    }
+    this.flush(s);
   }
 
   private flush(s: Subscriber): void {
-    drainFeed(s.conn, s.queue, this.options.highWaterBytes);
+    const conn = s.conn;
+    while (s.queueHead < s.queue.length && !conn.closed && conn.bufferedAmount() < this.options.highWaterBytes) {
+      const next = s.queue[s.queueHead] as { text: string };
+      // over uWS' hard limit the frame is not taken: keep it for the next drain
+      if (conn.send(next.text) === 'dropped') break;
+      s.queueHead++;
+    }
+    if (s.queueHead === s.queue.length) {
+      s.queue = [];
+      s.queueHead = 0;
+    } else if (s.queueHead > 1024) {
+      s.queue = s.queue.slice(s.queueHead);
+      s.queueHead = 0;
+    }
     // the fast path resumes once everything queued is out and the socket holds nothing
-    s.clear = s.queue.size === 0 && s.conn.bufferedAmount() === 0;
+    s.clear = s.queueHead === s.queue.length && conn.bufferedAmount() === 0;
   }
+}
+
+/**
+ * Splits the hole `from..to` (no stored events) into warnings: parts covered by gap records keep
+ * their reason; the rest was deleted by retention (`expired`).
+ */
+function describeHole(from: number, to: number, gaps: readonly SeqGap[]): { from: number; to: number; reason: GapReason }[] {
+  const out: { from: number; to: number; reason: GapReason }[] = [];
+  let at = from;
+  for (const g of gaps) {
+    if (g.to < at || g.from > to) continue;
+    if (g.from > at) out.push({ from: at, to: g.from - 1, reason: 'expired' });
+    const end = Math.min(g.to, to);
+    out.push({ from: Math.max(g.from, at), to: end, reason: g.reason });
+    at = end + 1;
+    if (at > to) break;
+  }
+  if (at <= to) out.push({ from: at, to, reason: 'expired' });
+  return out;
 }

@@ -2,13 +2,14 @@
  * `/api/ws/live` (Bifrost live feed, `../shared/sources/000_*.txt`; Bifrost serves it at `/ws`,
  * DESIGN.md §6 moves it here): `{"type":"mcp_log","operation":"create","payload":{...}}` for every
  * tool-call log entry and `{"type":"store_update","tags":[...]}` when configuration entities
- * change. Clients only listen; whatever they send is answered with an error frame. Same bounded
- * drop-oldest queue per connection as the events feed.
+ * change, each once it is stored (the source is the event recorder's stream). Clients only
+ * listen; whatever they send is answered with an error frame. A bounded drop-oldest queue per
+ * connection, with an `events_dropped` warning per drop episode.
  */
-import { filter, type Subscription } from 'rxjs';
+import { filter, type Observable, type Subscription } from 'rxjs';
 import { capPayload } from '../store/cap-payload.js';
 import { DropOldestQueue } from '../streams/drop-oldest-queue.js';
-import type { EventBus, GatewayEvent } from '../streams/events.js';
+import type { GatewayEvent } from '../streams/events.js';
 import type { WsConnection, WsEndpoint } from '../streams/ws.js';
 import { toLogEntry } from './tool-log.js';
 import { drainFeed, feedError } from './ws-feed.js';
@@ -26,11 +27,12 @@ export class LiveWsEndpoint implements WsEndpoint {
   private readonly queues = new Map<WsConnection, DropOldestQueue<string>>();
   private readonly sub: Subscription;
 
+  /** @param source stored events in seq order (the event recorder's `events$`). */
   constructor(
-    bus: EventBus,
+    source: { readonly events$: Observable<GatewayEvent> },
     private readonly options: LiveWsOptions,
   ) {
-    this.sub = bus.events$
+    this.sub = source.events$
       .pipe(filter((e): e is LiveEvent => e.event_type === 'ToolInvocationCompleted' || e.event_type === 'ToolInvocationFailed' || e.event_type === 'StoreChanged'))
       .subscribe((e) => this.publish(e));
   }

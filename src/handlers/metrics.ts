@@ -197,7 +197,7 @@ export class GatewayMetrics {
     let droppedSeen = 0;
     new client.Counter({
       name: `${PREFIX}events_dropped_total`,
-      help: 'Events dropped from slow subscribers\' queues.',
+      help: 'Event seqs /api/ws/events subscribers skipped because a catch-up passed events.max_replay.',
       registers,
       collect() {
         const now = sources.eventsDropped();
@@ -255,6 +255,17 @@ export class GatewayMetrics {
         const c = sources.store();
         if (c.ops > opsSeen) this.inc(c.ops - opsSeen);
         opsSeen = c.ops;
+      },
+    });
+    let failedSeen = 0;
+    new client.Counter({
+      name: `${PREFIX}store_failed_batches_total`,
+      help: 'LevelDB batches of the batching writer that failed (their writes were rejected).',
+      registers,
+      collect() {
+        const c = sources.store();
+        if (c.failedBatches > failedSeen) this.inc(c.failedBatches - failedSeen);
+        failedSeen = c.failedBatches;
       },
     });
     new client.Gauge({

@@ -1,16 +1,15 @@
 /**
- * The tool execution log (Bifrost `/api/mcp-logs`): every tool call from any surface, written by a
- * subscriber of the event bus (`ToolInvocationCompleted` / `ToolInvocationFailed`) into LevelDB
- * through the batching writer; the store cuts arguments and results to `max_payload_bytes`.
+ * The tool execution log (Bifrost `/api/mcp-logs`): every tool call from any surface, written by the
+ * event recorder (`event-recorder.ts`) in the same batch unit as its `ToolInvocationCompleted` /
+ * `ToolInvocationFailed` event, before the call is answered; the store cuts arguments and results
+ * to `max_payload_bytes`.
  *
  * - `GET /api/mcp-logs?client&tool&status&from&to&limit&offset` → `{logs, count, total_count, limit, offset}`
  *   (newest first; `from`/`to` ISO-8601 or epoch ms)
  * - `GET /api/mcp-logs/stats` (same filters) → `{total_executions, success_rate, average_latency, total_cost}`
  */
-import { filter, type Subscription } from 'rxjs';
 import { GatewayError } from '../codecs/errors.js';
-import type { Logger } from '../log/logger.js';
-import type { EventBus, GatewayEvent } from '../streams/events.js';
+import type { GatewayEvent } from '../streams/events.js';
 import type { ToolLogFilter, ToolLogInput, ToolLogRepository } from '../store/tool-log.js';
 import { intParam } from './mgmt/clients.js';
 import { ok, type RestReply, type RestRequest, type RestRouter } from './rest/router.js';
@@ -33,18 +32,6 @@ export function toLogEntry(e: ToolEvent): ToolLogInput {
     surface: e.surface,
     timestamp: e.timestamp,
   };
-}
-
-/**
- * Writes every tool event to the log. A failed write is logged, never thrown into the bus.
- * Returns the subscription (unsubscribe on shutdown, then flush the store).
- */
-export function recordToolCalls(bus: EventBus, repo: ToolLogRepository, log: Logger): Subscription {
-  return bus.events$
-    .pipe(filter((e): e is ToolEvent => e.event_type === 'ToolInvocationCompleted' || e.event_type === 'ToolInvocationFailed'))
-    .subscribe((e) => {
-      repo.append(toLogEntry(e)).catch((err: unknown) => log.warn('tool log write failed', { call_id: e.call_id, error: err }));
-    });
 }
 
 function timeParam(req: RestRequest, name: string): number | undefined {

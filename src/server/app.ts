@@ -124,6 +124,7 @@ function readHeaders(req: HttpRequest, res: HttpResponse): HttpHeaders {
     githubEvent: req.getHeader('x-github-event'),
     githubDelivery: req.getHeader('x-github-delivery'),
     hubSignature256: req.getHeader('x-hub-signature-256'),
+    toolMode: req.getHeader('x-tributary-tool-mode'),
     cookie: req.getHeader('cookie'),
     // only Basic logins and the dashboard's sign-in need it (failed attempts are throttled per address)
     remoteAddress:

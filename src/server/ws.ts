@@ -14,6 +14,8 @@ import type { AccessCheck, AccessDecision } from './access.js';
 interface UserData {
   conn?: UwsConnection;
   auth?: RequestAuth;
+  /** The upgrade's `x-tributary-tool-mode` header, when sent. */
+  toolMode?: string;
 }
 
 /** Access control of one WebSocket path: the upgrade check and the per-message limit. */
@@ -39,6 +41,7 @@ class UwsConnection implements WsConnection {
   closed = false;
   readonly remoteAddress: string;
   auth: RequestAuth | undefined;
+  readonly toolModeHeader: string;
   constructor(
     private readonly ws: WebSocket<UserData>,
     readonly endpoint: string,
@@ -46,6 +49,7 @@ class UwsConnection implements WsConnection {
   ) {
     this.remoteAddress = Buffer.from(ws.getRemoteAddressAsText()).toString();
     this.auth = ws.getUserData().auth;
+    this.toolModeHeader = ws.getUserData().toolMode ?? '';
   }
 
   authorize(nowMs: number): boolean {
@@ -120,6 +124,7 @@ function upgradeInput(path: string, req: HttpRequest, res: HttpResponse): HttpIn
       githubEvent: '',
       githubDelivery: '',
       hubSignature256: '',
+      toolMode: '',
       cookie: req.getHeader('cookie'),
       remoteAddress: authorization.slice(0, 6).toLowerCase() === 'basic ' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
     },
@@ -156,15 +161,16 @@ export function attachWebSocket(app: TemplatedApp, path: string, endpoint: WsEnd
         .find((p) => options.protocols?.includes(p));
       const key = req.getHeader('sec-websocket-key');
       const extensions = req.getHeader('sec-websocket-extensions');
+      const toolMode = req.getHeader('x-tributary-tool-mode');
       if (!access) {
-        res.upgrade<UserData>({}, key, chosen ?? '', extensions, context);
+        res.upgrade<UserData>(toolMode ? { toolMode } : {}, key, chosen ?? '', extensions, context);
         return;
       }
       const decision = access.check(upgradeInput(path, req, res));
       const finish = (d: AccessDecision): void => {
         res.cork(() => {
           if (d.reject) refuseUpgrade(res, d.reject, d.headers);
-          else res.upgrade<UserData>(d.auth ? { auth: d.auth } : {}, key, chosen ?? '', extensions, context);
+          else res.upgrade<UserData>({ ...(d.auth ? { auth: d.auth } : {}), ...(toolMode ? { toolMode } : {}) }, key, chosen ?? '', extensions, context);
         });
       };
       if (!(decision instanceof Promise)) {

@@ -1,31 +1,32 @@
 /**
- * `BatchWriter`: every write from the streams goes through one
- * `bufferTime(windowMs, null, maxBatch)` → one `db.batch()` per window (DESIGN.md §3,
- * "LevelDB writes": writers wait for the batch).
+ * `BatchWriter`: every write from the streams goes through one writer that commits
+ * `db.batch()`es one at a time, grouping the writes that arrive meanwhile (group commit;
+ * DESIGN.md §3, "LevelDB writes": writers wait for the batch).
  *
  * Contracts:
  * - `write(op)` / `writeAll(ops)` resolve once the batch holding the op(s) is committed, and
  *   reject if that batch fails (every write of a failed batch rejects with the same `io` error).
- * - Batches commit strictly in order, one at a time (`concatMap`); so promises settle in the
- *   order the writes were accepted.
- * - Bounded: at most `maxPending` ops are accepted and not yet committed (buffered, queued or
- *   being written); beyond that a write rejects at once with `StoreError` `overloaded`. Memory is
- *   therefore bounded by `maxPending` ops.
- * - While open, the writer keeps a `windowMs` timer running (it keeps the process alive, so
- *   accepted writes are never lost to a natural exit); `close()` commits what is pending,
- *   then stops it.
+ *   With classic-level a committed batch is in LevelDB's write-ahead log (the OS page cache): it
+ *   survives a `kill -9` of the process, not a power loss (no fsync unless `sync`).
+ * - Batches commit strictly in order, one at a time; so promises settle in the order the writes
+ *   were accepted.
+ * - When a batch starts: as soon as no batch is being committed and either `maxBatch` units wait,
+ *   or the oldest waiting write has waited `windowMs` (with `windowMs` 0: at the end of the
+ *   current event-loop turn, so the writes of one turn share a batch). Everything that waits when a
+ *   commit ends goes into the next batch (up to `maxBatch` units), so batches never pile up behind
+ *   a slow one: the wait for a write is at most the commit in flight plus its own.
+ * - Bounded: at most `maxPending` ops are accepted and not yet committed (waiting or being
+ *   written); beyond that a write rejects at once with `StoreError` `overloaded`. Memory is
+ *   therefore bounded by `maxPending` ops. Producers that must not outrun the store await their
+ *   write (that is the backpressure).
+ * - `close()` commits what is pending, then refuses new writes.
  */
 import {
-  EMPTY,
-  Subject,
+  Subscription,
   asyncScheduler,
   bufferTime,
-  catchError,
-  concatMap,
-  defer,
   filter,
-  ignoreElements,
-  tap,
+  from,
   type ObservableInput,
   type OperatorFunction,
   type SchedulerLike,
@@ -72,7 +73,11 @@ export function levelBatchCommit(db: RootDb, sync = false): BatchCommit<BatchOp>
 }
 
 export interface BatchWriterOptions {
-  /** Window of `bufferTime`, ms (default 10). A lone write waits up to this long, plus the commit. */
+  /**
+   * How long the oldest waiting write may wait for others before its batch starts, ms (default 0:
+   * group commit — a batch starts at the end of the event-loop turn, or when the commit in flight
+   * ends). A lone write waits up to this long, plus the commit in flight, plus its own commit.
+   */
   readonly windowMs?: number;
   /** Most write units (`write` calls or `writeAll` groups) per batch (default 1000). */
   readonly maxBatch?: number;
@@ -119,10 +124,20 @@ export function batchWindows<T>(windowMs: number, maxBatch: number, scheduler: S
 
 export class BatchWriter<Op = BatchOp> {
   readonly #commit: BatchCommit<Op>;
+  readonly #windowMs: number;
+  readonly #maxBatch: number;
   readonly #maxPending: number;
-  readonly #input = new Subject<Unit<Op>>();
-  readonly #done: Promise<void>;
+  readonly #scheduler: SchedulerLike | undefined;
+  /** Accepted units not yet in a batch, oldest first; `#head` indexes the oldest. */
+  #waiting: Unit<Op>[] = [];
+  #head = 0;
+  /** When the oldest waiting unit's window ends (scheduler time, ms). */
+  #dueAt = 0;
+  #timer: Subscription | NodeJS.Immediate | undefined;
+  #inFlight = false;
   #closed = false;
+  #done: Promise<void> | undefined;
+  #resolveDone: (() => void) | undefined;
   #pending = 0;
   #accepted = 0;
   #settled = 0;
@@ -139,23 +154,16 @@ export class BatchWriter<Op = BatchOp> {
    * @throws RangeError for a window < 0, or a `maxBatch` / `maxPending` below 1.
    */
   constructor(commit: BatchCommit<Op>, options: BatchWriterOptions = {}) {
-    const windowMs = options.windowMs ?? 10;
-    const maxBatch = options.maxBatch ?? 1000;
+    this.#windowMs = options.windowMs ?? 0;
+    this.#maxBatch = options.maxBatch ?? 1000;
     this.#maxPending = options.maxPending ?? 100_000;
-    if (!(windowMs >= 0)) throw new RangeError('BatchWriter: windowMs must be ≥ 0');
-    if (!(Number.isInteger(maxBatch) && maxBatch >= 1)) throw new RangeError('BatchWriter: maxBatch must be an integer ≥ 1');
+    if (!(this.#windowMs >= 0)) throw new RangeError('BatchWriter: windowMs must be ≥ 0');
+    if (!(Number.isInteger(this.#maxBatch) && this.#maxBatch >= 1)) throw new RangeError('BatchWriter: maxBatch must be an integer ≥ 1');
     if (!(Number.isInteger(this.#maxPending) && this.#maxPending >= 1)) {
       throw new RangeError('BatchWriter: maxPending must be an integer ≥ 1');
     }
     this.#commit = commit;
-    this.#done = new Promise<void>((resolve) => {
-      this.#input
-        .pipe(
-          batchWindows(windowMs, maxBatch, options.scheduler ?? asyncScheduler),
-          concatMap((units) => this.#commitUnits(units)),
-        )
-        .subscribe({ complete: resolve, error: () => resolve() });
-    });
+    this.#scheduler = options.scheduler;
   }
 
   /** Queues one op; see {@link writeAll}. */
@@ -183,7 +191,9 @@ export class BatchWriter<Op = BatchOp> {
     this.#pending += ops.length;
     this.#accepted++;
     return new Promise<void>((resolve, reject) => {
-      this.#input.next({ ops, resolve, reject });
+      if (this.#waiting.length === this.#head) this.#dueAt = this.#now() + this.#windowMs;
+      this.#waiting.push({ ops, resolve, reject });
+      this.#schedule();
     });
   }
 
@@ -199,9 +209,13 @@ export class BatchWriter<Op = BatchOp> {
    * resolves. Idempotent: every call returns the same completion.
    */
   close(): Promise<void> {
-    if (!this.#closed) {
+    if (this.#done === undefined) {
       this.#closed = true;
-      this.#input.complete();
+      this.#done = new Promise<void>((resolve) => {
+        this.#resolveDone = resolve;
+      });
+      this.#schedule();
+      this.#checkDone();
     }
     return this.#done;
   }
@@ -218,10 +232,61 @@ export class BatchWriter<Op = BatchOp> {
     };
   }
 
-  #commitUnits(units: readonly Unit<Op>[]) {
+  #now(): number {
+    return (this.#scheduler ?? asyncScheduler).now();
+  }
+
+  #waitingUnits(): number {
+    return this.#waiting.length - this.#head;
+  }
+
+  /**
+   * Starts a batch now, or arms the timer for when the oldest waiting write is due. `afterCommit`:
+   * called as a commit ended; with `windowMs` 0 what waited during that commit goes at once.
+   */
+  #schedule(afterCommit = false): void {
+    if (this.#inFlight || this.#waitingUnits() === 0) return;
+    const delay = this.#dueAt - this.#now();
+    const due = this.#windowMs === 0 ? afterCommit : delay <= 0;
+    if (this.#closed || this.#waitingUnits() >= this.#maxBatch || due) {
+      this.#cancelTimer();
+      this.#start();
+      return;
+    }
+    if (this.#timer !== undefined) return;
+    const fire = (): void => {
+      this.#timer = undefined;
+      if (!this.#inFlight && this.#waitingUnits() > 0) this.#start();
+    };
+    if (this.#scheduler !== undefined) this.#timer = this.#scheduler.schedule(fire, Math.max(0, delay));
+    else if (this.#windowMs === 0) this.#timer = setImmediate(fire);
+    else this.#timer = asyncScheduler.schedule(fire, Math.max(0, delay));
+  }
+
+  #cancelTimer(): void {
+    const t = this.#timer;
+    this.#timer = undefined;
+    if (t === undefined) return;
+    if (t instanceof Subscription) t.unsubscribe();
+    else clearImmediate(t);
+  }
+
+  #start(): void {
+    const end = Math.min(this.#waiting.length, this.#head + this.#maxBatch);
+    const units = this.#waiting.slice(this.#head, end);
+    this.#head = end;
+    if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
+      this.#waiting = this.#waiting.slice(this.#head);
+      this.#head = 0;
+    }
+    this.#inFlight = true;
     let size = 0;
-    for (const unit of units) size += unit.ops.length;
-    let started = 0;
+    const ops: Op[] = [];
+    for (const unit of units) {
+      size += unit.ops.length;
+      for (const op of unit.ops) ops.push(op);
+    }
+    const started = performance.now();
     const finish = (error: unknown): void => {
       this.#lastBatchSize = size;
       this.#lastBatchMs = performance.now() - started;
@@ -236,18 +301,26 @@ export class BatchWriter<Op = BatchOp> {
         const failure = new StoreError('io', `store batch of ${size} ops failed: ${errorText(error)}`, { cause: error });
         for (const unit of units) unit.reject(failure);
       }
+      this.#inFlight = false;
       this.#releaseFlushWaiters();
+      this.#schedule(true);
+      this.#checkDone();
     };
-    return defer(() => {
-      const ops: Op[] = [];
-      for (const unit of units) for (const op of unit.ops) ops.push(op);
-      started = performance.now();
-      return this.#commit(ops);
-    }).pipe(
-      ignoreElements(),
-      tap({ complete: () => finish(undefined), error: (err: unknown) => finish(err ?? new Error('batch failed')) }),
-      catchError(() => EMPTY),
-    );
+    let settled = false;
+    const once = (error: unknown): void => {
+      if (settled) return;
+      settled = true;
+      finish(error);
+    };
+    try {
+      from(this.#commit(ops)).subscribe({ error: (err: unknown) => once(err ?? new Error('batch failed')), complete: () => once(undefined) });
+    } catch (err) {
+      once(err ?? new Error('batch failed'));
+    }
+  }
+
+  #checkDone(): void {
+    if (this.#closed && !this.#inFlight && this.#waitingUnits() === 0) this.#resolveDone?.();
   }
 
   #releaseFlushWaiters(): void {

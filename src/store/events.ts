@@ -1,8 +1,16 @@
 /**
- * The durable event log: every domain event, keyed by its gap-free `seq`, written through the
- * batching writer. It lets `/api/ws/events` subscribers resume with `since` (also across a
- * restart: the bus continues from {@link EventLogRepository.lastSeq}). Retention: at most
- * `maxEntries` events, oldest deleted first by {@link EventLogRepository.sweep}.
+ * The durable event log: every domain event, keyed by its `seq`, written through the batching
+ * writer. It lets `/api/ws/events` subscribers resume with `since`, also across a restart.
+ * Retention: at most `maxEntries` events, oldest deleted first by {@link EventLogRepository.sweep}.
+ *
+ * Sequence numbers are never reused: a high-water mark (`meta` key `events_seq_reserved`) is kept
+ * ahead of the numbers in use ({@link EventLogRepository.reserveOp} extends it, in the same batch
+ * as the events, whenever fewer than half a reservation remain). A restart continues above
+ * `max(last stored seq, reserved)`; after a clean stop the reservation is released
+ * ({@link EventLogRepository.release}) so numbering continues without a hole. After a crash the
+ * numbers between the last stored event and the reservation stay unused, and a gap record
+ * (`event_gaps`) says so, so a replay can name the range instead of skipping it silently. Events
+ * that could not be stored (a failed batch) get a gap record too.
  */
 import type { BatchWriter, BatchOp } from './batcher.js';
 import { commitOps, delOp, putOp } from './batcher.js';
@@ -11,22 +19,90 @@ import type { RootDb, Sublevel } from './db.js';
 /** An event as stored and sent: plain JSON data with `seq`. */
 export type StoredEvent = Record<string, unknown> & { seq: number };
 
+/**
+ * Why a range of seqs has no stored events: `restart` (numbers reserved by a run that crashed,
+ * unused or used by events never stored — none of them was delivered or acknowledged), `lost`
+ * (events whose store write failed; never delivered), `expired` (deleted by retention).
+ */
+export type GapReason = 'restart' | 'lost' | 'expired';
+
+/** A range of seqs, both ends included, with no stored events. */
+export interface SeqGap {
+  readonly from: number;
+  readonly to: number;
+  readonly reason: GapReason;
+}
+
 const KEY_DIGITS = 16;
+/** Meta key of the seq high-water mark. */
+export const SEQ_RESERVED_KEY = 'events_seq_reserved';
+/** Seqs reserved ahead of use. */
+export const SEQ_RESERVATION = 100_000;
 
 function keyOf(seq: number): string {
   return String(seq).padStart(KEY_DIGITS, '0');
 }
 
 export class EventLogRepository {
+  #reserved = 0;
+
   constructor(
     private readonly db: RootDb,
     private readonly events: Sublevel<StoredEvent>,
     private readonly writer: BatchWriter<BatchOp>,
+    private readonly meta: Sublevel<unknown>,
+    private readonly gaps: Sublevel<SeqGap>,
   ) {}
+
+  /**
+   * Reads the last stored seq and the high-water mark, records the hole a crash left (if any),
+   * and reserves the next {@link SEQ_RESERVATION} numbers (written with fsync). Call once at
+   * start-up, before any event is published. Resolves with the last seq to count from: the next
+   * event gets that + 1, above every number the previous runs could have used.
+   */
+  async open(): Promise<{ lastSeq: number; gap: SeqGap | undefined }> {
+    const last = await this.lastSeq();
+    const stored = await this.meta.get(SEQ_RESERVED_KEY);
+    const reserved = typeof stored === 'number' && Number.isSafeInteger(stored) && stored > 0 ? stored : 0;
+    const start = Math.max(last, reserved);
+    const gap: SeqGap | undefined = reserved > last ? { from: last + 1, to: reserved, reason: 'restart' } : undefined;
+    this.#reserved = start + SEQ_RESERVATION;
+    const ops: BatchOp[] = [putOp(this.meta, SEQ_RESERVED_KEY, this.#reserved)];
+    if (gap !== undefined) ops.push(putOp(this.gaps, keyOf(gap.from), gap));
+    await commitOps(this.db, ops, true);
+    return { lastSeq: start, gap };
+  }
+
+  /** The op that extends the reservation when `seq` leaves less than half of it; else `undefined`. */
+  reserveOp(seq: number): BatchOp | undefined {
+    if (seq + SEQ_RESERVATION / 2 <= this.#reserved) return undefined;
+    this.#reserved = seq + SEQ_RESERVATION;
+    return putOp(this.meta, SEQ_RESERVED_KEY, this.#reserved);
+  }
+
+  /** The put of `event` under its seq (encoded now; throws for a value msgpackr cannot encode). */
+  putOp(event: StoredEvent): BatchOp {
+    return putOp(this.events, keyOf(event.seq), event);
+  }
+
+  /** The put of a gap record. */
+  gapOp(gap: SeqGap): BatchOp {
+    return putOp(this.gaps, keyOf(gap.from), gap);
+  }
 
   /** Queues `event` for the next batch; resolves when committed. */
   append(event: StoredEvent): Promise<void> {
-    return this.writer.write(putOp(this.events, keyOf(event.seq), event));
+    return this.writer.write(this.putOp(event));
+  }
+
+  /**
+   * After a clean stop (every event up to `lastSeq` settled): releases the unused reservation, so
+   * the next run continues at `lastSeq + 1` without a hole. Written with fsync.
+   */
+  async release(lastSeq: number): Promise<void> {
+    const last = Math.max(lastSeq, await this.lastSeq());
+    await commitOps(this.db, [putOp(this.meta, SEQ_RESERVED_KEY, last)], true);
+    this.#reserved = last;
   }
 
   /** Commits everything appended so far. */
@@ -46,14 +122,19 @@ export class EventLogRepository {
     return 0;
   }
 
-  /** Stored events with `seq > since`, oldest first, at most `limit`. */
-  async after(since: number, limit: number): Promise<StoredEvent[]> {
-    const out: StoredEvent[] = [];
-    for await (const value of this.events.values({ gt: keyOf(since), limit })) out.push(value);
+  /** Stored events with `since < seq ≤ upTo` (no upper bound by default), oldest first, at most `limit`. */
+  async after(since: number, limit: number, upTo?: number): Promise<StoredEvent[]> {
+    return this.events.values({ gt: keyOf(since), ...(upTo === undefined ? {} : { lte: keyOf(upTo) }), limit }).all();
+  }
+
+  /** Gap records overlapping `from..to`, oldest first. */
+  async gapsIn(from: number, to: number): Promise<SeqGap[]> {
+    const out: SeqGap[] = [];
+    for await (const gap of this.gaps.values({ lte: keyOf(to) })) if (gap.to >= from) out.push(gap);
     return out;
   }
 
-  /** Deletes the oldest events beyond `maxEntries`; returns how many. */
+  /** Deletes the oldest events beyond `maxEntries` (and gap records below what is kept); returns how many events. */
   async sweep(maxEntries: number): Promise<number> {
     const last = await this.lastSeq();
     const first = await this.firstSeq();
@@ -69,6 +150,7 @@ export class EventLogRepository {
         ops = [];
       }
     }
+    for await (const [key, gap] of this.gaps.iterator({ lte: cutoff })) if (gap.to <= last - maxEntries) ops.push(delOp(this.gaps, key));
     if (ops.length > 0) await commitOps(this.db, ops);
     return n;
   }

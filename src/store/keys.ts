@@ -10,7 +10,7 @@
  * and must be durable when the management API answers, so every `put` is its own
  * `db.batch(..., { sync: true })` (fsync), not a `BatchWriter` write.
  */
-import type { RateLimitSettings, Role } from '../auth/types.js';
+import type { RateLimitSettings, Role, ToolMode } from '../auth/types.js';
 import { commitOps, putOp } from './batcher.js';
 import type { RootDb, Sublevel } from './db.js';
 
@@ -39,6 +39,8 @@ export interface StoredKey {
   readonly tenant_id: string;
   /** Overrides of `DEFAULT_RATE_LIMITS`, per field; absent = the defaults. */
   readonly rate_limits?: Partial<RateLimitSettings>;
+  /** How sessions of this key see the tool catalogue; absent = the gateway's `tool_modes.default`. */
+  readonly tool_mode?: ToolMode;
   /** ISO-8601 UTC. */
   readonly created_at: string;
   /** ISO-8601 UTC; from this instant on the key no longer authenticates. Absent = never expires. */

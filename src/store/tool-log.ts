@@ -185,9 +185,19 @@ export class ToolLogRepository {
    * `closed`, `io`).
    */
   async append(input: ToolLogInput): Promise<ToolLogEntry> {
-    const { key, entry } = this.#build(input);
-    await this.#writer.writeAll([putOp(this.#entries, key, entry), putOp(this.#summaries, key, summarize(entry))]);
+    const { ops, entry } = this.entryOps(input);
+    await this.#writer.writeAll(ops);
     return entry;
+  }
+
+  /**
+   * The ops that store one entry (entry and summary), built as {@link append} does, without
+   * writing them: for a caller that commits them in one unit with other records (the event of
+   * the same call). Throws what `append` rejects with for a malformed input.
+   */
+  entryOps(input: ToolLogInput): { ops: BatchOp[]; entry: ToolLogEntry } {
+    const { key, entry } = this.#build(input);
+    return { ops: [putOp(this.#entries, key, entry), putOp(this.#summaries, key, summarize(entry))], entry };
   }
 
   /**

@@ -14,7 +14,10 @@ export type UpstreamState = 'connected' | 'disconnected' | 'error';
 export type CircuitState = 'closed' | 'open' | 'half_open';
 
 interface EventBase {
-  /** Gap-free sequence number, starting at 1 per process. */
+  /**
+   * Sequence number: increasing, never reused (a restart continues above every number the
+   * previous run could have used); consecutive within one run.
+   */
   readonly seq: number;
   /** ISO-8601 UTC. */
   readonly timestamp: string;
@@ -36,6 +39,8 @@ export interface ToolCallFields {
   virtual_key?: string;
   /** The caller's tenant (issue 9): tenant-scoped feeds deliver the event to that tenant only. */
   tenant_id?: string;
+  /** For calls made by code-mode code: the call id of the `execute_code` call that made it. */
+  parent_call_id?: string;
   /** OpenTelemetry trace id of the call, when it was traced. */
   trace_id?: string;
 }
@@ -96,11 +101,19 @@ export type EntityEventType =
 
 export type GatewayEvent = GatewayEventBody & EventBase;
 
+/**
+ * Stores one event durably, called by {@link EventBus.publish} in seq order before any subscriber
+ * sees the event. Resolves once it is stored; rejects if it could not be (the recorder reports
+ * that itself: the bus only passes the outcome on).
+ */
+export type EventRecorder = (event: GatewayEvent) => Promise<void>;
+
 /** A synchronous, in-process publish/subscribe bus. `events$` is hot: late subscribers miss past events. */
 export class EventBus {
   private readonly subject = new Subject<GatewayEvent>();
+  private recorder: EventRecorder | undefined;
 
-  /** @param seq the last seq already used (e.g. the durable log's last one after a restart). */
+  /** @param seq the last seq already used (after a restart: above any the previous run could have used). */
   constructor(private seq = 0) {}
 
   /** The seq of the last published event. */
@@ -108,16 +121,43 @@ export class EventBus {
     return this.seq;
   }
 
+  /**
+   * In-process subscribers get each event synchronously at publish, before it is stored. Feeds
+   * that reach outside the process read the recorder's stream of stored events instead.
+   */
   readonly events$: Observable<GatewayEvent> = this.subject.asObservable();
 
   private stampMs = -1;
   private stamp = '';
 
+  /** Sets (or removes) the recorder every later event is handed to, in seq order. */
+  setRecorder(recorder: EventRecorder | undefined): void {
+    this.recorder = recorder;
+  }
+
   /**
-   * Stamps `seq` and `timestamp` onto `body` (which becomes the event: pass a fresh object) and
-   * delivers it to current subscribers. Returns the event.
+   * Stamps `seq` and `timestamp` onto `body` (which becomes the event: pass a fresh object), hands
+   * it to the recorder, then delivers it to current subscribers. Returns the event.
    */
   publish(body: GatewayEventBody): GatewayEvent {
+    return this.emit(body).event;
+  }
+
+  /**
+   * {@link publish}, resolving once the recorder has stored the event (at once without a
+   * recorder). Never rejects: when storing fails the event is still published and the recorder
+   * reports the failure. For acknowledgements that promise a durable record.
+   */
+  publishRecorded(body: GatewayEventBody): Promise<GatewayEvent> {
+    const { event, stored } = this.emit(body);
+    if (stored === undefined) return Promise.resolve(event);
+    return stored.then(
+      () => event,
+      () => event,
+    );
+  }
+
+  private emit(body: GatewayEventBody): { event: GatewayEvent; stored: Promise<void> | undefined } {
     const now = Date.now();
     if (now !== this.stampMs) {
       this.stampMs = now;
@@ -126,8 +166,17 @@ export class EventBus {
     const event = body as GatewayEvent & { seq: number; timestamp: string };
     event.seq = ++this.seq;
     event.timestamp = this.stamp;
+    let stored: Promise<void> | undefined;
+    if (this.recorder !== undefined) {
+      try {
+        stored = this.recorder(event);
+      } catch (err) {
+        stored = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+      stored.catch(() => undefined);
+    }
     this.subject.next(event);
-    return event;
+    return { event, stored };
   }
 
   /** Completes the stream for every subscriber. */

@@ -38,6 +38,8 @@ export interface HttpHeaders {
   readonly cookie?: string;
   /** `X-Hub-Signature-256`: `sha256=<hex HMAC-SHA256 of the raw body>` of a GitHub webhook delivery. */
   readonly hubSignature256: string;
+  /** `x-tributary-tool-mode`: the tool mode (`full`, `search`, `code`) a new MCP session asks for. */
+  readonly toolMode: string;
 }
 
 export interface HttpInput {

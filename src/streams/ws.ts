@@ -28,6 +28,8 @@ export interface WsConnection {
    * has no access gate.
    */
   readonly auth: RequestAuth | undefined;
+  /** The upgrade request's `x-tributary-tool-mode` header (`''` when absent). */
+  readonly toolModeHeader?: string;
   /**
    * Re-checks the connection's credential against its current state (revocation, expiry, a
    * virtual key's tool set) at `nowMs` (epoch ms). Cheap while nothing changed. When the

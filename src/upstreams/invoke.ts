@@ -17,6 +17,8 @@ export interface InvokeOptions {
   readonly virtualKey?: string | undefined;
   /** The caller's tenant: tool events carry it, so tenant-scoped feeds show a tenant only its calls. */
   readonly tenant?: string | undefined;
+  /** The call id of the meta-tool call (code mode `execute_code`) this call was made from. */
+  readonly parentCallId?: string | undefined;
   /** The caller's request span: the upstream call gets a child span, its context goes in `_meta`. */
   readonly trace?: { readonly tracing: Tracing; readonly parent: TraceScope } | undefined;
 }
@@ -32,7 +34,9 @@ export function newCallId(): string {
 /**
  * Calls `route`'s tool with `params` (a `tools/call` params object whose `name` is replaced by the
  * upstream's own name; `arguments` and `_meta` pass through). Resolves with the upstream's result
- * untouched. @throws what {@link Upstream.request} throws, after publishing the failure.
+ * untouched, once the invocation's event is stored (with the gateway's recorder: the event and
+ * its tool-log entry, committed together), so an answered call has a durable record.
+ * @throws what {@link Upstream.request} throws, after publishing (and storing) the failure.
  */
 export async function invokeTool(bus: EventBus, route: Route, params: JsonObject, options: InvokeOptions): Promise<JsonObject> {
   const started = performance.now();
@@ -56,7 +60,7 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
     });
     const isError = result['isError'] === true;
     traced?.tracing.endUpstream(span, { result });
-    bus.publish({
+    await bus.publishRecorded({
       event_type: 'ToolInvocationCompleted',
       mcp_server_id: upstream.name,
       tool_name: route.name,
@@ -70,12 +74,13 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
       result,
       ...(options.virtualKey !== undefined ? { virtual_key: options.virtualKey } : {}),
       ...(options.tenant !== undefined ? { tenant_id: options.tenant } : {}),
+      ...(options.parentCallId !== undefined ? { parent_call_id: options.parentCallId } : {}),
       ...(trace_id !== undefined ? { trace_id } : {}),
     });
     return result;
   } catch (err) {
     traced?.tracing.endUpstream(span, { error: err });
-    bus.publish({
+    await bus.publishRecorded({
       event_type: 'ToolInvocationFailed',
       mcp_server_id: upstream.name,
       tool_name: route.name,
@@ -87,6 +92,7 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
       error: err instanceof Error ? err.message : String(err),
       ...(options.virtualKey !== undefined ? { virtual_key: options.virtualKey } : {}),
       ...(options.tenant !== undefined ? { tenant_id: options.tenant } : {}),
+      ...(options.parentCallId !== undefined ? { parent_call_id: options.parentCallId } : {}),
       ...(trace_id !== undefined ? { trace_id } : {}),
     });
     throw err;

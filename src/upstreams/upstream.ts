@@ -36,7 +36,8 @@ import { resolveResilience } from '../config/load.js';
 import type { Logger } from '../log/logger.js';
 import type { UpstreamState } from '../streams/events.js';
 import { GatewayError, UpstreamRpcError } from '../codecs/errors.js';
-import { createDemoLeanServer, createDemoServer } from './inprocess/demo.js';
+import { createDemoLeanServer } from './inprocess/demo.js';
+import { createInProcessServer } from './inprocess/registry.js';
 import { CircuitBreaker, type CallOutcome } from './circuit-breaker.js';
 import { ConcurrencyLimiter } from './limiter.js';
 import { fetchWithHeadersDeadline } from './fetch-deadline.js';
@@ -385,7 +386,7 @@ export class Upstream {
       case 'inprocess': {
         if (c.inprocess_server === 'demo') return createDemoLeanServer().connect();
         const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-        const server = createDemoServer();
+        const server = createInProcessServer(c.inprocess_server ?? 'demo');
         void server.connect(serverSide).catch((err: unknown) => this.log.error('in-process server failed', { error: err }));
         return clientSide;
       }

@@ -35,10 +35,11 @@
  * their original place, or fail (`TaskFailed`, assigner told) once `max_attempts` assignments
  * were spent. A timed-out agent that speaks again is available again.
  *
- * Durability: task records are written through the store's batch writer (`store.writer`: one
- * `db.batch()` per `store.batch_window_ms`, not fsync'd) and the replies do not wait for it. So an
- * acknowledged task survives a process crash once its batch is written (within a window, ~10 ms by
- * default) and an OS crash only after LevelDB's log reaches the disk. Writes commit in order, so
+ * Durability: task records are written through the store's batch writer (`store.writer`: group
+ * commit, one `db.batch()` at a time, not fsync'd) and the replies do not wait for it. So an
+ * acknowledged task survives a process crash once its batch is written (the commit in flight plus
+ * its own, about a millisecond when the store keeps up) and an OS crash only after LevelDB's log
+ * reaches the disk. Writes commit in order, so
  * the stored record is always the newest state. `GET /api/v1/tasks*` flush the writer first
  * (read-your-writes). At start, {@link Orchestrator.init} puts every unfinished task back in the
  * queue (its agent is gone), in their original order and without spending an attempt.

@@ -29,6 +29,8 @@ import { version } from '../../version.js';
 import type { InflightCall, McpSession, SessionStore } from './session.js';
 import type { Tracing } from '../../telemetry/tracing.js';
 import type { RequestAuth, ToolFilter } from '../../auth/access.js';
+import type { ToolMode } from '../../auth/types.js';
+import type { ToolCallVia, ToolModeHooks, ToolModeHost } from '../tool-modes/types.js';
 
 /** Protocol versions accepted, newest first (MCP spec revisions). */
 export const SUPPORTED_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
@@ -68,9 +70,11 @@ function decodeCursor(cursor: string | undefined, method: string): number {
   return Number(m[1]);
 }
 
-export class McpDispatcher {
+export class McpDispatcher implements ToolModeHost {
   private readonly methods: Record<string, MethodHandler>;
   private readonly subs: Subscription[] = [];
+  /** The `search` and `code` tool modes; without them every session is in `full` mode. */
+  toolModes: ToolModeHooks | undefined;
 
   constructor(
     private readonly manager: UpstreamManager,
@@ -81,8 +85,9 @@ export class McpDispatcher {
   ) {
     this.methods = {
       ping: () => ({}),
-      'tools/list': (_s, p, c) => this.page('tools/list', 'tools', this.visibleTools(c.auth?.filter), p),
-      'tools/call': (s, p, c) => this.callTool(s, p, c),
+      // a session field read: `full` mode costs one comparison more than before tool modes
+      'tools/list': (s, p, c) => (s.toolMode === 'full' ? this.page('tools/list', 'tools', this.visibleTools(c.auth?.filter), p) : this.metaTools(s.toolMode).list(s.toolMode, c)),
+      'tools/call': (s, p, c) => (s.toolMode === 'full' ? this.callTool(s, p, c) : this.metaTools(s.toolMode).call(s.toolMode, s, p, c)),
       'resources/list': (_s, p, c) => this.page('resources/list', 'resources', this.visibleResources(c.auth?.filter, this.manager.resources, 'uri'), p),
       'resources/templates/list': (_s, p, c) =>
         this.page('resources/templates/list', 'resourceTemplates', this.visibleResources(c.auth?.filter, this.manager.resourceTemplates, 'uriTemplate'), p),
@@ -213,8 +218,26 @@ export class McpDispatcher {
     else pending.resolve(msg.result ?? {});
   }
 
+  /**
+   * The tool mode of a new session (see {@link ToolModeHooks.modeFor}); `full` when no tool modes
+   * are configured. @throws GatewayError INVALID_REQUEST for a bad `x-tributary-tool-mode` header.
+   */
+  toolModeFor(header: string, clientName: string, auth: RequestAuth | undefined): ToolMode {
+    return this.toolModes ? this.toolModes.modeFor(header, clientName, auth) : 'full';
+  }
+
+  private metaTools(mode: ToolMode): ToolModeHooks {
+    if (!this.toolModes) throw new GatewayError('INTERNAL_ERROR', `Tool mode ${mode} is not available`);
+    return this.toolModes;
+  }
+
+  /** {@link ToolModeHost.callToolVia}: `tools/call` through the normal path, from a meta-tool. */
+  callToolVia(session: McpSession, params: Record<string, unknown>, call: InflightCall, via: ToolCallVia): Promise<JsonObject> {
+    return this.callTool(session, params, call, via);
+  }
+
   /** The tools `filter` lets the caller see (all without a filter). */
-  private visibleTools(filter: ToolFilter | undefined): readonly JsonObject[] {
+  visibleTools(filter: ToolFilter | undefined): readonly JsonObject[] {
     const all = this.manager.tools;
     if (!filter) return all;
     return all.filter((t) => {
@@ -259,7 +282,7 @@ export class McpDispatcher {
     return offset + size < items.length ? { [field]: slice, nextCursor: encodeCursor(offset + size) } : { [field]: slice };
   }
 
-  private async callTool(session: McpSession, params: Record<string, unknown> | undefined, call: InflightCall): Promise<JsonObject> {
+  private async callTool(session: McpSession, params: Record<string, unknown> | undefined, call: InflightCall, via?: ToolCallVia): Promise<JsonObject> {
     const p = decodeParams(Params.toolsCall, params, 'tools/call');
     const route = this.manager.routeTool(p.name);
     if (!route) throw new GatewayError('INVALID_PARAMS', `Unknown tool: ${p.name}`, { tool: p.name });
@@ -271,7 +294,8 @@ export class McpDispatcher {
     call.upstream = route.upstream;
     const token = p._meta?.['progressToken'];
     return invokeTool(this.bus, route, params ?? {}, {
-      surface: 'mcp',
+      surface: via?.surface ?? 'mcp',
+      parentCallId: via?.parentCallId,
       ...(call.trace !== undefined && this.options.tracing !== undefined ? { trace: { tracing: this.options.tracing, parent: call.trace } } : {}),
       tenant: call.auth?.principal.tenantId,
       virtualKey: call.auth?.principal.virtualKeyId,

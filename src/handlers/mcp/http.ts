@@ -249,9 +249,16 @@ export class McpHttpHandler {
     } catch (err) {
       return jsonReply(200, { jsonrpc: '2.0', id: msg.id, error: (err as GatewayError).toJsonRpc() });
     }
+    let toolMode;
+    try {
+      toolMode = this.dispatcher.toolModeFor(input.headers.toolMode, p.clientInfo.name, input.auth);
+    } catch (err) {
+      return jsonReply(400, { jsonrpc: '2.0', id: msg.id, error: (err as GatewayError).toJsonRpc() });
+    }
     const session = this.sessions.create(this.dispatcher.negotiateVersion(p.protocolVersion), p.capabilities, p.clientInfo);
     if (!session) return errorReply('TOO_MANY_SESSIONS', undefined, { max_sessions: true }, [['Retry-After', '5']]);
     session.owner = input.auth?.principal.id;
+    session.toolMode = toolMode;
     this.log.debug('session created', { session: session.id, client: p.clientInfo.name, protocol: session.protocolVersion });
     return jsonReply(200, { jsonrpc: '2.0', id: msg.id, result: this.dispatcher.initializeResult(session) }, [
       ['Content-Type', 'application/json'],

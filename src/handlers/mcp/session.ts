@@ -11,6 +11,7 @@ import type { JsonRpcId, McpLogLevel } from '../../codecs/jsonrpc.js';
 import { cancelScope, type CancelScope, type Upstream } from '../../upstreams/upstream.js';
 import type { TraceScope } from '../../telemetry/tracing.js';
 import type { RequestAuth } from '../../auth/access.js';
+import type { ToolMode } from '../../auth/types.js';
 
 /** Somewhere a JSON-RPC message can be sent to the downstream client. */
 export interface OutboundChannel {
@@ -57,6 +58,8 @@ export class McpSession {
   closed = false;
   /** The principal id that opened the session; other callers may not use it (issue 8). */
   owner: string | undefined;
+  /** How this session sees tools: `full` (the catalogue), `search` or `code` (meta-tools); fixed at initialize. */
+  toolMode: ToolMode = 'full';
   private nextServerRequestId = 1;
   private closeHandlers: (() => void)[] = [];
 

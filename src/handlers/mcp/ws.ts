@@ -326,12 +326,20 @@ export class McpWsEndpoint implements WsEndpoint {
       this.reply(s, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_PARAMS', 'Invalid params for initialize: protocolVersion, capabilities and clientInfo are required').toJsonRpc() }, replyTo);
       return;
     }
+    let toolMode;
+    try {
+      toolMode = this.dispatcher.toolModeFor(s.conn.toolModeHeader ?? '', typeof (p.clientInfo as { name?: unknown }).name === 'string' ? (p.clientInfo as { name: string }).name : '', s.conn.auth);
+    } catch (err) {
+      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: toJsonRpcError(err) }, replyTo);
+      return;
+    }
     if (s.session) this.sessions.delete(s.session.id);
     const session = this.sessions.create(this.dispatcher.negotiateVersion(p.protocolVersion), p.capabilities as Record<string, unknown>, p.clientInfo as { name: string });
     if (!session) {
       this.reply(s, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('TOO_MANY_SESSIONS').toJsonRpc() }, replyTo);
       return;
     }
+    session.toolMode = toolMode;
     // the socket itself is the session's server→client stream
     session.standalone = s.channel;
     // the session belongs to the credential that opened the socket (list_changed aimed at a key's sessions reaches it)

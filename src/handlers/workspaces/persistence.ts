@@ -9,8 +9,8 @@
  * with at most one write in flight; updates arriving meanwhile are folded into the next write.
  *
  * Durability window: an acknowledged `document.update` reaches LevelDB at most `intervalMs`
- * (100 ms by default) + the batch writer's window (`store.batch_window_ms`, 10 ms by default) +
- * one commit later. The batch writer does not fsync, so after that the state survives a process
+ * (100 ms by default) + the batch writer's window (`store.batch_window_ms`, 0 by default: group
+ * commit) + the commit in flight + its own commit later. The batch writer does not fsync, so after that the state survives a process
  * crash (it is in LevelDB's log, in the OS page cache) but a power loss may still lose the last
  * seconds the OS had not written back. {@link DocumentPersistence.flushAll} (on gateway shutdown)
  * writes every pending state before the store closes. A failed write is retried at the next

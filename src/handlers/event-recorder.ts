@@ -1,0 +1,158 @@
+/**
+ * The event recorder: stores every bus event before anything outside the process sees it.
+ *
+ * - Each event is handed over by {@link EventBus.publish} in seq order and written as one unit
+ *   of the batch writer: the event itself, and for a tool invocation its tool-log entry too (one
+ *   atomic write per call), plus the seq reservation when it needs extending.
+ * - {@link EventRecorder.items$} emits, in seq order, each event once its batch is committed, and
+ *   for events whose write failed a `missing` item naming the seq range (logged at `error`, and a
+ *   gap record is written so a later replay names it too). The feeds (`/api/ws/events`,
+ *   `/api/ws/live`) read this stream, so a subscriber never sees an event a restart forgets.
+ * - `invokeTool` awaits its event's commit before the call is answered
+ *   ({@link EventBus.publishRecorded}): an acknowledged call has a durable tool-log entry.
+ */
+import { Subject, filter, map, type Observable } from 'rxjs';
+import type { Logger } from '../log/logger.js';
+import type { BatchOp, BatchWriter } from '../store/batcher.js';
+import type { EventLogRepository } from '../store/events.js';
+import type { ToolLogRepository } from '../store/tool-log.js';
+import { toWire, type EventBus, type GatewayEvent } from '../streams/events.js';
+import { toLogEntry } from './tool-log.js';
+
+/** What the recorder emits: a stored event, or a range of seqs whose events were not stored. */
+export type RecordedItem =
+  | { readonly kind: 'event'; readonly event: GatewayEvent }
+  | { readonly kind: 'missing'; readonly from: number; readonly to: number; readonly reason: 'lost' };
+
+/** The stream of stored events the feeds read. */
+export interface RecordedFeed {
+  /** Stored events and missing ranges, in seq order, each once. Hot. */
+  readonly items$: Observable<RecordedItem>;
+  /** The highest seq whose fate is settled and emitted on `items$` (stored or missing). */
+  readonly lastSettledSeq: number;
+  /** The highest seq handed over for storing (settled or not): what was published so far. */
+  readonly lastRecordedSeq: number;
+}
+
+interface Slot {
+  readonly event: GatewayEvent;
+  /** 0 waiting, 1 stored, 2 failed. */
+  state: 0 | 1 | 2;
+}
+
+export class EventRecorder implements RecordedFeed {
+  readonly #items = new Subject<RecordedItem>();
+  readonly #slots: Slot[] = [];
+  #head = 0;
+  #lastSettled: number;
+  /** Failures not yet logged (one log line per run of failed events). */
+  #failureLogged = false;
+
+  readonly items$: Observable<RecordedItem> = this.#items.asObservable();
+
+  /** Stored events only, in seq order (for feeds that have no use for missing ranges). */
+  readonly events$: Observable<GatewayEvent> = this.#items.pipe(
+    filter((i): i is Extract<RecordedItem, { kind: 'event' }> => i.kind === 'event'),
+    map((i) => i.event),
+  );
+
+  /**
+   * @param lastSeq the bus's starting seq (nothing at or below it is pending).
+   */
+  constructor(
+    private readonly writer: BatchWriter<BatchOp>,
+    private readonly eventLog: EventLogRepository,
+    private readonly toolLog: ToolLogRepository,
+    private readonly log: Logger,
+    lastSeq: number,
+  ) {
+    this.#lastSettled = lastSeq;
+  }
+
+  get lastSettledSeq(): number {
+    return this.#lastSettled;
+  }
+
+  get lastRecordedSeq(): number {
+    const last = this.#slots[this.#slots.length - 1];
+    return this.#head < this.#slots.length && last !== undefined ? last.event.seq : this.#lastSettled;
+  }
+
+  /** Installs this recorder on `bus`; returns the function that removes it. */
+  attach(bus: EventBus): () => void {
+    bus.setRecorder(this.record);
+    return () => bus.setRecorder(undefined);
+  }
+
+  /** Stores `event` (see the module comment); resolves when committed, rejects if not stored. */
+  readonly record = (event: GatewayEvent): Promise<void> => {
+    const slot: Slot = { event, state: 0 };
+    this.#slots.push(slot);
+    let written: Promise<void>;
+    try {
+      written = this.writer.writeAll(this.#ops(event));
+    } catch (err) {
+      written = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return written.then(
+      () => {
+        slot.state = 1;
+        this.#settle();
+      },
+      (err: unknown) => {
+        slot.state = 2;
+        if (!this.#failureLogged) {
+          this.#failureLogged = true;
+          this.log.error('event not stored: it is not delivered to feeds, and its seq is reported missing', { seq: event.seq, event_type: event.event_type, error: err });
+        }
+        this.#settle();
+        throw err;
+      },
+    );
+  };
+
+  /** Completes `items$`. */
+  close(): void {
+    this.#items.complete();
+  }
+
+  #ops(event: GatewayEvent): BatchOp[] {
+    const ops: BatchOp[] = [this.eventLog.putOp(toWire(event))];
+    if (event.event_type === 'ToolInvocationCompleted' || event.event_type === 'ToolInvocationFailed') {
+      for (const op of this.toolLog.entryOps(toLogEntry(event)).ops) ops.push(op);
+    }
+    const reserve = this.eventLog.reserveOp(event.seq);
+    if (reserve !== undefined) ops.push(reserve);
+    return ops;
+  }
+
+  /** Emits the settled slots at the head, in seq order; failed runs become one `missing` item each. */
+  #settle(): void {
+    while (this.#head < this.#slots.length) {
+      const slot = this.#slots[this.#head];
+      if (slot === undefined || slot.state === 0) break;
+      if (slot.state === 1) {
+        this.#head++;
+        this.#lastSettled = slot.event.seq;
+        this.#failureLogged = false;
+        this.#items.next({ kind: 'event', event: slot.event });
+        continue;
+      }
+      const from = slot.event.seq;
+      let to = from;
+      this.#head++;
+      for (let next = this.#slots[this.#head]; next !== undefined && next.state === 2; next = this.#slots[this.#head]) {
+        to = next.event.seq;
+        this.#head++;
+      }
+      this.#lastSettled = to;
+      // best effort: the store may be what failed
+      this.writer.write(this.eventLog.gapOp({ from, to, reason: 'lost' })).catch(() => undefined);
+      this.#items.next({ kind: 'missing', from, to, reason: 'lost' });
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#slots.length) {
+      this.#slots.splice(0, this.#head);
+      this.#head = 0;
+    }
+  }
+}
