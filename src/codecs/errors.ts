@@ -69,21 +69,21 @@ export const ERRORS = {
    * the model as a tool result with isError (`CODE: message`), not as JSON-RPC errors.
    */
   /** The run's wall time (`wall_ms`, waiting for tools included) ran out. */
-  SANDBOX_TIMEOUT: { http: 422, rpc: -32010, message: 'Code run exceeded its wall time' },
+  SANDBOX_TIMEOUT: { http: 422, rpc: -32014, message: 'Code run exceeded its wall time' },
   /** The run executed JavaScript for longer than `cpu_ms`. */
-  SANDBOX_CPU_LIMIT: { http: 422, rpc: -32010, message: 'Code run exceeded its CPU budget' },
+  SANDBOX_CPU_LIMIT: { http: 422, rpc: -32014, message: 'Code run exceeded its CPU budget' },
   /** The engine heap would have grown past `memory_bytes`. */
-  SANDBOX_MEMORY_LIMIT: { http: 422, rpc: -32010, message: 'Code run exceeded its memory limit' },
+  SANDBOX_MEMORY_LIMIT: { http: 422, rpc: -32014, message: 'Code run exceeded its memory limit' },
   /** Recursion or nesting deeper than `stack_bytes` allows. */
-  SANDBOX_STACK_LIMIT: { http: 422, rpc: -32010, message: 'Code run exceeded its stack limit' },
+  SANDBOX_STACK_LIMIT: { http: 422, rpc: -32014, message: 'Code run exceeded its stack limit' },
   /** More tool calls than `max_tool_calls`. */
-  SANDBOX_TOOL_CALL_LIMIT: { http: 422, rpc: -32010, message: 'Code run exceeded its tool-call limit' },
+  SANDBOX_TOOL_CALL_LIMIT: { http: 422, rpc: -32014, message: 'Code run exceeded its tool-call limit' },
   /** Console output plus the result's JSON over `max_output_bytes`. */
-  SANDBOX_OUTPUT_LIMIT: { http: 422, rpc: -32010, message: 'Code run exceeded its output limit' },
+  SANDBOX_OUTPUT_LIMIT: { http: 422, rpc: -32014, message: 'Code run exceeded its output limit' },
   /** The execute_code call was cancelled (client cancel, disconnect, session end). */
   SANDBOX_CANCELLED: { http: 499, rpc: -32800, message: 'Code run cancelled' },
   /** The code threw, did not parse, or awaited something that can never settle. */
-  SANDBOX_CODE_ERROR: { http: 422, rpc: -32010, message: 'Code run failed' },
+  SANDBOX_CODE_ERROR: { http: 422, rpc: -32014, message: 'Code run failed' },
   /**
    * A message nested deeper than the limit (`MAX_NESTING_DEPTH` in `./depth.ts`, 128), refused at
    * decode time before anything recursive runs; `details.limit` names the limit.
