@@ -164,7 +164,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     throw err;
   }
 
-  const tracing = Tracing.fromConfig(config.tracing, log);
+  const tracing = await Tracing.fromConfig(config.tracing, log);
   const manager = new UpstreamManager(log, bus);
   const sessions = new SessionStore(config.server.max_sessions, config.server.session_idle_timeout_ms);
   const dispatcher = new McpDispatcher(manager, sessions, bus, log, {

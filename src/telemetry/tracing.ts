@@ -21,10 +21,8 @@
  * and a branch: nothing is allocated and no OpenTelemetry code runs.
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
+import type { W3CTraceContextPropagator } from '@opentelemetry/core';
+import type { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import type { GatewayConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 
@@ -76,10 +74,11 @@ export class Tracing {
   readonly capturePayloads: boolean;
   private readonly tracer: Tracer | undefined;
   private readonly provider: BasicTracerProvider | undefined;
-  private readonly propagator = new W3CTraceContextPropagator();
+  private readonly propagator: W3CTraceContextPropagator | undefined;
 
-  private constructor(provider: BasicTracerProvider | undefined, capturePayloads: boolean) {
+  private constructor(provider: BasicTracerProvider | undefined, capturePayloads: boolean, propagator?: W3CTraceContextPropagator) {
     this.provider = provider;
+    this.propagator = propagator;
     this.enabled = provider !== undefined;
     this.tracer = provider?.getTracer('tributary');
     this.capturePayloads = capturePayloads;
@@ -94,15 +93,22 @@ export class Tracing {
    * Tracing as `config` says: off without an OTLP endpoint; otherwise an OTLP/HTTP exporter behind
    * a batch processor, parent-based sampling with `sample_ratio` for root spans.
    */
-  static fromConfig(config: GatewayConfig['tracing'], log: Logger): Tracing {
+  static async fromConfig(config: GatewayConfig['tracing'], log: Logger): Promise<Tracing> {
     if (config.otlp_endpoint === undefined) return Tracing.disabled();
-    const provider = new BasicTracerProvider({
+    // the SDK is loaded only when tracing is on: a gateway without it starts faster
+    const [{ W3CTraceContextPropagator }, { OTLPTraceExporter }, { resourceFromAttributes }, sdk] = await Promise.all([
+      import('@opentelemetry/core'),
+      import('@opentelemetry/exporter-trace-otlp-http'),
+      import('@opentelemetry/resources'),
+      import('@opentelemetry/sdk-trace-base'),
+    ]);
+    const provider = new sdk.BasicTracerProvider({
       resource: resourceFromAttributes({ 'service.name': config.service_name }),
-      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sample_ratio) }),
-      spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: config.otlp_endpoint }), { scheduledDelayMillis: 1000, maxQueueSize: 4096 })],
+      sampler: new sdk.ParentBasedSampler({ root: new sdk.TraceIdRatioBasedSampler(config.sample_ratio) }),
+      spanProcessors: [new sdk.BatchSpanProcessor(new OTLPTraceExporter({ url: config.otlp_endpoint }), { scheduledDelayMillis: 1000, maxQueueSize: 4096 })],
     });
     log.info('tracing on', { otlp_endpoint: config.otlp_endpoint, sample_ratio: config.sample_ratio, capture_payloads: config.capture_payloads });
-    return new Tracing(provider, config.capture_payloads);
+    return new Tracing(provider, config.capture_payloads, new W3CTraceContextPropagator());
   }
 
   /**
@@ -115,8 +121,8 @@ export class Tracing {
     const params = s.params;
     const meta = params?.['_meta'];
     let parent = ROOT_CONTEXT;
-    if (typeof meta === 'object' && meta !== null && typeof (meta as Carrier)['traceparent'] === 'string') parent = this.propagator.extract(ROOT_CONTEXT, meta as Carrier, getter);
-    else if (s.traceparent) parent = this.propagator.extract(ROOT_CONTEXT, { traceparent: s.traceparent, tracestate: s.tracestate ?? '' }, getter);
+    if (typeof meta === 'object' && meta !== null && typeof (meta as Carrier)['traceparent'] === 'string') parent = this.propagator?.extract(ROOT_CONTEXT, meta as Carrier, getter) ?? ROOT_CONTEXT;
+    else if (s.traceparent) parent = this.propagator?.extract(ROOT_CONTEXT, { traceparent: s.traceparent, tracestate: s.tracestate ?? '' }, getter) ?? ROOT_CONTEXT;
     const attributes: Attributes = {
       'mcp.method.name': s.method,
       'jsonrpc.request.id': String(s.requestId),
@@ -161,7 +167,7 @@ export class Tracing {
     }
     const span = tracer.startSpan(toolName === undefined ? method : `${method} ${toolName}`, { kind: SpanKind.CLIENT, attributes }, parent.context);
     const context = trace.setSpan(parent.context, span);
-    this.propagator.inject(context, carrier as Carrier, setter);
+    this.propagator?.inject(context, carrier as Carrier, setter);
     return { span, context };
   }
 
@@ -184,7 +190,7 @@ export class Tracing {
   startRest(method: string, route: string, headers: { traceparent?: string; tracestate?: string }): TraceScope | undefined {
     const tracer = this.tracer;
     if (tracer === undefined) return undefined;
-    const parent = headers.traceparent ? this.propagator.extract(ROOT_CONTEXT, { traceparent: headers.traceparent, tracestate: headers.tracestate ?? '' }, getter) : ROOT_CONTEXT;
+    const parent = headers.traceparent && this.propagator ? this.propagator.extract(ROOT_CONTEXT, { traceparent: headers.traceparent, tracestate: headers.tracestate ?? '' }, getter) : ROOT_CONTEXT;
     const span = tracer.startSpan(`${method} ${route}`, { kind: SpanKind.SERVER, attributes: { 'http.request.method': method, 'http.route': route } }, parent);
     if (!span.isRecording()) {
       span.end();
