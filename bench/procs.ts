@@ -155,6 +155,8 @@ export class ChildGroup {
     if (r.status !== 0) throw new Error(`tsc build of the gateway failed:\n${r.stdout}${r.stderr}`);
     copyFileSync(join(root, 'package.json'), join(dir, 'package.json'));
     symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
+    // the dashboard's files (the gateway serves /ui from the folder next to dist/)
+    symlinkSync(join(root, 'ui'), join(dir, 'ui'), 'dir');
     return dir;
   }
 

@@ -176,14 +176,48 @@ export class GroupStdioTransport implements Transport {
     return `${who} ${how}${excerpt ? `; stderr: ${excerpt}` : ''}`;
   }
 
+  /**
+   * Queues `message` for the subprocess's stdin. Messages sent during one turn of the event loop
+   * go out in one `write` (one pipe write and one wake-up of the upstream for a burst of calls,
+   * instead of one each); the write happens at the end of the turn (`setImmediate`). Resolves
+   * once the bytes are handed to the stream (after `drain` when its buffer is full); rejects when
+   * the subprocess is gone.
+   */
   send(message: JSONRPCMessage): Promise<void> {
     const stdin = this.proc?.stdin;
     if (!stdin || stdin.destroyed) return Promise.reject(new Error(this.describeExit() ?? 'Not connected'));
+    const line = serializeMessage(message);
     return new Promise((resolve) => {
-      if (stdin.write(serializeMessage(message))) resolve();
-      else stdin.once('drain', resolve);
+      this.outbox.push(line);
+      this.outboxWaiters.push(resolve);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flushOutbox);
+      }
     });
   }
+
+  private readonly outbox: string[] = [];
+  private readonly outboxWaiters: (() => void)[] = [];
+  private flushScheduled = false;
+
+  private readonly flushOutbox = (): void => {
+    this.flushScheduled = false;
+    const waiters = this.outboxWaiters.splice(0);
+    const chunk = this.outbox.length === 1 ? (this.outbox[0] as string) : this.outbox.join('');
+    this.outbox.length = 0;
+    const stdin = this.proc?.stdin;
+    const done = (): void => {
+      for (const w of waiters) w();
+    };
+    // a subprocess gone meanwhile: its exit is reported by the close path; the senders are released
+    if (!stdin || stdin.destroyed) {
+      done();
+      return;
+    }
+    if (stdin.write(chunk)) done();
+    else stdin.once('drain', done);
+  };
 
   /**
    * Ends the subprocess: stdin EOF; SIGTERM to its process group after 2 s; SIGKILL after 2 s
