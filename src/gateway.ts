@@ -12,7 +12,7 @@ import { McpDispatcher } from './handlers/mcp/dispatch.js';
 import { McpHttpHandler } from './handlers/mcp/http.js';
 import { ToolModes } from './handlers/tool-modes/meta-tools.js';
 import { healthEffect } from './handlers/health.js';
-import { GatewayServer } from './server/app.js';
+import { GatewayServer, type StaticFiles } from './server/app.js';
 import { loadNativeUws, type UwsModule } from './server/uws.js';
 import { of } from 'rxjs';
 import { EventLogRepository, type SeqGap, type StoredEvent } from './store/events.js';
@@ -57,6 +57,7 @@ import { withUiSessions } from './handlers/ui/access.js';
 import { UiSessionHandler } from './handlers/ui/session.js';
 import { UiOverview } from './handlers/ui/overview.js';
 import { StaticAssets } from './handlers/ui/static.js';
+import { WS_CLOSE_CREDENTIAL_ENDED } from './streams/ws.js';
 import { registerWorkspaceRoutes } from './handlers/workspaces/rest.js';
 
 export interface Gateway {
@@ -199,9 +200,12 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const liveWs = new LiveWsEndpoint(recorder, { maxQueued: config.events.max_queued, highWaterBytes: 256 * 1024, maxPayloadBytes: config.tool_log.max_payload_bytes });
   const rest = new RestRouter(log, tracing);
   // the dashboard at /ui: static files, sign-in sessions, the overview sample
-  const uiAssets = new StaticAssets();
-  const uiSessions = new UiSessionStore();
-  new UiSessionHandler({ gate, sessions: uiSessions, keys, adminUser: config.auth.admin?.username, log }).register(rest);
+  // (`ui.enabled: false`: no /ui files, no /api/ui/* routes, and the session cookie is not a credential)
+  const uiAccess = (base: ReturnType<typeof accessCheck>): ReturnType<typeof accessCheck> =>
+    config.ui.enabled ? withUiSessions(base, gate, uiSessions, config.auth.metrics_require_auth) : base;
+  const uiAssets = config.ui.enabled ? new StaticAssets() : undefined;
+  const uiSessions = new UiSessionStore({ idleMs: config.ui.session_idle_s * 1000, maxMs: config.ui.session_max_s * 1000 });
+  if (config.ui.enabled) new UiSessionHandler({ gate, sessions: uiSessions, keys, adminUser: config.auth.admin?.username, log }).register(rest);
   admin.register(rest);
   new ToolExecuteHandler(manager, bus, (auth) => gate.admitToolExecution(auth)).register(rest);
   new KeyAdmin(keys, bus, log).register(rest);
@@ -239,7 +243,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     sessions: () => sessions.size,
     wsConnections: () => ({ '/api/ws/events': eventsWs.connections, '/api/ws/live': liveWs.connections, '/ws': agentWs.connections, '/v1/responses': responsesWs.connections }),
   });
-  uiOverview.register(rest);
+  if (config.ui.enabled) uiOverview.register(rest);
   let draining = false;
   /** True until the configured upstreams have been connected (or failed) after the port was bound. */
   let starting = true;
@@ -261,13 +265,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       maxBodyBytes: config.server.max_body_bytes,
       concurrency: config.server.concurrency,
       maxQueued: config.server.max_queued,
-      access: withUiSessions(accessCheck(gate, config.auth.metrics_require_auth), gate, uiSessions, config.auth.metrics_require_auth),
-      staticFiles: (method, path, acceptEncoding, ifNoneMatch) => uiAssets.serve(method, path, acceptEncoding, ifNoneMatch),
+      access: uiAccess(accessCheck(gate, config.auth.metrics_require_auth)),
+      ...(uiAssets ? { staticFiles: ((method, path, acceptEncoding, ifNoneMatch) => uiAssets.serve(method, path, acceptEncoding, ifNoneMatch)) satisfies StaticFiles } : {}),
     },
     log,
   );
   const wsAccess = {
-    check: withUiSessions(accessCheck(gate, config.auth.metrics_require_auth), gate, uiSessions, config.auth.metrics_require_auth),
+    check: uiAccess(accessCheck(gate, config.auth.metrics_require_auth)),
     admitMessage: messageCheck(gate),
     revalidate: credentialCheck(gate),
   };
@@ -290,6 +294,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     server.attachWs('/ws', agentWs, { ...wsOptions, maxPayloadLength: 32 * 1024 * 1024, maxBackpressure: 32 * 1024 * 1024, protocols: ['mcp'] }, wsAccess),
     server.attachWs('/v1/responses', responsesWs, { ...wsOptions, maxPayloadLength: 16 * 1024 * 1024, maxBackpressure: 16 * 1024 * 1024 }, wsAccess),
   ];
+  // a dashboard session that ends (sign-out, expiry) closes the sockets opened with it
+  uiSessions.onEnd((key) => {
+    for (const conns of feeds) for (const c of conns) if (c.auth?.uiSession === key) c.close(WS_CLOSE_CREDENTIAL_ENDED, 'session_ended: the dashboard session ended');
+  });
   /** Re-checks every open socket's credential: those revoked or expired are closed (4401). */
   const recheckSockets = (): void => {
     const now = Date.now();

@@ -222,6 +222,11 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       max_tools: file.responses?.max_tools ?? 128,
       max_remembered: file.responses?.max_remembered ?? 64,
     },
+    ui: {
+      enabled: file.ui?.enabled ?? true,
+      session_idle_s: file.ui?.session_idle_s ?? 1800,
+      session_max_s: file.ui?.session_max_s ?? 43_200,
+    },
     tool_modes: {
       default: file.tool_modes?.default ?? 'full',
       clients: file.tool_modes?.clients ?? {},

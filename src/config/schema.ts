@@ -425,6 +425,18 @@ export const ResponsesConfig = t.exact(
   }),
 );
 
+/** The web dashboard at `/ui` and its sign-in sessions. */
+export const UiConfig = t.exact(
+  t.partial({
+    /** Serve the dashboard (`/ui`, `/api/ui/*`; default true). Off: those paths answer 404. */
+    enabled: t.boolean,
+    /** A dashboard session ends after this long without a request, seconds (default 1800). */
+    session_idle_s: PositiveInt,
+    /** A dashboard session ends this long after its sign-in whatever its use, seconds (default 43200). */
+    session_max_s: PositiveInt,
+  }),
+);
+
 export const ToolModeName = t.keyof({ full: null, search: null, code: null });
 
 /** Limits of one `execute_code` run (code mode); each exceeded limit ends the run with its own error code. */
@@ -506,6 +518,7 @@ export const GatewayConfigFile = t.exact(
     embeddings: EmbeddingsConfig,
     responses: ResponsesConfig,
     tool_modes: ToolModesConfig,
+    ui: UiConfig,
   }),
 );
 export type GatewayConfigFile = t.TypeOf<typeof GatewayConfigFile>;
@@ -565,6 +578,7 @@ export interface GatewayConfig {
   readonly embeddings: { readonly max_vectors_per_tenant: number; readonly max_search_limit: number; readonly max_text_chars: number; readonly max_batch: number };
   readonly responses: { readonly max_tool_rounds: number; readonly max_in_flight: number; readonly max_tools: number; readonly max_remembered: number };
   readonly tool_modes: ResolvedToolModes;
+  readonly ui: { readonly enabled: boolean; readonly session_idle_s: number; readonly session_max_s: number };
 }
 
 /** Limits of one code-mode run, every default filled in (see {@link SandboxConfig}). */
