@@ -5,9 +5,9 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { html, wsUrl, fmtTime, ErrorBox } from '../lib.js';
 
-const KEEP = 500;
-const BATCH_MS = 250;
-const BATCH_MAX = 25;
+const KEEP = 200;
+const BATCH_MS = 500;
+const BATCH_MAX = 20;
 const list = (text) => text.split(',').map((s) => s.trim()).filter((s) => s !== '');
 
 function summary(e) {
@@ -33,14 +33,16 @@ export function Events() {
   useEffect(() => {
     const ws = new WebSocket(wsUrl('/api/ws/events'));
     let flush;
-    const push = (e) => {
+    const push = (raw) => {
+      // the details text is computed once per event, not on every render
+      const e = { seq: raw.seq, timestamp: raw.timestamp, event_type: raw.event_type, mcp_server_id: raw.mcp_server_id, details: summary(raw) };
       pending.current.push(e);
       if (pending.current.length > KEEP) pending.current.splice(0, pending.current.length - KEEP);
       if (pausedRef.current) {
         setHeld(pending.current.length);
         return;
       }
-      // render at most every 100 ms however fast events come
+      // render at most every 100 ms however fast events come (frames come every BATCH_MS anyway)
       flush ??= setTimeout(() => {
         flush = undefined;
         const batch = pending.current.splice(0);
@@ -110,7 +112,7 @@ export function Events() {
       <thead><tr><th>seq</th><th>time</th><th>event</th><th>upstream</th><th>details</th></tr></thead>
       <tbody>
         ${rows.map((e) => html`<tr key=${e.seq} data-event=${e.event_type}>
-          <td>${e.seq}</td><td>${fmtTime(e.timestamp)}</td><td>${e.event_type}</td><td>${e.mcp_server_id || ''}</td><td class="details">${summary(e)}</td>
+          <td>${e.seq}</td><td>${fmtTime(e.timestamp)}</td><td>${e.event_type}</td><td>${e.mcp_server_id || ''}</td><td class="details">${e.details}</td>
         </tr>`)}
       </tbody>
     </table>`;
