@@ -103,9 +103,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const uws = options.uws ?? loadNativeUws();
   const log = options.log ?? createLogger(config.log_level);
   mkdirSync(config.data_dir, { recursive: true });
+  // tracing first: store batches and provider calls get spans (a no-op when tracing is off)
+  const tracing = await Tracing.fromConfig(config.tracing, log);
   const store = await openStore(config.data_dir, log, {
     batch: { windowMs: config.store.batch_window_ms, maxBatch: config.store.max_batch },
     toolLog: { maxPayloadBytes: config.tool_log.max_payload_bytes },
+    ...(tracing.enabled ? { aroundBatch: (size: number, commit: () => Promise<void>) => tracing.storeBatch(size, commit) } : {}),
+  }).catch(async (err: unknown) => {
+    await tracing.shutdown();
+    throw err;
   });
   // access control: keys from the store, JWT keys from their file; a gateway nobody could log in to is refused
   let keys: KeyRegistry;
@@ -156,6 +162,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       box,
       observe: (o: ProviderObservation) => providerMetrics.current?.observe(o),
       log: log.child({ component: 'providers' }),
+      tracing,
     });
     await providers.init();
     vectors = new EmbeddingStore(store, config.embeddings.max_vectors_per_tenant);
@@ -165,7 +172,6 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     throw err;
   }
 
-  const tracing = await Tracing.fromConfig(config.tracing, log);
   const manager = new UpstreamManager(log, bus);
   const sessions = new SessionStore(config.server.max_sessions, config.server.session_idle_timeout_ms);
   const dispatcher = new McpDispatcher(manager, sessions, bus, log, {
@@ -286,6 +292,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     log: log.child({ component: 'responses-ws' }),
     admitToolExecution: (auth) => gate.admitToolExecution(auth),
     limits: config.responses,
+    tracing,
     modelRecord: async (tenant, n) => (await modelRecords.list(tenant)).find((m) => m.id === n || m.name === n),
   });
   const feeds = [

@@ -9,6 +9,7 @@
  */
 import { GatewayError } from '../codecs/errors.js';
 import type { ModelProviderConfig } from '../config/schema.js';
+import type { Tracing } from '../telemetry/tracing.js';
 import type { Logger } from '../log/logger.js';
 import type { ProviderRepository, StoredProvider } from '../store/providers.js';
 import { LEXICAL_DIMENSIONS, LEXICAL_MODEL, LOCAL_PROVIDER, LexicalEmbedder, normalize } from './lexical-embedder.js';
@@ -74,6 +75,8 @@ export interface ProviderRegistryDeps {
   readonly log: Logger;
   /** For tests: the fetch used to reach providers. */
   readonly fetchImpl?: typeof fetch;
+  /** Spans of provider calls (default: none). */
+  readonly tracing?: Tracing;
 }
 
 /** The body of a managed provider as `/api/providers` takes it (secrets in clear, sealed on write). */
@@ -282,7 +285,9 @@ export class ProviderRegistry {
   }
 
   private add(settings: ProviderSettings, source: ProviderSource): void {
-    this.providers.set(settings.name, { client: new OpenAiProvider(settings, this.deps.observe, this.deps.fetchImpl), source });
+    const client = new OpenAiProvider(settings, this.deps.observe, this.deps.fetchImpl);
+    if (this.deps.tracing !== undefined) client.tracing = this.deps.tracing;
+    this.providers.set(settings.name, { client, source });
   }
 
   /** Settings of a stored record, secrets opened. @throws SecretBoxError with the wrong key. */

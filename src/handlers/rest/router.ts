@@ -162,7 +162,8 @@ export class RestRouter {
     const scope = tracing.startRest(input.method, route.pattern, input.headers);
     let effect: HttpEffect;
     try {
-      effect = await this.run(route, params, input);
+      // the span is the active context: provider calls become its children, log lines carry its ids
+      effect = await tracing.within(scope, () => this.run(route, params, input));
     } catch (err) {
       effect = this.failure(err, input);
     }
