@@ -26,7 +26,11 @@ interface ExportedSpan {
   kind: number;
   attributes: { key: string; value: Record<string, unknown> }[];
   status?: { code?: number; message?: string };
+  events?: { name: string; attributes?: { key: string; value: Record<string, unknown> }[] }[];
 }
+
+const PROVIDER_KEY = 'sk-never-in-a-span-or-log-8f3a2c';
+const rawBodies: string[] = [];
 
 const SERVER = 2;
 const CLIENT = 3;
@@ -60,6 +64,7 @@ async function spansOf(traceId: string, atLeast: number): Promise<ExportedSpan[]
 beforeAll(async () => {
   receiver = createServer((req, res) => {
     void readBody(req).then((body) => {
+      rawBodies.push(body);
       const doc = JSON.parse(body) as { resourceSpans?: { scopeSpans?: { spans?: ExportedSpan[] }[] }[] };
       for (const rs of doc.resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) exported.push(...(ss.spans ?? []));
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
@@ -72,7 +77,7 @@ beforeAll(async () => {
     {},
     {
       tracing: { otlp_endpoint: `http://127.0.0.1:${port}/v1/traces` },
-      model_providers: { providers: [{ name: 'fake', base_url: prov.baseUrl, models: ['gpt-test'], embedding_model: 'emb-64', max_retries: 0 }] },
+      model_providers: { providers: [{ name: 'fake', base_url: prov.baseUrl, api_key: PROVIDER_KEY, models: ['gpt-test'], embedding_model: 'emb-64', max_retries: 0 }] },
     },
   );
 }, 60_000);
@@ -108,6 +113,12 @@ describe('traced paths', () => {
     expect(attr(relay, 'mcp.upstream')).toBe('everything');
     expect(attr(relay, 'mcp.session.id')).toBe(attr(server, 'mcp.session.id'));
     expect(relayedMeta[0]?.['traceparent']).toBe(`00-${traceId}-${relay?.spanId ?? ''}-01`);
+    // the upstream call's span marks when the request left the gateway's queue for the upstream
+    const upstream = spans.find((s) => s.kind === CLIENT && s.name === 'tools/call trigger-sampling-request');
+    const dispatched = upstream?.events?.find((e) => e.name === 'upstream.dispatched');
+    const wait = dispatched?.attributes?.find((a) => a.key === 'tributary.queue_wait_ms')?.value['doubleValue'];
+    expect(typeof wait).toBe('number');
+    expect(wait as number).toBeGreaterThanOrEqual(0);
   });
 
   it('store batches are root spans with the database attributes', async () => {
@@ -213,5 +224,13 @@ describe('traced paths', () => {
     const tool = spans.find((s) => s.name === 'tools/call echo');
     expect(tool?.parentSpanId).toBe(root.spanId);
     expect(attr(tool, 'mcp.upstream')).toBe('everything');
+  });
+
+  it('the provider key never appears in an exported span or a log line; the provider got it', async () => {
+    expect((await prov.requests()).some((r) => r.authorization === `Bearer ${PROVIDER_KEY}`)).toBe(true);
+    expect(rawBodies.length).toBeGreaterThan(0);
+    for (const body of rawBodies) expect(body).not.toContain(PROVIDER_KEY);
+    expect(gw.logs.length).toBeGreaterThan(0);
+    for (const line of gw.logs) expect(line).not.toContain(PROVIDER_KEY);
   });
 });

@@ -336,6 +336,15 @@ export class Tracing {
     return { span, context };
   }
 
+  /**
+   * Marks on an upstream call's span the moment the request went to the upstream: the event
+   * `upstream.dispatched` with `tributary.queue_wait_ms` (time spent before it: circuit breaker and
+   * the wait for a concurrency slot); the rest of the span is the upstream's time.
+   */
+  dispatched(scope: TraceScope | undefined, queueWaitMs: number): void {
+    scope?.span.addEvent('upstream.dispatched', { 'tributary.queue_wait_ms': queueWaitMs });
+  }
+
   /** Ends an upstream call's span: `error` (a thrown error) or a result with `isError` mark it. */
   endUpstream(scope: TraceScope | undefined, outcome: { result?: Record<string, unknown>; error?: unknown }): void {
     if (scope === undefined) return;
