@@ -5,6 +5,8 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chunkMessages } from '../src/handlers/rest-v1/model-summary.js';
+import { contextSummaries } from '../src/handlers/rest-v1/context-summaries.js';
+import { openV1Store } from '../src/store/v1-records.js';
 import { startV1Gateway, type V1Gateway } from './helpers/v1.js';
 import { startProvider, type TestProvider } from './helpers/openai-provider.js';
 
@@ -65,6 +67,20 @@ describe('summary by a model', () => {
     // the extractive summary is still there, by GET and by POST
     expect((await v1.call('GET', `/api/v1/mcp/context/${ctxId}/summary`, v1.keyA)).json['method']).toBe('extractive');
     expect((await v1.call('POST', `/api/v1/mcp/context/${ctxId}/summary`, v1.keyA, { method: 'extractive' })).json['method']).toBe('extractive');
+  });
+
+  it('deleting a context deletes its stored model summary (in the same batch)', async () => {
+    const created = await v1.call('POST', '/api/v1/mcp/context', v1.keyA, { agent_id: 'agent-1', session_id: 's-del', content: [{ role: 'user', content: 'a short conversation to summarise' }] });
+    const id = created.json['id'] as string;
+    await prov.script({ text: 'short summary' });
+    expect((await v1.call('POST', `/api/v1/mcp/context/${id}/summary`, v1.keyA, { method: 'model', model: 'summ-1' })).status).toBe(200);
+    const repo = contextSummaries(openV1Store(v1.gw.store));
+    expect((await repo.get('acme', id))?.summary).toBe('short summary');
+    expect((await v1.call('DELETE', `/api/v1/mcp/context/${id}`, v1.keyA)).json).toEqual({ status: 'deleted' });
+    expect(await repo.get('acme', id)).toBeUndefined();
+    expect((await v1.call('GET', `/api/v1/mcp/context/${id}/summary/model`, v1.keyA)).status).toBe(404);
+    // another context's summary stays
+    expect((await repo.get('acme', ctxId))?.summary).toBe('Canary stage and rollback plan agreed.');
   });
 
   it('answers clear errors', async () => {
