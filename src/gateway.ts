@@ -39,6 +39,7 @@ import { openV1Store } from './store/v1-records.js';
 import { GitHubWebhooks } from './handlers/webhooks.js';
 import { registerOpenApi } from './handlers/openapi.js';
 import { Tracing } from './telemetry/tracing.js';
+import { providerCallEntry } from './providers/call-log.js';
 import { registerLogLevel } from './handlers/mgmt/log-level.js';
 import { Orchestrator } from './handlers/agents/orchestrator.js';
 import { WorkspaceHub } from './handlers/workspaces/hub.js';
@@ -160,7 +161,12 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       defaultProvider: config.model_providers.default_provider,
       repo: new ProviderRepository(store),
       box,
-      observe: (o: ProviderObservation) => providerMetrics.current?.observe(o),
+      observe: (o: ProviderObservation) => {
+        providerMetrics.current?.observe(o);
+        // model calls go to the tool log too, so its cost figures include what models cost
+        const entry = providerCallEntry(o, Tracing.traceId(tracing.current()));
+        if (entry !== undefined) store.toolLog.append(entry).catch((err: unknown) => log.warn('model call not written to the tool log', { provider: o.provider, error: err }));
+      },
       log: log.child({ component: 'providers' }),
       tracing,
     });
