@@ -203,6 +203,49 @@ async function latencyTable(): Promise<string[]> {
   ];
 }
 
+/**
+ * CPU per op of one `db.batch()` with and without an options object. abstract-level copies a
+ * batch's options into every operation; `commitOps` passes options only for `sync: true`.
+ * Batches of 192 puts (64 calls × entry, summary, event) into three sublevels, as the tool-call
+ * path writes them; CPU from `process.cpuUsage()` (this thread and LevelDB's), so it counts the
+ * write itself too.
+ */
+async function batchOptionsTable(): Promise<string[]> {
+  const rounds = Math.max(50, Math.round(N / 64));
+  const entries = Array.from({ length: 64 }, (_, i) => sampleEntry(i));
+  const measure = async (withOptions: boolean): Promise<number> => {
+    const o = await freshDb();
+    const subs = [o.sub, openSublevel<ToolLogEntry>(o.db, 'toollog_sum'), openSublevel<ToolLogEntry>(o.db, 'events')];
+    let k = 0;
+    const round = async (): Promise<void> => {
+      const ops: BatchOp[] = [];
+      for (const e of entries) {
+        const key = String(1e15 + k++);
+        for (const sub of subs) ops.push(putOp(sub, key, e));
+      }
+      await (withOptions ? o.db.batch(ops, { sync: false }) : commitOps(o.db, ops));
+    };
+    for (let i = 0; i < 20; i++) await round();
+    const before = process.cpuUsage();
+    for (let i = 0; i < rounds; i++) await round();
+    const used = process.cpuUsage(before);
+    await o.done();
+    return (used.user + used.system) / (rounds * 64 * subs.length);
+  };
+  const plain = await measure(false);
+  const options = await measure(true);
+  const again = await measure(false);
+  const base = Math.min(plain, again);
+  return [
+    `CPU per put in a 192-op \`db.batch()\` (${rounds} batches each; process CPU incl. LevelDB threads):`,
+    '',
+    '| variant | µs CPU per put | ratio |',
+    '|---|---:|---:|',
+    `| \`commitOps\` (no options object) | ${base.toFixed(2)} | 1.00× |`,
+    `| \`db.batch(ops, { sync: false })\` | ${options.toFixed(2)} | ${(options / base).toFixed(2)}× |`,
+  ];
+}
+
 async function scanTable(n: number): Promise<string[]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'trib-bench-store-'));
   const store = await openStore(dir, silent);
@@ -287,6 +330,8 @@ async function main(): Promise<void> {
   for (const r of syncRows) {
     console.log(`| ${r.variant} | ${r.entries} | ${r.seconds.toFixed(3)} | ${Math.round(rate(r))} | ${(rate(r) / rate(syncBase)).toFixed(1)}× | ${r.batches} |`);
   }
+  console.log('');
+  for (const line of await batchOptionsTable()) console.log(line);
   console.log('');
   for (const line of await latencyTable()) console.log(line);
   if (SCAN_N > 0) {
