@@ -58,7 +58,7 @@ import { VirtualKeyAccess, type VkClientPolicy } from '../src/auth/access.js';
 import { AccessGate, ruleFor, type Credentials, type GateDecision } from '../src/auth/gate.js';
 import { JwtVerifier } from '../src/auth/jwt.js';
 import { KeyRegistry } from '../src/auth/keys.js';
-import type { PrincipalKind } from '../src/auth/types.js';
+import type { PrincipalKind } from '../src/base/principal.js';
 import { resolveConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log/logger.js';
 import { openKeyRepository } from '../src/store/keys.js';

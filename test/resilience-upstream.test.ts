@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
 import type { McpClientConfig } from '../src/config/schema.js';
-import { GatewayError, toJsonRpcError } from '../src/codecs/errors.js';
+import { GatewayError, toJsonRpcError } from '../src/base/errors.js';
 import { createLogger } from '../src/log/logger.js';
 import { Upstream, cancelScope, type CancelScope, type UpstreamLifecycle } from '../src/upstreams/upstream.js';
 

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GatewayError } from '../src/codecs/errors.js';
+import { GatewayError } from '../src/base/errors.js';
 import { RelationshipRoutes } from '../src/handlers/rest-v1/relationships.js';
 import { createLogger } from '../src/log/logger.js';
 import { openV1Store, type ContextRecord, type V1Store } from '../src/store/v1-records.js';

@@ -16,17 +16,18 @@
  * echoed in errors.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { GatewayError } from '../codecs/errors.js';
+import { GatewayError } from '../base/errors.js';
 import type { ResolvedAuthConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
-import type { HeaderList } from '../streams/http.js';
+import type { HeaderList } from '../base/http.js';
 import type { StoredKey } from '../store/keys.js';
-import { bothFilters, includeFilter, type CredentialSource, type RequestAuth, type ToolFilter, type VirtualKeyAccess } from './access.js';
+import type { CredentialSource, RequestAuth, ToolFilter } from '../base/access.js';
+import { bothFilters, includeFilter, type VirtualKeyAccess } from './access.js';
 import { JwtVerifier, type JwtIdentity } from './jwt.js';
 import type { KeyRegistry } from './keys.js';
-import { hashPassword, verifyPassword } from './password.js';
+import { hashPassword, verifyPassword } from '../base/password.js';
 import { LoginThrottle, RateLimits, type LimitVerdict } from './rate-limit.js';
-import { ANONYMOUS, AuthError, type AuthFailureReason, type Principal, type RateLimitSettings } from './types.js';
+import { ANONYMOUS, AuthError, type AuthFailureReason, type Principal, type RateLimitSettings } from '../base/principal.js';
 
 /** The request headers the gate reads (lower-case names; `''` when absent). */
 export interface Credentials {

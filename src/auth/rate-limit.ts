@@ -5,7 +5,7 @@
  * these limiters move to Redis (`RateLimiterRedis`, same API) selected in config.
  */
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
-import type { Principal, RateLimitSettings } from './types.js';
+import type { Principal, RateLimitSettings } from '../base/principal.js';
 
 /** Which limit a verdict reports. */
 export type LimitName = keyof RateLimitSettings;

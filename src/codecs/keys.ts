@@ -8,9 +8,9 @@
  */
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
-import { MAX_KEY_NAME_CHARS, TENANT_ID, parseIsoTimestamp } from '../auth/keys.js';
-import { GatewayError } from './errors.js';
-import { formatIoTsErrors } from './io-ts-errors.js';
+import { MAX_KEY_NAME_CHARS, TENANT_ID, parseIsoTimestamp } from '../base/ids.js';
+import { GatewayError } from '../base/errors.js';
+import { formatIoTsErrors } from '../base/io-ts-errors.js';
 
 interface KeyNameBrand {
   readonly KeyName: unique symbol;

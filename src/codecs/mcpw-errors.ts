@@ -19,7 +19,7 @@
  * stream with no message framing, `truncated_header` and `length_mismatch` would lose sync and be
  * fatal; on `/ws` they are not.
  */
-import { ERRORS } from './errors.js';
+import { ERRORS } from '../base/errors.js';
 
 /** Every way an MCPW frame can fail to decode; stable, snake_case, sent on the wire in Error frames. */
 export type McpwErrorCode =

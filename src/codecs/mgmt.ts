@@ -6,8 +6,8 @@
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { ClientName, StdioConfig } from '../config/schema.js';
-import { GatewayError } from './errors.js';
-import { formatIoTsErrors } from './io-ts-errors.js';
+import { GatewayError } from '../base/errors.js';
+import { formatIoTsErrors } from '../base/io-ts-errors.js';
 
 const AuthTypeAny = t.keyof({ none: null, headers: null, oauth: null, per_user_oauth: null });
 

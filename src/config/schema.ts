@@ -4,7 +4,6 @@
  * (`../shared/sources/002_*.txt`: `connection_type`, `stdio_config`, `tools_to_execute`, ...).
  */
 import * as t from 'io-ts';
-import type { JwtSettings } from '../auth/jwt.js';
 
 /** Client names: ASCII letters, digits and `_`, not starting with a digit (DESIGN.md §6). */
 export interface ClientNameBrand {
@@ -613,4 +612,24 @@ export interface ResolvedAuthConfig {
   readonly metrics_require_auth: boolean;
   readonly max_login_failures: number;
   readonly login_failure_window_s: number;
+}
+
+/** Verifier settings (the `auth.jwt` config block). */
+export interface JwtSettings {
+  /** HS256 shared secret (UTF-8), at least 32 bytes (RFC 7518 §3.2: key ≥ hash output size); optional. */
+  readonly hs256_secret?: string;
+  /** Path of a JWKS JSON file (`{"keys":[...]}`, RFC 7517 §5) with RS256 / ES256 public keys; optional. */
+  readonly jwks_file?: string;
+  /** When set, `iss` must equal it. */
+  readonly issuer?: string;
+  /** When set, `aud` (a string or an array of strings) must contain it. */
+  readonly audience?: string;
+  /** Leeway for `exp`/`nbf`, seconds (≥ 0). */
+  readonly clock_tolerance_s: number;
+  /** Claim naming the tenant, e.g. `tenant_id`; missing → `default`. */
+  readonly tenant_claim: string;
+  /** Claim naming the role; the value `admin` → role `admin`, anything else or missing → `user`. */
+  readonly role_claim: string;
+  /** Verified tokens remembered (oldest insertion evicted first), e.g. 10000; 0 disables the cache. */
+  readonly cache_max: number;
 }

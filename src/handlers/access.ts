@@ -4,10 +4,10 @@
  * else the REST body `{"error","code","details"}`. Both carry the gate's headers
  * (`WWW-Authenticate` on 401, `Retry-After` and `X-RateLimit-*` on 429).
  */
-import type { RequestAuth } from '../auth/access.js';
+import type { RequestAuth } from '../base/access.js';
 import { ruleFor, type AccessGate, type GateDecision } from '../auth/gate.js';
-import type { GatewayError } from '../codecs/errors.js';
-import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../streams/http.js';
+import type { GatewayError } from '../base/errors.js';
+import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../base/http.js';
 
 /** The server's view of a decision: `reject` is answered as is, else `auth` goes on the input. */
 export interface RequestAccess {

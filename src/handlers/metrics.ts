@@ -11,7 +11,7 @@
 import client from 'prom-client';
 import { Observable, type Subscription } from 'rxjs';
 import type { EventBus } from '../streams/events.js';
-import type { HttpEffect } from '../streams/http.js';
+import type { HttpEffect } from '../base/http.js';
 import type { UpstreamManager } from '../upstreams/manager.js';
 import type { BatchWriterCounters } from '../store/batcher.js';
 

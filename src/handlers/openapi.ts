@@ -7,7 +7,7 @@
  */
 import * as t from 'io-ts';
 import { toJsonSchema, type JsonSchema } from '../codecs/schema.js';
-import { version } from '../version.js';
+import { version } from '../base/version.js';
 import type { DocumentedRoute, RestRouter, RouteDoc } from './rest/router.js';
 
 const ERROR_SCHEMA: JsonSchema = {

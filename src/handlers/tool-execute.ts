@@ -15,9 +15,9 @@
  */
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
-import type { RequestAuth } from '../auth/access.js';
-import { GatewayError, UpstreamRpcError } from '../codecs/errors.js';
-import { formatIoTsErrors } from '../codecs/io-ts-errors.js';
+import type { RequestAuth } from '../base/access.js';
+import { GatewayError, UpstreamRpcError } from '../base/errors.js';
+import { formatIoTsErrors } from '../base/io-ts-errors.js';
 import { MAX_NESTING_DEPTH, jsonTextDepthExceeded, nestingTooDeep } from '../codecs/depth.js';
 import type { EventBus } from '../streams/events.js';
 import type { UpstreamManager } from '../upstreams/manager.js';

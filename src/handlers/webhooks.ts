@@ -34,7 +34,7 @@
  */
 import * as t from 'io-ts';
 import { verify } from '@octokit/webhooks-methods';
-import { GatewayError } from '../codecs/errors.js';
+import { GatewayError } from '../base/errors.js';
 import type { Logger } from '../log/logger.js';
 import { delOp, putOp } from '../store/batcher.js';
 import type { Sublevel } from '../store/db.js';

@@ -1,6 +1,6 @@
 /** How the uWS server asks the access gate about a request (issue 8); see `src/auth/gate.ts`. */
-import type { RequestAuth } from '../auth/access.js';
-import type { HeaderList, HttpEffect, HttpInput } from '../streams/http.js';
+import type { RequestAuth } from '../base/access.js';
+import type { HeaderList, HttpEffect, HttpInput } from '../base/http.js';
 
 /**
  * The access decision for a request, made from its headers before the handler runs (issue 8).

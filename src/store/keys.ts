@@ -10,7 +10,7 @@
  * and must be durable when the management API answers, so every `put` is its own
  * `db.batch(..., { sync: true })` (fsync), not a `BatchWriter` write.
  */
-import type { RateLimitSettings, Role, ToolMode } from '../auth/types.js';
+import type { RateLimitSettings, Role, ToolMode } from '../base/principal.js';
 import { commitOps, putOp } from './batcher.js';
 import type { RootDb, Sublevel } from './db.js';
 

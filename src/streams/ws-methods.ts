@@ -5,7 +5,7 @@
  * endpoint routes a request or notification whose method a {@link WsMethodHost} handles to it, for
  * JSON text and MCPW binary frames alike, before (and without needing) an MCP `initialize`.
  */
-import type { RequestAuth } from '../auth/access.js';
+import type { RequestAuth } from '../base/access.js';
 
 /** One connection as a method host sees it. */
 export interface WsPeer {

@@ -38,7 +38,7 @@ import {
   type Observable,
   type SchedulerLike,
 } from 'rxjs';
-import { resolveResilience } from '../config/load.js';
+import { resolveResilience } from '../config/resilience.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayEventBody } from '../streams/events.js';
 import { BackoffExhaustedError, retryWithBackoff, startingAttempt, type RecoveryRecord } from './backoff.js';

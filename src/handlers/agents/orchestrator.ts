@@ -49,7 +49,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { delOp } from '../../store/batcher.js';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import type { GatewayConfig } from '../../config/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { Store } from '../../store/open.js';
@@ -57,7 +57,7 @@ import type { TenantRepository } from '../../store/tenant-repo.js';
 import type { AgentRecord, V1Store } from '../../store/v1-records.js';
 import type { EventBus, OrchestrationEventType } from '../../streams/events.js';
 import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
-import { paginate, PAGE_QUERY, type V1Api } from '../rest-v1/api.js';
+import { paginate, PAGE_QUERY, type V1Api } from '../rest/v1-api.js';
 import { AssignmentEngine, QueueFullError, type AgentStatus, type EngineTask } from './engine.js';
 import { AssignParams, CompleteParams, FailParams, HeartbeatParams, RegisterParams, StatusParams, UpdateParams, decodeParams } from './params.js';
 import { OPEN_STATUSES, TASK_HISTORY_MAX, TASK_LIST_SCHEMA, TASK_SCHEMA, TASK_STATUSES, openTaskRepository, type TaskHistoryEntry, type TaskRecord, type TaskStatus } from './records.js';

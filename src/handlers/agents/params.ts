@@ -5,9 +5,10 @@
  */
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
-import { GatewayError } from '../../codecs/errors.js';
-import { formatIoTsErrors } from '../../codecs/io-ts-errors.js';
-import { unknownFields, withSchema, isJsonObject, jsonByteLength } from '../../codecs/schema.js';
+import { GatewayError } from '../../base/errors.js';
+import { formatIoTsErrors } from '../../base/io-ts-errors.js';
+import { unknownFields } from '../../base/unknown-fields.js';
+import { withSchema, isJsonObject, jsonByteLength } from '../../codecs/schema.js';
 
 /** Largest task `payload`, `result` or update `message`, in bytes of UTF-8 JSON (1 MiB). */
 export const TASK_JSON_MAX_BYTES = 1024 * 1024;

@@ -12,10 +12,10 @@
  *   `MCP-Protocol-Version` must be supported (400); `Origin` must be allowed (403, DNS rebinding).
  */
 import { Observable, type Subscriber } from 'rxjs';
-import { GatewayError, ERRORS, type ErrorCode } from '../../codecs/errors.js';
+import { GatewayError, ERRORS, type ErrorCode } from '../../base/errors.js';
 import { jsonDepthExceeded, nestingTooDeep, requestIdOf } from '../../codecs/depth.js';
 import { Params, classify, decodeParams, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
-import { JSON_HEADERS, jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../streams/http.js';
+import { JSON_HEADERS, jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../base/http.js';
 import type { Logger } from '../../log/logger.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type McpDispatcher } from './dispatch.js';
 import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';

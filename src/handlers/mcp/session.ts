@@ -10,8 +10,8 @@ import { randomUUID } from 'node:crypto';
 import type { JsonRpcId, McpLogLevel } from '../../codecs/jsonrpc.js';
 import { cancelScope, type CancelScope, type Upstream } from '../../upstreams/upstream.js';
 import type { TraceScope } from '../../telemetry/tracing.js';
-import type { RequestAuth } from '../../auth/access.js';
-import type { ToolMode } from '../../auth/types.js';
+import type { RequestAuth } from '../../base/access.js';
+import type { ToolMode } from '../../base/principal.js';
 
 /** Somewhere a JSON-RPC message can be sent to the downstream client. */
 export interface OutboundChannel {

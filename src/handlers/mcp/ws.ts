@@ -13,7 +13,7 @@
  * - At most `maxInFlight` requests per connection (beyond: error -32000 overloaded). Outbound
  *   respects backpressure: over the hard limit the connection is closed with 1013.
  */
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { jsonDepthExceeded, nestingTooDeep, requestIdOf } from '../../codecs/depth.js';
 import { classify, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
 import { MCPW_DEFAULT_GZIP_THRESHOLD, McpwMethod, McpwType, decodeFrame, encodeFrame, errorFrame, errorFrameFor, pongFrame, type McpwFrame } from '../../codecs/mcpw.js';
@@ -21,7 +21,7 @@ import { frameFromJsonRpc, frameToJsonRpc, type JsonRpcMessage, type McpwReplyTo
 import type { Logger } from '../../log/logger.js';
 import type { WsConnection, WsEndpoint } from '../../streams/ws.js';
 import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
-import { toJsonRpcError } from '../../codecs/errors.js';
+import { toJsonRpcError } from '../../base/errors.js';
 import { cancelScope } from '../../upstreams/upstream.js';
 import type { McpDispatcher } from './dispatch.js';
 import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';

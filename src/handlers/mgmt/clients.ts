@@ -15,7 +15,7 @@
  * a time.
  */
 import { randomUUID } from 'node:crypto';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { CreateClientBody, UpdateClientBody, decodeCreateClient, decodeUpdateClient } from '../../codecs/mgmt.js';
 import { checkClient } from '../../config/load.js';
 import type { McpClientConfig } from '../../config/schema.js';
@@ -25,6 +25,7 @@ import type { ClientRecord, ClientRepository } from '../../store/clients.js';
 import type { UpstreamManager } from '../../upstreams/manager.js';
 import type { EventBus } from '../../streams/events.js';
 import type { VkClientPolicy } from '../../auth/access.js';
+import { intParam } from '../rest/params.js';
 import { ok, type RestReply, type RestRequest, type RestRouter } from '../rest/router.js';
 
 const REDACTED = '<redacted>';
@@ -335,15 +336,4 @@ export class ClientAdmin {
       .on('DELETE', '/api/mcp/client/:id', (r) => this.remove(r), { summary: 'Remove an upstream MCP client', tag: 'mcp-clients', access: 'admin', responses: { 200: { description: 'Removed' }, 404: { description: 'No such client' } } })
       .on('POST', '/api/mcp/client/:id/reconnect', (r) => this.reconnect(r), { summary: 'Reconnect an upstream MCP client', tag: 'mcp-clients', access: 'admin', responses: { 200: { description: 'The client', schema: CLIENT_VIEW }, 404: { description: 'No such client' } } });
   }
-}
-
-/** Reads an integer query parameter within bounds. @throws GatewayError VALIDATION_ERROR. */
-export function intParam(req: RestRequest, name: string, fallback: number, min: number, max: number): number {
-  const raw = req.query.get(name);
-  if (raw === null || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new GatewayError('VALIDATION_ERROR', `Query parameter ${name} must be an integer from ${min} to ${max}`, { problems: [`${name}: got ${JSON.stringify(raw)}`] });
-  }
-  return n;
 }

@@ -16,11 +16,11 @@
  * `['virtual_keys']`).
  */
 import type { KeyKind, KeyRegistry, StoredKey } from '../../auth/keys.js';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { CreateApiKeyBody, CreateVirtualKeyBody, decodeCreateApiKey, decodeCreateVirtualKey } from '../../codecs/keys.js';
 import type { Logger } from '../../log/logger.js';
 import type { EventBus } from '../../streams/events.js';
-import type { HeaderList } from '../../streams/http.js';
+import type { HeaderList } from '../../base/http.js';
 import { ok, type RestReply, type RestRequest, type RestRouter } from '../rest/router.js';
 
 /** A key as the API shows it: the stored record without `hash`. */

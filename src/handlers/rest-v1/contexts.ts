@@ -33,13 +33,13 @@
  */
 import * as t from 'io-ts';
 import MiniSearch, { type SearchOptions } from 'minisearch';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { decodeBody, withSchema } from '../../codecs/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { EventBus } from '../../streams/events.js';
 import type { ContextMessage, ContextRecord, V1Store } from '../../store/v1-records.js';
 import { ok, type RestReply } from '../rest/router.js';
-import { PAGE_QUERY, newId, nowIso, paginate, type V1Api, type V1Request } from './api.js';
+import { PAGE_QUERY, newId, nowIso, paginate, type V1Api, type V1Request } from '../rest/v1-api.js';
 import type { Contexts, Relationships } from './contracts.js';
 import { KeyedQueue } from '../../streams/keyed-queue.js';
 

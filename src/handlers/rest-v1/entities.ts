@@ -21,12 +21,12 @@
  * `{event_type:"StoreChanged", tags:["agents"|"models", …]}` on the bus.
  */
 import * as t from 'io-ts';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { toJsonSchema, withSchema, type JsonSchema, isJsonObject, jsonByteLength } from '../../codecs/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { EventBus, EntityEventType } from '../../streams/events.js';
 import type { AgentRecord, ModelRecord, V1Store } from '../../store/v1-records.js';
-import { newId, nowIso, paginate, PAGE_QUERY, type V1Api } from './api.js';
+import { newId, nowIso, paginate, PAGE_QUERY, type V1Api } from '../rest/v1-api.js';
 import type { Relationships } from './contracts.js';
 import { KeyedQueue } from '../../streams/keyed-queue.js';
 

@@ -20,14 +20,14 @@
  * and then `{event_type:"StoreChanged", tags:["relationships"]}`.
  */
 import * as t from 'io-ts';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { decodeBody, type JsonSchema } from '../../codecs/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { BatchOp } from '../../store/batcher.js';
 import { commitAll } from '../../store/tenant-repo.js';
 import type { EventBus } from '../../streams/events.js';
 import type { EntityKind, RelationshipRecord, V1Store } from '../../store/v1-records.js';
-import { newId, nowIso, paginate, PAGE_QUERY, type V1Api } from './api.js';
+import { newId, nowIso, paginate, PAGE_QUERY, type V1Api } from '../rest/v1-api.js';
 import type { Relationships } from './contracts.js';
 import { boundedString, DELETED_SCHEMA, JsonObject } from './entities.js';
 import { KeyedQueue } from '../../streams/keyed-queue.js';

@@ -27,8 +27,8 @@
  * routes (use `/actions/actions` for an upstream tool really called so).
  */
 import * as t from 'io-ts';
-import type { RequestAuth, ToolFilter } from '../../auth/access.js';
-import { GatewayError, UpstreamRpcError } from '../../codecs/errors.js';
+import type { RequestAuth, ToolFilter } from '../../base/access.js';
+import { GatewayError, UpstreamRpcError } from '../../base/errors.js';
 import { withSchema, type JsonSchema, isJsonObject } from '../../codecs/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { EventBus } from '../../streams/events.js';
@@ -38,7 +38,7 @@ import { isToolAllowed } from '../../upstreams/naming.js';
 import type { JsonObject, Upstream } from '../../upstreams/upstream.js';
 import { ok, type RestReply, type RouteDoc } from '../rest/router.js';
 import { resultText } from '../tool-execute.js';
-import { newId, paginate, PAGE_QUERY, type V1Api, type V1Request } from './api.js';
+import { newId, paginate, PAGE_QUERY, type V1Api, type V1Request } from '../rest/v1-api.js';
 import type { Contexts, Relationships } from './contracts.js';
 
 /** What the tool routes need from the rest of the gateway. */

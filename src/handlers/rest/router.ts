@@ -5,8 +5,8 @@
  */
 import { Observable } from 'rxjs';
 import { jsonDepthExceeded, nestingTooDeep } from '../../codecs/depth.js';
-import { GatewayError } from '../../codecs/errors.js';
-import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../streams/http.js';
+import { GatewayError } from '../../base/errors.js';
+import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../base/http.js';
 import type { Tracing } from '../../telemetry/tracing.js';
 import type { Logger } from '../../log/logger.js';
 import type * as t from 'io-ts';

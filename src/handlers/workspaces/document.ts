@@ -11,7 +11,7 @@
  * that merging only lowers, except for a few bytes per item a Yjs insert splits.
  */
 import * as Y from 'yjs';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 
 /** Transaction origin of updates applied by the gateway. */
 export const GATEWAY_ORIGIN = 'tributary';

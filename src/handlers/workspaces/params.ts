@@ -9,9 +9,10 @@
  */
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
-import { GatewayError } from '../../codecs/errors.js';
-import { formatIoTsErrors } from '../../codecs/io-ts-errors.js';
-import { unknownFields, withSchema } from '../../codecs/schema.js';
+import { GatewayError } from '../../base/errors.js';
+import { formatIoTsErrors } from '../../base/io-ts-errors.js';
+import { unknownFields } from '../../base/unknown-fields.js';
+import { withSchema } from '../../codecs/schema.js';
 import { PositiveInt } from '../../config/schema.js';
 
 /** Whether `s` is a workspace or document id: 1–256 UTF-16 units, no control characters (ids form LevelDB keys). */

@@ -11,11 +11,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type * as t from 'io-ts';
-import type { Principal } from '../../auth/types.js';
-import { ANONYMOUS } from '../../auth/types.js';
-import { GatewayError } from '../../codecs/errors.js';
+import type { Principal } from '../../base/principal.js';
+import { ANONYMOUS } from '../../base/principal.js';
+import { GatewayError } from '../../base/errors.js';
 import { decodeBody } from '../../codecs/schema.js';
-import type { RestReply, RestRequest, RestRouter, RouteDoc } from '../rest/router.js';
+import type { RestReply, RestRequest, RestRouter, RouteDoc } from './router.js';
 
 /** A v1 request: the REST request plus the caller's tenant and principal, and the decoded body. */
 export interface V1Request<B = undefined> extends RestRequest {
