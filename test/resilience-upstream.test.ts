@@ -1,5 +1,5 @@
 /**
- * The call path of one upstream (issue 7) against the real in-process demo server: the
+ * The call path of one upstream against the real in-process demo server: the
  * per-upstream concurrency limit and its bounded queue ("upstream overloaded"), queued calls that
  * time out or are cancelled, the circuit breaker's fast-fail error naming the upstream and when it
  * will be retried, and control requests (health checks) that bypass both.

@@ -1,6 +1,6 @@
 /**
- * REST /api/v1 agents, models and relationships (issue 9; developer-mesh MCP Server API reference,
- * `../shared/sources/003_*.txt`, "Agent Management", "Model Management", "Relationship
+ * REST /api/v1 agents, models and relationships (developer-mesh MCP Server API reference,
+ * https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md, "Agent Management", "Model Management", "Relationship
  * Management"), through real HTTP against a real gateway with auth on and two tenants' API keys.
  */
 import { randomUUID } from 'node:crypto';

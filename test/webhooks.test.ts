@@ -1,5 +1,5 @@
 /**
- * Signed GitHub webhooks (`POST /api/webhooks/github`, issue 9) over real HTTP on a real gateway.
+ * Signed GitHub webhooks (`POST /api/webhooks/github`) over real HTTP on a real gateway.
  * Signatures are computed here with node:crypto (HMAC-SHA256 over the raw body bytes), not with
  * the library the gateway verifies with.
  */

@@ -1,5 +1,5 @@
 /**
- * Collaborative workspaces on `/ws` (issue 10): real `ws` clients (JSON text and MCPW binary)
+ * Collaborative workspaces on `/ws`: real `ws` clients (JSON text and MCPW binary)
  * holding real Yjs documents, against a real gateway; a restart on one data dir; the hub
  * in-process with fake peers for tenants and bounds; marble tests of the presence coalescing;
  * fast-check properties for convergence and for garbage updates.

@@ -1,6 +1,6 @@
 /**
- * Which tools a request may see and call (issue 8), as the Bifrost MCP filtering rules say
- * (`../shared/sources/002_*.txt`, "allow_on_all_virtual_keys" and `vk_configs`; Bifrost docs
+ * Which tools a request may see and call, as the Bifrost MCP filtering rules say
+ * (https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml, "allow_on_all_virtual_keys" and `vk_configs`; Bifrost docs
  * "Tool Filtering"): the filters stack and a tool must pass all of them.
  *
  * 1. The client's own `tools_to_execute` (applied by the upstream manager: hidden tools are not in

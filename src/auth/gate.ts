@@ -1,11 +1,11 @@
 /**
- * The access gate (issue 8): turns a request's credentials into a {@link Principal}, checks that
+ * The access gate: turns a request's credentials into a {@link Principal}, checks that
  * it may use the surface, counts it against its rate limits, and says what the reply must carry
  * (`X-RateLimit-*`, `WWW-Authenticate`, `Retry-After`). Every surface goes through it: HTTP routes
  * and `/mcp` before the body is handled, WebSocket upgrades before the upgrade, each WebSocket
  * message, and each tool execution.
  *
- * Credentials (developer-mesh "Authentication", Bifrost auth schemes in `../shared/sources/`):
+ * Credentials (developer-mesh "Authentication", Bifrost auth schemes, https://github.com/maximhq/bifrost/blob/main/docs/openapi/paths/management/infrastructure.yaml):
  * `x-bf-vk: <virtual key>`, `Authorization: Bearer <API key | virtual key | JWT>`,
  * `Authorization: <API key>`, `X-API-Key: <API key>`, `Authorization: Basic <admin user:password>`.
  *

@@ -1,5 +1,5 @@
 /**
- * JWT bearer-token verification (issue 8) on `jose`: signature, `exp`, `nbf`, `iss`, `aud` and a
+ * JWT bearer-token verification on `jose`: signature, `exp`, `nbf`, `iss`, `aud` and a
  * required `sub` (RFC 7519 §4.1), with the algorithm rules of the JWT BCP (RFC 8725 §3.1–3.2):
  * every key kind verifies only its own explicit algorithm allow-list, so `alg: none` and
  * algorithm-confusion tokens (an HS256 token "signed" with an RSA public key) never verify. Verified

@@ -2,8 +2,8 @@
  * `KeyRegistry`: the in-memory, authoritative view of the gateway's API keys and virtual keys,
  * read on every request. A caller presents a key as `Authorization: Bearer <secret>` or
  * `Authorization: <secret>` (developer-mesh API reference, "Authentication",
- * `../shared/sources/003_*.txt`); a virtual key's id is what Bifrost's
- * `vk_configs[].virtual_key_id` names (`../shared/sources/002_*.txt`).
+ * https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md); a virtual key's id is what Bifrost's
+ * `vk_configs[].virtual_key_id` names (https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml).
  *
  * Secrets: `trb_` (API key) or `tvk_` (virtual key) followed by the 43-character base64url form
  * of 32 random bytes (256 bits), 47 characters in all. Only the SHA-256 of a secret and its first

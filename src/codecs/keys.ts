@@ -1,8 +1,8 @@
 /**
  * Bodies of the key management API: `POST /api/auth/keys` (API keys, presented as
  * `Authorization: Bearer <key>`, developer-mesh API reference "Authentication",
- * `../shared/sources/003_*.txt`) and `POST /api/auth/virtual-keys` (virtual keys, the ids
- * Bifrost's `vk_configs[].virtual_key_id` names, `../shared/sources/002_*.txt`). Rate limit fields
+ * https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md) and `POST /api/auth/virtual-keys` (virtual keys, the ids
+ * Bifrost's `vk_configs[].virtual_key_id` names, https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml). Rate limit fields
  * are developer-mesh "Rate Limiting"'s three limits. Decoded with io-ts; unknown fields are
  * rejected; every problem is reported with its path (`rate_limits.burst_per_minute: ...`).
  */

@@ -1,5 +1,5 @@
 /**
- * Bodies of the MCP client management API (Bifrost MCP schemas, `../shared/sources/002_*.txt`:
+ * Bodies of the MCP client management API (Bifrost MCP schemas, https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml:
  * `MCPClientCreateRequest`, `MCPClientUpdateRequest`, `MCPVKConfig`). Decoded with io-ts; unknown
  * fields are rejected; every problem is reported with its path.
  */

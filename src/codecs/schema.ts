@@ -1,5 +1,5 @@
 /**
- * One codec, three uses (issue 9): the io-ts codec that validates a request body also yields its
+ * One codec, three uses: the io-ts codec that validates a request body also yields its
  * JSON Schema (for the OpenAPI 3.1 document, JSON Schema 2020-12 dialect) and the list of fields
  * it knows (to reject unknown ones by path). Walks io-ts' runtime type tags: interface, partial,
  * exact, intersection, union, array, record, literal, keyof, refinement/brand, primitives.

@@ -236,7 +236,7 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /**
- * Resolves the `auth` section (issue 8): on for non-loopback binds unless `disabled: true`;
+ * Resolves the `auth` section: on for non-loopback binds unless `disabled: true`;
  * secrets from env `TRIBUTARY_ADMIN_PASSWORD` and `TRIBUTARY_JWT_SECRET` override the file.
  * Pushes problems (malformed password hash, short HS256 secret) onto `problems`.
  */

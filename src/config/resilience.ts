@@ -5,7 +5,7 @@
  */
 import type { McpClientConfig, ResilienceSettings } from './schema.js';
 
-/** Defaults of the per-client resilience fields (issue 7). */
+/** Defaults of the per-client resilience fields. */
 export const RESILIENCE_DEFAULTS: ResilienceSettings = {
   health_check_interval_ms: 10_000,
   health_check_timeout_ms: 5_000,

@@ -1,5 +1,5 @@
 /**
- * Access control as the server sees it (issue 8): turns the {@link AccessGate}'s decisions into
+ * Access control as the server sees it: turns the {@link AccessGate}'s decisions into
  * reply effects. A refusal on `/mcp` is a JSON-RPC error body (what MCP clients parse); everywhere
  * else the REST body `{"error","code","details"}`. Both carry the gate's headers
  * (`WWW-Authenticate` on 401, `Retry-After` and `X-RateLimit-*` on 429).

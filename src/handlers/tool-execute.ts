@@ -67,7 +67,7 @@ export function resultText(result: JsonObject): string {
 export class ToolExecuteHandler {
   /**
    * @param admitToolExecution counts each execution against the caller's limit and throws
-   * RATE_LIMITED over it (issue 8); absent = no limit.
+   * RATE_LIMITED over it; absent = no limit.
    */
   constructor(
     private readonly manager: UpstreamManager,

@@ -1,5 +1,5 @@
 /**
- * Supervision of one upstream (issue 7): health ticks while it is connected, reconnection with
+ * Supervision of one upstream: health ticks while it is connected, reconnection with
  * backoff when its connection is lost (a stdio subprocess that exits, seen at once through the
  * transport's close) or when `max_consecutive_failures` health checks in a row fail, and its
  * circuit breaker's transitions — all as one Observable of effects the manager carries out

@@ -4,7 +4,7 @@
  * its catalogue (tools, resources, resource templates, prompts), reloaded on
  * `notifications/{tools,resources,prompts}/list_changed`.
  *
- * Calls pass this upstream's circuit breaker and concurrency limit (issue 7, see
+ * Calls pass this upstream's circuit breaker and concurrency limit (see
  * `circuit-breaker.ts`, `limiter.ts`); a connection that ends without {@link Upstream.close}
  * (a stdio subprocess that exits, a transport that closes) is announced on `lifecycle$` at once,
  * which is what the supervisor (`supervisor.ts`) reconnects on.

@@ -1,6 +1,6 @@
 /**
- * Agent orchestration over `/ws` (issue 10; developer-mesh `/ws` "Agent Orchestration Messages"
- * and "Task Assignment Notification", `../shared/sources/003_*.txt`): agents register with their
+ * Agent orchestration over `/ws` (developer-mesh `/ws` "Agent Orchestration Messages"
+ * and "Task Assignment Notification", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md): agents register with their
  * capabilities, tasks are routed to them by the {@link AssignmentEngine}, progress and results go
  * back to whoever assigned the task. Served for JSON text and MCPW frames alike by
  * `McpWsEndpoint` through the {@link WsMethodHost} contract; every peer sees and affects only its

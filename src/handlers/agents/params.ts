@@ -1,6 +1,6 @@
 /**
- * The params of the orchestration methods on `/ws` (issue 10; developer-mesh "Agent Orchestration
- * Messages", `../shared/sources/003_*.txt`): one io-ts codec per message, decoded at the boundary
+ * The params of the orchestration methods on `/ws` (developer-mesh "Agent Orchestration
+ * Messages", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md): one io-ts codec per message, decoded at the boundary
  * with unknown fields refused ({@link decodeParams}); inside, plain types.
  */
 import * as t from 'io-ts';

@@ -43,7 +43,7 @@ export interface DispatcherOptions {
   readonly serverRequestTimeoutMs: number;
   /** Called once per request with its method (metrics). */
   readonly onRequest?: (method: string) => void;
-  /** Counts each tool execution against the caller's limit; throws RATE_LIMITED over it (issue 8). */
+  /** Counts each tool execution against the caller's limit; throws RATE_LIMITED over it. */
   readonly admitToolExecution?: (auth: RequestAuth | undefined) => Promise<void>;
   /** OpenTelemetry traces (a span per request, one per upstream call); absent or off: none. */
   readonly tracing?: Tracing;

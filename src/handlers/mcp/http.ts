@@ -136,7 +136,7 @@ export class McpHttpHandler {
     if (h.mcpSessionId === '') return errorReply('SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required');
     const session = this.sessions.get(h.mcpSessionId);
     if (!session) return errorReply('SESSION_NOT_FOUND', 'Session not found', { session_id: h.mcpSessionId });
-    // a session belongs to the credential that opened it (issue 8)
+    // a session belongs to the credential that opened it
     if (session.owner !== undefined && session.owner !== input.auth?.principal.id) {
       return errorReply('FORBIDDEN', 'Forbidden: this session was opened with other credentials', { session_id: h.mcpSessionId });
     }

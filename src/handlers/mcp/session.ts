@@ -28,7 +28,7 @@ export interface InflightCall extends CancelScope {
   /** The upstream serving it, once routed. */
   upstream: Upstream | undefined;
   readonly startedAt: number;
-  /** Who sent it and what it may use (issue 8); `undefined` = no narrowing. */
+  /** Who sent it and what it may use; `undefined` = no narrowing. */
   readonly auth?: RequestAuth | undefined;
   /** The request's span while traced (set by the dispatcher when tracing is on). */
   trace?: TraceScope | undefined;
@@ -56,7 +56,7 @@ export class McpSession {
   readonly pending = new Map<JsonRpcId, PendingServerRequest>();
   readonly subscriptions = new Set<string>();
   closed = false;
-  /** The principal id that opened the session; other callers may not use it (issue 8). */
+  /** The principal id that opened the session; other callers may not use it. */
   owner: string | undefined;
   /** How this session sees tools: `full` (the catalogue), `search` or `code` (meta-tools); fixed at initialize. */
   toolMode: ToolMode = 'full';

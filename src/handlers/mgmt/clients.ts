@@ -1,5 +1,5 @@
 /**
- * The MCP client management API (Bifrost MCP schemas, `../shared/sources/002_*.txt`), on LevelDB:
+ * The MCP client management API (Bifrost MCP schemas, https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml), on LevelDB:
  *
  * - `GET  /api/mcp/clients?limit&offset&search` → `{clients, count, total_count, limit, offset}`
  * - `GET  /api/mcp/client/{id}` → one client `{config, tools, state, vk_configs}`
@@ -74,7 +74,7 @@ export class ClientAdmin {
 
   /**
    * @param isVirtualKey whether a `vk_configs[].virtual_key_id` names a virtual key the gateway
-   * issued (issue 8); absent = any id accepted.
+   * issued; absent = any id accepted.
    */
   constructor(
     private readonly manager: UpstreamManager,
@@ -126,7 +126,7 @@ export class ClientAdmin {
     upstream.pricing = record.tool_pricing;
   }
 
-  /** The virtual-key part of every client record, for {@link VirtualKeyAccess} (issue 8). */
+  /** The virtual-key part of every client record, for {@link VirtualKeyAccess}. */
   vkPolicies(): VkClientPolicy[] {
     return [...this.records.values()].map((r) => ({
       name: r.config.name,

@@ -1,8 +1,8 @@
 /**
  * The key management API (admin only; authorization runs before these handlers). API keys are
  * presented as `Authorization: Bearer <key>` (developer-mesh API reference, "Authentication",
- * `../shared/sources/003_*.txt`); virtual keys are what Bifrost's `vk_configs[].virtual_key_id`
- * names (`../shared/sources/002_*.txt`).
+ * https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md); virtual keys are what Bifrost's `vk_configs[].virtual_key_id`
+ * names (https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml).
  *
  * - `POST   /api/auth/keys` → 201 `{key, secret, note}`; the secret (`trb_...`) is in this answer only
  * - `GET    /api/auth/keys` → `{keys, count}`, oldest first (`created_at`, then id), revoked keys included

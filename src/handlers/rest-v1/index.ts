@@ -1,5 +1,5 @@
 /**
- * The REST `/api/v1` surface (issue 9), put together: contexts, agents, models, relationships,
+ * The REST `/api/v1` surface, put together: contexts, agents, models, relationships,
  * tools and actions over MCP, and `GET /api/v1/` listing what is served.
  */
 import type { RequestAuth } from '../../base/access.js';

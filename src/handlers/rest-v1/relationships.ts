@@ -1,6 +1,5 @@
 /**
- * Relationships over `/api/v1/relationships` (issue 9, "Agents, models, relationships";
- * developer-mesh MCP Server API reference, `../shared/sources/003_*.txt`, "Relationship
+ * Relationships over `/api/v1/relationships` (developer-mesh MCP Server API reference, https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md, "Relationship
  * Management"), and the {@link Relationships} service the other v1 modules use (tool actions
  * record `triggered_by` context → tool_execution; context, agent and model deletion remove the
  * relationships naming them).

@@ -1,13 +1,13 @@
 /**
- * Tools and actions over MCP at `/api/v1/tools*` (issue 9; developer-mesh MCP Server API
- * reference, `../shared/sources/003_*.txt`, "Tool Integration" and "GitHub Tools (MCP
+ * Tools and actions over MCP at `/api/v1/tools*` (developer-mesh MCP Server API
+ * reference, https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md, "Tool Integration" and "GitHub Tools (MCP
  * Protocol)"). A *tool* is an upstream MCP client, its *actions* are that upstream's own MCP tools
  * (DESIGN.md §6).
  *
  * Which actions a caller may use (checked in this order, the first refusal wins):
  * 1. the client's `disallowed_actions` deny list: stronger than any allow;
  * 2. the client's `tools_to_execute` (`["*"]` or absent = all, `[]` = none);
- * 3. the caller's own narrowing (`RequestAuth.filter`: the include headers of issue 8).
+ * 3. the caller's own narrowing (`RequestAuth.filter`: the `x-bf-mcp-include-*` headers).
  *
  * Allowed actions are listed, described and callable; the others are listed as
  * `disallowed_actions` (with the reason) and answer 403 `TOOL_NOT_ALLOWED` everywhere, including

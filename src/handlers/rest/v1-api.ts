@@ -1,6 +1,6 @@
 /**
- * The conventions every `/api/v1` route shares (issue 9; developer-mesh MCP Server API reference,
- * `../shared/sources/003_*.txt`, "Base URL and Versioning", "Error Handling"):
+ * The conventions every `/api/v1` route shares (developer-mesh MCP Server API reference,
+ * https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md, "Base URL and Versioning", "Error Handling"):
  *
  * - versioning: the path says v1; `X-API-Version: 1` and `Accept: application/vnd.mcp.v1+json`
  *   are accepted, any other version → 406 `UNSUPPORTED_API_VERSION`;

@@ -1,5 +1,5 @@
 /**
- * Binary values on `/ws` (issue 10: "base64 in JSON frames, raw bytes in MCPW payloads"): strict
+ * Binary values on `/ws` ("base64 in JSON frames, raw bytes in MCPW payloads"): strict
  * base64 decoding of what JSON peers send, and the per-peer wire form of what the gateway sends.
  */
 import { GatewayError } from '../../base/errors.js';

@@ -1,5 +1,5 @@
 /**
- * `SharedDocument`: the gateway's copy of one collaborative document, a Yjs `Y.Doc` (issue 10:
+ * `SharedDocument`: the gateway's copy of one collaborative document, a Yjs `Y.Doc` (
  * "the server applies them to its copy"; developer-mesh `document.update`, "CRDT-based document
  * update"). Updates are Yjs v1 updates (`Y.encodeStateAsUpdate`, `doc.on('update')`); the merged
  * state is `Y.encodeStateAsUpdate(doc)`.

@@ -1,6 +1,6 @@
 /**
- * Collaborative workspaces over `/ws` (issue 10 "Collaborative workspaces"; developer-mesh
- * "Collaboration Messages" and "Collaborative Workspace Updates", `../shared/sources/003_*.txt`).
+ * Collaborative workspaces over `/ws` (developer-mesh
+ * "Collaboration Messages" and "Collaborative Workspace Updates", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md).
  * The `/ws` endpoint routes `workspace.*`, `document.*`, `cursor.position` and
  * `selection.change` here, from JSON text and MCPW frames alike (`src/streams/ws-methods.ts`).
  *

@@ -1,6 +1,5 @@
 /**
- * Params of the collaboration methods on `/ws` (issue 10 "Collaborative workspaces";
- * developer-mesh "Collaboration Messages", `../shared/sources/003_*.txt`): one io-ts codec per
+ * Params of the collaboration methods on `/ws` (developer-mesh "Collaboration Messages", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md): one io-ts codec per
  * message, decoded once at the boundary by {@link decodeParams}; inside, plain types.
  *
  * Binary values (`changes`) arrive as a base64 string in JSON text frames and as raw bytes
