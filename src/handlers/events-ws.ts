@@ -1,5 +1,5 @@
 /**
- * `/api/ws/events` (MCP Hangar WebSockets guide, `../shared/sources/001_*.txt`): every domain
+ * `/api/ws/events` (MCP Hangar WebSockets guide, https://mcp-hangar.io/docs/guides/WEBSOCKETS): every domain
  * event as JSON, filtered per connection.
  *
  * - Client `{"type":"subscribe","event_types":[...],"mcp_server_ids":[...]}` → ack
