@@ -24,7 +24,6 @@
  *   events that matched the filter in seqs A..B and counting the S = M − shown ones it left
  *   out. A matching event then costs the gateway a filter check and a slot in a ring; only
  *   the kept ones are serialised, once per frame. Catch-up (`since`) still sends every event.
- *   The idea is Phoenix LiveDashboard's / Grafana Live's bounded refresh rate; the frame is ours.
  * - Bad messages get `{"type":"error","code","message"}`; the connection stays open.
  */
 import type { Subscription } from 'rxjs';
