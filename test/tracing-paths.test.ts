@@ -76,7 +76,7 @@ beforeAll(async () => {
     [demoClient('demo'), { ...everythingClient('everything'), tools_to_auto_execute: ['echo'] }],
     {},
     {
-      tracing: { otlp_endpoint: `http://127.0.0.1:${port}/v1/traces` },
+      tracing: { otlp_endpoint: `http://127.0.0.1:${port}/v1/traces`, active_context: true },
       model_providers: { providers: [{ name: 'fake', base_url: prov.baseUrl, api_key: PROVIDER_KEY, models: ['gpt-test'], embedding_model: 'emb-64', max_retries: 0 }] },
     },
   );

@@ -336,7 +336,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Gat
  * endpoint (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, or `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`)
  * and `OTEL_TRACES_SAMPLER_ARG` override the file; `OTEL_SDK_DISABLED=true` turns tracing off.
  */
-function resolveTracing(file: { otlp_endpoint?: string; sample_ratio?: number; capture_payloads?: boolean; service_name?: string }, env: NodeJS.ProcessEnv): GatewayConfig['tracing'] {
+function resolveTracing(file: { otlp_endpoint?: string; sample_ratio?: number; capture_payloads?: boolean; service_name?: string; active_context?: boolean }, env: NodeJS.ProcessEnv): GatewayConfig['tracing'] {
   const base = env['OTEL_EXPORTER_OTLP_ENDPOINT'];
   const endpoint = env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] || (base ? `${base.replace(/\/+$/, '')}/v1/traces` : undefined) || file.otlp_endpoint;
   const ratioEnv = env['OTEL_TRACES_SAMPLER_ARG'];
@@ -346,5 +346,6 @@ function resolveTracing(file: { otlp_endpoint?: string; sample_ratio?: number; c
     sample_ratio: Math.min(1, Math.max(0, ratio)),
     capture_payloads: file.capture_payloads ?? false,
     service_name: env['OTEL_SERVICE_NAME'] || file.service_name || 'tributary',
+    active_context: file.active_context ?? false,
   };
 }

@@ -29,10 +29,11 @@
  *   `gen_ai.request.model`, `gen_ai.usage.input_tokens`/`output_tokens`, `server.address`,
  *   `server.port`, `tributary.provider`, `error.type`; its context goes to the provider in the
  *   `traceparent` header. A SERVER span `response.create` per response on `/v1/responses`.
- * - While a request's span is open it is the active OpenTelemetry context (an
- *   `AsyncLocalStorage` context manager, registered only when tracing is on): spans started
- *   further down (provider calls inside a REST request) become its children, and every log line
- *   written inside it carries `trace_id` and `span_id`.
+ * - With `tracing.active_context` (off by default), a request's span is the active OpenTelemetry
+ *   context while it is open (an `AsyncLocalStorage` context manager, registered only then): spans
+ *   started further down (provider calls inside a REST request or a response) become its
+ *   children, and every log line written inside it carries `trace_id` and `span_id`. Without it
+ *   those provider spans are roots of their own traces and log lines carry no ids.
  *
  * With tracing off ({@link Tracing.enabled} false, the default) every hook is one property read
  * and a branch: nothing is allocated and no OpenTelemetry code runs.
@@ -148,12 +149,15 @@ export class Tracing {
       sampler: new sdk.ParentBasedSampler({ root: new sdk.TraceIdRatioBasedSampler(config.sample_ratio) }),
       spanProcessors: [new sdk.BatchSpanProcessor(new OTLPTraceExporter({ url: config.otlp_endpoint }), { scheduledDelayMillis: 1000, maxQueueSize: 4096 })],
     });
-    if (!contextManagerRegistered) {
-      const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
-      contextManagerRegistered = otelContext.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+    // opt-in: on Node 20 an AsyncLocalStorage puts a hook on every promise of the process
+    if (config.active_context) {
+      if (!contextManagerRegistered) {
+        const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
+        contextManagerRegistered = otelContext.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+      }
+      setLogContext(activeTraceFields);
     }
-    setLogContext(activeTraceFields);
-    log.info('tracing on', { otlp_endpoint: config.otlp_endpoint, sample_ratio: config.sample_ratio, capture_payloads: config.capture_payloads });
+    log.info('tracing on', { otlp_endpoint: config.otlp_endpoint, sample_ratio: config.sample_ratio, capture_payloads: config.capture_payloads, active_context: config.active_context });
     return new Tracing(provider, config.capture_payloads, new W3CTraceContextPropagator());
   }
 
@@ -215,6 +219,10 @@ export class Tracing {
     const tracer = this.tracer;
     if (tracer === undefined) return commit();
     const span = tracer.startSpan('store.batch', { kind: SpanKind.INTERNAL, attributes: { 'db.system.name': 'leveldb', 'db.operation.name': 'batch', 'db.operation.batch.size': size } }, ROOT_CONTEXT);
+    if (!span.isRecording()) {
+      span.end();
+      return commit();
+    }
     return otelContext.with(trace.setSpan(ROOT_CONTEXT, span), commit).then(
       () => span.end(),
       (err: unknown) => {
