@@ -224,6 +224,8 @@ export class GatewayServer {
   private readonly open = new Set<Exchange>();
   /** Requests (other than GET/OPTIONS) accepted and not yet answered. */
   activeRequests = 0;
+  /** Called when {@link activeRequests} drops to 0 (see {@link whenIdle}). */
+  readonly #idleWaiters = new Set<() => void>();
   port = 0;
 
   constructor(
@@ -313,6 +315,27 @@ export class GatewayServer {
       this.uws.us_listen_socket_close(this.listenSocket);
       this.listenSocket = undefined;
     }
+  }
+
+  /**
+   * Resolves `true` once no counted request (other than GET/OPTIONS) is in flight, or `false`
+   * when `timeoutMs` passes first (graceful shutdown: stop listening, then wait for this).
+   */
+  whenIdle(timeoutMs: number): Promise<boolean> {
+    if (this.activeRequests === 0) return Promise.resolve(true);
+    let wake: () => void = () => undefined;
+    const idle = new Promise<true>((resolve) => {
+      wake = () => resolve(true);
+      this.#idleWaiters.add(wake);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    return Promise.race([idle, deadline]).finally(() => {
+      clearTimeout(timer);
+      this.#idleWaiters.delete(wake);
+    });
   }
 
   /** Ends every open response (SSE streams included) and the request pipeline. */
@@ -482,7 +505,7 @@ export class GatewayServer {
       const finish = (): void => {
         if (finished) return;
         finished = true;
-        if (counts) this.activeRequests--;
+        if (counts && --this.activeRequests === 0) for (const wake of this.#idleWaiters) wake();
         this.open.delete(ex);
         outer.complete();
       };
