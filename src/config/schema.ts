@@ -5,7 +5,7 @@
  */
 import * as t from 'io-ts';
 
-/** Client names: ASCII letters, digits and `_`, not starting with a digit (DESIGN.md §6). */
+/** Client names: ASCII letters, digits and `_`, not starting with a digit. */
 export interface ClientNameBrand {
   readonly ClientName: unique symbol;
 }
