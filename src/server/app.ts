@@ -112,6 +112,8 @@ function readHeaders(req: HttpRequest, res: HttpResponse): HttpHeaders {
     host: req.getHeader('host'),
     mcpSessionId: req.getHeader('mcp-session-id'),
     mcpProtocolVersion: req.getHeader('mcp-protocol-version'),
+    mcpMethod: req.getHeader('mcp-method'),
+    mcpName: req.getHeader('mcp-name'),
     lastEventId: req.getHeader('last-event-id'),
     authorization,
     apiKey: req.getHeader('x-api-key'),
