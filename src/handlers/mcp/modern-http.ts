@@ -13,7 +13,7 @@ import { JSON_HEADERS, jsonReply, type HeaderList, type HttpEffect, type HttpInp
 import type { Logger } from '../../log/logger.js';
 import type { McpDispatcher } from './dispatch.js';
 import { McpSession, type OutboundChannel, type SessionStore } from './session.js';
-import { META, ModernMcp, checkHeaders, readMeta, type ModernMeta, type ModernOptions, type Refusal } from './modern.js';
+import { META, ModernMcp, checkHeaders, checkVersion, readMeta, statusOf, type ModernMeta, type ModernOptions, type Refusal } from './modern.js';
 
 const SSE_HEADERS: HeaderList = [
   ['Content-Type', 'text/event-stream'],
@@ -94,7 +94,7 @@ export class ModernHttp {
     const msg = c.msg;
     const meta = readMeta(msg.params);
     if ('error' in meta) return once(this.refusal(msg, meta));
-    const mismatch = checkHeaders(msg, input.headers, meta.protocolVersion);
+    const mismatch = checkHeaders(msg, input.headers, meta.protocolVersion) ?? checkVersion(meta);
     if (mismatch) return once(this.refusal(msg, mismatch));
     if (msg.method === 'subscriptions/listen') return this.listen(input, msg, meta);
     const canSse = input.headers.accept.includes('text/event-stream');
@@ -110,7 +110,7 @@ export class ModernHttp {
       let finished = false;
       void call.response.then((response) => {
         finished = true;
-        channel.finish(response.error !== undefined ? call.status : 200, response);
+        channel.finish(call.status !== 200 ? call.status : statusOf(response), response);
       });
       return () => {
         // closing the response stream cancels the request (2026-07-28 "Cancellation")

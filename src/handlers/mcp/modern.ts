@@ -174,18 +174,16 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 /**
- * Reads and checks the request `_meta` (version, capabilities, client info, log level).
- * Returns the meta or a refusal: -32602 (HTTP 400) for a missing or malformed field, -32022
- * (HTTP 400) with `supported`/`requested` for a version the gateway does not serve statelessly.
+ * Reads and checks the shape of the request `_meta` (version, capabilities, client info, log
+ * level). Returns the meta or a refusal: -32602 (HTTP 400) for a missing or malformed field.
+ * Whether the version is served is {@link checkVersion}'s question, asked after the transport
+ * compared its headers with the body.
  */
 export function readMeta(params: Record<string, unknown> | undefined): ModernMeta | Refusal {
   const meta = params?.['_meta'];
   if (!isObject(meta)) return refuse('INVALID_REQUEST_META', 'Invalid params: _meta with io.modelcontextprotocol/protocolVersion and io.modelcontextprotocol/clientCapabilities is required');
   const version = meta[META.protocolVersion];
   if (typeof version !== 'string') return refuse('INVALID_REQUEST_META', `Invalid params: _meta["${META.protocolVersion}"] must be a string`);
-  if (!MODERN_SET.has(version)) {
-    return refuse('UNSUPPORTED_VERSION', `Unsupported protocol version: ${version}`, { supported: ALL_PROTOCOL_VERSIONS, requested: version });
-  }
   const caps = meta[META.clientCapabilities];
   if (!isObject(caps)) return refuse('INVALID_REQUEST_META', `Invalid params: _meta["${META.clientCapabilities}"] must be an object`);
   const info = meta[META.clientInfo];
@@ -204,6 +202,12 @@ export function readMeta(params: Record<string, unknown> | undefined): ModernMet
     traceparent: typeof tp === 'string' ? tp : undefined,
     tracestate: typeof ts === 'string' ? ts : undefined,
   };
+}
+
+/** -32022 (HTTP 400) with `supported`/`requested` for a version not served statelessly, else undefined. */
+export function checkVersion(meta: ModernMeta): Refusal | undefined {
+  if (MODERN_SET.has(meta.protocolVersion)) return undefined;
+  return refuse('UNSUPPORTED_VERSION', `Unsupported protocol version: ${meta.protocolVersion}`, { supported: ALL_PROTOCOL_VERSIONS, requested: meta.protocolVersion });
 }
 
 /** Params as forwarded upstream: the modern `_meta` keys and the MRTR fields removed, the rest kept. */
@@ -296,6 +300,12 @@ export interface ModernCall {
   readonly response: Promise<JsonRpcResponse>;
   /** The response stream went away: cancels the call unless it is parked waiting for `inputResponses`. */
   readonly abandon: (reason: string) => void;
+}
+
+/** HTTP status of a modern response: 400 for the errors the revision answers with 400, else 200. */
+export function statusOf(response: JsonRpcResponse): number {
+  const code = response.error?.code;
+  return code === ERRORS.HEADER_MISMATCH.rpc || code === ERRORS.MISSING_CLIENT_CAPABILITY.rpc || code === ERRORS.UNSUPPORTED_VERSION.rpc ? 400 : 200;
 }
 
 function settled(status: number, response: JsonRpcResponse): ModernCall {
@@ -519,9 +529,11 @@ export class ModernMcp {
   shape(msg: JsonRpcRequest, response: { result?: Record<string, unknown>; error?: JsonRpcErrorObject }, auth: RequestAuth | undefined): JsonRpcResponse {
     if (response.error !== undefined) {
       const e = response.error;
-      if (e.code === ERRORS.RESOURCE_NOT_FOUND.rpc && msg.method === 'resources/read') {
+      if (msg.method === 'resources/read' && (e.code === ERRORS.RESOURCE_NOT_FOUND.rpc || (e.code === ERRORS.UNKNOWN_RESOURCE.rpc && /not found/i.test(e.message)))) {
+        // one code and `data.uri` for "no such resource", whether the gateway or the upstream said it
         const uri = msg.params?.['uri'];
-        return { jsonrpc: '2.0', id: msg.id, error: new GatewayError('UNKNOWN_RESOURCE', e.message, { uri }).toJsonRpc() };
+        const data = isObject(e.data) ? e.data : {};
+        return { jsonrpc: '2.0', id: msg.id, error: { code: ERRORS.UNKNOWN_RESOURCE.rpc, message: e.message, data: { code: 'UNKNOWN_RESOURCE', ...data, uri } } };
       }
       return { jsonrpc: '2.0', id: msg.id, error: e };
     }
