@@ -76,7 +76,13 @@ const INPUT_CAPABILITY: Readonly<Record<string, string>> = {
   'roots/list': 'roots',
 };
 
+/** Capabilities every request-scoped session claims towards the dispatcher (see {@link ModernMcp.handle}). */
+const OFFERED_TO_DISPATCHER: Readonly<Record<string, unknown>> = { sampling: {}, elicitation: {} };
+
 const SERVER_INFO = { name: 'tributary', title: 'Tributary MCP gateway', version: gatewayVersion };
+/** `_meta` of a result: the server's identity (the same frozen object on every result). */
+const SERVER_META: Readonly<Record<string, unknown>> = Object.freeze({ [META.serverInfo]: SERVER_INFO });
+const RESULT_COMPLETE: Readonly<Record<string, unknown>> = { resultType: 'complete' };
 
 export interface ModernOptions {
   /**
@@ -169,6 +175,17 @@ export interface ModernMeta {
   readonly tracestate: string | undefined;
 }
 
+/**
+ * A shallow copy of `from` with `extra` on top. A `for...in` copy: object spread measured 1.5 µs
+ * per call here against 0.03 µs for this (bench/modern.ts), and it runs on every modern request.
+ */
+function copyWith(from: Record<string, unknown>, extra: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k in from) out[k] = from[k];
+  for (const k in extra) out[k] = extra[k];
+  return out;
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -211,7 +228,7 @@ export function checkVersion(meta: ModernMeta): Refusal | undefined {
 }
 
 /** Params as forwarded upstream: the modern `_meta` keys and the MRTR fields removed, the rest kept. */
-function upstreamParams(params: Record<string, unknown> | undefined): Record<string, unknown> {
+export function upstreamParams(params: Record<string, unknown> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (params === undefined) return out;
   for (const k in params) {
@@ -372,7 +389,7 @@ export class ModernMcp {
     }
     // sampling and elicitation are offered to the dispatcher so a relayed request reaches this
     // layer, which answers -32021 itself when the client did not declare the capability
-    const session = new McpSession(meta.protocolVersion, { sampling: {}, elicitation: {}, ...meta.clientCapabilities }, meta.clientInfo);
+    const session = new McpSession(meta.protocolVersion, copyWith(OFFERED_TO_DISPATCHER, meta.clientCapabilities), meta.clientInfo);
     session.toolMode = toolMode;
     session.logLevel = meta.logLevel;
     session.initialized = true;
@@ -522,41 +539,52 @@ export class ModernMcp {
     return waiting;
   }
 
-  /**
-   * Shapes a dispatcher response for the 2026-07-28 wire: `resultType`, server identity in
-   * `_meta`, caching hints on cacheable results; -32002 (resource not found) becomes -32602.
-   */
+  /** See {@link shapeResponse}. */
   shape(msg: JsonRpcRequest, response: { result?: Record<string, unknown>; error?: JsonRpcErrorObject }, auth: RequestAuth | undefined): JsonRpcResponse {
-    if (response.error !== undefined) {
-      const e = response.error;
-      if (msg.method === 'resources/read' && (e.code === ERRORS.RESOURCE_NOT_FOUND.rpc || (e.code === ERRORS.UNKNOWN_RESOURCE.rpc && /not found/i.test(e.message)))) {
-        // one code and `data.uri` for "no such resource", whether the gateway or the upstream said it
-        const uri = msg.params?.['uri'];
-        const data = isObject(e.data) ? e.data : {};
-        return { jsonrpc: '2.0', id: msg.id, error: { code: ERRORS.UNKNOWN_RESOURCE.rpc, message: e.message, data: { code: 'UNKNOWN_RESOURCE', ...data, uri } } };
-      }
-      return { jsonrpc: '2.0', id: msg.id, error: e };
-    }
-    const result = response.result ?? {};
-    if (result['resultType'] === 'input_required') return { jsonrpc: '2.0', id: msg.id, result };
-    const meta = isObject(result['_meta']) ? { ...result['_meta'], [META.serverInfo]: SERVER_INFO } : { [META.serverInfo]: SERVER_INFO };
-    if (!CACHEABLE.has(msg.method)) return { jsonrpc: '2.0', id: msg.id, result: { ...result, resultType: 'complete', _meta: meta } };
-    return { jsonrpc: '2.0', id: msg.id, result: { ...result, resultType: 'complete', _meta: meta, ...this.cacheHints(msg.method, result, auth) } };
+    return shapeResponse(msg, response, auth, this.options.catalogueTtlMs);
   }
+}
 
-  /**
-   * Caching hints. Catalogue lists: {@link ModernOptions.catalogueTtlMs}; `public` only when every
-   * caller sees the same list (no per-key filter, no per-key tool mode), else `private`.
-   * `resources/read` is relayed live from the upstream with no gateway cache: the upstream's own
-   * hints when it gave them (a modern upstream), else `ttlMs: 0`, `private`.
-   */
-  private cacheHints(method: string, result: Record<string, unknown>, auth: RequestAuth | undefined): { ttlMs: number; cacheScope: 'public' | 'private' } {
-    if (method === 'resources/read') {
-      const ttl = result['ttlMs'];
-      const scope = result['cacheScope'];
-      return { ttlMs: typeof ttl === 'number' && ttl >= 0 ? ttl : 0, cacheScope: scope === 'public' ? 'public' : 'private' };
+/**
+ * Shapes a dispatcher response for the 2026-07-28 wire: `resultType`, server identity in
+ * `_meta`, caching hints on cacheable results; -32002 (resource not found) becomes -32602.
+ */
+export function shapeResponse(msg: { id: JsonRpcId; method: string; params?: Record<string, unknown> }, response: { result?: Record<string, unknown>; error?: JsonRpcErrorObject }, auth: RequestAuth | undefined, catalogueTtlMs: number): JsonRpcResponse {
+  if (response.error !== undefined) {
+    const e = response.error;
+    if (msg.method === 'resources/read' && (e.code === ERRORS.RESOURCE_NOT_FOUND.rpc || (e.code === ERRORS.UNKNOWN_RESOURCE.rpc && /not found/i.test(e.message)))) {
+      // one code and `data.uri` for "no such resource", whether the gateway or the upstream said it
+      const uri = msg.params?.['uri'];
+      const data = isObject(e.data) ? e.data : {};
+      return { jsonrpc: '2.0', id: msg.id, error: { code: ERRORS.UNKNOWN_RESOURCE.rpc, message: e.message, data: { code: 'UNKNOWN_RESOURCE', ...data, uri } } };
     }
-    const shared = auth === undefined || (auth.filter === undefined && auth.principal.toolMode === undefined);
-    return { ttlMs: this.options.catalogueTtlMs, cacheScope: shared || method === 'server/discover' ? 'public' : 'private' };
+    return { jsonrpc: '2.0', id: msg.id, error: e };
   }
+  const result = response.result ?? {};
+  if (result['resultType'] === 'input_required') return { jsonrpc: '2.0', id: msg.id, result };
+  const meta = isObject(result['_meta']) ? copyWith(result['_meta'], SERVER_META) : SERVER_META;
+  const out = copyWith(result, RESULT_COMPLETE);
+  out['_meta'] = meta;
+  if (CACHEABLE.has(msg.method)) {
+    const hints = cacheHints(msg.method, result, auth, catalogueTtlMs);
+    out['ttlMs'] = hints.ttlMs;
+    out['cacheScope'] = hints.cacheScope;
+  }
+  return { jsonrpc: '2.0', id: msg.id, result: out };
+}
+
+/**
+ * Caching hints. Catalogue lists: `catalogueTtlMs` ({@link ModernOptions.catalogueTtlMs}); `public` only when every
+ * caller sees the same list (no per-key filter, no per-key tool mode), else `private`.
+ * `resources/read` is relayed live from the upstream with no gateway cache: the upstream's own
+ * hints when it gave them (a modern upstream), else `ttlMs: 0`, `private`.
+ */
+function cacheHints(method: string, result: Record<string, unknown>, auth: RequestAuth | undefined, catalogueTtlMs: number): { ttlMs: number; cacheScope: 'public' | 'private' } {
+  if (method === 'resources/read') {
+    const ttl = result['ttlMs'];
+    const scope = result['cacheScope'];
+    return { ttlMs: typeof ttl === 'number' && ttl >= 0 ? ttl : 0, cacheScope: scope === 'public' ? 'public' : 'private' };
+  }
+  const shared = auth === undefined || (auth.filter === undefined && auth.principal.toolMode === undefined);
+  return { ttlMs: catalogueTtlMs, cacheScope: shared || method === 'server/discover' ? 'public' : 'private' };
 }
