@@ -5,6 +5,7 @@
  * rules (https://modelcontextprotocol.io/specification/2026-07-28/basic/transports/streamable-http).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { demoClient, everythingClient, rawPost, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
 
@@ -208,6 +209,47 @@ describe('the 2026-07-28 wire on /mcp', () => {
     expect(first.params._meta['io.modelcontextprotocol/subscriptionId']).toBe('sub-1');
     expect(first.params.notifications).toEqual({ toolsListChanged: true });
     await reader.cancel();
+  });
+});
+
+describe('the 2026-07-28 era on /ws', () => {
+  it('serves modern requests on a socket that never sent initialize', async () => {
+    const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/ws`);
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const replies = new Map<unknown, Rpc>();
+    const waiters = new Map<unknown, (r: Rpc) => void>();
+    ws.on('message', (data: Buffer) => {
+      const m = JSON.parse(data.toString()) as Rpc;
+      if (m.id === undefined) return;
+      const w = waiters.get(m.id);
+      if (w) w(m);
+      else replies.set(m.id, m);
+    });
+    const ask = (id: number, method: string, params: Record<string, unknown>): Promise<Rpc> =>
+      new Promise((resolve) => {
+        waiters.set(id, resolve);
+        ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+      });
+    try {
+      const list = await ask(1, 'tools/list', { _meta: meta() });
+      expect(list.result).toMatchObject({ resultType: 'complete', cacheScope: 'public' });
+      const call = await ask(2, 'tools/call', { name: 'demo-echo', arguments: { message: 'ws' }, _meta: meta() });
+      expect(JSON.stringify(call.result?.['content'])).toContain('ws');
+      const bad = await ask(3, 'tools/list', { _meta: { ...meta(), 'io.modelcontextprotocol/protocolVersion': '2099-01-01' } });
+      expect(bad.error?.code).toBe(-32022);
+      const noCaps = await ask(4, 'tools/list', { _meta: { 'io.modelcontextprotocol/protocolVersion': V } });
+      expect(noCaps.error?.code).toBe(-32602);
+      const ping = await ask(5, 'ping', { _meta: meta() });
+      expect(ping.error?.code).toBe(-32601);
+      // a session-based request on the same socket still needs initialize
+      const legacy = await ask(6, 'tools/list', {});
+      expect(legacy.error?.message).toMatch(/initialize/);
+    } finally {
+      ws.close();
+    }
   });
 });
 

@@ -588,3 +588,41 @@ function cacheHints(method: string, result: Record<string, unknown>, auth: Reque
   const shared = auth === undefined || (auth.filter === undefined && auth.principal.toolMode === undefined);
   return { ttlMs: catalogueTtlMs, cacheScope: shared || method === 'server/discover' ? 'public' : 'private' };
 }
+
+/**
+ * MCP 2026-07-28 requests on a message transport without per-message headers (the `/ws` socket):
+ * `_meta` checks, then {@link ModernMcp.handle}; related messages go to `channel`. Calls still
+ * running when the connection closes are cancelled through {@link ModernMessageTransport.closed}.
+ * `subscriptions/listen` is served on `/mcp` only (its stream is an HTTP response).
+ */
+export class ModernMessageTransport {
+  private readonly open = new WeakMap<object, Set<ModernCall>>();
+
+  constructor(readonly core: ModernMcp) {}
+
+  /** Answers one modern request of connection `conn`; never rejects. */
+  serve(conn: object, msg: JsonRpcRequest, ctx: ModernCallContext): Promise<JsonRpcResponse> {
+    const meta = readMeta(msg.params);
+    if ('error' in meta) return Promise.resolve({ jsonrpc: '2.0', id: msg.id, error: meta.error });
+    const refused = checkVersion(meta);
+    if (refused) return Promise.resolve({ jsonrpc: '2.0', id: msg.id, error: refused.error });
+    if (msg.method === 'subscriptions/listen') {
+      const err = new GatewayError('METHOD_NOT_FOUND', 'subscriptions/listen is served on /mcp (Streamable HTTP); on /ws initialize a session for change notifications', { method: msg.method });
+      return Promise.resolve({ jsonrpc: '2.0', id: msg.id, error: err.toJsonRpc() });
+    }
+    const call = this.core.handle(msg, meta, ctx);
+    let calls = this.open.get(conn);
+    if (calls === undefined) this.open.set(conn, (calls = new Set()));
+    calls.add(call);
+    const set = calls;
+    return call.response.finally(() => set.delete(call));
+  }
+
+  /** The connection closed: its calls still running are cancelled (parked ones wait for a retry elsewhere). */
+  closed(conn: object): void {
+    const calls = this.open.get(conn);
+    if (calls === undefined) return;
+    this.open.delete(conn);
+    for (const c of calls) c.abandon('connection closed');
+  }
+}
