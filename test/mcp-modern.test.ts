@@ -253,6 +253,36 @@ describe('the 2026-07-28 era on /ws', () => {
   });
 });
 
+describe('upstreams of both eras', () => {
+  it('a 2026-07-28 upstream (another gateway) is spoken to statelessly next to a legacy one, and both serve both eras downstream', async () => {
+    // the upstream: a gateway serving 2026-07-28 on /mcp (and the session revisions)
+    const up = await startTestGateway([demoClient('inner')]);
+    const front = await startTestGateway([{ name: 'modern', connection_type: 'http', connection_string: up.mcpUrl.href }, everythingClient('legacy')]);
+    try {
+      const tools = (await modern(front, 1, 'tools/list')).json as Rpc;
+      const names = (tools.result?.['tools'] as { name: string }[]).map((t) => t.name);
+      expect(names).toContain('modern-inner-echo');
+      expect(names).toContain('legacy-echo');
+      // a modern client through a modern upstream: no session anywhere
+      const r = (await modern(front, 2, 'tools/call', { name: 'modern-inner-echo', arguments: { message: 'deep' } })).json as Rpc;
+      expect(JSON.stringify(r.result?.['content'])).toContain('deep');
+      expect(up.sessions.size).toBe(0);
+      // a legacy client through the same modern upstream
+      const legacy = new Client({ name: 'legacy', version: '1.0.0' });
+      await legacy.connect(new StreamableHTTPClientTransport(front.mcpUrl));
+      const viaLegacy = await legacy.callTool({ name: 'modern-inner-echo', arguments: { message: 'old-to-new' } });
+      expect(JSON.stringify(viaLegacy.content)).toContain('old-to-new');
+      const viaLegacy2 = await legacy.callTool({ name: 'legacy-echo', arguments: { message: 'old-to-old' } });
+      expect(JSON.stringify(viaLegacy2.content)).toContain('old-to-old');
+      await legacy.close();
+      expect(up.sessions.size).toBe(0);
+    } finally {
+      await front.stop();
+      await up.stop();
+    }
+  }, 60_000);
+});
+
 describe('stateless across a restart', () => {
   it('a client that learned the era from one gateway process is served by a fresh one with nothing carried over', async () => {
     const a = await startTestGateway([demoClient()]);

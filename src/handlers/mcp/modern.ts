@@ -69,6 +69,9 @@ const CACHEABLE: ReadonlySet<string> = new Set(['server/discover', 'tools/list',
 /** Requests that may answer `input_required` (MRTR "Supported Requests"). */
 const MRTR_METHODS: ReadonlySet<string> = new Set(['tools/call', 'prompts/get', 'resources/read']);
 
+/** Prefix of the `requestState` values the gateway issues (an upstream's own states pass through). */
+const STATE_PREFIX = 'tg1.';
+
 /** Server→client methods a modern client answers through `inputRequests`, and the capability each needs. */
 const INPUT_CAPABILITY: Readonly<Record<string, string>> = {
   'elicitation/create': 'elicitation',
@@ -227,12 +230,12 @@ export function checkVersion(meta: ModernMeta): Refusal | undefined {
   return refuse('UNSUPPORTED_VERSION', `Unsupported protocol version: ${meta.protocolVersion}`, { supported: ALL_PROTOCOL_VERSIONS, requested: meta.protocolVersion });
 }
 
-/** Params as forwarded upstream: the modern `_meta` keys and the MRTR fields removed, the rest kept. */
-export function upstreamParams(params: Record<string, unknown> | undefined): Record<string, unknown> {
+/** Params as forwarded upstream: the modern `_meta` keys removed (and the MRTR fields unless `keepMrtr`), the rest kept. */
+export function upstreamParams(params: Record<string, unknown> | undefined, keepMrtr = false): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (params === undefined) return out;
   for (const k in params) {
-    if (k === 'inputResponses' || k === 'requestState') continue;
+    if (!keepMrtr && (k === 'inputResponses' || k === 'requestState')) continue;
     if (k !== '_meta') {
       out[k] = params[k];
       continue;
@@ -380,7 +383,9 @@ export class ModernMcp {
     if (msg.method === 'server/discover') return settled(200, this.shape(msg, { result: this.discover() }, ctx.auth));
     const params = msg.params;
     const state = params?.['requestState'];
-    if (typeof state === 'string' && MRTR_METHODS.has(msg.method)) return this.resume(msg, state, ctx);
+    // a state the gateway issued resumes its parked call; any other belongs to a 2026-07-28
+    // upstream's own input_required and travels to it untouched with the inputResponses
+    if (typeof state === 'string' && MRTR_METHODS.has(msg.method) && state.startsWith(STATE_PREFIX)) return this.resume(msg, state, ctx);
     let toolMode;
     try {
       toolMode = this.dispatcher.toolModeFor(ctx.toolModeHeader, meta.clientInfo.name, ctx.auth);
@@ -417,7 +422,7 @@ export class ModernMcp {
     };
     session.calls.set(msg.id, call);
     this.sessions.adopt(session);
-    const forwarded: JsonRpcRequest = { jsonrpc: '2.0', id: msg.id, method: msg.method, params: upstreamParams(params) };
+    const forwarded: JsonRpcRequest = { jsonrpc: '2.0', id: msg.id, method: msg.method, params: upstreamParams(params, typeof state === 'string') };
     const done = this.dispatcher
       .handleRequest(session, forwarded, call)
       .catch((err: unknown): JsonRpcResponse => {
@@ -500,7 +505,7 @@ export class ModernMcp {
       delete params['_meta'];
       st.asked.set(k, { method: r.method, params });
     }
-    const key = randomBytes(18).toString('base64url');
+    const key = `${STATE_PREFIX}${randomBytes(18).toString('base64url')}`;
     st.key = key;
     st.timer = setTimeout(() => {
       if (this.parked.get(key) !== st) return;
