@@ -118,6 +118,23 @@ describe('the 2026-07-28 wire on /mcp', () => {
     expect((r.json as Rpc).result?.['resultType']).toBe('complete');
   });
 
+  it('Mcp-Param-* headers of x-mcp-header tools are checked against the arguments', async () => {
+    const up = await startTestGateway([{ name: 'fx', connection_type: 'stdio', stdio_config: { command: process.execPath, args: ['--import', 'tsx', 'test/fixtures/conformance-server.ts'] } }]);
+    try {
+      const call = (region: string | undefined, header: string | undefined): ReturnType<typeof rawPost> =>
+        modern(up, 20, 'tools/call', { name: 'fx-test_custom_header', arguments: region === undefined ? {} : { region } }, header === undefined ? {} : { 'mcp-param-region': header });
+      expect((await call('eu', 'eu')).status).toBe(200);
+      expect((await call('Hello', `=?base64?${Buffer.from('Hello').toString('base64')}?=`)).status).toBe(200);
+      for (const [value, header] of [['eu', undefined], ['eu', 'us'], ['Hello', '=?base64?SGVsbG8?='], ['Hello', '=?base64?SGVs!!!bG8=?=']] as const) {
+        const r = await call(value, header);
+        expect(r.status).toBe(400);
+        expect((r.json as Rpc).error?.code).toBe(-32020);
+      }
+    } finally {
+      await up.stop();
+    }
+  }, 60_000);
+
   it('an unsupported version is 400 with -32022 listing the supported ones', async () => {
     const r = await rawPost(gw.mcpUrl, JSON.stringify({ jsonrpc: '2.0', id: 6, method: 'tools/list', params: { _meta: { ...meta(), 'io.modelcontextprotocol/protocolVersion': '2099-01-01' } } }), {
       'mcp-protocol-version': '2099-01-01',

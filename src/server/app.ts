@@ -103,16 +103,29 @@ export type StaticFiles = (
   ifNoneMatch: string,
 ) => { readonly status: number; readonly headers: HeaderList; readonly body: Buffer | string };
 
+/** `Mcp-Param-*` headers (lower-case suffix → value), read only for MCP 2026-07-28 `tools/call` POSTs. */
+function readMcpParams(req: HttpRequest, mcpMethod: string): Record<string, string> | undefined {
+  if (mcpMethod !== 'tools/call') return undefined;
+  let out: Record<string, string> | undefined;
+  req.forEach((k, v) => {
+    if (k.startsWith('mcp-param-')) (out ??= {})[k.slice(10)] = v;
+  });
+  return out;
+}
+
 function readHeaders(req: HttpRequest, res: HttpResponse): HttpHeaders {
   const authorization = req.getHeader('authorization');
+  const mcpMethod = req.getHeader('mcp-method');
+  const mcpParams = readMcpParams(req, mcpMethod);
   return {
+    ...(mcpParams !== undefined ? { mcpParams } : {}),
     accept: req.getHeader('accept'),
     contentType: req.getHeader('content-type'),
     origin: req.getHeader('origin'),
     host: req.getHeader('host'),
     mcpSessionId: req.getHeader('mcp-session-id'),
     mcpProtocolVersion: req.getHeader('mcp-protocol-version'),
-    mcpMethod: req.getHeader('mcp-method'),
+    mcpMethod,
     mcpName: req.getHeader('mcp-name'),
     lastEventId: req.getHeader('last-event-id'),
     authorization,

@@ -13,7 +13,7 @@ import { JSON_HEADERS, jsonReply, type HeaderList, type HttpEffect, type HttpInp
 import type { Logger } from '../../log/logger.js';
 import type { McpDispatcher } from './dispatch.js';
 import { McpSession, type OutboundChannel, type SessionStore } from './session.js';
-import { META, ModernMcp, checkHeaders, checkVersion, readMeta, statusOf, type ModernMeta, type ModernOptions, type Refusal } from './modern.js';
+import { META, ModernMcp, checkHeaders, checkParamHeaders, checkVersion, paramHeadersOf, readMeta, statusOf, type ParamHeaders, type ModernMeta, type ModernOptions, type Refusal } from './modern.js';
 
 const SSE_HEADERS: HeaderList = [
   ['Content-Type', 'text/event-stream'],
@@ -74,6 +74,8 @@ interface ListenFilter {
 
 export class ModernHttp {
   readonly core: ModernMcp;
+  /** `x-mcp-header` annotations per tool name, per catalogue (rebuilt when the catalogue array changes). */
+  private annotations: { tools: readonly Record<string, unknown>[]; byName: Map<string, ParamHeaders> } | undefined;
 
   constructor(
     private readonly dispatcher: McpDispatcher,
@@ -94,7 +96,7 @@ export class ModernHttp {
     const msg = c.msg;
     const meta = readMeta(msg.params);
     if ('error' in meta) return once(this.refusal(msg, meta));
-    const mismatch = checkHeaders(msg, input.headers, meta.protocolVersion) ?? checkVersion(meta);
+    const mismatch = checkHeaders(msg, input.headers, meta.protocolVersion) ?? checkVersion(meta) ?? this.checkToolParams(msg, input);
     if (mismatch) return once(this.refusal(msg, mismatch));
     if (msg.method === 'subscriptions/listen') return this.listen(input, msg, meta);
     const canSse = input.headers.accept.includes('text/event-stream');
@@ -117,6 +119,23 @@ export class ModernHttp {
         if (!finished) call.abandon('client disconnected');
       };
     });
+  }
+
+  /** `tools/call`: the `Mcp-Param-*` headers of the tool's `x-mcp-header` annotations. */
+  private checkToolParams(msg: JsonRpcRequest, input: HttpInput): Refusal | undefined {
+    if (msg.method !== 'tools/call') return undefined;
+    const tools = this.dispatcher.visibleTools(undefined);
+    if (this.annotations?.tools !== tools) {
+      const byName = new Map<string, ParamHeaders>();
+      for (const t of tools) {
+        const a = paramHeadersOf(t['inputSchema']);
+        if (a.size > 0 && typeof t['name'] === 'string') byName.set(t['name'], a);
+      }
+      this.annotations = { tools, byName };
+    }
+    const name = msg.params?.['name'];
+    const a = typeof name === 'string' ? this.annotations.byName.get(name) : undefined;
+    return a === undefined ? undefined : checkParamHeaders(a, msg.params?.['arguments'], input.headers.mcpParams);
   }
 
   private refusal(msg: JsonRpcRequest, r: Refusal): HttpEffect {

@@ -134,7 +134,7 @@ function refuse(code: ErrorCode, message: string, details?: Record<string, unkno
 export function decodeHeaderValue(value: string): string | undefined {
   if (value.startsWith('=?base64?') && value.endsWith('?=') && value.length >= 11) {
     const b64 = value.slice(9, -2);
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) return undefined;
+    if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(b64)) return undefined;
     return Buffer.from(b64, 'base64').toString('utf8');
   }
   // visible ASCII, space and tab only
@@ -163,6 +163,46 @@ export function checkHeaders(msg: { method: string; params?: Record<string, unkn
   if (name === undefined) return refuse('HEADER_MISMATCH', 'Header mismatch: the Mcp-Name header contains invalid characters', { header: 'Mcp-Name' });
   if (name !== body) {
     return refuse('HEADER_MISMATCH', `Header mismatch: Mcp-Name header value '${name}' does not match body value '${typeof body === 'string' ? body : String(body)}'`, { header: 'Mcp-Name' });
+  }
+  return undefined;
+}
+
+/** Where a tool's `x-mcp-header` annotations point: header name (lower case) → property path. */
+export type ParamHeaders = ReadonlyMap<string, readonly string[]>;
+
+/** Collects the `x-mcp-header` annotations of a tool's `inputSchema` (nested `properties` included). */
+export function paramHeadersOf(inputSchema: unknown): ParamHeaders {
+  const out = new Map<string, string[]>();
+  const walk = (schema: unknown, path: string[]): void => {
+    if (!isObject(schema) || !isObject(schema['properties']) || path.length > 8) return;
+    for (const [k, sub] of Object.entries(schema['properties'])) {
+      if (!isObject(sub)) continue;
+      const h = sub['x-mcp-header'];
+      if (typeof h === 'string' && h !== '') out.set(h.toLowerCase(), [...path, k]);
+      walk(sub, [...path, k]);
+    }
+  };
+  walk(inputSchema, []);
+  return out;
+}
+
+/**
+ * Checks `Mcp-Param-{Name}` headers of a `tools/call` against the arguments, for the tool's
+ * `x-mcp-header` annotations (https://modelcontextprotocol.io/specification/2026-07-28/basic/transports/streamable-http#custom-headers-from-tool-parameters):
+ * a value present in the body needs its header, decoded (base64 sentinel) and equal (numbers
+ * compared as numbers); a null or absent value needs none. Returns a refusal (400, -32020) or undefined.
+ */
+export function checkParamHeaders(annotations: ParamHeaders, args: unknown, headers: Readonly<Record<string, string>> | undefined): Refusal | undefined {
+  for (const [name, path] of annotations) {
+    let value: unknown = args;
+    for (const k of path) value = isObject(value) ? value[k] : undefined;
+    const raw = headers?.[name];
+    if (value === undefined || value === null) continue;
+    if (raw === undefined) return refuse('HEADER_MISMATCH', `Header mismatch: the Mcp-Param-${name} header is required (arguments.${path.join('.')} is set)`, { header: `Mcp-Param-${name}` });
+    const decoded = decodeHeaderValue(raw);
+    if (decoded === undefined) return refuse('HEADER_MISMATCH', `Header mismatch: the Mcp-Param-${name} header is malformed`, { header: `Mcp-Param-${name}` });
+    const same = typeof value === 'number' ? Number(decoded) === value : typeof value === 'boolean' ? decoded === String(value) : decoded === value;
+    if (!same) return refuse('HEADER_MISMATCH', `Header mismatch: Mcp-Param-${name} header value does not match arguments.${path.join('.')}`, { header: `Mcp-Param-${name}` });
   }
   return undefined;
 }
