@@ -17,7 +17,7 @@ import { EventSourceParserStream } from 'eventsource-parser/stream';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { version as gatewayVersion } from '../version.js';
+import { version as gatewayVersion } from '../base/version.js';
 
 const MODERN = '2026-07-28';
 /** Client capabilities the gateway declares to a modern upstream: it relays `input_required` to its own clients. */

@@ -7,9 +7,9 @@
  * `Last-Event-ID` are ignored. `subscriptions/listen` answers a long-lived SSE stream.
  */
 import { Observable, type Subscriber } from 'rxjs';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import type { Classified, JsonRpcRequest } from '../../codecs/jsonrpc.js';
-import { JSON_HEADERS, jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../streams/http.js';
+import { JSON_HEADERS, jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../base/http.js';
 import type { Logger } from '../../log/logger.js';
 import type { McpDispatcher } from './dispatch.js';
 import { McpSession, type OutboundChannel, type SessionStore } from './session.js';

@@ -19,12 +19,12 @@
  * - resource not found is -32602; -32020/-32021/-32022 are the new errors.
  */
 import { randomBytes } from 'node:crypto';
-import { GatewayError, ERRORS, type ErrorCode, type JsonRpcErrorObject } from '../../codecs/errors.js';
+import { GatewayError, ERRORS, type ErrorCode, type JsonRpcErrorObject } from '../../base/errors.js';
 import { LOG_LEVELS, type JsonRpcId, type JsonRpcRequest, type JsonRpcResponse, type McpLogLevel } from '../../codecs/jsonrpc.js';
-import type { RequestAuth } from '../../auth/access.js';
+import type { RequestAuth } from '../../base/access.js';
 import type { Logger } from '../../log/logger.js';
 import { cancelScope, type JsonObject } from '../../upstreams/upstream.js';
-import { version as gatewayVersion } from '../../version.js';
+import { version as gatewayVersion } from '../../base/version.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type McpDispatcher } from './dispatch.js';
 import { McpSession, type InflightCall, type OutboundChannel, type SessionStore } from './session.js';
 
