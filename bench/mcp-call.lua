@@ -9,6 +9,8 @@
 --                     `,"method":"ping"}`
 --   AUTH_HEADER       a header to send on every request (e.g. Authorization), with value
 --   AUTH_VALUE        (both unset or empty: none)
+--   MCP_MODERN        "1": MCP 2026-07-28 requests instead (no session; `_meta` with version,
+--                     capabilities and client info; MCP-Protocol-Version, Mcp-Method, Mcp-Name)
 --   MCP_CHECK_BODIES  "1": inspect every response body and count JSON-RPC errors / isError
 --                     results (costs wrk CPU: Lua sees every response)
 --
@@ -61,7 +63,14 @@ function init(args)
   end
   prefix = '{"jsonrpc":"2.0","id":'
   suffix = os.getenv("MCP_SUFFIX") or ""
-  if suffix == "" then
+  if os.getenv("MCP_MODERN") == "1" then
+    wrk.headers["MCP-Protocol-Version"] = "2026-07-28"
+    wrk.headers["Mcp-Method"] = "tools/call"
+    wrk.headers["Mcp-Name"] = tool
+    suffix = ',"method":"tools/call","params":{"name":"' .. tool .. '","arguments":{"message":"' .. message .. '"},' ..
+      '"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},' ..
+      '"io.modelcontextprotocol/clientInfo":{"name":"wrk","version":"1"}}}}'
+  elseif suffix == "" then
     suffix = ',"method":"tools/call","params":{"name":"' .. tool .. '","arguments":{"message":"' .. message .. '"}}}'
   end
   counter = (tid or 0) * 4294967296

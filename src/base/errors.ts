@@ -99,6 +99,22 @@ export const ERRORS = {
   PROVIDER_RATE_LIMITED: { http: 429, rpc: -32012, message: 'Model provider rate limit' },
   /** A model provider did not answer (or stopped streaming) within its timeout. */
   PROVIDER_TIMEOUT: { http: 504, rpc: -32013, message: 'Model provider timed out' },
+  /*
+   * MCP 2026-07-28 (the stateless revision), from the range -32020..-32099 the specification
+   * reserves for itself: https://modelcontextprotocol.io/specification/2026-07-28/basic/index#error-codes
+   */
+  /** An `Mcp-Method`/`Mcp-Name`/`MCP-Protocol-Version` header missing, malformed or disagreeing with the body. */
+  HEADER_MISMATCH: { http: 400, rpc: -32020, message: 'Header mismatch' },
+  /** The request needs a client capability its `_meta` does not declare; `details.requiredCapabilities`. */
+  MISSING_CLIENT_CAPABILITY: { http: 400, rpc: -32021, message: 'Missing required client capability' },
+  /** A per-request protocol version the gateway does not serve; `details.supported`, `details.requested`. */
+  UNSUPPORTED_VERSION: { http: 400, rpc: -32022, message: 'Unsupported protocol version' },
+  /** 2026-07-28 requests: a missing or malformed `_meta` (protocol version, client capabilities). */
+  INVALID_REQUEST_META: { http: 400, rpc: -32602, message: 'Invalid params: _meta' },
+  /** 2026-07-28 requests: `resources/read` of a URI no upstream serves (-32602, not the older -32002). */
+  UNKNOWN_RESOURCE: { http: 404, rpc: -32602, message: 'Resource not found' },
+  /** 2026-07-28 requests: an `inputResponses` retry whose `requestState` is unknown, expired or not the caller's. */
+  INVALID_REQUEST_STATE: { http: 400, rpc: -32602, message: 'Invalid requestState' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -13,6 +13,11 @@ export interface HttpHeaders {
   readonly host: string;
   readonly mcpSessionId: string;
   readonly mcpProtocolVersion: string;
+  /** MCP 2026-07-28 `Mcp-Method` / `Mcp-Name` (absent in inputs built by hand). */
+  readonly mcpMethod?: string;
+  readonly mcpName?: string;
+  /** MCP 2026-07-28 `Mcp-Param-{Name}` headers of a `tools/call`: lower-case name → raw value. */
+  readonly mcpParams?: Readonly<Record<string, string>>;
   readonly lastEventId: string;
   readonly authorization: string;
   /** `X-API-Key`. */

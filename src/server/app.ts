@@ -104,7 +104,7 @@ export type StaticFiles = (
 ) => { readonly status: number; readonly headers: HeaderList; readonly body: Buffer | string };
 
 /** The request headers a route may read, filled by {@link readHeaders}; `''` when not sent. */
-type MutableHeaders = { -readonly [K in keyof HttpHeaders]-?: string };
+type MutableHeaders = { -readonly [K in Exclude<keyof HttpHeaders, 'mcpParams'>]-?: string } & { mcpParams?: Record<string, string> };
 
 /**
  * Copies the headers the routes read out of the uWS request (valid only in this callback) with one
@@ -121,6 +121,8 @@ function readHeaders(req: HttpRequest, res: HttpResponse): HttpHeaders {
     host: '',
     mcpSessionId: '',
     mcpProtocolVersion: '',
+    mcpMethod: '',
+    mcpName: '',
     lastEventId: '',
     authorization: '',
     apiKey: '',
@@ -159,6 +161,12 @@ function readHeaders(req: HttpRequest, res: HttpResponse): HttpHeaders {
         break;
       case 'last-event-id':
         if (h.lastEventId === '') h.lastEventId = value;
+        break;
+      case 'mcp-method':
+        if (h.mcpMethod === '') h.mcpMethod = value;
+        break;
+      case 'mcp-name':
+        if (h.mcpName === '') h.mcpName = value;
         break;
       case 'authorization':
         if (h.authorization === '') h.authorization = value;
@@ -200,6 +208,12 @@ function readHeaders(req: HttpRequest, res: HttpResponse): HttpHeaders {
         if (h.cookie === '') h.cookie = value;
         break;
       default:
+        // MCP 2026-07-28 `Mcp-Param-{Name}` (x-mcp-header tool arguments), first occurrence wins
+        if (name.startsWith('mcp-param-')) {
+          const params = (h.mcpParams ??= {});
+          const key = name.slice(10);
+          if (!Object.hasOwn(params, key)) params[key] = value;
+        }
         break;
     }
   });

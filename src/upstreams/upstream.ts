@@ -15,7 +15,7 @@
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { EraHttpTransport } from './era-http-transport.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -385,7 +385,8 @@ export class Upstream {
         });
       }
       case 'http':
-        return new StreamableHTTPClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.httpFetch });
+        // probes with server/discover: MCP 2026-07-28 statelessly, else initialize as before
+        return new EraHttpTransport(new URL(c.connection_string ?? ''), headers, this.httpFetch);
       case 'sse':
         return new SSEClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.httpFetch });
       case 'inprocess': {

