@@ -58,6 +58,8 @@ import { UiSessionHandler } from './handlers/ui/session.js';
 import { UiOverview } from './handlers/ui/overview.js';
 import { StaticAssets } from './handlers/ui/static.js';
 import { registerWorkspaceRoutes } from './handlers/workspaces/rest.js';
+import { OAuthResourceServer } from './auth/oauth-resource.js';
+import { registerOAuthRoutes } from './handlers/oauth.js';
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -113,7 +115,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     keys = new KeyRegistry(openKeyRepository(store));
     await keys.load();
     jwt = config.auth.jwt ? await JwtVerifier.create({ ...config.auth.jwt, cache_max: 10_000 }) : undefined;
-    if (config.auth.enabled && !config.auth.admin && !jwt && keys.list('api_key').every((k) => k.revoked_at !== undefined)) {
+    if (config.auth.enabled && !config.auth.admin && !jwt && !config.auth.oauth && keys.list('api_key').every((k) => k.revoked_at !== undefined)) {
       throw new Error(
         `auth is ${config.auth.reason}, but nobody could authenticate: configure auth.admin (or env TRIBUTARY_ADMIN_PASSWORD) or auth.jwt, or set auth.disabled: true`,
       );
@@ -183,7 +185,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   });
   const admin = new ClientAdmin(manager, store.clients, log, bus, (id) => keys.hasVirtualKey(id));
   const vkAccess = new VirtualKeyAccess(() => admin.vkPolicies());
-  const gate = new AccessGate(config.auth, { keys, vkAccess, jwt, log });
+  // the gateway as an OAuth protected resource (RFC 9728), beside keys, JWTs and Basic
+  const oauthResource = config.auth.oauth ? new OAuthResourceServer(config.auth.oauth) : undefined;
+  const gate = new AccessGate(config.auth, { keys, vkAccess, jwt, oauth: oauthResource, log });
   const vkInvalidation = bus.events$.subscribe((e) => {
     if (e.event_type !== 'StoreChanged' || !e.tags.includes('mcp_clients')) return;
     vkAccess.invalidate();
@@ -215,6 +219,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   webhooks.register(rest);
   registerLogLevel(rest, log);
   registerOpenApi(rest);
+  registerOAuthRoutes(rest, oauthResource, undefined);
   new ToolLogHandler(store.toolLog).register(rest);
   const stopRetention = store.toolLog.startRetention(
     { maxEntries: config.tool_log.max_entries, maxAgeMs: config.tool_log.max_age_ms },
@@ -330,6 +335,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // bind before connecting upstreams: a taken port fails before any subprocess is spawned, and
     // /health answers (503 "starting") while the upstreams connect
     port = await server.listen();
+    oauthResource?.bind(config.oauth.public_url ?? `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`);
     log.info('port bound; connecting upstreams', { host: config.server.host, port });
     await admin.init(config.mcp_clients);
     starting = false;

@@ -18,9 +18,10 @@ export const DEFAULT_RATE_LIMITS: RateLimitSettings = { requests_per_hour: 1000,
 
 /**
  * How the caller authenticated: `anonymous` (auth disabled), `admin` (Basic with the admin user),
- * `api_key` (a gateway-issued API key), `jwt` (a verified JWT), `virtual_key` (a virtual key).
+ * `api_key` (a gateway-issued API key), `jwt` (a verified JWT), `virtual_key` (a virtual key),
+ * `oauth` (an access token of a configured authorization server).
  */
-export type PrincipalKind = 'anonymous' | 'admin' | 'api_key' | 'jwt' | 'virtual_key';
+export type PrincipalKind = 'anonymous' | 'admin' | 'api_key' | 'jwt' | 'virtual_key' | 'oauth';
 
 /** `admin` may use the management API; `user` may use MCP surfaces, tool execution and feeds. */
 export type Role = 'admin' | 'user';
@@ -43,6 +44,8 @@ export interface Principal {
   readonly limits?: RateLimitSettings;
   /** The tool mode of the key (`tool_mode`), when it has one; sessions may override it. */
   readonly toolMode?: ToolMode;
+  /** The tools an OAuth access token's scopes give (`auth.oauth.scopes`); absent = not narrowed. */
+  readonly toolFilter?: import('./access.js').ToolFilter;
 }
 
 /**

@@ -10,6 +10,7 @@ import { findUnknownFields, nearestName } from '../codecs/schema.js';
 import type * as t from 'io-ts';
 import { isPasswordHash } from '../auth/password.js';
 import { DEFAULT_RATE_LIMITS } from '../auth/types.js';
+import { resolveOAuthResource, resolveUpstreamOAuth } from './oauth.js';
 import { DEFAULT_SANDBOX_LIMITS, GatewayConfigFile, LogLevel, type AuthConfig, type GatewayConfig, type McpClientConfig, type ModelProviderConfig, type ResilienceSettings, type ResolvedAuthConfig } from './schema.js';
 import { defaultConfigFile } from './default.js';
 import { INPROCESS_SERVERS } from './inprocess-names.js';
@@ -155,6 +156,7 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
   if (encryptionKey !== undefined && Buffer.from(encryptionKey, 'base64').length !== 32) problems.push('model_providers.encryption_key: expected base64 of 32 bytes');
   const defaultProvider = file.model_providers?.default_provider;
   if (defaultProvider !== undefined && !providers.some((p) => p.name === defaultProvider)) problems.push(`model_providers.default_provider: no provider named ${JSON.stringify(defaultProvider)}`);
+  const upstreamOAuth = resolveUpstreamOAuth(file.oauth, env, problems);
   if (problems.length > 0) throw new ConfigError(source, problems);
   const s = file.server ?? {};
   return {
@@ -228,6 +230,7 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       max_search_results: file.tool_modes?.max_search_results ?? 10,
       sandbox: { ...DEFAULT_SANDBOX_LIMITS, ...file.tool_modes?.sandbox },
     },
+    oauth: upstreamOAuth,
   };
 }
 
@@ -317,6 +320,7 @@ function resolveAuth(a: t.TypeOf<typeof AuthConfig>, host: string, env: NodeJS.P
     reason,
     admin,
     jwt,
+    oauth: resolveOAuthResource(a.oauth, problems),
     rate_limits: {
       requests_per_hour: a.rate_limits?.requests_per_hour ?? DEFAULT_RATE_LIMITS.requests_per_hour,
       burst_per_minute: a.rate_limits?.burst_per_minute ?? DEFAULT_RATE_LIMITS.burst_per_minute,
