@@ -60,6 +60,8 @@ import { StaticAssets } from './handlers/ui/static.js';
 import { registerWorkspaceRoutes } from './handlers/workspaces/rest.js';
 import { OAuthResourceServer } from './auth/oauth-resource.js';
 import { registerOAuthRoutes } from './handlers/oauth.js';
+import { CLIENT_WIDE, UpstreamOAuth } from './upstreams/oauth/upstream-oauth.js';
+import { OAuthGrantRepository } from './store/oauth-grants.js';
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -148,6 +150,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const providerMetrics: { current?: ProviderMetrics } = {};
   let providers: ProviderRegistry;
   let vectors: EmbeddingStore;
+  let upstreamOAuth: UpstreamOAuth;
+  /** `http://host:port` once the port is bound (redirect URIs, the resource URI). */
+  let baseUrl = config.oauth.public_url ?? '';
   try {
     const box = config.model_providers.encryption_key !== undefined ? SecretBox.fromBase64(config.model_providers.encryption_key) : SecretBox.fromKeyFile(config.data_dir);
     providers = new ProviderRegistry({
@@ -161,6 +166,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await providers.init();
     vectors = new EmbeddingStore(store, config.embeddings.max_vectors_per_tenant);
     await vectors.init();
+    // upstream OAuth: tokens sealed with their own key (env TRIBUTARY_OAUTH_KEY, or a 0600 key file)
+    const oauthBox = config.oauth.encryption_key !== undefined ? SecretBox.fromBase64(config.oauth.encryption_key) : SecretBox.fromKeyFile(config.data_dir, 'oauth-secret.key');
+    upstreamOAuth = new UpstreamOAuth({ repo: new OAuthGrantRepository(store), box: oauthBox, settings: config.oauth, log: log.child({ component: 'oauth' }), baseUrl: () => baseUrl });
+    await upstreamOAuth.init();
   } catch (err) {
     await store.close();
     throw err;
@@ -183,7 +192,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     enforceHost: config.server.allowed_hosts !== undefined || isLoopbackHost(config.server.host),
     sseKeepAliveMs: config.server.sse_keepalive_ms,
   });
-  const admin = new ClientAdmin(manager, store.clients, log, bus, (id) => keys.hasVirtualKey(id));
+  const admin = new ClientAdmin(manager, store.clients, log, bus, (id) => keys.hasVirtualKey(id), upstreamOAuth);
+  manager.httpAuth = (c) => {
+    const id = c.client_id;
+    if (c.auth_type !== 'oauth' || id === undefined) return undefined;
+    return (base) => upstreamOAuth.fetchFor(() => admin.oauthClient(id) ?? { ...c, client_id: id }, CLIENT_WIDE, base);
+  };
+  upstreamOAuth.onAuthorized = (id, principal, configId) => {
+    admin.oauthAuthorized(id, principal, configId).catch((err: unknown) => log.warn('OAuth authorization follow-up failed', { error: err }));
+  };
   const vkAccess = new VirtualKeyAccess(() => admin.vkPolicies());
   // the gateway as an OAuth protected resource (RFC 9728), beside keys, JWTs and Basic
   const oauthResource = config.auth.oauth ? new OAuthResourceServer(config.auth.oauth) : undefined;
@@ -219,7 +236,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   webhooks.register(rest);
   registerLogLevel(rest, log);
   registerOpenApi(rest);
-  registerOAuthRoutes(rest, oauthResource, undefined);
+  registerOAuthRoutes(rest, oauthResource, { complete: (state, code, error) => upstreamOAuth.complete(state, code, error, (id) => admin.oauthClient(id)) });
   new ToolLogHandler(store.toolLog).register(rest);
   const stopRetention = store.toolLog.startRetention(
     { maxEntries: config.tool_log.max_entries, maxAgeMs: config.tool_log.max_age_ms },
@@ -335,7 +352,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // bind before connecting upstreams: a taken port fails before any subprocess is spawned, and
     // /health answers (503 "starting") while the upstreams connect
     port = await server.listen();
-    oauthResource?.bind(config.oauth.public_url ?? `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`);
+    baseUrl = config.oauth.public_url ?? `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
+    oauthResource?.bind(baseUrl);
     log.info('port bound; connecting upstreams', { host: config.server.host, port });
     await admin.init(config.mcp_clients);
     starting = false;

@@ -17,13 +17,8 @@
  */
 import type { Principal } from './types.js';
 
-/** What a request may use. */
-export interface ToolFilter {
-  /** Whether tool `tool` (the upstream's own name) of client `client` may be listed and called. */
-  allowsTool(client: string, tool: string): boolean;
-  /** Whether anything of `client` may be used (its resources and prompts too). */
-  allowsClient(client: string): boolean;
-}
+import type { ToolFilter } from './types.js';
+export type { ToolFilter } from './types.js';
 
 /** The caller and what it may use: attached to every admitted request and WebSocket. */
 export interface RequestAuth {

@@ -4,6 +4,14 @@
  * read it, never the credentials. Nothing here holds a secret: ids only.
  */
 
+/** What a request may use. */
+export interface ToolFilter {
+  /** Whether tool `tool` (the upstream's own name) of client `client` may be listed and called. */
+  allowsTool(client: string, tool: string): boolean;
+  /** Whether anything of `client` may be used (its resources and prompts too). */
+  allowsClient(client: string): boolean;
+}
+
 /** Per-key rate limits (developer-mesh "Rate Limiting": 1000/hour, burst 50/minute, tool executions 100/hour). */
 export interface RateLimitSettings {
   /** Requests (HTTP requests and WebSocket messages) per rolling hour window. */
@@ -45,7 +53,7 @@ export interface Principal {
   /** The tool mode of the key (`tool_mode`), when it has one; sessions may override it. */
   readonly toolMode?: ToolMode;
   /** The tools an OAuth access token's scopes give (`auth.oauth.scopes`); absent = not narrowed. */
-  readonly toolFilter?: import('./access.js').ToolFilter;
+  readonly toolFilter?: ToolFilter;
 }
 
 /**

@@ -99,6 +99,14 @@ export const ERRORS = {
   PROVIDER_RATE_LIMITED: { http: 429, rpc: -32012, message: 'Model provider rate limit' },
   /** A model provider did not answer (or stopped streaming) within its timeout. */
   PROVIDER_TIMEOUT: { http: 504, rpc: -32013, message: 'Model provider timed out' },
+  /**
+   * An upstream behind OAuth has no usable authorization for this caller (`auth_type` `oauth` or
+   * `per_user_oauth`). JSON-RPC -32042 is MCP's URLElicitationRequiredError (2025-11-25): `data`
+   * carries `authorization_url` and `elicitations: [{mode: "url", url, ...}]` for per-user clients.
+   */
+  OAUTH_AUTHORIZATION_REQUIRED: { http: 401, rpc: -32042, message: 'OAuth authorization required' },
+  /** An OAuth step towards an upstream's authorization server failed (discovery, registration, token request); `details.step` names it. */
+  OAUTH_ERROR: { http: 502, rpc: -32003, message: 'OAuth with the upstream failed' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

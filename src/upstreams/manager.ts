@@ -12,6 +12,7 @@
  * to the bus. {@link remove}, {@link reconnect} and {@link closeAll} stop an upstream's
  * supervision before they close it, so a manual close never triggers an automatic reconnect.
  */
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { Subject, merge, map, mergeMap, filter, takeUntil, type Observable, type Subscription } from 'rxjs';
 import type { McpClientConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
@@ -91,6 +92,12 @@ export class UpstreamManager {
     throw new Error(`no downstream session can answer ${request.method} from upstream ${upstream.name}`);
   };
 
+  /**
+   * Wraps the `fetch` of an HTTP upstream's transport to authenticate it (upstream OAuth: bearer
+   * tokens, refresh on 401); `undefined` for clients that need nothing.
+   */
+  httpAuth: ((config: McpClientConfig) => ((base: FetchLike) => FetchLike) | undefined) | undefined;
+
   constructor(
     private readonly log: Logger,
     private readonly bus: EventBus,
@@ -147,7 +154,7 @@ export class UpstreamManager {
    */
   async add(config: McpClientConfig): Promise<Upstream> {
     if (this.upstreams.has(config.name)) throw new Error(`upstream ${config.name} already exists`);
-    const upstream = new Upstream(config, this.log, (u, req, extra) => this.serverRequestHandler(u, req, extra));
+    const upstream = new Upstream(config, this.log, (u, req, extra) => this.serverRequestHandler(u, req, extra), this.httpAuth?.(config));
     this.upstreams.set(config.name, upstream);
     let previous = upstream.state;
     const sub = merge(

@@ -18,7 +18,7 @@ import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   PromptListChangedNotificationSchema,
   ResourceListChangedNotificationSchema,
@@ -261,6 +261,8 @@ export class Upstream {
         : (c.connect_timeout_ms ?? DEFAULT_CONNECT_TIMEOUT_MS);
     return limit + HEADERS_GRACE_MS;
   });
+  /** The `fetch` the HTTP transports use: {@link httpFetch}, authenticated when the client needs it. */
+  private readonly transportFetch: FetchLike;
   /**
    * Requests sent by {@link request}, by id. Their ids (`t1`, `t2`, ...) never collide with the
    * SDK Client's numeric ids; their responses and progress are taken off the transport before the
@@ -280,7 +282,10 @@ export class Upstream {
     config: McpClientConfig,
     log: Logger,
     private readonly serverRequestHandler: ServerRequestHandler,
+    authFetch?: (base: FetchLike) => FetchLike,
   ) {
+    // upstream OAuth: the bearer token goes on every HTTP request, refreshed on a 401
+    this.transportFetch = authFetch ? authFetch(this.httpFetch) : this.httpFetch;
     this.name = config.name;
     this.currentConfig = config;
     const r = resolveResilience(config);
@@ -380,9 +385,9 @@ export class Upstream {
         });
       }
       case 'http':
-        return new StreamableHTTPClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.httpFetch });
+        return new StreamableHTTPClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.transportFetch });
       case 'sse':
-        return new SSEClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.httpFetch });
+        return new SSEClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.transportFetch });
       case 'inprocess': {
         if (c.inprocess_server === 'demo') return createDemoLeanServer().connect();
         const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();

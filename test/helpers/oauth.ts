@@ -24,6 +24,10 @@ export interface TestAuthServer {
   accessTokenTtlS: number;
   /** Token endpoint requests seen, by grant type. */
   readonly grants: Map<string, number>;
+  /** Refresh tokens issued and not destroyed (the provider's models). */
+  readonly refreshTokens: Iterable<{ destroy(): Promise<void> }> & { readonly size: number };
+  /** Refresh tokens destroyed (revoked, rotated or consumed). */
+  readonly destroyed: { count: number };
   close(): Promise<void>;
 }
 
@@ -47,7 +51,7 @@ export async function startAuthServer(): Promise<TestAuthServer> {
   const state: { user: string; accessTokenTtlS: number } = { user: 'alice', accessTokenTtlS: 3600 };
   const grants = new Map<string, number>();
   const provider = new Provider(issuer, {
-    clients: [{ client_id: 'm2m', client_secret: 'm2m-secret-0123456789abcdef0123456789', grant_types: ['client_credentials'], redirect_uris: [], response_types: [] }],
+    clients: [{ client_id: 'm2m', client_secret: 'm2m-secret-0123456789abcdef0123456789', grant_types: ['client_credentials'], redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_basic' }],
     jwks: { keys: [privateJwk] },
     features: {
       devInteractions: { enabled: false },
@@ -81,6 +85,19 @@ export async function startAuthServer(): Promise<TestAuthServer> {
     const g = String((ctx.oidc.params as Record<string, unknown> | undefined)?.['grant_type'] ?? '?');
     grants.set(g, (grants.get(g) ?? 0) + 1);
   });
+  const live = new Map<string, { destroy(): Promise<void> }>();
+  const destroyed = { count: 0 };
+  provider.on('refresh_token.saved', (t: { jti: string; destroy(): Promise<void> }) => live.set(t.jti, t));
+  provider.on('refresh_token.destroyed', (t: { jti: string }) => {
+    live.delete(t.jti);
+    destroyed.count++;
+  });
+  const refreshTokens = {
+    get size() {
+      return live.size;
+    },
+    [Symbol.iterator]: () => live.values(),
+  };
   const callback = provider.callback();
   http.on('request', (req: IncomingMessage, res: ServerResponse) => {
     if (req.url?.startsWith('/interaction/')) {
@@ -120,6 +137,8 @@ export async function startAuthServer(): Promise<TestAuthServer> {
       state.accessTokenTtlS = s;
     },
     grants,
+    refreshTokens,
+    destroyed,
     close: () =>
       new Promise<void>((resolve) => {
         http.closeAllConnections();
@@ -159,6 +178,9 @@ export interface ProtectedUpstream {
   /** Requests answered 401, and the authorized `sub`s seen by tool calls. */
   readonly unauthorized: { count: number };
   readonly callers: string[];
+  /** Bearer tokens this server refuses from now on (as if revoked), and the last one it accepted. */
+  readonly revoked: Set<string>;
+  readonly seen: { last: string; all: Set<string> };
   close(): Promise<void>;
 }
 
@@ -174,6 +196,8 @@ export async function startProtectedUpstream(as: TestAuthServer): Promise<Protec
   const jwks = createRemoteJWKSet(new URL(`${as.issuer}/jwks`));
   const unauthorized = { count: 0 };
   const callers: string[] = [];
+  const revoked = new Set<string>();
+  const seen = { last: '', all: new Set<string>() };
   const metadata = JSON.stringify({ resource: url, authorization_servers: [as.issuer], scopes_supported: ['mcp:tools'], bearer_methods_supported: ['header'] });
   http.on('request', (req: IncomingMessage, res: ServerResponse) => {
     void (async () => {
@@ -185,8 +209,11 @@ export async function startProtectedUpstream(as: TestAuthServer): Promise<Protec
       let sub: string;
       try {
         if (!auth.startsWith('Bearer ')) throw new Error('no token');
+        if (revoked.has(auth.slice(7))) throw new Error('revoked');
         const { payload } = await jwtVerify(auth.slice(7), jwks, { issuer: as.issuer, audience: url, algorithms: ['RS256'] });
         sub = String(payload.sub ?? payload['client_id'] ?? '');
+        seen.last = auth.slice(7);
+        seen.all.add(seen.last);
       } catch {
         unauthorized.count++;
         res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp", error="invalid_token"` }).end();
@@ -216,6 +243,8 @@ export async function startProtectedUpstream(as: TestAuthServer): Promise<Protec
     url,
     unauthorized,
     callers,
+    revoked,
+    seen,
     close: () =>
       new Promise<void>((resolve) => {
         http.closeAllConnections();
