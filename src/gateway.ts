@@ -62,6 +62,7 @@ import { OAuthResourceServer } from './auth/oauth-resource.js';
 import { registerOAuthRoutes } from './handlers/oauth.js';
 import { CLIENT_WIDE, UpstreamOAuth } from './upstreams/oauth/upstream-oauth.js';
 import { OAuthGrantRepository } from './store/oauth-grants.js';
+import { principalUpstreams } from './upstreams/oauth/per-user.js';
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -195,8 +196,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const admin = new ClientAdmin(manager, store.clients, log, bus, (id) => keys.hasVirtualKey(id), upstreamOAuth);
   manager.httpAuth = (c) => {
     const id = c.client_id;
-    if (c.auth_type !== 'oauth' || id === undefined) return undefined;
+    if ((c.auth_type !== 'oauth' && c.auth_type !== 'per_user_oauth') || id === undefined) return undefined;
     return (base) => upstreamOAuth.fetchFor(() => admin.oauthClient(id) ?? { ...c, client_id: id }, CLIENT_WIDE, base);
+  };
+  // per_user_oauth: each caller on its own connection with its own token
+  manager.perPrincipal = (c, create) => {
+    const id = c.client_id;
+    if (c.auth_type !== 'per_user_oauth' || id === undefined) return undefined;
+    return principalUpstreams(() => admin.oauthClient(id) ?? { ...c, client_id: id }, upstreamOAuth, create, log.child({ component: 'oauth', client: c.name }));
   };
   upstreamOAuth.onAuthorized = (id, principal, configId) => {
     admin.oauthAuthorized(id, principal, configId).catch((err: unknown) => log.warn('OAuth authorization follow-up failed', { error: err }));

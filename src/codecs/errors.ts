@@ -104,7 +104,7 @@ export const ERRORS = {
    * `per_user_oauth`). JSON-RPC -32042 is MCP's URLElicitationRequiredError (2025-11-25): `data`
    * carries `authorization_url` and `elicitations: [{mode: "url", url, ...}]` for per-user clients.
    */
-  OAUTH_AUTHORIZATION_REQUIRED: { http: 401, rpc: -32042, message: 'OAuth authorization required' },
+  OAUTH_AUTHORIZATION_REQUIRED: { http: 403, rpc: -32042, message: 'OAuth authorization required' },
   /** An OAuth step towards an upstream's authorization server failed (discovery, registration, token request); `details.step` names it. */
   OAUTH_ERROR: { http: 502, rpc: -32003, message: 'OAuth with the upstream failed' },
 } as const;

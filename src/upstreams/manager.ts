@@ -17,7 +17,7 @@ import { Subject, merge, map, mergeMap, filter, takeUntil, type Observable, type
 import type { McpClientConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { EventBus } from '../streams/events.js';
-import { Upstream, type CatalogueKind, type JsonObject, type ServerRequestHandler } from './upstream.js';
+import { Upstream, type CatalogueKind, type JsonObject, type PrincipalUpstreams, type ServerRequestHandler } from './upstream.js';
 import { superviseUpstream, type SupervisorEffect, type SupervisorOptions } from './supervisor.js';
 import { isToolAllowed, namespacedName, toolPrefixFor } from './naming.js';
 import type { Notification, ServerCapabilities } from '@modelcontextprotocol/sdk/types.js';
@@ -98,6 +98,12 @@ export class UpstreamManager {
    */
   httpAuth: ((config: McpClientConfig) => ((base: FetchLike) => FetchLike) | undefined) | undefined;
 
+  /**
+   * Per-principal connections of a client (`per_user_oauth`); `create` makes an unconnected
+   * upstream of the config with the given fetch wrapper. `undefined` for shared clients.
+   */
+  perPrincipal: ((config: McpClientConfig, create: (authFetch: (base: FetchLike) => FetchLike) => Upstream) => PrincipalUpstreams | undefined) | undefined;
+
   constructor(
     private readonly log: Logger,
     private readonly bus: EventBus,
@@ -155,6 +161,7 @@ export class UpstreamManager {
   async add(config: McpClientConfig): Promise<Upstream> {
     if (this.upstreams.has(config.name)) throw new Error(`upstream ${config.name} already exists`);
     const upstream = new Upstream(config, this.log, (u, req, extra) => this.serverRequestHandler(u, req, extra), this.httpAuth?.(config));
+    upstream.principals = this.perPrincipal?.(config, (authFetch) => new Upstream(config, this.log, (u, req, extra) => this.serverRequestHandler(u, req, extra), authFetch));
     this.upstreams.set(config.name, upstream);
     let previous = upstream.state;
     const sub = merge(
@@ -263,6 +270,7 @@ export class UpstreamManager {
     if (!upstream) return;
     this.upstreams.delete(name);
     this.unsupervise(upstream);
+    await upstream.principals?.close(reason);
     await upstream.close(reason);
     this.subs.get(name)?.unsubscribe();
     this.subs.delete(name);

@@ -63,6 +63,20 @@ export interface ServerRequestExtra {
 }
 
 /** Answers server→client requests (`sampling/createMessage`, `elicitation/create`, `roots/list`). */
+/** The per-principal connections of one client (`per_user_oauth`; see `oauth/per-user.ts`). */
+export interface PrincipalUpstreams {
+  /**
+   * The connected upstream of `principal` (connecting it on first use).
+   * @throws GatewayError OAUTH_AUTHORIZATION_REQUIRED (no token yet: `details.authorization_url`),
+   *   UPSTREAM_UNAVAILABLE (the connection failed).
+   */
+  get(principal: string): Promise<Upstream>;
+  /** Closes every connection (the client is removed or reconfigured). */
+  close(reason: string): Promise<void>;
+  /** Open connections. */
+  readonly size: number;
+}
+
 export type ServerRequestHandler = (upstream: Upstream, request: JSONRPCRequest, extra: ServerRequestExtra) => Promise<JsonObject>;
 
 /**
@@ -274,6 +288,12 @@ export class Upstream {
   private readonly refresh$ = new Subject<CatalogueKind>();
   private readonly refreshSub: Subscription;
   private readonly log: Logger;
+
+  /**
+   * Per-principal connections (`per_user_oauth`): tool calls go to the caller's own connection;
+   * this one serves the catalogue only.
+   */
+  principals: PrincipalUpstreams | undefined;
 
   /** Per-call cost in USD by upstream tool name (Bifrost `tool_pricing`). */
   pricing: Readonly<Record<string, number>> = {};

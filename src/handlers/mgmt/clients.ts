@@ -164,7 +164,8 @@ export class ClientAdmin {
       })),
       state: upstream?.state ?? 'disconnected',
       // upstream OAuth: a status only, never a token
-      ...(record.config.auth_type === 'oauth' && this.oauth ? { oauth_status: this.oauth.status(record.config.client_id) } : {}),
+      ...((record.config.auth_type === 'oauth' || record.config.auth_type === 'per_user_oauth') && this.oauth ? { oauth_status: this.oauth.status(record.config.client_id) } : {}),
+      ...(record.config.auth_type === 'per_user_oauth' && this.oauth ? { oauth_users: this.oauth.authorizedPrincipals(record.config.client_id) } : {}),
       // why it is down (spawn failure, exit code and stderr, HTTP status or network cause) and the next retry
       last_error: upstream?.failure?.last_error ?? null,
       next_retry_at: upstream?.failure?.next_retry_at ?? null,
@@ -192,9 +193,12 @@ export class ClientAdmin {
   create(req: RestRequest): Promise<RestReply> {
     const body = decodeCreateClient(req.body);
     return this.serial(async () => {
-      const oauthWanted = body.auth_type === 'oauth';
-      if (body.auth_type === 'per_user_oauth' || (oauthWanted && (!this.oauth || (body.connection_type !== 'http' && body.connection_type !== 'sse')))) {
-        throw new GatewayError('UNSUPPORTED_AUTH_TYPE', `auth_type "${body.auth_type ?? ''}" is not supported ${body.auth_type === 'oauth' ? 'for this connection_type (http and sse only)' : 'yet (none, headers, oauth)'}`, { auth_type: body.auth_type });
+      const oauthWanted = body.auth_type === 'oauth' || body.auth_type === 'per_user_oauth';
+      if (oauthWanted && (!this.oauth || (body.connection_type !== 'http' && body.connection_type !== 'sse'))) {
+        throw new GatewayError('UNSUPPORTED_AUTH_TYPE', `auth_type "${body.auth_type ?? ''}" is supported for connection_type http and sse only`, { auth_type: body.auth_type });
+      }
+      if (body.auth_type === 'per_user_oauth' && (oauthConfigGrant(body.oauth_config) === 'client_credentials')) {
+        throw new GatewayError('VALIDATION_ERROR', 'per_user_oauth needs the authorization_code grant (each user authorizes)', { problems: ['oauth_config.grant_type: client_credentials is for auth_type oauth'] });
       }
       const { oauth_config: oauthConfig, oauth_config_id: _i, ...rest } = body;
       // the client secret is sealed with the registration, never stored in the client record
@@ -287,7 +291,7 @@ export class ClientAdmin {
       await this.repo.delete(id);
       this.records.delete(id);
       await this.manager.remove(record.config.name, 'deleted');
-      if (this.oauth && record.config.auth_type === 'oauth') await this.oauth.revokeAll(record.config);
+      if (this.oauth && (record.config.auth_type === 'oauth' || record.config.auth_type === 'per_user_oauth')) await this.oauth.revokeAll(record.config);
       this.changed('ProviderDeregistered', record.config);
       this.log.info('MCP client deleted', { client_id: id, name: record.config.name });
       return ok({ status: 'deleted', client_id: id });
@@ -332,7 +336,7 @@ export class ClientAdmin {
     const id = req.params['id'] ?? '';
     return this.serial(async () => {
       const record = this.find(id);
-      if (!this.oauth || record.config.auth_type !== 'oauth') throw new GatewayError('UNSUPPORTED_AUTH_TYPE', `MCP client ${record.config.name} does not use auth_type "oauth"`, { auth_type: record.config.auth_type ?? 'none' });
+      if (!this.oauth || (record.config.auth_type !== 'oauth' && record.config.auth_type !== 'per_user_oauth')) throw new GatewayError('UNSUPPORTED_AUTH_TYPE', `MCP client ${record.config.name} does not use auth_type "oauth"`, { auth_type: record.config.auth_type ?? 'none' });
       const started = await this.oauth.begin(record.config);
       if (started.status === 'authorized') return ok({ status: 'authorized', client_id: id });
       return ok({ status: 'pending_oauth', client_id: id, authorize_url: started.authorization_url });
@@ -405,6 +409,10 @@ export class ClientAdmin {
       })
       .on('POST', '/api/mcp/client/:id/reconnect', (r) => this.reconnect(r), { summary: 'Reconnect an upstream MCP client', tag: 'mcp-clients', access: 'admin', responses: { 200: { description: 'The client', schema: CLIENT_VIEW }, 404: { description: 'No such client' } } });
   }
+}
+
+function oauthConfigGrant(c: unknown): unknown {
+  return typeof c === 'object' && c !== null ? (c as { grant_type?: unknown }).grant_type : undefined;
 }
 
 /** Reads an integer query parameter within bounds. @throws GatewayError VALIDATION_ERROR. */

@@ -159,11 +159,11 @@ export class UpstreamOAuth {
     return 'expired';
   }
 
-  /** How many principals hold an authorization of `clientId` (per-user clients). */
+  /** How many principals (the client-wide authorization not counted) hold an authorization of `clientId`. */
   authorizedPrincipals(clientId: string): number {
     const prefix = tokenKey(clientId, '');
     let n = 0;
-    for (const k of this.facts.keys()) if (k.startsWith(prefix)) n++;
+    for (const k of this.facts.keys()) if (k.startsWith(prefix) && k !== tokenKey(clientId, CLIENT_WIDE)) n++;
     return n;
   }
 
