@@ -20,9 +20,10 @@
 import { createRemoteJWKSet, decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { discoverAuthorizationServerMetadata } from '@modelcontextprotocol/sdk/client/auth.js';
 import type { OAuthResourceSettings } from '../config/oauth.js';
-import { includeFilter, type ToolFilter } from './access.js';
+import type { ToolFilter } from '../base/access.js';
+import { includeFilter } from './access.js';
 import { JwtVerifier } from './jwt.js';
-import { AuthError, type Role } from './types.js';
+import { AuthError, type Role } from '../base/principal.js';
 
 /** Algorithms accepted for access tokens: asymmetric only (RFC 8725 §3.1–3.2). */
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'];

@@ -9,7 +9,7 @@
  *   https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2). The `state` names the flow; the code is
  *   exchanged with its PKCE verifier, and the upstream client connects.
  */
-import { GatewayError } from '../codecs/errors.js';
+import { GatewayError } from '../base/errors.js';
 import type { OAuthResourceServer } from '../auth/oauth-resource.js';
 import { ok, type RestReply, type RestRouter } from './rest/router.js';
 

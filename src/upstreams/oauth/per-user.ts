@@ -9,7 +9,7 @@
  * Connections are bounded per client (least recently used closed first).
  */
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import type { Logger } from '../../log/logger.js';
 import type { PrincipalUpstreams, Upstream } from '../upstream.js';
 import type { OAuthClient, UpstreamOAuth } from './upstream-oauth.js';

@@ -32,11 +32,10 @@ import {
 } from '@modelcontextprotocol/sdk/client/auth.js';
 import { OAuthTokensSchema, type AuthorizationServerMetadata, type OAuthClientInformationMixed, type OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import type { McpClientConfig } from '../../config/schema.js';
 import type { UpstreamOAuthSettings } from '../../config/oauth.js';
 import type { Logger } from '../../log/logger.js';
-import type { SecretBox } from '../../providers/secret-box.js';
 import type { OAuthGrantRepository } from '../../store/oauth-grants.js';
 
 /** The principal of a client-wide (`auth_type: "oauth"`) authorization. */
@@ -86,9 +85,16 @@ interface TokenFacts {
   readonly id: string;
 }
 
+/** Authenticated encryption of stored values, bound to `aad` (AES-256-GCM: `providers/secret-box.ts`). */
+export interface Sealer {
+  seal(plaintext: string, aad: string): string;
+  /** @throws when the value does not open (wrong key, altered, or bound to another `aad`). */
+  open(sealed: string, aad: string): string;
+}
+
 export interface UpstreamOAuthDeps {
   readonly repo: OAuthGrantRepository;
-  readonly box: SecretBox;
+  readonly box: Sealer;
   readonly settings: UpstreamOAuthSettings;
   readonly log: Logger;
   /** The gateway's base URL (`oauth.public_url`, else the bound address); read when a flow starts. */
