@@ -6,7 +6,7 @@
 import * as t from 'io-ts';
 import { ClientOAuthConfig, OAuthResourceConfig, UpstreamOAuthConfig, type OAuthResourceSettings, type UpstreamOAuthSettings } from './oauth.js';
 
-/** Client names: ASCII letters, digits and `_`, not starting with a digit (DESIGN.md §6). */
+/** Client names: ASCII letters, digits and `_`, not starting with a digit. */
 export interface ClientNameBrand {
   readonly ClientName: unique symbol;
 }

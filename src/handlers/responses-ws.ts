@@ -35,7 +35,7 @@
  * conversation (previous input, output items and tool outputs) is kept here, per connection, for
  * `max_remembered` finished responses.
  *
- * Backpressure: events wait while the socket holds more than 1 MiB (DESIGN.md §3), which stops
+ * Backpressure: events wait while the socket holds more than 1 MiB, which stops
  * reading the provider's stream; at most `max_in_flight` responses run on one connection.
  */
 import { randomUUID } from 'node:crypto';

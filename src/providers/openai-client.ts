@@ -5,7 +5,7 @@
  *
  * Every request passes, in order:
  * - the provider's concurrency limit: at most `max_concurrent_requests` in flight, then
- *   `max_queued_requests` waiting in FIFO order, then UPSTREAM_OVERLOADED (DESIGN.md §3);
+ *   `max_queued_requests` waiting in FIFO order, then UPSTREAM_OVERLOADED;
  * - its circuit breaker (the same one upstream MCP clients use): 5xx answers, timeouts and
  *   connection failures count as failures; an open breaker fails fast with CIRCUIT_OPEN;
  * - a per-attempt timeout (`timeout_ms` until the response headers; for streams, also the longest

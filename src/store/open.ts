@@ -1,5 +1,5 @@
 /**
- * `openStore`: opens the LevelDB store at `<dataDir>/db` (DESIGN.md §4 `store/`: one sublevel per
+ * `openStore`: opens the LevelDB store at `<dataDir>/db` (one sublevel per
  * entity, msgpackr values, batched writes), checks the schema version and runs migrations.
  *
  * Never destroys, repairs or rewrites data on its own: a locked, corrupt or too-new data
