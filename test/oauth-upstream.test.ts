@@ -15,6 +15,9 @@ import { SignJWT } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { send, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { resolveConfig } from '../src/config/load.js';
+import { startGateway } from '../src/gateway.js';
+import { createLogger } from '../src/log/logger.js';
 import { authorizeInBrowser, startAuthServer, startProtectedUpstream, type ProtectedUpstream, type TestAuthServer } from './helpers/oauth.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -251,4 +254,31 @@ describe('upstream auth_type oauth', () => {
       expect(files).not.toContain(s);
     }
   });
+
+  it('an authorization survives a restart: tokens come back from the store, sealed with the key file', async () => {
+    const r = await api('POST', '/api/mcp/client', { name: 'again', connection_type: 'http', connection_string: upstream.url, auth_type: 'oauth', tool_prefix: 'again-' });
+    const back = await authorizeInBrowser(as, String(r.json['authorize_url']), `${gw.url}/api/oauth/callback`, 'persistent-admin');
+    expect((await send(back, {})).status).toBe(200);
+    await waitFor(() => gw.manager.get('again')?.state === 'connected');
+    await gw.close(); // keeps the data dir
+    const logs: string[] = [];
+    const config = resolveConfig(
+      { server: { host: '127.0.0.1', port: 0 }, data_dir: gw.dataDir, auth: { disabled: false, admin: { username: 'admin' }, jwt: { hs256_secret: JWT_SECRET } } },
+      'restart',
+      { TRIBUTARY_ADMIN_PASSWORD: ADMIN_PASSWORD },
+    );
+    const again = await startGateway(config, { log: createLogger('debug', {}, (l) => logs.push(l)) });
+    try {
+      expect(again.manager.get('again')?.state).toBe('connected');
+      const client = new Client({ name: 'after-restart', version: '1.0.0' });
+      const token = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('10m').sign(new TextEncoder().encode(JWT_SECRET));
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${again.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+      const res = await client.callTool({ name: 'again-whoami', arguments: {} });
+      expect((res.content as { text: string }[])[0]?.text).toBe('persistent-admin');
+      await client.close();
+      for (const t of upstream.seen.all) expect(logs.join('\n')).not.toContain(t);
+    } finally {
+      await again.close();
+    }
+  }, 30_000);
 });
