@@ -60,6 +60,11 @@ import { UiOverview } from './handlers/ui/overview.js';
 import { StaticAssets } from './handlers/ui/static.js';
 import { WS_CLOSE_CREDENTIAL_ENDED } from './streams/ws.js';
 import { registerWorkspaceRoutes } from './handlers/workspaces/rest.js';
+import { OAuthResourceServer } from './auth/oauth-resource.js';
+import { registerOAuthRoutes } from './handlers/oauth.js';
+import { CLIENT_WIDE, UpstreamOAuth } from './upstreams/oauth/upstream-oauth.js';
+import { OAuthGrantRepository } from './store/oauth-grants.js';
+import { principalUpstreams } from './upstreams/oauth/per-user.js';
 import { TeardownStack } from './base/teardown.js';
 
 export interface Gateway {
@@ -138,7 +143,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   const keys = new KeyRegistry(openKeyRepository(store));
   await keys.load();
   const jwt = config.auth.jwt ? await JwtVerifier.create({ ...config.auth.jwt, cache_max: 10_000 }) : undefined;
-  if (config.auth.enabled && !config.auth.admin && !jwt && keys.list('api_key').every((k) => k.revoked_at !== undefined)) {
+  if (config.auth.enabled && !config.auth.admin && !jwt && !config.auth.oauth && keys.list('api_key').every((k) => k.revoked_at !== undefined)) {
     throw new Error(`auth is ${config.auth.reason}, but nobody could authenticate: configure auth.admin (or env TRIBUTARY_ADMIN_PASSWORD) or auth.jwt, or set auth.disabled: true`);
   }
   log.info('access control', { auth: config.auth.reason, jwt: jwt !== undefined, admin_user: config.auth.admin?.username ?? null, metrics_require_auth: config.auth.metrics_require_auth });
@@ -190,14 +195,36 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   await providers.init();
   const vectors = new EmbeddingStore(store, config.embeddings.max_vectors_per_tenant);
   await vectors.init();
+  // upstream OAuth: tokens sealed with their own key (env TRIBUTARY_OAUTH_KEY, or a 0600 key file)
+  const oauthBox = config.oauth.encryption_key !== undefined ? SecretBox.fromBase64(config.oauth.encryption_key) : SecretBox.fromKeyFile(config.data_dir, 'oauth-secret.key');
+  /** `http://host:port` once the port is bound (redirect URIs, the resource URI). */
+  let baseUrl = config.oauth.public_url ?? '';
+  const upstreamOAuth = new UpstreamOAuth({ repo: new OAuthGrantRepository(store), box: oauthBox, settings: config.oauth, log: log.child({ component: 'oauth' }), baseUrl: () => baseUrl });
+  await upstreamOAuth.init();
 
   const manager = new UpstreamManager(log, bus);
   teardown.defer('upstreams', () => manager.closeAll(stopReason()));
   const sessions = new SessionStore(config.server.max_sessions, config.server.session_idle_timeout_ms);
   teardown.defer('MCP sessions', () => sessions.closeAll());
-  const admin = new ClientAdmin(manager, store.clients, log, bus, (id) => keys.hasVirtualKey(id));
+  const admin = new ClientAdmin(manager, store.clients, log, bus, (id) => keys.hasVirtualKey(id), upstreamOAuth);
+  manager.httpAuth = (c) => {
+    const id = c.client_id;
+    if ((c.auth_type !== 'oauth' && c.auth_type !== 'per_user_oauth') || id === undefined) return undefined;
+    return (base) => upstreamOAuth.fetchFor(() => admin.oauthClient(id) ?? { ...c, client_id: id }, CLIENT_WIDE, base);
+  };
+  // per_user_oauth: each caller on its own connection with its own token
+  manager.perPrincipal = (c, create) => {
+    const id = c.client_id;
+    if (c.auth_type !== 'per_user_oauth' || id === undefined) return undefined;
+    return principalUpstreams(() => admin.oauthClient(id) ?? { ...c, client_id: id }, upstreamOAuth, create, log.child({ component: 'oauth', client: c.name }));
+  };
+  upstreamOAuth.onAuthorized = (id, principal, configId) => {
+    admin.oauthAuthorized(id, principal, configId).catch((err: unknown) => log.warn('OAuth authorization follow-up failed', { error: err }));
+  };
   const vkAccess = new VirtualKeyAccess(() => admin.vkPolicies());
-  const gate = new AccessGate(config.auth, { keys, vkAccess, jwt, log });
+  // the gateway as an OAuth protected resource (RFC 9728), beside keys, JWTs and Basic
+  const oauthResource = config.auth.oauth ? new OAuthResourceServer(config.auth.oauth) : undefined;
+  const gate = new AccessGate(config.auth, { keys, vkAccess, jwt, oauth: oauthResource, log });
   const dispatcher = new McpDispatcher(manager, sessions, bus, log, {
     pageSize: config.server.page_size,
     serverRequestTimeoutMs: SERVER_REQUEST_TIMEOUT_MS,
@@ -272,6 +299,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   webhooks.register(rest);
   registerLogLevel(rest, log);
   registerOpenApi(rest);
+  registerOAuthRoutes(rest, oauthResource, { complete: (state, code, error) => upstreamOAuth.complete(state, code, error, (id) => admin.oauthClient(id)) });
   new ToolLogHandler(store.toolLog).register(rest);
   const stopRetention = store.toolLog.startRetention({ maxEntries: config.tool_log.max_entries, maxAgeMs: config.tool_log.max_age_ms }, config.tool_log.sweep_interval_ms);
   teardown.defer('tool log retention', () => stopRetention());
@@ -380,6 +408,8 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   // bind before connecting upstreams: a taken port fails before any subprocess is spawned, and
   // /health answers (503 "starting") while the upstreams connect
   const port = await server.listen();
+  baseUrl = config.oauth.public_url ?? `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
+  oauthResource?.bind(baseUrl);
   log.info('port bound; connecting upstreams', { host: config.server.host, port });
   await admin.init(config.mcp_clients);
   starting = false;

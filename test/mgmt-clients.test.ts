@@ -205,7 +205,7 @@ describe('bad bodies', () => {
     ['unknown stdio field', 'POST', '/api/mcp/client', { name: 'x', connection_type: 'stdio', stdio_config: { command: 'x', shell: true } }, 400, 'VALIDATION_ERROR', 'stdio_config.shell'],
     ['bad env entry', 'POST', '/api/mcp/client', { name: 'x', connection_type: 'stdio', stdio_config: { command: 'x', envs: ['NOEQ'] } }, 400, 'VALIDATION_ERROR', 'envs'],
     ['not a URL', 'POST', '/api/mcp/client', { name: 'x', connection_type: 'sse', connection_string: 'nope' }, 400, 'VALIDATION_ERROR', 'connection_string'],
-    ['oauth', 'POST', '/api/mcp/client', { name: 'x', connection_type: 'http', connection_string: 'http://127.0.0.1:1/mcp', auth_type: 'oauth' }, 400, 'UNSUPPORTED_AUTH_TYPE'],
+    ['oauth on stdio', 'POST', '/api/mcp/client', { name: 'x', connection_type: 'stdio', stdio_config: { command: 'x' }, auth_type: 'oauth' }, 400, 'UNSUPPORTED_AUTH_TYPE'],
     ['headers auth without headers', 'POST', '/api/mcp/client', { name: 'x', connection_type: 'http', connection_string: 'http://127.0.0.1:1/mcp', auth_type: 'headers' }, 400, 'VALIDATION_ERROR', 'headers'],
     ['auto not a subset', 'POST', '/api/mcp/client', { name: 'x', connection_type: 'http', connection_string: 'http://127.0.0.1:1/mcp', tools_to_execute: ['a'], tools_to_auto_execute: ['b'] }, 400, 'VALIDATION_ERROR', 'tools_to_auto_execute'],
     ['duplicate name', 'POST', '/api/mcp/client', { name: 'demo', connection_type: 'inprocess', inprocess_server: 'demo' }, 409, 'NAME_CONFLICT'],

@@ -24,6 +24,7 @@ import type { StoredKey } from '../store/keys.js';
 import type { CredentialSource, RequestAuth, ToolFilter } from '../base/access.js';
 import { bothFilters, includeFilter, type VirtualKeyAccess } from './access.js';
 import { JwtVerifier, type JwtIdentity } from './jwt.js';
+import type { OAuthIdentity, OAuthResourceServer } from './oauth-resource.js';
 import type { KeyRegistry } from './keys.js';
 import { hashPassword, verifyPassword } from '../base/password.js';
 import { LoginThrottle, RateLimits, type LimitVerdict } from './rate-limit.js';
@@ -64,6 +65,8 @@ const ADMIN: RouteRule = { need: 'admin', virtualKeys: false };
 export function ruleFor(method: string, path: string, metricsRequireAuth: boolean): RouteRule {
   // webhooks authenticate by their signature (checked by the handler), not by a key
   if (method === 'OPTIONS' || path === '/health' || path === '/api/webhooks/github' || path === '/api/openapi.json') return OPEN;
+  // OAuth: the protected-resource metadata (RFC 9728) and the authorization callback (its `state` is the credential)
+  if (path.startsWith('/.well-known/') || path === '/api/oauth/callback') return OPEN;
   if (path === '/metrics') return metricsRequireAuth ? USER : OPEN;
   // the dashboard's sign-in checks the credential in its body itself
   if (path === '/api/ui/session') return OPEN;
@@ -132,6 +135,8 @@ export interface AccessGateDeps {
   readonly keys: KeyRegistry;
   readonly vkAccess: VirtualKeyAccess;
   readonly jwt: JwtVerifier | undefined;
+  /** The OAuth resource server (`auth.oauth`), when configured. */
+  readonly oauth?: OAuthResourceServer | undefined;
   readonly log: Logger;
   readonly now?: () => number;
 }
@@ -143,6 +148,7 @@ export class AccessGate {
   private readonly throttle: LoginThrottle;
   private readonly keyPrincipals = new WeakMap<StoredKey, Principal>();
   private readonly jwtPrincipals = new WeakMap<JwtIdentity, Principal>();
+  private readonly oauthPrincipals = new WeakMap<OAuthIdentity, Principal>();
   /** Credential sources of principals admitted without include headers, reused while current. */
   private readonly sources = new WeakMap<Principal, CredentialSource>();
   /** A JWT principal's `exp` in epoch ms (`Infinity` without one). */
@@ -265,6 +271,12 @@ export class AccessGate {
   }
 
   private fromBearer(token: string): Principal | Promise<Principal> {
+    const oauth = this.deps.oauth;
+    if (oauth) {
+      const hit = oauth.cached(token, this.now() / 1000);
+      if (hit) return this.oauthPrincipal(hit);
+      if (oauth.claims(token)) return oauth.verify(token).then((id) => this.oauthPrincipal(id));
+    }
     const jwt = this.deps.jwt;
     if (jwt) {
       // the cache first: a token verified before skips the syntax check too
@@ -296,6 +308,16 @@ export class AccessGate {
       p = { kind: 'jwt', id: `jwt:${id.sub}`, tenantId: id.tenantId, role: id.role, name: id.sub, limits: this.defaults };
       this.jwtPrincipals.set(id, p);
       this.jwtExpiry.set(p, id.expiresAt === undefined ? Infinity : id.expiresAt * 1000);
+    }
+    return p;
+  }
+
+  private oauthPrincipal(id: OAuthIdentity): Principal {
+    let p = this.oauthPrincipals.get(id);
+    if (!p) {
+      p = { kind: 'oauth', id: id.principalId, tenantId: 'default', role: id.role, name: id.sub, limits: this.defaults, ...(id.filter ? { toolFilter: id.filter } : {}) };
+      this.oauthPrincipals.set(id, p);
+      this.jwtExpiry.set(p, id.expiresAt * 1000);
     }
     return p;
   }
@@ -333,7 +355,7 @@ export class AccessGate {
   private authorize(p: Principal, rule: RouteRule, headerFilter: RequestAuth['filter']): GateDecision | Promise<GateDecision> {
     if (rule.need === 'admin' && p.role !== 'admin') return this.refuseForbidden('This route needs an admin credential', p);
     if (p.kind === 'virtual_key' && !rule.virtualKeys) return this.refuseForbidden('Virtual keys may only use /mcp, /ws and tool execution', p);
-    const filter = p.virtualKeyId !== undefined ? bothFilters(this.deps.vkAccess.forKey(p.virtualKeyId), headerFilter) : headerFilter;
+    const filter = p.virtualKeyId !== undefined ? bothFilters(this.deps.vkAccess.forKey(p.virtualKeyId), headerFilter) : bothFilters(p.toolFilter, headerFilter);
     const source = this.sourceOf(p, headerFilter);
     const auth: RequestAuth = source === undefined ? { principal: p, filter } : { principal: p, filter, source };
     if (!p.limits) return { ok: true, auth, headers: NO_HEADERS };
@@ -370,7 +392,7 @@ export class AccessGate {
       return this.refuseAuth(new AuthError('expired_token', 'token has expired'));
     }
     const p = auth.principal;
-    const filter = p.virtualKeyId !== undefined ? bothFilters(this.deps.vkAccess.forKey(p.virtualKeyId), src.headerFilter) : src.headerFilter;
+    const filter = p.virtualKeyId !== undefined ? bothFilters(this.deps.vkAccess.forKey(p.virtualKeyId), src.headerFilter) : bothFilters(p.toolFilter, src.headerFilter);
     return { ...auth, filter, source: { ...src, keysVersion, vkVersion } };
   }
 
@@ -385,7 +407,7 @@ export class AccessGate {
     if (p.kind === 'api_key' || p.kind === 'virtual_key') {
       const id = p.kind === 'virtual_key' ? (p.virtualKeyId ?? '') : p.id.slice('key:'.length);
       src = { key: { kind: p.kind, id }, expiresMs: this.deps.keys.expiresMs(p.kind, id), headerFilter, keysVersion, vkVersion };
-    } else if (p.kind === 'jwt') {
+    } else if (p.kind === 'jwt' || p.kind === 'oauth') {
       src = { key: undefined, expiresMs: this.jwtExpiry.get(p) ?? Infinity, headerFilter, keysVersion, vkVersion };
     } else {
       return undefined;
@@ -425,7 +447,7 @@ export class AccessGate {
     return {
       ok: false,
       error: new GatewayError('UNAUTHORIZED', err.message, { reason: err.reason }),
-      headers: [['WWW-Authenticate', 'Bearer realm="tributary", Basic realm="tributary"']],
+      headers: [['WWW-Authenticate', `${this.deps.oauth ? this.deps.oauth.challenge(err.reason === 'invalid_token' || err.reason === 'expired_token') : 'Bearer realm="tributary"'}, Basic realm="tributary"`]],
     };
   }
 }

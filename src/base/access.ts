@@ -2,15 +2,10 @@
  * What an admitted request may use: the caller ({@link Principal}) and its tool filter. Computed by
  * the auth gate (`src/auth/gate.ts`), carried by every HTTP request and WebSocket of the gateway.
  */
-import type { Principal } from './principal.js';
+import type { Principal, ToolFilter } from './principal.js';
 
-/** What a request may use. */
-export interface ToolFilter {
-  /** Whether tool `tool` (the upstream's own name) of client `client` may be listed and called. */
-  allowsTool(client: string, tool: string): boolean;
-  /** Whether anything of `client` may be used (its resources and prompts too). */
-  allowsClient(client: string): boolean;
-}
+/** What a request may use (defined beside the principal, which may carry one). */
+export type { ToolFilter } from './principal.js';
 
 /** The caller and what it may use: attached to every admitted request and WebSocket. */
 export interface RequestAuth {

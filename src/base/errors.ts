@@ -115,6 +115,14 @@ export const ERRORS = {
   UNKNOWN_RESOURCE: { http: 404, rpc: -32602, message: 'Resource not found' },
   /** 2026-07-28 requests: an `inputResponses` retry whose `requestState` is unknown, expired or not the caller's. */
   INVALID_REQUEST_STATE: { http: 400, rpc: -32602, message: 'Invalid requestState' },
+  /**
+   * An upstream behind OAuth has no usable authorization for this caller (`auth_type` `oauth` or
+   * `per_user_oauth`). JSON-RPC -32042 is MCP's URLElicitationRequiredError (2025-11-25): `data`
+   * carries `authorization_url` and `elicitations: [{mode: "url", url, ...}]` for per-user clients.
+   */
+  OAUTH_AUTHORIZATION_REQUIRED: { http: 403, rpc: -32042, message: 'OAuth authorization required' },
+  /** An OAuth step towards an upstream's authorization server failed (discovery, registration, token request); `details.step` names it. */
+  OAUTH_ERROR: { http: 502, rpc: -32003, message: 'OAuth with the upstream failed' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -4,6 +4,14 @@
  * read it, never the credentials. Nothing here holds a secret: ids only.
  */
 
+/** What a request may use. */
+export interface ToolFilter {
+  /** Whether tool `tool` (the upstream's own name) of client `client` may be listed and called. */
+  allowsTool(client: string, tool: string): boolean;
+  /** Whether anything of `client` may be used (its resources and prompts too). */
+  allowsClient(client: string): boolean;
+}
+
 /** Per-key rate limits (developer-mesh "Rate Limiting": 1000/hour, burst 50/minute, tool executions 100/hour). */
 export interface RateLimitSettings {
   /** Requests (HTTP requests and WebSocket messages) per rolling hour window. */
@@ -18,9 +26,10 @@ export const DEFAULT_RATE_LIMITS: RateLimitSettings = { requests_per_hour: 1000,
 
 /**
  * How the caller authenticated: `anonymous` (auth disabled), `admin` (Basic with the admin user),
- * `api_key` (a gateway-issued API key), `jwt` (a verified JWT), `virtual_key` (a virtual key).
+ * `api_key` (a gateway-issued API key), `jwt` (a verified JWT), `virtual_key` (a virtual key),
+ * `oauth` (an access token of a configured authorization server).
  */
-export type PrincipalKind = 'anonymous' | 'admin' | 'api_key' | 'jwt' | 'virtual_key';
+export type PrincipalKind = 'anonymous' | 'admin' | 'api_key' | 'jwt' | 'virtual_key' | 'oauth';
 
 /** `admin` may use the management API; `user` may use MCP surfaces, tool execution and feeds. */
 export type Role = 'admin' | 'user';
@@ -43,6 +52,8 @@ export interface Principal {
   readonly limits?: RateLimitSettings;
   /** The tool mode of the key (`tool_mode`), when it has one; sessions may override it. */
   readonly toolMode?: ToolMode;
+  /** The tools an OAuth access token's scopes give (`auth.oauth.scopes`); absent = not narrowed. */
+  readonly toolFilter?: ToolFilter;
 }
 
 /**

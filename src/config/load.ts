@@ -11,6 +11,7 @@ import type * as t from 'io-ts';
 import { isPasswordHash } from '../base/password.js';
 import { DEFAULT_RATE_LIMITS } from '../base/principal.js';
 import { DEFAULT_SANDBOX_LIMITS, GatewayConfigFile, LogLevel, type AuthConfig, type GatewayConfig, type McpClientConfig, type ModelProviderConfig, type ResolvedAuthConfig } from './schema.js';
+import { resolveOAuthResource, resolveUpstreamOAuth } from './oauth.js';
 import { defaultConfigFile } from './default.js';
 import { INPROCESS_SERVERS } from './inprocess-names.js';
 import { resolveResilience } from './resilience.js';
@@ -114,6 +115,7 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
   if (encryptionKey !== undefined && Buffer.from(encryptionKey, 'base64').length !== 32) problems.push('model_providers.encryption_key: expected base64 of 32 bytes');
   const defaultProvider = file.model_providers?.default_provider;
   if (defaultProvider !== undefined && !providers.some((p) => p.name === defaultProvider)) problems.push(`model_providers.default_provider: no provider named ${JSON.stringify(defaultProvider)}`);
+  const upstreamOAuth = resolveUpstreamOAuth(file.oauth, env, problems);
   if (problems.length > 0) throw new ConfigError(source, problems);
   const s = file.server ?? {};
   return {
@@ -192,6 +194,7 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       max_search_results: file.tool_modes?.max_search_results ?? 10,
       sandbox: { ...DEFAULT_SANDBOX_LIMITS, ...file.tool_modes?.sandbox },
     },
+    oauth: upstreamOAuth,
   };
 }
 
@@ -281,6 +284,7 @@ function resolveAuth(a: t.TypeOf<typeof AuthConfig>, host: string, env: NodeJS.P
     reason,
     admin,
     jwt,
+    oauth: resolveOAuthResource(a.oauth, problems),
     rate_limits: {
       requests_per_hour: a.rate_limits?.requests_per_hour ?? DEFAULT_RATE_LIMITS.requests_per_hour,
       burst_per_minute: a.rate_limits?.burst_per_minute ?? DEFAULT_RATE_LIMITS.burst_per_minute,

@@ -4,6 +4,7 @@
  * (https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml: `connection_type`, `stdio_config`, `tools_to_execute`, ...).
  */
 import * as t from 'io-ts';
+import { ClientOAuthConfig, OAuthResourceConfig, UpstreamOAuthConfig, type OAuthResourceSettings, type UpstreamOAuthSettings } from './oauth.js';
 
 /** Client names: ASCII letters, digits and `_`, not starting with a digit. */
 export interface ClientNameBrand {
@@ -91,7 +92,8 @@ export const CircuitBreakerConfig = t.exact(
 export const ConnectionType = t.keyof({ stdio: null, http: null, sse: null, inprocess: null });
 export type ConnectionType = t.TypeOf<typeof ConnectionType>;
 
-export const AuthType = t.keyof({ none: null, headers: null });
+/** `oauth`: one authorization for the client (an admin's, or client credentials); `per_user_oauth`: one per downstream principal. */
+export const AuthType = t.keyof({ none: null, headers: null, oauth: null, per_user_oauth: null });
 
 /** One upstream MCP client. `connection_type` decides which of the connection fields is required. */
 export const McpClientConfig = t.exact(
@@ -105,6 +107,10 @@ export const McpClientConfig = t.exact(
       inprocess_server: t.string,
       auth_type: AuthType,
       headers: t.record(t.string, t.string),
+      /** How the OAuth flow starts (auth_type `oauth` / `per_user_oauth`); see `config/oauth.ts`. */
+      oauth_config: ClientOAuthConfig,
+      /** Set by the gateway once the client's authorization completed (auth_type `oauth`). */
+      oauth_config_id: t.string,
       /** `["*"]` all tools (default), `[]` none, or a list of upstream tool names. */
       tools_to_execute: t.array(t.string),
       /**
@@ -278,6 +284,8 @@ export const AuthConfig = t.exact(
     /** The admin user for HTTP Basic; the password as an scrypt hash (`npm run hash-password`), or env TRIBUTARY_ADMIN_PASSWORD. */
     admin: t.exact(t.intersection([t.type({ username: t.string }), t.partial({ password_hash: t.string })])),
     jwt: JwtConfig,
+    /** The gateway as an OAuth 2.1 protected resource (RFC 9728): trusted authorization servers, scopes → roles and tools. */
+    oauth: OAuthResourceConfig,
     /** Default per-key limits (keys may override). */
     rate_limits: RateLimitConfig,
     /** Require credentials on /metrics (default false: open, as Prometheus scrapers expect). */
@@ -525,6 +533,8 @@ export const GatewayConfigFile = t.exact(
     responses: ResponsesConfig,
     tool_modes: ToolModesConfig,
     ui: UiConfig,
+    /** The gateway as an OAuth client of upstream MCP servers. */
+    oauth: UpstreamOAuthConfig,
   }),
 );
 export type GatewayConfigFile = t.TypeOf<typeof GatewayConfigFile>;
@@ -585,6 +595,8 @@ export interface GatewayConfig {
   readonly responses: { readonly max_tool_rounds: number; readonly max_in_flight: number; readonly max_tools: number; readonly max_remembered: number };
   readonly tool_modes: ResolvedToolModes;
   readonly ui: { readonly enabled: boolean; readonly session_idle_s: number; readonly session_max_s: number };
+  /** Upstream OAuth (redirect base URL, token sealing key, refresh skew). */
+  readonly oauth: UpstreamOAuthSettings;
 }
 
 /** Limits of one code-mode run, every default filled in (see {@link SandboxConfig}). */
@@ -629,6 +641,8 @@ export interface ResolvedAuthConfig {
   readonly admin: { readonly username: string; readonly password_hash?: string; readonly password?: string } | undefined;
   /** The verifier settings without its cache size (see `src/auth/jwt.ts`). */
   readonly jwt: Omit<JwtSettings, 'cache_max'> | undefined;
+  /** The downstream OAuth resource server; `undefined` = off. */
+  readonly oauth?: OAuthResourceSettings | undefined;
   readonly rate_limits: { readonly requests_per_hour: number; readonly burst_per_minute: number; readonly tool_executions_per_hour: number };
   readonly metrics_require_auth: boolean;
   readonly max_login_failures: number;

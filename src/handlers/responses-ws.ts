@@ -499,6 +499,7 @@ export class ResponsesWsEndpoint implements WsEndpoint {
         surface: 'responses',
         tenant: auth?.principal.tenantId,
         virtualKey: auth?.principal.virtualKeyId,
+        principal: auth?.principal.id,
       });
       text = resultText(result);
       if (result['isError'] === true) error = text;

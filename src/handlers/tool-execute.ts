@@ -129,6 +129,7 @@ export class ToolExecuteHandler {
         surface: 'rest',
         tenant: req.input.auth?.principal.tenantId,
         virtualKey: req.input.auth?.principal.virtualKeyId,
+        principal: req.input.auth?.principal.id,
       });
       const text = resultText(result);
       return format === 'chat'

@@ -21,6 +21,8 @@ export interface InvokeOptions {
   readonly parentCallId?: string | undefined;
   /** The caller's request span: the upstream call gets a child span, its context goes in `_meta`. */
   readonly trace?: { readonly tracing: Tracing; readonly parent: TraceScope } | undefined;
+  /** The caller's principal id: clients with per-user connections (`per_user_oauth`) call on its own. */
+  readonly principal?: string | undefined;
 }
 
 let counter = 0;
@@ -54,7 +56,8 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
   }
   const trace_id = span?.span.spanContext().traceId;
   try {
-    const result = await upstream.request('tools/call', upstreamParams, {
+    const target = upstream.principals ? await upstream.principals.get(options.principal ?? 'anonymous') : upstream;
+    const result = await target.request('tools/call', upstreamParams, {
       ...(options.cancel ? { cancel: options.cancel } : {}),
       ...(options.onprogress ? { onprogress: options.onprogress } : {}),
       // traced: the end of the wait for the breaker and a concurrency slot is an event on the span

@@ -12,11 +12,12 @@
  * to the bus. {@link remove}, {@link reconnect} and {@link closeAll} stop an upstream's
  * supervision before they close it, so a manual close never triggers an automatic reconnect.
  */
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { Subject, merge, map, mergeMap, filter, takeUntil, type Observable, type Subscription } from 'rxjs';
 import type { McpClientConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { EventBus } from '../streams/events.js';
-import { Upstream, type CatalogueKind, type JsonObject, type ServerRequestHandler } from './upstream.js';
+import { Upstream, type CatalogueKind, type JsonObject, type PrincipalUpstreams, type ServerRequestHandler } from './upstream.js';
 import { superviseUpstream, type SupervisorEffect, type SupervisorOptions } from './supervisor.js';
 import { isToolAllowed, namespacedName, toolPrefixFor } from './naming.js';
 import type { Notification, ServerCapabilities } from '@modelcontextprotocol/sdk/types.js';
@@ -91,6 +92,18 @@ export class UpstreamManager {
     throw new Error(`no downstream session can answer ${request.method} from upstream ${upstream.name}`);
   };
 
+  /**
+   * Wraps the `fetch` of an HTTP upstream's transport to authenticate it (upstream OAuth: bearer
+   * tokens, refresh on 401); `undefined` for clients that need nothing.
+   */
+  httpAuth: ((config: McpClientConfig) => ((base: FetchLike) => FetchLike) | undefined) | undefined;
+
+  /**
+   * Per-principal connections of a client (`per_user_oauth`); `create` makes an unconnected
+   * upstream of the config with the given fetch wrapper. `undefined` for shared clients.
+   */
+  perPrincipal: ((config: McpClientConfig, create: (authFetch: (base: FetchLike) => FetchLike) => Upstream) => PrincipalUpstreams | undefined) | undefined;
+
   constructor(
     private readonly log: Logger,
     private readonly bus: EventBus,
@@ -147,7 +160,8 @@ export class UpstreamManager {
    */
   async add(config: McpClientConfig): Promise<Upstream> {
     if (this.upstreams.has(config.name)) throw new Error(`upstream ${config.name} already exists`);
-    const upstream = new Upstream(config, this.log, (u, req, extra) => this.serverRequestHandler(u, req, extra));
+    const upstream = new Upstream(config, this.log, (u, req, extra) => this.serverRequestHandler(u, req, extra), this.httpAuth?.(config));
+    upstream.principals = this.perPrincipal?.(config, (authFetch) => new Upstream(config, this.log, (u, req, extra) => this.serverRequestHandler(u, req, extra), authFetch));
     this.upstreams.set(config.name, upstream);
     let previous = upstream.state;
     const sub = merge(
@@ -256,6 +270,7 @@ export class UpstreamManager {
     if (!upstream) return;
     this.upstreams.delete(name);
     this.unsupervise(upstream);
+    await upstream.principals?.close(reason);
     await upstream.close(reason);
     this.subs.get(name)?.unsubscribe();
     this.subs.delete(name);

@@ -18,7 +18,7 @@ import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js
 import { EraHttpTransport } from './era-http-transport.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   PromptListChangedNotificationSchema,
   ResourceListChangedNotificationSchema,
@@ -63,6 +63,20 @@ export interface ServerRequestExtra {
 }
 
 /** Answers server→client requests (`sampling/createMessage`, `elicitation/create`, `roots/list`). */
+/** The per-principal connections of one client (`per_user_oauth`; see `oauth/per-user.ts`). */
+export interface PrincipalUpstreams {
+  /**
+   * The connected upstream of `principal` (connecting it on first use).
+   * @throws GatewayError OAUTH_AUTHORIZATION_REQUIRED (no token yet: `details.authorization_url`),
+   *   UPSTREAM_UNAVAILABLE (the connection failed).
+   */
+  get(principal: string): Promise<Upstream>;
+  /** Closes every connection (the client is removed or reconfigured). */
+  close(reason: string): Promise<void>;
+  /** Open connections. */
+  readonly size: number;
+}
+
 export type ServerRequestHandler = (upstream: Upstream, request: JSONRPCRequest, extra: ServerRequestExtra) => Promise<JsonObject>;
 
 /**
@@ -266,6 +280,8 @@ export class Upstream {
         : (c.connect_timeout_ms ?? DEFAULT_CONNECT_TIMEOUT_MS);
     return limit + HEADERS_GRACE_MS;
   });
+  /** The `fetch` the HTTP transports use: {@link httpFetch}, authenticated when the client needs it. */
+  private readonly transportFetch: FetchLike;
   /**
    * Requests sent by {@link request}, by id. Their ids (`t1`, `t2`, ...) never collide with the
    * SDK Client's numeric ids; their responses and progress are taken off the transport before the
@@ -278,6 +294,12 @@ export class Upstream {
   private readonly refreshSub: Subscription;
   private readonly log: Logger;
 
+  /**
+   * Per-principal connections (`per_user_oauth`): tool calls go to the caller's own connection;
+   * this one serves the catalogue only.
+   */
+  principals: PrincipalUpstreams | undefined;
+
   /** Per-call cost in USD by upstream tool name (Bifrost `tool_pricing`). */
   pricing: Readonly<Record<string, number>> = {};
 
@@ -285,7 +307,10 @@ export class Upstream {
     config: McpClientConfig,
     log: Logger,
     private readonly serverRequestHandler: ServerRequestHandler,
+    authFetch?: (base: FetchLike) => FetchLike,
   ) {
+    // upstream OAuth: the bearer token goes on every HTTP request, refreshed on a 401
+    this.transportFetch = authFetch ? authFetch(this.httpFetch) : this.httpFetch;
     this.name = config.name;
     this.currentConfig = config;
     const r = resolveResilience(config);
@@ -386,9 +411,9 @@ export class Upstream {
       }
       case 'http':
         // probes with server/discover: MCP 2026-07-28 statelessly, else initialize as before
-        return new EraHttpTransport(new URL(c.connection_string ?? ''), headers, this.httpFetch);
+        return new EraHttpTransport(new URL(c.connection_string ?? ''), headers, this.transportFetch);
       case 'sse':
-        return new SSEClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.httpFetch });
+        return new SSEClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.transportFetch });
       case 'inprocess': {
         if (c.inprocess_server === 'demo') return createDemoLeanServer().connect();
         const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();

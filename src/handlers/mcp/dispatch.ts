@@ -300,6 +300,7 @@ export class McpDispatcher implements ToolModeHost {
       ...(call.trace !== undefined && this.options.tracing !== undefined ? { trace: { tracing: this.options.tracing, parent: call.trace } } : {}),
       tenant: call.auth?.principal.tenantId,
       virtualKey: call.auth?.principal.virtualKeyId,
+      principal: call.auth?.principal.id,
       cancel: call,
       ...(typeof token === 'string' || typeof token === 'number'
         ? {

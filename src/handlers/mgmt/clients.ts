@@ -27,6 +27,7 @@ import type { EventBus } from '../../streams/events.js';
 import type { VkClientPolicy } from '../../auth/access.js';
 import { intParam } from '../rest/params.js';
 import { ok, type RestReply, type RestRequest, type RestRouter } from '../rest/router.js';
+import { CLIENT_WIDE, type OAuthClient, type UpstreamOAuth } from '../../upstreams/oauth/upstream-oauth.js';
 
 const REDACTED = '<redacted>';
 /** Response schema of one client (OpenAPI). */
@@ -45,6 +46,7 @@ export function redactConfig(config: McpClientConfig): Record<string, unknown> {
       ...(config.stdio_config.envs ? { envs: config.stdio_config.envs.map((e) => `${e.slice(0, e.indexOf('='))}=${REDACTED}`) } : {}),
     };
   }
+  if (config.oauth_config?.client_secret !== undefined) out['oauth_config'] = { ...config.oauth_config, client_secret: REDACTED };
   if (config.connection_string) {
     try {
       const u = new URL(config.connection_string);
@@ -82,6 +84,8 @@ export class ClientAdmin {
     private readonly log: Logger,
     private readonly bus: EventBus,
     private readonly isVirtualKey?: (id: string) => boolean,
+    /** Upstream OAuth (`auth_type` `oauth`); absent: such clients are refused. */
+    private readonly oauth?: UpstreamOAuth,
   ) {}
 
   private changed(event: 'ProviderRegistered' | 'ProviderDeregistered' | undefined, config: McpClientConfig): void {
@@ -160,6 +164,9 @@ export class ClientAdmin {
         strict: false,
       })),
       state: upstream?.state ?? 'disconnected',
+      // upstream OAuth: a status only, never a token
+      ...((record.config.auth_type === 'oauth' || record.config.auth_type === 'per_user_oauth') && this.oauth ? { oauth_status: this.oauth.status(record.config.client_id) } : {}),
+      ...(record.config.auth_type === 'per_user_oauth' && this.oauth ? { oauth_users: this.oauth.authorizedPrincipals(record.config.client_id) } : {}),
       // why it is down (spawn failure, exit code and stderr, HTTP status or network cause) and the next retry
       last_error: upstream?.failure?.last_error ?? null,
       next_retry_at: upstream?.failure?.next_retry_at ?? null,
@@ -187,24 +194,48 @@ export class ClientAdmin {
   create(req: RestRequest): Promise<RestReply> {
     const body = decodeCreateClient(req.body);
     return this.serial(async () => {
-      if (body.auth_type === 'oauth' || body.auth_type === 'per_user_oauth') {
-        throw new GatewayError('UNSUPPORTED_AUTH_TYPE', `auth_type "${body.auth_type}" is not supported yet (none, headers)`, { auth_type: body.auth_type });
+      const oauthWanted = body.auth_type === 'oauth' || body.auth_type === 'per_user_oauth';
+      if (oauthWanted && (!this.oauth || (body.connection_type !== 'http' && body.connection_type !== 'sse'))) {
+        throw new GatewayError('UNSUPPORTED_AUTH_TYPE', `auth_type "${body.auth_type ?? ''}" is supported for connection_type http and sse only`, { auth_type: body.auth_type });
       }
-      const { oauth_config: _o, oauth_config_id: _i, ...rest } = body;
-      const config = { ...rest, client_id: body.client_id ?? randomUUID(), is_ping_available: body.is_ping_available ?? true, allow_on_all_virtual_keys: body.allow_on_all_virtual_keys ?? false } as McpClientConfig & {
+      if (body.auth_type === 'per_user_oauth' && (oauthConfigGrant(body.oauth_config) === 'client_credentials')) {
+        throw new GatewayError('VALIDATION_ERROR', 'per_user_oauth needs the authorization_code grant (each user authorizes)', { problems: ['oauth_config.grant_type: client_credentials is for auth_type oauth'] });
+      }
+      const { oauth_config: oauthConfig, oauth_config_id: _i, ...rest } = body;
+      // the client secret is sealed with the registration, never stored in the client record
+      const { client_secret: clientSecret, ...oauthPublic } = (oauthConfig ?? {}) as { client_secret?: string };
+      const config = {
+        ...rest,
+        ...(oauthWanted ? { oauth_config: oauthPublic } : {}),
+        client_id: body.client_id ?? randomUUID(),
+        is_ping_available: body.is_ping_available ?? true,
+        allow_on_all_virtual_keys: body.allow_on_all_virtual_keys ?? false,
+      } as McpClientConfig & {
         client_id: string;
       };
       this.validate(config);
       if (this.records.has(config.client_id)) throw new GatewayError('NAME_CONFLICT', `An MCP client with client_id ${config.client_id} exists`, { client_id: config.client_id });
       this.assertNameFree(config.name);
+      // discovery and registration first: a client whose authorization server cannot be found is not created
+      if (oauthWanted && this.oauth) await this.oauth.prepare(config, clientSecret);
       const now = new Date().toISOString();
       const record: ClientRecord = { config, tool_pricing: {}, vk_configs: [], created_at: now, updated_at: now };
       await this.repo.put(record);
       this.records.set(config.client_id, record);
-      await this.connect(record);
+      const started = oauthWanted && this.oauth ? await this.oauth.begin(config).catch(async (err: unknown) => {
+        await this.repo.delete(config.client_id);
+        this.records.delete(config.client_id);
+        throw err;
+      }) : undefined;
+      await this.connect(this.records.get(config.client_id) ?? record);
       this.changed('ProviderRegistered', config);
       this.log.info('MCP client created', { client_id: config.client_id, name: config.name, state: this.manager.get(config.name)?.state });
-      return ok(this.view(record), 201);
+      const view = this.view(this.records.get(config.client_id) ?? record);
+      if (started?.status === 'needs_authorization') {
+        // Bifrost: a client with auth_type oauth answers with the URL that starts the flow
+        return ok({ ...view, status: 'pending_oauth', authorize_url: started.authorization_url, message: 'Open authorize_url to authorize the gateway; the client connects after the callback' }, 201);
+      }
+      return ok(view, 201);
     });
   }
 
@@ -261,6 +292,7 @@ export class ClientAdmin {
       await this.repo.delete(id);
       this.records.delete(id);
       await this.manager.remove(record.config.name, 'deleted');
+      if (this.oauth && (record.config.auth_type === 'oauth' || record.config.auth_type === 'per_user_oauth')) await this.oauth.revokeAll(record.config);
       this.changed('ProviderDeregistered', record.config);
       this.log.info('MCP client deleted', { client_id: id, name: record.config.name });
       return ok({ status: 'deleted', client_id: id });
@@ -273,6 +305,42 @@ export class ClientAdmin {
       const record = this.find(id);
       await this.manager.reconnect(record.config.name);
       return ok(this.view(record));
+    });
+  }
+
+  /** The client record's config by id, for the OAuth callback. */
+  oauthClient(id: string): OAuthClient | undefined {
+    return this.records.get(id)?.config;
+  }
+
+  /**
+   * An authorization of client `id` completed: stores `oauth_config_id` (client-wide ones) and
+   * reconnects the client.
+   */
+  oauthAuthorized(id: string, principal: string, configId: string): Promise<void> {
+    return this.serial(async () => {
+      const record = this.records.get(id);
+      if (!record || principal !== CLIENT_WIDE) return;
+      if (record.config.oauth_config_id !== configId) {
+        const updated: ClientRecord = { ...record, config: { ...record.config, oauth_config_id: configId }, updated_at: new Date().toISOString() };
+        await this.repo.put(updated);
+        this.records.set(id, updated);
+        this.manager.updateConfig(record.config.name, updated.config);
+      }
+      if (this.manager.get(record.config.name)?.state !== 'connected') await this.manager.reconnect(record.config.name).catch((err: unknown) => this.log.warn('reconnect after OAuth authorization failed', { name: record.config.name, error: err }));
+      this.changed(undefined, record.config);
+    });
+  }
+
+  /** `POST /api/mcp/client/{id}/oauth/authorize`: starts (again) the authorization of an `oauth` client. */
+  authorize(req: RestRequest): Promise<RestReply> {
+    const id = req.params['id'] ?? '';
+    return this.serial(async () => {
+      const record = this.find(id);
+      if (!this.oauth || (record.config.auth_type !== 'oauth' && record.config.auth_type !== 'per_user_oauth')) throw new GatewayError('UNSUPPORTED_AUTH_TYPE', `MCP client ${record.config.name} does not use auth_type "oauth"`, { auth_type: record.config.auth_type ?? 'none' });
+      const started = await this.oauth.begin(record.config);
+      if (started.status === 'authorized') return ok({ status: 'authorized', client_id: id });
+      return ok({ status: 'pending_oauth', client_id: id, authorize_url: started.authorization_url });
     });
   }
 
@@ -334,6 +402,16 @@ export class ClientAdmin {
         responses: { 200: { description: 'The client', schema: CLIENT_VIEW }, 400: { description: 'Invalid body or immutable field' }, 404: { description: 'No such client' } },
       })
       .on('DELETE', '/api/mcp/client/:id', (r) => this.remove(r), { summary: 'Remove an upstream MCP client', tag: 'mcp-clients', access: 'admin', responses: { 200: { description: 'Removed' }, 404: { description: 'No such client' } } })
+      .on('POST', '/api/mcp/client/:id/oauth/authorize', (r) => this.authorize(r), {
+        summary: 'Start (again) the OAuth authorization of an upstream client with auth_type oauth',
+        tag: 'mcp-clients',
+        access: 'admin',
+        responses: { 200: { description: '`{status: "pending_oauth", authorize_url}`, or `{status: "authorized"}` (client credentials)' }, 400: { description: 'Not an oauth client' }, 404: { description: 'No such client' }, 502: { description: 'OAuth discovery, registration or token request failed' } },
+      })
       .on('POST', '/api/mcp/client/:id/reconnect', (r) => this.reconnect(r), { summary: 'Reconnect an upstream MCP client', tag: 'mcp-clients', access: 'admin', responses: { 200: { description: 'The client', schema: CLIENT_VIEW }, 404: { description: 'No such client' } } });
   }
+}
+
+function oauthConfigGrant(c: unknown): unknown {
+  return typeof c === 'object' && c !== null ? (c as { grant_type?: unknown }).grant_type : undefined;
 }

@@ -779,7 +779,7 @@ export class ToolRoutes {
     let raw: JsonObject | undefined;
     let thrown: unknown;
     try {
-      raw = await invokeTool(this.deps.bus, { upstream, name: action }, { name: action, arguments: args }, { surface: REST_V1_SURFACE, tenant: req.tenant, virtualKey: req.principal.virtualKeyId });
+      raw = await invokeTool(this.deps.bus, { upstream, name: action }, { name: action, arguments: args }, { surface: REST_V1_SURFACE, tenant: req.tenant, virtualKey: req.principal.virtualKeyId, principal: req.principal.id });
     } catch (err) {
       thrown = err;
     }

@@ -1,0 +1,254 @@
+/**
+ * Test helpers for OAuth: a real authorization server (`oidc-provider`, a certified OpenID
+ * Provider) on loopback, with dynamic registration, PKCE, resource indicators (JWT access tokens
+ * whose audience is the resource), client credentials, refresh tokens and revocation; a headless
+ * user agent that drives the authorization code flow through its interaction endpoint; and a real
+ * SDK Streamable HTTP MCP server that requires its bearer tokens and publishes RFC 9728 metadata.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify, type JWK } from 'jose';
+import Provider from 'oidc-provider';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { z } from 'zod';
+
+export interface TestAuthServer {
+  readonly issuer: string;
+  readonly provider: Provider;
+  /** The signing key (private JWK), to mint tokens the tests shape themselves. */
+  readonly privateJwk: JWK;
+  /** Who logs in at the next interaction. */
+  user: string;
+  /** Access token lifetime for the next tokens, seconds. */
+  accessTokenTtlS: number;
+  /** Token endpoint requests seen, by grant type. */
+  readonly grants: Map<string, number>;
+  /** Refresh tokens issued and not destroyed (the provider's models). */
+  readonly refreshTokens: Iterable<{ destroy(): Promise<void> }> & { readonly size: number };
+  /** Refresh tokens destroyed (revoked, rotated or consumed). */
+  readonly destroyed: { count: number };
+  close(): Promise<void>;
+}
+
+function listen(server: Server): Promise<number> {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+}
+
+/** Scopes the provider knows; `mcp:*` are resource scopes. */
+export const RESOURCE_SCOPES = 'mcp:tools mcp:admin';
+
+/**
+ * Starts oidc-provider on 127.0.0.1 port 0. Clients: `m2m` (client credentials, secret
+ * `m2m-secret-0123456789abcdef0123456789`) plus any registered dynamically.
+ */
+export async function startAuthServer(): Promise<TestAuthServer> {
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+  const privateJwk = { ...(await exportJWK(privateKey)), kid: 'test-key-1', alg: 'RS256', use: 'sig' };
+  const http = createServer();
+  const port = await listen(http);
+  const issuer = `http://127.0.0.1:${port}`;
+  const state: { user: string; accessTokenTtlS: number } = { user: 'alice', accessTokenTtlS: 3600 };
+  const grants = new Map<string, number>();
+  const provider = new Provider(issuer, {
+    clients: [{ client_id: 'm2m', client_secret: 'm2m-secret-0123456789abcdef0123456789', grant_types: ['client_credentials'], redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_basic' }],
+    jwks: { keys: [privateJwk] },
+    features: {
+      devInteractions: { enabled: false },
+      registration: { enabled: true },
+      clientCredentials: { enabled: true },
+      revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: (_ctx, _client, oneOf) => oneOf ?? (undefined as unknown as string),
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx, resourceIndicator) => ({
+          scope: RESOURCE_SCOPES,
+          audience: resourceIndicator,
+          accessTokenTTL: state.accessTokenTtlS,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'RS256' } },
+        }),
+      },
+    },
+    // the resource scopes are listed too: dynamic registration only accepts scopes from this list
+    scopes: ['openid', 'offline_access', 'mcp:tools', 'mcp:admin'],
+    pkce: { required: () => true },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    findAccount: (_ctx, id) => ({ accountId: id, claims: () => ({ sub: id }) }),
+    issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    rotateRefreshToken: true,
+    clientDefaults: { grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' },
+    ttl: { RefreshToken: 24 * 3600, Grant: 24 * 3600, Session: 3600, Interaction: 600, AuthorizationCode: 60 },
+  });
+  provider.on('grant.success', (ctx) => {
+    const g = String((ctx.oidc.params as Record<string, unknown> | undefined)?.['grant_type'] ?? '?');
+    grants.set(g, (grants.get(g) ?? 0) + 1);
+  });
+  const live = new Map<string, { destroy(): Promise<void> }>();
+  const destroyed = { count: 0 };
+  provider.on('refresh_token.saved', (t: { jti: string; destroy(): Promise<void> }) => live.set(t.jti, t));
+  provider.on('refresh_token.destroyed', (t: { jti: string }) => {
+    live.delete(t.jti);
+    destroyed.count++;
+  });
+  const refreshTokens = {
+    get size() {
+      return live.size;
+    },
+    [Symbol.iterator]: () => live.values(),
+  };
+  const callback = provider.callback();
+  http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (req.url?.startsWith('/interaction/')) {
+      void (async () => {
+        // the test user logs in and consents to everything asked for, at once
+        const details = await provider.interactionDetails(req, res);
+        const params = details.params as Record<string, string | undefined>;
+        const grant = new provider.Grant({ accountId: state.user, clientId: params['client_id'] ?? '' });
+        const asked = (params['scope'] ?? '').split(' ').filter(Boolean);
+        if (asked.length > 0) grant.addOIDCScope(asked.join(' '));
+        const resource = params['resource'];
+        if (resource) grant.addResourceScope(resource, asked.filter((s) => s.startsWith('mcp:')).join(' '));
+        const grantId = await grant.save();
+        await provider.interactionFinished(req, res, { login: { accountId: state.user }, consent: { grantId } }, { mergeWithLastSubmission: false });
+      })().catch((err: unknown) => {
+        res.statusCode = 500;
+        res.end(String(err));
+      });
+      return;
+    }
+    void callback(req, res);
+  });
+  return {
+    issuer,
+    provider,
+    privateJwk,
+    get user() {
+      return state.user;
+    },
+    set user(u: string) {
+      state.user = u;
+    },
+    get accessTokenTtlS() {
+      return state.accessTokenTtlS;
+    },
+    set accessTokenTtlS(s: number) {
+      state.accessTokenTtlS = s;
+    },
+    grants,
+    refreshTokens,
+    destroyed,
+    close: () =>
+      new Promise<void>((resolve) => {
+        http.closeAllConnections();
+        http.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * A headless user agent: follows the authorization URL through the provider's login/consent
+ * interaction (as `as.user`), with cookies, until the redirect to `redirectPrefix`; returns that
+ * redirect URL (carrying `code` and `state`) without requesting it.
+ */
+export async function authorizeInBrowser(as: TestAuthServer, authorizationUrl: string, redirectPrefix: string, user: string): Promise<string> {
+  as.user = user;
+  const cookies = new Map<string, string>();
+  let url = authorizationUrl;
+  for (let hop = 0; hop < 10; hop++) {
+    if (url.startsWith(redirectPrefix)) return url;
+    const res = await fetch(url, { redirect: 'manual', headers: { cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const eq = (pair ?? '').indexOf('=');
+      if (eq > 0) cookies.set((pair ?? '').slice(0, eq), (pair ?? '').slice(eq + 1));
+    }
+    const location = res.headers.get('location');
+    if (location === null) throw new Error(`authorization stopped at ${res.status}: ${(await res.text()).slice(0, 500)}`);
+    await res.arrayBuffer();
+    url = new URL(location, url).toString();
+  }
+  throw new Error('too many redirects');
+}
+
+export interface ProtectedUpstream {
+  /** The MCP endpoint, `http://127.0.0.1:port/mcp`. */
+  readonly url: string;
+  /** Requests answered 401, and the authorized `sub`s seen by tool calls. */
+  readonly unauthorized: { count: number };
+  readonly callers: string[];
+  /** Bearer tokens this server refuses from now on (as if revoked), and the last one it accepted. */
+  readonly revoked: Set<string>;
+  readonly seen: { last: string; all: Set<string> };
+  close(): Promise<void>;
+}
+
+/**
+ * A real SDK Streamable HTTP MCP server (stateless, one server per request) that requires a
+ * bearer token of `as` with audience = its URL, and publishes RFC 9728 metadata. Tool `whoami`
+ * answers the token's `sub`; `echo` echoes.
+ */
+export async function startProtectedUpstream(as: TestAuthServer): Promise<ProtectedUpstream> {
+  const http = createServer();
+  const port = await listen(http);
+  const url = `http://127.0.0.1:${port}/mcp`;
+  const jwks = createRemoteJWKSet(new URL(`${as.issuer}/jwks`));
+  const unauthorized = { count: 0 };
+  const callers: string[] = [];
+  const revoked = new Set<string>();
+  const seen = { last: '', all: new Set<string>() };
+  const metadata = JSON.stringify({ resource: url, authorization_servers: [as.issuer], scopes_supported: ['mcp:tools'], bearer_methods_supported: ['header'] });
+  http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    void (async () => {
+      if (req.url?.startsWith('/.well-known/oauth-protected-resource')) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(metadata);
+        return;
+      }
+      const auth = req.headers.authorization ?? '';
+      let sub: string;
+      try {
+        if (!auth.startsWith('Bearer ')) throw new Error('no token');
+        if (revoked.has(auth.slice(7))) throw new Error('revoked');
+        const { payload } = await jwtVerify(auth.slice(7), jwks, { issuer: as.issuer, audience: url, algorithms: ['RS256'] });
+        sub = String(payload.sub ?? payload['client_id'] ?? '');
+        seen.last = auth.slice(7);
+        seen.all.add(seen.last);
+      } catch {
+        unauthorized.count++;
+        res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp", error="invalid_token"` }).end();
+        return;
+      }
+      const server = new McpServer({ name: 'protected', version: '1.0.0' });
+      server.registerTool('whoami', { description: 'The token subject', inputSchema: {} }, () => {
+        callers.push(sub);
+        return { content: [{ type: 'text', text: sub }] };
+      });
+      server.registerTool('echo', { description: 'Echo', inputSchema: { message: z.string() } }, ({ message }) => ({ content: [{ type: 'text', text: message }] }));
+      const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true });
+      res.on('close', () => {
+        void transport.close();
+        void server.close();
+      });
+      await server.connect(transport);
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const body = chunks.length > 0 ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown) : undefined;
+      await transport.handleRequest(req, res, body);
+    })().catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500).end(String(err));
+    });
+  });
+  return {
+    url,
+    unauthorized,
+    callers,
+    revoked,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        http.closeAllConnections();
+        http.close(() => resolve());
+      }),
+  };
+}
