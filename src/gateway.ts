@@ -12,9 +12,10 @@ import { McpDispatcher } from './handlers/mcp/dispatch.js';
 import { McpHttpHandler } from './handlers/mcp/http.js';
 import { ToolModes } from './handlers/tool-modes/meta-tools.js';
 import { healthEffect } from './handlers/health.js';
+import { Readiness } from './handlers/readiness.js';
 import { GatewayServer } from './server/app.js';
 import { loadNativeUws, type UwsModule } from './server/uws.js';
-import { of } from 'rxjs';
+import { of, switchMap } from 'rxjs';
 import { EventLogRepository, type SeqGap, type StoredEvent } from './store/events.js';
 import { EventRecorder } from './handlers/event-recorder.js';
 import { EventsWsEndpoint } from './handlers/events-ws.js';
@@ -94,8 +95,10 @@ const SERVER_REQUEST_TIMEOUT_MS = 10 * 60_000;
 
 /**
  * Starts a gateway. The port is bound first (exclusively), then the upstreams are connected (each
- * bounded by its connect timeout; failures leave that upstream in state `error`); resolves after
- * both. Meanwhile `/health` answers 503 with `server.status: "starting"`.
+ * bounded by its connect timeout; failures leave that upstream in state `error`); resolves once the
+ * gateway is ready: every upstream was tried, or `server.ready_timeout_ms` passed (the rest go on
+ * connecting in the background; `/health` says which). Until then `/health` and `/health/ready`
+ * answer 503 (`starting`) and MCP requests (`POST /mcp`, `/ws`) are held, then served in order.
  * @throws UwsNativeError when uWS' native binary did not load; Error when the port cannot be bound.
  */
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<Gateway> {
@@ -241,16 +244,17 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   });
   uiOverview.register(rest);
   let draining = false;
-  /** True until the configured upstreams have been connected (or failed) after the port was bound. */
-  let starting = true;
+  /** MCP traffic is held until the initial catalogue load is over or `server.ready_timeout_ms` passed. */
+  const readiness = new Readiness();
   const server = new GatewayServer(
     uws,
     {
-      mcpPost: (i) => mcp.post(i),
+      // a request before readiness waits for it (bounded by ready_timeout_ms), so it never sees a half-loaded catalogue
+      mcpPost: (i) => (readiness.ready ? mcp.post(i) : readiness.ready$.pipe(switchMap(() => mcp.post(i)))),
       mcpGet: (i) => mcp.get(i),
       mcpDelete: (i) => mcp.delete(i),
       mcpOptions: (i) => mcp.preflight(i),
-      health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, starting: () => starting, providers: () => providers.health() })),
+      health: (i) => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, readiness, providers: () => providers.health() }, i.path)),
       rest: (i) => rest.handle(i),
       metrics: () => metrics.handle(),
     },
@@ -275,6 +279,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const wsOptions = { maxPayloadLength: 1024 * 1024, idleTimeoutSeconds: config.events.idle_timeout_s, maxBackpressure: 8 * 1024 * 1024 };
   const modelRecords = openV1Store(store).models;
   const agentWs = new McpWsEndpoint(dispatcher, sessions, log, MCP_WS_DEFAULTS);
+  agentWs.readiness = readiness;
   const responsesWs = new ResponsesWsEndpoint({
     providers,
     manager,
@@ -331,8 +336,23 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // /health answers (503 "starting") while the upstreams connect
     port = await server.listen();
     log.info('port bound; connecting upstreams', { host: config.server.host, port });
-    await admin.init(config.mcp_clients);
-    starting = false;
+    readiness.begin();
+    // ready when every upstream was tried, or when the bound passes (then the rest go on loading)
+    const initialLoad = admin.init(config.mcp_clients).then(() => readiness.loaded());
+    let bound: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timed_out'>((resolve) => {
+      bound = setTimeout(() => resolve('timed_out'), config.server.ready_timeout_ms);
+    });
+    const first = await Promise.race([initialLoad, timedOut]).finally(() => clearTimeout(bound));
+    if (first === 'timed_out') {
+      const pending = manager.list().filter((u) => u.state !== 'connected' && u.state !== 'error').map((u) => u.name);
+      readiness.timedOut(pending);
+      log.warn('initial catalogue load not finished within server.ready_timeout_ms: serving what is loaded', { ready_timeout_ms: config.server.ready_timeout_ms, pending_upstreams: pending });
+      initialLoad.then(
+        () => log.info('initial catalogue load finished', { ms: readiness.detail().initial_load_ms }),
+        (err: unknown) => log.error('initial catalogue load failed', { error: err }),
+      );
+    }
   } catch (err) {
     server.stopListening();
     server.closeAll();

@@ -171,6 +171,7 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       max_sessions: s.max_sessions ?? 10_000,
       page_size: s.page_size ?? 1000,
       sse_keepalive_ms: s.sse_keepalive_ms ?? 15_000,
+      ready_timeout_ms: s.ready_timeout_ms ?? 15_000,
     },
     data_dir: env['DATA_DIR'] || file.data_dir || './data',
     log_level: logLevel,

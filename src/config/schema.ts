@@ -192,6 +192,11 @@ export const ServerConfig = t.exact(
     page_size: PositiveInt,
     /** SSE keep-alive comment interval, ms (default 15000). */
     sse_keepalive_ms: PositiveInt,
+    /**
+     * Longest wait for the initial catalogue load before MCP traffic is served anyway, ms (default
+     * 15000). Until then `/health/ready` answers 503 and MCP requests are held.
+     */
+    ready_timeout_ms: PositiveInt,
   }),
 );
 export type ServerConfig = t.TypeOf<typeof ServerConfig>;
@@ -525,6 +530,7 @@ export interface GatewayConfig {
     readonly max_sessions: number;
     readonly page_size: number;
     readonly sse_keepalive_ms: number;
+    readonly ready_timeout_ms: number;
   };
   readonly data_dir: string;
   readonly log_level: LogLevel;
