@@ -10,7 +10,7 @@ import { findUnknownFields, nearestName } from '../codecs/schema.js';
 import type * as t from 'io-ts';
 import { isPasswordHash } from '../auth/password.js';
 import { DEFAULT_RATE_LIMITS } from '../auth/types.js';
-import { DEFAULT_SANDBOX_LIMITS, GatewayConfigFile, LogLevel, type AuthConfig, type GatewayConfig, type McpClientConfig, type ModelProviderConfig, type ResilienceSettings, type ResolvedAuthConfig } from './schema.js';
+import { DEFAULT_SANDBOX_LIMITS, GatewayConfigFile, LogLevel, MAX_POOL_SIZE, type AuthConfig, type GatewayConfig, type McpClientConfig, type ModelProviderConfig, type ResilienceSettings, type ResolvedAuthConfig } from './schema.js';
 import { defaultConfigFile } from './default.js';
 import { INPROCESS_SERVERS } from './inprocess-names.js';
 
@@ -50,6 +50,7 @@ function checkConnection(c: McpClientConfig, at: string, problems: string[]): vo
   switch (c.connection_type) {
     case 'stdio':
       if (!c.stdio_config) problems.push(`${at}stdio_config: required for connection_type "stdio"`);
+      else if ((c.stdio_config.pool_size ?? 1) > MAX_POOL_SIZE) problems.push(`${at}stdio_config.pool_size: at most ${MAX_POOL_SIZE}, got ${c.stdio_config.pool_size}`);
       break;
     case 'http':
     case 'sse':

@@ -60,9 +60,21 @@ export const NonNegativeInt = t.brand(
 export const StdioConfig = t.exact(
   t.intersection([
     t.type({ command: t.string }),
-    t.partial({ args: t.array(t.string), envs: t.array(EnvEntry), cwd: t.string }),
+    t.partial({
+      args: t.array(t.string),
+      envs: t.array(EnvEntry),
+      cwd: t.string,
+      /**
+       * Identical processes started behind this one client name (default 1, at most
+       * {@link MAX_POOL_SIZE}): calls go to the one with the fewest in flight; each process has its
+       * own health checks, restarts and circuit breaker.
+       */
+      pool_size: PositiveInt,
+    }),
   ]),
 );
+/** The largest `stdio_config.pool_size`. */
+export const MAX_POOL_SIZE = 64;
 export type StdioConfig = t.TypeOf<typeof StdioConfig>;
 
 /** Reconnect backoff: `initial_ms` doubling up to `max_ms`, ±20% jitter, at most `max_retries` attempts. */

@@ -15,6 +15,7 @@
  * every node shares its upstreams, and taking them all out of a load balancer helps nobody.
  */
 import { GatewayError } from '../codecs/errors.js';
+import { UpstreamPool } from '../upstreams/pool.js';
 import type { UpstreamManager } from '../upstreams/manager.js';
 import { jsonReply, type HeaderList, type HttpEffect } from '../streams/http.js';
 import type { Readiness } from './readiness.js';
@@ -45,6 +46,7 @@ export function healthReport(src: HealthSources): { status: number; body: { stat
     const failure = u.failure;
     if (failure) upstreamErrors[u.name] = failure;
   }
+  const pools = all.flatMap((u) => (u instanceof UpstreamPool ? [[u.name, u.view()] as const] : []));
   const readiness = src.readiness?.detail();
   const starting = src.starting?.() === true || (readiness !== undefined && !readiness.ready);
   let status: HealthStatus = 'healthy';
@@ -60,6 +62,8 @@ export function healthReport(src: HealthSources): { status: number; body: { stat
         upstreams,
         // only upstreams that are down with a known reason: `{name: {last_error, next_retry_at?}}`
         upstream_errors: upstreamErrors,
+        // each process of a stdio pool (stdio_config.pool_size > 1): state, pid, load, breaker, restarts
+        ...(pools.length > 0 ? { upstream_pools: Object.fromEntries(pools) } : {}),
         sessions: { open: src.sessions() },
         server: { status: src.draining() ? 'draining' : starting ? 'starting' : 'serving' },
         ...(readiness ? { readiness } : {}),
