@@ -113,6 +113,25 @@ describe('stdio upstream pool', () => {
     await client.close();
   });
 
+  it('keeps a resource subscription on one process: unsubscribe goes where subscribe went', async () => {
+    const client = await connectClient(gw);
+    const { resources } = await client.listResources();
+    const uri = resources[0]?.uri;
+    expect(uri).toBeDefined();
+    for (let round = 0; round < 3; round++) {
+      const before = await members();
+      await client.subscribeResource({ uri: uri as string });
+      const mid = await members();
+      await client.unsubscribeResource({ uri: uri as string });
+      const after = await members();
+      const sub = [0, 1].map((i) => (mid[i]?.calls ?? 0) - (before[i]?.calls ?? 0));
+      const unsub = [0, 1].map((i) => (after[i]?.calls ?? 0) - (mid[i]?.calls ?? 0));
+      expect(sub.reduce((a, b) => a + b)).toBe(1);
+      expect(unsub).toEqual(sub);
+    }
+    await client.close();
+  });
+
   it('keeps serving when one process is killed with SIGKILL, and restarts it', async () => {
     const [first] = await members();
     const victim = first?.pid as number;
