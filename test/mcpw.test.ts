@@ -1,5 +1,5 @@
 /**
- * MCPW frame codec (DESIGN.md §5, issue 6): golden hex fixtures for every frame type (the seed's
+ * MCPW frame codec (DESIGN.md §5): golden hex fixtures for every frame type (the seed's
  * heartbeat included), one minimal bad frame per error code, a 100 MB gzip bomb, the no-copy
  * contract of `decodeFrame`, and the encoder's options (gzip threshold, encryption, one buffer).
  * Property tests are in `mcpw-property.test.ts`, the JSON-RPC mapping in `mcpw-jsonrpc.test.ts`.

@@ -1,5 +1,5 @@
 /**
- * Fault tests with real stdio subprocesses (issue 7): an upstream SIGKILLed in the middle of
+ * Fault tests with real stdio subprocesses: an upstream SIGKILLed in the middle of
  * calls (in-flight calls fail naming it, the gateway stays up, the upstream comes back with the
  * backoff and its tools work again, the events arrive in order), a crash loop that gives up after
  * `reconnect.max_retries`, a manual close that must not reconnect, garbage on stdout, a stdout

@@ -1,5 +1,5 @@
 /**
- * The call path of one upstream (issue 7) against the real in-process demo server: the
+ * The call path of one upstream against the real in-process demo server: the
  * per-upstream concurrency limit and its bounded queue ("upstream overloaded"), queued calls that
  * time out or are cancelled, the circuit breaker's fast-fail error naming the upstream and when it
  * will be retried, and control requests (health checks) that bypass both.
@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
 import type { McpClientConfig } from '../src/config/schema.js';
-import { GatewayError, toJsonRpcError } from '../src/codecs/errors.js';
+import { GatewayError, toJsonRpcError } from '../src/base/errors.js';
 import { createLogger } from '../src/log/logger.js';
 import { Upstream, cancelScope, type CancelScope, type UpstreamLifecycle } from '../src/upstreams/upstream.js';
 

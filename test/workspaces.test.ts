@@ -1,5 +1,5 @@
 /**
- * Collaborative workspaces on `/ws` (issue 10): real `ws` clients (JSON text and MCPW binary)
+ * Collaborative workspaces on `/ws`: real `ws` clients (JSON text and MCPW binary)
  * holding real Yjs documents, against a real gateway; a restart on one data dir; the hub
  * in-process with fake peers for tenants and bounds; marble tests of the presence coalescing;
  * fast-check properties for convergence and for garbage updates.
@@ -14,14 +14,14 @@ import * as Y from 'yjs';
 import fc from 'fast-check';
 import { TestScheduler } from 'rxjs/testing';
 import { McpwMethod, McpwType, decodeFrame, encodeFrame } from '../src/codecs/mcpw.js';
-import { GatewayError } from '../src/codecs/errors.js';
+import { GatewayError } from '../src/base/errors.js';
 import { resolveConfig } from '../src/config/load.js';
 import { startGateway, type Gateway } from '../src/gateway.js';
 import { createLogger } from '../src/log/logger.js';
 import { openStore, type Store } from '../src/store/open.js';
 import { EventBus, type GatewayEvent } from '../src/streams/events.js';
 import type { WsPeer } from '../src/streams/ws-methods.js';
-import type { RequestAuth } from '../src/auth/access.js';
+import type { RequestAuth } from '../src/base/access.js';
 import { WorkspaceHub } from '../src/handlers/workspaces/hub.js';
 import { SharedDocument, checkUpdate } from '../src/handlers/workspaces/document.js';
 import { coalescePresence, type PresenceInput } from '../src/handlers/workspaces/presence.js';

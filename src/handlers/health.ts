@@ -14,10 +14,10 @@
  * connecting or some upstream is down. Upstream failures do not make a started gateway unready:
  * every node shares its upstreams, and taking them all out of a load balancer helps nobody.
  */
-import { GatewayError } from '../codecs/errors.js';
+import { GatewayError } from '../base/errors.js';
 import { UpstreamPool } from '../upstreams/pool.js';
 import type { UpstreamManager } from '../upstreams/manager.js';
-import { jsonReply, type HeaderList, type HttpEffect } from '../streams/http.js';
+import { jsonReply, type HeaderList, type HttpEffect } from '../base/http.js';
 import type { Readiness } from './readiness.js';
 
 export interface HealthSources {

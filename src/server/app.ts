@@ -10,13 +10,13 @@ import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { describePortHolder } from './port-holder.js';
 import { boundedMergeMap } from '../streams/bounded-merge-map.js';
-import { jsonReply, type HeaderList, type HttpEffect, type HttpHeaders, type HttpInput } from '../streams/http.js';
-import { GatewayError } from '../codecs/errors.js';
+import { jsonReply, type HeaderList, type HttpEffect, type HttpHeaders, type HttpInput } from '../base/http.js';
+import { GatewayError } from '../base/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { UwsModule } from './uws.js';
 import { attachWebSocket, type WsAccess } from './ws.js';
 import type { WsConnection, WsEndpoint, WsEndpointOptions } from '../streams/ws.js';
-import type { RequestAuth } from '../auth/access.js';
+import type { RequestAuth } from '../base/access.js';
 import type { AccessCheck, AccessDecision } from './access.js';
 
 /** Buffered SSE bytes per response beyond which a congested stream is closed. */

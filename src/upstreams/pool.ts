@@ -25,7 +25,7 @@ import type { Implementation, ServerCapabilities } from '@modelcontextprotocol/s
 import type { McpClientConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { UpstreamState } from '../streams/events.js';
-import { GatewayError } from '../codecs/errors.js';
+import { GatewayError } from '../base/errors.js';
 import { Upstream, type CatalogueKind, type JsonObject, type ServerRequestHandler, type UpstreamCallOptions } from './upstream.js';
 
 /** One member's view for `/health` and the metrics. */
