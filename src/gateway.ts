@@ -255,7 +255,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       mcpDelete: (i) => mcp.delete(i),
       mcpOptions: (i) => mcp.preflight(i),
       health: (i) => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, readiness, providers: () => providers.health() }, i.path)),
-      rest: (i) => rest.handle(i),
+      // tool execution is MCP traffic too: held until ready like POST /mcp
+      rest: (i) => (readiness.ready || i.path !== '/v1/mcp/tool/execute' ? rest.handle(i) : readiness.ready$.pipe(switchMap(() => rest.handle(i)))),
       metrics: () => metrics.handle(),
     },
     {

@@ -101,6 +101,13 @@ describe('readiness', () => {
     ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'ws', version: '1' } } }));
     ws.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'everything-echo', arguments: { message: 'over ws' } } }));
 
+    // POST /v1/mcp/tool/execute, sent at once too
+    const executed = send(`http://127.0.0.1:${g.port}/v1/mcp/tool/execute?format=chat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ id: 'call_1', type: 'function', function: { name: 'everything-echo', arguments: '{"message":"rest"}' } }),
+    });
+
     // /mcp: the SDK client's initialize and call, sent before the upstream has started
     const client = await connectClient({ mcpUrl: new URL(`http://127.0.0.1:${g.port}/mcp`) });
     const r = await client.request({ method: 'tools/call', params: { name: 'everything-echo', arguments: { message: 'early' } } }, CallToolResultSchema);
@@ -112,6 +119,10 @@ describe('readiness', () => {
     ws.close();
     expect(replies.map((m) => m['id'])).toEqual([1, 2]);
     expect(replies[1]).toMatchObject({ result: { content: [{ type: 'text', text: 'Echo: over ws' }] } });
+
+    const rest = await executed;
+    expect(rest.status).toBe(200);
+    expect(rest.text).toContain('Echo: rest');
 
     const ready = await send(`http://127.0.0.1:${g.port}/health/ready`, { method: 'GET' });
     expect(ready.status).toBe(200);
