@@ -13,7 +13,7 @@ import { McpHttpHandler } from './handlers/mcp/http.js';
 import { ToolModes } from './handlers/tool-modes/meta-tools.js';
 import { healthEffect } from './handlers/health.js';
 import { Readiness } from './handlers/readiness.js';
-import { GatewayServer } from './server/app.js';
+import { GatewayServer, type StaticFiles } from './server/app.js';
 import { loadNativeUws, type UwsModule } from './server/uws.js';
 import { of, switchMap } from 'rxjs';
 import { EventLogRepository, type SeqGap, type StoredEvent } from './store/events.js';
@@ -40,6 +40,7 @@ import { openV1Store } from './store/v1-records.js';
 import { GitHubWebhooks } from './handlers/webhooks.js';
 import { registerOpenApi } from './handlers/openapi.js';
 import { Tracing } from './telemetry/tracing.js';
+import { providerCallEntry } from './providers/call-log.js';
 import { registerLogLevel } from './handlers/mgmt/log-level.js';
 import { Orchestrator } from './handlers/agents/orchestrator.js';
 import { WorkspaceHub } from './handlers/workspaces/hub.js';
@@ -58,6 +59,7 @@ import { withUiSessions } from './handlers/ui/access.js';
 import { UiSessionHandler } from './handlers/ui/session.js';
 import { UiOverview } from './handlers/ui/overview.js';
 import { StaticAssets } from './handlers/ui/static.js';
+import { WS_CLOSE_CREDENTIAL_ENDED } from './streams/ws.js';
 import { registerWorkspaceRoutes } from './handlers/workspaces/rest.js';
 import { TeardownStack } from './base/teardown.js';
 
@@ -131,6 +133,8 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   const store = await openStore(config.data_dir, log, {
     batch: { windowMs: config.store.batch_window_ms, maxBatch: config.store.max_batch },
     toolLog: { maxPayloadBytes: config.tool_log.max_payload_bytes },
+    // store batches get root spans (nothing is wrapped when tracing is off)
+    ...(tracing.enabled ? { aroundBatch: (size: number, commit: () => Promise<void>) => tracing.storeBatch(size, commit) } : {}),
   });
   teardown.defer('store', () => store.close());
 
@@ -177,8 +181,14 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
     defaultProvider: config.model_providers.default_provider,
     repo: new ProviderRepository(store),
     box,
-    observe: (o: ProviderObservation) => metricsSink.providers?.observe(o),
+    observe: (o: ProviderObservation) => {
+      metricsSink.providers?.observe(o);
+      // model calls go to the tool log too, so its cost figures include what models cost
+      const entry = providerCallEntry(o, Tracing.traceId(tracing.current()));
+      if (entry !== undefined) store.toolLog.append(entry).catch((err: unknown) => log.warn('model call not written to the tool log', { provider: o.provider, error: err }));
+    },
     log: log.child({ component: 'providers' }),
+    tracing,
   });
   teardown.defer('model providers', () => providers.dispose());
   await providers.init();
@@ -241,6 +251,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
     log: log.child({ component: 'responses-ws' }),
     admitToolExecution: (auth) => gate.admitToolExecution(auth),
     limits: config.responses,
+    tracing,
     modelRecord: async (tenant, n) => (await modelRecords.list(tenant)).find((m) => m.id === n || m.name === n),
   });
   teardown.defer('/v1/responses', () => responsesWs.dispose());
@@ -249,9 +260,12 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   teardown.defer('orchestrator', () => orchestrator.dispose());
   const rest = new RestRouter(log, tracing);
   // the dashboard at /ui: static files, sign-in sessions, the overview sample
-  const uiAssets = new StaticAssets();
-  const uiSessions = new UiSessionStore();
-  new UiSessionHandler({ gate, sessions: uiSessions, keys, adminUser: config.auth.admin?.username, log }).register(rest);
+  // (`ui.enabled: false`: no /ui files, no /api/ui/* routes, and the session cookie is not a credential)
+  const uiSessions = new UiSessionStore({ idleMs: config.ui.session_idle_s * 1000, maxMs: config.ui.session_max_s * 1000 });
+  const uiAccess = (base: ReturnType<typeof accessCheck>): ReturnType<typeof accessCheck> =>
+    config.ui.enabled ? withUiSessions(base, gate, uiSessions, config.auth.metrics_require_auth) : base;
+  const uiAssets = config.ui.enabled ? new StaticAssets() : undefined;
+  if (config.ui.enabled) new UiSessionHandler({ gate, sessions: uiSessions, keys, adminUser: config.auth.admin?.username, log }).register(rest);
   admin.register(rest);
   new ToolExecuteHandler(manager, bus, (auth) => gate.admitToolExecution(auth)).register(rest);
   new KeyAdmin(keys, bus, log).register(rest);
@@ -286,7 +300,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   new ProviderAdmin(providers, bus).register(rest);
   const uiOverview = new UiOverview({ bus, manager, registry: metrics.registry, sessions: () => sessions.size, wsConnections });
   teardown.defer('dashboard overview', () => uiOverview.dispose());
-  uiOverview.register(rest);
+  if (config.ui.enabled) uiOverview.register(rest);
 
   let draining = false;
   const server = new GatewayServer(
@@ -309,8 +323,8 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
       maxBodyBytes: config.server.max_body_bytes,
       concurrency: config.server.concurrency,
       maxQueued: config.server.max_queued,
-      access: withUiSessions(accessCheck(gate, config.auth.metrics_require_auth), gate, uiSessions, config.auth.metrics_require_auth),
-      staticFiles: (method, path, acceptEncoding, ifNoneMatch) => uiAssets.serve(method, path, acceptEncoding, ifNoneMatch),
+      access: uiAccess(accessCheck(gate, config.auth.metrics_require_auth)),
+      ...(uiAssets ? { staticFiles: ((method, path, acceptEncoding, ifNoneMatch) => uiAssets.serve(method, path, acceptEncoding, ifNoneMatch)) satisfies StaticFiles } : {}),
     },
     log,
   );
@@ -319,7 +333,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
     server.closeAll();
   });
   const wsAccess = {
-    check: withUiSessions(accessCheck(gate, config.auth.metrics_require_auth), gate, uiSessions, config.auth.metrics_require_auth),
+    check: uiAccess(accessCheck(gate, config.auth.metrics_require_auth)),
     admitMessage: messageCheck(gate),
     revalidate: credentialCheck(gate),
   };
@@ -330,6 +344,10 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
     server.attachWs('/ws', agentWs, { ...wsOptions, maxPayloadLength: 32 * 1024 * 1024, maxBackpressure: 32 * 1024 * 1024, protocols: ['mcp'] }, wsAccess),
     server.attachWs('/v1/responses', responsesWs, { ...wsOptions, maxPayloadLength: 16 * 1024 * 1024, maxBackpressure: 16 * 1024 * 1024 }, wsAccess),
   ];
+  // a dashboard session that ends (sign-out, expiry) closes the sockets opened with it
+  uiSessions.onEnd((key) => {
+    for (const conns of feeds) for (const c of conns) if (c.auth?.uiSession === key) c.close(WS_CLOSE_CREDENTIAL_ENDED, 'session_ended: the dashboard session ended');
+  });
   /** Re-checks every open socket's credential: those revoked or expired are closed (4401). */
   const recheckSockets = (): void => {
     const now = Date.now();

@@ -5,6 +5,8 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chunkMessages } from '../src/handlers/rest-v1/model-summary.js';
+import { contextSummaries } from '../src/handlers/rest-v1/context-summaries.js';
+import { openV1Store } from '../src/store/v1-records.js';
 import { startV1Gateway, type V1Gateway } from './helpers/v1.js';
 import { startProvider, type TestProvider } from './helpers/openai-provider.js';
 
@@ -65,6 +67,51 @@ describe('summary by a model', () => {
     // the extractive summary is still there, by GET and by POST
     expect((await v1.call('GET', `/api/v1/mcp/context/${ctxId}/summary`, v1.keyA)).json['method']).toBe('extractive');
     expect((await v1.call('POST', `/api/v1/mcp/context/${ctxId}/summary`, v1.keyA, { method: 'extractive' })).json['method']).toBe('extractive');
+  });
+
+  it('deleting a context deletes its stored model summary (in the same batch)', async () => {
+    const created = await v1.call('POST', '/api/v1/mcp/context', v1.keyA, { agent_id: 'agent-1', session_id: 's-del', content: [{ role: 'user', content: 'a short conversation to summarise' }] });
+    const id = created.json['id'] as string;
+    await prov.script({ text: 'short summary' });
+    expect((await v1.call('POST', `/api/v1/mcp/context/${id}/summary`, v1.keyA, { method: 'model', model: 'summ-1' })).status).toBe(200);
+    const repo = contextSummaries(openV1Store(v1.gw.store));
+    expect((await repo.get('acme', id))?.summary).toBe('short summary');
+    expect((await v1.call('DELETE', `/api/v1/mcp/context/${id}`, v1.keyA)).json).toEqual({ status: 'deleted' });
+    expect(await repo.get('acme', id)).toBeUndefined();
+    expect((await v1.call('GET', `/api/v1/mcp/context/${id}/summary/model`, v1.keyA)).status).toBe(404);
+    // another context's summary stays
+    expect((await repo.get('acme', ctxId))?.summary).toBe('Canary stage and rollback plan agreed.');
+  });
+
+  it('puts every model call into the tool log, so its cost figures include the models', async () => {
+    const since = new Date().toISOString();
+    const created = await v1.call('POST', '/api/v1/mcp/context', v1.keyA, { agent_id: 'agent-1', session_id: 's-cost', content: [{ role: 'user', content: 'what does this cost' }] });
+    const id = created.json['id'] as string;
+    await prov.script({ text: 'priced summary' }, { error: 500, message: 'boom' });
+    const r = await v1.call('POST', `/api/v1/mcp/context/${id}/summary`, v1.keyA, { method: 'model', model: 'summ-1' });
+    expect(r.status).toBe(200);
+    const cost = r.json['cost_usd'] as number;
+    expect(cost).toBeGreaterThan(0);
+    expect((await v1.call('POST', `/api/v1/mcp/context/${id}/summary`, v1.keyA, { method: 'model', model: 'summ-1' })).status).toBe(502);
+    // the log is written after the answer: poll it (bounded)
+    let logs: Json[] = [];
+    for (let i = 0; i < 100 && logs.length < 2; i++) {
+      logs = ((await v1.call('GET', `/api/mcp-logs?surface=model&from=${since}`, 'admin')).json['logs'] as Json[]) ?? [];
+      if (logs.length < 2) await new Promise((res) => setTimeout(res, 20));
+    }
+    expect(logs).toHaveLength(2);
+    const [failed, done] = logs as [Json, Json];
+    expect(done).toMatchObject({ client: 'model:fake', tool: 'summ-1', surface: 'model', status: 'success', arguments: { operation: 'chat.completions' }, result: { input_tokens: 12, output_tokens: 7 } });
+    expect(done['cost_usd']).toBeCloseTo(cost, 12);
+    expect(failed).toMatchObject({ client: 'model:fake', status: 'error', error: 'PROVIDER_ERROR', cost_usd: 0 });
+    // no prompt text in the log
+    expect(JSON.stringify(logs)).not.toContain('what does this cost');
+    const stats = await v1.call('GET', `/api/mcp-logs/stats?surface=model&from=${since}`, 'admin');
+    expect(stats.json).toMatchObject({ total_executions: 2, success_rate: 0.5 });
+    expect(stats.json['total_cost']).toBeCloseTo(cost, 12);
+    // and the unfiltered totals include them
+    const all = await v1.call('GET', `/api/mcp-logs/stats?from=${since}`, 'admin');
+    expect(all.json['total_cost'] as number).toBeGreaterThanOrEqual(cost);
   });
 
   it('answers clear errors', async () => {

@@ -149,6 +149,30 @@ describe('providers for embeddings', () => {
     expect(lexical[0]?.['text']).toMatch(/deployment strategies/);
   });
 
+  it('resolves a model named by the tenant’s /api/v1/models record (request or agent), and only in that tenant', async () => {
+    const rec = await v1.call('POST', '/api/v1/models', v1.keyA, { name: 'team-embedder', provider: 'fake', type: 'embedding', configuration: { model: 'emb-house' } });
+    expect(rec.status, rec.text).toBe(201);
+    const recId = rec.json['id'] as string;
+    await prov.reset();
+    const r = await v1.call('POST', '/api/v1/embeddings', v1.keyA, { agent_id: 'agent-rec', text: 'records name provider models', model: 'team-embedder', store: false });
+    expect(r.status, r.text).toBe(201);
+    expect(r.json).toMatchObject({ provider: 'fake', model_used: 'emb-house', kind: 'model' });
+    expect((await prov.requests()).at(-1)?.body).toMatchObject({ model: 'emb-house' });
+    // by the record's id, through an agent's configuration.embedding_model, stored and found under fake/emb-house
+    const agent = await v1.call('POST', '/api/v1/agents', v1.keyA, { name: 'rec-agent', model: 'gpt-x', configuration: { embedding_model: recId } });
+    const agentId = agent.json['id'] as string;
+    expect((await v1.call('POST', '/api/v1/embeddings', v1.keyA, { agent_id: agentId, text: 'stored through a record' })).json).toMatchObject({ model_used: 'emb-house' });
+    const found = await v1.call('POST', '/api/v1/embeddings/search', v1.keyA, { agent_id: agentId, query: 'stored through a record', limit: 1 });
+    expect((found.json['results'] as Json[])[0]).toMatchObject({ text: 'stored through a record', model: 'fake/emb-house' });
+    // a record with provider "local" is the built-in lexical embedding
+    await v1.call('POST', '/api/v1/models', v1.keyA, { name: 'plain-lexical', provider: 'local', type: 'embedding', configuration: {} });
+    expect((await v1.call('POST', '/api/v1/embeddings', v1.keyA, { agent_id: 'a', text: 'x', model: 'plain-lexical', store: false })).json).toMatchObject({ provider: 'local', kind: 'lexical' });
+    // another tenant does not see acme's record: the name goes to the default resolution (the only provider) as a bare model
+    await prov.reset();
+    await v1.call('POST', '/api/v1/embeddings', v1.keyB, { agent_id: 'b', text: 'x', model: 'team-embedder', store: false });
+    expect((await prov.requests()).at(-1)?.body).toMatchObject({ model: 'team-embedder' });
+  });
+
   it('answers provider health, and a provider error as a REST error', async () => {
     const h = await v1.call('GET', '/api/v1/embeddings/providers/health', v1.keyA);
     expect(h.json).toMatchObject({ providers: { local: { status: 'healthy', kind: 'lexical', network: false }, fake: { status: 'healthy', circuit: 'closed' } } });

@@ -1,5 +1,5 @@
 /**
- * MCPW ↔ JSON-RPC mapping (DESIGN.md §5 "Payload"): the method-code table, the id rule (safe
+ * MCPW ↔ JSON-RPC mapping: the method-code table, the id rule (safe
  * integers ≥ 0 and decimal strings of larger u64s map to header ids, everything else goes
  * generic), compact vs generic payloads, and the round trip message → frame → bytes → frame →
  * message for requests, notifications, results and errors.
@@ -21,7 +21,7 @@ function viaWire(message: JsonRpcMessage, replyTo?: { method: McpwMethod; reques
 }
 
 describe('method codes', () => {
-  it('maps the DESIGN.md §5 methods both ways', () => {
+  it('maps the MCPW method codes both ways', () => {
     expect(methodCodeOf('initialize')).toBe(McpwMethod.Initialize);
     expect(methodCodeOf('tools/list')).toBe(McpwMethod.ToolsList);
     expect(methodCodeOf('tools/call')).toBe(McpwMethod.ToolsCall);

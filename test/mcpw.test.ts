@@ -1,5 +1,5 @@
 /**
- * MCPW frame codec (DESIGN.md §5): golden hex fixtures for every frame type (the seed's
+ * MCPW frame codec: golden hex fixtures for every frame type (the seed's
  * heartbeat included), one minimal bad frame per error code, a 100 MB gzip bomb, the no-copy
  * contract of `decodeFrame`, and the encoder's options (gzip threshold, encryption, one buffer).
  * Property tests are in `mcpw-property.test.ts`, the JSON-RPC mapping in `mcpw-jsonrpc.test.ts`.
@@ -42,7 +42,7 @@ function fixture(name: string): Uint8Array {
   return Uint8Array.from(Buffer.from(text, 'hex'));
 }
 
-/** Hex of a header written the way DESIGN.md §5 and the issue write it, plus a payload. */
+/** Hex of a header written field by field as the layout in `src/codecs/mcpw.ts` lists it, plus a payload. */
 function frameHex(hex: string): Uint8Array {
   return Uint8Array.from(Buffer.from(hex.replace(/\s+/g, ''), 'hex'));
 }

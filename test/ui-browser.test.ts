@@ -221,6 +221,28 @@ describe('dashboard in a browser', () => {
     await page.close();
   });
 
+  it('live events are sampled: a burst of calls arrives as bounded frames and the page says how many it left out', async () => {
+    const { page, problems } = await watchedPage(admin, gw.url);
+    await page.goto(`${gw.url}/ui/#/events`);
+    await page.locator('#ev-status', { hasText: /^open$/ }).waitFor();
+    const burst = 120;
+    const answers = await Promise.all(Array.from({ length: burst }, (_, i) => apiAs(basic, 'POST', '/api/v1/tools/demo/echo', { arguments: { message: `burst ${i}` } })));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    await page.locator('#ev-sampled', { hasText: /^\d+ of \d+ events not shown \(sampled\)$/ }).waitFor();
+    const text = (await page.locator('#ev-sampled').textContent()) ?? '';
+    const [left, matched] = (text.match(/\d+/g) ?? []).map(Number) as [number, number];
+    expect(matched).toBeGreaterThanOrEqual(burst);
+    expect(left).toBeGreaterThan(0);
+    // every event the feed matched is either on the page (which keeps the newest 200 rows) or counted as left out
+    const consistent = async (): Promise<boolean> => {
+      const [l, m] = (((await page.locator('#ev-sampled').textContent()) ?? '').match(/\d+/g) ?? []).map(Number) as [number, number];
+      return (await page.locator('#events-table tbody tr').count()) === Math.min(200, m - l);
+    };
+    await expect.poll(consistent).toBe(true);
+    clean(problems);
+    await page.close();
+  });
+
   it('a bad field in the add-upstream form shows the API error next to it', async () => {
     const { page, problems } = await watchedPage(admin, gw.url);
     await page.goto(`${gw.url}/ui/#/upstreams`);

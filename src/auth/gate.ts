@@ -371,7 +371,7 @@ export class AccessGate {
     }
     const p = auth.principal;
     const filter = p.virtualKeyId !== undefined ? bothFilters(this.deps.vkAccess.forKey(p.virtualKeyId), src.headerFilter) : src.headerFilter;
-    return { principal: p, filter, source: { ...src, keysVersion, vkVersion } };
+    return { ...auth, filter, source: { ...src, keysVersion, vkVersion } };
   }
 
   /** What a connection needs to re-check `p` later; `undefined` for credentials that cannot change. */

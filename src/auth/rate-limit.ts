@@ -1,7 +1,7 @@
 /**
  * Per-key rate limits on rate-limiter-flexible's in-memory fixed windows (developer-mesh
  * "Rate Limiting", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md): requests per hour, a burst limit per minute, and
- * tool executions per hour, each overridable per key. DESIGN.md §7: with several gateway machines
+ * tool executions per hour, each overridable per key. With several gateway machines
  * these limiters move to Redis (`RateLimiterRedis`, same API) selected in config.
  */
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';

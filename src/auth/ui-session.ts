@@ -34,6 +34,8 @@ export const UI_SESSION_DEFAULTS: UiSessionSettings = { idleMs: 30 * 60_000, max
 
 /** One signed-in browser. */
 export interface UiSession {
+  /** SHA-256 of the session id (hex): names the session without being usable as a cookie. */
+  readonly key: string;
   readonly principal: Principal;
   /** When the sign-in happened, epoch ms. */
   readonly createdMs: number;
@@ -79,6 +81,7 @@ export function cookieValue(header: string | undefined, name: string): string {
 export class UiSessionStore {
   /** sha256(session id) → session; insertion order = creation order. */
   private readonly sessions = new Map<string, UiSession>();
+  private readonly endListeners: ((key: string) => void)[] = [];
 
   constructor(
     private readonly settings: UiSessionSettings = UI_SESSION_DEFAULTS,
@@ -90,6 +93,21 @@ export class UiSessionStore {
   }
 
   /**
+   * Calls `listener` with a session's {@link UiSession.key} whenever the session ends: sign-out,
+   * idle or absolute expiry (found on use or by {@link sweep}), its credential ending, or eviction.
+   * The gateway closes the WebSockets opened with that session.
+   */
+  onEnd(listener: (key: string) => void): void {
+    this.endListeners.push(listener);
+  }
+
+  private forget(key: string): boolean {
+    if (!this.sessions.delete(key)) return false;
+    for (const l of this.endListeners) l(key);
+    return true;
+  }
+
+  /**
    * Starts a session for `principal`; returns the session id for the cookie (256 random bits,
    * base64url). `notAfterMs` caps it (a JWT's expiry); `stillValid` is asked on every use.
    */
@@ -98,9 +116,10 @@ export class UiSessionStore {
     const t = this.now();
     if (this.sessions.size >= MAX_SESSIONS) {
       const oldest = this.sessions.keys().next();
-      if (oldest.done !== true) this.sessions.delete(oldest.value);
+      if (oldest.done !== true) this.forget(oldest.value);
     }
-    this.sessions.set(digest(id), { principal, createdMs: t, endMs: Math.min(t + this.settings.maxMs, notAfterMs), lastSeenMs: t, stillValid });
+    const key = digest(id);
+    this.sessions.set(key, { key, principal, createdMs: t, endMs: Math.min(t + this.settings.maxMs, notAfterMs), lastSeenMs: t, stillValid });
     return id;
   }
 
@@ -115,7 +134,7 @@ export class UiSessionStore {
     if (s === undefined) return undefined;
     const t = this.now();
     if (t >= s.endMs || t - s.lastSeenMs >= this.settings.idleMs || !s.stillValid()) {
-      this.sessions.delete(key);
+      this.forget(key);
       return undefined;
     }
     s.lastSeenMs = t;
@@ -124,16 +143,16 @@ export class UiSessionStore {
 
   /** Ends the session with this id (sign-out); true when there was one. */
   end(id: string): boolean {
-    return this.sessions.delete(digest(id));
+    return this.forget(digest(id));
   }
 
-  /** Forgets expired sessions; returns how many. */
+  /** Forgets expired sessions and those whose credential ended; returns how many. */
   sweep(): number {
     const t = this.now();
     let n = 0;
     for (const [key, s] of this.sessions) {
-      if (t >= s.endMs || t - s.lastSeenMs >= this.settings.idleMs) {
-        this.sessions.delete(key);
+      if (t >= s.endMs || t - s.lastSeenMs >= this.settings.idleMs || !s.stillValid()) {
+        this.forget(key);
         n++;
       }
     }

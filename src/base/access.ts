@@ -23,6 +23,11 @@ export interface RequestAuth {
    * change (auth off, the Basic admin).
    */
   readonly source?: CredentialSource;
+  /**
+   * The dashboard session (its SHA-256 key) this was admitted through, when the caller used the
+   * session cookie instead of an API credential: the session's sockets close when it ends.
+   */
+  readonly uiSession?: string;
 }
 
 /** What {@link RequestAuth} was computed from, and at which versions of the key and policy state. */

@@ -1,9 +1,9 @@
 /**
- * The one error registry (DESIGN.md §6, fastify's `lib/errors.js` habit): every error the gateway
+ * The one error registry (fastify's `lib/errors.js` habit): every error the gateway
  * produces has a stable code, an HTTP status and a JSON-RPC error code, so REST surfaces answer
  * `{"error","code","details"}` and MCP surfaces answer JSON-RPC errors from the same entry.
  *
- * JSON-RPC codes: -32700..-32600 from JSON-RPC 2.0; -32000 "overloaded" from DESIGN.md §3;
+ * JSON-RPC codes: -32700..-32600 from JSON-RPC 2.0; -32000 "overloaded" (the gateway's own admission limit);
  * -32001 matches the MCP SDK's `RequestTimeout` (used for timeouts only); -32002 is MCP's
  * "resource not found". -32005 (circuit open), -32006 (upstream overloaded), -32007
  * (unauthorized), -32008 (forbidden), -32009 (rate limited), -32010 (session not found), -32011
@@ -46,7 +46,7 @@ export const ERRORS = {
   STORE_UNAVAILABLE: { http: 503, rpc: -32603, message: 'Store unavailable' },
   /** An upstream's circuit breaker is open (or half-open with its trial calls taken): the call was not sent. */
   CIRCUIT_OPEN: { http: 503, rpc: -32005, message: 'Upstream circuit breaker open' },
-  /** An upstream's concurrency limit and its queue are full (DESIGN.md §3, calls per upstream). */
+  /** An upstream's concurrency limit and its queue are full. */
   UPSTREAM_OVERLOADED: { http: 503, rpc: -32006, message: 'Upstream overloaded' },
   /** Missing, unknown, revoked or expired credentials; the reply carries `WWW-Authenticate`. */
   UNAUTHORIZED: { http: 401, rpc: -32007, message: 'Authentication required' },

@@ -1,5 +1,5 @@
 /**
- * The error registry of the MCPW binary frame codec (DESIGN.md §5 "Bad input"):
+ * The error registry of the MCPW binary frame codec:
  * one stable code per way a frame can be bad, the JSON-RPC error code it is reported with (from
  * the gateway registry in `./errors.ts`), and whether the WebSocket connection stays usable.
  *

@@ -1,5 +1,5 @@
 /**
- * MCPW frames ↔ JSON-RPC messages (DESIGN.md §5 "Payload"): the method-code table and the two
+ * MCPW frames ↔ JSON-RPC messages: the method-code table and the two
  * mappings the `/ws` endpoint uses so one session implementation serves text and binary frames.
  *
  * Compact form (method ≠ 0000): the payload is only `params` (Request, Notification), `result`
@@ -15,8 +15,8 @@ import { jsonRpcIdToU64, McpwMethod, McpwType, u64ToJsonRpcId, type McpwFrame } 
 
 /**
  * JSON-RPC method names of the MCPW method codes. 0001–0003 are MCP's; 0004/0005 use
- * developer-mesh's dotted names (`binary.go` `MethodToString`: `context.get`; DESIGN.md §5 calls
- * 0005 "context set"); 0006 "log message" is MCP's logging notification `notifications/message`.
+ * developer-mesh's dotted names (`binary.go` `MethodToString`: `context.get`; 0005 is
+ * "context set"); 0006 "log message" is MCP's logging notification `notifications/message`.
  */
 export const MCPW_METHOD_NAMES = {
   [McpwMethod.Initialize]: 'initialize',
@@ -72,7 +72,7 @@ const ERROR_KEYS = ['jsonrpc', 'id', 'error'] as const;
  * and there are no extra members; otherwise the whole message with method 0000.
  *
  * @param replyTo for a response: the request frame it answers, so the reply carries the same
- *   request id and method (DESIGN.md §5 "a binary reply with the same request id").
+ *   request id and method (a binary reply carries the request id of its request).
  */
 export function frameFromJsonRpc(message: JsonRpcMessage, replyTo?: McpwReplyTo): McpwFrame {
   if ('method' in message) {

@@ -1,5 +1,5 @@
 /**
- * MCPW binary frames: the codec of the binary half of `/ws` (DESIGN.md §5, the authority; the
+ * MCPW binary frames: the codec of the binary half of `/ws` (this module comment is the authority for the layout; the
  * layout is the developer-mesh API reference's, `/ws` "Binary Protocol", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md). One
  * WebSocket binary message is one frame:
  *
@@ -24,7 +24,7 @@
  *
  * developer-mesh's Go code (`pkg/models/websocket/binary.go`) orders its 24-byte header
  * differently (u16 flags at 6, id at 8, method at 16, size at 20) and numbers methods differently
- * (0006 event.subscribe); this codec follows the documented layout above, as DESIGN.md §5 does,
+ * (0006 event.subscribe); this codec follows the documented layout above,
  * so it does not interoperate with that Go implementation.
  *
  * Payload transforms, applied by the encoder in this order and undone in reverse by the decoder:
@@ -48,7 +48,7 @@ export const MCPW_HEADER_BYTES = 24;
 export const MCPW_MAX_REQUEST_ID = 0xffff_ffff_ffff_ffffn;
 /** Default limit for both the payload on the wire and the inflated payload: 16 MiB. */
 export const MCPW_DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
-/** Default gzip threshold of {@link encodeFrame}: payloads over 1 KiB (DESIGN.md §5). */
+/** Default gzip threshold of {@link encodeFrame}: payloads over 1 KiB. */
 export const MCPW_DEFAULT_GZIP_THRESHOLD = 1024;
 
 /** Frame type codes (header offset 5). */
@@ -148,7 +148,7 @@ export interface McpwDecodeOptions {
 export interface McpwEncodeOptions {
   /** gzip payloads whose MessagePack is over `gzipThreshold` bytes. Default `false`. */
   readonly gzip?: boolean;
-  /** Bytes of MessagePack above which `gzip: true` compresses. Default 1024 (DESIGN.md §5). */
+  /** Bytes of MessagePack above which `gzip: true` compresses. Default 1024. */
   readonly gzipThreshold?: number;
   /** zlib level 0–9 (speed vs size). Default 1: replies are compressed on the hot path. */
   readonly gzipLevel?: number;
@@ -273,7 +273,7 @@ function errorMessage(err: unknown): string {
 }
 
 /**
- * Decodes one MCPW frame (DESIGN.md §5) without copying it: the header is read with a `DataView`
+ * Decodes one MCPW frame without copying it: the header is read with a `DataView`
  * on the frame's own `ArrayBuffer`, and msgpackr unpacks the payload from a `Uint8Array` view of
  * that same buffer. Call it inside the uWS message callback; the returned values are JS values,
  * except MessagePack `bin` values of an uncompressed, unencrypted payload, which are views into the
@@ -378,7 +378,7 @@ function checkFrame(frame: McpwFrame): void {
 }
 
 /**
- * Encodes one MCPW frame (DESIGN.md §5). The payload is packed with msgpackr straight after 24
+ * Encodes one MCPW frame. The payload is packed with msgpackr straight after 24
  * reserved bytes of msgpackr's output buffer (`RESERVE_START_SPACE`), and the header is written
  * into those bytes: header and payload in one buffer, no copy. gzip and encryption produce new
  * bytes, so those paths allocate header + payload once and copy the transformed payload in.
@@ -437,7 +437,7 @@ export function encodeFrame(frame: McpwFrame, options: McpwEncodeOptions = {}): 
 
 /**
  * Builds the key for the encrypted flag (bit1). Layout of an encrypted payload (this codec's
- * choice; DESIGN.md §5 names the flag, not the cipher): `nonce (12 random bytes) ‖ AES-256-GCM
+ * choice; the developer-mesh reference names the flag, not the cipher): `nonce (12 random bytes) ‖ AES-256-GCM
  * ciphertext ‖ tag (16 bytes)`, with the frame's 24-byte header (final flags and payload length
  * included) as additional authenticated data, so header fields cannot be altered either. The
  * cipher runs after gzip (compress, then encrypt). Random 96-bit nonces: rotate a key well before
@@ -487,7 +487,7 @@ export function u64ToJsonRpcId(requestId: bigint): number | string {
 // ---- control frames -----------------------------------------------------------------------------
 
 /**
- * An MCPW Error frame for a bad frame (DESIGN.md §5 "an MCPW Error frame naming the problem").
+ * An MCPW Error frame for a bad frame, naming the problem.
  * Method 0000, so the payload is a whole JSON-RPC error response:
  * `{ jsonrpc: "2.0", id, error: { code: <JSON-RPC code from MCPW_ERRORS>, message, data: { code, recoverable } } }`
  * where `data.code` is the MCPW error code (e.g. `"bad_magic"`) and `id` is
@@ -521,12 +521,12 @@ export function pingFrame(requestId: bigint): McpwFrame {
   return { type: McpwType.Ping, method: McpwMethod.Generic, requestId, payload: undefined };
 }
 
-/** The Pong answering a Ping: type 06, the Ping's request id, empty payload (DESIGN.md §5). */
+/** The Pong answering a Ping: type 06, the Ping's request id, empty payload. */
 export function pongFrame(requestId: bigint): McpwFrame {
   return { type: McpwType.Pong, method: McpwMethod.Generic, requestId, payload: undefined };
 }
 
-/** A Close frame: type 07, empty payload; the receiving server closes the WebSocket with 1000 (DESIGN.md §5). */
+/** A Close frame: type 07, empty payload; the receiving server closes the WebSocket with 1000. */
 export function closeFrame(requestId = 0n): McpwFrame {
   return { type: McpwType.Close, method: McpwMethod.Generic, requestId, payload: undefined };
 }

@@ -183,6 +183,11 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       max_tools: file.responses?.max_tools ?? 128,
       max_remembered: file.responses?.max_remembered ?? 64,
     },
+    ui: {
+      enabled: file.ui?.enabled ?? true,
+      session_idle_s: file.ui?.session_idle_s ?? 1800,
+      session_max_s: file.ui?.session_max_s ?? 43_200,
+    },
     tool_modes: {
       default: file.tool_modes?.default ?? 'full',
       clients: file.tool_modes?.clients ?? {},
@@ -333,7 +338,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Gat
  * endpoint (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, or `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces`)
  * and `OTEL_TRACES_SAMPLER_ARG` override the file; `OTEL_SDK_DISABLED=true` turns tracing off.
  */
-function resolveTracing(file: { otlp_endpoint?: string; sample_ratio?: number; capture_payloads?: boolean; service_name?: string }, env: NodeJS.ProcessEnv): GatewayConfig['tracing'] {
+function resolveTracing(file: { otlp_endpoint?: string; sample_ratio?: number; capture_payloads?: boolean; service_name?: string; active_context?: boolean }, env: NodeJS.ProcessEnv): GatewayConfig['tracing'] {
   const base = env['OTEL_EXPORTER_OTLP_ENDPOINT'];
   const endpoint = env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] || (base ? `${base.replace(/\/+$/, '')}/v1/traces` : undefined) || file.otlp_endpoint;
   const ratioEnv = env['OTEL_TRACES_SAMPLER_ARG'];
@@ -343,5 +348,6 @@ function resolveTracing(file: { otlp_endpoint?: string; sample_ratio?: number; c
     sample_ratio: Math.min(1, Math.max(0, ratio)),
     capture_payloads: file.capture_payloads ?? false,
     service_name: env['OTEL_SERVICE_NAME'] || file.service_name || 'tributary',
+    active_context: file.active_context ?? false,
   };
 }

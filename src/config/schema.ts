@@ -5,7 +5,7 @@
  */
 import * as t from 'io-ts';
 
-/** Client names: ASCII letters, digits and `_`, not starting with a digit (DESIGN.md §6). */
+/** Client names: ASCII letters, digits and `_`, not starting with a digit. */
 export interface ClientNameBrand {
   readonly ClientName: unique symbol;
 }
@@ -441,6 +441,18 @@ export const ResponsesConfig = t.exact(
   }),
 );
 
+/** The web dashboard at `/ui` and its sign-in sessions. */
+export const UiConfig = t.exact(
+  t.partial({
+    /** Serve the dashboard (`/ui`, `/api/ui/*`; default true). Off: those paths answer 404. */
+    enabled: t.boolean,
+    /** A dashboard session ends after this long without a request, seconds (default 1800). */
+    session_idle_s: PositiveInt,
+    /** A dashboard session ends this long after its sign-in whatever its use, seconds (default 43200). */
+    session_max_s: PositiveInt,
+  }),
+);
+
 export const ToolModeName = t.keyof({ full: null, search: null, code: null });
 
 /** Limits of one `execute_code` run (code mode); each exceeded limit ends the run with its own error code. */
@@ -498,6 +510,13 @@ export const TracingConfig = t.exact(
     capture_payloads: t.boolean,
     /** `service.name` of the spans (default `tributary`; env OTEL_SERVICE_NAME). */
     service_name: t.string,
+    /**
+     * Keep a request's span as the active context across awaits (an AsyncLocalStorage context
+     * manager): log lines inside a span carry `trace_id`/`span_id`, and provider calls inside a
+     * REST request or a response become its children. Default false: on Node 20 it puts a hook on
+     * every promise of the process (`npm run bench:tracing` measures it).
+     */
+    active_context: t.boolean,
   }),
 );
 
@@ -522,6 +541,7 @@ export const GatewayConfigFile = t.exact(
     embeddings: EmbeddingsConfig,
     responses: ResponsesConfig,
     tool_modes: ToolModesConfig,
+    ui: UiConfig,
   }),
 );
 export type GatewayConfigFile = t.TypeOf<typeof GatewayConfigFile>;
@@ -563,7 +583,7 @@ export interface GatewayConfig {
   readonly auth: ResolvedAuthConfig;
   readonly webhooks: { readonly github_secret: string | undefined; readonly max_remembered_deliveries: number };
   /** `otlp_endpoint` undefined = tracing off. */
-  readonly tracing: { readonly otlp_endpoint: string | undefined; readonly sample_ratio: number; readonly capture_payloads: boolean; readonly service_name: string };
+  readonly tracing: { readonly otlp_endpoint: string | undefined; readonly sample_ratio: number; readonly capture_payloads: boolean; readonly service_name: string; readonly active_context: boolean };
   readonly orchestration: {
     readonly strategy: 'least_loaded' | 'round_robin';
     readonly heartbeat_timeout_ms: number;
@@ -582,6 +602,7 @@ export interface GatewayConfig {
   readonly embeddings: { readonly max_vectors_per_tenant: number; readonly max_search_limit: number; readonly max_text_chars: number; readonly max_batch: number };
   readonly responses: { readonly max_tool_rounds: number; readonly max_in_flight: number; readonly max_tools: number; readonly max_remembered: number };
   readonly tool_modes: ResolvedToolModes;
+  readonly ui: { readonly enabled: boolean; readonly session_idle_s: number; readonly session_max_s: number };
 }
 
 /** Limits of one code-mode run, every default filled in (see {@link SandboxConfig}). */

@@ -17,11 +17,18 @@
  * - A live subscriber that falls `maxQueued` events behind is not dropped from: it goes back to
  *   catching up from the store, from the first event it has not been sent.
  * - Events of a tenant (`tenant_id`) reach only subscribers of that tenant, and admins.
+ * - Sampled live mode (for views such as the dashboard, which cannot show more than a few
+ *   updates a second anyway): `"batch_ms": T` (50–10000) in a subscribe turns live delivery into
+ *   at most one frame per T ms, `{"type":"batch","events":[...],"matched":M,"sampled_out":S,
+ *   "from_seq":A,"to_seq":B}` carrying the newest `batch_max` (default 50, 1–1000) of the M
+ *   events that matched the filter in seqs A..B and counting the S = M − shown ones it left
+ *   out. A matching event then costs the gateway a filter check and a slot in a ring; only
+ *   the kept ones are serialised, once per frame. Catch-up (`since`) still sends every event.
  * - Bad messages get `{"type":"error","code","message"}`; the connection stays open.
  */
 import type { Subscription } from 'rxjs';
 import type { Logger } from '../log/logger.js';
-import { toWire } from '../streams/events.js';
+import { toWire, type GatewayEvent } from '../streams/events.js';
 import type { WsConnection, WsEndpoint } from '../streams/ws.js';
 import { feedError } from './ws-feed.js';
 import type { EventLogRepository, GapReason, SeqGap, StoredEvent } from '../store/events.js';
@@ -52,9 +59,28 @@ interface Filter {
   readonly tenant: string | undefined;
 }
 
+/** A sampled subscriber's pending frame: the newest `max` matching events in a ring. */
+interface Batch {
+  readonly ms: number;
+  readonly max: number;
+  ring: GatewayEvent[];
+  /** Next ring slot to write. */
+  at: number;
+  /** Events that matched since the last frame. */
+  matched: number;
+  fromSeq: number;
+  toSeq: number;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/** Bounds of `batch_ms` and `batch_max`. */
+export const BATCH_LIMITS = { minMs: 50, maxMs: 10_000, defaultMax: 50, maxMax: 1000 } as const;
+
 interface Subscriber {
   readonly conn: WsConnection;
   filter: Filter;
+  /** Set: live events are sampled into one frame per `batch.ms` (see the module comment). */
+  batch: Batch | undefined;
   /** `live`: fed by the recorder; `catchup`: fed from the store, live items ignored. */
   mode: 'live' | 'catchup';
   /** Every seq ≤ cursor has been sent, queued, filtered out or covered by a warning. */
@@ -127,7 +153,10 @@ export class EventsWsEndpoint implements WsEndpoint {
 
   dispose(): void {
     this.sub.unsubscribe();
-    for (const s of this.subscribers.values()) s.conn.close(1001, 'server shutting down');
+    for (const s of this.subscribers.values()) {
+      if (s.batch?.timer !== undefined) clearTimeout(s.batch.timer);
+      s.conn.close(1001, 'server shutting down');
+    }
     this.subscribers.clear();
   }
 
@@ -146,12 +175,18 @@ export class EventsWsEndpoint implements WsEndpoint {
       reading: undefined,
       generation: 0,
       clear: true,
+      batch: undefined,
     });
   };
 
   readonly onClose = (conn: WsConnection): void => {
+    const s = this.subscribers.get(conn);
+    if (s?.batch?.timer !== undefined) clearTimeout(s.batch.timer);
     this.subscribers.delete(conn);
   };
+
+  /** Frames of sampled subscribers (`batch_ms`) sent, and the events they left out, for metrics and tests. */
+  readonly sampling = { frames: 0, sampledOut: 0 };
 
   readonly onDrain = (conn: WsConnection): void => {
     const s = this.subscribers.get(conn);
@@ -202,8 +237,32 @@ export class EventsWsEndpoint implements WsEndpoint {
       conn.send(errorMessage('invalid_field', 'since must be a non-negative integer (an event seq)'));
       return;
     }
+    const batchMs = m['batch_ms'];
+    const batchMax = m['batch_max'];
+    if (batchMs !== undefined && !(typeof batchMs === 'number' && Number.isInteger(batchMs) && batchMs >= BATCH_LIMITS.minMs && batchMs <= BATCH_LIMITS.maxMs)) {
+      conn.send(errorMessage('invalid_field', `batch_ms must be an integer from ${BATCH_LIMITS.minMs} to ${BATCH_LIMITS.maxMs} (milliseconds between frames)`));
+      return;
+    }
+    if (batchMax !== undefined && (batchMs === undefined || !(typeof batchMax === 'number' && Number.isInteger(batchMax) && batchMax >= 1 && batchMax <= BATCH_LIMITS.maxMax))) {
+      conn.send(errorMessage('invalid_field', `batch_max must be an integer from 1 to ${BATCH_LIMITS.maxMax}, and needs batch_ms`));
+      return;
+    }
     s.filter = { eventTypes: types ? new Set(types) : undefined, serverIds: ids ? new Set(ids) : undefined, tenant: s.filter.tenant };
-    conn.send(JSON.stringify({ type: 'subscribed', ...(types ? { event_types: types } : {}), ...(ids ? { mcp_server_ids: ids } : {}), ...(since !== undefined ? { since } : {}) }));
+    // a new subscribe replaces the sampling too: what was pending goes out under the old settings
+    if (s.batch !== undefined) this.flushBatch(s);
+    s.batch =
+      batchMs === undefined
+        ? undefined
+        : { ms: batchMs, max: typeof batchMax === 'number' ? batchMax : BATCH_LIMITS.defaultMax, ring: [], at: 0, matched: 0, fromSeq: 0, toSeq: 0, timer: undefined };
+    conn.send(
+      JSON.stringify({
+        type: 'subscribed',
+        ...(types ? { event_types: types } : {}),
+        ...(ids ? { mcp_server_ids: ids } : {}),
+        ...(since !== undefined ? { since } : {}),
+        ...(s.batch ? { batch_ms: s.batch.ms, batch_max: s.batch.max } : {}),
+      }),
+    );
     if (since === undefined) return;
     const last = this.feed.lastSettledSeq;
     if (since > last) {
@@ -217,6 +276,12 @@ export class EventsWsEndpoint implements WsEndpoint {
   private startCatchUp(s: Subscriber, from: number): void {
     s.generation++;
     s.mode = 'catchup';
+    // the store resends whatever a sampled subscriber held (as single events: catch-up is not sampled)
+    const b = s.batch;
+    if (b !== undefined) {
+      if (b.timer !== undefined) clearTimeout(b.timer);
+      s.batch = { ...b, ring: [], at: 0, matched: 0, timer: undefined };
+    }
     s.cursor = from;
     s.queue = [];
     s.queueHead = 0;
@@ -311,6 +376,8 @@ export class EventsWsEndpoint implements WsEndpoint {
         if (item.to <= s.cursor) continue;
         const from = Math.max(item.from, s.cursor + 1);
         s.cursor = item.to;
+        // seqs stay in order: what a sampled subscriber holds goes out before the warning
+        if (s.batch !== undefined) this.flushBatch(s);
         this.enqueue(s, from, skippedWarning(from, item.to, item.reason));
         continue;
       }
@@ -318,6 +385,10 @@ export class EventsWsEndpoint implements WsEndpoint {
       if (e.seq <= s.cursor) continue;
       s.cursor = e.seq;
       if (!matches(s.filter, e)) continue;
+      if (s.batch !== undefined) {
+        this.sample(s, s.batch, e);
+        continue;
+      }
       // every delivery is authorised against the credential's current state (a revoked key's feed closes)
       if (!s.conn.authorize(now)) continue;
       text ??= Buffer.from(JSON.stringify(toWire(e)));
@@ -328,6 +399,54 @@ export class EventsWsEndpoint implements WsEndpoint {
       }
       this.enqueue(s, e.seq, text);
     }
+  }
+
+  /** Puts `e` in the sampled subscriber's ring (the newest `max` are kept) and arms its frame timer. */
+  private sample(s: Subscriber, b: Batch, e: GatewayEvent): void {
+    if (b.matched === 0) {
+      b.fromSeq = e.seq;
+      b.timer ??= setTimeout(() => {
+        b.timer = undefined;
+        this.flushBatch(s);
+      }, b.ms);
+    }
+    b.matched++;
+    b.toSeq = e.seq;
+    if (b.ring.length < b.max) b.ring.push(e);
+    else b.ring[b.at] = e;
+    b.at = (b.at + 1) % b.max;
+  }
+
+  /** Sends a sampled subscriber's pending frame (oldest kept event first), if any. */
+  private flushBatch(s: Subscriber): void {
+    const b = s.batch;
+    if (b === undefined) return;
+    if (b.timer !== undefined) {
+      clearTimeout(b.timer);
+      b.timer = undefined;
+    }
+    if (b.matched === 0 || s.conn.closed) return;
+    // the credential is checked once per frame (a revoked key's feed closes)
+    if (!s.conn.authorize(Date.now())) return;
+    const n = b.ring.length;
+    const start = n < b.max ? 0 : b.at;
+    const parts: string[] = [];
+    for (let i = 0; i < n; i++) parts.push(JSON.stringify(toWire(b.ring[(start + i) % n] as GatewayEvent)));
+    const sampledOut = b.matched - n;
+    const text = `{"type":"batch","events":[${parts.join(',')}],"matched":${b.matched},"sampled_out":${sampledOut},"from_seq":${b.fromSeq},"to_seq":${b.toSeq}}`;
+    this.sampling.frames++;
+    this.sampling.sampledOut += sampledOut;
+    const first = b.fromSeq;
+    b.ring = [];
+    b.at = 0;
+    b.matched = 0;
+    if (s.mode !== 'live') return; // went back to the store meanwhile: it resends these seqs
+    if (s.clear && s.queueHead === s.queue.length) {
+      const sent = s.conn.send(text);
+      s.clear = sent === 'ok';
+      if (sent !== 'dropped') return;
+    }
+    this.enqueue(s, first, text);
   }
 
   /** Queues a live frame and sends what fits; one over `maxQueued` and `s` catches up from the store instead. */

@@ -1,6 +1,6 @@
 /**
- * `/api/ws/live` (Bifrost live feed, https://github.com/maximhq/bifrost/blob/main/docs/openapi/paths/management/infrastructure.yaml; Bifrost serves it at `/ws`,
- * DESIGN.md §6 moves it here): `{"type":"mcp_log","operation":"create","payload":{...}}` for every
+ * `/api/ws/live` (Bifrost live feed, https://github.com/maximhq/bifrost/blob/main/docs/openapi/paths/management/infrastructure.yaml; Bifrost serves it at `/ws`;
+ * here `/ws` is the agent WebSocket, so the feed moves to this path): `{"type":"mcp_log","operation":"create","payload":{...}}` for every
  * tool-call log entry and `{"type":"store_update","tags":[...]}` when configuration entities
  * change, each once it is stored (the source is the event recorder's stream). Clients only
  * listen; whatever they send is answered with an error frame. A bounded drop-oldest queue per

@@ -35,7 +35,7 @@
  * conversation (previous input, output items and tool outputs) is kept here, per connection, for
  * `max_remembered` finished responses.
  *
- * Backpressure: events wait while the socket holds more than 1 MiB (DESIGN.md §3), which stops
+ * Backpressure: events wait while the socket holds more than 1 MiB, which stops
  * reading the provider's stream; at most `max_in_flight` responses run on one connection.
  */
 import { randomUUID } from 'node:crypto';
@@ -48,6 +48,7 @@ import { chatAsResponses } from '../providers/chat-as-responses.js';
 import type { EventBus } from '../streams/events.js';
 import type { WsConnection, WsEndpoint } from '../streams/ws.js';
 import { invokeTool } from '../upstreams/invoke.js';
+import type { Tracing } from '../telemetry/tracing.js';
 import type { Route, UpstreamManager } from '../upstreams/manager.js';
 import type { JsonObject } from '../upstreams/upstream.js';
 import { resultText } from './tool-execute.js';
@@ -66,6 +67,8 @@ export interface ResponsesWsDeps {
   readonly log: Logger;
   readonly admitToolExecution: (auth: RequestAuth | undefined) => Promise<void>;
   readonly limits: ResponsesLimits;
+  /** Spans: one SERVER span per response, provider calls and auto-executed tools under it (default: none). */
+  readonly tracing?: Tracing;
   /** A tenant's `/api/v1/models` record by id or name (for {@link ProviderRegistry.resolveFor}). */
   readonly modelRecord?: (tenant: string, nameOrId: string) => Promise<{ readonly name: string; readonly provider: string; readonly configuration: Readonly<Record<string, unknown>> } | undefined>;
 }
@@ -240,9 +243,15 @@ export class ResponsesWsEndpoint implements WsEndpoint {
     const id = `resp_${randomUUID().replace(/-/g, '')}`;
     const abort = new AbortController();
     c.running.set(id, abort);
-    this.run(c, id, req, abort.signal, eventId)
+    const tracing = this.deps.tracing;
+    const scope = tracing?.startResponse(id, req.model);
+    // the response's span is the active context: provider calls, tool calls and log lines join it
+    (tracing === undefined ? this.run(c, id, req, abort.signal, eventId) : tracing.within(scope, () => this.run(c, id, req, abort.signal, eventId)))
       .catch((err: unknown) => this.deps.log.error('responses run failed', { response_id: id, error: err }))
-      .finally(() => c.running.delete(id));
+      .finally(() => {
+        c.running.delete(id);
+        tracing?.end(scope);
+      });
   };
 
   /** Sends one event; waits first while the socket is over its high-water mark. */
@@ -458,6 +467,7 @@ export class ResponsesWsEndpoint implements WsEndpoint {
       const e =
         err instanceof GatewayError ? err : new GatewayError('INTERNAL_ERROR', `response failed: ${err instanceof Error ? err.message : String(err)}`);
       if (e.code !== 'INTERNAL_ERROR' || !(err instanceof GatewayError)) this.deps.log.warn('response failed', { response_id: id, code: e.code, error: e.message });
+      this.deps.tracing?.recordError(e);
       status = 'failed';
       this.sendError(c, id, e, eventId);
       await send({ type: 'response.failed', response: { ...snapshot(), status: e.code === 'REQUEST_CANCELLED' ? 'cancelled' : 'failed', error: { code: e.code, message: e.message } } });
@@ -483,7 +493,9 @@ export class ResponsesWsEndpoint implements WsEndpoint {
       }
       if (!isObject(args)) throw new GatewayError('VALIDATION_ERROR', 'the model sent arguments that are not a JSON object');
       await this.deps.admitToolExecution(auth);
+      const parent = this.deps.tracing?.current();
       const result: JsonObject = await invokeTool(this.deps.bus, call.route, { name: call.route.name, arguments: args as JsonObject }, {
+        ...(parent !== undefined && this.deps.tracing !== undefined ? { trace: { tracing: this.deps.tracing, parent } } : {}),
         surface: 'responses',
         tenant: auth?.principal.tenantId,
         virtualKey: auth?.principal.virtualKeyId,

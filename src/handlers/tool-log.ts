@@ -4,8 +4,11 @@
  * `ToolInvocationFailed` event, before the call is answered; the store cuts arguments and results
  * to `max_payload_bytes`.
  *
- * - `GET /api/mcp-logs?client&tool&status&from&to&limit&offset` → `{logs, count, total_count, limit, offset}`
+ * - `GET /api/mcp-logs?client&tool&status&virtual_key&surface&from&to&limit&offset` → `{logs, count, total_count, limit, offset}`
  *   (newest first; `from`/`to` ISO-8601 or epoch ms)
+ * - Model provider calls are in the log too (`surface` `model`, `client` `model:<provider>`, see
+ *   `providers/call-log.ts`), so the cost totals cover models and tools; `surface=model` or a
+ *   tool surface narrows them.
  * - `GET /api/mcp-logs/stats` (same filters) → `{total_executions, success_rate, average_latency, total_cost}`
  */
 import { GatewayError } from '../base/errors.js';
@@ -52,12 +55,14 @@ function filters(req: RestRequest): ToolLogFilter {
   const client = req.query.get('client');
   const tool = req.query.get('tool');
   const virtualKey = req.query.get('virtual_key');
+  const surface = req.query.get('surface');
   const from = timeParam(req, 'from');
   const to = timeParam(req, 'to');
   return {
     ...(client ? { client } : {}),
     ...(tool ? { tool } : {}),
     ...(virtualKey ? { virtual_key: virtualKey } : {}),
+    ...(surface ? { surface } : {}),
     ...(status ? { status } : {}),
     ...(from !== undefined ? { from } : {}),
     ...(to !== undefined ? { to } : {}),
@@ -72,6 +77,7 @@ export class ToolLogHandler {
       client: { description: 'Client name' },
       tool: { description: 'Tool name' },
       virtual_key: { description: 'Virtual key id of the caller' },
+      surface: { description: 'Where the call came from: `mcp`, `rest`, `ws`, `responses`, … or `model` (model provider calls)' },
       status: { description: '`success`, `error` or `failed`' },
       from: { description: 'ISO-8601 start' },
       to: { description: 'ISO-8601 end' },

@@ -1,6 +1,6 @@
 /**
  * Shared outbound side of the JSON feeds (`/api/ws/events`, `/api/ws/live`): a per-connection
- * drop-oldest queue drained while the socket has room (DESIGN.md §3), with one
+ * drop-oldest queue drained while the socket has room, with one
  * `{"type":"warning","code":"events_dropped","dropped":N}` per drop episode, sent before the next
  * message the client receives.
  */

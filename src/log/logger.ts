@@ -9,6 +9,8 @@
  *   credentials, and credential headers inside a `headers` field. Explicit paths only: pino's
  *   wildcard paths doubled the cost of every line. The code never logs a secret on purpose (the
  *   tests grep every log line for every key used); this is the second line of defence.
+ * - Lines written inside an OpenTelemetry span carry its `trace_id` and `span_id` (pino `mixin`,
+ *   fed by {@link setLogContext}; the tracing module installs it only when tracing is on).
  * - The level of the root logger and every child can be changed while running
  *   ({@link Logger.setLevel}; the management API's `PUT /api/log-level`).
  */
@@ -55,6 +57,18 @@ export const REDACTED_PATHS: readonly string[] = [
   'headers["x-api-key"]',
   'headers["x-bf-vk"]',
 ];
+
+/** Fields every line gets from the context it is written in (trace ids); none by default. */
+let logContext: (() => LogFields | undefined) | undefined;
+const NO_FIELDS: LogFields = {};
+
+/**
+ * Installs (or with `undefined` removes) the function whose fields are added to every log line of
+ * every logger, e.g. the active span's `trace_id` and `span_id`. It runs once per written line.
+ */
+export function setLogContext(fn: (() => LogFields | undefined) | undefined): void {
+  logContext = fn;
+}
 
 function errorFields(value: unknown): unknown {
   if (value instanceof Error) return { name: value.name, message: value.message };
@@ -164,6 +178,7 @@ export function createLogger(level: LogLevelName, fields: LogFields = {}, sink?:
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: [...REDACTED_PATHS], censor: '[redacted]' },
+      mixin: () => (logContext === undefined ? NO_FIELDS : (logContext() ?? NO_FIELDS)),
     },
     destination,
   );

@@ -5,7 +5,7 @@
  *
  * Every request passes, in order:
  * - the provider's concurrency limit: at most `max_concurrent_requests` in flight, then
- *   `max_queued_requests` waiting in FIFO order, then UPSTREAM_OVERLOADED (DESIGN.md §3);
+ *   `max_queued_requests` waiting in FIFO order, then UPSTREAM_OVERLOADED;
  * - its circuit breaker (the same one upstream MCP clients use): 5xx answers, timeouts and
  *   connection failures count as failures; an open breaker fails fast with CIRCUIT_OPEN;
  * - a per-attempt timeout (`timeout_ms` until the response headers; for streams, also the longest
@@ -23,6 +23,7 @@ import { GatewayError } from '../base/errors.js';
 import { backoffDelay } from '../upstreams/backoff.js';
 import { CircuitBreaker, type Admission, type BreakerSettings } from '../upstreams/circuit-breaker.js';
 import { ConcurrencyLimiter } from '../upstreams/limiter.js';
+import { Tracing } from '../telemetry/tracing.js';
 
 /** Price of a model, USD per million tokens. */
 export interface ModelPrice {
@@ -152,6 +153,11 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 }
 
 /** A request slot: released once, when the call (or its stream) ends. */
+/** The GenAI semantic-convention operation name of a provider operation (`chat`, `embeddings`). */
+function genAiOperation(operation: string): string {
+  return operation === 'embeddings' ? 'embeddings' : operation === 'chat.completions' || operation === 'responses' ? 'chat' : operation;
+}
+
 interface Slot {
   release(): void;
 }
@@ -163,6 +169,8 @@ export class OpenAiProvider {
   private okCount = 0;
   private errorCount = 0;
   private lastError: { readonly message: string; readonly at: string } | undefined;
+  /** Spans of provider calls (set by the registry; off by default). */
+  tracing: Tracing = Tracing.disabled();
 
   constructor(
     private settingsValue: ProviderSettings,
@@ -223,10 +231,12 @@ export class OpenAiProvider {
     const started = performance.now();
     const model = typeof body['model'] === 'string' ? body['model'] : '';
     let retries = 0;
+    const traceHeaders: Record<string, string> = {};
+    const span = this.tracing.startProvider(genAiOperation(operation), this.name, model, this.settingsValue.base_url, traceHeaders);
     try {
       const slot = await this.acquire(signal);
       try {
-        const { response, attempts } = await this.send(path, body, signal);
+        const { response, attempts } = await this.send(path, body, signal, traceHeaders);
         retries = attempts - 1;
         const text = await this.withTimeout(response.text(), signal);
         let json: unknown;
@@ -241,12 +251,14 @@ export class OpenAiProvider {
         const usage = usageTokens((json as Record<string, unknown>)['usage']);
         this.okCount++;
         this.observe({ provider: this.name, model, operation, outcome: 'ok', seconds: (performance.now() - started) / 1000, input_tokens: usage.input, output_tokens: usage.output, cost_usd: this.cost(model, usage.input, usage.output), retries });
+        this.tracing.endProvider(span, { inputTokens: usage.input, outputTokens: usage.output });
         return json as Record<string, unknown>;
       } finally {
         slot.release();
       }
     } catch (err) {
       this.failed(operation, model, started, err, retries);
+      this.tracing.endProvider(span, { error: err });
       throw err;
     }
   }
@@ -265,9 +277,12 @@ export class OpenAiProvider {
     let usage = { input: 0, output: 0 };
     let slot: Slot | undefined;
     let reader: ReadableStreamDefaultReader<{ event?: string | undefined; data: string }> | undefined;
+    const traceHeaders: Record<string, string> = {};
+    const span = this.tracing.startProvider(genAiOperation(operation), this.name, model, this.settingsValue.base_url, traceHeaders);
+    let spanError: unknown;
     try {
       slot = await this.acquire(signal);
-      const { response, attempts } = await this.send(path, { ...body, stream: true }, signal);
+      const { response, attempts } = await this.send(path, { ...body, stream: true }, signal, traceHeaders);
       retries = attempts - 1;
       if (!response.body) throw new GatewayError('PROVIDER_ERROR', `provider ${this.name} sent no stream body`, { provider: this.name });
       reader = response.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()).getReader();
@@ -291,9 +306,12 @@ export class OpenAiProvider {
       this.okCount++;
       this.observe({ provider: this.name, model, operation, outcome: 'ok', seconds: (performance.now() - started) / 1000, input_tokens: usage.input, output_tokens: usage.output, cost_usd: this.cost(model, usage.input, usage.output), retries });
     } catch (err) {
+      spanError = err;
       this.failed(operation, model, started, err, retries);
       throw err;
     } finally {
+      // also when the consumer stops reading early (the generator's return)
+      this.tracing.endProvider(span, spanError === undefined ? { inputTokens: usage.input, outputTokens: usage.output } : { error: spanError });
       reader?.cancel().catch(() => undefined);
       slot?.release();
     }
@@ -370,7 +388,7 @@ export class OpenAiProvider {
    * Sends with retries; resolves with a 2xx response (its body unread) and the attempts taken.
    * Each attempt passes the circuit breaker.
    */
-  private async send(path: string, body: Record<string, unknown>, signal: AbortSignal | undefined): Promise<{ response: Response; attempts: number }> {
+  private async send(path: string, body: Record<string, unknown>, signal: AbortSignal | undefined, traceHeaders: Readonly<Record<string, string>> = {}): Promise<{ response: Response; attempts: number }> {
     const s = this.settingsValue;
     const payload = JSON.stringify(body);
     for (let attempt = 0; ; attempt++) {
@@ -380,7 +398,7 @@ export class OpenAiProvider {
         throw new GatewayError('CIRCUIT_OPEN', `model provider ${this.name}: circuit breaker open`, { provider: this.name, ...(snap.state === 'open' ? { retry_at: new Date(snap.retryAt).toISOString() } : {}) });
       }
       const trial = admission === 'trial';
-      const failure = await this.attempt(path, payload, signal).then(
+      const failure = await this.attempt(path, payload, signal, traceHeaders).then(
         (response): AttemptFailure | Response => response,
         (err: unknown): AttemptFailure => {
           if (err instanceof GatewayError && err.code === 'REQUEST_CANCELLED') throw err;
@@ -405,7 +423,7 @@ export class OpenAiProvider {
   }
 
   /** One HTTP attempt: a Response (any status) or a thrown timeout / network error. */
-  private async attempt(path: string, payload: string, signal: AbortSignal | undefined): Promise<Response> {
+  private async attempt(path: string, payload: string, signal: AbortSignal | undefined, traceHeaders: Readonly<Record<string, string>>): Promise<Response> {
     const s = this.settingsValue;
     const controller = new AbortController();
     const onAbort = (): void => controller.abort();
@@ -420,6 +438,8 @@ export class OpenAiProvider {
             accept: 'application/json, text/event-stream',
             ...(s.api_key !== undefined ? { authorization: `Bearer ${s.api_key}` } : {}),
             ...s.headers,
+            // W3C trace context, so a provider that traces joins the caller's trace
+            ...traceHeaders,
           },
           body: payload,
           signal: controller.signal,

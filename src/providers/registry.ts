@@ -9,6 +9,7 @@
  */
 import { GatewayError } from '../base/errors.js';
 import type { ModelProviderConfig } from '../config/schema.js';
+import type { Tracing } from '../telemetry/tracing.js';
 import type { Logger } from '../log/logger.js';
 import type { ProviderRepository, StoredProvider } from '../store/providers.js';
 import { LEXICAL_DIMENSIONS, LEXICAL_MODEL, LOCAL_PROVIDER, LexicalEmbedder, normalize } from './lexical-embedder.js';
@@ -62,6 +63,9 @@ export interface EmbeddingResult {
   readonly cost_usd: number;
 }
 
+/** A tenant's `/api/v1/models` record by id or name (`provider`, and the provider's model in `configuration.model`). */
+export type ModelRecordLookup = (nameOrId: string) => Promise<{ readonly name: string; readonly provider: string; readonly configuration: Readonly<Record<string, unknown>> } | undefined>;
+
 /** Where a provider came from. */
 export type ProviderSource = 'config' | 'api';
 
@@ -74,6 +78,8 @@ export interface ProviderRegistryDeps {
   readonly log: Logger;
   /** For tests: the fetch used to reach providers. */
   readonly fetchImpl?: typeof fetch;
+  /** Spans of provider calls (default: none). */
+  readonly tracing?: Tracing;
 }
 
 /** The body of a managed provider as `/api/providers` takes it (secrets in clear, sealed on write). */
@@ -152,13 +158,18 @@ export class ProviderRegistry {
     });
   }
 
+  private lexicalEmbed(texts: readonly string[]): EmbeddingResult {
+    const e = this.embedder;
+    return { provider: LOCAL_PROVIDER, model: LEXICAL_MODEL, kind: 'lexical', vectors: texts.map((t) => e.embed(t)), input_tokens: 0, cost_usd: 0 };
+  }
+
   /**
    * {@link resolve}, after a tenant's `/api/v1/models` record: a record whose id or name is
    * `model` and whose `provider` names a registered provider resolves to that provider and to
    * `configuration.model` (else the record's name).
    * @throws GatewayError MODEL_NOT_FOUND.
    */
-  async resolveFor(model: string, record: (nameOrId: string) => Promise<{ readonly name: string; readonly provider: string; readonly configuration: Readonly<Record<string, unknown>> } | undefined>): Promise<{ provider: OpenAiProvider; model: string }> {
+  async resolveFor(model: string, record: ModelRecordLookup): Promise<{ provider: OpenAiProvider; model: string }> {
     if (!(model.indexOf('/') > 0 && this.providers.has(model.slice(0, model.indexOf('/'))))) {
       const r = await record(model);
       const p = r ? this.providers.get(r.provider) : undefined;
@@ -169,16 +180,23 @@ export class ProviderRegistry {
 
   /**
    * Embeds `texts` with `model`: `local/lexical-hash-512` (or `undefined`, or `local`) is the
-   * built-in lexical embedding; anything else resolves to a provider's `/embeddings`.
+   * built-in lexical embedding; a provider's name is its `embedding_model`; `provider/model` names
+   * both; otherwise a tenant's `/api/v1/models` record (by id or name, through `record`) whose
+   * `provider` is a registered provider (or `local`) gives the provider and `configuration.model`
+   * (else the record's name); otherwise {@link resolve}.
    * @throws GatewayError MODEL_NOT_FOUND, and the provider errors of {@link OpenAiProvider.postJson}.
    */
-  async embed(model: string | undefined, texts: readonly string[], signal?: AbortSignal): Promise<EmbeddingResult> {
-    if (model === undefined || model === LOCAL_PROVIDER || model === LEXICAL_MODEL || model === `${LOCAL_PROVIDER}/${LEXICAL_MODEL}`) {
-      const e = this.embedder;
-      return { provider: LOCAL_PROVIDER, model: LEXICAL_MODEL, kind: 'lexical', vectors: texts.map((t) => e.embed(t)), input_tokens: 0, cost_usd: 0 };
-    }
+  async embed(model: string | undefined, texts: readonly string[], signal?: AbortSignal, record?: ModelRecordLookup): Promise<EmbeddingResult> {
+    if (model === undefined || model === LOCAL_PROVIDER || model === LEXICAL_MODEL || model === `${LOCAL_PROVIDER}/${LEXICAL_MODEL}`) return this.lexicalEmbed(texts);
     const named = this.providers.get(model);
-    const { provider, model: name } = named?.client.settings.embedding_model !== undefined ? { provider: named.client, model: named.client.settings.embedding_model } : this.resolve(model);
+    let target: { provider: OpenAiProvider; model: string } | undefined = named?.client.settings.embedding_model !== undefined ? { provider: named.client, model: named.client.settings.embedding_model } : undefined;
+    if (target === undefined && record !== undefined && !(model.indexOf('/') > 0 && this.providers.has(model.slice(0, model.indexOf('/'))))) {
+      const r = await record(model);
+      if (r?.provider === LOCAL_PROVIDER) return this.lexicalEmbed(texts);
+      const p = r ? this.providers.get(r.provider) : undefined;
+      if (r && p) target = { provider: p.client, model: typeof r.configuration['model'] === 'string' ? r.configuration['model'] : r.name };
+    }
+    const { provider, model: name } = target ?? this.resolve(model);
     const body = await provider.postJson('embeddings', '/embeddings', { model: name, input: texts, encoding_format: 'float' }, signal);
     const data = body['data'];
     if (!Array.isArray(data) || data.length !== texts.length) {
@@ -282,7 +300,9 @@ export class ProviderRegistry {
   }
 
   private add(settings: ProviderSettings, source: ProviderSource): void {
-    this.providers.set(settings.name, { client: new OpenAiProvider(settings, this.deps.observe, this.deps.fetchImpl), source });
+    const client = new OpenAiProvider(settings, this.deps.observe, this.deps.fetchImpl);
+    if (this.deps.tracing !== undefined) client.tracing = this.deps.tracing;
+    this.providers.set(settings.name, { client, source });
   }
 
   /** Settings of a stored record, secrets opened. @throws SecretBoxError with the wrong key. */

@@ -3,7 +3,7 @@
  * that carries out handlers' {@link HttpEffect}s (corked writes, SSE with backpressure).
  *
  * POST /mcp requests enter the central stream as {@link HttpInput}s and pass `boundedMergeMap`
- * (DESIGN.md §3): at most `concurrency` in flight, `max_queued` waiting, beyond that HTTP 503 with
+ * at most `concurrency` in flight, `max_queued` waiting, beyond that HTTP 503 with
  * `Retry-After` and JSON-RPC error -32000. GET streams and DELETE do not take request slots.
  */
 import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';

@@ -1,6 +1,6 @@
 /**
  * Loads uWebSockets.js and refuses to go on unless its native binary loaded. The package used
- * here (`@trufflesuite/uws-js-unofficial`, see ../shared/TOOLCHAIN.md) silently falls back to a
+ * here (`@trufflesuite/uws-js-unofficial`) silently falls back to a
  * partial Node implementation on an unsupported runtime, which fails later under load; the native
  * module is recognised by exports the fallback lacks.
  */

@@ -1,7 +1,7 @@
 /**
  * `BatchWriter`: every write from the streams goes through one writer that commits
- * `db.batch()`es one at a time, grouping the writes that arrive meanwhile (group commit;
- * DESIGN.md §3, "LevelDB writes": writers wait for the batch).
+ * `db.batch()`es one at a time, grouping the writes that arrive meanwhile (group commit:
+ * writers wait for the batch).
  *
  * Contracts:
  * - `write(op)` / `writeAll(ops)` resolve once the batch holding the op(s) is committed, and

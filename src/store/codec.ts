@@ -1,6 +1,5 @@
 /**
- * msgpackr value encoding for level@10 sublevels (DESIGN.md §4: "msgpackr value encoding";
- * TOOLCHAIN.md: level@10 takes `{ name, format: 'view', encode, decode }`).
+ * msgpackr value encoding for level@10 sublevels (level@10 takes `{ name, format: 'view', encode, decode }`).
  *
  * The round trip is exact for JSON-like values: every leaf is `Object.is`-equal, objects come
  * back as plain objects with the same own keys in the same order, arrays as arrays. Two msgpackr

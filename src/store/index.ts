@@ -1,5 +1,5 @@
 /**
- * The LevelDB store (DESIGN.md §4 `store/`): `openStore` and the repositories it returns.
+ * The LevelDB store: `openStore` and the repositories it returns.
  * Imports nothing from `handlers` or `server` (dependency-cruiser rule).
  */
 export { openStore, RESERVED_SUBLEVELS, type OpenStoreOptions, type Store } from './open.js';

@@ -1,5 +1,5 @@
 /**
- * `openStore`: opens the LevelDB store at `<dataDir>/db` (DESIGN.md §4 `store/`: one sublevel per
+ * `openStore`: opens the LevelDB store at `<dataDir>/db` (one sublevel per
  * entity, msgpackr values, batched writes), checks the schema version and runs migrations.
  *
  * Never destroys, repairs or rewrites data on its own: a locked, corrupt or too-new data
@@ -39,6 +39,11 @@ export interface OpenStoreOptions {
   readonly batch?: BatchWriterOptions;
   /** Tool log tuning (payload cap, clock, sweep chunk). */
   readonly toolLog?: ToolLogOptions;
+  /**
+   * Runs each batch commit of the writer (`size` ops) — e.g. inside a trace span; it must call
+   * `commit` once and settle as it does. Default: `commit()`.
+   */
+  readonly aroundBatch?: (size: number, commit: () => Promise<void>) => Promise<void>;
 }
 
 export interface Store {
@@ -179,7 +184,8 @@ export async function openStore(dataDir: string, log: Logger, options: OpenStore
     version = migration.version;
   }
 
-  const writer = new BatchWriter<BatchOp>(levelBatchCommit(db), options.batch);
+  const around = options.aroundBatch;
+  const writer = new BatchWriter<BatchOp>(around === undefined ? levelBatchCommit(db) : (ops) => around(ops.length, () => commitOps(db, ops)), options.batch);
   const clients = new ClientRepository(db, openSublevel<StoredClient>(db, 'clients'), meta);
   const toolLog = new ToolLogRepository(
     db,

@@ -1,13 +1,13 @@
 /**
  * `boundedMergeMap`: `mergeMap` with a concurrency bound AND a bound on the waiting queue
- * (DESIGN.md §3, "requests in flight per route group"). Items beyond `concurrency` wait in a FIFO
+ * (requests in flight per route group). Items beyond `concurrency` wait in a FIFO
  * queue of at most `maxQueued`; an item arriving when the queue is full is not queued: its
  * `overflow` projection runs at once instead (e.g. an HTTP 503 effect), so the caller always gets
  * an answer and memory stays bounded.
  *
  * Ordering: results of different items interleave as they are produced (like `mergeMap`).
  * Errors: an error from a projection errors the output, like `mergeMap`; handlers are expected to
- * `catchError` inside the projection (DESIGN.md §3) so one bad input never ends the stream.
+ * `catchError` inside the projection so one bad input never ends the stream.
  * Completion: when the source completes and every queued and active inner has completed.
  */
 import { Observable, from, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';

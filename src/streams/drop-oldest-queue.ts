@@ -1,6 +1,6 @@
 /**
- * A bounded FIFO that drops its oldest items when full (DESIGN.md §3, "outbound events per
- * subscriber": drop oldest, then one warning). It counts drops per episode: an episode starts with
+ * A bounded FIFO that drops its oldest items when full (outbound events per
+ * subscriber: drop oldest, then one warning). It counts drops per episode: an episode starts with
  * the first drop and ends when the owner takes the count ({@link takeDropped}) to tell the client.
  */
 export class DropOldestQueue<T> {

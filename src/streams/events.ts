@@ -1,6 +1,6 @@
 /**
- * The domain event bus: one `GatewayEvent` tagged union, published once, read by every subscriber
- * (DESIGN.md §2). Domain code publishes and never knows who listens. Event names and fields follow
+ * The domain event bus: one `GatewayEvent` tagged union, published once, read by every subscriber.
+ * Domain code publishes and never knows who listens. Event names and fields follow
  * MCP Hangar's domain events (https://mcp-hangar.io/docs/guides/WEBSOCKETS).
  *
  * This module holds the union members the gateway core publishes today; the event-stream issue

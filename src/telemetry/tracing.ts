@@ -17,14 +17,56 @@
  * - Export: OTLP over HTTP/JSON with a batch processor; sampling parent-based with
  *   `sample_ratio` for traces the gateway starts.
  *
+ * - A CLIENT span per server→client request an upstream sends through the gateway
+ *   (`sampling/createMessage`, `elicitation/create`, `roots/list`) under the call it belongs to;
+ *   its context goes to the client in the relayed request's `params._meta`.
+ * - A root span per store batch (`store.batch`: `db.system.name` `leveldb`,
+ *   `db.operation.name` `batch`, `db.operation.batch.size`): a batch serves many requests at
+ *   once, so it is its own trace, sampled like any root.
+ * - Model providers (GenAI conventions, https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-spans/):
+ *   a CLIENT span `{gen_ai.operation.name} {gen_ai.request.model}` per provider call
+ *   (`chat`, `embeddings`) with `gen_ai.provider.name` (`openai`: the wire format),
+ *   `gen_ai.request.model`, `gen_ai.usage.input_tokens`/`output_tokens`, `server.address`,
+ *   `server.port`, `tributary.provider`, `error.type`; its context goes to the provider in the
+ *   `traceparent` header. A SERVER span `response.create` per response on `/v1/responses`.
+ * - With `tracing.active_context` (off by default), a request's span is the active OpenTelemetry
+ *   context while it is open (an `AsyncLocalStorage` context manager, registered only then): spans
+ *   started further down (provider calls inside a REST request or a response) become its
+ *   children, and every log line written inside it carries `trace_id` and `span_id`. Without it
+ *   those provider spans are roots of their own traces and log lines carry no ids.
+ *
  * With tracing off ({@link Tracing.enabled} false, the default) every hook is one property read
  * and a branch: nothing is allocated and no OpenTelemetry code runs.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
+import { context as otelContext, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api';
 import type { W3CTraceContextPropagator } from '@opentelemetry/core';
 import type { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import type { GatewayConfig } from '../config/schema.js';
-import type { Logger } from '../log/logger.js';
+import { setLogContext, type LogFields, type Logger } from '../log/logger.js';
+
+/** Whether this process has registered the AsyncLocalStorage context manager (once per process). */
+let contextManagerRegistered = false;
+
+/** `trace_id`/`span_id` of the active span, for log lines (`undefined` outside a span). */
+function activeTraceFields(): LogFields | undefined {
+  const span = trace.getSpan(otelContext.active());
+  if (span === undefined) return undefined;
+  const sc = span.spanContext();
+  return isSpanContextValid(sc) ? { trace_id: sc.traceId, span_id: sc.spanId } : undefined;
+}
+
+/** What a provider call span ends with. */
+export interface ProviderSpanEnd {
+  readonly inputTokens?: number;
+  readonly outputTokens?: number;
+  /** The failure: its `code` (a GatewayError) or name becomes `error.type`. */
+  readonly error?: unknown;
+}
+
+function errorType(e: unknown): string {
+  if (typeof e === 'object' && e !== null && typeof (e as { code?: unknown }).code === 'string') return (e as { code: string }).code;
+  return e instanceof Error ? e.name : 'Error';
+}
 
 type Carrier = Record<string, unknown>;
 
@@ -107,8 +149,139 @@ export class Tracing {
       sampler: new sdk.ParentBasedSampler({ root: new sdk.TraceIdRatioBasedSampler(config.sample_ratio) }),
       spanProcessors: [new sdk.BatchSpanProcessor(new OTLPTraceExporter({ url: config.otlp_endpoint }), { scheduledDelayMillis: 1000, maxQueueSize: 4096 })],
     });
-    log.info('tracing on', { otlp_endpoint: config.otlp_endpoint, sample_ratio: config.sample_ratio, capture_payloads: config.capture_payloads });
+    // opt-in: on Node 20 an AsyncLocalStorage puts a hook on every promise of the process
+    if (config.active_context) {
+      if (!contextManagerRegistered) {
+        const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
+        contextManagerRegistered = otelContext.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+      }
+      setLogContext(activeTraceFields);
+    }
+    log.info('tracing on', { otlp_endpoint: config.otlp_endpoint, sample_ratio: config.sample_ratio, capture_payloads: config.capture_payloads, active_context: config.active_context });
     return new Tracing(provider, config.capture_payloads, new W3CTraceContextPropagator());
+  }
+
+  /**
+   * Runs `fn` with `scope` as the active context (children started with {@link current} as the
+   * parent, `trace_id`/`span_id` on log lines); just `fn()` when `scope` is undefined.
+   */
+  within<T>(scope: TraceScope | undefined, fn: () => T): T {
+    return scope === undefined ? fn() : otelContext.with(scope.context, fn);
+  }
+
+  /** The active span as a scope (see {@link within}), `undefined` outside one or with tracing off. */
+  current(): TraceScope | undefined {
+    if (this.tracer === undefined) return undefined;
+    const ctx = otelContext.active();
+    const span = trace.getSpan(ctx);
+    return span === undefined || !span.isRecording() ? undefined : { span, context: ctx };
+  }
+
+  /**
+   * Starts the CLIENT span of a server→client request an upstream relays through the gateway
+   * (`sampling/createMessage` …) under `parent` (the downstream call it belongs to), and writes its
+   * context into `carrier` (the relayed request's `_meta`). `undefined` when `parent` is.
+   */
+  startRelay(parent: TraceScope | undefined, upstream: string, method: string, sessionId: string | undefined, carrier: TraceCarrier): TraceScope | undefined {
+    const tracer = this.tracer;
+    if (tracer === undefined || parent === undefined) return undefined;
+    const attributes: Attributes = { 'mcp.method.name': method, 'mcp.upstream': upstream, 'tributary.relay': true };
+    if (sessionId !== undefined) attributes['mcp.session.id'] = sessionId;
+    const span = tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes }, parent.context);
+    const context = trace.setSpan(parent.context, span);
+    this.propagator?.inject(context, carrier as Carrier, setter);
+    return { span, context };
+  }
+
+  /** Ends a span: with `error` it is marked as error with `error.type`. */
+  end(scope: TraceScope | undefined, error?: unknown): void {
+    if (scope === undefined) return;
+    if (error !== undefined) Tracing.markError(scope.span, error);
+    scope.span.end();
+  }
+
+  /** Marks the active span (if any) as failed with `error`. */
+  recordError(error: unknown): void {
+    const span = this.tracer === undefined ? undefined : trace.getSpan(otelContext.active());
+    if (span !== undefined) Tracing.markError(span, error);
+  }
+
+  private static markError(span: Span, error: unknown): void {
+    span.setAttribute('error.type', errorType(error));
+    span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+  }
+
+  /**
+   * Commits one store batch inside a root `store.batch` span (never the child of whichever
+   * request happened to trigger the commit). `commit` runs unchanged when tracing is off.
+   */
+  storeBatch(size: number, commit: () => Promise<void>): Promise<void> {
+    const tracer = this.tracer;
+    if (tracer === undefined) return commit();
+    const span = tracer.startSpan('store.batch', { kind: SpanKind.INTERNAL, attributes: { 'db.system.name': 'leveldb', 'db.operation.name': 'batch', 'db.operation.batch.size': size } }, ROOT_CONTEXT);
+    if (!span.isRecording()) {
+      span.end();
+      return commit();
+    }
+    return otelContext.with(trace.setSpan(ROOT_CONTEXT, span), commit).then(
+      () => span.end(),
+      (err: unknown) => {
+        Tracing.markError(span, err);
+        span.end();
+        throw err;
+      },
+    );
+  }
+
+  /**
+   * Starts the CLIENT span of a model provider call under the active context and writes its
+   * context into `headers` (`traceparent` for the provider). `operation`: `chat` or `embeddings`.
+   */
+  startProvider(operation: string, provider: string, model: string, baseUrl: string, headers: Record<string, string>): TraceScope | undefined {
+    const tracer = this.tracer;
+    if (tracer === undefined) return undefined;
+    const parent = otelContext.active();
+    const attributes: Attributes = { 'gen_ai.operation.name': operation, 'gen_ai.provider.name': 'openai', 'gen_ai.request.model': model, 'tributary.provider': provider };
+    try {
+      const u = new URL(baseUrl);
+      attributes['server.address'] = u.hostname;
+      attributes['server.port'] = u.port !== '' ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+    } catch {
+      // a bad URL fails the call itself; the span just lacks the address
+    }
+    const span = tracer.startSpan(model === '' ? operation : `${operation} ${model}`, { kind: SpanKind.CLIENT, attributes }, parent);
+    if (!span.isRecording()) {
+      span.end();
+      return undefined;
+    }
+    const context = trace.setSpan(parent, span);
+    this.propagator?.inject(context, headers as Carrier, setter);
+    return { span, context };
+  }
+
+  /** Ends a provider call span with its token counts or its error. */
+  endProvider(scope: TraceScope | undefined, outcome: ProviderSpanEnd): void {
+    if (scope === undefined) return;
+    if (outcome.inputTokens !== undefined) scope.span.setAttribute('gen_ai.usage.input_tokens', outcome.inputTokens);
+    if (outcome.outputTokens !== undefined) scope.span.setAttribute('gen_ai.usage.output_tokens', outcome.outputTokens);
+    if (outcome.error !== undefined) Tracing.markError(scope.span, outcome.error);
+    scope.span.end();
+  }
+
+  /** Starts the SERVER span of one response on `/v1/responses` (`response.create`). */
+  startResponse(responseId: string, model: string, sessionAttributes: Attributes = {}): TraceScope | undefined {
+    const tracer = this.tracer;
+    if (tracer === undefined) return undefined;
+    const span = tracer.startSpan(
+      'response.create',
+      { kind: SpanKind.SERVER, attributes: { ...sessionAttributes, 'gen_ai.request.model': model, 'gen_ai.response.id': responseId, 'network.protocol.name': 'websocket' } },
+      ROOT_CONTEXT,
+    );
+    if (!span.isRecording()) {
+      span.end();
+      return undefined;
+    }
+    return { span, context: trace.setSpan(ROOT_CONTEXT, span) };
   }
 
   /**
@@ -171,6 +344,15 @@ export class Tracing {
     return { span, context };
   }
 
+  /**
+   * Marks on an upstream call's span the moment the request went to the upstream: the event
+   * `upstream.dispatched` with `tributary.queue_wait_ms` (time spent before it: circuit breaker and
+   * the wait for a concurrency slot); the rest of the span is the upstream's time.
+   */
+  dispatched(scope: TraceScope | undefined, queueWaitMs: number): void {
+    scope?.span.addEvent('upstream.dispatched', { 'tributary.queue_wait_ms': queueWaitMs });
+  }
+
   /** Ends an upstream call's span: `error` (a thrown error) or a result with `isError` mark it. */
   endUpstream(scope: TraceScope | undefined, outcome: { result?: Record<string, unknown>; error?: unknown }): void {
     if (scope === undefined) return;
@@ -217,6 +399,7 @@ export class Tracing {
 
   /** Exports what is buffered and stops; idempotent. */
   async shutdown(): Promise<void> {
+    if (this.provider !== undefined) setLogContext(undefined);
     await this.provider?.shutdown();
   }
 

@@ -57,6 +57,8 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
     const result = await upstream.request('tools/call', upstreamParams, {
       ...(options.cancel ? { cancel: options.cancel } : {}),
       ...(options.onprogress ? { onprogress: options.onprogress } : {}),
+      // traced: the end of the wait for the breaker and a concurrency slot is an event on the span
+      ...(span !== undefined ? { onDispatch: () => traced?.tracing.dispatched(span, performance.now() - started) } : {}),
     });
     const isError = result['isError'] === true;
     traced?.tracing.endUpstream(span, { result });

@@ -1,5 +1,5 @@
 /**
- * Calls per upstream (DESIGN.md §3): at most `maxActive` in flight, at most `maxQueued` waiting in
+ * Calls per upstream: at most `maxActive` in flight, at most `maxQueued` waiting in
  * FIFO order; beyond that the caller fails fast ("upstream overloaded"). A plain data structure
  * with no timers and no I/O: the upstream starts, times out and cancels waiters itself.
  */

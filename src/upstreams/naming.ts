@@ -1,6 +1,6 @@
 /**
  * Downstream names of upstream tools and prompts: `prefix + name`, prefix defaulting to
- * `clientName-` (Bifrost's `clientName-toolName` namespacing, DESIGN.md §6).
+ * `clientName-` (Bifrost's `clientName-toolName` namespacing).
  *
  * MCP clients reject tool names longer than 64 characters, so a longer name is shortened
  * deterministically: its first 55 characters, `_`, and 8 hex digits of the SHA-256 of the full

@@ -100,6 +100,11 @@ export interface UpstreamCallOptions {
    * the concurrency limit, and its outcome does not count towards the breaker.
    */
   readonly control?: boolean;
+  /**
+   * Called once when the request is handed to the transport (after the circuit breaker and the
+   * wait for a concurrency slot): the end of the queue wait, e.g. for a trace span event.
+   */
+  readonly onDispatch?: () => void;
 }
 
 /**
@@ -769,6 +774,7 @@ export class Upstream {
     }
     this.sweepTimer ??= setInterval(() => this.sweep(), TIMEOUT_SWEEP_MS);
     const message: JSONRPCRequest = { jsonrpc: '2.0', id, method, params: sent };
+    options.onDispatch?.();
     const sendFailed = (err: unknown): void => {
       if (this.pending.get(id) !== p) return;
       const text = err instanceof Error ? err.message : String(err);

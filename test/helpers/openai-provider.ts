@@ -19,6 +19,8 @@ export interface ScriptStep {
 export interface SeenRequest {
   readonly path: string;
   readonly authorization: string | undefined;
+  /** The W3C `traceparent` header the provider received, if any. */
+  readonly traceparent?: string | undefined;
   readonly body: Record<string, unknown>;
 }
 

@@ -1,9 +1,13 @@
 // Live events: the domain-event stream of /api/ws/events with its filters (event types, upstream
 // ids, `since` to replay stored events), pause/resume, and the feed's dropped-events warnings.
+// Live events come sampled: one frame per BATCH_MS with the newest BATCH_MAX events and a count of
+// those left out, so an open page costs the gateway a bounded amount however busy it is.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { html, wsUrl, fmtTime, ErrorBox } from '../lib.js';
 
-const KEEP = 500;
+const KEEP = 200;
+const BATCH_MS = 500;
+const BATCH_MAX = 20;
 const list = (text) => text.split(',').map((s) => s.trim()).filter((s) => s !== '');
 
 function summary(e) {
@@ -25,17 +29,20 @@ export function Events() {
   const pending = useRef([]);
   const pausedRef = useRef(false);
   const [held, setHeld] = useState(0);
+  const [sampled, setSampled] = useState({ matched: 0, out: 0 });
   useEffect(() => {
     const ws = new WebSocket(wsUrl('/api/ws/events'));
     let flush;
-    const push = (e) => {
+    const push = (raw) => {
+      // the details text is computed once per event, not on every render
+      const e = { seq: raw.seq, timestamp: raw.timestamp, event_type: raw.event_type, mcp_server_id: raw.mcp_server_id, details: summary(raw) };
       pending.current.push(e);
       if (pending.current.length > KEEP) pending.current.splice(0, pending.current.length - KEEP);
       if (pausedRef.current) {
         setHeld(pending.current.length);
         return;
       }
-      // render at most every 100 ms however fast events come
+      // render at most every 100 ms however fast events come (frames come every BATCH_MS anyway)
       flush ??= setTimeout(() => {
         flush = undefined;
         const batch = pending.current.splice(0);
@@ -44,7 +51,7 @@ export function Events() {
     };
     ws.onopen = () => {
       setStatus('open');
-      const msg = { type: 'subscribe' };
+      const msg = { type: 'subscribe', batch_ms: BATCH_MS, batch_max: BATCH_MAX };
       if (list(applied.types).length) msg.event_types = list(applied.types);
       if (list(applied.ids).length) msg.mcp_server_ids = list(applied.ids);
       if (applied.since !== '' && Number.isInteger(Number(applied.since))) msg.since = Number(applied.since);
@@ -58,6 +65,10 @@ export function Events() {
         return;
       }
       if (data.event_type) push(data);
+      else if (data.type === 'batch') {
+        for (const e of data.events) push(e);
+        setSampled((c) => ({ matched: c.matched + data.matched, out: c.out + data.sampled_out }));
+      }
       else if (data.type === 'warning') setWarnings((w) => [{ at: new Date().toISOString(), ...data }, ...w].slice(0, 20));
       else if (data.type === 'error') setError(new Error(`${data.code}: ${data.message}`));
       else if (data.type === 'subscribed') setError(null);
@@ -65,6 +76,7 @@ export function Events() {
     ws.onclose = (ev) => setStatus(`closed (${ev.code})`);
     ws.onerror = () => setStatus('error');
     setRows([]);
+    setSampled({ matched: 0, out: 0 });
     return () => {
       clearTimeout(flush);
       ws.onclose = null;
@@ -92,6 +104,7 @@ export function Events() {
       <button type="submit">Apply</button>
       <button type="button" id="ev-pause" onClick=${togglePause}>${paused ? `Resume (${held} held)` : 'Pause'}</button>
       <span class="muted" id="ev-status">${status}</span>
+      <span class="muted" id="ev-sampled" title=${`at most ${BATCH_MAX} events per ${BATCH_MS} ms are sent to this page`}>${sampled.out > 0 ? `${sampled.out} of ${sampled.matched} events not shown (sampled)` : ''}</span>
     </form>
     <${ErrorBox} error=${error} />
     ${warnings.map((w) => html`<div class="warning" role="status">${fmtTime(w.at)}: ${w.code === 'events_dropped' ? `${w.dropped} events dropped (this page did not keep up)` : w.message || w.code}</div>`)}
@@ -99,7 +112,7 @@ export function Events() {
       <thead><tr><th>seq</th><th>time</th><th>event</th><th>upstream</th><th>details</th></tr></thead>
       <tbody>
         ${rows.map((e) => html`<tr key=${e.seq} data-event=${e.event_type}>
-          <td>${e.seq}</td><td>${fmtTime(e.timestamp)}</td><td>${e.event_type}</td><td>${e.mcp_server_id || ''}</td><td class="details">${summary(e)}</td>
+          <td>${e.seq}</td><td>${fmtTime(e.timestamp)}</td><td>${e.event_type}</td><td>${e.mcp_server_id || ''}</td><td class="details">${e.details}</td>
         </tr>`)}
       </tbody>
     </table>`;

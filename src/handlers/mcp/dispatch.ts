@@ -99,7 +99,7 @@ export class McpDispatcher implements ToolModeHost {
       'completion/complete': (s, p, c) => this.complete(s, p, c),
       'logging/setLevel': (s, p) => this.setLevel(s, p),
     };
-    manager.serverRequestHandler = (u, req, extra) => this.relayServerRequest(u, req, extra);
+    manager.serverRequestHandler = (u, req, extra) => this.relayTraced(u, req, extra);
     this.subs.push(
       manager.changed$.subscribe((kind) => this.broadcast({ jsonrpc: '2.0', method: `notifications/${kind}/list_changed` })),
       manager.notifications$.subscribe(({ upstream, notification }) => this.onUpstreamNotification(upstream, notification.method, notification.params as JsonObject | undefined)),
@@ -150,7 +150,8 @@ export class McpDispatcher implements ToolModeHost {
       tracestate: call.traceHeaders?.tracestate ?? '',
     });
     call.trace = scope;
-    return this.answer(session, msg, call).then((response) => {
+    // the span is the active context while the request is answered (log lines carry its ids)
+    return tracing.within(scope, () => this.answer(session, msg, call)).then((response) => {
       tracing.endMcp(scope, response as { error?: { code: number; message: string } });
       return response;
     });
@@ -450,6 +451,31 @@ export class McpDispatcher implements ToolModeHost {
       return;
     }
     this.log.debug('upstream notification not relayed', { upstream: upstream.name, method });
+  }
+
+  /**
+   * {@link relayServerRequest} inside a CLIENT span under the downstream call it belongs to; the
+   * span's context goes to the client in the request's `_meta` (tracing on only).
+   */
+  private relayTraced(upstream: Upstream, request: JSONRPCRequest, extra: ServerRequestExtra): Promise<JsonObject> {
+    const tracing = this.options.tracing;
+    if (tracing === undefined || !tracing.enabled) return this.relayServerRequest(upstream, request, extra);
+    const target = this.attribute(upstream);
+    const params = (request.params ?? {}) as JsonObject;
+    const meta: JsonObject = { ...((params['_meta'] as JsonObject | undefined) ?? {}) };
+    const scope = tracing.startRelay(target?.call.trace, upstream.name, request.method, target?.session.id, meta as { traceparent?: string });
+    if (scope === undefined) return this.relayServerRequest(upstream, request, extra);
+    const traced: JSONRPCRequest = { ...request, params: { ...params, _meta: meta } };
+    return this.relayServerRequest(upstream, traced, extra).then(
+      (result) => {
+        tracing.end(scope);
+        return result;
+      },
+      (err: unknown) => {
+        tracing.end(scope, err);
+        throw err;
+      },
+    );
   }
 
   private async relayServerRequest(upstream: Upstream, request: JSONRPCRequest, extra: ServerRequestExtra): Promise<JsonObject> {

@@ -1,6 +1,6 @@
 /**
  * `/ws`: agent WebSocket sessions speaking MCP JSON-RPC in text frames and MCPW binary frames
- * (DESIGN.md §5; developer-mesh `/ws`, https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md). One WebSocket is one MCP
+ * (developer-mesh `/ws`, https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md). One WebSocket is one MCP
  * session of the same {@link SessionStore} and {@link McpDispatcher} that serve `/mcp`: same
  * methods, cancellation, progress, relayed server→client requests and list_changed.
  *

@@ -10,7 +10,8 @@
  * - `GET /api/v1/mcp/context/:id` → the context ({@link ContextView});
  * - `PUT /api/v1/mcp/context/:id` `{content?, metadata?, options?: {replace_content?, truncate_to_size?}}`
  *   → the updated context;
- * - `DELETE /api/v1/mcp/context/:id` → `{"status":"deleted"}` (its relationships go in the same batch);
+ * - `DELETE /api/v1/mcp/context/:id` → `{"status":"deleted"}` (its relationships and its stored
+ *   model summary go in the same batch);
  * - `GET /api/v1/mcp/contexts?agent_id&session_id&limit&offset` → `{contexts, total, limit, offset}`;
  * - `POST /api/v1/mcp/context/:id/search` `{query, limit?}` → `{"results":[{role, content, timestamp, score, index}]}`;
  * - `GET /api/v1/mcp/context/:id/summary?sentences` → `{summary, method:"extractive", ...}`.
@@ -42,6 +43,7 @@ import { ok, type RestReply } from '../rest/router.js';
 import { PAGE_QUERY, newId, nowIso, paginate, type V1Api, type V1Request } from '../rest/v1-api.js';
 import type { Contexts, Relationships } from './contracts.js';
 import { KeyedQueue } from '../../streams/keyed-queue.js';
+import { contextSummaries } from './context-summaries.js';
 
 // ---------------------------------------------------------------------------------------------
 // Limits
@@ -433,8 +435,12 @@ export class ContextRoutes implements Contexts {
   private readonly entries = new Map<string, Map<string, Entry>>();
   /** Writes per context (`${tenant}\0${id}`), one at a time. */
   private readonly writes = new KeyedQueue();
+  /** Stored model summaries: deleted with their context. */
+  private readonly summaries: ReturnType<typeof contextSummaries>;
 
-  constructor(private readonly deps: ContextRoutesDeps) {}
+  constructor(private readonly deps: ContextRoutesDeps) {
+    this.summaries = contextSummaries(deps.repos);
+  }
 
   /**
    * Builds the search index from every stored context of every tenant (the index is kept in
@@ -520,7 +526,7 @@ export class ContextRoutes implements Contexts {
       'DELETE',
       '/api/v1/mcp/context/:id',
       {
-        summary: 'Delete a context and its relationships',
+        summary: 'Delete a context, its relationships and its stored model summary',
         tag: 'contexts',
         responses: { 200: { description: '`{"status":"deleted"}`', schema: DeletedReply }, 404: { description: 'No such context for this tenant' } },
       },
@@ -627,7 +633,8 @@ export class ContextRoutes implements Contexts {
     const id = req.params['id'] ?? '';
     await this.serially(tenant, id, async () => {
       await this.record(tenant, id);
-      const removed = await this.deps.relationships.deleteWith(tenant, id, this.deps.repos.contexts.ops(tenant, [], [id]));
+      // its relationships and its stored model summary go in the same batch
+      const removed = await this.deps.relationships.deleteWith(tenant, id, [...this.deps.repos.contexts.ops(tenant, [], [id]), ...this.summaries.ops(tenant, [], [id])]);
       this.entries.get(tenant)?.delete(id);
       if (this.entries.get(tenant)?.size === 0) this.entries.delete(tenant);
       this.deps.bus.publish({ event_type: 'ContextDeleted', id, tenant_id: tenant });

@@ -22,7 +22,7 @@ import * as t from 'io-ts';
 import { GatewayError } from '../../base/errors.js';
 import { decodeBody, withSchema } from '../../codecs/schema.js';
 import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
-import type { ProviderRegistry } from '../../providers/registry.js';
+import type { ModelRecordLookup, ProviderRegistry } from '../../providers/registry.js';
 import type { EmbeddingRecord, EmbeddingStore } from '../../store/embeddings.js';
 import { vectorBytes } from '../../store/embeddings.js';
 import type { V1Store } from '../../store/v1-records.js';
@@ -117,6 +117,11 @@ export class EmbeddingRoutes {
     return this.deps.providers.health();
   }
 
+  /** The tenant's `/api/v1/models` records, by id or name (a model named in a request or an agent may be one). */
+  private records(tenant: string): ModelRecordLookup {
+    return async (n) => (await this.deps.repos.models.list(tenant)).find((m) => m.id === n || m.name === n);
+  }
+
   /** The model to use: the request's, else the agent's `configuration.embedding_model`, else the built-in one. */
   private async modelFor(tenant: string, agentId: string | undefined, model: string | undefined): Promise<string | undefined> {
     if (model !== undefined) return model;
@@ -138,7 +143,7 @@ export class EmbeddingRoutes {
       throw new GatewayError('VALIDATION_ERROR', `texts must hold 1..${this.deps.limits.max_batch} entries`, { problems: [`texts: expected 1..${this.deps.limits.max_batch} entries, got ${texts.length}`] });
     }
     const model = await this.modelFor(tenant, b.agent_id, b.model);
-    const result = await this.deps.providers.embed(model, texts);
+    const result = await this.deps.providers.embed(model, texts, undefined, this.records(tenant));
     const name = qualified(result.provider, result.model);
     const created = nowIso();
     const records: EmbeddingRecord[] = result.vectors.map((v, i) => ({
@@ -183,7 +188,7 @@ export class EmbeddingRoutes {
   /** `search` for `tenant` (also the `/ws` method `embedding.search`). */
   async searchFor(tenant: string, b: t.TypeOf<EmbeddingRoutes['SearchBody']>): Promise<unknown> {
     const model = await this.modelFor(tenant, b.agent_id, b.model);
-    const q = await this.deps.providers.embed(model, [b.query]);
+    const q = await this.deps.providers.embed(model, [b.query], undefined, this.records(tenant));
     const name = qualified(q.provider, q.model);
     const r = this.scan(tenant, name, q.vectors[0] as Float32Array, b.limit ?? 10, { contextId: b.context_id, minScore: b.min_score });
     return {
@@ -209,7 +214,7 @@ export class EmbeddingRoutes {
     const used: { model: string; provider: string; kind: string; scanned: number }[] = [];
     for (const m of models) {
       // a stored model name is `provider/model`; the built-in one also answers to its bare name
-      const q = await this.deps.providers.embed(m, [b.query]);
+      const q = await this.deps.providers.embed(m, [b.query], undefined, this.records(tenant));
       const name = qualified(q.provider, q.model);
       const r = this.scan(tenant, name, q.vectors[0] as Float32Array, limit, {});
       used.push({ model: name, provider: q.provider, kind: q.kind, scanned: r.scanned });

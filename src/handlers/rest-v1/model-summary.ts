@@ -15,7 +15,8 @@ import * as t from 'io-ts';
 import { GatewayError } from '../../base/errors.js';
 import { withSchema } from '../../codecs/schema.js';
 import type { ProviderRegistry } from '../../providers/registry.js';
-import { TenantRepository } from '../../store/tenant-repo.js';
+import type { TenantRepository } from '../../store/tenant-repo.js';
+import { contextSummaries, type ContextSummaryRecord } from './context-summaries.js';
 import type { ContextMessage, V1Store } from '../../store/v1-records.js';
 import { ok, type RestReply } from '../rest/router.js';
 import { nowIso, type V1Api, type V1Request } from '../rest/v1-api.js';
@@ -33,24 +34,6 @@ const SYSTEM_PROMPT =
   'conversation text you are given: decisions, facts, open questions and next steps. Do not invent anything.';
 const MERGE_PROMPT = 'You are given partial summaries of consecutive parts of one conversation, in order. Merge them into one concise summary; keep every decision, fact and open question.';
 
-/** A stored model summary of one context. */
-export interface ContextSummaryRecord {
-  /** The context id. */
-  readonly id: string;
-  readonly summary: string;
-  readonly method: 'model';
-  /** The model as the provider knows it, and the provider. */
-  readonly model: string;
-  readonly provider: string;
-  readonly message_count: number;
-  readonly chunks: number;
-  /** Model calls made (chunks plus merges). */
-  readonly calls: number;
-  readonly input_tokens: number;
-  readonly output_tokens: number;
-  readonly cost_usd: number;
-  readonly created_at: string;
-}
 
 function intIn(min: number, max: number, description: string): t.Type<number, number, unknown> {
   const ok = (u: unknown): u is number => typeof u === 'number' && Number.isInteger(u) && u >= min && u <= max;
@@ -110,7 +93,7 @@ export class ModelSummaryRoutes {
   private readonly summaries: TenantRepository<ContextSummaryRecord>;
 
   constructor(private readonly deps: { readonly providers: ProviderRegistry; readonly repos: V1Store }) {
-    this.summaries = new TenantRepository(deps.repos.store.db, deps.repos.store.sublevel<ContextSummaryRecord>('context_summaries'));
+    this.summaries = contextSummaries(deps.repos);
   }
 
   register(api: V1Api): void {

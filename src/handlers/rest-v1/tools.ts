@@ -2,7 +2,7 @@
  * Tools and actions over MCP at `/api/v1/tools*` (developer-mesh MCP Server API
  * reference, https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md, "Tool Integration" and "GitHub Tools (MCP
  * Protocol)"). A *tool* is an upstream MCP client, its *actions* are that upstream's own MCP tools
- * (DESIGN.md §6).
+ * (a developer-mesh tool maps onto a Bifrost-style MCP client).
  *
  * Which actions a caller may use (checked in this order, the first refusal wins):
  * 1. the client's `disallowed_actions` deny list: stronger than any allow;

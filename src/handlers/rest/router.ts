@@ -1,7 +1,7 @@
 /**
  * A small REST router for the JSON management surfaces (`/api/...`, `/v1/...`): method + path
  * pattern (`/api/mcp/client/:id`) → async handler. Bodies are parsed as JSON here; every error is
- * answered as `{"error","code","details"}` with the registry's HTTP status (DESIGN.md §6).
+ * answered as `{"error","code","details"}` with the registry's HTTP status.
  */
 import { Observable } from 'rxjs';
 import { jsonDepthExceeded, nestingTooDeep } from '../../codecs/depth.js';
@@ -162,7 +162,8 @@ export class RestRouter {
     const scope = tracing.startRest(input.method, route.pattern, input.headers);
     let effect: HttpEffect;
     try {
-      effect = await this.run(route, params, input);
+      // the span is the active context: provider calls become its children, log lines carry its ids
+      effect = await tracing.within(scope, () => this.run(route, params, input));
     } catch (err) {
       effect = this.failure(err, input);
     }

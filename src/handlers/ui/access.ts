@@ -8,7 +8,7 @@
  * for WebSockets, RFC 6455 §10.2). `SameSite=Strict` already keeps other sites from sending the
  * cookie; the Origin check is the second lock.
  */
-import { ruleFor, type AccessGate } from '../../auth/gate.js';
+import { ruleFor, type AccessGate, type GateDecision } from '../../auth/gate.js';
 import { cookieValue, UI_SESSION_COOKIE, type UiSessionStore } from '../../auth/ui-session.js';
 import { GatewayError } from '../../base/errors.js';
 import { jsonReply, type HttpHeaders, type HttpInput } from '../../base/http.js';
@@ -57,6 +57,8 @@ export function withUiSessions(
     if (session === undefined) return base(input);
     if (needsOriginCheck(input) && !isSameOrigin(h)) return crossOrigin();
     const d = gate.admitPrincipal(session.principal, h, ruleFor(input.method, input.path, metricsRequireAuth));
-    return d instanceof Promise ? d.then((x) => toAccess(input.path, x)) : toAccess(input.path, d);
+    // the admission remembers the session, so its sockets can be closed when it ends (sign-out)
+    const tag = (x: GateDecision): RequestAccess => (x.ok ? toAccess(input.path, { ...x, auth: { ...x.auth, uiSession: session.key } }) : toAccess(input.path, x));
+    return d instanceof Promise ? d.then(tag) : tag(d);
   };
 }

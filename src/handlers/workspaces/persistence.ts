@@ -5,7 +5,7 @@
  *
  * Writes are coalesced per document: the first update after a write arms a timer of
  * `intervalMs`; when it fires the merged state is encoded once and handed to the store's batch
- * writer (DESIGN.md §3 "LevelDB writes"). So a document is written at most once per `intervalMs`,
+ * writer (`src/store/batcher.ts`). So a document is written at most once per `intervalMs`,
  * with at most one write in flight; updates arriving meanwhile are folded into the next write.
  *
  * Durability window: an acknowledged `document.update` reaches LevelDB at most `intervalMs`
