@@ -12,9 +12,10 @@ import { McpDispatcher } from './handlers/mcp/dispatch.js';
 import { McpHttpHandler } from './handlers/mcp/http.js';
 import { ToolModes } from './handlers/tool-modes/meta-tools.js';
 import { healthEffect } from './handlers/health.js';
+import { Readiness } from './handlers/readiness.js';
 import { GatewayServer, type StaticFiles } from './server/app.js';
 import { loadNativeUws, type UwsModule } from './server/uws.js';
-import { of } from 'rxjs';
+import { of, switchMap } from 'rxjs';
 import { EventLogRepository, type SeqGap, type StoredEvent } from './store/events.js';
 import { EventRecorder } from './handlers/event-recorder.js';
 import { EventsWsEndpoint } from './handlers/events-ws.js';
@@ -102,8 +103,11 @@ const SERVER_REQUEST_TIMEOUT_MS = 10 * 60_000;
 
 /**
  * Starts a gateway. The port is bound first (exclusively), then the upstreams are connected (each
- * bounded by its connect timeout; failures leave that upstream in state `error`); resolves after
- * both. Meanwhile `/health` answers 503 with `server.status: "starting"`.
+ * bounded by its connect timeout; failures leave that upstream in state `error`); resolves once the
+ * gateway is ready: every upstream was tried, or `server.ready_timeout_ms` passed (the rest go on
+ * connecting in the background; `/health` says which). Until then `/health` and `/health/ready`
+ * answer 503 (`starting`) and MCP requests (`POST /mcp`, `/ws`, tool execution) are held, then
+ * served in order.
  *
  * Wiring only: every part is created after the parts it uses, and registers its own release on one
  * {@link TeardownStack} right after it is created. A start-up failure and {@link Gateway.close}
@@ -261,7 +265,10 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   const workspaces = new WorkspaceHub({ store, bus, log: log.child({ component: 'workspaces' }), config: config.workspaces });
   teardown.defer('workspaces', () => workspaces.dispose());
 
+  /** MCP traffic is held until the initial catalogue load is over or `server.ready_timeout_ms` passed. */
+  const readiness = new Readiness();
   const agentWs = new McpWsEndpoint(dispatcher, sessions, log, MCP_WS_DEFAULTS);
+  agentWs.readiness = readiness;
   teardown.defer('/ws', () => agentWs.dispose());
   const modelRecords = openV1Store(store).models;
   const responsesWs = new ResponsesWsEndpoint({
@@ -324,17 +331,17 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   if (config.ui.enabled) uiOverview.register(rest);
 
   let draining = false;
-  /** True until the configured upstreams have been connected (or failed) after the port was bound. */
-  let starting = true;
   const server = new GatewayServer(
     uws,
     {
-      mcpPost: (i) => mcp.post(i),
+      // a request before readiness waits for it (bounded by ready_timeout_ms), so it never sees a half-loaded catalogue
+      mcpPost: (i) => (readiness.ready ? mcp.post(i) : readiness.ready$.pipe(switchMap(() => mcp.post(i)))),
       mcpGet: (i) => mcp.get(i),
       mcpDelete: (i) => mcp.delete(i),
       mcpOptions: (i) => mcp.preflight(i),
-      health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, starting: () => starting, providers: () => providers.health() })),
-      rest: (i) => rest.handle(i),
+      health: (i) => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, readiness, providers: () => providers.health() }, i.path)),
+      // tool execution is MCP traffic too: held until ready like POST /mcp
+      rest: (i) => (readiness.ready || i.path !== '/v1/mcp/tool/execute' ? rest.handle(i) : readiness.ready$.pipe(switchMap(() => rest.handle(i)))),
       metrics: () => metrics.handle(),
     },
     {
@@ -411,8 +418,23 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   baseUrl = config.oauth.public_url ?? `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
   oauthResource?.bind(baseUrl);
   log.info('port bound; connecting upstreams', { host: config.server.host, port });
-  await admin.init(config.mcp_clients);
-  starting = false;
+  readiness.begin();
+  // ready when every upstream was tried, or when the bound passes (then the rest go on loading)
+  const initialLoad = admin.init(config.mcp_clients).then(() => readiness.loaded());
+  let bound: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timed_out'>((resolve) => {
+    bound = setTimeout(() => resolve('timed_out'), config.server.ready_timeout_ms);
+  });
+  const first = await Promise.race([initialLoad, timedOut]).finally(() => clearTimeout(bound));
+  if (first === 'timed_out') {
+    const pending = manager.list().filter((u) => u.state !== 'connected' && u.state !== 'error').map((u) => u.name);
+    readiness.timedOut(pending);
+    log.warn('initial catalogue load not finished within server.ready_timeout_ms: serving what is loaded', { ready_timeout_ms: config.server.ready_timeout_ms, pending_upstreams: pending });
+    initialLoad.then(
+      () => log.info('initial catalogue load finished', { ms: readiness.detail().initial_load_ms }),
+      (err: unknown) => log.error('initial catalogue load failed', { error: err }),
+    );
+  }
 
   const sweeper = setInterval(() => {
     uiSessions.sweep();
@@ -421,7 +443,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   }, 60_000);
   sweeper.unref();
   teardown.defer('idle session sweep', () => clearInterval(sweeper));
-  // "listening" marks readiness: the port is bound and every configured upstream was tried
+  // "listening" marks readiness: the port is bound and every configured upstream was tried (or ready_timeout_ms passed)
   log.info('listening', { host: config.server.host, port, mcp: `http://${config.server.host}:${port}/mcp`, dashboard: `http://${config.server.host}:${port}/ui` });
 
   let closing: Promise<void> | undefined;

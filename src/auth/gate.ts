@@ -57,14 +57,14 @@ const USER: RouteRule = { need: 'user', virtualKeys: false };
 const ADMIN: RouteRule = { need: 'admin', virtualKeys: false };
 
 /**
- * The rule of a route. `/health`, `OPTIONS`, `/api/openapi.json` and the signed webhooks are open; `/metrics` is open unless
+ * The rule of a route. `/health` (and its probes `/health/ready`, `/health/live`), `OPTIONS`, `/api/openapi.json` and the signed webhooks are open; `/metrics` is open unless
  * `metricsRequireAuth`; `/mcp`, `/ws` and `/v1/mcp/tool/execute` take any credential including
  * virtual keys; the event feed and `/api/v1/*` take API keys and JWTs; every other `/api/*`
  * route (management, tool log and its live feed, key admin) needs role admin.
  */
 export function ruleFor(method: string, path: string, metricsRequireAuth: boolean): RouteRule {
   // webhooks authenticate by their signature (checked by the handler), not by a key
-  if (method === 'OPTIONS' || path === '/health' || path === '/api/webhooks/github' || path === '/api/openapi.json') return OPEN;
+  if (method === 'OPTIONS' || path === '/health' || path === '/health/ready' || path === '/health/live' || path === '/api/webhooks/github' || path === '/api/openapi.json') return OPEN;
   // OAuth: the protected-resource metadata (RFC 9728) and the authorization callback (its `state` is the credential)
   if (path.startsWith('/.well-known/') || path === '/api/oauth/callback') return OPEN;
   if (path === '/metrics') return metricsRequireAuth ? USER : OPEN;

@@ -47,7 +47,7 @@ const CREATE_KEYS: Record<string, readonly string[]> = {
   stdio: ['name', 'connection_type', 'stdio_config', ...Object.keys(createCommon)],
   inprocess: ['name', 'connection_type', 'inprocess_server', ...Object.keys(createCommon)],
 };
-const STDIO_KEYS = ['command', 'args', 'envs', 'cwd'];
+const STDIO_KEYS = ['command', 'args', 'envs', 'cwd', 'pool_size'];
 
 /** `PUT /api/mcp/client/{id}`: every field optional. */
 export const UpdateClientBody = t.partial({

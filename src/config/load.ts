@@ -10,7 +10,7 @@ import { findUnknownFields, nearestName } from '../base/unknown-fields.js';
 import type * as t from 'io-ts';
 import { isPasswordHash } from '../base/password.js';
 import { DEFAULT_RATE_LIMITS } from '../base/principal.js';
-import { DEFAULT_SANDBOX_LIMITS, GatewayConfigFile, LogLevel, type AuthConfig, type GatewayConfig, type McpClientConfig, type ModelProviderConfig, type ResolvedAuthConfig } from './schema.js';
+import { DEFAULT_SANDBOX_LIMITS, GatewayConfigFile, LogLevel, MAX_POOL_SIZE, type AuthConfig, type GatewayConfig, type McpClientConfig, type ModelProviderConfig, type ResolvedAuthConfig } from './schema.js';
 import { resolveOAuthResource, resolveUpstreamOAuth } from './oauth.js';
 import { defaultConfigFile } from './default.js';
 import { INPROCESS_SERVERS } from './inprocess-names.js';
@@ -49,6 +49,7 @@ function checkConnection(c: McpClientConfig, at: string, problems: string[]): vo
   switch (c.connection_type) {
     case 'stdio':
       if (!c.stdio_config) problems.push(`${at}stdio_config: required for connection_type "stdio"`);
+      else if ((c.stdio_config.pool_size ?? 1) > MAX_POOL_SIZE) problems.push(`${at}stdio_config.pool_size: at most ${MAX_POOL_SIZE}, got ${c.stdio_config.pool_size}`);
       break;
     case 'http':
     case 'sse':
@@ -132,6 +133,7 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       max_sessions: s.max_sessions ?? 10_000,
       page_size: s.page_size ?? 1000,
       sse_keepalive_ms: s.sse_keepalive_ms ?? 15_000,
+      ready_timeout_ms: s.ready_timeout_ms ?? 15_000,
     },
     data_dir: env['DATA_DIR'] || file.data_dir || './data',
     log_level: logLevel,

@@ -60,9 +60,21 @@ export const NonNegativeInt = t.brand(
 export const StdioConfig = t.exact(
   t.intersection([
     t.type({ command: t.string }),
-    t.partial({ args: t.array(t.string), envs: t.array(EnvEntry), cwd: t.string }),
+    t.partial({
+      args: t.array(t.string),
+      envs: t.array(EnvEntry),
+      cwd: t.string,
+      /**
+       * Identical processes started behind this one client name (default 1, at most
+       * {@link MAX_POOL_SIZE}): calls go to the one with the fewest in flight; each process has its
+       * own health checks, restarts and circuit breaker.
+       */
+      pool_size: PositiveInt,
+    }),
   ]),
 );
+/** The largest `stdio_config.pool_size`. */
+export const MAX_POOL_SIZE = 64;
 export type StdioConfig = t.TypeOf<typeof StdioConfig>;
 
 /** Reconnect backoff: `initial_ms` doubling up to `max_ms`, ±20% jitter, at most `max_retries` attempts. */
@@ -197,6 +209,11 @@ export const ServerConfig = t.exact(
     page_size: PositiveInt,
     /** SSE keep-alive comment interval, ms (default 15000). */
     sse_keepalive_ms: PositiveInt,
+    /**
+     * Longest wait for the initial catalogue load before MCP traffic is served anyway, ms (default
+     * 15000). Until then `/health/ready` answers 503 and MCP requests are held.
+     */
+    ready_timeout_ms: PositiveInt,
   }),
 );
 export type ServerConfig = t.TypeOf<typeof ServerConfig>;
@@ -554,6 +571,7 @@ export interface GatewayConfig {
     readonly max_sessions: number;
     readonly page_size: number;
     readonly sse_keepalive_ms: number;
+    readonly ready_timeout_ms: number;
   };
   readonly data_dir: string;
   readonly log_level: LogLevel;

@@ -12,6 +12,7 @@ import client from 'prom-client';
 import { Observable, type Subscription } from 'rxjs';
 import type { EventBus } from '../streams/events.js';
 import type { HttpEffect } from '../base/http.js';
+import { UpstreamPool, type PoolMemberView } from '../upstreams/pool.js';
 import type { UpstreamManager } from '../upstreams/manager.js';
 import type { BatchWriterCounters } from '../store/batcher.js';
 
@@ -150,6 +151,38 @@ export class GatewayMetrics {
       registers,
       collect() {
         this.set(sources.workspaces?.().members ?? 0);
+      },
+    });
+    // per process of a stdio pool (stdio_config.pool_size > 1); labels go away with the client
+    const poolViews = (): [string, PoolMemberView[]][] => sources.manager.list().flatMap((u) => (u instanceof UpstreamPool ? [[u.name, u.view()] as [string, PoolMemberView[]]] : []));
+    new client.Gauge({
+      name: `${PREFIX}upstream_process_up`,
+      help: 'Processes of a stdio upstream pool: 1 while connected, else 0, by client and member.',
+      labelNames: ['client', 'member'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [name, view] of poolViews()) for (const m of view) this.set({ client: name, member: String(m.member) }, m.state === 'connected' ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}upstream_process_in_flight`,
+      help: 'Calls in flight plus queued on each process of a stdio upstream pool, by client and member.',
+      labelNames: ['client', 'member'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [name, view] of poolViews()) for (const m of view) this.set({ client: name, member: String(m.member) }, m.in_flight + m.queued);
+      },
+    });
+    new client.Gauge({
+      name: `${PREFIX}upstream_process_restarts`,
+      help: 'Restarts of each process of a stdio upstream pool since the client was added, by client and member.',
+      labelNames: ['client', 'member'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [name, view] of poolViews()) for (const m of view) this.set({ client: name, member: String(m.member) }, m.restarts);
       },
     });
     let writesSeen = 0;

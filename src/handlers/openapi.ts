@@ -59,6 +59,8 @@ export const SERVER_ROUTES: readonly DocumentedRoute[] = [
       },
     },
   },
+  { method: 'GET', pattern: '/health/ready', doc: { summary: 'Readiness probe: 200 once the initial catalogue load is over (or its bound passed), 503 while starting or draining', tag: 'operations', access: 'open', responses: { 200: { description: '`{"status":"ready"|"degraded","readiness":{...},"upstreams_down":[...]}`' }, 503: { description: '`{"status":"starting"|"draining"}`' } } } },
+  { method: 'GET', pattern: '/health/live', doc: { summary: 'Liveness probe: 200 while the process serves HTTP', tag: 'operations', access: 'open', responses: { 200: { description: '`{"status":"alive"}`' } } } },
   { method: 'GET', pattern: '/metrics', doc: { summary: 'Prometheus metrics (text exposition format)', tag: 'operations', access: 'open', responses: { 200: { description: 'text/plain; version=0.0.4' } } } },
   { method: 'GET', pattern: '/ws', doc: { summary: 'Agent WebSocket: MCP JSON-RPC text frames and MCPW binary frames (subprotocol `mcp`)', tag: 'websocket', responses: { 101: { description: 'Switching protocols' }, 401: { description: 'No or bad credentials' } } } },
   { method: 'GET', pattern: '/api/ws/events', doc: { summary: 'Domain event stream (WebSocket, JSON; `subscribe` filters)', tag: 'websocket', responses: { 101: { description: 'Switching protocols' }, 401: { description: 'No or bad credentials' } } } },

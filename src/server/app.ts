@@ -261,6 +261,7 @@ export class GatewayServer {
       // OAuth protected-resource metadata (RFC 9728) is served by the REST router
       .any('/.well-known/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) => this.api$.next(ex)))
       .get('/health', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.health).subscribe()))
+      .get('/health/*', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.health).subscribe()))
       .get('/metrics', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.metrics).subscribe()))
       .any('/mcp', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) =>
         this.apply(ex, jsonReply(405, new GatewayError('METHOD_NOT_ALLOWED', `Method ${ex.input.method} not allowed on /mcp`).toRest(), [

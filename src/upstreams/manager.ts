@@ -18,6 +18,7 @@ import type { McpClientConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { EventBus } from '../streams/events.js';
 import { Upstream, type CatalogueKind, type JsonObject, type PrincipalUpstreams, type ServerRequestHandler } from './upstream.js';
+import { UpstreamPool } from './pool.js';
 import { superviseUpstream, type SupervisorEffect, type SupervisorOptions } from './supervisor.js';
 import { isToolAllowed, namespacedName, toolPrefixFor } from './naming.js';
 import type { Notification, ServerCapabilities } from '@modelcontextprotocol/sdk/types.js';
@@ -120,17 +121,19 @@ export class UpstreamManager {
       .subscribe((effect) => this.carryOut(effect));
   }
 
-  /** Starts supervising `upstream` unless it is already, or no longer held. */
+  /** Starts supervising `upstream` (each process of a pool on its own) unless it is already, or no longer held. */
   private supervise(upstream: Upstream): void {
-    if (this.shuttingDown || this.upstreams.get(upstream.name) !== upstream || this.supervised.has(upstream)) return;
-    this.supervised.add(upstream);
-    this.supervise$.next(upstream);
+    if (this.shuttingDown || this.upstreams.get(upstream.name) !== upstream) return;
+    for (const m of upstream.members) {
+      if (this.supervised.has(m)) continue;
+      this.supervised.add(m);
+      this.supervise$.next(m);
+    }
   }
 
-  /** Stops `upstream`'s supervisor: its timers and any recovery in progress. */
+  /** Stops `upstream`'s supervisors (one per pool member): their timers and any recovery in progress. */
   private unsupervise(upstream: Upstream): void {
-    if (!this.supervised.delete(upstream)) return;
-    this.unsupervise$.next(upstream);
+    for (const m of upstream.members) if (this.supervised.delete(m)) this.unsupervise$.next(m);
   }
 
   private carryOut(effect: SupervisorEffect): void {
@@ -160,8 +163,10 @@ export class UpstreamManager {
    */
   async add(config: McpClientConfig): Promise<Upstream> {
     if (this.upstreams.has(config.name)) throw new Error(`upstream ${config.name} already exists`);
-    const upstream = new Upstream(config, this.log, (u, req, extra) => this.serverRequestHandler(u, req, extra), this.httpAuth?.(config));
-    upstream.principals = this.perPrincipal?.(config, (authFetch) => new Upstream(config, this.log, (u, req, extra) => this.serverRequestHandler(u, req, extra), authFetch));
+    const answer: ServerRequestHandler = (u, req, extra) => this.serverRequestHandler(u, req, extra);
+    // a pool's members call `answer` with themselves: a server→client request is answered on the process that asked
+    const upstream = (config.stdio_config?.pool_size ?? 1) > 1 ? new UpstreamPool(config, this.log, answer) : new Upstream(config, this.log, answer, this.httpAuth?.(config));
+    upstream.principals = this.perPrincipal?.(config, (authFetch) => new Upstream(config, this.log, answer, authFetch));
     this.upstreams.set(config.name, upstream);
     let previous = upstream.state;
     const sub = merge(
@@ -185,7 +190,8 @@ export class UpstreamManager {
         // keep a stable list; a reconnect reloads the catalogue.
       }
     });
-    sub.add(upstream.notifications$.subscribe((notification) => this.notificationSubject.next({ upstream, notification })));
+    // tagged with the process that sent it (a pool member), so log messages reach the session whose call it serves
+    for (const m of upstream.members) sub.add(m.notifications$.subscribe((notification) => this.notificationSubject.next({ upstream: m, notification })));
     this.subs.set(config.name, sub);
     const started = Date.now();
     try {
@@ -216,6 +222,7 @@ export class UpstreamManager {
     if (!upstream) throw new Error(`upstream ${name} does not exist`);
     if (config.name !== name) throw new Error('updateConfig cannot rename an upstream');
     upstream.config = config;
+    for (const m of upstream.members) if (m !== upstream) m.config = config;
     this.rebuild('tools');
     this.rebuild('prompts');
   }

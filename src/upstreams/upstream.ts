@@ -87,6 +87,12 @@ export type ServerRequestHandler = (upstream: Upstream, request: JSONRPCRequest,
 export interface CancelScope {
   cancelled: boolean;
   onCancel: ((reason: string) => void) | undefined;
+  /**
+   * The pool member (one process of a `pool_size` > 1 stdio client) the request was sent to, set
+   * by `UpstreamPool.request`; server→client requests and log messages of that process are
+   * attributed by it. Unset for a single-process upstream.
+   */
+  served?: Upstream | undefined;
 }
 
 /** Cancels `scope` once: marks it and runs the hook of the request in flight, if any. */
@@ -350,6 +356,14 @@ export class Upstream {
 
   get state(): UpstreamState {
     return this.state$.value;
+  }
+
+  /**
+   * The connections behind this client: itself for a single process; the member processes of a
+   * pool (`UpstreamPool`). Supervision (health checks, restarts) runs per member.
+   */
+  get members(): readonly Upstream[] {
+    return [this];
   }
 
   /** Pid of the stdio subprocess while it runs; undefined for other transports. */

@@ -423,7 +423,8 @@ export class McpDispatcher implements ToolModeHost {
     let found: { session: McpSession; call: InflightCall } | undefined;
     for (const s of this.sessions.values()) {
       for (const c of s.calls.values()) {
-        if (c.upstream !== upstream) continue;
+        // a pooled client's call is attributed to the process that serves it
+        if ((c.served ?? c.upstream) !== upstream) continue;
         if (found && found.session !== s) return undefined;
         if (!found || c.startedAt >= found.call.startedAt) found = { session: s, call: c };
       }

@@ -24,6 +24,7 @@ import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
 import { toJsonRpcError } from '../../base/errors.js';
 import { cancelScope } from '../../upstreams/upstream.js';
 import type { McpDispatcher } from './dispatch.js';
+import type { ReadinessGate } from '../readiness.js';
 import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
 import { ModernMcp, ModernMessageTransport, isModernMessage } from './modern.js';
 
@@ -51,6 +52,8 @@ interface WsState {
   lastMessageAt: number;
   inFlight: number;
   readonly channel: OutboundChannel;
+  /** Messages received before the gateway was ready, in order (see {@link McpWsEndpoint.readiness}). */
+  held: [Classified, McpwReplyTo | undefined][] | undefined;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -73,6 +76,11 @@ export class McpWsEndpoint implements WsEndpoint {
   /** MCP 2026-07-28 requests (per-request `_meta`, no initialize) on the same socket. */
   private readonly modern: ModernMessageTransport;
   private nextPeer = 1;
+  /**
+   * When set and not ready, messages are held per connection (at most `maxInFlight`; requests
+   * beyond get -32000 overloaded) and handled in arrival order once it is ready.
+   */
+  readiness: ReadinessGate | undefined;
 
   constructor(
     private readonly dispatcher: McpDispatcher,
@@ -122,6 +130,7 @@ export class McpWsEndpoint implements WsEndpoint {
       binary: false,
       lastMessageAt: Date.now(),
       inFlight: 0,
+      held: undefined,
       channel: { send: (message) => this.sendMessage(state, message as JsonRpcMessage, undefined) },
     };
     this.states.set(conn, state);
@@ -274,7 +283,31 @@ export class McpWsEndpoint implements WsEndpoint {
     else if (c.kind === 'control' || c.kind === 'invalid') this.sendFrame(s, { type: McpwType.Error, method: decoded.frame.method, requestId: decoded.frame.requestId, payload: rpc });
   };
 
+  /** Holds `c` until the gateway is ready; false when it is ready and nothing is held. */
+  private hold(s: WsState, c: Classified, replyTo: McpwReplyTo | undefined): boolean {
+    const gate = this.readiness;
+    if (s.held === undefined && (gate === undefined || gate.ready)) return false;
+    if (s.held === undefined) {
+      const held: [Classified, McpwReplyTo | undefined][] = [];
+      s.held = held;
+      void gate?.whenReady().then(() => {
+        s.held = undefined;
+        for (const [m, r] of held) if (!s.conn.closed) this.handle(s, m, r);
+      });
+    }
+    if (s.held.length >= this.options.maxInFlight) {
+      if (c.kind === 'request') {
+        const err = new GatewayError('OVERLOADED', `The gateway is starting and this connection has ${s.held.length} messages waiting (limit ${this.options.maxInFlight})`, { max_in_flight: this.options.maxInFlight });
+        this.reply(s, { jsonrpc: '2.0', id: c.msg.id, error: err.toJsonRpc() }, replyTo);
+      }
+      return true;
+    }
+    s.held.push([c, replyTo]);
+    return true;
+  }
+
   private handle(s: WsState, c: Classified, replyTo: McpwReplyTo | undefined): void {
+    if (this.hold(s, c, replyTo)) return;
     if (c.kind === 'invalid') {
       this.reply(s, { jsonrpc: '2.0', id: c.id as string, error: new GatewayError('INVALID_REQUEST', `Invalid Request: ${c.reason}`).toJsonRpc() }, replyTo);
       return;
