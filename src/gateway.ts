@@ -58,6 +58,7 @@ import { UiSessionHandler } from './handlers/ui/session.js';
 import { UiOverview } from './handlers/ui/overview.js';
 import { StaticAssets } from './handlers/ui/static.js';
 import { registerWorkspaceRoutes } from './handlers/workspaces/rest.js';
+import type { ClusterRuntime } from './cluster/runtime.js';
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -71,6 +72,8 @@ export interface Gateway {
   /** Model providers (the built-in embedder included). */
   readonly providers: ProviderRegistry;
   readonly tracing: Tracing;
+  /** Cluster mode (NATS JetStream); `undefined` without a `cluster` config. */
+  readonly cluster: ClusterRuntime | undefined;
   /**
    * Graceful stop: stop accepting, let POSTs in flight finish up to `shutdown_timeout_ms`, end
    * sessions and streams, close upstreams (stdio subprocesses end). From its first step no
@@ -141,6 +144,20 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     eventLog.sweep(config.events.max_stored).catch((err: unknown) => log.warn('event log sweep failed', { error: err }));
   }, 60_000);
   eventSweep.unref();
+  // many nodes: NATS JetStream, loaded only when configured; a node that cannot join refuses to start
+  let cluster: ClusterRuntime | undefined;
+  if (config.cluster !== undefined) {
+    try {
+      const { ClusterRuntime: Runtime } = await import('./cluster/runtime.js');
+      cluster = await Runtime.start(config.cluster, { recorded: recorder, log });
+    } catch (err) {
+      clearInterval(eventSweep);
+      detachRecorder();
+      recorder.close();
+      await store.close();
+      throw err;
+    }
+  }
 
   // the metrics registry exists only further down; provider calls before it are not counted
   const providerMetrics: { current?: ProviderMetrics } = {};
@@ -190,7 +207,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // what a virtual key may use can change without the catalogue changing: tell its sessions
     dispatcher.notifyToolsChanged((s) => s.owner?.startsWith('vk:') === true);
   });
-  const eventsWs = new EventsWsEndpoint(recorder, eventLog, log, {
+  // cluster mode: every node's events, in the stream's order, replayed from the stream
+  const eventsWs = new EventsWsEndpoint(cluster?.feed ?? recorder, cluster?.feed ?? eventLog, log, {
     maxQueued: config.events.max_queued,
     maxMessageBytes: 16 * 1024,
     highWaterBytes: 256 * 1024,
@@ -230,6 +248,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     orchestration: () => orchestrator.stats,
     workspaces: () => workspaces.counters,
   });
+  cluster?.registerMetrics(metrics.registry, 'tributary_');
   providerMetrics.current = new ProviderMetrics(metrics.registry, () => providers.list().map((p) => ({ provider: p.client.name, state: p.client.breaker.state })));
   new ProviderAdmin(providers, bus).register(rest);
   const uiOverview = new UiOverview({
@@ -250,7 +269,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       mcpGet: (i) => mcp.get(i),
       mcpDelete: (i) => mcp.delete(i),
       mcpOptions: (i) => mcp.preflight(i),
-      health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, starting: () => starting, providers: () => providers.health() })),
+      health: () => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, starting: () => starting, providers: () => providers.health(), cluster: cluster && (() => cluster.health()) })),
       rest: (i) => rest.handle(i),
       metrics: () => metrics.handle(),
     },
@@ -351,6 +370,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await stopRetention();
     await manager.closeAll('start-up failed');
     await store.writer.flush();
+    await cluster?.close();
     detachRecorder();
     recorder.close();
     await store.close();
@@ -399,6 +419,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       await stopRetention();
       // every event published so far is settled: release the unused seq reservation (a clean stop leaves no hole)
       await store.writer.flush();
+      // this node's last events go to the cluster stream before it leaves
+      await cluster?.close().catch((err: unknown) => log.warn('leaving the cluster failed', { error: err }));
       detachRecorder();
       recorder.close();
       await eventLog.release(bus.lastSeq).catch((err: unknown) => log.warn('event seq reservation not released', { error: err }));
@@ -411,5 +433,5 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   };
 
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
-  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, providers, tracing, close, killUpstreams: () => manager.killAll() };
+  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, providers, tracing, cluster, close, killUpstreams: () => manager.killAll() };
 }

@@ -485,6 +485,37 @@ export const TracingConfig = t.exact(
   }),
 );
 
+/** A cluster node's name: letters, digits, `_` and `-` (a NATS subject token), at most 64 characters. */
+export interface NodeIdBrand {
+  readonly NodeId: unique symbol;
+}
+export const NodeId = t.brand(t.string, (s): s is t.Branded<string, NodeIdBrand> => /^[A-Za-z0-9_-]{1,64}$/.test(s), 'NodeId');
+
+/**
+ * Many nodes on NATS JetStream: the event bus on one stream, configuration in a KV bucket, rate
+ * limits counted in a KV bucket. Absent = one process, no NATS. https://docs.nats.io/nats-concepts/jetstream
+ */
+export const ClusterConfig = t.exact(
+  t.intersection([
+    t.type({
+      /** NATS server URL(s), comma-separated, e.g. `nats://127.0.0.1:4222`. */
+      nats_url: t.string,
+      /** This node's name, unique in the cluster. */
+      node_id: NodeId,
+    }),
+    t.partial({
+      /** Name prefix of the JetStream stream and KV buckets (default `tributary`). */
+      name: NodeId,
+      /** How long start-up waits for NATS before refusing to start, ms (default 5000). */
+      connect_timeout_ms: PositiveInt,
+      /** Events held while NATS is unreachable; beyond it the oldest are dropped and reported (default 10000). */
+      max_buffered_events: PositiveInt,
+      /** Events the stream keeps (default: events.max_stored). */
+      stream_max_msgs: PositiveInt,
+    }),
+  ]),
+);
+
 export const LogLevel = t.keyof({ debug: null, info: null, warn: null, error: null, silent: null });
 export type LogLevel = t.TypeOf<typeof LogLevel>;
 
@@ -506,6 +537,7 @@ export const GatewayConfigFile = t.exact(
     embeddings: EmbeddingsConfig,
     responses: ResponsesConfig,
     tool_modes: ToolModesConfig,
+    cluster: ClusterConfig,
   }),
 );
 export type GatewayConfigFile = t.TypeOf<typeof GatewayConfigFile>;
@@ -565,6 +597,18 @@ export interface GatewayConfig {
   readonly embeddings: { readonly max_vectors_per_tenant: number; readonly max_search_limit: number; readonly max_text_chars: number; readonly max_batch: number };
   readonly responses: { readonly max_tool_rounds: number; readonly max_in_flight: number; readonly max_tools: number; readonly max_remembered: number };
   readonly tool_modes: ResolvedToolModes;
+  /** `undefined` = one process, no NATS. */
+  readonly cluster: ResolvedClusterConfig | undefined;
+}
+
+/** The `cluster` section with defaults filled in. */
+export interface ResolvedClusterConfig {
+  readonly nats_url: string;
+  readonly node_id: string;
+  readonly name: string;
+  readonly connect_timeout_ms: number;
+  readonly max_buffered_events: number;
+  readonly stream_max_msgs: number;
 }
 
 /** Limits of one code-mode run, every default filled in (see {@link SandboxConfig}). */

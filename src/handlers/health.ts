@@ -18,6 +18,8 @@ export interface HealthSources {
   readonly providers?: () => Record<string, Record<string, unknown>>;
   /** True while the configured upstreams are still being connected at start-up. */
   readonly starting?: () => boolean;
+  /** Cluster mode: node id, NATS state, members; a node whose NATS link is down is degraded. */
+  readonly cluster?: (() => Record<string, unknown>) | undefined;
 }
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
@@ -40,6 +42,8 @@ export function healthReport(src: HealthSources): { status: number; body: { stat
   else if (connected < all.length) status = 'degraded';
   const providers = src.providers?.();
   if (status === 'healthy' && providers && Object.values(providers).some((p) => p['status'] !== 'healthy')) status = 'degraded';
+  const cluster = src.cluster?.();
+  if (status === 'healthy' && cluster !== undefined && (cluster['nats'] as { state?: string } | undefined)?.state !== 'connected') status = 'degraded';
   return {
     status: status === 'unhealthy' ? 503 : 200,
     body: {
@@ -51,6 +55,7 @@ export function healthReport(src: HealthSources): { status: number; body: { stat
         sessions: { open: src.sessions() },
         server: { status: src.draining() ? 'draining' : starting ? 'starting' : 'serving' },
         ...(providers ? { model_providers: providers } : {}),
+        ...(cluster !== undefined ? { cluster } : {}),
       },
     },
   };
