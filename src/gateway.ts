@@ -351,6 +351,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     port = await server.listen();
     log.info('port bound; connecting upstreams', { host: config.server.host, port });
     await admin.init(config.mcp_clients);
+    // cluster mode: clients and keys follow the shared configuration bucket
+    await cluster?.startConfigSync(admin, keys, (tags) => bus.publish({ event_type: 'StoreChanged', tags }), log);
     starting = false;
   } catch (err) {
     server.stopListening();

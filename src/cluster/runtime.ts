@@ -9,6 +9,7 @@ import type { Logger } from '../log/logger.js';
 import type { RecordedFeed } from '../handlers/event-recorder.js';
 import { ClusterNode } from './node.js';
 import { ClusterEventFeed, ClusterEventPublisher } from './event-stream.js';
+import { ConfigSync, type ClientReplica, type KeyReplica } from './config-sync.js';
 
 export { ClusterStartError } from './node.js';
 
@@ -22,6 +23,8 @@ export interface ClusterDeps {
 const CLOSE_FLUSH_MS = 3_000;
 
 export class ClusterRuntime {
+  #sync: ConfigSync | undefined;
+
   private constructor(
     readonly node: ClusterNode,
     readonly publisher: ClusterEventPublisher,
@@ -50,9 +53,23 @@ export class ClusterRuntime {
     return new ClusterRuntime(node, publisher, feed);
   }
 
+  /**
+   * Shares MCP clients (with pricing and vk_configs) and API/virtual keys (hashes) through the
+   * configuration bucket: seeds it, applies its values, then follows its watch.
+   * @param notify publishes a `StoreChanged` event with these tags on this node's bus.
+   */
+  async startConfigSync(clients: ClientReplica, keys: KeyReplica, notify: (tags: string[]) => void, log: Logger): Promise<void> {
+    this.#sync = new ConfigSync(this.node.configKv, clients, keys, notify, log.child({ component: 'cluster-config' }));
+    await this.#sync.start();
+  }
+
   /** `/health` `components.cluster`. */
   health(): Record<string, unknown> {
-    return { ...this.node.health(), events: { published: this.publisher.published, buffered: this.publisher.buffered, lost: this.publisher.lost } };
+    return {
+      ...this.node.health(),
+      events: { published: this.publisher.published, buffered: this.publisher.buffered, lost: this.publisher.lost },
+      config: { applied_from_other_nodes: this.#sync?.applied ?? 0 },
+    };
   }
 
   /** True when the NATS link is up (a node without it is degraded). */
@@ -113,6 +130,7 @@ export class ClusterRuntime {
 
   /** Publishes what is buffered (bounded wait), stops the feed, leaves the cluster. */
   async close(): Promise<void> {
+    this.#sync?.close();
     await this.publisher.close(CLOSE_FLUSH_MS);
     await this.feed.close();
     await this.node.close();

@@ -67,9 +67,14 @@ function withoutId(c: McpClientConfig): McpClientConfig {
   return rest as McpClientConfig;
 }
 
+/** A change made through this node's API, for replication (cluster mode). */
+export type ClientChange = { readonly kind: 'put'; readonly record: ClientRecord; readonly previousName?: string } | { readonly kind: 'delete'; readonly name: string };
+
 export class ClientAdmin {
   private readonly records = new Map<string, ClientRecord>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** Cluster mode: told of every create, update and delete made through this node's API, after it is applied. */
+  onLocalChange: ((change: ClientChange) => void) | undefined;
 
   /**
    * @param isVirtualKey whether a `vk_configs[].virtual_key_id` names a virtual key the gateway
@@ -202,6 +207,7 @@ export class ClientAdmin {
       this.records.set(config.client_id, record);
       await this.connect(record);
       this.changed('ProviderRegistered', config);
+      this.onLocalChange?.({ kind: 'put', record });
       this.log.info('MCP client created', { client_id: config.client_id, name: config.name, state: this.manager.get(config.name)?.state });
       return ok(this.view(record), 201);
     });
@@ -249,6 +255,7 @@ export class ClientAdmin {
         if (upstream) upstream.pricing = pricing;
       }
       this.changed(undefined, next);
+      this.onLocalChange?.({ kind: 'put', record: updated, ...(next.name !== old.name ? { previousName: old.name } : {}) });
       return ok(this.view(updated));
     });
   }
@@ -261,6 +268,7 @@ export class ClientAdmin {
       this.records.delete(id);
       await this.manager.remove(record.config.name, 'deleted');
       this.changed('ProviderDeregistered', record.config);
+      this.onLocalChange?.({ kind: 'delete', name: record.config.name });
       this.log.info('MCP client deleted', { client_id: id, name: record.config.name });
       return ok({ status: 'deleted', client_id: id });
     });
@@ -272,6 +280,59 @@ export class ClientAdmin {
       const record = this.find(id);
       await this.manager.reconnect(record.config.name);
       return ok(this.view(record));
+    });
+  }
+
+  /** Every client record (for replication). */
+  snapshot(): ClientRecord[] {
+    return [...this.records.values()];
+  }
+
+  /**
+   * Applies a client record changed on another node (cluster mode): stored locally, the upstream
+   * connected, reconfigured in place, or replaced. A local record with the same name or
+   * `client_id` is replaced (nodes seeding the same config-file client converge on one record).
+   * Resolves `false` when nothing changed.
+   */
+  applyRemote(record: ClientRecord): Promise<boolean> {
+    return this.serial(async () => {
+      const name = record.config.name;
+      const byName = [...this.records.values()].find((r) => r.config.name === name);
+      const byId = this.records.get(record.config.client_id);
+      const olds = [...new Set([byName, byId])].filter((r): r is ClientRecord => r !== undefined);
+      if (olds.length === 1 && sameJson(olds[0], record)) return false;
+      const keep = byName !== undefined && ![...IMMUTABLE, ...RECONNECT_FIELDS].some((f) => !sameJson(record.config[f], byName.config[f])) ? byName : undefined;
+      for (const r of olds) {
+        if (r.config.client_id !== record.config.client_id) await this.repo.delete(r.config.client_id);
+        this.records.delete(r.config.client_id);
+        if (r !== keep) await this.manager.remove(r.config.name, 'reconfigured');
+      }
+      await this.repo.put(record);
+      this.records.set(record.config.client_id, record);
+      if (keep) {
+        this.manager.updateConfig(name, record.config);
+        const upstream = this.manager.get(name);
+        if (upstream) upstream.pricing = record.tool_pricing;
+      } else {
+        await this.connect(record);
+      }
+      this.changed(olds.length === 0 ? 'ProviderRegistered' : undefined, record.config);
+      this.log.info('MCP client changed on another node applied', { client_id: record.config.client_id, name });
+      return true;
+    });
+  }
+
+  /** Applies a client deletion made on another node (cluster mode); `false` when there was no such client. */
+  applyRemoteDelete(name: string): Promise<boolean> {
+    return this.serial(async () => {
+      const record = [...this.records.values()].find((r) => r.config.name === name);
+      if (record === undefined) return false;
+      await this.repo.delete(record.config.client_id);
+      this.records.delete(record.config.client_id);
+      await this.manager.remove(name, 'deleted');
+      this.changed('ProviderDeregistered', record.config);
+      this.log.info('MCP client deleted on another node', { client_id: record.config.client_id, name });
+      return true;
     });
   }
 
