@@ -201,6 +201,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const admin = new ClientAdmin(manager, store.clients, log, bus, (id) => keys.hasVirtualKey(id));
   const vkAccess = new VirtualKeyAccess(() => admin.vkPolicies());
   const gate = new AccessGate(config.auth, { keys, vkAccess, jwt, log });
+  // cluster mode: per-key limits are counted in NATS KV, shared by every node
+  if (cluster !== undefined) gate.limits.factory = (opts) => cluster.limiter(opts);
   const vkInvalidation = bus.events$.subscribe((e) => {
     if (e.event_type !== 'StoreChanged' || !e.tags.includes('mcp_clients')) return;
     vkAccess.invalidate();

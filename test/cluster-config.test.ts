@@ -2,7 +2,8 @@
  * Cluster configuration sync against a real nats-server and three real gateway nodes with auth on:
  * an MCP client created through node A's management API is callable on node C within 1 s; an API
  * key created on A authenticates on B, and its revocation on B refuses it on C; a client deleted on
- * C disappears from A; a node started later gets everything from the bucket.
+ * C disappears from A; a key's rate limit holds across nodes; a node started later gets
+ * everything from the bucket.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -113,6 +114,31 @@ describe('cluster: configuration in JetStream KV', () => {
     expect((await api(c, 'DELETE', `/api/mcp/client/${sharedId}`, ADMIN)).status).toBe(200);
     await eventually(async () => a.manager.get('shared') === undefined, 1_000);
     expect((await api(a, 'GET', `/api/mcp/client/${sharedId}`, ADMIN)).status).toBe(404);
+  });
+
+  it('a key’s rate limit holds across nodes: requests spread over three nodes, concurrently', async () => {
+    const [a, b, c] = nodes as [TestGateway, TestGateway, TestGateway];
+    const limit = 30;
+    const created = await api(a, 'POST', '/api/auth/keys', ADMIN, { name: 'limited', rate_limits: { burst_per_minute: limit } });
+    const secret = created.json['secret'] as string;
+    // wait until every node knows the key (one counted request on each)
+    let used = 0;
+    for (const n of [b, c]) {
+      await eventually(async () => {
+        const r = await api(n, 'GET', '/api/v1/nothing', { 'x-api-key': secret });
+        if (r.status !== 401) used++;
+        return r.status !== 401;
+      }, 1_000);
+    }
+    const statuses: number[] = [];
+    for (let round = 0; round < 8; round++) {
+      const batch = await Promise.all([a, b, c, a, b, c, a, b, c].map((n) => api(n, 'GET', '/api/v1/nothing', { 'x-api-key': secret })));
+      statuses.push(...batch.map((r) => r.status));
+    }
+    const admitted = statuses.filter((s) => s !== 429).length + used;
+    expect(statuses.every((s) => s === 404 || s === 429)).toBe(true);
+    expect(admitted).toBeLessThanOrEqual(limit);
+    expect(admitted).toBeGreaterThanOrEqual(Math.floor(limit * 0.9));
   });
 
   it('a node that joins later gets the clients and keys from the bucket', async () => {

@@ -10,6 +10,7 @@ import type { RecordedFeed } from '../handlers/event-recorder.js';
 import { ClusterNode } from './node.js';
 import { ClusterEventFeed, ClusterEventPublisher } from './event-stream.js';
 import { ConfigSync, type ClientReplica, type KeyReplica } from './config-sync.js';
+import { RateLimiterNatsKv } from './rate-limit-store.js';
 
 export { ClusterStartError } from './node.js';
 
@@ -61,6 +62,11 @@ export class ClusterRuntime {
   async startConfigSync(clients: ClientReplica, keys: KeyReplica, notify: (tags: string[]) => void, log: Logger): Promise<void> {
     this.#sync = new ConfigSync(this.node.configKv, clients, keys, notify, log.child({ component: 'cluster-config' }));
     await this.#sync.start();
+  }
+
+  /** A rate limiter whose counts live in the cluster's limits bucket (for `RateLimits.factory`). */
+  limiter(opts: { keyPrefix: string; points: number; duration: number }): RateLimiterNatsKv {
+    return new RateLimiterNatsKv({ kv: this.node.limitsKv, ...opts });
   }
 
   /** `/health` `components.cluster`. */
