@@ -124,6 +124,38 @@ describe('cluster: the event bus on one JetStream stream', () => {
     expect(a.cluster?.publisher.lost).toBe(0);
     expect(a.cluster?.node.reconnects).toBeGreaterThanOrEqual(1);
     sub.ws.close();
+    // the configuration watch came back too: a client created on B after the restart reaches A
+    const created = await fetch(`${b.url}/api/mcp/client`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'after_restart', connection_type: 'inprocess', inprocess_server: 'demo' }) });
+    expect(created.status).toBe(201);
+    await waitFor(() => a.manager.get('after_restart')?.state === 'connected', 5_000);
+  });
+
+  it('reports events dropped from a full buffer as one EventsLost event and a metric', async () => {
+    const small = await startTestGateway([demoClient()], {}, { cluster: { nats_url: nats.url, node_id: 'node_small', max_buffered_events: 3 } });
+    nodes.push(small);
+    const b = nodes[1] as TestGateway;
+    const sub = await feed(b);
+    await nats.stop();
+    await waitFor(() => small.cluster?.node.state !== 'connected', 10_000);
+    await callEcho(small, 6, 'over');
+    const lost = small.cluster?.publisher.lost ?? 0;
+    expect(lost).toBeGreaterThan(0);
+    await nats.start();
+    await waitFor(() => small.cluster?.node.state === 'connected' && small.cluster.publisher.buffered === 0, 20_000);
+    await callEcho(small, 1, 'later');
+    // every dropped event is named by a report (one per run of drops), in the stream before what followed
+    const reports = (): Msg[] => sub.msgs.filter((m) => m['event_type'] === 'EventsLost' && m['node_id'] === 'node_small');
+    await waitFor(() => reports().reduce((n, r) => n + (r['count'] as number), 0) >= lost, 20_000);
+    expect(reports().reduce((n, r) => n + (r['count'] as number), 0)).toBe(lost);
+    for (const r of reports()) {
+      expect(r['reason']).toBe('buffer_full');
+      expect((r['to_node_seq'] as number) - (r['from_node_seq'] as number) + 1).toBeGreaterThanOrEqual(r['count'] as number);
+    }
+    const delivered = new Set(sub.msgs.filter((m) => m['node_id'] === 'node_small' && m['event_type'] !== 'EventsLost').map((m) => m['node_seq'] as number));
+    for (const r of reports()) for (let q = r['from_node_seq'] as number; q <= (r['to_node_seq'] as number); q++) expect(delivered.has(q)).toBe(false);
+    const metrics = await (await fetch(`${small.url}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`tributary_cluster_events_lost_total\\{node_id="node_small"\\} ${lost}`));
+    sub.ws.close();
   });
 });
 

@@ -47,6 +47,9 @@ export class ConfigSync {
   #retry: NodeJS.Timeout | undefined;
   #stopWatch: (() => void) | undefined;
   #closed = false;
+  #restarting = false;
+  /** The highest bucket revision seen by the watch. */
+  #revision = 0;
   /** Remote changes applied on this node. */
   applied = 0;
 
@@ -71,20 +74,57 @@ export class ConfigSync {
       }
     };
     this.keys.onLocalChange = (k) => this.#write(keyKey(k), JSON.stringify(k));
-    const watch = await this.kv.watch({ key: '>' });
-    this.#stopWatch = () => watch.stop();
     let initialDone: () => void = () => undefined;
     const initial = new Promise<void>((resolve) => (initialDone = resolve));
     const pendingAtStart = (await this.kv.status()).values;
-    let seen = 0;
     if (pendingAtStart === 0) initialDone();
+    let seen = 0;
+    await this.#watch((e) => {
+      if (++seen >= pendingAtStart) initialDone();
+      return e;
+    });
+    await Promise.race([initial, new Promise((r) => setTimeout(r, 5_000).unref())]);
+  }
+
+  /**
+   * Follows the bucket from the revision after the last one seen (all current values the first
+   * time). A new watch starts on {@link resume} (NATS came back) or when one ends.
+   */
+  async #watch(onEntry?: (e: KvEntry) => KvEntry): Promise<void> {
+    const watch = await this.kv.watch({ key: '>', ...(this.#revision > 0 ? { resumeFromRevision: this.#revision + 1 } : {}) });
+    const stop = (): void => watch.stop();
+    this.#stopWatch = stop;
     void (async () => {
       for await (const e of watch) {
+        this.#revision = Math.max(this.#revision, e.revision);
         await this.#apply(e).catch((err: unknown) => this.log.error('cluster configuration change not applied', { key: e.key, error: err }));
-        if (++seen >= pendingAtStart) initialDone();
+        onEntry?.(e);
       }
-    })().catch((err: unknown) => this.log.error('cluster configuration watch stopped', { error: err }));
-    await Promise.race([initial, new Promise((r) => setTimeout(r, 5_000).unref())]);
+    })()
+      .catch((err: unknown) => this.log.warn('cluster configuration watch failed', { error: err }))
+      .finally(() => {
+        // a watch that ended by itself (not replaced, not closed) is restarted
+        if (this.#stopWatch === stop && !this.#closed && !this.#restarting) this.resume();
+      });
+  }
+
+  /** Restarts the watch after the last revision seen (call when NATS came back); retries until it works. */
+  resume(): void {
+    if (this.#closed || this.#restarting) return;
+    this.#restarting = true;
+    this.#stopWatch?.();
+    const attempt = (delay: number): void => {
+      setTimeout(() => {
+        if (this.#closed) return;
+        this.#watch().then(
+          () => {
+            this.#restarting = false;
+          },
+          () => attempt(Math.min(delay * 2, 2_000)),
+        );
+      }, delay).unref();
+    };
+    attempt(100);
   }
 
   async #seed(key: string, value: unknown): Promise<void> {

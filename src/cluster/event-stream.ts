@@ -16,7 +16,7 @@
  *   single-process feed holds across nodes.
  */
 import { Subject, type Observable, type Subscription } from 'rxjs';
-import { DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream';
+import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from '../log/logger.js';
 import type { RecordedFeed, RecordedItem } from '../handlers/event-recorder.js';
 import type { SeqGap, StoredEvent } from '../store/events.js';
@@ -187,7 +187,8 @@ export class ClusterEventFeed implements RecordedFeed {
   readonly #items = new Subject<RecordedItem>();
   readonly items$: Observable<RecordedItem> = this.#items.asObservable();
   #last: number;
-  #stop: (() => Promise<void>) | undefined;
+  #messages: ConsumerMessages | undefined;
+  #closed = false;
 
   private constructor(
     private readonly source: FeedSource,
@@ -213,29 +214,61 @@ export class ClusterEventFeed implements RecordedFeed {
     return this.#last;
   }
 
+  /**
+   * Reads the stream from `#last + 1` with an ordered consumer, for as long as the feed is open:
+   * when the consumer ends or fails, or {@link resume} is called (NATS came back), a new one
+   * starts after the last seq delivered, so nothing is skipped or delivered twice.
+   */
   async #consume(): Promise<void> {
-    // an ordered consumer: recreated by the client from the last seq it saw after NATS restarts
-    const consumer = await this.source.js.consumers.get(this.source.streamName, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#last + 1 });
-    const messages = await consumer.consume({ max_messages: 512 });
-    this.#stop = async () => {
-      await messages.close();
+    const open = async (): Promise<ConsumerMessages> => {
+      const consumer = await this.source.js.consumers.get(this.source.streamName, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#last + 1 });
+      return consumer.consume({ max_messages: 512 });
     };
+    this.#messages = await open();
     void (async () => {
-      for await (const m of messages) {
-        const seq = m.seq;
-        if (seq <= this.#last) continue;
-        if (seq > this.#last + 1) this.#items.next({ kind: 'missing', from: this.#last + 1, to: seq - 1, reason: 'lost' });
-        this.#last = seq;
-        let event: GatewayEvent;
-        try {
-          event = { ...m.json<Record<string, unknown>>(), seq } as unknown as GatewayEvent;
-        } catch {
-          this.#items.next({ kind: 'missing', from: seq, to: seq, reason: 'lost' });
+      let backoff = 100;
+      while (!this.#closed) {
+        const messages = this.#messages;
+        if (messages === undefined) {
+          try {
+            this.#messages = await open();
+            backoff = 100;
+          } catch (err) {
+            this.log.debug('cluster event feed: consumer not ready, retrying', { error: err });
+            await new Promise((r) => setTimeout(r, backoff));
+            backoff = Math.min(backoff * 2, 2_000);
+          }
           continue;
         }
-        this.#items.next({ kind: 'event', event });
+        try {
+          for await (const m of messages) this.#deliver(m.seq, () => m.json<Record<string, unknown>>());
+        } catch (err) {
+          this.log.warn('cluster event feed: consumer failed, reopening', { error: err });
+        }
+        if (this.#messages === messages) this.#messages = undefined;
       }
     })().catch((err: unknown) => this.log.error('cluster event feed stopped', { error: err }));
+  }
+
+  #deliver(seq: number, body: () => Record<string, unknown>): void {
+    if (seq <= this.#last) return;
+    if (seq > this.#last + 1) this.#items.next({ kind: 'missing', from: this.#last + 1, to: seq - 1, reason: 'lost' });
+    this.#last = seq;
+    let event: GatewayEvent;
+    try {
+      event = { ...body(), seq } as unknown as GatewayEvent;
+    } catch {
+      this.#items.next({ kind: 'missing', from: seq, to: seq, reason: 'lost' });
+      return;
+    }
+    this.#items.next({ kind: 'event', event });
+  }
+
+  /** Starts a new consumer after the last seq delivered (call when NATS came back). */
+  resume(): void {
+    const messages = this.#messages;
+    this.#messages = undefined;
+    void messages?.close().catch(() => undefined);
   }
 
   /**
@@ -267,7 +300,8 @@ export class ClusterEventFeed implements RecordedFeed {
   }
 
   async close(): Promise<void> {
-    await this.#stop?.().catch(() => undefined);
+    this.#closed = true;
+    await this.#messages?.close().catch(() => undefined);
     this.#items.complete();
   }
 }

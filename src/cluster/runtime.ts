@@ -48,6 +48,10 @@ export class ClusterRuntime {
       await node.close();
       throw err;
     }
+    // after NATS comes back, the feed reads on from its last seq with a fresh consumer
+    node.onState((state) => {
+      if (state === 'connected') feed.resume();
+    });
     const publisher = new ClusterEventPublisher(node, config.max_buffered_events, log);
     publisher.attach(deps.recorded.items$);
     log.info('joined the cluster', { nats: node.nc.getServer(), stream: node.streamName, members: node.members });
@@ -60,8 +64,12 @@ export class ClusterRuntime {
    * @param notify publishes a `StoreChanged` event with these tags on this node's bus.
    */
   async startConfigSync(clients: ClientReplica, keys: KeyReplica, notify: (tags: string[]) => void, log: Logger): Promise<void> {
-    this.#sync = new ConfigSync(this.node.configKv, clients, keys, notify, log.child({ component: 'cluster-config' }));
-    await this.#sync.start();
+    const sync = new ConfigSync(this.node.configKv, clients, keys, notify, log.child({ component: 'cluster-config' }));
+    this.#sync = sync;
+    await sync.start();
+    this.node.onState((state) => {
+      if (state === 'connected') sync.resume();
+    });
   }
 
   /** A rate limiter whose counts live in the cluster's limits bucket (for `RateLimits.factory`). */
