@@ -12,6 +12,8 @@ import { join } from 'node:path';
 export interface TestNatsServer {
   readonly url: string;
   readonly port: number;
+  /** The running server's process id (`undefined` while stopped). */
+  readonly pid: number | undefined;
   /** Stops the server (SIGTERM, then SIGKILL after 5 s); resolves once it exited. */
   stop(): Promise<void>;
   /** Starts it again on the same port and store dir (after {@link stop}). */
@@ -89,6 +91,9 @@ export async function startNatsServer(): Promise<TestNatsServer> {
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
+    get pid() {
+      return child?.pid;
+    },
     stop,
     start,
     dispose: async () => {
