@@ -1,6 +1,6 @@
 /**
- * `npm run bench:auth`: what access control (issue 8) adds per request, for API keys, JWTs and
- * virtual keys, against auth off measured in the same run. Target (issue 8): ≤ 5 µs added per
+ * `npm run bench:auth`: what access control adds per request, for API keys, JWTs and
+ * virtual keys, against auth off measured in the same run. Target: ≤ 5 µs added per
  * request for API keys and virtual keys.
  *
  * Part 1, the gate in-process (what the target is about). A real `AccessGate` over a real
@@ -58,7 +58,7 @@ import { VirtualKeyAccess, type VkClientPolicy } from '../src/auth/access.js';
 import { AccessGate, ruleFor, type Credentials, type GateDecision } from '../src/auth/gate.js';
 import { JwtVerifier } from '../src/auth/jwt.js';
 import { KeyRegistry } from '../src/auth/keys.js';
-import type { PrincipalKind } from '../src/auth/types.js';
+import type { PrincipalKind } from '../src/base/principal.js';
 import { resolveConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log/logger.js';
 import { openKeyRepository } from '../src/store/keys.js';
@@ -799,7 +799,7 @@ async function main(): Promise<void> {
   const http = wantHttp ? await httpPart() : undefined;
 
   const lines: string[] = [];
-  lines.push(`## Access control cost (issue 8) — API key, JWT, virtual key vs auth off${QUICK ? ' (BENCH_QUICK)' : ''}`);
+  lines.push(`## Access control cost — API key, JWT, virtual key vs auth off${QUICK ? ' (BENCH_QUICK)' : ''}`);
   lines.push('', `Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}${wrk ? `, ${wrk}` : ''}. This machine may be shared: read the ranges and the A/A row, not only the medians.`);
   if (gate) lines.push('', ...gateLines(gate));
   if (http) lines.push('', ...httpLines(http));

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:events`: fan-out of `/api/ws/events` (issue 5, "Benchmark"), beside raw uWS
+ * `npm run bench:events`: fan-out of `/api/ws/events`, beside raw uWS
  * topic pub/sub in the same run.
  *
  * One publisher, N ∈ {1, 100, 1000} real WebSocket subscribers (`ws` clients), loopback only:

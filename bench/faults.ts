@@ -1,5 +1,5 @@
 /**
- * `npm run bench:faults`: upstream faults measured through a real gateway process (issue 7).
+ * `npm run bench:faults`: upstream faults measured through a real gateway process.
  *
  *   1. Crash recovery: a stdio upstream is SIGKILLed with a call in flight; measured are the time
  *      until that call fails (detection) and until the first successful call after the restart,

@@ -1,6 +1,5 @@
 /**
- * `npm run bench:orchestration`: agent orchestration and workspace presence on `/ws` (issue 10,
- * "Benchmark"), each beside a bare uWebSockets.js baseline measured in the same run.
+ * `npm run bench:orchestration`: agent orchestration and workspace presence on `/ws`, each beside a bare uWebSockets.js baseline measured in the same run.
  *
  * 1. Tasks assigned per second with {@link AGENTS} (100) connected agents. Every agent is a real
  *    `ws` client that sent `agent.register {name, capabilities:["bench"]}`; it answers each

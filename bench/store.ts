@@ -19,6 +19,7 @@
  * Prints markdown tables and the target line "batched ≥ 10× unbatched sequential" as PASS/MISS;
  * a MISS never fails the process (DESIGN: benchmarks never gate on absolute times).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -203,6 +204,69 @@ async function latencyTable(): Promise<string[]> {
   ];
 }
 
+/**
+ * CPU per tool call of committing its records (the event, the tool-log entry and its summary) in
+ * `db.batch()`es of 64 calls, with and without an options object: abstract-level copies a batch's
+ * options into every operation, and `commitOps` passes options only for `sync: true`. The records
+ * are built as the event recorder builds them (a real store from `openStore`), 64 calls per batch.
+ * CPU from `process.cpuUsage()` (this thread and LevelDB's), so it counts the write itself too.
+ */
+async function batchOptionsTable(): Promise<string[]> {
+  const rounds = Math.max(50, Math.round(N / 64));
+  const measure = async (withOptions: boolean): Promise<number> => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'trib-bench-store-'));
+    const store = await openStore(dir, silent);
+    const events = store.sublevel<Record<string, unknown>>('events');
+    let seq = 0;
+    const round = async (): Promise<void> => {
+      const ops: BatchOp[] = [];
+      for (let i = 0; i < 64; i++) {
+        const input = sampleInput(seq);
+        const { arguments: _a, result: _r, ...event } = input;
+        ops.push(putOp(events, String(1e15 + seq), { ...event, seq, event_type: 'ToolInvocationCompleted' }));
+        for (const op of store.toolLog.entryOps(input).ops) ops.push(op);
+        seq++;
+      }
+      await (withOptions ? store.db.batch(ops, { sync: false }) : commitOps(store.db, ops));
+    };
+    for (let i = 0; i < 20; i++) await round();
+    const before = process.cpuUsage();
+    for (let i = 0; i < rounds; i++) await round();
+    const used = process.cpuUsage(before);
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+    return (used.user + used.system) / (rounds * 64);
+  };
+  const only = process.env['BENCH_STORE_BATCH_VARIANT'];
+  if (only !== undefined) {
+    console.log(`BATCH_VARIANT_CPU ${await measure(only === 'options')}`);
+    process.exit(0);
+  }
+  // each variant in a fresh process: run in one process, the first variant's op shapes make V8's
+  // inline caches on abstract-level's per-op path polymorphic for the second, hiding the difference
+  const inChild = (variant: 'plain' | 'options'): number => {
+    const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+      env: { ...process.env, BENCH_STORE_BATCH_VARIANT: variant },
+      encoding: 'utf8',
+    });
+    const m = /BATCH_VARIANT_CPU ([\d.]+)/.exec(r.stdout);
+    if (m === null) throw new Error(`batch variant ${variant} failed: ${r.stderr}`);
+    return Number(m[1]);
+  };
+  const plain = inChild('plain');
+  const options = inChild('options');
+  const again = inChild('plain');
+  const base = Math.min(plain, again);
+  return [
+    `Records of one tool call (event + tool-log entry + summary) in 64-call \`db.batch()\`es, ${rounds} batches each, each variant in a fresh process (process CPU incl. LevelDB threads):`,
+    '',
+    '| variant | µs CPU per call | ratio |',
+    '|---|---:|---:|',
+    `| \`commitOps\` (no options object) | ${base.toFixed(1)} | 1.00× |`,
+    `| \`db.batch(ops, { sync: false })\` | ${options.toFixed(1)} | ${(options / base).toFixed(2)}× |`,
+  ];
+}
+
 async function scanTable(n: number): Promise<string[]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'trib-bench-store-'));
   const store = await openStore(dir, silent);
@@ -252,6 +316,7 @@ async function main(): Promise<void> {
   console.log('');
   console.log(`${N} tool-log entries of ${size} B (msgpackr) each, fresh LevelDB per variant, sync=false.`);
   console.log('');
+  if (process.env['BENCH_STORE_BATCH_VARIANT'] !== undefined) await batchOptionsTable();
   // warm-up: JIT and the native binding, on a throw-away db
   await variantBatched(entries.slice(0, 1000));
   await variantSequential(entries.slice(0, 1000));
@@ -287,6 +352,8 @@ async function main(): Promise<void> {
   for (const r of syncRows) {
     console.log(`| ${r.variant} | ${r.entries} | ${r.seconds.toFixed(3)} | ${Math.round(rate(r))} | ${(rate(r) / rate(syncBase)).toFixed(1)}× | ${r.batches} |`);
   }
+  console.log('');
+  for (const line of await batchOptionsTable()) console.log(line);
   console.log('');
   for (const line of await latencyTable()) console.log(line);
   if (SCAN_N > 0) {

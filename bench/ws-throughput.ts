@@ -1,6 +1,6 @@
 /**
  * `npm run bench:ws`: MCP `tools/call` throughput and latency over the gateway's three agent
- * transports, against one gateway in one run (issue 6 "Benchmark"):
+ * transports, against one gateway in one run:
  *
  *   - `/ws` JSON-RPC text frames
  *   - `/ws` MCPW binary frames (method 0003 tools/call, msgpack payload), request not gzip'd

@@ -58,6 +58,7 @@ import { UiSessionHandler } from './handlers/ui/session.js';
 import { UiOverview } from './handlers/ui/overview.js';
 import { StaticAssets } from './handlers/ui/static.js';
 import { registerWorkspaceRoutes } from './handlers/workspaces/rest.js';
+import { TeardownStack } from './base/teardown.js';
 import type { ClusterRuntime } from './cluster/runtime.js';
 
 export interface Gateway {
@@ -99,98 +100,119 @@ const SERVER_REQUEST_TIMEOUT_MS = 10 * 60_000;
  * Starts a gateway. The port is bound first (exclusively), then the upstreams are connected (each
  * bounded by its connect timeout; failures leave that upstream in state `error`); resolves after
  * both. Meanwhile `/health` answers 503 with `server.status: "starting"`.
+ *
+ * Wiring only: every part is created after the parts it uses, and registers its own release on one
+ * {@link TeardownStack} right after it is created. A start-up failure and {@link Gateway.close}
+ * unwind that same stack, last created first.
  * @throws UwsNativeError when uWS' native binary did not load; Error when the port cannot be bound.
  */
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<Gateway> {
   const uws = options.uws ?? loadNativeUws();
   const log = options.log ?? createLogger(config.log_level);
+  const teardown = new TeardownStack((step, err) => log.warn('teardown step failed', { step, error: err }));
+  /** What upstreams are told when they are closed by the unwind. */
+  let stopReason = 'start-up failed';
+  try {
+    return await wire(config, uws, log, teardown, () => stopReason, () => {
+      stopReason = 'shutdown';
+    });
+  } catch (err) {
+    await teardown.unwind();
+    throw err;
+  }
+}
+
+/** The body of {@link startGateway}: creates the parts in dependency order, each registering its release on `teardown`. */
+async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown: TeardownStack, stopReason: () => string, shuttingDown: () => void): Promise<Gateway> {
+  const tracing = await Tracing.fromConfig(config.tracing, log);
+  teardown.defer('tracing', () => tracing.shutdown());
   mkdirSync(config.data_dir, { recursive: true });
   const store = await openStore(config.data_dir, log, {
     batch: { windowMs: config.store.batch_window_ms, maxBatch: config.store.max_batch },
     toolLog: { maxPayloadBytes: config.tool_log.max_payload_bytes },
   });
+  teardown.defer('store', () => store.close());
+
   // access control: keys from the store, JWT keys from their file; a gateway nobody could log in to is refused
-  let keys: KeyRegistry;
-  let jwt: JwtVerifier | undefined;
-  try {
-    keys = new KeyRegistry(openKeyRepository(store));
-    await keys.load();
-    jwt = config.auth.jwt ? await JwtVerifier.create({ ...config.auth.jwt, cache_max: 10_000 }) : undefined;
-    if (config.auth.enabled && !config.auth.admin && !jwt && keys.list('api_key').every((k) => k.revoked_at !== undefined)) {
-      throw new Error(
-        `auth is ${config.auth.reason}, but nobody could authenticate: configure auth.admin (or env TRIBUTARY_ADMIN_PASSWORD) or auth.jwt, or set auth.disabled: true`,
-      );
-    }
-  } catch (err) {
-    await store.close();
-    throw err;
+  const keys = new KeyRegistry(openKeyRepository(store));
+  await keys.load();
+  const jwt = config.auth.jwt ? await JwtVerifier.create({ ...config.auth.jwt, cache_max: 10_000 }) : undefined;
+  if (config.auth.enabled && !config.auth.admin && !jwt && keys.list('api_key').every((k) => k.revoked_at !== undefined)) {
+    throw new Error(`auth is ${config.auth.reason}, but nobody could authenticate: configure auth.admin (or env TRIBUTARY_ADMIN_PASSWORD) or auth.jwt, or set auth.disabled: true`);
   }
   log.info('access control', { auth: config.auth.reason, jwt: jwt !== undefined, admin_user: config.auth.admin?.username ?? null, metrics_require_auth: config.auth.metrics_require_auth });
-  const eventLog = new EventLogRepository(store.db, store.sublevel<StoredEvent>('events'), store.writer, store.meta, store.sublevel<SeqGap>('event_gaps'));
+
   // seq continues across restarts above any number the previous run could have used, so `since` replay spans them
-  let seqStart: Awaited<ReturnType<EventLogRepository['open']>>;
-  try {
-    seqStart = await eventLog.open();
-  } catch (err) {
-    await store.close();
-    throw err;
-  }
+  const eventLog = new EventLogRepository(store.db, store.sublevel<StoredEvent>('events'), store.writer, store.meta, store.sublevel<SeqGap>('event_gaps'));
+  const seqStart = await eventLog.open();
   if (seqStart.gap !== undefined) log.warn('previous run ended without a clean stop: event seqs it had reserved stay unused', { ...seqStart.gap });
   const bus = new EventBus(seqStart.lastSeq);
+  teardown.defer('event bus', () => bus.close());
+  // runs after every event is settled (the recorder's step below runs first): a clean stop leaves no hole
+  teardown.defer('event seq reservation', () => eventLog.release(bus.lastSeq));
   // every event (with its tool-log entry) is stored before the feeds see it and before a tool call is answered
   const recorder = new EventRecorder(store.writer, eventLog, store.toolLog, log.child({ component: 'event-recorder' }), seqStart.lastSeq);
   const detachRecorder = recorder.attach(bus);
+  teardown.defer('event recorder', async () => {
+    await store.writer.flush();
+    detachRecorder();
+    recorder.close();
+  });
   const eventSweep = setInterval(() => {
     eventLog.sweep(config.events.max_stored).catch((err: unknown) => log.warn('event log sweep failed', { error: err }));
   }, 60_000);
   eventSweep.unref();
+  teardown.defer('event log sweep', () => clearInterval(eventSweep));
   // many nodes: NATS JetStream, loaded only when configured; a node that cannot join refuses to start
   let cluster: ClusterRuntime | undefined;
   if (config.cluster !== undefined) {
-    try {
-      const { ClusterRuntime: Runtime } = await import('./cluster/runtime.js');
-      cluster = await Runtime.start(config.cluster, { recorded: recorder, log });
-    } catch (err) {
-      clearInterval(eventSweep);
-      detachRecorder();
-      recorder.close();
-      await store.close();
-      throw err;
-    }
-  }
-
-  // the metrics registry exists only further down; provider calls before it are not counted
-  const providerMetrics: { current?: ProviderMetrics } = {};
-  let providers: ProviderRegistry;
-  let vectors: EmbeddingStore;
-  try {
-    const box = config.model_providers.encryption_key !== undefined ? SecretBox.fromBase64(config.model_providers.encryption_key) : SecretBox.fromKeyFile(config.data_dir);
-    providers = new ProviderRegistry({
-      configured: config.model_providers.providers,
-      defaultProvider: config.model_providers.default_provider,
-      repo: new ProviderRepository(store),
-      box,
-      observe: (o: ProviderObservation) => providerMetrics.current?.observe(o),
-      log: log.child({ component: 'providers' }),
+    const { ClusterRuntime: Runtime } = await import('./cluster/runtime.js');
+    const joined = await Runtime.start(config.cluster, { recorded: recorder, log });
+    cluster = joined;
+    // this node's last events go to the cluster stream before it leaves
+    teardown.defer('cluster', async () => {
+      await store.writer.flush();
+      await joined.close();
     });
-    await providers.init();
-    vectors = new EmbeddingStore(store, config.embeddings.max_vectors_per_tenant);
-    await vectors.init();
-  } catch (err) {
-    await store.close();
-    throw err;
   }
 
-  const tracing = await Tracing.fromConfig(config.tracing, log);
+  /**
+   * The metrics registry counts the surfaces, so it is created after them; the two sources that
+   * report before it exists (provider calls, MCP requests) reach it through this holder and are
+   * not counted until it is set.
+   */
+  const metricsSink: { metrics?: GatewayMetrics; providers?: ProviderMetrics } = {};
+  const box = config.model_providers.encryption_key !== undefined ? SecretBox.fromBase64(config.model_providers.encryption_key) : SecretBox.fromKeyFile(config.data_dir);
+  const providers = new ProviderRegistry({
+    configured: config.model_providers.providers,
+    defaultProvider: config.model_providers.default_provider,
+    repo: new ProviderRepository(store),
+    box,
+    observe: (o: ProviderObservation) => metricsSink.providers?.observe(o),
+    log: log.child({ component: 'providers' }),
+  });
+  teardown.defer('model providers', () => providers.dispose());
+  await providers.init();
+  const vectors = new EmbeddingStore(store, config.embeddings.max_vectors_per_tenant);
+  await vectors.init();
+
   const manager = new UpstreamManager(log, bus);
+  teardown.defer('upstreams', () => manager.closeAll(stopReason()));
   const sessions = new SessionStore(config.server.max_sessions, config.server.session_idle_timeout_ms);
+  teardown.defer('MCP sessions', () => sessions.closeAll());
+  const admin = new ClientAdmin(manager, store.clients, log, bus, (id) => keys.hasVirtualKey(id));
+  const vkAccess = new VirtualKeyAccess(() => admin.vkPolicies());
+  const gate = new AccessGate(config.auth, { keys, vkAccess, jwt, log });
+  // cluster mode: per-key limits are counted in NATS KV, shared by every node
+  if (cluster !== undefined) gate.limits.factory = (opts) => cluster.limiter(opts);
   const dispatcher = new McpDispatcher(manager, sessions, bus, log, {
     pageSize: config.server.page_size,
     serverRequestTimeoutMs: SERVER_REQUEST_TIMEOUT_MS,
-    onRequest: (method) => metrics.observeMcp(method),
+    onRequest: (method) => metricsSink.metrics?.observeMcp(method),
     admitToolExecution: (auth) => gate.admitToolExecution(auth),
     tracing,
   });
+  teardown.defer('MCP dispatcher', () => dispatcher.dispose());
   dispatcher.toolModes = new ToolModes(dispatcher, config.tool_modes, log.child({ component: 'tool-modes' }));
   const mcp = new McpHttpHandler(dispatcher, sessions, log, {
     allowedOrigins: config.server.allowed_origins,
@@ -198,17 +220,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     enforceHost: config.server.allowed_hosts !== undefined || isLoopbackHost(config.server.host),
     sseKeepAliveMs: config.server.sse_keepalive_ms,
   });
-  const admin = new ClientAdmin(manager, store.clients, log, bus, (id) => keys.hasVirtualKey(id));
-  const vkAccess = new VirtualKeyAccess(() => admin.vkPolicies());
-  const gate = new AccessGate(config.auth, { keys, vkAccess, jwt, log });
-  // cluster mode: per-key limits are counted in NATS KV, shared by every node
-  if (cluster !== undefined) gate.limits.factory = (opts) => cluster.limiter(opts);
   const vkInvalidation = bus.events$.subscribe((e) => {
     if (e.event_type !== 'StoreChanged' || !e.tags.includes('mcp_clients')) return;
     vkAccess.invalidate();
     // what a virtual key may use can change without the catalogue changing: tell its sessions
     dispatcher.notifyToolsChanged((s) => s.owner?.startsWith('vk:') === true);
   });
+  teardown.defer('virtual-key invalidation', () => vkInvalidation.unsubscribe());
+
   // cluster mode: every node's events, in the stream's order, replayed from the stream
   const eventsWs = new EventsWsEndpoint(cluster?.feed ?? recorder, cluster?.feed ?? eventLog, log, {
     maxQueued: config.events.max_queued,
@@ -216,7 +235,29 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     highWaterBytes: 256 * 1024,
     maxReplay: config.events.max_replay,
   });
+  teardown.defer('/api/ws/events', () => eventsWs.dispose());
   const liveWs = new LiveWsEndpoint(recorder, { maxQueued: config.events.max_queued, highWaterBytes: 256 * 1024, maxPayloadBytes: config.tool_log.max_payload_bytes });
+  teardown.defer('/api/ws/live', () => liveWs.dispose());
+  // before /ws, so released after it: documents are flushed once no socket can change them
+  const workspaces = new WorkspaceHub({ store, bus, log: log.child({ component: 'workspaces' }), config: config.workspaces });
+  teardown.defer('workspaces', () => workspaces.dispose());
+
+  const agentWs = new McpWsEndpoint(dispatcher, sessions, log, MCP_WS_DEFAULTS);
+  teardown.defer('/ws', () => agentWs.dispose());
+  const modelRecords = openV1Store(store).models;
+  const responsesWs = new ResponsesWsEndpoint({
+    providers,
+    manager,
+    bus,
+    log: log.child({ component: 'responses-ws' }),
+    admitToolExecution: (auth) => gate.admitToolExecution(auth),
+    limits: config.responses,
+    modelRecord: async (tenant, n) => (await modelRecords.list(tenant)).find((m) => m.id === n || m.name === n),
+  });
+  teardown.defer('/v1/responses', () => responsesWs.dispose());
+  // after /ws, so released before it: closing agents' sockets must not re-queue their tasks at shutdown
+  const orchestrator = new Orchestrator({ repos: openV1Store(store), store, bus, log: log.child({ component: 'orchestrator' }), config: config.orchestration });
+  teardown.defer('orchestrator', () => orchestrator.dispose());
   const rest = new RestRouter(log, tracing);
   // the dashboard at /ui: static files, sign-in sessions, the overview sample
   const uiAssets = new StaticAssets();
@@ -236,13 +277,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   registerLogLevel(rest, log);
   registerOpenApi(rest);
   new ToolLogHandler(store.toolLog).register(rest);
-  const stopRetention = store.toolLog.startRetention(
-    { maxEntries: config.tool_log.max_entries, maxAgeMs: config.tool_log.max_age_ms },
-    config.tool_log.sweep_interval_ms,
-  );
+  const stopRetention = store.toolLog.startRetention({ maxEntries: config.tool_log.max_entries, maxAgeMs: config.tool_log.max_age_ms }, config.tool_log.sweep_interval_ms);
+  teardown.defer('tool log retention', () => stopRetention());
+
+  const wsConnections = (): Record<string, number> => ({ '/api/ws/events': eventsWs.connections, '/api/ws/live': liveWs.connections, '/ws': agentWs.connections, '/v1/responses': responsesWs.connections });
   const metrics = new GatewayMetrics(bus, {
     manager,
-    wsConnections: () => ({ '/api/ws/events': eventsWs.connections, '/api/ws/live': liveWs.connections, '/ws': agentWs.connections, '/v1/responses': responsesWs.connections }),
+    wsConnections,
     queueDepth: () => ({ '/api/ws/events': eventsWs.queued }),
     eventsDropped: () => eventsWs.droppedTotal,
     store: () => store.writer.counters,
@@ -250,17 +291,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     orchestration: () => orchestrator.stats,
     workspaces: () => workspaces.counters,
   });
+  teardown.defer('metrics', () => metrics.dispose());
+  metricsSink.metrics = metrics;
   cluster?.registerMetrics(metrics.registry, 'tributary_');
-  providerMetrics.current = new ProviderMetrics(metrics.registry, () => providers.list().map((p) => ({ provider: p.client.name, state: p.client.breaker.state })));
+  metricsSink.providers = new ProviderMetrics(metrics.registry, () => providers.list().map((p) => ({ provider: p.client.name, state: p.client.breaker.state })));
   new ProviderAdmin(providers, bus).register(rest);
-  const uiOverview = new UiOverview({
-    bus,
-    manager,
-    registry: metrics.registry,
-    sessions: () => sessions.size,
-    wsConnections: () => ({ '/api/ws/events': eventsWs.connections, '/api/ws/live': liveWs.connections, '/ws': agentWs.connections, '/v1/responses': responsesWs.connections }),
-  });
+  const uiOverview = new UiOverview({ bus, manager, registry: metrics.registry, sessions: () => sessions.size, wsConnections });
+  teardown.defer('dashboard overview', () => uiOverview.dispose());
   uiOverview.register(rest);
+
   let draining = false;
   /** True until the configured upstreams have been connected (or failed) after the port was bound. */
   let starting = true;
@@ -287,24 +326,16 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     },
     log,
   );
+  teardown.defer('server', () => {
+    server.stopListening();
+    server.closeAll();
+  });
   const wsAccess = {
     check: withUiSessions(accessCheck(gate, config.auth.metrics_require_auth), gate, uiSessions, config.auth.metrics_require_auth),
     admitMessage: messageCheck(gate),
     revalidate: credentialCheck(gate),
   };
-
   const wsOptions = { maxPayloadLength: 1024 * 1024, idleTimeoutSeconds: config.events.idle_timeout_s, maxBackpressure: 8 * 1024 * 1024 };
-  const modelRecords = openV1Store(store).models;
-  const agentWs = new McpWsEndpoint(dispatcher, sessions, log, MCP_WS_DEFAULTS);
-  const responsesWs = new ResponsesWsEndpoint({
-    providers,
-    manager,
-    bus,
-    log: log.child({ component: 'responses-ws' }),
-    admitToolExecution: (auth) => gate.admitToolExecution(auth),
-    limits: config.responses,
-    modelRecord: async (tenant, n) => (await modelRecords.list(tenant)).find((m) => m.id === n || m.name === n),
-  });
   const feeds = [
     server.attachWs('/api/ws/events', eventsWs, wsOptions, wsAccess),
     server.attachWs('/api/ws/live', liveWs, wsOptions, wsAccess),
@@ -320,73 +351,49 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const credentialSweep = bus.events$.subscribe((e) => {
     if (e.event_type === 'StoreChanged' && (e.tags.includes('api_keys') || e.tags.includes('virtual_keys') || e.tags.includes('mcp_clients'))) recheckSockets();
   });
+  teardown.defer('credential sweep', () => credentialSweep.unsubscribe());
   const pinger = setInterval(() => {
     recheckSockets();
     for (const conns of feeds) for (const c of conns) c.ping();
   }, config.events.ping_interval_ms);
   pinger.unref();
-  const orchestrator = new Orchestrator({ repos: openV1Store(store), store, bus, log: log.child({ component: 'orchestrator' }), config: config.orchestration });
-  const workspaces = new WorkspaceHub({ store, bus, log: log.child({ component: 'workspaces' }), config: config.workspaces });
-  let port: number;
-  try {
-    await webhooks.init();
-    const v1 = await registerV1(rest, {
-      store,
-      manager,
-      bus,
-      log,
-      admitToolExecution: (auth) => gate.admitToolExecution(auth),
-      agentStatus: (tenant, id) => orchestrator.statusOf(tenant, id),
-    });
-    await orchestrator.init();
-    orchestrator.register(v1.api);
-    const embeddingRoutes = new EmbeddingRoutes({ providers, vectors, repos: v1.repos, limits: config.embeddings });
-    embeddingRoutes.register(v1.api);
-    agentWs.addHost(new EmbeddingWsMethods(embeddingRoutes));
-    new ModelSummaryRoutes({ providers, repos: v1.repos }).register(v1.api);
-    registerWorkspaceRoutes(v1.api, workspaces);
-    agentWs.addHost(orchestrator);
-    await workspaces.init();
-    agentWs.addHost(workspaces);
-    // bind before connecting upstreams: a taken port fails before any subprocess is spawned, and
-    // /health answers (503 "starting") while the upstreams connect
-    port = await server.listen();
-    log.info('port bound; connecting upstreams', { host: config.server.host, port });
-    await admin.init(config.mcp_clients);
-    // cluster mode: clients and keys follow the shared configuration bucket
-    await cluster?.startConfigSync(admin, keys, (tags) => bus.publish({ event_type: 'StoreChanged', tags }), log);
-    starting = false;
-  } catch (err) {
-    server.stopListening();
-    server.closeAll();
-    vkInvalidation.unsubscribe();
-    credentialSweep.unsubscribe();
-    clearInterval(eventSweep);
-    clearInterval(pinger);
-    eventsWs.dispose();
-    liveWs.dispose();
-    metrics.dispose();
-    uiOverview.dispose();
-    orchestrator.dispose();
-    responsesWs.dispose();
-    providers.dispose();
-    await workspaces.dispose();
-    await stopRetention();
-    await manager.closeAll('start-up failed');
-    await store.writer.flush();
-    await cluster?.close();
-    detachRecorder();
-    recorder.close();
-    await store.close();
-    await tracing.shutdown();
-    throw err;
-  }
+  teardown.defer('WebSocket pings', () => clearInterval(pinger));
+
+  await webhooks.init();
+  const v1 = await registerV1(rest, {
+    store,
+    manager,
+    bus,
+    log,
+    admitToolExecution: (auth) => gate.admitToolExecution(auth),
+    agentStatus: (tenant, id) => orchestrator.statusOf(tenant, id),
+  });
+  await orchestrator.init();
+  orchestrator.register(v1.api);
+  const embeddingRoutes = new EmbeddingRoutes({ providers, vectors, repos: v1.repos, limits: config.embeddings });
+  embeddingRoutes.register(v1.api);
+  agentWs.addHost(new EmbeddingWsMethods(embeddingRoutes));
+  new ModelSummaryRoutes({ providers, repos: v1.repos }).register(v1.api);
+  registerWorkspaceRoutes(v1.api, workspaces);
+  agentWs.addHost(orchestrator);
+  await workspaces.init();
+  agentWs.addHost(workspaces);
+  // bind before connecting upstreams: a taken port fails before any subprocess is spawned, and
+  // /health answers (503 "starting") while the upstreams connect
+  const port = await server.listen();
+  log.info('port bound; connecting upstreams', { host: config.server.host, port });
+  await admin.init(config.mcp_clients);
+  // cluster mode: clients and keys follow the shared configuration bucket
+  await cluster?.startConfigSync(admin, keys, (tags) => bus.publish({ event_type: 'StoreChanged', tags }), log);
+  starting = false;
+
   const sweeper = setInterval(() => {
     uiSessions.sweep();
     const n = sessions.sweep(Date.now());
     if (n > 0) log.info('idle sessions closed', { count: n });
   }, 60_000);
   sweeper.unref();
+  teardown.defer('idle session sweep', () => clearInterval(sweeper));
   // "listening" marks readiness: the port is bound and every configured upstream was tried
   log.info('listening', { host: config.server.host, port, mcp: `http://${config.server.host}:${port}/mcp`, dashboard: `http://${config.server.host}:${port}/ui` });
 
@@ -394,43 +401,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const close = (): Promise<void> => {
     closing ??= (async () => {
       draining = true;
+      shuttingDown();
       // first: an upstream that exits from now on (e.g. killed by the same Ctrl-C) is not respawned
       manager.beginShutdown();
-      clearInterval(sweeper);
       server.stopListening();
       mcp.startDraining();
-      const deadline = Date.now() + config.server.shutdown_timeout_ms;
-      while (server.activeRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      if (server.activeRequests > 0) log.warn('shutdown deadline passed with requests in flight', { in_flight: server.activeRequests });
+      if (!(await server.whenIdle(config.server.shutdown_timeout_ms))) log.warn('shutdown deadline passed with requests in flight', { in_flight: server.activeRequests });
       sessions.closeAll();
       server.closeAll();
-      dispatcher.dispose();
-      clearInterval(pinger);
-      clearInterval(eventSweep);
-      eventsWs.dispose();
-      liveWs.dispose();
-      // the orchestrator first: closing agents' sockets must not re-queue their tasks at shutdown
-      orchestrator.dispose();
-      agentWs.dispose();
-      responsesWs.dispose();
-      providers.dispose();
-      await workspaces.dispose();
-      await manager.closeAll('shutdown');
-      vkInvalidation.unsubscribe();
-      credentialSweep.unsubscribe();
-      metrics.dispose();
-      uiOverview.dispose();
-      await stopRetention();
-      // every event published so far is settled: release the unused seq reservation (a clean stop leaves no hole)
-      await store.writer.flush();
-      // this node's last events go to the cluster stream before it leaves
-      await cluster?.close().catch((err: unknown) => log.warn('leaving the cluster failed', { error: err }));
-      detachRecorder();
-      recorder.close();
-      await eventLog.release(bus.lastSeq).catch((err: unknown) => log.warn('event seq reservation not released', { error: err }));
-      await store.close();
-      bus.close();
-      await tracing.shutdown().catch((err: unknown) => log.warn('trace export at shutdown failed', { error: err }));
+      await teardown.unwind();
       log.info('stopped');
     })();
     return closing;

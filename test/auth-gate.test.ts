@@ -1,5 +1,5 @@
 /**
- * The access gate on its own (issue 8), with a real key registry on LevelDB and a real JWT
+ * The access gate on its own, with a real key registry on LevelDB and a real JWT
  * verifier: route rules, what each credential form becomes, the rate-limit verdicts and headers,
  * and a fast-check property that arbitrary header values never throw and never get in.
  */

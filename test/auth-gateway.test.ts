@@ -1,5 +1,5 @@
 /**
- * Access control through a real gateway (issue 8): every surface refuses missing, wrong, revoked
+ * Access control through a real gateway: every surface refuses missing, wrong, revoked
  * and expired credentials; API keys (three header forms), JWTs (jose-signed) and Basic admin get
  * in; virtual keys see and call only their tools (`vk_configs`, `allow_on_all_virtual_keys`);
  * include headers narrow; per-key limits produce `X-RateLimit-*` and 429 at the right count, on

@@ -14,9 +14,9 @@ import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import type { CryptoKey, JWK, JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JwtVerifier } from '../src/auth/jwt.js';
-import type { JwtSettings } from '../src/auth/jwt.js';
-import { AuthError } from '../src/auth/types.js';
-import type { AuthFailureReason } from '../src/auth/types.js';
+import type { JwtSettings } from '../src/config/schema.js';
+import { AuthError } from '../src/base/principal.js';
+import type { AuthFailureReason } from '../src/base/principal.js';
 
 const SECRET = 'an-hs256-secret-of-at-least-32-bytes!!';
 const b64url = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');

@@ -11,8 +11,9 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { firstValueFrom } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { KeyRegistry, MAX_SECRET_CHARS, parseIsoTimestamp, type StoredKey } from '../src/auth/keys.js';
-import { AuthError, type AuthFailureReason } from '../src/auth/types.js';
+import { KeyRegistry, MAX_SECRET_CHARS, type StoredKey } from '../src/auth/keys.js';
+import { parseIsoTimestamp } from '../src/base/ids.js';
+import { AuthError, type AuthFailureReason } from '../src/base/principal.js';
 import { decodeCreateApiKey } from '../src/codecs/keys.js';
 import { KeyAdmin, SECRET_NOTE } from '../src/handlers/mgmt/keys.js';
 import { RestRouter } from '../src/handlers/rest/router.js';
@@ -20,7 +21,7 @@ import { createLogger } from '../src/log/logger.js';
 import { KeyRepository, openKeyRepository } from '../src/store/keys.js';
 import type { Store } from '../src/store/open.js';
 import { EventBus, type GatewayEvent } from '../src/streams/events.js';
-import type { HttpHeaders, HttpInput } from '../src/streams/http.js';
+import type { HttpHeaders, HttpInput } from '../src/base/http.js';
 import { tempStores } from './helpers/store.js';
 
 

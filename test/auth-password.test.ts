@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { hashPassword, isPasswordHash, verifyPassword } from '../src/auth/password.js';
+import { hashPassword, isPasswordHash, verifyPassword } from '../src/base/password.js';
 
 /** Cheap parameters for tests that hash many times; the defaults get their own test. */
 const FAST = { N: 1024, r: 8, p: 1 };

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Packr, Unpackr } from 'msgpackr';
 import { MAX_NESTING_DEPTH, jsonDepthExceeded, jsonTextDepthExceeded, scanMsgpack } from '../src/codecs/depth.js';
-import { formatIoTsErrors } from '../src/codecs/io-ts-errors.js';
+import { formatIoTsErrors } from '../src/base/io-ts-errors.js';
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
 

@@ -1,5 +1,5 @@
 /**
- * `/api/ws/events` is tenant-scoped (issue 9): a subscriber sees the entity events of its own
+ * `/api/ws/events` is tenant-scoped: a subscriber sees the entity events of its own
  * tenant only; the admin sees every tenant's.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';

@@ -147,7 +147,7 @@ describe('/api/ws/events', () => {
         await f.next((m) => m['type'] === 'subscribed');
       }
       // stop reading: TCP backpressure builds up in the server's socket, then in our queue
-      (stalled.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+      stalled.ws.pause();
       const N = 20_000;
       const first = gw.bus.lastSeq + 1;
       // a steady publisher (20 events per event-loop turn) that a reading client keeps up with
@@ -163,7 +163,7 @@ describe('/api/ws/events', () => {
       const depth = Number(/tributary_subscriber_queue_depth\{endpoint="\/api\/ws\/events"\} (\d+)/.exec(metrics)?.[1]);
       // at most the live queue (events.max_queued 50) plus one page read from the store (256)
       expect(depth).toBeLessThanOrEqual(50 + 256);
-      (stalled.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+      stalled.ws.resume();
       // it catches up from the store as it reads: every event, in order, no warning
       await stalled.next((m) => m['seq'] === first + N - 1, 30_000);
       const got = stalled.msgs.filter((m) => m['event_type'] === 'StoreChanged').map((m) => m['seq']);

@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import { Packr } from 'msgpackr';
 import { decodeFrame, McpwMethod, McpwType, type McpwDecodedFrame } from '../src/codecs/mcpw.js';
 import { MAX_NESTING_DEPTH } from '../src/codecs/depth.js';
-import { GatewayError } from '../src/codecs/errors.js';
+import { GatewayError } from '../src/base/errors.js';
 import { connectClient, demoClient, everythingClient, rawPost, rawSession, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
 
 let gw: TestGateway;

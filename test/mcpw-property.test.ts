@@ -1,5 +1,5 @@
 /**
- * fast-check properties of the MCPW codec (issue 6 "Tests"): decode(encode(x)) = x for every
+ * fast-check properties of the MCPW codec: decode(encode(x)) = x for every
  * type, method, flag combination (gzip on/off, encrypted on/off) and request ids over the whole
  * u64 range; random bytes, random payloads behind a valid header, and mutated valid frames
  * (flipped bytes, truncations, extensions, rewritten header fields) never throw and always give a

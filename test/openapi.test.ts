@@ -1,5 +1,5 @@
 /**
- * The OpenAPI 3.1 document (issue 9): it validates with a real OpenAPI validator
+ * The OpenAPI 3.1 document: it validates with a real OpenAPI validator
  * (@seriousme/openapi-schema-validator), every operation in it is answered by the server (no
  * "No route" 404 / 405), every REST route carries its own documentation, and request bodies are
  * the JSON Schemas of the codecs the handlers decode with.

@@ -1,6 +1,6 @@
 /**
- * Agent orchestration over `/ws` (issue 10; developer-mesh "Agent Orchestration Messages" and "Task
- * Assignment Notification", `../shared/sources/003_*.txt`) with real `ws` clients on real
+ * Agent orchestration over `/ws` (developer-mesh "Agent Orchestration Messages" and "Task
+ * Assignment Notification", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md) with real `ws` clients on real
  * gateways: registration, routing by capability, priority queue, strategies, explicit agent ids,
  * agents lost mid-task, attempts, heartbeats, assignee checks, the bounded queue, REST
  * `/api/v1/tasks`, bus events, MCPW binary agents, tenant isolation, restart; plus a fast-check

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { GatewayError } from '../src/codecs/errors.js';
+import { GatewayError } from '../src/base/errors.js';
 import { OpenAiProvider, retryAfterMs, type ProviderObservation, type StreamEvent } from '../src/providers/openai-client.js';
 import { settingsFromConfig } from '../src/providers/registry.js';
 import { SecretBox, SecretBoxError } from '../src/providers/secret-box.js';

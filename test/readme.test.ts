@@ -101,14 +101,14 @@ describe('config: unknown keys', () => {
 
 describe('README error table', () => {
   it('lists every code of the error registry with its HTTP status and JSON-RPC code, and nothing else', async () => {
-    const { ERRORS } = await import('../src/codecs/errors.js');
+    const { ERRORS } = await import('../src/base/errors.js');
     const rows = new Map<string, { http: number; rpc: number }>();
     for (const m of README.matchAll(/^\| `([A-Z_]+)` \| (\d+) \| (-\d+) \|/gm)) rows.set(m[1] ?? '', { http: Number(m[2]), rpc: Number(m[3]) });
     expect(Object.fromEntries(rows)).toEqual(Object.fromEntries(Object.entries(ERRORS).map(([k, v]) => [k, { http: v.http, rpc: v.rpc }])));
   });
 
   it('session not found and upstream timeout have distinct JSON-RPC codes', async () => {
-    const { ERRORS } = await import('../src/codecs/errors.js');
+    const { ERRORS } = await import('../src/base/errors.js');
     expect(ERRORS.SESSION_NOT_FOUND.rpc).not.toBe(ERRORS.UPSTREAM_TIMEOUT.rpc);
   });
 });

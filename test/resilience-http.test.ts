@@ -1,6 +1,6 @@
 /**
  * Fault tests against a real Streamable HTTP upstream on loopback that accepts requests and never
- * answers until the test heals it (issue 7): call timeouts open the circuit breaker, which then
+ * answers until the test heals it: call timeouts open the circuit breaker, which then
  * fails calls at once naming the upstream and the retry time, goes half-open after `open_ms`,
  * reopens on a failed trial and closes on a successful one; failed health checks disconnect the
  * upstream and reconnect it with backoff once it heals; requests it never answered do not keep

@@ -1,5 +1,5 @@
 /**
- * The pure parts of upstream resilience (issue 7), in virtual time: the circuit breaker
+ * The pure parts of upstream resilience, in virtual time: the circuit breaker
  * (closed → open → half_open → closed) and the reconnect backoff schedule with RxJS marbles,
  * health ticks that never pile up, and the concurrency limiter's bounds (fast-check).
  */

@@ -1,5 +1,5 @@
 /**
- * Fault tests with real stdio subprocesses (issue 7): an upstream SIGKILLed in the middle of
+ * Fault tests with real stdio subprocesses: an upstream SIGKILLed in the middle of
  * calls (in-flight calls fail naming it, the gateway stays up, the upstream comes back with the
  * backoff and its tools work again, the events arrive in order), a crash loop that gives up after
  * `reconnect.max_retries`, a manual close that must not reconnect, garbage on stdout, a stdout
@@ -53,6 +53,9 @@ beforeAll(async () => {
     faultClient('noisy', { health_check_interval_ms: 200, reconnect: { initial_ms: 100, max_ms: 400 } }, ['FAULT_GARBAGE_AT_START=1']),
     faultClient('busy', { max_concurrent_calls: 2, max_queued_calls: 1 }),
     faultClient('manual', { reconnect: { initial_ms: 50, max_ms: 100 } }),
+    // reconnects on a slower schedule than `manual` would: once it is back, a reconnect of
+    // `manual` started by the same kind of loss would have been seen already
+    faultClient('sentinel', { reconnect: { initial_ms: 200, max_ms: 400 }, health_check_interval_ms: 60_000 }),
     demoClient('demo'),
   ]);
   eventSub = gw.bus.events$.subscribe((e) => events.push(e));
@@ -147,16 +150,24 @@ describe('a stdio upstream killed with SIGKILL mid-call', () => {
 
   it('a manual close does not trigger an automatic reconnect', async () => {
     const manual = gw.manager.get('manual');
+    const sentinel = gw.manager.get('sentinel');
     const pid = manual?.pid ?? -1;
     const since = lastSeq();
+    /** Kills the sentinel and resolves once it has been restarted (its backoff is 4× manual's). */
+    const sentinelCycle = async (): Promise<void> => {
+      const from = lastSeq();
+      process.kill(sentinel?.pid ?? -1, 'SIGKILL');
+      await waitFor('sentinel restarted', () => lifecycleOf('sentinel', from).includes('started'));
+    };
     await manual?.close('operator');
     expect(procState(pid)).toBeUndefined();
-    await new Promise((r) => setTimeout(r, 600));
+    await sentinelCycle();
     expect(manual?.state).toBe('disconnected');
     expect(lifecycleOf('manual', since)).toEqual(['state connected->disconnected']);
     // removing it through the manager does not either
     await gw.manager.remove('manual', 'test');
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor('manual stopped', () => lifecycleOf('manual', since).includes('stopped'));
+    await sentinelCycle();
     expect(lifecycleOf('manual', since)).toEqual(['state connected->disconnected', 'stopped']);
   });
 });

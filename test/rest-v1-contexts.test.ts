@@ -1,5 +1,5 @@
 /**
- * Contexts over `/api/v1/mcp/context*` (issue 9, "Contexts"), end to end through real HTTP on a
+ * Contexts over `/api/v1/mcp/context*`, end to end through real HTTP on a
  * real gateway with auth on and two tenants' API keys: every route and its shapes, tenant
  * isolation, append vs replace, truncation, search ranking (MiniSearch BM25), the extractive
  * summary, deletion, bad bodies, concurrent appends, the index rebuilt after a restart on the same

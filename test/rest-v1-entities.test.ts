@@ -1,12 +1,12 @@
 /**
- * REST /api/v1 agents, models and relationships (issue 9; developer-mesh MCP Server API reference,
- * `../shared/sources/003_*.txt`, "Agent Management", "Model Management", "Relationship
+ * REST /api/v1 agents, models and relationships (developer-mesh MCP Server API reference,
+ * https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md, "Agent Management", "Model Management", "Relationship
  * Management"), through real HTTP against a real gateway with auth on and two tenants' API keys.
  */
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GatewayError } from '../src/codecs/errors.js';
+import { GatewayError } from '../src/base/errors.js';
 import { RelationshipRoutes } from '../src/handlers/rest-v1/relationships.js';
 import { createLogger } from '../src/log/logger.js';
 import { openV1Store, type ContextRecord, type V1Store } from '../src/store/v1-records.js';

@@ -1,5 +1,5 @@
 /**
- * REST `/api/v1/tools*` (issue 9): tools = upstream MCP clients, actions = their MCP tools. Real
+ * REST `/api/v1/tools*`: tools = upstream MCP clients, actions = their MCP tools. Real
  * HTTP against a real gateway with the real server-everything over stdio and the in-process demo
  * upstream (`tools_to_execute: [echo, add, now]`, `disallowed_actions: [now]`).
  */

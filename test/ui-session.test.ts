@@ -9,7 +9,7 @@ import { gunzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { cookieValue, UI_SESSION_COOKIE, UiSessionStore } from '../src/auth/ui-session.js';
-import type { Principal } from '../src/auth/types.js';
+import type { Principal } from '../src/base/principal.js';
 import { isSameOrigin, needsOriginCheck } from '../src/handlers/ui/access.js';
 import { StaticAssets } from '../src/handlers/ui/static.js';
 

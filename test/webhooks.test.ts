@@ -1,5 +1,5 @@
 /**
- * Signed GitHub webhooks (`POST /api/webhooks/github`, issue 9) over real HTTP on a real gateway.
+ * Signed GitHub webhooks (`POST /api/webhooks/github`) over real HTTP on a real gateway.
  * Signatures are computed here with node:crypto (HMAC-SHA256 over the raw body bytes), not with
  * the library the gateway verifies with.
  */
@@ -17,7 +17,7 @@ import { createLogger } from '../src/log/logger.js';
 import { openStore, type Store } from '../src/store/open.js';
 import { StoreError } from '../src/store/errors.js';
 import { EventBus, type GatewayEvent } from '../src/streams/events.js';
-import type { HttpHeaders, HttpInput } from '../src/streams/http.js';
+import type { HttpHeaders, HttpInput } from '../src/base/http.js';
 import { send, startTestGateway, type TestGateway } from './helpers/gateway.js';
 
 const SECRET = 'It\u2019s a Secret to Everybody \u2014 webhooks-test-4f1c';

@@ -1,12 +1,11 @@
 /**
- * Collaborative workspaces on `/ws` (issue 10): real `ws` clients (JSON text and MCPW binary)
+ * Collaborative workspaces on `/ws`: real `ws` clients (JSON text and MCPW binary)
  * holding real Yjs documents, against a real gateway; a restart on one data dir; the hub
  * in-process with fake peers for tenants and bounds; marble tests of the presence coalescing;
  * fast-check properties for convergence and for garbage updates.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -14,14 +13,14 @@ import * as Y from 'yjs';
 import fc from 'fast-check';
 import { TestScheduler } from 'rxjs/testing';
 import { McpwMethod, McpwType, decodeFrame, encodeFrame } from '../src/codecs/mcpw.js';
-import { GatewayError } from '../src/codecs/errors.js';
+import { GatewayError } from '../src/base/errors.js';
 import { resolveConfig } from '../src/config/load.js';
 import { startGateway, type Gateway } from '../src/gateway.js';
 import { createLogger } from '../src/log/logger.js';
 import { openStore, type Store } from '../src/store/open.js';
 import { EventBus, type GatewayEvent } from '../src/streams/events.js';
 import type { WsPeer } from '../src/streams/ws-methods.js';
-import type { RequestAuth } from '../src/auth/access.js';
+import type { RequestAuth } from '../src/base/access.js';
 import { WorkspaceHub } from '../src/handlers/workspaces/hub.js';
 import { SharedDocument, checkUpdate } from '../src/handlers/workspaces/document.js';
 import { coalescePresence, type PresenceInput } from '../src/handlers/workspaces/presence.js';
@@ -304,11 +303,6 @@ function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? 0;
 }
 
 // ─── membership ─────────────────────────────────────────────────────────────
@@ -648,23 +642,20 @@ describe('cursor and selection presence', () => {
         return b64(nextUpdate as Uint8Array);
       };
       const send = (changes: string): Promise<Json> => a.request('document.update', { workspace_id: 'slow', document_id: 'doc', changes });
-      /** Latency of `n` small edits: from sending to b's receipt, ms. */
-      const rounds = async (n: number): Promise<number[]> => {
-        const out: number[] = [];
+      /** `n` small edits, each followed by a cursor move; resolves when b has received every edit. */
+      const rounds = async (n: number): Promise<void> => {
         for (let i = 0; i < n; i++) {
           const changes = change(() => text.insert(0, `m${i}`));
           const got = b.next((p) => p['changes'] === changes);
-          const t0 = performance.now();
           await send(changes);
           a.notify('cursor.position', { workspace_id: 'slow', position: i });
-          out.push((await got).at - t0);
+          await got;
         }
-        return out;
       };
-      const before = await rounds(30);
+      await rounds(30);
 
       // the slow member stops reading; big changes fill its buffers until presence skips it
-      (slow.ws as unknown as { _socket: Socket })._socket.pause();
+      slow.ws.pause();
       const big = 'x'.repeat(256 * 1024);
       let pushed = 0;
       while (!gw.logs.some((l) => l.includes('presence skipped for a slow member') && l.includes(`"${slow.memberId}"`))) {
@@ -672,22 +663,23 @@ describe('cursor and selection presence', () => {
         await send(change(() => text.insert(0, big)));
         await send(change(() => text.delete(0, big.length)));
         pushed += big.length;
-        a.notify('cursor.position', { workspace_id: 'slow', position: -1 });
-        await sleep(AUDIT_MS + 10);
+        // once b has this cursor move, the same presence window has been sent to (or skipped for) every member
+        const marker = `fill-${pushed}`;
+        a.notify('cursor.position', { workspace_id: 'slow', position: marker });
+        await b.next((p) => p['type'] === 'cursor.position' && p['position'] === marker);
       }
-      const during = await rounds(30);
-      // b keeps getting cursor updates while the slow member's are skipped
+      // b gets every edit and cursor move while the slow member reads nothing: its delivery does
+      // not wait on the stalled socket (a broadcast that did would never finish these rounds)
+      const slowSeen = slow.updates.length;
+      await rounds(30);
       const bCursors = b.of('cursor.position').length;
       a.notify('cursor.position', { workspace_id: 'slow', position: 'final' });
       await b.next((p) => p['position'] === 'final');
       expect(b.of('cursor.position').length).toBeGreaterThan(bCursors);
-
-      // relative bounds: latency to b with a stalled member is in line with the latency before
-      expect(median(during)).toBeLessThan(median(before) * 3 + 5);
-      expect(Math.max(...during)).toBeLessThan(Math.max(...before) * 5 + 50);
+      expect(slow.updates.length).toBe(slowSeen);
 
       // once it reads again it gets every document change (none are skipped) and converges
-      (slow.ws as unknown as { _socket: Socket })._socket.resume();
+      slow.ws.resume();
       await waitFor(() => slow.of('document.changed').length === sent, 20_000);
       const replica = new Y.Doc();
       for (const c of slow.of('document.changed')) Y.applyUpdate(replica, bytesOf(c['changes']));
@@ -972,13 +964,14 @@ describe('WorkspaceHub in-process', () => {
     hub.closed(r);
 
     q.buffered = 5000;
+    const skipped = hub.counters.presenceSkipped;
     await hub.call(p, 'cursor.position', { workspace_id: 'small', position: 1 }, true);
-    await sleep(40);
+    // the presence window closes: q, over the skip threshold, is counted as skipped
+    await waitFor(() => hub.counters.presenceSkipped > skipped, 2000);
     expect(q.sent.filter((m) => m['type'] === 'cursor.position')).toEqual([]);
-    expect(hub.counters.presenceSkipped).toBeGreaterThan(0);
     q.buffered = 0;
     await hub.call(p, 'cursor.position', { workspace_id: 'small', position: 2 }, true);
-    await sleep(40);
+    await waitFor(() => q.sent.some((m) => m['type'] === 'cursor.position'), 2000);
     expect(q.sent.filter((m) => m['type'] === 'cursor.position').map((m) => m['position'])).toEqual([2]);
     hub.closed(p);
     hub.closed(q);
@@ -994,7 +987,18 @@ describe('WorkspaceHub in-process', () => {
     const before = hub.counters.documentWrites;
     for (const u of updates) await hub.call(p, 'document.update', { workspace_id: 'writes', document_id: 'doc', changes: b64(u) }, false);
     await waitFor(() => hub.counters.documentWrites > before, 2000);
-    await sleep(250);
+    // every update is durable: no write of these 50 updates is still to come
+    const storedText = async (): Promise<string | undefined> => {
+      const v = await store.sublevel<{ state: Uint8Array }>('documents').get('default\u0000writes\u0000doc');
+      if (v === undefined) return undefined;
+      const d = new Y.Doc();
+      Y.applyUpdate(d, new Uint8Array(v.state));
+      return d.getText('t').toString();
+    };
+    for (let i = 0; (await storedText()) !== ydoc.getText('t').toString(); i++) {
+      if (i > 500) throw new Error('the 50 updates never reached the store');
+      await new Promise((r) => setTimeout(r, 10));
+    }
     // 50 updates within a few ms: one or two writes, not fifty
     expect(hub.counters.documentWrites - before).toBeLessThanOrEqual(3);
     expect(hubEvents.some((e) => e.event_type === 'DocumentChanged' && e['document_id'] === 'doc' && (e['updates'] as number) > 1)).toBe(true);

@@ -1,4 +1,4 @@
-/** Bytes in `/ws` method results answered over JSON text frames become base64 (issue 10). */
+/** Bytes in `/ws` method results answered over JSON text frames become base64. */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { bytesAsBase64 } from '../src/handlers/mcp/ws.js';

@@ -1,6 +1,6 @@
 /**
- * Which tools a request may see and call (issue 8), as the Bifrost MCP filtering rules say
- * (`../shared/sources/002_*.txt`, "allow_on_all_virtual_keys" and `vk_configs`; Bifrost docs
+ * Which tools a request may see and call, as the Bifrost MCP filtering rules say
+ * (https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml, "allow_on_all_virtual_keys" and `vk_configs`; Bifrost docs
  * "Tool Filtering"): the filters stack and a tool must pass all of them.
  *
  * 1. The client's own `tools_to_execute` (applied by the upstream manager: hidden tools are not in
@@ -15,42 +15,7 @@
  * `client-` prefix). Resources and prompts follow the client level: a request may use them only
  * from clients it may use some tool of.
  */
-import type { Principal } from './types.js';
-
-/** What a request may use. */
-export interface ToolFilter {
-  /** Whether tool `tool` (the upstream's own name) of client `client` may be listed and called. */
-  allowsTool(client: string, tool: string): boolean;
-  /** Whether anything of `client` may be used (its resources and prompts too). */
-  allowsClient(client: string): boolean;
-}
-
-/** The caller and what it may use: attached to every admitted request and WebSocket. */
-export interface RequestAuth {
-  readonly principal: Principal;
-  /** `undefined` = no narrowing (every tool the catalogue shows). */
-  readonly filter: ToolFilter | undefined;
-  /**
-   * Where this decision came from, so a long-lived connection can re-check it against the
-   * credential's current state (`AccessGate.revalidate`); absent when there is nothing that can
-   * change (auth off, the Basic admin).
-   */
-  readonly source?: CredentialSource;
-}
-
-/** What {@link RequestAuth} was computed from, and at which versions of the key and policy state. */
-export interface CredentialSource {
-  /** The gateway-issued key presented (API key or virtual key), if any. */
-  readonly key: { readonly kind: 'api_key' | 'virtual_key'; readonly id: string } | undefined;
-  /** When the credential stops being valid, epoch ms (`Infinity` = never). */
-  readonly expiresMs: number;
-  /** The include headers' filter of the request that opened the connection. */
-  readonly headerFilter: ToolFilter | undefined;
-  /** `KeyRegistry.version` when checked. */
-  readonly keysVersion: number;
-  /** {@link VirtualKeyAccess.version} when checked. */
-  readonly vkVersion: number;
-}
+import type { ToolFilter } from '../base/access.js';
 
 /** The virtual-key part of one client's management record. */
 export interface VkClientPolicy {

@@ -1,11 +1,11 @@
 /**
- * The access gate (issue 8): turns a request's credentials into a {@link Principal}, checks that
+ * The access gate: turns a request's credentials into a {@link Principal}, checks that
  * it may use the surface, counts it against its rate limits, and says what the reply must carry
  * (`X-RateLimit-*`, `WWW-Authenticate`, `Retry-After`). Every surface goes through it: HTTP routes
  * and `/mcp` before the body is handled, WebSocket upgrades before the upgrade, each WebSocket
  * message, and each tool execution.
  *
- * Credentials (developer-mesh "Authentication", Bifrost auth schemes in `../shared/sources/`):
+ * Credentials (developer-mesh "Authentication", Bifrost auth schemes, https://github.com/maximhq/bifrost/blob/main/docs/openapi/paths/management/infrastructure.yaml):
  * `x-bf-vk: <virtual key>`, `Authorization: Bearer <API key | virtual key | JWT>`,
  * `Authorization: <API key>`, `X-API-Key: <API key>`, `Authorization: Basic <admin user:password>`.
  *
@@ -16,17 +16,18 @@
  * echoed in errors.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { GatewayError } from '../codecs/errors.js';
+import { GatewayError } from '../base/errors.js';
 import type { ResolvedAuthConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
-import type { HeaderList } from '../streams/http.js';
+import type { HeaderList } from '../base/http.js';
 import type { StoredKey } from '../store/keys.js';
-import { bothFilters, includeFilter, type CredentialSource, type RequestAuth, type ToolFilter, type VirtualKeyAccess } from './access.js';
+import type { CredentialSource, RequestAuth, ToolFilter } from '../base/access.js';
+import { bothFilters, includeFilter, type VirtualKeyAccess } from './access.js';
 import { JwtVerifier, type JwtIdentity } from './jwt.js';
 import type { KeyRegistry } from './keys.js';
-import { hashPassword, verifyPassword } from './password.js';
+import { hashPassword, verifyPassword } from '../base/password.js';
 import { LoginThrottle, RateLimits, type LimitVerdict } from './rate-limit.js';
-import { ANONYMOUS, AuthError, type AuthFailureReason, type Principal, type RateLimitSettings } from './types.js';
+import { ANONYMOUS, AuthError, type AuthFailureReason, type Principal, type RateLimitSettings } from '../base/principal.js';
 
 /** The request headers the gate reads (lower-case names; `''` when absent). */
 export interface Credentials {

@@ -4,7 +4,7 @@
  * (trailing `\r\n` stripped; no echo suppression). Exits 1 with a message on stderr when the
  * password is empty or cannot be hashed. Prefer stdin: an argv password lands in shell history.
  */
-import { hashPassword } from './password.js';
+import { hashPassword } from '../base/password.js';
 
 function fail(message: string): never {
   process.stderr.write(`hash-password: ${message}\n`);

@@ -1,5 +1,5 @@
 /**
- * JWT bearer-token verification (issue 8) on `jose`: signature, `exp`, `nbf`, `iss`, `aud` and a
+ * JWT bearer-token verification on `jose`: signature, `exp`, `nbf`, `iss`, `aud` and a
  * required `sub` (RFC 7519 §4.1), with the algorithm rules of the JWT BCP (RFC 8725 §3.1–3.2):
  * every key kind verifies only its own explicit algorithm allow-list, so `alg: none` and
  * algorithm-confusion tokens (an HS256 token "signed" with an RSA public key) never verify. Verified
@@ -9,28 +9,9 @@
 import { readFile } from 'node:fs/promises';
 import { createLocalJWKSet, decodeProtectedHeader, errors, importJWK, jwtVerify } from 'jose';
 import type { JWK, JWTPayload, JWTVerifyOptions } from 'jose';
-import { AuthError } from './types.js';
-import type { Role } from './types.js';
-
-/** Verifier settings (the `auth.jwt` config block). */
-export interface JwtSettings {
-  /** HS256 shared secret (UTF-8), at least 32 bytes (RFC 7518 §3.2: key ≥ hash output size); optional. */
-  readonly hs256_secret?: string;
-  /** Path of a JWKS JSON file (`{"keys":[...]}`, RFC 7517 §5) with RS256 / ES256 public keys; optional. */
-  readonly jwks_file?: string;
-  /** When set, `iss` must equal it. */
-  readonly issuer?: string;
-  /** When set, `aud` (a string or an array of strings) must contain it. */
-  readonly audience?: string;
-  /** Leeway for `exp`/`nbf`, seconds (≥ 0). */
-  readonly clock_tolerance_s: number;
-  /** Claim naming the tenant, e.g. `tenant_id`; missing → `default`. */
-  readonly tenant_claim: string;
-  /** Claim naming the role; the value `admin` → role `admin`, anything else or missing → `user`. */
-  readonly role_claim: string;
-  /** Verified tokens remembered (oldest insertion evicted first), e.g. 10000; 0 disables the cache. */
-  readonly cache_max: number;
-}
+import { AuthError } from '../base/principal.js';
+import type { Role } from '../base/principal.js';
+import type { JwtSettings } from '../config/schema.js';
 
 /** What a verified token says about its caller. Frozen; shared by every cache hit. */
 export interface JwtIdentity {

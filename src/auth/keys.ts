@@ -2,8 +2,8 @@
  * `KeyRegistry`: the in-memory, authoritative view of the gateway's API keys and virtual keys,
  * read on every request. A caller presents a key as `Authorization: Bearer <secret>` or
  * `Authorization: <secret>` (developer-mesh API reference, "Authentication",
- * `../shared/sources/003_*.txt`); a virtual key's id is what Bifrost's
- * `vk_configs[].virtual_key_id` names (`../shared/sources/002_*.txt`).
+ * https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md); a virtual key's id is what Bifrost's
+ * `vk_configs[].virtual_key_id` names (https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml).
  *
  * Secrets: `trb_` (API key) or `tvk_` (virtual key) followed by the 43-character base64url form
  * of 32 random bytes (256 bits), 47 characters in all. Only the SHA-256 of a secret and its first
@@ -15,7 +15,8 @@
 import { hash as oneShotHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { KEY_ID_PREFIX, byCreation, type KeyKind, type KeyRepository, type StoredKey } from '../store/keys.js';
-import { AuthError, isToolMode, type AuthFailureReason, type RateLimitSettings, type Role, type ToolMode } from './types.js';
+import { MAX_KEY_NAME_CHARS, TENANT_ID, parseIsoTimestamp } from '../base/ids.js';
+import { AuthError, isToolMode, type AuthFailureReason, type RateLimitSettings, type Role, type ToolMode } from '../base/principal.js';
 
 export type { KeyKind, StoredKey } from '../store/keys.js';
 
@@ -27,12 +28,6 @@ export const SECRET_PREFIX_CHARS = 12;
 
 /** Longest presented secret {@link KeyRegistry.authenticate} hashes; longer ones are refused unhashed. */
 export const MAX_SECRET_CHARS = 256;
-
-/** Tenant ids: 1..128 of `[A-Za-z0-9_.-]`. */
-export const TENANT_ID = /^[A-Za-z0-9_.-]{1,128}$/;
-
-/** Longest key name, in characters (Unicode code points). */
-export const MAX_KEY_NAME_CHARS = 128;
 
 /** What {@link KeyRegistry.create} needs; the HTTP layer has validated it already (`codecs/keys.ts`). */
 export interface CreateKeyInput {
@@ -297,25 +292,6 @@ function refusal(reason: AuthFailureReason, message: string): AuthError {
 /** SHA-256 of `text` (UTF-8), 64 lower-case hex digits. */
 export function sha256Hex(text: string): string {
   return oneShotHash('sha256', text, 'hex');
-}
-
-const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-](\d{2}):(\d{2}))$/;
-
-/**
- * `text` as ms since the epoch if it is an ISO-8601 date-time with an offset
- * (`2026-03-01T12:00:00Z`, `2026-03-01T13:00+01:00`) naming a real calendar instant; else `undefined`.
- */
-export function parseIsoTimestamp(text: string): number | undefined {
-  const m = ISO_8601.exec(text);
-  if (m === null) return undefined;
-  const [y, mo, d, h, mi, s] = [m[1], m[2], m[3], m[4], m[5], m[6] ?? '0'].map(Number) as [number, number, number, number, number, number];
-  const day = new Date(0);
-  day.setUTCFullYear(y, mo - 1, d);
-  if (day.getUTCFullYear() !== y || day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d) return undefined;
-  if (h > 23 || mi > 59 || s > 59) return undefined;
-  if (m[9] !== undefined && (Number(m[9]) > 23 || Number(m[10]) > 59)) return undefined;
-  const ms = Date.parse(text);
-  return Number.isNaN(ms) ? undefined : ms;
 }
 
 interface CheckedInput {

@@ -1,11 +1,11 @@
 /**
  * Per-key rate limits on rate-limiter-flexible's in-memory fixed windows (developer-mesh
- * "Rate Limiting", `../shared/sources/003_*.txt`): requests per hour, a burst limit per minute, and
+ * "Rate Limiting", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md): requests per hour, a burst limit per minute, and
  * tool executions per hour, each overridable per key. In cluster mode the counts live in NATS KV
  * (src/cluster/rate-limit-store.ts, the same rate-limiter-flexible API), so they hold across nodes.
  */
 import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { Principal, RateLimitSettings } from './types.js';
+import type { Principal, RateLimitSettings } from '../base/principal.js';
 
 /** Which limit a verdict reports. */
 export type LimitName = keyof RateLimitSettings;
@@ -128,7 +128,7 @@ export class RateLimits {
 }
 
 /**
- * Failed Basic logins per client address (issue 8: "failed attempts rate-limited"): after
+ * Failed Basic logins per client address ("failed attempts rate-limited"): after
  * `maxFailures` failures in `windowS` seconds, further attempts from that address are refused
  * without checking the password until the window ends.
  */

@@ -14,7 +14,7 @@
  * sending it, `Path=/` because the dashboard calls `/api/*` and the WebSocket feeds.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Principal } from './types.js';
+import type { Principal } from '../base/principal.js';
 
 /** The cookie's name. */
 export const UI_SESSION_COOKIE = 'tributary_ui';

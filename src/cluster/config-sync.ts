@@ -18,8 +18,7 @@
  */
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { Logger } from '../log/logger.js';
-import type { ClientChange } from '../handlers/mgmt/clients.js';
-import type { ClientRecord } from '../store/clients.js';
+import type { ClientChange, ClientRecord } from '../store/clients.js';
 import type { KeyKind, StoredKey } from '../store/keys.js';
 
 /** What the sync needs of the MCP client administration. */

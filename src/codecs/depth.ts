@@ -18,7 +18,7 @@
  * (https://docs.rs/serde_json/latest/serde_json/struct.Deserializer.html#method.disable_recursion_limit);
  * .NET's System.Text.Json uses 64 (https://learn.microsoft.com/dotnet/api/system.text.json.jsonreaderoptions.maxdepth).
  */
-import { GatewayError } from './errors.js';
+import { GatewayError } from '../base/errors.js';
 
 /** Most nested objects/arrays a JSON-RPC message may have, counted from the message itself. */
 export const MAX_NESTING_DEPTH = 128;

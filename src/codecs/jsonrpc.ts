@@ -5,8 +5,8 @@
  */
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
-import { GatewayError } from './errors.js';
-import { formatIoTsErrors } from './io-ts-errors.js';
+import { GatewayError } from '../base/errors.js';
+import { formatIoTsErrors } from '../base/io-ts-errors.js';
 
 export type JsonRpcId = string | number;
 

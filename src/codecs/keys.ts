@@ -1,16 +1,16 @@
 /**
  * Bodies of the key management API: `POST /api/auth/keys` (API keys, presented as
  * `Authorization: Bearer <key>`, developer-mesh API reference "Authentication",
- * `../shared/sources/003_*.txt`) and `POST /api/auth/virtual-keys` (virtual keys, the ids
- * Bifrost's `vk_configs[].virtual_key_id` names, `../shared/sources/002_*.txt`). Rate limit fields
+ * https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md) and `POST /api/auth/virtual-keys` (virtual keys, the ids
+ * Bifrost's `vk_configs[].virtual_key_id` names, https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml). Rate limit fields
  * are developer-mesh "Rate Limiting"'s three limits. Decoded with io-ts; unknown fields are
  * rejected; every problem is reported with its path (`rate_limits.burst_per_minute: ...`).
  */
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
-import { MAX_KEY_NAME_CHARS, TENANT_ID, parseIsoTimestamp } from '../auth/keys.js';
-import { GatewayError } from './errors.js';
-import { formatIoTsErrors } from './io-ts-errors.js';
+import { MAX_KEY_NAME_CHARS, TENANT_ID, parseIsoTimestamp } from '../base/ids.js';
+import { GatewayError } from '../base/errors.js';
+import { formatIoTsErrors } from '../base/io-ts-errors.js';
 
 interface KeyNameBrand {
   readonly KeyName: unique symbol;

@@ -1,5 +1,5 @@
 /**
- * The error registry of the MCPW binary frame codec (DESIGN.md §5 "Bad input"; issue 6 "Codec"):
+ * The error registry of the MCPW binary frame codec (DESIGN.md §5 "Bad input"):
  * one stable code per way a frame can be bad, the JSON-RPC error code it is reported with (from
  * the gateway registry in `./errors.ts`), and whether the WebSocket connection stays usable.
  *
@@ -19,7 +19,7 @@
  * stream with no message framing, `truncated_header` and `length_mismatch` would lose sync and be
  * fatal; on `/ws` they are not.
  */
-import { ERRORS } from './errors.js';
+import { ERRORS } from '../base/errors.js';
 
 /** Every way an MCPW frame can fail to decode; stable, snake_case, sent on the wire in Error frames. */
 export type McpwErrorCode =

@@ -1,6 +1,6 @@
 /**
  * MCPW binary frames: the codec of the binary half of `/ws` (DESIGN.md §5, the authority; the
- * layout is the developer-mesh API reference's, `/ws` "Binary Protocol", shared/sources/003). One
+ * layout is the developer-mesh API reference's, `/ws` "Binary Protocol", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md). One
  * WebSocket binary message is one frame:
  *
  * ```

@@ -1,13 +1,13 @@
 /**
- * Bodies of the MCP client management API (Bifrost MCP schemas, `../shared/sources/002_*.txt`:
+ * Bodies of the MCP client management API (Bifrost MCP schemas, https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml:
  * `MCPClientCreateRequest`, `MCPClientUpdateRequest`, `MCPVKConfig`). Decoded with io-ts; unknown
  * fields are rejected; every problem is reported with its path.
  */
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
 import { ClientName, StdioConfig } from '../config/schema.js';
-import { GatewayError } from './errors.js';
-import { formatIoTsErrors } from './io-ts-errors.js';
+import { GatewayError } from '../base/errors.js';
+import { formatIoTsErrors } from '../base/io-ts-errors.js';
 
 const AuthTypeAny = t.keyof({ none: null, headers: null, oauth: null, per_user_oauth: null });
 

@@ -5,14 +5,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { isLeft } from 'fp-ts/lib/Either.js';
-import { formatIoTsErrors } from '../codecs/io-ts-errors.js';
-import { findUnknownFields, nearestName } from '../codecs/schema.js';
+import { formatIoTsErrors } from '../base/io-ts-errors.js';
+import { findUnknownFields, nearestName } from '../base/unknown-fields.js';
 import type * as t from 'io-ts';
-import { isPasswordHash } from '../auth/password.js';
-import { DEFAULT_RATE_LIMITS } from '../auth/types.js';
-import { DEFAULT_SANDBOX_LIMITS, GatewayConfigFile, LogLevel, type AuthConfig, type GatewayConfig, type McpClientConfig, type ModelProviderConfig, type ResilienceSettings, type ResolvedAuthConfig } from './schema.js';
+import { isPasswordHash } from '../base/password.js';
+import { DEFAULT_RATE_LIMITS } from '../base/principal.js';
+import { DEFAULT_SANDBOX_LIMITS, GatewayConfigFile, LogLevel, type AuthConfig, type GatewayConfig, type McpClientConfig, type ModelProviderConfig, type ResolvedAuthConfig } from './schema.js';
 import { defaultConfigFile } from './default.js';
 import { INPROCESS_SERVERS } from './inprocess-names.js';
+import { resolveResilience } from './resilience.js';
 
 /** Raised for an unreadable or invalid configuration; `problems` lists `path: message` lines. */
 export class ConfigError extends Error {
@@ -24,9 +25,6 @@ export class ConfigError extends Error {
     super(`invalid configuration (${source}):\n  ${problems.join('\n  ')}`);
   }
 }
-
-/** io-ts errors as `path: expected X, got Y` lines (re-exported from the codecs layer). */
-export { formatIoTsErrors };
 
 /**
  * Checks what io-ts cannot: the fields each connection type needs, URL schemes, known in-process
@@ -78,45 +76,6 @@ function checkConnection(c: McpClientConfig, at: string, problems: string[]): vo
   }
   const r = resolveResilience(c).reconnect;
   if (r.initial_ms > r.max_ms) problems.push(`${at}reconnect.initial_ms: must not exceed reconnect.max_ms (${r.max_ms})`);
-}
-
-/** Defaults of the per-client resilience fields (issue 7). */
-export const RESILIENCE_DEFAULTS: ResilienceSettings = {
-  health_check_interval_ms: 10_000,
-  health_check_timeout_ms: 5_000,
-  max_consecutive_failures: 5,
-  reconnect: { initial_ms: 1_000, max_ms: 30_000, max_retries: undefined },
-  circuit_breaker: { failure_threshold: 5, open_ms: 30_000, half_open_max_calls: 1 },
-  // 64 + 128 stays below the default server.concurrency (256): one upstream cannot take every
-  // request slot of the gateway, so calls to the others still get in.
-  max_concurrent_calls: 64,
-  max_queued_calls: 128,
-};
-
-/**
- * A client's resilience settings with the defaults filled in. Clients come from the config file,
- * the store and the management API, so defaults are applied where the settings are used, not in
- * {@link resolveConfig}.
- */
-export function resolveResilience(c: McpClientConfig): ResilienceSettings {
-  const d = RESILIENCE_DEFAULTS;
-  return {
-    health_check_interval_ms: c.health_check_interval_ms ?? d.health_check_interval_ms,
-    health_check_timeout_ms: c.health_check_timeout_ms ?? d.health_check_timeout_ms,
-    max_consecutive_failures: c.max_consecutive_failures ?? d.max_consecutive_failures,
-    reconnect: {
-      initial_ms: c.reconnect?.initial_ms ?? d.reconnect.initial_ms,
-      max_ms: c.reconnect?.max_ms ?? d.reconnect.max_ms,
-      max_retries: c.reconnect?.max_retries ?? d.reconnect.max_retries,
-    },
-    circuit_breaker: {
-      failure_threshold: c.circuit_breaker?.failure_threshold ?? d.circuit_breaker.failure_threshold,
-      open_ms: c.circuit_breaker?.open_ms ?? d.circuit_breaker.open_ms,
-      half_open_max_calls: c.circuit_breaker?.half_open_max_calls ?? d.circuit_breaker.half_open_max_calls,
-    },
-    max_concurrent_calls: c.max_concurrent_calls ?? d.max_concurrent_calls,
-    max_queued_calls: c.max_queued_calls ?? d.max_queued_calls,
-  };
 }
 
 /**
@@ -288,7 +247,7 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /**
- * Resolves the `auth` section (issue 8): on for non-loopback binds unless `disabled: true`;
+ * Resolves the `auth` section: on for non-loopback binds unless `disabled: true`;
  * secrets from env `TRIBUTARY_ADMIN_PASSWORD` and `TRIBUTARY_JWT_SECRET` override the file.
  * Pushes problems (malformed password hash, short HS256 secret) onto `problems`.
  */

@@ -1,10 +1,9 @@
 /**
  * Gateway configuration codecs (io-ts). The config file is JSON; every field has a default, so
  * `{}` is a valid file. Field names follow the Bifrost MCP client schema
- * (`../shared/sources/002_*.txt`: `connection_type`, `stdio_config`, `tools_to_execute`, ...).
+ * (https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml: `connection_type`, `stdio_config`, `tools_to_execute`, ...).
  */
 import * as t from 'io-ts';
-import type { JwtSettings } from '../auth/jwt.js';
 
 /** Client names: ASCII letters, digits and `_`, not starting with a digit (DESIGN.md §6). */
 export interface ClientNameBrand {
@@ -111,7 +110,7 @@ export const McpClientConfig = t.exact(
       /**
        * Upstream tool names refused even when tools_to_execute allows them: a deny list, stronger
        * than any allow. Denied tools are not served on /mcp, /ws or tool execution either, and are
-       * listed as disallowed REST actions (`/api/v1/tools/:tool/actions`, issue 9).
+       * listed as disallowed REST actions (`/api/v1/tools/:tool/actions`).
        */
       disallowed_actions: t.array(t.string),
       /** Tools that may run without user approval; a subset of tools_to_execute (`["*"]` = all executable). */
@@ -146,7 +145,7 @@ export const McpClientConfig = t.exact(
 export type McpClientConfig = t.TypeOf<typeof McpClientConfig>;
 
 /**
- * The resilience settings of one client (issue 7) with every default filled in; see
+ * The resilience settings of one client with every default filled in; see
  * `resolveResilience` in `load.ts`. Times in ms.
  */
 export interface ResilienceSettings {
@@ -270,7 +269,7 @@ export const JwtConfig = t.exact(
 );
 
 /**
- * Access control (issue 8). Auth is on when the server binds a non-loopback address, unless
+ * Access control. Auth is on when the server binds a non-loopback address, unless
  * `disabled: true`; on loopback it is off unless `disabled: false`.
  */
 export const AuthConfig = t.exact(
@@ -290,7 +289,7 @@ export const AuthConfig = t.exact(
   }),
 );
 
-/** Agent orchestration on `/ws` (issue 10). */
+/** Agent orchestration on `/ws`. */
 export const OrchestrationConfig = t.exact(
   t.partial({
     /** How an available agent is picked among those whose capabilities cover a task (default least_loaded). */
@@ -308,7 +307,7 @@ export const OrchestrationConfig = t.exact(
   }),
 );
 
-/** Collaborative workspaces on `/ws` (issue 10). */
+/** Collaborative workspaces on `/ws`. */
 export const WorkspacesConfig = t.exact(
   t.partial({
     /** Lease of a document lock unless renewed, ms (default 30000). */
@@ -322,7 +321,7 @@ export const WorkspacesConfig = t.exact(
   }),
 );
 
-/** Incoming webhooks (issue 9). */
+/** Incoming webhooks. */
 export const WebhooksConfig = t.exact(
   t.partial({
     /** Secret GitHub signs deliveries with (`X-Hub-Signature-256`); env TRIBUTARY_GITHUB_WEBHOOK_SECRET overrides. Unset: 503. */
@@ -657,4 +656,24 @@ export interface ResolvedAuthConfig {
   readonly metrics_require_auth: boolean;
   readonly max_login_failures: number;
   readonly login_failure_window_s: number;
+}
+
+/** Verifier settings (the `auth.jwt` config block). */
+export interface JwtSettings {
+  /** HS256 shared secret (UTF-8), at least 32 bytes (RFC 7518 §3.2: key ≥ hash output size); optional. */
+  readonly hs256_secret?: string;
+  /** Path of a JWKS JSON file (`{"keys":[...]}`, RFC 7517 §5) with RS256 / ES256 public keys; optional. */
+  readonly jwks_file?: string;
+  /** When set, `iss` must equal it. */
+  readonly issuer?: string;
+  /** When set, `aud` (a string or an array of strings) must contain it. */
+  readonly audience?: string;
+  /** Leeway for `exp`/`nbf`, seconds (≥ 0). */
+  readonly clock_tolerance_s: number;
+  /** Claim naming the tenant, e.g. `tenant_id`; missing → `default`. */
+  readonly tenant_claim: string;
+  /** Claim naming the role; the value `admin` → role `admin`, anything else or missing → `user`. */
+  readonly role_claim: string;
+  /** Verified tokens remembered (oldest insertion evicted first), e.g. 10000; 0 disables the cache. */
+  readonly cache_max: number;
 }

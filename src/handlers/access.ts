@@ -1,13 +1,13 @@
 /**
- * Access control as the server sees it (issue 8): turns the {@link AccessGate}'s decisions into
+ * Access control as the server sees it: turns the {@link AccessGate}'s decisions into
  * reply effects. A refusal on `/mcp` is a JSON-RPC error body (what MCP clients parse); everywhere
  * else the REST body `{"error","code","details"}`. Both carry the gate's headers
  * (`WWW-Authenticate` on 401, `Retry-After` and `X-RateLimit-*` on 429).
  */
-import type { RequestAuth } from '../auth/access.js';
+import type { RequestAuth } from '../base/access.js';
 import { ruleFor, type AccessGate, type GateDecision } from '../auth/gate.js';
-import type { GatewayError } from '../codecs/errors.js';
-import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../streams/http.js';
+import type { GatewayError } from '../base/errors.js';
+import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../base/http.js';
 
 /** The server's view of a decision: `reject` is answered as is, else `auth` goes on the input. */
 export interface RequestAccess {

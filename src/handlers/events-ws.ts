@@ -1,5 +1,5 @@
 /**
- * `/api/ws/events` (MCP Hangar WebSockets guide, `../shared/sources/001_*.txt`): every domain
+ * `/api/ws/events` (MCP Hangar WebSockets guide, https://mcp-hangar.io/docs/guides/WEBSOCKETS): every domain
  * event as JSON, filtered per connection.
  *
  * - Client `{"type":"subscribe","event_types":[...],"mcp_server_ids":[...]}` → ack
@@ -63,7 +63,7 @@ interface Subscriber {
   /** Every seq ≤ cursor has been sent, queued, filtered out or covered by a warning. */
   cursor: number;
   /** Live frames not yet sent (seq of the first event each frame covers), oldest first. */
-  queue: { seq: number; text: string }[];
+  queue: { seq: number; text: string | Buffer }[];
   queueHead: number;
   /** Catch-up: events still allowed to be read before skipping to live. */
   budget: number;
@@ -305,7 +305,8 @@ export class EventsWsEndpoint implements WsEndpoint {
 
   private publish(item: RecordedItem): void {
     if (this.subscribers.size === 0) return;
-    let text: string | undefined;
+    // encoded to UTF-8 once: uWS would convert a string again for every subscriber
+    let text: Buffer | undefined;
     const now = Date.now();
     for (const s of this.subscribers.values()) {
       if (s.mode !== 'live') continue;
@@ -322,7 +323,7 @@ export class EventsWsEndpoint implements WsEndpoint {
       if (!matches(s.filter, e)) continue;
       // every delivery is authorised against the credential's current state (a revoked key's feed closes)
       if (!s.conn.authorize(now)) continue;
-      text ??= JSON.stringify(toWire(e));
+      text ??= Buffer.from(JSON.stringify(toWire(e)));
       if (s.clear && s.queueHead === s.queue.length) {
         const sent = s.conn.send(text);
         s.clear = sent === 'ok';
@@ -333,7 +334,7 @@ export class EventsWsEndpoint implements WsEndpoint {
   }
 
   /** Queues a live frame and sends what fits; one over `maxQueued` and `s` catches up from the store instead. */
-  private enqueue(s: Subscriber, seq: number, text: string): void {
+  private enqueue(s: Subscriber, seq: number, text: string | Buffer): void {
     s.queue.push({ seq, text });
     if (s.queue.length - s.queueHead > this.options.maxQueued) {
       const first = s.queue[s.queueHead] as { seq: number };
@@ -346,7 +347,7 @@ export class EventsWsEndpoint implements WsEndpoint {
   private flush(s: Subscriber): void {
     const conn = s.conn;
     while (s.queueHead < s.queue.length && !conn.closed && conn.bufferedAmount() < this.options.highWaterBytes) {
-      const next = s.queue[s.queueHead] as { text: string };
+      const next = s.queue[s.queueHead] as { text: string | Buffer };
       // over uWS' hard limit the frame is not taken: keep it for the next drain
       if (conn.send(next.text) === 'dropped') break;
       s.queueHead++;

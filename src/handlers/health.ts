@@ -8,7 +8,7 @@
  * last calls failed) makes a healthy gateway degraded.
  */
 import type { UpstreamManager } from '../upstreams/manager.js';
-import { jsonReply, type HttpEffect } from '../streams/http.js';
+import { jsonReply, type HttpEffect } from '../base/http.js';
 
 export interface HealthSources {
   readonly manager: UpstreamManager;

@@ -1,5 +1,5 @@
 /**
- * `/api/ws/live` (Bifrost live feed, `../shared/sources/000_*.txt`; Bifrost serves it at `/ws`,
+ * `/api/ws/live` (Bifrost live feed, https://github.com/maximhq/bifrost/blob/main/docs/openapi/paths/management/infrastructure.yaml; Bifrost serves it at `/ws`,
  * DESIGN.md §6 moves it here): `{"type":"mcp_log","operation":"create","payload":{...}}` for every
  * tool-call log entry and `{"type":"store_update","tags":[...]}` when configuration entities
  * change, each once it is stored (the source is the event recorder's stream). Clients only

@@ -11,7 +11,7 @@
 import client from 'prom-client';
 import { Observable, type Subscription } from 'rxjs';
 import type { EventBus } from '../streams/events.js';
-import type { HttpEffect } from '../streams/http.js';
+import type { HttpEffect } from '../base/http.js';
 import type { UpstreamManager } from '../upstreams/manager.js';
 import type { BatchWriterCounters } from '../store/batcher.js';
 
@@ -47,11 +47,11 @@ export interface MetricsSources {
   readonly queueDepth: () => Record<string, number>;
   readonly eventsDropped: () => number;
   readonly store: () => BatchWriterCounters;
-  /** Agent orchestration (issue 10): agents by status, tasks waiting and assigned. */
+  /** Agent orchestration: agents by status, tasks waiting and assigned. */
   readonly orchestration?: () => { readonly agents: Readonly<Record<string, number>>; readonly queued: number; readonly inFlight: number };
-  /** Collaborative workspaces (issue 10). */
+  /** Collaborative workspaces. */
   readonly workspaces?: () => { readonly workspaces: number; readonly members: number; readonly documentWrites: number; readonly presenceSkipped: number };
-  /** Refused credentials by reason, and rate-limit refusals by limit name (issue 8); never credentials. */
+  /** Refused credentials by reason, and rate-limit refusals by limit name; never credentials. */
   readonly auth?: () => { readonly failures: ReadonlyMap<string, number>; readonly rateLimited: ReadonlyMap<string, number> };
 }
 

@@ -1,5 +1,5 @@
 /**
- * The OpenAPI 3.1 document of every HTTP route Tributary serves (issue 9), at
+ * The OpenAPI 3.1 document of every HTTP route Tributary serves, at
  * `GET /api/openapi.json`. REST routes come from the REST router's registrations, with request
  * bodies generated from the very io-ts codecs their handlers decode with ({@link toJsonSchema});
  * the uWS-level routes (`/mcp`, `/health`, `/metrics`) and WebSocket endpoints are listed from
@@ -7,7 +7,7 @@
  */
 import * as t from 'io-ts';
 import { toJsonSchema, type JsonSchema } from '../codecs/schema.js';
-import { version } from '../version.js';
+import { version } from '../base/version.js';
 import type { DocumentedRoute, RestRouter, RouteDoc } from './rest/router.js';
 
 const ERROR_SCHEMA: JsonSchema = {
@@ -115,7 +115,7 @@ function operation(route: DocumentedRoute): Record<string, unknown> {
 
 /**
  * Builds the OpenAPI 3.1 document: every route of `router` plus {@link SERVER_ROUTES}, paths in
- * OpenAPI form (`/api/v1/agents/{id}`), the auth schemes of issue 8 as security schemes.
+ * OpenAPI form (`/api/v1/agents/{id}`), the gateway's auth schemes (bearer API key, virtual key or JWT, `X-API-Key`, `x-bf-vk`, Basic admin) as security schemes.
  */
 export function buildOpenApi(router: RestRouter): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};

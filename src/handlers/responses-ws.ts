@@ -39,8 +39,8 @@
  * reading the provider's stream; at most `max_in_flight` responses run on one connection.
  */
 import { randomUUID } from 'node:crypto';
-import type { RequestAuth } from '../auth/access.js';
-import { GatewayError } from '../codecs/errors.js';
+import type { RequestAuth } from '../base/access.js';
+import { GatewayError } from '../base/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { OpenAiProvider, StreamEvent } from '../providers/openai-client.js';
 import type { ProviderRegistry } from '../providers/registry.js';

@@ -15,9 +15,9 @@
  */
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
-import type { RequestAuth } from '../auth/access.js';
-import { GatewayError, UpstreamRpcError } from '../codecs/errors.js';
-import { formatIoTsErrors } from '../codecs/io-ts-errors.js';
+import type { RequestAuth } from '../base/access.js';
+import { GatewayError, UpstreamRpcError } from '../base/errors.js';
+import { formatIoTsErrors } from '../base/io-ts-errors.js';
 import { MAX_NESTING_DEPTH, jsonTextDepthExceeded, nestingTooDeep } from '../codecs/depth.js';
 import type { EventBus } from '../streams/events.js';
 import type { UpstreamManager } from '../upstreams/manager.js';
@@ -67,7 +67,7 @@ export function resultText(result: JsonObject): string {
 export class ToolExecuteHandler {
   /**
    * @param admitToolExecution counts each execution against the caller's limit and throws
-   * RATE_LIMITED over it (issue 8); absent = no limit.
+   * RATE_LIMITED over it; absent = no limit.
    */
   constructor(
     private readonly manager: UpstreamManager,

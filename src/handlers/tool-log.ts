@@ -8,10 +8,10 @@
  *   (newest first; `from`/`to` ISO-8601 or epoch ms)
  * - `GET /api/mcp-logs/stats` (same filters) → `{total_executions, success_rate, average_latency, total_cost}`
  */
-import { GatewayError } from '../codecs/errors.js';
+import { GatewayError } from '../base/errors.js';
 import type { GatewayEvent } from '../streams/events.js';
 import type { ToolLogFilter, ToolLogInput, ToolLogRepository } from '../store/tool-log.js';
-import { intParam } from './mgmt/clients.js';
+import { intParam } from './rest/params.js';
 import { ok, type RestReply, type RestRequest, type RestRouter } from './rest/router.js';
 
 type ToolEvent = Extract<GatewayEvent, { event_type: 'ToolInvocationCompleted' | 'ToolInvocationFailed' }>;

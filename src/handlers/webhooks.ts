@@ -1,6 +1,6 @@
 /**
- * Signed GitHub webhooks at `POST /api/webhooks/github` (issue 9, "Signed webhooks"; developer-mesh
- * API reference "Webhooks", `../shared/sources/003_*.txt`; GitHub docs "Validating webhook
+ * Signed GitHub webhooks at `POST /api/webhooks/github` (developer-mesh
+ * API reference "Webhooks", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md; GitHub docs "Validating webhook
  * deliveries").
  *
  * The route is open to callers without keys (the access gate lets it through): a delivery is
@@ -34,7 +34,7 @@
  */
 import * as t from 'io-ts';
 import { verify } from '@octokit/webhooks-methods';
-import { GatewayError } from '../codecs/errors.js';
+import { GatewayError } from '../base/errors.js';
 import type { Logger } from '../log/logger.js';
 import { delOp, putOp } from '../store/batcher.js';
 import type { Sublevel } from '../store/db.js';

@@ -19,7 +19,7 @@
  * the stream ends or its consumer stops reading.
  */
 import { EventSourceParserStream } from 'eventsource-parser/stream';
-import { GatewayError } from '../codecs/errors.js';
+import { GatewayError } from '../base/errors.js';
 import { backoffDelay } from '../upstreams/backoff.js';
 import { CircuitBreaker, type Admission, type BreakerSettings } from '../upstreams/circuit-breaker.js';
 import { ConcurrencyLimiter } from '../upstreams/limiter.js';

@@ -7,7 +7,7 @@
  * `provider/model` names the provider; a bare `model` goes to the provider listing it in
  * `models`, else to `default_provider` (or the only provider there is).
  */
-import { GatewayError } from '../codecs/errors.js';
+import { GatewayError } from '../base/errors.js';
 import type { ModelProviderConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { ProviderRepository, StoredProvider } from '../store/providers.js';

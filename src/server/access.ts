@@ -1,9 +1,9 @@
-/** How the uWS server asks the access gate about a request (issue 8); see `src/auth/gate.ts`. */
-import type { RequestAuth } from '../auth/access.js';
-import type { HeaderList, HttpEffect, HttpInput } from '../streams/http.js';
+/** How the uWS server asks the access gate about a request; see `src/auth/gate.ts`. */
+import type { RequestAuth } from '../base/access.js';
+import type { HeaderList, HttpEffect, HttpInput } from '../base/http.js';
 
 /**
- * The access decision for a request, made from its headers before the handler runs (issue 8).
+ * The access decision for a request, made from its headers before the handler runs.
  * `reject` is answered as is; otherwise `auth` is attached to the input. `headers` go on every
  * reply of the request (`X-RateLimit-*`).
  */

@@ -6,9 +6,9 @@
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { Logger } from '../log/logger.js';
 import { WS_CLOSE_CREDENTIAL_ENDED, type WsConnection, type WsEndpoint, type WsEndpointOptions, type WsSendResult } from '../streams/ws.js';
-import type { RequestAuth } from '../auth/access.js';
-import type { GatewayError } from '../codecs/errors.js';
-import type { HttpInput } from '../streams/http.js';
+import type { RequestAuth } from '../base/access.js';
+import type { GatewayError } from '../base/errors.js';
+import type { HttpInput } from '../base/http.js';
 import type { AccessCheck, AccessDecision } from './access.js';
 
 interface UserData {

@@ -2,15 +2,15 @@
  * `KeyRepository`: gateway-issued API keys and virtual keys on LevelDB, one sublevel per kind
  * (`api_keys`, `virtual_keys`), keyed by key id, msgpackr values. A key is presented as
  * `Authorization: Bearer <secret>` (developer-mesh API reference, "Authentication",
- * `../shared/sources/003_*.txt`); a virtual key is the id Bifrost's `vk_configs[].virtual_key_id`
- * refers to (`../shared/sources/002_*.txt`).
+ * https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md); a virtual key is the id Bifrost's `vk_configs[].virtual_key_id`
+ * refers to (https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml).
  *
  * Only the SHA-256 of a secret and its first 12 characters are stored; the secret never is.
  * Keys are never deleted: a revoked key stays, with `revoked_at`, for audit. Key changes are rare
  * and must be durable when the management API answers, so every `put` is its own
  * `db.batch(..., { sync: true })` (fsync), not a `BatchWriter` write.
  */
-import type { RateLimitSettings, Role, ToolMode } from '../auth/types.js';
+import type { RateLimitSettings, Role, ToolMode } from '../base/principal.js';
 import { commitOps, putOp } from './batcher.js';
 import type { RootDb, Sublevel } from './db.js';
 

@@ -1,6 +1,6 @@
 /**
  * `TenantRepository`: records of one entity kind (contexts, agents, models, relationships, ...)
- * scoped by tenant (issue 9: "one tenant never sees another's"). Keys are
+ * scoped by tenant ("one tenant never sees another's"). Keys are
  * `<tenant>\u0000<id>`, so a tenant's records are one key range and a lookup under another
  * tenant simply finds nothing. Writes are fsync'd `db.batch` calls (durable when they resolve),
  * because REST answers promise that the change happened. Several changes that must land together

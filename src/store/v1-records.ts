@@ -1,6 +1,6 @@
 /**
- * Records of the REST `/api/v1` entities (issue 9; developer-mesh MCP Server API reference,
- * `../shared/sources/003_*.txt`), stored per tenant in {@link TenantRepository}s, one sublevel each.
+ * Records of the REST `/api/v1` entities (developer-mesh MCP Server API reference,
+ * https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md), stored per tenant in {@link TenantRepository}s, one sublevel each.
  * Timestamps are ISO-8601 UTC; ids carry their kind's prefix.
  */
 import type { Store } from './open.js';

@@ -1,7 +1,7 @@
 /**
  * The domain event bus: one `GatewayEvent` tagged union, published once, read by every subscriber
  * (DESIGN.md §2). Domain code publishes and never knows who listens. Event names and fields follow
- * MCP Hangar's domain events (`../shared/sources/001_*.txt`).
+ * MCP Hangar's domain events (https://mcp-hangar.io/docs/guides/WEBSOCKETS).
  *
  * This module holds the union members the gateway core publishes today; the event-stream issue
  * adds subscribers (WebSocket feeds, durable log, metrics).
@@ -37,7 +37,7 @@ export interface ToolCallFields {
   surface: string;
   arguments: unknown;
   virtual_key?: string;
-  /** The caller's tenant (issue 9): tenant-scoped feeds deliver the event to that tenant only. */
+  /** The caller's tenant: tenant-scoped feeds deliver the event to that tenant only. */
   tenant_id?: string;
   /** For calls made by code-mode code: the call id of the `execute_code` call that made it. */
   parent_call_id?: string;
@@ -61,9 +61,9 @@ export type GatewayEventBody =
   | { event_type: 'CatalogueChanged'; mcp_server_id: string; kind: 'tools' | 'resources' | 'prompts'; count: number }
   /** Two upstreams claim one resource URI or URI template: `kept_by` serves it, `mcp_server_id`'s entry is left out. */
   | { event_type: 'ResourceUriConflict'; mcp_server_id: string; kind: 'resource' | 'resource_template'; uri: string; kept_by: string }
-  /** REST `/api/v1` entities (issue 9): one event per creation, change or deletion, scoped to a tenant. */
+  /** REST `/api/v1` entities: one event per creation, change or deletion, scoped to a tenant. */
   | { event_type: EntityEventType; id: string; tenant_id: string; [field: string]: unknown }
-  /** Agent orchestration and workspaces over `/ws` (issue 10), scoped to a tenant. */
+  /** Agent orchestration and workspaces over `/ws`, scoped to a tenant. */
   | { event_type: OrchestrationEventType; tenant_id: string; [field: string]: unknown }
   /** A GitHub webhook delivery whose signature checked out (developer-mesh webhooks). */
   /**
@@ -74,7 +74,7 @@ export type GatewayEventBody =
   | { event_type: 'EventsLost'; node_id: string; from_node_seq: number; to_node_seq: number; count: number; reason: 'buffer_full' | 'store_failed' }
   | { event_type: 'GitHubWebhookReceived'; github_event: string; delivery_id: string; repository: string | null; action: string | null };
 
-/** Domain events of agent orchestration and collaborative workspaces (issue 10). */
+/** Domain events of agent orchestration and collaborative workspaces. */
 export type OrchestrationEventType =
   | 'AgentRegistered'
   | 'AgentStatusChanged'

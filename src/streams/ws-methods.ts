@@ -1,11 +1,11 @@
 /**
- * Methods served on the agent WebSocket `/ws` besides MCP (issue 10; developer-mesh `/ws`,
- * `../shared/sources/003_*.txt`): agent orchestration (`agent.*`, `task.*`) and collaborative
+ * Methods served on the agent WebSocket `/ws` besides MCP (developer-mesh `/ws`,
+ * https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md): agent orchestration (`agent.*`, `task.*`) and collaborative
  * workspaces (`workspace.*`, `document.*`, `cursor.position`, `selection.change`). The `/ws`
  * endpoint routes a request or notification whose method a {@link WsMethodHost} handles to it, for
  * JSON text and MCPW binary frames alike, before (and without needing) an MCP `initialize`.
  */
-import type { RequestAuth } from '../auth/access.js';
+import type { RequestAuth } from '../base/access.js';
 
 /** One connection as a method host sees it. */
 export interface WsPeer {

@@ -3,8 +3,8 @@
  * {@link WsEndpoint} receiving the connection's lifecycle. The uWS adapter in `src/server/ws.ts`
  * implements these; handlers never touch uWS.
  */
-import type { RequestAuth } from '../auth/access.js';
-import type { GatewayError } from '../codecs/errors.js';
+import type { RequestAuth } from '../base/access.js';
+import type { GatewayError } from '../base/errors.js';
 
 /** Result of a send, as uWS reports it: buffered, buffered past the backpressure mark, or dropped. */
 export type WsSendResult = 'ok' | 'backpressure' | 'dropped' | 'closed';

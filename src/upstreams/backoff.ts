@@ -1,5 +1,5 @@
 /**
- * The reconnect schedule of an upstream (issue 7): exponential backoff, `initial_ms` doubling up
+ * The reconnect schedule of an upstream: exponential backoff, `initial_ms` doubling up
  * to `max_ms`, with ±20% jitter so upstreams that failed together do not reconnect in lockstep,
  * and an optional limit on attempts. The delay is a pure function; {@link retryWithBackoff} runs
  * the schedule on an RxJS scheduler, so tests drive it in virtual time (TestScheduler marbles).

@@ -1,5 +1,5 @@
 /**
- * The per-upstream circuit breaker (issue 7): closed → open → half_open → closed.
+ * The per-upstream circuit breaker: closed → open → half_open → closed.
  *
  * - closed: calls pass; `failure_threshold` failures in a row (call timeouts, send failures)
  *   open it. A success resets the count. Only what the upstream did counts: a message the

@@ -1,5 +1,5 @@
 /**
- * Health ticks (issue 7): while an upstream is connected, every `health_check_interval_ms` it is
+ * Health ticks: while an upstream is connected, every `health_check_interval_ms` it is
  * sent `ping` (or `tools/list` when `is_ping_available` is false) with `health_check_timeout_ms`
  * to answer. Ticks are an RxJS `interval` with `exhaustMap`: a tick that comes while a check is
  * still in flight is dropped, so checks never pile up on a slow upstream.

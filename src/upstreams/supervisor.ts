@@ -1,5 +1,5 @@
 /**
- * Supervision of one upstream (issue 7): health ticks while it is connected, reconnection with
+ * Supervision of one upstream: health ticks while it is connected, reconnection with
  * backoff when its connection is lost (a stdio subprocess that exits, seen at once through the
  * transport's close) or when `max_consecutive_failures` health checks in a row fail, and its
  * circuit breaker's transitions — all as one Observable of effects the manager carries out
@@ -38,7 +38,7 @@ import {
   type Observable,
   type SchedulerLike,
 } from 'rxjs';
-import { resolveResilience } from '../config/load.js';
+import { resolveResilience } from '../config/resilience.js';
 import type { Logger } from '../log/logger.js';
 import type { GatewayEventBody } from '../streams/events.js';
 import { BackoffExhaustedError, retryWithBackoff, startingAttempt, type RecoveryRecord } from './backoff.js';

@@ -4,7 +4,7 @@
  * its catalogue (tools, resources, resource templates, prompts), reloaded on
  * `notifications/{tools,resources,prompts}/list_changed`.
  *
- * Calls pass this upstream's circuit breaker and concurrency limit (issue 7, see
+ * Calls pass this upstream's circuit breaker and concurrency limit (see
  * `circuit-breaker.ts`, `limiter.ts`); a connection that ends without {@link Upstream.close}
  * (a stdio subprocess that exits, a transport that closes) is announced on `lifecycle$` at once,
  * which is what the supervisor (`supervisor.ts`) reconnects on.
@@ -32,16 +32,16 @@ import {
 import { BehaviorSubject, Subject, debounceTime, defer, switchMap, catchError, EMPTY, type Subscription } from 'rxjs';
 import type { ChildProcess } from 'node:child_process';
 import type { McpClientConfig } from '../config/schema.js';
-import { resolveResilience } from '../config/load.js';
+import { resolveResilience } from '../config/resilience.js';
 import type { Logger } from '../log/logger.js';
 import type { UpstreamState } from '../streams/events.js';
-import { GatewayError, UpstreamRpcError } from '../codecs/errors.js';
+import { GatewayError, UpstreamRpcError } from '../base/errors.js';
 import { createDemoLeanServer } from './inprocess/demo.js';
 import { createInProcessServer } from './inprocess/registry.js';
 import { CircuitBreaker, type CallOutcome } from './circuit-breaker.js';
 import { ConcurrencyLimiter } from './limiter.js';
 import { fetchWithHeadersDeadline } from './fetch-deadline.js';
-import { version } from '../version.js';
+import { version } from '../base/version.js';
 import { GroupStdioTransport } from './stdio-transport.js';
 
 export type JsonObject = Record<string, unknown>;

@@ -1,5 +1,5 @@
 /**
- * A real gateway for the REST `/api/v1` tests (issue 9): auth on, the admin via env, two API keys
+ * A real gateway for the REST `/api/v1` tests: auth on, the admin via env, two API keys
  * of two tenants (`acme`, `globex`), real upstreams, real HTTP.
  */
 import { send, startTestGateway, type TestGateway } from './gateway.js';

@@ -1,6 +1,6 @@
 /**
- * The assignment engine of agent orchestration (issue 10; developer-mesh `assignment_engine.go`,
- * `../shared/sources/003_*.txt`, "AI Agent Orchestration"): which available agent gets a task, and
+ * The assignment engine of agent orchestration (developer-mesh `assignment_engine.go`,
+ * https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md, "AI Agent Orchestration"): which available agent gets a task, and
  * the bounded priority queue of tasks no agent can take yet. Pure and synchronous: no I/O, no
  * clock, no sockets; one instance per tenant. The orchestrator applies its decisions (records,
  * events, notifications).

@@ -1,6 +1,6 @@
 /**
- * Agent orchestration over `/ws` (issue 10; developer-mesh `/ws` "Agent Orchestration Messages"
- * and "Task Assignment Notification", `../shared/sources/003_*.txt`): agents register with their
+ * Agent orchestration over `/ws` (developer-mesh `/ws` "Agent Orchestration Messages"
+ * and "Task Assignment Notification", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md): agents register with their
  * capabilities, tasks are routed to them by the {@link AssignmentEngine}, progress and results go
  * back to whoever assigned the task. Served for JSON text and MCPW frames alike by
  * `McpWsEndpoint` through the {@link WsMethodHost} contract; every peer sees and affects only its
@@ -49,7 +49,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { delOp } from '../../store/batcher.js';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import type { GatewayConfig } from '../../config/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { Store } from '../../store/open.js';
@@ -57,7 +57,7 @@ import type { TenantRepository } from '../../store/tenant-repo.js';
 import type { AgentRecord, V1Store } from '../../store/v1-records.js';
 import type { EventBus, OrchestrationEventType } from '../../streams/events.js';
 import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
-import { paginate, PAGE_QUERY, type V1Api } from '../rest-v1/api.js';
+import { paginate, PAGE_QUERY, type V1Api } from '../rest/v1-api.js';
 import { AssignmentEngine, QueueFullError, type AgentStatus, type EngineTask } from './engine.js';
 import { AssignParams, CompleteParams, FailParams, HeartbeatParams, RegisterParams, StatusParams, UpdateParams, decodeParams } from './params.js';
 import { OPEN_STATUSES, TASK_HISTORY_MAX, TASK_LIST_SCHEMA, TASK_SCHEMA, TASK_STATUSES, openTaskRepository, type TaskHistoryEntry, type TaskRecord, type TaskStatus } from './records.js';

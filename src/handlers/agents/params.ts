@@ -1,13 +1,14 @@
 /**
- * The params of the orchestration methods on `/ws` (issue 10; developer-mesh "Agent Orchestration
- * Messages", `../shared/sources/003_*.txt`): one io-ts codec per message, decoded at the boundary
+ * The params of the orchestration methods on `/ws` (developer-mesh "Agent Orchestration
+ * Messages", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md): one io-ts codec per message, decoded at the boundary
  * with unknown fields refused ({@link decodeParams}); inside, plain types.
  */
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
-import { GatewayError } from '../../codecs/errors.js';
-import { formatIoTsErrors } from '../../codecs/io-ts-errors.js';
-import { unknownFields, withSchema, isJsonObject, jsonByteLength } from '../../codecs/schema.js';
+import { GatewayError } from '../../base/errors.js';
+import { formatIoTsErrors } from '../../base/io-ts-errors.js';
+import { unknownFields } from '../../base/unknown-fields.js';
+import { withSchema, isJsonObject, jsonByteLength } from '../../codecs/schema.js';
 
 /** Largest task `payload`, `result` or update `message`, in bytes of UTF-8 JSON (1 MiB). */
 export const TASK_JSON_MAX_BYTES = 1024 * 1024;

@@ -1,5 +1,5 @@
 /**
- * Task records of agent orchestration (issue 10) as stored in LevelDB (sublevel `tasks`, keys
+ * Task records of agent orchestration as stored in LevelDB (sublevel `tasks`, keys
  * `<tenant>\u0000<task id>` through {@link TenantRepository}) and served by `GET /api/v1/tasks*`.
  * Timestamps are ISO-8601 UTC.
  */

@@ -10,7 +10,7 @@
 import { McpError, type JSONRPCRequest, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { invokeTool } from '../../upstreams/invoke.js';
 import type { Subscription } from 'rxjs';
-import { GatewayError, toJsonRpcError, type JsonRpcErrorObject } from '../../codecs/errors.js';
+import { GatewayError, toJsonRpcError, type JsonRpcErrorObject } from '../../base/errors.js';
 import {
   LOG_LEVELS,
   Params,
@@ -25,12 +25,12 @@ import type { Logger } from '../../log/logger.js';
 import type { EventBus } from '../../streams/events.js';
 import type { UpstreamManager } from '../../upstreams/manager.js';
 import { cancelScope, type JsonObject, type ServerRequestExtra, type Upstream } from '../../upstreams/upstream.js';
-import { version } from '../../version.js';
+import { version } from '../../base/version.js';
 import type { InflightCall, McpSession, SessionStore } from './session.js';
 import type { Tracing } from '../../telemetry/tracing.js';
-import type { RequestAuth, ToolFilter } from '../../auth/access.js';
-import type { ToolMode } from '../../auth/types.js';
-import type { ToolCallVia, ToolModeHooks, ToolModeHost } from '../tool-modes/types.js';
+import type { RequestAuth, ToolFilter } from '../../base/access.js';
+import type { ToolMode } from '../../base/principal.js';
+import type { ToolCallVia, ToolModeHooks, ToolModeHost } from './tool-mode-hooks.js';
 
 /** Protocol versions accepted, newest first (MCP spec revisions). */
 export const SUPPORTED_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
@@ -43,7 +43,7 @@ export interface DispatcherOptions {
   readonly serverRequestTimeoutMs: number;
   /** Called once per request with its method (metrics). */
   readonly onRequest?: (method: string) => void;
-  /** Counts each tool execution against the caller's limit; throws RATE_LIMITED over it (issue 8). */
+  /** Counts each tool execution against the caller's limit; throws RATE_LIMITED over it. */
   readonly admitToolExecution?: (auth: RequestAuth | undefined) => Promise<void>;
   /** OpenTelemetry traces (a span per request, one per upstream call); absent or off: none. */
   readonly tracing?: Tracing;

@@ -12,10 +12,10 @@
  *   `MCP-Protocol-Version` must be supported (400); `Origin` must be allowed (403, DNS rebinding).
  */
 import { Observable, type Subscriber } from 'rxjs';
-import { GatewayError, ERRORS, type ErrorCode } from '../../codecs/errors.js';
+import { GatewayError, ERRORS, type ErrorCode } from '../../base/errors.js';
 import { jsonDepthExceeded, nestingTooDeep, requestIdOf } from '../../codecs/depth.js';
 import { Params, classify, decodeParams, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
-import { JSON_HEADERS, jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../streams/http.js';
+import { JSON_HEADERS, jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../base/http.js';
 import type { Logger } from '../../log/logger.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type McpDispatcher } from './dispatch.js';
 import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
@@ -136,7 +136,7 @@ export class McpHttpHandler {
     if (h.mcpSessionId === '') return errorReply('SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required');
     const session = this.sessions.get(h.mcpSessionId);
     if (!session) return errorReply('SESSION_NOT_FOUND', 'Session not found', { session_id: h.mcpSessionId });
-    // a session belongs to the credential that opened it (issue 8)
+    // a session belongs to the credential that opened it
     if (session.owner !== undefined && session.owner !== input.auth?.principal.id) {
       return errorReply('FORBIDDEN', 'Forbidden: this session was opened with other credentials', { session_id: h.mcpSessionId });
     }

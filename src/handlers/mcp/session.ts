@@ -10,8 +10,8 @@ import { randomUUID } from 'node:crypto';
 import type { JsonRpcId, McpLogLevel } from '../../codecs/jsonrpc.js';
 import { cancelScope, type CancelScope, type Upstream } from '../../upstreams/upstream.js';
 import type { TraceScope } from '../../telemetry/tracing.js';
-import type { RequestAuth } from '../../auth/access.js';
-import type { ToolMode } from '../../auth/types.js';
+import type { RequestAuth } from '../../base/access.js';
+import type { ToolMode } from '../../base/principal.js';
 
 /** Somewhere a JSON-RPC message can be sent to the downstream client. */
 export interface OutboundChannel {
@@ -28,7 +28,7 @@ export interface InflightCall extends CancelScope {
   /** The upstream serving it, once routed. */
   upstream: Upstream | undefined;
   readonly startedAt: number;
-  /** Who sent it and what it may use (issue 8); `undefined` = no narrowing. */
+  /** Who sent it and what it may use; `undefined` = no narrowing. */
   readonly auth?: RequestAuth | undefined;
   /** The request's span while traced (set by the dispatcher when tracing is on). */
   trace?: TraceScope | undefined;
@@ -56,7 +56,7 @@ export class McpSession {
   readonly pending = new Map<JsonRpcId, PendingServerRequest>();
   readonly subscriptions = new Set<string>();
   closed = false;
-  /** The principal id that opened the session; other callers may not use it (issue 8). */
+  /** The principal id that opened the session; other callers may not use it. */
   owner: string | undefined;
   /** How this session sees tools: `full` (the catalogue), `search` or `code` (meta-tools); fixed at initialize. */
   toolMode: ToolMode = 'full';

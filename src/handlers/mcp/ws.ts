@@ -1,6 +1,6 @@
 /**
  * `/ws`: agent WebSocket sessions speaking MCP JSON-RPC in text frames and MCPW binary frames
- * (DESIGN.md §5; developer-mesh `/ws`, `../shared/sources/003_*.txt`). One WebSocket is one MCP
+ * (DESIGN.md §5; developer-mesh `/ws`, https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md). One WebSocket is one MCP
  * session of the same {@link SessionStore} and {@link McpDispatcher} that serve `/mcp`: same
  * methods, cancellation, progress, relayed server→client requests and list_changed.
  *
@@ -13,7 +13,7 @@
  * - At most `maxInFlight` requests per connection (beyond: error -32000 overloaded). Outbound
  *   respects backpressure: over the hard limit the connection is closed with 1013.
  */
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { jsonDepthExceeded, nestingTooDeep, requestIdOf } from '../../codecs/depth.js';
 import { classify, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
 import { MCPW_DEFAULT_GZIP_THRESHOLD, McpwMethod, McpwType, decodeFrame, encodeFrame, errorFrame, errorFrameFor, pongFrame, type McpwFrame } from '../../codecs/mcpw.js';
@@ -21,7 +21,7 @@ import { frameFromJsonRpc, frameToJsonRpc, type JsonRpcMessage, type McpwReplyTo
 import type { Logger } from '../../log/logger.js';
 import type { WsConnection, WsEndpoint } from '../../streams/ws.js';
 import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
-import { toJsonRpcError } from '../../codecs/errors.js';
+import { toJsonRpcError } from '../../base/errors.js';
 import { cancelScope } from '../../upstreams/upstream.js';
 import type { McpDispatcher } from './dispatch.js';
 import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
@@ -78,7 +78,7 @@ export class McpWsEndpoint implements WsEndpoint {
     private readonly options: McpWsOptions,
   ) {}
 
-  /** Serves `host`'s methods on every connection (issue 10: orchestration, workspaces). */
+  /** Serves `host`'s methods on every connection (orchestration, workspaces). */
   addHost(host: WsMethodHost): void {
     this.hosts.push(host);
   }
@@ -237,7 +237,7 @@ export class McpWsEndpoint implements WsEndpoint {
   };
 
   /**
-   * A message refused by the access gate (over the caller's rate limit, issue 8): a JSON-RPC error
+   * A message refused by the access gate (over the caller's rate limit): a JSON-RPC error
    * answering the request's id for text frames, an MCPW Error frame with the request id for binary
    * ones. Notifications and responses are dropped silently, as JSON-RPC has nothing to answer them.
    */

@@ -1,5 +1,5 @@
 /**
- * The MCP client management API (Bifrost MCP schemas, `../shared/sources/002_*.txt`), on LevelDB:
+ * The MCP client management API (Bifrost MCP schemas, https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml), on LevelDB:
  *
  * - `GET  /api/mcp/clients?limit&offset&search` → `{clients, count, total_count, limit, offset}`
  * - `GET  /api/mcp/client/{id}` → one client `{config, tools, state, vk_configs}`
@@ -15,16 +15,17 @@
  * a time.
  */
 import { randomUUID } from 'node:crypto';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { CreateClientBody, UpdateClientBody, decodeCreateClient, decodeUpdateClient } from '../../codecs/mgmt.js';
 import { checkClient } from '../../config/load.js';
 import type { McpClientConfig } from '../../config/schema.js';
 import { McpClientConfig as McpClientConfigCodec } from '../../config/schema.js';
 import type { Logger } from '../../log/logger.js';
-import type { ClientRecord, ClientRepository } from '../../store/clients.js';
+import type { ClientChange, ClientRecord, ClientRepository } from '../../store/clients.js';
 import type { UpstreamManager } from '../../upstreams/manager.js';
 import type { EventBus } from '../../streams/events.js';
 import type { VkClientPolicy } from '../../auth/access.js';
+import { intParam } from '../rest/params.js';
 import { ok, type RestReply, type RestRequest, type RestRouter } from '../rest/router.js';
 
 const REDACTED = '<redacted>';
@@ -67,9 +68,6 @@ function withoutId(c: McpClientConfig): McpClientConfig {
   return rest as McpClientConfig;
 }
 
-/** A change made through this node's API, for replication (cluster mode). */
-export type ClientChange = { readonly kind: 'put'; readonly record: ClientRecord; readonly previousName?: string } | { readonly kind: 'delete'; readonly name: string };
-
 export class ClientAdmin {
   private readonly records = new Map<string, ClientRecord>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -78,7 +76,7 @@ export class ClientAdmin {
 
   /**
    * @param isVirtualKey whether a `vk_configs[].virtual_key_id` names a virtual key the gateway
-   * issued (issue 8); absent = any id accepted.
+   * issued; absent = any id accepted.
    */
   constructor(
     private readonly manager: UpstreamManager,
@@ -130,7 +128,7 @@ export class ClientAdmin {
     upstream.pricing = record.tool_pricing;
   }
 
-  /** The virtual-key part of every client record, for {@link VirtualKeyAccess} (issue 8). */
+  /** The virtual-key part of every client record, for {@link VirtualKeyAccess}. */
   vkPolicies(): VkClientPolicy[] {
     return [...this.records.values()].map((r) => ({
       name: r.config.name,
@@ -396,15 +394,4 @@ export class ClientAdmin {
       .on('DELETE', '/api/mcp/client/:id', (r) => this.remove(r), { summary: 'Remove an upstream MCP client', tag: 'mcp-clients', access: 'admin', responses: { 200: { description: 'Removed' }, 404: { description: 'No such client' } } })
       .on('POST', '/api/mcp/client/:id/reconnect', (r) => this.reconnect(r), { summary: 'Reconnect an upstream MCP client', tag: 'mcp-clients', access: 'admin', responses: { 200: { description: 'The client', schema: CLIENT_VIEW }, 404: { description: 'No such client' } } });
   }
-}
-
-/** Reads an integer query parameter within bounds. @throws GatewayError VALIDATION_ERROR. */
-export function intParam(req: RestRequest, name: string, fallback: number, min: number, max: number): number {
-  const raw = req.query.get(name);
-  if (raw === null || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new GatewayError('VALIDATION_ERROR', `Query parameter ${name} must be an integer from ${min} to ${max}`, { problems: [`${name}: got ${JSON.stringify(raw)}`] });
-  }
-  return n;
 }

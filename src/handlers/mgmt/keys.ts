@@ -1,8 +1,8 @@
 /**
  * The key management API (admin only; authorization runs before these handlers). API keys are
  * presented as `Authorization: Bearer <key>` (developer-mesh API reference, "Authentication",
- * `../shared/sources/003_*.txt`); virtual keys are what Bifrost's `vk_configs[].virtual_key_id`
- * names (`../shared/sources/002_*.txt`).
+ * https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md); virtual keys are what Bifrost's `vk_configs[].virtual_key_id`
+ * names (https://github.com/maximhq/bifrost/blob/main/docs/openapi/schemas/management/mcp.yaml).
  *
  * - `POST   /api/auth/keys` → 201 `{key, secret, note}`; the secret (`trb_...`) is in this answer only
  * - `GET    /api/auth/keys` → `{keys, count}`, oldest first (`created_at`, then id), revoked keys included
@@ -16,11 +16,11 @@
  * `['virtual_keys']`).
  */
 import type { KeyKind, KeyRegistry, StoredKey } from '../../auth/keys.js';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { CreateApiKeyBody, CreateVirtualKeyBody, decodeCreateApiKey, decodeCreateVirtualKey } from '../../codecs/keys.js';
 import type { Logger } from '../../log/logger.js';
 import type { EventBus } from '../../streams/events.js';
-import type { HeaderList } from '../../streams/http.js';
+import type { HeaderList } from '../../base/http.js';
 import { ok, type RestReply, type RestRequest, type RestRouter } from '../rest/router.js';
 
 /** A key as the API shows it: the stored record without `hash`. */

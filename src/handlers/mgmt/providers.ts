@@ -14,7 +14,7 @@
  * (409 CONFLICT here).
  */
 import * as t from 'io-ts';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { decodeBody } from '../../codecs/schema.js';
 import { ModelPriceConfig, NonNegativeInt, PositiveInt, ProviderName } from '../../config/schema.js';
 import type { ProviderRegistry } from '../../providers/registry.js';

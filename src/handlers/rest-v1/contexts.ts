@@ -1,6 +1,6 @@
 /**
- * Contexts over `/api/v1/mcp/context*` (issue 9, "Contexts"; developer-mesh MCP Server API
- * reference, `../shared/sources/003_*.txt`, "MCP Context Management"): conversation contexts of
+ * Contexts over `/api/v1/mcp/context*` (developer-mesh MCP Server API
+ * reference, https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md, "MCP Context Management"): conversation contexts of
  * an agent's session, stored per tenant in LevelDB ({@link V1Store.contexts}), searchable with a
  * MiniSearch (BM25) full-text index and summarised extractively.
  *
@@ -33,13 +33,13 @@
  */
 import * as t from 'io-ts';
 import MiniSearch, { type SearchOptions } from 'minisearch';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { decodeBody, withSchema } from '../../codecs/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { EventBus } from '../../streams/events.js';
 import type { ContextMessage, ContextRecord, V1Store } from '../../store/v1-records.js';
 import { ok, type RestReply } from '../rest/router.js';
-import { PAGE_QUERY, newId, nowIso, paginate, type V1Api, type V1Request } from './api.js';
+import { PAGE_QUERY, newId, nowIso, paginate, type V1Api, type V1Request } from '../rest/v1-api.js';
 import type { Contexts, Relationships } from './contracts.js';
 import { KeyedQueue } from '../../streams/keyed-queue.js';
 
@@ -425,7 +425,7 @@ function stamp(messages: readonly { readonly role: string; readonly content: str
 }
 
 /**
- * The context routes and the {@link Contexts} service the tool routes use (issue 9; developer-mesh
+ * The context routes and the {@link Contexts} service the tool routes use (developer-mesh
  * API reference "MCP Context Management"). Call {@link ContextRoutes.init} once before serving.
  */
 export class ContextRoutes implements Contexts {

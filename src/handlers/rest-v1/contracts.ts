@@ -1,5 +1,5 @@
 /**
- * What the `/api/v1` handler modules offer each other (issue 9): the tool-action routes append to
+ * What the `/api/v1` handler modules offer each other: the tool-action routes append to
  * contexts and record `triggered_by` relationships; context deletion removes relationships. Each
  * interface is implemented by one module and injected into the others by the composition root.
  */

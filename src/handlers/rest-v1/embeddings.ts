@@ -19,7 +19,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as t from 'io-ts';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { decodeBody, withSchema } from '../../codecs/schema.js';
 import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
 import type { ProviderRegistry } from '../../providers/registry.js';
@@ -27,7 +27,7 @@ import type { EmbeddingRecord, EmbeddingStore } from '../../store/embeddings.js'
 import { vectorBytes } from '../../store/embeddings.js';
 import type { V1Store } from '../../store/v1-records.js';
 import { ok, type RestReply } from '../rest/router.js';
-import { nowIso, type V1Api, type V1Request } from './api.js';
+import { nowIso, type V1Api, type V1Request } from '../rest/v1-api.js';
 import { JsonObject, boundedString } from './entities.js';
 
 export interface EmbeddingLimits {

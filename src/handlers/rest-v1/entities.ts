@@ -1,6 +1,5 @@
 /**
- * Agents and models over `/api/v1/agents*` and `/api/v1/models*` (issue 9, "Agents, models,
- * relationships"; developer-mesh MCP Server API reference, `../shared/sources/003_*.txt`,
+ * Agents and models over `/api/v1/agents*` and `/api/v1/models*` (developer-mesh MCP Server API reference, https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md,
  * "Agent Management" and "Model Management").
  *
  * Response shapes follow the source document: a creation answers 201 with the record itself
@@ -12,7 +11,7 @@
  *
  * Updates: `PUT /api/v1/agents/:id` replaces each given field (a given `configuration` replaces the
  * old one); `PUT /api/v1/models/:id` replaces each given field except `configuration`, whose keys
- * are shallow-merged into the stored ones (issue 9: "PUT merges `configuration`"; a key set to
+ * are shallow-merged into the stored ones ("PUT merges `configuration`"; a key set to
  * `null` is stored as `null`, keys cannot be removed). An empty body changes nothing and publishes
  * nothing. Deleting an agent or a model deletes every relationship naming it, in the same batch.
  *
@@ -21,12 +20,12 @@
  * `{event_type:"StoreChanged", tags:["agents"|"models", …]}` on the bus.
  */
 import * as t from 'io-ts';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { toJsonSchema, withSchema, type JsonSchema, isJsonObject, jsonByteLength } from '../../codecs/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { EventBus, EntityEventType } from '../../streams/events.js';
 import type { AgentRecord, ModelRecord, V1Store } from '../../store/v1-records.js';
-import { newId, nowIso, paginate, PAGE_QUERY, type V1Api } from './api.js';
+import { newId, nowIso, paginate, PAGE_QUERY, type V1Api } from '../rest/v1-api.js';
 import type { Relationships } from './contracts.js';
 import { KeyedQueue } from '../../streams/keyed-queue.js';
 
@@ -229,7 +228,7 @@ export interface EntityRoutesDeps {
   readonly bus: EventBus;
   readonly log: Logger;
   /**
-   * The live status of an agent on `/ws` (issue 10): `available`, `busy`, or `offline` (also for
+   * The live status of an agent on `/ws`: `available`, `busy`, or `offline` (also for
    * agents never connected since the gateway started). Absent: no `status` field in answers.
    */
   readonly agentStatus?: (tenant: string, id: string) => 'available' | 'busy' | 'offline' | undefined;

@@ -1,15 +1,15 @@
 /**
- * The REST `/api/v1` surface (issue 9), put together: contexts, agents, models, relationships,
+ * The REST `/api/v1` surface, put together: contexts, agents, models, relationships,
  * tools and actions over MCP, and `GET /api/v1/` listing what is served.
  */
-import type { RequestAuth } from '../../auth/access.js';
+import type { RequestAuth } from '../../base/access.js';
 import type { Logger } from '../../log/logger.js';
 import type { Store } from '../../store/open.js';
 import { openV1Store, type V1Store } from '../../store/v1-records.js';
 import type { EventBus } from '../../streams/events.js';
 import type { UpstreamManager } from '../../upstreams/manager.js';
 import { ok, type RestRouter } from '../rest/router.js';
-import { V1Api } from './api.js';
+import { V1Api } from '../rest/v1-api.js';
 import { ContextRoutes } from './contexts.js';
 import { EntityRoutes } from './entities.js';
 import { RelationshipRoutes } from './relationships.js';

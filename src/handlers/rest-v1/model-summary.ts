@@ -12,13 +12,13 @@
  * The summary is stored per tenant with the model, provider, chunk count and token counts.
  */
 import * as t from 'io-ts';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { withSchema } from '../../codecs/schema.js';
 import type { ProviderRegistry } from '../../providers/registry.js';
 import { TenantRepository } from '../../store/tenant-repo.js';
 import type { ContextMessage, V1Store } from '../../store/v1-records.js';
 import { ok, type RestReply } from '../rest/router.js';
-import { nowIso, type V1Api, type V1Request } from './api.js';
+import { nowIso, type V1Api, type V1Request } from '../rest/v1-api.js';
 import { extractiveSummary } from './contexts.js';
 import { boundedString } from './entities.js';
 

@@ -1,6 +1,5 @@
 /**
- * Relationships over `/api/v1/relationships` (issue 9, "Agents, models, relationships";
- * developer-mesh MCP Server API reference, `../shared/sources/003_*.txt`, "Relationship
+ * Relationships over `/api/v1/relationships` (developer-mesh MCP Server API reference, https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md, "Relationship
  * Management"), and the {@link Relationships} service the other v1 modules use (tool actions
  * record `triggered_by` context → tool_execution; context, agent and model deletion remove the
  * relationships naming them).
@@ -20,14 +19,14 @@
  * and then `{event_type:"StoreChanged", tags:["relationships"]}`.
  */
 import * as t from 'io-ts';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import { decodeBody, type JsonSchema } from '../../codecs/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { BatchOp } from '../../store/batcher.js';
 import { commitAll } from '../../store/tenant-repo.js';
 import type { EventBus } from '../../streams/events.js';
 import type { EntityKind, RelationshipRecord, V1Store } from '../../store/v1-records.js';
-import { newId, nowIso, paginate, PAGE_QUERY, type V1Api } from './api.js';
+import { newId, nowIso, paginate, PAGE_QUERY, type V1Api } from '../rest/v1-api.js';
 import type { Relationships } from './contracts.js';
 import { boundedString, DELETED_SCHEMA, JsonObject } from './entities.js';
 import { KeyedQueue } from '../../streams/keyed-queue.js';

@@ -1,13 +1,13 @@
 /**
- * Tools and actions over MCP at `/api/v1/tools*` (issue 9; developer-mesh MCP Server API
- * reference, `../shared/sources/003_*.txt`, "Tool Integration" and "GitHub Tools (MCP
+ * Tools and actions over MCP at `/api/v1/tools*` (developer-mesh MCP Server API
+ * reference, https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md, "Tool Integration" and "GitHub Tools (MCP
  * Protocol)"). A *tool* is an upstream MCP client, its *actions* are that upstream's own MCP tools
  * (DESIGN.md §6).
  *
  * Which actions a caller may use (checked in this order, the first refusal wins):
  * 1. the client's `disallowed_actions` deny list: stronger than any allow;
  * 2. the client's `tools_to_execute` (`["*"]` or absent = all, `[]` = none);
- * 3. the caller's own narrowing (`RequestAuth.filter`: the include headers of issue 8).
+ * 3. the caller's own narrowing (`RequestAuth.filter`: the `x-bf-mcp-include-*` headers).
  *
  * Allowed actions are listed, described and callable; the others are listed as
  * `disallowed_actions` (with the reason) and answer 403 `TOOL_NOT_ALLOWED` everywhere, including
@@ -27,8 +27,8 @@
  * routes (use `/actions/actions` for an upstream tool really called so).
  */
 import * as t from 'io-ts';
-import type { RequestAuth, ToolFilter } from '../../auth/access.js';
-import { GatewayError, UpstreamRpcError } from '../../codecs/errors.js';
+import type { RequestAuth, ToolFilter } from '../../base/access.js';
+import { GatewayError, UpstreamRpcError } from '../../base/errors.js';
 import { withSchema, type JsonSchema, isJsonObject } from '../../codecs/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { EventBus } from '../../streams/events.js';
@@ -38,7 +38,7 @@ import { isToolAllowed } from '../../upstreams/naming.js';
 import type { JsonObject, Upstream } from '../../upstreams/upstream.js';
 import { ok, type RestReply, type RouteDoc } from '../rest/router.js';
 import { resultText } from '../tool-execute.js';
-import { newId, paginate, PAGE_QUERY, type V1Api, type V1Request } from './api.js';
+import { newId, paginate, PAGE_QUERY, type V1Api, type V1Request } from '../rest/v1-api.js';
 import type { Contexts, Relationships } from './contracts.js';
 
 /** What the tool routes need from the rest of the gateway. */

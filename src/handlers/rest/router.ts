@@ -5,15 +5,15 @@
  */
 import { Observable } from 'rxjs';
 import { jsonDepthExceeded, nestingTooDeep } from '../../codecs/depth.js';
-import { GatewayError } from '../../codecs/errors.js';
-import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../streams/http.js';
+import { GatewayError } from '../../base/errors.js';
+import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../base/http.js';
 import type { Tracing } from '../../telemetry/tracing.js';
 import type { Logger } from '../../log/logger.js';
 import type * as t from 'io-ts';
 import type { JsonSchema } from '../../codecs/schema.js';
 
 /**
- * What the OpenAPI document says about a route (issue 9): generated from the same io-ts codecs
+ * What the OpenAPI document says about a route: generated from the same io-ts codecs
  * that validate the request, so the document cannot drift from the code.
  */
 export interface RouteDoc {
@@ -25,7 +25,7 @@ export interface RouteDoc {
   readonly query?: Readonly<Record<string, { readonly description: string; readonly schema?: JsonSchema; readonly required?: boolean }>>;
   /** Status → description and body (a codec or a JSON Schema). */
   readonly responses: Readonly<Record<number, { readonly description: string; readonly schema?: t.Mixed | JsonSchema }>>;
-  /** Who may call it (access control, issue 8); default `user`. */
+  /** Who may call it (access control); default `user`. */
   readonly access?: 'open' | 'user' | 'admin' | 'signature';
 }
 

@@ -14,9 +14,9 @@
  * ({@link ToolModeHost.callToolVia}).
  */
 import type { Progress } from '@modelcontextprotocol/sdk/types.js';
-import type { RequestAuth } from '../../auth/access.js';
-import { isToolMode, type ToolMode } from '../../auth/types.js';
-import { ERRORS, GatewayError } from '../../codecs/errors.js';
+import type { RequestAuth } from '../../base/access.js';
+import { isToolMode, type ToolMode } from '../../base/principal.js';
+import { ERRORS, GatewayError } from '../../base/errors.js';
 import type { ResolvedToolModes } from '../../config/schema.js';
 import type { Logger } from '../../log/logger.js';
 import { cancelScope, type JsonObject } from '../../upstreams/upstream.js';
@@ -24,7 +24,7 @@ import { newCallId } from '../../upstreams/invoke.js';
 import type { InflightCall, McpSession } from '../mcp/session.js';
 import { runSandboxed, type SandboxHost, type SandboxResult } from './sandbox.js';
 import { indexFor, MAX_QUERY_CHARS, type ToolHit } from './search-index.js';
-import type { ToolModeHooks, ToolModeHost } from './types.js';
+import type { ToolModeHooks, ToolModeHost } from '../mcp/tool-mode-hooks.js';
 import { functionNames, toolsDeclaration } from './typescript.js';
 
 /** The session header that picks the mode. */

@@ -12,7 +12,7 @@
  */
 import MiniSearch from 'minisearch';
 import { RE2JS } from 're2js';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import type { JsonObject } from '../../upstreams/upstream.js';
 
 /** One search result: the downstream tool name, a one-line summary and the score (higher is better). */

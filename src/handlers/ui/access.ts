@@ -10,8 +10,8 @@
  */
 import { ruleFor, type AccessGate } from '../../auth/gate.js';
 import { cookieValue, UI_SESSION_COOKIE, type UiSessionStore } from '../../auth/ui-session.js';
-import { GatewayError } from '../../codecs/errors.js';
-import { jsonReply, type HttpHeaders, type HttpInput } from '../../streams/http.js';
+import { GatewayError } from '../../base/errors.js';
+import { jsonReply, type HttpHeaders, type HttpInput } from '../../base/http.js';
 import { toAccess, type RequestAccess } from '../access.js';
 
 const WS_PATHS = new Set(['/api/ws/events', '/api/ws/live', '/ws', '/v1/responses']);

@@ -1,8 +1,8 @@
 /**
- * Binary values on `/ws` (issue 10: "base64 in JSON frames, raw bytes in MCPW payloads"): strict
+ * Binary values on `/ws` ("base64 in JSON frames, raw bytes in MCPW payloads"): strict
  * base64 decoding of what JSON peers send, and the per-peer wire form of what the gateway sends.
  */
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import type { WsPeer } from '../../streams/ws-methods.js';
 import type { BytesEncoding, WireBytes } from './params.js';
 

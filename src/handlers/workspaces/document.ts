@@ -1,5 +1,5 @@
 /**
- * `SharedDocument`: the gateway's copy of one collaborative document, a Yjs `Y.Doc` (issue 10:
+ * `SharedDocument`: the gateway's copy of one collaborative document, a Yjs `Y.Doc` (
  * "the server applies them to its copy"; developer-mesh `document.update`, "CRDT-based document
  * update"). Updates are Yjs v1 updates (`Y.encodeStateAsUpdate`, `doc.on('update')`); the merged
  * state is `Y.encodeStateAsUpdate(doc)`.
@@ -11,7 +11,7 @@
  * that merging only lowers, except for a few bytes per item a Yjs insert splits.
  */
 import * as Y from 'yjs';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 
 /** Transaction origin of updates applied by the gateway. */
 export const GATEWAY_ORIGIN = 'tributary';

@@ -1,10 +1,10 @@
 /**
- * Collaborative workspaces over `/ws` (issue 10 "Collaborative workspaces"; developer-mesh
- * "Collaboration Messages" and "Collaborative Workspace Updates", `../shared/sources/003_*.txt`).
+ * Collaborative workspaces over `/ws` (developer-mesh
+ * "Collaboration Messages" and "Collaborative Workspace Updates", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md).
  * The `/ws` endpoint routes `workspace.*`, `document.*`, `cursor.position` and
  * `selection.change` here, from JSON text and MCPW frames alike (`src/streams/ws-methods.ts`).
  *
- * Methods (params → result; errors are JSON-RPC errors from the registry, `src/codecs/errors.ts`):
+ * Methods (params → result; errors are JSON-RPC errors from the registry, `src/base/errors.ts`):
  * - `workspace.join` {workspace_id, name?, include_state?, encoding?} →
  *   `{workspace_id, member_id, members:[{member_id, name}], documents:[{document_id, size_bytes,
  *   locked_by?:{member_id, name, expires_at}, state?}]}`; the other members get
@@ -61,7 +61,7 @@
  * {document_id, size_bytes, updates} once per persisted write (coalesced, not per keystroke).
  */
 import { Subject, type Subscription } from 'rxjs';
-import { GatewayError } from '../../codecs/errors.js';
+import { GatewayError } from '../../base/errors.js';
 import type { GatewayConfig } from '../../config/schema.js';
 import type { Logger } from '../../log/logger.js';
 import type { Store } from '../../store/open.js';

@@ -1,5 +1,5 @@
 /**
- * Exclusive document locks with a lease (issue 10: "`document.lock` / `document.unlock`:
+ * Exclusive document locks with a lease ("`document.lock` / `document.unlock`:
  * exclusive lock with a lease (TTL), released on disconnect"; developer-mesh `document.lock`,
  * "Lock document for editing"). One table per workspace, keyed by document id. A lease ends when
  * its holder unlocks, leaves or disconnects, or when it expires (a timer); the holder renews it by

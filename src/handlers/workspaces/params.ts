@@ -1,6 +1,5 @@
 /**
- * Params of the collaboration methods on `/ws` (issue 10 "Collaborative workspaces";
- * developer-mesh "Collaboration Messages", `../shared/sources/003_*.txt`): one io-ts codec per
+ * Params of the collaboration methods on `/ws` (developer-mesh "Collaboration Messages", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md): one io-ts codec per
  * message, decoded once at the boundary by {@link decodeParams}; inside, plain types.
  *
  * Binary values (`changes`) arrive as a base64 string in JSON text frames and as raw bytes
@@ -9,9 +8,10 @@
  */
 import * as t from 'io-ts';
 import { isLeft } from 'fp-ts/lib/Either.js';
-import { GatewayError } from '../../codecs/errors.js';
-import { formatIoTsErrors } from '../../codecs/io-ts-errors.js';
-import { unknownFields, withSchema } from '../../codecs/schema.js';
+import { GatewayError } from '../../base/errors.js';
+import { formatIoTsErrors } from '../../base/io-ts-errors.js';
+import { unknownFields } from '../../base/unknown-fields.js';
+import { withSchema } from '../../codecs/schema.js';
 import { PositiveInt } from '../../config/schema.js';
 
 /** Whether `s` is a workspace or document id: 1–256 UTF-16 units, no control characters (ids form LevelDB keys). */

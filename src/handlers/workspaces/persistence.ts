@@ -1,5 +1,5 @@
 /**
- * Durable document states (issue 10: "persists the merged state in LevelDB"): the LevelDB
+ * Durable document states ("persists the merged state in LevelDB"): the LevelDB
  * sublevel `documents`, key `<tenant>\0<workspace_id>\0<document_id>`, value
  * {@link StoredDocument} (msgpackr; the state as `bin`).
  *

@@ -1,5 +1,5 @@
 /**
- * Presence coalescing (issue 10: "`cursor.position`, `selection.change`: broadcast to the other
+ * Presence coalescing ("`cursor.position`, `selection.change`: broadcast to the other
  * members, coalesced per member (RxJS `auditTime`) so a fast typist cannot flood a slow member;
  * never persisted"; developer-mesh "Share cursor position", "Share selection changes").
  *

@@ -3,7 +3,7 @@
  * (have members), with their members and documents — what the dashboard shows. Workspaces without
  * members live only in LevelDB and are not listed.
  */
-import type { V1Api } from '../rest-v1/api.js';
+import type { V1Api } from '../rest/v1-api.js';
 import type { WorkspaceHub } from './hub.js';
 
 export function registerWorkspaceRoutes(api: V1Api, hub: WorkspaceHub): void {

@@ -1,5 +1,5 @@
 /**
- * Who is calling, as the access-control layer decides it (issue 8). Every surface (HTTP routes,
+ * Who is calling, as the access-control layer decides it. Every surface (HTTP routes,
  * `/mcp`, WebSocket upgrades) turns the request's credentials into one {@link Principal}; handlers
  * read it, never the credentials. Nothing here holds a secret: ids only.
  */

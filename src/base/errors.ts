@@ -48,13 +48,13 @@ export const ERRORS = {
   CIRCUIT_OPEN: { http: 503, rpc: -32005, message: 'Upstream circuit breaker open' },
   /** An upstream's concurrency limit and its queue are full (DESIGN.md §3, calls per upstream). */
   UPSTREAM_OVERLOADED: { http: 503, rpc: -32006, message: 'Upstream overloaded' },
-  /** Missing, unknown, revoked or expired credentials (issue 8); the reply carries `WWW-Authenticate`. */
+  /** Missing, unknown, revoked or expired credentials; the reply carries `WWW-Authenticate`. */
   UNAUTHORIZED: { http: 401, rpc: -32007, message: 'Authentication required' },
   /** Valid credentials without the right to this surface (e.g. a virtual key on the management API). */
   FORBIDDEN: { http: 403, rpc: -32008, message: 'Forbidden' },
   /** A per-key rate limit is spent; the reply carries `Retry-After` (developer-mesh "Rate Limiting"). */
   RATE_LIMITED: { http: 429, rpc: -32009, message: 'Rate limit exceeded' },
-  /** A well-formed body naming something that does not exist or cannot be used (REST /api/v1, issue 9). */
+  /** A well-formed body naming something that does not exist or cannot be used (REST /api/v1). */
   UNPROCESSABLE_ENTITY: { http: 422, rpc: -32602, message: 'Unprocessable entity' },
   /** An unsupported API version (`X-API-Version`, `Accept: application/vnd.mcp.vN+json`). */
   UNSUPPORTED_API_VERSION: { http: 406, rpc: -32600, message: 'Unsupported API version' },

@@ -3,7 +3,7 @@
  * copied out of the uWS request, body read in full and copied), feeds it into the central stream,
  * and carries out the {@link HttpEffect}s a handler returns. Handlers never touch uWS.
  */
-import type { RequestAuth } from '../auth/access.js';
+import type { RequestAuth } from './access.js';
 
 /** The request headers handlers read, lower-case names, `''` when absent. */
 export interface HttpHeaders {

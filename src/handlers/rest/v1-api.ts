@@ -1,6 +1,6 @@
 /**
- * The conventions every `/api/v1` route shares (issue 9; developer-mesh MCP Server API reference,
- * `../shared/sources/003_*.txt`, "Base URL and Versioning", "Error Handling"):
+ * The conventions every `/api/v1` route shares (developer-mesh MCP Server API reference,
+ * https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md, "Base URL and Versioning", "Error Handling"):
  *
  * - versioning: the path says v1; `X-API-Version: 1` and `Accept: application/vnd.mcp.v1+json`
  *   are accepted, any other version → 406 `UNSUPPORTED_API_VERSION`;
@@ -11,11 +11,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type * as t from 'io-ts';
-import type { Principal } from '../../auth/types.js';
-import { ANONYMOUS } from '../../auth/types.js';
-import { GatewayError } from '../../codecs/errors.js';
+import type { Principal } from '../../base/principal.js';
+import { ANONYMOUS } from '../../base/principal.js';
+import { GatewayError } from '../../base/errors.js';
 import { decodeBody } from '../../codecs/schema.js';
-import type { RestReply, RestRequest, RestRouter, RouteDoc } from '../rest/router.js';
+import type { RestReply, RestRequest, RestRouter, RouteDoc } from './router.js';
 
 /** A v1 request: the REST request plus the caller's tenant and principal, and the decoded body. */
 export interface V1Request<B = undefined> extends RestRequest {

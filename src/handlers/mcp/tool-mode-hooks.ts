@@ -2,10 +2,10 @@
  * The seam between the MCP dispatcher and the tool modes: what the dispatcher asks of a tool-mode
  * implementation, and what it lends one. Kept apart so neither imports the other's module.
  */
-import type { RequestAuth, ToolFilter } from '../../auth/access.js';
-import type { ToolMode } from '../../auth/types.js';
+import type { RequestAuth, ToolFilter } from '../../base/access.js';
+import type { ToolMode } from '../../base/principal.js';
 import type { JsonObject } from '../../upstreams/upstream.js';
-import type { InflightCall, McpSession } from '../mcp/session.js';
+import type { InflightCall, McpSession } from './session.js';
 
 /** How a tool call reached the dispatcher when not directly from the client. */
 export interface ToolCallVia {
