@@ -26,6 +26,7 @@ import { quantile, treeCpuSeconds } from './lib.js';
 const N = Number(process.env['BENCH_CLUSTER_N'] ?? 400);
 const ADMIN_PASSWORD = 'bench-admin-password-123';
 const dirs: string[] = [];
+const BASIC = `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`;
 
 async function gateway(extra: Record<string, unknown>): Promise<Gateway> {
   const dir = mkdtempSync(join(tmpdir(), 'tributary-bench-cluster-'));
@@ -47,22 +48,26 @@ function cpuNow(natsPid: number | undefined): number {
 }
 
 async function eventLatency(name: string, callOn: Gateway, subscribeOn: Gateway, natsPid: number | undefined): Promise<Point> {
-  const ws = new WebSocket(`${subscribeOn.url.replace('http', 'ws')}/api/ws/events`);
-  let waiting: { id: string; resolve: () => void } | undefined;
+  const ws = new WebSocket(`${subscribeOn.url.replace('http', 'ws')}/api/ws/events`, { headers: { authorization: BASIC } });
+  // one call at a time: the next ToolInvocationCompleted of demo is this call's
+  let waiting: (() => void) | undefined;
   ws.on('message', (data) => {
     const m = JSON.parse(String(data)) as Record<string, unknown>;
-    if (m['event_type'] === 'ToolInvocationCompleted' && waiting !== undefined && JSON.stringify(m).includes(waiting.id)) waiting.resolve();
+    if (m['event_type'] === 'ToolInvocationCompleted' && m['mcp_server_id'] === 'demo' && waiting !== undefined) {
+      waiting();
+      waiting = undefined;
+    }
   });
   await new Promise((r) => ws.once('open', r));
   const times = new Float64Array(N);
   const cpu0 = cpuNow(natsPid);
   for (let i = 0; i < N; i++) {
-    const id = `call-${name.length}-${i}-${Math.random()}`;
+    const id = `call-${i}`;
     const t0 = performance.now();
-    const arrived = new Promise<void>((resolve) => (waiting = { id, resolve }));
+    const arrived = new Promise<void>((resolve) => (waiting = resolve));
     const res = await fetch(`${callOn.url}/v1/mcp/tool/execute?format=chat`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: BASIC },
       body: JSON.stringify({ id, type: 'function', function: { name: 'demo-echo', arguments: JSON.stringify({ message: 'x' }) } }),
     });
     await res.text();
@@ -76,8 +81,7 @@ async function eventLatency(name: string, callOn: Gateway, subscribeOn: Gateway,
 }
 
 async function limitedRequests(name: string, gw: Gateway, natsPid: number | undefined): Promise<Point> {
-  const basic = `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}`;
-  const created = (await (await fetch(`${gw.url}/api/auth/keys`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: basic }, body: JSON.stringify({ name: `bench-${name}` }) })).json()) as { secret: string };
+  const created = (await (await fetch(`${gw.url}/api/auth/keys`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: BASIC }, body: JSON.stringify({ name: `bench-${name}` }) })).json()) as { secret: string };
   const headers = { 'x-api-key': created.secret };
   for (let i = 0; i < 50; i++) await (await fetch(`${gw.url}/api/v1/nothing`, { headers })).text();
   const times = new Float64Array(N);
