@@ -3,7 +3,7 @@
  * a module may import modules of its own folder and of folders below it, nothing above:
  *
  *   base → log → config → codecs → streams → store → auth → telemetry → upstreams → providers
- *        → handlers → server → src/*.ts (gateway.ts wiring, main.ts)
+ *        → handlers → cluster → server → src/*.ts (gateway.ts wiring, main.ts)
  *
  * `server` sits above `handlers` but does not import them (the wiring in gateway.ts hands
  * handlers to the server); handlers must never import server.
@@ -13,7 +13,7 @@
  * tool log, tool execution, event recording, WebSocket feeds) and handlers/rest/ (the REST router
  * kit). Named public entry points of a surface are listed in HANDLER_PUBLIC below.
  */
-const LAYERS = ['base', 'log', 'config', 'codecs', 'streams', 'store', 'auth', 'telemetry', 'upstreams', 'providers', 'handlers', 'server'];
+const LAYERS = ['base', 'log', 'config', 'codecs', 'streams', 'store', 'auth', 'telemetry', 'upstreams', 'providers', 'handlers', 'cluster', 'server'];
 
 /** Modules of one handler surface that other handler code may import (each with its reason). */
 const HANDLER_PUBLIC = [

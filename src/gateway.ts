@@ -67,6 +67,7 @@ import { CLIENT_WIDE, UpstreamOAuth } from './upstreams/oauth/upstream-oauth.js'
 import { OAuthGrantRepository } from './store/oauth-grants.js';
 import { principalUpstreams } from './upstreams/oauth/per-user.js';
 import { TeardownStack } from './base/teardown.js';
+import type { ClusterRuntime } from './cluster/runtime.js';
 
 export interface Gateway {
   readonly config: GatewayConfig;
@@ -80,6 +81,8 @@ export interface Gateway {
   /** Model providers (the built-in embedder included). */
   readonly providers: ProviderRegistry;
   readonly tracing: Tracing;
+  /** Cluster mode (NATS JetStream); `undefined` without a `cluster` config. */
+  readonly cluster: ClusterRuntime | undefined;
   /**
    * Graceful stop: stop accepting, let POSTs in flight finish up to `shutdown_timeout_ms`, end
    * sessions and streams, close upstreams (stdio subprocesses end). From its first step no
@@ -173,6 +176,18 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   }, 60_000);
   eventSweep.unref();
   teardown.defer('event log sweep', () => clearInterval(eventSweep));
+  // many nodes: NATS JetStream, loaded only when configured; a node that cannot join refuses to start
+  let cluster: ClusterRuntime | undefined;
+  if (config.cluster !== undefined) {
+    const { ClusterRuntime: Runtime } = await import('./cluster/runtime.js');
+    const joined = await Runtime.start(config.cluster, { recorded: recorder, log });
+    cluster = joined;
+    // this node's last events go to the cluster stream before it leaves
+    teardown.defer('cluster', async () => {
+      await store.writer.flush();
+      await joined.close();
+    });
+  }
 
   /**
    * The metrics registry counts the surfaces, so it is created after them; the two sources that
@@ -229,6 +244,8 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   // the gateway as an OAuth protected resource (RFC 9728), beside keys, JWTs and Basic
   const oauthResource = config.auth.oauth ? new OAuthResourceServer(config.auth.oauth) : undefined;
   const gate = new AccessGate(config.auth, { keys, vkAccess, jwt, oauth: oauthResource, log });
+  // cluster mode: per-key limits are counted in NATS KV, shared by every node
+  if (cluster !== undefined) gate.limits.factory = (opts) => cluster.limiter(opts);
   const dispatcher = new McpDispatcher(manager, sessions, bus, log, {
     pageSize: config.server.page_size,
     serverRequestTimeoutMs: SERVER_REQUEST_TIMEOUT_MS,
@@ -252,7 +269,8 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   });
   teardown.defer('virtual-key invalidation', () => vkInvalidation.unsubscribe());
 
-  const eventsWs = new EventsWsEndpoint(recorder, eventLog, log, {
+  // cluster mode: every node's events, in the stream's order, replayed from the stream
+  const eventsWs = new EventsWsEndpoint(cluster?.feed ?? recorder, cluster?.feed ?? eventLog, log, {
     maxQueued: config.events.max_queued,
     maxMessageBytes: 16 * 1024,
     highWaterBytes: 256 * 1024,
@@ -324,6 +342,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   });
   teardown.defer('metrics', () => metrics.dispose());
   metricsSink.metrics = metrics;
+  cluster?.registerMetrics(metrics.registry, 'tributary_');
   metricsSink.providers = new ProviderMetrics(metrics.registry, () => providers.list().map((p) => ({ provider: p.client.name, state: p.client.breaker.state })));
   new ProviderAdmin(providers, bus).register(rest);
   const uiOverview = new UiOverview({ bus, manager, registry: metrics.registry, sessions: () => sessions.size, wsConnections });
@@ -339,7 +358,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
       mcpGet: (i) => mcp.get(i),
       mcpDelete: (i) => mcp.delete(i),
       mcpOptions: (i) => mcp.preflight(i),
-      health: (i) => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, readiness, providers: () => providers.health() }, i.path)),
+      health: (i) => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, readiness, providers: () => providers.health(), cluster: cluster && (() => cluster.health()) }, i.path)),
       // tool execution is MCP traffic too: held until ready like POST /mcp
       rest: (i) => (readiness.ready || i.path !== '/v1/mcp/tool/execute' ? rest.handle(i) : readiness.ready$.pipe(switchMap(() => rest.handle(i)))),
       metrics: () => metrics.handle(),
@@ -435,6 +454,8 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
       (err: unknown) => log.error('initial catalogue load failed', { error: err }),
     );
   }
+  // cluster mode: clients and keys follow the shared configuration bucket
+  await cluster?.startConfigSync(admin, keys, (tags) => bus.publish({ event_type: 'StoreChanged', tags }), log);
 
   const sweeper = setInterval(() => {
     uiSessions.sweep();
@@ -465,5 +486,5 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   };
 
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
-  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, providers, tracing, close, killUpstreams: () => manager.killAll() };
+  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, providers, tracing, cluster, close, killUpstreams: () => manager.killAll() };
 }

@@ -13,6 +13,7 @@
  * resolve, and run one at a time.
  */
 import { hash as oneShotHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { KEY_ID_PREFIX, byCreation, type KeyKind, type KeyRepository, type StoredKey } from '../store/keys.js';
 import { MAX_KEY_NAME_CHARS, TENANT_ID, parseIsoTimestamp } from '../base/ids.js';
 import { AuthError, isToolMode, type AuthFailureReason, type RateLimitSettings, type Role, type ToolMode } from '../base/principal.js';
@@ -75,6 +76,8 @@ export class KeyRegistry {
   readonly #byHash = new Map<string, Entry>();
   #queue: Promise<unknown> = Promise.resolve();
   #version = 0;
+  /** Cluster mode: told of every key created or revoked on this node, after it is stored. */
+  onLocalChange: ((record: StoredKey) => void) | undefined;
 
   /**
    * @param repo where keys are stored.
@@ -132,6 +135,7 @@ export class KeyRegistry {
       };
       await this.#repo.put(record);
       this.#index(record);
+      this.onLocalChange?.(record);
       return { record, secret };
     });
   }
@@ -166,6 +170,7 @@ export class KeyRegistry {
       const record: StoredKey = { ...entry.record, revoked_at: new Date(this.#clock()).toISOString() };
       await this.#repo.put(record);
       this.#index(record);
+      this.onLocalChange?.(record);
       return true;
     });
   }
@@ -232,6 +237,21 @@ export class KeyRegistry {
   hasVirtualKey(id: string): boolean {
     const entry = this.#byId.virtual_key.get(id);
     return entry !== undefined && entry.record.revoked_at === undefined;
+  }
+
+  /**
+   * Stores a key record created or revoked on another node (cluster mode: hashes only travel,
+   * never secrets). A revocation is final: a record that would un-revoke a key is ignored.
+   * Resolves `true` when the record changed something here.
+   */
+  applyRemote(record: StoredKey): Promise<boolean> {
+    return this.#serial(async () => {
+      const existing = this.#byId[record.kind].get(record.id)?.record;
+      if (existing !== undefined && (isDeepStrictEqual(existing, record) || (existing.revoked_at !== undefined && record.revoked_at === undefined))) return false;
+      await this.#repo.put(record);
+      this.#index(record);
+      return true;
+    });
   }
 
   #index(record: StoredKey): void {

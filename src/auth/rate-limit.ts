@@ -1,10 +1,10 @@
 /**
  * Per-key rate limits on rate-limiter-flexible's in-memory fixed windows (developer-mesh
  * "Rate Limiting", https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md): requests per hour, a burst limit per minute, and
- * tool executions per hour, each overridable per key. With several gateway machines
- * these limiters move to Redis (`RateLimiterRedis`, same API) selected in config.
+ * tool executions per hour, each overridable per key. In cluster mode the counts live in NATS KV
+ * (src/cluster/rate-limit-store.ts, the same rate-limiter-flexible API), so they hold across nodes.
  */
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Principal, RateLimitSettings } from '../base/principal.js';
 
 /** Which limit a verdict reports. */
@@ -36,21 +36,32 @@ function isRes(v: unknown): v is RateLimiterRes {
 }
 
 /** The three limiters of one settings object. */
-type LimiterSet = Readonly<Record<LimitName, RateLimiterMemory>>;
+type LimiterSet = Readonly<Record<LimitName, RateLimiterAbstract>>;
+
+/**
+ * Makes the limiter of one (limit, allowance): in memory by default; cluster mode passes one whose
+ * counts live in NATS KV, shared by every node.
+ */
+export type LimiterFactory = (opts: { keyPrefix: string; points: number; duration: number }) => RateLimiterAbstract;
+
+const memoryLimiter: LimiterFactory = (opts) => new RateLimiterMemory(opts);
 
 export class RateLimits {
   /** One limiter per (limit name, allowance): keys with the same allowance share it. */
-  private readonly limiters = new Map<string, RateLimiterMemory>();
+  private readonly limiters = new Map<string, RateLimiterAbstract>();
   /** Limiters by settings object (principals keep theirs), so the hot path builds no map keys. */
   private readonly bySettings = new WeakMap<RateLimitSettings, LimiterSet>();
 
+  /** Where the counts live; replaceable before the first request (cluster mode). */
+  factory: LimiterFactory = memoryLimiter;
+
   constructor(private readonly now: () => number = Date.now) {}
 
-  private limiter(name: LimitName, points: number): RateLimiterMemory {
+  private limiter(name: LimitName, points: number): RateLimiterAbstract {
     const id = `${name}:${points}`;
     let l = this.limiters.get(id);
     if (!l) {
-      l = new RateLimiterMemory({ keyPrefix: name, points, duration: WINDOW_S[name] });
+      l = this.factory({ keyPrefix: name, points, duration: WINDOW_S[name] });
       this.limiters.set(id, l);
     }
     return l;
@@ -81,7 +92,7 @@ export class RateLimits {
   }
 
   /** One consume, mapped to a verdict (a refusal resolves; only unexpected errors reject). Plain promise chains: this runs per request. */
-  private take(name: LimitName, limiter: RateLimiterMemory, key: string): Promise<LimitVerdict> {
+  private take(name: LimitName, limiter: RateLimiterAbstract, key: string): Promise<LimitVerdict> {
     const points = limiter.points;
     return limiter.consume(key, 1).then(
       (res) => this.verdict(name, points, res, true),

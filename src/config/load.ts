@@ -197,6 +197,17 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       sandbox: { ...DEFAULT_SANDBOX_LIMITS, ...file.tool_modes?.sandbox },
     },
     oauth: upstreamOAuth,
+    cluster:
+      file.cluster === undefined
+        ? undefined
+        : {
+            nats_url: file.cluster.nats_url,
+            node_id: file.cluster.node_id,
+            name: file.cluster.name ?? 'tributary',
+            connect_timeout_ms: file.cluster.connect_timeout_ms ?? 5_000,
+            max_buffered_events: file.cluster.max_buffered_events ?? 10_000,
+            stream_max_msgs: file.cluster.stream_max_msgs ?? file.events?.max_stored ?? 100_000,
+          },
   };
 }
 

@@ -528,6 +528,37 @@ export const TracingConfig = t.exact(
   }),
 );
 
+/** A cluster node's name: letters, digits, `_` and `-` (a NATS subject token), at most 64 characters. */
+export interface NodeIdBrand {
+  readonly NodeId: unique symbol;
+}
+export const NodeId = t.brand(t.string, (s): s is t.Branded<string, NodeIdBrand> => /^[A-Za-z0-9_-]{1,64}$/.test(s), 'NodeId');
+
+/**
+ * Many nodes on NATS JetStream: the event bus on one stream, configuration in a KV bucket, rate
+ * limits counted in a KV bucket. Absent = one process, no NATS. https://docs.nats.io/nats-concepts/jetstream
+ */
+export const ClusterConfig = t.exact(
+  t.intersection([
+    t.type({
+      /** NATS server URL(s), comma-separated, e.g. `nats://127.0.0.1:4222`. */
+      nats_url: t.string,
+      /** This node's name, unique in the cluster. */
+      node_id: NodeId,
+    }),
+    t.partial({
+      /** Name prefix of the JetStream stream and KV buckets (default `tributary`). */
+      name: NodeId,
+      /** How long start-up waits for NATS before refusing to start, ms (default 5000). */
+      connect_timeout_ms: PositiveInt,
+      /** Events held while NATS is unreachable; beyond it the oldest are dropped and reported (default 10000). */
+      max_buffered_events: PositiveInt,
+      /** Events the stream keeps (default: events.max_stored). */
+      stream_max_msgs: PositiveInt,
+    }),
+  ]),
+);
+
 export const LogLevel = t.keyof({ debug: null, info: null, warn: null, error: null, silent: null });
 export type LogLevel = t.TypeOf<typeof LogLevel>;
 
@@ -552,6 +583,7 @@ export const GatewayConfigFile = t.exact(
     ui: UiConfig,
     /** The gateway as an OAuth client of upstream MCP servers. */
     oauth: UpstreamOAuthConfig,
+    cluster: ClusterConfig,
   }),
 );
 export type GatewayConfigFile = t.TypeOf<typeof GatewayConfigFile>;
@@ -615,6 +647,18 @@ export interface GatewayConfig {
   readonly ui: { readonly enabled: boolean; readonly session_idle_s: number; readonly session_max_s: number };
   /** Upstream OAuth (redirect base URL, token sealing key, refresh skew). */
   readonly oauth: UpstreamOAuthSettings;
+  /** `undefined` = one process, no NATS. */
+  readonly cluster: ResolvedClusterConfig | undefined;
+}
+
+/** The `cluster` section with defaults filled in. */
+export interface ResolvedClusterConfig {
+  readonly nats_url: string;
+  readonly node_id: string;
+  readonly name: string;
+  readonly connect_timeout_ms: number;
+  readonly max_buffered_events: number;
+  readonly stream_max_msgs: number;
 }
 
 /** Limits of one code-mode run, every default filled in (see {@link SandboxConfig}). */

@@ -34,6 +34,9 @@ import { feedError } from './ws-feed.js';
 import type { EventLogRepository, GapReason, SeqGap, StoredEvent } from '../store/events.js';
 import type { RecordedFeed, RecordedItem } from './event-recorder.js';
 
+/** Where a `since` catch-up reads from: the local event log, or the cluster's event stream. */
+export type EventReplaySource = Pick<EventLogRepository, 'after' | 'gapsIn'>;
+
 export interface EventsWsOptions {
   /** Live events queued per connection; one more and the connection catches up from the store instead. */
   readonly maxQueued: number;
@@ -131,7 +134,7 @@ export class EventsWsEndpoint implements WsEndpoint {
 
   constructor(
     private readonly feed: RecordedFeed,
-    private readonly log: EventLogRepository,
+    private readonly log: EventReplaySource,
     private readonly logger: Logger,
     private readonly options: EventsWsOptions,
   ) {

@@ -30,6 +30,8 @@ export interface HealthSources {
   readonly starting?: () => boolean;
   /** The initial catalogue load; when set, it decides `starting` and is reported under `components.readiness`. */
   readonly readiness?: Readiness;
+  /** Cluster mode: node id, NATS state, members; a node whose NATS link is down is degraded. */
+  readonly cluster?: (() => Record<string, unknown>) | undefined;
 }
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
@@ -54,6 +56,8 @@ export function healthReport(src: HealthSources): { status: number; body: { stat
   else if (connected < all.length || readiness?.initial_load === 'timed_out') status = 'degraded';
   const providers = src.providers?.();
   if (status === 'healthy' && providers && Object.values(providers).some((p) => p['status'] !== 'healthy')) status = 'degraded';
+  const cluster = src.cluster?.();
+  if (status === 'healthy' && cluster !== undefined && (cluster['nats'] as { state?: string } | undefined)?.state !== 'connected') status = 'degraded';
   return {
     status: status === 'unhealthy' ? 503 : 200,
     body: {
@@ -68,6 +72,7 @@ export function healthReport(src: HealthSources): { status: number; body: { stat
         server: { status: src.draining() ? 'draining' : starting ? 'starting' : 'serving' },
         ...(readiness ? { readiness } : {}),
         ...(providers ? { model_providers: providers } : {}),
+        ...(cluster !== undefined ? { cluster } : {}),
       },
     },
   };

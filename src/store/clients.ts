@@ -30,6 +30,9 @@ export interface ClientRecord {
   seed?: McpClientConfig;
 }
 
+/** A client change made through one node's API, for replication (cluster mode). */
+export type ClientChange = { readonly kind: 'put'; readonly record: ClientRecord; readonly previousName?: string } | { readonly kind: 'delete'; readonly name: string };
+
 /** How a record is stored: `seq` gives creation order (assigned on first put, kept on updates). */
 export interface StoredClient {
   readonly seq: number;

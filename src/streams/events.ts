@@ -66,6 +66,12 @@ export type GatewayEventBody =
   /** Agent orchestration and workspaces over `/ws`, scoped to a tenant. */
   | { event_type: OrchestrationEventType; tenant_id: string; [field: string]: unknown }
   /** A GitHub webhook delivery whose signature checked out (developer-mesh webhooks). */
+  /**
+   * Cluster mode: events of `node_id` (its own seqs `from_node_seq..to_node_seq`) that never
+   * reached the cluster's event stream (`buffer_full`: NATS unreachable for longer than the
+   * buffer holds; `store_failed`: the node's own store refused them).
+   */
+  | { event_type: 'EventsLost'; node_id: string; from_node_seq: number; to_node_seq: number; count: number; reason: 'buffer_full' | 'store_failed' }
   | { event_type: 'GitHubWebhookReceived'; github_event: string; delivery_id: string; repository: string | null; action: string | null };
 
 /** Domain events of agent orchestration and collaborative workspaces. */

@@ -21,7 +21,7 @@ import { checkClient } from '../../config/load.js';
 import type { McpClientConfig } from '../../config/schema.js';
 import { McpClientConfig as McpClientConfigCodec } from '../../config/schema.js';
 import type { Logger } from '../../log/logger.js';
-import type { ClientRecord, ClientRepository } from '../../store/clients.js';
+import type { ClientChange, ClientRecord, ClientRepository } from '../../store/clients.js';
 import type { UpstreamManager } from '../../upstreams/manager.js';
 import type { EventBus } from '../../streams/events.js';
 import type { VkClientPolicy } from '../../auth/access.js';
@@ -73,6 +73,8 @@ function withoutId(c: McpClientConfig): McpClientConfig {
 export class ClientAdmin {
   private readonly records = new Map<string, ClientRecord>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** Cluster mode: told of every create, update and delete made through this node's API, after it is applied. */
+  onLocalChange: ((change: ClientChange) => void) | undefined;
 
   /**
    * @param isVirtualKey whether a `vk_configs[].virtual_key_id` names a virtual key the gateway
@@ -229,6 +231,7 @@ export class ClientAdmin {
       }) : undefined;
       await this.connect(this.records.get(config.client_id) ?? record);
       this.changed('ProviderRegistered', config);
+      this.onLocalChange?.({ kind: 'put', record });
       this.log.info('MCP client created', { client_id: config.client_id, name: config.name, state: this.manager.get(config.name)?.state });
       const view = this.view(this.records.get(config.client_id) ?? record);
       if (started?.status === 'needs_authorization') {
@@ -281,6 +284,7 @@ export class ClientAdmin {
         if (upstream) upstream.pricing = pricing;
       }
       this.changed(undefined, next);
+      this.onLocalChange?.({ kind: 'put', record: updated, ...(next.name !== old.name ? { previousName: old.name } : {}) });
       return ok(this.view(updated));
     });
   }
@@ -294,6 +298,7 @@ export class ClientAdmin {
       await this.manager.remove(record.config.name, 'deleted');
       if (this.oauth && (record.config.auth_type === 'oauth' || record.config.auth_type === 'per_user_oauth')) await this.oauth.revokeAll(record.config);
       this.changed('ProviderDeregistered', record.config);
+      this.onLocalChange?.({ kind: 'delete', name: record.config.name });
       this.log.info('MCP client deleted', { client_id: id, name: record.config.name });
       return ok({ status: 'deleted', client_id: id });
     });
@@ -341,6 +346,59 @@ export class ClientAdmin {
       const started = await this.oauth.begin(record.config);
       if (started.status === 'authorized') return ok({ status: 'authorized', client_id: id });
       return ok({ status: 'pending_oauth', client_id: id, authorize_url: started.authorization_url });
+    });
+  }
+
+  /** Every client record (for replication). */
+  snapshot(): ClientRecord[] {
+    return [...this.records.values()];
+  }
+
+  /**
+   * Applies a client record changed on another node (cluster mode): stored locally, the upstream
+   * connected, reconfigured in place, or replaced. A local record with the same name or
+   * `client_id` is replaced (nodes seeding the same config-file client converge on one record).
+   * Resolves `false` when nothing changed.
+   */
+  applyRemote(record: ClientRecord): Promise<boolean> {
+    return this.serial(async () => {
+      const name = record.config.name;
+      const byName = [...this.records.values()].find((r) => r.config.name === name);
+      const byId = this.records.get(record.config.client_id);
+      const olds = [...new Set([byName, byId])].filter((r): r is ClientRecord => r !== undefined);
+      if (olds.length === 1 && sameJson(olds[0], record)) return false;
+      const keep = byName !== undefined && ![...IMMUTABLE, ...RECONNECT_FIELDS].some((f) => !sameJson(record.config[f], byName.config[f])) ? byName : undefined;
+      for (const r of olds) {
+        if (r.config.client_id !== record.config.client_id) await this.repo.delete(r.config.client_id);
+        this.records.delete(r.config.client_id);
+        if (r !== keep) await this.manager.remove(r.config.name, 'reconfigured');
+      }
+      await this.repo.put(record);
+      this.records.set(record.config.client_id, record);
+      if (keep) {
+        this.manager.updateConfig(name, record.config);
+        const upstream = this.manager.get(name);
+        if (upstream) upstream.pricing = record.tool_pricing;
+      } else {
+        await this.connect(record);
+      }
+      this.changed(olds.length === 0 ? 'ProviderRegistered' : undefined, record.config);
+      this.log.info('MCP client changed on another node applied', { client_id: record.config.client_id, name });
+      return true;
+    });
+  }
+
+  /** Applies a client deletion made on another node (cluster mode); `false` when there was no such client. */
+  applyRemoteDelete(name: string): Promise<boolean> {
+    return this.serial(async () => {
+      const record = [...this.records.values()].find((r) => r.config.name === name);
+      if (record === undefined) return false;
+      await this.repo.delete(record.config.client_id);
+      this.records.delete(record.config.client_id);
+      await this.manager.remove(name, 'deleted');
+      this.changed('ProviderDeregistered', record.config);
+      this.log.info('MCP client deleted on another node', { client_id: record.config.client_id, name });
+      return true;
     });
   }
 

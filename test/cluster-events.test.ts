@@ -1,0 +1,173 @@
+/**
+ * Cluster mode against a real nats-server (JetStream, temp store) and three real gateway nodes on
+ * loopback: events of all three reach one `/api/ws/events` subscriber in order per node, `since`
+ * replays from the stream with no gap and no duplicate, a node refuses to start without NATS, and
+ * a nats-server restart mid-run loses nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { connectClient, demoClient, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { freePort, startNatsServer, type TestNatsServer } from './helpers/nats.js';
+import { waitFor } from './helpers/wait.js';
+
+type Msg = Record<string, unknown>;
+
+let nats: TestNatsServer;
+const nodes: TestGateway[] = [];
+
+function clusterConfig(nodeId: string, url = nats.url): Record<string, unknown> {
+  return { cluster: { nats_url: url, node_id: nodeId, connect_timeout_ms: 2000 } };
+}
+
+async function feed(gw: TestGateway): Promise<{ ws: WebSocket; msgs: Msg[] }> {
+  const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/api/ws/events`);
+  const msgs: Msg[] = [];
+  ws.on('message', (data) => msgs.push(JSON.parse(String(data)) as Msg));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return { ws, msgs };
+}
+
+async function callEcho(gw: TestGateway, n: number, tag: string): Promise<void> {
+  const client = await connectClient(gw);
+  try {
+    for (let i = 0; i < n; i++) await client.callTool({ name: 'demo-echo', arguments: { message: `${tag}${i}` } });
+  } finally {
+    await client.close();
+  }
+}
+
+const toolEvents = (msgs: Msg[]): Msg[] => msgs.filter((m) => m['event_type'] === 'ToolInvocationCompleted');
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  for (const id of ['node_a', 'node_b', 'node_c']) nodes.push(await startTestGateway([demoClient()], {}, clusterConfig(id)));
+});
+
+afterAll(async () => {
+  for (const n of nodes) await n.stop();
+  await nats?.dispose();
+});
+
+describe('cluster: the event bus on one JetStream stream', () => {
+  it('delivers every node’s events to one subscriber, in order per node, with consecutive stream seqs', async () => {
+    const [a, b, c] = nodes as [TestGateway, TestGateway, TestGateway];
+    const sub = await feed(c);
+    await Promise.all([callEcho(a, 5, 'a'), callEcho(b, 5, 'b'), callEcho(c, 5, 'c')]);
+    await waitFor(() => toolEvents(sub.msgs).length >= 15, 10_000);
+    const events = sub.msgs.filter((m) => typeof m['seq'] === 'number');
+    const seqs = events.map((m) => m['seq'] as number);
+    // stream order: consecutive, no duplicate
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe((seqs[i - 1] as number) + 1);
+    const byNode = new Map<string, number[]>();
+    for (const m of events) {
+      const id = m['node_id'] as string;
+      byNode.set(id, [...(byNode.get(id) ?? []), m['node_seq'] as number]);
+    }
+    expect([...byNode.keys()].sort()).toEqual(expect.arrayContaining(['node_a', 'node_b', 'node_c']));
+    for (const list of byNode.values()) for (let i = 1; i < list.length; i++) expect(list[i]).toBeGreaterThan(list[i - 1] as number);
+    const calls = toolEvents(sub.msgs);
+    for (const id of ['node_a', 'node_b', 'node_c']) expect(calls.filter((m) => m['node_id'] === id)).toHaveLength(5);
+    sub.ws.close();
+  });
+
+  it('replays `since` from the stream on another node, then continues live, with no gap and no duplicate', async () => {
+    const [a, b] = nodes as [TestGateway, TestGateway, TestGateway];
+    const first = await feed(a);
+    await callEcho(b, 3, 'x');
+    await waitFor(() => toolEvents(first.msgs).length >= 3, 10_000);
+    const seen = first.msgs.filter((m) => typeof m['seq'] === 'number');
+    const since = (seen[0]?.['seq'] as number) - 1;
+    first.ws.close();
+
+    const again = await feed(b);
+    again.ws.send(JSON.stringify({ type: 'subscribe', since }));
+    await waitFor(() => again.msgs.some((m) => m['type'] === 'subscribed'));
+    await callEcho(a, 2, 'y');
+    await waitFor(() => toolEvents(again.msgs).length >= 5, 10_000);
+    const seqs = again.msgs.filter((m) => typeof m['seq'] === 'number').map((m) => m['seq'] as number);
+    expect(seqs[0]).toBe(since + 1);
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe((seqs[i - 1] as number) + 1);
+    expect(again.msgs.some((m) => m['type'] === 'warning')).toBe(false);
+    again.ws.close();
+  });
+
+  it('reports cluster membership and NATS state in /health, and labels metrics with node_id', async () => {
+    const a = nodes[0] as TestGateway;
+    await waitFor(() => (a.cluster?.node.members.length ?? 0) >= 3, 10_000);
+    const health = (await (await fetch(`${a.url}/health`)).json()) as { components: { cluster: { node_id: string; nats: { state: string }; members: string[] } } };
+    expect(health.components.cluster.node_id).toBe('node_a');
+    expect(health.components.cluster.nats.state).toBe('connected');
+    expect(health.components.cluster.members).toEqual(['node_a', 'node_b', 'node_c']);
+    const metrics = await (await fetch(`${a.url}/metrics`)).text();
+    expect(metrics).toMatch(/tributary_cluster_nats_connected\{node_id="node_a"\} 1/);
+    expect(metrics).toMatch(/tributary_http_requests_total\{[^}]*node_id="node_a"/);
+  });
+
+  it('keeps events published while nats-server restarts: buffered, then delivered, none lost', async () => {
+    const [a, b] = nodes as [TestGateway, TestGateway, TestGateway];
+    const sub = await feed(b);
+    await nats.stop();
+    await waitFor(() => a.cluster?.node.state !== 'connected', 10_000);
+    await callEcho(a, 4, 'during');
+    expect(a.cluster?.publisher.buffered ?? 0).toBeGreaterThan(0);
+    await nats.start();
+    await waitFor(() => a.cluster?.node.state === 'connected' && a.cluster.publisher.buffered === 0, 20_000);
+    await callEcho(a, 1, 'after');
+    await waitFor(() => toolEvents(sub.msgs).length >= 5, 20_000);
+    const calls = toolEvents(sub.msgs).filter((m) => m['node_id'] === 'node_a');
+    expect(calls).toHaveLength(5);
+    const nodeSeqs = calls.map((m) => m['node_seq'] as number);
+    for (let i = 1; i < nodeSeqs.length; i++) expect(nodeSeqs[i]).toBeGreaterThan(nodeSeqs[i - 1] as number);
+    expect(a.cluster?.publisher.lost).toBe(0);
+    expect(a.cluster?.node.reconnects).toBeGreaterThanOrEqual(1);
+    sub.ws.close();
+    // the configuration watch came back too: a client created on B after the restart reaches A
+    const created = await fetch(`${b.url}/api/mcp/client`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'after_restart', connection_type: 'inprocess', inprocess_server: 'demo' }) });
+    expect(created.status).toBe(201);
+    await waitFor(() => a.manager.get('after_restart')?.state === 'connected', 5_000);
+  });
+
+  it('reports events dropped from a full buffer as one EventsLost event and a metric', async () => {
+    const small = await startTestGateway([demoClient()], {}, { cluster: { nats_url: nats.url, node_id: 'node_small', max_buffered_events: 3 } });
+    nodes.push(small);
+    const b = nodes[1] as TestGateway;
+    const sub = await feed(b);
+    await nats.stop();
+    await waitFor(() => small.cluster?.node.state !== 'connected', 10_000);
+    await callEcho(small, 6, 'over');
+    const lost = small.cluster?.publisher.lost ?? 0;
+    expect(lost).toBeGreaterThan(0);
+    await nats.start();
+    await waitFor(() => small.cluster?.node.state === 'connected' && small.cluster.publisher.buffered === 0, 20_000);
+    await callEcho(small, 1, 'later');
+    // every dropped event is named by a report (one per run of drops), in the stream before what followed
+    const reports = (): Msg[] => sub.msgs.filter((m) => m['event_type'] === 'EventsLost' && m['node_id'] === 'node_small');
+    await waitFor(() => reports().reduce((n, r) => n + (r['count'] as number), 0) >= lost, 20_000);
+    expect(reports().reduce((n, r) => n + (r['count'] as number), 0)).toBe(lost);
+    for (const r of reports()) {
+      expect(r['reason']).toBe('buffer_full');
+      expect((r['to_node_seq'] as number) - (r['from_node_seq'] as number) + 1).toBeGreaterThanOrEqual(r['count'] as number);
+    }
+    const delivered = new Set(sub.msgs.filter((m) => m['node_id'] === 'node_small' && m['event_type'] !== 'EventsLost').map((m) => m['node_seq'] as number));
+    for (const r of reports()) for (let q = r['from_node_seq'] as number; q <= (r['to_node_seq'] as number); q++) expect(delivered.has(q)).toBe(false);
+    const metrics = await (await fetch(`${small.url}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`tributary_cluster_events_lost_total\\{node_id="node_small"\\} ${lost}`));
+    sub.ws.close();
+  });
+});
+
+describe('cluster: start-up without NATS', () => {
+  it('refuses to start with a clear message when NATS cannot be reached', async () => {
+    const port = await freePort();
+    await expect(startTestGateway([demoClient()], {}, { cluster: { nats_url: `nats://127.0.0.1:${port}`, node_id: 'lonely', connect_timeout_ms: 500 } })).rejects.toThrow(
+      /cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+ .*does not start alone/,
+    );
+  });
+
+  it('refuses an unknown key in the cluster section', async () => {
+    await expect(startTestGateway([], {}, { cluster: { nats_url: 'nats://127.0.0.1:1', node_id: 'x', nodeid: 'y' } })).rejects.toThrow(/cluster\.nodeid: unknown key/);
+  });
+});
