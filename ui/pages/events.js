@@ -76,6 +76,10 @@ export function Events() {
     ws.onclose = (ev) => setStatus(`closed (${ev.code})`);
     ws.onerror = () => setStatus('error');
     setRows([]);
+    // events of the previous subscription still waiting for a render (or held while paused) are
+    // not shown under the new filter
+    pending.current = [];
+    setHeld(0);
     setSampled({ matched: 0, out: 0 });
     return () => {
       clearTimeout(flush);
@@ -94,13 +98,15 @@ export function Events() {
   };
   const submit = (ev) => {
     ev.preventDefault();
-    setApplied({ ...filters });
+    // read the fields themselves: inputs typed just before the submit may not have re-rendered yet
+    const field = (id) => ev.currentTarget.querySelector(`#${id}`)?.value ?? '';
+    setApplied({ types: field('ev-types'), ids: field('ev-ids'), since: field('ev-since') });
   };
   return html`
     <form class="filters" onSubmit=${submit} id="event-filters">
-      <input id="ev-types" placeholder="event types, comma-separated" value=${filters.types} onInput=${(e) => setFilters({ ...filters, types: e.target.value })} />
-      <input id="ev-ids" placeholder="upstream ids" value=${filters.ids} onInput=${(e) => setFilters({ ...filters, ids: e.target.value })} />
-      <input id="ev-since" placeholder="since seq" type="number" min="0" value=${filters.since} onInput=${(e) => setFilters({ ...filters, since: e.target.value })} />
+      <input id="ev-types" placeholder="event types, comma-separated" value=${filters.types} onInput=${(e) => setFilters((f) => ({ ...f, types: e.target.value }))} />
+      <input id="ev-ids" placeholder="upstream ids" value=${filters.ids} onInput=${(e) => setFilters((f) => ({ ...f, ids: e.target.value }))} />
+      <input id="ev-since" placeholder="since seq" type="number" min="0" value=${filters.since} onInput=${(e) => setFilters((f) => ({ ...f, since: e.target.value }))} />
       <button type="submit">Apply</button>
       <button type="button" id="ev-pause" onClick=${togglePause}>${paused ? `Resume (${held} held)` : 'Pause'}</button>
       <span class="muted" id="ev-status">${status}</span>

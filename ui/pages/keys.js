@@ -24,7 +24,7 @@ function KeyTable({ s, vkTools }) {
   useEffect(() => {
     load();
   }, []);
-  const set = (k) => (e) => setF({ ...f, [k]: e.target.value });
+  const set = (k) => (e) => setF((old) => ({ ...old, [k]: e.target.value }));
   const create = async (ev) => {
     ev.preventDefault();
     const body = { name: f.name };

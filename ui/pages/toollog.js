@@ -47,7 +47,7 @@ export function ToolLog() {
       clearTimeout(timer);
     };
   }, [applied, live, page]);
-  const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
+  const set = (k) => (e) => setForm((old) => ({ ...old, [k]: e.target.value }));
   const submit = (ev) => {
     ev.preventDefault();
     setPage(0);

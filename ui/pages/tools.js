@@ -86,7 +86,7 @@ function TryIt({ tool }) {
   const text = result && Array.isArray(result.value.content) ? result.value.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n') : '';
   return html`<form class="tryit" onSubmit=${call} id="tryit-form">
     <h3>Try it</h3>
-    ${Object.entries(schema.properties || {}).map(([name, s]) => html`<${Field} key=${name} name=${name} schema=${s} required=${required.has(name)} value=${values[name]} onInput=${(v) => setValues({ ...values, [name]: v })} />`)}
+    ${Object.entries(schema.properties || {}).map(([name, s]) => html`<${Field} key=${name} name=${name} schema=${s} required=${required.has(name)} value=${values[name]} onInput=${(v) => setValues((old) => ({ ...old, [name]: v }))} />`)}
     <button type="submit" disabled=${busy}>Call ${tool.full}</button>
     <${ErrorBox} error=${error} />
     ${result ? html`<div class="result" id="tool-result">

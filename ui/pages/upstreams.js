@@ -15,7 +15,7 @@ function AddForm({ onDone }) {
   const [errors, setErrors] = useState({});
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
-  const set = (k) => (e) => setF({ ...f, [k]: e.target.value });
+  const set = (k) => (e) => setF((old) => ({ ...old, [k]: e.target.value }));
   const submit = async (ev) => {
     ev.preventDefault();
     const body = { name: f.name, connection_type: f.connection_type, tools_to_execute: commas(f.tools_to_execute) };
@@ -70,7 +70,10 @@ function EditForm({ client, onDone }) {
   });
   const [errors, setErrors] = useState({});
   const [error, setError] = useState(null);
-  const set = (k) => (e) => setF({ ...f, [k]: e.target.type === 'checkbox' ? e.target.checked : e.target.value });
+  const set = (k) => (e) => {
+    const value = e.target.type === 'checkbox' ? e.target.checked : e.target.value;
+    setF((old) => ({ ...old, [k]: value }));
+  };
   const submit = async (ev) => {
     ev.preventDefault();
     const local = {};
