@@ -139,7 +139,7 @@ describe('BatchWriter on LevelDB', () => {
     const writer = new BatchWriter<BatchOp>((ops) => {
       calls++;
       return commit(ops);
-    }, { windowMs: 10, maxBatch: 1000 });
+    }, { windowMs: 10, maxBatch: 1000, maxBatchOps: 1000 });
     const N = 5000;
     const notReadable: string[] = [];
     await Promise.all(
@@ -180,6 +180,29 @@ describe('BatchWriter on LevelDB', () => {
     ]);
     expect(sizes).toEqual([4, 1]); // units a + (b,c,d) fill maxBatch 2; e goes next
     expect(await sub.getMany(['a', 'b', 'c', 'd', 'e'])).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }, { n: 5 }]);
+    await writer.close();
+  });
+
+  it('maxBatchOps bounds the ops of a batch without splitting a writeAll group', async () => {
+    const { db, sub } = await openDb();
+    const sizes: number[] = [];
+    const commit = levelBatchCommit(db);
+    const writer = new BatchWriter<BatchOp>((ops) => {
+      sizes.push(ops.length);
+      return commit(ops);
+    }, { windowMs: 5, maxBatchOps: 4 });
+    const pair = (k: string): BatchOp[] => [putOp(sub, `${k}1`, { n: k.charCodeAt(0) }), putOp(sub, `${k}2`, { n: k.charCodeAt(0) })];
+    await Promise.all([
+      writer.writeAll(pair('a')),
+      writer.writeAll(pair('b')),
+      writer.writeAll(pair('c')),
+      writer.writeAll(Array.from({ length: 6 }, (_, i) => putOp(sub, `big${i}`, { n: i }))),
+      writer.writeAll(pair('d')),
+    ]);
+    // a+b fill 4 ops; c alone (c + the 6-op group would pass 4); the group alone; then d
+    expect(sizes).toEqual([4, 2, 6, 2]);
+    expect((await sub.keys().all()).length).toBe(14);
+    expect(() => new BatchWriter<BatchOp>(commit, { maxBatchOps: 0 })).toThrow(RangeError);
     await writer.close();
   });
 

@@ -120,7 +120,7 @@ describe('ToolLogRepository: append and round trip', () => {
   });
 
   it('a burst of N appends costs ≈ N/maxBatch batches (2 ops per entry, one batch each unit)', async () => {
-    const store = await freshStore({ batch: { windowMs: 10, maxBatch: 1000 } });
+    const store = await freshStore({ batch: { windowMs: 10, maxBatch: 1000, maxBatchOps: 2000 } });
     const N = 3000;
     await Promise.all(Array.from({ length: N }, (_, i) => store.toolLog.append({ ...input(i % 10), arguments: { i } })));
     const c = store.writer.counters;

@@ -216,7 +216,7 @@ describe('dashboard in a browser', () => {
     expect((await apiAs(basic, 'POST', '/api/v1/tools/everything/echo', { arguments: { message: 'kept' } })).status).toBe(200);
     await page.waitForSelector('#events-table tr[data-event=ToolInvocationCompleted]');
     const upstreams = await page.locator('#events-table tbody tr td:nth-child(4)').allTextContents();
-    expect(upstreams).toEqual(['everything']);
+    expect(upstreams, (await page.locator('#events-table tbody tr').allTextContents()).join(' | ')).toEqual(['everything']);
     clean(problems);
     await page.close();
   });

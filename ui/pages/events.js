@@ -32,6 +32,7 @@ export function Events() {
   const [sampled, setSampled] = useState({ matched: 0, out: 0 });
   useEffect(() => {
     const ws = new WebSocket(wsUrl('/api/ws/events'));
+    let live = true;
     let flush;
     const push = (raw) => {
       // the details text is computed once per event, not on every render
@@ -58,6 +59,8 @@ export function Events() {
       ws.send(JSON.stringify(msg));
     };
     ws.onmessage = (m) => {
+      // a frame the old socket still delivers after a filter change belongs to the old filter
+      if (!live) return;
       let data;
       try {
         data = JSON.parse(m.data);
@@ -82,7 +85,9 @@ export function Events() {
     setHeld(0);
     setSampled({ matched: 0, out: 0 });
     return () => {
+      live = false;
       clearTimeout(flush);
+      ws.onmessage = null;
       ws.onclose = null;
       ws.close();
     };
