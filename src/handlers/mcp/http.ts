@@ -11,11 +11,11 @@
  * - `Mcp-Session-Id` is issued by `initialize` and required after (missing 400, unknown 404);
  *   `MCP-Protocol-Version` must be supported (400); `Origin` must be allowed (403, DNS rebinding).
  */
-import { Observable, type Subscriber } from 'rxjs';
+import { Observable } from 'rxjs';
 import { GatewayError, ERRORS, type ErrorCode } from '../../base/errors.js';
 import { jsonDepthExceeded, nestingTooDeep, requestIdOf } from '../../codecs/depth.js';
 import { Params, classify, decodeParams, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
-import { JSON_HEADERS, jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../base/http.js';
+import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../base/http.js';
 import type { Logger } from '../../log/logger.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type McpDispatcher } from './dispatch.js';
 import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
@@ -23,6 +23,7 @@ import { isHostAllowed, isOriginAllowed } from './origin.js';
 import { cancelScope } from '../../upstreams/upstream.js';
 import { MODERN_DEFAULTS, isModernMessage, type ModernOptions } from './modern.js';
 import { ModernHttp } from './modern-http.js';
+import { PostChannel, SSE_HEADERS, once, sseEvent } from './post-channel.js';
 
 export interface McpHttpOptions {
   readonly allowedOrigins: readonly string[];
@@ -37,67 +38,10 @@ export interface McpHttpOptions {
 /** Most messages in one JSON-RPC batch. */
 export const MAX_BATCH_ITEMS = 100;
 
-const SSE_HEADERS: HeaderList = [
-  ['Content-Type', 'text/event-stream'],
-  ['Cache-Control', 'no-cache, no-transform'],
-  ['X-Accel-Buffering', 'no'],
-];
-
 /** An HTTP error reply with a JSON-RPC error body (`id: null`). */
 function errorReply(code: ErrorCode, message?: string, details?: Record<string, unknown>, extraHeaders: HeaderList = []): HttpEffect {
   const err = new GatewayError(code, message, details);
   return jsonReply(ERRORS[code].http, { jsonrpc: '2.0', id: null, error: err.toJsonRpc() }, [['Content-Type', 'application/json'], ...extraHeaders]);
-}
-
-function sseEvent(message: object): string {
-  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
-}
-
-/** A one-shot Observable of a single reply. */
-function once(effect: HttpEffect): Observable<HttpEffect> {
-  return new Observable<HttpEffect>((sub) => {
-    sub.next(effect);
-    sub.complete();
-  });
-}
-
-/**
- * The response channel of one POST: JSON until the first related message, then SSE. Sending
- * after `finish` or on a JSON-only client returns false.
- */
-class PostChannel implements OutboundChannel {
-  private started = false;
-  private done = false;
-  constructor(
-    private readonly sub: Subscriber<HttpEffect>,
-    private readonly canSse: boolean,
-    /** The client accepts only text/event-stream: even a plain answer goes as SSE. */
-    private readonly sseOnly: boolean,
-    private readonly headers: HeaderList,
-  ) {}
-
-  send(message: object): boolean {
-    if (this.done || !this.canSse || this.sub.closed) return false;
-    if (!this.started) {
-      this.started = true;
-      this.sub.next({ kind: 'sse-start', headers: [...SSE_HEADERS, ...this.headers] });
-    }
-    this.sub.next({ kind: 'sse-data', chunk: sseEvent(message) });
-    return true;
-  }
-
-  /** Sends the final response (JSON body, or last SSE event) and completes. */
-  finish(response: object): void {
-    if (this.done) return;
-    if (this.started || this.sseOnly) {
-      this.send(response);
-      this.sub.next({ kind: 'end' });
-    } else {
-      this.sub.next({ kind: 'reply', status: 200, headers: this.headers.length === 0 ? JSON_HEADERS : [...JSON_HEADERS, ...this.headers], body: JSON.stringify(response) });
-    }
-    this.done = true;
-    this.sub.complete();
-  }
 }
 
 function accepts(accept: string, type: string): boolean {

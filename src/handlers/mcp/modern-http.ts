@@ -6,63 +6,15 @@
  * checked against the body (400, -32020), an unknown method is 404, `Mcp-Session-Id` and
  * `Last-Event-ID` are ignored. `subscriptions/listen` answers a long-lived SSE stream.
  */
-import { Observable, type Subscriber } from 'rxjs';
+import { Observable } from 'rxjs';
 import { GatewayError } from '../../base/errors.js';
 import type { Classified, JsonRpcRequest } from '../../codecs/jsonrpc.js';
-import { JSON_HEADERS, jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../base/http.js';
+import { jsonReply, type HttpEffect, type HttpInput } from '../../base/http.js';
 import type { Logger } from '../../log/logger.js';
 import type { McpDispatcher } from './dispatch.js';
-import { McpSession, type OutboundChannel, type SessionStore } from './session.js';
+import { McpSession, type SessionStore } from './session.js';
 import { META, ModernMcp, checkHeaders, checkParamHeaders, checkVersion, paramHeadersOf, readMeta, statusOf, type ParamHeaders, type ModernMeta, type ModernOptions, type Refusal } from './modern.js';
-
-const SSE_HEADERS: HeaderList = [
-  ['Content-Type', 'text/event-stream'],
-  ['Cache-Control', 'no-cache, no-transform'],
-  ['X-Accel-Buffering', 'no'],
-];
-
-function sseEvent(message: object): string {
-  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
-}
-
-function once(effect: HttpEffect): Observable<HttpEffect> {
-  return new Observable<HttpEffect>((sub) => {
-    sub.next(effect);
-    sub.complete();
-  });
-}
-
-/** JSON until the first related message, then SSE (as for session traffic). */
-class ResponseChannel implements OutboundChannel {
-  private started = false;
-  private done = false;
-  constructor(
-    private readonly sub: Subscriber<HttpEffect>,
-    private readonly canSse: boolean,
-  ) {}
-
-  send(message: object): boolean {
-    if (this.done || !this.canSse || this.sub.closed) return false;
-    if (!this.started) {
-      this.started = true;
-      this.sub.next({ kind: 'sse-start', headers: SSE_HEADERS });
-    }
-    this.sub.next({ kind: 'sse-data', chunk: sseEvent(message) });
-    return true;
-  }
-
-  finish(status: number, response: object): void {
-    if (this.done) return;
-    if (this.started) {
-      this.send(response);
-      this.sub.next({ kind: 'end' });
-    } else {
-      this.sub.next({ kind: 'reply', status, headers: JSON_HEADERS, body: JSON.stringify(response) });
-    }
-    this.done = true;
-    this.sub.complete();
-  }
-}
+import { PostChannel, SSE_HEADERS, once, sseEvent } from './post-channel.js';
 
 /** Which change notifications a `subscriptions/listen` stream asked for. */
 interface ListenFilter {
@@ -101,7 +53,7 @@ export class ModernHttp {
     if (msg.method === 'subscriptions/listen') return this.listen(input, msg, meta);
     const canSse = input.headers.accept.includes('text/event-stream');
     return new Observable<HttpEffect>((sub) => {
-      const channel = new ResponseChannel(sub, canSse);
+      const channel = new PostChannel(sub, canSse);
       const tp = input.headers.traceparent;
       const call = this.core.handle(msg, meta, {
         auth: input.auth,
@@ -112,7 +64,7 @@ export class ModernHttp {
       let finished = false;
       void call.response.then((response) => {
         finished = true;
-        channel.finish(call.status !== 200 ? call.status : statusOf(response), response);
+        channel.finish(response, call.status !== 200 ? call.status : statusOf(response));
       });
       return () => {
         // closing the response stream cancels the request (2026-07-28 "Cancellation")
