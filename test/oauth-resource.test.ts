@@ -101,7 +101,7 @@ describe('downstream OAuth resource server', () => {
     expect(provider.info?.client_id).toBeTruthy(); // registered dynamically (RFC 7591)
     const back = new URL(await authorizeInBrowser(as, String(authUrl), REDIRECT, 'alice'));
     await transport.finishAuth(back.searchParams.get('code') ?? '');
-    expect(provider.saved?.access_token).toBeTruthy();
+    expect(provider.saved?.access_token).toMatch(/^[\w.~+/=-]{16,}$/);
 
     const client = new Client({ name: 'oauth-client', version: '1.0.0' });
     await client.connect(new StreamableHTTPClientTransport(gw.mcpUrl, { authProvider: provider }));

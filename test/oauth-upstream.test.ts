@@ -88,7 +88,7 @@ describe('upstream auth_type oauth', () => {
     expect(url.searchParams.get('code_challenge_method')).toBe('S256');
     expect(url.searchParams.get('resource')).toBe(upstream.url);
     expect(url.searchParams.get('redirect_uri')).toBe(`${gw.url}/api/oauth/callback`);
-    expect(url.searchParams.get('client_id')).toBeTruthy();
+    expect(url.searchParams.get('client_id')).toMatch(/^\S{8,}$/);
     id = String((r.json['config'] as Json)['client_id']);
     expect((r.json['config'] as Json)['oauth_config_id']).toBeUndefined();
 
