@@ -210,8 +210,10 @@ describe('dashboard in a browser', () => {
     await page.fill('#ev-types', 'ToolInvocationCompleted');
     await page.fill('#ev-ids', 'everything');
     await page.click('#event-filters button[type=submit]');
-    await page.locator('#ev-status', { hasText: /^open$/ }).waitFor();
+    // the new subscription clears the table and the status in one render; "open" then means the
+    // feed acknowledged the new filter (the feed sends everything until it has the subscribe)
     await page.locator('#events-table tbody tr').first().waitFor({ state: 'detached' });
+    await page.locator('#ev-status', { hasText: /^open$/ }).waitFor();
     expect((await apiAs(basic, 'POST', '/api/v1/tools/demo/echo', { arguments: { message: 'filtered out' } })).status).toBe(200);
     expect((await apiAs(basic, 'POST', '/api/v1/tools/everything/echo', { arguments: { message: 'kept' } })).status).toBe(200);
     await page.waitForSelector('#events-table tr[data-event=ToolInvocationCompleted]');

@@ -33,6 +33,8 @@ export function Events() {
   useEffect(() => {
     const ws = new WebSocket(wsUrl('/api/ws/events'));
     let live = true;
+    // the feed sends everything until it has our subscribe; events before the ack are not ours
+    let subscribed = false;
     let flush;
     const push = (raw) => {
       // the details text is computed once per event, not on every render
@@ -51,7 +53,7 @@ export function Events() {
       }, 100);
     };
     ws.onopen = () => {
-      setStatus('open');
+      setStatus('subscribing');
       const msg = { type: 'subscribe', batch_ms: BATCH_MS, batch_max: BATCH_MAX };
       if (list(applied.types).length) msg.event_types = list(applied.types);
       if (list(applied.ids).length) msg.mcp_server_ids = list(applied.ids);
@@ -67,17 +69,22 @@ export function Events() {
       } catch {
         return;
       }
-      if (data.event_type) push(data);
+      if (data.type === 'subscribed') {
+        subscribed = true;
+        setStatus('open');
+        setError(null);
+      } else if (data.type === 'error') setError(new Error(`${data.code}: ${data.message}`));
+      else if (data.type === 'warning') setWarnings((w) => [{ at: new Date().toISOString(), ...data }, ...w].slice(0, 20));
+      else if (!subscribed) return;
+      else if (data.event_type) push(data);
       else if (data.type === 'batch') {
         for (const e of data.events) push(e);
         setSampled((c) => ({ matched: c.matched + data.matched, out: c.out + data.sampled_out }));
       }
-      else if (data.type === 'warning') setWarnings((w) => [{ at: new Date().toISOString(), ...data }, ...w].slice(0, 20));
-      else if (data.type === 'error') setError(new Error(`${data.code}: ${data.message}`));
-      else if (data.type === 'subscribed') setError(null);
     };
     ws.onclose = (ev) => setStatus(`closed (${ev.code})`);
     ws.onerror = () => setStatus('error');
+    setStatus('connecting');
     setRows([]);
     // events of the previous subscription still waiting for a render (or held while paused) are
     // not shown under the new filter
