@@ -33,10 +33,8 @@ import {
   type OrchestrationReply,
   type OrchestrationStep,
 } from './orchestration-types.js';
-import { TASK_HISTORY_MAX, type TaskHistoryEntry, type TaskRecord, type TaskStatus } from './records.js';
+import { transition, type LiveRecord, type TaskRecord } from './records.js';
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-type LiveRecord = Mutable<TaskRecord> & { history: TaskHistoryEntry[] };
 
 interface LiveAgent extends AgentHandle {
   readonly peer: WsPeer;
@@ -75,10 +73,6 @@ function unique(items: readonly string[]): string[] {
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
-}
-
-function snapshot(rec: LiveRecord): TaskRecord {
-  return { ...rec, history: [...rec.history] };
 }
 
 /** The orchestration reducer (see the module comment). One instance per gateway. */
@@ -237,23 +231,13 @@ export class OrchestrationState {
   }
 
   private persist(rec: LiveRecord): void {
-    this.out.push({ kind: 'persist', record: snapshot(rec) });
+    this.out.push({ kind: 'persist', record: { ...rec, history: [...rec.history] } });
   }
 
   private tellAssigner(live: LiveTask, type: 'task.updated' | 'task.completed' | 'task.failed', reason: string | undefined): void {
     const a = live.assigner;
     if (a === undefined) return;
     this.out.push({ kind: 'notify', peer: a, params: reason === undefined ? { type, task: assignerTaskView(live.rec) } : { type, reason, task: assignerTaskView(live.rec) } });
-  }
-
-  private transition(rec: LiveRecord, status: TaskStatus, at: string, note?: string): void {
-    rec.status = status;
-    rec.updated_at = at;
-    const entry: Mutable<TaskHistoryEntry> = { at, status };
-    if (rec.agent_id !== undefined && (status === 'assigned' || status === 'in_progress' || status === 'completed' || status === 'failed')) entry.agent_id = rec.agent_id;
-    if (note !== undefined) entry.note = note;
-    rec.history.push(entry);
-    if (rec.history.length > TASK_HISTORY_MAX) rec.history.splice(0, rec.history.length - TASK_HISTORY_MAX);
   }
 
   private engineTask(live: LiveTask): EngineTask {
@@ -424,7 +408,7 @@ export class OrchestrationState {
     rec.progress = 0;
     delete rec.message;
     live.assignedMs = this.now;
-    this.transition(rec, 'assigned', at);
+    transition(rec, 'assigned', at);
     this.persist(rec);
     this.publish('TaskAssigned', ts.id, { task_id: rec.id, agent_id: agentId, type: rec.type, priority: rec.priority, attempt: rec.attempts });
     this.out.push({ kind: 'notify', peer: agent.peer, params: { type: 'task.assigned', task: agentTaskView(rec) }, unreachable: agent });
@@ -457,7 +441,7 @@ export class OrchestrationState {
     delete rec.agent_id;
     rec.progress = 0;
     delete rec.message;
-    this.transition(rec, 'queued', iso(this.now), why);
+    transition(rec, 'queued', iso(this.now), why);
     const agentId = ts.engine.submit(this.engineTask(live), true);
     this.publish('TaskQueued', ts.id, { task_id: rec.id, type: rec.type, priority: rec.priority, reason, attempts: rec.attempts, queue_depth: ts.engine.queueSize, ...(previous === undefined ? {} : { previous_agent_id: previous }) });
     if (agentId !== undefined) {
@@ -474,7 +458,7 @@ export class OrchestrationState {
     const at = iso(this.now);
     rec.error = error;
     rec.completed_at = at;
-    this.transition(rec, 'failed', at, error);
+    transition(rec, 'failed', at, error);
     ts.tasks.delete(rec.id);
     this.persist(rec);
     this.publish('TaskFailed', ts.id, { task_id: rec.id, type: rec.type, error, attempts: rec.attempts, ...(rec.agent_id === undefined ? {} : { agent_id: rec.agent_id }) });
@@ -512,7 +496,7 @@ export class OrchestrationState {
     const at = iso(this.now);
     if (p.progress !== undefined) rec.progress = p.progress;
     if (p.message !== undefined) rec.message = p.message;
-    if (p.status === 'in_progress' && rec.status !== 'in_progress') this.transition(rec, 'in_progress', at);
+    if (p.status === 'in_progress' && rec.status !== 'in_progress') transition(rec, 'in_progress', at);
     else rec.updated_at = at;
     this.persist(rec);
     this.publish('TaskUpdated', ts.id, { task_id: rec.id, agent_id: agent.id, status: rec.status, progress: rec.progress, ...(p.message === undefined ? {} : { message: p.message }) });
@@ -528,7 +512,7 @@ export class OrchestrationState {
     if (result !== undefined) rec.result = result;
     if (message !== undefined) rec.message = message;
     rec.completed_at = at;
-    this.transition(rec, 'completed', at);
+    transition(rec, 'completed', at);
     ts.tasks.delete(rec.id);
     this.persist(rec);
     this.publish('TaskCompleted', ts.id, { task_id: rec.id, agent_id: agent.id, type: rec.type, attempts: rec.attempts, duration_ms: this.now - live.assignedMs });
