@@ -73,6 +73,16 @@ function run(ts: TestScheduler, state: Membership, commands: Observable<(now: nu
   );
 }
 
+/** A `join` of `who` at the virtual time it is applied. */
+const join =
+  (who: WsPeer, name?: string) =>
+  (now: number): MembershipCommand => ({ type: 'join', room: ROOM, peer: who, name, now });
+
+/** A `lock` (or renewal) of `doc` by `who` for `ttlMs`. */
+const lock =
+  (who: WsPeer, ttlMs: number) =>
+  (now: number): MembershipCommand => ({ type: 'lock', key: ROOM.key, memberId: who.id, documentId: 'doc', ttlMs, now });
+
 describe('workspace membership reducer (marbles)', () => {
   it('a lease expires ttl_ms after its last renewal, told to everyone; a renewal is not announced', () => {
     const ts = scheduler();
@@ -80,11 +90,7 @@ describe('workspace membership reducer (marbles)', () => {
       const state = new Membership({ maxMembers: 8, maxWorkspacesPerPeer: 4 });
       const a = peer('a');
       const b = peer('b');
-      const commands = hot('a b 8ms l 9ms l', {
-        a: (now: number): MembershipCommand => ({ type: 'join', room: ROOM, peer: a, name: 'alice', now }),
-        b: (now: number): MembershipCommand => ({ type: 'join', room: ROOM, peer: b, name: 'bob', now }),
-        l: (now: number): MembershipCommand => ({ type: 'lock', key: ROOM.key, memberId: a.id, documentId: 'doc', ttlMs: 50, now }),
-      });
+      const commands = hot('a b 8ms l 9ms l', { a: join(a, 'alice'), b: join(b, 'bob'), l: lock(a, 50) });
       // joins at 0 and 1 (the second one told to alice); lock at 10 (told to bob, timer for 60);
       // renewed at 20 (the timer moves to 70, not announced); nothing at 60; at 70 the lease
       // expires and both members are told
@@ -101,10 +107,10 @@ describe('workspace membership reducer (marbles)', () => {
       const a = peer('a');
       const b = peer('b');
       const commands = hot('abcdef', {
-        a: (now: number): MembershipCommand => ({ type: 'join', room: ROOM, peer: a, name: undefined, now }),
-        b: (now: number): MembershipCommand => ({ type: 'join', room: ROOM, peer: b, name: undefined, now }),
-        c: (now: number): MembershipCommand => ({ type: 'lock', key: ROOM.key, memberId: a.id, documentId: 'doc', ttlMs: 1000, now }),
-        d: (now: number): MembershipCommand => ({ type: 'lock', key: ROOM.key, memberId: b.id, documentId: 'doc', ttlMs: 1000, now }),
+        a: join(a),
+        b: join(b),
+        c: lock(a, 1000),
+        d: lock(b, 1000),
         e: (now: number): MembershipCommand => ({ type: 'leave', key: ROOM.key, memberId: a.id, reason: 'disconnected', now }),
         f: (now: number): MembershipCommand => ({ type: 'leave', key: ROOM.key, memberId: b.id, reason: 'left', now }),
       });
