@@ -11,6 +11,8 @@ import { ClusterNode } from './node.js';
 import { ClusterEventFeed, ClusterEventPublisher } from './event-stream.js';
 import { ConfigSync, type ClientReplica, type KeyReplica } from './config-sync.js';
 import { RateLimiterNatsKv } from './rate-limit-store.js';
+import { RateLimiterNatsLease } from './rate-limit-lease.js';
+import type { Limiter } from '../auth/rate-limit.js';
 import { NatsSessionRelay, clusterSessionSealer } from './session-relay.js';
 import type { SessionStore } from '../handlers/mcp/session.js';
 
@@ -87,9 +89,14 @@ export class ClusterRuntime {
     sessions.useSealing(sealer, relay);
   }
 
-  /** A rate limiter whose counts live in the cluster's limits bucket (for `RateLimits.factory`). */
-  limiter(opts: { keyPrefix: string; points: number; duration: number }): RateLimiterNatsKv {
-    return new RateLimiterNatsKv({ kv: this.node.limitsKv, ...opts });
+  /**
+   * A rate limiter whose counts live in the cluster's limits bucket (for `RateLimits.factory`):
+   * leased blocks (`cluster.rate_limit_slack` > 0, the default), or exact per-request counting (0).
+   */
+  limiter(opts: { keyPrefix: string; points: number; duration: number }): Limiter {
+    const slack = this.node.config.rate_limit_slack;
+    if (slack <= 0) return new RateLimiterNatsKv({ kv: this.node.limitsKv, ...opts });
+    return new RateLimiterNatsLease({ kv: this.node.limitsKv, ...opts, slack, nodes: () => this.node.members.length });
   }
 
   /** `/health` `components.cluster`. */

@@ -563,6 +563,11 @@ export const ClusterConfig = t.exact(
       session_keys: t.array(t.string),
       /** A sealed session id older than this no longer opens, ms (default 24 h). */
       session_max_age_ms: PositiveInt,
+      /**
+       * Share of a rate limit the nodes may under-admit so that they ask NATS once per block of
+       * requests, not per request (default 0.1; 0 = exact counting, one KV round trip per request).
+       */
+      rate_limit_slack: t.number,
     }),
   ]),
 );
@@ -670,6 +675,8 @@ export interface ResolvedClusterConfig {
   /** Base64 session keys, first seals; empty = the key kept in the configuration bucket. */
   readonly session_keys: readonly string[];
   readonly session_max_age_ms: number;
+  /** 0 ≤ slack < 1; 0 = exact. */
+  readonly rate_limit_slack: number;
 }
 
 /** Limits of one code-mode run, every default filled in (see {@link SandboxConfig}). */
