@@ -1,5 +1,5 @@
 /**
- * MCP sessions any node can serve, with real processes: one nats-server and two gateway processes
+ * MCP sessions any node can serve, with real processes: one nats-server and three gateway processes
  * (`src/main.ts`) sharing the cluster config. The session id is sealed (AES-256-GCM, key shared in
  * the configuration bucket), so a session opened on node A is served by node B — with a new TCP
  * connection for every request, and after A was SIGKILLed. Server→client messages and the client's
@@ -18,6 +18,7 @@ type Json = Record<string, unknown>;
 let nats: TestNatsServer;
 let a: GatewayProcess;
 let b: GatewayProcess;
+let c: GatewayProcess;
 
 function start(nodeId: string): Promise<GatewayProcess> {
   return startGatewayProcess({ log_level: 'info', mcp_clients: [everythingClient(), demoClient()], cluster: { nats_url: nats.url, node_id: nodeId } });
@@ -119,19 +120,19 @@ function text(r: unknown): string {
 
 beforeAll(async () => {
   nats = await startNatsServer();
-  // started together: both race to create the shared session key; one wins, both use it
-  [a, b] = await Promise.all([start('node_a'), start('node_b')]);
+  // started together: they race to create the shared session key; one wins, all use it
+  [a, b, c] = await Promise.all([start('node_a'), start('node_b'), start('node_c')]);
 }, 90_000);
 
 afterAll(async () => {
-  await Promise.all([a?.stop(), b?.stop()]);
+  await Promise.all([a?.stop(), b?.stop(), c?.stop()]);
   await nats?.dispose();
 });
 
 describe('cluster: sessions any node can serve', () => {
-  it('an SDK client whose requests alternate between the nodes, each on a new connection: initialize, tools/list, calls, progress', async () => {
+  it('an SDK client whose every request goes to the next node, each on a new connection: initialize, tools/list, calls, progress', async () => {
     const served: { origin: string; what: string }[] = [];
-    const transport = new StreamableHTTPClientTransport(new URL(`${a.url}/mcp`), { fetch: roundRobinFetch(() => [a.url, b.url], served) });
+    const transport = new StreamableHTTPClientTransport(new URL(`${a.url}/mcp`), { fetch: roundRobinFetch(() => [a.url, b.url, c.url], served) });
     const client = new Client({ name: 'round-robin', version: '1' });
     await client.connect(transport);
     try {
@@ -150,7 +151,7 @@ describe('cluster: sessions any node can serve', () => {
       // the requests really went to both nodes
       const posts = served.filter((s) => s.what !== 'GET' && s.what !== 'DELETE');
       expect(posts.length).toBeGreaterThanOrEqual(8);
-      expect(new Set(posts.map((s) => s.origin))).toEqual(new Set([a.url, b.url]));
+      expect(new Set(posts.map((s) => s.origin))).toEqual(new Set([a.url, b.url, c.url]));
     } finally {
       await client.close();
     }
@@ -199,24 +200,26 @@ describe('cluster: sessions any node can serve', () => {
     expect((await post(b, list, sid)).status).toBe(200);
     const last = sid.at(-1) === 'A' ? 'B' : 'A';
     const altered = sid.slice(0, -1) + last;
-    for (const gw of [a, b]) expect((await post(gw, list, altered)).status).toBe(404);
+    for (const gw of [a, b, c]) expect((await post(gw, list, altered)).status).toBe(404);
     const del = await freshConnectionFetch(`${b.url}/mcp`, { method: 'DELETE', headers: { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' } });
     expect(del.status).toBe(200);
     expect((await post(b, list, sid)).status).toBe(404);
-    // the revocation reaches A over NATS (core pub/sub: milliseconds; bounded wait)
-    const deadline = Date.now() + 5_000;
-    let status = 0;
-    while (Date.now() < deadline) {
-      status = (await post(a, list, sid)).status;
-      if (status === 404) break;
-      await new Promise((r) => setTimeout(r, 50));
+    // the revocation reaches A (which opened it) and C over NATS (core pub/sub: milliseconds; bounded wait)
+    for (const gw of [a, c]) {
+      const deadline = Date.now() + 5_000;
+      let status = 0;
+      while (Date.now() < deadline) {
+        status = (await post(gw, list, sid)).status;
+        if (status === 404) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(status).toBe(404);
     }
-    expect(status).toBe(404);
   });
 
-  it('a session opened on node A continues on node B after A is SIGKILLed', async () => {
+  it('a session opened on node A continues on nodes B and C after A is SIGKILLed', async () => {
     const served: { origin: string; what: string }[] = [];
-    const transport = new StreamableHTTPClientTransport(new URL(`${a.url}/mcp`), { fetch: roundRobinFetch(() => [a.url, b.url], served) });
+    const transport = new StreamableHTTPClientTransport(new URL(`${a.url}/mcp`), { fetch: roundRobinFetch(() => [a.url, b.url, c.url], served) });
     const client = new Client({ name: 'survivor', version: '1' });
     await client.connect(transport);
     expect(served[0]).toMatchObject({ origin: a.url, what: 'initialize' });
@@ -232,7 +235,9 @@ describe('cluster: sessions any node can serve', () => {
       expect(progress).toEqual([1, 2, 3]);
       expect((await client.listTools()).tools.length).toBeGreaterThan(0);
       expect(transport.sessionId).toBe(sid);
-      expect(served.slice(after).every((s) => s.origin === b.url)).toBe(true);
+      const survivors = served.slice(after).map((s) => s.origin);
+      expect(survivors.every((o) => o === b.url || o === c.url)).toBe(true);
+      expect(new Set(survivors).size).toBe(2);
     } finally {
       await client.close();
     }
