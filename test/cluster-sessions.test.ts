@@ -147,8 +147,22 @@ describe('cluster: sessions any node can serve', () => {
       const r = await client.callTool({ name: 'demo-sleep', arguments: { ms: 150, steps: 3 } }, CallToolResultSchema, { onprogress: (p) => progress.push(p.progress) });
       expect(text(r)).toContain('slept 150 ms');
       expect(progress).toEqual([1, 2, 3]);
+      // cancellation: the SDK sends notifications/cancelled as its next request (to the next node)
+      const ac = new AbortController();
+      const long = client.callTool({ name: 'demo-sleep', arguments: { ms: 30_000, steps: 100 } }, CallToolResultSchema, {
+        signal: ac.signal,
+        onprogress: () => ac.abort('the test cancels'),
+      });
+      await expect(long).rejects.toThrow();
+      const callNode = served.find((x) => x.what === 'tools/call' && served.indexOf(x) === served.map((y) => y.what).lastIndexOf('tools/call'))?.origin;
+      const deadline = Date.now() + 5_000;
+      while (!served.some((x) => x.what === 'notifications/cancelled') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const cancel = served.find((x) => x.what === 'notifications/cancelled');
+      expect(cancel).toBeDefined();
+      expect(cancel?.origin).not.toBe(callNode);
+      expect(text(await client.callTool({ name: 'everything-echo', arguments: { message: 'after cancel' } }))).toContain('Echo: after cancel');
       expect(transport.sessionId).toBe(sid);
-      // the requests really went to both nodes
+      // the requests really went to every node
       const posts = served.filter((s) => s.what !== 'GET' && s.what !== 'DELETE');
       expect(posts.length).toBeGreaterThanOrEqual(8);
       expect(new Set(posts.map((s) => s.origin))).toEqual(new Set([a.url, b.url, c.url]));
@@ -198,8 +212,9 @@ describe('cluster: sessions any node can serve', () => {
     const sid = await openSession(a);
     const list = { jsonrpc: '2.0', id: 1, method: 'tools/list' };
     expect((await post(b, list, sid)).status).toBe(200);
-    const last = sid.at(-1) === 'A' ? 'B' : 'A';
-    const altered = sid.slice(0, -1) + last;
+    // one character of the ciphertext changed (not the last one: it may carry only padding bits)
+    const at = sid.length - 20;
+    const altered = sid.slice(0, at) + (sid[at] === 'A' ? 'B' : 'A') + sid.slice(at + 1);
     for (const gw of [a, b, c]) expect((await post(gw, list, altered)).status).toBe(404);
     const del = await freshConnectionFetch(`${b.url}/mcp`, { method: 'DELETE', headers: { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' } });
     expect(del.status).toBe(200);
@@ -215,6 +230,34 @@ describe('cluster: sessions any node can serve', () => {
       }
       expect(status).toBe(404);
     }
+  });
+
+  it('after a nats-server restart, sessions open on every node and their messages cross nodes again', async () => {
+    const sid = await openSession(a, { sampling: {} });
+    await nats.stop();
+    // opening a sealed id needs no NATS
+    expect((await post(c, { jsonrpc: '2.0', id: 1, method: 'tools/list' }, sid)).status).toBe(200);
+    await nats.start();
+    // the nodes reconnect and resubscribe (bounded wait on /health)
+    for (const gw of [a, b, c]) {
+      const deadline = Date.now() + 15_000;
+      let state = '';
+      while (Date.now() < deadline) {
+        state = ((await health(gw)) as { components: { cluster: { nats: { state: string } } } }).components.cluster.nats.state;
+        if (state === 'connected') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(state).toBe('connected');
+    }
+    const ac = new AbortController();
+    const stream = await freshConnectionFetch(`${a.url}/mcp`, { headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' }, signal: ac.signal });
+    const fromA = sseMessages(stream);
+    const callP = post(b, { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'everything-trigger-sampling-request', arguments: { prompt: 'again', maxTokens: 5 } } }, sid, 'application/json');
+    const request = await first(fromA, (m) => m['method'] === 'sampling/createMessage');
+    await post(c, { jsonrpc: '2.0', id: request['id'], result: { model: 'm', role: 'assistant', content: { type: 'text', text: 'sampled again' } } }, sid);
+    const body = (await (await callP).json()) as Json;
+    expect(JSON.stringify(body['result'])).toContain('sampled again');
+    ac.abort();
   });
 
   it('a session opened on node A continues on nodes B and C after A is SIGKILLed', async () => {
