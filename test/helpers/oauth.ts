@@ -252,3 +252,60 @@ export async function startProtectedUpstream(as: TestAuthServer): Promise<Protec
       }),
   };
 }
+
+/** A browser's cookies for the gateway: name → value. */
+export type CookieJar = Map<string, string>;
+
+function keepCookies(jar: CookieJar, res: Response): void {
+  for (const c of res.headers.getSetCookie()) {
+    const [pair] = c.split(';');
+    const eq = (pair ?? '').indexOf('=');
+    if (eq <= 0) continue;
+    const name = (pair ?? '').slice(0, eq);
+    const value = (pair ?? '').slice(eq + 1);
+    if (/max-age=0/i.test(c) || value === '') jar.delete(name);
+    else jar.set(name, value);
+  }
+}
+
+function cookieHeader(jar: CookieJar): string {
+  return [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+}
+
+/** A browser signed in to the gateway's dashboard with `credential` (an API key or a JWT). */
+export async function signedInBrowser(gatewayUrl: string, credential: string): Promise<CookieJar> {
+  const jar: CookieJar = new Map();
+  const res = await fetch(`${gatewayUrl}/api/ui/session`, { method: 'POST', headers: { 'content-type': 'application/json', origin: gatewayUrl }, body: JSON.stringify({ key: credential }) });
+  if (res.status !== 200) throw new Error(`sign-in failed: ${res.status} ${await res.text()}`);
+  await res.arrayBuffer();
+  keepCookies(jar, res);
+  return jar;
+}
+
+/**
+ * Opens `url` (a gateway URL: the per-user start link or the callback) in the browser `jar`
+ * without following a redirect; keeps the cookies it sets.
+ */
+export async function openInBrowser(jar: CookieJar, url: string): Promise<{ status: number; location: string | null; json: Record<string, unknown> }> {
+  const res = await fetch(url, { redirect: 'manual', headers: { cookie: cookieHeader(jar) } });
+  keepCookies(jar, res);
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    json = { text };
+  }
+  return { status: res.status, location: res.headers.get('location'), json };
+}
+
+/**
+ * The whole per-user authorization in the browser `jar` (signed in to the gateway): the start
+ * link, the authorization server's login/consent as `user`, the callback. Resolves the callback's answer.
+ */
+export async function authorizeLinkAsUser(as: TestAuthServer, jar: CookieJar, link: string, gatewayUrl: string, user: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  const start = await openInBrowser(jar, link);
+  if (start.status !== 302 || start.location === null) throw new Error(`start link answered ${start.status}: ${JSON.stringify(start.json)}`);
+  const back = await authorizeInBrowser(as, start.location, `${gatewayUrl}/api/oauth/callback`, user);
+  return openInBrowser(jar, back);
+}
