@@ -181,6 +181,13 @@ export interface ProtectedUpstream {
   /** Bearer tokens this server refuses from now on (as if revoked), and the last one it accepted. */
   readonly revoked: Set<string>;
   readonly seen: { last: string; all: Set<string> };
+  /**
+   * Moves this resource to another authorization server: from now on only `other`'s tokens are
+   * accepted, and 401 answers name new metadata (naming `other`) at `/custom/prm` in
+   * `resource_metadata`, while the well-known URL keeps the old metadata (so only a client that
+   * reads the challenge finds the new server).
+   */
+  moveTo(other: TestAuthServer): void;
   close(): Promise<void>;
 }
 
@@ -193,7 +200,8 @@ export async function startProtectedUpstream(as: TestAuthServer): Promise<Protec
   const http = createServer();
   const port = await listen(http);
   const url = `http://127.0.0.1:${port}/mcp`;
-  const jwks = createRemoteJWKSet(new URL(`${as.issuer}/jwks`));
+  const trust = { issuer: as.issuer, jwks: createRemoteJWKSet(new URL(`${as.issuer}/jwks`)), metadataPath: '/.well-known/oauth-protected-resource/mcp' };
+  let movedMetadata = '';
   const unauthorized = { count: 0 };
   const callers: string[] = [];
   const revoked = new Set<string>();
@@ -201,6 +209,10 @@ export async function startProtectedUpstream(as: TestAuthServer): Promise<Protec
   const metadata = JSON.stringify({ resource: url, authorization_servers: [as.issuer], scopes_supported: ['mcp:tools'], bearer_methods_supported: ['header'] });
   http.on('request', (req: IncomingMessage, res: ServerResponse) => {
     void (async () => {
+      if (req.url === '/custom/prm' && movedMetadata !== '') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(movedMetadata);
+        return;
+      }
       if (req.url?.startsWith('/.well-known/oauth-protected-resource')) {
         res.writeHead(200, { 'content-type': 'application/json' }).end(metadata);
         return;
@@ -210,13 +222,13 @@ export async function startProtectedUpstream(as: TestAuthServer): Promise<Protec
       try {
         if (!auth.startsWith('Bearer ')) throw new Error('no token');
         if (revoked.has(auth.slice(7))) throw new Error('revoked');
-        const { payload } = await jwtVerify(auth.slice(7), jwks, { issuer: as.issuer, audience: url, algorithms: ['RS256'] });
+        const { payload } = await jwtVerify(auth.slice(7), trust.jwks, { issuer: trust.issuer, audience: url, algorithms: ['RS256'] });
         sub = String(payload.sub ?? payload['client_id'] ?? '');
         seen.last = auth.slice(7);
         seen.all.add(seen.last);
       } catch {
         unauthorized.count++;
-        res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp", error="invalid_token"` }).end();
+        res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="http://127.0.0.1:${port}${trust.metadataPath}", error="invalid_token"` }).end();
         return;
       }
       const server = new McpServer({ name: 'protected', version: '1.0.0' });
@@ -245,6 +257,12 @@ export async function startProtectedUpstream(as: TestAuthServer): Promise<Protec
     callers,
     revoked,
     seen,
+    moveTo(other) {
+      trust.issuer = other.issuer;
+      trust.jwks = createRemoteJWKSet(new URL(`${other.issuer}/jwks`));
+      trust.metadataPath = '/custom/prm';
+      movedMetadata = JSON.stringify({ resource: url, authorization_servers: [other.issuer], scopes_supported: ['mcp:tools'], bearer_methods_supported: ['header'] });
+    },
     close: () =>
       new Promise<void>((resolve) => {
         http.closeAllConnections();

@@ -31,6 +31,7 @@ import {
   discoverAuthorizationServerMetadata,
   discoverOAuthServerInfo,
   exchangeAuthorization,
+  extractWWWAuthenticateParams,
   refreshAuthorization,
   registerClient,
   selectClientAuthMethod,
@@ -172,6 +173,12 @@ export class UpstreamOAuth {
   private readonly facts = new Map<string, TokenFacts>();
   private readonly refreshing = new Map<string, Promise<TokenSet>>();
   private readonly registrations = new Map<string, Promise<Registration>>();
+  /** `resource_metadata` URLs named by upstreams' 401 answers (RFC 9728 §5.1), by client id. */
+  private readonly metadataHints = new Map<string, URL>();
+  /** Scopes upstreams asked for in `insufficient_scope` challenges (RFC 6750 §3.1), by client id. */
+  private readonly scopeHints = new Map<string, string>();
+  /** Re-discoveries in flight, by client id (one at a time). */
+  private readonly rediscovering = new Map<string, Promise<void>>();
   /** Expiry (epoch ms) of every stored flow, by the SHA-256 of its state: bounds and sweeps the flow store. */
   private readonly flowExpiry = new Map<string, number>();
   /** Called after an authorization completed (the client should connect). */
@@ -264,7 +271,9 @@ export class UpstreamOAuth {
         asUrl = oc.authorization_server;
         metadata = await discoverAuthorizationServerMetadata(asUrl, { fetchFn: timedFetch });
       } else {
-        const info = await discoverOAuthServerInfo(serverUrl, { fetchFn: timedFetch });
+        // a running upstream's 401 may have named its metadata (RFC 9728 §5.1): that wins over the well-known URLs
+        const hint = this.metadataHints.get(client.client_id);
+        const info = await discoverOAuthServerInfo(serverUrl, { fetchFn: timedFetch, ...(hint !== undefined ? { resourceMetadataUrl: hint } : {}) });
         asUrl = info.authorizationServerUrl;
         metadata = info.authorizationServerMetadata;
         if (info.resourceMetadata) {
@@ -280,7 +289,7 @@ export class UpstreamOAuth {
       throw new GatewayError('OAUTH_ERROR', `OAuth discovery for ${client.name} failed: ${describe(err)}`, { client: client.name, step: 'discovery' });
     }
     const grant = oc.grant_type ?? 'authorization_code';
-    const scope = oc.scopes !== undefined ? oc.scopes.join(' ') : scopesSupported?.join(' ');
+    const scope = mergeScopes(oc.scopes !== undefined ? oc.scopes.join(' ') : scopesSupported?.join(' '), this.scopeHints.get(client.client_id));
     let info: OAuthClientInformationMixed;
     if (oc.client_id !== undefined) {
       info = { client_id: oc.client_id, ...(clientSecret !== undefined ? { client_secret: clientSecret } : {}) };
@@ -620,19 +629,119 @@ export class UpstreamOAuth {
   }
 
   /**
-   * A `fetch` for the upstream's HTTP transport that sends `principal`'s bearer token, and on a
-   * 401 refreshes it (once) and repeats the request.
+   * A `fetch` for the upstream's HTTP transport that sends `principal`'s bearer token. On a 401
+   * it refreshes the token (once) and repeats the request; when the upstream refuses the fresh
+   * token too, or answers 403 `insufficient_scope`, it reads the `WWW-Authenticate` challenge
+   * (RFC 6750 §3, RFC 9728 §5.1) and runs discovery again ({@link challenged}).
+   * @throws GatewayError OAUTH_AUTHORIZATION_REQUIRED when a person must authorize (again), with
+   *   the gateway's own authorization URL for per-user clients; OAUTH_ERROR when re-discovery fails.
    */
   fetchFor(client: () => OAuthClient, principal: string, base: FetchLike): FetchLike {
     return async (url, init) => {
       const c = client();
       const token = await this.accessToken(c, principal);
       const res = await base(url, withBearer(init, token));
-      if (res.status !== 401) return res;
+      if (res.status !== 401 && !insufficientScope(res)) return res;
+      const first = extractWWWAuthenticateParams(res);
       await res.body?.cancel().catch(() => undefined);
-      const fresh = await this.refresh(c, principal, token);
-      return base(url, withBearer(init, fresh.access_token));
+      if (res.status === 401) {
+        let fresh: TokenSet;
+        try {
+          fresh = await this.refresh(c, principal, token);
+        } catch (err) {
+          // the refresh was refused: the upstream may have moved; what the challenge names decides
+          if (err instanceof GatewayError && err.code === 'OAUTH_AUTHORIZATION_REQUIRED' && first.resourceMetadataUrl !== undefined) throw await this.challenged(c, principal, first);
+          throw err;
+        }
+        const again = await base(url, withBearer(init, fresh.access_token));
+        if (again.status !== 401 && !insufficientScope(again)) return again;
+        const second = extractWWWAuthenticateParams(again);
+        await again.body?.cancel().catch(() => undefined);
+        throw await this.challenged(c, principal, { ...first, ...second });
+      }
+      throw await this.challenged(c, principal, first);
     };
+  }
+
+  /**
+   * An upstream refused a fresh token (or asked for more scope): re-runs discovery from the
+   * challenge's `resource_metadata` (RFC 9728 §5.1; else the well-known URLs). When the upstream
+   * now names another authorization server or resource, the client's registration and every token
+   * of it are dropped (the next authorization registers anew); a `scope` in an `insufficient_scope`
+   * challenge is added to what later authorizations ask for. The principal's token is dropped
+   * either way. Resolves the error the caller gets: OAUTH_AUTHORIZATION_REQUIRED carrying, for a
+   * per-user client, the gateway's authorization URL.
+   */
+  private async challenged(client: OAuthClient, principal: string, challenge: { resourceMetadataUrl?: URL; scope?: string; error?: string }): Promise<GatewayError> {
+    const serverOrigin = new URL(client.connection_string ?? '').origin;
+    const hint = challenge.resourceMetadataUrl;
+    if (hint !== undefined && (hint.protocol === 'http:' || hint.protocol === 'https:')) this.metadataHints.set(client.client_id, hint);
+    if (challenge.error === 'insufficient_scope' && challenge.scope !== undefined && challenge.scope.length <= 1000) {
+      this.scopeHints.set(client.client_id, mergeScopes(this.scopeHints.get(client.client_id), challenge.scope) ?? '');
+    }
+    let p = this.rediscovering.get(client.client_id);
+    if (!p) {
+      p = this.rediscover(client, serverOrigin, challenge).finally(() => this.rediscovering.delete(client.client_id));
+      this.rediscovering.set(client.client_id, p);
+    }
+    try {
+      await p;
+    } catch (err) {
+      return err instanceof GatewayError ? err : new GatewayError('OAUTH_ERROR', describe(err), { client: client.name, step: 'discovery' });
+    }
+    await this.forgetTokens(tokenKey(client.client_id, principal));
+    const e = await this.authorizationRequired(client, principal);
+    if (e.code !== 'OAUTH_AUTHORIZATION_REQUIRED') return e;
+    return new GatewayError(e.code, e.message, { ...e.details, upstream_challenge: { ...(challenge.error !== undefined ? { error: challenge.error.slice(0, 100) } : {}), ...(challenge.scope !== undefined ? { scope: challenge.scope.slice(0, 1000) } : {}) } });
+  }
+
+  private async rediscover(client: OAuthClient, serverOrigin: string, challenge: { resourceMetadataUrl?: URL; scope?: string }): Promise<void> {
+    const reg = await this.registration(client);
+    let asUrl = reg.authorization_server;
+    let resource = reg.resource;
+    if (client.oauth_config?.authorization_server === undefined) {
+      try {
+        const info = await discoverOAuthServerInfo(new URL(client.connection_string ?? ''), { fetchFn: timedFetch, ...(challenge.resourceMetadataUrl !== undefined ? { resourceMetadataUrl: challenge.resourceMetadataUrl } : {}) });
+        if (info.resourceMetadata) {
+          const declared = new URL(info.resourceMetadata.resource);
+          if (declared.origin !== serverOrigin) throw new Error(`protected resource metadata names another resource (${declared.origin})`);
+          resource = info.resourceMetadata.resource;
+        }
+        asUrl = info.authorizationServerUrl;
+      } catch (err) {
+        throw new GatewayError('OAUTH_ERROR', `OAuth discovery for ${client.name} after its 401 failed: ${describe(err)}`, { client: client.name, step: 'discovery' });
+      }
+    }
+    const wantedScope = mergeScopes(reg.scope, this.scopeHints.get(client.client_id));
+    if (asUrl !== reg.authorization_server || resource !== reg.resource) {
+      this.deps.log.warn('upstream names another authorization server or resource; its registration and tokens are dropped, it needs authorization again', {
+        client: client.name,
+        authorization_server: asUrl,
+        previous_authorization_server: reg.authorization_server,
+        resource,
+      });
+      await this.dropClient(client);
+      return;
+    }
+    if (wantedScope !== reg.scope) {
+      const updated: Registration = { ...reg, ...(wantedScope !== undefined ? { scope: wantedScope } : {}) };
+      const key = clientKey(client.client_id);
+      const stored = await this.deps.repo.get(key);
+      await this.deps.repo.put(key, { sealed: this.deps.box.seal(JSON.stringify(updated), key), id: stored?.id ?? randomUUID(), updated_at: this.now() });
+      this.registrations.set(client.client_id, Promise.resolve(updated));
+      this.deps.log.info('upstream asked for more scope; later authorizations ask for it', { client: client.name, scope: wantedScope });
+    }
+  }
+
+  /** Forgets the registration and every token of `client` (not revoked: the server that issued them is no longer the upstream's). */
+  private async dropClient(client: OAuthClient): Promise<void> {
+    const keys = await this.deps.repo.keys(tokenKey(client.client_id, ''));
+    for (const k of keys) {
+      this.tokens.delete(k);
+      this.facts.delete(k);
+    }
+    this.registrations.delete(client.client_id);
+    await this.deps.repo.delete([...keys, clientKey(client.client_id)]);
   }
 
   /**
@@ -678,6 +787,17 @@ export class UpstreamOAuth {
     await this.deps.repo.delete([...keys, clientKey(client.client_id)]);
     if (keys.length > 0) this.deps.log.info('OAuth tokens revoked and deleted', { client: client.name, count: keys.length });
   }
+}
+
+/** A 403 whose challenge says the token lacks scope (RFC 6750 §3.1; MCP "scope challenge handling"). */
+function insufficientScope(res: Response): boolean {
+  return res.status === 403 && /error="?insufficient_scope/.test(res.headers.get('www-authenticate') ?? '');
+}
+
+/** The union of two space-separated scope lists, in first-seen order; `undefined` when both are. */
+function mergeScopes(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined && b === undefined) return undefined;
+  return [...new Set(`${a ?? ''} ${b ?? ''}`.split(' ').filter(Boolean))].join(' ');
 }
 
 function withMetadata(reg: Registration): { metadata?: AuthorizationServerMetadata } {
