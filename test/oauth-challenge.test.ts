@@ -99,7 +99,8 @@ describe("a running upstream's 401 challenge", () => {
     expect(again.status).toBe(200);
     expect(new URL(String(again.json['authorize_url'])).origin).toBe(as2.issuer);
     expect((await send(await authorizeInBrowser(as2, String(again.json['authorize_url']), `${gw.url}/api/oauth/callback`, 'admin-at-two'), {})).status).toBe(200);
-    await waitFor(async () => (await call(alice, 'moved-whoami')).text === 'admin-at-two');
+    await waitFor(() => gw.manager.get('moved')?.state === 'connected');
+    expect((await call(alice, 'moved-whoami')).text).toBe('admin-at-two');
   }, 30_000);
 
   it("per_user_oauth: the user gets the gateway's own link in the -32042, authorizes at the new server, and calls work", async () => {
