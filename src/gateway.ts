@@ -236,7 +236,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   manager.perPrincipal = (c, create) => {
     const id = c.client_id;
     if (c.auth_type !== 'per_user_oauth' || id === undefined) return undefined;
-    return principalUpstreams(() => admin.oauthClient(id) ?? { ...c, client_id: id }, upstreamOAuth, create, log.child({ component: 'oauth', client: c.name }));
+    return principalUpstreams(() => admin.oauthClient(id) ?? { ...c, client_id: id }, upstreamOAuth, create, log.child({ component: 'oauth', client: c.name }), { idleMs: config.oauth.per_user_idle_s * 1000 });
   };
   upstreamOAuth.onAuthorized = (id, principal, configId) => {
     admin.oauthAuthorized(id, principal, configId).catch((err: unknown) => log.warn('OAuth authorization follow-up failed', { error: err }));

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { send, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import {
   authorizeInBrowser,
@@ -31,6 +32,7 @@ const ADMIN = { authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).t
 
 let as: TestAuthServer;
 let upstream: ProtectedUpstream;
+let stateful: ProtectedUpstream;
 let gw: TestGateway;
 
 async function api(method: string, path: string, body?: unknown): Promise<{ status: number; json: Json }> {
@@ -49,9 +51,12 @@ interface User {
   readonly browser: CookieJar;
 }
 
+/** A user whose MCP client answers elicitations with colour `teal-<sub>` and sampling with `reply-<sub>`. */
 async function user(sub: string): Promise<User> {
   const jwt = await jwtOf(sub);
-  const client = new Client({ name: `user-${sub}`, version: '1.0.0' });
+  const client = new Client({ name: `user-${sub}`, version: '1.0.0' }, { capabilities: { elicitation: {}, sampling: {} } });
+  client.setRequestHandler(ElicitRequestSchema, () => ({ action: 'accept', content: { colour: `teal-${sub}` } }));
+  client.setRequestHandler(CreateMessageRequestSchema, () => ({ model: 'test-model', role: 'assistant', content: { type: 'text', text: `reply-${sub}` } }));
   await client.connect(new StreamableHTTPClientTransport(gw.mcpUrl, { requestInit: { headers: { authorization: `Bearer ${jwt}` } } }));
   return { jwt, client, browser: await signedInBrowser(gw.url, jwt) };
 }
@@ -87,7 +92,9 @@ const users: Record<string, User> = {};
 beforeAll(async () => {
   as = await startAuthServer();
   upstream = await startProtectedUpstream(as);
-  gw = await startTestGateway([], {}, { auth: { disabled: false, admin: { username: 'admin' }, jwt: { hs256_secret: JWT_SECRET } } }, { TRIBUTARY_ADMIN_PASSWORD: ADMIN_PASSWORD });
+  stateful = await startProtectedUpstream(as, { stateful: true });
+  // per-user connections idle for a second are closed (the idle test waits for it)
+  gw = await startTestGateway([], {}, { auth: { disabled: false, admin: { username: 'admin' }, jwt: { hs256_secret: JWT_SECRET } }, oauth: { per_user_idle_s: 1 } }, { TRIBUTARY_ADMIN_PASSWORD: ADMIN_PASSWORD });
   const r = await api('POST', '/api/mcp/client', { name: 'pu', connection_type: 'http', connection_string: upstream.url, auth_type: 'per_user_oauth' });
   expect(r.status).toBe(201);
   // the shared connection (the catalogue) is authorized once by an administrator, like auth_type oauth
@@ -102,6 +109,7 @@ afterAll(async () => {
   for (const u of Object.values(users)) await u.client.close();
   await gw?.stop();
   await upstream?.close();
+  await stateful?.close();
   await as?.close();
 });
 
@@ -166,6 +174,51 @@ describe('upstream auth_type per_user_oauth', () => {
     expect((await openInBrowser(gina.browser, back)).status).toBe(400);
     expect(gw.logs.join('\n')).toMatch(/did not start it; refused/);
   }, 30_000);
+
+  it("elicitation and sampling from a user's own upstream connection reach that user's session; cancellation reaches that connection", async () => {
+    const r = await api('POST', '/api/mcp/client', { name: 'pus', connection_type: 'http', connection_string: stateful.url, auth_type: 'per_user_oauth' });
+    expect(r.status).toBe(201);
+    expect((await send(await authorizeInBrowser(as, String(r.json['authorize_url']), `${gw.url}/api/oauth/callback`, 'catalogue-admin'), {})).status).toBe(200);
+    await waitFor(() => gw.manager.get('pus')?.state === 'connected');
+    const jo = await user('jo');
+    const kim = await user('kim');
+    users['jo'] = jo;
+    users['kim'] = kim;
+    for (const [name, u] of [['jo', jo], ['kim', kim]] as const) {
+      expect((await authorizeLinkAsUser(as, u.browser, await refused(u, 'pus-ask'), gw.url, `${name}-acct`)).status).toBe(200);
+    }
+    const text = async (u: User, tool: string): Promise<string> => {
+      const res = await u.client.callTool({ name: tool, arguments: {} });
+      return (res.content as { text: string }[])[0]?.text ?? JSON.stringify(res);
+    };
+    // both at once: each upstream request is answered by the session whose call its connection serves
+    expect(await Promise.all([text(jo, 'pus-ask'), text(kim, 'pus-ask')])).toEqual(['jo-acct:teal-jo', 'kim-acct:teal-kim']);
+    expect(await Promise.all([text(jo, 'pus-sample'), text(kim, 'pus-sample')])).toEqual(['jo-acct:reply-jo', 'kim-acct:reply-kim']);
+
+    // cancelling jo's call cancels it on jo's own connection
+    const started = stateful.waiting.count;
+    const abort = new AbortController();
+    const pending = jo.client.callTool({ name: 'pus-wait', arguments: {} }, undefined, { signal: abort.signal }).then(
+      () => 'answered',
+      () => 'rejected',
+    );
+    await waitFor(() => stateful.waiting.count > started);
+    abort.abort('the user changed their mind');
+    expect(await pending).toBe('rejected');
+    await waitFor(() => stateful.cancelled.includes('jo-acct'));
+    expect(stateful.cancelled).not.toContain('kim-acct');
+  }, 30_000);
+
+  it('an idle per-user connection is closed (oauth.per_user_idle_s) and the next call connects again', async () => {
+    const dan = users['dan'] as User;
+    const pu = gw.manager.get('pu');
+    expect(await whoami(dan)).toBe('dan-upstream-account');
+    expect(pu?.principals?.size).toBeGreaterThan(0);
+    await waitFor(() => pu?.principals?.size === 0, 5_000);
+    expect(gw.logs.join('\n')).toMatch(/closing an idle per-user connection/);
+    expect(await whoami(dan)).toBe('dan-upstream-account');
+    expect(pu?.principals?.size).toBe(1);
+  }, 15_000);
 
   it('bad input at the start link and the callback', async () => {
     const dan = users['dan'] as User;

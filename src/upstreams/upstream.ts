@@ -89,8 +89,9 @@ export interface CancelScope {
   onCancel: ((reason: string) => void) | undefined;
   /**
    * The pool member (one process of a `pool_size` > 1 stdio client) the request was sent to, set
-   * by `UpstreamPool.request`; server→client requests and log messages of that process are
-   * attributed by it. Unset for a single-process upstream.
+   * by `UpstreamPool.request`, or the caller's own connection of a `per_user_oauth` client (set by
+   * `invokeTool`); server→client requests and log messages of that connection are attributed by
+   * it. Unset for a single-process upstream.
    */
   served?: Upstream | undefined;
 }

@@ -5,6 +5,7 @@
  * user agent that drives the authorization code flow through its interaction endpoint; and a real
  * SDK Streamable HTTP MCP server that requires its bearer tokens and publishes RFC 9728 metadata.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify, type JWK } from 'jose';
@@ -181,6 +182,9 @@ export interface ProtectedUpstream {
   /** Bearer tokens this server refuses from now on (as if revoked), and the last one it accepted. */
   readonly revoked: Set<string>;
   readonly seen: { last: string; all: Set<string> };
+  /** Stateful mode: the subjects whose `wait` call was cancelled, and how many `wait` calls started. */
+  readonly cancelled: string[];
+  readonly waiting: { count: number };
   /**
    * Moves this resource to another authorization server: from now on only `other`'s tokens are
    * accepted, and 401 answers name new metadata (naming `other`) at `/custom/prm` in
@@ -192,11 +196,13 @@ export interface ProtectedUpstream {
 }
 
 /**
- * A real SDK Streamable HTTP MCP server (stateless, one server per request) that requires a
+ * A real SDK Streamable HTTP MCP server (stateless by default: one server per request) that requires a
  * bearer token of `as` with audience = its URL, and publishes RFC 9728 metadata. Tool `whoami`
- * answers the token's `sub`; `echo` echoes.
+ * answers the token's `sub`; `echo` echoes. With `stateful`, sessions live across requests (each
+ * bound to the account that opened it), and tools `ask` (elicitation), `sample` (sampling) and
+ * `wait` (until cancelled) send server→client requests on the call's stream.
  */
-export async function startProtectedUpstream(as: TestAuthServer): Promise<ProtectedUpstream> {
+export async function startProtectedUpstream(as: TestAuthServer, options: { readonly stateful?: boolean } = {}): Promise<ProtectedUpstream> {
   const http = createServer();
   const port = await listen(http);
   const url = `http://127.0.0.1:${port}/mcp`;
@@ -207,6 +213,37 @@ export async function startProtectedUpstream(as: TestAuthServer): Promise<Protec
   const revoked = new Set<string>();
   const seen = { last: '', all: new Set<string>() };
   const metadata = JSON.stringify({ resource: url, authorization_servers: [as.issuer], scopes_supported: ['mcp:tools'], bearer_methods_supported: ['header'] });
+  const sessions = new Map<string, { readonly sub: string; readonly transport: StreamableHTTPServerTransport }>();
+  const cancelled: string[] = [];
+  const waiting = { count: 0 };
+  const serverFor = (sub: string): McpServer => {
+    const server = new McpServer({ name: 'protected', version: '1.0.0' });
+    server.registerTool('whoami', { description: 'The token subject', inputSchema: {} }, () => {
+      callers.push(sub);
+      return { content: [{ type: 'text', text: sub }] };
+    });
+    server.registerTool('echo', { description: 'Echo', inputSchema: { message: z.string() } }, ({ message }) => ({ content: [{ type: 'text', text: message }] }));
+    if (options.stateful !== true) return server;
+    server.registerTool('ask', { description: 'Asks the user (elicitation), answers `<sub>:<colour>`', inputSchema: {} }, async () => {
+      const r = await server.server.elicitInput({ message: 'Your favourite colour?', requestedSchema: { type: 'object', properties: { colour: { type: 'string' } }, required: ['colour'] } });
+      return { content: [{ type: 'text', text: `${sub}:${r.action === 'accept' ? String(r.content?.['colour']) : r.action}` }] };
+    });
+    server.registerTool('sample', { description: 'Asks the client for a completion (sampling), answers `<sub>:<text>`', inputSchema: {} }, async () => {
+      const r = await server.server.createMessage({ messages: [{ role: 'user', content: { type: 'text', text: `hello from ${sub}` } }], maxTokens: 20 });
+      const content = r.content as { type: string; text?: string };
+      return { content: [{ type: 'text', text: `${sub}:${content.text ?? ''}` }] };
+    });
+    server.registerTool('wait', { description: 'Waits until cancelled', inputSchema: {} }, (_args, extra) => {
+      waiting.count++;
+      return new Promise((resolve) => {
+        extra.signal.addEventListener('abort', () => {
+          cancelled.push(sub);
+          resolve({ content: [{ type: 'text', text: 'cancelled' }] });
+        });
+      });
+    });
+    return server;
+  };
   http.on('request', (req: IncomingMessage, res: ServerResponse) => {
     void (async () => {
       if (req.url === '/custom/prm' && movedMetadata !== '') {
@@ -231,21 +268,46 @@ export async function startProtectedUpstream(as: TestAuthServer): Promise<Protec
         res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="http://127.0.0.1:${port}${trust.metadataPath}", error="invalid_token"` }).end();
         return;
       }
-      const server = new McpServer({ name: 'protected', version: '1.0.0' });
-      server.registerTool('whoami', { description: 'The token subject', inputSchema: {} }, () => {
-        callers.push(sub);
-        return { content: [{ type: 'text', text: sub }] };
-      });
-      server.registerTool('echo', { description: 'Echo', inputSchema: { message: z.string() } }, ({ message }) => ({ content: [{ type: 'text', text: message }] }));
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const body = chunks.length > 0 ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown) : undefined;
+      if (options.stateful === true) {
+        const sid = req.headers['mcp-session-id'];
+        const known = typeof sid === 'string' ? sessions.get(sid) : undefined;
+        if (known) {
+          // a session belongs to the account that opened it
+          if (known.sub !== sub) {
+            res.writeHead(403).end();
+            return;
+          }
+          await known.transport.handleRequest(req, res, body);
+          return;
+        }
+        if (typeof sid === 'string') {
+          res.writeHead(404).end();
+          return;
+        }
+        const server = serverFor(sub);
+        const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+          sessionIdGenerator: () => randomUUID(),
+          onsessioninitialized: (id) => {
+            sessions.set(id, { sub, transport });
+          },
+        });
+        transport.onclose = () => {
+          if (transport.sessionId !== undefined) sessions.delete(transport.sessionId);
+        };
+        await server.connect(transport);
+        await transport.handleRequest(req, res, body);
+        return;
+      }
+      const server = serverFor(sub);
       const transport = new StreamableHTTPServerTransport({ enableJsonResponse: true });
       res.on('close', () => {
         void transport.close();
         void server.close();
       });
       await server.connect(transport);
-      const chunks: Buffer[] = [];
-      for await (const c of req) chunks.push(c as Buffer);
-      const body = chunks.length > 0 ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown) : undefined;
       await transport.handleRequest(req, res, body);
     })().catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500).end(String(err));
@@ -257,6 +319,8 @@ export async function startProtectedUpstream(as: TestAuthServer): Promise<Protec
     callers,
     revoked,
     seen,
+    cancelled,
+    waiting,
     moveTo(other) {
       trust.issuer = other.issuer;
       trust.jwks = createRemoteJWKSet(new URL(`${other.issuer}/jwks`));
