@@ -6,7 +6,8 @@
  * old server). The gateway reads the challenge, re-runs discovery, drops the old registration and
  * tokens, and relays the need to authorize to the downstream client as JSON-RPC -32042 — with the
  * gateway's own authorization link for a per-user client — instead of a generic failure. After
- * authorizing at the new server, calls work again.
+ * authorizing at the new server, calls work again. A 403 `insufficient_scope` challenge (RFC 6750
+ * §3.1) makes later authorizations ask for the challenged scope.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT } from 'jose';
@@ -25,6 +26,7 @@ let as1: TestAuthServer;
 let as2: TestAuthServer;
 let shared: ProtectedUpstream;
 let perUser: ProtectedUpstream;
+let scoped: ProtectedUpstream;
 let gw: TestGateway;
 const clients: Client[] = [];
 
@@ -61,6 +63,7 @@ beforeAll(async () => {
   as2 = await startAuthServer();
   shared = await startProtectedUpstream(as1);
   perUser = await startProtectedUpstream(as1);
+  scoped = await startProtectedUpstream(as1, { adminScope: true });
   gw = await startTestGateway([], {}, { auth: { disabled: false, admin: { username: 'admin' }, jwt: { hs256_secret: JWT_SECRET } } }, { TRIBUTARY_ADMIN_PASSWORD: ADMIN_PASSWORD });
 }, 30_000);
 
@@ -69,6 +72,7 @@ afterAll(async () => {
   await gw?.stop();
   await shared?.close();
   await perUser?.close();
+  await scoped?.close();
   await as1?.close();
   await as2?.close();
 });
@@ -128,5 +132,25 @@ describe("a running upstream's 401 challenge", () => {
     const cb = await authorizeLinkAsUser(as2, browser, link, gw.url, 'ivy-at-two');
     expect(cb.status, JSON.stringify(cb.json)).toBe(200);
     expect((await call(ivy, 'pumoved-whoami')).text).toBe('ivy-at-two');
+  }, 30_000);
+
+  it('a 403 insufficient_scope challenge: -32042, later authorizations ask for the challenged scope, then the call works', async () => {
+    const r = await api('POST', '/api/mcp/client', { name: 'scoped', connection_type: 'http', connection_string: scoped.url, auth_type: 'oauth' });
+    expect(r.status).toBe(201);
+    const id = String((r.json['config'] as Json)['client_id']);
+    expect(new URL(String(r.json['authorize_url'])).searchParams.get('scope')).toBe('mcp:tools');
+    expect((await send(await authorizeInBrowser(as1, String(r.json['authorize_url']), `${gw.url}/api/oauth/callback`, 'scoped-admin'), {})).status).toBe(200);
+    await waitFor(() => gw.manager.get('scoped')?.state === 'connected');
+    const bob = await mcpClient(await jwtOf('bob'));
+    expect((await call(bob, 'scoped-whoami')).text).toBe('scoped-admin');
+    const refused = await call(bob, 'scoped-admin');
+    expect(refused.error?.code).toBe(-32042);
+    expect((await api('GET', `/api/mcp/client/${id}`)).json['oauth_status']).toBe('needs_authorization');
+    const again = await api('POST', `/api/mcp/client/${id}/oauth/authorize`);
+    expect(new URL(String(again.json['authorize_url'])).searchParams.get('scope')).toBe('mcp:tools mcp:admin');
+    const cb2 = await send(await authorizeInBrowser(as1, String(again.json['authorize_url']), `${gw.url}/api/oauth/callback`, 'scoped-admin'), {});
+    expect(cb2.status, cb2.text).toBe(200);
+    await waitFor(() => gw.manager.get('scoped')?.state === 'connected');
+    expect(await call(bob, 'scoped-admin')).toEqual({ text: 'admin:scoped-admin' });
   }, 30_000);
 });

@@ -202,7 +202,7 @@ export interface ProtectedUpstream {
  * bound to the account that opened it), and tools `ask` (elicitation), `sample` (sampling) and
  * `wait` (until cancelled) send server→client requests on the call's stream.
  */
-export async function startProtectedUpstream(as: TestAuthServer, options: { readonly stateful?: boolean } = {}): Promise<ProtectedUpstream> {
+export async function startProtectedUpstream(as: TestAuthServer, options: { readonly stateful?: boolean; readonly adminScope?: boolean } = {}): Promise<ProtectedUpstream> {
   const http = createServer();
   const port = await listen(http);
   const url = `http://127.0.0.1:${port}/mcp`;
@@ -223,6 +223,8 @@ export async function startProtectedUpstream(as: TestAuthServer, options: { read
       return { content: [{ type: 'text', text: sub }] };
     });
     server.registerTool('echo', { description: 'Echo', inputSchema: { message: z.string() } }, ({ message }) => ({ content: [{ type: 'text', text: message }] }));
+    // with adminScope, only tokens holding mcp:admin reach it (403 insufficient_scope otherwise)
+    if (options.adminScope === true) server.registerTool('admin', { description: 'Needs scope mcp:admin', inputSchema: {} }, () => ({ content: [{ type: 'text', text: `admin:${sub}` }] }));
     if (options.stateful !== true) return server;
     server.registerTool('ask', { description: 'Asks the user (elicitation), answers `<sub>:<colour>`', inputSchema: {} }, async () => {
       const r = await server.server.elicitInput({ message: 'Your favourite colour?', requestedSchema: { type: 'object', properties: { colour: { type: 'string' } }, required: ['colour'] } });
@@ -256,11 +258,13 @@ export async function startProtectedUpstream(as: TestAuthServer, options: { read
       }
       const auth = req.headers.authorization ?? '';
       let sub: string;
+      let scopes: string[] = [];
       try {
         if (!auth.startsWith('Bearer ')) throw new Error('no token');
         if (revoked.has(auth.slice(7))) throw new Error('revoked');
         const { payload } = await jwtVerify(auth.slice(7), trust.jwks, { issuer: trust.issuer, audience: url, algorithms: ['RS256'] });
         sub = String(payload.sub ?? payload['client_id'] ?? '');
+        scopes = String(payload['scope'] ?? '').split(' ');
         seen.last = auth.slice(7);
         seen.all.add(seen.last);
       } catch {
@@ -271,6 +275,12 @@ export async function startProtectedUpstream(as: TestAuthServer, options: { read
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
       const body = chunks.length > 0 ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown) : undefined;
+      const rpc = body as { method?: string; params?: { name?: string } } | undefined;
+      if (options.adminScope === true && rpc?.method === 'tools/call' && rpc.params?.name === 'admin' && !scopes.includes('mcp:admin')) {
+        // RFC 6750 §3.1 / MCP scope challenge: the token lacks a scope this tool needs
+        res.writeHead(403, { 'www-authenticate': `Bearer error="insufficient_scope", scope="mcp:tools mcp:admin", resource_metadata="http://127.0.0.1:${port}${trust.metadataPath}"` }).end();
+        return;
+      }
       if (options.stateful === true) {
         const sid = req.headers['mcp-session-id'];
         const known = typeof sid === 'string' ? sessions.get(sid) : undefined;

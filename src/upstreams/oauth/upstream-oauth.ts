@@ -668,8 +668,9 @@ export class UpstreamOAuth {
    * challenge's `resource_metadata` (RFC 9728 §5.1; else the well-known URLs). When the upstream
    * now names another authorization server or resource, the client's registration and every token
    * of it are dropped (the next authorization registers anew); a `scope` in an `insufficient_scope`
-   * challenge is added to what later authorizations ask for. The principal's token is dropped
-   * either way. Resolves the error the caller gets: OAUTH_AUTHORIZATION_REQUIRED carrying, for a
+   * challenge (RFC 6750 §3.1) is added to what later authorizations ask for (a dynamically
+   * registered client registers again with it, dropping its tokens like a moved server). The
+   * principal's token is dropped either way. Resolves the error the caller gets: OAUTH_AUTHORIZATION_REQUIRED carrying, for a
    * per-user client, the gateway's authorization URL.
    */
   private async challenged(client: OAuthClient, principal: string, challenge: { resourceMetadataUrl?: URL; scope?: string; error?: string }): Promise<GatewayError> {
@@ -720,6 +721,13 @@ export class UpstreamOAuth {
         previous_authorization_server: reg.authorization_server,
         resource,
       });
+      await this.dropClient(client);
+      return;
+    }
+    if (wantedScope !== reg.scope && client.oauth_config?.client_id === undefined) {
+      // a dynamically registered client may only ask for the scope it registered (RFC 7591 §2):
+      // register anew with the wider scope; tokens of the old registration cannot be refreshed by the new one
+      this.deps.log.warn('upstream asked for more scope than the gateway registered; it registers again and needs authorization again', { client: client.name, scope: wantedScope });
       await this.dropClient(client);
       return;
     }
