@@ -27,6 +27,7 @@ let as2: TestAuthServer;
 let shared: ProtectedUpstream;
 let perUser: ProtectedUpstream;
 let scoped: ProtectedUpstream;
+let elsewhere: ProtectedUpstream;
 let gw: TestGateway;
 const clients: Client[] = [];
 
@@ -64,6 +65,7 @@ beforeAll(async () => {
   shared = await startProtectedUpstream(as1);
   perUser = await startProtectedUpstream(as1);
   scoped = await startProtectedUpstream(as1, { adminScope: true });
+  elsewhere = await startProtectedUpstream(as1);
   gw = await startTestGateway([], {}, { auth: { disabled: false, admin: { username: 'admin' }, jwt: { hs256_secret: JWT_SECRET } } }, { TRIBUTARY_ADMIN_PASSWORD: ADMIN_PASSWORD });
 }, 30_000);
 
@@ -73,6 +75,7 @@ afterAll(async () => {
   await shared?.close();
   await perUser?.close();
   await scoped?.close();
+  await elsewhere?.close();
   await as1?.close();
   await as2?.close();
 });
@@ -152,5 +155,21 @@ describe("a running upstream's 401 challenge", () => {
     expect(cb2.status, cb2.text).toBe(200);
     await waitFor(() => gw.manager.get('scoped')?.state === 'connected');
     expect(await call(bob, 'scoped-admin')).toEqual({ text: 'admin:scoped-admin' });
+  }, 30_000);
+
+  it("a challenge naming metadata on another origin is not followed: the well-known metadata decides", async () => {
+    const r = await api('POST', '/api/mcp/client', { name: 'elsewhere', connection_type: 'http', connection_string: elsewhere.url, auth_type: 'oauth' });
+    const id = String((r.json['config'] as Json)['client_id']);
+    expect((await send(await authorizeInBrowser(as1, String(r.json['authorize_url']), `${gw.url}/api/oauth/callback`, 'elsewhere-admin'), {})).status).toBe(200);
+    await waitFor(() => gw.manager.get('elsewhere')?.state === 'connected');
+    const carl = await mcpClient(await jwtOf('carl'));
+    expect((await call(carl, 'elsewhere-whoami')).text).toBe('elsewhere-admin');
+    // the same server under another name (localhost): another origin than the resource's
+    elsewhere.moveTo(as2, 'localhost');
+    expect((await call(carl, 'elsewhere-whoami')).error?.code).toBe(-32042);
+    expect(gw.logs.join('\n')).toMatch(/resource metadata on another origin; ignored/);
+    // the well-known metadata still names the first server: the registration stays there
+    const again = await api('POST', `/api/mcp/client/${id}/oauth/authorize`);
+    expect(new URL(String(again.json['authorize_url'])).origin).toBe(as1.issuer);
   }, 30_000);
 });

@@ -189,9 +189,10 @@ export interface ProtectedUpstream {
    * Moves this resource to another authorization server: from now on only `other`'s tokens are
    * accepted, and 401 answers name new metadata (naming `other`) at `/custom/prm` in
    * `resource_metadata`, while the well-known URL keeps the old metadata (so only a client that
-   * reads the challenge finds the new server).
+   * reads the challenge finds the new server). `challengeHost` (default `127.0.0.1`) is the host
+   * the challenge's URL names: `localhost` makes it another origin than the resource's.
    */
-  moveTo(other: TestAuthServer): void;
+  moveTo(other: TestAuthServer, challengeHost?: string): void;
   close(): Promise<void>;
 }
 
@@ -206,7 +207,7 @@ export async function startProtectedUpstream(as: TestAuthServer, options: { read
   const http = createServer();
   const port = await listen(http);
   const url = `http://127.0.0.1:${port}/mcp`;
-  const trust = { issuer: as.issuer, jwks: createRemoteJWKSet(new URL(`${as.issuer}/jwks`)), metadataPath: '/.well-known/oauth-protected-resource/mcp' };
+  const trust = { issuer: as.issuer, jwks: createRemoteJWKSet(new URL(`${as.issuer}/jwks`)), metadataPath: '/.well-known/oauth-protected-resource/mcp', challengeHost: '127.0.0.1' };
   let movedMetadata = '';
   const unauthorized = { count: 0 };
   const callers: string[] = [];
@@ -269,7 +270,7 @@ export async function startProtectedUpstream(as: TestAuthServer, options: { read
         seen.all.add(seen.last);
       } catch {
         unauthorized.count++;
-        res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="http://127.0.0.1:${port}${trust.metadataPath}", error="invalid_token"` }).end();
+        res.writeHead(401, { 'www-authenticate': `Bearer resource_metadata="http://${trust.challengeHost}:${port}${trust.metadataPath}", error="invalid_token"` }).end();
         return;
       }
       const chunks: Buffer[] = [];
@@ -331,7 +332,8 @@ export async function startProtectedUpstream(as: TestAuthServer, options: { read
     seen,
     cancelled,
     waiting,
-    moveTo(other) {
+    moveTo(other, challengeHost = '127.0.0.1') {
+      trust.challengeHost = challengeHost;
       trust.issuer = other.issuer;
       trust.jwks = createRemoteJWKSet(new URL(`${other.issuer}/jwks`));
       trust.metadataPath = '/custom/prm';

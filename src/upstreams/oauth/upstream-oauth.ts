@@ -675,14 +675,20 @@ export class UpstreamOAuth {
    */
   private async challenged(client: OAuthClient, principal: string, challenge: { resourceMetadataUrl?: URL; scope?: string; error?: string }): Promise<GatewayError> {
     const serverOrigin = new URL(client.connection_string ?? '').origin;
-    const hint = challenge.resourceMetadataUrl;
-    if (hint !== undefined && (hint.protocol === 'http:' || hint.protocol === 'https:')) this.metadataHints.set(client.client_id, hint);
+    let hint = challenge.resourceMetadataUrl;
+    // the resource server publishes its own metadata: a URL on another origin is not fetched (an
+    // upstream must not steer the gateway's requests elsewhere); the well-known URLs are used instead
+    if (hint !== undefined && hint.origin !== serverOrigin) {
+      this.deps.log.warn('upstream challenge names resource metadata on another origin; ignored', { client: client.name, origin: hint.origin });
+      hint = undefined;
+    }
+    if (hint !== undefined) this.metadataHints.set(client.client_id, hint);
     if (challenge.error === 'insufficient_scope' && challenge.scope !== undefined && challenge.scope.length <= 1000) {
       this.scopeHints.set(client.client_id, mergeScopes(this.scopeHints.get(client.client_id), challenge.scope) ?? '');
     }
     let p = this.rediscovering.get(client.client_id);
     if (!p) {
-      p = this.rediscover(client, serverOrigin, challenge).finally(() => this.rediscovering.delete(client.client_id));
+      p = this.rediscover(client, serverOrigin, hint).finally(() => this.rediscovering.delete(client.client_id));
       this.rediscovering.set(client.client_id, p);
     }
     try {
@@ -696,13 +702,13 @@ export class UpstreamOAuth {
     return new GatewayError(e.code, e.message, { ...e.details, upstream_challenge: { ...(challenge.error !== undefined ? { error: challenge.error.slice(0, 100) } : {}), ...(challenge.scope !== undefined ? { scope: challenge.scope.slice(0, 1000) } : {}) } });
   }
 
-  private async rediscover(client: OAuthClient, serverOrigin: string, challenge: { resourceMetadataUrl?: URL; scope?: string }): Promise<void> {
+  private async rediscover(client: OAuthClient, serverOrigin: string, hint: URL | undefined): Promise<void> {
     const reg = await this.registration(client);
     let asUrl = reg.authorization_server;
     let resource = reg.resource;
     if (client.oauth_config?.authorization_server === undefined) {
       try {
-        const info = await discoverOAuthServerInfo(new URL(client.connection_string ?? ''), { fetchFn: timedFetch, ...(challenge.resourceMetadataUrl !== undefined ? { resourceMetadataUrl: challenge.resourceMetadataUrl } : {}) });
+        const info = await discoverOAuthServerInfo(new URL(client.connection_string ?? ''), { fetchFn: timedFetch, ...(hint !== undefined ? { resourceMetadataUrl: hint } : {}) });
         if (info.resourceMetadata) {
           const declared = new URL(info.resourceMetadata.resource);
           if (declared.origin !== serverOrigin) throw new Error(`protected resource metadata names another resource (${declared.origin})`);
