@@ -7,6 +7,7 @@
  * URL completed in another browser), so nobody hands over their upstream access.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { SignJWT } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -228,5 +229,17 @@ describe('upstream auth_type per_user_oauth', () => {
     expect(unknown.json).toMatchObject({ code: 'VALIDATION_ERROR' });
     expect((await openInBrowser(dan.browser, `${gw.url}/api/oauth/start?flow=${'y'.repeat(5000)}`)).status).toBe(400);
     expect((await openInBrowser(dan.browser, `${gw.url}/api/oauth/callback?state=abc`)).status).toBe(400);
+    // any flow or state that is not one the gateway made: a clear 400, never a crash or a redirect
+    await fc.assert(
+      fc.asyncProperty(fc.string({ maxLength: 300 }), fc.string({ maxLength: 50 }), async (flow, code) => {
+        const start = await openInBrowser(dan.browser, `${gw.url}/api/oauth/start?flow=${encodeURIComponent(flow)}`);
+        expect(start.status).toBe(400);
+        expect(start.location).toBeNull();
+        const cb = await openInBrowser(dan.browser, `${gw.url}/api/oauth/callback?state=${encodeURIComponent(flow)}&code=${encodeURIComponent(code)}`);
+        expect(cb.status).toBe(400);
+        expect(cb.json['code']).toBe('VALIDATION_ERROR');
+      }),
+      { numRuns: 40 },
+    );
   });
 });
