@@ -61,6 +61,11 @@ export function principalUpstreams(
     u?.dispose();
   };
   const sweep = (): void => {
+    if (open.size === 0 && sweeper !== undefined) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+      return;
+    }
     const t = now();
     for (const [principal, used] of lastUsed) {
       if (t - used < idleMs) continue;
