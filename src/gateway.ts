@@ -262,6 +262,8 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
     enforceHost: config.server.allowed_hosts !== undefined || isLoopbackHost(config.server.host),
     sseKeepAliveMs: config.server.sse_keepalive_ms,
   });
+  // cluster mode: sealed session ids, so any node serves a session; its messages routed over NATS
+  await cluster?.shareSessions(sessions, (id, message) => mcp.deliverRouted(id, message), log);
   const vkInvalidation = bus.events$.subscribe((e) => {
     if (e.event_type !== 'StoreChanged' || !e.tags.includes('mcp_clients')) return;
     vkAccess.invalidate();
