@@ -29,17 +29,22 @@
  *   of events at once, each subscriber's frames of that batch are held and then sent inside one
  *   uWS `cork` (one write per subscriber instead of one per event), in seq order, before anything
  *   else is sent on that socket.
+ *
+ * This file holds the endpoint and the live fan-out; decoding a `subscribe` message and the
+ * filter live in `events-ws-subscribe.ts`, reading a catch-up page from the store and the
+ * `events_skipped` warnings in `events-ws-replay.ts`.
  */
 import type { Subscription } from 'rxjs';
 import type { Logger } from '../log/logger.js';
 import { toWire, type GatewayEvent } from '../streams/events.js';
 import type { WsConnection, WsEndpoint } from '../streams/ws.js';
 import { feedError } from './ws-feed.js';
-import type { EventLogRepository, GapReason, SeqGap, StoredEvent } from '../store/events.js';
 import type { RecordedFeed, RecordedItem } from './event-recorder.js';
+import { BATCH_LIMITS, matches, parseSubscribe, type Filter } from './events-ws-subscribe.js';
+import { readReplayPage, skippedWarning, type EventReplaySource } from './events-ws-replay.js';
 
-/** Where a `since` catch-up reads from: the local event log, or the cluster's event stream. */
-export type EventReplaySource = Pick<EventLogRepository, 'after' | 'gapsIn'>;
+export { BATCH_LIMITS } from './events-ws-subscribe.js';
+export { skippedWarning, type EventReplaySource } from './events-ws-replay.js';
 
 export interface EventsWsOptions {
   /** Live events queued per connection; one more and the connection catches up from the store instead. */
@@ -52,18 +57,6 @@ export interface EventsWsOptions {
   readonly maxReplay: number;
   /** Stored events read per page while catching up (default 256). */
   readonly pageSize?: number;
-}
-
-type SkipReason = GapReason | 'max_replay';
-
-interface Filter {
-  readonly eventTypes: ReadonlySet<string> | undefined;
-  readonly serverIds: ReadonlySet<string> | undefined;
-  /**
-   * The subscriber's tenant (tenants never see each other's entities): events carrying another
-   * `tenant_id` are not delivered. `undefined` (admins, auth off) sees every tenant.
-   */
-  readonly tenant: string | undefined;
 }
 
 /** A sampled subscriber's pending frame: the newest `max` matching events in a ring. */
@@ -79,9 +72,6 @@ interface Batch {
   toSeq: number;
   timer: ReturnType<typeof setTimeout> | undefined;
 }
-
-/** Bounds of `batch_ms` and `batch_max`. */
-export const BATCH_LIMITS = { minMs: 50, maxMs: 10_000, defaultMax: 50, maxMax: 1000 } as const;
 
 interface Subscriber {
   readonly conn: WsConnection;
@@ -113,23 +103,7 @@ interface Subscriber {
   tickSeq: number[];
 }
 
-function matches(f: Filter, e: { event_type: string; mcp_server_id?: unknown; tenant_id?: unknown }): boolean {
-  if (f.tenant !== undefined && e.tenant_id !== undefined && e.tenant_id !== f.tenant) return false;
-  if (f.eventTypes && !f.eventTypes.has(e.event_type)) return false;
-  if (f.serverIds && !(typeof e.mcp_server_id === 'string' && f.serverIds.has(e.mcp_server_id))) return false;
-  return true;
-}
-
 const errorMessage = feedError;
-
-function stringArray(v: unknown): v is string[] {
-  return Array.isArray(v) && v.every((x) => typeof x === 'string');
-}
-
-/** The warning frame for seqs `from..to` (both included) the client does not get. */
-export function skippedWarning(from: number, to: number, reason: SkipReason): string {
-  return JSON.stringify({ type: 'warning', code: 'events_skipped', from, to, reason });
-}
 
 export class EventsWsEndpoint implements WsEndpoint {
   private readonly subscribers = new Map<WsConnection, Subscriber>();
@@ -215,55 +189,12 @@ export class EventsWsEndpoint implements WsEndpoint {
     if (!s) return;
     // frames of this turn (matched under the filter in force until now) go out before any answer
     this.flushTick(s);
-    if (isBinary) {
-      conn.send(errorMessage('unsupported', 'binary messages are not supported; send JSON text'));
+    const parsed = parseSubscribe(data, isBinary, this.options.maxMessageBytes, this.decoder);
+    if (!parsed.ok) {
+      conn.send(parsed.frame);
       return;
     }
-    if (data.byteLength > this.options.maxMessageBytes) {
-      conn.send(errorMessage('message_too_large', `messages may be at most ${this.options.maxMessageBytes} bytes`));
-      return;
-    }
-    let msg: unknown;
-    try {
-      msg = JSON.parse(this.decoder.decode(data));
-    } catch {
-      conn.send(errorMessage('invalid_json', 'message is not valid JSON (UTF-8)'));
-      return;
-    }
-    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
-      conn.send(errorMessage('invalid_message', 'message must be a JSON object'));
-      return;
-    }
-    const m = msg as Record<string, unknown>;
-    if (m['type'] !== 'subscribe') {
-      conn.send(errorMessage('unknown_type', `unknown message type ${JSON.stringify(m['type'] ?? null)}; expected "subscribe"`));
-      return;
-    }
-    const types = m['event_types'];
-    const ids = m['mcp_server_ids'];
-    const since = m['since'];
-    if (types !== undefined && !stringArray(types)) {
-      conn.send(errorMessage('invalid_field', 'event_types must be an array of strings'));
-      return;
-    }
-    if (ids !== undefined && !stringArray(ids)) {
-      conn.send(errorMessage('invalid_field', 'mcp_server_ids must be an array of strings'));
-      return;
-    }
-    if (since !== undefined && !(typeof since === 'number' && Number.isSafeInteger(since) && since >= 0)) {
-      conn.send(errorMessage('invalid_field', 'since must be a non-negative integer (an event seq)'));
-      return;
-    }
-    const batchMs = m['batch_ms'];
-    const batchMax = m['batch_max'];
-    if (batchMs !== undefined && !(typeof batchMs === 'number' && Number.isInteger(batchMs) && batchMs >= BATCH_LIMITS.minMs && batchMs <= BATCH_LIMITS.maxMs)) {
-      conn.send(errorMessage('invalid_field', `batch_ms must be an integer from ${BATCH_LIMITS.minMs} to ${BATCH_LIMITS.maxMs} (milliseconds between frames)`));
-      return;
-    }
-    if (batchMax !== undefined && (batchMs === undefined || !(typeof batchMax === 'number' && Number.isInteger(batchMax) && batchMax >= 1 && batchMax <= BATCH_LIMITS.maxMax))) {
-      conn.send(errorMessage('invalid_field', `batch_max must be an integer from 1 to ${BATCH_LIMITS.maxMax}, and needs batch_ms`));
-      return;
-    }
+    const { types, ids, since, batchMs, batchMax } = parsed.request;
     s.filter = { eventTypes: types ? new Set(types) : undefined, serverIds: ids ? new Set(ids) : undefined, tenant: s.filter.tenant };
     // a new subscribe replaces the sampling too: what was pending goes out under the old settings
     if (s.batch !== undefined) this.flushBatch(s);
@@ -344,26 +275,11 @@ export class EventsWsEndpoint implements WsEndpoint {
         }
         const limit = Math.min(this.pageSize, s.budget);
         const from = s.cursor;
-        const page: StoredEvent[] = await this.log.after(from, limit, upTo);
-        if (s.generation !== generation || s.conn.closed) return;
-        // everything in (from, end] is now known: events from the page, holes named by gap records
-        const end = page.length < limit ? upTo : (page[page.length - 1] as StoredEvent).seq;
-        let gaps: SeqGap[] | undefined;
-        let cursor = from;
-        const frames: string[] = [];
-        for (const e of [...page, undefined]) {
-          const next = e === undefined ? end + 1 : e.seq;
-          if (next > cursor + 1) {
-            gaps ??= await this.log.gapsIn(from + 1, end);
-            if (s.generation !== generation || s.conn.closed) return;
-            for (const w of describeHole(cursor + 1, next - 1, gaps)) frames.push(skippedWarning(w.from, w.to, w.reason));
-          }
-          if (e === undefined) break;
-          cursor = e.seq;
-          if (matches(s.filter, e as unknown as { event_type: string })) frames.push(JSON.stringify(e));
-        }
+        const read = await readReplayPage(this.log, () => s.filter, from, limit, upTo, () => s.generation !== generation || s.conn.closed);
+        if (read === undefined) return;
+        const { end, frames } = read;
         s.cursor = end;
-        s.budget -= page.length;
+        s.budget -= read.read;
         s.backlog.push(...frames);
       }
     };
@@ -534,23 +450,4 @@ export class EventsWsEndpoint implements WsEndpoint {
     // the fast path resumes once everything queued is out and the socket holds nothing
     s.clear = s.queueHead === s.queue.length && conn.bufferedAmount() === 0;
   }
-}
-
-/**
- * Splits the hole `from..to` (no stored events) into warnings: parts covered by gap records keep
- * their reason; the rest was deleted by retention (`expired`).
- */
-function describeHole(from: number, to: number, gaps: readonly SeqGap[]): { from: number; to: number; reason: GapReason }[] {
-  const out: { from: number; to: number; reason: GapReason }[] = [];
-  let at = from;
-  for (const g of gaps) {
-    if (g.to < at || g.from > to) continue;
-    if (g.from > at) out.push({ from: at, to: g.from - 1, reason: 'expired' });
-    const end = Math.min(g.to, to);
-    out.push({ from: Math.max(g.from, at), to: end, reason: g.reason });
-    at = end + 1;
-    if (at > to) break;
-  }
-  if (at <= to) out.push({ from: at, to, reason: 'expired' });
-  return out;
 }
