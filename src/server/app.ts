@@ -1,6 +1,7 @@
 /**
- * The uWebSockets.js server: routes, body reading with a size limit, abort handling, and the sink
- * that carries out handlers' {@link HttpEffect}s (corked writes, SSE with backpressure).
+ * The uWebSockets.js server: routes, body reading with a size limit, abort handling, and the
+ * request pipelines. Header reading is in `app-headers.ts`; the sink that carries out handlers'
+ * {@link HttpEffect}s (corked writes, SSE with backpressure) is in `app-response.ts`.
  *
  * POST /mcp requests enter the central stream as {@link HttpInput}s and pass `boundedMergeMap`
  * at most `concurrency` in flight, `max_queued` waiting, beyond that HTTP 503 with
@@ -10,7 +11,7 @@ import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { describePortHolder } from './port-holder.js';
 import { boundedMergeMap } from '../streams/bounded-merge-map.js';
-import { jsonReply, type HeaderList, type HttpEffect, type HttpHeaders, type HttpInput } from '../base/http.js';
+import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../base/http.js';
 import { GatewayError } from '../base/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { UwsModule } from './uws.js';
@@ -18,53 +19,8 @@ import { attachWebSocket, type WsAccess } from './ws.js';
 import type { WsConnection, WsEndpoint, WsEndpointOptions } from '../streams/ws.js';
 import type { RequestAuth } from '../base/access.js';
 import type { AccessCheck, AccessDecision } from './access.js';
-
-/** Buffered SSE bytes per response beyond which a congested stream is closed. */
-const MAX_SSE_BACKLOG_BYTES = 16 * 1024 * 1024;
-
-const STATUS_TEXT: Record<number, string> = {
-  200: '200 OK',
-  202: '202 Accepted',
-  204: '204 No Content',
-  302: '302 Found',
-  304: '304 Not Modified',
-  400: '400 Bad Request',
-  401: '401 Unauthorized',
-  403: '403 Forbidden',
-  404: '404 Not Found',
-  405: '405 Method Not Allowed',
-  406: '406 Not Acceptable',
-  409: '409 Conflict',
-  413: '413 Payload Too Large',
-  415: '415 Unsupported Media Type',
-  429: '429 Too Many Requests',
-  499: '499 Client Closed Request',
-  500: '500 Internal Server Error',
-  502: '502 Bad Gateway',
-  503: '503 Service Unavailable',
-  504: '504 Gateway Timeout',
-};
-
-function statusLine(status: number): string {
-  return STATUS_TEXT[status] ?? `${status} Status`;
-}
-
-/** Per-response state shared by the body reader, the sink and the abort handler. */
-interface Exchange {
-  readonly res: HttpResponse;
-  readonly input: HttpInput;
-  /** performance.now() when the request arrived. */
-  readonly started: number;
-  aborted: boolean;
-  ended: boolean;
-  streaming: boolean;
-  congested: boolean;
-  backlogBytes: number;
-  /** Stops the handler when the client goes away. */
-  cancel: (() => void) | undefined;
-  /** Headers the access decision adds to every reply (`X-RateLimit-*`). */
-  extraHeaders: HeaderList;
-}
+import { readHeaders } from './app-headers.js';
+import { applyEffect, replyTooLarge, statusLine, type Exchange, type ResponseObserver } from './app-response.js';
 
 export type RouteHandler = (input: HttpInput) => Observable<HttpEffect>;
 
@@ -81,7 +37,7 @@ export interface ServerRoutes {
 
 export interface ServerOptions {
   /** Called for every response: path, method, status, seconds since the request arrived. */
-  readonly onResponse?: (path: string, method: string, status: number, seconds: number) => void;
+  readonly onResponse?: ResponseObserver;
   readonly host: string;
   readonly port: number;
   readonly maxBodyBytes: number;
@@ -103,130 +59,6 @@ export type StaticFiles = (
   acceptEncoding: string,
   ifNoneMatch: string,
 ) => { readonly status: number; readonly headers: HeaderList; readonly body: Buffer | string };
-
-/** The request headers a route may read, filled by {@link readHeaders}; `''` when not sent. */
-type MutableHeaders = { -readonly [K in Exclude<keyof HttpHeaders, 'mcpParams'>]-?: string } & { mcpParams?: Record<string, string> };
-
-/**
- * Copies the headers the routes read out of the uWS request (valid only in this callback) with one
- * `forEach` over what the client sent: one native call per header present, instead of one
- * `getHeader` per name we know (21 calls, most of them for headers a request does not carry;
- * ≈ 3 µs of CPU per request here). The first occurrence of a repeated header wins, as with
- * `getHeader`. Header names arrive lower-cased from uWS.
- */
-function readHeaders(req: HttpRequest, res: HttpResponse): HttpHeaders {
-  const h: MutableHeaders = {
-    accept: '',
-    contentType: '',
-    origin: '',
-    host: '',
-    mcpSessionId: '',
-    mcpProtocolVersion: '',
-    mcpMethod: '',
-    mcpName: '',
-    lastEventId: '',
-    authorization: '',
-    apiKey: '',
-    virtualKey: '',
-    includeClients: '',
-    includeTools: '',
-    traceparent: '',
-    tracestate: '',
-    apiVersion: '',
-    githubEvent: '',
-    githubDelivery: '',
-    hubSignature256: '',
-    toolMode: '',
-    cookie: '',
-    remoteAddress: '',
-  };
-  req.forEach((name, value) => {
-    switch (name) {
-      case 'accept':
-        if (h.accept === '') h.accept = value;
-        break;
-      case 'content-type':
-        if (h.contentType === '') h.contentType = value;
-        break;
-      case 'origin':
-        if (h.origin === '') h.origin = value;
-        break;
-      case 'host':
-        if (h.host === '') h.host = value;
-        break;
-      case 'mcp-session-id':
-        if (h.mcpSessionId === '') h.mcpSessionId = value;
-        break;
-      case 'mcp-protocol-version':
-        if (h.mcpProtocolVersion === '') h.mcpProtocolVersion = value;
-        break;
-      case 'last-event-id':
-        if (h.lastEventId === '') h.lastEventId = value;
-        break;
-      case 'mcp-method':
-        if (h.mcpMethod === '') h.mcpMethod = value;
-        break;
-      case 'mcp-name':
-        if (h.mcpName === '') h.mcpName = value;
-        break;
-      case 'authorization':
-        if (h.authorization === '') h.authorization = value;
-        break;
-      case 'x-api-key':
-        if (h.apiKey === '') h.apiKey = value;
-        break;
-      case 'x-bf-vk':
-        if (h.virtualKey === '') h.virtualKey = value;
-        break;
-      case 'x-bf-mcp-include-clients':
-        if (h.includeClients === '') h.includeClients = value;
-        break;
-      case 'x-bf-mcp-include-tools':
-        if (h.includeTools === '') h.includeTools = value;
-        break;
-      case 'traceparent':
-        if (h.traceparent === '') h.traceparent = value;
-        break;
-      case 'tracestate':
-        if (h.tracestate === '') h.tracestate = value;
-        break;
-      case 'x-api-version':
-        if (h.apiVersion === '') h.apiVersion = value;
-        break;
-      case 'x-github-event':
-        if (h.githubEvent === '') h.githubEvent = value;
-        break;
-      case 'x-github-delivery':
-        if (h.githubDelivery === '') h.githubDelivery = value;
-        break;
-      case 'x-hub-signature-256':
-        if (h.hubSignature256 === '') h.hubSignature256 = value;
-        break;
-      case 'x-tributary-tool-mode':
-        if (h.toolMode === '') h.toolMode = value;
-        break;
-      case 'cookie':
-        if (h.cookie === '') h.cookie = value;
-        break;
-      default:
-        // MCP 2026-07-28 `Mcp-Param-{Name}` (x-mcp-header tool arguments), first occurrence wins
-        if (name.startsWith('mcp-param-')) {
-          const params = (h.mcpParams ??= {});
-          const key = name.slice(10);
-          if (!Object.hasOwn(params, key)) params[key] = value;
-        }
-        break;
-    }
-  });
-  // only Basic logins and the dashboard's sign-in need it (failed attempts are throttled per address)
-  const authorization = h.authorization;
-  if ((authorization.length > 6 && authorization.slice(0, 6).toLowerCase() === 'basic ') || req.getUrl() === '/api/ui/session') {
-    h.remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
-  }
-  return h;
-}
-
-
 
 export class GatewayServer {
   private readonly app: TemplatedApp;
@@ -463,7 +295,7 @@ export class GatewayServer {
     const limit = this.options.maxBodyBytes;
     const declared = Number(req.getHeader('content-length') || '0');
     if (declared > limit) {
-      this.tooLarge(ex, declared);
+      replyTooLarge(ex, limit, declared);
       return;
     }
     const chunks: Buffer[] = [];
@@ -472,7 +304,7 @@ export class GatewayServer {
       if (ex.ended || ex.aborted) return;
       size += chunk.byteLength;
       if (size > limit) {
-        this.tooLarge(ex, size);
+        replyTooLarge(ex, limit, size);
         return;
       }
       // uWS reuses the chunk's memory after this callback: copy it
@@ -491,19 +323,6 @@ export class GatewayServer {
     });
   }
 
-  private tooLarge(ex: Exchange, size: number): void {
-    const err = new GatewayError('BODY_TOO_LARGE', `Request body too large: limit is ${this.options.maxBodyBytes} bytes`, {
-      limit_bytes: this.options.maxBodyBytes,
-      received_bytes: size,
-    });
-    ex.ended = true;
-    ex.res.cork(() => {
-      ex.res
-        .writeStatus(statusLine(413))
-        .writeHeader('Content-Type', 'application/json')
-        .end(JSON.stringify(ex.input.path === '/mcp' ? { jsonrpc: '2.0', id: null, error: err.toJsonRpc() } : err.toRest()), true);
-    });
-  }
 
   /**
    * Runs a handler for an exchange and applies its effects. The returned Observable completes
@@ -555,71 +374,8 @@ export class GatewayServer {
     });
   }
 
-  private writeHeaders(res: HttpResponse, headers: HeaderList, origin: string, extra: HeaderList): void {
-    for (const [k, v] of headers) res.writeHeader(k, v);
-    for (const [k, v] of extra) res.writeHeader(k, v);
-    if (origin !== '') {
-      res.writeHeader('Access-Control-Allow-Origin', origin);
-      res.writeHeader('Access-Control-Expose-Headers', 'Mcp-Session-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After');
-      res.writeHeader('Vary', 'Origin');
-    }
-  }
-
   /** Carries out one effect on the response; a no-op after abort or end. */
   private apply(ex: Exchange, effect: HttpEffect): void {
-    if (ex.aborted || ex.ended) return;
-    const res = ex.res;
-    // CORS headers only for origins the handler let through (it answers 403 otherwise)
-    const origin = ex.input.headers.origin;
-    switch (effect.kind) {
-      case 'reply':
-        ex.ended = true;
-        this.options.onResponse?.(ex.input.path, ex.input.method, effect.status, (performance.now() - ex.started) / 1000);
-        res.cork(() => {
-          res.writeStatus(statusLine(effect.status));
-          this.writeHeaders(res, effect.headers, effect.status === 403 ? '' : origin, ex.extraHeaders);
-          if (effect.status === 202 || effect.status === 204) res.endWithoutBody(0);
-          else res.end(effect.body);
-        });
-        return;
-      case 'sse-start':
-        ex.streaming = true;
-        this.options.onResponse?.(ex.input.path, ex.input.method, 200, (performance.now() - ex.started) / 1000);
-        res.cork(() => {
-          res.writeStatus('200 OK');
-          this.writeHeaders(res, effect.headers, origin, ex.extraHeaders);
-        });
-        return;
-      case 'sse-data': {
-        let ok = true;
-        res.cork(() => {
-          ok = res.write(effect.chunk);
-        });
-        if (ex.congested) {
-          ex.backlogBytes += effect.chunk.length;
-          if (ex.backlogBytes > MAX_SSE_BACKLOG_BYTES) {
-            this.log.warn('closing a congested SSE stream', { path: ex.input.path, backlog_bytes: ex.backlogBytes });
-            ex.ended = true;
-            ex.cancel?.();
-            res.close();
-          }
-        } else if (!ok) {
-          ex.congested = true;
-          res.onWritable(() => {
-            ex.congested = false;
-            ex.backlogBytes = 0;
-            return true;
-          });
-        }
-        return;
-      }
-      case 'end':
-        ex.ended = true;
-        res.cork(() => {
-          if (!ex.streaming) res.writeStatus('200 OK');
-          res.end();
-        });
-        return;
-    }
+    applyEffect(ex, effect, this.log, this.options.onResponse);
   }
 }
