@@ -409,7 +409,9 @@ export class ClusterEventFeed implements RecordedFeed {
         this.#items.next({ kind: 'missing', from: seq, to: seq, reason: 'lost' });
         continue;
       }
-      this.#items.next({ kind: 'event', event: { ...body, seq } as unknown as GatewayEvent });
+      // freshly parsed, owned here: numbered in place rather than copied
+      body['seq'] = seq;
+      this.#items.next({ kind: 'event', event: body as unknown as GatewayEvent });
     }
     this.#last = end;
   }
