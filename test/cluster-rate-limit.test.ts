@@ -74,4 +74,12 @@ describe('leased cluster rate limits', () => {
     }
     expect(yes).toBe(limit);
   });
+
+  it('heavy contention (block of 1, 30 requests in flight per node at once) still admits exactly the limit: lost compare-and-set races are retried, never handed to the in-memory fallback', async () => {
+    const limit = 30;
+    const limiters = nodes.map((n) => new RateLimiterNatsLease({ kv: n.limitsKv, keyPrefix: 'burst_per_minute', points: limit, duration: 60, slack: 0.1, nodes: () => 3 }));
+    expect(limiters[0]?.block).toBe(1);
+    const r = await Promise.all(limiters.flatMap((l) => Array.from({ length: 30 }, () => admitted(l, 'key-c'))));
+    expect(r.filter(Boolean).length).toBe(limit);
+  });
 });

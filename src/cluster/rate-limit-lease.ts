@@ -12,6 +12,7 @@
  * insurance strategy: https://github.com/animir/node-rate-limiter-flexible/wiki/Insurance-Strategy).
  */
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { Limiter } from '../auth/rate-limit.js';
 
@@ -35,8 +36,23 @@ interface Lease {
   pending: Promise<void> | undefined;
 }
 
-/** Compare-and-set attempts per lease before the in-memory limiter decides. */
+/** Failed KV round trips (NATS errors, not lost races) per lease before the in-memory limiter decides. */
 const MAX_ATTEMPTS = 8;
+/**
+ * Compare-and-set races lost per lease before it gives up and refuses. A lost race means NATS works
+ * and another node took points first: deciding with the in-memory limiter then would admit over
+ * the shared limit (it knows nothing of the other nodes), so the lease retries, after a short
+ * random pause, and refuses only after this many.
+ */
+const MAX_RACES = 64;
+
+/** A lease that lost {@link MAX_RACES} races in a row: this request is refused, the window is not marked spent. */
+class LeaseContended extends Error {}
+
+/** True for the error of a compare-and-set whose expected revision was not the entry's. */
+function lostRace(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+}
 /** Leases kept at most before ended windows are dropped. */
 const SWEEP_ABOVE = 10_000;
 
@@ -91,7 +107,10 @@ export class RateLimiterNatsLease implements Limiter {
     if (lease?.pending !== undefined) return lease.pending.then(() => this.consume(key, points));
     return this.#lease(key, points).then(
       () => this.consume(key, points),
-      () => this.#insurance.consume(key, points),
+      (err: unknown) => {
+        if (err instanceof LeaseContended) throw new RateLimiterRes(0, 1, this.points, false);
+        return this.#insurance.consume(key, points);
+      },
     );
   }
 
@@ -136,7 +155,8 @@ export class RateLimiterNatsLease implements Limiter {
     const kvKey = `rl.${Buffer.from(`${this.#opts.keyPrefix}:${key}`, 'utf8').toString('base64url')}`;
     const kv = this.#opts.kv;
     let lastError: unknown;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    let races = 0;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; ) {
       this.trips++;
       const now = Date.now();
       const entry = await kv.get(kvKey);
@@ -152,8 +172,14 @@ export class RateLimiterNatsLease implements Limiter {
         else await kv.update(kvKey, JSON.stringify(next), entry.revision);
         return { taken, windowEnd, windowLeft: this.points - next.points };
       } catch (err) {
-        // another node changed it first: read again
-        lastError = err;
+        if (!lostRace(err)) {
+          lastError = err;
+          attempt++;
+          continue;
+        }
+        // another node changed it first: read again, after a pause that spreads the contenders
+        if (++races >= MAX_RACES) throw new LeaseContended();
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(races, 8)));
       }
     }
     throw lastError instanceof Error ? lastError : new Error('rate limit lease: too many concurrent updates');
