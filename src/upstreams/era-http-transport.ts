@@ -20,8 +20,22 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { version as gatewayVersion } from '../base/version.js';
 
 const MODERN = '2026-07-28';
-/** Client capabilities the gateway declares to a modern upstream: it relays `input_required` to its own clients. */
-const CAPABILITIES = { sampling: {}, elicitation: { form: {}, url: {} }, roots: {} };
+/**
+ * Client capabilities the gateway declares to a modern upstream when the request does not name
+ * its caller's (a probe, a catalogue load): the kinds of input it can relay to its own clients.
+ */
+const CAPABILITIES: Readonly<Record<string, unknown>> = { sampling: {}, elicitation: { form: {}, url: {} }, roots: {} };
+/** `_meta` key of the client capabilities (https://modelcontextprotocol.io/specification/2026-07-28/basic/index#meta). */
+export const CLIENT_CAPABILITIES_META = 'io.modelcontextprotocol/clientCapabilities';
+/** Request fields of the multi round-trip pattern (https://modelcontextprotocol.io/specification/2026-07-28/basic/patterns/mrtr). */
+const MRTR_FIELDS = ['inputResponses', 'requestState'] as const;
+/** The per-request envelope keys of 2026-07-28; other `io.modelcontextprotocol/*` keys (`related-task`) are older and stay. */
+const ENVELOPE_KEYS: ReadonlySet<string> = new Set([
+  'io.modelcontextprotocol/protocolVersion',
+  CLIENT_CAPABILITIES_META,
+  'io.modelcontextprotocol/clientInfo',
+  'io.modelcontextprotocol/logLevel',
+]);
 const CLIENT_INFO = { name: 'tributary', version: gatewayVersion };
 const NAMED: Readonly<Record<string, 'name' | 'uri'>> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri' };
 /** How long to wait before reopening a listen stream that ended, ms. */
@@ -93,10 +107,53 @@ export async function probeModern(url: URL, headers: Record<string, string>, fet
   return result as unknown as DiscoverResult;
 }
 
-function envelope(logLevel: string | undefined): Record<string, unknown> {
+/**
+ * The capabilities a request declares upstream: its caller's (carried in `_meta` by the gateway's
+ * request handlers), restricted to the kinds the gateway relays; the gateway's own otherwise.
+ */
+function declaredCapabilities(meta: unknown): Record<string, unknown> {
+  const caller = isObject(meta) ? meta[CLIENT_CAPABILITIES_META] : undefined;
+  if (!isObject(caller)) return CAPABILITIES;
+  const out: Record<string, unknown> = {};
+  for (const k in CAPABILITIES) if (caller[k] !== undefined) out[k] = caller[k];
+  return out;
+}
+
+/**
+ * Params as a session-based (2025-era) upstream gets them: without the 2026-07-28 request fields
+ * (`inputResponses`, `requestState`) and the 2026-07-28 envelope keys of `_meta` (the gateway's
+ * handlers carry the caller's capabilities there towards a modern upstream). Returns `params` itself when it has none
+ * of them (the common case costs three property reads).
+ */
+export function sessionEraParams<T extends Record<string, unknown>>(params: T): T {
+  const meta = params['_meta'];
+  let metaHit = false;
+  if (isObject(meta)) for (const k in meta) if (ENVELOPE_KEYS.has(k)) metaHit = true;
+  if (!metaHit && params['inputResponses'] === undefined && params['requestState'] === undefined) return params;
+  const out: Record<string, unknown> = {};
+  for (const k in params) if (!(MRTR_FIELDS as readonly string[]).includes(k) && k !== '_meta') out[k] = params[k];
+  if (isObject(meta)) {
+    const kept: Record<string, unknown> = {};
+    let any = false;
+    for (const k in meta) {
+      if (ENVELOPE_KEYS.has(k)) continue;
+      kept[k] = meta[k];
+      any = true;
+    }
+    if (any) out['_meta'] = kept;
+  }
+  return out as T;
+}
+
+/** Whether `transport` talks to its upstream under MCP 2026-07-28 (it probed as modern). */
+export function speaksModern(transport: Transport): boolean {
+  return transport instanceof EraHttpTransport && transport.era === 'modern';
+}
+
+function envelope(logLevel: string | undefined, capabilities: Record<string, unknown> = CAPABILITIES): Record<string, unknown> {
   return {
     'io.modelcontextprotocol/protocolVersion': MODERN,
-    'io.modelcontextprotocol/clientCapabilities': CAPABILITIES,
+    'io.modelcontextprotocol/clientCapabilities': capabilities,
     'io.modelcontextprotocol/clientInfo': CLIENT_INFO,
     ...(logLevel !== undefined ? { 'io.modelcontextprotocol/logLevel': logLevel } : {}),
   };
@@ -215,7 +272,7 @@ export class EraHttpTransport implements Transport {
   private async post(m: Message, asPing: boolean): Promise<void> {
     const id = m.id ?? '';
     const params: Record<string, unknown> = { ...(m.params ?? {}) };
-    params['_meta'] = { ...(isObject(params['_meta']) ? params['_meta'] : {}), ...envelope(this.logLevel) };
+    params['_meta'] = { ...(isObject(params['_meta']) ? params['_meta'] : {}), ...envelope(this.logLevel, declaredCapabilities(params['_meta'])) };
     const headers: Record<string, string> = {
       ...this.headers,
       'content-type': 'application/json',

@@ -15,7 +15,7 @@
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { EraHttpTransport } from './era-http-transport.js';
+import { EraHttpTransport, sessionEraParams, speaksModern } from './era-http-transport.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -775,8 +775,9 @@ export class Upstream {
     const id = `t${++this.nextRequestId}`;
     const timeoutMs = options.timeout ?? this.config.request_timeout_ms ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const scope = options.cancel;
-    let sent = params;
-    if (options.onprogress) sent = { ...params, _meta: { ...((params['_meta'] as JsonObject | undefined) ?? {}), progressToken: id } };
+    // the 2026-07-28 request fields travel only to an upstream that speaks that revision
+    let sent = speaksModern(transport) ? params : sessionEraParams(params);
+    if (options.onprogress) sent = { ...sent, _meta: { ...((sent['_meta'] as JsonObject | undefined) ?? {}), progressToken: id } };
     const p: PendingRequest = {
       method,
       resolve,

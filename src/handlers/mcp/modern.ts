@@ -270,25 +270,31 @@ export function checkVersion(meta: ModernMeta): Refusal | undefined {
   return refuse('UNSUPPORTED_VERSION', `Unsupported protocol version: ${meta.protocolVersion}`, { supported: ALL_PROTOCOL_VERSIONS, requested: meta.protocolVersion });
 }
 
-/** Params as forwarded upstream: the modern `_meta` keys removed (and the MRTR fields unless `keepMrtr`), the rest kept. */
-export function upstreamParams(params: Record<string, unknown> | undefined, keepMrtr = false): Record<string, unknown> {
+/**
+ * Params as forwarded upstream: the modern `_meta` keys removed except the client capabilities
+ * (`capabilities`, when given, under `io.modelcontextprotocol/clientCapabilities`: a 2026-07-28
+ * upstream asks only for input its caller can give), the rest — `inputResponses` and an upstream's
+ * own `requestState` included — kept. The upstream layer drops the 2026-07-28 fields again for a
+ * session-based upstream.
+ */
+export function upstreamParams(params: Record<string, unknown> | undefined, capabilities?: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if (params === undefined) return out;
-  for (const k in params) {
-    if (!keepMrtr && (k === 'inputResponses' || k === 'requestState')) continue;
-    if (k !== '_meta') {
-      out[k] = params[k];
-      continue;
+  let kept: Record<string, unknown> | undefined = capabilities === undefined ? undefined : { [META.clientCapabilities]: capabilities };
+  if (params !== undefined) {
+    for (const k in params) {
+      if (k !== '_meta') {
+        out[k] = params[k];
+        continue;
+      }
+      const meta = params[k];
+      if (!isObject(meta)) continue;
+      for (const mk in meta) {
+        if (mk.startsWith('io.modelcontextprotocol/')) continue;
+        (kept ??= {})[mk] = meta[mk];
+      }
     }
-    const meta = params[k];
-    if (!isObject(meta)) continue;
-    let kept: Record<string, unknown> | undefined;
-    for (const mk in meta) {
-      if (mk.startsWith('io.modelcontextprotocol/')) continue;
-      (kept ??= {})[mk] = meta[mk];
-    }
-    if (kept !== undefined) out['_meta'] = kept;
   }
+  if (kept !== undefined) out['_meta'] = kept;
   return out;
 }
 
@@ -462,7 +468,7 @@ export class ModernMcp {
     };
     session.calls.set(msg.id, call);
     this.sessions.adopt(session);
-    const forwarded: JsonRpcRequest = { jsonrpc: '2.0', id: msg.id, method: msg.method, params: upstreamParams(params, typeof state === 'string') };
+    const forwarded: JsonRpcRequest = { jsonrpc: '2.0', id: msg.id, method: msg.method, params: upstreamParams(params, MRTR_METHODS.has(msg.method) ? meta.clientCapabilities : undefined) };
     const done = this.dispatcher
       .handleRequest(session, forwarded, call)
       .catch((err: unknown): JsonRpcResponse => {
