@@ -145,6 +145,14 @@ export function sessionEraParams<T extends Record<string, unknown>>(params: T): 
   return out as T;
 }
 
+/** `params` with `capabilities` as the caller's client capabilities in `_meta`, unless absent or already there. */
+export function withCallerCapabilities<T extends Record<string, unknown>>(params: T, capabilities: Record<string, unknown> | undefined): T {
+  if (capabilities === undefined) return params;
+  const meta = params['_meta'];
+  if (isObject(meta) && meta[CLIENT_CAPABILITIES_META] !== undefined) return params;
+  return { ...params, _meta: { ...(isObject(meta) ? meta : {}), [CLIENT_CAPABILITIES_META]: capabilities } };
+}
+
 /** Whether `transport` talks to its upstream under MCP 2026-07-28 (it probed as modern). */
 export function speaksModern(transport: Transport): boolean {
   return transport instanceof EraHttpTransport && transport.era === 'modern';

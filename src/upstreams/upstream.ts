@@ -15,7 +15,7 @@
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { EraHttpTransport, sessionEraParams, speaksModern } from './era-http-transport.js';
+import { EraHttpTransport, sessionEraParams, speaksModern, withCallerCapabilities } from './era-http-transport.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -119,6 +119,11 @@ export interface UpstreamCallOptions {
    * wait for a concurrency slot): the end of the queue wait, e.g. for a trace span event.
    */
   readonly onDispatch?: () => void;
+  /**
+   * The downstream caller's client capabilities: a 2026-07-28 upstream gets them in the request
+   * envelope (unless the params already carry them), so it asks only for input the caller can give.
+   */
+  readonly clientCapabilities?: Record<string, unknown>;
 }
 
 /**
@@ -776,7 +781,7 @@ export class Upstream {
     const timeoutMs = options.timeout ?? this.config.request_timeout_ms ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const scope = options.cancel;
     // the 2026-07-28 request fields travel only to an upstream that speaks that revision
-    let sent = speaksModern(transport) ? params : sessionEraParams(params);
+    let sent = speaksModern(transport) ? withCallerCapabilities(params, options.clientCapabilities) : sessionEraParams(params);
     if (options.onprogress) sent = { ...sent, _meta: { ...((sent['_meta'] as JsonObject | undefined) ?? {}), progressToken: id } };
     const p: PendingRequest = {
       method,

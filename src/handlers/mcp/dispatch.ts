@@ -313,6 +313,7 @@ export class McpDispatcher implements ToolModeHost {
       tenant: call.auth?.principal.tenantId,
       virtualKey: call.auth?.principal.virtualKeyId,
       principal: call.auth?.principal.id,
+      clientCapabilities: session.clientCapabilities,
       cancel: call,
       ...(typeof token === 'string' || typeof token === 'number'
         ? {
@@ -332,9 +333,10 @@ export class McpDispatcher implements ToolModeHost {
   private forward(session: McpSession, call: InflightCall, upstream: Upstream, method: string, params: Record<string, unknown>): Promise<JsonObject> {
     call.upstream = upstream;
     const token = (params['_meta'] as JsonObject | undefined)?.['progressToken'];
-    if (typeof token !== 'string' && typeof token !== 'number') return upstream.request(method, params, { cancel: call });
+    if (typeof token !== 'string' && typeof token !== 'number') return upstream.request(method, params, { cancel: call, clientCapabilities: session.clientCapabilities });
     return upstream.request(method, params, {
       cancel: call,
+      clientCapabilities: session.clientCapabilities,
       onprogress: (progress) => {
         session.sendRelated(call, { jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
       },
