@@ -11,7 +11,7 @@ import { Client as ModernClient, StreamableHTTPClientTransport as ModernTranspor
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, type ClientCapabilities } from '@modelcontextprotocol/sdk/types.js';
-import { rawPost, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { demoClient, rawPost, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { startMrtrServer } from './fixtures/mrtr-server.js';
 import { sessionEraParams, withCallerCapabilities } from '../src/upstreams/era-http-transport.js';
 import { answerForSession } from '../src/handlers/mcp/modern-input.js';
@@ -24,7 +24,7 @@ let gw: TestGateway;
 
 beforeAll(async () => {
   mrtr = await startMrtrServer();
-  gw = await startTestGateway([{ name: 'm', connection_type: 'http', connection_string: mrtr.url, tool_prefix: '' }]);
+  gw = await startTestGateway([{ name: 'm', connection_type: 'http', connection_string: mrtr.url, tool_prefix: '' }, demoClient()]);
 }, 60_000);
 
 afterAll(async () => {
@@ -159,6 +159,37 @@ describe('a 2026-07-28 client and a 2026-07-28 upstream that answers input_requi
     expect(bad.error?.code).toBe(-32602);
     const good = (await post(3, { requestState: state, inputResponses: answer })).json as Rpc;
     expect(good.result?.['resultType']).toBe('complete');
+  });
+});
+
+describe('a retry whose requestState no one is waiting for', () => {
+  const meta = {
+    'io.modelcontextprotocol/protocolVersion': V,
+    'io.modelcontextprotocol/clientCapabilities': { elicitation: {} },
+    'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+  };
+  const retry = async (requestState: string): Promise<Rpc> =>
+    (
+      await rawPost(gw.mcpUrl, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'demo-echo', arguments: { message: 'x' }, requestState, inputResponses: {}, _meta: meta } }), {
+        'mcp-protocol-version': V,
+        'mcp-method': 'tools/call',
+        'mcp-name': 'demo-echo',
+      })
+    ).json as Rpc;
+
+  it('a gateway state that expired, or that this process never parked, is -32602 saying which', async () => {
+    const expired = await retry(`tg1.AAAA.${(Date.now() - 3_600_000).toString(36)}`);
+    expect(expired.error?.code).toBe(-32602);
+    expect(expired.error?.data).toMatchObject({ reason: 'expired' });
+    const elsewhere = await retry(`tg1.AAAA.${Date.now().toString(36)}`);
+    expect(elsewhere.error?.data).toMatchObject({ reason: 'unknown' });
+    expect(elsewhere.error?.message).toContain('another gateway process');
+  });
+
+  it('any other state routed to a session-based upstream is -32602, not a fresh run of the tool', async () => {
+    const r = await retry('some-upstream-state');
+    expect(r.error?.code).toBe(-32602);
+    expect(r.error?.data).toMatchObject({ reason: 'unknown', upstream: 'demo' });
   });
 });
 

@@ -18,6 +18,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { version as gatewayVersion } from '../base/version.js';
+import { GatewayError } from '../base/errors.js';
 
 const MODERN = '2026-07-28';
 /**
@@ -151,6 +152,19 @@ export function withCallerCapabilities<T extends Record<string, unknown>>(params
   const meta = params['_meta'];
   if (isObject(meta) && meta[CLIENT_CAPABILITIES_META] !== undefined) return params;
   return { ...params, _meta: { ...(isObject(meta) ? meta : {}), [CLIENT_CAPABILITIES_META]: capabilities } };
+}
+
+/**
+ * The error for a retry carrying a `requestState` that is routed to a session-based upstream: such
+ * an upstream issues no states, and the gateway's own (`tg1.` prefix) never travel upstream, so the
+ * state is stale or from elsewhere — running the request afresh could repeat a side effect.
+ */
+export function sessionUpstreamStateError(upstream: string): GatewayError {
+  return new GatewayError(
+    'INVALID_REQUEST_STATE',
+    `Invalid requestState: upstream "${upstream}" speaks a session-based MCP revision and issued no requestState; send the request again without requestState and inputResponses`,
+    { reason: 'unknown', upstream },
+  );
 }
 
 /** Whether `transport` talks to its upstream under MCP 2026-07-28 (it probed as modern). */

@@ -15,7 +15,7 @@
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { EraHttpTransport, sessionEraParams, speaksModern, withCallerCapabilities } from './era-http-transport.js';
+import { EraHttpTransport, sessionEraParams, sessionUpstreamStateError, speaksModern, withCallerCapabilities } from './era-http-transport.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -753,6 +753,7 @@ export class Upstream {
     const transport = this.transport;
     if (!transport || !this.client) return Promise.reject(this.notConnectedError());
     if (options.cancel?.cancelled) return Promise.reject(this.cancelledError(method));
+    if (params['requestState'] !== undefined && !speaksModern(transport)) return Promise.reject(sessionUpstreamStateError(this.name));
     if (options.control === true) {
       return new Promise<JsonObject>((resolve, reject) => this.dispatch(transport, method, params, options, false, false, resolve, reject, undefined));
     }

@@ -69,8 +69,25 @@ const CACHEABLE: ReadonlySet<string> = new Set(['server/discover', 'tools/list',
 /** Requests that may answer `input_required` (MRTR "Supported Requests"). */
 const MRTR_METHODS: ReadonlySet<string> = new Set(['tools/call', 'prompts/get', 'resources/read']);
 
-/** Prefix of the `requestState` values the gateway issues (an upstream's own states pass through). */
+/**
+ * Prefix of the `requestState` values the gateway issues (an upstream's own states pass through).
+ * A state is `tg1.<random>.<issued at, ms since the epoch, base 36>`: the time lets a retry that
+ * finds no parked call be told whether its state expired or was never parked in this process.
+ */
 const STATE_PREFIX = 'tg1.';
+
+/** Why a gateway-issued `requestState` found no parked call, from the issue time it carries. */
+function missingStateReason(state: string, timeoutMs: number, now: number): { reason: 'expired' | 'unknown'; message: string } {
+  const issued = parseInt(state.slice(state.lastIndexOf('.') + 1), 36);
+  if (Number.isFinite(issued) && issued <= now && now - issued > timeoutMs) {
+    return { reason: 'expired', message: `Invalid requestState: expired (the call waited ${timeoutMs} ms for this retry and was cancelled)` };
+  }
+  return {
+    reason: 'unknown',
+    message:
+      'Invalid requestState: no call is waiting under it in this gateway process — it was answered already, or it was issued by another gateway process (a call waiting for inputResponses lives in the memory of the process that issued its state)',
+  };
+}
 
 /** Server→client methods a modern client answers through `inputRequests`, and the capability each needs. */
 const INPUT_CAPABILITY: Readonly<Record<string, string>> = {
@@ -551,7 +568,7 @@ export class ModernMcp {
       delete params['_meta'];
       st.asked.set(k, { method: r.method, params });
     }
-    const key = `${STATE_PREFIX}${randomBytes(18).toString('base64url')}`;
+    const key = `${STATE_PREFIX}${randomBytes(18).toString('base64url')}.${Date.now().toString(36)}`;
     st.key = key;
     st.timer = setTimeout(() => {
       if (this.parked.get(key) !== st) return;
@@ -568,8 +585,12 @@ export class ModernMcp {
   private resume(msg: JsonRpcRequest, state: string, ctx: ModernCallContext): ModernCall {
     const st = this.parked.get(state);
     const nameField = NAMED[msg.method];
-    if (st === undefined || st.method !== msg.method || st.principal !== ctx.auth?.principal.id || (nameField !== undefined && st.name !== msg.params?.[nameField])) {
-      const err = new GatewayError('INVALID_REQUEST_STATE', 'Invalid requestState: unknown, expired, already used, or issued for another request or caller');
+    if (st === undefined) {
+      const why = missingStateReason(state, this.options.inputTimeoutMs, Date.now());
+      return settled(200, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_REQUEST_STATE', why.message, { reason: why.reason }).toJsonRpc() });
+    }
+    if (st.method !== msg.method || st.principal !== ctx.auth?.principal.id || (nameField !== undefined && st.name !== msg.params?.[nameField])) {
+      const err = new GatewayError('INVALID_REQUEST_STATE', 'Invalid requestState: it was issued for another request or caller', { reason: 'mismatch' });
       return settled(200, { jsonrpc: '2.0', id: msg.id, error: err.toJsonRpc() });
     }
     const responses = msg.params?.['inputResponses'];
