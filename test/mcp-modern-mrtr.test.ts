@@ -162,6 +162,55 @@ describe('a 2026-07-28 client and a 2026-07-28 upstream that answers input_requi
   });
 });
 
+describe('a 2026-07-28 upstream over stdio', () => {
+  it('is found by the server/discover probe on the pipe and spoken to statelessly; a session-based one next to it still initializes', async () => {
+    const up = await startTestGateway([
+      { name: 's', connection_type: 'stdio', stdio_config: { command: process.execPath, args: ['--import', 'tsx', 'test/fixtures/mrtr-server.ts', '--stdio'] }, tool_prefix: '' },
+      { name: 'fx', connection_type: 'stdio', stdio_config: { command: process.execPath, args: ['--import', 'tsx', 'test/fixtures/conformance-server.ts'] } },
+    ]);
+    try {
+      const meta = {
+        'io.modelcontextprotocol/protocolVersion': V,
+        'io.modelcontextprotocol/clientCapabilities': { elicitation: {} },
+        'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+      };
+      const call = async (id: number, name: string, extra: Record<string, unknown> = {}): Promise<Rpc> =>
+        (
+          await rawPost(up.mcpUrl, JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {}, ...extra, _meta: meta } }), {
+            'mcp-protocol-version': V,
+            'mcp-method': 'tools/call',
+            'mcp-name': name,
+          })
+        ).json as Rpc;
+      // the upstream's own sealed state (the SDK codec's "v1." form), not one the gateway parked
+      const first = await call(1, 'test_input_required_result_request_state');
+      expect(first.result?.['resultType']).toBe('input_required');
+      expect(String(first.result?.['requestState'])).toMatch(/^v1\./);
+      const done = await call(2, 'test_input_required_result_request_state', { requestState: first.result?.['requestState'], inputResponses: { confirm: { action: 'accept', content: { ok: true } } } });
+      expect(JSON.stringify(done.result?.['content'])).toContain('state-ok');
+      // the session-based fixture answers through the gateway as before
+      const legacy = await call(3, 'fx-test_simple_text');
+      expect(legacy.result?.['resultType']).toBe('complete');
+      // and a session-based client reaches the stdio modern upstream through the translation
+      const asked: string[] = [];
+      const client = new Client({ name: 'legacy', version: '1.0.0' }, { capabilities: { elicitation: {} } });
+      client.setRequestHandler(ElicitRequestSchema, (req) => {
+        asked.push(req.params.message);
+        return { action: 'accept', content: { name: 'Eve' } };
+      });
+      await client.connect(new StreamableHTTPClientTransport(up.mcpUrl));
+      try {
+        expect(text(await client.callTool({ name: 'test_input_required_result_elicitation', arguments: {} }))).toContain('Hello, Eve!');
+        expect(asked).toEqual(['What is your name?']);
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await up.stop();
+    }
+  }, 60_000);
+});
+
 describe('a retry whose requestState no one is waiting for', () => {
   const meta = {
     'io.modelcontextprotocol/protocolVersion': V,

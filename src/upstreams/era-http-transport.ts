@@ -112,7 +112,7 @@ export async function probeModern(url: URL, headers: Record<string, string>, fet
  * The capabilities a request declares upstream: its caller's (carried in `_meta` by the gateway's
  * request handlers), restricted to the kinds the gateway relays; the gateway's own otherwise.
  */
-function declaredCapabilities(meta: unknown): Record<string, unknown> {
+export function declaredCapabilities(meta: unknown): Record<string, unknown> {
   const caller = isObject(meta) ? meta[CLIENT_CAPABILITIES_META] : undefined;
   if (!isObject(caller)) return CAPABILITIES;
   const out: Record<string, unknown> = {};
@@ -169,10 +169,54 @@ export function sessionUpstreamStateError(upstream: string): GatewayError {
 
 /** Whether `transport` talks to its upstream under MCP 2026-07-28 (it probed as modern). */
 export function speaksModern(transport: Transport): boolean {
-  return transport instanceof EraHttpTransport && transport.era === 'modern';
+  return (transport as { era?: unknown }).era === 'modern';
 }
 
-function envelope(logLevel: string | undefined, capabilities: Record<string, unknown> = CAPABILITIES): Record<string, unknown> {
+/**
+ * The `initialize` result the SDK v1 `Client` gets from a modern upstream, built from its
+ * `server/discover` result (answered locally: the era is decided once per connection).
+ */
+export function initializeResultFrom(d: DiscoverResult | undefined, params: Record<string, unknown> | undefined, fallbackName: string): Record<string, unknown> {
+  const info = d?._meta?.['io.modelcontextprotocol/serverInfo'];
+  return {
+    // the SDK v1 client checks the version against its own list: answer the one it asked for
+    protocolVersion: typeof params?.['protocolVersion'] === 'string' ? params['protocolVersion'] : '2025-11-25',
+    capabilities: d?.capabilities ?? {},
+    serverInfo: isObject(info) && typeof info['name'] === 'string' ? info : { name: fallbackName, version: '' },
+    ...(typeof d?.instructions === 'string' ? { instructions: d.instructions } : {}),
+  };
+}
+
+/**
+ * The `notifications` filter of a `subscriptions/listen` request: the list-changed kinds the
+ * upstream offers and the subscribed resource URIs; undefined when there is nothing to listen to
+ * (https://modelcontextprotocol.io/specification/2026-07-28/basic/patterns/subscriptions).
+ */
+export function listenFilter(d: DiscoverResult, subscribed: ReadonlySet<string>): Record<string, unknown> | undefined {
+  const caps = d.capabilities;
+  const flag = (kind: string): boolean => isObject(caps[kind]) && (caps[kind] as Record<string, unknown>)['listChanged'] === true;
+  const notifications: Record<string, unknown> = {};
+  if (flag('tools')) notifications['toolsListChanged'] = true;
+  if (flag('prompts')) notifications['promptsListChanged'] = true;
+  if (flag('resources')) notifications['resourcesListChanged'] = true;
+  if (subscribed.size > 0) notifications['resourceSubscriptions'] = [...subscribed];
+  return Object.keys(notifications).length === 0 ? undefined : notifications;
+}
+
+/** Notification params without the listen stream's subscription id (the gateway holds one stream per upstream). */
+export function untagged(params: Record<string, unknown> | undefined): Record<string, unknown> {
+  const p = { ...(params ?? {}) };
+  if (isObject(p['_meta'])) {
+    const rest = { ...p['_meta'] };
+    delete rest['io.modelcontextprotocol/subscriptionId'];
+    if (Object.keys(rest).length > 0) p['_meta'] = rest;
+    else delete p['_meta'];
+  }
+  return p;
+}
+
+/** The 2026-07-28 request `_meta` envelope the gateway sends upstream. */
+export function envelope(logLevel: string | undefined, capabilities: Record<string, unknown> = CAPABILITIES): Record<string, unknown> {
   return {
     'io.modelcontextprotocol/protocolVersion': MODERN,
     'io.modelcontextprotocol/clientCapabilities': capabilities,
@@ -279,15 +323,7 @@ export class EraHttpTransport implements Transport {
   }
 
   private initializeResult(params: Record<string, unknown> | undefined): Record<string, unknown> {
-    const d = this.discover;
-    const info = d?._meta?.['io.modelcontextprotocol/serverInfo'];
-    return {
-      // the SDK v1 client checks the version against its own list: answer the one it asked for
-      protocolVersion: typeof params?.['protocolVersion'] === 'string' ? params['protocolVersion'] : '2025-11-25',
-      capabilities: d?.capabilities ?? {},
-      serverInfo: isObject(info) && typeof info['name'] === 'string' ? info : { name: this.url.host, version: '' },
-      ...(typeof d?.instructions === 'string' ? { instructions: d.instructions } : {}),
-    };
+    return initializeResultFrom(this.discover, params, this.url.host);
   }
 
   /** POSTs one request with the 2026-07-28 envelope and delivers what comes back. */
@@ -327,14 +363,8 @@ export class EraHttpTransport implements Transport {
   private listen(): void {
     this.listenAbort?.abort();
     if (this.closed || this.discover === undefined) return;
-    const caps = this.discover.capabilities;
-    const flag = (kind: string): boolean => isObject(caps[kind]) && (caps[kind] as Record<string, unknown>)['listChanged'] === true;
-    const notifications: Record<string, unknown> = {};
-    if (flag('tools')) notifications['toolsListChanged'] = true;
-    if (flag('prompts')) notifications['promptsListChanged'] = true;
-    if (flag('resources')) notifications['resourcesListChanged'] = true;
-    if (this.subscribed.size > 0) notifications['resourceSubscriptions'] = [...this.subscribed];
-    if (Object.keys(notifications).length === 0) return;
+    const notifications = listenFilter(this.discover, this.subscribed);
+    if (notifications === undefined) return;
     const abort = new AbortController();
     this.listenAbort = abort;
     const run = async (): Promise<void> => {
@@ -355,13 +385,7 @@ export class EraHttpTransport implements Transport {
         if (value.data === '') continue;
         const msg = JSON.parse(value.data) as Message;
         if (msg.method === undefined || msg.method === 'notifications/subscriptions/acknowledged') continue;
-        const p = { ...(msg.params ?? {}) };
-        if (isObject(p['_meta'])) {
-          const rest = { ...p['_meta'] };
-          delete rest['io.modelcontextprotocol/subscriptionId'];
-          if (Object.keys(rest).length > 0) p['_meta'] = rest;
-          else delete p['_meta'];
-        }
+        const p = untagged(msg.params);
         this.deliver({ jsonrpc: '2.0', method: msg.method, params: p });
       }
     };

@@ -15,6 +15,7 @@
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { EraStdioTransport } from './era-stdio-transport.js';
 import { EraHttpTransport, sessionEraParams, sessionUpstreamStateError, speaksModern, withCallerCapabilities } from './era-http-transport.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
@@ -418,8 +419,9 @@ export class Upstream {
           const eq = entry.indexOf('=');
           env[entry.slice(0, eq)] = entry.slice(eq + 1);
         }
-        // its own process group: a terminal's Ctrl-C reaches the gateway only (see stdio-transport.ts)
-        return new GroupStdioTransport({
+        // its own process group: a terminal's Ctrl-C reaches the gateway only (see stdio-transport.ts);
+        // probes with server/discover on the pipe: MCP 2026-07-28 statelessly, else initialize as before
+        return new EraStdioTransport({
           command: sc.command,
           args: sc.args ?? [],
           env,
