@@ -211,6 +211,42 @@ describe('a 2026-07-28 upstream over stdio', () => {
   }, 60_000);
 });
 
+describe('Mcp-Param-* headers towards a 2026-07-28 upstream', () => {
+  it("are sent for a tool's x-mcp-header arguments (the upstream, another gateway, refuses a call without them)", async () => {
+    const inner = await startTestGateway([{ name: 'fx', connection_type: 'stdio', stdio_config: { command: process.execPath, args: ['--import', 'tsx', 'test/fixtures/conformance-server.ts'] } }]);
+    const outer = await startTestGateway([{ name: 'up', connection_type: 'http', connection_string: inner.mcpUrl.href, tool_prefix: '' }]);
+    const client = new Client({ name: 'legacy', version: '1.0.0' });
+    try {
+      await client.connect(new StreamableHTTPClientTransport(outer.mcpUrl));
+      for (const region of ['eu-west', 'Zürich ☃']) {
+        const r = await client.callTool({ name: 'fx-test_custom_header', arguments: { region } });
+        expect(r.isError ?? false).toBe(false);
+        expect(text(r)).toContain(`region: ${region}`);
+      }
+      // without the header the inner gateway answers 400 -32020: the outer one really sent it
+      const bare = await rawPost(
+        inner.mcpUrl,
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: 9,
+          method: 'tools/call',
+          params: {
+            name: 'fx-test_custom_header',
+            arguments: { region: 'eu' },
+            _meta: { 'io.modelcontextprotocol/protocolVersion': V, 'io.modelcontextprotocol/clientCapabilities': {}, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' } },
+          },
+        }),
+        { 'mcp-protocol-version': V, 'mcp-method': 'tools/call', 'mcp-name': 'fx-test_custom_header' },
+      );
+      expect((bare.json as Rpc).error?.code).toBe(-32020);
+    } finally {
+      await client.close();
+      await outer.stop();
+      await inner.stop();
+    }
+  }, 60_000);
+});
+
 describe('a retry whose requestState no one is waiting for', () => {
   const meta = {
     'io.modelcontextprotocol/protocolVersion': V,

@@ -51,6 +51,43 @@ function headerValue(value: string): string {
     : `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
 }
 
+/** Where a tool's `x-mcp-header` annotations point: header name (lower case) → property path. */
+export type ParamHeaders = ReadonlyMap<string, readonly string[]>;
+
+/** Collects the `x-mcp-header` annotations of a tool's `inputSchema` (nested `properties` included). */
+export function paramHeadersOf(inputSchema: unknown): ParamHeaders {
+  const out = new Map<string, string[]>();
+  const walk = (schema: unknown, path: string[]): void => {
+    if (!isObject(schema) || !isObject(schema['properties']) || path.length > 8) return;
+    for (const [k, sub] of Object.entries(schema['properties'])) {
+      if (!isObject(sub)) continue;
+      const h = sub['x-mcp-header'];
+      if (typeof h === 'string' && h !== '') out.set(h.toLowerCase(), [...path, k]);
+      walk(sub, [...path, k]);
+    }
+  };
+  walk(inputSchema, []);
+  return out;
+}
+
+/**
+ * The `Mcp-Param-{Name}` headers of a `tools/call` towards a 2026-07-28 upstream, from the tool's
+ * `x-mcp-header` annotations and the call's arguments: strings as {@link headerValue} encodes them,
+ * numbers and booleans as text; absent, null and structured values get no header
+ * (https://modelcontextprotocol.io/specification/2026-07-28/basic/transports/streamable-http#custom-headers-from-tool-parameters).
+ */
+export function paramHeaderValues(annotations: ParamHeaders, args: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, path] of annotations) {
+    let value: unknown = args;
+    for (const k of path) value = isObject(value) ? value[k] : undefined;
+    if (typeof value === 'string') out[`mcp-param-${name}`] = headerValue(value);
+    else if (typeof value === 'number' && Number.isFinite(value)) out[`mcp-param-${name}`] = String(value);
+    else if (typeof value === 'boolean') out[`mcp-param-${name}`] = String(value);
+  }
+  return out;
+}
+
 /** A `server/discover` result, as far as the gateway reads it. */
 export interface DiscoverResult {
   readonly supportedVersions: readonly string[];
@@ -239,6 +276,8 @@ export class EraHttpTransport implements Transport {
   private readonly subscribed = new Set<string>();
   private logLevel: string | undefined;
   private closed = false;
+  /** `x-mcp-header` annotations of the upstream's tools, from the `tools/list` answers seen (by tool name). */
+  private readonly toolHeaders = new Map<string, ParamHeaders>();
 
   constructor(
     private readonly url: URL,
@@ -341,6 +380,8 @@ export class EraHttpTransport implements Transport {
     const field = NAMED[m.method ?? ''];
     const name = field === undefined ? undefined : params[field];
     if (typeof name === 'string') headers['mcp-name'] = headerValue(name);
+    const annotations = m.method === 'tools/call' && typeof name === 'string' ? this.toolHeaders.get(name) : undefined;
+    if (annotations !== undefined) Object.assign(headers, paramHeaderValues(annotations, params['arguments']));
     const abort = new AbortController();
     this.inflight.set(id, abort);
     try {
@@ -348,6 +389,7 @@ export class EraHttpTransport implements Transport {
       const msgs = await messagesOf(res).catch((): Message[] => []);
       const answer = msgs.find((x) => x.id === id && x.method === undefined);
       for (const x of msgs) if (x !== answer && x.method !== undefined && x.id === undefined) this.deliver(x);
+      if (answer !== undefined && m.method === 'tools/list') this.noteTools(params, answer.result);
       if (answer !== undefined) this.deliver(asPing && answer.error === undefined ? { jsonrpc: '2.0', id, result: {} } : answer);
       else this.deliver({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream answered HTTP ${res.status} without a JSON-RPC response` } });
     } catch (err) {
@@ -356,6 +398,17 @@ export class EraHttpTransport implements Transport {
       this.deliver({ jsonrpc: '2.0', id, error: { code: -32603, message: `upstream request failed: ${err instanceof Error ? err.message : String(err)}` } });
     } finally {
       this.inflight.delete(id);
+    }
+  }
+
+  /** Records the `x-mcp-header` annotations of one `tools/list` page (the first page starts afresh). */
+  private noteTools(params: Record<string, unknown>, result: unknown): void {
+    if (!isObject(result) || !Array.isArray(result['tools'])) return;
+    if (params['cursor'] === undefined) this.toolHeaders.clear();
+    for (const tool of result['tools'] as unknown[]) {
+      if (!isObject(tool) || typeof tool['name'] !== 'string') continue;
+      const a = paramHeadersOf(tool['inputSchema']);
+      if (a.size > 0) this.toolHeaders.set(tool['name'], a);
     }
   }
 

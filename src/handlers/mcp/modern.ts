@@ -184,24 +184,9 @@ export function checkHeaders(msg: { method: string; params?: Record<string, unkn
   return undefined;
 }
 
-/** Where a tool's `x-mcp-header` annotations point: header name (lower case) → property path. */
-export type ParamHeaders = ReadonlyMap<string, readonly string[]>;
-
-/** Collects the `x-mcp-header` annotations of a tool's `inputSchema` (nested `properties` included). */
-export function paramHeadersOf(inputSchema: unknown): ParamHeaders {
-  const out = new Map<string, string[]>();
-  const walk = (schema: unknown, path: string[]): void => {
-    if (!isObject(schema) || !isObject(schema['properties']) || path.length > 8) return;
-    for (const [k, sub] of Object.entries(schema['properties'])) {
-      if (!isObject(sub)) continue;
-      const h = sub['x-mcp-header'];
-      if (typeof h === 'string' && h !== '') out.set(h.toLowerCase(), [...path, k]);
-      walk(sub, [...path, k]);
-    }
-  };
-  walk(inputSchema, []);
-  return out;
-}
+// the annotation reader is shared with the upstream side, which sends these headers
+export { paramHeadersOf, type ParamHeaders } from '../../upstreams/era-http-transport.js';
+import type { ParamHeaders } from '../../upstreams/era-http-transport.js';
 
 /**
  * Checks `Mcp-Param-{Name}` headers of a `tools/call` against the arguments, for the tool's
