@@ -351,6 +351,31 @@ interface CallState {
 
 type Outcome = { kind: 'response'; response: JsonRpcResponse } | { kind: 'input' };
 
+/** Which change notifications a `subscriptions/listen` request asks for. */
+export interface ListenFilter {
+  toolsListChanged?: boolean;
+  promptsListChanged?: boolean;
+  resourcesListChanged?: boolean;
+  resourceSubscriptions?: string[];
+}
+
+/** Where a subscription's messages go; `write` answers false once the stream is gone. */
+export interface ListenSink {
+  write(message: object): boolean;
+  /** The gateway ended the subscription (after writing its final result). */
+  end(): void;
+}
+
+/** The `notifications` filter of a `subscriptions/listen` request, or the -32602 response for a malformed one. */
+export function listenFilterOf(msg: JsonRpcRequest): { filter: ListenFilter } | { refused: JsonRpcResponse } {
+  const raw = msg.params?.['notifications'];
+  const asked: ListenFilter = isObject(raw) ? (raw as ListenFilter) : {};
+  if (asked.resourceSubscriptions !== undefined && (!Array.isArray(asked.resourceSubscriptions) || !asked.resourceSubscriptions.every((u) => typeof u === 'string'))) {
+    return { refused: { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_PARAMS', 'Invalid params: notifications.resourceSubscriptions must be an array of URIs').toJsonRpc() } };
+  }
+  return { filter: asked };
+}
+
 /** Context of one modern request, from its transport. */
 export interface ModernCallContext {
   readonly auth: RequestAuth | undefined;
@@ -361,11 +386,14 @@ export interface ModernCallContext {
 }
 
 /** Handle on a modern call in flight. */
-export interface ModernCall {
+export type ModernCall = ModernCallOf<JsonRpcResponse>;
+
+/** Handle on a modern call in flight whose response is `R`. */
+export interface ModernCallOf<R> {
   /** HTTP status for a Streamable HTTP reply. */
   readonly status: number;
   /** The JSON-RPC response; never rejects. */
-  readonly response: Promise<JsonRpcResponse>;
+  readonly response: Promise<R>;
   /** The response stream went away: cancels the call unless it is parked waiting for `inputResponses`. */
   readonly abandon: (reason: string) => void;
 }
@@ -596,6 +624,70 @@ export class ModernMcp {
     return waiting;
   }
 
+  /**
+   * Opens a `subscriptions/listen` subscription
+   * (https://modelcontextprotocol.io/specification/2026-07-28/basic/patterns/subscriptions) whose
+   * messages go to `sink`, whatever the transport: first the acknowledgement naming the filter the
+   * gateway honours, then the opted-in list_changed and resource-updated notifications from every
+   * upstream, each tagged with the subscription id (the request id). On gateway shutdown it writes
+   * the `complete` result (graceful closure) and ends the sink. Returns the function that ends it
+   * from the client's side (stream closed, request cancelled): nothing more is written then.
+   */
+  listen(msg: JsonRpcRequest, meta: ModernMeta, asked: ListenFilter, auth: RequestAuth | undefined, sink: ListenSink): () => void {
+    const caps = this.discover()['capabilities'] as Record<string, unknown>;
+    const tag = { [META.subscriptionId]: msg.id };
+    const session = new McpSession(meta.protocolVersion, meta.clientCapabilities, meta.clientInfo);
+    session.initialized = true;
+    const honoured: ListenFilter = {};
+    if (asked.toolsListChanged === true) honoured.toolsListChanged = true;
+    if (asked.promptsListChanged === true && caps['prompts'] !== undefined) honoured.promptsListChanged = true;
+    if (asked.resourcesListChanged === true && caps['resources'] !== undefined) honoured.resourcesListChanged = true;
+    const wanted = new Set<string>();
+    if (honoured.toolsListChanged) wanted.add('notifications/tools/list_changed');
+    if (honoured.promptsListChanged) wanted.add('notifications/prompts/list_changed');
+    if (honoured.resourcesListChanged) wanted.add('notifications/resources/list_changed');
+    wanted.add('notifications/resources/updated');
+    let open = true;
+    const write = (message: object): boolean => open && sink.write(message);
+    const subscribed: string[] = [];
+    const call: InflightCall = { id: msg.id, method: msg.method, cancelled: false, onCancel: undefined, channel: undefined, upstream: undefined, startedAt: performance.now(), auth };
+    const start = async (): Promise<void> => {
+      for (const uri of asked.resourceSubscriptions ?? []) {
+        const r = await this.dispatcher.handleRequest(session, { jsonrpc: '2.0', id: `listen-${String(msg.id)}-${uri}`, method: 'resources/subscribe', params: { uri } }, call);
+        if (r.error === undefined) subscribed.push(uri);
+        else this.log.debug('subscriptions/listen: resource not subscribed', { uri, error: r.error });
+      }
+      if (subscribed.length > 0) honoured.resourceSubscriptions = subscribed;
+      if (!open) return;
+      write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { _meta: tag, notifications: honoured } });
+      session.standalone = {
+        send: (message) => {
+          const m = message as { method?: string; params?: Record<string, unknown> };
+          if (m.method === undefined || !wanted.has(m.method)) return true;
+          return write({ jsonrpc: '2.0', method: m.method, params: { ...(m.params ?? {}), _meta: { ...((m.params?.['_meta'] as object | undefined) ?? {}), ...tag } } });
+        },
+      };
+    };
+    this.sessions.adopt(session);
+    void start().catch((err: unknown) => this.log.error('subscriptions/listen failed to start', { error: err }));
+    const offClose = session.onClose(() => {
+      // the gateway ends the subscription (shutdown): graceful closure
+      write({ jsonrpc: '2.0', id: msg.id, result: { resultType: 'complete', _meta: tag } });
+      open = false;
+      sink.end();
+    });
+    return () => {
+      if (!open && session.standalone === undefined) return;
+      open = false;
+      offClose();
+      session.standalone = undefined;
+      for (const uri of subscribed) {
+        void this.dispatcher.handleRequest(session, { jsonrpc: '2.0', id: `unlisten-${String(msg.id)}-${uri}`, method: 'resources/unsubscribe', params: { uri } }, call);
+      }
+      this.sessions.release(session);
+    };
+  }
+
   /** See {@link shapeResponse}. */
   shape(msg: JsonRpcRequest, response: { result?: Record<string, unknown>; error?: JsonRpcErrorObject }, auth: RequestAuth | undefined): JsonRpcResponse {
     return shapeResponse(msg, response, auth, this.options.catalogueTtlMs);
@@ -653,26 +745,70 @@ function cacheHints(method: string, result: Record<string, unknown>, auth: Reque
  * `subscriptions/listen` is served on `/mcp` only (its stream is an HTTP response).
  */
 export class ModernMessageTransport {
-  private readonly open = new WeakMap<object, Set<ModernCall>>();
+  /** Per connection: its modern calls in flight (subscriptions included) and their request ids. */
+  private readonly open = new WeakMap<object, Map<ModernCallOf<JsonRpcResponse | undefined>, JsonRpcId>>();
 
   constructor(readonly core: ModernMcp) {}
 
-  /** Answers one modern request of connection `conn`; never rejects. */
-  serve(conn: object, msg: JsonRpcRequest, ctx: ModernCallContext): Promise<JsonRpcResponse> {
+  /**
+   * Answers one modern request of connection `conn`; never rejects. Resolves with undefined when
+   * there is nothing more to send: a `subscriptions/listen` cancelled by the client, or one the
+   * gateway closed (its final result already went out through `ctx.channel`).
+   */
+  serve(conn: object, msg: JsonRpcRequest, ctx: ModernCallContext): Promise<JsonRpcResponse | undefined> {
     const meta = readMeta(msg.params);
     if ('error' in meta) return Promise.resolve({ jsonrpc: '2.0', id: msg.id, error: meta.error });
     const refused = checkVersion(meta);
     if (refused) return Promise.resolve({ jsonrpc: '2.0', id: msg.id, error: refused.error });
-    if (msg.method === 'subscriptions/listen') {
-      const err = new GatewayError('METHOD_NOT_FOUND', 'subscriptions/listen is served on /mcp (Streamable HTTP); on /ws initialize a session for change notifications', { method: msg.method });
-      return Promise.resolve({ jsonrpc: '2.0', id: msg.id, error: err.toJsonRpc() });
-    }
-    const call = this.core.handle(msg, meta, ctx);
+    const call: ModernCallOf<JsonRpcResponse | undefined> = msg.method === 'subscriptions/listen' ? this.listen(msg, meta, ctx) : this.core.handle(msg, meta, ctx);
     let calls = this.open.get(conn);
-    if (calls === undefined) this.open.set(conn, (calls = new Set()));
-    calls.add(call);
+    if (calls === undefined) this.open.set(conn, (calls = new Map()));
+    calls.set(call, msg.id);
     const set = calls;
     return call.response.finally(() => set.delete(call));
+  }
+
+  /**
+   * `subscriptions/listen` on a message transport: the subscription's messages go out on the
+   * connection (`ctx.channel`) next to other traffic, tagged with its id; `notifications/cancelled`
+   * naming the request, or the connection closing, ends it.
+   */
+  private listen(msg: JsonRpcRequest, meta: ModernMeta, ctx: ModernCallContext): ModernCallOf<JsonRpcResponse | undefined> {
+    const parsed = listenFilterOf(msg);
+    if ('refused' in parsed) return { status: 200, response: Promise.resolve(parsed.refused), abandon: () => undefined };
+    const channel = ctx.channel;
+    if (channel === undefined) {
+      const err = new GatewayError('INVALID_REQUEST', 'subscriptions/listen needs a connection that can carry notifications');
+      return { status: 200, response: Promise.resolve({ jsonrpc: '2.0', id: msg.id, error: err.toJsonRpc() }), abandon: () => undefined };
+    }
+    let settle: (r: undefined) => void = () => undefined;
+    const response = new Promise<undefined>((resolve) => {
+      settle = resolve;
+    });
+    const close = this.core.listen(msg, meta, parsed.filter, ctx.auth, { write: (m) => channel.send(m), end: () => settle(undefined) });
+    return {
+      status: 200,
+      response,
+      abandon: () => {
+        close();
+        settle(undefined);
+      },
+    };
+  }
+
+  /**
+   * A client's `notifications/cancelled` for a modern request of `conn`: cancels that call (or ends
+   * that subscription). False when no modern request of the connection has that id.
+   */
+  cancel(conn: object, requestId: unknown, reason: string): boolean {
+    const calls = this.open.get(conn);
+    if (calls === undefined) return false;
+    for (const [call, id] of calls) {
+      if (id !== requestId) continue;
+      call.abandon(reason);
+      return true;
+    }
+    return false;
   }
 
   /** The connection closed: its calls still running are cancelled (parked ones wait for a retry elsewhere). */
@@ -680,6 +816,6 @@ export class ModernMessageTransport {
     const calls = this.open.get(conn);
     if (calls === undefined) return;
     this.open.delete(conn);
-    for (const c of calls) c.abandon('connection closed');
+    for (const c of calls.keys()) c.abandon('connection closed');
   }
 }
