@@ -4,7 +4,7 @@
  * management API of a real gateway.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../src/log/logger.js';
+import { createLogger, setLogContext } from '../src/log/logger.js';
 import { demoClient, rawPost, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
 
 describe('createLogger', () => {
@@ -21,6 +21,31 @@ describe('createLogger', () => {
     expect(Number.isNaN(Date.parse(String(rec['time'])))).toBe(false);
     expect(lines[0]).not.toContain('hunter2');
     expect(lines[0]).not.toContain('stack');
+  });
+
+  it("a line carries only its own fields and its logger's bindings, never an earlier line's (with and without a log context)", () => {
+    const lines: string[] = [];
+    const log = createLogger('info', { component: 'test' }, (l) => lines.push(l));
+    const child = log.child({ upstream: 'a' });
+    const fields = (): Record<string, unknown>[] => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    log.info('first', { port: 8080 });
+    child.info('second', { tools: 4 });
+    log.info('third');
+    const shared = { trace_id: 't1' };
+    setLogContext(() => shared);
+    try {
+      log.info('fourth', { ms: 3 });
+      log.info('fifth');
+    } finally {
+      setLogContext(undefined);
+    }
+    const [first, second, third, fourth, fifth] = fields();
+    expect(Object.keys(first ?? {}).sort()).toEqual(['component', 'level', 'msg', 'port', 'time']);
+    expect(Object.keys(second ?? {}).sort()).toEqual(['component', 'level', 'msg', 'time', 'tools', 'upstream']);
+    expect(Object.keys(third ?? {}).sort()).toEqual(['component', 'level', 'msg', 'time']);
+    expect(fourth).toMatchObject({ trace_id: 't1', ms: 3 });
+    expect(Object.keys(fifth ?? {}).sort()).toEqual(['component', 'level', 'msg', 'time', 'trace_id']);
+    expect(shared).toEqual({ trace_id: 't1' });
   });
 
   it('setLevel reaches children made before and after the change', () => {

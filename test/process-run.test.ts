@@ -221,6 +221,7 @@ describe('npm start', () => {
     );
     cpSync(join(ROOT, 'tsconfig.json'), join(dir, 'tsconfig.json'));
     cpSync(join(ROOT, 'tsconfig.build.json'), join(dir, 'tsconfig.build.json'));
+    cpSync(join(ROOT, 'scripts'), join(dir, 'scripts'), { recursive: true });
     symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
     mkdirSync(join(dir, 'src'));
     const writeMain = (text: string): void => writeFileSync(join(dir, 'src/main.ts'), `process.stdout.write(${JSON.stringify(text)});\n`);
@@ -236,5 +237,7 @@ describe('npm start', () => {
     expect(statSync(join(dir, 'dist/main.js')).mtimeMs).toBe(built); // up to date: not rebuilt
     writeMain('v2');
     expect(start()).toContain('v2'); // a newer source: rebuilt
+    rmSync(join(dir, 'dist'), { recursive: true });
+    expect(start()).toContain('v2'); // the build's output deleted: built again
   }, 120_000);
 });

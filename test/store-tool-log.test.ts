@@ -7,7 +7,8 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createLogger, type Logger } from '../src/log/logger.js';
 import type { OpenStoreOptions, Store } from '../src/store/open.js';
-import type { ToolLogEntry, ToolLogFilter, ToolLogInput } from '../src/store/tool-log.js';
+import { openSublevel } from '../src/store/db.js';
+import type { StoredToolLogEntry, ToolLogEntry, ToolLogFilter, ToolLogInput } from '../src/store/tool-log.js';
 import { tempStores } from './helpers/store.js';
 
 
@@ -108,6 +109,30 @@ describe('ToolLogRepository: append and round trip', () => {
     expect(f.arguments_truncated).toBe(true);
     const [stored] = (await store.toolLog.query({ limit: 1 })).entries;
     expect(stored).toStrictEqual(f);
+  });
+
+  it('keeps each payload as the JSON text its cap measured (one serialisation), and still reads entries written before that as values', async () => {
+    const store = await freshStore();
+    const args = { deep: { list: [1, 'two', { three: null }] }, unicode: 'ü ✓ 😀' };
+    const e = await store.toolLog.append({ ...input(0), arguments: args });
+    expect(e.arguments).toEqual(args);
+    const raw = openSublevel<StoredToolLogEntry>(store.db, 'toollog');
+    const [[key, stored]] = (await raw.iterator().all()) as [[string, StoredToolLogEntry]];
+    expect(stored.payload_json).toBe(1);
+    expect(stored.arguments).toBe(JSON.stringify(args));
+    expect(stored.result).toBe(JSON.stringify(input(0).result));
+    // an entry as earlier versions stored it (values, no flag), next to the new one
+    const old: ToolLogEntry = { ...e, id: 'old-format', arguments: { legacy: [1, 2] }, timestamp: new Date(BASE - MIN).toISOString() };
+    const summaries = openSublevel<unknown>(store.db, 'toollog_sum');
+    const oldKey = `${key.slice(0, -4)}old0`;
+    await store.db.batch([
+      { type: 'put', sublevel: raw, key: oldKey, value: old },
+      { type: 'put', sublevel: summaries, key: oldKey, value: ['alpha', 'echo', 1, 10, 0.01, 'vk1', 'mcp'] },
+    ] as never);
+    const page = await store.toolLog.query({ limit: 10 });
+    expect(page.entries.map((x) => x.arguments)).toEqual(expect.arrayContaining([args, { legacy: [1, 2] }]));
+    expect(page.entries.find((x) => x.id === 'old-format')).toStrictEqual(old);
+    expect(page.entries.find((x) => x.id === e.id)).toStrictEqual(e);
   });
 
   it('rejects malformed input', async () => {

@@ -127,12 +127,15 @@ describe('the sampling itself (endpoint with fake timers)', () => {
       this.closed = true;
     }
     ping(): void {}
+    cork(fn: () => void): void {
+      fn();
+    }
     authorize(): boolean {
       return !this.closed;
     }
   }
 
-  it('keeps the newest batch_max of a window, counts the rest, and sends nothing while nothing matches', () => {
+  it('keeps the newest batch_max of a window, counts the rest, and sends nothing while nothing matches', async () => {
     vi.useFakeTimers();
     try {
       const items = new Subject<RecordedItem>();
@@ -161,6 +164,9 @@ describe('the sampling itself (endpoint with fake timers)', () => {
       // a lost range goes out after what the subscriber held, in seq order
       items.next(ev(12, 'a'));
       items.next({ kind: 'missing', from: 13, to: 14, reason: 'lost' });
+      // live frames are written at the end of the turn (one corked write per subscriber)
+      expect(c.sent.slice(3).map((t) => (JSON.parse(t) as Msg)['type'])).toEqual(['batch']);
+      await Promise.resolve();
       expect(c.sent.slice(3).map((t) => (JSON.parse(t) as Msg)['type'])).toEqual(['batch', 'warning']);
       ep.onClose(c);
       ep.dispose();

@@ -25,6 +25,10 @@
  *   out. A matching event then costs the gateway a filter check and a slot in a ring; only
  *   the kept ones are serialised, once per frame. Catch-up (`since`) still sends every event.
  * - Bad messages get `{"type":"error","code","message"}`; the connection stays open.
+ * - Live frames are written once per turn of the event loop: the recorder settles a whole batch
+ *   of events at once, each subscriber's frames of that batch are held and then sent inside one
+ *   uWS `cork` (one write per subscriber instead of one per event), in seq order, before anything
+ *   else is sent on that socket.
  */
 import type { Subscription } from 'rxjs';
 import type { Logger } from '../log/logger.js';
@@ -104,6 +108,9 @@ interface Subscriber {
    * be sent at once, without the queue or a `bufferedAmount()` call: the fan-out fast path.
    */
   clear: boolean;
+  /** Live frames of this turn, sent corked at its end ({@link EventsWsEndpoint.flushTicks}); seqs alongside. */
+  tickText: (string | Buffer)[];
+  tickSeq: number[];
 }
 
 function matches(f: Filter, e: { event_type: string; mcp_server_id?: unknown; tenant_id?: unknown }): boolean {
@@ -129,6 +136,9 @@ export class EventsWsEndpoint implements WsEndpoint {
   private readonly sub: Subscription;
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
   private readonly pageSize: number;
+  /** Subscribers holding frames of this turn; flushed by one microtask. */
+  private readonly dirty: Subscriber[] = [];
+  private readonly flushTicksNow = (): void => this.flushTicks();
   /** Seqs skipped across all connections (`max_replay` cuts), for metrics. */
   droppedTotal = 0;
 
@@ -179,6 +189,8 @@ export class EventsWsEndpoint implements WsEndpoint {
       generation: 0,
       clear: true,
       batch: undefined,
+      tickText: [],
+      tickSeq: [],
     });
   };
 
@@ -201,6 +213,8 @@ export class EventsWsEndpoint implements WsEndpoint {
   readonly onMessage = (conn: WsConnection, data: ArrayBuffer, isBinary: boolean): void => {
     const s = this.subscribers.get(conn);
     if (!s) return;
+    // frames of this turn (matched under the filter in force until now) go out before any answer
+    this.flushTick(s);
     if (isBinary) {
       conn.send(errorMessage('unsupported', 'binary messages are not supported; send JSON text'));
       return;
@@ -381,7 +395,7 @@ export class EventsWsEndpoint implements WsEndpoint {
         s.cursor = item.to;
         // seqs stay in order: what a sampled subscriber holds goes out before the warning
         if (s.batch !== undefined) this.flushBatch(s);
-        this.enqueue(s, from, skippedWarning(from, item.to, item.reason));
+        this.deliver(s, from, skippedWarning(from, item.to, item.reason));
         continue;
       }
       const e = item.event;
@@ -395,13 +409,52 @@ export class EventsWsEndpoint implements WsEndpoint {
       // every delivery is authorised against the credential's current state (a revoked key's feed closes)
       if (!s.conn.authorize(now)) continue;
       text ??= Buffer.from(JSON.stringify(toWire(e)));
-      if (s.clear && s.queueHead === s.queue.length) {
-        const sent = s.conn.send(text);
-        s.clear = sent === 'ok';
-        if (sent !== 'dropped') continue;
-      }
-      this.enqueue(s, e.seq, text);
+      this.deliver(s, e.seq, text);
     }
+  }
+
+  /** A live frame: held for this turn's corked write while the fast path holds, else queued. */
+  private deliver(s: Subscriber, seq: number, text: string | Buffer): void {
+    if (!(s.clear && s.queueHead === s.queue.length)) {
+      this.enqueue(s, seq, text);
+      return;
+    }
+    if (s.tickText.length === 0) {
+      if (this.dirty.length === 0) queueMicrotask(this.flushTicksNow);
+      this.dirty.push(s);
+    }
+    s.tickText.push(text);
+    s.tickSeq.push(seq);
+  }
+
+  /** Sends every held frame of this turn, one corked write per subscriber. */
+  private flushTicks(): void {
+    // a frame held while flushing (none today: sends do not publish) would schedule a new flush
+    const dirty = this.dirty.splice(0);
+    for (const s of dirty) this.flushTick(s);
+  }
+
+  /** Sends `s`'s held frames in order, corked; what the socket does not take goes to its queue. */
+  private flushTick(s: Subscriber): void {
+    const texts = s.tickText;
+    if (texts.length === 0) return;
+    const seqs = s.tickSeq;
+    s.tickText = [];
+    s.tickSeq = [];
+    // closed, or gone back to the store (which resends these seqs): nothing to send
+    if (s.conn.closed || s.mode !== 'live') return;
+    s.conn.cork(() => {
+      for (let i = 0; i < texts.length; i++) {
+        const text = texts[i] as string | Buffer;
+        if (s.clear && s.queueHead === s.queue.length) {
+          const sent = s.conn.send(text);
+          s.clear = sent === 'ok';
+          if (sent !== 'dropped') continue;
+        }
+        this.enqueue(s, seqs[i] as number, text);
+        if (s.mode !== 'live') return;
+      }
+    });
   }
 
   /** Puts `e` in the sampled subscriber's ring (the newest `max` are kept) and arms its frame timer. */

@@ -21,20 +21,22 @@ type ToolEvent = Extract<GatewayEvent, { event_type: 'ToolInvocationCompleted' |
 
 /** The log entry for a tool event (the store cuts `arguments` and `result` to its payload cap). */
 export function toLogEntry(e: ToolEvent): ToolLogInput {
-  return {
+  // one object, optional fields assigned (not spread: this runs once per tool call)
+  const entry: ToolLogInput = {
     client: e.mcp_server_id,
     tool: e.tool_name,
     arguments: e.arguments ?? null,
     result: e.event_type === 'ToolInvocationCompleted' ? e.result : null,
     status: e.event_type === 'ToolInvocationCompleted' && !e.is_error ? 'success' : 'error',
-    ...(e.event_type === 'ToolInvocationFailed' ? { error: e.error } : {}),
     latency_ms: Math.round(e.duration_ms * 1000) / 1000,
     cost_usd: e.cost_usd,
-    ...(e.virtual_key !== undefined ? { virtual_key: e.virtual_key } : {}),
-    ...(e.trace_id !== undefined ? { trace_id: e.trace_id } : {}),
     surface: e.surface,
     timestamp: e.timestamp,
   };
+  if (e.event_type === 'ToolInvocationFailed') entry.error = e.error;
+  if (e.virtual_key !== undefined) entry.virtual_key = e.virtual_key;
+  if (e.trace_id !== undefined) entry.trace_id = e.trace_id;
+  return entry;
 }
 
 function timeParam(req: RestRequest, name: string): number | undefined {

@@ -179,6 +179,10 @@ export function createLogger(level: LogLevelName, fields: LogFields = {}, sink?:
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: [...REDACTED_PATHS], censor: '[redacted]' },
       mixin: () => (logContext === undefined ? NO_FIELDS : (logContext() ?? NO_FIELDS)),
+      // pino's default strategy is Object.assign(mixinResult, lineFields): it would write every
+      // line's fields into the shared NO_FIELDS object (and into a context object that is reused),
+      // so each later line carried the fields of all earlier ones. Nothing shared is mutated here.
+      mixinMergeStrategy: (line: object, context: object) => (context === NO_FIELDS ? line : { ...context, ...line }),
     },
     destination,
   );

@@ -86,6 +86,11 @@ class UwsConnection implements WsConnection {
   ping(): void {
     if (!this.closed) this.ws.ping();
   }
+
+  cork(fn: () => void): void {
+    if (this.closed) fn();
+    else this.ws.cork(fn);
+  }
 }
 
 /** The status line and body of a refused upgrade. */

@@ -28,19 +28,41 @@ export interface CappedPayload {
  * @throws RangeError for a negative or non-integer `maxBytes`.
  */
 export function capPayload(value: unknown, maxBytes: number = DEFAULT_PAYLOAD_CAP_BYTES): CappedPayload {
+  const capped = capPayloadText(value, maxBytes);
+  return capped.truncated ? { value: capped.text, truncated: true } : { value, truncated: false };
+}
+
+/** What {@link capPayloadText} keeps of a value: its JSON text, or a prefix of it. */
+export interface CappedText {
+  /** The JSON text of the value when it fits in the cap; else a prefix of it (see {@link capPayload}). */
+  readonly text: string;
+  /** True exactly when `text` is a prefix (or the unserialisable marker), not the whole JSON text. */
+  readonly truncated: boolean;
+}
+
+/**
+ * {@link capPayload}'s rule, giving the JSON text itself: for a store that keeps the text it had to
+ * produce anyway to measure the value (one serialisation per payload instead of JSON for the cap
+ * and then MessagePack of the value). `undefined` (and other values JSON skips) give `"null"`,
+ * what a JSON peer would read in their place. JSON has no `-0`: it comes back as `0`.
+ *
+ * @param maxBytes cap in bytes, an integer ≥ 0 (default {@link DEFAULT_PAYLOAD_CAP_BYTES}).
+ * @throws RangeError for a negative or non-integer `maxBytes`.
+ */
+export function capPayloadText(value: unknown, maxBytes: number = DEFAULT_PAYLOAD_CAP_BYTES): CappedText {
   if (!(Number.isInteger(maxBytes) && maxBytes >= 0)) throw new RangeError('capPayload: maxBytes must be an integer ≥ 0');
   let json: string | undefined;
   try {
     json = JSON.stringify(value) as string | undefined;
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    return { value: utf8Prefix(`[unserialisable: ${reason}]`, maxBytes), truncated: true };
+    return { text: utf8Prefix(`[unserialisable: ${reason}]`, maxBytes), truncated: true };
   }
-  if (json === undefined) return { value, truncated: false };
+  if (json === undefined) return { text: 'null', truncated: false };
   // UTF-16 length ≤ UTF-8 length ≤ 3 × UTF-16 length: skip the byte count when the answer is clear.
-  if (json.length * 3 <= maxBytes) return { value, truncated: false };
-  if (json.length <= maxBytes && Buffer.byteLength(json, 'utf8') <= maxBytes) return { value, truncated: false };
-  return { value: utf8Prefix(json, maxBytes), truncated: true };
+  if (json.length * 3 <= maxBytes) return { text: json, truncated: false };
+  if (json.length <= maxBytes && Buffer.byteLength(json, 'utf8') <= maxBytes) return { text: json, truncated: false };
+  return { text: utf8Prefix(json, maxBytes), truncated: true };
 }
 
 /**

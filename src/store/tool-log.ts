@@ -3,8 +3,9 @@
  * stats, cost).
  *
  * Layout, two sublevels written together in one batch per entry:
- * - `toollog`:      `<time key>` → the full {@link ToolLogEntry} (arguments and result capped at
- *                   `maxPayloadBytes` of JSON each, 16 KiB by default);
+ * - `toollog`:      `<time key>` → the full entry ({@link StoredToolLogEntry}: arguments and result
+ *                   capped at `maxPayloadBytes` of JSON each, 16 KiB by default, and kept as the
+ *                   JSON text the cap measured, so a payload is serialised once per call);
  * - `toollog_sum`:  `<time key>` → a small summary tuple (client, tool, status, latency, cost,
  *                   virtual key, surface), ~40–80 bytes.
  *
@@ -24,7 +25,7 @@
  */
 import type { Logger } from '../log/logger.js';
 import { BatchWriter, commitOps, delOp, putOp, type BatchOp } from './batcher.js';
-import { DEFAULT_PAYLOAD_CAP_BYTES, capPayload, type CappedPayload } from './cap-payload.js';
+import { DEFAULT_PAYLOAD_CAP_BYTES, capPayloadText, type CappedText } from './cap-payload.js';
 import type { RootDb, Sublevel } from './db.js';
 import { MAX_KEY_MS, TimeKeyGenerator, msPrefix, timeRange } from './time-key.js';
 
@@ -52,6 +53,23 @@ export interface ToolLogEntry {
   surface: string;
   /** ISO-8601 UTC. */
   timestamp: string;
+}
+
+/**
+ * An entry as the `toollog` sublevel holds it. With `payload_json: 1` (every entry written since
+ * payloads are kept as text), an `arguments` / `result` whose `*_truncated` flag is false holds the
+ * value's JSON text, not the value; a truncated one holds the prefix string, as in
+ * {@link ToolLogEntry}. Entries without the flag hold the values themselves.
+ */
+export type StoredToolLogEntry = ToolLogEntry & { payload_json?: 1 };
+
+/** The {@link ToolLogEntry} a stored entry stands for (payload texts parsed back to values). */
+export function fromStored(stored: StoredToolLogEntry): ToolLogEntry {
+  if (stored.payload_json !== 1) return stored;
+  const { payload_json: _flag, ...entry } = stored;
+  if (!entry.arguments_truncated) entry.arguments = JSON.parse(entry.arguments as string) as unknown;
+  if (!entry.result_truncated) entry.result = JSON.parse(entry.result as string) as unknown;
+  return entry;
 }
 
 /**
@@ -140,7 +158,7 @@ const SCAN_CHUNK = 1000;
 
 export class ToolLogRepository {
   readonly #db: RootDb;
-  readonly #entries: Sublevel<ToolLogEntry>;
+  readonly #entries: Sublevel<StoredToolLogEntry>;
   readonly #summaries: Sublevel<ToolLogSummary>;
   readonly #writer: BatchWriter<BatchOp>;
   readonly #log: Logger;
@@ -153,7 +171,7 @@ export class ToolLogRepository {
 
   constructor(
     db: RootDb,
-    entries: Sublevel<ToolLogEntry>,
+    entries: Sublevel<StoredToolLogEntry>,
     summaries: Sublevel<ToolLogSummary>,
     writer: BatchWriter<BatchOp>,
     log: Logger,
@@ -185,9 +203,9 @@ export class ToolLogRepository {
    * `closed`, `io`).
    */
   async append(input: ToolLogInput): Promise<ToolLogEntry> {
-    const { ops, entry } = this.entryOps(input);
-    await this.#writer.writeAll(ops);
-    return entry;
+    const { key, entry } = this.#build(input);
+    await this.#writer.writeAll(this.#ops(key, entry));
+    return fromStored(entry);
   }
 
   /**
@@ -195,9 +213,13 @@ export class ToolLogRepository {
    * writing them: for a caller that commits them in one unit with other records (the event of
    * the same call). Throws what `append` rejects with for a malformed input.
    */
-  entryOps(input: ToolLogInput): { ops: BatchOp[]; entry: ToolLogEntry } {
+  entryOps(input: ToolLogInput): BatchOp[] {
     const { key, entry } = this.#build(input);
-    return { ops: [putOp(this.#entries, key, entry), putOp(this.#summaries, key, summarize(entry))], entry };
+    return this.#ops(key, entry);
+  }
+
+  #ops(key: string, entry: StoredToolLogEntry): BatchOp[] {
+    return [putOp(this.#entries, key, entry), putOp(this.#summaries, key, summarize(entry))];
   }
 
   /**
@@ -238,7 +260,8 @@ export class ToolLogRepository {
         }
       }
       const values = keys.length > 0 ? await this.#entries.getMany(keys, { snapshot }) : [];
-      const entries = values.filter((v): v is ToolLogEntry => v !== undefined);
+      const entries: ToolLogEntry[] = [];
+      for (const v of values) if (v !== undefined) entries.push(fromStored(v));
       return { entries, total };
     } finally {
       await snapshot.close();
@@ -368,7 +391,7 @@ export class ToolLogRepository {
     return deleted;
   }
 
-  #build(input: ToolLogInput): { key: string; entry: ToolLogEntry } {
+  #build(input: ToolLogInput): { key: string; entry: StoredToolLogEntry } {
     if (input.status !== 'success' && input.status !== 'error') throw new TypeError(`tool log: bad status ${String(input.status)}`);
     if (!Number.isFinite(input.latency_ms)) throw new TypeError('tool log: latency_ms must be a finite number');
     if (!Number.isFinite(input.cost_usd)) throw new TypeError('tool log: cost_usd must be a finite number');
@@ -378,19 +401,20 @@ export class ToolLogRepository {
     const key = this.#keys.next(ms);
     const args = this.#cap(input.arguments, input.arguments_truncated === true);
     const result = this.#cap(input.result, input.result_truncated === true);
-    const entry: ToolLogEntry = {
+    const entry: StoredToolLogEntry = {
       id: input.id ?? key,
       client: input.client,
       tool: input.tool,
-      arguments: args.value,
-      arguments_truncated: input.arguments_truncated === true || args.truncated,
-      result: result.value,
-      result_truncated: input.result_truncated === true || result.truncated,
+      arguments: args.text,
+      arguments_truncated: args.truncated,
+      result: result.text,
+      result_truncated: result.truncated,
       status: input.status,
       latency_ms: input.latency_ms,
       cost_usd: input.cost_usd,
       surface: input.surface,
       timestamp: new Date(ms).toISOString(),
+      payload_json: 1,
     };
     if (input.error !== undefined) entry.error = input.error;
     if (input.virtual_key !== undefined) entry.virtual_key = input.virtual_key;
@@ -398,12 +422,14 @@ export class ToolLogRepository {
     return { key, entry };
   }
 
-  /** {@link capPayload}, keeping a caller's own cut (a string flagged truncated that fits). */
-  #cap(value: unknown, alreadyTruncated: boolean): CappedPayload {
-    if (alreadyTruncated && typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= this.#maxPayloadBytes) {
-      return { value, truncated: true };
-    }
-    return capPayload(value ?? null, this.#maxPayloadBytes);
+  /**
+   * {@link capPayloadText}. A caller's own cut stays a cut: a string flagged truncated that fits is
+   * kept as it is; anything else flagged truncated is kept as (a prefix of) its JSON text.
+   */
+  #cap(value: unknown, alreadyTruncated: boolean): CappedText {
+    if (!alreadyTruncated) return capPayloadText(value ?? null, this.#maxPayloadBytes);
+    if (typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= this.#maxPayloadBytes) return { text: value, truncated: true };
+    return { text: capPayloadText(value ?? null, this.#maxPayloadBytes).text, truncated: true };
   }
 }
 

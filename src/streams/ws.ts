@@ -21,6 +21,11 @@ export interface WsConnection {
   close(code: number, reason?: string): void;
   /** Sends a WebSocket ping. */
   ping(): void;
+  /**
+   * Runs `fn` with the socket corked: what it sends leaves in one write (uWS `cork`,
+   * https://unetworking.github.io/uWebSockets.js/generated/interfaces/WebSocket.html#cork).
+   */
+  cork(fn: () => void): void;
   readonly closed: boolean;
   /**
    * The caller and what it may use now: admitted at the upgrade and kept current by
