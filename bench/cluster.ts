@@ -7,8 +7,14 @@
  * 1. Event delivery: a tool call through `POST /v1/mcp/tool/execute` on one node, one at a time;
  *    timed from the request to its `ToolInvocationCompleted` event arriving at an `/api/ws/events`
  *    subscriber — on the same node without cluster (baseline), on another node with cluster.
- * 2. A rate-limited request (auth on, an API key, limits 10^9): `GET /api/v1/nothing` (404 after
- *    the limit check), one at a time — in-memory limiter (baseline) vs the NATS KV store.
+ * 2. A rate-limited request (auth on, an API key, 6000 a minute and 10^6 an hour):
+ *    `GET /api/v1/nothing` (404 after the limit check), one at a time — in-memory limiter
+ *    (baseline) vs the NATS KV store counting every request exactly (`rate_limit_slack: 0`) vs
+ *    leased blocks (the default slack 0.1: one KV round trip per block of 0.1 × limit / nodes).
+ * 3. A server→client notification of a session whose GET stream is held on another node: a
+ *    JSON-only `tools/call` of `demo-sleep` (one step, so one progress notification at once) —
+ *    timed from the POST to the progress arriving on the session's GET stream; baseline: POST and
+ *    stream on one process; cluster: POST on B, stream on A (routed over a NATS subject).
  *
  * Environment: BENCH_CLUSTER_N (operations per point, default 400).
  * Profile: `node --cpu-prof --import tsx bench/cluster.ts` (the profile covers the gateways too).
@@ -98,24 +104,86 @@ async function limitedRequests(name: string, gw: Gateway, natsPid: number | unde
   return { name, p50: quantile(times, 0.5), p99: quantile(times, 0.99), cpuUsPerOp: (cpu / N) * 1e6 };
 }
 
-const auth = { auth: { disabled: false, admin: { username: 'admin' }, rate_limits: { burst_per_minute: 1e9, requests_per_hour: 1e9, tool_executions_per_hour: 1e9 } } };
+/** Reads SSE `data:` lines of a response body and calls `on` with each JSON-RPC message. */
+function readSse(res: Response, on: (m: Record<string, unknown>) => void): void {
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  void (async () => {
+    for (;;) {
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true as const }));
+      if (done) return;
+      buf += decoder.decode(value, { stream: true });
+      let end: number;
+      while ((end = buf.indexOf('\n\n')) >= 0) {
+        const data = buf.slice(0, end).split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+        buf = buf.slice(end + 2);
+        if (data !== '') on(JSON.parse(data) as Record<string, unknown>);
+      }
+    }
+  })();
+}
+
+async function notificationLatency(name: string, postOn: Gateway, streamOn: Gateway, natsPid: number | undefined): Promise<Point> {
+  const base = { 'content-type': 'application/json', authorization: BASIC, 'mcp-protocol-version': '2025-06-18' };
+  const init = await fetch(`${streamOn.url}/mcp`, { method: 'POST', headers: { ...base, accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } }) });
+  await init.text();
+  const sid = init.headers.get('mcp-session-id') ?? '';
+  const headers = { ...base, 'mcp-session-id': sid };
+  await (await fetch(`${streamOn.url}/mcp`, { method: 'POST', headers: { ...headers, accept: 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).text();
+  const ac = new AbortController();
+  const stream = await fetch(`${streamOn.url}/mcp`, { headers: { ...headers, accept: 'text/event-stream' }, signal: ac.signal });
+  let waiting: ((token: unknown) => void) | undefined;
+  readSse(stream, (m) => {
+    if (m['method'] === 'notifications/progress') waiting?.((m['params'] as Record<string, unknown>)['progressToken']);
+  });
+  // the stream's subscription reaches NATS asynchronously: one call before measuring
+  const one = async (token: string): Promise<number> => {
+    const t0 = performance.now();
+    const arrived = new Promise<number>((resolve) => {
+      waiting = (t) => {
+        if (t === token) resolve(performance.now() - t0);
+      };
+    });
+    const r = await fetch(`${postOn.url}/mcp`, { method: 'POST', headers: { ...headers, accept: 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: token, method: 'tools/call', params: { name: 'demo-sleep', arguments: { ms: 0, steps: 1 }, _meta: { progressToken: token } } }) });
+    await r.text();
+    return arrived;
+  };
+  for (let i = 0; i < 20; i++) await one(`warm-${i}`);
+  const times = new Float64Array(N);
+  const cpu0 = cpuNow(natsPid);
+  for (let i = 0; i < N; i++) times[i] = await one(`t-${i}`);
+  const cpu = cpuNow(natsPid) - cpu0;
+  ac.abort();
+  times.sort();
+  return { name, p50: quantile(times, 0.5), p99: quantile(times, 0.99), cpuUsPerOp: (cpu / N) * 1e6 };
+}
+
+const auth = { auth: { disabled: false, admin: { username: 'admin' }, rate_limits: { burst_per_minute: 6000, requests_per_hour: 1e6, tool_executions_per_hour: 1e9 } } };
 const nats = await startNatsServer();
 const single = await gateway(auth);
 const a = await gateway({ ...auth, cluster: { nats_url: nats.url, node_id: 'bench_a' } });
 const b = await gateway({ ...auth, cluster: { nats_url: nats.url, node_id: 'bench_b' } });
+const exact = await gateway({ ...auth, cluster: { nats_url: nats.url, node_id: 'bench_x', rate_limit_slack: 0 } });
 const pid = nats.pid;
-const rows: Point[] = [];
-rows.push(await eventLatency('events: one process, same node (baseline)', single, single, undefined));
-rows.push(await eventLatency('events: cluster, call on A, subscriber on B', a, b, pid));
-rows.push(await limitedRequests('rate limit: in memory (baseline)', single, undefined));
-rows.push(await limitedRequests('rate limit: NATS KV', a, pid));
+const groups: Point[][] = [];
+groups.push([await eventLatency('events: one process, same node (baseline)', single, single, undefined), await eventLatency('events: cluster, call on A, subscriber on B', a, b, pid)]);
+groups.push([
+  await limitedRequests('rate limit: in memory (baseline)', single, undefined),
+  await limitedRequests('rate limit: NATS KV, exact (slack 0)', exact, pid),
+  await limitedRequests('rate limit: NATS KV, leased blocks (slack 0.1)', a, pid),
+]);
+groups.push([
+  await notificationLatency('server→client notification: POST and GET stream on one process (baseline)', single, single, undefined),
+  await notificationLatency('server→client notification: POST on B, GET stream on A (NATS subject)', b, a, pid),
+]);
 console.log(`\nN = ${N} per point, one at a time; CPU = this process (gateways + client) + nats-server, per operation\n`);
 console.log('| point | p50 ms | p99 ms | CPU µs/op | p50 vs baseline |');
 console.log('|---|---|---|---|---|');
-for (const [i, r] of rows.entries()) {
-  const base = rows[i - (i % 2)] as Point;
-  console.log(`| ${r.name} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.cpuUsPerOp.toFixed(0)} | ${(r.p50 / base.p50).toFixed(2)}× |`);
+for (const rows of groups) {
+  const baseline = rows[0] as Point;
+  for (const r of rows) console.log(`| ${r.name} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.cpuUsPerOp.toFixed(0)} | ${(r.p50 / baseline.p50).toFixed(2)}× |`);
 }
-for (const g of [single, a, b]) await g.close();
+for (const g of [single, a, b, exact]) await g.close();
 await nats.dispose();
 for (const d of dirs) rmSync(d, { recursive: true, force: true });

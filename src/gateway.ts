@@ -54,7 +54,7 @@ import { EmbeddingRoutes, EmbeddingWsMethods } from './handlers/rest-v1/embeddin
 import { ModelSummaryRoutes } from './handlers/rest-v1/model-summary.js';
 import { ProviderAdmin } from './handlers/mgmt/providers.js';
 import { ResponsesWsEndpoint } from './handlers/responses-ws.js';
-import { UiSessionStore } from './auth/ui-session.js';
+import { cookieValue, UI_SESSION_COOKIE, UiSessionStore } from './auth/ui-session.js';
 import { withUiSessions } from './handlers/ui/access.js';
 import { UiSessionHandler } from './handlers/ui/session.js';
 import { UiOverview } from './handlers/ui/overview.js';
@@ -65,6 +65,7 @@ import { OAuthResourceServer } from './auth/oauth-resource.js';
 import { registerOAuthRoutes } from './handlers/oauth.js';
 import { CLIENT_WIDE, UpstreamOAuth } from './upstreams/oauth/upstream-oauth.js';
 import { OAuthGrantRepository } from './store/oauth-grants.js';
+import { OAuthFlowRepository } from './store/oauth-flows.js';
 import { principalUpstreams } from './upstreams/oauth/per-user.js';
 import { TeardownStack } from './base/teardown.js';
 import type { ClusterRuntime } from './cluster/runtime.js';
@@ -218,7 +219,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   const oauthBox = config.oauth.encryption_key !== undefined ? SecretBox.fromBase64(config.oauth.encryption_key) : SecretBox.fromKeyFile(config.data_dir, 'oauth-secret.key');
   /** `http://host:port` once the port is bound (redirect URIs, the resource URI). */
   let baseUrl = config.oauth.public_url ?? '';
-  const upstreamOAuth = new UpstreamOAuth({ repo: new OAuthGrantRepository(store), box: oauthBox, settings: config.oauth, log: log.child({ component: 'oauth' }), baseUrl: () => baseUrl });
+  const upstreamOAuth = new UpstreamOAuth({ repo: new OAuthGrantRepository(store), flowRepo: new OAuthFlowRepository(store), box: oauthBox, settings: config.oauth, log: log.child({ component: 'oauth' }), baseUrl: () => baseUrl });
   await upstreamOAuth.init();
 
   const manager = new UpstreamManager(log, bus);
@@ -235,7 +236,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   manager.perPrincipal = (c, create) => {
     const id = c.client_id;
     if (c.auth_type !== 'per_user_oauth' || id === undefined) return undefined;
-    return principalUpstreams(() => admin.oauthClient(id) ?? { ...c, client_id: id }, upstreamOAuth, create, log.child({ component: 'oauth', client: c.name }));
+    return principalUpstreams(() => admin.oauthClient(id) ?? { ...c, client_id: id }, upstreamOAuth, create, log.child({ component: 'oauth', client: c.name }), { idleMs: config.oauth.per_user_idle_s * 1000 });
   };
   upstreamOAuth.onAuthorized = (id, principal, configId) => {
     admin.oauthAuthorized(id, principal, configId).catch((err: unknown) => log.warn('OAuth authorization follow-up failed', { error: err }));
@@ -261,6 +262,8 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
     enforceHost: config.server.allowed_hosts !== undefined || isLoopbackHost(config.server.host),
     sseKeepAliveMs: config.server.sse_keepalive_ms,
   });
+  // cluster mode: sealed session ids, so any node serves a session; its messages routed over NATS
+  await cluster?.shareSessions(sessions, (id, message) => mcp.deliverRouted(id, message), log);
   const vkInvalidation = bus.events$.subscribe((e) => {
     if (e.event_type !== 'StoreChanged' || !e.tags.includes('mcp_clients')) return;
     vkAccess.invalidate();
@@ -324,7 +327,15 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   webhooks.register(rest);
   registerLogLevel(rest, log);
   registerOpenApi(rest);
-  registerOAuthRoutes(rest, oauthResource, { complete: (state, code, error) => upstreamOAuth.complete(state, code, error, (id) => admin.oauthClient(id)) });
+  registerOAuthRoutes(rest, oauthResource, {
+    verifyStart: (state, principal) => upstreamOAuth.verifyStart(state, principal),
+    complete: (state, code, error, binding) => upstreamOAuth.complete(state, code, error, (id) => admin.oauthClient(id), binding),
+    // a per-user authorization link is opened by a browser signed in to the dashboard as its user
+    browserPrincipal: (cookie) => (config.ui.enabled ? uiSessions.touch(cookieValue(cookie, UI_SESSION_COOKIE))?.principal.id : undefined),
+    get secure() {
+      return upstreamOAuth.publicBase.startsWith('https://');
+    },
+  });
   new ToolLogHandler(store.toolLog).register(rest);
   const stopRetention = store.toolLog.startRetention({ maxEntries: config.tool_log.max_entries, maxAgeMs: config.tool_log.max_age_ms }, config.tool_log.sweep_interval_ms);
   teardown.defer('tool log retention', () => stopRetention());

@@ -7,7 +7,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { JsonRpcNotification, JsonRpcRequest, JsonRpcResponse } from '../src/codecs/jsonrpc.js';
-import { decodeFrame, encodeFrame, jsonRpcIdToU64, McpwMethod, McpwType, u64ToJsonRpcId, type McpwFrame } from '../src/codecs/mcpw.js';
+import { decodeFrame, encodeFrame, McpwMethod, McpwType, type McpwFrame } from '../src/codecs/mcpw.js';
+import { jsonRpcIdToU64, u64ToJsonRpcId } from '../src/codecs/mcpw-ids.js';
 import { frameFromJsonRpc, frameToJsonRpc, MCPW_METHOD_NAMES, methodCodeOf, methodNameOf, type JsonRpcMessage } from '../src/codecs/mcpw-jsonrpc.js';
 
 const U64_MAX = 2n ** 64n - 1n;

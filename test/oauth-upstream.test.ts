@@ -53,12 +53,6 @@ async function whoami(client: Client): Promise<string> {
   return (r.content as { text: string }[])[0]?.text ?? '';
 }
 
-async function whoami2(client: Client): Promise<string> {
-  const r = await client.callTool({ name: 'pu-whoami', arguments: {} });
-  answers.push(JSON.stringify(r));
-  return (r.content as { text: string }[])[0]?.text ?? '';
-}
-
 beforeAll(async () => {
   as = await startAuthServer();
   upstream = await startProtectedUpstream(as);
@@ -199,47 +193,6 @@ describe('upstream auth_type oauth', () => {
     const perUserStdio = await api('POST', '/api/mcp/client', { name: 's', connection_type: 'stdio', stdio_config: { command: 'true' }, auth_type: 'per_user_oauth' });
     expect(perUserStdio.json['code']).toBe('UNSUPPORTED_AUTH_TYPE');
   });
-
-  it('per_user_oauth: each user authorizes separately, a user without a token gets the URL, nobody shares a connection', async () => {
-    const r = await api('POST', '/api/mcp/client', { name: 'pu', connection_type: 'http', connection_string: upstream.url, auth_type: 'per_user_oauth' });
-    expect(r.status).toBe(201);
-    // the shared connection (the catalogue) is authorized once, like auth_type oauth
-    const back = await authorizeInBrowser(as, String(r.json['authorize_url']), `${gw.url}/api/oauth/callback`, 'catalogue-admin');
-    expect((await send(back, {})).status).toBe(200);
-    await waitFor(() => gw.manager.get('pu')?.state === 'connected');
-    const puId = String((r.json['config'] as Json)['client_id']);
-
-    const users = { dan: await userClient('dan'), erin: await userClient('erin'), frank: await userClient('frank') };
-    const refused = async (c: Client): Promise<Json> => {
-      const err = await c.callTool({ name: 'pu-whoami', arguments: {} }).then(
-        () => undefined,
-        (e: unknown) => e as { code?: number; message?: string; data?: Json },
-      );
-      expect(err, 'the call is refused').toBeDefined();
-      answers.push(JSON.stringify(err));
-      expect(err?.code).toBe(-32042);
-      expect(err?.message).toMatch(/needs your OAuth authorization/);
-      // the SDK client surfaces -32042 as URLElicitationRequiredError: data keeps the elicitations
-      const elicitation = ((err?.data ?? {})['elicitations'] as Json[])[0] ?? {};
-      expect(elicitation).toMatchObject({ mode: 'url', url: expect.stringContaining(`${as.issuer}/auth?`) as unknown });
-      return { authorization_url: elicitation['url'] };
-    };
-    for (const name of ['dan', 'erin'] as const) {
-      const data = await refused(users[name]);
-      const cb = await authorizeInBrowser(as, String(data['authorization_url']), `${gw.url}/api/oauth/callback`, `${name}-upstream-account`);
-      expect((await send(cb, {})).status).toBe(200);
-    }
-    const callers = upstream.callers.length;
-    expect(await whoami2(users.dan)).toBe('dan-upstream-account');
-    expect(await whoami2(users.erin)).toBe('erin-upstream-account');
-    expect(await whoami2(users.dan)).toBe('dan-upstream-account');
-    expect(upstream.callers.slice(callers)).toEqual(['dan-upstream-account', 'erin-upstream-account', 'dan-upstream-account']);
-    // frank never authorized: still refused, with his own URL
-    await refused(users.frank);
-    expect((await api('GET', `/api/mcp/client/${puId}`)).json['oauth_users']).toBe(2);
-    for (const c of Object.values(users)) await c.close();
-    expect((await api('DELETE', `/api/mcp/client/${puId}`)).status).toBe(200);
-  }, 30_000);
 
   it('no token or secret in the logs, the API answers or the store files', () => {
     const secrets = [...upstream.seen.all, M2M_SECRET];

@@ -203,7 +203,9 @@ describe('registration and routing by capability', () => {
     // nobody can do this one: it waits
     const q = await assigner.ok('task.assign', { type: 'render', required_capabilities: ['gpu'] });
     expect(q).toEqual({ task_id: expect.stringMatching(/^task-/) as unknown, status: 'queued' });
-    await settle(50);
+    // a round trip on each agent's own connection instead of a sleep: a push made while the task
+    // was queued would arrive before the reply
+    for (const x of [a, b, c]) await x.c.ok('agent.heartbeat', {});
     for (const x of [a, b, c]) expect(x.c.assigned().some((t) => t['id'] === q['task_id'])).toBe(false);
     // an agent with that capability takes it as soon as it registers
     const gpu = await agent(g, 'renderer', ['gpu']);
@@ -455,7 +457,9 @@ describe('agents that go away', () => {
     expect(eventsOf(g, 'TaskFailed')).toHaveLength(1);
     // a new agent gets nothing
     const y = await agent(g, 'fresh', ['crash']);
-    await settle(100);
+    // the queue drains into a new agent right after its registration reply; a round trip after
+    // that shows whatever it was given
+    await y.c.ok('agent.heartbeat', {});
     expect(y.c.assigned()).toEqual([]);
     expect((await rest(g, `/api/v1/tasks/${r['task_id'] as string}`)).json['status']).toBe('failed');
   });
@@ -672,7 +676,7 @@ describe('tenants and restarts', () => {
     expect(e.data['code']).toBe('NOT_FOUND');
     // ... and it drains globex's queue, not acme's (the task naming acme's agent id keeps waiting for a globex agent of that id)
     await gAgent.c.waitNote('task.assigned');
-    await settle(50);
+    await gAgent.c.ok('agent.heartbeat', {});
     expect(gAgent.c.assigned().map((t) => t['id'])).toEqual([gq['task_id']]);
     const listA = await v.call('GET', '/api/v1/tasks', v.keyA);
     expect((listA.json['tasks'] as Json[]).map((t) => t['id'])).toEqual([at['task_id']]);

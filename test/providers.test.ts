@@ -64,7 +64,8 @@ describe('SecretBox (AES-256-GCM)', () => {
   it('refuses another key, an altered value, garbage and a short key', () => {
     const sealed = box.seal('sk-live', 'p');
     expect(() => SecretBox.fromBase64(Buffer.alloc(32, 8).toString('base64')).open(sealed, 'p')).toThrow(SecretBoxError);
-    const flipped = sealed.slice(0, -2) + (sealed.endsWith('A') ? 'B' : 'A') + sealed.slice(-1);
+    // the replacement differs from the character it replaces (the second-to-last; the last may be padding bits only)
+    const flipped = sealed.slice(0, -2) + (sealed.at(-2) === 'A' ? 'B' : 'A') + sealed.slice(-1);
     expect(() => box.open(flipped, 'p')).toThrow(SecretBoxError);
     fc.assert(
       fc.property(fc.string(), (junk) => {

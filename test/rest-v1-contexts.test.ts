@@ -13,19 +13,8 @@ import type { Subscription } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/load.js';
 import { startGateway, type Gateway } from '../src/gateway.js';
-import {
-  ContextListItem,
-  ContextView,
-  MAX_CONTENT_BYTES,
-  MAX_MESSAGES,
-  MAX_METADATA_BYTES,
-  MAX_ROLE_CHARS,
-  SearchHit,
-  SummaryView,
-  contentBytes,
-  extractiveSummary,
-  truncateToSize,
-} from '../src/handlers/rest-v1/contexts.js';
+import { contentBytes, extractiveSummary, truncateToSize } from '../src/handlers/rest-v1/context-content.js';
+import { ContextListItem, ContextView, MAX_CONTENT_BYTES, MAX_MESSAGES, MAX_METADATA_BYTES, MAX_ROLE_CHARS, SearchHit, SummaryView } from '../src/handlers/rest-v1/context-wire.js';
 import { createLogger } from '../src/log/logger.js';
 import type { ContextMessage } from '../src/store/v1-records.js';
 import type { GatewayEvent } from '../src/streams/events.js';

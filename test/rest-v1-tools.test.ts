@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { Subscription } from 'rxjs';
-import { actionResult, exampleFor, parametersOf, safetyNotes, toolDescription } from '../src/handlers/rest-v1/tools.js';
+import { actionResult, exampleFor, parametersOf, safetyNotes, toolDescription } from '../src/handlers/rest-v1/tool-examples.js';
 import type { GatewayEvent } from '../src/streams/events.js';
 import { demoClient, everythingClient } from './helpers/gateway.js';
 import { startV1Gateway, type V1Gateway } from './helpers/v1.js';

@@ -65,8 +65,9 @@ const ADMIN: RouteRule = { need: 'admin', virtualKeys: false };
 export function ruleFor(method: string, path: string, metricsRequireAuth: boolean): RouteRule {
   // webhooks authenticate by their signature (checked by the handler), not by a key
   if (method === 'OPTIONS' || path === '/health' || path === '/health/ready' || path === '/health/live' || path === '/api/webhooks/github' || path === '/api/openapi.json') return OPEN;
-  // OAuth: the protected-resource metadata (RFC 9728) and the authorization callback (its `state` is the credential)
-  if (path.startsWith('/.well-known/') || path === '/api/oauth/callback') return OPEN;
+  // OAuth: the protected-resource metadata (RFC 9728), the authorization callback (its `state` is the
+  // credential) and the per-user start link (its handler checks the browser's dashboard session)
+  if (path.startsWith('/.well-known/') || path === '/api/oauth/callback' || path === '/api/oauth/start') return OPEN;
   if (path === '/metrics') return metricsRequireAuth ? USER : OPEN;
   // the dashboard's sign-in checks the credential in its body itself
   if (path === '/api/ui/session') return OPEN;

@@ -4,7 +4,7 @@
  * tool executions per hour, each overridable per key. In cluster mode the counts live in NATS KV
  * (src/cluster/rate-limit-store.ts, the same rate-limiter-flexible API), so they hold across nodes.
  */
-import { RateLimiterMemory, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Principal, RateLimitSettings } from '../base/principal.js';
 
 /** Which limit a verdict reports. */
@@ -35,20 +35,30 @@ function isRes(v: unknown): v is RateLimiterRes {
   return v instanceof RateLimiterRes;
 }
 
+/**
+ * What a limiter must do here: rate-limiter-flexible's `consume` (resolves a `RateLimiterRes` when
+ * allowed, rejects with one when refused) and its allowance. Its limiters have it; so do the
+ * cluster's leased limiters.
+ */
+export interface Limiter {
+  readonly points: number;
+  consume(key: string, points?: number): Promise<RateLimiterRes>;
+}
+
 /** The three limiters of one settings object. */
-type LimiterSet = Readonly<Record<LimitName, RateLimiterAbstract>>;
+type LimiterSet = Readonly<Record<LimitName, Limiter>>;
 
 /**
  * Makes the limiter of one (limit, allowance): in memory by default; cluster mode passes one whose
  * counts live in NATS KV, shared by every node.
  */
-export type LimiterFactory = (opts: { keyPrefix: string; points: number; duration: number }) => RateLimiterAbstract;
+export type LimiterFactory = (opts: { keyPrefix: string; points: number; duration: number }) => Limiter;
 
 const memoryLimiter: LimiterFactory = (opts) => new RateLimiterMemory(opts);
 
 export class RateLimits {
   /** One limiter per (limit name, allowance): keys with the same allowance share it. */
-  private readonly limiters = new Map<string, RateLimiterAbstract>();
+  private readonly limiters = new Map<string, Limiter>();
   /** Limiters by settings object (principals keep theirs), so the hot path builds no map keys. */
   private readonly bySettings = new WeakMap<RateLimitSettings, LimiterSet>();
 
@@ -57,7 +67,7 @@ export class RateLimits {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  private limiter(name: LimitName, points: number): RateLimiterAbstract {
+  private limiter(name: LimitName, points: number): Limiter {
     const id = `${name}:${points}`;
     let l = this.limiters.get(id);
     if (!l) {
@@ -92,7 +102,7 @@ export class RateLimits {
   }
 
   /** One consume, mapped to a verdict (a refusal resolves; only unexpected errors reject). Plain promise chains: this runs per request. */
-  private take(name: LimitName, limiter: RateLimiterAbstract, key: string): Promise<LimitVerdict> {
+  private take(name: LimitName, limiter: Limiter, key: string): Promise<LimitVerdict> {
     const points = limiter.points;
     return limiter.consume(key, 1).then(
       (res) => this.verdict(name, points, res, true),

@@ -11,6 +11,10 @@ import { ClusterNode } from './node.js';
 import { ClusterEventFeed, ClusterEventPublisher } from './event-stream.js';
 import { ConfigSync, type ClientReplica, type KeyReplica } from './config-sync.js';
 import { RateLimiterNatsKv } from './rate-limit-store.js';
+import { RateLimiterNatsLease } from './rate-limit-lease.js';
+import type { Limiter } from '../auth/rate-limit.js';
+import { NatsSessionRelay, clusterSessionSealer } from './session-relay.js';
+import type { SessionStore } from '../handlers/mcp/session.js';
 
 export { ClusterStartError } from './node.js';
 
@@ -25,6 +29,7 @@ const CLOSE_FLUSH_MS = 3_000;
 
 export class ClusterRuntime {
   #sync: ConfigSync | undefined;
+  #sessions: NatsSessionRelay | undefined;
 
   private constructor(
     readonly node: ClusterNode,
@@ -72,9 +77,26 @@ export class ClusterRuntime {
     });
   }
 
-  /** A rate limiter whose counts live in the cluster's limits bucket (for `RateLimits.factory`). */
-  limiter(opts: { keyPrefix: string; points: number; duration: number }): RateLimiterNatsKv {
-    return new RateLimiterNatsKv({ kv: this.node.limitsKv, ...opts });
+  /**
+   * Makes `/mcp` sessions servable by any node: sealed session ids (the configured keys, or the
+   * bucket's shared key) and their messages routed between nodes on NATS subjects.
+   * @param onClientMessage the `/mcp` handler's `deliverRouted`.
+   */
+  async shareSessions(sessions: SessionStore, onClientMessage: (sessionId: string, message: unknown) => void, log: Logger): Promise<void> {
+    const sealer = await clusterSessionSealer(this.node);
+    const relay = new NatsSessionRelay(this.node, sessions, onClientMessage, log.child({ component: 'cluster-sessions' }));
+    this.#sessions = relay;
+    sessions.useSealing(sealer, relay);
+  }
+
+  /**
+   * A rate limiter whose counts live in the cluster's limits bucket (for `RateLimits.factory`):
+   * leased blocks (`cluster.rate_limit_slack` > 0, the default), or exact per-request counting (0).
+   */
+  limiter(opts: { keyPrefix: string; points: number; duration: number }): Limiter {
+    const slack = this.node.config.rate_limit_slack;
+    if (slack <= 0) return new RateLimiterNatsKv({ kv: this.node.limitsKv, ...opts });
+    return new RateLimiterNatsLease({ kv: this.node.limitsKv, ...opts, slack, nodes: () => this.node.members.length });
   }
 
   /** `/health` `components.cluster`. */
@@ -83,6 +105,7 @@ export class ClusterRuntime {
       ...this.node.health(),
       events: { published: this.publisher.published, buffered: this.publisher.buffered, lost: this.publisher.lost },
       config: { applied_from_other_nodes: this.#sync?.applied ?? 0 },
+      sessions: { shared: this.#sessions !== undefined, ...(this.#sessions?.stats ?? {}) },
     };
   }
 
@@ -145,6 +168,7 @@ export class ClusterRuntime {
   /** Publishes what is buffered (bounded wait), stops the feed, leaves the cluster. */
   async close(): Promise<void> {
     this.#sync?.close();
+    this.#sessions?.close();
     await this.publisher.close(CLOSE_FLUSH_MS);
     await this.feed.close();
     await this.node.close();

@@ -11,7 +11,8 @@
  * `frameToJsonRpc(frameFromJsonRpc(m))` gives back `m` (up to what MessagePack preserves).
  */
 import { classify, type Classified, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from './jsonrpc.js';
-import { jsonRpcIdToU64, McpwMethod, McpwType, u64ToJsonRpcId, type McpwFrame } from './mcpw.js';
+import { McpwMethod, McpwType, type McpwFrame } from './mcpw.js';
+import { jsonRpcIdToU64, u64ToJsonRpcId } from './mcpw-ids.js';
 
 /**
  * JSON-RPC method names of the MCPW method codes. 0001–0003 are MCP's; 0004/0005 use

@@ -37,6 +37,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { C1, Packr, RESERVE_START_SPACE, Unpackr, type Options } from 'msgpackr';
 import { MAX_NESTING_DEPTH, scanMsgpack } from './depth.js';
 import { MCPW_ERRORS, mcpwError, type McpwDecodeError, type McpwErrorCode } from './mcpw-errors.js';
+import { MCPW_MAX_REQUEST_ID, u64ToJsonRpcId } from './mcpw-ids.js';
 
 /** The magic number at offset 0: ASCII "MCPW". */
 export const MCPW_MAGIC = 0x4d435057;
@@ -44,8 +45,6 @@ export const MCPW_MAGIC = 0x4d435057;
 export const MCPW_VERSION = 0x01;
 /** Size of the fixed header, bytes. */
 export const MCPW_HEADER_BYTES = 24;
-/** Largest request id: 2^64 − 1. */
-export const MCPW_MAX_REQUEST_ID = 0xffff_ffff_ffff_ffffn;
 /** Default limit for both the payload on the wire and the inflated payload: 16 MiB. */
 export const MCPW_DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 /** Default gzip threshold of {@link encodeFrame}: payloads over 1 KiB. */
@@ -449,39 +448,6 @@ export function encodeFrame(frame: McpwFrame, options: McpwEncodeOptions = {}): 
 export function createMcpwKey(raw: Uint8Array): McpwKey {
   if (raw.byteLength !== 32) throw new RangeError(`MCPW key must be 32 bytes (AES-256), got ${raw.byteLength}`);
   return { algorithm: 'aes-256-gcm', secret: createSecretKey(raw) };
-}
-
-// ---- request ids and JSON-RPC ids ---------------------------------------------------------------
-
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-const BIG_DECIMAL = /^[1-9][0-9]{15,19}$/;
-
-/**
- * The id rule, JSON-RPC → MCPW: a JSON-RPC id has a u64 form when it is a safe integer ≥ 0 (not
- * −0), or a string holding the canonical decimal of an integer in 2^53 … 2^64 − 1 (the form
- * {@link u64ToJsonRpcId} gives ids that do not fit a JS number). Every other id (other strings,
- * negative, fractional or unsafe numbers, null) has none: such a message travels as method 0000
- * (generic) with the id inside the payload, and header id 0 (or the request's header id, for a
- * reply). The two functions are inverse bijections between u64 and the ids that have a u64 form.
- *
- * @returns the u64 request id, or `undefined` when `id` has no u64 form.
- */
-export function jsonRpcIdToU64(id: unknown): bigint | undefined {
-  if (typeof id === 'number') return Number.isSafeInteger(id) && id >= 0 && !Object.is(id, -0) ? BigInt(id) : undefined;
-  if (typeof id === 'string' && BIG_DECIMAL.test(id)) {
-    const value = BigInt(id);
-    return value > MAX_SAFE && value <= MCPW_MAX_REQUEST_ID ? value : undefined;
-  }
-  return undefined;
-}
-
-/**
- * The id rule, MCPW → JSON-RPC: ids up to 2^53 − 1 become numbers, larger ones the decimal
- * string (JSON-RPC ids are strings or numbers; a number would lose precision). Inverse of
- * {@link jsonRpcIdToU64}.
- */
-export function u64ToJsonRpcId(requestId: bigint): number | string {
-  return requestId <= MAX_SAFE ? Number(requestId) : requestId.toString();
 }
 
 // ---- control frames -----------------------------------------------------------------------------

@@ -113,6 +113,13 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
   const auth = resolveAuth(file.auth ?? {}, host, env, problems);
   const providers = resolveProviders(file.model_providers?.providers ?? [], env, problems);
   const encryptionKey = env['TRIBUTARY_PROVIDER_KEY'] || file.model_providers?.encryption_key;
+  // sealed session ids (cluster): base64 of 32 bytes each, the first seals
+  const sessionKeys = env['TRIBUTARY_SESSION_KEYS'] ? env['TRIBUTARY_SESSION_KEYS'].split(',').map((k) => k.trim()).filter((k) => k !== '') : (file.cluster?.session_keys ?? []);
+  const slack = file.cluster?.rate_limit_slack;
+  if (slack !== undefined && !(slack >= 0 && slack < 1)) problems.push(`cluster.rate_limit_slack: expected a number from 0 (exact) up to but not including 1, got ${slack}`);
+  sessionKeys.forEach((k, i) => {
+    if (Buffer.from(k, 'base64').length !== 32) problems.push(`cluster.session_keys.${i}: expected base64 of 32 random bytes`);
+  });
   if (encryptionKey !== undefined && Buffer.from(encryptionKey, 'base64').length !== 32) problems.push('model_providers.encryption_key: expected base64 of 32 bytes');
   const defaultProvider = file.model_providers?.default_provider;
   if (defaultProvider !== undefined && !providers.some((p) => p.name === defaultProvider)) problems.push(`model_providers.default_provider: no provider named ${JSON.stringify(defaultProvider)}`);
@@ -207,6 +214,9 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
             connect_timeout_ms: file.cluster.connect_timeout_ms ?? 5_000,
             max_buffered_events: file.cluster.max_buffered_events ?? 10_000,
             stream_max_msgs: file.cluster.stream_max_msgs ?? file.events?.max_stored ?? 100_000,
+            session_keys: sessionKeys,
+            session_max_age_ms: file.cluster.session_max_age_ms ?? 24 * 3_600_000,
+            rate_limit_slack: file.cluster.rate_limit_slack ?? 0.1,
           },
   };
 }

@@ -64,6 +64,8 @@ export const UpstreamOAuthConfig = t.exact(
     refresh_skew_s: t.number,
     /** An authorization started and not completed expires after this long, seconds (default 600). */
     flow_ttl_s: t.number,
+    /** A `per_user_oauth` user's own upstream connection is closed after this long without a call, seconds (default 900; 0 = never). */
+    per_user_idle_s: t.number,
   }),
 );
 export type UpstreamOAuthConfig = t.TypeOf<typeof UpstreamOAuthConfig>;
@@ -100,6 +102,8 @@ export interface UpstreamOAuthSettings {
   readonly encryption_key: string | undefined;
   readonly refresh_skew_s: number;
   readonly flow_ttl_s: number;
+  /** Seconds; 0 = never. */
+  readonly per_user_idle_s: number;
 }
 
 function checkUrl(value: string, at: string, problems: string[]): void {
@@ -141,5 +145,7 @@ export function resolveUpstreamOAuth(c: UpstreamOAuthConfig | undefined, env: No
   const ttl = c?.flow_ttl_s ?? 600;
   if (!(skew >= 0)) problems.push('oauth.refresh_skew_s: expected seconds ≥ 0');
   if (!(ttl >= 1)) problems.push('oauth.flow_ttl_s: expected seconds ≥ 1');
-  return { public_url: c?.public_url?.replace(/\/+$/, ''), encryption_key: key, refresh_skew_s: skew, flow_ttl_s: ttl };
+  const idle = c?.per_user_idle_s ?? 900;
+  if (!(idle >= 0) || !Number.isFinite(idle)) problems.push('oauth.per_user_idle_s: expected seconds ≥ 0 (0 = never)');
+  return { public_url: c?.public_url?.replace(/\/+$/, ''), encryption_key: key, refresh_skew_s: skew, flow_ttl_s: ttl, per_user_idle_s: idle };
 }

@@ -555,6 +555,19 @@ export const ClusterConfig = t.exact(
       max_buffered_events: PositiveInt,
       /** Events the stream keeps (default: events.max_stored). */
       stream_max_msgs: PositiveInt,
+      /**
+       * Keys sealing `Mcp-Session-Id`s (base64 of 32 random bytes each; the first seals, all open:
+       * rotation with an overlap window). Env `TRIBUTARY_SESSION_KEYS` (comma-separated) wins.
+       * Absent: one key created in the configuration bucket and shared by every node.
+       */
+      session_keys: t.array(t.string),
+      /** A sealed session id older than this no longer opens, ms (default 24 h). */
+      session_max_age_ms: PositiveInt,
+      /**
+       * Share of a rate limit the nodes may under-admit so that they ask NATS once per block of
+       * requests, not per request (default 0.1; 0 = exact counting, one KV round trip per request).
+       */
+      rate_limit_slack: t.number,
     }),
   ]),
 );
@@ -659,6 +672,11 @@ export interface ResolvedClusterConfig {
   readonly connect_timeout_ms: number;
   readonly max_buffered_events: number;
   readonly stream_max_msgs: number;
+  /** Base64 session keys, first seals; empty = the key kept in the configuration bucket. */
+  readonly session_keys: readonly string[];
+  readonly session_max_age_ms: number;
+  /** 0 ≤ slack < 1; 0 = exact. */
+  readonly rate_limit_slack: number;
 }
 
 /** Limits of one code-mode run, every default filled in (see {@link SandboxConfig}). */

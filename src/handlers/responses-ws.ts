@@ -51,6 +51,7 @@ import { invokeTool } from '../upstreams/invoke.js';
 import type { Tracing } from '../telemetry/tracing.js';
 import type { Route, UpstreamManager } from '../upstreams/manager.js';
 import type { JsonObject } from '../upstreams/upstream.js';
+import { asInput, decodeCreate, invalid, isObject, type CreateRequest, type Item } from './responses-request.js';
 import { resultText } from './tool-execute.js';
 
 export interface ResponsesLimits {
@@ -73,14 +74,9 @@ export interface ResponsesWsDeps {
   readonly modelRecord?: (tenant: string, nameOrId: string) => Promise<{ readonly name: string; readonly provider: string; readonly configuration: Readonly<Record<string, unknown>> } | undefined>;
 }
 
-/** Request fields passed to the provider as they are. */
-const PASS_THROUGH = ['temperature', 'top_p', 'max_output_tokens', 'parallel_tool_calls', 'text', 'reasoning', 'metadata', 'truncation', 'user', 'tool_choice', 'include', 'top_logprobs', 'service_tier'] as const;
-const KNOWN = new Set<string>(['type', 'event_id', 'response', 'model', 'input', 'instructions', 'tools', 'stream', 'store', 'previous_response_id', 'background', ...PASS_THROUGH]);
 /** Buffered bytes beyond which sending waits for `drain`. */
 const HIGH_WATER_BYTES = 1024 * 1024;
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
-
-type Item = Record<string, unknown>;
 
 interface Connection {
   readonly conn: WsConnection;
@@ -88,64 +84,6 @@ interface Connection {
   /** Finished responses' conversations (input items the next round would send), oldest first. */
   readonly remembered: Map<string, Item[]>;
   drainWaiters: (() => void)[];
-}
-
-/** A request decoded from `response.create`. */
-interface CreateRequest {
-  readonly model: string;
-  readonly input: Item[];
-  readonly instructions: string | undefined;
-  readonly tools: Item[];
-  readonly previousResponseId: string | undefined;
-  readonly passThrough: Record<string, unknown>;
-}
-
-function isObject(u: unknown): u is Record<string, unknown> {
-  return typeof u === 'object' && u !== null && !Array.isArray(u);
-}
-
-function invalid(message: string, param: string | null): GatewayError {
-  return new GatewayError('VALIDATION_ERROR', message, { param });
-}
-
-/** Decodes a `response.create` message. @throws GatewayError VALIDATION_ERROR naming the field. */
-export function decodeCreate(msg: Record<string, unknown>): CreateRequest {
-  const body = isObject(msg['response']) ? msg['response'] : msg;
-  for (const k of Object.keys(body)) if (!KNOWN.has(k)) throw invalid(`Unknown parameter: ${k}`, k);
-  const model = body['model'];
-  if (typeof model !== 'string' || model === '') throw invalid('model is required (a string)', 'model');
-  const rawInput = body['input'];
-  let input: Item[];
-  if (typeof rawInput === 'string') input = [{ type: 'message', role: 'user', content: rawInput }];
-  else if (Array.isArray(rawInput) && rawInput.every(isObject)) input = rawInput;
-  else if (rawInput === undefined && typeof body['previous_response_id'] === 'string') input = [];
-  else throw invalid('input must be a string or an array of input items', 'input');
-  const instructions = body['instructions'];
-  if (instructions !== undefined && instructions !== null && typeof instructions !== 'string') throw invalid('instructions must be a string', 'instructions');
-  const tools = body['tools'] ?? [];
-  if (!Array.isArray(tools) || !tools.every(isObject)) throw invalid('tools must be an array of tool objects', 'tools');
-  for (const [i, tool] of tools.entries()) {
-    if (tool['type'] === 'function' && typeof tool['name'] !== 'string') throw invalid(`tools[${i}].name is required for function tools`, `tools[${i}].name`);
-  }
-  const prev = body['previous_response_id'];
-  if (prev !== undefined && prev !== null && typeof prev !== 'string') throw invalid('previous_response_id must be a string', 'previous_response_id');
-  if (body['background'] === true) throw invalid('background responses are not supported on the WebSocket', 'background');
-  const passThrough: Record<string, unknown> = {};
-  for (const k of PASS_THROUGH) if (body[k] !== undefined) passThrough[k] = body[k];
-  return { model, input, instructions: typeof instructions === 'string' ? instructions : undefined, tools, previousResponseId: typeof prev === 'string' ? prev : undefined, passThrough };
-}
-
-/** An output item as the next round's input: without ids and statuses the provider did not store. */
-function asInput(item: Item): Item | undefined {
-  switch (item['type']) {
-    case 'function_call':
-      return { type: 'function_call', call_id: item['call_id'], name: item['name'], arguments: item['arguments'] };
-    case 'message':
-      return { type: 'message', role: item['role'] ?? 'assistant', content: item['content'] };
-    default:
-      // reasoning and other provider-side items cannot be sent back unstored
-      return undefined;
-  }
 }
 
 export class ResponsesWsEndpoint implements WsEndpoint {

@@ -59,6 +59,8 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
   const trace_id = span?.span.spanContext().traceId;
   try {
     const target = upstream.principals ? await upstream.principals.get(options.principal ?? 'anonymous') : upstream;
+    // a per-user connection serves this call: its server→client requests and log messages are attributed by it
+    if (target !== upstream && options.cancel) options.cancel.served = target;
     const result = await target.request('tools/call', upstreamParams, {
       ...(options.cancel ? { cancel: options.cancel } : {}),
       ...(options.onprogress ? { onprogress: options.onprogress } : {}),

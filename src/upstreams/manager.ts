@@ -166,7 +166,12 @@ export class UpstreamManager {
     const answer: ServerRequestHandler = (u, req, extra) => this.serverRequestHandler(u, req, extra);
     // a pool's members call `answer` with themselves: a server→client request is answered on the process that asked
     const upstream = (config.stdio_config?.pool_size ?? 1) > 1 ? new UpstreamPool(config, this.log, answer) : new Upstream(config, this.log, answer, this.httpAuth?.(config));
-    upstream.principals = this.perPrincipal?.(config, (authFetch) => new Upstream(config, this.log, answer, authFetch));
+    upstream.principals = this.perPrincipal?.(config, (authFetch) => {
+      // a per-user connection's log messages reach the session whose call it serves, like a pool member's
+      const own = new Upstream(config, this.log, answer, authFetch);
+      own.notifications$.subscribe((notification) => this.notificationSubject.next({ upstream: own, notification }));
+      return own;
+    });
     this.upstreams.set(config.name, upstream);
     let previous = upstream.state;
     const sub = merge(

@@ -63,7 +63,6 @@ export interface ServerRequestExtra {
   readonly sendNotification: (n: { method: string; params?: JsonObject }) => Promise<void>;
 }
 
-/** Answers server→client requests (`sampling/createMessage`, `elicitation/create`, `roots/list`). */
 /** The per-principal connections of one client (`per_user_oauth`; see `oauth/per-user.ts`). */
 export interface PrincipalUpstreams {
   /**
@@ -78,6 +77,7 @@ export interface PrincipalUpstreams {
   readonly size: number;
 }
 
+/** Answers server→client requests (`sampling/createMessage`, `elicitation/create`, `roots/list`). */
 export type ServerRequestHandler = (upstream: Upstream, request: JSONRPCRequest, extra: ServerRequestExtra) => Promise<JsonObject>;
 
 /**
@@ -90,8 +90,9 @@ export interface CancelScope {
   onCancel: ((reason: string) => void) | undefined;
   /**
    * The pool member (one process of a `pool_size` > 1 stdio client) the request was sent to, set
-   * by `UpstreamPool.request`; server→client requests and log messages of that process are
-   * attributed by it. Unset for a single-process upstream.
+   * by `UpstreamPool.request`, or the caller's own connection of a `per_user_oauth` client (set by
+   * `invokeTool`); server→client requests and log messages of that connection are attributed by
+   * it. Unset for a single-process upstream.
    */
   served?: Upstream | undefined;
 }
@@ -818,6 +819,12 @@ export class Upstream {
       if (!serializable(message)) {
         this.finish(id, p, 'release');
         reject(new GatewayError('INVALID_PARAMS', `${method} params cannot be sent to upstream "${this.name}" as JSON: ${text}`, { upstream: this.name, method }));
+        return;
+      }
+      // upstream OAuth: a person must authorize (or the authorization server failed) — not an upstream fault
+      if (err instanceof GatewayError && (err.code === 'OAUTH_AUTHORIZATION_REQUIRED' || err.code === 'OAUTH_ERROR')) {
+        this.finish(id, p, 'release');
+        reject(err);
         return;
       }
       this.finish(id, p, 'failure');

@@ -130,3 +130,22 @@ export const TASK_LIST_SCHEMA: JsonSchema = {
   required: ['tasks', 'total', 'limit', 'offset'],
   properties: { tasks: { type: 'array', items: TASK_SUMMARY_SCHEMA }, total: { type: 'integer', minimum: 0 }, limit: { type: 'integer' }, offset: { type: 'integer' } },
 };
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** A task record being changed in memory (the orchestration reducer's own copy). */
+export type LiveRecord = Mutable<TaskRecord> & { history: TaskHistoryEntry[] };
+
+/**
+ * Moves `rec` to `status` at `at` (ISO-8601) and appends the history entry (with the agent for
+ * assigned/in_progress/completed/failed, and `note`), keeping the newest {@link TASK_HISTORY_MAX}.
+ */
+export function transition(rec: LiveRecord, status: TaskStatus, at: string, note?: string): void {
+  rec.status = status;
+  rec.updated_at = at;
+  const entry: Mutable<TaskHistoryEntry> = { at, status };
+  if (rec.agent_id !== undefined && (status === 'assigned' || status === 'in_progress' || status === 'completed' || status === 'failed')) entry.agent_id = rec.agent_id;
+  if (note !== undefined) entry.note = note;
+  rec.history.push(entry);
+  if (rec.history.length > TASK_HISTORY_MAX) rec.history.splice(0, rec.history.length - TASK_HISTORY_MAX);
+}

@@ -196,8 +196,27 @@ export class McpHttpHandler {
   }
 
   private handleNonRequest(session: McpSession, c: Classified): void {
+    if (c.kind !== 'notification' && c.kind !== 'response') return;
+    // sessions shared between processes: an answer or cancel for what another process holds goes there
+    const relay = session.relay;
+    if (relay !== undefined && !session.holds(c.msg)) relay.fromClient(session.id, c.msg);
+    else this.deliver(session, c);
+  }
+
+  private deliver(session: McpSession, c: Classified): void {
     if (c.kind === 'notification') this.dispatcher.handleNotification(session, c.msg);
     else if (c.kind === 'response') this.dispatcher.handleResponse(session, c.msg);
+  }
+
+  /**
+   * A client message another process could not place (see {@link SessionRelay.fromClient}):
+   * handled if this process holds what it is about, ignored otherwise.
+   */
+  deliverRouted(sessionId: string, message: unknown): void {
+    const session = this.sessions.peek(sessionId);
+    if (session === undefined) return;
+    const c = classify(message);
+    if ((c.kind === 'notification' || c.kind === 'response') && session.holds(c.msg)) this.deliver(session, c);
   }
 
   private initialize(input: HttpInput, msg: JsonRpcRequest): HttpEffect {
@@ -215,10 +234,9 @@ export class McpHttpHandler {
     } catch (err) {
       return jsonReply(400, { jsonrpc: '2.0', id: msg.id, error: (err as GatewayError).toJsonRpc() });
     }
-    const session = this.sessions.create(this.dispatcher.negotiateVersion(p.protocolVersion), p.capabilities, p.clientInfo);
+    // the owner and tool mode are part of the session (sealed into its id when sessions are shared)
+    const session = this.sessions.create(this.dispatcher.negotiateVersion(p.protocolVersion), p.capabilities, p.clientInfo, { owner: input.auth?.principal.id, toolMode });
     if (!session) return errorReply('TOO_MANY_SESSIONS', undefined, { max_sessions: true }, [['Retry-After', '5']]);
-    session.owner = input.auth?.principal.id;
-    session.toolMode = toolMode;
     this.log.debug('session created', { session: session.id, client: p.clientInfo.name, protocol: session.protocolVersion });
     return jsonReply(200, { jsonrpc: '2.0', id: msg.id, result: this.dispatcher.initializeResult(session) }, [
       ['Content-Type', 'application/json'],
@@ -318,6 +336,8 @@ export class McpHttpHandler {
         },
       };
       session.standalone = channel;
+      // sessions shared between processes: messages for this stream made elsewhere come here
+      const stopHolding = session.relay?.holdStream(session);
       const keepAlive = setInterval(() => {
         session.lastSeen = Date.now();
         sub.next({ kind: 'sse-data', chunk: ': keep-alive\n\n' });
@@ -330,6 +350,7 @@ export class McpHttpHandler {
       return () => {
         clearInterval(keepAlive);
         offClose();
+        stopHolding?.();
         if (session.standalone === channel) session.standalone = undefined;
       };
     });

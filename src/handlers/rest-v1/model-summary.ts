@@ -20,7 +20,7 @@ import { contextSummaries, type ContextSummaryRecord } from './context-summaries
 import type { ContextMessage, V1Store } from '../../store/v1-records.js';
 import { ok, type RestReply } from '../rest/router.js';
 import { nowIso, type V1Api, type V1Request } from '../rest/v1-api.js';
-import { extractiveSummary } from './contexts.js';
+import { extractiveSummary } from './context-content.js';
 import { boundedString } from './entities.js';
 
 /** Chunks one summary request may make. */

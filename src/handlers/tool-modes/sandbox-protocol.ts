@@ -1,6 +1,6 @@
 /** Messages between the gateway's thread (`sandbox.ts`) and a sandbox worker (`sandbox-worker.ts`). */
 import type { SandboxLimits } from '../../config/schema.js';
-import type { SandboxResult } from './sandbox-engine.js';
+import type { SandboxResult } from './sandbox-types.js';
 
 /** What the worker receives at start (`workerData`). */
 export interface WorkerInit {

@@ -5,7 +5,8 @@
  * run does not end in time, so no guest code can hold the gateway's event loop.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { createEngineModule, runInEngine, type SandboxHost } from './sandbox-engine.js';
+import { createEngineModule, runInEngine } from './sandbox-engine.js';
+import type { SandboxHost } from './sandbox-types.js';
 import type { FromWorker, ToWorker, WorkerInit } from './sandbox-protocol.js';
 
 const port = parentPort;

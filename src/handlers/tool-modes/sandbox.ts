@@ -14,10 +14,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { SandboxLimits } from '../../config/schema.js';
-import type { SandboxHost, SandboxResult } from './sandbox-engine.js';
+import type { SandboxHost, SandboxResult } from './sandbox-types.js';
 import type { FromWorker, ToWorker, WorkerInit } from './sandbox-protocol.js';
 
-export type { ConsoleLine, SandboxError, SandboxErrorCode, SandboxHost, SandboxResult } from './sandbox-engine.js';
+export type { ConsoleLine, SandboxError, SandboxErrorCode, SandboxHost, SandboxResult } from './sandbox-types.js';
 
 /** How long a cancelled or overdue run may take to stop by itself before its worker is terminated, ms. */
 const STOP_GRACE_MS = 250;

@@ -62,14 +62,10 @@
  */
 import { Subject, type Subscription } from 'rxjs';
 import { GatewayError } from '../../base/errors.js';
-import type { GatewayConfig } from '../../config/schema.js';
-import type { Logger } from '../../log/logger.js';
-import type { Store } from '../../store/open.js';
-import type { EventBus } from '../../streams/events.js';
 import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
 import { encodeBytes, receiveBytes, replyEncoding, toBase64 } from './bytes.js';
 import { SharedDocument } from './document.js';
-import { LeaseTable, type Lease } from './locks.js';
+import { Membership, leaseInfo, lockedError, type MembershipCommand, type MembershipEffect } from './membership.js';
 import {
   CursorParams,
   GetParams,
@@ -82,72 +78,27 @@ import {
   decodeParams,
 } from './params.js';
 import { DOCUMENT_WRITE_INTERVAL_MS, DocumentPersistence, documentKey, type PersistedInfo, type StoredDocument } from './persistence.js';
+import {
+  MAX_DOCUMENTS_PER_WORKSPACE,
+  MAX_PRESENCE_CHARS,
+  MAX_WORKSPACES_PER_PEER,
+  PRESENCE_SKIP_BYTES,
+  WORKSPACE_UPDATE,
+  type WorkspaceHubCounters,
+  type WorkspaceHubDeps,
+} from './hub-options.js';
 import { PRESENCE_GROUP_IDLE_MS, coalescePresence, presenceKey, type PresenceInput, type PresenceKind } from './presence.js';
-
-/** What the hub needs; the optional fields tune internals (tests). */
-export interface WorkspaceHubDeps {
-  /** LevelDB: the `documents` sublevel and the batch writer. */
-  readonly store: Store;
-  /** Domain events are published here. */
-  readonly bus: EventBus;
-  readonly log: Logger;
-  /** `workspaces` of the gateway config: lock_ttl_ms, cursor_audit_ms (ms), max_document_bytes (bytes), max_members. */
-  readonly config: GatewayConfig['workspaces'];
-  /** Coalescing interval of document writes, ms (default {@link DOCUMENT_WRITE_INTERVAL_MS}, 100). */
-  readonly documentWriteIntervalMs?: number;
-  /** Presence is skipped for a peer with more outbound bytes buffered than this, bytes (default {@link PRESENCE_SKIP_BYTES}). */
-  readonly presenceSkipBytes?: number;
-  /** Workspaces one peer may be a member of at once (default {@link MAX_WORKSPACES_PER_PEER}). */
-  readonly maxWorkspacesPerPeer?: number;
-  /** Documents one workspace may hold (default {@link MAX_DOCUMENTS_PER_WORKSPACE}). */
-  readonly maxDocumentsPerWorkspace?: number;
-}
-
-/** Default of {@link WorkspaceHubDeps.presenceSkipBytes}: 64 KiB. */
-export const PRESENCE_SKIP_BYTES = 64 * 1024;
-/** Default of {@link WorkspaceHubDeps.maxWorkspacesPerPeer}. */
-export const MAX_WORKSPACES_PER_PEER = 64;
-/** Default of {@link WorkspaceHubDeps.maxDocumentsPerWorkspace}. */
-export const MAX_DOCUMENTS_PER_WORKSPACE = 1000;
-/** Largest `position` / `selection`, as JSON text, characters. */
-export const MAX_PRESENCE_CHARS = 4096;
-/** The notification method of everything the hub pushes (developer-mesh "Collaborative Workspace Updates"). */
-export const WORKSPACE_UPDATE = 'workspace.update';
-
-/** Counters for metrics and tests. */
-export interface WorkspaceHubCounters {
-  /** Workspaces in memory. */
-  readonly workspaces: number;
-  /** Memberships (a peer in two workspaces counts twice). */
-  readonly members: number;
-  /** Document states written to LevelDB. */
-  readonly documentWrites: number;
-  readonly documentWriteFailures: number;
-  /** Presence notifications sent. */
-  readonly presenceSent: number;
-  /** Presence notifications skipped for slow peers. */
-  readonly presenceSkipped: number;
-}
 
 const METHODS = new Set(['cursor.position', 'selection.change']);
 
-interface Member {
-  readonly id: string;
-  readonly peer: WsPeer;
-  name: string;
-}
-
+/** A workspace in memory: its documents (members and locks are in {@link Membership}). */
 interface Workspace {
   /** `<tenant>\0<workspace_id>`. */
   readonly key: string;
   readonly tenant: string;
   readonly id: string;
-  readonly members: Map<string, Member>;
   readonly documents: Map<string, SharedDocument>;
-  readonly locks: LeaseTable;
 }
-
-type UnlockReason = 'released' | 'left' | 'disconnected' | 'expired';
 
 /**
  * The `/ws` method host of collaborative workspaces (see the module doc for methods, scope and the
@@ -157,8 +108,10 @@ type UnlockReason = 'released' | 'left' | 'disconnected' | 'expired';
 export class WorkspaceHub implements WsMethodHost {
   readonly #workspaces = new Map<string, Workspace>();
   readonly #loading = new Map<string, Promise<Workspace>>();
-  /** Peer id → its workspaces, by workspace key. */
-  readonly #peers = new Map<string, Map<string, Workspace>>();
+  /** Who is in which workspace, who holds which lock: the reducer the calls below step. */
+  readonly #membership: Membership;
+  /** Lease expiry timers by `<workspace key>\0<document id>`. */
+  readonly #expiry = new Map<string, NodeJS.Timeout>();
   readonly #presence$ = new Subject<PresenceInput>();
   #presenceSub: Subscription | undefined;
   readonly #persistence: DocumentPersistence;
@@ -175,6 +128,7 @@ export class WorkspaceHub implements WsMethodHost {
     this.#presenceSkipBytes = deps.presenceSkipBytes ?? PRESENCE_SKIP_BYTES;
     this.#maxWorkspacesPerPeer = deps.maxWorkspacesPerPeer ?? MAX_WORKSPACES_PER_PEER;
     this.#maxDocuments = deps.maxDocumentsPerWorkspace ?? MAX_DOCUMENTS_PER_WORKSPACE;
+    this.#membership = new Membership({ maxMembers: deps.config.max_members, maxWorkspacesPerPeer: this.#maxWorkspacesPerPeer });
     this.#persistence = new DocumentPersistence(
       deps.store.sublevel<StoredDocument>('documents'),
       deps.store.writer,
@@ -205,8 +159,8 @@ export class WorkspaceHub implements WsMethodHost {
       if (w.tenant !== tenant) continue;
       out.push({
         workspace_id: w.id,
-        members: [...w.members.values()].map((m) => ({ member_id: m.id, name: m.name })),
-        documents: [...w.documents].map(([id, d]) => ({ document_id: id, size_bytes: d.sizeBytes, locked_by: w.locks.holder(id)?.name ?? null })),
+        members: this.#membership.members(w.key).map((m) => ({ member_id: m.id, name: m.name })),
+        documents: [...w.documents].map(([id, d]) => ({ document_id: id, size_bytes: d.sizeBytes, locked_by: this.#membership.holder(w.key, id)?.name ?? null })),
       });
     }
     return out.sort((a, b) => (a.workspace_id < b.workspace_id ? -1 : a.workspace_id > b.workspace_id ? 1 : 0));
@@ -219,8 +173,7 @@ export class WorkspaceHub implements WsMethodHost {
 
   /** A snapshot of the counters. */
   get counters(): WorkspaceHubCounters {
-    let members = 0;
-    for (const ws of this.#workspaces.values()) members += ws.members.size;
+    const members = this.#membership.memberCount;
     const p = this.#persistence.counters;
     return {
       workspaces: this.#workspaces.size,
@@ -272,11 +225,8 @@ export class WorkspaceHub implements WsMethodHost {
 
   /** The peer's connection closed: it leaves every workspace (its locks are released). */
   closed(peer: WsPeer): void {
-    const mine = this.#peers.get(peer.id);
     this.#slow.delete(peer.id);
-    if (mine === undefined) return;
-    for (const ws of [...mine.values()]) this.#leave(ws, peer.id, 'disconnected');
-    this.#peers.delete(peer.id);
+    for (const key of this.#membership.roomsOf(peer.id)) this.#run({ type: 'leave', key, memberId: peer.id, reason: 'disconnected', now: Date.now() });
   }
 
   /** Stops the presence stream and lease timers, then writes every pending document state. */
@@ -285,11 +235,55 @@ export class WorkspaceHub implements WsMethodHost {
     this.#disposed = true;
     this.#presenceSub?.unsubscribe();
     this.#presence$.complete();
-    for (const ws of this.#workspaces.values()) ws.locks.clear();
+    for (const timer of this.#expiry.values()) clearTimeout(timer);
+    this.#expiry.clear();
     await this.#persistence.flushAll();
     for (const ws of this.#workspaces.values()) for (const doc of ws.documents.values()) doc.destroy();
     this.#workspaces.clear();
-    this.#peers.clear();
+  }
+
+  // ─── the sinks of the membership reducer ──────────────────────────────────
+
+  /** One membership step: its effects carried out in order, then its reply (or its refusal thrown). */
+  #run(command: MembershipCommand): unknown {
+    const { effects, reply } = this.#membership.step(command);
+    for (const effect of effects) this.#carryOut(effect);
+    if (!reply.ok) throw reply.error;
+    return reply.value;
+  }
+
+  #carryOut(effect: MembershipEffect): void {
+    switch (effect.kind) {
+      case 'notify':
+        for (const peer of effect.peers) if (!peer.closed) peer.notify(WORKSPACE_UPDATE, effect.params);
+        return;
+      case 'publish':
+        this.deps.bus.publish(effect.event);
+        return;
+      case 'expireAt': {
+        const id = `${effect.key}\u0000${effect.documentId}`;
+        clearTimeout(this.#expiry.get(id));
+        const timer = setTimeout(() => {
+          if (this.#expiry.get(id) !== timer) return;
+          this.#expiry.delete(id);
+          this.#run({ type: 'expire', key: effect.key, documentId: effect.documentId, expiresAt: effect.expiresAt, now: Date.now() });
+        }, Math.max(0, effect.expiresAt - Date.now()));
+        timer.unref();
+        this.#expiry.set(id, timer);
+        return;
+      }
+      case 'cancelExpiry': {
+        const id = `${effect.key}\u0000${effect.documentId}`;
+        clearTimeout(this.#expiry.get(id));
+        this.#expiry.delete(id);
+        return;
+      }
+      case 'empty': {
+        const ws = this.#workspaces.get(effect.key);
+        if (ws !== undefined) this.#maybeUnload(ws);
+        return;
+      }
+    }
   }
 
   // ─── membership ───────────────────────────────────────────────────────────
@@ -297,51 +291,28 @@ export class WorkspaceHub implements WsMethodHost {
   async #join(peer: WsPeer, p: JoinParams): Promise<Record<string, unknown>> {
     const tenant = tenantOf(peer);
     const key = workspaceKey(tenant, p.workspace_id);
-    this.#checkPeerLimit(peer, key);
+    this.#membership.checkPeerLimit(peer.id, key);
     const ws = this.#workspaces.get(key) ?? (await this.#open(tenant, p.workspace_id, key));
     if (this.#disposed) throw new GatewayError('SHUTTING_DOWN');
     if (peer.closed) {
       this.#maybeUnload(ws);
       throw new GatewayError('INVALID_REQUEST', 'The connection closed while joining');
     }
-    let member = ws.members.get(peer.id);
-    if (member !== undefined) {
-      if (p.name !== undefined) member.name = p.name;
-    } else {
-      try {
-        // again: other joins of this peer may have finished while this one loaded
-        this.#checkPeerLimit(peer, key);
-      } catch (err) {
-        this.#maybeUnload(ws);
-        throw err;
-      }
-      if (ws.members.size >= this.deps.config.max_members) {
-        this.#maybeUnload(ws);
-        throw new GatewayError('CONFLICT', `Workspace ${JSON.stringify(p.workspace_id)} is full: ${this.deps.config.max_members} members (workspaces.max_members)`, {
-          reason: 'workspace_full',
-          workspace_id: p.workspace_id,
-          max_members: this.deps.config.max_members,
-        });
-      }
-      member = { id: peer.id, peer, name: p.name ?? peer.auth?.principal.name ?? peer.id };
-      ws.members.set(peer.id, member);
-      let peerWorkspaces = this.#peers.get(peer.id);
-      if (peerWorkspaces === undefined) {
-        peerWorkspaces = new Map();
-        this.#peers.set(peer.id, peerWorkspaces);
-      }
-      peerWorkspaces.set(key, ws);
-      const info = { member_id: member.id, name: member.name };
-      this.#broadcast(ws, member.id, { type: 'member.joined', workspace_id: ws.id, member: info });
-      this.deps.bus.publish({ event_type: 'WorkspaceMemberJoined', tenant_id: ws.tenant, workspace_id: ws.id, ...info, members: ws.members.size });
+    let member: { readonly id: string };
+    try {
+      // the limits are checked again: other joins of this peer may have finished while this one loaded
+      member = (this.#run({ type: 'join', room: { key, tenant, id: ws.id }, peer, name: p.name, now: Date.now() }) as { member: { readonly id: string } }).member;
+    } catch (err) {
+      this.#maybeUnload(ws);
+      throw err;
     }
     const encoding = replyEncoding(peer, p.encoding);
     return {
       workspace_id: ws.id,
       member_id: member.id,
-      members: [...ws.members.values()].map((m) => ({ member_id: m.id, name: m.name })),
+      members: this.#membership.members(key).map((m) => ({ member_id: m.id, name: m.name })),
       documents: [...ws.documents.values()].map((doc) => {
-        const lease = ws.locks.holder(doc.id);
+        const lease = this.#membership.holder(key, doc.id);
         const state = p.include_state === true ? doc.state() : undefined;
         return {
           document_id: doc.id,
@@ -351,17 +322,6 @@ export class WorkspaceHub implements WsMethodHost {
         };
       }),
     };
-  }
-
-  /** @throws GatewayError CONFLICT when `peer` would join one workspace more than allowed. */
-  #checkPeerLimit(peer: WsPeer, key: string): void {
-    const mine = this.#peers.get(peer.id);
-    if (mine?.has(key) !== true && (mine?.size ?? 0) >= this.#maxWorkspacesPerPeer) {
-      throw new GatewayError('CONFLICT', `Too many workspaces: this connection is in ${this.#maxWorkspacesPerPeer}, the most allowed; leave one first`, {
-        reason: 'too_many_workspaces',
-        max_workspaces: this.#maxWorkspacesPerPeer,
-      });
-    }
   }
 
   /** The workspace `key`, loading its documents once however many joins wait for it. */
@@ -374,14 +334,7 @@ export class WorkspaceHub implements WsMethodHost {
           (docs) => {
             const existing = this.#workspaces.get(key);
             if (existing !== undefined) return existing;
-            const ws: Workspace = {
-              key,
-              tenant,
-              id,
-              members: new Map(),
-              documents: new Map(docs.map((d) => [d.id, d])),
-              locks: new LeaseTable((lease) => this.#unlocked(ws, lease, 'expired')),
-            };
+            const ws: Workspace = { key, tenant, id, documents: new Map(docs.map((d) => [d.id, d])) };
             if (!this.#disposed) this.#workspaces.set(key, ws);
             return ws;
           },
@@ -398,42 +351,29 @@ export class WorkspaceHub implements WsMethodHost {
 
   #leaveRequest(peer: WsPeer, p: LeaveParams): Record<string, unknown> {
     const key = workspaceKey(tenantOf(peer), p.workspace_id);
-    const ws = this.#peers.get(peer.id)?.get(key);
-    if (ws === undefined) throw new GatewayError('NOT_FOUND', `Not a member of workspace ${JSON.stringify(p.workspace_id)}`, { workspace_id: p.workspace_id });
-    this.#leave(ws, peer.id, 'left');
-    return { left: true, workspace_id: ws.id };
-  }
-
-  #leave(ws: Workspace, memberId: string, reason: 'left' | 'disconnected'): void {
-    const member = ws.members.get(memberId);
-    if (member === undefined) return;
-    ws.members.delete(memberId);
-    const mine = this.#peers.get(memberId);
-    mine?.delete(ws.key);
-    if (mine?.size === 0) this.#peers.delete(memberId);
-    for (const lease of ws.locks.releaseAll(memberId)) this.#unlocked(ws, lease, reason);
-    this.#broadcast(ws, memberId, { type: 'member.left', workspace_id: ws.id, member_id: memberId, reason });
-    this.deps.bus.publish({ event_type: 'WorkspaceMemberLeft', tenant_id: ws.tenant, workspace_id: ws.id, member_id: memberId, name: member.name, reason, members: ws.members.size });
-    this.#maybeUnload(ws);
+    if (!this.#membership.isMember(peer.id, key)) throw new GatewayError('NOT_FOUND', `Not a member of workspace ${JSON.stringify(p.workspace_id)}`, { workspace_id: p.workspace_id });
+    this.#run({ type: 'leave', key, memberId: peer.id, reason: 'left', now: Date.now() });
+    return { left: true, workspace_id: p.workspace_id };
   }
 
   /** Drops an empty workspace from memory once its documents are written. */
   #maybeUnload(ws: Workspace): void {
-    if (ws.members.size > 0 || this.#disposed) return;
+    if (this.#membership.members(ws.key).length > 0 || this.#disposed) return;
     const keys = [...ws.documents.keys()].map((d) => documentKey(ws.tenant, ws.id, d));
     void Promise.all(keys.map((k) => this.#persistence.flush(k))).then(() => {
-      if (this.#disposed || this.#workspaces.get(ws.key) !== ws || ws.members.size > 0) return;
+      if (this.#disposed || this.#workspaces.get(ws.key) !== ws || this.#membership.members(ws.key).length > 0) return;
       // a document the store refused stays in memory rather than being lost
       if (keys.some((k) => this.#persistence.isPending(k))) return;
       this.#workspaces.delete(ws.key);
-      ws.locks.clear();
+      this.#run({ type: 'drop', key: ws.key, now: Date.now() });
       for (const doc of ws.documents.values()) doc.destroy();
     });
   }
 
   /** The workspace `workspaceId` of `peer`'s tenant, which `peer` must be a member of. */
   #memberOf(peer: WsPeer, workspaceId: string): Workspace {
-    const ws = this.#peers.get(peer.id)?.get(workspaceKey(tenantOf(peer), workspaceId));
+    const key = workspaceKey(tenantOf(peer), workspaceId);
+    const ws = this.#membership.isMember(peer.id, key) ? this.#workspaces.get(key) : undefined;
     if (ws === undefined) {
       throw new GatewayError('FORBIDDEN', `Not a member of workspace ${JSON.stringify(workspaceId)}: send workspace.join first`, { workspace_id: workspaceId });
     }
@@ -445,8 +385,8 @@ export class WorkspaceHub implements WsMethodHost {
   #update(peer: WsPeer, p: UpdateParams): Record<string, unknown> {
     const ws = this.#memberOf(peer, p.workspace_id);
     const received = receiveBytes(p.changes, 'changes');
-    const lease = ws.locks.holder(p.document_id);
-    if (lease !== undefined && lease.memberId !== peer.id) throw lockedError(ws, lease, '; updates from other members are refused until it is unlocked');
+    const lease = this.#membership.holder(ws.key, p.document_id);
+    if (lease !== undefined && lease.memberId !== peer.id) throw lockedError(ws.id, lease, '; updates from other members are refused until it is unlocked', Date.now());
     const existing = ws.documents.get(p.document_id);
     if (existing === undefined && ws.documents.size >= this.#maxDocuments) {
       throw new GatewayError('CONFLICT', `Workspace ${JSON.stringify(ws.id)} has ${this.#maxDocuments} documents, the most allowed; update an existing one`, {
@@ -461,7 +401,7 @@ export class WorkspaceHub implements WsMethodHost {
     const base = { type: 'document.changed', workspace_id: ws.id, document_id: doc.id };
     let forJson: Record<string, unknown> | undefined;
     let forBinary: Record<string, unknown> | undefined;
-    for (const m of ws.members.values()) {
+    for (const m of this.#membership.members(ws.key)) {
       if (m.id === peer.id || m.peer.closed) continue;
       if (m.peer.binary) m.peer.notify(WORKSPACE_UPDATE, (forBinary ??= { ...base, changes: received.bytes, from: peer.id }));
       else m.peer.notify(WORKSPACE_UPDATE, (forJson ??= { ...base, changes: received.base64 ?? toBase64(received.bytes), from: peer.id }));
@@ -498,40 +438,15 @@ export class WorkspaceHub implements WsMethodHost {
 
   #lock(peer: WsPeer, p: LockParams): Record<string, unknown> {
     const ws = this.#memberOf(peer, p.workspace_id);
-    const member = ws.members.get(peer.id) as Member;
     const ttlMs = Math.min(p.ttl_ms ?? this.deps.config.lock_ttl_ms, this.deps.config.lock_ttl_ms);
-    const r = ws.locks.acquire(p.document_id, member.id, member.name, ttlMs);
-    if (!r.ok) throw lockedError(ws, r.holder, '');
-    const expiresAt = new Date(r.lease.expiresAt).toISOString();
-    if (!r.renewed) {
-      this.#broadcast(ws, member.id, { type: 'document.locked', workspace_id: ws.id, document_id: p.document_id, member_id: member.id, name: member.name, expires_at: expiresAt });
-      this.deps.bus.publish({
-        event_type: 'DocumentLocked',
-        tenant_id: ws.tenant,
-        workspace_id: ws.id,
-        document_id: p.document_id,
-        member_id: member.id,
-        name: member.name,
-        expires_at: expiresAt,
-      });
-    }
-    return { locked: true, workspace_id: ws.id, document_id: p.document_id, expires_at: expiresAt, ttl_ms: ttlMs, renewed: r.renewed };
+    const r = this.#run({ type: 'lock', key: ws.key, memberId: peer.id, documentId: p.document_id, ttlMs, now: Date.now() }) as { lease: { expiresAt: number }; renewed: boolean };
+    return { locked: true, workspace_id: ws.id, document_id: p.document_id, expires_at: new Date(r.lease.expiresAt).toISOString(), ttl_ms: ttlMs, renewed: r.renewed };
   }
 
   #unlock(peer: WsPeer, p: UnlockParams): Record<string, unknown> {
     const ws = this.#memberOf(peer, p.workspace_id);
-    const r = ws.locks.release(p.document_id, peer.id);
-    if (r === undefined) return { unlocked: false, workspace_id: ws.id, document_id: p.document_id };
-    if (!r.released) throw lockedError(ws, r.lease, '; only the holder can unlock it');
-    this.#unlocked(ws, r.lease, 'released');
-    return { unlocked: true, workspace_id: ws.id, document_id: p.document_id };
-  }
-
-  /** A lease ended: tell the members (all of them when it expired; else all but the holder) and the bus. */
-  #unlocked(ws: Workspace, lease: Lease, reason: UnlockReason): void {
-    const params = { type: 'document.unlocked', workspace_id: ws.id, document_id: lease.documentId, member_id: lease.memberId, reason };
-    this.#broadcast(ws, reason === 'expired' ? undefined : lease.memberId, params);
-    this.deps.bus.publish({ event_type: 'DocumentUnlocked', tenant_id: ws.tenant, workspace_id: ws.id, document_id: lease.documentId, member_id: lease.memberId, reason });
+    const unlocked = this.#run({ type: 'unlock', key: ws.key, memberId: peer.id, documentId: p.document_id, now: Date.now() }) as boolean;
+    return { unlocked, workspace_id: ws.id, document_id: p.document_id };
   }
 
   // ─── presence ─────────────────────────────────────────────────────────────
@@ -556,8 +471,8 @@ export class WorkspaceHub implements WsMethodHost {
   #fanOutPresence(input: PresenceInput): void {
     try {
       const ws = this.#workspaces.get(input.workspaceKey);
-      if (ws === undefined || !ws.members.has(input.memberId)) return;
-      for (const m of ws.members.values()) {
+      if (ws === undefined || !this.#membership.isMember(input.memberId, ws.key)) return;
+      for (const m of this.#membership.members(ws.key)) {
         if (m.id === input.memberId || m.peer.closed) continue;
         const buffered = m.peer.bufferedAmount();
         if (buffered > this.#presenceSkipBytes) {
@@ -575,14 +490,6 @@ export class WorkspaceHub implements WsMethodHost {
       this.deps.log.error('presence fan-out failed', { error: err });
     }
   }
-
-  /** Sends `params` as `workspace.update` to every member but `except`. */
-  #broadcast(ws: Workspace, except: string | undefined, params: Record<string, unknown>): void {
-    for (const m of ws.members.values()) {
-      if (m.id === except || m.peer.closed) continue;
-      m.peer.notify(WORKSPACE_UPDATE, params);
-    }
-  }
 }
 
 /** The tenant a peer's workspaces belong to. */
@@ -592,19 +499,4 @@ function tenantOf(peer: WsPeer): string {
 
 function workspaceKey(tenant: string, workspaceId: string): string {
   return `${tenant}\u0000${workspaceId}`;
-}
-
-function leaseInfo(lease: Lease): Record<string, unknown> {
-  return { member_id: lease.memberId, name: lease.name, expires_at: new Date(lease.expiresAt).toISOString() };
-}
-
-/** CONFLICT naming the holder and when its lease ends. */
-function lockedError(ws: Workspace, lease: Lease, suffix: string): GatewayError {
-  const left = Math.max(0, lease.expiresAt - Date.now());
-  const expiresAt = new Date(lease.expiresAt).toISOString();
-  return new GatewayError(
-    'CONFLICT',
-    `Document ${JSON.stringify(lease.documentId)} is locked by member ${lease.memberId} (${JSON.stringify(lease.name)}) until ${expiresAt} (${left} ms left)${suffix}`,
-    { reason: 'locked', workspace_id: ws.id, document_id: lease.documentId, holder: { member_id: lease.memberId, name: lease.name }, expires_at: expiresAt, retry_after_ms: left },
-  );
 }

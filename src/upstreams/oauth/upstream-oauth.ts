@@ -17,14 +17,21 @@
  *   token; revoked (RFC 7009) when the client is deleted. No token, secret or code is ever logged
  *   or returned: the management API sees a status only.
  *
- * Authorizations started and not completed live in memory for `flow_ttl_s`; a restart forgets
- * them (the person starts again).
+ * - Flows: an authorization started and not completed is stored sealed for `flow_ttl_s` (a
+ *   restart between start and callback keeps it). A per-user flow completes only in the browser
+ *   of the principal it was started for (signed in to the gateway; see {@link UpstreamOAuth.verifyStart}).
+ * - A running upstream's 401 (RFC 6750 §3, https://www.rfc-editor.org/rfc/rfc6750#section-3):
+ *   the token is refreshed and the request repeated once; when a fresh token is refused too, the
+ *   `WWW-Authenticate` `resource_metadata` (RFC 9728 §5.1) is read and discovery runs again (the
+ *   upstream may have moved to another authorization server or asked for other scopes), and the
+ *   caller gets `OAUTH_AUTHORIZATION_REQUIRED` with the gateway's own authorization URL.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import {
   discoverAuthorizationServerMetadata,
   discoverOAuthServerInfo,
   exchangeAuthorization,
+  extractWWWAuthenticateParams,
   refreshAuthorization,
   registerClient,
   selectClientAuthMethod,
@@ -37,6 +44,7 @@ import type { McpClientConfig } from '../../config/schema.js';
 import type { UpstreamOAuthSettings } from '../../config/oauth.js';
 import type { Logger } from '../../log/logger.js';
 import type { OAuthGrantRepository } from '../../store/oauth-grants.js';
+import type { OAuthFlowRepository } from '../../store/oauth-flows.js';
 
 /** The principal of a client-wide (`auth_type: "oauth"`) authorization. */
 export const CLIENT_WIDE = '*';
@@ -70,12 +78,18 @@ interface Registration {
   readonly grant_type: 'authorization_code' | 'client_credentials';
 }
 
+/** An authorization started and not yet called back (sealed in the flow store, keyed by the SHA-256 of its `state`). */
 interface Flow {
   readonly clientId: string;
   readonly principal: string;
   readonly verifier: string;
   readonly redirectUri: string;
+  /** Epoch ms. */
   readonly expiresAt: number;
+  /** The authorization server's URL for this flow (per-user flows: given only to the verified user's browser). */
+  readonly authorizationUrl: string;
+  /** SHA-256 (base64url) of the binding cookie given to the browser of the verified user (per-user flows). */
+  readonly binding?: string;
 }
 
 /** Non-secret facts about a stored token, kept in memory for the status. */
@@ -94,6 +108,8 @@ export interface Sealer {
 
 export interface UpstreamOAuthDeps {
   readonly repo: OAuthGrantRepository;
+  /** Flows in progress, so a restart between start and callback keeps them. */
+  readonly flowRepo: OAuthFlowRepository;
   readonly box: Sealer;
   readonly settings: UpstreamOAuthSettings;
   readonly log: Logger;
@@ -108,6 +124,32 @@ function tokenKey(clientId: string, principal: string): string {
 
 function clientKey(clientId: string): string {
   return `client:${clientId}`;
+}
+
+function sha256(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}
+
+/** The flow store key of `state`: its SHA-256 (the store never holds a usable state). */
+function flowKey(state: string): string {
+  return createHash('sha256').update(state).digest('hex');
+}
+
+/**
+ * The name of the cookie binding a per-user flow to the browser of its verified user
+ * (`tributary_oauth_` + 16 hex of the state's SHA-256): one per flow, so two authorizations in
+ * progress in one browser do not overwrite each other.
+ */
+export function flowCookieName(state: string): string {
+  return `tributary_oauth_${flowKey(state).slice(0, 16)}`;
+}
+
+/** Whether the cookie value `sent` is the binding whose SHA-256 is `expected` (constant time). */
+function bindingMatches(expected: string | undefined, sent: string | undefined): boolean {
+  if (expected === undefined || sent === undefined || sent === '' || sent.length > 100) return false;
+  const a = Buffer.from(expected);
+  const b = Buffer.from(sha256(sent));
+  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** `init` with `Authorization: Bearer <token>` (the other headers kept). */
@@ -131,7 +173,14 @@ export class UpstreamOAuth {
   private readonly facts = new Map<string, TokenFacts>();
   private readonly refreshing = new Map<string, Promise<TokenSet>>();
   private readonly registrations = new Map<string, Promise<Registration>>();
-  private readonly flows = new Map<string, Flow>();
+  /** `resource_metadata` URLs named by upstreams' 401 answers (RFC 9728 §5.1), by client id. */
+  private readonly metadataHints = new Map<string, URL>();
+  /** Scopes upstreams asked for in `insufficient_scope` challenges (RFC 6750 §3.1), by client id. */
+  private readonly scopeHints = new Map<string, string>();
+  /** Re-discoveries in flight, by client id (one at a time). */
+  private readonly rediscovering = new Map<string, Promise<void>>();
+  /** Expiry (epoch ms) of every stored flow, by the SHA-256 of its state: bounds and sweeps the flow store. */
+  private readonly flowExpiry = new Map<string, number>();
   /** Called after an authorization completed (the client should connect). */
   onAuthorized: (clientId: string, principal: string, id: string) => void = () => undefined;
 
@@ -146,6 +195,12 @@ export class UpstreamOAuth {
 
   /** Loads the non-secret facts of every stored token (for {@link status}); call once at start. */
   async init(): Promise<void> {
+    const expired: string[] = [];
+    for (const [k, exp] of await this.deps.flowRepo.expiries()) {
+      if (exp <= this.now()) expired.push(k);
+      else this.flowExpiry.set(k, exp);
+    }
+    await this.deps.flowRepo.delete(expired);
     for (const key of await this.deps.repo.keys('token:')) {
       const r = await this.deps.repo.get(key);
       if (!r) continue;
@@ -216,7 +271,9 @@ export class UpstreamOAuth {
         asUrl = oc.authorization_server;
         metadata = await discoverAuthorizationServerMetadata(asUrl, { fetchFn: timedFetch });
       } else {
-        const info = await discoverOAuthServerInfo(serverUrl, { fetchFn: timedFetch });
+        // a running upstream's 401 may have named its metadata (RFC 9728 §5.1): that wins over the well-known URLs
+        const hint = this.metadataHints.get(client.client_id);
+        const info = await discoverOAuthServerInfo(serverUrl, { fetchFn: timedFetch, ...(hint !== undefined ? { resourceMetadataUrl: hint } : {}) });
         asUrl = info.authorizationServerUrl;
         metadata = info.authorizationServerMetadata;
         if (info.resourceMetadata) {
@@ -232,7 +289,7 @@ export class UpstreamOAuth {
       throw new GatewayError('OAUTH_ERROR', `OAuth discovery for ${client.name} failed: ${describe(err)}`, { client: client.name, step: 'discovery' });
     }
     const grant = oc.grant_type ?? 'authorization_code';
-    const scope = oc.scopes !== undefined ? oc.scopes.join(' ') : scopesSupported?.join(' ');
+    const scope = mergeScopes(oc.scopes !== undefined ? oc.scopes.join(' ') : scopesSupported?.join(' '), this.scopeHints.get(client.client_id));
     let info: OAuthClientInformationMixed;
     if (oc.client_id !== undefined) {
       info = { client_id: oc.client_id, ...(clientSecret !== undefined ? { client_secret: clientSecret } : {}) };
@@ -259,7 +316,16 @@ export class UpstreamOAuth {
   /**
    * Starts an authorization for `principal`: with client credentials, fetches a token at once
    * (`{status: "authorized"}`); with the code grant, returns the URL a person opens
-   * (`{status: "needs_authorization", authorization_url}`), valid for `flow_ttl_s`.
+   * (`{status: "needs_authorization", authorization_url}`), valid for `flow_ttl_s`. The flow is
+   * stored (sealed) so a restart before the callback keeps it.
+   *
+   * A client-wide flow's URL is the authorization server's (an administrator asked for it through
+   * the management API). A per-user flow's URL is the gateway's `/api/oauth/start?flow=…`: the
+   * browser that opens it must be signed in to the gateway as that same principal before it is
+   * sent on to the authorization server, and only that browser can complete the callback (see
+   * {@link verifyStart}), so a user who forwards the link hands nobody their upstream access
+   * (MCP security best practices, https://modelcontextprotocol.io/specification/2025-11-25/basic/security_best_practices,
+   * and URL-mode elicitation, https://modelcontextprotocol.io/specification/2025-11-25/client/elicitation).
    * @throws GatewayError OAUTH_ERROR when discovery, registration or the token request fails.
    */
   async begin(client: OAuthClient, principal = CLIENT_WIDE): Promise<{ readonly status: 'authorized' } | { readonly status: 'needs_authorization'; readonly authorization_url: string }> {
@@ -279,32 +345,107 @@ export class UpstreamOAuth {
       resource: reg.resource,
       ...(reg.scope !== undefined ? { scope: reg.scope } : {}),
     });
-    this.sweepFlows();
-    this.flows.set(state, { clientId: client.client_id, principal, verifier: codeVerifier, redirectUri, expiresAt: this.now() + this.deps.settings.flow_ttl_s * 1000 });
-    return { status: 'needs_authorization', authorization_url: authorizationUrl.href };
+    await this.sweepFlows();
+    const flow: Flow = { clientId: client.client_id, principal, verifier: codeVerifier, redirectUri, expiresAt: this.now() + this.deps.settings.flow_ttl_s * 1000, authorizationUrl: authorizationUrl.href };
+    await this.putFlow(state, flow);
+    if (principal === CLIENT_WIDE) return { status: 'needs_authorization', authorization_url: authorizationUrl.href };
+    return { status: 'needs_authorization', authorization_url: `${this.publicBase}/api/oauth/start?flow=${state}` };
   }
 
-  private sweepFlows(): void {
-    const now = this.now();
-    for (const [s, f] of this.flows) if (f.expiresAt <= now) this.flows.delete(s);
-    while (this.flows.size >= MAX_FLOWS) {
-      const oldest = this.flows.keys().next();
-      if (oldest.done === true) break;
-      this.flows.delete(oldest.value);
+  /** The gateway's public base URL (`oauth.public_url`, else the bound address). */
+  get publicBase(): string {
+    return this.deps.settings.public_url ?? this.deps.baseUrl();
+  }
+
+  private async putFlow(state: string, flow: Flow): Promise<void> {
+    const key = flowKey(state);
+    await this.deps.flowRepo.put(key, { sealed: this.deps.box.seal(JSON.stringify(flow), key), expires_at: flow.expiresAt });
+    this.flowExpiry.set(key, flow.expiresAt);
+  }
+
+  /** The live flow of `state`, or undefined (unknown, expired, or sealed with another key). */
+  private async getFlow(state: string): Promise<Flow | undefined> {
+    if (state === '' || state.length > 200) return undefined;
+    const key = flowKey(state);
+    const r = await this.deps.flowRepo.get(key);
+    if (!r || r.expires_at <= this.now()) return undefined;
+    try {
+      return JSON.parse(this.deps.box.open(r.sealed, key)) as Flow;
+    } catch {
+      return undefined;
     }
+  }
+
+  private async deleteFlows(keys: readonly string[]): Promise<void> {
+    for (const k of keys) this.flowExpiry.delete(k);
+    await this.deps.flowRepo.delete(keys);
+  }
+
+  /** Drops expired flows, then the ones expiring soonest while over {@link MAX_FLOWS}. */
+  private async sweepFlows(): Promise<void> {
+    const now = this.now();
+    const drop: string[] = [];
+    for (const [k, exp] of this.flowExpiry) if (exp <= now) drop.push(k);
+    const left = this.flowExpiry.size - drop.length;
+    if (left >= MAX_FLOWS) {
+      const live = [...this.flowExpiry].filter(([, exp]) => exp > now).sort((a, b) => a[1] - b[1]);
+      for (const [k] of live.slice(0, left - MAX_FLOWS + 1)) drop.push(k);
+    }
+    await this.deleteFlows(drop);
+  }
+
+  /**
+   * `GET /api/oauth/start?flow=<state>`: checks that the browser opening a per-user authorization
+   * link is signed in to the gateway as the principal the flow was started for, then binds the
+   * flow to that browser. Resolves with the authorization server URL to redirect to and, for a
+   * per-user flow, the binding secret to set as a cookie (see {@link flowCookieName}); the
+   * callback then requires it.
+   * @param browserPrincipal the principal id of the browser's dashboard session (`undefined`: not signed in).
+   * @throws GatewayError VALIDATION_ERROR (unknown or expired flow), UNAUTHORIZED (the browser is
+   *   not signed in), FORBIDDEN (signed in as another principal).
+   */
+  async verifyStart(state: string, browserPrincipal: string | undefined): Promise<{ readonly location: string; readonly binding: string | undefined; readonly ttlS: number }> {
+    const flow = await this.getFlow(state);
+    if (!flow) throw new GatewayError('VALIDATION_ERROR', 'Unknown or expired authorization link; call the tool again for a new one', { problems: ['flow: unknown or expired'] });
+    const ttlS = Math.max(1, Math.ceil((flow.expiresAt - this.now()) / 1000));
+    if (flow.principal === CLIENT_WIDE) return { location: flow.authorizationUrl, binding: undefined, ttlS };
+    if (browserPrincipal === undefined) {
+      throw new GatewayError('UNAUTHORIZED', `Sign in to the Tributary dashboard (${this.publicBase}/ui/) with the credential your MCP client uses, then open this link again`, { reason: 'not_signed_in', sign_in: `${this.publicBase}/ui/` });
+    }
+    if (browserPrincipal !== flow.principal) {
+      this.deps.log.warn('OAuth authorization link opened by another gateway user; refused', { client_id: flow.clientId, principal: flow.principal, browser_principal: browserPrincipal });
+      throw new GatewayError('FORBIDDEN', 'This authorization link was made for another gateway user; it can only be completed by the user whose call asked for it', { reason: 'other_user' });
+    }
+    const binding = randomBytes(32).toString('base64url');
+    await this.putFlow(state, { ...flow, binding: sha256(binding) });
+    return { location: flow.authorizationUrl, binding, ttlS };
   }
 
   /**
    * Completes the flow named by `state`: exchanges `code` (with the PKCE verifier and `resource`)
-   * for tokens and stores them sealed; then {@link onAuthorized}.
+   * for tokens and stores them sealed; then {@link onAuthorized}. The flow is used up whatever
+   * the outcome.
    * @param lookup finds the client of the flow (it may have been deleted meanwhile).
-   * @throws GatewayError VALIDATION_ERROR (unknown or expired state), OAUTH_ERROR (the server sent
-   *   an error, or refused the code).
+   * @param binding the flow's binding cookie sent by the browser (see {@link verifyStart}); a
+   *   per-user flow completes only with it.
+   * @throws GatewayError VALIDATION_ERROR (unknown or expired state), FORBIDDEN (a per-user flow
+   *   called back in a browser that was not verified), OAUTH_ERROR (the server sent an error, or
+   *   refused the code).
    */
-  async complete(state: string, code: string | undefined, error: string | undefined, lookup: (clientId: string) => OAuthClient | undefined): Promise<{ readonly client: string; readonly status: OAuthStatus; readonly principal: string }> {
-    const flow = this.flows.get(state);
-    this.flows.delete(state);
-    if (!flow || flow.expiresAt <= this.now()) throw new GatewayError('VALIDATION_ERROR', 'Unknown or expired authorization (state); start it again', { problems: ['state: unknown or expired'] });
+  async complete(
+    state: string,
+    code: string | undefined,
+    error: string | undefined,
+    lookup: (clientId: string) => OAuthClient | undefined,
+    binding?: string,
+  ): Promise<{ readonly client: string; readonly status: OAuthStatus; readonly principal: string }> {
+    const flow = await this.getFlow(state);
+    await this.deleteFlows([flowKey(state)]);
+    if (!flow) throw new GatewayError('VALIDATION_ERROR', 'Unknown or expired authorization (state); start it again', { problems: ['state: unknown or expired'] });
+    if (flow.principal !== CLIENT_WIDE && !bindingMatches(flow.binding, binding)) {
+      this.deps.log.warn('OAuth callback of a per-user authorization in a browser that did not start it; refused', { client_id: flow.clientId, principal: flow.principal });
+      throw new GatewayError('FORBIDDEN', 'This authorization was not started in this browser by the user it belongs to; the user must open the link from their own MCP client', { reason: 'browser_not_bound' });
+    }
     const client = lookup(flow.clientId);
     if (!client) throw new GatewayError('CLIENT_NOT_FOUND', 'The MCP client of this authorization no longer exists', { client_id: flow.clientId });
     if (error !== undefined || code === undefined) {
@@ -410,7 +551,7 @@ export class UpstreamOAuth {
     } catch (err) {
       return err instanceof GatewayError ? err : new GatewayError('OAUTH_ERROR', describe(err), { client: client.name });
     }
-    const message = `Upstream ${client.name} needs your OAuth authorization: open the URL, then retry`;
+    const message = `Upstream ${client.name} needs your OAuth authorization: open the URL in a browser signed in to this gateway as yourself, then retry`;
     // MCP URL-mode elicitation (2025-11-25): URLElicitationRequiredError carries the URL to open
     return new GatewayError('OAUTH_AUTHORIZATION_REQUIRED', message, {
       client: client.name,
@@ -488,19 +629,133 @@ export class UpstreamOAuth {
   }
 
   /**
-   * A `fetch` for the upstream's HTTP transport that sends `principal`'s bearer token, and on a
-   * 401 refreshes it (once) and repeats the request.
+   * A `fetch` for the upstream's HTTP transport that sends `principal`'s bearer token. On a 401
+   * it refreshes the token (once) and repeats the request; when the upstream refuses the fresh
+   * token too, or answers 403 `insufficient_scope`, it reads the `WWW-Authenticate` challenge
+   * (RFC 6750 §3, RFC 9728 §5.1) and runs discovery again ({@link challenged}).
+   * @throws GatewayError OAUTH_AUTHORIZATION_REQUIRED when a person must authorize (again), with
+   *   the gateway's own authorization URL for per-user clients; OAUTH_ERROR when re-discovery fails.
    */
   fetchFor(client: () => OAuthClient, principal: string, base: FetchLike): FetchLike {
     return async (url, init) => {
       const c = client();
       const token = await this.accessToken(c, principal);
       const res = await base(url, withBearer(init, token));
-      if (res.status !== 401) return res;
+      if (res.status !== 401 && !insufficientScope(res)) return res;
+      const first = extractWWWAuthenticateParams(res);
       await res.body?.cancel().catch(() => undefined);
-      const fresh = await this.refresh(c, principal, token);
-      return base(url, withBearer(init, fresh.access_token));
+      if (res.status === 401) {
+        let fresh: TokenSet;
+        try {
+          fresh = await this.refresh(c, principal, token);
+        } catch (err) {
+          // the refresh was refused: the upstream may have moved; what the challenge names decides
+          if (err instanceof GatewayError && err.code === 'OAUTH_AUTHORIZATION_REQUIRED' && first.resourceMetadataUrl !== undefined) throw await this.challenged(c, principal, first);
+          throw err;
+        }
+        const again = await base(url, withBearer(init, fresh.access_token));
+        if (again.status !== 401 && !insufficientScope(again)) return again;
+        const second = extractWWWAuthenticateParams(again);
+        await again.body?.cancel().catch(() => undefined);
+        throw await this.challenged(c, principal, { ...first, ...second });
+      }
+      throw await this.challenged(c, principal, first);
     };
+  }
+
+  /**
+   * An upstream refused a fresh token (or asked for more scope): re-runs discovery from the
+   * challenge's `resource_metadata` (RFC 9728 §5.1; else the well-known URLs). When the upstream
+   * now names another authorization server or resource, the client's registration and every token
+   * of it are dropped (the next authorization registers anew); a `scope` in an `insufficient_scope`
+   * challenge (RFC 6750 §3.1) is added to what later authorizations ask for (a dynamically
+   * registered client registers again with it, dropping its tokens like a moved server). The
+   * principal's token is dropped either way. Resolves the error the caller gets: OAUTH_AUTHORIZATION_REQUIRED carrying, for a
+   * per-user client, the gateway's authorization URL.
+   */
+  private async challenged(client: OAuthClient, principal: string, challenge: { resourceMetadataUrl?: URL; scope?: string; error?: string }): Promise<GatewayError> {
+    const serverOrigin = new URL(client.connection_string ?? '').origin;
+    let hint = challenge.resourceMetadataUrl;
+    // the resource server publishes its own metadata: a URL on another origin is not fetched (an
+    // upstream must not steer the gateway's requests elsewhere); the well-known URLs are used instead
+    if (hint !== undefined && hint.origin !== serverOrigin) {
+      this.deps.log.warn('upstream challenge names resource metadata on another origin; ignored', { client: client.name, origin: hint.origin });
+      hint = undefined;
+    }
+    if (hint !== undefined) this.metadataHints.set(client.client_id, hint);
+    if (challenge.error === 'insufficient_scope' && challenge.scope !== undefined && challenge.scope.length <= 1000) {
+      this.scopeHints.set(client.client_id, mergeScopes(this.scopeHints.get(client.client_id), challenge.scope) ?? '');
+    }
+    let p = this.rediscovering.get(client.client_id);
+    if (!p) {
+      p = this.rediscover(client, serverOrigin, hint).finally(() => this.rediscovering.delete(client.client_id));
+      this.rediscovering.set(client.client_id, p);
+    }
+    try {
+      await p;
+    } catch (err) {
+      return err instanceof GatewayError ? err : new GatewayError('OAUTH_ERROR', describe(err), { client: client.name, step: 'discovery' });
+    }
+    await this.forgetTokens(tokenKey(client.client_id, principal));
+    const e = await this.authorizationRequired(client, principal);
+    if (e.code !== 'OAUTH_AUTHORIZATION_REQUIRED') return e;
+    return new GatewayError(e.code, e.message, { ...e.details, upstream_challenge: { ...(challenge.error !== undefined ? { error: challenge.error.slice(0, 100) } : {}), ...(challenge.scope !== undefined ? { scope: challenge.scope.slice(0, 1000) } : {}) } });
+  }
+
+  private async rediscover(client: OAuthClient, serverOrigin: string, hint: URL | undefined): Promise<void> {
+    const reg = await this.registration(client);
+    let asUrl = reg.authorization_server;
+    let resource = reg.resource;
+    if (client.oauth_config?.authorization_server === undefined) {
+      try {
+        const info = await discoverOAuthServerInfo(new URL(client.connection_string ?? ''), { fetchFn: timedFetch, ...(hint !== undefined ? { resourceMetadataUrl: hint } : {}) });
+        if (info.resourceMetadata) {
+          const declared = new URL(info.resourceMetadata.resource);
+          if (declared.origin !== serverOrigin) throw new Error(`protected resource metadata names another resource (${declared.origin})`);
+          resource = info.resourceMetadata.resource;
+        }
+        asUrl = info.authorizationServerUrl;
+      } catch (err) {
+        throw new GatewayError('OAUTH_ERROR', `OAuth discovery for ${client.name} after its 401 failed: ${describe(err)}`, { client: client.name, step: 'discovery' });
+      }
+    }
+    const wantedScope = mergeScopes(reg.scope, this.scopeHints.get(client.client_id));
+    if (asUrl !== reg.authorization_server || resource !== reg.resource) {
+      this.deps.log.warn('upstream names another authorization server or resource; its registration and tokens are dropped, it needs authorization again', {
+        client: client.name,
+        authorization_server: asUrl,
+        previous_authorization_server: reg.authorization_server,
+        resource,
+      });
+      await this.dropClient(client);
+      return;
+    }
+    if (wantedScope !== reg.scope && client.oauth_config?.client_id === undefined) {
+      // a dynamically registered client may only ask for the scope it registered (RFC 7591 §2):
+      // register anew with the wider scope; tokens of the old registration cannot be refreshed by the new one
+      this.deps.log.warn('upstream asked for more scope than the gateway registered; it registers again and needs authorization again', { client: client.name, scope: wantedScope });
+      await this.dropClient(client);
+      return;
+    }
+    if (wantedScope !== reg.scope) {
+      const updated: Registration = { ...reg, ...(wantedScope !== undefined ? { scope: wantedScope } : {}) };
+      const key = clientKey(client.client_id);
+      const stored = await this.deps.repo.get(key);
+      await this.deps.repo.put(key, { sealed: this.deps.box.seal(JSON.stringify(updated), key), id: stored?.id ?? randomUUID(), updated_at: this.now() });
+      this.registrations.set(client.client_id, Promise.resolve(updated));
+      this.deps.log.info('upstream asked for more scope; later authorizations ask for it', { client: client.name, scope: wantedScope });
+    }
+  }
+
+  /** Forgets the registration and every token of `client` (not revoked: the server that issued them is no longer the upstream's). */
+  private async dropClient(client: OAuthClient): Promise<void> {
+    const keys = await this.deps.repo.keys(tokenKey(client.client_id, ''));
+    for (const k of keys) {
+      this.tokens.delete(k);
+      this.facts.delete(k);
+    }
+    this.registrations.delete(client.client_id);
+    await this.deps.repo.delete([...keys, clientKey(client.client_id)]);
   }
 
   /**
@@ -508,7 +763,6 @@ export class UpstreamOAuth {
    * revocation endpoint; failures are logged) and deletes its registration and tokens.
    */
   async revokeAll(client: OAuthClient): Promise<void> {
-    for (const [s, f] of this.flows) if (f.clientId === client.client_id) this.flows.delete(s);
     const keys = await this.deps.repo.keys(tokenKey(client.client_id, ''));
     let reg: Registration | undefined;
     try {
@@ -547,6 +801,17 @@ export class UpstreamOAuth {
     await this.deps.repo.delete([...keys, clientKey(client.client_id)]);
     if (keys.length > 0) this.deps.log.info('OAuth tokens revoked and deleted', { client: client.name, count: keys.length });
   }
+}
+
+/** A 403 whose challenge says the token lacks scope (RFC 6750 §3.1; MCP "scope challenge handling"). */
+function insufficientScope(res: Response): boolean {
+  return res.status === 403 && /error="?insufficient_scope/.test(res.headers.get('www-authenticate') ?? '');
+}
+
+/** The union of two space-separated scope lists, in first-seen order; `undefined` when both are. */
+function mergeScopes(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined && b === undefined) return undefined;
+  return [...new Set(`${a ?? ''} ${b ?? ''}`.split(' ').filter(Boolean))].join(' ');
 }
 
 function withMetadata(reg: Registration): { metadata?: AuthorizationServerMetadata } {
