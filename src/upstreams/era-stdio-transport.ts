@@ -22,9 +22,12 @@ import { GroupStdioTransport, type StdioTransportParams } from './stdio-transpor
 const MODERN = '2026-07-28';
 /**
  * How long the probe waits for the subprocess's answer, ms. A session-based server may stay silent
- * on a request before `initialize`; the revision counts a timeout as "legacy".
+ * on a request before `initialize`; the revision counts a timeout as "legacy". The wait includes
+ * the subprocess's own start-up (an `npx` or `tsx` launch takes seconds on a loaded machine; 3 s
+ * mistook a slow-starting 2026-07-28 server for a legacy one here), so it is generous: SDK-based
+ * servers of either era answer at once when they are up, only a silent legacy one pays it.
  */
-export const PROBE_TIMEOUT_MS = 3000;
+export const PROBE_TIMEOUT_MS = 10_000;
 const PROBE_ID = 'tributary-probe';
 const LISTEN_PREFIX = 'tributary-listen-';
 /** How long to wait before reopening a listen request that ended, ms. */
