@@ -9,6 +9,7 @@ import WebSocket from 'ws';
 import { connectClient, demoClient, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { freePort, startNatsServer, type TestNatsServer } from './helpers/nats.js';
 import { waitFor } from './helpers/wait.js';
+import { EVENTS_PER_MESSAGE } from '../src/cluster/event-stream.js';
 
 type Msg = Record<string, unknown>;
 
@@ -39,6 +40,24 @@ async function callEcho(gw: TestGateway, n: number, tag: string): Promise<void> 
   }
 }
 
+const messageOf = (seq: number): number => Math.floor(seq / EVENTS_PER_MESSAGE);
+
+/**
+ * Cluster seqs are `stream seq × EVENTS_PER_MESSAGE + index`: a subscriber that sees everything
+ * gets each message's events from index 0 on, and the messages in stream order, none skipped.
+ */
+function expectStreamOrder(seqs: number[]): void {
+  for (let i = 1; i < seqs.length; i++) {
+    const prev = seqs[i - 1] as number;
+    const cur = seqs[i] as number;
+    if (messageOf(cur) === messageOf(prev)) expect(cur).toBe(prev + 1);
+    else {
+      expect(messageOf(cur)).toBe(messageOf(prev) + 1);
+      expect(cur % EVENTS_PER_MESSAGE).toBe(0);
+    }
+  }
+}
+
 const toolEvents = (msgs: Msg[]): Msg[] => msgs.filter((m) => m['event_type'] === 'ToolInvocationCompleted');
 
 beforeAll(async () => {
@@ -52,15 +71,15 @@ afterAll(async () => {
 });
 
 describe('cluster: the event bus on one JetStream stream', () => {
-  it('delivers every node’s events to one subscriber, in order per node, with consecutive stream seqs', async () => {
+  it('delivers every node’s events to one subscriber, in order per node, in stream order with no seq skipped', async () => {
     const [a, b, c] = nodes as [TestGateway, TestGateway, TestGateway];
     const sub = await feed(c);
     await Promise.all([callEcho(a, 5, 'a'), callEcho(b, 5, 'b'), callEcho(c, 5, 'c')]);
     await waitFor(() => toolEvents(sub.msgs).length >= 15, 10_000);
     const events = sub.msgs.filter((m) => typeof m['seq'] === 'number');
     const seqs = events.map((m) => m['seq'] as number);
-    // stream order: consecutive, no duplicate
-    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe((seqs[i - 1] as number) + 1);
+    // stream order: every message, every event of it, no duplicate
+    expectStreamOrder(seqs);
     const byNode = new Map<string, number[]>();
     for (const m of events) {
       const id = m['node_id'] as string;
@@ -89,7 +108,50 @@ describe('cluster: the event bus on one JetStream stream', () => {
     await waitFor(() => toolEvents(again.msgs).length >= 5, 10_000);
     const seqs = again.msgs.filter((m) => typeof m['seq'] === 'number').map((m) => m['seq'] as number);
     expect(seqs[0]).toBe(since + 1);
-    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBe((seqs[i - 1] as number) + 1);
+    // the replay is what the live subscriber saw, then on
+    expect(seqs.slice(0, seen.length)).toEqual(seen.map((m) => m['seq'] as number));
+    expectStreamOrder(seqs);
+    expect(again.msgs.some((m) => m['type'] === 'warning')).toBe(false);
+    again.ws.close();
+  });
+
+  it('publishes a node’s concurrent events as few stream messages, and `since` inside a message replays the rest of it', async () => {
+    const [a, b, c] = nodes as [TestGateway, TestGateway, TestGateway];
+    const publisher = c.cluster?.publisher;
+    if (publisher === undefined) throw new Error('node_c has no cluster publisher');
+    await waitFor(() => publisher.buffered === 0, 10_000);
+    const [events0, messages0] = [publisher.published, publisher.messages];
+    const sub = await feed(a);
+    const client = await connectClient(c);
+    try {
+      await Promise.all(Array.from({ length: 24 }, (_, i) => client.callTool({ name: 'demo-echo', arguments: { message: `batch${i}` } })));
+    } finally {
+      await client.close();
+    }
+    await waitFor(() => toolEvents(sub.msgs).filter((m) => m['node_id'] === 'node_c').length >= 24, 10_000);
+    await waitFor(() => publisher.buffered === 0, 10_000);
+    const events = publisher.published - events0;
+    const messages = publisher.messages - messages0;
+    expect(events).toBeGreaterThanOrEqual(24);
+    // batched: fewer stream messages than events
+    expect(messages).toBeLessThan(events);
+    const live = sub.msgs.filter((m) => typeof m['seq'] === 'number');
+    const seqs = live.map((m) => m['seq'] as number);
+    expectStreamOrder(seqs);
+    sub.ws.close();
+
+    // a seq inside a message of several events: the replay starts right after it, in that message
+    const inside = seqs.findIndex((q, i) => i + 1 < seqs.length && messageOf(seqs[i + 1] as number) === messageOf(q));
+    expect(inside).toBeGreaterThanOrEqual(0);
+    const since = seqs[inside] as number;
+    const again = await feed(b);
+    again.ws.send(JSON.stringify({ type: 'subscribe', since }));
+    const expected = seqs.slice(inside + 1);
+    await waitFor(() => again.msgs.filter((m) => typeof m['seq'] === 'number').length >= expected.length, 10_000);
+    const replayed = again.msgs.filter((m) => typeof m['seq'] === 'number');
+    expect(replayed.map((m) => m['seq'] as number).slice(0, expected.length)).toEqual(expected);
+    // the same events, not just the same numbers
+    expect(replayed.slice(0, expected.length).map((m) => `${String(m['node_id'])}:${String(m['node_seq'])}`)).toEqual(live.slice(inside + 1).map((m) => `${String(m['node_id'])}:${String(m['node_seq'])}`));
     expect(again.msgs.some((m) => m['type'] === 'warning')).toBe(false);
     again.ws.close();
   });

@@ -275,6 +275,44 @@ describe('the 2026-07-28 era on /ws', () => {
   });
 });
 
+describe('subscriptions/listen on /ws', () => {
+  it('acknowledges, carries tagged list changes next to other traffic, and ends on notifications/cancelled', async () => {
+    const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/ws`);
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const seen: { id?: unknown; method?: string; params?: { _meta?: Record<string, unknown>; notifications?: unknown }; result?: Record<string, unknown> }[] = [];
+    ws.on('message', (data: Buffer) => seen.push(JSON.parse(data.toString()) as (typeof seen)[number]));
+    const tag = (m: (typeof seen)[number]): unknown => m.params?._meta?.['io.modelcontextprotocol/subscriptionId'];
+    try {
+      ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'w1', method: 'subscriptions/listen', params: { _meta: meta(), notifications: { toolsListChanged: true } } }));
+      await waitFor(() => seen.some((m) => m.method === 'notifications/subscriptions/acknowledged'));
+      const ack = seen.find((m) => m.method === 'notifications/subscriptions/acknowledged');
+      expect(tag(ack ?? {})).toBe('w1');
+      expect(ack?.params?.notifications).toEqual({ toolsListChanged: true });
+      // other requests share the socket while the subscription is open
+      ws.send(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list', params: { _meta: meta() } }));
+      await waitFor(() => seen.some((m) => m.id === 7));
+      // a real catalogue change: an upstream added
+      await gw.manager.add({ name: 'extra', connection_type: 'inprocess', inprocess_server: 'demo' } as Parameters<typeof gw.manager.add>[0]);
+      await waitFor(() => seen.some((m) => m.method === 'notifications/tools/list_changed'));
+      expect(tag(seen.find((m) => m.method === 'notifications/tools/list_changed') ?? {})).toBe('w1');
+      ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'w1' } }));
+      // after the cancel, a change reaches the socket no more (and no response for w1 is sent)
+      const before = seen.length;
+      ws.send(JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/list', params: { _meta: meta() } }));
+      await waitFor(() => seen.some((m) => m.id === 8));
+      await gw.manager.remove('extra');
+      ws.send(JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list', params: { _meta: meta() } }));
+      await waitFor(() => seen.some((m) => m.id === 9));
+      expect(seen.slice(before).filter((m) => m.method === 'notifications/tools/list_changed' || m.id === 'w1')).toEqual([]);
+    } finally {
+      ws.close();
+    }
+  });
+});
+
 describe('upstreams of both eras', () => {
   it('a 2026-07-28 upstream (another gateway) is spoken to statelessly next to a legacy one, and both serve both eras downstream', async () => {
     // the upstream: a gateway serving 2026-07-28 on /mcp (and the session revisions)

@@ -116,6 +116,11 @@ export const ERRORS = {
   /** 2026-07-28 requests: an `inputResponses` retry whose `requestState` is unknown, expired or not the caller's. */
   INVALID_REQUEST_STATE: { http: 400, rpc: -32602, message: 'Invalid requestState' },
   /**
+   * A session-based client's call to a 2026-07-28 upstream that answered `input_required` the
+   * gateway cannot translate: an input request of an unknown method, or more rounds than allowed.
+   */
+  INPUT_REQUIRED_UNRESOLVED: { http: 502, rpc: -32603, message: 'Upstream input request could not be resolved' },
+  /**
    * An upstream behind OAuth has no usable authorization for this caller (`auth_type` `oauth` or
    * `per_user_oauth`). JSON-RPC -32042 is MCP's URLElicitationRequiredError (2025-11-25): `data`
    * carries `authorization_url` and `elicitations: [{mode: "url", url, ...}]` for per-user clients.

@@ -3,17 +3,25 @@
  * `<name>.events.<node_id>`): https://docs.nats.io/nats-concepts/jetstream/streams
  *
  * - {@link ClusterEventPublisher}: each node publishes its own stored events (the local recorder's
- *   stream, so nothing leaves a node before its own store has it), in seq order, with the JetStream
- *   message id `<node_id>:<seq>` so a retry after a lost acknowledgement is stored once (the
- *   stream's duplicate window, 2 min: https://docs.nats.io/using-nats/developer/develop_jetstream/model_deep_dive#message-deduplication).
+ *   stream, so nothing leaves a node before its own store has it), in seq order. The events one
+ *   turn of the event loop offers (the recorder settles a stored batch at once), and whatever
+ *   queued while earlier messages were being acknowledged, leave as ONE stream message: a JSON
+ *   array of up to 256 events / 256 KiB. Up to 4 messages await their acknowledgement at once; an
+ *   unacknowledged message is sent again unchanged with the same JetStream message id
+ *   (`<node_id>:<first node seq>+<count>`), so a retry after a lost acknowledgement is stored once
+ *   (the stream's duplicate window, 2 min: https://docs.nats.io/using-nats/developer/develop_jetstream/model_deep_dive#message-deduplication).
  *   While NATS is unreachable, events wait in a bounded buffer (`max_buffered_events`); when it is
  *   full, new events are dropped and one `EventsLost` event (node, node seq range, count) takes
  *   their place in the stream, and the lost count is a metric.
  * - {@link ClusterEventFeed}: every node reads the whole stream (an ordered consumer) and feeds
- *   `/api/ws/events` with it. In cluster mode an event's `seq` is its stream sequence — one order
- *   for all nodes, consecutive — and the publishing node's own numbering travels as `node_id` and
- *   `node_seq`. `since` replays read the stream, so the no-gap/no-duplicate promise of the
- *   single-process feed holds across nodes.
+ *   `/api/ws/events` with it. In cluster mode the `i`-th event (from 0) of stream message `s` has
+ *   seq `s × 1000 + i` ({@link eventSeq}): one order for all nodes, the same number on every node,
+ *   increasing but NOT consecutive (a message of 3 events uses seqs `s000`–`s002`; the others
+ *   are never issued). The publishing node's own numbering travels as `node_id` and `node_seq`
+ *   (consecutive per node). `since` replays read the stream from the message holding `since + 1`,
+ *   so every event after `since` is delivered once, in order, and a real hole (a message the
+ *   stream removed, or could not decode) is named by an `events_skipped` warning; the seqs no
+ *   message uses are not holes (the replay source says `sparseSeqs`).
  */
 import { Subject, type Observable, type Subscription } from 'rxjs';
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
@@ -30,22 +38,57 @@ export interface PublishTarget {
 }
 
 interface Pending {
-  /** JetStream message id (deduplication). */
+  /** JetStream message id part (deduplication): `<node_id>:<node_seq>` or `<node_id>:lost:<from>`. */
   readonly id: string;
+  /** The event's JSON. */
   readonly data: string;
 }
 
-/** Events published per round trip batch. */
-const BATCH = 64;
+/** One stream message in the making: consecutive queued events, sealed (never regrouped) until acknowledged. */
+interface Envelope {
+  /** JetStream message id: the first event's id and the count, so a retry is stored once. */
+  readonly id: string;
+  /** JSON array of the events. */
+  readonly data: string;
+  /** Events it carries (a prefix of the queue after the ones before it). */
+  readonly count: number;
+}
+
+/**
+ * Most events in one stream message, and the stride of cluster event seqs: the `i`-th event of
+ * stream message `s` has seq `s × EVENTS_PER_MESSAGE + i` (see {@link eventSeq}).
+ */
+export const EVENTS_PER_MESSAGE = 1000;
+/** Events a publisher puts in one stream message (≤ {@link EVENTS_PER_MESSAGE}). */
+const ENVELOPE_MAX_EVENTS = 256;
+/** Bytes of events a publisher puts in one stream message (NATS' default `max_payload` is 1 MiB); a larger single event goes alone. */
+const ENVELOPE_MAX_BYTES = 256 * 1024;
+/** Stream messages whose acknowledgements are awaited at once. */
+const PIPELINE = 4;
 /** Acknowledgement wait per publish, ms. */
 const PUBLISH_TIMEOUT_MS = 2_000;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2_000;
 
+/** The cluster seq of the `index`-th event (from 0) of stream message `streamSeq`. */
+export function eventSeq(streamSeq: number, index: number): number {
+  return streamSeq * EVENTS_PER_MESSAGE + index;
+}
+
+/** The stream message a cluster seq belongs to. */
+export function streamSeqOf(seq: number): number {
+  return Math.floor(seq / EVENTS_PER_MESSAGE);
+}
+
 export class ClusterEventPublisher {
   #queue: Pending[] = [];
   #head = 0;
+  /** Envelopes formed from the queue after `#head`, not yet acknowledged, in order. */
+  #sealed: Envelope[] = [];
+  /** Queue items covered by `#sealed`. */
+  #sealedCount = 0;
   #pumping = false;
+  #scheduled = false;
   #closed = false;
   /** Dropped since the last loss report was queued: node seq range and count. */
   #lost: { from: number; to: number; count: number; reason: 'buffer_full' | 'store_failed' } | undefined;
@@ -54,6 +97,8 @@ export class ClusterEventPublisher {
   #idle: (() => void)[] = [];
   /** Events acknowledged by the stream. */
   published = 0;
+  /** Stream messages acknowledged (each carries one or more events). */
+  messages = 0;
   /** Events that never reached the stream (each reported in an `EventsLost` event). */
   lost = 0;
 
@@ -76,7 +121,11 @@ export class ClusterEventPublisher {
     });
   }
 
-  /** Queues one event for the stream (or counts it lost when the buffer is full). */
+  /**
+   * Queues one event for the stream (or counts it lost when the buffer is full). Events offered
+   * in one turn of the event loop (the recorder settles a stored batch at once) leave together,
+   * in one stream message.
+   */
   offer(event: GatewayEvent): void {
     if (this.#closed) return;
     const node = this.target.config.node_id;
@@ -93,7 +142,7 @@ export class ClusterEventPublisher {
     }
     const wire = toWire(event);
     this.#queue.push({ id: `${node}:${event.seq}`, data: JSON.stringify({ ...wire, node_id: node, node_seq: wire.seq }) });
-    this.#pump();
+    this.#schedule();
   }
 
   #drop(from: number, to: number, reason: 'buffer_full' | 'store_failed'): void {
@@ -109,6 +158,16 @@ export class ClusterEventPublisher {
     }
   }
 
+  /** Pumps once the current turn's offers are queued (a microtask), so they share a message. */
+  #schedule(): void {
+    if (this.#pumping || this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => {
+      this.#scheduled = false;
+      this.#pump();
+    });
+  }
+
   #pump(): void {
     if (this.#pumping) return;
     this.#pumping = true;
@@ -121,16 +180,46 @@ export class ClusterEventPublisher {
       });
   }
 
+  /** Seals envelopes from the queued events not yet in one, until `PIPELINE` are formed. */
+  #seal(): void {
+    let at = this.#head + this.#sealedCount;
+    while (this.#sealed.length < PIPELINE && at < this.#queue.length) {
+      const first = this.#queue[at] as Pending;
+      const parts: string[] = [first.data];
+      let bytes = first.data.length;
+      let n = 1;
+      while (n < ENVELOPE_MAX_EVENTS && at + n < this.#queue.length) {
+        const next = this.#queue[at + n] as Pending;
+        if (bytes + next.data.length + 1 > ENVELOPE_MAX_BYTES) break;
+        parts.push(next.data);
+        bytes += next.data.length + 1;
+        n++;
+      }
+      this.#sealed.push({ id: `${first.id}+${n}`, data: `[${parts.join(',')}]`, count: n });
+      this.#sealedCount += n;
+      at += n;
+    }
+  }
+
   async #run(): Promise<void> {
     let backoff = BACKOFF_MIN_MS;
     const { js, eventSubject } = this.target;
     while (this.buffered > 0) {
-      const batch = this.#queue.slice(this.#head, this.#head + BATCH);
-      const results = await Promise.allSettled(batch.map((p) => js.publish(eventSubject, p.data, { msgID: p.id, timeout: PUBLISH_TIMEOUT_MS })));
+      this.#seal();
+      const batch = this.#sealed;
+      const results = await Promise.allSettled(batch.map((e) => js.publish(eventSubject, e.data, { msgID: e.id, timeout: PUBLISH_TIMEOUT_MS })));
+      // only an acknowledged prefix counts: a failed message and those after it are sent again (same ids)
       let ok = 0;
-      while (ok < results.length && results[ok]?.status === 'fulfilled') ok++;
-      this.#head += ok;
-      this.published += ok;
+      let events = 0;
+      while (ok < results.length && results[ok]?.status === 'fulfilled') {
+        events += (batch[ok] as Envelope).count;
+        ok++;
+      }
+      this.#sealed = batch.slice(ok);
+      this.#sealedCount -= events;
+      this.#head += events;
+      this.published += events;
+      this.messages += ok;
       if (this.#head === this.#queue.length) {
         this.#queue = [];
         this.#head = 0;
@@ -158,7 +247,7 @@ export class ClusterEventPublisher {
   /** Resolves once every buffered event is acknowledged, or after `timeoutMs`; then stops publishing. */
   async close(timeoutMs: number): Promise<void> {
     this.#sub?.unsubscribe();
-    if (this.buffered > 0 || this.#pumping) {
+    if (this.buffered > 0 || this.#pumping || this.#scheduled) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, timeoutMs);
         this.#idle.push(() => {
@@ -181,21 +270,47 @@ export interface FeedSource {
 
 /** Replay fetch wait when fewer messages than asked exist, ms. */
 const FETCH_EXPIRES_MS = 1_000;
+/** Stream messages asked for per replay fetch. */
+const FETCH_MESSAGES = 64;
+/** Holes a feed remembers for {@link ClusterEventFeed.gapsIn}. */
+const MAX_HOLES = 256;
 
-/** The cluster-wide event feed: every node's events in stream order, and `since` replay from the stream. */
+/** The events of one stream message: a JSON array (a publisher's batch), or one event object. */
+function eventsOf(body: unknown): unknown[] {
+  return Array.isArray(body) ? body : [body];
+}
+
+function isEventObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The cluster-wide event feed: every node's events in stream order, and `since` replay from the
+ * stream. Event seqs are `stream seq × EVENTS_PER_MESSAGE + index in the message`: increasing,
+ * the same on every node, but not consecutive (a message of 3 events uses 3 of its 1000 seqs), so
+ * the feed's replay source says `sparseSeqs` and names real holes itself ({@link gapsIn}).
+ */
 export class ClusterEventFeed implements RecordedFeed {
   readonly #items = new Subject<RecordedItem>();
   readonly items$: Observable<RecordedItem> = this.#items.asObservable();
+  /** Seqs are not consecutive: only the ranges {@link gapsIn} names are holes. */
+  readonly sparseSeqs = true;
+  /** The last stream message delivered. */
+  #lastMessage: number;
+  /** The last seq settled (an event delivered, or a seq of a delivered message). */
   #last: number;
+  /** Holes seen (removed or undecodable messages), oldest first, at most `MAX_HOLES`. */
+  #holes: SeqGap[] = [];
   #messages: ConsumerMessages | undefined;
   #closed = false;
 
   private constructor(
     private readonly source: FeedSource,
     private readonly log: Logger,
-    last: number,
+    lastMessage: number,
   ) {
-    this.#last = last;
+    this.#lastMessage = lastMessage;
+    this.#last = eventSeq(lastMessage + 1, 0) - 1;
   }
 
   /** Starts reading the stream after its current last message. */
@@ -206,6 +321,7 @@ export class ClusterEventFeed implements RecordedFeed {
     return feed;
   }
 
+  /** Every seq of the last message delivered counts as settled (the unused ones were never issued). */
   get lastSettledSeq(): number {
     return this.#last;
   }
@@ -215,13 +331,13 @@ export class ClusterEventFeed implements RecordedFeed {
   }
 
   /**
-   * Reads the stream from `#last + 1` with an ordered consumer, for as long as the feed is open:
-   * when the consumer ends or fails, or {@link resume} is called (NATS came back), a new one
-   * starts after the last seq delivered, so nothing is skipped or delivered twice.
+   * Reads the stream from the message after the last one delivered with an ordered consumer, for
+   * as long as the feed is open: when the consumer ends or fails, or {@link resume} is called
+   * (NATS came back), a new one starts there, so nothing is skipped or delivered twice.
    */
   async #consume(): Promise<void> {
     const open = async (): Promise<ConsumerMessages> => {
-      const consumer = await this.source.js.consumers.get(this.source.streamName, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#last + 1 });
+      const consumer = await this.source.js.consumers.get(this.source.streamName, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#lastMessage + 1 });
       return consumer.consume({ max_messages: 512 });
     };
     this.#messages = await open();
@@ -241,7 +357,7 @@ export class ClusterEventFeed implements RecordedFeed {
           continue;
         }
         try {
-          for await (const m of messages) this.#deliver(m.seq, () => m.json<Record<string, unknown>>());
+          for await (const m of messages) this.#deliver(m.seq, () => m.json<unknown>());
         } catch (err) {
           this.log.warn('cluster event feed: consumer failed, reopening', { error: err });
         }
@@ -250,21 +366,57 @@ export class ClusterEventFeed implements RecordedFeed {
     })().catch((err: unknown) => this.log.error('cluster event feed stopped', { error: err }));
   }
 
-  #deliver(seq: number, body: () => Record<string, unknown>): void {
-    if (seq <= this.#last) return;
-    if (seq > this.#last + 1) this.#items.next({ kind: 'missing', from: this.#last + 1, to: seq - 1, reason: 'lost' });
-    this.#last = seq;
-    let event: GatewayEvent;
-    try {
-      event = { ...body(), seq } as unknown as GatewayEvent;
-    } catch {
-      this.#items.next({ kind: 'missing', from: seq, to: seq, reason: 'lost' });
-      return;
-    }
-    this.#items.next({ kind: 'event', event });
+  #hole(from: number, to: number, reason: SeqGap['reason']): void {
+    const holes = this.#holes;
+    let i = holes.length;
+    while (i > 0 && (holes[i - 1] as SeqGap).from > from) i--;
+    const prev = holes[i - 1];
+    const next = holes[i];
+    if ((prev !== undefined && prev.to >= from) || (next !== undefined && next.from <= to)) return;
+    holes.splice(i, 0, { from, to, reason });
+    if (holes.length > MAX_HOLES) holes.shift();
   }
 
-  /** Starts a new consumer after the last seq delivered (call when NATS came back). */
+  #deliver(message: number, body: () => unknown): void {
+    if (message <= this.#lastMessage) return;
+    if (message > this.#lastMessage + 1) {
+      const from = eventSeq(this.#lastMessage + 1, 0);
+      this.#hole(from, eventSeq(message, 0) - 1, 'lost');
+      this.#last = eventSeq(message, 0) - 1;
+      this.#items.next({ kind: 'missing', from, to: this.#last, reason: 'lost' });
+    }
+    this.#lastMessage = message;
+    let events: unknown[];
+    try {
+      events = eventsOf(body());
+    } catch {
+      events = [];
+    }
+    const end = eventSeq(message + 1, 0) - 1;
+    if (events.length === 0) {
+      this.#hole(eventSeq(message, 0), end, 'lost');
+      this.#last = end;
+      this.#items.next({ kind: 'missing', from: eventSeq(message, 0), to: end, reason: 'lost' });
+      return;
+    }
+    const n = Math.min(events.length, EVENTS_PER_MESSAGE);
+    for (let i = 0; i < n; i++) {
+      const seq = eventSeq(message, i);
+      this.#last = seq;
+      const body = events[i];
+      if (!isEventObject(body)) {
+        this.#hole(seq, seq, 'lost');
+        this.#items.next({ kind: 'missing', from: seq, to: seq, reason: 'lost' });
+        continue;
+      }
+      // freshly parsed, owned here: numbered in place rather than copied
+      body['seq'] = seq;
+      this.#items.next({ kind: 'event', event: body as unknown as GatewayEvent });
+    }
+    this.#last = end;
+  }
+
+  /** Starts a new consumer after the last message delivered (call when NATS came back). */
   resume(): void {
     const messages = this.#messages;
     this.#messages = undefined;
@@ -273,30 +425,70 @@ export class ClusterEventFeed implements RecordedFeed {
 
   /**
    * Stored events with `since < seq ≤ upTo`, at most `limit`, in seq order (the contract of the
-   * local event log's `after`): read from the stream by a short-lived ordered consumer.
+   * local event log's `after`): read from the stream by a short-lived ordered consumer. Messages
+   * the stream no longer has, or cannot be decoded, are remembered for {@link gapsIn}.
    */
   async after(since: number, limit: number, upTo = Number.MAX_SAFE_INTEGER): Promise<StoredEvent[]> {
-    const want = Math.min(limit, upTo - since);
-    if (want <= 0) return [];
-    const consumer = await this.source.js.consumers.get(this.source.streamName, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: since + 1 });
+    const lastMessage = streamSeqOf(upTo);
+    let at = Math.max(1, streamSeqOf(since + 1));
+    if (limit <= 0 || at > lastMessage) return [];
+    const consumer = await this.source.js.consumers.get(this.source.streamName, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: at });
     const out: StoredEvent[] = [];
-    const messages = await consumer.fetch({ max_messages: want, expires: FETCH_EXPIRES_MS });
-    for await (const m of messages) {
-      if (m.seq > upTo) break;
-      try {
-        out.push({ ...m.json<Record<string, unknown>>(), seq: m.seq });
-      } catch {
-        // undecodable: the replay names it as a hole
+    let done = false;
+    while (!done && at <= lastMessage) {
+      const messages = await consumer.fetch({ max_messages: Math.min(FETCH_MESSAGES, lastMessage - at + 1), expires: FETCH_EXPIRES_MS });
+      let got = 0;
+      for await (const m of messages) {
+        got++;
+        if (m.seq > lastMessage) {
+          done = true;
+          break;
+        }
+        // the stream removes its oldest messages (limits): a jump is what it no longer has
+        if (m.seq > at) this.#hole(eventSeq(at, 0), eventSeq(m.seq, 0) - 1, 'expired');
+        at = m.seq + 1;
+        let events: unknown[];
+        try {
+          events = eventsOf(m.json<unknown>());
+        } catch {
+          events = [];
+        }
+        if (events.length === 0) this.#hole(eventSeq(m.seq, 0), eventSeq(m.seq + 1, 0) - 1, 'lost');
+        const n = Math.min(events.length, EVENTS_PER_MESSAGE);
+        for (let i = 0; i < n && !done; i++) {
+          const seq = eventSeq(m.seq, i);
+          if (seq <= since) continue;
+          if (seq > upTo) done = true;
+          else {
+            const body = events[i];
+            if (isEventObject(body)) out.push({ ...body, seq } as StoredEvent);
+            else this.#hole(seq, seq, 'lost');
+            if (out.length >= limit) done = true;
+          }
+        }
+        if (done || m.seq >= lastMessage) {
+          done = true;
+          break;
+        }
       }
-      if (out.length >= want || m.seq >= upTo) break;
+      await messages.close().catch(() => undefined);
+      if (got === 0 && !done) {
+        // nothing more to read up to `upTo`: the stream removed it since
+        this.#hole(eventSeq(at, 0), upTo, 'expired');
+        break;
+      }
     }
-    await messages.close().catch(() => undefined);
     return out;
   }
 
-  /** The stream keeps no gap records: a hole in stream seqs was removed by the stream's limits (`expired`). */
-  gapsIn(): Promise<SeqGap[]> {
-    return Promise.resolve([]);
+  /** The holes this feed has seen in `from..to` (see {@link after}); the seqs no message uses are no holes. */
+  gapsIn(from: number, to: number): Promise<SeqGap[]> {
+    const out: SeqGap[] = [];
+    for (const h of this.#holes) {
+      if (h.to < from || h.from > to) continue;
+      out.push({ from: Math.max(h.from, from), to: Math.min(h.to, to), reason: h.reason });
+    }
+    return Promise.resolve(out);
   }
 
   async close(): Promise<void> {

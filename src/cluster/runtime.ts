@@ -103,7 +103,7 @@ export class ClusterRuntime {
   health(): Record<string, unknown> {
     return {
       ...this.node.health(),
-      events: { published: this.publisher.published, buffered: this.publisher.buffered, lost: this.publisher.lost },
+      events: { published: this.publisher.published, messages: this.publisher.messages, buffered: this.publisher.buffered, lost: this.publisher.lost },
       config: { applied_from_other_nodes: this.#sync?.applied ?? 0 },
       sessions: { shared: this.#sessions !== undefined, ...(this.#sessions?.stats ?? {}) },
     };
@@ -161,6 +161,7 @@ export class ClusterRuntime {
       });
     };
     counter('cluster_events_published_total', 'Events of this node acknowledged by the event stream.', () => publisher.published);
+    counter('cluster_event_messages_total', 'Stream messages of this node acknowledged by the event stream (each carries a batch of events).', () => publisher.messages);
     counter('cluster_events_lost_total', 'Events of this node that never reached the event stream (reported as EventsLost events).', () => publisher.lost);
     counter('cluster_nats_reconnects_total', 'Times the NATS connection came back after a loss.', () => node.reconnects);
   }

@@ -8,8 +8,12 @@
 import type { EventLogRepository, GapReason, SeqGap, StoredEvent } from '../store/events.js';
 import { matches, type Filter } from './events-ws-subscribe.js';
 
-/** Where a `since` catch-up reads from: the local event log, or the cluster's event stream. */
-export type EventReplaySource = Pick<EventLogRepository, 'after' | 'gapsIn'>;
+/**
+ * Where a `since` catch-up reads from: the local event log (consecutive seqs: a seq with no event
+ * is a hole), or the cluster's event stream (`sparseSeqs`: increasing but not consecutive seqs,
+ * only the ranges `gapsIn` names are holes).
+ */
+export type EventReplaySource = Pick<EventLogRepository, 'after' | 'gapsIn'> & { readonly sparseSeqs?: boolean };
 
 /** Why seqs were skipped: a gap record's reason, or `max_replay` (the catch-up budget ran out). */
 export type SkipReason = GapReason | 'max_replay';
@@ -47,7 +51,7 @@ export async function readReplayPage(
     if (next > cursor + 1) {
       gaps ??= await log.gapsIn(from + 1, end);
       if (stale()) return undefined;
-      for (const w of describeHole(cursor + 1, next - 1, gaps)) frames.push(skippedWarning(w.from, w.to, w.reason));
+      for (const w of describeHole(cursor + 1, next - 1, gaps, log.sparseSeqs === true)) frames.push(skippedWarning(w.from, w.to, w.reason));
     }
     if (e === undefined) break;
     cursor = e.seq;
@@ -58,19 +62,20 @@ export async function readReplayPage(
 
 /**
  * Splits the hole `from..to` (no stored events) into warnings: parts covered by gap records keep
- * their reason; the rest was deleted by retention (`expired`).
+ * their reason; the rest was deleted by retention (`expired`) — unless `namedOnly` (sparse seqs:
+ * a seq with no event was never issued, only the gap records are holes).
  */
-export function describeHole(from: number, to: number, gaps: readonly SeqGap[]): { from: number; to: number; reason: GapReason }[] {
+export function describeHole(from: number, to: number, gaps: readonly SeqGap[], namedOnly: boolean): { from: number; to: number; reason: GapReason }[] {
   const out: { from: number; to: number; reason: GapReason }[] = [];
   let at = from;
   for (const g of gaps) {
     if (g.to < at || g.from > to) continue;
-    if (g.from > at) out.push({ from: at, to: g.from - 1, reason: 'expired' });
+    if (g.from > at && !namedOnly) out.push({ from: at, to: g.from - 1, reason: 'expired' });
     const end = Math.min(g.to, to);
     out.push({ from: Math.max(g.from, at), to: end, reason: g.reason });
     at = end + 1;
     if (at > to) break;
   }
-  if (at <= to) out.push({ from: at, to, reason: 'expired' });
+  if (at <= to && !namedOnly) out.push({ from: at, to, reason: 'expired' });
   return out;
 }

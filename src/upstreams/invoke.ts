@@ -23,6 +23,8 @@ export interface InvokeOptions {
   readonly trace?: { readonly tracing: Tracing; readonly parent: TraceScope } | undefined;
   /** The caller's principal id: clients with per-user connections (`per_user_oauth`) call on its own. */
   readonly principal?: string | undefined;
+  /** The caller's MCP client capabilities (`UpstreamCallOptions.clientCapabilities`: a 2026-07-28 upstream gets them in the request envelope). */
+  readonly clientCapabilities?: Record<string, unknown> | undefined;
 }
 
 let counter = 0;
@@ -62,6 +64,7 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
     const result = await target.request('tools/call', upstreamParams, {
       ...(options.cancel ? { cancel: options.cancel } : {}),
       ...(options.onprogress ? { onprogress: options.onprogress } : {}),
+      ...(options.clientCapabilities !== undefined ? { clientCapabilities: options.clientCapabilities } : {}),
       // traced: the end of the wait for the breaker and a concurrency slot is an event on the span
       ...(span !== undefined ? { onDispatch: () => traced?.tracing.dispatched(span, performance.now() - started) } : {}),
     });

@@ -133,7 +133,7 @@ export class GroupStdioTransport implements Transport {
             continue;
           }
           if (message === null) break;
-          this.onmessage?.(message);
+          this.deliver(message);
         }
       });
       if (proc.stderr) {
@@ -145,6 +145,11 @@ export class GroupStdioTransport implements Transport {
         });
       }
     });
+  }
+
+  /** Hands one message read from stdout to `onmessage` (a subclass may take some off first). */
+  protected deliver(message: JSONRPCMessage): void {
+    this.onmessage?.(message);
   }
 
   /** Pid of the subprocess (also the id of its process group) while it runs. */

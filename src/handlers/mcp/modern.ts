@@ -69,8 +69,25 @@ const CACHEABLE: ReadonlySet<string> = new Set(['server/discover', 'tools/list',
 /** Requests that may answer `input_required` (MRTR "Supported Requests"). */
 const MRTR_METHODS: ReadonlySet<string> = new Set(['tools/call', 'prompts/get', 'resources/read']);
 
-/** Prefix of the `requestState` values the gateway issues (an upstream's own states pass through). */
+/**
+ * Prefix of the `requestState` values the gateway issues (an upstream's own states pass through).
+ * A state is `tg1.<random>.<issued at, ms since the epoch, base 36>`: the time lets a retry that
+ * finds no parked call be told whether its state expired or was never parked in this process.
+ */
 const STATE_PREFIX = 'tg1.';
+
+/** Why a gateway-issued `requestState` found no parked call, from the issue time it carries. */
+function missingStateReason(state: string, timeoutMs: number, now: number): { reason: 'expired' | 'unknown'; message: string } {
+  const issued = parseInt(state.slice(state.lastIndexOf('.') + 1), 36);
+  if (Number.isFinite(issued) && issued <= now && now - issued > timeoutMs) {
+    return { reason: 'expired', message: `Invalid requestState: expired (the call waited ${timeoutMs} ms for this retry and was cancelled)` };
+  }
+  return {
+    reason: 'unknown',
+    message:
+      'Invalid requestState: no call is waiting under it in this gateway process — it was answered already, or it was issued by another gateway process (a call waiting for inputResponses lives in the memory of the process that issued its state)',
+  };
+}
 
 /** Server→client methods a modern client answers through `inputRequests`, and the capability each needs. */
 const INPUT_CAPABILITY: Readonly<Record<string, string>> = {
@@ -167,24 +184,9 @@ export function checkHeaders(msg: { method: string; params?: Record<string, unkn
   return undefined;
 }
 
-/** Where a tool's `x-mcp-header` annotations point: header name (lower case) → property path. */
-export type ParamHeaders = ReadonlyMap<string, readonly string[]>;
-
-/** Collects the `x-mcp-header` annotations of a tool's `inputSchema` (nested `properties` included). */
-export function paramHeadersOf(inputSchema: unknown): ParamHeaders {
-  const out = new Map<string, string[]>();
-  const walk = (schema: unknown, path: string[]): void => {
-    if (!isObject(schema) || !isObject(schema['properties']) || path.length > 8) return;
-    for (const [k, sub] of Object.entries(schema['properties'])) {
-      if (!isObject(sub)) continue;
-      const h = sub['x-mcp-header'];
-      if (typeof h === 'string' && h !== '') out.set(h.toLowerCase(), [...path, k]);
-      walk(sub, [...path, k]);
-    }
-  };
-  walk(inputSchema, []);
-  return out;
-}
+// the annotation reader is shared with the upstream side, which sends these headers
+export { paramHeadersOf, type ParamHeaders } from '../../upstreams/era-http-transport.js';
+import type { ParamHeaders } from '../../upstreams/era-http-transport.js';
 
 /**
  * Checks `Mcp-Param-{Name}` headers of a `tools/call` against the arguments, for the tool's
@@ -270,25 +272,31 @@ export function checkVersion(meta: ModernMeta): Refusal | undefined {
   return refuse('UNSUPPORTED_VERSION', `Unsupported protocol version: ${meta.protocolVersion}`, { supported: ALL_PROTOCOL_VERSIONS, requested: meta.protocolVersion });
 }
 
-/** Params as forwarded upstream: the modern `_meta` keys removed (and the MRTR fields unless `keepMrtr`), the rest kept. */
-export function upstreamParams(params: Record<string, unknown> | undefined, keepMrtr = false): Record<string, unknown> {
+/**
+ * Params as forwarded upstream: the modern `_meta` keys removed except the client capabilities
+ * (`capabilities`, when given, under `io.modelcontextprotocol/clientCapabilities`: a 2026-07-28
+ * upstream asks only for input its caller can give), the rest — `inputResponses` and an upstream's
+ * own `requestState` included — kept. The upstream layer drops the 2026-07-28 fields again for a
+ * session-based upstream.
+ */
+export function upstreamParams(params: Record<string, unknown> | undefined, capabilities?: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if (params === undefined) return out;
-  for (const k in params) {
-    if (!keepMrtr && (k === 'inputResponses' || k === 'requestState')) continue;
-    if (k !== '_meta') {
-      out[k] = params[k];
-      continue;
+  let kept: Record<string, unknown> | undefined = capabilities === undefined ? undefined : { [META.clientCapabilities]: capabilities };
+  if (params !== undefined) {
+    for (const k in params) {
+      if (k !== '_meta') {
+        out[k] = params[k];
+        continue;
+      }
+      const meta = params[k];
+      if (!isObject(meta)) continue;
+      for (const mk in meta) {
+        if (mk.startsWith('io.modelcontextprotocol/')) continue;
+        (kept ??= {})[mk] = meta[mk];
+      }
     }
-    const meta = params[k];
-    if (!isObject(meta)) continue;
-    let kept: Record<string, unknown> | undefined;
-    for (const mk in meta) {
-      if (mk.startsWith('io.modelcontextprotocol/')) continue;
-      (kept ??= {})[mk] = meta[mk];
-    }
-    if (kept !== undefined) out['_meta'] = kept;
   }
+  if (kept !== undefined) out['_meta'] = kept;
   return out;
 }
 
@@ -343,6 +351,31 @@ interface CallState {
 
 type Outcome = { kind: 'response'; response: JsonRpcResponse } | { kind: 'input' };
 
+/** Which change notifications a `subscriptions/listen` request asks for. */
+export interface ListenFilter {
+  toolsListChanged?: boolean;
+  promptsListChanged?: boolean;
+  resourcesListChanged?: boolean;
+  resourceSubscriptions?: string[];
+}
+
+/** Where a subscription's messages go; `write` answers false once the stream is gone. */
+export interface ListenSink {
+  write(message: object): boolean;
+  /** The gateway ended the subscription (after writing its final result). */
+  end(): void;
+}
+
+/** The `notifications` filter of a `subscriptions/listen` request, or the -32602 response for a malformed one. */
+export function listenFilterOf(msg: JsonRpcRequest): { filter: ListenFilter } | { refused: JsonRpcResponse } {
+  const raw = msg.params?.['notifications'];
+  const asked: ListenFilter = isObject(raw) ? (raw as ListenFilter) : {};
+  if (asked.resourceSubscriptions !== undefined && (!Array.isArray(asked.resourceSubscriptions) || !asked.resourceSubscriptions.every((u) => typeof u === 'string'))) {
+    return { refused: { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_PARAMS', 'Invalid params: notifications.resourceSubscriptions must be an array of URIs').toJsonRpc() } };
+  }
+  return { filter: asked };
+}
+
 /** Context of one modern request, from its transport. */
 export interface ModernCallContext {
   readonly auth: RequestAuth | undefined;
@@ -353,11 +386,14 @@ export interface ModernCallContext {
 }
 
 /** Handle on a modern call in flight. */
-export interface ModernCall {
+export type ModernCall = ModernCallOf<JsonRpcResponse>;
+
+/** Handle on a modern call in flight whose response is `R`. */
+export interface ModernCallOf<R> {
   /** HTTP status for a Streamable HTTP reply. */
   readonly status: number;
   /** The JSON-RPC response; never rejects. */
-  readonly response: Promise<JsonRpcResponse>;
+  readonly response: Promise<R>;
   /** The response stream went away: cancels the call unless it is parked waiting for `inputResponses`. */
   readonly abandon: (reason: string) => void;
 }
@@ -462,7 +498,7 @@ export class ModernMcp {
     };
     session.calls.set(msg.id, call);
     this.sessions.adopt(session);
-    const forwarded: JsonRpcRequest = { jsonrpc: '2.0', id: msg.id, method: msg.method, params: upstreamParams(params, typeof state === 'string') };
+    const forwarded: JsonRpcRequest = { jsonrpc: '2.0', id: msg.id, method: msg.method, params: upstreamParams(params, MRTR_METHODS.has(msg.method) ? meta.clientCapabilities : undefined) };
     const done = this.dispatcher
       .handleRequest(session, forwarded, call)
       .catch((err: unknown): JsonRpcResponse => {
@@ -545,7 +581,7 @@ export class ModernMcp {
       delete params['_meta'];
       st.asked.set(k, { method: r.method, params });
     }
-    const key = `${STATE_PREFIX}${randomBytes(18).toString('base64url')}`;
+    const key = `${STATE_PREFIX}${randomBytes(18).toString('base64url')}.${Date.now().toString(36)}`;
     st.key = key;
     st.timer = setTimeout(() => {
       if (this.parked.get(key) !== st) return;
@@ -562,8 +598,12 @@ export class ModernMcp {
   private resume(msg: JsonRpcRequest, state: string, ctx: ModernCallContext): ModernCall {
     const st = this.parked.get(state);
     const nameField = NAMED[msg.method];
-    if (st === undefined || st.method !== msg.method || st.principal !== ctx.auth?.principal.id || (nameField !== undefined && st.name !== msg.params?.[nameField])) {
-      const err = new GatewayError('INVALID_REQUEST_STATE', 'Invalid requestState: unknown, expired, already used, or issued for another request or caller');
+    if (st === undefined) {
+      const why = missingStateReason(state, this.options.inputTimeoutMs, Date.now());
+      return settled(200, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_REQUEST_STATE', why.message, { reason: why.reason }).toJsonRpc() });
+    }
+    if (st.method !== msg.method || st.principal !== ctx.auth?.principal.id || (nameField !== undefined && st.name !== msg.params?.[nameField])) {
+      const err = new GatewayError('INVALID_REQUEST_STATE', 'Invalid requestState: it was issued for another request or caller', { reason: 'mismatch' });
       return settled(200, { jsonrpc: '2.0', id: msg.id, error: err.toJsonRpc() });
     }
     const responses = msg.params?.['inputResponses'];
@@ -582,6 +622,70 @@ export class ModernMcp {
     const waiting = this.await(msg, st, ctx);
     for (const [k, id] of st.keys) this.dispatcher.handleResponse(st.session, { jsonrpc: '2.0', id, result: answers[k] as JsonObject });
     return waiting;
+  }
+
+  /**
+   * Opens a `subscriptions/listen` subscription
+   * (https://modelcontextprotocol.io/specification/2026-07-28/basic/patterns/subscriptions) whose
+   * messages go to `sink`, whatever the transport: first the acknowledgement naming the filter the
+   * gateway honours, then the opted-in list_changed and resource-updated notifications from every
+   * upstream, each tagged with the subscription id (the request id). On gateway shutdown it writes
+   * the `complete` result (graceful closure) and ends the sink. Returns the function that ends it
+   * from the client's side (stream closed, request cancelled): nothing more is written then.
+   */
+  listen(msg: JsonRpcRequest, meta: ModernMeta, asked: ListenFilter, auth: RequestAuth | undefined, sink: ListenSink): () => void {
+    const caps = this.discover()['capabilities'] as Record<string, unknown>;
+    const tag = { [META.subscriptionId]: msg.id };
+    const session = new McpSession(meta.protocolVersion, meta.clientCapabilities, meta.clientInfo);
+    session.initialized = true;
+    const honoured: ListenFilter = {};
+    if (asked.toolsListChanged === true) honoured.toolsListChanged = true;
+    if (asked.promptsListChanged === true && caps['prompts'] !== undefined) honoured.promptsListChanged = true;
+    if (asked.resourcesListChanged === true && caps['resources'] !== undefined) honoured.resourcesListChanged = true;
+    const wanted = new Set<string>();
+    if (honoured.toolsListChanged) wanted.add('notifications/tools/list_changed');
+    if (honoured.promptsListChanged) wanted.add('notifications/prompts/list_changed');
+    if (honoured.resourcesListChanged) wanted.add('notifications/resources/list_changed');
+    wanted.add('notifications/resources/updated');
+    let open = true;
+    const write = (message: object): boolean => open && sink.write(message);
+    const subscribed: string[] = [];
+    const call: InflightCall = { id: msg.id, method: msg.method, cancelled: false, onCancel: undefined, channel: undefined, upstream: undefined, startedAt: performance.now(), auth };
+    const start = async (): Promise<void> => {
+      for (const uri of asked.resourceSubscriptions ?? []) {
+        const r = await this.dispatcher.handleRequest(session, { jsonrpc: '2.0', id: `listen-${String(msg.id)}-${uri}`, method: 'resources/subscribe', params: { uri } }, call);
+        if (r.error === undefined) subscribed.push(uri);
+        else this.log.debug('subscriptions/listen: resource not subscribed', { uri, error: r.error });
+      }
+      if (subscribed.length > 0) honoured.resourceSubscriptions = subscribed;
+      if (!open) return;
+      write({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { _meta: tag, notifications: honoured } });
+      session.standalone = {
+        send: (message) => {
+          const m = message as { method?: string; params?: Record<string, unknown> };
+          if (m.method === undefined || !wanted.has(m.method)) return true;
+          return write({ jsonrpc: '2.0', method: m.method, params: { ...(m.params ?? {}), _meta: { ...((m.params?.['_meta'] as object | undefined) ?? {}), ...tag } } });
+        },
+      };
+    };
+    this.sessions.adopt(session);
+    void start().catch((err: unknown) => this.log.error('subscriptions/listen failed to start', { error: err }));
+    const offClose = session.onClose(() => {
+      // the gateway ends the subscription (shutdown): graceful closure
+      write({ jsonrpc: '2.0', id: msg.id, result: { resultType: 'complete', _meta: tag } });
+      open = false;
+      sink.end();
+    });
+    return () => {
+      if (!open && session.standalone === undefined) return;
+      open = false;
+      offClose();
+      session.standalone = undefined;
+      for (const uri of subscribed) {
+        void this.dispatcher.handleRequest(session, { jsonrpc: '2.0', id: `unlisten-${String(msg.id)}-${uri}`, method: 'resources/unsubscribe', params: { uri } }, call);
+      }
+      this.sessions.release(session);
+    };
   }
 
   /** See {@link shapeResponse}. */
@@ -641,26 +745,70 @@ function cacheHints(method: string, result: Record<string, unknown>, auth: Reque
  * `subscriptions/listen` is served on `/mcp` only (its stream is an HTTP response).
  */
 export class ModernMessageTransport {
-  private readonly open = new WeakMap<object, Set<ModernCall>>();
+  /** Per connection: its modern calls in flight (subscriptions included) and their request ids. */
+  private readonly open = new WeakMap<object, Map<ModernCallOf<JsonRpcResponse | undefined>, JsonRpcId>>();
 
   constructor(readonly core: ModernMcp) {}
 
-  /** Answers one modern request of connection `conn`; never rejects. */
-  serve(conn: object, msg: JsonRpcRequest, ctx: ModernCallContext): Promise<JsonRpcResponse> {
+  /**
+   * Answers one modern request of connection `conn`; never rejects. Resolves with undefined when
+   * there is nothing more to send: a `subscriptions/listen` cancelled by the client, or one the
+   * gateway closed (its final result already went out through `ctx.channel`).
+   */
+  serve(conn: object, msg: JsonRpcRequest, ctx: ModernCallContext): Promise<JsonRpcResponse | undefined> {
     const meta = readMeta(msg.params);
     if ('error' in meta) return Promise.resolve({ jsonrpc: '2.0', id: msg.id, error: meta.error });
     const refused = checkVersion(meta);
     if (refused) return Promise.resolve({ jsonrpc: '2.0', id: msg.id, error: refused.error });
-    if (msg.method === 'subscriptions/listen') {
-      const err = new GatewayError('METHOD_NOT_FOUND', 'subscriptions/listen is served on /mcp (Streamable HTTP); on /ws initialize a session for change notifications', { method: msg.method });
-      return Promise.resolve({ jsonrpc: '2.0', id: msg.id, error: err.toJsonRpc() });
-    }
-    const call = this.core.handle(msg, meta, ctx);
+    const call: ModernCallOf<JsonRpcResponse | undefined> = msg.method === 'subscriptions/listen' ? this.listen(msg, meta, ctx) : this.core.handle(msg, meta, ctx);
     let calls = this.open.get(conn);
-    if (calls === undefined) this.open.set(conn, (calls = new Set()));
-    calls.add(call);
+    if (calls === undefined) this.open.set(conn, (calls = new Map()));
+    calls.set(call, msg.id);
     const set = calls;
     return call.response.finally(() => set.delete(call));
+  }
+
+  /**
+   * `subscriptions/listen` on a message transport: the subscription's messages go out on the
+   * connection (`ctx.channel`) next to other traffic, tagged with its id; `notifications/cancelled`
+   * naming the request, or the connection closing, ends it.
+   */
+  private listen(msg: JsonRpcRequest, meta: ModernMeta, ctx: ModernCallContext): ModernCallOf<JsonRpcResponse | undefined> {
+    const parsed = listenFilterOf(msg);
+    if ('refused' in parsed) return { status: 200, response: Promise.resolve(parsed.refused), abandon: () => undefined };
+    const channel = ctx.channel;
+    if (channel === undefined) {
+      const err = new GatewayError('INVALID_REQUEST', 'subscriptions/listen needs a connection that can carry notifications');
+      return { status: 200, response: Promise.resolve({ jsonrpc: '2.0', id: msg.id, error: err.toJsonRpc() }), abandon: () => undefined };
+    }
+    let settle: (r: undefined) => void = () => undefined;
+    const response = new Promise<undefined>((resolve) => {
+      settle = resolve;
+    });
+    const close = this.core.listen(msg, meta, parsed.filter, ctx.auth, { write: (m) => channel.send(m), end: () => settle(undefined) });
+    return {
+      status: 200,
+      response,
+      abandon: () => {
+        close();
+        settle(undefined);
+      },
+    };
+  }
+
+  /**
+   * A client's `notifications/cancelled` for a modern request of `conn`: cancels that call (or ends
+   * that subscription). False when no modern request of the connection has that id.
+   */
+  cancel(conn: object, requestId: unknown, reason: string): boolean {
+    const calls = this.open.get(conn);
+    if (calls === undefined) return false;
+    for (const [call, id] of calls) {
+      if (id !== requestId) continue;
+      call.abandon(reason);
+      return true;
+    }
+    return false;
   }
 
   /** The connection closed: its calls still running are cancelled (parked ones wait for a retry elsewhere). */
@@ -668,6 +816,6 @@ export class ModernMessageTransport {
     const calls = this.open.get(conn);
     if (calls === undefined) return;
     this.open.delete(conn);
-    for (const c of calls) c.abandon('connection closed');
+    for (const c of calls.keys()) c.abandon('connection closed');
   }
 }

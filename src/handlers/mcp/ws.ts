@@ -321,6 +321,8 @@ export class McpWsEndpoint implements WsEndpoint {
       this.serveModern(s, c.msg, replyTo);
       return;
     }
+    // a client's cancel of a modern request of this socket (a subscriptions/listen one included)
+    if (c.kind === 'notification' && c.msg.method === 'notifications/cancelled' && this.modern.cancel(s.conn, c.msg.params?.['requestId'], 'cancelled by the client')) return;
     const session = s.session;
     if (!session) {
       if (c.kind === 'request') {
@@ -373,7 +375,9 @@ export class McpWsEndpoint implements WsEndpoint {
     s.inFlight++;
     void this.modern
       .serve(s.conn, msg, { auth: s.conn.auth, toolModeHeader: s.conn.toolModeHeader ?? '', channel: s.channel })
-      .then((response) => this.reply(s, response, replyTo))
+      .then((response) => {
+        if (response !== undefined) this.reply(s, response, replyTo);
+      })
       .finally(() => {
         s.inFlight--;
       });
