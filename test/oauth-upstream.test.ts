@@ -20,6 +20,7 @@ import { startGateway } from '../src/gateway.js';
 import { createLogger } from '../src/log/logger.js';
 import { authorizeInBrowser, startAuthServer, startProtectedUpstream, type ProtectedUpstream, type TestAuthServer } from './helpers/oauth.js';
 import { waitFor } from './helpers/wait.js';
+import { launchBrowser } from './helpers/browser.js';
 
 type Json = Record<string, unknown>;
 const ADMIN_PASSWORD = 'oauth-test-admin-password-1';
@@ -100,6 +101,33 @@ describe('upstream auth_type oauth', () => {
     // the state is single-use
     expect((await send(back, {})).status).toBe(400);
   }, 30_000);
+
+  it('the same authorization in a real browser (Chromium): it follows the authorization server to the gateway callback, and the tools answer through /mcp', async () => {
+    const r = await api('POST', '/api/mcp/client', { name: 'protweb', connection_type: 'http', connection_string: upstream.url, auth_type: 'oauth' });
+    expect(r.status).toBe(201);
+    expect(r.json['oauth_status']).toBe('needs_authorization');
+    as.user = 'browser-admin';
+    const tb = await launchBrowser();
+    try {
+      const page = await tb.browser.newPage();
+      const callback = page.waitForResponse((res) => res.url().startsWith(`${gw.url}/api/oauth/callback`));
+      await page.goto(String(r.json['authorize_url']));
+      const answer = await callback;
+      expect(answer.status()).toBe(200);
+      expect(JSON.parse(await answer.text())).toMatchObject({ status: 'authorized', client: 'protweb' });
+    } finally {
+      await tb.close();
+    }
+    await waitFor(() => gw.manager.get('protweb')?.state === 'connected');
+    const client = await userClient('carol');
+    try {
+      const who = await client.callTool({ name: 'protweb-whoami', arguments: {} });
+      expect(JSON.stringify(who.content)).toContain('browser-admin');
+    } finally {
+      await client.close();
+    }
+    expect((await api('DELETE', `/api/mcp/client/${String((r.json['config'] as Json)['client_id'])}`)).status).toBeLessThan(300);
+  }, 60_000);
 
   it('two downstream users share the one authorization', async () => {
     alice = await userClient('alice');
