@@ -14,11 +14,7 @@
  * client untouched, and the hot path pays no per-call schema validation.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { EraStdioTransport } from './era-stdio-transport.js';
-import { EraHttpTransport, sessionUpstreamStateError, speaksModern } from './era-http-transport.js';
-import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { sessionUpstreamStateError, speaksModern } from './era-http-transport.js';
 import type { FetchLike, Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   PromptListChangedNotificationSchema,
@@ -35,14 +31,13 @@ import { resolveResilience } from '../config/resilience.js';
 import type { Logger } from '../log/logger.js';
 import type { UpstreamState } from '../streams/events.js';
 import { GatewayError } from '../base/errors.js';
-import { createDemoLeanServer } from './inprocess/demo.js';
-import { createInProcessServer } from './inprocess/registry.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { ConcurrencyLimiter } from './limiter.js';
 import { fetchWithHeadersDeadline } from './fetch-deadline.js';
 import { version } from '../base/version.js';
 import { GroupStdioTransport } from './stdio-transport.js';
 import { reloadCatalogue } from './upstream-catalogue.js';
+import { createTransport } from './upstream-transport.js';
 import { cancelledError, circuitOpenError, notConnectedError } from './upstream-errors.js';
 import { EXIT_WAIT_MS, describeFailure, stdioChild, stdioExitDescriber, waitForExit } from './upstream-failure.js';
 import { RequestTable, type QueuedCall } from './upstream-requests.js';
@@ -263,44 +258,6 @@ export class Upstream {
     if (this.state$.value !== next) this.state$.next(next);
   }
 
-  private createTransport(): Transport {
-    const c = this.config;
-    const headers = c.auth_type === 'headers' ? c.headers ?? {} : {};
-    switch (c.connection_type) {
-      case 'stdio': {
-        const sc = c.stdio_config;
-        if (!sc) throw new GatewayError('INTERNAL_ERROR', `upstream ${c.name}: stdio_config missing`);
-        const env: Record<string, string> = { ...getDefaultEnvironment() };
-        for (const entry of sc.envs ?? []) {
-          const eq = entry.indexOf('=');
-          env[entry.slice(0, eq)] = entry.slice(eq + 1);
-        }
-        // its own process group: a terminal's Ctrl-C reaches the gateway only (see stdio-transport.ts);
-        // probes with server/discover on the pipe: MCP 2026-07-28 statelessly, else initialize as before
-        return new EraStdioTransport({
-          command: sc.command,
-          args: sc.args ?? [],
-          env,
-          ...(sc.cwd !== undefined ? { cwd: sc.cwd } : {}),
-          // upstream stderr goes to the gateway log, never to a client
-          onStderrLine: (line) => this.log.info('upstream stderr', { line }),
-        });
-      }
-      case 'http':
-        // probes with server/discover: MCP 2026-07-28 statelessly, else initialize as before
-        return new EraHttpTransport(new URL(c.connection_string ?? ''), headers, this.transportFetch);
-      case 'sse':
-        return new SSEClientTransport(new URL(c.connection_string ?? ''), { requestInit: { headers }, fetch: this.transportFetch });
-      case 'inprocess': {
-        if (c.inprocess_server === 'demo') return createDemoLeanServer().connect();
-        const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-        const server = createInProcessServer(c.inprocess_server ?? 'demo');
-        void server.connect(serverSide).catch((err: unknown) => this.log.error('in-process server failed', { error: err }));
-        return clientSide;
-      }
-    }
-  }
-
   /**
    * Connects, initializes and loads the whole catalogue. Resolves when `connected`; on failure the
    * state is `error` and the promise rejects with the cause. Bounded by `connect_timeout_ms`.
@@ -361,7 +318,7 @@ export class Upstream {
     let timer: NodeJS.Timeout | undefined;
     let created: Transport | undefined;
     try {
-      const transport = this.createTransport();
+      const transport = createTransport(this.config, this.log, this.transportFetch);
       created = transport;
       await Promise.race([
         (async () => {
