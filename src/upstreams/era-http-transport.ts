@@ -251,6 +251,34 @@ export function untagged(params: Record<string, unknown> | undefined): Record<st
   return p;
 }
 
+/** What a stateless transport keeps of the session-era requests it answers itself. */
+export interface LocalSessionState {
+  /** The level `logging/setLevel` asked for; sent in every request's `_meta`. */
+  logLevel: string | undefined;
+  /** Resource URIs subscribed with `resources/subscribe`; sent in `subscriptions/listen`. */
+  readonly subscribed: Set<string>;
+}
+
+/**
+ * Answers, from state the gateway keeps, the session-era requests a 2026-07-28 upstream has no
+ * method for (https://modelcontextprotocol.io/specification/2026-07-28/changelog): `logging/setLevel`
+ * (the level then travels in each request's `_meta`) and `resources/subscribe` / `unsubscribe` (the
+ * URIs then travel in `subscriptions/listen`). Returns `undefined` for any other method, else
+ * whether the subscriptions changed (the caller re-opens its listen stream); the answer is `{}`.
+ */
+export function answerLocally(method: string, params: Record<string, unknown> | undefined, state: LocalSessionState): { readonly resubscribe: boolean } | undefined {
+  if (method === 'logging/setLevel') {
+    state.logLevel = typeof params?.['level'] === 'string' ? params['level'] : undefined;
+    return { resubscribe: false };
+  }
+  if (method !== 'resources/subscribe' && method !== 'resources/unsubscribe') return undefined;
+  const uri = params?.['uri'];
+  if (typeof uri !== 'string') return { resubscribe: false };
+  if (method === 'resources/subscribe') state.subscribed.add(uri);
+  else state.subscribed.delete(uri);
+  return { resubscribe: true };
+}
+
 /** The 2026-07-28 request `_meta` envelope the gateway sends upstream. */
 export function envelope(logLevel: string | undefined, capabilities: Record<string, unknown> = CAPABILITIES): Record<string, unknown> {
   return {
@@ -272,8 +300,7 @@ export class EraHttpTransport implements Transport {
   private discover: DiscoverResult | undefined;
   private readonly inflight = new Map<string | number, AbortController>();
   private listenAbort: AbortController | undefined;
-  private readonly subscribed = new Set<string>();
-  private logLevel: string | undefined;
+  private readonly local: LocalSessionState = { logLevel: undefined, subscribed: new Set<string>() };
   private closed = false;
   /** `x-mcp-header` annotations of the upstream's tools, from the `tools/list` answers seen (by tool name). */
   private readonly toolHeaders = new Map<string, ParamHeaders>();
@@ -333,22 +360,14 @@ export class EraHttpTransport implements Transport {
       return;
     }
     const id = m.id;
+    const local = answerLocally(m.method, m.params, this.local);
+    if (local !== undefined) {
+      if (local.resubscribe) this.listen();
+      return this.deliver({ jsonrpc: '2.0', id, result: {} });
+    }
     switch (m.method) {
       case 'initialize':
         return this.deliver({ jsonrpc: '2.0', id, result: this.initializeResult(m.params) });
-      case 'logging/setLevel':
-        this.logLevel = typeof m.params?.['level'] === 'string' ? m.params['level'] : undefined;
-        return this.deliver({ jsonrpc: '2.0', id, result: {} });
-      case 'resources/subscribe':
-      case 'resources/unsubscribe': {
-        const uri = m.params?.['uri'];
-        if (typeof uri === 'string') {
-          if (m.method === 'resources/subscribe') this.subscribed.add(uri);
-          else this.subscribed.delete(uri);
-          this.listen();
-        }
-        return this.deliver({ jsonrpc: '2.0', id, result: {} });
-      }
       case 'ping':
         return this.post({ ...m, method: 'server/discover', params: {} }, true);
       default:
@@ -368,7 +387,7 @@ export class EraHttpTransport implements Transport {
   private async post(m: Message, asPing: boolean): Promise<void> {
     const id = m.id ?? '';
     const params: Record<string, unknown> = { ...(m.params ?? {}) };
-    params['_meta'] = { ...(isObject(params['_meta']) ? params['_meta'] : {}), ...envelope(this.logLevel, declaredCapabilities(params['_meta'])) };
+    params['_meta'] = { ...(isObject(params['_meta']) ? params['_meta'] : {}), ...envelope(this.local.logLevel, declaredCapabilities(params['_meta'])) };
     const headers: Record<string, string> = {
       ...this.headers,
       'content-type': 'application/json',
@@ -415,7 +434,7 @@ export class EraHttpTransport implements Transport {
   private listen(): void {
     this.listenAbort?.abort();
     if (this.closed || this.discover === undefined) return;
-    const notifications = listenFilter(this.discover, this.subscribed);
+    const notifications = listenFilter(this.discover, this.local.subscribed);
     if (notifications === undefined) return;
     const abort = new AbortController();
     this.listenAbort = abort;

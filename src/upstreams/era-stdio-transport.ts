@@ -16,7 +16,7 @@
  * so everything that manages the subprocess (exit description, kill, pid) stays the same.
  */
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { declaredCapabilities, envelope, initializeResultFrom, listenFilter, untagged, type DiscoverResult } from './era-http-transport.js';
+import { answerLocally, declaredCapabilities, envelope, initializeResultFrom, listenFilter, untagged, type DiscoverResult, type LocalSessionState } from './era-http-transport.js';
 import { GroupStdioTransport, type StdioTransportParams } from './stdio-transport.js';
 
 const MODERN = '2026-07-28';
@@ -44,8 +44,7 @@ export class EraStdioTransport extends GroupStdioTransport {
   private discover: DiscoverResult | undefined;
   private probed = false;
   private probeAnswer: ((m: Message | undefined) => void) | undefined;
-  private readonly subscribed = new Set<string>();
-  private logLevel: string | undefined;
+  private readonly local: LocalSessionState = { logLevel: undefined, subscribed: new Set<string>() };
   private listenId: string | undefined;
   private listenSeq = 0;
   private stopped = false;
@@ -125,27 +124,19 @@ export class EraStdioTransport extends GroupStdioTransport {
       return super.send(message);
     }
     const id = m.id;
+    const local = answerLocally(m.method, m.params, this.local);
+    if (local !== undefined) {
+      if (local.resubscribe) this.listen();
+      return this.answer({ jsonrpc: '2.0', id, result: {} });
+    }
     switch (m.method) {
       case 'initialize':
         return this.answer({ jsonrpc: '2.0', id, result: initializeResultFrom(this.discover, m.params, 'stdio') });
-      case 'logging/setLevel':
-        this.logLevel = typeof m.params?.['level'] === 'string' ? m.params['level'] : undefined;
-        return this.answer({ jsonrpc: '2.0', id, result: {} });
-      case 'resources/subscribe':
-      case 'resources/unsubscribe': {
-        const uri = m.params?.['uri'];
-        if (typeof uri === 'string') {
-          if (m.method === 'resources/subscribe') this.subscribed.add(uri);
-          else this.subscribed.delete(uri);
-          this.listen();
-        }
-        return this.answer({ jsonrpc: '2.0', id, result: {} });
-      }
       case 'ping':
-        return super.send({ jsonrpc: '2.0', id, method: 'server/discover', params: { _meta: envelope(this.logLevel) } } as JSONRPCMessage);
+        return super.send({ jsonrpc: '2.0', id, method: 'server/discover', params: { _meta: envelope(this.local.logLevel) } } as JSONRPCMessage);
       default: {
         const params: Record<string, unknown> = { ...(m.params ?? {}) };
-        params['_meta'] = { ...(isObject(params['_meta']) ? params['_meta'] : {}), ...envelope(this.logLevel, declaredCapabilities(params['_meta'])) };
+        params['_meta'] = { ...(isObject(params['_meta']) ? params['_meta'] : {}), ...envelope(this.local.logLevel, declaredCapabilities(params['_meta'])) };
         return super.send({ jsonrpc: '2.0', id, method: m.method, params } as JSONRPCMessage);
       }
     }
@@ -160,7 +151,7 @@ export class EraStdioTransport extends GroupStdioTransport {
   private listen(): void {
     if (this.discover === undefined || this.stopped) return;
     const previous = this.listenId;
-    const notifications = listenFilter(this.discover, this.subscribed);
+    const notifications = listenFilter(this.discover, this.local.subscribed);
     this.listenId = notifications === undefined ? undefined : `${LISTEN_PREFIX}${++this.listenSeq}`;
     if (previous !== undefined) {
       super.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: previous, reason: 'listen filter changed' } } as JSONRPCMessage).catch(() => undefined);
