@@ -18,7 +18,7 @@ import { Params, classify, decodeParams, type Classified, type JsonRpcRequest, t
 import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../base/http.js';
 import type { Logger } from '../../log/logger.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type McpDispatcher } from './dispatch.js';
-import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
+import { newInflightCall, type InflightCall, type McpSession, type OutboundChannel, type SessionStore } from './session.js';
 import { isHostAllowed, isOriginAllowed } from './origin.js';
 import { cancelScope } from '../../upstreams/upstream.js';
 import { MODERN_DEFAULTS, isModernMessage, type ModernOptions } from './modern.js';
@@ -176,17 +176,7 @@ export class McpHttpHandler {
   private startCall(session: McpSession, msg: JsonRpcRequest, channel: OutboundChannel | undefined, input: HttpInput): InflightCall | undefined {
     if (session.calls.has(msg.id)) return undefined;
     const tp = input.headers.traceparent;
-    const call: InflightCall = {
-      id: msg.id,
-      method: msg.method,
-      cancelled: false,
-      onCancel: undefined,
-      channel,
-      upstream: undefined,
-      startedAt: performance.now(),
-      auth: input.auth,
-      ...(tp !== undefined && tp !== '' ? { traceHeaders: { traceparent: tp, tracestate: input.headers.tracestate ?? '' } } : {}),
-    };
+    const call = newInflightCall(msg.id, msg.method, channel, input.auth, tp !== undefined && tp !== '' ? { traceparent: tp, tracestate: input.headers.tracestate ?? '' } : undefined);
     session.calls.set(msg.id, call);
     return call;
   }

@@ -10,7 +10,7 @@ import type { RequestAuth } from '../../base/access.js';
 import type { Logger } from '../../log/logger.js';
 import type { McpDispatcher } from './dispatch.js';
 import { META, isObject, type ModernMeta } from './modern-meta.js';
-import { McpSession, type InflightCall, type SessionStore } from './session.js';
+import { McpSession, newInflightCall, type SessionStore } from './session.js';
 
 /** Which change notifications a `subscriptions/listen` request asks for. */
 export interface ListenFilter {
@@ -70,7 +70,7 @@ export function openSubscription(host: ListenHost, caps: Record<string, unknown>
   let open = true;
   const write = (message: object): boolean => open && sink.write(message);
   const subscribed: string[] = [];
-  const call: InflightCall = { id: msg.id, method: msg.method, cancelled: false, onCancel: undefined, channel: undefined, upstream: undefined, startedAt: performance.now(), auth };
+  const call = newInflightCall(msg.id, msg.method, undefined, auth);
   const start = async (): Promise<void> => {
     for (const uri of asked.resourceSubscriptions ?? []) {
       const r = await host.dispatcher.handleRequest(session, { jsonrpc: '2.0', id: `listen-${String(msg.id)}-${uri}`, method: 'resources/subscribe', params: { uri } }, call);

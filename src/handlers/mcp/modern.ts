@@ -25,7 +25,7 @@ import type { RequestAuth } from '../../base/access.js';
 import type { Logger } from '../../log/logger.js';
 import { cancelScope, type JsonObject } from '../../upstreams/upstream.js';
 import type { McpDispatcher } from './dispatch.js';
-import { McpSession, type InflightCall, type OutboundChannel, type SessionStore } from './session.js';
+import { McpSession, newInflightCall, type OutboundChannel, type SessionStore } from './session.js';
 import { ALL_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS, checkVersion, copyWith, isObject, readMeta, upstreamParams, type ModernMeta } from './modern-meta.js';
 import { NAMED } from './modern-headers.js';
 import { shapeResponse } from './modern-shape.js';
@@ -175,17 +175,7 @@ export class ModernMcp {
       });
     });
     const trace = ctx.traceHeaders ?? (meta.traceparent !== undefined ? { traceparent: meta.traceparent, tracestate: meta.tracestate ?? '' } : undefined);
-    const call: InflightCall = {
-      id: msg.id,
-      method: msg.method,
-      cancelled: false,
-      onCancel: undefined,
-      channel,
-      upstream: undefined,
-      startedAt: performance.now(),
-      auth: ctx.auth,
-      ...(trace !== undefined ? { traceHeaders: trace } : {}),
-    };
+    const call = newInflightCall(msg.id, msg.method, channel, ctx.auth, trace);
     session.calls.set(msg.id, call);
     this.sessions.adopt(session);
     const forwarded: JsonRpcRequest = { jsonrpc: '2.0', id: msg.id, method: msg.method, params: upstreamParams(params, MRTR_METHODS.has(msg.method) ? meta.clientCapabilities : undefined) };

@@ -37,6 +37,20 @@ export interface InflightCall extends CancelScope {
   readonly traceHeaders?: { readonly traceparent: string; readonly tracestate: string } | undefined;
 }
 
+/**
+ * A new {@link InflightCall} with every field set (absent ones `undefined`), so the calls of `/mcp`,
+ * `/ws` and 2026-07-28 requests are one object shape and written in one place.
+ */
+export function newInflightCall(
+  id: JsonRpcId,
+  method: string,
+  channel: OutboundChannel | undefined,
+  auth: RequestAuth | undefined,
+  traceHeaders?: { readonly traceparent: string; readonly tracestate: string },
+): InflightCall {
+  return { id, method, cancelled: false, onCancel: undefined, channel, upstream: undefined, startedAt: performance.now(), auth, trace: undefined, traceHeaders };
+}
+
 /** A server→client request relayed from an upstream, awaiting the downstream answer. */
 export interface PendingServerRequest {
   readonly resolve: (result: Record<string, unknown>) => void;

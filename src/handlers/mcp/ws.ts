@@ -25,7 +25,7 @@ import { toJsonRpcError } from '../../base/errors.js';
 import { cancelScope } from '../../upstreams/upstream.js';
 import type { McpDispatcher } from './dispatch.js';
 import type { ReadinessGate } from '../readiness.js';
-import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
+import { newInflightCall, type McpSession, type OutboundChannel, type SessionStore } from './session.js';
 import { ModernMcp, ModernMessageTransport, isModernMessage } from './modern.js';
 
 export interface McpWsOptions {
@@ -349,7 +349,7 @@ export class McpWsEndpoint implements WsEndpoint {
       this.reply(s, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_REQUEST', `Request id ${String(msg.id)} is already in flight in this session`).toJsonRpc() }, replyTo);
       return;
     }
-    const call: InflightCall = { id: msg.id, method: msg.method, cancelled: false, onCancel: undefined, channel: s.channel, upstream: undefined, startedAt: performance.now(), auth: s.conn.auth };
+    const call = newInflightCall(msg.id, msg.method, s.channel, s.conn.auth);
     session.calls.set(msg.id, call);
     s.inFlight++;
     this.dispatcher
