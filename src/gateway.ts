@@ -15,6 +15,8 @@ import { healthEffect } from './handlers/health.js';
 import { Readiness } from './handlers/readiness.js';
 import { GatewayServer, type StaticFiles } from './server/app.js';
 import { loadNativeUws, type UwsModule } from './server/uws.js';
+import { WorkerPool } from './server/worker-pool.js';
+import { MAX_SSE_BACKLOG_BYTES } from './server/app-response.js';
 import { of, switchMap } from 'rxjs';
 import { EventLogRepository, type SeqGap, type StoredEvent } from './store/events.js';
 import { EventRecorder } from './handlers/event-recorder.js';
@@ -361,6 +363,12 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   if (config.ui.enabled) uiOverview.register(rest);
 
   let draining = false;
+  let workers: WorkerPool | undefined;
+  /** `/health` `components.workers` with `server.workers` > 1 (the pool is started after the port is bound). */
+  const workersHealth =
+    config.server.workers > 1
+      ? (): Record<string, unknown> => ({ threads: config.server.workers, owner: { thread: 0, requests: server.requestsOwn }, workers: workers?.view() ?? [] })
+      : undefined;
   const server = new GatewayServer(
     uws,
     {
@@ -369,7 +377,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
       mcpGet: (i) => mcp.get(i),
       mcpDelete: (i) => mcp.delete(i),
       mcpOptions: (i) => mcp.preflight(i),
-      health: (i) => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, readiness, providers: () => providers.health(), cluster: cluster && (() => cluster.health()) }, i.path)),
+      health: (i) => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, readiness, providers: () => providers.health(), cluster: cluster && (() => cluster.health()), workers: workersHealth }, i.path)),
       // tool execution is MCP traffic too: held until ready like POST /mcp
       rest: (i) => (readiness.ready || i.path !== '/v1/mcp/tool/execute' ? rest.handle(i) : readiness.ready$.pipe(switchMap(() => rest.handle(i)))),
       metrics: () => metrics.handle(),
@@ -444,7 +452,14 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   agentWs.addHost(workspaces);
   // bind before connecting upstreams: a taken port fails before any subprocess is spawned, and
   // /health answers (503 "starting") while the upstreams connect
-  const port = await server.listen();
+  // server.workers > 1: worker threads listen on the same port (SO_REUSEPORT) and carry their traffic here
+  const port = config.server.workers > 1 ? await server.listenShared() : await server.listen();
+  if (config.server.workers > 1) {
+    const pool = new WorkerPool({ host: config.server.host, port, threads: config.server.workers - 1, maxSseBacklogBytes: MAX_SSE_BACKLOG_BYTES }, server.remote(), log.child({ component: 'workers' }));
+    workers = pool;
+    teardown.defer('worker threads', () => pool.close());
+    await pool.start();
+  }
   baseUrl = config.oauth.public_url ?? `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
   oauthResource?.bind(baseUrl);
   log.info('port bound; connecting upstreams', { host: config.server.host, port });
@@ -486,6 +501,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
       // first: an upstream that exits from now on (e.g. killed by the same Ctrl-C) is not respawned
       manager.beginShutdown();
       server.stopListening();
+      workers?.stopListening();
       mcp.startDraining();
       if (!(await server.whenIdle(config.server.shutdown_timeout_ms))) log.warn('shutdown deadline passed with requests in flight', { in_flight: server.activeRequests });
       sessions.closeAll();

@@ -3,7 +3,7 @@
  * per socket (kept as the socket's user data), send results translated, and every callback guarded
  * so a handler bug closes that socket (1011), never the process.
  */
-import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { Logger } from '../log/logger.js';
 import { WS_CLOSE_CREDENTIAL_ENDED, type WsConnection, type WsEndpoint, type WsEndpointOptions, type WsSendResult } from '../streams/ws.js';
 import type { RequestAuth } from '../base/access.js';
@@ -143,7 +143,7 @@ function upgradeInput(path: string, req: HttpRequest, res: HttpResponse): HttpIn
  * `endpoint.onRefused` instead of `onMessage`. Counting is asynchronous, so those messages are
  * copied first; their order is kept.
  */
-export function attachWebSocket(app: TemplatedApp, path: string, endpoint: WsEndpoint, options: WsEndpointOptions, log: Logger, access?: WsAccess): Set<WsConnection> {
+export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocketBehavior<U>): unknown }, path: string, endpoint: WsEndpoint, options: WsEndpointOptions, log: Logger, access?: WsAccess): Set<WsConnection> {
   const open = new Set<WsConnection>();
   const guard = (conn: WsConnection | undefined, what: string, fn: () => void): void => {
     try {
