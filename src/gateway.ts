@@ -86,6 +86,8 @@ export interface Gateway {
   readonly tracing: Tracing;
   /** Cluster mode (NATS JetStream); `undefined` without a `cluster` config. */
   readonly cluster: ClusterRuntime | undefined;
+  /** `server.workers` > 1: the worker threads on the port; `undefined` with one thread. */
+  readonly workers: WorkerPool | undefined;
   /**
    * Graceful stop: stop accepting, let POSTs in flight finish up to `shutdown_timeout_ms`, end
    * sessions and streams, close upstreams (stdio subprocesses end). From its first step no
@@ -513,5 +515,5 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   };
 
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
-  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, providers, tracing, cluster, close, killUpstreams: () => manager.killAll() };
+  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, providers, tracing, cluster, workers, close, killUpstreams: () => manager.killAll() };
 }

@@ -210,15 +210,35 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
         listenSocket = undefined;
         return;
       case 'exit':
-        // a uWS listen socket still open when the process exits aborts Node: close everything first
-        if (listenSocket !== undefined) uws.us_listen_socket_close(listenSocket);
-        listenSocket = undefined;
-        for (const ws of [...sockets.values()]) ws.end(1001, 'shutting down');
-        for (const p of pending.values()) if (!p.aborted && !p.ended) p.res.close();
-        pending.clear();
-        port.close();
+        end(1001, 'shutting down');
+        return;
+      case 'fail':
+        setImmediate(() => {
+          throw new Error(m.message);
+        });
         return;
     }
+  });
+
+  /**
+   * Closes every socket of this thread and lets it end. A thread that ends (or is terminated)
+   * while uWS still holds a socket aborts the whole process (`uv_loop_close() while having open
+   * handles`), so this runs before every end, including one by an uncaught exception.
+   */
+  let ending = false;
+  const end = (code: number, reason: string): void => {
+    if (ending) return;
+    ending = true;
+    if (listenSocket !== undefined) uws.us_listen_socket_close(listenSocket);
+    listenSocket = undefined;
+    for (const ws of [...sockets.values()]) ws.end(code, reason);
+    for (const p of pending.values()) if (!p.aborted && !p.ended) p.res.close();
+    pending.clear();
+    port.close();
+  };
+  process.on('uncaughtException', (err) => {
+    post({ t: 'failed', error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    end(1011, 'worker thread failed');
   });
 
   // uWS.js accepts (host, port, options, cb); its typings only declare (port, options, cb). Options 0: SO_REUSEPORT.

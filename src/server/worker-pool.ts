@@ -268,6 +268,8 @@ class WorkerLink {
   readonly sockets = new Map<number, RemoteSocket>();
   readonly upgrades = new Map<number, WebSocketBehavior<unknown>>();
   onListening: ((ok: boolean) => void) | undefined;
+  /** The uncaught exception the current thread reported before ending. */
+  failure: string | undefined;
 
   constructor(
     readonly thread: number,
@@ -296,6 +298,9 @@ class WorkerLink {
     switch (m.t) {
       case 'listening':
         this.onListening?.(m.ok);
+        return;
+      case 'failed':
+        this.failure = m.error;
         return;
       case 'req': {
         this.requests++;
@@ -412,6 +417,14 @@ export class WorkerPool {
     return n;
   }
 
+  /**
+   * Fault injection (tests, drills): worker `thread` (1-based) throws `message` as an uncaught
+   * exception, closes its sockets, ends and is restarted like any failed worker.
+   */
+  injectFault(thread: number, message: string): void {
+    this.#links[thread - 1]?.post({ t: 'fail', message });
+  }
+
   view(): WorkerView[] {
     return this.#links.map((l) => l.view());
   }
@@ -474,6 +487,7 @@ export class WorkerPool {
     });
     w.on('message', (m: FromWorker) => l.handle(m));
     let error: string | undefined;
+    l.failure = undefined;
     w.on('error', (err) => {
       error = err instanceof Error ? err.message : String(err);
       this.log.error('worker thread failed', { thread: l.thread, error: err });
@@ -481,6 +495,7 @@ export class WorkerPool {
     w.once('exit', (code) => {
       if (l.worker !== w) return;
       l.worker = undefined;
+      error ??= l.failure;
       l.lastExit = { at: new Date().toISOString(), code, ...(error !== undefined ? { error } : {}) };
       l.lost();
       if (this.#stopping) {

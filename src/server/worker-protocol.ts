@@ -40,7 +40,9 @@ export type FromWorker =
   | { readonly t: 'ws-msg'; readonly id: number; readonly data: ArrayBuffer; readonly binary: boolean }
   /** The socket's send buffer, after a send that was buffered (`bytes` > 0) or a drain. */
   | { readonly t: 'ws-buffered'; readonly id: number; readonly bytes: number }
-  | { readonly t: 'ws-closed'; readonly id: number; readonly code: number; readonly reason: ArrayBuffer };
+  | { readonly t: 'ws-closed'; readonly id: number; readonly code: number; readonly reason: ArrayBuffer }
+  /** An uncaught exception: the thread closes its sockets and ends (then it is restarted). */
+  | { readonly t: 'failed'; readonly error: string };
 
 /** Owner → worker. */
 export type ToWorker =
@@ -60,4 +62,6 @@ export type ToWorker =
   /** Close the listen socket (connections stay). */
   | { readonly t: 'stop-listening' }
   /** Close every connection and end the thread. */
-  | { readonly t: 'exit' };
+  | { readonly t: 'exit' }
+  /** Fault injection (tests, drills): throw `message` as an uncaught exception in the thread. */
+  | { readonly t: 'fail'; readonly message: string };
