@@ -11,7 +11,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { HttpRequest, HttpResponse, us_listen_socket, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { loadNativeUws } from './uws.js';
-import type { FlatHeaders, FromWorker, ToWorker, WorkerSettings } from './worker-protocol.js';
+import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings } from './worker-protocol.js';
 
 /** A request body is sent whole when it ends within this many bytes, else in parts as it arrives. */
 const WHOLE_BODY_BYTES = 64 * 1024;
@@ -45,7 +45,8 @@ function copyOf(chunk: ArrayBuffer): ArrayBuffer {
 
 function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): void {
   const uws = loadNativeUws();
-  const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => port.postMessage(m, transfer);
+  const outbox = new Outbox<FromWorker>((batch, transfer) => port.postMessage(batch, transfer));
+  const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => outbox.push(m, transfer);
   const pending = new Map<number, Pending>();
   const sockets = new Map<number, WebSocket<SocketData>>();
   let nextId = 1;
@@ -163,7 +164,11 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
   }
   app.any('/*', onRequest);
 
-  port.on('message', (m: ToWorker) => {
+  port.on('message', (batch: ToWorker[]) => {
+    for (const m of batch) handle(m);
+  });
+
+  function handle(m: ToWorker): void {
     switch (m.t) {
       case 'res':
         write(m);
@@ -218,7 +223,7 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
         });
         return;
     }
-  });
+  }
 
   /**
    * Closes every socket of this thread and lets it end. A thread that ends (or is terminated)
@@ -234,6 +239,7 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
     for (const ws of [...sockets.values()]) ws.end(code, reason);
     for (const p of pending.values()) if (!p.aborted && !p.ended) p.res.close();
     pending.clear();
+    outbox.flush();
     port.close();
   };
   process.on('uncaughtException', (err) => {

@@ -13,7 +13,7 @@
 import { Worker } from 'node:worker_threads';
 import type { HttpRequest, HttpResponse, RecognizedString, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { Logger } from '../log/logger.js';
-import type { FlatHeaders, FromWorker, ToWorker, WorkerSettings, WorkerWsRoute } from './worker-protocol.js';
+import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings, type WorkerWsRoute } from './worker-protocol.js';
 
 /** What the owner's server offers the workers' traffic. */
 export interface RemoteEntry {
@@ -276,8 +276,11 @@ class WorkerLink {
     private readonly entry: RemoteEntry,
   ) {}
 
+  /** Messages to the current thread, batched per turn of the event loop. */
+  outbox: Outbox<ToWorker> | undefined;
+
   post(m: ToWorker, transfer?: ArrayBuffer[]): void {
-    this.worker?.postMessage(m, transfer);
+    this.outbox?.push(m, transfer);
   }
 
   forget(id: number): void {
@@ -446,6 +449,7 @@ export class WorkerPool {
         if (w === undefined) return;
         const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
         l.post({ t: 'exit' });
+        l.outbox?.flush();
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<'late'>((resolve) => {
           timer = setTimeout(() => resolve('late'), this.options.exitTimeoutMs ?? 3_000);
@@ -485,7 +489,10 @@ export class WorkerPool {
         if (!listening) reject(new Error(`worker thread ${l.thread} ended before listening${l.lastExit?.error ? `: ${l.lastExit.error}` : ''}`));
       });
     });
-    w.on('message', (m: FromWorker) => l.handle(m));
+    l.outbox = new Outbox<ToWorker>((batch, transfer) => w.postMessage(batch, transfer));
+    w.on('message', (batch: FromWorker[]) => {
+      for (const m of batch) l.handle(m);
+    });
     let error: string | undefined;
     l.failure = undefined;
     w.on('error', (err) => {
@@ -495,6 +502,7 @@ export class WorkerPool {
     w.once('exit', (code) => {
       if (l.worker !== w) return;
       l.worker = undefined;
+      l.outbox = undefined;
       error ??= l.failure;
       l.lastExit = { at: new Date().toISOString(), code, ...(error !== undefined ? { error } : {}) };
       l.lost();

@@ -65,3 +65,34 @@ export type ToWorker =
   | { readonly t: 'exit' }
   /** Fault injection (tests, drills): throw `message` as an uncaught exception in the thread. */
   | { readonly t: 'fail'; readonly message: string };
+
+/**
+ * Messages to one thread, sent as one array per turn of the event loop (`setImmediate`): a
+ * `MessagePort` message costs a serialisation and a dispatch on the other side whatever its size,
+ * and at c=64 many requests and replies fall in the same turn.
+ */
+export class Outbox<M> {
+  #batch: M[] = [];
+  #transfer: ArrayBuffer[] = [];
+  #scheduled: NodeJS.Immediate | undefined;
+
+  constructor(private readonly send: (batch: M[], transfer: ArrayBuffer[]) => void) {}
+
+  push(m: M, transfer?: readonly ArrayBuffer[]): void {
+    this.#batch.push(m);
+    if (transfer !== undefined) for (const b of transfer) this.#transfer.push(b);
+    this.#scheduled ??= setImmediate(() => this.flush());
+  }
+
+  /** Sends what is queued now (before the port closes). */
+  flush(): void {
+    if (this.#scheduled !== undefined) clearImmediate(this.#scheduled);
+    this.#scheduled = undefined;
+    if (this.#batch.length === 0) return;
+    const batch = this.#batch;
+    const transfer = this.#transfer;
+    this.#batch = [];
+    this.#transfer = [];
+    this.send(batch, transfer);
+  }
+}
