@@ -62,7 +62,7 @@ function text(r: unknown): string {
 
 beforeAll(async () => {
   gw = await startGatewayProcess(
-    { log_level: 'info', mcp_clients: [demoClient('demo'), demoClient('demo2')], server: { workers: 2 }, auth: { disabled: false, admin: { username: 'admin' }, rate_limits: { burst_per_minute: 10_000, requests_per_hour: 1_000_000 } } },
+    { log_level: 'info', mcp_clients: [demoClient('demo'), demoClient('demo2')], server: { workers: 2, max_body_bytes: 100_000 }, auth: { disabled: false, admin: { username: 'admin' }, rate_limits: { burst_per_minute: 10_000, requests_per_hour: 1_000_000 } } },
     { TRIBUTARY_ADMIN_PASSWORD: ADMIN_PASSWORD },
   );
   const created = await api('POST', '/api/auth/virtual-keys', ADMIN, { name: 'echo only' });
@@ -134,6 +134,35 @@ describe('server.workers: 2, a new connection for every request', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('every route answers the same on both threads: unknown paths, methods, the dashboard, body limits (whole and in parts)', async () => {
+    const big = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(150_000) } });
+    const medium = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x'.repeat(80_000), version: '1' } } });
+    const cases: { method: string; path: string; headers?: Record<string, string>; body?: string; status: number; check?: (r: Response, text: string) => void }[] = [
+      { method: 'GET', path: '/nothing-here', headers: ADMIN, status: 404 },
+      { method: 'PUT', path: '/mcp', headers: ADMIN, status: 405, check: (r) => expect(r.headers.get('allow')).toBe('GET, POST, DELETE, OPTIONS') },
+      { method: 'POST', path: '/health', status: 404 },
+      { method: 'GET', path: '/health/nothing', status: 401 },
+      { method: 'GET', path: '/health/nothing', headers: ADMIN, status: 404 },
+      { method: 'GET', path: '/health/ready', status: 200 },
+      { method: 'GET', path: '/ui', status: 200, check: (r) => expect(r.headers.get('content-type')).toContain('text/html') },
+      { method: 'GET', path: '/metrics', headers: ADMIN, status: 200, check: (_r, t) => expect(t).toContain('tributary_') },
+      // over max_body_bytes (100 000): 413 — a body the worker carries in parts (> 64 KiB) is limited by the owner as its own
+      { method: 'POST', path: '/mcp', headers: { ...ADMIN, ...MCP_HEADERS }, body: big, status: 413, check: (_r, t) => expect(t).toContain('BODY_TOO_LARGE') },
+      // under the limit but over 64 KiB: carried in parts, reassembled
+      { method: 'POST', path: '/mcp', headers: { ...ADMIN, ...MCP_HEADERS }, body: medium, status: 200, check: (r) => expect(r.headers.get('mcp-session-id')).toBeTruthy() },
+    ];
+    await onBothThreads(async () => {
+      for (const c of cases) {
+        for (let i = 0; i < 3; i++) {
+          const r = await freshConnectionFetch(`${gw.url}${c.path}`, { method: c.method, headers: c.headers ?? {}, ...(c.body !== undefined ? { body: c.body } : {}) });
+          const t = await r.text();
+          expect(r.status, `${c.method} ${c.path}`).toBe(c.status);
+          c.check?.(r, t);
+        }
+      }
+    });
   });
 
   it('/health, a REST route and /api/ws/events work through the worker thread', async () => {

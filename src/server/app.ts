@@ -93,7 +93,7 @@ export class GatewayServer {
   /** Called when {@link activeRequests} drops to 0 (see {@link whenIdle}). */
   readonly #idleWaiters = new Set<() => void>();
   port = 0;
-  /** HTTP requests that arrived on this server's own socket, and those worker threads carried (`server.workers`). */
+  /** HTTP requests and WebSocket upgrades that arrived on this server's own socket, and those worker threads carried (`server.workers`). */
   requestsOwn = 0;
   requestsCarried = 0;
   private readonly httpRoutes: HttpRoute[] = [];
@@ -213,11 +213,15 @@ export class GatewayServer {
   attachWs(path: string, endpoint: WsEndpoint, options: WsEndpointOptions, access?: WsAccess): Set<WsConnection> {
     const app = this.app;
     const routes = this.wsRoutes;
+    const countOwn = (): void => {
+      this.requestsOwn++;
+    };
     // kept for worker threads, which open the same paths with the same limits
     const recorder = {
       ws<UserData>(pattern: string, behavior: WebSocketBehavior<UserData>): void {
         routes.set(pattern, { behavior: behavior as WebSocketBehavior<unknown>, route: { path: pattern, maxPayloadLength: options.maxPayloadLength, idleTimeoutSeconds: options.idleTimeoutSeconds, maxBackpressure: options.maxBackpressure } });
-        app.ws(pattern, behavior);
+        const upgrade = behavior.upgrade;
+        app.ws(pattern, upgrade === undefined ? behavior : { ...behavior, upgrade: (res, req, context) => (countOwn(), upgrade(res, req, context)) });
       },
     };
     return attachWebSocket(recorder, path, endpoint, options, this.log, access);

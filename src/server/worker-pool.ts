@@ -29,7 +29,7 @@ export interface RemoteEntry {
 export interface WorkerView {
   readonly thread: number;
   readonly state: 'starting' | 'listening' | 'restarting' | 'stopped';
-  /** HTTP requests carried to the owner since the gateway started (across restarts). */
+  /** HTTP requests and WebSocket upgrades carried to the owner since the gateway started (across restarts). */
   readonly requests: number;
   readonly websockets_open: number;
   readonly in_flight: number;
@@ -324,6 +324,7 @@ class WorkerLink {
         return;
       }
       case 'upgrade': {
+        this.requests++;
         const behavior = this.entry.ws(m.url);
         const res = new RemoteResponse(this, m.id, m.remote);
         if (behavior?.upgrade === undefined) {
