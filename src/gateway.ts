@@ -461,6 +461,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
     workers = pool;
     teardown.defer('worker threads', () => pool.close());
     await pool.start();
+    pool.registerMetrics(metrics.registry, 'tributary_', () => server.requestsOwn);
   }
   baseUrl = config.oauth.public_url ?? `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
   oauthResource?.bind(baseUrl);

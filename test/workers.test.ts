@@ -147,7 +147,7 @@ describe('server.workers: 2, a new connection for every request', () => {
       { method: 'GET', path: '/health/nothing', headers: ADMIN, status: 404 },
       { method: 'GET', path: '/health/ready', status: 200 },
       { method: 'GET', path: '/ui', status: 200, check: (r) => expect(r.headers.get('content-type')).toContain('text/html') },
-      { method: 'GET', path: '/metrics', headers: ADMIN, status: 200, check: (_r, t) => expect(t).toContain('tributary_') },
+      { method: 'GET', path: '/metrics', headers: ADMIN, status: 200, check: (_r, t) => expect(t).toMatch(/^tributary_worker_thread_up\{thread="1"\} 1$/m) },
       // over max_body_bytes (100 000): 413 — a body the worker carries in parts (> 64 KiB) is limited by the owner as its own
       { method: 'POST', path: '/mcp', headers: { ...ADMIN, ...MCP_HEADERS }, body: big, status: 413, check: (_r, t) => expect(t).toContain('BODY_TOO_LARGE') },
       // under the limit but over 64 KiB: carried in parts, reassembled

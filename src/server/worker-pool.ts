@@ -11,6 +11,7 @@
  * one port with SO_REUSEPORT: https://github.com/uNetworking/uWebSockets.js/blob/master/examples/WorkerThreads.js
  */
 import { Worker } from 'node:worker_threads';
+import client, { type Registry } from 'prom-client';
 import type { HttpRequest, HttpResponse, RecognizedString, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { Logger } from '../log/logger.js';
 import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings, type WorkerWsRoute } from './worker-protocol.js';
@@ -431,6 +432,34 @@ export class WorkerPool {
 
   view(): WorkerView[] {
     return this.#links.map((l) => l.view());
+  }
+
+  /**
+   * Per-thread gauges on `registry` (read at scrape time): `<prefix>worker_thread_up`,
+   * `<prefix>worker_thread_requests` (requests and upgrades carried since start, across restarts;
+   * thread 0 is the main thread's own), `<prefix>worker_thread_in_flight`,
+   * `<prefix>worker_thread_websockets`, `<prefix>worker_thread_restarts`, by `thread`.
+   */
+  registerMetrics(registry: Registry, prefix: string, ownRequests: () => number): void {
+    const views = (): WorkerView[] => this.view();
+    const gauge = (name: string, help: string, value: (v: WorkerView) => number, own?: () => number): void => {
+      new client.Gauge({
+        name: `${prefix}worker_thread_${name}`,
+        help,
+        labelNames: ['thread'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          if (own !== undefined) this.set({ thread: '0' }, own());
+          for (const v of views()) this.set({ thread: String(v.thread) }, value(v));
+        },
+      });
+    };
+    gauge('up', 'Whether each thread listens on the port (1) or not (0: starting, restarting, stopped); thread 0 is the main thread.', (v) => (v.state === 'listening' ? 1 : 0), () => 1);
+    gauge('requests', 'HTTP requests and WebSocket upgrades each thread took since start (across restarts); thread 0 is the main thread.', (v) => v.requests, ownRequests);
+    gauge('in_flight', 'Requests a worker thread carried that are not answered yet.', (v) => v.in_flight);
+    gauge('websockets', 'WebSockets open on a worker thread.', (v) => v.websockets_open);
+    gauge('restarts', 'Restarts of a worker thread since start.', (v) => v.restarts);
   }
 
   /** Every worker closes its listen socket (connections stay); no worker is restarted from now on. */
