@@ -13,6 +13,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { demoClient, startTestGateway } from './helpers/gateway.js';
+import { resolveConfig } from '../src/config/load.js';
 import { freshConnectionFetch, roundRobinFetch, startGatewayProcess, type GatewayProcess } from './helpers/gateway-process.js';
 
 type Json = Record<string, unknown>;
@@ -213,6 +214,15 @@ describe('server.workers: 2, a new connection for every request', () => {
     } finally {
       for (const s of sockets) s.ws.close();
     }
+  });
+});
+
+describe('server.workers: configuration', () => {
+  it('defaults to 1 (no worker thread); takes 1 to 64; refuses 0, fractions and more than 64 with a named error', () => {
+    expect(resolveConfig({}, 'test').server.workers).toBe(1);
+    expect(resolveConfig({ server: { workers: 2 } }, 'test').server.workers).toBe(2);
+    expect(resolveConfig({ server: { workers: 64 } }, 'test').server.workers).toBe(64);
+    for (const bad of [0, -1, 1.5, 65, '2']) expect(() => resolveConfig({ server: { workers: bad } }, 'test'), String(bad)).toThrow(/server\.workers/);
   });
 });
 
