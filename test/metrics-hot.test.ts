@@ -24,7 +24,7 @@ function normalise(text: string): string[] {
 }
 
 /** The same updates applied to prom-client's own metrics and to the hot ones, in two registries. */
-async function expositions(updates: readonly (readonly [client: string, tool: string, seconds: number, inc: number])[]): Promise<[string, string]> {
+async function expositions(updates: readonly (readonly [client: string, tool: string, seconds: number, inc: number])[]): Promise<[string[], string[]]> {
   const ref = new client.Registry();
   const hot = new client.Registry();
   for (const r of [ref, hot]) r.setDefaultLabels({ node_id: 'n1' });
