@@ -33,7 +33,7 @@
  */
 import { createCipheriv, createDecipheriv, createSecretKey, randomFillSync, type KeyObject } from 'node:crypto';
 import { constants as bufferConstants } from 'node:buffer';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gunzipSync, gzip, gzipSync } from 'node:zlib';
 import { C1, Packr, RESERVE_START_SPACE, Unpackr, type Options } from 'msgpackr';
 import { MAX_NESTING_DEPTH, scanMsgpack } from './depth.js';
 import { MCPW_ERRORS, mcpwError, type McpwDecodeError, type McpwErrorCode } from './mcpw-errors.js';
@@ -546,6 +546,64 @@ export function encodeFrame(frame: McpwFrame, options: McpwEncodeOptions = {}): 
   cipher.final();
   out.set(cipher.getAuthTag(), MCPW_HEADER_BYTES + NONCE_BYTES + body.length);
   return out;
+}
+
+/** The gzip'd form of an encoded frame: same header with flag bit0 and the new length, then `gz`. */
+function withGzipPayload(frame: Uint8Array, gz: Uint8Array): Uint8Array {
+  const out = Buffer.allocUnsafe(MCPW_HEADER_BYTES + gz.length);
+  out.set(frame.subarray(0, MCPW_HEADER_BYTES), 0);
+  out[8] = McpwFlags.Gzip;
+  out.writeUInt32BE(gz.length, 12);
+  out.set(gz, MCPW_HEADER_BYTES);
+  return out;
+}
+
+function plainPayloadOf(frame: Uint8Array): Uint8Array {
+  if (frame.length <= MCPW_HEADER_BYTES || frame[8] !== 0) throw new RangeError('gzipFrame takes an encoded frame with a non-empty payload, neither gzip\'d nor encrypted');
+  return frame.subarray(MCPW_HEADER_BYTES);
+}
+
+/**
+ * Compresses the payload of a frame {@link encodeFrame} produced without `gzip` or `key`, on the
+ * event loop (zlib's `gzipSync`, RFC 1952): for payloads small enough that this is cheap (level 1:
+ * ≈ 35 µs of CPU for 4 KiB of MessagePack on the reference machine, `npm run bench:mcpw`).
+ * When gzip does not make the payload smaller, the frame is returned as it is (flags 0).
+ *
+ * @param frame an encoded frame: non-empty payload, flags 0.
+ * @param level zlib level 0–9; default 1 (speed over size).
+ * @returns a new frame with flag bit0 set and the compressed payload, or `frame` itself.
+ * @throws RangeError when `frame` is empty, already gzip'd or encrypted.
+ */
+export function gzipFrame(frame: Uint8Array, level = 1): Uint8Array {
+  const gz = gzipSync(plainPayloadOf(frame), { level });
+  return gz.length < frame.length - MCPW_HEADER_BYTES ? withGzipPayload(frame, gz) : frame;
+}
+
+/**
+ * {@link gzipFrame} off the event loop: zlib compresses a copy of the payload on the libuv thread
+ * pool (https://nodejs.org/api/zlib.html#threadpool-usage-and-performance-considerations), so a
+ * large payload (≈ 4.6 ms of CPU for 800 KB at level 1) does not stall the loop. The caller keeps
+ * the frame's place in its outbound order while this runs.
+ *
+ * @returns the gzip'd frame, or `frame` itself when gzip does not make it smaller.
+ * @throws (rejects) RangeError as {@link gzipFrame}; zlib's error otherwise.
+ */
+export function gzipFrameOffLoop(frame: Uint8Array, level = 1): Promise<Uint8Array> {
+  let plain: Uint8Array;
+  try {
+    plainPayloadOf(frame);
+    // the frame's bytes stay the caller's: zlib reads its own copy on another thread
+    frame = Buffer.from(frame);
+    plain = frame.subarray(MCPW_HEADER_BYTES);
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
+  return new Promise((resolve, reject) => {
+    gzip(plain, { level }, (err, gz) => {
+      if (err) reject(err);
+      else resolve(gz.length < plain.length ? withGzipPayload(frame, gz) : frame);
+    });
+  });
 }
 
 /**
