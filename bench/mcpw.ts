@@ -16,9 +16,11 @@
  *      reserved ahead of the payload: one buffer, no copy; what encodeFrame does) against
  *      `pack()` then one allocation of header + payload and a copy.
  *
- * Each number is the median of ROUNDS timed rounds of ≥ ROUND_MS each after a warm-up; the
- * variants compared in one table row take turns round by round (same load on the machine);
- * MB/s = ops/s × that format's wire bytes (1 MB = 10^6 bytes). Environment: BENCH_MCPW_ROUND_MS
+ * Each number is the median of ROUNDS timed rounds of ≥ ROUND_MS each after a warm-up, in ops per
+ * CPU-second of this process (user + system from `process.cpuUsage`, i.e. /proc; wall time would
+ * measure the scheduler on a shared machine); the variants compared in one table row take turns
+ * round by round (same load on the machine); MB/s = ops/s × that format's wire bytes (1 MB = 10^6
+ * bytes). Profile: `node --cpu-prof --cpu-prof-dir=bench/results --import tsx bench/mcpw.ts`. Environment: BENCH_MCPW_ROUND_MS
  * (default 250), BENCH_MCPW_ROUNDS (default 5).
  *
  * Prints markdown tables and the issue's targets as PASS/MISS (header decode — `readHeader` — ≥ 20 M frames/s;
@@ -36,9 +38,11 @@ const ROUNDS = Number(process.env['BENCH_MCPW_ROUNDS'] ?? 5);
 let sink = 0;
 
 /**
- * Median ops/s of each function over ROUNDS rounds of ≥ ROUND_MS, after a warm-up round. The
- * functions take turns round by round, so a burst of load on the machine hits all of them alike
- * and their ratios stay meaningful.
+ * Median ops per CPU-second of each function over ROUNDS rounds of ≥ ROUND_MS (wall) each, after a
+ * warm-up round. The rate's time base is this process's CPU time (`process.cpuUsage`, user +
+ * system, all threads: GC helpers count), not wall time, so a shared, loaded machine — where
+ * the process gets a fraction of a core — gives the cost of the code, not the scheduler's share.
+ * The functions take turns round by round, so a burst of load hits all of them alike.
  */
 function opsPerSecond<K extends string>(fns: Record<K, () => unknown>): Record<K, number> {
   const names = Object.keys(fns) as K[];
@@ -50,6 +54,7 @@ function opsPerSecond<K extends string>(fns: Record<K, () => unknown>): Record<K
       let batch = batches.get(name) ?? 1;
       let ops = 0;
       const started = performance.now();
+      const cpu0 = process.cpuUsage();
       let elapsed = 0;
       while (elapsed < ROUND_MS) {
         for (let i = 0; i < batch; i++) if (fn() !== undefined) sink++;
@@ -57,8 +62,10 @@ function opsPerSecond<K extends string>(fns: Record<K, () => unknown>): Record<K
         elapsed = performance.now() - started;
         if (elapsed < ROUND_MS / 20) batch *= 2;
       }
+      const cpu = process.cpuUsage(cpu0);
+      const cpuMs = (cpu.user + cpu.system) / 1000;
       batches.set(name, batch);
-      if (round >= 0) rates.get(name)?.push((ops * 1000) / elapsed);
+      if (round >= 0 && cpuMs > 0) rates.get(name)?.push((ops * 1000) / cpuMs);
     }
   }
   const out = {} as Record<K, number>;
@@ -147,7 +154,7 @@ function measure(label: string, target: number, gzip: boolean): Row {
 function main(): void {
   console.log(`# MCPW codec vs JSON (Node ${process.version}, ${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? '?'})`);
   console.log('');
-  console.log(`msgpackr native acceleration: ${String(isNativeAccelerationEnabled)}; median of ${ROUNDS} rounds × ≥ ${ROUND_MS} ms.`);
+  console.log(`msgpackr native acceleration: ${String(isNativeAccelerationEnabled)}; median of ${ROUNDS} rounds × ≥ ${ROUND_MS} ms; rates per CPU-second of this process; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}.`);
   console.log('');
 
   // 1. header decode
@@ -167,7 +174,7 @@ function main(): void {
   const headerRate = header.readHeader;
   console.log('## Header decode (24-byte Ping heartbeat, ArrayBuffer input)');
   console.log('');
-  console.log('| operation | frames/s |');
+  console.log('| operation | frames per CPU-second |');
   console.log('|---|---:|');
   console.log(`| readHeader into reusable fields (the /ws per-frame read) | ${fmtInt(headerRate)} |`);
   console.log(`| decodeHeader (new header object, bigint id) | ${fmtInt(header.decodeHeader)} |`);
@@ -183,7 +190,7 @@ function main(): void {
   }
   console.log('## tools/call result: MCPW (msgpackr) vs JSON text');
   console.log('');
-  console.log('Sizes are wire bytes (MCPW: 24-byte header + payload; JSON: message text, gzip\'d on gzip rows). × = MCPW ÷ JSON (ops/s: > 1 is MCPW faster; bytes: < 1 is MCPW smaller).');
+  console.log('Sizes are wire bytes (MCPW: 24-byte header + payload; JSON: message text, gzip\'d on gzip rows). × = MCPW ÷ JSON (ops/s = ops per CPU-second: > 1 is MCPW faster; bytes: < 1 is MCPW smaller).');
   console.log('');
   console.log('| payload | gzip | MCPW B | JSON B | bytes × | enc MCPW ops/s | enc MCPW MB/s | enc JSON ops/s | enc JSON MB/s | enc × | dec MCPW ops/s | dec MCPW MB/s | dec JSON ops/s | dec JSON MB/s | dec × |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
