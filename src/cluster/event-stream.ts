@@ -24,7 +24,7 @@
  *   message uses are not holes (the replay source says `sparseSeqs`).
  */
 import { Subject, type Observable, type Subscription } from 'rxjs';
-import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
+import { DeliverPolicy, type Consumer, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from '../log/logger.js';
 import type { FeedDemand, RecordedFeed, RecordedItem } from '../handlers/event-recorder.js';
 import type { SeqGap, StoredEvent } from '../store/events.js';
@@ -289,6 +289,8 @@ interface Run {
   stopped: boolean;
   /** The consumer reading now (`undefined` while it is being opened again). */
   messages: ConsumerMessages | undefined;
+  /** Its server-side consumer (deleted at the stop, rather than left to expire). */
+  consumer: Consumer | undefined;
   /** Resolved once the feed reads from a known position; settled on stop too. */
   readonly ready: Promise<void>;
   started: boolean;
@@ -408,15 +410,22 @@ export class ClusterEventFeed implements RecordedFeed, FeedDemand {
     if (run === undefined) return Promise.resolve();
     run.stopped = true;
     this.#run = undefined;
-    const messages = run.messages;
+    const { messages, consumer } = run;
     run.messages = undefined;
-    return messages?.close().then(() => undefined, () => undefined) ?? Promise.resolve();
+    return (messages?.close() ?? Promise.resolve())
+      .then(() => consumer?.delete())
+      .then(
+        () => undefined,
+        () => undefined,
+      );
   }
 
-  #open(): Promise<ConsumerMessages> {
-    return this.source.js.consumers
-      .get(this.source.streamName, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#lastMessage + 1 })
-      .then((consumer) => consumer.consume({ max_messages: 512 }));
+  async #open(run: Run): Promise<ConsumerMessages> {
+    const old = run.consumer;
+    if (old !== undefined) void old.delete().catch(() => undefined);
+    const consumer = await this.source.js.consumers.get(this.source.streamName, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#lastMessage + 1 });
+    run.consumer = consumer;
+    return consumer.consume({ max_messages: 512 });
   }
 
   /**
@@ -428,7 +437,7 @@ export class ClusterEventFeed implements RecordedFeed, FeedDemand {
    */
   #begin(): Run {
     let resolveReady: () => void = () => undefined;
-    const run: Run = { stopped: false, messages: undefined, started: false, ready: new Promise<void>((r) => (resolveReady = r)) };
+    const run: Run = { stopped: false, messages: undefined, consumer: undefined, started: false, ready: new Promise<void>((r) => (resolveReady = r)) };
     const settle = (): void => {
       run.started = !run.stopped;
       resolveReady();
@@ -447,9 +456,10 @@ export class ClusterEventFeed implements RecordedFeed, FeedDemand {
               this.#last = eventSeq(end + 1, 0) - 1;
             }
           }
-          const messages = run.messages ?? (await this.#open());
+          const messages = run.messages ?? (await this.#open(run));
           if (run.stopped) {
             await messages.close().catch(() => undefined);
+            await run.consumer?.delete().catch(() => undefined);
             break;
           }
           run.messages = messages;
@@ -595,6 +605,8 @@ export class ClusterEventFeed implements RecordedFeed, FeedDemand {
         break;
       }
     }
+    // rather than left on the server until its inactivity threshold
+    void consumer.delete().catch(() => undefined);
     return out;
   }
 
