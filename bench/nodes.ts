@@ -57,6 +57,26 @@ interface Sample {
   per_cpu_s: number;
   load_before: number;
   load_after: number;
+  /** Cluster: events per stream message over the point (warm-up included), from `/health`. */
+  events_per_message: number | undefined;
+}
+
+/** Sum over the nodes of `/health` `components.cluster.events` {published, messages}. */
+async function eventCounts(gws: readonly StartedGateway[]): Promise<{ published: number; messages: number; natsOut: number; natsIn: number }> {
+  let published = 0;
+  let messages = 0;
+  let natsOut = 0;
+  let natsIn = 0;
+  for (const gw of gws) {
+    const h = (await (await fetch(`${gw.url}/health`)).json()) as {
+      components?: { cluster?: { events?: { published?: number; messages?: number }; nats?: { out_msgs?: number; in_msgs?: number } } };
+    };
+    published += h.components?.cluster?.events?.published ?? 0;
+    messages += h.components?.cluster?.events?.messages ?? 0;
+    natsOut += h.components?.cluster?.nats?.out_msgs ?? 0;
+    natsIn += h.components?.cluster?.nats?.in_msgs ?? 0;
+  }
+  return { published, messages, natsOut, natsIn };
 }
 
 async function point(build: string, v: (typeof VARIANTS)[number], run: number): Promise<Sample> {
@@ -106,6 +126,8 @@ async function point(build: string, v: (typeof VARIANTS)[number], run: number): 
     const rs = await wrkAll(DURATION);
     const loadAfter = loadAverage();
     const natsCpu = natsPid !== undefined ? treeCpuSeconds(natsPid) - nats0 : 0;
+    const counts = v.cluster ? await eventCounts(gws) : undefined;
+    if (counts !== undefined) progress(`${v.key}: ${counts.published} events in ${counts.messages} stream messages; NATS messages out ${counts.natsOut}, in ${counts.natsIn} (all nodes, warm-up included)`);
     const errors = rs.reduce((n, r) => n + r.point.errors, 0);
     if (errors > 0) throw new Error(`${v.key}: ${errors} failed calls ${JSON.stringify(rs.map((r) => r.point.error_detail))}`);
     const requests = rs.reduce((n, r) => n + r.point.requests, 0);
@@ -118,8 +140,9 @@ async function point(build: string, v: (typeof VARIANTS)[number], run: number): 
       per_cpu_s: requests / Math.max(cpu, 1e-9),
       load_before: loadBefore,
       load_after: loadAfter,
+      events_per_message: counts !== undefined ? counts.published / Math.max(1, counts.messages) : undefined,
     };
-    progress(`run ${run + 1}/${RUNS} ${v.key}: ${fmtInt(sample.rps)} req/s, ${sample.cpu_us.toFixed(1)} server CPU µs/call (nats ${((natsCpu * 1e6) / Math.max(1, requests)).toFixed(1)}), load ${loadBefore.toFixed(2)} → ${loadAfter.toFixed(2)}`);
+    progress(`run ${run + 1}/${RUNS} ${v.key}: ${fmtInt(sample.rps)} req/s, ${sample.cpu_us.toFixed(1)} server CPU µs/call (nats ${((natsCpu * 1e6) / Math.max(1, requests)).toFixed(1)})${sample.events_per_message !== undefined ? `, ${sample.events_per_message.toFixed(1)} events per stream message` : ''}, load ${loadBefore.toFixed(2)} → ${loadAfter.toFixed(2)}`);
     return sample;
   } finally {
     for (const gw of gws) await procs.stop(gw.child);
