@@ -7,6 +7,9 @@
  *   one-cluster  one gateway in a cluster of one (NATS: event stream, config KV, sealed session id)
  *   three        three gateways in one cluster; three wrk (one per node, c = 64 / 3 each) send the
  *                SAME sealed session id, opened on node 1, to all three nodes
+ *   three-alone  three gateways, no cluster, each wrk with a session of its own node: no NATS at
+ *                all, so `three` ÷ `three-alone` is what the cluster itself costs, and
+ *                `three-alone` ÷ `one` what running three processes on these two cores costs
  *
  * This box has 2 cores shared with other engineers: every gateway and nats-server run on cores
  * 0-1 with wrk (pinned to core 0), so req/s is not scale; the efficiency ratio is the result
@@ -38,6 +41,7 @@ const VARIANTS = [
   { key: 'one', label: '1 node, no cluster', nodes: 1, cluster: false },
   { key: 'one-cluster', label: '1 node, cluster of one (NATS)', nodes: 1, cluster: true },
   { key: 'three', label: '3 nodes, one cluster, one session on all three', nodes: 3, cluster: true },
+  { key: 'three-alone', label: '3 separate gateways, no cluster, a session each (what 3 processes cost here)', nodes: 3, cluster: false },
 ] as const;
 
 const progress = (msg: string): void => void process.stderr.write(`[bench:nodes] ${msg}\n`);
@@ -102,17 +106,19 @@ async function point(build: string, v: (typeof VARIANTS)[number], run: number): 
         }),
       );
     }
-    const session = await openSession((gws[0] as StartedGateway).url, 'bench-nodes');
+    // one session opened on node 1 and used on all (cluster), or one per node (separate gateways)
+    const first = await openSession((gws[0] as StartedGateway).url, 'bench-nodes');
+    const sessions = v.cluster ? gws.map(() => first) : [first, ...(await Promise.all(gws.slice(1).map((gw) => openSession(gw.url, 'bench-nodes'))))];
     const per = Math.max(1, Math.round(CONCURRENCY / v.nodes));
     const wrkAll = (seconds: number) =>
       Promise.all(
-        gws.map((gw) =>
+        gws.map((gw, i) =>
           runWrk(procs, {
             script: LUA,
             url: `${gw.url}/mcp`,
             concurrency: per,
             seconds,
-            env: { MCP_SESSION: session, MCP_TOOL: 'demo-echo', MCP_MESSAGE: 'hi', MCP_CHECK_BODIES: '1' },
+            env: { MCP_SESSION: sessions[i] ?? first, MCP_TOOL: 'demo-echo', MCP_MESSAGE: 'hi', MCP_CHECK_BODIES: '1' },
             serverPid: gw.child.pid ?? 0,
             core: '0',
           }),
