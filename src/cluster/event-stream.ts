@@ -95,6 +95,8 @@ export class ClusterEventPublisher {
   #failing = false;
   #sub: Subscription | undefined;
   #idle: (() => void)[] = [];
+  /** `,"node_id":"<id>","node_seq":` — appended to every event's JSON. */
+  #nodeField: string | undefined;
   /** Events acknowledged by the stream. */
   published = 0;
   /** Stream messages acknowledged (each carries one or more events). */
@@ -140,8 +142,11 @@ export class ClusterEventPublisher {
       const report = { event_type: 'EventsLost', node_id: node, node_seq: 0, from_node_seq: l.from, to_node_seq: l.to, count: l.count, reason: l.reason, timestamp: new Date().toISOString() };
       this.#queue.push({ id: `${node}:lost:${l.from}`, data: JSON.stringify(report) });
     }
-    const wire = toWire(event);
-    this.#queue.push({ id: `${node}:${event.seq}`, data: JSON.stringify({ ...wire, node_id: node, node_seq: wire.seq }) });
+    // the event's JSON with `node_id` and `node_seq` appended (later keys win, as a spread would;
+    // an event always has fields, so the text ends with `…}` after at least one of them)
+    const json = JSON.stringify(toWire(event));
+    this.#nodeField ??= `,"node_id":${JSON.stringify(node)},"node_seq":`;
+    this.#queue.push({ id: `${node}:${event.seq}`, data: `${json.slice(0, -1)}${this.#nodeField}${event.seq}}` });
     this.#schedule();
   }
 
