@@ -55,6 +55,14 @@ export function putOp<V>(sublevel: Sublevel<V>, key: string, value: V): BatchOp 
   return { type: 'put', sublevel: sublevel as Sublevel<unknown>, key, value: encodeValue(value), valueEncoding: 'view' };
 }
 
+/**
+ * A put of bytes the caller encoded itself (a value of its own layout, written as it is, for a
+ * sublevel whose values that caller reads raw). `bytes` must not be changed afterwards.
+ */
+export function putBytesOp<V>(sublevel: Sublevel<V>, key: string, bytes: Uint8Array): BatchOp {
+  return { type: 'put', sublevel: sublevel as Sublevel<unknown>, key, value: bytes, valueEncoding: 'view' };
+}
+
 /** A delete of `key` in `sublevel`. */
 export function delOp<V>(sublevel: Sublevel<V>, key: string): BatchOp {
   return { type: 'del', sublevel: sublevel as Sublevel<unknown>, key };

@@ -2,34 +2,40 @@
  * `ToolLogRepository`: the tool execution log behind `/api/mcp-logs` (Bifrost MCP logs: filters,
  * stats, cost).
  *
- * Layout, two sublevels written together in one batch per entry:
- * - `toollog`:      `<time key>` → the full entry ({@link StoredToolLogEntry}: arguments and result
- *                   capped at `maxPayloadBytes` of JSON each, 16 KiB by default, and kept as the
- *                   JSON text the cap measured, so a payload is serialised once per call);
- * - `toollog_sum`:  `<time key>` → a small summary tuple (client, tool, status, latency, cost,
- *                   virtual key, surface), ~40–80 bytes.
+ * Layout: one sublevel, `toollog`, `<time key>` → ONE record per entry (`tool-log-record.ts`): a
+ * small head (the summary — client, tool, status, latency, cost, virtual key, surface — then id,
+ * timestamp, error, trace id, cut flags) followed by the arguments' and the result's JSON text
+ * (capped at `maxPayloadBytes` each, 16 KiB by default; the text the cap produced, so a payload is
+ * serialised once per call). One put per entry. (Until schema version 2 a separate summary was
+ * written under the same key in `toollog_sum`: two puts per entry; migration 2 deletes those, and
+ * entries of that layout still read.)
  *
  * Why this and not per-filter secondary indexes: every filter (client, tool, status, virtual
- * key, surface, any combination) and every statistic is answered by ONE range scan of the
- * summaries, bounded by the time range (`from`/`to` map onto key bounds, see `time-key.ts`), and
- * never decodes arguments or results; the page's full entries are then read with one `getMany`.
- * Cost is O(entries in the time range) per query with a small constant, independent of payload
- * size, and one extra put per append instead of one per index. Measured by `npm run bench:store`
- * (2-CPU VM): a query or stats over 100 000 entries takes ≈ 0.15–0.35 s (a full scan); a query
- * bounded to 1 % of the time range ≈ 3 ms. Per-filter indexes would make selective filters
- * sub-linear, at the price of more writes, intersections for combined filters, and still a scan
- * for stats.
+ * key, surface, any combination) and every statistic is answered by ONE range scan, bounded by the
+ * time range (`from`/`to` map onto key bounds, see `time-key.ts`), that decodes only each record's
+ * head, never arguments or results (their bytes are read with the value, not parsed). Cost is
+ * O(entries in the time range) per query; the bytes read grow with payload size. Measured by
+ * `npm run bench:store`. Per-filter indexes would make selective filters sub-linear, at the price
+ * of more writes per call, intersections for combined filters, and still a scan for stats.
  *
  * Time keys are stamped with the entry's `timestamp`, so keys sort by time and the oldest entries
  * are the lowest keys (what retention deletes first).
  */
 import type { Logger } from '../log/logger.js';
-import { BatchWriter, commitOps, delOp, putOp, type BatchOp } from './batcher.js';
+import { BatchWriter, commitOps, delOp, putBytesOp, type BatchOp } from './batcher.js';
 import { DEFAULT_PAYLOAD_CAP_BYTES, capPayloadText, type CappedText } from './cap-payload.js';
 import type { RootDb, Sublevel } from './db.js';
+import { encodeRecord, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolLogRecordFields, type ToolLogSummary } from './tool-log-record.js';
 import { MAX_KEY_MS, TimeKeyGenerator, msPrefix, timeRange } from './time-key.js';
 
 export { DEFAULT_PAYLOAD_CAP_BYTES, capPayload, type CappedPayload } from './cap-payload.js';
+export type { ToolLogSummary } from './tool-log-record.js';
+
+/**
+ * The `toollog` sublevel with raw values: each value is a record of `tool-log-record.ts` (or an
+ * entry of an earlier layout), encoded and decoded by this module, not by the store codec.
+ */
+export type ToolLogRecords = Sublevel<Uint8Array>;
 
 export interface ToolLogEntry {
   /** Unique: the caller's (e.g. the call id) or, by default, the entry's time key `<epoch ms>-<seq><boot>`. */
@@ -56,20 +62,31 @@ export interface ToolLogEntry {
 }
 
 /**
- * An entry as the `toollog` sublevel holds it. With `payload_json: 1` (every entry written since
- * payloads are kept as text), an `arguments` / `result` whose `*_truncated` flag is false holds the
- * value's JSON text, not the value; a truncated one holds the prefix string, as in
- * {@link ToolLogEntry}. Entries without the flag hold the values themselves.
+ * An entry of the layout before records (the store codec's MessagePack of the entry object). With
+ * `payload_json: 1`, an `arguments` / `result` whose `*_truncated` flag is false holds the value's
+ * JSON text, not the value. Still read; no longer written.
  */
-export type StoredToolLogEntry = ToolLogEntry & { payload_json?: 1 };
+export type StoredToolLogEntry = LegacyStoredEntry;
 
 /** The {@link ToolLogEntry} a stored entry stands for (payload texts parsed back to values). */
 export function fromStored(stored: StoredToolLogEntry): ToolLogEntry {
   if (stored.payload_json !== 1) return stored;
   const { payload_json: _flag, ...entry } = stored;
+  return parsePayloads(entry);
+}
+
+function parsePayloads(entry: ToolLogEntry): ToolLogEntry {
   if (!entry.arguments_truncated) entry.arguments = JSON.parse(entry.arguments as string) as unknown;
   if (!entry.result_truncated) entry.result = JSON.parse(entry.result as string) as unknown;
   return entry;
+}
+
+/** The {@link ToolLogEntry} a stored value (a record, or an entry of the earlier layout) stands for. */
+export function entryOfValue(view: Uint8Array): ToolLogEntry {
+  const { entry, payloadJson } = storedFieldsOf(view);
+  if (!payloadJson) return entry;
+  if (entry.payload_json === 1) return fromStored(entry);
+  return parsePayloads(entry);
 }
 
 /**
@@ -140,7 +157,10 @@ export interface ToolLogOptions {
   readonly maxPayloadBytes?: number;
   /** Clock, epoch ms (default `Date.now`). */
   readonly now?: () => number;
-  /** Entries deleted per `db.batch()` by `sweep` (default 1000). */
+  /**
+   * Entries deleted per `db.batch()` by `sweep` (default 256: LevelDB's binding handles every op of
+   * a batch on the event loop, ≈ 2–3 µs each here, so a chunk stays under 1 ms).
+   */
   readonly sweepChunk?: number;
   /** Key generator (default: a fresh one with a random boot tag). */
   readonly keys?: TimeKeyGenerator;
@@ -149,17 +169,13 @@ export interface ToolLogOptions {
 /** The largest `limit` a query honours. */
 export const MAX_QUERY_LIMIT = 1000;
 
-/** Summary tuple: `[client, tool, ok (1 success / 0 error), latency_ms, cost_usd, virtual_key | null, surface]`. */
-export type ToolLogSummary = readonly [string, string, 0 | 1, number, number, string | null, string];
-
 type Match = (s: ToolLogSummary) => boolean;
 
 const SCAN_CHUNK = 1000;
 
 export class ToolLogRepository {
   readonly #db: RootDb;
-  readonly #entries: Sublevel<StoredToolLogEntry>;
-  readonly #summaries: Sublevel<ToolLogSummary>;
+  readonly #entries: ToolLogRecords;
   readonly #writer: BatchWriter<BatchOp>;
   readonly #log: Logger;
   readonly #maxPayloadBytes: number;
@@ -171,20 +187,18 @@ export class ToolLogRepository {
 
   constructor(
     db: RootDb,
-    entries: Sublevel<StoredToolLogEntry>,
-    summaries: Sublevel<ToolLogSummary>,
+    entries: ToolLogRecords,
     writer: BatchWriter<BatchOp>,
     log: Logger,
     options: ToolLogOptions = {},
   ) {
     this.#db = db;
     this.#entries = entries;
-    this.#summaries = summaries;
     this.#writer = writer;
     this.#log = log;
     this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_PAYLOAD_CAP_BYTES;
     this.#now = options.now ?? Date.now;
-    this.#sweepChunk = options.sweepChunk ?? 1000;
+    this.#sweepChunk = options.sweepChunk ?? 256;
     this.#keys = options.keys ?? new TimeKeyGenerator();
   }
 
@@ -204,22 +218,22 @@ export class ToolLogRepository {
    */
   async append(input: ToolLogInput): Promise<ToolLogEntry> {
     const { key, entry } = this.#build(input);
-    await this.#writer.writeAll(this.#ops(key, entry));
-    return fromStored(entry);
+    await this.#writer.write(this.#op(key, entry));
+    return parsePayloads({ ...entry });
   }
 
   /**
-   * The ops that store one entry (entry and summary), built as {@link append} does, without
-   * writing them: for a caller that commits them in one unit with other records (the event of
-   * the same call). Throws what `append` rejects with for a malformed input.
+   * The one op that stores an entry, built as {@link append} does, without writing it: for a
+   * caller that commits it in one unit with other records (the event of the same call). Throws
+   * what `append` rejects with for a malformed input.
    */
-  entryOps(input: ToolLogInput): BatchOp[] {
+  entryOp(input: ToolLogInput): BatchOp {
     const { key, entry } = this.#build(input);
-    return this.#ops(key, entry);
+    return this.#op(key, entry);
   }
 
-  #ops(key: string, entry: StoredToolLogEntry): BatchOp[] {
-    return [putOp(this.#entries, key, entry), putOp(this.#summaries, key, summarize(entry))];
+  #op(key: string, entry: ToolLogRecordFields): BatchOp {
+    return putBytesOp(this.#entries, key, encodeRecord(entry));
   }
 
   /**
@@ -232,40 +246,46 @@ export class ToolLogRepository {
     const offset = nonNegativeInt(q.offset ?? 0, 'offset');
     const match = compileFilter(q);
     const range = rangeOf(q);
-    const snapshot = this.#db.snapshot();
-    try {
-      const keys: string[] = [];
-      let total = 0;
-      const take = (key: string): void => {
-        if (total >= offset && keys.length < limit) keys.push(key);
-        total++;
-      };
-      if (match === undefined) {
-        const it = this.#summaries.keys({ ...range, reverse: true, snapshot });
+    let total = 0;
+    if (match === undefined) {
+      // count by keys alone, then read the page's values with one getMany from the same snapshot
+      const snapshot = this.#db.snapshot();
+      try {
+        const keys: string[] = [];
+        const it = this.#entries.keys({ ...range, reverse: true, snapshot });
         try {
           for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
-            for (const key of chunk) take(key);
+            for (const key of chunk) {
+              if (total >= offset && keys.length < limit) keys.push(key);
+              total++;
+            }
           }
         } finally {
           await it.close();
         }
-      } else {
-        const it = this.#summaries.iterator({ ...range, reverse: true, snapshot });
-        try {
-          for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
-            for (const [key, summary] of chunk) if (match(summary)) take(key);
-          }
-        } finally {
-          await it.close();
+        const values = keys.length > 0 ? await this.#entries.getMany(keys, { snapshot }) : [];
+        const entries: ToolLogEntry[] = [];
+        for (const v of values) if (v !== undefined) entries.push(entryOfValue(v));
+        return { entries, total };
+      } finally {
+        await snapshot.close();
+      }
+    }
+    // one scan (an iterator reads one snapshot): heads decoded for the filter, the page's entries in full
+    const entries: ToolLogEntry[] = [];
+    const it = this.#entries.values({ ...range, reverse: true });
+    try {
+      for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
+        for (const value of chunk) {
+          if (!match(summaryOf(value))) continue;
+          if (total >= offset && entries.length < limit) entries.push(entryOfValue(value));
+          total++;
         }
       }
-      const values = keys.length > 0 ? await this.#entries.getMany(keys, { snapshot }) : [];
-      const entries: ToolLogEntry[] = [];
-      for (const v of values) if (v !== undefined) entries.push(fromStored(v));
-      return { entries, total };
     } finally {
-      await snapshot.close();
+      await it.close();
     }
+    return { entries, total };
   }
 
   /**
@@ -275,14 +295,15 @@ export class ToolLogRepository {
    */
   async stats(filter: ToolLogFilter = {}): Promise<ToolLogStats> {
     const match = compileFilter(filter);
-    const it = this.#summaries.values(rangeOf(filter));
+    const it = this.#entries.values(rangeOf(filter));
     let total = 0;
     let ok = 0;
     const latency = new KahanSum();
     const cost = new KahanSum();
     try {
       for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
-        for (const s of chunk) {
+        for (const value of chunk) {
+          const s = summaryOf(value);
           if (match !== undefined && !match(s)) continue;
           total++;
           ok += s[2];
@@ -363,7 +384,7 @@ export class ToolLogRepository {
     if (options.maxEntries !== undefined) {
       const max = nonNegativeInt(options.maxEntries, 'maxEntries');
       let count = 0;
-      const it = this.#summaries.keys();
+      const it = this.#entries.keys();
       try {
         for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) count += chunk.length;
       } finally {
@@ -374,16 +395,16 @@ export class ToolLogRepository {
     return deleted;
   }
 
-  /** Deletes up to `howMany` of the oldest entries with keys below `range.lt` (entry + summary, atomically per chunk). */
+  /** Deletes up to `howMany` of the oldest entries with keys below `range.lt`, `sweepChunk` per `db.batch()`. */
   async #deleteOldest(range: { lt?: string }, howMany: number): Promise<number> {
     let deleted = 0;
     let after: string | undefined;
     while (deleted < howMany) {
       const limit = Math.min(this.#sweepChunk, howMany - deleted);
-      const keys = await this.#summaries.keys({ ...range, ...(after === undefined ? {} : { gt: after }), limit }).all();
+      const keys = await this.#entries.keys({ ...range, ...(after === undefined ? {} : { gt: after }), limit }).all();
       if (keys.length === 0) break;
       const ops: BatchOp[] = [];
-      for (const key of keys) ops.push(delOp(this.#entries, key), delOp(this.#summaries, key));
+      for (const key of keys) ops.push(delOp(this.#entries, key));
       await commitOps(this.#db, ops);
       deleted += keys.length;
       after = keys[keys.length - 1];
@@ -391,7 +412,7 @@ export class ToolLogRepository {
     return deleted;
   }
 
-  #build(input: ToolLogInput): { key: string; entry: StoredToolLogEntry } {
+  #build(input: ToolLogInput): { key: string; entry: ToolLogEntry & { arguments: string; result: string } } {
     if (input.status !== 'success' && input.status !== 'error') throw new TypeError(`tool log: bad status ${String(input.status)}`);
     if (!Number.isFinite(input.latency_ms)) throw new TypeError('tool log: latency_ms must be a finite number');
     if (!Number.isFinite(input.cost_usd)) throw new TypeError('tool log: cost_usd must be a finite number');
@@ -401,7 +422,7 @@ export class ToolLogRepository {
     const key = this.#keys.next(ms);
     const args = this.#cap(input.arguments, input.arguments_truncated === true);
     const result = this.#cap(input.result, input.result_truncated === true);
-    const entry: StoredToolLogEntry = {
+    const entry: ToolLogEntry & { arguments: string; result: string } = {
       id: input.id ?? key,
       client: input.client,
       tool: input.tool,
@@ -414,7 +435,6 @@ export class ToolLogRepository {
       cost_usd: input.cost_usd,
       surface: input.surface,
       timestamp: new Date(ms).toISOString(),
-      payload_json: 1,
     };
     if (input.error !== undefined) entry.error = input.error;
     if (input.virtual_key !== undefined) entry.virtual_key = input.virtual_key;
@@ -431,10 +451,6 @@ export class ToolLogRepository {
     if (typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= this.#maxPayloadBytes) return { text: value, truncated: true };
     return { text: capPayloadText(value ?? null, this.#maxPayloadBytes).text, truncated: true };
   }
-}
-
-function summarize(e: ToolLogEntry): ToolLogSummary {
-  return [e.client, e.tool, e.status === 'success' ? 1 : 0, e.latency_ms, e.cost_usd, e.virtual_key ?? null, e.surface];
 }
 
 function oneOf(value: string | readonly string[] | undefined): ((s: string | null) => boolean) | undefined {

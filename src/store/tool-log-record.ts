@@ -1,0 +1,189 @@
+/**
+ * The tool-log record: ONE LevelDB value per entry that serves both the range scans (filters and
+ * statistics) and the full entry, so an entry costs one put (earlier layouts wrote a separate
+ * summary under the same key in `toollog_sum`: two puts per entry).
+ *
+ * Layout (all integers little-endian):
+ *
+ * ```
+ * byte 0        0x02, the layout tag (a MessagePack positive fixint: never the first byte of an
+ *               earlier entry, which is a MessagePack map or the codec's 0xc1 fix-up frame)
+ * bytes 1..4    u32 H: length of the head
+ * bytes 5..5+H  head, MessagePack array:
+ *               [client, tool, ok (1|0), latency_ms, cost_usd, virtual_key|null, surface,     ← the summary
+ *                id, timestamp (ISO-8601), error|null, trace_id|null,
+ *                arguments_truncated (1|0), result_truncated (1|0), A]
+ * then          A bytes: the arguments' JSON text (or the cut prefix), UTF-8
+ * then          the rest: the result's JSON text (or the cut prefix), UTF-8
+ * ```
+ *
+ * A scan decodes only the head's first seven items ({@link ToolLogSummary}); the payload bytes are
+ * read from LevelDB with the value but never decoded. The payloads are the JSON text the cap
+ * produced anyway, copied in as bytes: one serialisation per payload. Values written by earlier
+ * versions (a MessagePack map through the store codec) are read by {@link summaryOf} and
+ * {@link entryOf} too.
+ *
+ * MessagePack: https://github.com/msgpack/msgpack/blob/master/spec.md
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { decodeValue } from './codec.js';
+
+/** Summary tuple: `[client, tool, ok (1 success / 0 error), latency_ms, cost_usd, virtual_key | null, surface]`. */
+export type ToolLogSummary = readonly [string, string, 0 | 1, number, number, string | null, string];
+
+/** What one record holds: the entry's fields, payloads as JSON text (or the cut prefix). */
+export interface ToolLogRecordFields {
+  readonly id: string;
+  readonly client: string;
+  readonly tool: string;
+  /** JSON text of the arguments, or its prefix when `arguments_truncated`. */
+  readonly arguments: string;
+  readonly arguments_truncated: boolean;
+  /** JSON text of the result, or its prefix when `result_truncated`. */
+  readonly result: string;
+  readonly result_truncated: boolean;
+  readonly status: 'success' | 'error';
+  readonly error?: string;
+  readonly latency_ms: number;
+  readonly cost_usd: number;
+  readonly virtual_key?: string;
+  readonly trace_id?: string;
+  readonly surface: string;
+  readonly timestamp: string;
+}
+
+/** The layout tag of {@link encodeRecord}'s values. */
+export const RECORD_TAG = 0x02;
+const HEAD_AT = 5;
+
+const packr = new Packr({ useRecords: false });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+
+/** The bytes of one record (a fresh buffer, owned by the caller). Throws what msgpackr throws. */
+export function encodeRecord(r: ToolLogRecordFields): Uint8Array {
+  const argsBytes = Buffer.byteLength(r.arguments, 'utf8');
+  const head = packr.pack([
+    r.client,
+    r.tool,
+    r.status === 'success' ? 1 : 0,
+    r.latency_ms,
+    r.cost_usd,
+    r.virtual_key ?? null,
+    r.surface,
+    r.id,
+    r.timestamp,
+    r.error ?? null,
+    r.trace_id ?? null,
+    r.arguments_truncated ? 1 : 0,
+    r.result_truncated ? 1 : 0,
+    argsBytes,
+  ]);
+  const resultAt = HEAD_AT + head.length + argsBytes;
+  const out = Buffer.allocUnsafe(resultAt + Buffer.byteLength(r.result, 'utf8'));
+  out[0] = RECORD_TAG;
+  out.writeUInt32LE(head.length, 1);
+  out.set(head, HEAD_AT);
+  out.write(r.arguments, HEAD_AT + head.length, 'utf8');
+  out.write(r.result, resultAt, 'utf8');
+  return out;
+}
+
+function buffer(view: Uint8Array): Buffer {
+  return Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+}
+
+function head(view: Buffer): { items: unknown[]; end: number } {
+  if (view.length < HEAD_AT) throw new Error('tool-log record: shorter than its header');
+  const end = HEAD_AT + view.readUInt32LE(1);
+  if (end > view.length) throw new Error('tool-log record: head runs past the value');
+  const items: unknown = unpackr.unpack(view.subarray(HEAD_AT, end));
+  if (!Array.isArray(items) || items.length < 14) throw new Error('tool-log record: malformed head');
+  return { items, end };
+}
+
+/**
+ * An entry as earlier versions stored it (the store codec's MessagePack of the entry object; with
+ * `payload_json: 1`, untruncated payloads are JSON text).
+ */
+export interface LegacyStoredEntry {
+  id: string;
+  client: string;
+  tool: string;
+  arguments: unknown;
+  arguments_truncated: boolean;
+  result: unknown;
+  result_truncated: boolean;
+  status: 'success' | 'error';
+  error?: string;
+  latency_ms: number;
+  cost_usd: number;
+  virtual_key?: string;
+  trace_id?: string;
+  surface: string;
+  timestamp: string;
+  payload_json?: 1;
+}
+
+/** True when `view` is a record of this layout (not an earlier version's entry). */
+export function isRecord(view: Uint8Array): boolean {
+  return view[0] === RECORD_TAG;
+}
+
+/** The summary of a stored value, either layout. Throws an `Error` for a malformed value. */
+export function summaryOf(view: Uint8Array): ToolLogSummary {
+  if (!isRecord(view)) {
+    const e = decodeValue(view) as LegacyStoredEntry;
+    return [e.client, e.tool, e.status === 'success' ? 1 : 0, e.latency_ms, e.cost_usd, e.virtual_key ?? null, e.surface];
+  }
+  const { items } = head(buffer(view));
+  return items.slice(0, 7) as unknown as ToolLogSummary;
+}
+
+/**
+ * The entry a stored value holds, either layout, with payloads as they are stored: JSON text
+ * for this layout and for `payload_json` entries (`parse` tells which), values otherwise.
+ * Throws an `Error` for a malformed value.
+ */
+export function storedFieldsOf(view: Uint8Array): { entry: LegacyStoredEntry; payloadJson: boolean } {
+  if (!isRecord(view)) {
+    const e = decodeValue(view) as LegacyStoredEntry;
+    return { entry: e, payloadJson: e.payload_json === 1 };
+  }
+  const buf = buffer(view);
+  const { items, end } = head(buf);
+  const [client, tool, ok, latency, cost, vk, surface, id, timestamp, error, traceId, argsCut, resultCut, argsBytes] = items as [
+    string,
+    string,
+    number,
+    number,
+    number,
+    string | null,
+    string,
+    string,
+    string,
+    string | null,
+    string | null,
+    number,
+    number,
+    number,
+  ];
+  if (!(Number.isInteger(argsBytes) && argsBytes >= 0 && end + argsBytes <= buf.length)) throw new Error('tool-log record: bad arguments length');
+  const entry: LegacyStoredEntry = {
+    id,
+    client,
+    tool,
+    arguments: buf.toString('utf8', end, end + argsBytes),
+    arguments_truncated: argsCut === 1,
+    result: buf.toString('utf8', end + argsBytes),
+    result_truncated: resultCut === 1,
+    status: ok === 1 ? 'success' : 'error',
+    latency_ms: latency,
+    cost_usd: cost,
+    surface,
+    timestamp,
+  };
+  if (error !== null) entry.error = error;
+  if (vk !== null) entry.virtual_key = vk;
+  if (traceId !== null) entry.trace_id = traceId;
+  return { entry, payloadJson: true };
+}
