@@ -13,8 +13,12 @@
  * writes spaced 2 ms apart, against a direct `put()` under the same trickle; then query/stats
  * times over a 100 000-entry tool log.
  *
+ * Then the records one tool call writes, by layout and op cap: CPU per call and the event-loop hold
+ * of each commit (`store-records.ts`).
+ *
  * Environment: BENCH_STORE_N (entries, default 10000), BENCH_STORE_SCAN_N (tool-log size for the
- * query/stats table, default 100000; 0 skips it).
+ * query/stats table, default 100000; 0 skips it), BENCH_STORE_ONLY=records (only the records
+ * table). Profile: `node --cpu-prof --import tsx bench/store.ts`.
  *
  * Prints markdown tables and the target line "batched ≥ 10× unbatched sequential" as PASS/MISS;
  * a MISS never fails the process (DESIGN: benchmarks never gate on absolute times).
@@ -31,10 +35,13 @@ import { openSublevel, type RootDb, type Sublevel } from '../src/store/db.js';
 import { openStore } from '../src/store/open.js';
 import type { ToolLogEntry, ToolLogInput } from '../src/store/tool-log.js';
 import { quantile, sleep } from './lib.js';
+import { recordsChild, recordsTable } from './store-records.js';
 
 const N = Number(process.env['BENCH_STORE_N'] ?? 10_000);
 const SCAN_N = Number(process.env['BENCH_STORE_SCAN_N'] ?? 100_000);
 const silent = createLogger('silent');
+/** The writer's op caps per `db.batch()` the records table compares (the default first). */
+const RECORD_CAPS = [1024, 512, 256];
 
 const CLIENTS = ['everything', 'memory', 'filesystem', 'github', 'demo'];
 const TOOLS = ['echo', 'add', 'search_files', 'read_file', 'create_issue', 'get_weather'];
@@ -310,6 +317,11 @@ async function scanTable(n: number): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
+  if (await recordsChild()) process.exit(0);
+  if (process.env['BENCH_STORE_ONLY'] === 'records') {
+    for (const line of recordsTable(RECORD_CAPS)) console.log(line);
+    return;
+  }
   const entries = Array.from({ length: N }, (_, i) => sampleEntry(i));
   const size = encodeValue(entries[1]).length;
   console.log(`# Store write paths (Node ${process.version}, ${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? '?'})`);
@@ -356,6 +368,8 @@ async function main(): Promise<void> {
   for (const line of await batchOptionsTable()) console.log(line);
   console.log('');
   for (const line of await latencyTable()) console.log(line);
+  console.log('');
+  for (const line of recordsTable(RECORD_CAPS)) console.log(line);
   if (SCAN_N > 0) {
     console.log('');
     for (const line of await scanTable(SCAN_N)) console.log(line);

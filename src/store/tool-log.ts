@@ -172,6 +172,17 @@ export const MAX_QUERY_LIMIT = 1000;
 type Match = (s: ToolLogSummary) => boolean;
 
 const SCAN_CHUNK = 1000;
+/**
+ * Most bytes one `nextv` of a scan reads (classic-level's `highWaterMarkBytes`, default 16 KiB:
+ * with records of a few hundred bytes that would stop each `nextv` after a few dozen entries).
+ */
+const SCAN_BYTES = 512 * 1024;
+/** classic-level iterator options (not in abstract-level's types; sublevels pass them to the root). */
+const SCAN_OPTIONS = { highWaterMarkBytes: SCAN_BYTES };
+/** A scan gives the event loop back after this much work in one go, ms (store work holds it ≤ 1 ms). */
+const SLICE_MS = 0.5;
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class ToolLogRepository {
   readonly #db: RootDb;
@@ -252,7 +263,7 @@ export class ToolLogRepository {
       const snapshot = this.#db.snapshot();
       try {
         const keys: string[] = [];
-        const it = this.#entries.keys({ ...range, reverse: true, snapshot });
+        const it = this.#entries.keys({ ...range, reverse: true, snapshot, ...SCAN_OPTIONS });
         try {
           for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
             for (const key of chunk) {
@@ -265,7 +276,14 @@ export class ToolLogRepository {
         }
         const values = keys.length > 0 ? await this.#entries.getMany(keys, { snapshot }) : [];
         const entries: ToolLogEntry[] = [];
-        for (const v of values) if (v !== undefined) entries.push(entryOfValue(v));
+        let slice = performance.now();
+        for (const v of values) {
+          if (v !== undefined) entries.push(entryOfValue(v));
+          if (performance.now() - slice > SLICE_MS) {
+            await yieldToLoop();
+            slice = performance.now();
+          }
+        }
         return { entries, total };
       } finally {
         await snapshot.close();
@@ -273,10 +291,15 @@ export class ToolLogRepository {
     }
     // one scan (an iterator reads one snapshot): heads decoded for the filter, the page's entries in full
     const entries: ToolLogEntry[] = [];
-    const it = this.#entries.values({ ...range, reverse: true });
+    const it = this.#entries.values({ ...range, reverse: true, ...SCAN_OPTIONS });
     try {
       for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
+        let slice = performance.now();
         for (const value of chunk) {
+          if (performance.now() - slice > SLICE_MS) {
+            await yieldToLoop();
+            slice = performance.now();
+          }
           if (!match(summaryOf(value))) continue;
           if (total >= offset && entries.length < limit) entries.push(entryOfValue(value));
           total++;
@@ -295,14 +318,19 @@ export class ToolLogRepository {
    */
   async stats(filter: ToolLogFilter = {}): Promise<ToolLogStats> {
     const match = compileFilter(filter);
-    const it = this.#entries.values(rangeOf(filter));
+    const it = this.#entries.values({ ...rangeOf(filter), ...SCAN_OPTIONS });
     let total = 0;
     let ok = 0;
     const latency = new KahanSum();
     const cost = new KahanSum();
     try {
       for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
+        let slice = performance.now();
         for (const value of chunk) {
+          if (performance.now() - slice > SLICE_MS) {
+            await yieldToLoop();
+            slice = performance.now();
+          }
           const s = summaryOf(value);
           if (match !== undefined && !match(s)) continue;
           total++;
@@ -384,7 +412,7 @@ export class ToolLogRepository {
     if (options.maxEntries !== undefined) {
       const max = nonNegativeInt(options.maxEntries, 'maxEntries');
       let count = 0;
-      const it = this.#entries.keys();
+      const it = this.#entries.keys({ gte: '', ...SCAN_OPTIONS });
       try {
         for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) count += chunk.length;
       } finally {
