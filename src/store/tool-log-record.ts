@@ -8,17 +8,17 @@
  * ```
  * byte 0        0x02, the layout tag (a MessagePack positive fixint: never the first byte of an
  *               earlier entry, which is a MessagePack map or the codec's 0xc1 fix-up frame)
- * bytes 1..4    u32 H: length of the head
- * bytes 5..5+H  head, MessagePack array:
- *               [client, tool, ok (1|0), latency_ms, cost_usd, virtual_key|null, surface,     ← the summary
- *                id, timestamp (ISO-8601), error|null, trace_id|null,
+ * bytes 1..4    u32 S, then S bytes: the summary, MessagePack array
+ *               [client, tool, ok (1|0), latency_ms, cost_usd, virtual_key|null, surface]
+ * then          u32 D, then D bytes: the details, MessagePack array
+ *               [id, timestamp (ISO-8601), error|null, trace_id|null,
  *                arguments_truncated (1|0), result_truncated (1|0), A]
  * then          A bytes: the arguments' JSON text (or the cut prefix), UTF-8
  * then          the rest: the result's JSON text (or the cut prefix), UTF-8
  * ```
  *
- * A scan decodes only the head's first seven items ({@link ToolLogSummary}); the payload bytes are
- * read from LevelDB with the value but never decoded. The payloads are the JSON text the cap
+ * A scan decodes only the summary ({@link ToolLogSummary}); the details and the payload bytes are
+ * read from LevelDB with the value but not decoded. The payloads are the JSON text the cap
  * produced anyway, copied in as bytes: one serialisation per payload. Values written by earlier
  * versions (a MessagePack map through the store codec) are read by {@link summaryOf} and
  * {@link entryOf} too.
@@ -54,7 +54,7 @@ export interface ToolLogRecordFields {
 
 /** The layout tag of {@link encodeRecord}'s values. */
 export const RECORD_TAG = 0x02;
-const HEAD_AT = 5;
+const SUMMARY_AT = 5;
 
 const packr = new Packr({ useRecords: false });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
@@ -62,28 +62,19 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 /** The bytes of one record (a fresh buffer, owned by the caller). Throws what msgpackr throws. */
 export function encodeRecord(r: ToolLogRecordFields): Uint8Array {
   const argsBytes = Buffer.byteLength(r.arguments, 'utf8');
-  const head = packr.pack([
-    r.client,
-    r.tool,
-    r.status === 'success' ? 1 : 0,
-    r.latency_ms,
-    r.cost_usd,
-    r.virtual_key ?? null,
-    r.surface,
-    r.id,
-    r.timestamp,
-    r.error ?? null,
-    r.trace_id ?? null,
-    r.arguments_truncated ? 1 : 0,
-    r.result_truncated ? 1 : 0,
-    argsBytes,
-  ]);
-  const resultAt = HEAD_AT + head.length + argsBytes;
+  // packr.pack returns a view of msgpackr's own buffer, reused by the next pack: copy the summary first
+  const summary = Buffer.from(packr.pack([r.client, r.tool, r.status === 'success' ? 1 : 0, r.latency_ms, r.cost_usd, r.virtual_key ?? null, r.surface]));
+  const details = packr.pack([r.id, r.timestamp, r.error ?? null, r.trace_id ?? null, r.arguments_truncated ? 1 : 0, r.result_truncated ? 1 : 0, argsBytes]);
+  const detailsAt = SUMMARY_AT + summary.length + 4;
+  const argsAt = detailsAt + details.length;
+  const resultAt = argsAt + argsBytes;
   const out = Buffer.allocUnsafe(resultAt + Buffer.byteLength(r.result, 'utf8'));
   out[0] = RECORD_TAG;
-  out.writeUInt32LE(head.length, 1);
-  out.set(head, HEAD_AT);
-  out.write(r.arguments, HEAD_AT + head.length, 'utf8');
+  out.writeUInt32LE(summary.length, 1);
+  out.set(summary, SUMMARY_AT);
+  out.writeUInt32LE(details.length, detailsAt - 4);
+  out.set(details, detailsAt);
+  out.write(r.arguments, argsAt, 'utf8');
   out.write(r.result, resultAt, 'utf8');
   return out;
 }
@@ -92,12 +83,13 @@ function buffer(view: Uint8Array): Buffer {
   return Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength);
 }
 
-function head(view: Buffer): { items: unknown[]; end: number } {
-  if (view.length < HEAD_AT) throw new Error('tool-log record: shorter than its header');
-  const end = HEAD_AT + view.readUInt32LE(1);
-  if (end > view.length) throw new Error('tool-log record: head runs past the value');
-  const items: unknown = unpackr.unpack(view.subarray(HEAD_AT, end));
-  if (!Array.isArray(items) || items.length < 14) throw new Error('tool-log record: malformed head');
+/** The MessagePack array of `min` or more items framed by a u32 length at `at`, and where it ends. */
+function framedArray(view: Buffer, at: number, min: number, what: string): { items: unknown[]; end: number } {
+  if (view.length < at + 4) throw new Error(`tool-log record: no room for its ${what}`);
+  const end = at + 4 + view.readUInt32LE(at);
+  if (end > view.length) throw new Error(`tool-log record: ${what} runs past the value`);
+  const items: unknown = unpackr.unpack(view.subarray(at + 4, end));
+  if (!Array.isArray(items) || items.length < min) throw new Error(`tool-log record: malformed ${what}`);
   return { items, end };
 }
 
@@ -135,8 +127,7 @@ export function summaryOf(view: Uint8Array): ToolLogSummary {
     const e = decodeValue(view) as LegacyStoredEntry;
     return [e.client, e.tool, e.status === 'success' ? 1 : 0, e.latency_ms, e.cost_usd, e.virtual_key ?? null, e.surface];
   }
-  const { items } = head(buffer(view));
-  return items.slice(0, 7) as unknown as ToolLogSummary;
+  return framedArray(buffer(view), 1, 7, 'summary').items as unknown as ToolLogSummary;
 }
 
 /**
@@ -150,23 +141,10 @@ export function storedFieldsOf(view: Uint8Array): { entry: LegacyStoredEntry; pa
     return { entry: e, payloadJson: e.payload_json === 1 };
   }
   const buf = buffer(view);
-  const { items, end } = head(buf);
-  const [client, tool, ok, latency, cost, vk, surface, id, timestamp, error, traceId, argsCut, resultCut, argsBytes] = items as [
-    string,
-    string,
-    number,
-    number,
-    number,
-    string | null,
-    string,
-    string,
-    string,
-    string | null,
-    string | null,
-    number,
-    number,
-    number,
-  ];
+  const summary = framedArray(buf, 1, 7, 'summary');
+  const { items, end } = framedArray(buf, summary.end, 7, 'details');
+  const [client, tool, ok, latency, cost, vk, surface] = summary.items as [string, string, number, number, number, string | null, string];
+  const [id, timestamp, error, traceId, argsCut, resultCut, argsBytes] = items as [string, string, string | null, string | null, number, number, number];
   if (!(Number.isInteger(argsBytes) && argsBytes >= 0 && end + argsBytes <= buf.length)) throw new Error('tool-log record: bad arguments length');
   const entry: LegacyStoredEntry = {
     id,
