@@ -231,7 +231,7 @@ async function batchOptionsTable(): Promise<string[]> {
         const input = sampleInput(seq);
         const { arguments: _a, result: _r, ...event } = input;
         ops.push(putOp(events, String(1e15 + seq), { ...event, seq, event_type: 'ToolInvocationCompleted' }));
-        ops.push(store.toolLog.entryOp(input));
+        for (const op of store.toolLog.entryOps(input)) ops.push(op);
         seq++;
       }
       await (withOptions ? store.db.batch(ops, { sync: false }) : commitOps(store.db, ops));

@@ -14,7 +14,7 @@ import { openSublevel } from '../src/store/db.js';
 import { MIGRATIONS } from '../src/store/migrations.js';
 import { openStore } from '../src/store/open.js';
 import { entryOfValue, type StoredToolLogEntry, type ToolLogEntry, type ToolLogFilter, type ToolLogInput, type ToolLogRecords } from '../src/store/tool-log.js';
-import { RECORD_TAG, summaryOf } from '../src/store/tool-log-record.js';
+import { INLINE_PAYLOAD_BYTES, RECORD_TAG, summaryOf } from '../src/store/tool-log-record.js';
 import { tempStores } from './helpers/store.js';
 
 
@@ -127,6 +127,7 @@ describe('ToolLogRepository: append and round trip', () => {
     const raw = rawRecords(store);
     const [[key, value]] = (await raw.iterator().all()) as [[string, Uint8Array]];
     expect(await openSublevel<unknown>(store.db, 'toollog_sum').keys().all()).toEqual([]);
+    expect(await openSublevel<unknown>(store.db, 'toollog_payload').keys().all()).toEqual([]);
     expect(value[0]).toBe(RECORD_TAG);
     expect(summaryOf(value)).toEqual(['alpha', 'echo', 1, 10, 0.01, 'vk1', 'mcp']);
     const text = Buffer.from(value).toString('utf8');
@@ -134,6 +135,23 @@ describe('ToolLogRepository: append and round trip', () => {
     expect(text.endsWith(JSON.stringify(input(0).result))).toBe(true);
     expect(key).toBe(e.id);
     expect(entryOfValue(value)).toStrictEqual(e);
+  });
+
+  it('payloads over INLINE_PAYLOAD_BYTES go to a second value under the same key: scans never read it, pages do, sweeps delete it', async () => {
+    const store = await freshStore();
+    const small = await store.toolLog.append({ ...input(0), arguments: { s: 'x'.repeat(100) } });
+    const big = await store.toolLog.append({ ...input(2), arguments: { s: 'y'.repeat(INLINE_PAYLOAD_BYTES) } });
+    const payloads = store.db.sublevel<string, Uint8Array>('toollog_payload', { keyEncoding: 'utf8', valueEncoding: 'view' });
+    expect(await payloads.keys().all()).toEqual([big.id]);
+    const [bigRecord] = await rawRecords(store).getMany([big.id]);
+    expect((bigRecord as Uint8Array).length).toBeLessThan(200);
+    expect(summaryOf(bigRecord as Uint8Array)).toEqual(['beta', 'echo', 1, 30, 0.02, 'vk1', 'mcp']);
+    expect((await store.toolLog.query({ limit: 10 })).entries).toStrictEqual([big, small]);
+    expect((await store.toolLog.query({ client: 'beta', limit: 10 })).entries).toStrictEqual([big]);
+    expect((await store.toolLog.stats({ tool: 'echo' })).total_executions).toBe(2);
+    expect(await store.toolLog.sweep({ maxEntries: 0 })).toBe(2);
+    expect(await payloads.keys().all()).toEqual([]);
+    expect(await rawRecords(store).keys().all()).toEqual([]);
   });
 
   it('reads entries of both earlier layouts (values; JSON text with payload_json) next to records, in queries, filters and stats', async () => {

@@ -119,7 +119,7 @@ export class EventRecorder implements RecordedFeed {
   #ops(event: GatewayEvent): BatchOp[] {
     const ops: BatchOp[] = [this.eventLog.putOp(toWire(event))];
     if (event.event_type === 'ToolInvocationCompleted' || event.event_type === 'ToolInvocationFailed') {
-      ops.push(this.toolLog.entryOp(toLogEntry(event)));
+      for (const op of this.toolLog.entryOps(toLogEntry(event))) ops.push(op);
     }
     const reserve = this.eventLog.reserveOp(event.seq);
     if (reserve !== undefined) ops.push(reserve);

@@ -30,7 +30,7 @@ import { MIGRATIONS, SCHEMA_VERSION_KEY, latestVersion, pendingMigrations, type 
 import { ToolLogRepository, type ToolLogOptions, type ToolLogRecords } from './tool-log.js';
 
 /** Sublevel names the store itself uses; {@link Store.sublevel} refuses them. */
-export const RESERVED_SUBLEVELS: ReadonlySet<string> = new Set(['meta', 'clients', 'toollog', 'toollog_sum']);
+export const RESERVED_SUBLEVELS: ReadonlySet<string> = new Set(['meta', 'clients', 'toollog', 'toollog_sum', 'toollog_payload']);
 
 export interface OpenStoreOptions {
   /** Migrations, oldest first (default {@link MIGRATIONS}); the last one's version is "current". */
@@ -190,6 +190,7 @@ export async function openStore(dataDir: string, log: Logger, options: OpenStore
   const toolLog = new ToolLogRepository(
     db,
     db.sublevel<string, Uint8Array>('toollog', { keyEncoding: 'utf8', valueEncoding: 'view' }) as ToolLogRecords,
+    db.sublevel<string, Uint8Array>('toollog_payload', { keyEncoding: 'utf8', valueEncoding: 'view' }) as ToolLogRecords,
     writer,
     slog.child({ entity: 'toollog' }),
     options.toolLog,

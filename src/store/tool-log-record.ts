@@ -1,7 +1,10 @@
 /**
  * The tool-log record: ONE LevelDB value per entry that serves both the range scans (filters and
  * statistics) and the full entry, so an entry costs one put (earlier layouts wrote a separate
- * summary under the same key in `toollog_sum`: two puts per entry).
+ * summary under the same key in `toollog_sum`: two puts per entry). Payloads of more than
+ * {@link INLINE_PAYLOAD_BYTES} together go to a second value under the same key in
+ * `toollog_payload` (then an entry costs two puts, as before), so a scan's cost stays bounded by
+ * about a kilobyte per entry whatever the payload sizes.
  *
  * Layout (all integers little-endian):
  *
@@ -12,10 +15,13 @@
  *               [client, tool, ok (1|0), latency_ms, cost_usd, virtual_key|null, surface]
  * then          u32 D, then D bytes: the details, MessagePack array
  *               [id, timestamp (ISO-8601), error|null, trace_id|null,
- *                arguments_truncated (1|0), result_truncated (1|0), A]
- * then          A bytes: the arguments' JSON text (or the cut prefix), UTF-8
- * then          the rest: the result's JSON text (or the cut prefix), UTF-8
+ *                arguments_truncated (1|0), result_truncated (1|0), A, external (1|0)]
+ * then          (external 0) the payloads:
+ *               A bytes: the arguments' JSON text (or the cut prefix), UTF-8, then
+ *               the rest: the result's JSON text (or the cut prefix), UTF-8
  * ```
+ * With external 1 the record ends after the details, and the `toollog_payload` value under the
+ * same key holds the payloads as above (A bytes of arguments, then the result).
  *
  * A scan decodes only the summary ({@link ToolLogSummary}); the details and the payload bytes are
  * read from LevelDB with the value but not decoded. The payloads are the JSON text the cap
@@ -52,6 +58,9 @@ export interface ToolLogRecordFields {
   readonly timestamp: string;
 }
 
+/** Payload bytes (arguments + result, UTF-8) kept inside the record; more go to `toollog_payload`. */
+export const INLINE_PAYLOAD_BYTES = 1024;
+
 /** The layout tag of {@link encodeRecord}'s values. */
 export const RECORD_TAG = 0x02;
 const SUMMARY_AT = 5;
@@ -59,24 +68,51 @@ const SUMMARY_AT = 5;
 const packr = new Packr({ useRecords: false });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 
-/** The bytes of one record (a fresh buffer, owned by the caller). Throws what msgpackr throws. */
-export function encodeRecord(r: ToolLogRecordFields): Uint8Array {
+/**
+ * The bytes of one record, and of its payload value when the payloads do not fit inline (fresh
+ * buffers, owned by the caller). Throws what msgpackr throws.
+ */
+export function encodeRecord(r: ToolLogRecordFields): { record: Uint8Array; payload?: Uint8Array } {
   const argsBytes = Buffer.byteLength(r.arguments, 'utf8');
+  const resultBytes = Buffer.byteLength(r.result, 'utf8');
+  const external = argsBytes + resultBytes > INLINE_PAYLOAD_BYTES;
   // packr.pack returns a view of msgpackr's own buffer, reused by the next pack: copy the summary first
   const summary = Buffer.from(packr.pack([r.client, r.tool, r.status === 'success' ? 1 : 0, r.latency_ms, r.cost_usd, r.virtual_key ?? null, r.surface]));
-  const details = packr.pack([r.id, r.timestamp, r.error ?? null, r.trace_id ?? null, r.arguments_truncated ? 1 : 0, r.result_truncated ? 1 : 0, argsBytes]);
+  const details = packr.pack([
+    r.id,
+    r.timestamp,
+    r.error ?? null,
+    r.trace_id ?? null,
+    r.arguments_truncated ? 1 : 0,
+    r.result_truncated ? 1 : 0,
+    argsBytes,
+    external ? 1 : 0,
+  ]);
   const detailsAt = SUMMARY_AT + summary.length + 4;
   const argsAt = detailsAt + details.length;
-  const resultAt = argsAt + argsBytes;
-  const out = Buffer.allocUnsafe(resultAt + Buffer.byteLength(r.result, 'utf8'));
+  const out = Buffer.allocUnsafe(argsAt + (external ? 0 : argsBytes + resultBytes));
   out[0] = RECORD_TAG;
   out.writeUInt32LE(summary.length, 1);
   out.set(summary, SUMMARY_AT);
   out.writeUInt32LE(details.length, detailsAt - 4);
   out.set(details, detailsAt);
-  out.write(r.arguments, argsAt, 'utf8');
-  out.write(r.result, resultAt, 'utf8');
-  return out;
+  if (!external) {
+    out.write(r.arguments, argsAt, 'utf8');
+    out.write(r.result, argsAt + argsBytes, 'utf8');
+    return { record: out };
+  }
+  const payload = Buffer.allocUnsafe(argsBytes + resultBytes);
+  payload.write(r.arguments, 0, 'utf8');
+  payload.write(r.result, argsBytes, 'utf8');
+  return { record: out, payload };
+}
+
+/** True when the record `view` keeps its payloads in `toollog_payload` (false for earlier layouts). */
+export function hasExternalPayload(view: Uint8Array): boolean {
+  if (!isRecord(view)) return false;
+  const buf = buffer(view);
+  const summary = framedArray(buf, 1, 7, 'summary');
+  return framedArray(buf, summary.end, 8, 'details').items[7] === 1;
 }
 
 function buffer(view: Uint8Array): Buffer {
@@ -132,27 +168,44 @@ export function summaryOf(view: Uint8Array): ToolLogSummary {
 
 /**
  * The entry a stored value holds, either layout, with payloads as they are stored: JSON text
- * for this layout and for `payload_json` entries (`parse` tells which), values otherwise.
- * Throws an `Error` for a malformed value.
+ * for this layout and for `payload_json` entries (`payloadJson` tells which), values otherwise.
+ * `payload`: the `toollog_payload` value of a record with external payloads.
+ * Throws an `Error` for a malformed value, or an external record without `payload`.
  */
-export function storedFieldsOf(view: Uint8Array): { entry: LegacyStoredEntry; payloadJson: boolean } {
+export function storedFieldsOf(view: Uint8Array, payload?: Uint8Array): { entry: LegacyStoredEntry; payloadJson: boolean } {
   if (!isRecord(view)) {
     const e = decodeValue(view) as LegacyStoredEntry;
     return { entry: e, payloadJson: e.payload_json === 1 };
   }
   const buf = buffer(view);
   const summary = framedArray(buf, 1, 7, 'summary');
-  const { items, end } = framedArray(buf, summary.end, 7, 'details');
+  const { items, end } = framedArray(buf, summary.end, 8, 'details');
   const [client, tool, ok, latency, cost, vk, surface] = summary.items as [string, string, number, number, number, string | null, string];
-  const [id, timestamp, error, traceId, argsCut, resultCut, argsBytes] = items as [string, string, string | null, string | null, number, number, number];
-  if (!(Number.isInteger(argsBytes) && argsBytes >= 0 && end + argsBytes <= buf.length)) throw new Error('tool-log record: bad arguments length');
+  const [id, timestamp, error, traceId, argsCut, resultCut, argsBytes, external] = items as [
+    string,
+    string,
+    string | null,
+    string | null,
+    number,
+    number,
+    number,
+    number,
+  ];
+  let texts = buf;
+  let at = end;
+  if (external === 1) {
+    if (payload === undefined) throw new Error('tool-log record: its payload value is missing');
+    texts = buffer(payload);
+    at = 0;
+  }
+  if (!(Number.isInteger(argsBytes) && argsBytes >= 0 && at + argsBytes <= texts.length)) throw new Error('tool-log record: bad arguments length');
   const entry: LegacyStoredEntry = {
     id,
     client,
     tool,
-    arguments: buf.toString('utf8', end, end + argsBytes),
+    arguments: texts.toString('utf8', at, at + argsBytes),
     arguments_truncated: argsCut === 1,
-    result: buf.toString('utf8', end + argsBytes),
+    result: texts.toString('utf8', at + argsBytes),
     result_truncated: resultCut === 1,
     status: ok === 1 ? 'success' : 'error',
     latency_ms: latency,

@@ -21,11 +21,12 @@
  * Time keys are stamped with the entry's `timestamp`, so keys sort by time and the oldest entries
  * are the lowest keys (what retention deletes first).
  */
+import type { AbstractSnapshot } from 'abstract-level';
 import type { Logger } from '../log/logger.js';
 import { BatchWriter, commitOps, delOp, putBytesOp, type BatchOp } from './batcher.js';
 import { DEFAULT_PAYLOAD_CAP_BYTES, capPayloadText, type CappedText } from './cap-payload.js';
 import type { RootDb, Sublevel } from './db.js';
-import { encodeRecord, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolLogRecordFields, type ToolLogSummary } from './tool-log-record.js';
+import { encodeRecord, hasExternalPayload, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolLogRecordFields, type ToolLogSummary } from './tool-log-record.js';
 import { MAX_KEY_MS, TimeKeyGenerator, msPrefix, timeRange } from './time-key.js';
 
 export { DEFAULT_PAYLOAD_CAP_BYTES, capPayload, type CappedPayload } from './cap-payload.js';
@@ -81,9 +82,12 @@ function parsePayloads(entry: ToolLogEntry): ToolLogEntry {
   return entry;
 }
 
-/** The {@link ToolLogEntry} a stored value (a record, or an entry of the earlier layout) stands for. */
-export function entryOfValue(view: Uint8Array): ToolLogEntry {
-  const { entry, payloadJson } = storedFieldsOf(view);
+/**
+ * The {@link ToolLogEntry} a stored value (a record, or an entry of the earlier layout) stands
+ * for; `payload`: the `toollog_payload` value of a record with external payloads.
+ */
+export function entryOfValue(view: Uint8Array, payload?: Uint8Array): ToolLogEntry {
+  const { entry, payloadJson } = storedFieldsOf(view, payload);
   if (!payloadJson) return entry;
   if (entry.payload_json === 1) return fromStored(entry);
   return parsePayloads(entry);
@@ -187,6 +191,7 @@ const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(r
 export class ToolLogRepository {
   readonly #db: RootDb;
   readonly #entries: ToolLogRecords;
+  readonly #payloads: ToolLogRecords;
   readonly #writer: BatchWriter<BatchOp>;
   readonly #log: Logger;
   readonly #maxPayloadBytes: number;
@@ -199,12 +204,14 @@ export class ToolLogRepository {
   constructor(
     db: RootDb,
     entries: ToolLogRecords,
+    payloads: ToolLogRecords,
     writer: BatchWriter<BatchOp>,
     log: Logger,
     options: ToolLogOptions = {},
   ) {
     this.#db = db;
     this.#entries = entries;
+    this.#payloads = payloads;
     this.#writer = writer;
     this.#log = log;
     this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_PAYLOAD_CAP_BYTES;
@@ -229,22 +236,47 @@ export class ToolLogRepository {
    */
   async append(input: ToolLogInput): Promise<ToolLogEntry> {
     const { key, entry } = this.#build(input);
-    await this.#writer.write(this.#op(key, entry));
+    await this.#writer.writeAll(this.#ops(key, entry));
     return parsePayloads({ ...entry });
   }
 
   /**
-   * The one op that stores an entry, built as {@link append} does, without writing it: for a
-   * caller that commits it in one unit with other records (the event of the same call). Throws
-   * what `append` rejects with for a malformed input.
+   * The ops that store an entry — one (the record), or two when its payloads do not fit inline —
+   * built as {@link append} does, without writing them: for a caller that commits them in one
+   * unit with other records (the event of the same call). Throws what `append` rejects with for a
+   * malformed input.
    */
-  entryOp(input: ToolLogInput): BatchOp {
+  entryOps(input: ToolLogInput): BatchOp[] {
     const { key, entry } = this.#build(input);
-    return this.#op(key, entry);
+    return this.#ops(key, entry);
   }
 
-  #op(key: string, entry: ToolLogRecordFields): BatchOp {
-    return putBytesOp(this.#entries, key, encodeRecord(entry));
+  #ops(key: string, entry: ToolLogRecordFields): BatchOp[] {
+    const { record, payload } = encodeRecord(entry);
+    const op = putBytesOp(this.#entries, key, record);
+    return payload === undefined ? [op] : [op, putBytesOp(this.#payloads, key, payload)];
+  }
+
+  /** The entries of `pairs` (key, stored value), reading external payloads from `snapshot`; yields every {@link SLICE_MS}. */
+  async #entriesOf(pairs: readonly (readonly [string, Uint8Array])[], snapshot: AbstractSnapshot): Promise<ToolLogEntry[]> {
+    const external: string[] = [];
+    for (const [key, value] of pairs) if (hasExternalPayload(value)) external.push(key);
+    const payloads = new Map<string, Uint8Array | undefined>();
+    if (external.length > 0) {
+      const found = await this.#payloads.getMany(external, { snapshot });
+      external.forEach((key, i) => payloads.set(key, found[i]));
+    }
+    const entries: ToolLogEntry[] = [];
+    let slice = performance.now();
+    for (const [key, value] of pairs) {
+      // an external payload is written with its record and deleted with it, so it is found in one snapshot
+      entries.push(entryOfValue(value, payloads.get(key)));
+      if (performance.now() - slice > SLICE_MS) {
+        await yieldToLoop();
+        slice = performance.now();
+      }
+    }
+    return entries;
   }
 
   /**
@@ -275,40 +307,40 @@ export class ToolLogRepository {
           await it.close();
         }
         const values = keys.length > 0 ? await this.#entries.getMany(keys, { snapshot }) : [];
-        const entries: ToolLogEntry[] = [];
-        let slice = performance.now();
-        for (const v of values) {
-          if (v !== undefined) entries.push(entryOfValue(v));
-          if (performance.now() - slice > SLICE_MS) {
-            await yieldToLoop();
-            slice = performance.now();
-          }
-        }
-        return { entries, total };
+        const pairs: [string, Uint8Array][] = [];
+        values.forEach((v, i) => {
+          if (v !== undefined) pairs.push([keys[i] as string, v]);
+        });
+        return { entries: await this.#entriesOf(pairs, snapshot), total };
       } finally {
         await snapshot.close();
       }
     }
-    // one scan (an iterator reads one snapshot): heads decoded for the filter, the page's entries in full
-    const entries: ToolLogEntry[] = [];
-    const it = this.#entries.values({ ...range, reverse: true, ...SCAN_OPTIONS });
+    // one scan: summaries decoded for the filter; the page's records kept, decoded in full at the end
+    const snapshot = this.#db.snapshot();
     try {
-      for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
-        let slice = performance.now();
-        for (const value of chunk) {
-          if (performance.now() - slice > SLICE_MS) {
-            await yieldToLoop();
-            slice = performance.now();
+      const page: [string, Uint8Array][] = [];
+      const it = this.#entries.iterator({ ...range, reverse: true, snapshot, ...SCAN_OPTIONS });
+      try {
+        for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
+          let slice = performance.now();
+          for (const pair of chunk) {
+            if (performance.now() - slice > SLICE_MS) {
+              await yieldToLoop();
+              slice = performance.now();
+            }
+            if (!match(summaryOf(pair[1]))) continue;
+            if (total >= offset && page.length < limit) page.push(pair);
+            total++;
           }
-          if (!match(summaryOf(value))) continue;
-          if (total >= offset && entries.length < limit) entries.push(entryOfValue(value));
-          total++;
         }
+      } finally {
+        await it.close();
       }
+      return { entries: await this.#entriesOf(page, snapshot), total };
     } finally {
-      await it.close();
+      await snapshot.close();
     }
-    return { entries, total };
   }
 
   /**
@@ -429,13 +461,16 @@ export class ToolLogRepository {
     let after: string | undefined;
     while (deleted < howMany) {
       const limit = Math.min(this.#sweepChunk, howMany - deleted);
-      const keys = await this.#entries.keys({ ...range, ...(after === undefined ? {} : { gt: after }), limit }).all();
-      if (keys.length === 0) break;
+      const records = await this.#entries.iterator({ ...range, ...(after === undefined ? {} : { gt: after }), limit, ...SCAN_OPTIONS }).all();
+      if (records.length === 0) break;
       const ops: BatchOp[] = [];
-      for (const key of keys) ops.push(delOp(this.#entries, key));
+      for (const [key, value] of records) {
+        ops.push(delOp(this.#entries, key));
+        if (hasExternalPayload(value)) ops.push(delOp(this.#payloads, key));
+      }
       await commitOps(this.#db, ops);
-      deleted += keys.length;
-      after = keys[keys.length - 1];
+      deleted += records.length;
+      after = records[records.length - 1]?.[0];
     }
     return deleted;
   }
