@@ -6,16 +6,17 @@
  * small head (the summary — client, tool, status, latency, cost, virtual key, surface — then id,
  * timestamp, error, trace id, cut flags) followed by the arguments' and the result's JSON text
  * (capped at `maxPayloadBytes` each, 16 KiB by default; the text the cap produced, so a payload is
- * serialised once per call). One put per entry. (Until schema version 2 a separate summary was
+ * serialised once per call). One put per entry; payloads of more than 1 KiB together go to a
+ * second value under the same key in `toollog_payload`, so a scan reads ≤ ~1 KiB per entry.
+ * (Until schema version 2 a separate summary was
  * written under the same key in `toollog_sum`: two puts per entry; migration 2 deletes those, and
  * entries of that layout still read.)
  *
  * Why this and not per-filter secondary indexes: every filter (client, tool, status, virtual
  * key, surface, any combination) and every statistic is answered by ONE range scan, bounded by the
  * time range (`from`/`to` map onto key bounds, see `time-key.ts`), that decodes only each record's
- * head, never arguments or results (their bytes are read with the value, not parsed). Cost is
- * O(entries in the time range) per query; the bytes read grow with payload size. Measured by
- * `npm run bench:store`. Per-filter indexes would make selective filters sub-linear, at the price
+ * summary, never arguments or results. Cost is O(entries in the time range) per query. Measured
+ * by `npm run bench:store`. Per-filter indexes would make selective filters sub-linear, at the price
  * of more writes per call, intersections for combined filters, and still a scan for stats.
  *
  * Time keys are stamped with the entry's `timestamp`, so keys sort by time and the oldest entries
@@ -162,8 +163,9 @@ export interface ToolLogOptions {
   /** Clock, epoch ms (default `Date.now`). */
   readonly now?: () => number;
   /**
-   * Entries deleted per `db.batch()` by `sweep` (default 256: LevelDB's binding handles every op of
-   * a batch on the event loop, ≈ 2–3 µs each here, so a chunk stays under 1 ms).
+   * Entries deleted per `db.batch()` by `sweep` (default 128: ≤ 256 ops with external payloads;
+   * LevelDB's binding handles every op of a batch on the event loop, ≈ 2–3 µs each here, so a
+   * chunk stays under 1 ms).
    */
   readonly sweepChunk?: number;
   /** Key generator (default: a fresh one with a random boot tag). */
@@ -216,7 +218,7 @@ export class ToolLogRepository {
     this.#log = log;
     this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_PAYLOAD_CAP_BYTES;
     this.#now = options.now ?? Date.now;
-    this.#sweepChunk = options.sweepChunk ?? 256;
+    this.#sweepChunk = options.sweepChunk ?? 128;
     this.#keys = options.keys ?? new TimeKeyGenerator();
   }
 
