@@ -22,10 +22,10 @@ import type { Logger } from '../../log/logger.js';
 import type { WsConnection, WsEndpoint } from '../../streams/ws.js';
 import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
 import { toJsonRpcError } from '../../base/errors.js';
-import { cancelScope } from '../../upstreams/upstream.js';
 import type { McpDispatcher } from './dispatch.js';
 import type { ReadinessGate } from '../readiness.js';
-import { newInflightCall, type McpSession, type OutboundChannel, type SessionStore } from './session.js';
+import type { McpSession, OutboundChannel, SessionStore } from './session.js';
+import { McpConnectionLayer } from './connection.js';
 import { ModernMcp, ModernMessageTransport, isModernMessage } from './modern.js';
 
 export interface McpWsOptions {
@@ -76,6 +76,8 @@ export class McpWsEndpoint implements WsEndpoint {
   /** MCP 2026-07-28 requests (per-request `_meta`, no initialize) on the same socket. */
   private readonly modern: ModernMessageTransport;
   private nextPeer = 1;
+  /** initialize, session ownership, in-flight calls, client notifications: shared with `/mcp`. */
+  private readonly layer: McpConnectionLayer;
   /**
    * When set and not ready, messages are held per connection (at most `maxInFlight`; requests
    * beyond get -32000 overloaded) and handled in arrival order once it is ready.
@@ -89,6 +91,7 @@ export class McpWsEndpoint implements WsEndpoint {
     private readonly options: McpWsOptions,
   ) {
     this.modern = new ModernMessageTransport(new ModernMcp(dispatcher, sessions, log));
+    this.layer = new McpConnectionLayer(dispatcher, sessions, log);
   }
 
   /** Serves `host`'s methods on every connection (orchestration, workspaces). */
@@ -331,12 +334,8 @@ export class McpWsEndpoint implements WsEndpoint {
       return;
     }
     session.lastSeen = Date.now();
-    if (c.kind === 'notification') {
-      this.dispatcher.handleNotification(session, c.msg);
-      return;
-    }
-    if (c.kind === 'response') {
-      this.dispatcher.handleResponse(session, c.msg);
+    if (c.kind === 'notification' || c.kind === 'response') {
+      this.layer.deliver(session, c);
       return;
     }
     const msg = c.msg;
@@ -345,24 +344,16 @@ export class McpWsEndpoint implements WsEndpoint {
       this.reply(s, { jsonrpc: '2.0', id: msg.id, error: err.toJsonRpc() }, replyTo);
       return;
     }
-    if (session.calls.has(msg.id)) {
-      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_REQUEST', `Request id ${String(msg.id)} is already in flight in this session`).toJsonRpc() }, replyTo);
+    const call = this.layer.begin(session, msg, s.channel, s.conn.auth);
+    if (call instanceof GatewayError) {
+      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: call.toJsonRpc() }, replyTo);
       return;
     }
-    const call = newInflightCall(msg.id, msg.method, s.channel, s.conn.auth);
-    session.calls.set(msg.id, call);
     s.inFlight++;
-    this.dispatcher
-      .handleRequest(session, msg, call)
-      .then((response) => this.reply(s, response, replyTo))
-      .catch((err: unknown) => {
-        this.log.error('unexpected dispatch failure on /ws', { error: err });
-        this.reply(s, { jsonrpc: '2.0', id: msg.id, error: { code: -32603, message: 'Internal error' } }, replyTo);
-      })
-      .finally(() => {
-        s.inFlight--;
-        if (session.calls.get(msg.id) === call) session.calls.delete(msg.id);
-      });
+    void this.layer.run(session, msg, call).then((response) => {
+      s.inFlight--;
+      this.reply(s, response, replyTo);
+    });
   }
 
   /** A 2026-07-28 request: stateless, whether or not the socket also holds a session. */
@@ -384,34 +375,22 @@ export class McpWsEndpoint implements WsEndpoint {
   }
 
   private initialize(s: WsState, msg: JsonRpcRequest, replyTo: McpwReplyTo | undefined): void {
-    const p = msg.params as { protocolVersion?: unknown; capabilities?: unknown; clientInfo?: unknown } | undefined;
-    if (typeof p?.protocolVersion !== 'string' || typeof p.capabilities !== 'object' || p.capabilities === null || typeof p.clientInfo !== 'object' || p.clientInfo === null) {
-      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_PARAMS', 'Invalid params for initialize: protocolVersion, capabilities and clientInfo are required').toJsonRpc() }, replyTo);
+    // a second initialize on the socket replaces its session (once the new one's params are good)
+    const previous = s.session;
+    const opened = this.layer.open(msg, { auth: s.conn.auth, toolModeHeader: s.conn.toolModeHeader ?? '', shareable: false, replacing: previous?.id });
+    if (!opened.ok) {
+      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: opened.error.toJsonRpc() }, replyTo);
       return;
     }
-    let toolMode;
-    try {
-      toolMode = this.dispatcher.toolModeFor(s.conn.toolModeHeader ?? '', typeof (p.clientInfo as { name?: unknown }).name === 'string' ? (p.clientInfo as { name: string }).name : '', s.conn.auth);
-    } catch (err) {
-      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: toJsonRpcError(err) }, replyTo);
-      return;
-    }
-    if (s.session) this.sessions.delete(s.session.id);
-    const session = this.sessions.create(this.dispatcher.negotiateVersion(p.protocolVersion), p.capabilities as Record<string, unknown>, p.clientInfo as { name: string });
-    if (!session) {
-      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('TOO_MANY_SESSIONS').toJsonRpc() }, replyTo);
-      return;
-    }
-    session.toolMode = toolMode;
-    // the socket itself is the session's server→client stream
+    const session = opened.session;
+    // the socket itself is the session's server→client stream; the session belongs to the credential
+    // that opened the socket (list_changed aimed at a key's sessions reaches it)
     session.standalone = s.channel;
-    // the session belongs to the credential that opened the socket (list_changed aimed at a key's sessions reaches it)
-    session.owner = s.conn.auth?.principal.id;
     session.onClose(() => {
       if (this.states.get(s.conn) === s) s.session = undefined;
     });
     s.session = session;
-    this.reply(s, { jsonrpc: '2.0', id: msg.id, result: this.dispatcher.initializeResult(session) }, replyTo);
+    this.reply(s, { jsonrpc: '2.0', id: msg.id, result: opened.result }, replyTo);
   }
 
   private reply(s: WsState, response: JsonRpcResponse, replyTo: McpwReplyTo | undefined): void {
@@ -444,7 +423,7 @@ export class McpWsEndpoint implements WsEndpoint {
     const r = s.conn.send(data, binary);
     if (r === 'dropped' || s.conn.bufferedAmount() > this.options.hardLimitBytes) {
       this.log.warn('closing a /ws peer over the backpressure limit', { remote: s.conn.remoteAddress });
-      if (s.session) for (const call of s.session.calls.values()) cancelScope(call, 'client too slow');
+      if (s.session) this.layer.abandonAll(s.session, 'client too slow');
       s.conn.close(1013, 'backpressure limit');
       return false;
     }
