@@ -3,7 +3,7 @@
  *
  *   (a)  BatchWriter: N `write(putOp(...))` issued at once, awaited together (default window
  *        10 ms, maxBatch 1000): ~N/1000 `db.batch()` calls
- *   (a') the real path: N `store.toolLog.append()` at once (entry + summary per append)
+ *   (a') the real path: N `store.toolLog.append()` at once (one tool-log record per append)
  *   (b)  one `sublevel.put()` per entry, awaited one after another (baseline)
  *   (c)  one `sublevel.put()` per entry, all issued at once, awaited together
  *
@@ -143,7 +143,7 @@ async function variantAppend(n: number): Promise<Row> {
   if (total !== n) throw new Error(`append variant stored ${total} of ${n}`);
   await store.close();
   await rm(dir, { recursive: true, force: true });
-  return { variant: "(a') toolLog.append, all at once (entry + summary)", entries: n, ...r };
+  return { variant: "(a') toolLog.append, all at once (one record per entry)", entries: n, ...r };
 }
 
 async function variantSequential(entries: readonly ToolLogEntry[], sync = false): Promise<Row> {
@@ -212,7 +212,7 @@ async function latencyTable(): Promise<string[]> {
 }
 
 /**
- * CPU per tool call of committing its records (the event, the tool-log entry and its summary) in
+ * CPU per tool call of committing its records (the event and the tool-log record) in
  * `db.batch()`es of 64 calls, with and without an options object: abstract-level copies a batch's
  * options into every operation, and `commitOps` passes options only for `sync: true`. The records
  * are built as the event recorder builds them (a real store from `openStore`), 64 calls per batch.
@@ -265,7 +265,7 @@ async function batchOptionsTable(): Promise<string[]> {
   const again = inChild('plain');
   const base = Math.min(plain, again);
   return [
-    `Records of one tool call (event + tool-log entry + summary) in 64-call \`db.batch()\`es, ${rounds} batches each, each variant in a fresh process (process CPU incl. LevelDB threads):`,
+    `Records of one tool call (event + tool-log record) in 64-call \`db.batch()\`es, ${rounds} batches each, each variant in a fresh process (process CPU incl. LevelDB threads):`,
     '',
     '| variant | µs CPU per call | ratio |',
     '|---|---:|---:|',
