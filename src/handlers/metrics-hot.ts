@@ -85,6 +85,34 @@ function child(map: Map<string, unknown>, key: string): Map<string, unknown> {
   return next;
 }
 
+/** What both hot metrics share: the series tree, registration, `labels` and `reset`. */
+abstract class HotMetric<S extends { readonly labels: Record<string, string> }> {
+  abstract readonly type: 'counter' | 'histogram';
+  readonly aggregator = 'sum';
+  protected readonly series: SeriesTree<S>;
+
+  constructor(readonly name: string, readonly help: string, labelNames: readonly string[], make: (labels: Record<string, string>) => S, registers: readonly client.Registry[]) {
+    this.series = new SeriesTree(make, labelNames);
+    for (const r of registers) r.registerMetric(this as unknown as client.Metric);
+  }
+
+  /** The series for these label values (in `labelNames` order; at most three). */
+  labels(a?: string, b?: string, c?: string): S {
+    return this.series.get(a, b, c);
+  }
+
+  /** What prom-client's registry reads at scrape time. */
+  get(): Promise<MetricObject> {
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: 'sum', values: this.values() });
+  }
+
+  reset(): void {
+    this.series.reset();
+  }
+
+  protected abstract values(): MetricValue[];
+}
+
 interface CounterSeries extends HotCounterChild {
   readonly labels: Record<string, string>;
   value: number;
@@ -97,13 +125,11 @@ interface CounterSeries extends HotCounterChild {
  * @throws RangeError for more than three label names; from `labels` when the number of values
  * differs from `labelNames`.
  */
-export class HotCounter {
+export class HotCounter extends HotMetric<CounterSeries> {
   readonly type = 'counter';
-  readonly aggregator = 'sum';
-  readonly #series: SeriesTree<CounterSeries>;
 
-  constructor(readonly name: string, readonly help: string, labelNames: readonly string[], registers: readonly client.Registry[]) {
-    this.#series = new SeriesTree((labels) => {
+  constructor(name: string, help: string, labelNames: readonly string[], registers: readonly client.Registry[]) {
+    super(name, help, labelNames, (labels) => {
       const s: CounterSeries = {
         labels,
         value: 0,
@@ -112,23 +138,11 @@ export class HotCounter {
         },
       };
       return s;
-    }, labelNames);
-    for (const r of registers) r.registerMetric(this as unknown as client.Metric);
+    }, registers);
   }
 
-  /** The series for these label values (in `labelNames` order; at most three). */
-  labels(a?: string, b?: string, c?: string): HotCounterChild {
-    return this.#series.get(a, b, c);
-  }
-
-  /** What prom-client's registry reads at scrape time. */
-  get(): Promise<MetricObject> {
-    const values = this.#series.all.map((s) => ({ value: s.value, labels: { ...s.labels } }));
-    return Promise.resolve({ name: this.name, help: this.help, type: 'counter', aggregator: 'sum', values });
-  }
-
-  reset(): void {
-    this.#series.reset();
+  protected values(): MetricValue[] {
+    return this.series.all.map((s) => ({ value: s.value, labels: { ...s.labels } }));
   }
 }
 
@@ -147,19 +161,16 @@ interface HistogramSeries extends HotHistogramChild {
  * @throws RangeError for bounds that are empty, not finite or not strictly ascending, or more than
  * three label names; from `labels` when the number of values differs from `labelNames`.
  */
-export class HotHistogram {
+export class HotHistogram extends HotMetric<HistogramSeries> {
   readonly type = 'histogram';
-  readonly aggregator = 'sum';
-  readonly #series: SeriesTree<HistogramSeries>;
   readonly #bounds: Float64Array;
 
-  constructor(readonly name: string, readonly help: string, labelNames: readonly string[], bounds: readonly number[], registers: readonly client.Registry[]) {
+  constructor(name: string, help: string, labelNames: readonly string[], bounds: readonly number[], registers: readonly client.Registry[]) {
     if (bounds.length === 0 || bounds.some((b, i) => !Number.isFinite(b) || (i > 0 && b <= (bounds[i - 1] as number)))) {
       throw new RangeError(`${name}: bucket bounds must be finite and strictly ascending`);
     }
     const upper = Float64Array.from(bounds);
-    this.#bounds = upper;
-    this.#series = new SeriesTree((labels) => {
+    super(name, help, labelNames, (labels) => {
       const s: HistogramSeries = {
         labels,
         counts: new Float64Array(upper.length + 1),
@@ -174,32 +185,23 @@ export class HotHistogram {
         },
       };
       return s;
-    }, labelNames);
-    for (const r of registers) r.registerMetric(this as unknown as client.Metric);
+    }, registers);
+    this.#bounds = upper;
   }
 
-  /** The series for these label values (in `labelNames` order; at most three). */
-  labels(a?: string, b?: string, c?: string): HotHistogramChild {
-    return this.#series.get(a, b, c);
-  }
-
-  /** What prom-client's registry reads at scrape time. */
-  get(): Promise<MetricObject> {
+  protected values(): MetricValue[] {
     const values: MetricValue[] = [];
-    for (const s of this.#series.all) {
+    const bounds = this.#bounds;
+    for (const s of this.series.all) {
       let cumulative = 0;
-      for (let i = 0; i <= this.#bounds.length; i++) {
+      for (let i = 0; i <= bounds.length; i++) {
         cumulative += s.counts[i] as number;
-        const le = i < this.#bounds.length ? (this.#bounds[i] as number) : '+Inf';
+        const le = i < bounds.length ? (bounds[i] as number) : '+Inf';
         values.push({ value: cumulative, labels: { ...s.labels, le }, metricName: `${this.name}_bucket` });
       }
       values.push({ value: s.sum, labels: { ...s.labels }, metricName: `${this.name}_sum` });
       values.push({ value: s.count, labels: { ...s.labels }, metricName: `${this.name}_count` });
     }
-    return Promise.resolve({ name: this.name, help: this.help, type: 'histogram', aggregator: 'sum', values });
-  }
-
-  reset(): void {
-    this.#series.reset();
+    return values;
   }
 }
