@@ -27,11 +27,13 @@ import type { Logger } from '../log/logger.js';
 import { BatchWriter, commitOps, delOp, putBytesOp, type BatchOp } from './batcher.js';
 import { DEFAULT_PAYLOAD_CAP_BYTES, capPayloadText, type CappedText } from './cap-payload.js';
 import type { RootDb, Sublevel } from './db.js';
-import { encodeRecord, hasExternalPayload, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolLogRecordFields, type ToolLogSummary } from './tool-log-record.js';
-import { MAX_KEY_MS, TimeKeyGenerator, msPrefix, timeRange } from './time-key.js';
+import { encodeRecord, hasExternalPayload, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolLogRecordFields } from './tool-log-record.js';
+import { KahanSum, compileFilter, nonNegativeInt, rangeOf, type ToolLogFilter } from './tool-log-filter.js';
+import { MAX_KEY_MS, TimeKeyGenerator, msPrefix } from './time-key.js';
 
 export { DEFAULT_PAYLOAD_CAP_BYTES, capPayload, type CappedPayload } from './cap-payload.js';
 export type { ToolLogSummary } from './tool-log-record.js';
+export type { ToolLogFilter } from './tool-log-filter.js';
 
 /**
  * The `toollog` sublevel with raw values: each value is a record of `tool-log-record.ts` (or an
@@ -106,21 +108,6 @@ export type ToolLogInput = Omit<ToolLogEntry, 'id' | 'timestamp' | 'arguments_tr
   result_truncated?: boolean;
 };
 
-/** Filters shared by {@link ToolLogRepository.query} and {@link ToolLogRepository.stats}; all optional, ANDed. */
-export interface ToolLogFilter {
-  /** Upstream client name, or any of several. */
-  readonly client?: string | readonly string[];
-  /** Upstream tool name, or any of several. */
-  readonly tool?: string | readonly string[];
-  readonly status?: 'success' | 'error';
-  readonly virtual_key?: string | readonly string[];
-  readonly surface?: string | readonly string[];
-  /** Earliest timestamp, inclusive: ISO-8601 text or epoch ms. */
-  readonly from?: string | number;
-  /** Latest timestamp, inclusive: ISO-8601 text or epoch ms. */
-  readonly to?: string | number;
-}
-
 export interface ToolLogQuery extends ToolLogFilter {
   /** Entries per page, an integer ≥ 0; values above {@link MAX_QUERY_LIMIT} are clamped to it. */
   readonly limit: number;
@@ -174,8 +161,6 @@ export interface ToolLogOptions {
 
 /** The largest `limit` a query honours. */
 export const MAX_QUERY_LIMIT = 1000;
-
-type Match = (s: ToolLogSummary) => boolean;
 
 const SCAN_CHUNK = 1000;
 /**
@@ -515,59 +500,5 @@ export class ToolLogRepository {
     if (!alreadyTruncated) return capPayloadText(value ?? null, this.#maxPayloadBytes);
     if (typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= this.#maxPayloadBytes) return { text: value, truncated: true };
     return { text: capPayloadText(value ?? null, this.#maxPayloadBytes).text, truncated: true };
-  }
-}
-
-function oneOf(value: string | readonly string[] | undefined): ((s: string | null) => boolean) | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value === 'string') return (s) => s === value;
-  const set = new Set(value);
-  return (s) => s !== null && set.has(s);
-}
-
-/** The summary predicate for `f`, or `undefined` when only the time range filters. */
-function compileFilter(f: ToolLogFilter): Match | undefined {
-  const client = oneOf(f.client);
-  const tool = oneOf(f.tool);
-  const vk = oneOf(f.virtual_key);
-  const surface = oneOf(f.surface);
-  const ok = f.status === undefined ? undefined : f.status === 'success' ? 1 : 0;
-  if (client === undefined && tool === undefined && vk === undefined && surface === undefined && ok === undefined) return undefined;
-  return (s) =>
-    (client === undefined || client(s[0])) &&
-    (tool === undefined || tool(s[1])) &&
-    (ok === undefined || s[2] === ok) &&
-    (vk === undefined || vk(s[5])) &&
-    (surface === undefined || surface(s[6]));
-}
-
-function toMs(value: string | number | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = typeof value === 'number' ? value : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new RangeError(`tool log: bad ${name} ${JSON.stringify(value)}`);
-  return ms;
-}
-
-function rangeOf(f: ToolLogFilter): { gte?: string; lt?: string } {
-  return timeRange(toMs(f.from, 'from'), toMs(f.to, 'to'));
-}
-
-function nonNegativeInt(n: number, name: string): number {
-  if (!(Number.isInteger(n) && n >= 0)) throw new RangeError(`tool log: ${name} must be an integer ≥ 0`);
-  return n;
-}
-
-/** Neumaier compensated summation: sums thousands of small USD amounts without drift. */
-class KahanSum {
-  #sum = 0;
-  #c = 0;
-  add(x: number): void {
-    const t = this.#sum + x;
-    if (Math.abs(this.#sum) >= Math.abs(x)) this.#c += this.#sum - t + x;
-    else this.#c += x - t + this.#sum;
-    this.#sum = t;
-  }
-  get value(): number {
-    return this.#sum + this.#c;
   }
 }
