@@ -8,7 +8,7 @@
  * `Retry-After` and JSON-RPC error -32000. GET streams and DELETE do not take request slots.
  */
 import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocketBehavior } from 'uWebSockets.js';
 import { describePortHolder } from './port-holder.js';
 import { boundedMergeMap } from '../streams/bounded-merge-map.js';
 import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../base/http.js';
@@ -21,6 +21,8 @@ import type { RequestAuth } from '../base/access.js';
 import type { AccessCheck, AccessDecision } from './access.js';
 import { readHeaders } from './app-headers.js';
 import { applyEffect, replyTooLarge, statusLine, type Exchange, type ResponseObserver } from './app-response.js';
+import type { RemoteEntry } from './worker-pool.js';
+import type { WorkerWsRoute } from './worker-protocol.js';
 
 export type RouteHandler = (input: HttpInput) => Observable<HttpEffect>;
 
@@ -60,6 +62,23 @@ export type StaticFiles = (
   ifNoneMatch: string,
 ) => { readonly status: number; readonly headers: HeaderList; readonly body: Buffer | string };
 
+type UwsHandler = (res: HttpResponse, req: HttpRequest) => void;
+
+interface HttpRoute {
+  /** Lower-case method as uWS reports it (`delete` for `del`), or `any`. */
+  readonly method: string;
+  readonly pattern: string;
+  readonly handler: UwsHandler;
+}
+
+interface RouteRecorder {
+  post(pattern: string, handler: UwsHandler): RouteRecorder;
+  get(pattern: string, handler: UwsHandler): RouteRecorder;
+  del(pattern: string, handler: UwsHandler): RouteRecorder;
+  options(pattern: string, handler: UwsHandler): RouteRecorder;
+  any(pattern: string, handler: UwsHandler): RouteRecorder;
+}
+
 export class GatewayServer {
   private readonly app: TemplatedApp;
   private listenSocket: us_listen_socket | undefined;
@@ -74,6 +93,11 @@ export class GatewayServer {
   /** Called when {@link activeRequests} drops to 0 (see {@link whenIdle}). */
   readonly #idleWaiters = new Set<() => void>();
   port = 0;
+  /** HTTP requests and WebSocket upgrades that arrived on this server's own socket, and those worker threads carried (`server.workers`). */
+  requestsOwn = 0;
+  requestsCarried = 0;
+  private readonly httpRoutes: HttpRoute[] = [];
+  private readonly wsRoutes = new Map<string, { readonly behavior: WebSocketBehavior<unknown>; readonly route: WorkerWsRoute }>();
 
   constructor(
     private readonly uws: UwsModule,
@@ -84,7 +108,8 @@ export class GatewayServer {
     this.app = uws.App();
     this.pipelines.push(this.pipeline(this.posts$, this.routes.mcpPost), this.pipeline(this.api$, this.routes.rest));
 
-    this.app
+    // registered on the uWS App and kept in a table, so requests carried by worker threads take the same routes
+    this.routeTable
       .post('/mcp', (res, req) => this.accept(res, req, 'POST', (ex) => this.posts$.next(ex)))
       .get('/mcp', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.mcpGet).subscribe()))
       .del('/mcp', (res, req) => this.accept(res, req, 'DELETE', (ex) => this.run(ex, this.routes.mcpDelete).subscribe()))
@@ -109,6 +134,62 @@ export class GatewayServer {
       ));
   }
 
+  /** Registers each route on the uWS `App` and keeps it for {@link remote}. */
+  private get routeTable(): RouteRecorder {
+    const table = this.httpRoutes;
+    const app = this.app;
+    const own = (handler: UwsHandler): UwsHandler => (res, req) => {
+      this.requestsOwn++;
+      handler(res, req);
+    };
+    const recorder: RouteRecorder = {
+      post: (pattern, handler) => add('post', pattern, handler, () => app.post(pattern, own(handler))),
+      get: (pattern, handler) => add('get', pattern, handler, () => app.get(pattern, own(handler))),
+      del: (pattern, handler) => add('delete', pattern, handler, () => app.del(pattern, own(handler))),
+      options: (pattern, handler) => add('options', pattern, handler, () => app.options(pattern, own(handler))),
+      any: (pattern, handler) => add('any', pattern, handler, () => app.any(pattern, own(handler))),
+    };
+    function add(method: string, pattern: string, handler: UwsHandler, register: () => void): RouteRecorder {
+      table.push({ method, pattern, handler });
+      register();
+      return recorder;
+    }
+    return recorder;
+  }
+
+  /**
+   * What worker threads' traffic enters by (`server.workers`): the same route table, WebSocket
+   * endpoints and access checks as this server's own socket. Routes are matched as uWS does for
+   * this table: an exact path before a wildcard, a longer wildcard prefix first, a route for the
+   * method before `any`.
+   */
+  remote(): RemoteEntry {
+    return {
+      http: (res, req) => {
+        this.requestsCarried++;
+        const method = req.getCaseSensitiveMethod().toLowerCase();
+        const url = req.getUrl();
+        let best: HttpRoute | undefined;
+        let bestScore = -1;
+        for (const r of this.httpRoutes) {
+          if (r.method !== method && r.method !== 'any') continue;
+          let score: number;
+          if (r.pattern === url) score = 1_000_000;
+          else if (r.pattern.endsWith('/*') && url.startsWith(r.pattern.slice(0, -1))) score = r.pattern.length * 10;
+          else continue;
+          if (r.method === method) score += 1;
+          if (score > bestScore) {
+            best = r;
+            bestScore = score;
+          }
+        }
+        best?.handler(res, req);
+      },
+      ws: (path) => this.wsRoutes.get(path)?.behavior,
+      wsRoutes: () => [...this.wsRoutes.values()].map((r) => r.route),
+    };
+  }
+
   private serveStatic(res: HttpResponse, req: HttpRequest): void {
     const method = req.getMethod().toUpperCase();
     const path = req.getUrl();
@@ -130,7 +211,20 @@ export class GatewayServer {
 
   /** Serves a WebSocket endpoint at `path` (call before {@link listen}); returns its open connections. */
   attachWs(path: string, endpoint: WsEndpoint, options: WsEndpointOptions, access?: WsAccess): Set<WsConnection> {
-    return attachWebSocket(this.app, path, endpoint, options, this.log, access);
+    const app = this.app;
+    const routes = this.wsRoutes;
+    const countOwn = (): void => {
+      this.requestsOwn++;
+    };
+    // kept for worker threads, which open the same paths with the same limits
+    const recorder = {
+      ws<UserData>(pattern: string, behavior: WebSocketBehavior<UserData>): void {
+        routes.set(pattern, { behavior: behavior as WebSocketBehavior<unknown>, route: { path: pattern, maxPayloadLength: options.maxPayloadLength, idleTimeoutSeconds: options.idleTimeoutSeconds, maxBackpressure: options.maxBackpressure } });
+        const upgrade = behavior.upgrade;
+        app.ws(pattern, upgrade === undefined ? behavior : { ...behavior, upgrade: (res, req, context) => (countOwn(), upgrade(res, req, context)) });
+      },
+    };
+    return attachWebSocket(recorder, path, endpoint, options, this.log, access);
   }
 
   /**
@@ -141,15 +235,36 @@ export class GatewayServer {
    * @throws Error naming the host, port and, when procfs tells, the pid and command line of the process holding it.
    */
   listen(): Promise<number> {
+    // the runtime exports the flag as a number (1); the typings only as the enum ListenOptions
+    const exclusive = (this.uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
+    return this.listenOn(this.options.port, exclusive);
+  }
+
+  /**
+   * Listens on a port worker threads share (`server.workers` > 1): first exclusively, as
+   * {@link listen} (so a port another process holds fails the same way, naming it), then that
+   * socket is closed and the same port is bound again with SO_REUSEPORT, which the workers' own
+   * sockets join (https://man7.org/linux/man-pages/man7/socket.7.html, `SO_REUSEPORT`). While
+   * any of them is bound, another gateway's exclusive listen fails with `EADDRINUSE`.
+   */
+  async listenShared(): Promise<number> {
+    const port = await this.listen();
+    this.stopListening();
+    try {
+      return await this.listenOn(port, 0);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}: the port was taken between the exclusive check and the shared listen`);
+    }
+  }
+
+  private listenOn(port: number, options: number): Promise<number> {
     return new Promise((resolve, reject) => {
       // uWS.js accepts (host, port, options, cb); its typings only declare (port, options, cb)
       const listen = this.app.listen.bind(this.app) as unknown as (host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void) => void;
-      // the runtime exports the flag as a number (1); the typings only as the enum ListenOptions
-      const exclusive = (this.uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
-      listen(this.options.host, this.options.port, exclusive, (socket) => {
+      listen(this.options.host, port, options, (socket) => {
         if (!socket) {
-          const why = this.options.port === 0 ? 'address not permitted' : describePortHolder(this.options.port);
-          reject(new Error(`cannot listen on ${this.options.host}:${this.options.port} (${why})`));
+          const why = port === 0 ? 'address not permitted' : describePortHolder(port);
+          reject(new Error(`cannot listen on ${this.options.host}:${port} (${why})`));
           return;
         }
         this.listenSocket = socket;
