@@ -21,25 +21,19 @@ import { jsonDepthExceeded, nestingTooDeep, requestIdOf } from '../../codecs/dep
 import { classify, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
 import {
   MCPW_DEFAULT_GZIP_THRESHOLD,
-  MCPW_HEADER_BYTES,
   McpwHeaderFields,
   McpwMethod,
   McpwType,
   decodeFrame,
   decodeFramePayload,
   decodeHeader,
-  encodeFrame,
-  errorFrame,
   errorFrameFor,
-  gzipFrame,
-  gzipFrameOffLoop,
   McpwFlags,
   pongFrame,
   readHeader,
   type McpwDecodeOptions,
-  type McpwFrame,
 } from '../../codecs/mcpw.js';
-import { frameFromJsonRpc, frameToJsonRpc, type JsonRpcMessage, type McpwReplyTo } from '../../codecs/mcpw-jsonrpc.js';
+import { frameToJsonRpc, type JsonRpcMessage, type McpwReplyTo } from '../../codecs/mcpw-jsonrpc.js';
 import type { Logger } from '../../log/logger.js';
 import type { WsConnection, WsEndpoint } from '../../streams/ws.js';
 import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
@@ -48,21 +42,12 @@ import type { McpDispatcher } from './dispatch.js';
 import type { ReadinessGate } from '../readiness.js';
 import type { McpSession, OutboundChannel, SessionStore } from './session.js';
 import { McpConnectionLayer } from './connection.js';
+import { WsOutbound, type WsOutboundOptions } from './ws-outbound.js';
 import { ModernMcp, ModernMessageTransport, isModernMessage } from './modern.js';
 
-export interface McpWsOptions {
+export interface McpWsOptions extends WsOutboundOptions {
   /** Requests handled at once per connection. */
   readonly maxInFlight: number;
-  /** Buffered outbound bytes beyond which the connection is closed with 1013. */
-  readonly hardLimitBytes: number;
-  /** Server-initiated messages over this size go as MCPW to binary clients, bytes. */
-  readonly binaryThresholdBytes: number;
-  /** MCPW payloads over this size are gzip'd for a client that has sent a gzip'd frame, bytes. */
-  readonly gzipThresholdBytes: number;
-  /** MCPW payloads over this size are gzip'd for every client, bytes. */
-  readonly gzipLargeBytes: number;
-  /** Payloads over this size are compressed off the event loop (libuv pool), smaller ones on it, bytes. */
-  readonly gzipOffLoopBytes: number;
   /** Largest MCPW payload accepted, bytes. */
   readonly maxPayloadBytes: number;
 }
@@ -72,12 +57,8 @@ interface WsState {
   /** How method hosts see this connection. */
   readonly peer: WsPeer;
   session: McpSession | undefined;
-  /** The client has sent at least one binary frame. */
-  binary: boolean;
-  /** The client has sent at least one gzip'd MCPW frame (so it reads them: replies over the threshold are gzip'd too). */
-  gzip: boolean;
-  /** Outbound messages waiting behind a frame being compressed off the loop, in send order; undefined when none. */
-  queue: { data: string | Uint8Array | undefined; readonly binary: boolean }[] | undefined;
+  /** The send side: text or MCPW, gzip policy, send order, backpressure limit. */
+  readonly out: WsOutbound;
   /** Epoch ms of the last frame received. */
   lastMessageAt: number;
   inFlight: number;
@@ -153,7 +134,7 @@ export class McpWsEndpoint implements WsEndpoint {
           return conn.auth;
         },
         get binary() {
-          return state.binary;
+          return state.out.binary;
         },
         notify: (method, params) => this.notifyPeer(state, method, params),
         bufferedAmount: () => conn.bufferedAmount(),
@@ -165,13 +146,13 @@ export class McpWsEndpoint implements WsEndpoint {
         },
       },
       session: undefined,
-      binary: false,
-      gzip: false,
-      queue: undefined,
+      out: new WsOutbound(conn, this.options, this.log, () => {
+        if (state.session) this.layer.abandonAll(state.session, 'client too slow');
+      }),
       lastMessageAt: Date.now(),
       inFlight: 0,
       held: undefined,
-      channel: { send: (message) => this.sendMessage(state, message as JsonRpcMessage, undefined) },
+      channel: { send: (message) => state.out.message(message as JsonRpcMessage, undefined) },
     };
     this.states.set(conn, state);
   };
@@ -196,8 +177,8 @@ export class McpWsEndpoint implements WsEndpoint {
   private notifyPeer(s: WsState, method: string, params: Record<string, unknown>): boolean {
     if (s.conn.closed) return false;
     const message = { jsonrpc: '2.0', method, params };
-    if (s.binary) return this.sendFrame(s, { type: McpwType.Notification, method: McpwMethod.Generic, requestId: 0n, payload: message });
-    return this.write(s, JSON.stringify(message), false);
+    if (s.out.binary) return s.out.frame({ type: McpwType.Notification, method: McpwMethod.Generic, requestId: 0n, payload: message });
+    return s.out.write(JSON.stringify(message), false);
   }
 
   /** Runs a method host's request or notification; false when no host serves the method. */
@@ -250,44 +231,44 @@ export class McpWsEndpoint implements WsEndpoint {
         const err = new GatewayError('BODY_TOO_LARGE', `Invalid Request: text frame of ${data.byteLength} bytes is over the limit of ${this.options.maxPayloadBytes} bytes`, {
           limit_bytes: this.options.maxPayloadBytes,
         });
-        this.sendMessage(s, { jsonrpc: '2.0', id: null, error: err.toJsonRpc() } as unknown as JsonRpcMessage, undefined);
+        s.out.message({ jsonrpc: '2.0', id: null, error: err.toJsonRpc() } as unknown as JsonRpcMessage, undefined);
         return;
       }
       let value: unknown;
       try {
         value = JSON.parse(decoder.decode(data));
       } catch {
-        this.sendMessage(s, { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: text frame is not valid JSON (UTF-8)' } } as unknown as JsonRpcMessage, undefined);
+        s.out.message({ jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: text frame is not valid JSON (UTF-8)' } } as unknown as JsonRpcMessage, undefined);
         return;
       }
       // JSON.parse is iterative; what follows (method hosts, validation, upstream serialisation) recurses
       const deep = jsonDepthExceeded(new Uint8Array(data));
       if (deep >= 0) {
-        this.sendMessage(s, { jsonrpc: '2.0', id: requestIdOf(value), error: nestingTooDeep('text frame', deep).toJsonRpc() } as unknown as JsonRpcMessage, undefined);
+        s.out.message({ jsonrpc: '2.0', id: requestIdOf(value), error: nestingTooDeep('text frame', deep).toJsonRpc() } as unknown as JsonRpcMessage, undefined);
         return;
       }
       if (Array.isArray(value)) {
-        this.sendMessage(s, { jsonrpc: '2.0', id: null, error: new GatewayError('INVALID_REQUEST', 'Invalid Request: batches are not supported on /ws').toJsonRpc() } as unknown as JsonRpcMessage, undefined);
+        s.out.message({ jsonrpc: '2.0', id: null, error: new GatewayError('INVALID_REQUEST', 'Invalid Request: batches are not supported on /ws').toJsonRpc() } as unknown as JsonRpcMessage, undefined);
         return;
       }
       this.handle(s, classify(value), undefined);
       return;
     }
-    s.binary = true;
+    s.out.binary = true;
     // routed on the header, read in place from the frame's bytes; decoded inside the uWS callback,
     // from views of the frame's own memory (no copy)
     const head = this.header;
     if (readHeader(data, head, this.options.maxPayloadBytes) !== undefined) {
       const bad = decodeHeader(data, this.decodeOptions);
       if (!bad.ok) {
-        this.sendFrame(s, errorFrameFor(bad.error));
+        s.out.frame(errorFrameFor(bad.error));
         if (!bad.error.recoverable) conn.close(1002, bad.error.code);
       }
       return;
     }
     // control frames carry no message: answered from the header, any payload left undecoded
     if (head.type === McpwType.Ping) {
-      this.sendFrame(s, pongFrame(head.requestId));
+      s.out.frame(pongFrame(head.requestId));
       return;
     }
     if (head.type === McpwType.Close) {
@@ -295,10 +276,10 @@ export class McpWsEndpoint implements WsEndpoint {
       return;
     }
     if (head.type === McpwType.Pong) return;
-    if ((head.flags & McpwFlags.Gzip) !== 0) s.gzip = true;
+    if ((head.flags & McpwFlags.Gzip) !== 0) s.out.gzip = true;
     const decoded = decodeFramePayload(data, head, this.decodeOptions);
     if (!decoded.ok) {
-      this.sendFrame(s, errorFrameFor(decoded.error));
+      s.out.frame(errorFrameFor(decoded.error));
       if (!decoded.error.recoverable) conn.close(1002, decoded.error.code);
       return;
     }
@@ -326,18 +307,18 @@ export class McpWsEndpoint implements WsEndpoint {
       }
       if (c === undefined || c.kind === 'request' || c.kind === 'invalid') {
         const id = c?.kind === 'request' ? c.msg.id : null;
-        this.sendMessage(s, { jsonrpc: '2.0', id, error: rpc } as unknown as JsonRpcMessage, undefined);
+        s.out.message({ jsonrpc: '2.0', id, error: rpc } as unknown as JsonRpcMessage, undefined);
       }
       return;
     }
     const decoded = decodeFrame(data, this.decodeOptions);
     if (!decoded.ok) {
-      this.sendFrame(s, errorFrameFor(decoded.error));
+      s.out.frame(errorFrameFor(decoded.error));
       return;
     }
     const c = frameToJsonRpc(decoded.frame);
     if (c.kind === 'request') this.reply(s, { jsonrpc: '2.0', id: c.msg.id, error: rpc }, { method: decoded.frame.method, requestId: decoded.frame.requestId });
-    else if (c.kind === 'control' || c.kind === 'invalid') this.sendFrame(s, { type: McpwType.Error, method: decoded.frame.method, requestId: decoded.frame.requestId, payload: rpc });
+    else if (c.kind === 'control' || c.kind === 'invalid') s.out.frame({ type: McpwType.Error, method: decoded.frame.method, requestId: decoded.frame.requestId, payload: rpc });
   };
 
   /** Holds `c` until the gateway is ready; false when it is ready and nothing is held. */
@@ -448,92 +429,7 @@ export class McpWsEndpoint implements WsEndpoint {
   }
 
   private reply(s: WsState, response: JsonRpcResponse, replyTo: McpwReplyTo | undefined): void {
-    this.sendMessage(s, response, replyTo);
-  }
-
-  /** Sends a JSON-RPC message: MCPW when answering a binary request (or large, to a binary client), else text. */
-  private sendMessage(s: WsState, message: JsonRpcMessage, replyTo: McpwReplyTo | undefined): boolean {
-    if (s.conn.closed) return false;
-    if (replyTo) return this.sendFrame(s, frameFromJsonRpc(message, replyTo));
-    const text = JSON.stringify(message);
-    if (s.binary && text.length > this.options.binaryThresholdBytes) {
-      return this.sendFrame(s, { type: 'method' in message ? ('id' in message ? McpwType.Request : McpwType.Notification) : McpwType.Response, method: McpwMethod.Generic, requestId: 0n, payload: message });
-    }
-    return this.write(s, text, false);
-  }
-
-  /**
-   * Encodes and sends one MCPW frame. gzip policy: the payload is compressed when it is over
-   * `gzipThresholdBytes` and the client has sent a gzip'd frame (it speaks gzip), or when it is
-   * over `gzipLargeBytes` for any client; on the loop up to `gzipOffLoopBytes` (zlib level 1, cheap),
-   * above that on the libuv pool, the frame keeping its place in the connection's send order.
-   */
-  private sendFrame(s: WsState, frame: McpwFrame): boolean {
-    let bytes: Uint8Array;
-    try {
-      bytes = encodeFrame(frame);
-    } catch (err) {
-      this.log.warn('could not encode an MCPW frame', { error: err });
-      bytes = encodeFrame(errorFrame(frame.requestId, 'bad_payload', 'the reply could not be encoded as MessagePack'));
-    }
-    const size = bytes.length - MCPW_HEADER_BYTES;
-    const o = this.options;
-    if (size > o.gzipLargeBytes || (s.gzip && size > o.gzipThresholdBytes)) {
-      if (size <= o.gzipOffLoopBytes) return this.write(s, gzipFrame(bytes), true);
-      if (s.conn.closed) return false;
-      const slot: { data: string | Uint8Array | undefined; readonly binary: boolean } = { data: undefined, binary: true };
-      (s.queue ??= []).push(slot);
-      gzipFrameOffLoop(bytes).then(
-        (gz) => {
-          slot.data = gz;
-          this.flush(s);
-        },
-        (err: unknown) => {
-          this.log.warn('gzip of an MCPW frame failed; sending it uncompressed', { error: err });
-          slot.data = bytes;
-          this.flush(s);
-        },
-      );
-      return true;
-    }
-    return this.write(s, bytes, true);
-  }
-
-  /** Writes the queued messages that are ready, in order, up to the first still being compressed. */
-  private flush(s: WsState): void {
-    const queue = s.queue;
-    if (queue === undefined) return;
-    while (queue.length > 0) {
-      const next = queue[0];
-      if (next?.data === undefined) return;
-      queue.shift();
-      if (!this.send(s, next.data, next.binary)) {
-        queue.length = 0;
-        break;
-      }
-    }
-    s.queue = undefined;
-  }
-
-  private write(s: WsState, data: string | Uint8Array, binary: boolean): boolean {
-    if (s.queue !== undefined) {
-      // behind a frame still being compressed: keep the order
-      if (s.conn.closed) return false;
-      s.queue.push({ data, binary });
-      return true;
-    }
-    return this.send(s, data, binary);
-  }
-
-  private send(s: WsState, data: string | Uint8Array, binary: boolean): boolean {
-    const r = s.conn.send(data, binary);
-    if (r === 'dropped' || s.conn.bufferedAmount() > this.options.hardLimitBytes) {
-      this.log.warn('closing a /ws peer over the backpressure limit', { remote: s.conn.remoteAddress });
-      if (s.session) this.layer.abandonAll(s.session, 'client too slow');
-      s.conn.close(1013, 'backpressure limit');
-      return false;
-    }
-    return r !== 'closed';
+    s.out.message(response, replyTo);
   }
 }
 

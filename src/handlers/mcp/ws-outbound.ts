@@ -1,0 +1,128 @@
+/**
+ * The send side of one `/ws` connection: a JSON-RPC message goes as text, or as an MCPW frame when
+ * it answers a binary request or is large and the client speaks binary; the gzip policy of MCPW
+ * frames (see {@link WsOutbound.frame}); the send order kept behind a frame compressed off the
+ * loop; and the hard backpressure limit (over it the connection is closed with 1013, its calls
+ * cancelled). MCPW layout: https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md
+ */
+import { MCPW_HEADER_BYTES, McpwMethod, McpwType, encodeFrame, errorFrame, gzipFrame, gzipFrameOffLoop, type McpwFrame } from '../../codecs/mcpw.js';
+import { frameFromJsonRpc, type JsonRpcMessage, type McpwReplyTo } from '../../codecs/mcpw-jsonrpc.js';
+import type { Logger } from '../../log/logger.js';
+import type { WsConnection } from '../../streams/ws.js';
+
+/** The send side's limits (part of the `/ws` endpoint's options). */
+export interface WsOutboundOptions {
+  /** Buffered outbound bytes beyond which the connection is closed with 1013. */
+  readonly hardLimitBytes: number;
+  /** Server-initiated messages over this size go as MCPW to binary clients, bytes. */
+  readonly binaryThresholdBytes: number;
+  /** MCPW payloads over this size are gzip'd for a client that has sent a gzip'd frame, bytes. */
+  readonly gzipThresholdBytes: number;
+  /** MCPW payloads over this size are gzip'd for every client, bytes. */
+  readonly gzipLargeBytes: number;
+  /** Payloads over this size are compressed off the event loop (libuv pool), smaller ones on it, bytes. */
+  readonly gzipOffLoopBytes: number;
+}
+
+export class WsOutbound {
+  /** The client has sent at least one binary frame. */
+  binary = false;
+  /** The client has sent at least one gzip'd MCPW frame (so it reads them: replies over the threshold are gzip'd too). */
+  gzip = false;
+  /** Outbound messages waiting behind a frame being compressed off the loop, in send order; undefined when none. */
+  private queue: { data: string | Uint8Array | undefined; readonly binary: boolean }[] | undefined;
+
+  /** `onTooSlow` runs when the connection is closed over the backpressure limit (cancel its calls). */
+  constructor(
+    private readonly conn: WsConnection,
+    private readonly options: WsOutboundOptions,
+    private readonly log: Logger,
+    private readonly onTooSlow: () => void,
+  ) {}
+
+  /** Sends a JSON-RPC message: MCPW when answering a binary request (or large, to a binary client), else text. */
+  message(message: JsonRpcMessage, replyTo: McpwReplyTo | undefined): boolean {
+    if (this.conn.closed) return false;
+    if (replyTo) return this.frame(frameFromJsonRpc(message, replyTo));
+    const text = JSON.stringify(message);
+    if (this.binary && text.length > this.options.binaryThresholdBytes) {
+      return this.frame({ type: 'method' in message ? ('id' in message ? McpwType.Request : McpwType.Notification) : McpwType.Response, method: McpwMethod.Generic, requestId: 0n, payload: message });
+    }
+    return this.write(text, false);
+  }
+
+  /**
+   * Encodes and sends one MCPW frame. gzip policy: the payload is compressed when it is over
+   * `gzipThresholdBytes` and the client has sent a gzip'd frame (it speaks gzip), or when it is
+   * over `gzipLargeBytes` for any client; on the loop up to `gzipOffLoopBytes` (zlib level 1, cheap),
+   * above that on the libuv pool, the frame keeping its place in the connection's send order.
+   */
+  frame(frame: McpwFrame): boolean {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeFrame(frame);
+    } catch (err) {
+      this.log.warn('could not encode an MCPW frame', { error: err });
+      bytes = encodeFrame(errorFrame(frame.requestId, 'bad_payload', 'the reply could not be encoded as MessagePack'));
+    }
+    const size = bytes.length - MCPW_HEADER_BYTES;
+    const o = this.options;
+    if (size > o.gzipLargeBytes || (this.gzip && size > o.gzipThresholdBytes)) {
+      if (size <= o.gzipOffLoopBytes) return this.write(gzipFrame(bytes), true);
+      if (this.conn.closed) return false;
+      const slot: { data: string | Uint8Array | undefined; readonly binary: boolean } = { data: undefined, binary: true };
+      (this.queue ??= []).push(slot);
+      gzipFrameOffLoop(bytes).then(
+        (gz) => {
+          slot.data = gz;
+          this.flush();
+        },
+        (err: unknown) => {
+          this.log.warn('gzip of an MCPW frame failed; sending it uncompressed', { error: err });
+          slot.data = bytes;
+          this.flush();
+        },
+      );
+      return true;
+    }
+    return this.write(bytes, true);
+  }
+
+  /** Writes the queued messages that are ready, in order, up to the first still being compressed. */
+  private flush(): void {
+    const queue = this.queue;
+    if (queue === undefined) return;
+    while (queue.length > 0) {
+      const next = queue[0];
+      if (next?.data === undefined) return;
+      queue.shift();
+      if (!this.send(next.data, next.binary)) {
+        queue.length = 0;
+        break;
+      }
+    }
+    this.queue = undefined;
+  }
+
+  /** Sends `data` now, or after the frames being compressed ahead of it. */
+  write(data: string | Uint8Array, binary: boolean): boolean {
+    if (this.queue !== undefined) {
+      // behind a frame still being compressed: keep the order
+      if (this.conn.closed) return false;
+      this.queue.push({ data, binary });
+      return true;
+    }
+    return this.send(data, binary);
+  }
+
+  private send(data: string | Uint8Array, binary: boolean): boolean {
+    const r = this.conn.send(data, binary);
+    if (r === 'dropped' || this.conn.bufferedAmount() > this.options.hardLimitBytes) {
+      this.log.warn('closing a /ws peer over the backpressure limit', { remote: this.conn.remoteAddress });
+      this.onTooSlow();
+      this.conn.close(1013, 'backpressure limit');
+      return false;
+    }
+    return r !== 'closed';
+  }
+}
