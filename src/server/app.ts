@@ -1,38 +1,69 @@
 /**
- * The uWebSockets.js server: routes, body reading with a size limit, abort handling, and the
- * request pipelines. Header reading is in `app-headers.ts`; the sink that carries out handlers'
- * {@link HttpEffect}s (corked writes, SSE with backpressure) is in `app-response.ts`.
+ * The uWebSockets.js server: route lookup, body reading with a size limit, abort handling, and
+ * the request pipelines. Every request is looked up once in the {@link RouteTable} the surfaces
+ * registered their routes in (`base/routes.ts`); its {@link RouteSpec} says which headers to read
+ * (only those, plus what the access check reads for its rule), the access rule the gate applies,
+ * whether refusals are JSON-RPC or REST bodies, and which pipeline admits it. Header reading is in
+ * `app-headers.ts`; the sink that carries out handlers' {@link HttpEffect}s (corked writes, SSE
+ * with backpressure) is in `app-response.ts`.
  *
- * POST /mcp requests enter the central stream as {@link HttpInput}s and pass `boundedMergeMap`
- * at most `concurrency` in flight, `max_queued` waiting, beyond that HTTP 503 with
- * `Retry-After` and JSON-RPC error -32000. GET streams and DELETE do not take request slots.
+ * Routes of admission `mcp` (POST /mcp) and `api` (REST) enter the central stream as
+ * {@link HttpInput}s and pass `boundedMergeMap`: at most `concurrency` in flight, `max_queued`
+ * waiting, beyond that HTTP 503 with `Retry-After` (a JSON-RPC error -32000 on `mcp`). `direct`
+ * routes (GET streams, DELETE, health, metrics) do not take request slots.
  */
-import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';
+import { EMPTY, Observable, of, Subject, switchMap, take, type Subscription } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { describePortHolder } from './port-holder.js';
 import { boundedMergeMap } from '../streams/bounded-merge-map.js';
-import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../base/http.js';
+import { jsonReply, type HeaderList, type HttpEffect } from '../base/http.js';
 import { GatewayError } from '../base/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { UwsModule } from './uws.js';
 import { attachWebSocket, type WsAccess } from './ws.js';
 import type { WsConnection, WsEndpoint, WsEndpointOptions } from '../streams/ws.js';
 import type { RequestAuth } from '../base/access.js';
-import type { AccessCheck, AccessDecision } from './access.js';
+import { headerMask, ROUTE_ACCESS, type AccessCheck, type AccessDecision, type RouteAccess, type RouteEntry, type RouteHandler, type RouteParams, type RouteSpec, type RouteTable } from '../base/routes.js';
 import { readHeaders } from './app-headers.js';
 import { applyEffect, replyTooLarge, statusLine, type Exchange, type ResponseObserver } from './app-response.js';
 
-export type RouteHandler = (input: HttpInput) => Observable<HttpEffect>;
+/** What the server serves: the routes every surface registered, with their specs. */
+export type ServerRoutes = RouteTable<RouteHandler>;
 
-export interface ServerRoutes {
-  readonly mcpPost: RouteHandler;
-  readonly mcpGet: RouteHandler;
-  readonly mcpDelete: RouteHandler;
-  readonly mcpOptions: RouteHandler;
-  readonly health: RouteHandler;
-  readonly metrics: RouteHandler;
-  /** `/api/*` and `/v1/*`. */
-  readonly rest: RouteHandler;
+/** The gateway's readiness, for routes declared `holdUntilReady`. */
+export interface ReadinessGate {
+  readonly ready: boolean;
+  /** Emits (once) when ready. */
+  readonly ready$: Observable<unknown>;
+}
+
+/** What answers a request no route (not even a wildcard) matches. */
+const UNROUTED: RouteSpec = { method: '*', path: '/*', access: 'open', headers: [], admission: 'direct' };
+
+/**
+ * Upper-case method of a uWS request without allocating for the usual ones (uWS gives the method
+ * lower-cased).
+ */
+function methodOf(req: HttpRequest): string {
+  const m = req.getMethod();
+  switch (m) {
+    case 'get':
+      return 'GET';
+    case 'post':
+      return 'POST';
+    case 'delete':
+      return 'DELETE';
+    case 'put':
+      return 'PUT';
+    case 'options':
+      return 'OPTIONS';
+    case 'patch':
+      return 'PATCH';
+    case 'head':
+      return 'HEAD';
+    default:
+      return m.toUpperCase();
+  }
 }
 
 export interface ServerOptions {
@@ -43,8 +74,10 @@ export interface ServerOptions {
   readonly maxBodyBytes: number;
   readonly concurrency: number;
   readonly maxQueued: number;
-  /** The access gate; every request passes it before its body is handled (none: all admitted). */
+  /** The access gate; every request passes it, with its route's rule, before its body is handled (none: all admitted). */
   readonly access?: AccessCheck;
+  /** Requests to routes declared `holdUntilReady` wait for this (none: never held). */
+  readonly readiness?: ReadinessGate;
   /**
    * The dashboard's static files at `/ui` and `/ui/*` (public: they hold no data; see
    * `handlers/ui/static.ts`). Answered at once from memory, outside the request pipelines.
@@ -75,6 +108,12 @@ export class GatewayServer {
   readonly #idleWaiters = new Set<() => void>();
   port = 0;
 
+  /** The header mask each access rule's check reads (see {@link AccessCheck.headersFor}). */
+  readonly #accessMasks: Readonly<Record<RouteAccess, number>>;
+
+  /**
+   * @param routes the route table the surfaces register in (until {@link listen}; lookups are live).
+   */
   constructor(
     private readonly uws: UwsModule,
     private readonly routes: ServerRoutes,
@@ -82,31 +121,49 @@ export class GatewayServer {
     private readonly log: Logger,
   ) {
     this.app = uws.App();
-    this.pipelines.push(this.pipeline(this.posts$, this.routes.mcpPost), this.pipeline(this.api$, this.routes.rest));
+    const access = options.access;
+    const masks: Partial<Record<RouteAccess, number>> = {};
+    for (const a of ROUTE_ACCESS) masks[a] = access ? headerMask(access.headersFor(a)) : 0;
+    this.#accessMasks = masks as Record<RouteAccess, number>;
+    this.pipelines.push(this.pipeline(this.posts$, true), this.pipeline(this.api$, false));
 
     this.app
-      .post('/mcp', (res, req) => this.accept(res, req, 'POST', (ex) => this.posts$.next(ex)))
-      .get('/mcp', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.mcpGet).subscribe()))
-      .del('/mcp', (res, req) => this.accept(res, req, 'DELETE', (ex) => this.run(ex, this.routes.mcpDelete).subscribe()))
-      .options('/mcp', (res, req) => this.accept(res, req, 'OPTIONS', (ex) => this.run(ex, this.routes.mcpOptions).subscribe()))
-      .any('/api/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) => this.api$.next(ex)))
-      .any('/v1/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) => this.api$.next(ex)))
-      // OAuth protected-resource metadata (RFC 9728) is served by the REST router
-      .any('/.well-known/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) => this.api$.next(ex)))
-      .get('/health', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.health).subscribe()))
-      .get('/health/*', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.health).subscribe()))
-      .get('/metrics', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.metrics).subscribe()))
-      .any('/mcp', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) =>
-        this.apply(ex, jsonReply(405, new GatewayError('METHOD_NOT_ALLOWED', `Method ${ex.input.method} not allowed on /mcp`).toRest(), [
-          ['Content-Type', 'application/json'],
-          ['Allow', 'GET, POST, DELETE, OPTIONS'],
-        ])),
-      ))
       .any('/ui', (res, req) => this.serveStatic(res, req))
       .any('/ui/*', (res, req) => this.serveStatic(res, req))
-      .any('/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) =>
-        this.apply(ex, jsonReply(404, new GatewayError('NOT_FOUND', `No route for ${ex.input.method} ${ex.input.path}`).toRest())),
-      ));
+      .any('/*', (res, req) => this.serve(res, req));
+  }
+
+  /**
+   * One request: the route lookup, then {@link accept} with the route's handler (a 405 with
+   * `Allow` when the path exists for other methods; 404 when nothing matches), into the
+   * route's pipeline.
+   */
+  private serve(res: HttpResponse, req: HttpRequest): void {
+    const method = methodOf(req);
+    const path = req.getUrl();
+    const m = this.routes.match(method, path);
+    let spec: RouteSpec;
+    let handler: RouteHandler;
+    let params: RouteParams;
+    let mask: number;
+    if (m === undefined) {
+      spec = UNROUTED;
+      handler = notFound;
+      params = {};
+      mask = this.#accessMasks.open;
+    } else {
+      const entry: RouteEntry<RouteHandler> = m.entry;
+      spec = entry.spec;
+      params = m.params;
+      handler = m.allow === undefined ? entry.handler : notAllowed(m.allow);
+      mask = entry.headerMask | this.#accessMasks[accessOf(method, spec)];
+    }
+    const readiness = this.options.readiness;
+    if (spec.holdUntilReady === true && readiness !== undefined && !readiness.ready) {
+      const inner = handler;
+      handler = (i, p) => (readiness.ready ? inner(i, p) : readiness.ready$.pipe(take(1), switchMap(() => inner(i, p))));
+    }
+    this.accept(res, req, method, path, mask, spec, handler, params);
   }
 
   private serveStatic(res: HttpResponse, req: HttpRequest): void {
@@ -128,9 +185,15 @@ export class GatewayServer {
     this.options.onResponse?.(path, method, r.status, (performance.now() - started) / 1000);
   }
 
-  /** Serves a WebSocket endpoint at `path` (call before {@link listen}); returns its open connections. */
-  attachWs(path: string, endpoint: WsEndpoint, options: WsEndpointOptions, access?: WsAccess): Set<WsConnection> {
-    return attachWebSocket(this.app, path, endpoint, options, this.log, access);
+  /**
+   * Serves a WebSocket endpoint at `spec.path` (a GET upgrade; call before {@link listen}) and
+   * registers the spec in the route table (a plain GET there is answered 404); returns its open
+   * connections.
+   */
+  attachWs(spec: RouteSpec, endpoint: WsEndpoint, options: WsEndpointOptions, access?: WsAccess): Set<WsConnection> {
+    const entry = this.routes.add(spec, notFound);
+    const mask = entry.headerMask | (access ? this.#accessMasks[accessOf('GET', entry.spec)] : 0);
+    return attachWebSocket(this.app, entry.spec, mask, endpoint, options, this.log, access);
   }
 
   /**
@@ -210,11 +273,11 @@ export class GatewayServer {
    * One route group's pipeline: exchanges pass `boundedMergeMap` (at most `concurrency` handled at
    * once, `maxQueued` waiting, then 503 with `Retry-After`).
    */
-  private pipeline(source: Subject<Exchange>, handler: RouteHandler): Subscription {
+  private pipeline(source: Subject<Exchange>, jsonRpc: boolean): Subscription {
     const { concurrency, maxQueued } = this.options;
     return source
       .pipe(
-        boundedMergeMap((ex) => this.run(ex, handler), {
+        boundedMergeMap((ex) => this.run(ex), {
           concurrency,
           maxQueued,
           overflow: (ex) => {
@@ -222,7 +285,7 @@ export class GatewayServer {
               concurrency,
               max_queued: maxQueued,
             });
-            const body = ex.input.path === '/mcp' ? { jsonrpc: '2.0', id: null, error: err.toJsonRpc() } : err.toRest();
+            const body = jsonRpc ? { jsonrpc: '2.0', id: null, error: err.toJsonRpc() } : err.toRest();
             this.apply(ex, jsonReply(503, body, [['Content-Type', 'application/json'], ['Retry-After', '1']]));
             return EMPTY;
           },
@@ -232,17 +295,19 @@ export class GatewayServer {
   }
 
   /**
-   * Copies what is needed out of the uWS request (valid only in this callback), reads the body
-   * for POST/PUT/PATCH with the size limit, then hands the exchange to `next`.
+   * Copies what the route reads out of the uWS request (valid only in this callback): the headers
+   * of `mask`, the query; reads the body for POST/PUT/PATCH with the size limit; asks the access
+   * check with the route's rule; then hands the exchange to the route's pipeline.
    */
-  private accept(res: HttpResponse, req: HttpRequest, method: string, next: (ex: Exchange) => void): void {
-    const headers = readHeaders(req, res);
-    const url = req.getUrl();
+  private accept(res: HttpResponse, req: HttpRequest, method: string, url: string, mask: number, spec: RouteSpec, handler: RouteHandler, params: RouteParams): void {
+    const headers = readHeaders(req, res, mask);
     const query = req.getQuery() ?? '';
     const hasBody = method === 'POST' || method === 'PUT' || method === 'PATCH';
     const ex: Exchange = {
       res,
       input: { method, path: url, query, headers, body: undefined },
+      handler,
+      params,
       started: performance.now(),
       aborted: false,
       ended: false,
@@ -259,14 +324,17 @@ export class GatewayServer {
     });
     // The access decision is taken from the headers while the body is read; a refusal known at
     // once is answered without reading the body at all.
-    const decision = this.options.access?.(ex.input);
+    const decision = this.options.access?.check(ex.input, accessOf(method, spec), spec.errors ?? 'rest');
     let admitted = decision === undefined;
     let bodyRead = !hasBody;
     let handedOn = false;
+    const admission = spec.admission;
     const proceed = (): void => {
       if (handedOn || !admitted || !bodyRead || ex.ended || ex.aborted) return;
       handedOn = true;
-      next(ex);
+      if (admission === 'mcp') this.posts$.next(ex);
+      else if (admission === 'api') this.api$.next(ex);
+      else this.run(ex).subscribe();
     };
     const decide = (d: AccessDecision): void => {
       if (ex.aborted || ex.ended) return;
@@ -328,7 +396,7 @@ export class GatewayServer {
    * Runs a handler for an exchange and applies its effects. The returned Observable completes
    * when the response is over (or the client left), freeing its slot in the pipeline.
    */
-  private run(ex: Exchange, handler: RouteHandler): Observable<never> {
+  private run(ex: Exchange): Observable<never> {
     return new Observable<never>((outer) => {
       if (ex.aborted) {
         outer.complete();
@@ -351,7 +419,7 @@ export class GatewayServer {
         finish();
       };
       try {
-        sub = handler(ex.input).subscribe({
+        sub = ex.handler(ex.input, ex.params).subscribe({
           next: (effect) => this.apply(ex, effect),
           error: (err: unknown) => {
             this.log.error('handler failed', { path: ex.input.path, error: err });
@@ -378,4 +446,27 @@ export class GatewayServer {
   private apply(ex: Exchange, effect: HttpEffect): void {
     applyEffect(ex, effect, this.log, this.options.onResponse);
   }
+}
+
+/**
+ * The access rule a request to `spec` is checked with: the spec's, except that CORS preflights
+ * (`OPTIONS`) are open everywhere — a browser sends them without credentials
+ * (https://fetch.spec.whatwg.org/#cors-preflight-request).
+ */
+function accessOf(method: string, spec: RouteSpec): RouteAccess {
+  return method === 'OPTIONS' ? 'open' : spec.access;
+}
+
+/** 404 `NOT_FOUND` for a request no route serves. */
+export const notFound: RouteHandler = (input) => of(jsonReply(404, new GatewayError('NOT_FOUND', `No route for ${input.method} ${input.path}`).toRest()));
+
+/** 405 `METHOD_NOT_ALLOWED` with `Allow` (RFC 9110 §15.5.6), for a path served for other methods. */
+function notAllowed(allow: string): RouteHandler {
+  return (input) =>
+    of(
+      jsonReply(405, new GatewayError('METHOD_NOT_ALLOWED', `Method ${input.method} not allowed on ${input.path}`).toRest(), [
+        ['Content-Type', 'application/json'],
+        ['Allow', allow],
+      ]),
+    );
 }
