@@ -137,10 +137,11 @@ const NO_PARAMS: RouteParams = Object.freeze({});
 
 /** The routes of one path (exact or pattern): by method, in registration order. */
 class PathRoutes<H> {
-  readonly byMethod = new Map<string, RouteEntry<H>>();
-  any: RouteEntry<H> | undefined;
-  first: RouteEntry<H> | undefined;
-  allow = '';
+  /** The match of each method without path parameters, made once (an exact path's lookup allocates nothing). */
+  readonly #byMethod = new Map<string, RouteMatch<H>>();
+  #any: RouteMatch<H> | undefined;
+  #first: RouteEntry<H> | undefined;
+  #allow = '';
   constructor(
     readonly path: string,
     readonly segments: readonly string[],
@@ -148,21 +149,22 @@ class PathRoutes<H> {
 
   add(entry: RouteEntry<H>): void {
     const m = entry.spec.method;
-    if (m === '*' ? this.any !== undefined : this.byMethod.has(m)) throw new Error(`route ${m} ${this.path} registered twice`);
-    if (m === '*') this.any = entry;
+    if (m === '*' ? this.#any !== undefined : this.#byMethod.has(m)) throw new Error(`route ${m} ${this.path} registered twice`);
+    const match: RouteMatch<H> = { entry, params: NO_PARAMS, allow: undefined };
+    if (m === '*') this.#any = match;
     else {
-      this.byMethod.set(m, entry);
-      this.allow = this.allow === '' ? m : `${this.allow}, ${m}`;
+      this.#byMethod.set(m, match);
+      this.#allow = this.#allow === '' ? m : `${this.#allow}, ${m}`;
     }
-    this.first ??= entry;
+    this.#first ??= entry;
   }
 
-  /** The entry for `method`, else a 405 match naming the methods the path has. */
+  /** The match for `method`, else a 405 match naming the methods the path has. */
   pick(method: string, params: RouteParams): RouteMatch<H> | undefined {
-    const entry = this.byMethod.get(method) ?? this.any;
-    if (entry !== undefined) return { entry, params, allow: undefined };
-    const first = this.first;
-    return first === undefined ? undefined : { entry: first, params, allow: this.allow };
+    const m = this.#byMethod.get(method) ?? this.#any;
+    if (m !== undefined) return params === NO_PARAMS ? m : { entry: m.entry, params, allow: undefined };
+    const first = this.#first;
+    return first === undefined ? undefined : { entry: first, params, allow: this.#allow };
   }
 }
 
