@@ -14,8 +14,10 @@ import { GatewayError } from '../../base/errors.js';
 import { jsonReply, type HeaderField, type HttpHeaders, type HttpInput } from '../../base/http.js';
 import { ROUTE_ACCESS, type AccessCheck, type AccessDecision } from '../../base/routes.js';
 import { toAccess } from '../access.js';
+import { WS_ROUTES } from '../server-routes.js';
 
-const WS_PATHS = new Set(['/api/ws/events', '/api/ws/live', '/ws', '/v1/responses']);
+/** The WebSocket upgrades: a cross-site page can open them with the cookie, so they are checked like writes (RFC 6455 §10.2). */
+const WS_PATHS: ReadonlySet<string> = new Set(Object.values(WS_ROUTES).map((r) => r.path));
 
 /**
  * Whether `Origin` names the same scheme-less authority as `Host` (`http://h:p` or `https://h:p`
