@@ -125,6 +125,13 @@ describe('the server reads only the headers a route declares', () => {
     expect(seen.get('guarded')).toMatchObject({ apiKey: 'k', accept: '', authorization: '', cookie: '' });
   });
 
+  it('a route registered after listen is served too (through the table, not uWS)', async () => {
+    routes.add(spec('GET', '/late/:id'), (input, params) => of(jsonReply(200, { id: params['id'], path: input.path })));
+    routes.add(spec('GET', '/late'), tag('late'));
+    expect(await (await fetch(`${base}/late/a%2Fb`)).json()).toEqual({ id: 'a/b', path: '/late/a%2Fb' });
+    expect(await (await fetch(`${base}/late`)).json()).toEqual({ name: 'late' });
+  });
+
   it('405 with Allow on a path served for other methods; 404 where nothing is', async () => {
     const r = await fetch(`${base}/echo`);
     expect(r.status).toBe(405);

@@ -133,10 +133,19 @@ export function headerMask(fields: readonly HeaderField[]): number {
   return mask;
 }
 
-const NO_PARAMS: RouteParams = Object.freeze({});
+/** The parameters of a path without `:param` segments (one shared object). */
+export const NO_PARAMS: RouteParams = Object.freeze({});
+
+/** The routes of one exact path, by method (see {@link RouteTable.exactPaths}). */
+export interface PathRoutesView<H> {
+  /** The match for `method` on this path, else a 405 match naming the methods it has. */
+  pick(method: string, params: RouteParams): RouteMatch<H> | undefined;
+  /** The methods registered on this path (not `*`), in registration order. */
+  methods(): IterableIterator<string>;
+}
 
 /** The routes of one path (exact or pattern): by method, in registration order. */
-class PathRoutes<H> {
+class PathRoutes<H> implements PathRoutesView<H> {
   /** The match of each method without path parameters, made once (an exact path's lookup allocates nothing). */
   readonly #byMethod = new Map<string, RouteMatch<H>>();
   #any: RouteMatch<H> | undefined;
@@ -157,6 +166,10 @@ class PathRoutes<H> {
       this.#allow = this.#allow === '' ? m : `${this.#allow}, ${m}`;
     }
     this.#first ??= entry;
+  }
+
+  methods(): IterableIterator<string> {
+    return this.#byMethod.keys();
   }
 
   /** The match for `method`, else a 405 match naming the methods the path has. */
@@ -260,6 +273,14 @@ export class RouteTable<H> {
   /** Every registered route, in registration order. */
   entries(): readonly RouteEntry<H>[] {
     return this.#all;
+  }
+
+  /**
+   * The exact paths and their routes, for a server that resolves paths natively (uWS' router):
+   * `pick(method, NO_PARAMS)` on a path's routes is what {@link match} returns for that path.
+   */
+  exactPaths(): IterableIterator<[string, PathRoutesView<H>]> {
+    return this.#exact.entries();
   }
 }
 

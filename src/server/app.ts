@@ -23,7 +23,7 @@ import type { UwsModule } from './uws.js';
 import { attachWebSocket, type WsAccess } from './ws.js';
 import type { WsConnection, WsEndpoint, WsEndpointOptions } from '../streams/ws.js';
 import type { RequestAuth } from '../base/access.js';
-import { headerMask, ROUTE_ACCESS, type AccessCheck, type AccessDecision, type RouteAccess, type RouteEntry, type RouteHandler, type RouteParams, type RouteSpec, type RouteTable } from '../base/routes.js';
+import { headerMask, NO_PARAMS, ROUTE_ACCESS, type AccessCheck, type PathRoutesView, type AccessDecision, type RouteAccess, type RouteEntry, type RouteHandler, type RouteMatch, type RouteParams, type RouteSpec, type RouteTable } from '../base/routes.js';
 import { readHeaders } from './app-headers.js';
 import { applyEffect, replyTooLarge, statusLine, type Exchange, type ResponseObserver } from './app-response.js';
 
@@ -37,6 +37,17 @@ export interface ReadinessGate {
   readonly ready$: Observable<unknown>;
 }
 
+/** uWS' route registration of each method. */
+const UWS_METHODS: Readonly<Record<string, 'get' | 'post' | 'put' | 'del' | 'patch' | 'options' | 'head'>> = {
+  GET: 'get',
+  POST: 'post',
+  PUT: 'put',
+  DELETE: 'del',
+  PATCH: 'patch',
+  OPTIONS: 'options',
+  HEAD: 'head',
+};
+
 /** What answers a request no route (not even a wildcard) matches. */
 const UNROUTED: RouteSpec = { method: '*', path: '/*', access: 'open', headers: [], admission: 'direct' };
 
@@ -44,7 +55,7 @@ const UNROUTED: RouteSpec = { method: '*', path: '/*', access: 'open', headers: 
  * Upper-case method of a uWS request without allocating for the usual ones (uWS gives the method
  * lower-cased).
  */
-function methodOf(req: HttpRequest): string {
+export function methodOf(req: HttpRequest): string {
   const m = req.getMethod();
   switch (m) {
     case 'get':
@@ -108,6 +119,10 @@ export class GatewayServer {
   readonly #idleWaiters = new Set<() => void>();
   port = 0;
 
+  /** Paths served by {@link attachWs}. */
+  readonly #wsPaths = new Set<string>();
+  /** Exact paths handed to uWS' router by {@link bindExactPaths}. */
+  readonly #bound = new Set<string>();
   /** The header mask each access rule's check reads (see {@link AccessCheck.headersFor}). */
   readonly #accessMasks: Readonly<Record<RouteAccess, number>>;
 
@@ -130,7 +145,29 @@ export class GatewayServer {
     this.app
       .any('/ui', (res, req) => this.serveStatic(res, req))
       .any('/ui/*', (res, req) => this.serveStatic(res, req))
-      .any('/*', (res, req) => this.serve(res, req));
+      .any('/*', (res, req) => this.serve(res, req, undefined));
+  }
+
+  /**
+   * Hands every exact path of the table to uWS' native router, each method bound to its match
+   * (other methods of the path to the path's routes, for the 405), so a request to one costs no
+   * lookup in JS. Paths registered later, patterns and wildcards go through `/*` and
+   * {@link RouteTable.match}; the answers are the same.
+   */
+  #bindExactPaths(): void {
+    for (const [path, routes] of this.routes.exactPaths()) {
+      // a WebSocket path stays uWS' own upgrade route (a plain GET still reaches `/*`)
+      if (this.#wsPaths.has(path) || this.#bound.has(path) || path === '/ui') continue;
+      this.#bound.add(path);
+      for (const method of routes.methods()) {
+        const bind = UWS_METHODS[method];
+        const m = routes.pick(method, NO_PARAMS);
+        if (bind === undefined || m === undefined) continue;
+        const mask = m.entry.headerMask | this.#accessMasks[accessOf(method, m.entry.spec)];
+        this.app[bind](path, (res, req) => this.#serveMatch(res, req, method, path, m, mask));
+      }
+      this.app.any(path, (res, req) => this.serve(res, req, routes));
+    }
   }
 
   /**
@@ -138,10 +175,17 @@ export class GatewayServer {
    * `Allow` when the path exists for other methods; 404 when nothing matches), into the
    * route's pipeline.
    */
-  private serve(res: HttpResponse, req: HttpRequest): void {
+  private serve(res: HttpResponse, req: HttpRequest, exact: PathRoutesView<RouteHandler> | undefined): void {
     const method = methodOf(req);
     const path = req.getUrl();
-    const m = this.routes.match(method, path);
+    this.#serveMatch(res, req, method, path, exact !== undefined ? exact.pick(method, NO_PARAMS) : this.routes.match(method, path), undefined);
+  }
+
+  /**
+   * A request whose route is known: its handler (a 405 with `Allow` for another method; 404
+   * without a route) into {@link accept}. `boundMask`: the header mask, when known beforehand.
+   */
+  #serveMatch(res: HttpResponse, req: HttpRequest, method: string, path: string, m: RouteMatch<RouteHandler> | undefined, boundMask: number | undefined): void {
     let spec: RouteSpec;
     let handler: RouteHandler;
     let params: RouteParams;
@@ -149,14 +193,14 @@ export class GatewayServer {
     if (m === undefined) {
       spec = UNROUTED;
       handler = notFound;
-      params = {};
+      params = NO_PARAMS;
       mask = this.#accessMasks.open;
     } else {
       const entry: RouteEntry<RouteHandler> = m.entry;
       spec = entry.spec;
       params = m.params;
       handler = m.allow === undefined ? entry.handler : notAllowed(m.allow);
-      mask = entry.headerMask | this.#accessMasks[accessOf(method, spec)];
+      mask = boundMask ?? entry.headerMask | this.#accessMasks[accessOf(method, spec)];
     }
     const readiness = this.options.readiness;
     if (spec.holdUntilReady === true && readiness !== undefined && !readiness.ready) {
@@ -192,6 +236,7 @@ export class GatewayServer {
    */
   attachWs(spec: RouteSpec, endpoint: WsEndpoint, options: WsEndpointOptions, access?: WsAccess): Set<WsConnection> {
     const entry = this.routes.add(spec, notFound);
+    this.#wsPaths.add(spec.path);
     const mask = entry.headerMask | (access ? this.#accessMasks[accessOf('GET', entry.spec)] : 0);
     return attachWebSocket(this.app, entry.spec, mask, endpoint, options, this.log, access);
   }
@@ -204,6 +249,7 @@ export class GatewayServer {
    * @throws Error naming the host, port and, when procfs tells, the pid and command line of the process holding it.
    */
   listen(): Promise<number> {
+    this.#bindExactPaths();
     return new Promise((resolve, reject) => {
       // uWS.js accepts (host, port, options, cb); its typings only declare (port, options, cb)
       const listen = this.app.listen.bind(this.app) as unknown as (host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void) => void;

@@ -47,14 +47,15 @@ const SESSION_HEADERS: readonly HeaderField[] = ['cookie', 'origin', 'host', 'au
 /**
  * Wraps the per-request check `base` (API credentials, see `handlers/access.ts`) so a dashboard
  * session cookie counts as a credential. A request carrying an API credential is decided by
- * `base` alone; an unknown or expired cookie falls through to it too (401 as without one). Reads
- * the cookie, `Origin` and `Host` on every route (a cross-origin request with the cookie is
- * refused even on open routes).
+ * `base` alone; an unknown or expired cookie falls through to it too (401 as without one). With
+ * auth on, reads the cookie, `Origin` and `Host` on every route (a cross-origin request with the
+ * cookie is refused even on open routes).
  */
 export function withUiSessions(base: AccessCheck, gate: AccessGate, sessions: UiSessionStore, metricsRequireAuth: boolean): AccessCheck {
   const headers = new Map(ROUTE_ACCESS.map((a) => [a, [...new Set([...base.headersFor(a), ...SESSION_HEADERS])]]));
   return {
-    headersFor: (access) => headers.get(access) ?? SESSION_HEADERS,
+    // with auth off the cookie is no credential: only what `base` reads
+    headersFor: (access) => (gate.enabled ? (headers.get(access) ?? SESSION_HEADERS) : base.headersFor(access)),
     check: (input, access, errors) => {
       const h = input.headers;
       if (!gate.enabled || h.cookie === undefined || h.cookie === '' || h.authorization !== '' || h.apiKey !== '' || h.virtualKey !== '') return base.check(input, access, errors);
