@@ -32,7 +32,7 @@ import { resolveConfig } from '../src/config/load.js';
 import { startGateway } from '../src/gateway.js';
 import { createLogger } from '../src/log/logger.js';
 import { readHeaders } from '../src/server/app-headers.js';
-import { methodOf } from '../src/server/app.js';
+import { methodOf } from '../src/server/app-routes.js';
 
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 15);
 const OPS = Number(process.env['BENCH_OPS'] ?? 200_000);

@@ -1,6 +1,6 @@
 /**
  * The uWebSockets.js server: route lookup, body reading with a size limit, abort handling, and
- * the request pipelines. Every request is looked up once in the {@link RouteTable} the surfaces
+ * the request pipelines (404/405 answers, the method and the readiness hold in `app-routes.ts`). Every request is looked up once in the {@link RouteTable} the surfaces
  * registered their routes in (`base/routes.ts`); its {@link RouteSpec} says which headers to read
  * (only those, plus what the access check reads for its rule), the access rule the gate applies,
  * whether refusals are JSON-RPC or REST bodies, and which pipeline admits it. Header reading is in
@@ -12,7 +12,7 @@
  * waiting, beyond that HTTP 503 with `Retry-After` (a JSON-RPC error -32000 on `mcp`). `direct`
  * routes (GET streams, DELETE, health, metrics) do not take request slots.
  */
-import { EMPTY, Observable, of, Subject, switchMap, take, type Subscription } from 'rxjs';
+import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { describePortHolder } from './port-holder.js';
 import { boundedMergeMap } from '../streams/bounded-merge-map.js';
@@ -25,57 +25,11 @@ import type { WsConnection, WsEndpoint, WsEndpointOptions } from '../streams/ws.
 import type { RequestAuth } from '../base/access.js';
 import { headerMask, NO_PARAMS, ROUTE_ACCESS, type AccessCheck, type PathRoutesView, type AccessDecision, type RouteAccess, type RouteEntry, type RouteHandler, type RouteMatch, type RouteParams, type RouteSpec, type RouteTable } from '../base/routes.js';
 import { readHeaders } from './app-headers.js';
+import { accessOf, heldUntilReady, methodOf, notAllowed, notFound, UNROUTED, UWS_METHODS, type ReadinessGate } from './app-routes.js';
 import { applyEffect, replyTooLarge, statusLine, type Exchange, type ResponseObserver } from './app-response.js';
 
 /** What the server serves: the routes every surface registered, with their specs. */
 export type ServerRoutes = RouteTable<RouteHandler>;
-
-/** The gateway's readiness, for routes declared `holdUntilReady`. */
-export interface ReadinessGate {
-  readonly ready: boolean;
-  /** Emits (once) when ready. */
-  readonly ready$: Observable<unknown>;
-}
-
-/** uWS' route registration of each method. */
-const UWS_METHODS: Readonly<Record<string, 'get' | 'post' | 'put' | 'del' | 'patch' | 'options' | 'head'>> = {
-  GET: 'get',
-  POST: 'post',
-  PUT: 'put',
-  DELETE: 'del',
-  PATCH: 'patch',
-  OPTIONS: 'options',
-  HEAD: 'head',
-};
-
-/** What answers a request no route (not even a wildcard) matches. */
-const UNROUTED: RouteSpec = { method: '*', path: '/*', access: 'open', headers: [], admission: 'direct' };
-
-/**
- * Upper-case method of a uWS request without allocating for the usual ones (uWS gives the method
- * lower-cased).
- */
-export function methodOf(req: HttpRequest): string {
-  const m = req.getMethod();
-  switch (m) {
-    case 'get':
-      return 'GET';
-    case 'post':
-      return 'POST';
-    case 'delete':
-      return 'DELETE';
-    case 'put':
-      return 'PUT';
-    case 'options':
-      return 'OPTIONS';
-    case 'patch':
-      return 'PATCH';
-    case 'head':
-      return 'HEAD';
-    default:
-      return m.toUpperCase();
-  }
-}
 
 export interface ServerOptions {
   /** Called for every response: path, method, status, seconds since the request arrived. */
@@ -203,10 +157,7 @@ export class GatewayServer {
       mask = boundMask ?? entry.headerMask | this.#accessMasks[accessOf(method, spec)];
     }
     const readiness = this.options.readiness;
-    if (spec.holdUntilReady === true && readiness !== undefined && !readiness.ready) {
-      const inner = handler;
-      handler = (i, p) => (readiness.ready ? inner(i, p) : readiness.ready$.pipe(take(1), switchMap(() => inner(i, p))));
-    }
+    if (spec.holdUntilReady === true && readiness !== undefined && !readiness.ready) handler = heldUntilReady(handler, readiness);
     this.accept(res, req, method, path, mask, spec, handler, params);
   }
 
@@ -494,25 +445,3 @@ export class GatewayServer {
   }
 }
 
-/**
- * The access rule a request to `spec` is checked with: the spec's, except that CORS preflights
- * (`OPTIONS`) are open everywhere — a browser sends them without credentials
- * (https://fetch.spec.whatwg.org/#cors-preflight-request).
- */
-function accessOf(method: string, spec: RouteSpec): RouteAccess {
-  return method === 'OPTIONS' ? 'open' : spec.access;
-}
-
-/** 404 `NOT_FOUND` for a request no route serves. */
-export const notFound: RouteHandler = (input) => of(jsonReply(404, new GatewayError('NOT_FOUND', `No route for ${input.method} ${input.path}`).toRest()));
-
-/** 405 `METHOD_NOT_ALLOWED` with `Allow` (RFC 9110 §15.5.6), for a path served for other methods. */
-function notAllowed(allow: string): RouteHandler {
-  return (input) =>
-    of(
-      jsonReply(405, new GatewayError('METHOD_NOT_ALLOWED', `Method ${input.method} not allowed on ${input.path}`).toRest(), [
-        ['Content-Type', 'application/json'],
-        ['Allow', allow],
-      ]),
-    );
-}
