@@ -15,6 +15,10 @@
  *    JSON-only `tools/call` of `demo-sleep` (one step, so one progress notification at once) —
  *    timed from the POST to the progress arriving on the session's GET stream; baseline: POST and
  *    stream on one process; cluster: POST on B, stream on A (routed over a NATS subject).
+ * 4. Other nodes' events reaching a node: this process publishes batches of 20 events (a
+ *    publisher's stream message) on another node's subject, one at a time; CPU per event — node B
+ *    with no `/api/ws/events` connection (baseline: its feed does not read the stream) vs B with
+ *    one connection whose filter matches none of them (the feed reads and decodes every event).
  *
  * Environment: BENCH_CLUSTER_N (operations per point, default 400).
  * Profile: `node --cpu-prof --import tsx bench/cluster.ts` (the profile covers the gateways too).
@@ -23,6 +27,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
+import { connect } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import { resolveConfig } from '../src/config/load.js';
 import { startGateway, type Gateway } from '../src/gateway.js';
 import { createLogger } from '../src/log/logger.js';
@@ -159,6 +165,57 @@ async function notificationLatency(name: string, postOn: Gateway, streamOn: Gate
   return { name, p50: quantile(times, 0.5), p99: quantile(times, 0.99), cpuUsPerOp: (cpu / N) * 1e6 };
 }
 
+/** Events per stream message in {@link otherNodesEvents} (a publisher's batch under load). */
+const OTHER_BATCH = 20;
+
+async function otherNodesEvents(name: string, natsUrl: string, node: Gateway, watch: boolean, natsPid: number | undefined): Promise<Point> {
+  const cluster = node.cluster;
+  if (cluster === undefined) throw new Error('not a cluster node');
+  const nc = await connect({ servers: natsUrl });
+  const js = jetstream(nc);
+  const subject = `${cluster.node.config.name}.events.bench_other`;
+  let ws: WebSocket | undefined;
+  if (watch) {
+    ws = new WebSocket(`${node.url.replace('http', 'ws')}/api/ws/events`, { headers: { authorization: BASIC } });
+    const socket = ws;
+    await new Promise((r) => socket.once('open', r));
+    const acked = new Promise((r) => socket.once('message', r));
+    socket.send(JSON.stringify({ type: 'subscribe', event_types: ['NoSuchEvent'] }));
+    await acked;
+  }
+  const body = (m: number): string =>
+    JSON.stringify(
+      Array.from({ length: OTHER_BATCH }, (_, i) => ({
+        event_type: 'ToolInvocationCompleted',
+        seq: m * OTHER_BATCH + i + 1,
+        timestamp: new Date().toISOString(),
+        mcp_server_id: 'demo',
+        tool_name: 'echo',
+        call_id: `bench-${m}-${i}`,
+        duration_ms: 1.25,
+        success: true,
+        node_id: 'bench_other',
+        node_seq: m * OTHER_BATCH + i + 1,
+      })),
+    );
+  const feed = cluster.feed;
+  const read0 = feed.messagesRead;
+  const times = new Float64Array(N);
+  const cpu0 = cpuNow(natsPid);
+  for (let m = 0; m < N; m++) {
+    const t0 = performance.now();
+    await js.publish(subject, body(m));
+    times[m] = performance.now() - t0;
+  }
+  if (watch) while (feed.messagesRead - read0 < N) await new Promise((r) => setTimeout(r, 5));
+  const cpu = cpuNow(natsPid) - cpu0;
+  if (!watch && feed.messagesRead !== read0) throw new Error(`${name}: the feed read ${feed.messagesRead - read0} messages with no connection`);
+  ws?.close();
+  await nc.close();
+  times.sort();
+  return { name, p50: quantile(times, 0.5), p99: quantile(times, 0.99), cpuUsPerOp: (cpu / (N * OTHER_BATCH)) * 1e6 };
+}
+
 const auth = { auth: { disabled: false, admin: { username: 'admin' }, rate_limits: { burst_per_minute: 6000, requests_per_hour: 1e6, tool_executions_per_hour: 1e9 } } };
 const nats = await startNatsServer();
 const single = await gateway(auth);
@@ -177,7 +234,13 @@ groups.push([
   await notificationLatency('server→client notification: POST and GET stream on one process (baseline)', single, single, undefined),
   await notificationLatency('server→client notification: POST on B, GET stream on A (NATS subject)', b, a, pid),
 ]);
-console.log(`\nN = ${N} per point, one at a time; CPU = this process (gateways + client) + nats-server, per operation\n`);
+// every /api/ws/events connection of the points above is closed: the feeds stop after their linger
+for (const g of [a, b, exact]) while (g.cluster?.feed.reading === true) await new Promise((r) => setTimeout(r, 50));
+groups.push([
+  await otherNodesEvents('other nodes\' events at B: no /api/ws/events connection (baseline; p50/p99 = publish)', nats.url, b, false, pid),
+  await otherNodesEvents('other nodes\' events at B: one connection, filter matching none (p50/p99 = publish)', nats.url, b, true, pid),
+]);
+console.log(`\nN = ${N} per point, one at a time; CPU = this process (gateways + client) + nats-server, per operation (point 4: per event)\n`);
 console.log('| point | p50 ms | p99 ms | CPU µs/op | p50 vs baseline |');
 console.log('|---|---|---|---|---|');
 for (const rows of groups) {

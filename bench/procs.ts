@@ -189,7 +189,9 @@ export class ChildGroup {
       delete env['TRIBUTARY_CONFIG'];
     } else {
       const configPath = join(dir, 'config.json');
-      writeFileSync(configPath, JSON.stringify({ server: { host: '127.0.0.1', port }, data_dir: join(dir, 'data'), ...o.config }, null, 2));
+      // a `server` section in the config adds to the host and port chosen here
+      const server = { host: '127.0.0.1', port, ...((o.config['server'] as Record<string, unknown> | undefined) ?? {}) };
+      writeFileSync(configPath, JSON.stringify({ data_dir: join(dir, 'data'), ...o.config, server }, null, 2));
       args.push('--config', configPath);
     }
     if (o.profileDir !== undefined) {

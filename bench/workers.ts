@@ -1,21 +1,29 @@
 /**
- * `npm run bench:workers`: the worker prototype — does a second uWS worker thread on the same port
- * (SO_REUSEPORT) keep its efficiency? The server is bench/workers-uws.ts (a fixed JSON-RPC reply,
- * no gateway logic: the HTTP layer every worker would run), with N = 0 (main thread only, today's
- * gateway), 1 and 2 worker threads. On this 2-core box the server gets cores 0-1 and wrk (one
- * thread, c=64, bench/mcp-call.lua) shares core 0, so absolute req/s says little; the measure is
- * requests per second of server CPU (its process, every thread, from /proc), and its ratio to N = 1.
- * The 1-minute load average is printed with each point (the machine is shared).
+ * `npm run bench:workers`: does `server.workers` keep its efficiency? Two parts, each a table:
  *
- * Environment: BENCH_DURATION (s, default 5), BENCH_RUNS (default 2), BENCH_CONCURRENCY (64).
- * Profile: `node --cpu-prof --import tsx bench/workers-uws.ts PORT 0` under wrk.
+ *   gateway    the gateway (dist/main.js) with `server.workers` 1 and 2: `tools/call demo-echo`
+ *              (in-process upstream, so the gateway path is measured) over one MCP session at
+ *              c=64; with 2, the kernel spreads wrk's connections over the main thread and the
+ *              worker thread (SO_REUSEPORT), and the worker carries its requests to the main thread
+ *   prototype  bench/workers-uws.ts (a fixed JSON-RPC reply, no gateway logic: the HTTP layer
+ *              alone), with N = 0 (main thread only), 1 and 2 worker threads
+ *
+ * On this 2-core box the server gets cores 0-1 and wrk (one thread, bench/mcp-call.lua) shares
+ * core 0, so absolute req/s says little; the measure is requests per second of server CPU (its
+ * process, every thread, from /proc), and its ratio to one thread (issue target: 2 workers ≥ 0.9×
+ * of 1). Variants alternate within each run; the 1-minute load average is printed with each point.
+ *
+ * Environment: BENCH_DURATION (s, default 5), BENCH_RUNS (default 2), BENCH_CONCURRENCY (64),
+ * BENCH_PART (`gateway`, `prototype` or `all`, default all).
+ * Profile: `node --cpu-prof dist/main.js --config <a config with server.workers: 2>` under wrk
+ * (the profile is the main thread's; `--cpu-prof` also writes one per worker thread).
  * Writes bench/results/workers.json.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ChildGroup, envNumber, freePort, listeningPort, logTo, runMain, runWrk, wrkVersion } from './procs.js';
-import { checkLine, fmtInt, mean, writeResults } from './lib.js';
+import { ChildGroup, envNumber, freePort, listeningPort, logTo, runMain, runWrk, wrkVersion, type StartedGateway } from './procs.js';
+import { checkLine, fmtInt, mean, openSession, waitForQuiet, writeResults } from './lib.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -24,6 +32,8 @@ const RUNS = envNumber('BENCH_RUNS', 2);
 const CONCURRENCY = envNumber('BENCH_CONCURRENCY', 64);
 const LUA = join(ROOT, 'bench', 'mcp-call.lua');
 const VARIANTS = [0, 1, 2] as const;
+const GATEWAY_VARIANTS = [1, 2] as const;
+const PART = process.env['BENCH_PART'] ?? 'all';
 
 const progress = (msg: string): void => void process.stderr.write(`[bench:workers] ${msg}\n`);
 const procs = new ChildGroup(ROOT, progress);
@@ -49,10 +59,122 @@ async function point(n: number): Promise<{ rps: number; cpuPct: number; perCpuSe
   }
 }
 
+interface GatewaySample {
+  rps: number;
+  p50_us: number;
+  p99_us: number;
+  /** Server CPU (every thread of the gateway process) per call, µs. */
+  cpu_us: number;
+  per_cpu_s: number;
+  /** Share of the measured requests each thread took (main thread first), from /health. */
+  shares: number[];
+  /** CPU of the main thread alone per call, µs: what bounds throughput when cores are free. */
+  main_us: number;
+  load: string;
+}
+
+/** CPU seconds (user + system) of the process' main thread (its task whose id is the pid), from /proc. */
+function mainThreadCpuSeconds(pid: number): number {
+  try {
+    // fields after the command name (which may hold spaces): utime and stime are the 12th and 13th
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+async function threadCounts(url: string): Promise<number[]> {
+  const r = await fetch(`${url}/health`);
+  const body = (await r.json()) as { components: { workers?: { owner: { requests: number }; workers: { requests: number }[] } } };
+  const w = body.components.workers;
+  return w === undefined ? [] : [w.owner.requests, ...w.workers.map((x) => x.requests)];
+}
+
+async function gatewayPoint(build: string, workers: number): Promise<GatewaySample> {
+  const log = join(RESULTS, `workers-gateway-${workers}.log`);
+  const gw: StartedGateway = await procs.startGateway({
+    build,
+    config: { mcp_clients: [{ name: 'demo', connection_type: 'inprocess', inprocess_server: 'demo' }], log_level: 'warn', server: { workers } },
+    tmpPrefix: 'tributary-bench-workers-',
+    core: '0,1',
+    log,
+    what: `gateway (workers ${workers})`,
+    logs: log,
+  });
+  try {
+    const session = await openSession(gw.url, 'bench-workers');
+    const wrk = (seconds: number) =>
+      runWrk(procs, { script: LUA, url: `${gw.url}/mcp`, concurrency: CONCURRENCY, seconds, env: { MCP_SESSION: session, MCP_TOOL: 'demo-echo', MCP_MESSAGE: 'hi', MCP_CHECK_BODIES: '1' }, serverPid: gw.child.pid ?? 0, core: '0' });
+    await wrk(1);
+    await waitForQuiet(3000);
+    const before = load();
+    const counts0 = await threadCounts(gw.url);
+    const main0 = mainThreadCpuSeconds(gw.child.pid ?? 0);
+    const r = await wrk(DURATION);
+    const main1 = mainThreadCpuSeconds(gw.child.pid ?? 0);
+    const counts1 = await threadCounts(gw.url);
+    if (r.point.errors > 0) throw new Error(`workers ${workers}: ${r.point.errors} failed calls ${JSON.stringify(r.point.error_detail)}`);
+    const took = counts1.map((c, i) => c - (counts0[i] ?? 0));
+    const total = took.reduce((a, b) => a + b, 0);
+    const sample: GatewaySample = {
+      rps: r.point.rps,
+      p50_us: r.point.p50_us,
+      p99_us: r.point.p99_us,
+      cpu_us: (r.serverCpuSeconds * 1e6) / Math.max(1, r.point.requests),
+      per_cpu_s: r.point.requests / Math.max(1e-9, r.serverCpuSeconds),
+      shares: total > 0 ? took.map((t) => t / total) : [1],
+      main_us: ((main1 - main0) * 1e6) / Math.max(1, r.point.requests),
+      load: before,
+    };
+    progress(`gateway, workers ${workers}: ${fmtInt(sample.rps)} req/s, ${sample.cpu_us.toFixed(1)} server CPU µs/call (main thread ${sample.main_us.toFixed(1)}), ${fmtInt(sample.per_cpu_s)} calls per CPU-second, threads took ${sample.shares.map((x) => `${Math.round(x * 100)}%`).join('/')}, load ${before}`);
+    return sample;
+  } finally {
+    await procs.stop(gw.child);
+  }
+}
+
+async function gatewayPart(): Promise<{ lines: string[]; summary: Record<string, unknown> }> {
+  progress('building the gateway (tsc)…');
+  const build = procs.gatewayBuild(ROOT);
+  const results = new Map<number, GatewaySample[]>(GATEWAY_VARIANTS.map((n) => [n, []]));
+  for (let run = 0; run < RUNS; run++) {
+    for (let i = 0; i < GATEWAY_VARIANTS.length; i++) {
+      const n = GATEWAY_VARIANTS[(i + run) % GATEWAY_VARIANTS.length] ?? 1;
+      results.get(n)?.push(await gatewayPoint(build, n));
+    }
+  }
+  const per = (n: number): number => mean((results.get(n) ?? []).map((x) => x.per_cpu_s));
+  const lines = [
+    `## Gateway, server.workers 1 vs 2 — tools/call demo-echo over one session, c=${CONCURRENCY}, ${DURATION} s × ${RUNS} run(s); gateway on cores 0-1, wrk on core 0`,
+    '',
+    '| server.workers | req/s | p50 ms | p99 ms | server CPU µs/call | of it on the main thread | calls per server CPU-second | vs 1 | requests per thread (main/worker) | load avg (1 min) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---|---|',
+  ];
+  const summary: Record<string, unknown> = {};
+  for (const n of GATEWAY_VARIANTS) {
+    const xs = results.get(n) ?? [];
+    const shares = (xs[0]?.shares ?? []).map((_, i) => mean(xs.map((x) => x.shares[i] ?? 0)));
+    summary[String(n)] = { rps: mean(xs.map((x) => x.rps)), cpu_us: mean(xs.map((x) => x.cpu_us)), main_thread_us: mean(xs.map((x) => x.main_us)), per_cpu_second: per(n), shares };
+    lines.push(
+      `| ${n} | ${fmtInt(mean(xs.map((x) => x.rps)))} | ${(mean(xs.map((x) => x.p50_us)) / 1000).toFixed(2)} | ${(mean(xs.map((x) => x.p99_us)) / 1000).toFixed(2)} | ${mean(xs.map((x) => x.cpu_us)).toFixed(1)} | ${mean(xs.map((x) => x.main_us)).toFixed(1)} | ${fmtInt(per(n))} | ${(per(n) / per(1)).toFixed(3)}× | ${shares.map((x) => `${Math.round(x * 100)}%`).join(' / ')} | ${xs.map((x) => x.load).join(', ')} |`,
+    );
+  }
+  lines.push('', checkLine({ name: 'gateway calls per server CPU-second, workers 2 ÷ workers 1', target: '≥ 0.9', measured: `${(per(2) / per(1)).toFixed(3)}×`, pass: per(2) / per(1) >= 0.9 }), '');
+  return { lines, summary };
+}
+
 async function main(): Promise<void> {
   if (wrkVersion() === undefined) throw new Error('wrk is not installed (apt-get install -y wrk)');
   procs.checkPinning();
   mkdirSync(RESULTS, { recursive: true });
+  const gateway = PART === 'prototype' ? undefined : await gatewayPart();
+  if (PART === 'gateway') {
+    process.stdout.write(`${gateway?.lines.join('\n') ?? ''}\n`);
+    writeResults(join(RESULTS, 'workers.json'), { duration_s: DURATION, runs: RUNS, concurrency: CONCURRENCY, gateway: gateway?.summary });
+    return;
+  }
   const results = new Map<number, { rps: number; cpuPct: number; perCpuSecond: number; load: string }[]>(VARIANTS.map((n) => [n, []]));
   for (let run = 0; run < RUNS; run++) {
     for (let i = 0; i < VARIANTS.length; i++) {
@@ -74,8 +196,8 @@ async function main(): Promise<void> {
     lines.push(`| ${n === 0 ? 'main thread only' : `${n} worker thread${n > 1 ? 's' : ''}`} | ${fmtInt(mean(xs.map((x) => x.rps)))} | ${Math.round(mean(xs.map((x) => x.cpuPct)))} | ${fmtInt(per(n))} | ${(per(n) / per(1)).toFixed(3)}× | ${xs.map((x) => x.load).join(', ')} |`);
   }
   lines.push('', checkLine({ name: 'req per CPU-second, 2 workers ÷ 1 worker', target: '≥ 0.9', measured: `${(per(2) / per(1)).toFixed(3)}×`, pass: per(2) / per(1) >= 0.9 }));
-  process.stdout.write(`${lines.join('\n')}\n`);
-  writeResults(join(RESULTS, 'workers.json'), { duration_s: DURATION, runs: RUNS, concurrency: CONCURRENCY, variants: summary });
+  process.stdout.write(`${[...(gateway?.lines ?? []), ...lines].join('\n')}\n`);
+  writeResults(join(RESULTS, 'workers.json'), { duration_s: DURATION, runs: RUNS, concurrency: CONCURRENCY, ...(gateway ? { gateway: gateway.summary } : {}), variants: summary });
 }
 
 runMain('bench:workers', procs, main);

@@ -71,7 +71,11 @@ const SERVER_CORE = '0';
 const LOADGEN_CORE = '1';
 const CLIENT = 'bench-ws';
 const INIT = initializeParams(CLIENT);
-/** The gateway's MCPW reply policy (src/handlers/mcp/ws.ts sendFrame): gzip payloads over 1 KiB. */
+/**
+ * How the bytes probe's MCPW client sends: gzip over 1 KiB. The gateway's reply policy
+ * (src/handlers/mcp/ws.ts sendFrame) then gzips its replies over 1 KiB too (it does so for a
+ * client that has sent gzip, and for every client over 64 KiB).
+ */
 const GATEWAY_GZIP = { gzip: true, gzipThreshold: 1024 } as const;
 /** The echo tool's `message` in the throughput points. */
 const MESSAGE = wordText(ARG_BYTES, 3);
@@ -421,12 +425,17 @@ function runsNote(variant: string): string {
   return used.length === all ? `mean of ${all} runs` : `${used.length} undisturbed run${used.length === 1 ? '' : 's'} of ${all}`;
 }
 
+/** Gateway process-tree CPU per call, µs (CPU from /proc over the measured window ÷ calls). */
+function cpuPerCall(r: Point): number {
+  return ((r.server_cpu_pct ?? Number.NaN) * 1e4) / r.rps;
+}
+
 function throughputTable(): string[] {
   const ref = meanOf('http', 'rps');
   for (const r of rows) if (Number.isFinite(ref) && ref > 0) r.ratio = r.rps / ref;
   const out = [
-    '| transport | run | req/s | p50 (µs) | p99 (µs) | ÷ /mcp (Node) | errors | replies checked | load gen CPU | gateway CPU | other CPU |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| transport | run | req/s | p50 (µs) | p99 (µs) | ÷ /mcp (Node) | errors | replies checked | load gen CPU | gateway CPU | gateway CPU µs/call | other CPU |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const order = VARIANTS.map((v) => v.key);
   const sorted = [...rows].sort((a, b) => order.indexOf(a.variant) - order.indexOf(b.variant) || a.run - b.run);
@@ -435,12 +444,12 @@ function throughputTable(): string[] {
     const errs = r.errors === 0 ? '0' : `${r.errors} ${JSON.stringify(r.error_detail ?? {})}`;
     const lg = `${pct(r.loadgen_cpu_pct)}${r.loadgen_elu !== undefined ? ` (ELU ${r.loadgen_elu.toFixed(2)})` : ''}`;
     out.push(
-      `| ${v.label} | ${r.run} | ${fmtInt(r.rps)} | ${fmtInt(r.p50_us)} | ${fmtInt(r.p99_us)} | ${r.ratio === undefined ? 'n/a' : r.ratio.toFixed(2)} | ${errs} | ${fmtInt(r.checked)} | ${lg} | ${pct(r.server_cpu_pct)} | ${pct(r.other_cpu_pct)}${(r.other_cpu_pct ?? 0) > DISTURBED_PCT ? ' ⚠' : ''} |`,
+      `| ${v.label} | ${r.run} | ${fmtInt(r.rps)} | ${fmtInt(r.p50_us)} | ${fmtInt(r.p99_us)} | ${r.ratio === undefined ? 'n/a' : r.ratio.toFixed(2)} | ${errs} | ${fmtInt(r.checked)} | ${lg} | ${pct(r.server_cpu_pct)} | ${cpuPerCall(r).toFixed(1)} | ${pct(r.other_cpu_pct)}${(r.other_cpu_pct ?? 0) > DISTURBED_PCT ? ' ⚠' : ''} |`,
     );
   }
   for (const [variant, why] of Object.entries(failures)) {
     const v = VARIANTS.find((x) => x.key === variant);
-    out.push(`| ${v?.label ?? variant} | — | failed: ${why.replace(/\|/g, '/').split('\n')[0] ?? ''} | | | | | | | | |`);
+    out.push(`| ${v?.label ?? variant} | — | failed: ${why.replace(/\|/g, '/').split('\n')[0] ?? ''} | | | | | | | | | |`);
   }
   return out;
 }
@@ -489,6 +498,17 @@ function checks(bytes: BytesRow[] | undefined): TargetCheck[] {
     target: '≥ 1.5',
     measured: Number.isFinite(v) ? `${v.toFixed(2)} (${fmtInt(m)} / ${fmtInt(h)} req/s; ${runsNote('ws-mcpw')} / ${runsNote('http')})` : 'not measured',
     pass: Number.isFinite(v) ? v >= 1.5 : undefined,
+  });
+  // the same comparison by gateway CPU per call (robust to a loaded machine: what each call costs the gateway)
+  const cpuOf = (variant: string): number => mean(runsOf(variant).map(cpuPerCall));
+  const cm = cpuOf('ws-mcpw');
+  const ch = cpuOf('http');
+  const cv = ch / cm;
+  out.push({
+    name: `/mcp gateway CPU per call ÷ MCPW gateway CPU per call, ${fmtBytes(ARG_BYTES)} arguments, c=${CONCURRENCY}`,
+    target: '≥ 1.5',
+    measured: Number.isFinite(cv) ? `${cv.toFixed(2)} (${cm.toFixed(1)} vs ${ch.toFixed(1)} µs/call; MCPW gzip'd request: ${cpuOf('ws-mcpw-gzip').toFixed(1)} µs/call)` : 'not measured',
+    pass: Number.isFinite(cv) ? cv >= 1.5 : undefined,
   });
   for (const b of bytes ?? []) {
     if (!b.target) continue;

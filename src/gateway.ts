@@ -18,6 +18,8 @@ import { notFound } from './server/app-routes.js';
 import { RouteTable, type RouteHandler } from './base/routes.js';
 import { registerServerRoutes, WS_ROUTES } from './handlers/server-routes.js';
 import { loadNativeUws, type UwsModule } from './server/uws.js';
+import { WorkerPool } from './server/worker-pool.js';
+import { MAX_SSE_BACKLOG_BYTES } from './server/app-response.js';
 import { of } from 'rxjs';
 import { EventLogRepository, type SeqGap, type StoredEvent } from './store/events.js';
 import { EventRecorder } from './handlers/event-recorder.js';
@@ -89,6 +91,8 @@ export interface Gateway {
   readonly cluster: ClusterRuntime | undefined;
   /** Every HTTP route and WebSocket upgrade served, with its declaration (rule, headers, admission, doc). */
   readonly routes: RouteTable<RouteHandler>;
+  /** `server.workers` > 1: the worker threads on the port; `undefined` with one thread. */
+  readonly workers: WorkerPool | undefined;
   /**
    * Graceful stop: stop accepting, let POSTs in flight finish up to `shutdown_timeout_ms`, end
    * sessions and streams, close upstreams (stdio subprocesses end). From its first step no
@@ -368,12 +372,18 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   if (config.ui.enabled) uiOverview.register(rest);
 
   let draining = false;
+  let workers: WorkerPool | undefined;
+  /** `/health` `components.workers` with `server.workers` > 1 (the pool is started after the port is bound). */
+  const workersHealth =
+    config.server.workers > 1
+      ? (): Record<string, unknown> => ({ threads: config.server.workers, owner: { thread: 0, requests: server.requestsOwn }, workers: workers?.view() ?? [] })
+      : undefined;
   registerServerRoutes(routes, {
     mcpPost: (i) => mcp.post(i),
     mcpGet: (i) => mcp.get(i),
     mcpDelete: (i) => mcp.delete(i),
     mcpOptions: (i) => mcp.preflight(i),
-    health: (i) => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, readiness, providers: () => providers.health(), cluster: cluster && (() => cluster.health()) }, i.path)),
+    health: (i) => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, readiness, providers: () => providers.health(), cluster: cluster && (() => cluster.health()), workers: workersHealth }, i.path)),
     metrics: () => metrics.handle(),
     notFound,
   });
@@ -452,7 +462,15 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   agentWs.addHost(workspaces);
   // bind before connecting upstreams: a taken port fails before any subprocess is spawned, and
   // /health answers (503 "starting") while the upstreams connect
-  const port = await server.listen();
+  // server.workers > 1: worker threads listen on the same port (SO_REUSEPORT) and carry their traffic here
+  const port = config.server.workers > 1 ? await server.listenShared() : await server.listen();
+  if (config.server.workers > 1) {
+    const pool = new WorkerPool({ host: config.server.host, port, threads: config.server.workers - 1, maxSseBacklogBytes: MAX_SSE_BACKLOG_BYTES }, server.remote(), log.child({ component: 'workers' }));
+    workers = pool;
+    teardown.defer('worker threads', () => pool.close());
+    await pool.start();
+    pool.registerMetrics(metrics.registry, 'tributary_', () => server.requestsOwn);
+  }
   baseUrl = config.oauth.public_url ?? `http://${config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host}:${port}`;
   oauthResource?.bind(baseUrl);
   log.info('port bound; connecting upstreams', { host: config.server.host, port });
@@ -494,6 +512,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
       // first: an upstream that exits from now on (e.g. killed by the same Ctrl-C) is not respawned
       manager.beginShutdown();
       server.stopListening();
+      workers?.stopListening();
       mcp.startDraining();
       if (!(await server.whenIdle(config.server.shutdown_timeout_ms))) log.warn('shutdown deadline passed with requests in flight', { in_flight: server.activeRequests });
       sessions.closeAll();
@@ -505,5 +524,5 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   };
 
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
-  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, providers, tracing, cluster, routes, close, killUpstreams: () => manager.killAll() };
+  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, providers, tracing, cluster, routes, workers, close, killUpstreams: () => manager.killAll() };
 }

@@ -156,6 +156,57 @@ describe('cluster: the event bus on one JetStream stream', () => {
     again.ws.close();
   });
 
+  it('reads the stream on a node only while it has an /api/ws/events connection; a later subscriber gets every event after its open, and `since` replays what passed meanwhile', async () => {
+    const [a, b, c] = nodes as [TestGateway, TestGateway, TestGateway];
+    const feedOf = (gw: TestGateway) => {
+      const f = gw.cluster?.feed;
+      if (f === undefined) throw new Error('no cluster feed');
+      return f;
+    };
+    // the earlier tests' connections are closed: B stops reading after its linger
+    await waitFor(() => !feedOf(b).reading, 10_000);
+    const readBefore = feedOf(b).messagesRead;
+    const watch = await feed(a);
+    await callEcho(c, 3, 'idle');
+    await waitFor(() => toolEvents(watch.msgs).length >= 3, 10_000);
+    // nothing reached B: no consumer, nothing received or decoded
+    expect(feedOf(b).reading).toBe(false);
+    expect(feedOf(b).messagesRead).toBe(readBefore);
+    const health = (await (await fetch(`${b.url}/health`)).json()) as { components: { cluster: { events: { feed: { reading: boolean; holds: number } } } } };
+    expect(health.components.cluster.events.feed).toMatchObject({ reading: false, holds: 0 });
+
+    // a subscriber arrives on B: its open waited for B to read from the stream's end
+    const late = await feed(b);
+    expect(feedOf(b).reading).toBe(true);
+    await callEcho(c, 2, 'late');
+    await waitFor(() => toolEvents(watch.msgs).length >= 5 && toolEvents(late.msgs).length >= 2, 10_000);
+    const seqOf = (m: Msg): number => m['seq'] as number;
+    const watched = watch.msgs.filter((m) => typeof m['seq'] === 'number');
+    const idleCalls = toolEvents(watch.msgs).slice(0, 3);
+    const lastIdle = seqOf(idleCalls[2] as Msg);
+    // live on B: exactly the events after the idle calls' (the same seqs A saw), none of the idle ones
+    const lateLive = late.msgs.filter((m) => typeof m['seq'] === 'number');
+    expect(lateLive.length).toBeGreaterThan(0);
+    expect(seqOf(lateLive[0] as Msg)).toBeGreaterThan(lastIdle);
+    // (up to the last seq both have seen: a closing session's events may still be on their way)
+    const upTo = Math.min(seqOf(watched[watched.length - 1] as Msg), seqOf(lateLive[lateLive.length - 1] as Msg));
+    expect(lateLive.filter((m) => seqOf(m) <= upTo).map(seqOf)).toEqual(watched.filter((m) => seqOf(m) >= seqOf(lateLive[0] as Msg) && seqOf(m) <= upTo).map(seqOf));
+    expect(toolEvents(lateLive)).toHaveLength(2);
+
+    // `since` on B, from before the idle calls: the replay reads them from the stream, then live, no gap, no duplicate
+    const since = seqOf(watched[0] as Msg) - 1;
+    const again = await feed(b);
+    again.ws.send(JSON.stringify({ type: 'subscribe', since }));
+    await waitFor(() => again.msgs.filter((m) => typeof m['seq'] === 'number').length >= watched.length, 10_000);
+    const replayed = again.msgs.filter((m) => typeof m['seq'] === 'number');
+    expect(replayed.slice(0, watched.length).map((m) => `${seqOf(m)}:${String(m['node_id'])}:${String(m['node_seq'])}`)).toEqual(
+      watched.map((m) => `${seqOf(m)}:${String(m['node_id'])}:${String(m['node_seq'])}`),
+    );
+    expectStreamOrder(replayed.map(seqOf));
+    expect(again.msgs.some((m) => m['type'] === 'warning')).toBe(false);
+    for (const w of [watch, late, again]) w.ws.close();
+  });
+
   it('reports cluster membership and NATS state in /health, and labels metrics with node_id', async () => {
     const a = nodes[0] as TestGateway;
     await waitFor(() => (a.cluster?.node.members.length ?? 0) >= 3, 10_000);

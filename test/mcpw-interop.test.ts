@@ -105,7 +105,8 @@ describe('every MCPW reply of a real gateway decodes in Python with standard typ
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
-    const sendFrame = (f: McpwFrame): void => ws.send(encodeFrame(f));
+    // request 4 goes gzip'd: a client that sends gzip gets replies over 1 KiB gzip'd
+    const sendFrame = (f: McpwFrame): void => ws.send(encodeFrame(f, f.requestId === 4n ? { gzip: true, gzipThreshold: 0 } : {}));
     const waitFor = async (pred: () => boolean): Promise<void> => {
       const deadline = Date.now() + 15_000;
       while (!pred()) {
@@ -172,7 +173,7 @@ describe('every MCPW reply of a real gateway decodes in Python with standard typ
       expect(list?.ok === true ? list.value : undefined).toEqual(textList);
       const demoEcho = textList.tools.find((t) => t['name'] === 'demo-echo');
       expect(demoEcho).toBeDefined();
-      // gzip'd reply (3,000-character echo) decodes too
+      // gzip'd reply (3,000-character echo, answering a gzip'd request) decodes too
       const echoIndex = binary.findIndex((b) => b.readBigUInt64BE(16) === 4n);
       expect((binary[echoIndex]?.[8] ?? 0) & 1).toBe(1);
       expect(JSON.stringify(results[echoIndex])).toContain('x'.repeat(3000));

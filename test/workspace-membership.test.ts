@@ -29,7 +29,7 @@ function letters(step: MembershipStep): string {
   const effect = (e: MembershipEffect): string => {
     switch (e.kind) {
       case 'notify':
-        return ({ 'member.joined': 'j', 'member.left': 'l', 'document.locked': 'k', 'document.unlocked': 'u' } as Record<string, string>)[e.params['type'] as string] ?? '?';
+        return ({ 'member.joined': 'j', 'member.left': 'l', 'document.locked': 'k', 'document.unlocked': 'u', 'document.changed': 'd' } as Record<string, string>)[e.params['type'] as string] ?? '?';
       case 'publish':
         return { WorkspaceMemberJoined: 'J', WorkspaceMemberLeft: 'L', DocumentLocked: 'K', DocumentUnlocked: 'U' }[e.event.event_type];
       case 'expireAt':
@@ -143,5 +143,30 @@ describe('workspace membership reducer (marbles)', () => {
     // joining again only renames, and tells nobody
     expect(letters(state.step({ type: 'join', room: ROOM, peer: a, name: 'alice', now: 3 }))).toBe('=');
     expect(state.members(ROOM.key).map((m) => m.name)).toEqual(['alice']);
+  });
+
+  it('a document change is told to every other member in its form, and refused while another member holds the lease', () => {
+    const state = new Membership({ maxMembers: 8, maxWorkspacesPerPeer: 4 });
+    const a = peer('a');
+    const b = peer('b');
+    const c = { ...peer('c'), binary: true };
+    for (const [who, now] of [[a, 0], [b, 1], [c, 2]] as const) state.step({ type: 'join', room: ROOM, peer: who, name: undefined, now });
+    const bytes = new Uint8Array([1, 2, 3]);
+    const change = (memberId: string, now: number): MembershipCommand => ({ type: 'changed', key: ROOM.key, workspaceId: 'team', memberId, documentId: 'doc', changes: bytes, base64: undefined, now });
+    const may = (memberId: string, now: number): MembershipCommand => ({ type: 'mayChange', key: ROOM.key, workspaceId: 'team', memberId, documentId: 'doc', now });
+    // from a: b (JSON) gets base64, c (MCPW) the raw bytes, a nothing
+    const told = state.step(change('a', 3));
+    expect(letters(told)).toBe('dd=');
+    expect(told.reply).toEqual({ ok: true, value: 2 });
+    expect(told.effects).toEqual([
+      { kind: 'notify', peers: [b], params: { type: 'document.changed', workspace_id: 'team', document_id: 'doc', changes: 'AQID', from: 'a' } },
+      { kind: 'notify', peers: [c], params: { type: 'document.changed', workspace_id: 'team', document_id: 'doc', changes: bytes, from: 'a' } },
+    ]);
+    // b holds the lease: a may not change the document, b may; refusing changes nothing
+    state.step({ type: 'lock', key: ROOM.key, memberId: 'b', documentId: 'doc', ttlMs: 100, now: 4 });
+    const refused = state.step(may('a', 5));
+    expect(refused.reply.ok ? undefined : (refused.reply.error as { details?: unknown }).details).toMatchObject({ reason: 'locked', holder: { member_id: 'b' } });
+    expect(refused.effects).toEqual([]);
+    expect(letters(state.step(may('b', 6)))).toBe('=');
   });
 });

@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
 import { CallToolResultSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { McpwMethod, McpwType, decodeFrame, encodeFrame, type McpwDecodedFrame } from '../src/codecs/mcpw.js';
+import { McpwFlags, McpwMethod, McpwType, decodeFrame, encodeFrame, type McpwDecodedFrame, type McpwFrame } from '../src/codecs/mcpw.js';
 import { resolveConfig } from '../src/config/load.js';
 import { demoClient, startTestGateway, type TestGateway } from './helpers/gateway.js';
 
@@ -216,5 +216,59 @@ describe('/ws MCPW binary frames', () => {
     await until(() => (c.frames.filter((f) => f.type === McpwType.Pong).length === 2 ? true : undefined));
     c.ws.send(encodeFrame({ type: McpwType.Close, method: McpwMethod.Generic, requestId: 0n, payload: undefined }));
     expect(await c.closed).toBe(1000);
+  });
+});
+
+describe('/ws MCPW gzip policy', () => {
+  const echo = (id: bigint, message: string): McpwFrame => ({ type: McpwType.Request, method: McpwMethod.ToolsCall, requestId: id, payload: { name: 'demo-echo', arguments: { message } } });
+  const text = (f: McpwDecodedFrame): string => ((f.payload as { content: { text: string }[] }).content[0]?.text ?? '').slice(6);
+
+  it('gzips a reply over 1 KiB only once the client has sent a gzip frame itself', async () => {
+    const c = await raw();
+    try {
+      c.ws.send(encodeFrame({ type: McpwType.Request, method: McpwMethod.Initialize, requestId: 1n, payload: INIT }));
+      await until(() => c.frames.find((f) => f.requestId === 1n));
+      const message = 'word '.repeat(800);
+      c.ws.send(encodeFrame(echo(2n, message)));
+      const plain = await until(() => c.frames.find((f) => f.requestId === 2n));
+      expect(plain.flags & McpwFlags.Gzip).toBe(0);
+      expect(text(plain)).toBe(message);
+      // the client's own gzip'd request tells the gateway it reads gzip
+      c.ws.send(encodeFrame(echo(3n, message), { gzip: true, gzipThreshold: 0 }));
+      const gz = await until(() => c.frames.find((f) => f.requestId === 3n));
+      expect(gz.flags & McpwFlags.Gzip).toBe(McpwFlags.Gzip);
+      expect(text(gz)).toBe(message);
+      c.ws.send(encodeFrame(echo(4n, message)));
+      const after = await until(() => c.frames.find((f) => f.requestId === 4n));
+      expect(after.flags & McpwFlags.Gzip).toBe(McpwFlags.Gzip);
+      // small replies stay uncompressed
+      c.ws.send(encodeFrame(echo(5n, 'short')));
+      expect((await until(() => c.frames.find((f) => f.requestId === 5n))).flags).toBe(0);
+    } finally {
+      c.ws.close();
+    }
+  });
+
+  it('gzips a reply over 64 KiB for any client, off the loop, keeping the send order', async () => {
+    const c = await raw();
+    try {
+      c.ws.send(encodeFrame({ type: McpwType.Request, method: McpwMethod.Initialize, requestId: 1n, payload: INIT }));
+      await until(() => c.frames.find((f) => f.requestId === 1n));
+      const big = 'tributary '.repeat(20_000);
+      // both requests in one go: the small reply is ready while the large one is being compressed
+      for (let round = 0; round < 3; round++) {
+        const first = BigInt(10 + round * 2);
+        c.ws.send(encodeFrame(echo(first, big)));
+        c.ws.send(encodeFrame(echo(first + 1n, 'small')));
+        await until(() => c.frames.find((f) => f.requestId === first + 1n));
+        const order = c.frames.filter((f) => f.requestId === first || f.requestId === first + 1n).map((f) => f.requestId);
+        expect(order).toEqual([first, first + 1n]);
+        const large = c.frames.find((f) => f.requestId === first);
+        expect((large?.flags ?? 0) & McpwFlags.Gzip).toBe(McpwFlags.Gzip);
+        expect(large && text(large)).toBe(big);
+      }
+    } finally {
+      c.ws.close();
+    }
   });
 });

@@ -13,8 +13,8 @@
  *   While NATS is unreachable, events wait in a bounded buffer (`max_buffered_events`); when it is
  *   full, new events are dropped and one `EventsLost` event (node, node seq range, count) takes
  *   their place in the stream, and the lost count is a metric.
- * - {@link ClusterEventFeed}: every node reads the whole stream (an ordered consumer) and feeds
- *   `/api/ws/events` with it. In cluster mode the `i`-th event (from 0) of stream message `s` has
+ * - {@link ClusterEventFeed}: a node reads the whole stream (an ordered consumer) and feeds
+ *   `/api/ws/events` with it — only while that endpoint has a connection (a hold; see the class). In cluster mode the `i`-th event (from 0) of stream message `s` has
  *   seq `s × 1000 + i` ({@link eventSeq}): one order for all nodes, the same number on every node,
  *   increasing but NOT consecutive (a message of 3 events uses seqs `s000`–`s002`; the others
  *   are never issued). The publishing node's own numbering travels as `node_id` and `node_seq`
@@ -24,9 +24,9 @@
  *   message uses are not holes (the replay source says `sparseSeqs`).
  */
 import { Subject, type Observable, type Subscription } from 'rxjs';
-import { DeliverPolicy, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
+import { DeliverPolicy, type Consumer, type ConsumerMessages, type JetStreamClient } from '@nats-io/jetstream';
 import type { Logger } from '../log/logger.js';
-import type { RecordedFeed, RecordedItem } from '../handlers/event-recorder.js';
+import type { FeedDemand, RecordedFeed, RecordedItem } from '../handlers/event-recorder.js';
 import type { SeqGap, StoredEvent } from '../store/events.js';
 import { toWire, type GatewayEvent } from '../streams/events.js';
 
@@ -95,6 +95,8 @@ export class ClusterEventPublisher {
   #failing = false;
   #sub: Subscription | undefined;
   #idle: (() => void)[] = [];
+  /** `,"node_id":"<id>","node_seq":` — appended to every event's JSON. */
+  #nodeField: string | undefined;
   /** Events acknowledged by the stream. */
   published = 0;
   /** Stream messages acknowledged (each carries one or more events). */
@@ -140,8 +142,11 @@ export class ClusterEventPublisher {
       const report = { event_type: 'EventsLost', node_id: node, node_seq: 0, from_node_seq: l.from, to_node_seq: l.to, count: l.count, reason: l.reason, timestamp: new Date().toISOString() };
       this.#queue.push({ id: `${node}:lost:${l.from}`, data: JSON.stringify(report) });
     }
-    const wire = toWire(event);
-    this.#queue.push({ id: `${node}:${event.seq}`, data: JSON.stringify({ ...wire, node_id: node, node_seq: wire.seq }) });
+    // the event's JSON with `node_id` and `node_seq` appended (later keys win, as a spread would;
+    // an event always has fields, so the text ends with `…}` after at least one of them)
+    const json = JSON.stringify(toWire(event));
+    this.#nodeField ??= `,"node_id":${JSON.stringify(node)},"node_seq":`;
+    this.#queue.push({ id: `${node}:${event.seq}`, data: `${json.slice(0, -1)}${this.#nodeField}${event.seq}}` });
     this.#schedule();
   }
 
@@ -284,40 +289,78 @@ function isEventObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** One reading period of the feed: from the first hold to the stop after the last release. */
+interface Run {
+  stopped: boolean;
+  /** The consumer reading now (`undefined` while it is being opened again). */
+  messages: ConsumerMessages | undefined;
+  /** Its server-side consumer (deleted at the stop, rather than left to expire). */
+  consumer: Consumer | undefined;
+  /** Resolved once the feed reads from a known position; settled on stop too. */
+  readonly ready: Promise<void>;
+  started: boolean;
+}
+
+/** How long an idle feed (no hold left) keeps reading before it stops, ms (a reconnecting dashboard does not restart it). */
+const FEED_LINGER_MS = 1_000;
+
 /**
  * The cluster-wide event feed: every node's events in stream order, and `since` replay from the
  * stream. Event seqs are `stream seq × EVENTS_PER_MESSAGE + index in the message`: increasing,
  * the same on every node, but not consecutive (a message of 3 events uses 3 of its 1000 seqs), so
  * the feed's replay source says `sparseSeqs` and names real holes itself ({@link gapsIn}).
+ *
+ * Started with `onDemand`, the feed reads the stream only while a reader holds it
+ * ({@link FeedDemand}: `/api/ws/events` takes a hold per connection): the first hold starts an
+ * ordered consumer at the stream's current end, and the last release stops it after
+ * `FEED_LINGER_MS`. A node nobody watches then neither receives nor decodes the other nodes'
+ * events; replays (`after`) read the stream directly and are unaffected.
  */
-export class ClusterEventFeed implements RecordedFeed {
+export class ClusterEventFeed implements RecordedFeed, FeedDemand {
   readonly #items = new Subject<RecordedItem>();
   readonly items$: Observable<RecordedItem> = this.#items.asObservable();
   /** Seqs are not consecutive: only the ranges {@link gapsIn} names are holes. */
   readonly sparseSeqs = true;
+  readonly demand: FeedDemand | undefined;
   /** The last stream message delivered. */
   #lastMessage: number;
   /** The last seq settled (an event delivered, or a seq of a delivered message). */
   #last: number;
   /** Holes seen (removed or undecodable messages), oldest first, at most `MAX_HOLES`. */
   #holes: SeqGap[] = [];
-  #messages: ConsumerMessages | undefined;
   #closed = false;
+  #holds = 0;
+  #run: Run | undefined;
+  #stopTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Stream messages this feed received (each read and decoded). */
+  messagesRead = 0;
+  /** Times the feed started reading. */
+  starts = 0;
 
   private constructor(
     private readonly source: FeedSource,
     private readonly log: Logger,
     lastMessage: number,
+    onDemand: boolean,
+    private readonly lingerMs: number,
   ) {
     this.#lastMessage = lastMessage;
     this.#last = eventSeq(lastMessage + 1, 0) - 1;
+    this.demand = onDemand ? this : undefined;
   }
 
-  /** Starts reading the stream after its current last message. */
-  static async start(source: FeedSource, log: Logger): Promise<ClusterEventFeed> {
+  /**
+   * Opens the feed at the stream's current end. Without `onDemand` it reads from now on until
+   * closed; with it, only while held ({@link hold}).
+   */
+  static async start(source: FeedSource, log: Logger, opts: { readonly onDemand?: boolean; readonly lingerMs?: number } = {}): Promise<ClusterEventFeed> {
     const info = await source.jsm.streams.info(source.streamName);
-    const feed = new ClusterEventFeed(source, log, info.state.last_seq);
-    await feed.#consume();
+    const onDemand = opts.onDemand === true;
+    const feed = new ClusterEventFeed(source, log, info.state.last_seq, onDemand, opts.lingerMs ?? FEED_LINGER_MS);
+    if (!onDemand) {
+      feed.hold();
+      await feed.ready();
+    }
     return feed;
   }
 
@@ -330,40 +373,126 @@ export class ClusterEventFeed implements RecordedFeed {
     return this.#last;
   }
 
-  /**
-   * Reads the stream from the message after the last one delivered with an ordered consumer, for
-   * as long as the feed is open: when the consumer ends or fails, or {@link resume} is called
-   * (NATS came back), a new one starts there, so nothing is skipped or delivered twice.
-   */
-  async #consume(): Promise<void> {
-    const open = async (): Promise<ConsumerMessages> => {
-      const consumer = await this.source.js.consumers.get(this.source.streamName, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#lastMessage + 1 });
-      return consumer.consume({ max_messages: 512 });
+  /** True while a consumer reads the stream for this feed. */
+  get reading(): boolean {
+    return this.#run?.started === true && !this.#run.stopped;
+  }
+
+  /** Holds taken and not released. */
+  get holds(): number {
+    return this.#holds;
+  }
+
+  hold(): () => void {
+    this.#holds++;
+    if (this.#stopTimer !== undefined) {
+      clearTimeout(this.#stopTimer);
+      this.#stopTimer = undefined;
+    }
+    if (this.#run === undefined && !this.#closed) this.#run = this.#begin();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#holds--;
+      if (this.#holds > 0 || this.#closed) return;
+      this.#stopTimer = setTimeout(() => {
+        this.#stopTimer = undefined;
+        if (this.#holds === 0) void this.#stop();
+      }, this.lingerMs);
+      this.#stopTimer.unref();
     };
-    this.#messages = await open();
+  }
+
+  ready(): Promise<void> | undefined {
+    const run = this.#run;
+    return run === undefined || run.started ? undefined : run.ready;
+  }
+
+  /** Ends the reading period: its consumer is closed (ordered consumers are ephemeral: the server drops it). */
+  #stop(): Promise<void> {
+    const run = this.#run;
+    if (run === undefined) return Promise.resolve();
+    run.stopped = true;
+    this.#run = undefined;
+    const { messages, consumer } = run;
+    run.messages = undefined;
+    return (messages?.close() ?? Promise.resolve())
+      .then(() => consumer?.delete())
+      .then(
+        () => undefined,
+        () => undefined,
+      );
+  }
+
+  async #open(run: Run): Promise<ConsumerMessages> {
+    const old = run.consumer;
+    if (old !== undefined) void old.delete().catch(() => undefined);
+    const consumer = await this.source.js.consumers.get(this.source.streamName, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#lastMessage + 1 });
+    run.consumer = consumer;
+    return consumer.consume({ max_messages: 512 });
+  }
+
+  /**
+   * A new reading period: finds the stream's end (nobody read the stream meanwhile, so the feed
+   * moves there without emitting what it passes: a replay still reads it), opens an ordered
+   * consumer after it, then reads for as long as the period lasts: when the consumer ends or
+   * fails, or {@link resume} is called (NATS came back), a new one starts after the last message
+   * delivered, so nothing is skipped or delivered twice while the feed is held.
+   */
+  #begin(): Run {
+    let resolveReady: () => void = () => undefined;
+    const run: Run = { stopped: false, messages: undefined, consumer: undefined, started: false, ready: new Promise<void>((r) => (resolveReady = r)) };
+    const settle = (): void => {
+      run.started = !run.stopped;
+      resolveReady();
+    };
     void (async () => {
       let backoff = 100;
-      while (!this.#closed) {
-        const messages = this.#messages;
-        if (messages === undefined) {
-          try {
-            this.#messages = await open();
-            backoff = 100;
-          } catch (err) {
-            this.log.debug('cluster event feed: consumer not ready, retrying', { error: err });
-            await new Promise((r) => setTimeout(r, backoff));
-            backoff = Math.min(backoff * 2, 2_000);
-          }
-          continue;
-        }
+      let failing = false;
+      while (!run.stopped && !this.#closed) {
         try {
-          for await (const m of messages) this.#deliver(m.seq, () => m.json<unknown>());
+          if (!run.started) {
+            const info = await this.source.jsm.streams.info(this.source.streamName);
+            if (run.stopped) break;
+            const end = info.state.last_seq;
+            if (end > this.#lastMessage) {
+              this.#lastMessage = end;
+              this.#last = eventSeq(end + 1, 0) - 1;
+            }
+          }
+          const messages = run.messages ?? (await this.#open(run));
+          if (run.stopped) {
+            await messages.close().catch(() => undefined);
+            await run.consumer?.delete().catch(() => undefined);
+            break;
+          }
+          run.messages = messages;
+          if (!run.started) {
+            this.starts++;
+            settle();
+          }
+          failing = false;
+          backoff = 100;
+          for await (const m of messages) {
+            if (run.stopped) break;
+            this.#deliver(m.seq, () => m.json<unknown>());
+          }
+          if (run.messages === messages) run.messages = undefined;
         } catch (err) {
-          this.log.warn('cluster event feed: consumer failed, reopening', { error: err });
+          if (!failing) this.log.warn('cluster event feed: cannot read the stream, retrying', { error: err });
+          failing = true;
+          run.messages = undefined;
+          await new Promise((r) => setTimeout(r, backoff));
+          backoff = Math.min(backoff * 2, 2_000);
         }
-        if (this.#messages === messages) this.#messages = undefined;
       }
-    })().catch((err: unknown) => this.log.error('cluster event feed stopped', { error: err }));
+      settle();
+    })().catch((err: unknown) => {
+      this.log.error('cluster event feed stopped', { error: err });
+      settle();
+    });
+    return run;
   }
 
   #hole(from: number, to: number, reason: SeqGap['reason']): void {
@@ -378,6 +507,7 @@ export class ClusterEventFeed implements RecordedFeed {
   }
 
   #deliver(message: number, body: () => unknown): void {
+    this.messagesRead++;
     if (message <= this.#lastMessage) return;
     if (message > this.#lastMessage + 1) {
       const from = eventSeq(this.#lastMessage + 1, 0);
@@ -416,10 +546,12 @@ export class ClusterEventFeed implements RecordedFeed {
     this.#last = end;
   }
 
-  /** Starts a new consumer after the last message delivered (call when NATS came back). */
+  /** Starts a new consumer after the last message delivered (call when NATS came back); nothing while idle. */
   resume(): void {
-    const messages = this.#messages;
-    this.#messages = undefined;
+    const run = this.#run;
+    if (run === undefined || !run.started) return;
+    const messages = run.messages;
+    run.messages = undefined;
     void messages?.close().catch(() => undefined);
   }
 
@@ -478,6 +610,8 @@ export class ClusterEventFeed implements RecordedFeed {
         break;
       }
     }
+    // rather than left on the server until its inactivity threshold
+    void consumer.delete().catch(() => undefined);
     return out;
   }
 
@@ -493,7 +627,8 @@ export class ClusterEventFeed implements RecordedFeed {
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#messages?.close().catch(() => undefined);
+    if (this.#stopTimer !== undefined) clearTimeout(this.#stopTimer);
+    await this.#stop();
     this.#items.complete();
   }
 }

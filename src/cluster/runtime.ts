@@ -39,8 +39,8 @@ export class ClusterRuntime {
   ) {}
 
   /**
-   * Joins the cluster: connects, starts reading the event stream, then publishes this node's
-   * stored events to it.
+   * Joins the cluster: connects, opens the event feed (it reads the stream while `/api/ws/events`
+   * holds it), then publishes this node's stored events to the stream.
    * @throws ClusterStartError (clear message) when NATS or JetStream is not usable.
    */
   static async start(config: ResolvedClusterConfig, deps: ClusterDeps): Promise<ClusterRuntime> {
@@ -48,7 +48,8 @@ export class ClusterRuntime {
     const node = await ClusterNode.connect(config, log);
     let feed: ClusterEventFeed;
     try {
-      feed = await ClusterEventFeed.start(node, log);
+      // read only while `/api/ws/events` has a connection: a node nobody watches skips the other nodes' events
+      feed = await ClusterEventFeed.start(node, log, { onDemand: true });
     } catch (err) {
       await node.close();
       throw err;
@@ -103,7 +104,14 @@ export class ClusterRuntime {
   health(): Record<string, unknown> {
     return {
       ...this.node.health(),
-      events: { published: this.publisher.published, messages: this.publisher.messages, buffered: this.publisher.buffered, lost: this.publisher.lost },
+      events: {
+        published: this.publisher.published,
+        messages: this.publisher.messages,
+        buffered: this.publisher.buffered,
+        lost: this.publisher.lost,
+        // the stream is read only while `/api/ws/events` has connections (holds)
+        feed: { reading: this.feed.reading, holds: this.feed.holds, starts: this.feed.starts, messages_read: this.feed.messagesRead },
+      },
       config: { applied_from_other_nodes: this.#sync?.applied ?? 0 },
       sessions: { shared: this.#sessions !== undefined, ...(this.#sessions?.stats ?? {}) },
     };

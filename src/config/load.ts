@@ -16,6 +16,9 @@ import { defaultConfigFile } from './default.js';
 import { INPROCESS_SERVERS } from './inprocess-names.js';
 import { resolveResilience } from './resilience.js';
 
+/** The largest `server.workers` (threads on the port). */
+const MAX_SERVER_WORKERS = 64;
+
 /** Raised for an unreadable or invalid configuration; `problems` lists `path: message` lines. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -124,6 +127,8 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
   const defaultProvider = file.model_providers?.default_provider;
   if (defaultProvider !== undefined && !providers.some((p) => p.name === defaultProvider)) problems.push(`model_providers.default_provider: no provider named ${JSON.stringify(defaultProvider)}`);
   const upstreamOAuth = resolveUpstreamOAuth(file.oauth, env, problems);
+  // one thread per core is the most that can help; beyond a box's cores threads only add hops
+  if ((file.server?.workers ?? 1) > MAX_SERVER_WORKERS) problems.push(`server.workers: at most ${MAX_SERVER_WORKERS}, got ${file.server?.workers}`);
   if (problems.length > 0) throw new ConfigError(source, problems);
   const s = file.server ?? {};
   return {
@@ -141,6 +146,7 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       page_size: s.page_size ?? 1000,
       sse_keepalive_ms: s.sse_keepalive_ms ?? 15_000,
       ready_timeout_ms: s.ready_timeout_ms ?? 15_000,
+      workers: s.workers ?? 1,
     },
     data_dir: env['DATA_DIR'] || file.data_dir || './data',
     log_level: logLevel,

@@ -31,6 +31,12 @@ export const ServerConfig = t.exact(
      * 15000). Until then `/health/ready` answers 503 and MCP requests are held.
      */
     ready_timeout_ms: PositiveInt,
+    /**
+     * Threads listening on the port (default 1): the main thread plus `workers - 1` worker
+     * threads, each a uWS `App` on the same port (SO_REUSEPORT) carrying its connections'
+     * requests and WebSocket messages to the main thread, which serves them (README "All cores").
+     */
+    workers: PositiveInt,
   }),
 );
 export type ServerConfig = t.TypeOf<typeof ServerConfig>;

@@ -70,6 +70,8 @@ export interface GatewayConfig {
     readonly page_size: number;
     readonly sse_keepalive_ms: number;
     readonly ready_timeout_ms: number;
+    /** Threads on the port: the main thread and `workers - 1` worker threads (1 = none). */
+    readonly workers: number;
   };
   readonly data_dir: string;
   readonly log_level: LogLevel;

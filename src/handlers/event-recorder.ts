@@ -32,6 +32,27 @@ export interface RecordedFeed {
   readonly lastSettledSeq: number;
   /** The highest seq handed over for storing (settled or not): what was published so far. */
   readonly lastRecordedSeq: number;
+  /**
+   * Set when the feed reads its source only while someone needs it (the cluster's event stream):
+   * a reader takes a hold for as long as it reads `items$`. Absent: the feed always emits.
+   */
+  readonly demand?: FeedDemand | undefined;
+}
+
+/** Reading on demand (see {@link RecordedFeed.demand}). */
+export interface FeedDemand {
+  /**
+   * Takes a hold: the feed reads its source while at least one hold is taken. Returns the release
+   * (calling it again does nothing). When the first hold of an idle feed is taken, the feed starts
+   * at its source's current end: what was stored while nobody held it is not emitted on `items$`
+   * (it stays readable by a replay), and `lastSettledSeq` moves there once {@link ready} resolves.
+   */
+  hold(): () => void;
+  /**
+   * While a held feed is starting, resolves once it reads and `lastSettledSeq` is current (it may
+   * wait while the source is unreachable); `undefined` when it already reads or nothing holds it.
+   */
+  ready(): Promise<void> | undefined;
 }
 
 interface Slot {

@@ -101,7 +101,14 @@ interface Subscriber {
   /** Live frames of this turn, sent corked at its end ({@link EventsWsEndpoint.flushTicks}); seqs alongside. */
   tickText: (string | Buffer)[];
   tickSeq: number[];
+  /** Releases this connection's hold on an on-demand feed. */
+  release: (() => void) | undefined;
+  /** Client messages that arrived while the feed was starting, handled in order once it reads. */
+  deferred: { data: ArrayBuffer; isBinary: boolean }[] | undefined;
 }
+
+/** Longest an upgrade waits for an on-demand feed to start reading, ms (NATS down: it opens anyway). */
+const FEED_START_WAIT_MS = 2_000;
 
 const errorMessage = feedError;
 
@@ -142,13 +149,40 @@ export class EventsWsEndpoint implements WsEndpoint {
     this.sub.unsubscribe();
     for (const s of this.subscribers.values()) {
       if (s.batch?.timer !== undefined) clearTimeout(s.batch.timer);
+      s.release?.();
       s.conn.close(1001, 'server shutting down');
     }
     this.subscribers.clear();
   }
 
+  /**
+   * An on-demand feed (the cluster stream) starts reading before the connection opens, so the
+   * client's `open` means "events from here on" as with the local feed (bounded wait).
+   */
+  readonly beforeOpen = (): Promise<void> | undefined => {
+    const demand = this.feed.demand;
+    if (demand === undefined) return undefined;
+    const release = demand.hold();
+    const ready = demand.ready();
+    if (ready === undefined) {
+      // reading already: the connection's own hold (onOpen) follows before the feed could stop
+      release();
+      return undefined;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, FEED_START_WAIT_MS);
+    });
+    return Promise.race([ready, bound]).finally(() => {
+      clearTimeout(timer);
+      release();
+    });
+  };
+
   readonly onOpen = (conn: WsConnection): void => {
     const principal = conn.auth?.principal;
+    // an on-demand feed reads while any connection is open
+    const release = this.feed.demand?.hold();
     this.subscribers.set(conn, {
       conn,
       filter: { eventTypes: undefined, serverIds: undefined, tenant: principal === undefined || principal.role === 'admin' ? undefined : principal.tenantId },
@@ -165,12 +199,15 @@ export class EventsWsEndpoint implements WsEndpoint {
       batch: undefined,
       tickText: [],
       tickSeq: [],
+      release,
+      deferred: undefined,
     });
   };
 
   readonly onClose = (conn: WsConnection): void => {
     const s = this.subscribers.get(conn);
     if (s?.batch?.timer !== undefined) clearTimeout(s.batch.timer);
+    s?.release?.();
     this.subscribers.delete(conn);
   };
 
@@ -187,6 +224,30 @@ export class EventsWsEndpoint implements WsEndpoint {
   readonly onMessage = (conn: WsConnection, data: ArrayBuffer, isBinary: boolean): void => {
     const s = this.subscribers.get(conn);
     if (!s) return;
+    // an on-demand feed still starting: its seqs are not current yet, so a `since` could not say
+    // where the replay ends and live begins; the message waits (copied: uWS reuses `data`)
+    const ready = s.deferred === undefined ? this.feed.demand?.ready() : undefined;
+    if (s.deferred !== undefined || ready !== undefined) {
+      const first = s.deferred === undefined;
+      (s.deferred ??= []).push({ data: data.slice(0), isBinary });
+      if (first) void ready?.then(() => this.handleDeferred(s));
+      return;
+    }
+    this.handle(s, data, isBinary);
+  };
+
+  /** Handles the messages that waited for the feed to start, in order. */
+  private handleDeferred(s: Subscriber): void {
+    const waiting = s.deferred ?? [];
+    s.deferred = undefined;
+    for (const m of waiting) {
+      if (s.conn.closed || this.subscribers.get(s.conn) !== s) return;
+      this.handle(s, m.data, m.isBinary);
+    }
+  }
+
+  private handle(s: Subscriber, data: ArrayBuffer, isBinary: boolean): void {
+    const conn = s.conn;
     // frames of this turn (matched under the filter in force until now) go out before any answer
     this.flushTick(s);
     const parsed = parseSubscribe(data, isBinary, this.options.maxMessageBytes, this.decoder);
@@ -218,7 +279,7 @@ export class EventsWsEndpoint implements WsEndpoint {
       conn.send(JSON.stringify({ type: 'warning', code: 'since_ahead', since, last_seq: last }));
     }
     this.startCatchUp(s, Math.min(since, last));
-  };
+  }
 
   /** Switches `s` to reading from the store after `from` (the live queue is discarded: the store has it all). */
   private startCatchUp(s: Subscriber, from: number): void {

@@ -32,6 +32,8 @@ export interface HealthSources {
   readonly readiness?: Readiness;
   /** Cluster mode: node id, NATS state, members; a node whose NATS link is down is degraded. */
   readonly cluster?: (() => Record<string, unknown>) | undefined;
+  /** `server.workers` > 1: the threads on the port and what each carried. */
+  readonly workers?: (() => Record<string, unknown>) | undefined;
 }
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
@@ -73,6 +75,7 @@ export function healthReport(src: HealthSources): { status: number; body: { stat
         ...(readiness ? { readiness } : {}),
         ...(providers ? { model_providers: providers } : {}),
         ...(cluster !== undefined ? { cluster } : {}),
+        ...(src.workers ? { workers: src.workers() } : {}),
       },
     },
   };

@@ -15,6 +15,7 @@ import type { HttpEffect } from '../base/http.js';
 import { UpstreamPool, type PoolMemberView } from '../upstreams/pool.js';
 import type { UpstreamManager } from '../upstreams/manager.js';
 import type { BatchWriterCounters } from '../store/batcher.js';
+import { HotCounter, HotHistogram } from './metrics-hot.js';
 
 const PREFIX = 'tributary_';
 const STATES = ['connected', 'disconnected', 'error'] as const;
@@ -41,6 +42,17 @@ export function routeLabel(path: string): string {
   return 'other';
 }
 
+const STATUS_LABELS = new Map<number, string>();
+/** `String(status)`, kept per status code so a response builds no string. */
+function statusLabel(status: number): string {
+  let s = STATUS_LABELS.get(status);
+  if (s === undefined) {
+    s = String(status);
+    if (STATUS_LABELS.size < 1000) STATUS_LABELS.set(status, s);
+  }
+  return s;
+}
+
 /** Live gauges read at scrape time. */
 export interface MetricsSources {
   readonly manager: UpstreamManager;
@@ -56,46 +68,12 @@ export interface MetricsSources {
   readonly auth?: () => { readonly failures: ReadonlyMap<string, number>; readonly rateLimited: ReadonlyMap<string, number> };
 }
 
-/**
- * The children of one labelled metric by label values, in nested Maps (one lookup per label, no
- * string built per observation). Cardinality is that of the label values seen (client, tool, event
- * type and method names: bounded by the catalogue).
- */
-class LabelledChildren<C> {
-  private readonly root = new Map<string, unknown>();
-  constructor(private readonly make: (values: readonly string[]) => C) {}
-
-  get(...values: string[]): C {
-    let map = this.root;
-    const last = values.length - 1;
-    for (let i = 0; i < last; i++) {
-      const v = values[i] as string;
-      let next = map.get(v) as Map<string, unknown> | undefined;
-      if (next === undefined) {
-        next = new Map();
-        map.set(v, next);
-      }
-      map = next;
-    }
-    const leaf = values[last] as string;
-    let child = map.get(leaf) as C | undefined;
-    if (child === undefined) {
-      child = this.make(values);
-      map.set(leaf, child);
-    }
-    return child;
-  }
-}
-
 export class GatewayMetrics {
   readonly registry = new client.Registry();
-  private readonly httpRequests: client.Counter<'route' | 'method' | 'status'>;
-  private readonly httpDuration: client.Histogram<'route'>;
-  private readonly mcpRequests: client.Counter<'method'>;
+  private readonly httpRequests: HotCounter;
+  private readonly httpDuration: HotHistogram;
+  private readonly mcpRequests: HotCounter;
   private readonly sub: Subscription;
-  private readonly httpChildren = new Map<string, client.Counter.Internal>();
-  private readonly mcpChildren: LabelledChildren<client.Counter.Internal>;
-  private readonly durationChildren = new Map<string, client.Histogram.Internal<'route'>>();
 
   constructor(bus: EventBus, sources: MetricsSources) {
     const registers = [this.registry];
@@ -103,25 +81,27 @@ export class GatewayMetrics {
     for (const bad of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
       this.registry.removeSingleMetric(PREFIX + bad);
     }
-    this.httpRequests = new client.Counter({ name: `${PREFIX}http_requests_total`, help: 'HTTP requests answered, by route, method and status.', labelNames: ['route', 'method', 'status'], registers });
-    this.httpDuration = new client.Histogram({
-      name: `${PREFIX}http_request_duration_seconds`,
-      help: 'Time from request to response, by route.',
-      labelNames: ['route'],
-      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    // the series updated on every request or call are HotCounter/HotHistogram (metrics-hot.ts):
+    // same exposition, without prom-client's per-update label hashing
+    this.httpRequests = new HotCounter(`${PREFIX}http_requests_total`, 'HTTP requests answered, by route, method and status.', ['route', 'method', 'status'], registers);
+    this.httpDuration = new HotHistogram(
+      `${PREFIX}http_request_duration_seconds`,
+      'Time from request to response, by route.',
+      ['route'],
+      [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
-    });
-    this.mcpRequests = new client.Counter({ name: `${PREFIX}mcp_requests_total`, help: 'MCP JSON-RPC requests handled, by method.', labelNames: ['method'], registers });
-    const toolCalls = new client.Counter({ name: `${PREFIX}tool_calls_total`, help: 'Tool calls, by client, tool and status.', labelNames: ['client', 'tool', 'status'], registers });
-    const toolDuration = new client.Histogram({
-      name: `${PREFIX}tool_call_duration_seconds`,
-      help: 'Tool call duration, by client and tool.',
-      labelNames: ['client', 'tool'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    );
+    this.mcpRequests = new HotCounter(`${PREFIX}mcp_requests_total`, 'MCP JSON-RPC requests handled, by method.', ['method'], registers);
+    const toolCalls = new HotCounter(`${PREFIX}tool_calls_total`, 'Tool calls, by client, tool and status.', ['client', 'tool', 'status'], registers);
+    const toolDuration = new HotHistogram(
+      `${PREFIX}tool_call_duration_seconds`,
+      'Tool call duration, by client and tool.',
+      ['client', 'tool'],
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
-    });
-    const toolCost = new client.Counter({ name: `${PREFIX}tool_cost_usd_total`, help: 'Cost of tool calls in USD, by client.', labelNames: ['client'], registers });
-    const events = new client.Counter({ name: `${PREFIX}events_published_total`, help: 'Domain events published, by type.', labelNames: ['event_type'], registers });
+    );
+    const toolCost = new HotCounter(`${PREFIX}tool_cost_usd_total`, 'Cost of tool calls in USD, by client.', ['client'], registers);
+    const events = new HotCounter(`${PREFIX}events_published_total`, 'Domain events published, by type.', ['event_type'], registers);
     new client.Gauge({
       name: `${PREFIX}agents`,
       help: 'Agents registered on /ws, by status.',
@@ -317,44 +297,27 @@ export class GatewayMetrics {
         this.set(sources.store().lastBatchMs / 1000);
       },
     });
-    // labelled children are resolved once per label combination (prom-client hashes the label
-    // object on every inc/observe otherwise: several µs per tool call on the hot path)
-    const eventChildren = new LabelledChildren((v) => events.labels(...v));
-    const callChildren = new LabelledChildren((v) => toolCalls.labels(...v));
-    const durationChildren = new LabelledChildren((v) => toolDuration.labels(...v));
     this.sub = bus.events$.subscribe((e) => {
-      eventChildren.get(e.event_type).inc();
+      events.labels(e.event_type).inc();
       if (e.event_type === 'ToolInvocationCompleted' || e.event_type === 'ToolInvocationFailed') {
         const status = e.event_type === 'ToolInvocationFailed' ? 'failed' : e.is_error ? 'error' : 'success';
-        callChildren.get(e.mcp_server_id, e.tool_name, status).inc();
-        durationChildren.get(e.mcp_server_id, e.tool_name).observe(e.duration_ms / 1000);
-        if (e.cost_usd > 0) toolCost.inc({ client: e.mcp_server_id }, e.cost_usd);
+        toolCalls.labels(e.mcp_server_id, e.tool_name, status).inc();
+        toolDuration.labels(e.mcp_server_id, e.tool_name).observe(e.duration_ms / 1000);
+        if (e.cost_usd > 0) toolCost.labels(e.mcp_server_id).inc(e.cost_usd);
       }
     });
-    this.mcpChildren = new LabelledChildren((v) => this.mcpRequests.labels(...v));
   }
 
   /** Counts one HTTP response (called by the server's sink). */
   observeHttp(path: string, method: string, status: number, seconds: number): void {
     const route = routeLabel(path);
-    const key = `${route} ${method} ${status}`;
-    let child = this.httpChildren.get(key);
-    if (!child) {
-      child = this.httpRequests.labels({ route, method, status: String(status) });
-      this.httpChildren.set(key, child);
-    }
-    child.inc();
-    let hist = this.durationChildren.get(route);
-    if (!hist) {
-      hist = this.httpDuration.labels({ route });
-      this.durationChildren.set(route, hist);
-    }
-    hist.observe(seconds);
+    this.httpRequests.labels(route, method, statusLabel(status)).inc();
+    this.httpDuration.labels(route).observe(seconds);
   }
 
   /** Counts one MCP request by method (unknown methods are counted as `other`). */
   observeMcp(method: string): void {
-    this.mcpChildren.get(KNOWN_MCP_METHODS.has(method) ? method : 'other').inc();
+    this.mcpRequests.labels(KNOWN_MCP_METHODS.has(method) ? method : 'other').inc();
   }
 
   /** The `/metrics` reply. */

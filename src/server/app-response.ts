@@ -14,7 +14,7 @@ import type { Logger } from '../log/logger.js';
 export type ResponseObserver = (path: string, method: string, status: number, seconds: number) => void;
 
 /** Buffered SSE bytes per response beyond which a congested stream is closed. */
-const MAX_SSE_BACKLOG_BYTES = 16 * 1024 * 1024;
+export const MAX_SSE_BACKLOG_BYTES = 16 * 1024 * 1024;
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK',

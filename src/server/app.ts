@@ -13,7 +13,7 @@
  * routes (GET streams, DELETE, health, metrics) do not take request slots.
  */
 import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocketBehavior } from 'uWebSockets.js';
 import { describePortHolder } from './port-holder.js';
 import { boundedMergeMap } from '../streams/bounded-merge-map.js';
 import { jsonReply, type HeaderList, type HttpEffect } from '../base/http.js';
@@ -27,6 +27,8 @@ import { headerMask, NO_PARAMS, ROUTE_ACCESS, type AccessCheck, type PathRoutesV
 import { readHeaders } from './app-headers.js';
 import { accessOf, heldUntilReady, methodOf, notAllowed, notFound, UNROUTED, UWS_METHODS, type ReadinessGate } from './app-routes.js';
 import { applyEffect, replyTooLarge, statusLine, type Exchange, type ResponseObserver } from './app-response.js';
+import type { RemoteEntry } from './worker-pool.js';
+import type { WorkerWsRoute } from './worker-protocol.js';
 
 /** What the server serves: the routes every surface registered, with their specs. */
 export type ServerRoutes = RouteTable<RouteHandler>;
@@ -72,6 +74,10 @@ export class GatewayServer {
   /** Called when {@link activeRequests} drops to 0 (see {@link whenIdle}). */
   readonly #idleWaiters = new Set<() => void>();
   port = 0;
+  /** HTTP requests and WebSocket upgrades that arrived on this server's own socket, and those worker threads carried (`server.workers`). */
+  requestsOwn = 0;
+  requestsCarried = 0;
+  private readonly wsRoutes = new Map<string, { readonly behavior: WebSocketBehavior<unknown>; readonly route: WorkerWsRoute }>();
 
   /** Paths served by {@link attachWs}. */
   readonly #wsPaths = new Set<string>();
@@ -97,9 +103,36 @@ export class GatewayServer {
     this.pipelines.push(this.pipeline(this.posts$, true), this.pipeline(this.api$, false));
 
     this.app
-      .any('/ui', (res, req) => this.serveStatic(res, req))
-      .any('/ui/*', (res, req) => this.serveStatic(res, req))
-      .any('/*', (res, req) => this.serve(res, req, undefined));
+      .any('/ui', (res, req) => {
+        this.requestsOwn++;
+        this.serveStatic(res, req);
+      })
+      .any('/ui/*', (res, req) => {
+        this.requestsOwn++;
+        this.serveStatic(res, req);
+      })
+      .any('/*', (res, req) => {
+        this.requestsOwn++;
+        this.serve(res, req, undefined);
+      });
+  }
+
+  /**
+   * What worker threads' traffic enters by (`server.workers`): the same route table, WebSocket
+   * endpoints and access checks as this server's own socket — a carried request is looked up
+   * in the {@link RouteTable} as one on this socket that uWS did not bind natively.
+   */
+  remote(): RemoteEntry {
+    return {
+      http: (res, req) => {
+        this.requestsCarried++;
+        const path = req.getUrl();
+        if (path === '/ui' || path.startsWith('/ui/')) this.serveStatic(res, req);
+        else this.serve(res, req, undefined);
+      },
+      ws: (path) => this.wsRoutes.get(path)?.behavior,
+      wsRoutes: () => [...this.wsRoutes.values()].map((r) => r.route),
+    };
   }
 
   /**
@@ -118,9 +151,15 @@ export class GatewayServer {
         const m = routes.pick(method, NO_PARAMS);
         if (bind === undefined || m === undefined) continue;
         const mask = m.entry.headerMask | this.#accessMasks[accessOf(method, m.entry.spec)];
-        this.app[bind](path, (res, req) => this.#serveMatch(res, req, method, path, m, mask));
+        this.app[bind](path, (res, req) => {
+          this.requestsOwn++;
+          this.#serveMatch(res, req, method, path, m, mask);
+        });
       }
-      this.app.any(path, (res, req) => this.serve(res, req, routes));
+      this.app.any(path, (res, req) => {
+        this.requestsOwn++;
+        this.serve(res, req, routes);
+      });
     }
   }
 
@@ -189,7 +228,20 @@ export class GatewayServer {
     const entry = this.routes.add(spec, notFound);
     this.#wsPaths.add(spec.path);
     const mask = entry.headerMask | (access ? this.#accessMasks[accessOf('GET', entry.spec)] : 0);
-    return attachWebSocket(this.app, entry.spec, mask, endpoint, options, this.log, access);
+    const app = this.app;
+    const routes = this.wsRoutes;
+    const countOwn = (): void => {
+      this.requestsOwn++;
+    };
+    // kept for worker threads, which open the same paths with the same limits
+    const recorder = {
+      ws<UserData>(pattern: string, behavior: WebSocketBehavior<UserData>): void {
+        routes.set(pattern, { behavior: behavior as WebSocketBehavior<unknown>, route: { path: pattern, maxPayloadLength: options.maxPayloadLength, idleTimeoutSeconds: options.idleTimeoutSeconds, maxBackpressure: options.maxBackpressure } });
+        const upgrade = behavior.upgrade;
+        app.ws(pattern, upgrade === undefined ? behavior : { ...behavior, upgrade: (res, req, context) => (countOwn(), upgrade(res, req, context)) });
+      },
+    };
+    return attachWebSocket(recorder, entry.spec, mask, endpoint, options, this.log, access);
   }
 
   /**
@@ -201,15 +253,36 @@ export class GatewayServer {
    */
   listen(): Promise<number> {
     this.#bindExactPaths();
+    // the runtime exports the flag as a number (1); the typings only as the enum ListenOptions
+    const exclusive = (this.uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
+    return this.listenOn(this.options.port, exclusive);
+  }
+
+  /**
+   * Listens on a port worker threads share (`server.workers` > 1): first exclusively, as
+   * {@link listen} (so a port another process holds fails the same way, naming it), then that
+   * socket is closed and the same port is bound again with SO_REUSEPORT, which the workers' own
+   * sockets join (https://man7.org/linux/man-pages/man7/socket.7.html, `SO_REUSEPORT`). While
+   * any of them is bound, another gateway's exclusive listen fails with `EADDRINUSE`.
+   */
+  async listenShared(): Promise<number> {
+    const port = await this.listen();
+    this.stopListening();
+    try {
+      return await this.listenOn(port, 0);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}: the port was taken between the exclusive check and the shared listen`);
+    }
+  }
+
+  private listenOn(port: number, options: number): Promise<number> {
     return new Promise((resolve, reject) => {
       // uWS.js accepts (host, port, options, cb); its typings only declare (port, options, cb)
       const listen = this.app.listen.bind(this.app) as unknown as (host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void) => void;
-      // the runtime exports the flag as a number (1); the typings only as the enum ListenOptions
-      const exclusive = (this.uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
-      listen(this.options.host, this.options.port, exclusive, (socket) => {
+      listen(this.options.host, port, options, (socket) => {
         if (!socket) {
-          const why = this.options.port === 0 ? 'address not permitted' : describePortHolder(this.options.port);
-          reject(new Error(`cannot listen on ${this.options.host}:${this.options.port} (${why})`));
+          const why = port === 0 ? 'address not permitted' : describePortHolder(port);
+          reject(new Error(`cannot listen on ${this.options.host}:${port} (${why})`));
           return;
         }
         this.listenSocket = socket;

@@ -3,7 +3,7 @@
  * per socket (kept as the socket's user data), send results translated, and every callback guarded
  * so a handler bug closes that socket (1011), never the process.
  */
-import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { Logger } from '../log/logger.js';
 import { WS_CLOSE_CREDENTIAL_ENDED, type WsConnection, type WsEndpoint, type WsEndpointOptions, type WsSendResult } from '../streams/ws.js';
 import type { RequestAuth } from '../base/access.js';
@@ -119,7 +119,7 @@ function upgradeInput(path: string, req: HttpRequest, res: HttpResponse, mask: n
  * `endpoint.onRefused` instead of `onMessage`. Counting is asynchronous, so those messages are
  * copied first; their order is kept.
  */
-export function attachWebSocket(app: TemplatedApp, spec: RouteSpec, headerMask: number, endpoint: WsEndpoint, options: WsEndpointOptions, log: Logger, access?: WsAccess): Set<WsConnection> {
+export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocketBehavior<U>): unknown }, spec: RouteSpec, headerMask: number, endpoint: WsEndpoint, options: WsEndpointOptions, log: Logger, access?: WsAccess): Set<WsConnection> {
   const path = spec.path;
   const wantsToolMode = spec.headers.includes('toolMode');
   const open = new Set<WsConnection>();
@@ -145,25 +145,48 @@ export function attachWebSocket(app: TemplatedApp, spec: RouteSpec, headerMask: 
       const key = req.getHeader('sec-websocket-key');
       const extensions = req.getHeader('sec-websocket-extensions');
       const toolMode = wantsToolMode ? req.getHeader('x-tributary-tool-mode') : '';
+      let aborted = false;
+      let watching = false;
+      const watchAbort = (): void => {
+        if (watching) return;
+        watching = true;
+        res.onAborted(() => {
+          aborted = true;
+        });
+      };
+      const upgrade = (d: AccessDecision | undefined, corked: boolean): void => {
+        const go = (): void => res.upgrade<UserData>({ ...(d?.auth ? { auth: d.auth } : {}), ...(toolMode ? { toolMode } : {}) }, key, chosen ?? '', extensions, context);
+        if (corked) res.cork(go);
+        else go();
+      };
+      // an admitted upgrade: the endpoint may ask it to wait (see WsEndpoint.beforeOpen)
+      const admit = (d: AccessDecision | undefined, corked: boolean): void => {
+        const waitFor = endpoint.beforeOpen?.();
+        if (waitFor === undefined) {
+          upgrade(d, corked);
+          return;
+        }
+        watchAbort();
+        void waitFor
+          .catch((err: unknown) => log.warn('websocket pre-open step failed; opening anyway', { path, error: err }))
+          .then(() => {
+            if (!aborted) upgrade(d, true);
+          });
+      };
       if (!access) {
-        res.upgrade<UserData>(toolMode ? { toolMode } : {}, key, chosen ?? '', extensions, context);
+        admit(undefined, false);
         return;
       }
       const decision = access.check.check(upgradeInput(path, req, res, headerMask), spec.access, spec.errors ?? 'rest');
       const finish = (d: AccessDecision): void => {
-        res.cork(() => {
-          if (d.reject) refuseUpgrade(res, d.reject, d.headers);
-          else res.upgrade<UserData>({ ...(d.auth ? { auth: d.auth } : {}), ...(toolMode ? { toolMode } : {}) }, key, chosen ?? '', extensions, context);
-        });
+        if (d.reject) res.cork(() => refuseUpgrade(res, d.reject as NonNullable<AccessDecision['reject']>, d.headers));
+        else admit(d, true);
       };
       if (!(decision instanceof Promise)) {
         finish(decision);
         return;
       }
-      let aborted = false;
-      res.onAborted(() => {
-        aborted = true;
-      });
+      watchAbort();
       decision.then(
         (d) => {
           if (!aborted) finish(d);

@@ -63,6 +63,12 @@ export interface WsEndpoint {
    * `{"type":"error","error","code","details"}` text frame.
    */
   readonly onRefused?: (conn: WsConnection, data: ArrayBuffer, isBinary: boolean, error: GatewayError) => void;
+  /**
+   * Called for an admitted upgrade before it is completed: when it returns a promise, the upgrade
+   * (and so the client's `open`) waits for it to settle (e.g. until a feed reads from a known
+   * position). Should not reject; it is not a place to refuse a connection.
+   */
+  readonly beforeOpen?: () => Promise<void> | undefined;
 }
 
 export interface WsEndpointOptions {

@@ -5,9 +5,9 @@
  * arguments and result — the tool log, metrics and event feeds all read those events.
  */
 import type { Progress } from '@modelcontextprotocol/sdk/types.js';
-import type { EventBus } from '../streams/events.js';
+import type { EventBus, ToolCallFields } from '../streams/events.js';
 import type { Route } from './manager.js';
-import type { CancelScope, JsonObject } from './upstream.js';
+import type { CancelScope, JsonObject, UpstreamCallOptions } from './upstream.js';
 import type { TraceScope, Tracing } from '../telemetry/tracing.js';
 
 export interface InvokeOptions {
@@ -57,20 +57,21 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
     upstreamParams = { ...upstreamParams, _meta: carrier };
   }
   const trace_id = span?.span.spanContext().traceId;
+  // one options object, fields set only when present (no temporary objects per call)
+  const callOptions: { -readonly [K in keyof UpstreamCallOptions]: UpstreamCallOptions[K] } = {};
+  if (options.cancel) callOptions.cancel = options.cancel;
+  if (options.onprogress) callOptions.onprogress = options.onprogress;
+  if (options.clientCapabilities !== undefined) callOptions.clientCapabilities = options.clientCapabilities;
+  // traced: the end of the wait for the breaker and a concurrency slot is an event on the span
+  if (span !== undefined) callOptions.onDispatch = () => traced?.tracing.dispatched(span, performance.now() - started);
   try {
     const target = upstream.principals ? await upstream.principals.get(options.principal ?? 'anonymous') : upstream;
     // a per-user connection serves this call: its server→client requests and log messages are attributed by it
     if (target !== upstream && options.cancel) options.cancel.served = target;
-    const result = await target.request('tools/call', upstreamParams, {
-      ...(options.cancel ? { cancel: options.cancel } : {}),
-      ...(options.onprogress ? { onprogress: options.onprogress } : {}),
-      ...(options.clientCapabilities !== undefined ? { clientCapabilities: options.clientCapabilities } : {}),
-      // traced: the end of the wait for the breaker and a concurrency slot is an event on the span
-      ...(span !== undefined ? { onDispatch: () => traced?.tracing.dispatched(span, performance.now() - started) } : {}),
-    });
+    const result = await target.request('tools/call', upstreamParams, callOptions);
     const isError = result['isError'] === true;
     traced?.tracing.endUpstream(span, { result });
-    await bus.publishRecorded({
+    const event: { event_type: 'ToolInvocationCompleted'; is_error: boolean; result: unknown } & ToolCallFields = {
       event_type: 'ToolInvocationCompleted',
       mcp_server_id: upstream.name,
       tool_name: route.name,
@@ -82,15 +83,12 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
       arguments: args,
       is_error: isError,
       result,
-      ...(options.virtualKey !== undefined ? { virtual_key: options.virtualKey } : {}),
-      ...(options.tenant !== undefined ? { tenant_id: options.tenant } : {}),
-      ...(options.parentCallId !== undefined ? { parent_call_id: options.parentCallId } : {}),
-      ...(trace_id !== undefined ? { trace_id } : {}),
-    });
+    };
+    await bus.publishRecorded(withCaller(event, options, trace_id));
     return result;
   } catch (err) {
     traced?.tracing.endUpstream(span, { error: err });
-    await bus.publishRecorded({
+    const event: { event_type: 'ToolInvocationFailed'; error: string } & ToolCallFields = {
       event_type: 'ToolInvocationFailed',
       mcp_server_id: upstream.name,
       tool_name: route.name,
@@ -100,11 +98,17 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
       surface: options.surface,
       arguments: args,
       error: err instanceof Error ? err.message : String(err),
-      ...(options.virtualKey !== undefined ? { virtual_key: options.virtualKey } : {}),
-      ...(options.tenant !== undefined ? { tenant_id: options.tenant } : {}),
-      ...(options.parentCallId !== undefined ? { parent_call_id: options.parentCallId } : {}),
-      ...(trace_id !== undefined ? { trace_id } : {}),
-    });
+    };
+    await bus.publishRecorded(withCaller(event, options, trace_id));
     throw err;
   }
+}
+
+/** Adds the caller's optional fields to a tool event, in place (after the fixed ones, as before). */
+function withCaller<E extends ToolCallFields>(event: E, options: InvokeOptions, traceId: string | undefined): E {
+  if (options.virtualKey !== undefined) event.virtual_key = options.virtualKey;
+  if (options.tenant !== undefined) event.tenant_id = options.tenant;
+  if (options.parentCallId !== undefined) event.parent_call_id = options.parentCallId;
+  if (traceId !== undefined) event.trace_id = traceId;
+  return event;
 }

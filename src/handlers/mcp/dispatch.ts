@@ -8,7 +8,7 @@
  * them.
  */
 import { McpError, type Progress } from '@modelcontextprotocol/sdk/types.js';
-import { invokeTool } from '../../upstreams/invoke.js';
+import { invokeTool, type InvokeOptions } from '../../upstreams/invoke.js';
 import type { Subscription } from 'rxjs';
 import { GatewayError, toJsonRpcError } from '../../base/errors.js';
 import {
@@ -284,26 +284,28 @@ export class McpDispatcher implements ToolModeHost {
     if (filter && !filter.allowsTool(route.upstream.name, route.name)) {
       throw new GatewayError('TOOL_NOT_ALLOWED', `Tool ${p.name} is not allowed for this key`, { tool: p.name });
     }
-    await this.options.admitToolExecution?.(call.auth);
+    const admit = this.options.admitToolExecution;
+    if (admit !== undefined) await admit(call.auth);
     call.upstream = route.upstream;
     const token = p._meta?.['progressToken'];
-    return invokeTool(this.bus, route, params ?? {}, {
+    const principal = call.auth?.principal;
+    // one options object with only the fields that are set (no temporary objects per call)
+    const options: { -readonly [K in keyof InvokeOptions]: InvokeOptions[K] } = {
       surface: via?.surface ?? 'mcp',
       parentCallId: via?.parentCallId,
-      ...(call.trace !== undefined && this.options.tracing !== undefined ? { trace: { tracing: this.options.tracing, parent: call.trace } } : {}),
-      tenant: call.auth?.principal.tenantId,
-      virtualKey: call.auth?.principal.virtualKeyId,
-      principal: call.auth?.principal.id,
+      tenant: principal?.tenantId,
+      virtualKey: principal?.virtualKeyId,
+      principal: principal?.id,
       clientCapabilities: session.clientCapabilities,
       cancel: call,
-      ...(typeof token === 'string' || typeof token === 'number'
-        ? {
-            onprogress: (progress: Progress) => {
-              session.sendRelated(call, { jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
-            },
-          }
-        : {}),
-    });
+    };
+    if (call.trace !== undefined && this.options.tracing !== undefined) options.trace = { tracing: this.options.tracing, parent: call.trace };
+    if (typeof token === 'string' || typeof token === 'number') {
+      options.onprogress = (progress: Progress) => {
+        session.sendRelated(call, { jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
+      };
+    }
+    return invokeTool(this.bus, route, params ?? {}, options);
   }
 
   /**

@@ -14,11 +14,12 @@
 import { Observable } from 'rxjs';
 import { GatewayError, ERRORS, type ErrorCode } from '../../base/errors.js';
 import { jsonDepthExceeded, nestingTooDeep, requestIdOf } from '../../codecs/depth.js';
-import { Params, classify, decodeParams, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
+import { classify, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
 import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../base/http.js';
 import type { Logger } from '../../log/logger.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type McpDispatcher } from './dispatch.js';
-import { newInflightCall, type InflightCall, type McpSession, type OutboundChannel, type SessionStore } from './session.js';
+import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
+import { McpConnectionLayer } from './connection.js';
 import { isHostAllowed, isOriginAllowed } from './origin.js';
 import { cancelScope } from '../../upstreams/upstream.js';
 import { MODERN_DEFAULTS, isModernMessage, type ModernOptions } from './modern.js';
@@ -52,6 +53,8 @@ export class McpHttpHandler {
   private draining = false;
   /** Requests of the stateless revision (2026-07-28) on the same endpoint. */
   readonly modern: ModernHttp;
+  /** initialize, session ownership, in-flight calls, client notifications: shared with `/ws`. */
+  private readonly connections: McpConnectionLayer;
 
   constructor(
     private readonly dispatcher: McpDispatcher,
@@ -60,6 +63,7 @@ export class McpHttpHandler {
     private readonly options: McpHttpOptions,
   ) {
     this.modern = new ModernHttp(dispatcher, sessions, log, { ...MODERN_DEFAULTS, keepAliveMs: options.sseKeepAliveMs, ...options.modern });
+    this.connections = new McpConnectionLayer(dispatcher, sessions, log);
   }
 
   /** GET/DELETE from a 2026-07-28 client (its version header, no session): 405, that revision has neither. */
@@ -96,9 +100,8 @@ export class McpHttpHandler {
     const session = this.sessions.get(h.mcpSessionId);
     if (!session) return errorReply('SESSION_NOT_FOUND', 'Session not found', { session_id: h.mcpSessionId });
     // a session belongs to the credential that opened it
-    if (session.owner !== undefined && session.owner !== input.auth?.principal.id) {
-      return errorReply('FORBIDDEN', 'Forbidden: this session was opened with other credentials', { session_id: h.mcpSessionId });
-    }
+    const foreign = this.connections.ownerMismatch(session, input.auth);
+    if (foreign) return errorReply('FORBIDDEN', foreign.message, foreign.details);
     if (h.mcpProtocolVersion !== '' && !(SUPPORTED_PROTOCOL_VERSIONS as readonly string[]).includes(h.mcpProtocolVersion)) {
       return errorReply('UNSUPPORTED_PROTOCOL_VERSION', `Bad Request: Unsupported protocol version: ${h.mcpProtocolVersion}`, {
         supported: SUPPORTED_PROTOCOL_VERSIONS,
@@ -148,54 +151,23 @@ export class McpHttpHandler {
     return new Observable<HttpEffect>((sub) => {
       const channel = new PostChannel(sub, canSse, sseOnly, []);
       const call = this.startCall(session, c.msg, channel, input);
-      if (call === undefined) {
-        channel.finish({ jsonrpc: '2.0', id: c.msg.id, error: new GatewayError('INVALID_REQUEST', `Request id ${String(c.msg.id)} is already in flight in this session`).toJsonRpc() });
+      if (call instanceof GatewayError) {
+        channel.finish({ jsonrpc: '2.0', id: c.msg.id, error: call.toJsonRpc() });
         return undefined;
       }
-      this.dispatcher
-        .handleRequest(session, c.msg, call)
-        .then((response) => {
-          this.endCall(session, call);
-          channel.finish(response);
-        })
-        .catch((err: unknown) => {
-          this.endCall(session, call);
-          this.log.error('unexpected dispatch failure', { error: err });
-          channel.finish({ jsonrpc: '2.0', id: c.msg.id, error: { code: -32603, message: 'Internal error' } });
-        });
-      return () => {
-        // client gone (or the response ended): cancel what is still running upstream
-        if (session.calls.get(call.id) === call) {
-          cancelScope(call, 'client disconnected');
-          this.endCall(session, call);
-        }
-      };
+      void this.connections.run(session, c.msg, call).then((response) => channel.finish(response));
+      // client gone (or the response ended): cancel what is still running upstream
+      return () => this.connections.abandon(session, call, 'client disconnected');
     });
   }
 
-  private startCall(session: McpSession, msg: JsonRpcRequest, channel: OutboundChannel | undefined, input: HttpInput): InflightCall | undefined {
-    if (session.calls.has(msg.id)) return undefined;
+  private startCall(session: McpSession, msg: JsonRpcRequest, channel: OutboundChannel | undefined, input: HttpInput): InflightCall | GatewayError {
     const tp = input.headers.traceparent;
-    const call = newInflightCall(msg.id, msg.method, channel, input.auth, tp !== undefined && tp !== '' ? { traceparent: tp, tracestate: input.headers.tracestate ?? '' } : undefined);
-    session.calls.set(msg.id, call);
-    return call;
-  }
-
-  private endCall(session: McpSession, call: InflightCall): void {
-    if (session.calls.get(call.id) === call) session.calls.delete(call.id);
+    return this.connections.begin(session, msg, channel, input.auth, tp !== undefined && tp !== '' ? { traceparent: tp, tracestate: input.headers.tracestate ?? '' } : undefined);
   }
 
   private handleNonRequest(session: McpSession, c: Classified): void {
-    if (c.kind !== 'notification' && c.kind !== 'response') return;
-    // sessions shared between processes: an answer or cancel for what another process holds goes there
-    const relay = session.relay;
-    if (relay !== undefined && !session.holds(c.msg)) relay.fromClient(session.id, c.msg);
-    else this.deliver(session, c);
-  }
-
-  private deliver(session: McpSession, c: Classified): void {
-    if (c.kind === 'notification') this.dispatcher.handleNotification(session, c.msg);
-    else if (c.kind === 'response') this.dispatcher.handleResponse(session, c.msg);
+    this.connections.deliver(session, c);
   }
 
   /**
@@ -206,31 +178,22 @@ export class McpHttpHandler {
     const session = this.sessions.peek(sessionId);
     if (session === undefined) return;
     const c = classify(message);
-    if ((c.kind === 'notification' || c.kind === 'response') && session.holds(c.msg)) this.deliver(session, c);
+    if ((c.kind === 'notification' || c.kind === 'response') && session.holds(c.msg)) this.connections.deliverHere(session, c);
   }
 
   private initialize(input: HttpInput, msg: JsonRpcRequest): HttpEffect {
     const checked = this.check(input, false);
     if (checked !== undefined) return checked as HttpEffect;
-    let p;
-    try {
-      p = decodeParams(Params.initialize, msg.params, 'initialize');
-    } catch (err) {
-      return jsonReply(200, { jsonrpc: '2.0', id: msg.id, error: (err as GatewayError).toJsonRpc() });
-    }
-    let toolMode;
-    try {
-      toolMode = this.dispatcher.toolModeFor(input.headers.toolMode, p.clientInfo.name, input.auth);
-    } catch (err) {
-      return jsonReply(400, { jsonrpc: '2.0', id: msg.id, error: (err as GatewayError).toJsonRpc() });
-    }
     // the owner and tool mode are part of the session (sealed into its id when sessions are shared)
-    const session = this.sessions.create(this.dispatcher.negotiateVersion(p.protocolVersion), p.capabilities, p.clientInfo, { owner: input.auth?.principal.id, toolMode });
-    if (!session) return errorReply('TOO_MANY_SESSIONS', undefined, { max_sessions: true }, [['Retry-After', '5']]);
-    this.log.debug('session created', { session: session.id, client: p.clientInfo.name, protocol: session.protocolVersion });
-    return jsonReply(200, { jsonrpc: '2.0', id: msg.id, result: this.dispatcher.initializeResult(session) }, [
+    const opened = this.connections.open(msg, { auth: input.auth, toolModeHeader: input.headers.toolMode, shareable: true });
+    if (!opened.ok) {
+      if (opened.stage === 'capacity') return errorReply('TOO_MANY_SESSIONS', undefined, { max_sessions: true }, [['Retry-After', '5']]);
+      // bad params: a JSON-RPC error in a 200 reply; a tool mode the credential may not use: 400
+      return jsonReply(opened.stage === 'params' ? 200 : 400, { jsonrpc: '2.0', id: msg.id, error: opened.error.toJsonRpc() });
+    }
+    return jsonReply(200, { jsonrpc: '2.0', id: msg.id, result: opened.result }, [
       ['Content-Type', 'application/json'],
-      ['Mcp-Session-Id', session.id],
+      ['Mcp-Session-Id', opened.session.id],
     ]);
   }
 
@@ -277,17 +240,13 @@ export class McpHttpHandler {
             continue;
           }
           const call = this.startCall(session, c.msg, undefined, input);
-          if (!call) {
-            out.push({ jsonrpc: '2.0', id: c.msg.id, error: new GatewayError('INVALID_REQUEST', `Request id ${String(c.msg.id)} is already in flight in this session`).toJsonRpc() });
+          if (call instanceof GatewayError) {
+            out.push({ jsonrpc: '2.0', id: c.msg.id, error: call.toJsonRpc() });
             continue;
           }
           current = call;
-          try {
-            out.push(await this.dispatcher.handleRequest(session, c.msg, call));
-          } finally {
-            this.endCall(session, call);
-            current = undefined;
-          }
+          out.push(await this.connections.run(session, c.msg, call));
+          current = undefined;
         }
         return out;
       };

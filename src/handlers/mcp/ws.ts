@@ -6,8 +6,11 @@
  *
  * - A text request is answered in text; a binary (MCPW) request with an MCPW frame carrying the
  *   same request id and method. Server-initiated messages go as text, or as MCPW (method 0000) to a
- *   client that has sent binary when they are over the threshold; payloads over the compression
- *   threshold are gzip'd (flag bit0).
+ *   client that has sent binary when they are over the threshold. MCPW payloads are gzip'd (flag
+ *   bit0) over 1 KiB when the client has sent a gzip'd frame itself, over 64 KiB for every client;
+ *   over 16 KiB the compression runs off the event loop, the frame keeping its place in the send
+ *   order. Binary frames are routed on their header, read in place from the frame's bytes; the
+ *   payload is decoded only for frames that carry a message (not Ping, Pong, Close).
  * - MCPW Ping → Pong with the same id; Close → close 1000. Every bad frame gets an MCPW Error
  *   frame naming the problem; the connection stays open where the stream is in sync.
  * - At most `maxInFlight` requests per connection (beyond: error -32000 overloaded). Outbound
@@ -16,16 +19,35 @@
 import { GatewayError } from '../../base/errors.js';
 import { jsonDepthExceeded, nestingTooDeep, requestIdOf } from '../../codecs/depth.js';
 import { classify, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
-import { MCPW_DEFAULT_GZIP_THRESHOLD, McpwMethod, McpwType, decodeFrame, encodeFrame, errorFrame, errorFrameFor, pongFrame, type McpwFrame } from '../../codecs/mcpw.js';
+import {
+  MCPW_DEFAULT_GZIP_THRESHOLD,
+  MCPW_HEADER_BYTES,
+  McpwHeaderFields,
+  McpwMethod,
+  McpwType,
+  decodeFrame,
+  decodeFramePayload,
+  decodeHeader,
+  encodeFrame,
+  errorFrame,
+  errorFrameFor,
+  gzipFrame,
+  gzipFrameOffLoop,
+  McpwFlags,
+  pongFrame,
+  readHeader,
+  type McpwDecodeOptions,
+  type McpwFrame,
+} from '../../codecs/mcpw.js';
 import { frameFromJsonRpc, frameToJsonRpc, type JsonRpcMessage, type McpwReplyTo } from '../../codecs/mcpw-jsonrpc.js';
 import type { Logger } from '../../log/logger.js';
 import type { WsConnection, WsEndpoint } from '../../streams/ws.js';
 import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
 import { toJsonRpcError } from '../../base/errors.js';
-import { cancelScope } from '../../upstreams/upstream.js';
 import type { McpDispatcher } from './dispatch.js';
 import type { ReadinessGate } from '../readiness.js';
-import { newInflightCall, type McpSession, type OutboundChannel, type SessionStore } from './session.js';
+import type { McpSession, OutboundChannel, SessionStore } from './session.js';
+import { McpConnectionLayer } from './connection.js';
 import { ModernMcp, ModernMessageTransport, isModernMessage } from './modern.js';
 
 export interface McpWsOptions {
@@ -35,8 +57,12 @@ export interface McpWsOptions {
   readonly hardLimitBytes: number;
   /** Server-initiated messages over this size go as MCPW to binary clients, bytes. */
   readonly binaryThresholdBytes: number;
-  /** MCPW payloads over this size are gzip'd, bytes. */
+  /** MCPW payloads over this size are gzip'd for a client that has sent a gzip'd frame, bytes. */
   readonly gzipThresholdBytes: number;
+  /** MCPW payloads over this size are gzip'd for every client, bytes. */
+  readonly gzipLargeBytes: number;
+  /** Payloads over this size are compressed off the event loop (libuv pool), smaller ones on it, bytes. */
+  readonly gzipOffLoopBytes: number;
   /** Largest MCPW payload accepted, bytes. */
   readonly maxPayloadBytes: number;
 }
@@ -48,6 +74,10 @@ interface WsState {
   session: McpSession | undefined;
   /** The client has sent at least one binary frame. */
   binary: boolean;
+  /** The client has sent at least one gzip'd MCPW frame (so it reads them: replies over the threshold are gzip'd too). */
+  gzip: boolean;
+  /** Outbound messages waiting behind a frame being compressed off the loop, in send order; undefined when none. */
+  queue: { data: string | Uint8Array | undefined; readonly binary: boolean }[] | undefined;
   /** Epoch ms of the last frame received. */
   lastMessageAt: number;
   inFlight: number;
@@ -76,6 +106,12 @@ export class McpWsEndpoint implements WsEndpoint {
   /** MCP 2026-07-28 requests (per-request `_meta`, no initialize) on the same socket. */
   private readonly modern: ModernMessageTransport;
   private nextPeer = 1;
+  /** The header of the binary frame being handled: read in place per frame (see `readHeader`). */
+  private readonly header = new McpwHeaderFields();
+  /** Decode options of every binary frame (built once, not per frame). */
+  private readonly decodeOptions: McpwDecodeOptions;
+  /** initialize, session ownership, in-flight calls, client notifications: shared with `/mcp`. */
+  private readonly layer: McpConnectionLayer;
   /**
    * When set and not ready, messages are held per connection (at most `maxInFlight`; requests
    * beyond get -32000 overloaded) and handled in arrival order once it is ready.
@@ -89,6 +125,8 @@ export class McpWsEndpoint implements WsEndpoint {
     private readonly options: McpWsOptions,
   ) {
     this.modern = new ModernMessageTransport(new ModernMcp(dispatcher, sessions, log));
+    this.decodeOptions = { maxPayloadBytes: options.maxPayloadBytes, maxInflatedBytes: options.maxPayloadBytes, copyBinary: true };
+    this.layer = new McpConnectionLayer(dispatcher, sessions, log);
   }
 
   /** Serves `host`'s methods on every connection (orchestration, workspaces). */
@@ -128,6 +166,8 @@ export class McpWsEndpoint implements WsEndpoint {
       },
       session: undefined,
       binary: false,
+      gzip: false,
+      queue: undefined,
       lastMessageAt: Date.now(),
       inFlight: 0,
       held: undefined,
@@ -234,8 +274,29 @@ export class McpWsEndpoint implements WsEndpoint {
       return;
     }
     s.binary = true;
-    // decoded inside the uWS callback, from views of the frame's own memory (no copy)
-    const decoded = decodeFrame(data, { maxPayloadBytes: this.options.maxPayloadBytes, maxInflatedBytes: this.options.maxPayloadBytes, copyBinary: true });
+    // routed on the header, read in place from the frame's bytes; decoded inside the uWS callback,
+    // from views of the frame's own memory (no copy)
+    const head = this.header;
+    if (readHeader(data, head, this.options.maxPayloadBytes) !== undefined) {
+      const bad = decodeHeader(data, this.decodeOptions);
+      if (!bad.ok) {
+        this.sendFrame(s, errorFrameFor(bad.error));
+        if (!bad.error.recoverable) conn.close(1002, bad.error.code);
+      }
+      return;
+    }
+    // control frames carry no message: answered from the header, any payload left undecoded
+    if (head.type === McpwType.Ping) {
+      this.sendFrame(s, pongFrame(head.requestId));
+      return;
+    }
+    if (head.type === McpwType.Close) {
+      conn.close(1000, 'close frame');
+      return;
+    }
+    if (head.type === McpwType.Pong) return;
+    if ((head.flags & McpwFlags.Gzip) !== 0) s.gzip = true;
+    const decoded = decodeFramePayload(data, head, this.decodeOptions);
     if (!decoded.ok) {
       this.sendFrame(s, errorFrameFor(decoded.error));
       if (!decoded.error.recoverable) conn.close(1002, decoded.error.code);
@@ -243,11 +304,7 @@ export class McpWsEndpoint implements WsEndpoint {
     }
     const frame = decoded.frame;
     const classified = frameToJsonRpc(frame);
-    if (classified.kind === 'control') {
-      if (classified.type === McpwType.Ping) this.sendFrame(s, pongFrame(frame.requestId));
-      else if (classified.type === McpwType.Close) conn.close(1000, 'close frame');
-      return;
-    }
+    if (classified.kind === 'control') return;
     this.handle(s, classified, { method: frame.method, requestId: frame.requestId });
   };
 
@@ -273,7 +330,7 @@ export class McpWsEndpoint implements WsEndpoint {
       }
       return;
     }
-    const decoded = decodeFrame(data, { maxPayloadBytes: this.options.maxPayloadBytes, maxInflatedBytes: this.options.maxPayloadBytes, copyBinary: true });
+    const decoded = decodeFrame(data, this.decodeOptions);
     if (!decoded.ok) {
       this.sendFrame(s, errorFrameFor(decoded.error));
       return;
@@ -331,12 +388,8 @@ export class McpWsEndpoint implements WsEndpoint {
       return;
     }
     session.lastSeen = Date.now();
-    if (c.kind === 'notification') {
-      this.dispatcher.handleNotification(session, c.msg);
-      return;
-    }
-    if (c.kind === 'response') {
-      this.dispatcher.handleResponse(session, c.msg);
+    if (c.kind === 'notification' || c.kind === 'response') {
+      this.layer.deliver(session, c);
       return;
     }
     const msg = c.msg;
@@ -345,24 +398,16 @@ export class McpWsEndpoint implements WsEndpoint {
       this.reply(s, { jsonrpc: '2.0', id: msg.id, error: err.toJsonRpc() }, replyTo);
       return;
     }
-    if (session.calls.has(msg.id)) {
-      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_REQUEST', `Request id ${String(msg.id)} is already in flight in this session`).toJsonRpc() }, replyTo);
+    const call = this.layer.begin(session, msg, s.channel, s.conn.auth);
+    if (call instanceof GatewayError) {
+      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: call.toJsonRpc() }, replyTo);
       return;
     }
-    const call = newInflightCall(msg.id, msg.method, s.channel, s.conn.auth);
-    session.calls.set(msg.id, call);
     s.inFlight++;
-    this.dispatcher
-      .handleRequest(session, msg, call)
-      .then((response) => this.reply(s, response, replyTo))
-      .catch((err: unknown) => {
-        this.log.error('unexpected dispatch failure on /ws', { error: err });
-        this.reply(s, { jsonrpc: '2.0', id: msg.id, error: { code: -32603, message: 'Internal error' } }, replyTo);
-      })
-      .finally(() => {
-        s.inFlight--;
-        if (session.calls.get(msg.id) === call) session.calls.delete(msg.id);
-      });
+    void this.layer.run(session, msg, call).then((response) => {
+      s.inFlight--;
+      this.reply(s, response, replyTo);
+    });
   }
 
   /** A 2026-07-28 request: stateless, whether or not the socket also holds a session. */
@@ -384,34 +429,22 @@ export class McpWsEndpoint implements WsEndpoint {
   }
 
   private initialize(s: WsState, msg: JsonRpcRequest, replyTo: McpwReplyTo | undefined): void {
-    const p = msg.params as { protocolVersion?: unknown; capabilities?: unknown; clientInfo?: unknown } | undefined;
-    if (typeof p?.protocolVersion !== 'string' || typeof p.capabilities !== 'object' || p.capabilities === null || typeof p.clientInfo !== 'object' || p.clientInfo === null) {
-      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('INVALID_PARAMS', 'Invalid params for initialize: protocolVersion, capabilities and clientInfo are required').toJsonRpc() }, replyTo);
+    // a second initialize on the socket replaces its session (once the new one's params are good)
+    const previous = s.session;
+    const opened = this.layer.open(msg, { auth: s.conn.auth, toolModeHeader: s.conn.toolModeHeader ?? '', shareable: false, replacing: previous?.id });
+    if (!opened.ok) {
+      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: opened.error.toJsonRpc() }, replyTo);
       return;
     }
-    let toolMode;
-    try {
-      toolMode = this.dispatcher.toolModeFor(s.conn.toolModeHeader ?? '', typeof (p.clientInfo as { name?: unknown }).name === 'string' ? (p.clientInfo as { name: string }).name : '', s.conn.auth);
-    } catch (err) {
-      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: toJsonRpcError(err) }, replyTo);
-      return;
-    }
-    if (s.session) this.sessions.delete(s.session.id);
-    const session = this.sessions.create(this.dispatcher.negotiateVersion(p.protocolVersion), p.capabilities as Record<string, unknown>, p.clientInfo as { name: string });
-    if (!session) {
-      this.reply(s, { jsonrpc: '2.0', id: msg.id, error: new GatewayError('TOO_MANY_SESSIONS').toJsonRpc() }, replyTo);
-      return;
-    }
-    session.toolMode = toolMode;
-    // the socket itself is the session's server→client stream
+    const session = opened.session;
+    // the socket itself is the session's server→client stream; the session belongs to the credential
+    // that opened the socket (list_changed aimed at a key's sessions reaches it)
     session.standalone = s.channel;
-    // the session belongs to the credential that opened the socket (list_changed aimed at a key's sessions reaches it)
-    session.owner = s.conn.auth?.principal.id;
     session.onClose(() => {
       if (this.states.get(s.conn) === s) s.session = undefined;
     });
     s.session = session;
-    this.reply(s, { jsonrpc: '2.0', id: msg.id, result: this.dispatcher.initializeResult(session) }, replyTo);
+    this.reply(s, { jsonrpc: '2.0', id: msg.id, result: opened.result }, replyTo);
   }
 
   private reply(s: WsState, response: JsonRpcResponse, replyTo: McpwReplyTo | undefined): void {
@@ -429,22 +462,74 @@ export class McpWsEndpoint implements WsEndpoint {
     return this.write(s, text, false);
   }
 
+  /**
+   * Encodes and sends one MCPW frame. gzip policy: the payload is compressed when it is over
+   * `gzipThresholdBytes` and the client has sent a gzip'd frame (it speaks gzip), or when it is
+   * over `gzipLargeBytes` for any client; on the loop up to `gzipOffLoopBytes` (zlib level 1, cheap),
+   * above that on the libuv pool, the frame keeping its place in the connection's send order.
+   */
   private sendFrame(s: WsState, frame: McpwFrame): boolean {
     let bytes: Uint8Array;
     try {
-      bytes = encodeFrame(frame, { gzip: true, gzipThreshold: this.options.gzipThresholdBytes });
+      bytes = encodeFrame(frame);
     } catch (err) {
       this.log.warn('could not encode an MCPW frame', { error: err });
       bytes = encodeFrame(errorFrame(frame.requestId, 'bad_payload', 'the reply could not be encoded as MessagePack'));
     }
+    const size = bytes.length - MCPW_HEADER_BYTES;
+    const o = this.options;
+    if (size > o.gzipLargeBytes || (s.gzip && size > o.gzipThresholdBytes)) {
+      if (size <= o.gzipOffLoopBytes) return this.write(s, gzipFrame(bytes), true);
+      if (s.conn.closed) return false;
+      const slot: { data: string | Uint8Array | undefined; readonly binary: boolean } = { data: undefined, binary: true };
+      (s.queue ??= []).push(slot);
+      gzipFrameOffLoop(bytes).then(
+        (gz) => {
+          slot.data = gz;
+          this.flush(s);
+        },
+        (err: unknown) => {
+          this.log.warn('gzip of an MCPW frame failed; sending it uncompressed', { error: err });
+          slot.data = bytes;
+          this.flush(s);
+        },
+      );
+      return true;
+    }
     return this.write(s, bytes, true);
   }
 
+  /** Writes the queued messages that are ready, in order, up to the first still being compressed. */
+  private flush(s: WsState): void {
+    const queue = s.queue;
+    if (queue === undefined) return;
+    while (queue.length > 0) {
+      const next = queue[0];
+      if (next?.data === undefined) return;
+      queue.shift();
+      if (!this.send(s, next.data, next.binary)) {
+        queue.length = 0;
+        break;
+      }
+    }
+    s.queue = undefined;
+  }
+
   private write(s: WsState, data: string | Uint8Array, binary: boolean): boolean {
+    if (s.queue !== undefined) {
+      // behind a frame still being compressed: keep the order
+      if (s.conn.closed) return false;
+      s.queue.push({ data, binary });
+      return true;
+    }
+    return this.send(s, data, binary);
+  }
+
+  private send(s: WsState, data: string | Uint8Array, binary: boolean): boolean {
     const r = s.conn.send(data, binary);
     if (r === 'dropped' || s.conn.bufferedAmount() > this.options.hardLimitBytes) {
       this.log.warn('closing a /ws peer over the backpressure limit', { remote: s.conn.remoteAddress });
-      if (s.session) for (const call of s.session.calls.values()) cancelScope(call, 'client too slow');
+      if (s.session) this.layer.abandonAll(s.session, 'client too slow');
       s.conn.close(1013, 'backpressure limit');
       return false;
     }
@@ -458,5 +543,7 @@ export const MCP_WS_DEFAULTS: McpWsOptions = {
   hardLimitBytes: 16 * 1024 * 1024,
   binaryThresholdBytes: 1024,
   gzipThresholdBytes: MCPW_DEFAULT_GZIP_THRESHOLD,
+  gzipLargeBytes: 64 * 1024,
+  gzipOffLoopBytes: 16 * 1024,
   maxPayloadBytes: 16 * 1024 * 1024,
 };

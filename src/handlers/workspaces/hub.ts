@@ -63,9 +63,9 @@
 import { Subject, type Subscription } from 'rxjs';
 import { GatewayError } from '../../base/errors.js';
 import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
-import { encodeBytes, receiveBytes, replyEncoding, toBase64 } from './bytes.js';
+import { encodeBytes, receiveBytes, replyEncoding } from './bytes.js';
 import { SharedDocument } from './document.js';
-import { Membership, leaseInfo, lockedError, type MembershipCommand, type MembershipEffect } from './membership.js';
+import { Membership, leaseInfo, type MembershipCommand, type MembershipEffect } from './membership.js';
 import {
   CursorParams,
   GetParams,
@@ -385,8 +385,7 @@ export class WorkspaceHub implements WsMethodHost {
   #update(peer: WsPeer, p: UpdateParams): Record<string, unknown> {
     const ws = this.#memberOf(peer, p.workspace_id);
     const received = receiveBytes(p.changes, 'changes');
-    const lease = this.#membership.holder(ws.key, p.document_id);
-    if (lease !== undefined && lease.memberId !== peer.id) throw lockedError(ws.id, lease, '; updates from other members are refused until it is unlocked', Date.now());
+    this.#run({ type: 'mayChange', key: ws.key, workspaceId: ws.id, memberId: peer.id, documentId: p.document_id, now: Date.now() });
     const existing = ws.documents.get(p.document_id);
     if (existing === undefined && ws.documents.size >= this.#maxDocuments) {
       throw new GatewayError('CONFLICT', `Workspace ${JSON.stringify(ws.id)} has ${this.#maxDocuments} documents, the most allowed; update an existing one`, {
@@ -398,14 +397,8 @@ export class WorkspaceHub implements WsMethodHost {
     const sizeBytes = doc.apply(received.bytes, this.deps.config.max_document_bytes);
     if (existing === undefined) ws.documents.set(doc.id, doc);
     this.#persistence.touch(documentKey(ws.tenant, ws.id, doc.id), doc);
-    const base = { type: 'document.changed', workspace_id: ws.id, document_id: doc.id };
-    let forJson: Record<string, unknown> | undefined;
-    let forBinary: Record<string, unknown> | undefined;
-    for (const m of this.#membership.members(ws.key)) {
-      if (m.id === peer.id || m.peer.closed) continue;
-      if (m.peer.binary) m.peer.notify(WORKSPACE_UPDATE, (forBinary ??= { ...base, changes: received.bytes, from: peer.id }));
-      else m.peer.notify(WORKSPACE_UPDATE, (forJson ??= { ...base, changes: received.base64 ?? toBase64(received.bytes), from: peer.id }));
-    }
+    // the reducer tells the other members (document.changed), in its form for each peer
+    this.#run({ type: 'changed', key: ws.key, workspaceId: ws.id, memberId: peer.id, documentId: doc.id, changes: received.bytes, base64: received.base64, now: Date.now() });
     return { ok: true, size_bytes: sizeBytes };
   }
 

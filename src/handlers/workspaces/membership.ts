@@ -13,11 +13,13 @@
  * holds at most `maxMembers`; joining again only renames. A lease lasts `ttlMs` from the lock and
  * is renewed by locking again; it ends by unlock (`released`, told to all but the holder), leave
  * (`left`), disconnect (`disconnected`) or expiry (`expired`, told to everyone). Leases live in
- * memory only.
+ * memory only. While a lease is held, only its holder may change the document (`mayChange`); an
+ * applied change is told to every other member (`changed`).
  */
 import { GatewayError } from '../../base/errors.js';
 import type { OrchestrationEventType } from '../../streams/events.js';
 import type { WsPeer } from '../../streams/ws-methods.js';
+import { toBase64 } from './bytes.js';
 
 /** A held lock. */
 export interface Lease {
@@ -63,7 +65,18 @@ export type MembershipCommand =
   /** The timer of the lease of `documentId` ending at `expiresAt` fired. */
   | { readonly type: 'expire'; readonly key: string; readonly documentId: string; readonly expiresAt: number; readonly now: number }
   /** The workspace `key` leaves memory: its leases end without telling anyone. */
-  | { readonly type: 'drop'; readonly key: string; readonly now: number };
+  | { readonly type: 'drop'; readonly key: string; readonly now: number }
+  /**
+   * May `memberId` change `documentId` now? Refused (CONFLICT, `reason: "locked"`) while another
+   * member holds its lease; asked before the document applies the change. Reply: `true`.
+   */
+  | { readonly type: 'mayChange'; readonly key: string; readonly workspaceId: string; readonly memberId: string; readonly documentId: string; readonly now: number }
+  /**
+   * `memberId`'s change (a Yjs update, `changes`) was applied to `documentId`: every other member
+   * is told (`document.changed`), raw bytes to binary (MCPW) peers, base64 to JSON peers
+   * (`base64`, when the sender sent base64, is reused). Reply: how many members were told.
+   */
+  | { readonly type: 'changed'; readonly key: string; readonly workspaceId: string; readonly memberId: string; readonly documentId: string; readonly changes: Uint8Array; readonly base64: string | undefined; readonly now: number };
 
 /** What the hub does, in order. */
 export type MembershipEffect =
@@ -195,6 +208,13 @@ export class Membership {
         this.#unlocked(room, lease, 'expired');
         return true;
       }
+      case 'mayChange': {
+        const lease = this.#rooms.get(c.key)?.leases.get(c.documentId);
+        if (lease !== undefined && lease.memberId !== c.memberId) throw lockedError(c.workspaceId, lease, '; updates from other members are refused until it is unlocked', c.now);
+        return true;
+      }
+      case 'changed':
+        return this.#changed(c);
       case 'drop': {
         const room = this.#rooms.get(c.key);
         if (room === undefined || room.members.size > 0) return false;
@@ -203,6 +223,21 @@ export class Membership {
         return true;
       }
     }
+  }
+
+  #changed(c: MembershipCommand & { readonly type: 'changed' }): number {
+    const room = this.#rooms.get(c.key);
+    if (room === undefined) return 0;
+    const json: WsPeer[] = [];
+    const binary: WsPeer[] = [];
+    for (const m of room.members.values()) {
+      if (m.id === c.memberId) continue;
+      (m.peer.binary ? binary : json).push(m.peer);
+    }
+    const base = { type: 'document.changed', workspace_id: c.workspaceId, document_id: c.documentId };
+    if (json.length > 0) this.#out.push({ kind: 'notify', peers: json, params: { ...base, changes: c.base64 ?? toBase64(c.changes), from: c.memberId } });
+    if (binary.length > 0) this.#out.push({ kind: 'notify', peers: binary, params: { ...base, changes: c.changes, from: c.memberId } });
+    return json.length + binary.length;
   }
 
   #join(ref: Room, peer: WsPeer, name: string | undefined): { member: Member; renamed: boolean } {

@@ -1,0 +1,258 @@
+/**
+ * The program of one `server.workers` thread: a uWS `App` listening on the gateway's port beside
+ * the owner's (SO_REUSEPORT: the kernel spreads connections over the listen sockets by a hash of
+ * the 4-tuple, https://man7.org/linux/man-pages/man7/socket.7.html). It parses HTTP and WebSocket
+ * traffic and carries every request, upgrade and message to the owner thread over its
+ * `MessagePort` (see `worker-protocol.ts`); the owner answers through its own routes, access gate
+ * and handlers, and this thread writes the answer. Nothing of the gateway's state lives here.
+ *
+ * Started by `WorkerPool` (`worker-pool.ts`) with {@link WorkerSettings} as `workerData`.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { HttpRequest, HttpResponse, us_listen_socket, us_socket_context_t, WebSocket } from 'uWebSockets.js';
+import { loadNativeUws } from './uws.js';
+import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings } from './worker-protocol.js';
+
+/** A request body is sent whole when it ends within this many bytes, else in parts as it arrives. */
+const WHOLE_BODY_BYTES = 64 * 1024;
+
+interface Pending {
+  readonly res: HttpResponse;
+  aborted: boolean;
+  ended: boolean;
+  congested: boolean;
+  backlogBytes: number;
+  /** Upgrades only: what `res.upgrade` needs once the owner admits it. */
+  readonly upgrade?: { readonly key: string; readonly extensions: string; readonly context: us_socket_context_t };
+}
+
+interface SocketData {
+  id: number;
+}
+
+function headersOf(req: HttpRequest): FlatHeaders {
+  const out: FlatHeaders = [];
+  req.forEach((k, v) => {
+    out.push(k, v);
+  });
+  return out;
+}
+
+/** A copy of `chunk` that owns its memory (uWS reuses a chunk's memory after the callback). */
+function copyOf(chunk: ArrayBuffer): ArrayBuffer {
+  return chunk.slice(0);
+}
+
+function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): void {
+  const uws = loadNativeUws();
+  const outbox = new Outbox<FromWorker>((batch, transfer) => port.postMessage(batch, transfer));
+  const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => outbox.push(m, transfer);
+  const pending = new Map<number, Pending>();
+  const sockets = new Map<number, WebSocket<SocketData>>();
+  let nextId = 1;
+  let listenSocket: us_listen_socket | undefined;
+  const remoteOf = (res: HttpResponse): string => Buffer.from(res.getRemoteAddressAsText()).toString();
+
+  const onRequest = (res: HttpResponse, req: HttpRequest): void => {
+    const id = nextId++;
+    const p: Pending = { res, aborted: false, ended: false, congested: false, backlogBytes: 0 };
+    pending.set(id, p);
+    res.onAborted(() => {
+      p.aborted = true;
+      pending.delete(id);
+      post({ t: 'abort', id });
+    });
+    const method = req.getCaseSensitiveMethod().toUpperCase();
+    const head = { id, method, url: req.getUrl(), query: req.getQuery() ?? '', headers: headersOf(req), remote: remoteOf(res) };
+    if (method !== 'POST' && method !== 'PUT' && method !== 'PATCH') {
+      post({ t: 'req', ...head, body: undefined, more: false });
+      return;
+    }
+    const parts: ArrayBuffer[] = [];
+    let size = 0;
+    let streaming = false;
+    res.onData((chunk, isLast) => {
+      if (p.ended || p.aborted) return;
+      if (streaming) {
+        const c = copyOf(chunk);
+        post({ t: 'data', id, chunk: c, last: isLast }, [c]);
+        return;
+      }
+      parts.push(copyOf(chunk));
+      size += chunk.byteLength;
+      if (!isLast && size <= WHOLE_BODY_BYTES) return;
+      const body = parts.length === 1 ? (parts[0] as ArrayBuffer) : Buffer.concat(parts.map((x) => Buffer.from(x))).buffer.slice(0, size);
+      parts.length = 0;
+      streaming = !isLast;
+      post({ t: 'req', ...head, body, more: !isLast }, [body]);
+    });
+  };
+
+  const write = (m: Extract<ToWorker, { t: 'res' }>): void => {
+    const p = pending.get(m.id);
+    if (p === undefined || p.aborted || p.ended) return;
+    const res = p.res;
+    let ok = true;
+    res.cork(() => {
+      if (m.status !== undefined) res.writeStatus(m.status);
+      const h = m.headers;
+      if (h !== undefined) for (let i = 0; i + 1 < h.length; i += 2) res.writeHeader(h[i] as string, h[i + 1] as string);
+      if (m.end) {
+        p.ended = true;
+        pending.delete(m.id);
+        if (m.noBody) res.endWithoutBody(0, m.close);
+        else res.end(m.chunk, m.close);
+      } else if (m.chunk !== undefined) {
+        ok = res.write(m.chunk);
+      }
+    });
+    if (m.end || m.chunk === undefined) return;
+    // the owner does not see this socket's backpressure: a stream the client does not read is closed here
+    if (p.congested) {
+      p.backlogBytes += typeof m.chunk === 'string' ? Buffer.byteLength(m.chunk) : m.chunk.byteLength;
+      if (p.backlogBytes > settings.maxSseBacklogBytes) {
+        p.ended = true;
+        pending.delete(m.id);
+        res.close();
+        post({ t: 'abort', id: m.id });
+      }
+    } else if (!ok) {
+      p.congested = true;
+      res.onWritable(() => {
+        p.congested = false;
+        p.backlogBytes = 0;
+        return true;
+      });
+    }
+  };
+
+  const app = uws.App();
+  for (const route of settings.ws) {
+    app.ws<SocketData>(route.path, {
+      maxPayloadLength: route.maxPayloadLength,
+      idleTimeout: route.idleTimeoutSeconds,
+      maxBackpressure: route.maxBackpressure,
+      sendPingsAutomatically: true,
+      upgrade: (res, req, context) => {
+        const id = nextId++;
+        const p: Pending = { res, aborted: false, ended: false, congested: false, backlogBytes: 0, upgrade: { key: req.getHeader('sec-websocket-key'), extensions: req.getHeader('sec-websocket-extensions'), context } };
+        pending.set(id, p);
+        res.onAborted(() => {
+          p.aborted = true;
+          pending.delete(id);
+          post({ t: 'abort', id });
+        });
+        post({ t: 'upgrade', id, url: req.getUrl(), query: req.getQuery() ?? '', headers: headersOf(req), remote: remoteOf(res) });
+      },
+      open: (ws) => {
+        sockets.set(ws.getUserData().id, ws);
+      },
+      message: (ws, message, isBinary) => {
+        const data = copyOf(message);
+        post({ t: 'ws-msg', id: ws.getUserData().id, data, binary: isBinary }, [data]);
+      },
+      drain: (ws) => {
+        post({ t: 'ws-buffered', id: ws.getUserData().id, bytes: ws.getBufferedAmount() });
+      },
+      close: (ws, code, message) => {
+        const id = ws.getUserData().id;
+        sockets.delete(id);
+        const reason = copyOf(message);
+        post({ t: 'ws-closed', id, code, reason }, [reason]);
+      },
+    });
+  }
+  app.any('/*', onRequest);
+
+  port.on('message', (batch: ToWorker[]) => {
+    for (const m of batch) handle(m);
+  });
+
+  function handle(m: ToWorker): void {
+    switch (m.t) {
+      case 'res':
+        write(m);
+        return;
+      case 'res-close': {
+        const p = pending.get(m.id);
+        pending.delete(m.id);
+        if (p !== undefined && !p.aborted && !p.ended) {
+          p.ended = true;
+          p.res.close();
+        }
+        return;
+      }
+      case 'upgrade-ok': {
+        const p = pending.get(m.id);
+        pending.delete(m.id);
+        if (p === undefined || p.aborted || p.upgrade === undefined) {
+          // the client left while the owner decided: the owner forgets the socket it opened
+          post({ t: 'ws-closed', id: m.id, code: 1006, reason: new ArrayBuffer(0) });
+          return;
+        }
+        const u = p.upgrade;
+        p.res.cork(() => p.res.upgrade<SocketData>({ id: m.id }, u.key, m.protocol, u.extensions, u.context));
+        return;
+      }
+      case 'ws-send': {
+        const ws = sockets.get(m.id);
+        if (ws === undefined) return;
+        // 1: sent, 0: buffered (backpressure), 2: dropped (over maxBackpressure)
+        if (ws.send(m.data, m.binary) !== 1) post({ t: 'ws-buffered', id: m.id, bytes: ws.getBufferedAmount() });
+        return;
+      }
+      case 'ws-end':
+        sockets.get(m.id)?.end(m.code, m.reason);
+        return;
+      case 'ws-close':
+        sockets.get(m.id)?.close();
+        return;
+      case 'ws-ping':
+        sockets.get(m.id)?.ping();
+        return;
+      case 'stop-listening':
+        if (listenSocket !== undefined) uws.us_listen_socket_close(listenSocket);
+        listenSocket = undefined;
+        return;
+      case 'exit':
+        end(1001, 'shutting down');
+        return;
+      case 'fail':
+        setImmediate(() => {
+          throw new Error(m.message);
+        });
+        return;
+    }
+  }
+
+  /**
+   * Closes every socket of this thread and lets it end. A thread that ends (or is terminated)
+   * while uWS still holds a socket aborts the whole process (`uv_loop_close() while having open
+   * handles`), so this runs before every end, including one by an uncaught exception.
+   */
+  let ending = false;
+  const end = (code: number, reason: string): void => {
+    if (ending) return;
+    ending = true;
+    if (listenSocket !== undefined) uws.us_listen_socket_close(listenSocket);
+    listenSocket = undefined;
+    for (const ws of [...sockets.values()]) ws.end(code, reason);
+    for (const p of pending.values()) if (!p.aborted && !p.ended) p.res.close();
+    pending.clear();
+    outbox.flush();
+    port.close();
+  };
+  process.on('uncaughtException', (err) => {
+    post({ t: 'failed', error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    end(1011, 'worker thread failed');
+  });
+
+  // uWS.js accepts (host, port, options, cb); its typings only declare (port, options, cb). Options 0: SO_REUSEPORT.
+  const listen = app.listen.bind(app) as unknown as (host: string, port: number, options: number, cb: (socket: us_listen_socket | false) => void) => void;
+  listen(settings.host, settings.port, 0, (socket) => {
+    if (socket) listenSocket = socket;
+    post({ t: 'listening', ok: socket !== false });
+  });
+}
+
+if (parentPort !== null) run(parentPort, workerData as WorkerSettings);

@@ -1,0 +1,98 @@
+/**
+ * Messages between the owner thread and the worker threads of `server.workers` (one
+ * `MessagePort` per worker, structured clone, https://nodejs.org/docs/latest-v20.x/api/worker_threads.html#portpostmessagevalue-transferlist).
+ * A worker is a uWS front: it parses HTTP and WebSocket traffic on the shared port and carries
+ * each request, upgrade and message to the owner, which answers through the same routes, access
+ * gate and handlers as for its own connections. `id` names one request or socket of one worker.
+ */
+
+/** What a worker thread is started with (`workerData`). */
+export interface WorkerSettings {
+  /** 1-based thread number (0 is the owner). */
+  readonly thread: number;
+  readonly host: string;
+  readonly port: number;
+  /** The WebSocket paths and the limits uWS applies to them (as on the owner's `App`). */
+  readonly ws: readonly WorkerWsRoute[];
+  /** Buffered SSE bytes per response beyond which a congested stream is closed (as on the owner). */
+  readonly maxSseBacklogBytes: number;
+}
+
+export interface WorkerWsRoute {
+  readonly path: string;
+  readonly maxPayloadLength: number;
+  readonly idleTimeoutSeconds: number;
+  readonly maxBackpressure: number;
+}
+
+/** Flat `[name, value, name, value, ...]` list of request headers, names lower-cased, as uWS reads them. */
+export type FlatHeaders = string[];
+
+/** Worker → owner. */
+export type FromWorker =
+  | { readonly t: 'listening'; readonly ok: boolean }
+  /** A request; `body` is the whole body when `more` is false, else its first part (then `data` messages follow). */
+  | { readonly t: 'req'; readonly id: number; readonly method: string; readonly url: string; readonly query: string; readonly headers: FlatHeaders; readonly remote: string; readonly body: ArrayBuffer | undefined; readonly more: boolean }
+  | { readonly t: 'data'; readonly id: number; readonly chunk: ArrayBuffer; readonly last: boolean }
+  /** The client went away before the response ended. */
+  | { readonly t: 'abort'; readonly id: number }
+  | { readonly t: 'upgrade'; readonly id: number; readonly url: string; readonly query: string; readonly headers: FlatHeaders; readonly remote: string }
+  | { readonly t: 'ws-msg'; readonly id: number; readonly data: ArrayBuffer; readonly binary: boolean }
+  /** The socket's send buffer, after a send that was buffered (`bytes` > 0) or a drain. */
+  | { readonly t: 'ws-buffered'; readonly id: number; readonly bytes: number }
+  | { readonly t: 'ws-closed'; readonly id: number; readonly code: number; readonly reason: ArrayBuffer }
+  /** An uncaught exception: the thread closes its sockets and ends (then it is restarted). */
+  | { readonly t: 'failed'; readonly error: string };
+
+/** Owner → worker. */
+export type ToWorker =
+  /**
+   * Part of a response: the status line and headers with the first part, then `chunk` written
+   * (`end` false) or the response ended with it (`end` true; `noBody`: `endWithoutBody`).
+   */
+  | { readonly t: 'res'; readonly id: number; readonly status: string | undefined; readonly headers: FlatHeaders | undefined; readonly chunk: string | Uint8Array | undefined; readonly end: boolean; readonly noBody: boolean; readonly close: boolean }
+  /** Close the connection at once (`HttpResponse.close`). */
+  | { readonly t: 'res-close'; readonly id: number }
+  /** The owner admitted the upgrade: complete it with this sub-protocol. */
+  | { readonly t: 'upgrade-ok'; readonly id: number; readonly protocol: string }
+  | { readonly t: 'ws-send'; readonly id: number; readonly data: string | Uint8Array; readonly binary: boolean }
+  | { readonly t: 'ws-end'; readonly id: number; readonly code: number; readonly reason: string }
+  | { readonly t: 'ws-close'; readonly id: number }
+  | { readonly t: 'ws-ping'; readonly id: number }
+  /** Close the listen socket (connections stay). */
+  | { readonly t: 'stop-listening' }
+  /** Close every connection and end the thread. */
+  | { readonly t: 'exit' }
+  /** Fault injection (tests, drills): throw `message` as an uncaught exception in the thread. */
+  | { readonly t: 'fail'; readonly message: string };
+
+/**
+ * Messages to one thread, sent as one array per turn of the event loop (`setImmediate`): a
+ * `MessagePort` message costs a serialisation and a dispatch on the other side whatever its size,
+ * and at c=64 many requests and replies fall in the same turn.
+ */
+export class Outbox<M> {
+  #batch: M[] = [];
+  #transfer: ArrayBuffer[] = [];
+  #scheduled: NodeJS.Immediate | undefined;
+
+  constructor(private readonly send: (batch: M[], transfer: ArrayBuffer[]) => void) {}
+
+  push(m: M, transfer?: readonly ArrayBuffer[]): void {
+    this.#batch.push(m);
+    if (transfer !== undefined) for (const b of transfer) this.#transfer.push(b);
+    this.#scheduled ??= setImmediate(() => this.flush());
+  }
+
+  /** Sends what is queued now (before the port closes). */
+  flush(): void {
+    if (this.#scheduled !== undefined) clearImmediate(this.#scheduled);
+    this.#scheduled = undefined;
+    if (this.#batch.length === 0) return;
+    const batch = this.#batch;
+    const transfer = this.#transfer;
+    this.#batch = [];
+    this.#transfer = [];
+    this.send(batch, transfer);
+  }
+}
