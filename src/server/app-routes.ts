@@ -1,13 +1,14 @@
 /**
  * The server's side of routing that is not the lookup itself: the uWS method names, the
  * method of a request, the access rule a request is checked with, the readiness hold, and the
- * 404 / 405 answers.
+ * 404 / 405 answers, and the dashboard's static files (served before any route lookup).
  */
 import { of, switchMap, take, type Observable } from 'rxjs';
-import type { HttpRequest } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { GatewayError } from '../base/errors.js';
-import { jsonReply } from '../base/http.js';
+import { jsonReply, type HeaderList } from '../base/http.js';
 import type { RouteAccess, RouteHandler, RouteSpec } from '../base/routes.js';
+import { statusLine, type ResponseObserver } from './app-response.js';
 
 /** The gateway's readiness, for routes declared `holdUntilReady`. */
 export interface ReadinessGate {
@@ -82,4 +83,34 @@ export function notAllowed(allow: string): RouteHandler {
         ['Allow', allow],
       ]),
     );
+}
+
+/** A static file reply: `body` is empty for HEAD and 304 (then `Content-Length` is not sent). */
+export type StaticFiles = (
+  method: string,
+  path: string,
+  acceptEncoding: string,
+  ifNoneMatch: string,
+) => { readonly status: number; readonly headers: HeaderList; readonly body: Buffer | string };
+
+/**
+ * Answers a request for the dashboard's static files at once from memory (`files`; none → 404),
+ * outside the request pipelines and the access gate (they hold no data).
+ */
+export function serveStaticFile(res: HttpResponse, req: HttpRequest, files: StaticFiles | undefined, onResponse: ResponseObserver | undefined): void {
+  const method = req.getMethod().toUpperCase();
+  const path = req.getUrl();
+  if (!files) {
+    res.writeStatus(statusLine(404)).writeHeader('Content-Type', 'application/json').end(JSON.stringify(new GatewayError('NOT_FOUND', `No route for ${method} ${path}`).toRest()));
+    return;
+  }
+  const started = performance.now();
+  const r = files(method, path, req.getHeader('accept-encoding'), req.getHeader('if-none-match'));
+  res.cork(() => {
+    res.writeStatus(statusLine(r.status));
+    for (const [k, v] of r.headers) res.writeHeader(k, v);
+    if (r.status === 304 || method === 'HEAD') res.endWithoutBody();
+    else res.end(r.body);
+  });
+  onResponse?.(path, method, r.status, (performance.now() - started) / 1000);
 }

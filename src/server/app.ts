@@ -16,7 +16,7 @@ import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocketBehavior } from 'uWebSockets.js';
 import { describePortHolder } from './port-holder.js';
 import { boundedMergeMap } from '../streams/bounded-merge-map.js';
-import { jsonReply, type HeaderList, type HttpEffect } from '../base/http.js';
+import { jsonReply, type HttpEffect } from '../base/http.js';
 import { GatewayError } from '../base/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { UwsModule } from './uws.js';
@@ -25,7 +25,7 @@ import type { WsConnection, WsEndpoint, WsEndpointOptions } from '../streams/ws.
 import type { RequestAuth } from '../base/access.js';
 import { headerMask, NO_PARAMS, ROUTE_ACCESS, type AccessCheck, type PathRoutesView, type AccessDecision, type RouteAccess, type RouteEntry, type RouteHandler, type RouteMatch, type RouteParams, type RouteSpec, type RouteTable } from '../base/routes.js';
 import { readHeaders } from './app-headers.js';
-import { accessOf, heldUntilReady, methodOf, notAllowed, notFound, UNROUTED, UWS_METHODS, type ReadinessGate } from './app-routes.js';
+import { accessOf, heldUntilReady, methodOf, notAllowed, notFound, serveStaticFile, UNROUTED, UWS_METHODS, type ReadinessGate, type StaticFiles } from './app-routes.js';
 import { applyEffect, replyTooLarge, statusLine, type Exchange, type ResponseObserver } from './app-response.js';
 import type { RemoteEntry } from './worker-pool.js';
 import type { WorkerWsRoute } from './worker-protocol.js';
@@ -51,14 +51,6 @@ export interface ServerOptions {
    */
   readonly staticFiles?: StaticFiles;
 }
-
-/** A static file reply: `body` is empty for HEAD and 304 (then `Content-Length` is not sent). */
-export type StaticFiles = (
-  method: string,
-  path: string,
-  acceptEncoding: string,
-  ifNoneMatch: string,
-) => { readonly status: number; readonly headers: HeaderList; readonly body: Buffer | string };
 
 export class GatewayServer {
   private readonly app: TemplatedApp;
@@ -201,22 +193,7 @@ export class GatewayServer {
   }
 
   private serveStatic(res: HttpResponse, req: HttpRequest): void {
-    const method = req.getMethod().toUpperCase();
-    const path = req.getUrl();
-    const files = this.options.staticFiles;
-    if (!files) {
-      res.writeStatus(statusLine(404)).writeHeader('Content-Type', 'application/json').end(JSON.stringify(new GatewayError('NOT_FOUND', `No route for ${method} ${path}`).toRest()));
-      return;
-    }
-    const started = performance.now();
-    const r = files(method, path, req.getHeader('accept-encoding'), req.getHeader('if-none-match'));
-    res.cork(() => {
-      res.writeStatus(statusLine(r.status));
-      for (const [k, v] of r.headers) res.writeHeader(k, v);
-      if (r.status === 304 || method === 'HEAD') res.endWithoutBody();
-      else res.end(r.body);
-    });
-    this.options.onResponse?.(path, method, r.status, (performance.now() - started) / 1000);
+    serveStaticFile(res, req, this.options.staticFiles, this.options.onResponse);
   }
 
   /**
