@@ -3,7 +3,7 @@
  *
  *   (a)  BatchWriter: N `write(putOp(...))` issued at once, awaited together (default window
  *        10 ms, maxBatch 1000): ~N/1000 `db.batch()` calls
- *   (a') the real path: N `store.toolLog.append()` at once (entry + summary per append)
+ *   (a') the real path: N `store.toolLog.append()` at once (one tool-log record per append)
  *   (b)  one `sublevel.put()` per entry, awaited one after another (baseline)
  *   (c)  one `sublevel.put()` per entry, all issued at once, awaited together
  *
@@ -13,8 +13,12 @@
  * writes spaced 2 ms apart, against a direct `put()` under the same trickle; then query/stats
  * times over a 100 000-entry tool log.
  *
+ * Then the records one tool call writes, by layout and op cap: CPU per call and the event-loop hold
+ * of each commit (`store-records.ts`).
+ *
  * Environment: BENCH_STORE_N (entries, default 10000), BENCH_STORE_SCAN_N (tool-log size for the
- * query/stats table, default 100000; 0 skips it).
+ * query/stats table, default 100000; 0 skips it), BENCH_STORE_ONLY=records (only the records
+ * table). Profile: `node --cpu-prof --import tsx bench/store.ts`.
  *
  * Prints markdown tables and the target line "batched ≥ 10× unbatched sequential" as PASS/MISS;
  * a MISS never fails the process (DESIGN: benchmarks never gate on absolute times).
@@ -31,10 +35,13 @@ import { openSublevel, type RootDb, type Sublevel } from '../src/store/db.js';
 import { openStore } from '../src/store/open.js';
 import type { ToolLogEntry, ToolLogInput } from '../src/store/tool-log.js';
 import { quantile, sleep } from './lib.js';
+import { recordsChild, recordsTable } from './store-records.js';
 
 const N = Number(process.env['BENCH_STORE_N'] ?? 10_000);
 const SCAN_N = Number(process.env['BENCH_STORE_SCAN_N'] ?? 100_000);
 const silent = createLogger('silent');
+/** The writer's op caps per `db.batch()` the records table compares (the default first). */
+const RECORD_CAPS = [1024, 512, 256];
 
 const CLIENTS = ['everything', 'memory', 'filesystem', 'github', 'demo'];
 const TOOLS = ['echo', 'add', 'search_files', 'read_file', 'create_issue', 'get_weather'];
@@ -136,7 +143,7 @@ async function variantAppend(n: number): Promise<Row> {
   if (total !== n) throw new Error(`append variant stored ${total} of ${n}`);
   await store.close();
   await rm(dir, { recursive: true, force: true });
-  return { variant: "(a') toolLog.append, all at once (entry + summary)", entries: n, ...r };
+  return { variant: "(a') toolLog.append, all at once (one record per entry)", entries: n, ...r };
 }
 
 async function variantSequential(entries: readonly ToolLogEntry[], sync = false): Promise<Row> {
@@ -205,7 +212,7 @@ async function latencyTable(): Promise<string[]> {
 }
 
 /**
- * CPU per tool call of committing its records (the event, the tool-log entry and its summary) in
+ * CPU per tool call of committing its records (the event and the tool-log record) in
  * `db.batch()`es of 64 calls, with and without an options object: abstract-level copies a batch's
  * options into every operation, and `commitOps` passes options only for `sync: true`. The records
  * are built as the event recorder builds them (a real store from `openStore`), 64 calls per batch.
@@ -258,7 +265,7 @@ async function batchOptionsTable(): Promise<string[]> {
   const again = inChild('plain');
   const base = Math.min(plain, again);
   return [
-    `Records of one tool call (event + tool-log entry + summary) in 64-call \`db.batch()\`es, ${rounds} batches each, each variant in a fresh process (process CPU incl. LevelDB threads):`,
+    `Records of one tool call (event + tool-log record) in 64-call \`db.batch()\`es, ${rounds} batches each, each variant in a fresh process (process CPU incl. LevelDB threads):`,
     '',
     '| variant | µs CPU per call | ratio |',
     '|---|---:|---:|',
@@ -310,6 +317,11 @@ async function scanTable(n: number): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
+  if (await recordsChild()) process.exit(0);
+  if (process.env['BENCH_STORE_ONLY'] === 'records') {
+    for (const line of recordsTable(RECORD_CAPS)) console.log(line);
+    return;
+  }
   const entries = Array.from({ length: N }, (_, i) => sampleEntry(i));
   const size = encodeValue(entries[1]).length;
   console.log(`# Store write paths (Node ${process.version}, ${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? '?'})`);
@@ -356,6 +368,8 @@ async function main(): Promise<void> {
   for (const line of await batchOptionsTable()) console.log(line);
   console.log('');
   for (const line of await latencyTable()) console.log(line);
+  console.log('');
+  for (const line of recordsTable(RECORD_CAPS)) console.log(line);
   if (SCAN_N > 0) {
     console.log('');
     for (const line of await scanTable(SCAN_N)) console.log(line);

@@ -12,7 +12,7 @@ import { Level } from 'level';
 import { defer, tap, timer, type Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BatchWriter, batchWindows, levelBatchCommit, putOp, type BatchOp } from '../src/store/batcher.js';
+import { BatchWriter, DEFAULT_MAX_BATCH_OPS, batchWindows, levelBatchCommit, putOp, type BatchOp } from '../src/store/batcher.js';
 import { openSublevel, type RootDb, type Sublevel } from '../src/store/db.js';
 import { StoreError } from '../src/store/errors.js';
 
@@ -203,6 +203,31 @@ describe('BatchWriter on LevelDB', () => {
     expect(sizes).toEqual([4, 2, 6, 2]);
     expect((await sub.keys().all()).length).toBe(14);
     expect(() => new BatchWriter<BatchOp>(commit, { maxBatchOps: 0 })).toThrow(RangeError);
+    await writer.close();
+  });
+
+  it('by default a burst of two-op calls commits ≤ DEFAULT_MAX_BATCH_OPS ops per db.batch(), and the counters report the longest hold of the loop', async () => {
+    const { db, sub } = await openDb();
+    const sizes: number[] = [];
+    const holds: number[] = [];
+    const commit = levelBatchCommit(db);
+    const writer = new BatchWriter<BatchOp>((ops) => {
+      sizes.push(ops.length);
+      const started = performance.now();
+      const committed = commit(ops);
+      holds.push(performance.now() - started);
+      return committed;
+    });
+    expect(writer.counters.maxHoldMs).toBe(0);
+    const N = 2000;
+    await Promise.all(Array.from({ length: N }, (_, i) => writer.writeAll([putOp(sub, `e${i}`, { n: i }), putOp(sub, `l${i}`, { n: -i })])));
+    expect(Math.max(...sizes)).toBe(DEFAULT_MAX_BATCH_OPS);
+    expect(sizes.reduce((a, x) => a + x, 0)).toBe(2 * N);
+    const c = writer.counters;
+    // the writer's own measure encloses the commit call timed here
+    expect(c.maxHoldMs).toBeGreaterThanOrEqual(Math.max(...holds));
+    expect(c.lastHoldMs).toBeGreaterThan(0);
+    expect(c.lastHoldMs).toBeLessThanOrEqual(c.maxHoldMs);
     await writer.close();
   });
 

@@ -16,7 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger, type Logger } from '../src/log/logger.js';
 import { encodeValue } from '../src/store/codec.js';
 import { StoreError } from '../src/store/errors.js';
-import { SCHEMA_VERSION_KEY, type Migration } from '../src/store/migrations.js';
+import { MIGRATIONS, SCHEMA_VERSION_KEY, latestVersion, type Migration } from '../src/store/migrations.js';
 import { openStore, type Store } from '../src/store/open.js';
 
 const silent = createLogger('silent');
@@ -114,8 +114,8 @@ describe('openStore: layout, versions, persistence', () => {
     const s = await open(dataDir);
     expect(s.location).toBe(path.join(dataDir, 'db'));
     expect(existsSync(path.join(dataDir, 'db', 'CURRENT'))).toBe(true);
-    expect(s.schemaVersion).toBe(1);
-    expect(await s.meta.get(SCHEMA_VERSION_KEY)).toBe(1);
+    expect(s.schemaVersion).toBe(latestVersion(MIGRATIONS));
+    expect(await s.meta.get(SCHEMA_VERSION_KEY)).toBe(latestVersion(MIGRATIONS));
   });
 
   it('keeps clients, seeded names, tool log entries and extra sublevels across close/reopen', async () => {
@@ -143,7 +143,7 @@ describe('openStore: layout, versions, persistence', () => {
     expect(await s2.clients.getSeeded()).toEqual(['alpha']);
     expect((await s2.toolLog.query({ limit: 10 })).entries).toStrictEqual([entry]);
     expect(await s2.sublevel<{ n: number }>('events').get('e1')).toEqual({ n: 1 });
-    expect(s2.schemaVersion).toBe(1);
+    expect(s2.schemaVersion).toBe(latestVersion(MIGRATIONS));
   });
 
   it('runs the missing migrations in order on an older version written by hand, recording each', async () => {
@@ -238,7 +238,7 @@ describe('openStore: layout, versions, persistence', () => {
     expect(err.code).toBe('too_new');
     expect(err.location).toBe(path.join(dataDir, 'db'));
     expect(err.message).toBe(
-      `data dir ${path.join(dataDir, 'db')} has schema version 7, newer than this Tributary understands (1); run a newer Tributary on it, or use another DATA_DIR`,
+      `data dir ${path.join(dataDir, 'db')} has schema version 7, newer than this Tributary understands (${latestVersion(MIGRATIONS)}); run a newer Tributary on it, or use another DATA_DIR`,
     );
     const check = await rawDb(dataDir); // the failed open released the LOCK
     expect(await check.get(metaKey(SCHEMA_VERSION_KEY))).toEqual(encodeValue(7));
@@ -451,6 +451,6 @@ describe('openStore: io errors and lifecycle', () => {
     const dataDir = await tmp();
     await mkdir(path.join(dataDir, 'db'));
     const s = await open(dataDir);
-    expect(s.schemaVersion).toBe(1);
+    expect(s.schemaVersion).toBe(latestVersion(MIGRATIONS));
   });
 });

@@ -4,11 +4,17 @@
  * stats, the limit clamp, payload caps, id/time-key rules, the batch cost of a burst, and
  * retention by count, by age, in chunks, and on a timer.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { createLogger, type Logger } from '../src/log/logger.js';
 import type { OpenStoreOptions, Store } from '../src/store/open.js';
 import { openSublevel } from '../src/store/db.js';
-import type { StoredToolLogEntry, ToolLogEntry, ToolLogFilter, ToolLogInput } from '../src/store/tool-log.js';
+import { MIGRATIONS } from '../src/store/migrations.js';
+import { openStore } from '../src/store/open.js';
+import { entryOfValue, type StoredToolLogEntry, type ToolLogEntry, type ToolLogFilter, type ToolLogInput, type ToolLogRecords } from '../src/store/tool-log.js';
+import { INLINE_PAYLOAD_BYTES, RECORD_TAG, summaryOf } from '../src/store/tool-log-record.js';
 import { tempStores } from './helpers/store.js';
 
 
@@ -59,6 +65,8 @@ async function seeded(store: Store): Promise<ToolLogEntry[]> {
 }
 
 const indexOf = (e: ToolLogEntry): number => (e.arguments as { i: number }).i;
+
+const rawRecords = (store: Store): ToolLogRecords => store.db.sublevel<string, Uint8Array>('toollog', { keyEncoding: 'utf8', valueEncoding: 'view' }) as ToolLogRecords;
 
 describe('ToolLogRepository: append and round trip', () => {
   it('stores what append resolved with, exactly; id defaults to the time key; optional fields absent when unset', async () => {
@@ -111,28 +119,102 @@ describe('ToolLogRepository: append and round trip', () => {
     expect(stored).toStrictEqual(f);
   });
 
-  it('keeps each payload as the JSON text its cap measured (one serialisation), and still reads entries written before that as values', async () => {
+  it('stores one record per entry: the head decodes to the summary, the payloads are the JSON text its cap measured', async () => {
     const store = await freshStore();
     const args = { deep: { list: [1, 'two', { three: null }] }, unicode: 'ü ✓ 😀' };
-    const e = await store.toolLog.append({ ...input(0), arguments: args });
+    const e = await store.toolLog.append({ ...input(0), arguments: args, trace_id: 'a'.repeat(32) });
     expect(e.arguments).toEqual(args);
-    const raw = openSublevel<StoredToolLogEntry>(store.db, 'toollog');
-    const [[key, stored]] = (await raw.iterator().all()) as [[string, StoredToolLogEntry]];
-    expect(stored.payload_json).toBe(1);
-    expect(stored.arguments).toBe(JSON.stringify(args));
-    expect(stored.result).toBe(JSON.stringify(input(0).result));
-    // an entry as earlier versions stored it (values, no flag), next to the new one
-    const old: ToolLogEntry = { ...e, id: 'old-format', arguments: { legacy: [1, 2] }, timestamp: new Date(BASE - MIN).toISOString() };
-    const summaries = openSublevel<unknown>(store.db, 'toollog_sum');
-    const oldKey = `${key.slice(0, -4)}old0`;
-    await store.db.batch([
-      { type: 'put', sublevel: raw, key: oldKey, value: old },
-      { type: 'put', sublevel: summaries, key: oldKey, value: ['alpha', 'echo', 1, 10, 0.01, 'vk1', 'mcp'] },
-    ] as never);
+    const raw = rawRecords(store);
+    const [[key, value]] = (await raw.iterator().all()) as [[string, Uint8Array]];
+    expect(await openSublevel<unknown>(store.db, 'toollog_sum').keys().all()).toEqual([]);
+    expect(await openSublevel<unknown>(store.db, 'toollog_payload').keys().all()).toEqual([]);
+    expect(value[0]).toBe(RECORD_TAG);
+    expect(summaryOf(value)).toEqual(['alpha', 'echo', 1, 10, 0.01, 'vk1', 'mcp']);
+    const text = Buffer.from(value).toString('utf8');
+    expect(text).toContain(JSON.stringify(args));
+    expect(text.endsWith(JSON.stringify(input(0).result))).toBe(true);
+    expect(key).toBe(e.id);
+    expect(entryOfValue(value)).toStrictEqual(e);
+  });
+
+  it('payloads over INLINE_PAYLOAD_BYTES go to a second value under the same key: scans never read it, pages do, sweeps delete it', async () => {
+    const store = await freshStore();
+    const small = await store.toolLog.append({ ...input(0), arguments: { s: 'x'.repeat(100) } });
+    const big = await store.toolLog.append({ ...input(2), arguments: { s: 'y'.repeat(INLINE_PAYLOAD_BYTES) } });
+    const payloads = store.db.sublevel<string, Uint8Array>('toollog_payload', { keyEncoding: 'utf8', valueEncoding: 'view' });
+    expect(await payloads.keys().all()).toEqual([big.id]);
+    const [bigRecord] = await rawRecords(store).getMany([big.id]);
+    expect((bigRecord as Uint8Array).length).toBeLessThan(200);
+    expect(summaryOf(bigRecord as Uint8Array)).toEqual(['beta', 'echo', 1, 30, 0.02, 'vk1', 'mcp']);
+    expect((await store.toolLog.query({ limit: 10 })).entries).toStrictEqual([big, small]);
+    expect((await store.toolLog.query({ client: 'beta', limit: 10 })).entries).toStrictEqual([big]);
+    expect((await store.toolLog.stats({ tool: 'echo' })).total_executions).toBe(2);
+    expect(await store.toolLog.sweep({ maxEntries: 0 })).toBe(2);
+    expect(await payloads.keys().all()).toEqual([]);
+    expect(await rawRecords(store).keys().all()).toEqual([]);
+  });
+
+  it('reads entries of both earlier layouts (values; JSON text with payload_json) next to records, in queries, filters and stats', async () => {
+    const store = await freshStore();
+    const e = await store.toolLog.append({ ...input(0), arguments: { now: true } });
+    const values = openSublevel<StoredToolLogEntry>(store.db, 'toollog');
+    const asValues: ToolLogEntry = { ...e, id: 'old-values', arguments: { legacy: [1, 2] }, timestamp: new Date(BASE - 2 * MIN).toISOString() };
+    const asText: StoredToolLogEntry = {
+      ...e,
+      id: 'old-text',
+      client: 'beta',
+      arguments: JSON.stringify({ text: -1 }),
+      result: JSON.stringify('r'),
+      payload_json: 1,
+      timestamp: new Date(BASE - MIN).toISOString(),
+    };
+    await values.put(`${String(BASE - 2 * MIN).padStart(15, '0')}-old0`, asValues);
+    await values.put(`${String(BASE - MIN).padStart(15, '0')}-old1`, asText);
     const page = await store.toolLog.query({ limit: 10 });
-    expect(page.entries.map((x) => x.arguments)).toEqual(expect.arrayContaining([args, { legacy: [1, 2] }]));
-    expect(page.entries.find((x) => x.id === 'old-format')).toStrictEqual(old);
-    expect(page.entries.find((x) => x.id === e.id)).toStrictEqual(e);
+    expect(page.entries.map((x) => x.id)).toEqual([e.id, 'old-text', 'old-values']);
+    expect(page.entries[2]).toStrictEqual(asValues);
+    expect(page.entries[1]).toStrictEqual({ ...e, id: 'old-text', client: 'beta', arguments: { text: -1 }, result: 'r', timestamp: asText.timestamp });
+    expect((await store.toolLog.query({ client: 'beta', limit: 10 })).entries.map((x) => x.id)).toEqual(['old-text']);
+    expect(await store.toolLog.stats({ client: ['alpha', 'beta'] })).toMatchObject({ total_executions: 3, success_rate: 1 });
+    expect(await store.toolLog.sweep({ maxEntries: 1 })).toBe(2);
+    expect((await store.toolLog.query({ limit: 10 })).entries).toStrictEqual([e]);
+  });
+
+  it('migration 2 deletes the summaries of the two-put layout; its entries still read', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'trib-toollog-v1-'));
+    try {
+      const v1 = await openStore(dataDir, silent, { migrations: MIGRATIONS.slice(0, 1) });
+      const values = openSublevel<StoredToolLogEntry>(v1.db, 'toollog');
+      const summaries = openSublevel<unknown>(v1.db, 'toollog_sum');
+      const olds: ToolLogEntry[] = [];
+      for (let i = 0; i < 600; i++) {
+        const { timestamp: _t, ...rest } = input(i % 10);
+        const entry: ToolLogEntry = { ...rest, id: `old-${i}`, arguments: { i }, arguments_truncated: false, result_truncated: false, timestamp: new Date(BASE + i).toISOString() } as ToolLogEntry;
+        const key = `${String(BASE + i).padStart(15, '0')}-${String(i).padStart(6, '0')}`;
+        olds.push(entry);
+        await v1.db.batch([
+          { type: 'put', sublevel: values, key, value: entry },
+          { type: 'put', sublevel: summaries, key, value: [entry.client, entry.tool, entry.status === 'success' ? 1 : 0, entry.latency_ms, entry.cost_usd, entry.virtual_key ?? null, entry.surface] },
+        ] as never);
+      }
+      await v1.close();
+      const v2 = await openStore(dataDir, silent);
+      try {
+        expect(v2.schemaVersion).toBe(2);
+        expect(await openSublevel<unknown>(v2.db, 'toollog_sum').keys().all()).toEqual([]);
+        const page = await v2.toolLog.query({ limit: 3 });
+        expect(page.total).toBe(600);
+        expect(page.entries).toStrictEqual([olds[599], olds[598], olds[597]]);
+        const alpha = olds.filter((o) => o.client === 'alpha');
+        expect((await v2.toolLog.stats({ client: 'alpha' })).total_executions).toBe(alpha.length);
+        const fresh = await v2.toolLog.append({ ...input(1), timestamp: new Date(BASE + 1000).toISOString() });
+        expect((await v2.toolLog.query({ client: 'alpha', tool: 'add', status: 'error', limit: 1 })).entries).toStrictEqual([fresh]);
+      } finally {
+        await v2.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('rejects malformed input', async () => {
@@ -144,13 +226,13 @@ describe('ToolLogRepository: append and round trip', () => {
     expect((await store.toolLog.query({ limit: 1 })).total).toBe(0);
   });
 
-  it('a burst of N appends costs ≈ N/maxBatch batches (2 ops per entry, one batch each unit)', async () => {
+  it('a burst of N appends costs ≈ N/maxBatch batches (one op per entry)', async () => {
     const store = await freshStore({ batch: { windowMs: 10, maxBatch: 1000, maxBatchOps: 2000 } });
     const N = 3000;
     await Promise.all(Array.from({ length: N }, (_, i) => store.toolLog.append({ ...input(i % 10), arguments: { i } })));
     const c = store.writer.counters;
     expect(c.batches).toBeLessThanOrEqual(Math.ceil(N / 1000) + 2);
-    expect(c.ops).toBe(2 * N); // entry + summary, atomically together
+    expect(c.ops).toBe(N); // one record per entry
     expect((await store.toolLog.query({ limit: 0 })).total).toBe(N);
   });
 });
@@ -237,7 +319,7 @@ describe('ToolLogRepository: query and stats with known figures', () => {
 });
 
 describe('ToolLogRepository: retention', () => {
-  it('by count: keeps the newest maxEntries, entries and summaries alike', async () => {
+  it('by count: keeps the newest maxEntries', async () => {
     const store = await freshStore();
     await seeded(store);
     expect(await store.toolLog.sweep({ maxEntries: 4 })).toBe(6);

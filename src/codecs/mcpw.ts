@@ -31,135 +31,24 @@
  * MessagePack → gzip (flag bit0; RFC 1952 via node:zlib) → AES-256-GCM (flag bit1; see
  * {@link createMcpwKey}). A zero-length payload is never compressed or encrypted.
  */
-import { createCipheriv, createDecipheriv, createSecretKey, randomFillSync, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, randomFillSync } from 'node:crypto';
 import { constants as bufferConstants } from 'node:buffer';
 import { gunzipSync, gzip, gzipSync } from 'node:zlib';
 import { C1, Packr, RESERVE_START_SPACE, Unpackr, type Options } from 'msgpackr';
 import { MAX_NESTING_DEPTH, scanMsgpack } from './depth.js';
-import { MCPW_ERRORS, mcpwError, type McpwDecodeError, type McpwErrorCode } from './mcpw-errors.js';
+import { MCPW_ERRORS, type McpwDecodeError, type McpwErrorCode } from './mcpw-errors.js';
 import { MCPW_MAX_REQUEST_ID, u64ToJsonRpcId } from './mcpw-ids.js';
-
-/** The magic number at offset 0: ASCII "MCPW". */
-export const MCPW_MAGIC = 0x4d435057;
-/** The only protocol version this codec reads and writes. */
-export const MCPW_VERSION = 0x01;
-/** Size of the fixed header, bytes. */
-export const MCPW_HEADER_BYTES = 24;
-/** Default limit for both the payload on the wire and the inflated payload: 16 MiB. */
-export const MCPW_DEFAULT_MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
-/** Default gzip threshold of {@link encodeFrame}: payloads over 1 KiB. */
-export const MCPW_DEFAULT_GZIP_THRESHOLD = 1024;
-
-/** Frame type codes (header offset 5). */
-export const McpwType = {
-  Request: 0x01,
-  Response: 0x02,
-  Notification: 0x03,
-  Error: 0x04,
-  Ping: 0x05,
-  Pong: 0x06,
-  Close: 0x07,
-} as const;
-/** A frame type code, 1–7. */
-export type McpwType = (typeof McpwType)[keyof typeof McpwType];
-
-/** Method codes (header offset 6). JSON-RPC names for them are in `./mcpw-jsonrpc.ts`. */
-export const McpwMethod = {
-  Generic: 0x0000,
-  Initialize: 0x0001,
-  ToolsList: 0x0002,
-  ToolsCall: 0x0003,
-  ContextGet: 0x0004,
-  ContextSet: 0x0005,
-  LogMessage: 0x0006,
-} as const;
-/** A method code, 0–6. */
-export type McpwMethod = (typeof McpwMethod)[keyof typeof McpwMethod];
-
-/** Flag bits (header offset 8); bits 2–7 are reserved and must be 0. */
-export const McpwFlags = { Gzip: 0x01, Encrypted: 0x02 } as const;
-const KNOWN_FLAGS = McpwFlags.Gzip | McpwFlags.Encrypted;
-
-/** A frame to encode: header fields and the payload value (`undefined` = zero-length payload). */
-export interface McpwFrame {
-  readonly type: McpwType;
-  readonly method: McpwMethod;
-  /** uint64, 0 … 2^64 − 1. */
-  readonly requestId: bigint;
-  /** Any value msgpackr packs; JSON-RPC params / result / error object, or the whole message for method 0000. */
-  readonly payload: unknown;
-}
-
-/** The fixed header as read from the wire, after validation. */
-export interface McpwHeader {
-  readonly type: McpwType;
-  readonly method: McpwMethod;
-  /** Flag byte: {@link McpwFlags} bits, reserved bits already checked to be 0. */
-  readonly flags: number;
-  /** Payload length on the wire, bytes (before decryption and inflation). */
-  readonly payloadLength: number;
-  readonly requestId: bigint;
-}
-
-/** A decoded frame: the header plus the unpacked payload. */
-export interface McpwDecodedFrame extends McpwHeader {
-  /**
-   * The unpacked payload (`undefined` for a zero-length payload). Plain JS values, safe to keep —
-   * except MessagePack `bin` values: those come back as `Uint8Array` views into the frame's own
-   * bytes (no copy) when the payload was neither compressed nor encrypted, so they are valid only
-   * inside the uWS message callback (uWS frees the `ArrayBuffer` when it returns). Pass
-   * `copyBinary: true`, or copy them, to keep them longer.
-   */
-  readonly payload: unknown;
-}
-
-/** `decodeFrame`'s result; it never throws. */
-export type McpwDecodeResult = { readonly ok: true; readonly frame: McpwDecodedFrame } | { readonly ok: false; readonly error: McpwDecodeError };
-
-/** `decodeHeader`'s result; it never throws. */
-export type McpwHeaderResult = { readonly ok: true; readonly header: McpwHeader } | { readonly ok: false; readonly error: McpwDecodeError };
-
-/** An AES-256-GCM key for the encrypted flag; build it with {@link createMcpwKey}. */
-export interface McpwKey {
-  readonly algorithm: 'aes-256-gcm';
-  readonly secret: KeyObject;
-}
-
-/** Options of {@link decodeFrame} and {@link decodeHeader}. */
-export interface McpwDecodeOptions {
-  /** Largest payload length accepted on the wire, bytes; larger → `payload_too_large`. Default 16 MiB. */
-  readonly maxPayloadBytes?: number;
-  /** Largest inflated size of a gzip payload, bytes; larger → `gzip_bomb`, detected without inflating further. Default 16 MiB. */
-  readonly maxInflatedBytes?: number;
-  /** Key for frames with the encrypted flag; without it they fail with `encrypted_without_key`. */
-  readonly key?: McpwKey;
-  /** Copy MessagePack `bin` values out of the frame instead of returning views into it. Default `false`. */
-  readonly copyBinary?: boolean;
-  /**
-   * Most nested maps/arrays, counted from the JSON-RPC message: a method-0000 payload is the
-   * message itself, a compact payload (`params`/`result`/`error`) sits one level below it, so it
-   * may nest one level less. Deeper → `nesting_too_deep`. Default {@link MAX_NESTING_DEPTH} (128).
-   */
-  readonly maxDepth?: number;
-}
-
-/** Options of {@link encodeFrame}. */
-export interface McpwEncodeOptions {
-  /** gzip payloads whose MessagePack is over `gzipThreshold` bytes. Default `false`. */
-  readonly gzip?: boolean;
-  /** Bytes of MessagePack above which `gzip: true` compresses. Default 1024. */
-  readonly gzipThreshold?: number;
-  /** zlib level 0–9 (speed vs size). Default 1: replies are compressed on the hot path. */
-  readonly gzipLevel?: number;
-  /** Encrypt every non-empty payload with this key (sets flag bit1). */
-  readonly key?: McpwKey;
-}
+export * from './mcpw-layout.js';
+export { McpwHeaderFields, decodeHeader, readHeader } from './mcpw-header.js';
+import { bytesOf, checkHeader, fail, headerError, McpwHeaderFields } from './mcpw-header.js';
+import { MCPW_DEFAULT_GZIP_THRESHOLD, MCPW_DEFAULT_MAX_PAYLOAD_BYTES, MCPW_HEADER_BYTES, MCPW_MAGIC, MCPW_VERSION, McpwFlags, McpwMethod, McpwType, type McpwDecodeOptions, type McpwDecodeResult, type McpwEncodeOptions, type McpwFrame, type McpwKey } from './mcpw-layout.js';
 
 /** AES-256-GCM payload layout: 12-byte nonce ‖ ciphertext ‖ 16-byte tag. */
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
-const MAGIC_BYTES = [0x4d, 0x43, 0x50, 0x57] as const;
 const MAX_U32 = 0xffff_ffff;
+/** The header fields `decodeFrame` reads into (one per module: decoding is synchronous). */
+const scratch = new McpwHeaderFields();
 
 /**
  * msgpackr writes only standard MessagePack (https://github.com/msgpack/msgpack/blob/master/spec.md),
@@ -181,158 +70,6 @@ const packr = new Packr(packOptions);
 // int64AsType 'number': scanMsgpack has refused every 64-bit integer a JS number cannot hold exactly
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 const copyingUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, copyBuffers: true, int64AsType: 'number' });
-
-function hex(value: number, digits: number): string {
-  return `0x${value.toString(16).toUpperCase().padStart(digits, '0')}`;
-}
-
-function fail(code: McpwErrorCode, message: string, requestId?: bigint): { ok: false; error: McpwDecodeError } {
-  return { ok: false, error: mcpwError(code, message, requestId) };
-}
-
-/**
- * The fixed header of one frame, read in place by {@link readHeader}: plain mutable fields that
- * each read overwrites, so decoding a header allocates nothing (no result object, no `bigint`).
- * Keep one per reader (the `/ws` endpoint keeps one) and copy out what must outlive the next read.
- * It satisfies {@link McpwHeader}; `requestId` is computed from the two 32-bit halves on demand.
- */
-export class McpwHeaderFields implements McpwHeader {
-  type: McpwType = McpwType.Request;
-  method: McpwMethod = McpwMethod.Generic;
-  /** Flag byte: {@link McpwFlags} bits, reserved bits already checked to be 0. */
-  flags = 0;
-  /** Payload length on the wire, bytes (before decryption and inflation). */
-  payloadLength = 0;
-  /** Bits 63–32 of the u64 request id, 0 … 2^32 − 1. */
-  requestIdHigh = 0;
-  /** Bits 31–0 of the u64 request id, 0 … 2^32 − 1. */
-  requestIdLow = 0;
-
-  /** The u64 request id (allocates a `bigint`; read it only when it is needed). */
-  get requestId(): bigint {
-    return joinU64(this.requestIdHigh, this.requestIdLow);
-  }
-}
-
-/** The u64 of two 32-bit halves; one `bigint` allocation when it fits 2^53. */
-function joinU64(high: number, low: number): bigint {
-  return high < 0x20_0000 ? BigInt(high * 0x1_0000_0000 + low) : (BigInt(high) << 32n) | BigInt(low);
-}
-
-/** The frame's bytes as a Uint8Array: uWS's ArrayBuffer gets one view (no copy), a Uint8Array/Buffer is used as is. */
-function bytesOf(input: ArrayBuffer | Uint8Array): Uint8Array | undefined {
-  if (input instanceof ArrayBuffer) return new Uint8Array(input);
-  if (input instanceof Uint8Array) return input;
-  return undefined;
-}
-
-/** Big-endian u32 at `at` of `b` (the caller has checked the length). */
-function u32(b: Uint8Array, at: number): number {
-  return (((b[at] ?? 0) << 24) | ((b[at + 1] ?? 0) << 16) | ((b[at + 2] ?? 0) << 8) | (b[at + 3] ?? 0)) >>> 0;
-}
-
-/**
- * The header checks on the frame's bytes, in the order of {@link decodeFrame}; fills `out` when
- * they pass and returns the first failed check's code otherwise (`out` is then partly written).
- */
-function checkHeader(b: Uint8Array, out: McpwHeaderFields, maxPayloadBytes: number): McpwErrorCode | undefined {
-  const size = b.length;
-  if (size < MCPW_HEADER_BYTES) {
-    for (let i = 0; i < size && i < 4; i++) if (b[i] !== MAGIC_BYTES[i]) return 'bad_magic';
-    return 'truncated_header';
-  }
-  if (b[0] !== 0x4d || b[1] !== 0x43 || b[2] !== 0x50 || b[3] !== 0x57) return 'bad_magic';
-  if (b[4] !== MCPW_VERSION) return 'bad_version';
-  const type = b[5] ?? 0;
-  if (type < McpwType.Request || type > McpwType.Close) return 'unknown_type';
-  const method = ((b[6] ?? 0) << 8) | (b[7] ?? 0);
-  if (method > McpwMethod.LogMessage) return 'unknown_method';
-  const flags = b[8] ?? 0;
-  if ((flags & ~KNOWN_FLAGS) !== 0) return 'reserved_bits';
-  if (((b[9] ?? 0) | (b[10] ?? 0) | (b[11] ?? 0)) !== 0) return 'reserved_bytes';
-  const payloadLength = u32(b, 12);
-  if (payloadLength > maxPayloadBytes) return 'payload_too_large';
-  if (payloadLength !== size - MCPW_HEADER_BYTES) return 'length_mismatch';
-  out.type = type as McpwType;
-  out.method = method as McpwMethod;
-  out.flags = flags;
-  out.payloadLength = payloadLength;
-  out.requestIdHigh = u32(b, 16);
-  out.requestIdLow = u32(b, 20);
-  return undefined;
-}
-
-/**
- * The error of a header that failed `code` (from {@link checkHeader}), with the message naming the
- * offending bytes. Cold path: runs once per bad frame.
- */
-function headerError(b: Uint8Array, code: McpwErrorCode, maxPayloadBytes: number): McpwDecodeError {
-  const size = b.length;
-  if (code === 'bad_magic') {
-    if (size >= 4) return mcpwError(code, `bad magic ${hex(u32(b, 0), 8)}, expected ${hex(MCPW_MAGIC, 8)} ("MCPW")`);
-    let i = 0;
-    while (b[i] === MAGIC_BYTES[i]) i++;
-    return mcpwError(code, `bad magic: byte ${i} is ${hex(b[i] ?? 0, 2)}, expected ${hex(MAGIC_BYTES[i] ?? 0, 2)}`);
-  }
-  if (code === 'truncated_header') return mcpwError(code, `frame is ${size} bytes, shorter than the ${MCPW_HEADER_BYTES}-byte header`);
-  const requestId = joinU64(u32(b, 16), u32(b, 20));
-  const payloadLength = u32(b, 12);
-  switch (code) {
-    case 'bad_version':
-      return mcpwError(code, `unsupported version ${hex(b[4] ?? 0, 2)}, expected ${hex(MCPW_VERSION, 2)}`, requestId);
-    case 'unknown_type':
-      return mcpwError(code, `unknown frame type ${hex(b[5] ?? 0, 2)}, expected 0x01-0x07`, requestId);
-    case 'unknown_method':
-      return mcpwError(code, `unknown method ${hex(((b[6] ?? 0) << 8) | (b[7] ?? 0), 4)}, expected 0x0000-0x0006`, requestId);
-    case 'reserved_bits':
-      return mcpwError(code, `reserved flag bits set: flags ${hex(b[8] ?? 0, 2)}, only bits 0-1 may be set`, requestId);
-    case 'reserved_bytes':
-      return mcpwError(code, `reserved bytes 9-11 are ${hex(((b[9] ?? 0) << 16) | ((b[10] ?? 0) << 8) | (b[11] ?? 0), 6)}, expected 0x000000`, requestId);
-    case 'payload_too_large':
-      return mcpwError(code, `declared payload length ${payloadLength} bytes is over the limit of ${maxPayloadBytes} bytes`, requestId);
-    default:
-      return mcpwError(code, `declared payload length ${payloadLength} bytes, frame carries ${size - MCPW_HEADER_BYTES}`, requestId);
-  }
-}
-
-const scratch = new McpwHeaderFields();
-
-/**
- * Reads and validates the 24-byte header into `out`, straight from the frame's bytes: no result
- * object, no `bigint`, nothing allocated but the one `Uint8Array` view a bare `ArrayBuffer` needs.
- * This is the per-frame read of the `/ws` endpoint, which routes on the header fields and decodes
- * the payload only for the frames that carry a message ({@link decodeFramePayload}). Same checks,
- * in the same order, with the same codes as {@link decodeHeader}; for the error's message and
- * request id, call {@link decodeHeader} on the same bytes (a cold path, once per bad frame).
- *
- * @param input one whole WebSocket binary message, as uWS (`ArrayBuffer`) or `ws` (`Buffer`) hands it over.
- * @param out receives the fields when the header is valid (partly overwritten otherwise).
- * @param maxPayloadBytes largest declared payload length accepted; default 16 MiB.
- * @returns `undefined` when the header is valid, else the code of the first failed check
- *   (registry: `./mcpw-errors.ts`); never throws.
- */
-export function readHeader(input: ArrayBuffer | Uint8Array, out: McpwHeaderFields, maxPayloadBytes: number = MCPW_DEFAULT_MAX_PAYLOAD_BYTES): McpwErrorCode | undefined {
-  const b = bytesOf(input);
-  return b === undefined ? 'truncated_header' : checkHeader(b, out, maxPayloadBytes);
-}
-
-/**
- * Reads and validates the 24-byte header only (no payload work). Same checks and error codes as
- * {@link decodeFrame} up to and including `length_mismatch`; the payload itself is not looked at.
- * Returns a new header object per call; the per-frame path uses {@link readHeader} instead.
- *
- * @param input one whole WebSocket binary message, as uWS (`ArrayBuffer`) or `ws` (`Buffer`) hands it over.
- * @param options only `maxPayloadBytes` is used.
- * @returns `{ ok: true, header }` or `{ ok: false, error }`; never throws.
- */
-export function decodeHeader(input: ArrayBuffer | Uint8Array, options: McpwDecodeOptions = {}): McpwHeaderResult {
-  const b = bytesOf(input);
-  if (b === undefined) return fail('truncated_header', 'frame is not an ArrayBuffer or Uint8Array');
-  const max = options.maxPayloadBytes ?? MCPW_DEFAULT_MAX_PAYLOAD_BYTES;
-  const code = checkHeader(b, scratch, max);
-  if (code !== undefined) return { ok: false, error: headerError(b, code, max) };
-  return { ok: true, header: { type: scratch.type, method: scratch.method, flags: scratch.flags, payloadLength: scratch.payloadLength, requestId: scratch.requestId } };
-}
 
 function decrypt(body: Uint8Array, header: Uint8Array, key: McpwKey): Uint8Array | undefined {
   if (body.length < NONCE_BYTES + TAG_BYTES) return undefined;

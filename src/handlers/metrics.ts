@@ -290,6 +290,14 @@ export class GatewayMetrics {
       },
     });
     new client.Gauge({
+      name: `${PREFIX}store_max_batch_hold_seconds`,
+      help: 'Longest time one db.batch() call has held the event loop since start (building the native batch; the write itself runs on a libuv thread).',
+      registers,
+      collect() {
+        this.set(sources.store().maxHoldMs / 1000);
+      },
+    });
+    new client.Gauge({
       name: `${PREFIX}store_last_batch_duration_seconds`,
       help: 'Commit time of the last batch.',
       registers,

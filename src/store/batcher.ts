@@ -55,10 +55,24 @@ export function putOp<V>(sublevel: Sublevel<V>, key: string, value: V): BatchOp 
   return { type: 'put', sublevel: sublevel as Sublevel<unknown>, key, value: encodeValue(value), valueEncoding: 'view' };
 }
 
+/**
+ * A put of bytes the caller encoded itself (a value of its own layout, written as it is, for a
+ * sublevel whose values that caller reads raw). `bytes` must not be changed afterwards.
+ */
+export function putBytesOp<V>(sublevel: Sublevel<V>, key: string, bytes: Uint8Array): BatchOp {
+  return { type: 'put', sublevel: sublevel as Sublevel<unknown>, key, value: bytes, valueEncoding: 'view' };
+}
+
 /** A delete of `key` in `sublevel`. */
 export function delOp<V>(sublevel: Sublevel<V>, key: string): BatchOp {
   return { type: 'del', sublevel: sublevel as Sublevel<unknown>, key };
 }
+
+/**
+ * The default op cap per batch: keeps one commit's hold of the event loop under 1 ms at the
+ * ≈ 2–3 µs per op measured here (see {@link BatchWriterOptions.maxBatchOps}).
+ */
+export const DEFAULT_MAX_BATCH_OPS = 256;
 
 /** Writes one batch; settles (Promise resolves / Observable completes) when it is committed. */
 export type BatchCommit<Op> = (ops: readonly Op[]) => ObservableInput<unknown>;
@@ -90,12 +104,12 @@ export interface BatchWriterOptions {
   /** Most write units (`write` calls or `writeAll` groups) per batch (default 1000). */
   readonly maxBatch?: number;
   /**
-   * Most ops per batch (default 1024), a `writeAll` group is never split: a batch that would pass
-   * it ends before the next unit (a single larger unit goes alone). classic-level copies every op
-   * into the native batch on the event loop before the write moves to its thread (≈ 2.5 µs per
-   * tool-call record op here), so this bounds how long one commit holds the loop: ≈ 2.6 ms at
-   * 1024 ops instead of ≈ 8 ms for 1000 calls' 3000 ops. 256 ops would keep it under 1 ms but cost
-   * 10–25 % more gateway CPU per call at c=64 here (more, smaller commits).
+   * Most ops per batch (default {@link DEFAULT_MAX_BATCH_OPS}), a `writeAll` group is never split:
+   * a batch that would pass it ends before the next unit (a single larger unit goes alone).
+   * abstract-level prepares and classic-level copies every op into the native batch on the event
+   * loop before the write moves to LevelDB's thread (≈ 2–3 µs per tool-call record op here), so
+   * this bounds how long one commit holds the loop: ≈ 0.6 ms at 256 ops (≈ 2.6 ms at 1024).
+   * Smaller commits cost no measurable CPU per call here (`npm run bench:store`, records table).
    */
   readonly maxBatchOps?: number;
   /** Most ops accepted and not yet committed (default 100 000); beyond it writes fail `overloaded`. */
@@ -118,6 +132,13 @@ export interface BatchWriterCounters {
   readonly lastBatchMs: number;
   /** Ops accepted and not yet settled. */
   readonly pending: number;
+  /**
+   * How long the last commit call held the event loop, ms: the synchronous part of `commit`
+   * (for LevelDB, `db.batch()` preparing and copying the ops), not the write on LevelDB's thread.
+   */
+  readonly lastHoldMs: number;
+  /** The longest such hold so far, ms. */
+  readonly maxHoldMs: number;
 }
 
 interface Unit<Op> {
@@ -165,6 +186,8 @@ export class BatchWriter<Op = BatchOp> {
   #failedBatches = 0;
   #lastBatchSize = 0;
   #lastBatchMs = 0;
+  #lastHoldMs = 0;
+  #maxHoldMs = 0;
 
   /**
    * @param commit writes one batch (for LevelDB: {@link levelBatchCommit}); called one batch at a
@@ -174,7 +197,7 @@ export class BatchWriter<Op = BatchOp> {
   constructor(commit: BatchCommit<Op>, options: BatchWriterOptions = {}) {
     this.#windowMs = options.windowMs ?? 0;
     this.#maxBatch = options.maxBatch ?? 1000;
-    this.#maxBatchOps = options.maxBatchOps ?? 1024;
+    this.#maxBatchOps = options.maxBatchOps ?? DEFAULT_MAX_BATCH_OPS;
     this.#maxPending = options.maxPending ?? 100_000;
     if (!(this.#windowMs >= 0)) throw new RangeError('BatchWriter: windowMs must be ≥ 0');
     if (!(Number.isInteger(this.#maxBatch) && this.#maxBatch >= 1)) throw new RangeError('BatchWriter: maxBatch must be an integer ≥ 1');
@@ -249,6 +272,8 @@ export class BatchWriter<Op = BatchOp> {
       lastBatchSize: this.#lastBatchSize,
       lastBatchMs: this.#lastBatchMs,
       pending: this.#pending,
+      lastHoldMs: this.#lastHoldMs,
+      maxHoldMs: this.#maxHoldMs,
     };
   }
 
@@ -339,7 +364,10 @@ export class BatchWriter<Op = BatchOp> {
       finish(error);
     };
     try {
-      from(this.#commit(ops)).subscribe({ error: (err: unknown) => once(err ?? new Error('batch failed')), complete: () => once(undefined) });
+      const committing = this.#commit(ops);
+      this.#lastHoldMs = performance.now() - started;
+      if (this.#lastHoldMs > this.#maxHoldMs) this.#maxHoldMs = this.#lastHoldMs;
+      from(committing).subscribe({ error: (err: unknown) => once(err ?? new Error('batch failed')), complete: () => once(undefined) });
     } catch (err) {
       once(err ?? new Error('batch failed'));
     }

@@ -39,6 +39,9 @@ export const SEQ_RESERVED_KEY = 'events_seq_reserved';
 /** Seqs reserved ahead of use. */
 export const SEQ_RESERVATION = 100_000;
 
+/** Deletes per `db.batch()` in {@link EventLogRepository.sweep}: each holds the event loop well under 1 ms. */
+const SWEEP_CHUNK = 256;
+
 function keyOf(seq: number): string {
   return String(seq).padStart(KEY_DIGITS, '0');
 }
@@ -145,7 +148,7 @@ export class EventLogRepository {
     for await (const key of this.events.keys({ lte: cutoff })) {
       ops.push(delOp(this.events, key));
       n++;
-      if (ops.length >= 1000) {
+      if (ops.length >= SWEEP_CHUNK) {
         await commitOps(this.db, ops);
         ops = [];
       }

@@ -5,7 +5,8 @@
  * after each, so a crash mid-way resumes at the first migration not yet recorded.
  */
 import type { Logger } from '../log/logger.js';
-import type { RootDb, Sublevel } from './db.js';
+import { commitOps, delOp } from './batcher.js';
+import { openSublevel, type RootDb, type Sublevel } from './db.js';
 
 /** Meta key of the schema version (a positive integer). */
 export const SCHEMA_VERSION_KEY = 'schema_version';
@@ -32,6 +33,23 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 1,
     description: 'initial layout: meta, clients, toollog, toollog_sum',
     up: async () => {},
+  },
+  {
+    version: 2,
+    description: 'tool log: one record per entry (summary in the record head); the toollog_sum summaries are deleted',
+    up: async ({ db }) => {
+      // entries written before stay in `toollog` as they were and still read; only their separate
+      // summaries go, in batches small enough to hold the event loop well under 1 ms each
+      const summaries = openSublevel<unknown>(db, 'toollog_sum');
+      for (;;) {
+        const keys = await summaries.keys({ limit: 256 }).all();
+        if (keys.length === 0) break;
+        await commitOps(
+          db,
+          keys.map((key) => delOp(summaries, key)),
+        );
+      }
+    },
   },
 ];
 

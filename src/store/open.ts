@@ -27,10 +27,10 @@ import { ClientRepository, type StoredClient } from './clients.js';
 import { openSublevel, type RootDb, type Sublevel } from './db.js';
 import { StoreError, corruptError, storeErrorFromLevel } from './errors.js';
 import { MIGRATIONS, SCHEMA_VERSION_KEY, latestVersion, pendingMigrations, type Migration, type MigrationContext } from './migrations.js';
-import { ToolLogRepository, type StoredToolLogEntry, type ToolLogOptions, type ToolLogSummary } from './tool-log.js';
+import { ToolLogRepository, type ToolLogOptions, type ToolLogRecords } from './tool-log.js';
 
 /** Sublevel names the store itself uses; {@link Store.sublevel} refuses them. */
-export const RESERVED_SUBLEVELS: ReadonlySet<string> = new Set(['meta', 'clients', 'toollog', 'toollog_sum']);
+export const RESERVED_SUBLEVELS: ReadonlySet<string> = new Set(['meta', 'clients', 'toollog', 'toollog_sum', 'toollog_payload']);
 
 export interface OpenStoreOptions {
   /** Migrations, oldest first (default {@link MIGRATIONS}); the last one's version is "current". */
@@ -189,8 +189,8 @@ export async function openStore(dataDir: string, log: Logger, options: OpenStore
   const clients = new ClientRepository(db, openSublevel<StoredClient>(db, 'clients'), meta);
   const toolLog = new ToolLogRepository(
     db,
-    openSublevel<StoredToolLogEntry>(db, 'toollog'),
-    openSublevel<ToolLogSummary>(db, 'toollog_sum'),
+    db.sublevel<string, Uint8Array>('toollog', { keyEncoding: 'utf8', valueEncoding: 'view' }) as ToolLogRecords,
+    db.sublevel<string, Uint8Array>('toollog_payload', { keyEncoding: 'utf8', valueEncoding: 'view' }) as ToolLogRecords,
     writer,
     slog.child({ entity: 'toollog' }),
     options.toolLog,

@@ -2,34 +2,44 @@
  * `ToolLogRepository`: the tool execution log behind `/api/mcp-logs` (Bifrost MCP logs: filters,
  * stats, cost).
  *
- * Layout, two sublevels written together in one batch per entry:
- * - `toollog`:      `<time key>` → the full entry ({@link StoredToolLogEntry}: arguments and result
- *                   capped at `maxPayloadBytes` of JSON each, 16 KiB by default, and kept as the
- *                   JSON text the cap measured, so a payload is serialised once per call);
- * - `toollog_sum`:  `<time key>` → a small summary tuple (client, tool, status, latency, cost,
- *                   virtual key, surface), ~40–80 bytes.
+ * Layout: one sublevel, `toollog`, `<time key>` → ONE record per entry (`tool-log-record.ts`): a
+ * small head (the summary — client, tool, status, latency, cost, virtual key, surface — then id,
+ * timestamp, error, trace id, cut flags) followed by the arguments' and the result's JSON text
+ * (capped at `maxPayloadBytes` each, 16 KiB by default; the text the cap produced, so a payload is
+ * serialised once per call). One put per entry; payloads of more than 1 KiB together go to a
+ * second value under the same key in `toollog_payload`, so a scan reads ≤ ~1 KiB per entry.
+ * (Until schema version 2 a separate summary was
+ * written under the same key in `toollog_sum`: two puts per entry; migration 2 deletes those, and
+ * entries of that layout still read.)
  *
  * Why this and not per-filter secondary indexes: every filter (client, tool, status, virtual
- * key, surface, any combination) and every statistic is answered by ONE range scan of the
- * summaries, bounded by the time range (`from`/`to` map onto key bounds, see `time-key.ts`), and
- * never decodes arguments or results; the page's full entries are then read with one `getMany`.
- * Cost is O(entries in the time range) per query with a small constant, independent of payload
- * size, and one extra put per append instead of one per index. Measured by `npm run bench:store`
- * (2-CPU VM): a query or stats over 100 000 entries takes ≈ 0.15–0.35 s (a full scan); a query
- * bounded to 1 % of the time range ≈ 3 ms. Per-filter indexes would make selective filters
- * sub-linear, at the price of more writes, intersections for combined filters, and still a scan
- * for stats.
+ * key, surface, any combination) and every statistic is answered by ONE range scan, bounded by the
+ * time range (`from`/`to` map onto key bounds, see `time-key.ts`), that decodes only each record's
+ * summary, never arguments or results. Cost is O(entries in the time range) per query. Measured
+ * by `npm run bench:store`. Per-filter indexes would make selective filters sub-linear, at the price
+ * of more writes per call, intersections for combined filters, and still a scan for stats.
  *
  * Time keys are stamped with the entry's `timestamp`, so keys sort by time and the oldest entries
  * are the lowest keys (what retention deletes first).
  */
+import type { AbstractSnapshot } from 'abstract-level';
 import type { Logger } from '../log/logger.js';
-import { BatchWriter, commitOps, delOp, putOp, type BatchOp } from './batcher.js';
+import { BatchWriter, commitOps, delOp, putBytesOp, type BatchOp } from './batcher.js';
 import { DEFAULT_PAYLOAD_CAP_BYTES, capPayloadText, type CappedText } from './cap-payload.js';
 import type { RootDb, Sublevel } from './db.js';
-import { MAX_KEY_MS, TimeKeyGenerator, msPrefix, timeRange } from './time-key.js';
+import { encodeRecord, hasExternalPayload, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolLogRecordFields } from './tool-log-record.js';
+import { KahanSum, compileFilter, nonNegativeInt, rangeOf, type ToolLogFilter } from './tool-log-filter.js';
+import { MAX_KEY_MS, TimeKeyGenerator, msPrefix } from './time-key.js';
 
 export { DEFAULT_PAYLOAD_CAP_BYTES, capPayload, type CappedPayload } from './cap-payload.js';
+export type { ToolLogSummary } from './tool-log-record.js';
+export type { ToolLogFilter } from './tool-log-filter.js';
+
+/**
+ * The `toollog` sublevel with raw values: each value is a record of `tool-log-record.ts` (or an
+ * entry of an earlier layout), encoded and decoded by this module, not by the store codec.
+ */
+export type ToolLogRecords = Sublevel<Uint8Array>;
 
 export interface ToolLogEntry {
   /** Unique: the caller's (e.g. the call id) or, by default, the entry's time key `<epoch ms>-<seq><boot>`. */
@@ -56,20 +66,34 @@ export interface ToolLogEntry {
 }
 
 /**
- * An entry as the `toollog` sublevel holds it. With `payload_json: 1` (every entry written since
- * payloads are kept as text), an `arguments` / `result` whose `*_truncated` flag is false holds the
- * value's JSON text, not the value; a truncated one holds the prefix string, as in
- * {@link ToolLogEntry}. Entries without the flag hold the values themselves.
+ * An entry of the layout before records (the store codec's MessagePack of the entry object). With
+ * `payload_json: 1`, an `arguments` / `result` whose `*_truncated` flag is false holds the value's
+ * JSON text, not the value. Still read; no longer written.
  */
-export type StoredToolLogEntry = ToolLogEntry & { payload_json?: 1 };
+export type StoredToolLogEntry = LegacyStoredEntry;
 
 /** The {@link ToolLogEntry} a stored entry stands for (payload texts parsed back to values). */
 export function fromStored(stored: StoredToolLogEntry): ToolLogEntry {
   if (stored.payload_json !== 1) return stored;
   const { payload_json: _flag, ...entry } = stored;
+  return parsePayloads(entry);
+}
+
+function parsePayloads(entry: ToolLogEntry): ToolLogEntry {
   if (!entry.arguments_truncated) entry.arguments = JSON.parse(entry.arguments as string) as unknown;
   if (!entry.result_truncated) entry.result = JSON.parse(entry.result as string) as unknown;
   return entry;
+}
+
+/**
+ * The {@link ToolLogEntry} a stored value (a record, or an entry of the earlier layout) stands
+ * for; `payload`: the `toollog_payload` value of a record with external payloads.
+ */
+export function entryOfValue(view: Uint8Array, payload?: Uint8Array): ToolLogEntry {
+  const { entry, payloadJson } = storedFieldsOf(view, payload);
+  if (!payloadJson) return entry;
+  if (entry.payload_json === 1) return fromStored(entry);
+  return parsePayloads(entry);
 }
 
 /**
@@ -83,21 +107,6 @@ export type ToolLogInput = Omit<ToolLogEntry, 'id' | 'timestamp' | 'arguments_tr
   arguments_truncated?: boolean;
   result_truncated?: boolean;
 };
-
-/** Filters shared by {@link ToolLogRepository.query} and {@link ToolLogRepository.stats}; all optional, ANDed. */
-export interface ToolLogFilter {
-  /** Upstream client name, or any of several. */
-  readonly client?: string | readonly string[];
-  /** Upstream tool name, or any of several. */
-  readonly tool?: string | readonly string[];
-  readonly status?: 'success' | 'error';
-  readonly virtual_key?: string | readonly string[];
-  readonly surface?: string | readonly string[];
-  /** Earliest timestamp, inclusive: ISO-8601 text or epoch ms. */
-  readonly from?: string | number;
-  /** Latest timestamp, inclusive: ISO-8601 text or epoch ms. */
-  readonly to?: string | number;
-}
 
 export interface ToolLogQuery extends ToolLogFilter {
   /** Entries per page, an integer ≥ 0; values above {@link MAX_QUERY_LIMIT} are clamped to it. */
@@ -140,7 +149,11 @@ export interface ToolLogOptions {
   readonly maxPayloadBytes?: number;
   /** Clock, epoch ms (default `Date.now`). */
   readonly now?: () => number;
-  /** Entries deleted per `db.batch()` by `sweep` (default 1000). */
+  /**
+   * Entries deleted per `db.batch()` by `sweep` (default 128: ≤ 256 ops with external payloads;
+   * LevelDB's binding handles every op of a batch on the event loop, ≈ 2–3 µs each here, so a
+   * chunk stays under 1 ms).
+   */
   readonly sweepChunk?: number;
   /** Key generator (default: a fresh one with a random boot tag). */
   readonly keys?: TimeKeyGenerator;
@@ -149,17 +162,23 @@ export interface ToolLogOptions {
 /** The largest `limit` a query honours. */
 export const MAX_QUERY_LIMIT = 1000;
 
-/** Summary tuple: `[client, tool, ok (1 success / 0 error), latency_ms, cost_usd, virtual_key | null, surface]`. */
-export type ToolLogSummary = readonly [string, string, 0 | 1, number, number, string | null, string];
-
-type Match = (s: ToolLogSummary) => boolean;
-
 const SCAN_CHUNK = 1000;
+/**
+ * Most bytes one `nextv` of a scan reads (classic-level's `highWaterMarkBytes`, default 16 KiB:
+ * with records of a few hundred bytes that would stop each `nextv` after a few dozen entries).
+ */
+const SCAN_BYTES = 512 * 1024;
+/** classic-level iterator options (not in abstract-level's types; sublevels pass them to the root). */
+const SCAN_OPTIONS = { highWaterMarkBytes: SCAN_BYTES };
+/** A scan gives the event loop back after this much work in one go, ms (store work holds it ≤ 1 ms). */
+const SLICE_MS = 0.5;
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class ToolLogRepository {
   readonly #db: RootDb;
-  readonly #entries: Sublevel<StoredToolLogEntry>;
-  readonly #summaries: Sublevel<ToolLogSummary>;
+  readonly #entries: ToolLogRecords;
+  readonly #payloads: ToolLogRecords;
   readonly #writer: BatchWriter<BatchOp>;
   readonly #log: Logger;
   readonly #maxPayloadBytes: number;
@@ -171,20 +190,20 @@ export class ToolLogRepository {
 
   constructor(
     db: RootDb,
-    entries: Sublevel<StoredToolLogEntry>,
-    summaries: Sublevel<ToolLogSummary>,
+    entries: ToolLogRecords,
+    payloads: ToolLogRecords,
     writer: BatchWriter<BatchOp>,
     log: Logger,
     options: ToolLogOptions = {},
   ) {
     this.#db = db;
     this.#entries = entries;
-    this.#summaries = summaries;
+    this.#payloads = payloads;
     this.#writer = writer;
     this.#log = log;
     this.#maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_PAYLOAD_CAP_BYTES;
     this.#now = options.now ?? Date.now;
-    this.#sweepChunk = options.sweepChunk ?? 1000;
+    this.#sweepChunk = options.sweepChunk ?? 128;
     this.#keys = options.keys ?? new TimeKeyGenerator();
   }
 
@@ -205,21 +224,46 @@ export class ToolLogRepository {
   async append(input: ToolLogInput): Promise<ToolLogEntry> {
     const { key, entry } = this.#build(input);
     await this.#writer.writeAll(this.#ops(key, entry));
-    return fromStored(entry);
+    return parsePayloads({ ...entry });
   }
 
   /**
-   * The ops that store one entry (entry and summary), built as {@link append} does, without
-   * writing them: for a caller that commits them in one unit with other records (the event of
-   * the same call). Throws what `append` rejects with for a malformed input.
+   * The ops that store an entry — one (the record), or two when its payloads do not fit inline —
+   * built as {@link append} does, without writing them: for a caller that commits them in one
+   * unit with other records (the event of the same call). Throws what `append` rejects with for a
+   * malformed input.
    */
   entryOps(input: ToolLogInput): BatchOp[] {
     const { key, entry } = this.#build(input);
     return this.#ops(key, entry);
   }
 
-  #ops(key: string, entry: StoredToolLogEntry): BatchOp[] {
-    return [putOp(this.#entries, key, entry), putOp(this.#summaries, key, summarize(entry))];
+  #ops(key: string, entry: ToolLogRecordFields): BatchOp[] {
+    const { record, payload } = encodeRecord(entry);
+    const op = putBytesOp(this.#entries, key, record);
+    return payload === undefined ? [op] : [op, putBytesOp(this.#payloads, key, payload)];
+  }
+
+  /** The entries of `pairs` (key, stored value), reading external payloads from `snapshot`; yields every {@link SLICE_MS}. */
+  async #entriesOf(pairs: readonly (readonly [string, Uint8Array])[], snapshot: AbstractSnapshot): Promise<ToolLogEntry[]> {
+    const external: string[] = [];
+    for (const [key, value] of pairs) if (hasExternalPayload(value)) external.push(key);
+    const payloads = new Map<string, Uint8Array | undefined>();
+    if (external.length > 0) {
+      const found = await this.#payloads.getMany(external, { snapshot });
+      external.forEach((key, i) => payloads.set(key, found[i]));
+    }
+    const entries: ToolLogEntry[] = [];
+    let slice = performance.now();
+    for (const [key, value] of pairs) {
+      // an external payload is written with its record and deleted with it, so it is found in one snapshot
+      entries.push(entryOfValue(value, payloads.get(key)));
+      if (performance.now() - slice > SLICE_MS) {
+        await yieldToLoop();
+        slice = performance.now();
+      }
+    }
+    return entries;
   }
 
   /**
@@ -232,37 +276,55 @@ export class ToolLogRepository {
     const offset = nonNegativeInt(q.offset ?? 0, 'offset');
     const match = compileFilter(q);
     const range = rangeOf(q);
+    let total = 0;
+    if (match === undefined) {
+      // count by keys alone, then read the page's values with one getMany from the same snapshot
+      const snapshot = this.#db.snapshot();
+      try {
+        const keys: string[] = [];
+        const it = this.#entries.keys({ ...range, reverse: true, snapshot, ...SCAN_OPTIONS });
+        try {
+          for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
+            for (const key of chunk) {
+              if (total >= offset && keys.length < limit) keys.push(key);
+              total++;
+            }
+          }
+        } finally {
+          await it.close();
+        }
+        const values = keys.length > 0 ? await this.#entries.getMany(keys, { snapshot }) : [];
+        const pairs: [string, Uint8Array][] = [];
+        values.forEach((v, i) => {
+          if (v !== undefined) pairs.push([keys[i] as string, v]);
+        });
+        return { entries: await this.#entriesOf(pairs, snapshot), total };
+      } finally {
+        await snapshot.close();
+      }
+    }
+    // one scan: summaries decoded for the filter; the page's records kept, decoded in full at the end
     const snapshot = this.#db.snapshot();
     try {
-      const keys: string[] = [];
-      let total = 0;
-      const take = (key: string): void => {
-        if (total >= offset && keys.length < limit) keys.push(key);
-        total++;
-      };
-      if (match === undefined) {
-        const it = this.#summaries.keys({ ...range, reverse: true, snapshot });
-        try {
-          for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
-            for (const key of chunk) take(key);
+      const page: [string, Uint8Array][] = [];
+      const it = this.#entries.iterator({ ...range, reverse: true, snapshot, ...SCAN_OPTIONS });
+      try {
+        for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
+          let slice = performance.now();
+          for (const pair of chunk) {
+            if (performance.now() - slice > SLICE_MS) {
+              await yieldToLoop();
+              slice = performance.now();
+            }
+            if (!match(summaryOf(pair[1]))) continue;
+            if (total >= offset && page.length < limit) page.push(pair);
+            total++;
           }
-        } finally {
-          await it.close();
         }
-      } else {
-        const it = this.#summaries.iterator({ ...range, reverse: true, snapshot });
-        try {
-          for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
-            for (const [key, summary] of chunk) if (match(summary)) take(key);
-          }
-        } finally {
-          await it.close();
-        }
+      } finally {
+        await it.close();
       }
-      const values = keys.length > 0 ? await this.#entries.getMany(keys, { snapshot }) : [];
-      const entries: ToolLogEntry[] = [];
-      for (const v of values) if (v !== undefined) entries.push(fromStored(v));
-      return { entries, total };
+      return { entries: await this.#entriesOf(page, snapshot), total };
     } finally {
       await snapshot.close();
     }
@@ -275,14 +337,20 @@ export class ToolLogRepository {
    */
   async stats(filter: ToolLogFilter = {}): Promise<ToolLogStats> {
     const match = compileFilter(filter);
-    const it = this.#summaries.values(rangeOf(filter));
+    const it = this.#entries.values({ ...rangeOf(filter), ...SCAN_OPTIONS });
     let total = 0;
     let ok = 0;
     const latency = new KahanSum();
     const cost = new KahanSum();
     try {
       for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) {
-        for (const s of chunk) {
+        let slice = performance.now();
+        for (const value of chunk) {
+          if (performance.now() - slice > SLICE_MS) {
+            await yieldToLoop();
+            slice = performance.now();
+          }
+          const s = summaryOf(value);
           if (match !== undefined && !match(s)) continue;
           total++;
           ok += s[2];
@@ -363,7 +431,7 @@ export class ToolLogRepository {
     if (options.maxEntries !== undefined) {
       const max = nonNegativeInt(options.maxEntries, 'maxEntries');
       let count = 0;
-      const it = this.#summaries.keys();
+      const it = this.#entries.keys({ gte: '', ...SCAN_OPTIONS });
       try {
         for (let chunk = await it.nextv(SCAN_CHUNK); chunk.length > 0; chunk = await it.nextv(SCAN_CHUNK)) count += chunk.length;
       } finally {
@@ -374,24 +442,27 @@ export class ToolLogRepository {
     return deleted;
   }
 
-  /** Deletes up to `howMany` of the oldest entries with keys below `range.lt` (entry + summary, atomically per chunk). */
+  /** Deletes up to `howMany` of the oldest entries with keys below `range.lt`, `sweepChunk` per `db.batch()`. */
   async #deleteOldest(range: { lt?: string }, howMany: number): Promise<number> {
     let deleted = 0;
     let after: string | undefined;
     while (deleted < howMany) {
       const limit = Math.min(this.#sweepChunk, howMany - deleted);
-      const keys = await this.#summaries.keys({ ...range, ...(after === undefined ? {} : { gt: after }), limit }).all();
-      if (keys.length === 0) break;
+      const records = await this.#entries.iterator({ ...range, ...(after === undefined ? {} : { gt: after }), limit, ...SCAN_OPTIONS }).all();
+      if (records.length === 0) break;
       const ops: BatchOp[] = [];
-      for (const key of keys) ops.push(delOp(this.#entries, key), delOp(this.#summaries, key));
+      for (const [key, value] of records) {
+        ops.push(delOp(this.#entries, key));
+        if (hasExternalPayload(value)) ops.push(delOp(this.#payloads, key));
+      }
       await commitOps(this.#db, ops);
-      deleted += keys.length;
-      after = keys[keys.length - 1];
+      deleted += records.length;
+      after = records[records.length - 1]?.[0];
     }
     return deleted;
   }
 
-  #build(input: ToolLogInput): { key: string; entry: StoredToolLogEntry } {
+  #build(input: ToolLogInput): { key: string; entry: ToolLogEntry & { arguments: string; result: string } } {
     if (input.status !== 'success' && input.status !== 'error') throw new TypeError(`tool log: bad status ${String(input.status)}`);
     if (!Number.isFinite(input.latency_ms)) throw new TypeError('tool log: latency_ms must be a finite number');
     if (!Number.isFinite(input.cost_usd)) throw new TypeError('tool log: cost_usd must be a finite number');
@@ -401,7 +472,7 @@ export class ToolLogRepository {
     const key = this.#keys.next(ms);
     const args = this.#cap(input.arguments, input.arguments_truncated === true);
     const result = this.#cap(input.result, input.result_truncated === true);
-    const entry: StoredToolLogEntry = {
+    const entry: ToolLogEntry & { arguments: string; result: string } = {
       id: input.id ?? key,
       client: input.client,
       tool: input.tool,
@@ -414,7 +485,6 @@ export class ToolLogRepository {
       cost_usd: input.cost_usd,
       surface: input.surface,
       timestamp: new Date(ms).toISOString(),
-      payload_json: 1,
     };
     if (input.error !== undefined) entry.error = input.error;
     if (input.virtual_key !== undefined) entry.virtual_key = input.virtual_key;
@@ -430,63 +500,5 @@ export class ToolLogRepository {
     if (!alreadyTruncated) return capPayloadText(value ?? null, this.#maxPayloadBytes);
     if (typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= this.#maxPayloadBytes) return { text: value, truncated: true };
     return { text: capPayloadText(value ?? null, this.#maxPayloadBytes).text, truncated: true };
-  }
-}
-
-function summarize(e: ToolLogEntry): ToolLogSummary {
-  return [e.client, e.tool, e.status === 'success' ? 1 : 0, e.latency_ms, e.cost_usd, e.virtual_key ?? null, e.surface];
-}
-
-function oneOf(value: string | readonly string[] | undefined): ((s: string | null) => boolean) | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value === 'string') return (s) => s === value;
-  const set = new Set(value);
-  return (s) => s !== null && set.has(s);
-}
-
-/** The summary predicate for `f`, or `undefined` when only the time range filters. */
-function compileFilter(f: ToolLogFilter): Match | undefined {
-  const client = oneOf(f.client);
-  const tool = oneOf(f.tool);
-  const vk = oneOf(f.virtual_key);
-  const surface = oneOf(f.surface);
-  const ok = f.status === undefined ? undefined : f.status === 'success' ? 1 : 0;
-  if (client === undefined && tool === undefined && vk === undefined && surface === undefined && ok === undefined) return undefined;
-  return (s) =>
-    (client === undefined || client(s[0])) &&
-    (tool === undefined || tool(s[1])) &&
-    (ok === undefined || s[2] === ok) &&
-    (vk === undefined || vk(s[5])) &&
-    (surface === undefined || surface(s[6]));
-}
-
-function toMs(value: string | number | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = typeof value === 'number' ? value : Date.parse(value);
-  if (!Number.isFinite(ms)) throw new RangeError(`tool log: bad ${name} ${JSON.stringify(value)}`);
-  return ms;
-}
-
-function rangeOf(f: ToolLogFilter): { gte?: string; lt?: string } {
-  return timeRange(toMs(f.from, 'from'), toMs(f.to, 'to'));
-}
-
-function nonNegativeInt(n: number, name: string): number {
-  if (!(Number.isInteger(n) && n >= 0)) throw new RangeError(`tool log: ${name} must be an integer ≥ 0`);
-  return n;
-}
-
-/** Neumaier compensated summation: sums thousands of small USD amounts without drift. */
-class KahanSum {
-  #sum = 0;
-  #c = 0;
-  add(x: number): void {
-    const t = this.#sum + x;
-    if (Math.abs(this.#sum) >= Math.abs(x)) this.#c += this.#sum - t + x;
-    else this.#c += x - t + this.#sum;
-    this.#sum = t;
-  }
-  get value(): number {
-    return this.#sum + this.#c;
   }
 }

@@ -1,0 +1,220 @@
+/**
+ * The tool-log record: ONE LevelDB value per entry that serves both the range scans (filters and
+ * statistics) and the full entry, so an entry costs one put (earlier layouts wrote a separate
+ * summary under the same key in `toollog_sum`: two puts per entry). Payloads of more than
+ * {@link INLINE_PAYLOAD_BYTES} together go to a second value under the same key in
+ * `toollog_payload` (then an entry costs two puts, as before), so a scan's cost stays bounded by
+ * about a kilobyte per entry whatever the payload sizes.
+ *
+ * Layout (all integers little-endian):
+ *
+ * ```
+ * byte 0        0x02, the layout tag (a MessagePack positive fixint: never the first byte of an
+ *               earlier entry, which is a MessagePack map or the codec's 0xc1 fix-up frame)
+ * bytes 1..4    u32 S, then S bytes: the summary, MessagePack array
+ *               [client, tool, ok (1|0), latency_ms, cost_usd, virtual_key|null, surface]
+ * then          u32 D, then D bytes: the details, MessagePack array
+ *               [id, timestamp (ISO-8601), error|null, trace_id|null,
+ *                arguments_truncated (1|0), result_truncated (1|0), A, external (1|0)]
+ * then          (external 0) the payloads:
+ *               A bytes: the arguments' JSON text (or the cut prefix), UTF-8, then
+ *               the rest: the result's JSON text (or the cut prefix), UTF-8
+ * ```
+ * With external 1 the record ends after the details, and the `toollog_payload` value under the
+ * same key holds the payloads as above (A bytes of arguments, then the result).
+ *
+ * A scan decodes only the summary ({@link ToolLogSummary}); the details and the payload bytes are
+ * read from LevelDB with the value but not decoded. The payloads are the JSON text the cap
+ * produced anyway, copied in as bytes: one serialisation per payload. Values written by earlier
+ * versions (a MessagePack map through the store codec) are read by {@link summaryOf} and
+ * {@link entryOf} too.
+ *
+ * MessagePack: https://github.com/msgpack/msgpack/blob/master/spec.md
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { decodeValue } from './codec.js';
+
+/** Summary tuple: `[client, tool, ok (1 success / 0 error), latency_ms, cost_usd, virtual_key | null, surface]`. */
+export type ToolLogSummary = readonly [string, string, 0 | 1, number, number, string | null, string];
+
+/** What one record holds: the entry's fields, payloads as JSON text (or the cut prefix). */
+export interface ToolLogRecordFields {
+  readonly id: string;
+  readonly client: string;
+  readonly tool: string;
+  /** JSON text of the arguments, or its prefix when `arguments_truncated`. */
+  readonly arguments: string;
+  readonly arguments_truncated: boolean;
+  /** JSON text of the result, or its prefix when `result_truncated`. */
+  readonly result: string;
+  readonly result_truncated: boolean;
+  readonly status: 'success' | 'error';
+  readonly error?: string;
+  readonly latency_ms: number;
+  readonly cost_usd: number;
+  readonly virtual_key?: string;
+  readonly trace_id?: string;
+  readonly surface: string;
+  readonly timestamp: string;
+}
+
+/** Payload bytes (arguments + result, UTF-8) kept inside the record; more go to `toollog_payload`. */
+export const INLINE_PAYLOAD_BYTES = 1024;
+
+/** The layout tag of {@link encodeRecord}'s values. */
+export const RECORD_TAG = 0x02;
+const SUMMARY_AT = 5;
+
+const packr = new Packr({ useRecords: false });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+
+/**
+ * The bytes of one record, and of its payload value when the payloads do not fit inline (fresh
+ * buffers, owned by the caller). Throws what msgpackr throws.
+ */
+export function encodeRecord(r: ToolLogRecordFields): { record: Uint8Array; payload?: Uint8Array } {
+  const argsBytes = Buffer.byteLength(r.arguments, 'utf8');
+  const resultBytes = Buffer.byteLength(r.result, 'utf8');
+  const external = argsBytes + resultBytes > INLINE_PAYLOAD_BYTES;
+  // packr.pack returns a view of msgpackr's own buffer, reused by the next pack: copy the summary first
+  const summary = Buffer.from(packr.pack([r.client, r.tool, r.status === 'success' ? 1 : 0, r.latency_ms, r.cost_usd, r.virtual_key ?? null, r.surface]));
+  const details = packr.pack([
+    r.id,
+    r.timestamp,
+    r.error ?? null,
+    r.trace_id ?? null,
+    r.arguments_truncated ? 1 : 0,
+    r.result_truncated ? 1 : 0,
+    argsBytes,
+    external ? 1 : 0,
+  ]);
+  const detailsAt = SUMMARY_AT + summary.length + 4;
+  const argsAt = detailsAt + details.length;
+  const out = Buffer.allocUnsafe(argsAt + (external ? 0 : argsBytes + resultBytes));
+  out[0] = RECORD_TAG;
+  out.writeUInt32LE(summary.length, 1);
+  out.set(summary, SUMMARY_AT);
+  out.writeUInt32LE(details.length, detailsAt - 4);
+  out.set(details, detailsAt);
+  if (!external) {
+    out.write(r.arguments, argsAt, 'utf8');
+    out.write(r.result, argsAt + argsBytes, 'utf8');
+    return { record: out };
+  }
+  const payload = Buffer.allocUnsafe(argsBytes + resultBytes);
+  payload.write(r.arguments, 0, 'utf8');
+  payload.write(r.result, argsBytes, 'utf8');
+  return { record: out, payload };
+}
+
+/** True when the record `view` keeps its payloads in `toollog_payload` (false for earlier layouts). */
+export function hasExternalPayload(view: Uint8Array): boolean {
+  if (!isRecord(view)) return false;
+  const buf = buffer(view);
+  const summary = framedArray(buf, 1, 7, 'summary');
+  return framedArray(buf, summary.end, 8, 'details').items[7] === 1;
+}
+
+function buffer(view: Uint8Array): Buffer {
+  return Buffer.isBuffer(view) ? view : Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+}
+
+/** The MessagePack array of `min` or more items framed by a u32 length at `at`, and where it ends. */
+function framedArray(view: Buffer, at: number, min: number, what: string): { items: unknown[]; end: number } {
+  if (view.length < at + 4) throw new Error(`tool-log record: no room for its ${what}`);
+  const end = at + 4 + view.readUInt32LE(at);
+  if (end > view.length) throw new Error(`tool-log record: ${what} runs past the value`);
+  const items: unknown = unpackr.unpack(view.subarray(at + 4, end));
+  if (!Array.isArray(items) || items.length < min) throw new Error(`tool-log record: malformed ${what}`);
+  return { items, end };
+}
+
+/**
+ * An entry as earlier versions stored it (the store codec's MessagePack of the entry object; with
+ * `payload_json: 1`, untruncated payloads are JSON text).
+ */
+export interface LegacyStoredEntry {
+  id: string;
+  client: string;
+  tool: string;
+  arguments: unknown;
+  arguments_truncated: boolean;
+  result: unknown;
+  result_truncated: boolean;
+  status: 'success' | 'error';
+  error?: string;
+  latency_ms: number;
+  cost_usd: number;
+  virtual_key?: string;
+  trace_id?: string;
+  surface: string;
+  timestamp: string;
+  payload_json?: 1;
+}
+
+/** True when `view` is a record of this layout (not an earlier version's entry). */
+export function isRecord(view: Uint8Array): boolean {
+  return view[0] === RECORD_TAG;
+}
+
+/** The summary of a stored value, either layout. Throws an `Error` for a malformed value. */
+export function summaryOf(view: Uint8Array): ToolLogSummary {
+  if (!isRecord(view)) {
+    const e = decodeValue(view) as LegacyStoredEntry;
+    return [e.client, e.tool, e.status === 'success' ? 1 : 0, e.latency_ms, e.cost_usd, e.virtual_key ?? null, e.surface];
+  }
+  return framedArray(buffer(view), 1, 7, 'summary').items as unknown as ToolLogSummary;
+}
+
+/**
+ * The entry a stored value holds, either layout, with payloads as they are stored: JSON text
+ * for this layout and for `payload_json` entries (`payloadJson` tells which), values otherwise.
+ * `payload`: the `toollog_payload` value of a record with external payloads.
+ * Throws an `Error` for a malformed value, or an external record without `payload`.
+ */
+export function storedFieldsOf(view: Uint8Array, payload?: Uint8Array): { entry: LegacyStoredEntry; payloadJson: boolean } {
+  if (!isRecord(view)) {
+    const e = decodeValue(view) as LegacyStoredEntry;
+    return { entry: e, payloadJson: e.payload_json === 1 };
+  }
+  const buf = buffer(view);
+  const summary = framedArray(buf, 1, 7, 'summary');
+  const { items, end } = framedArray(buf, summary.end, 8, 'details');
+  const [client, tool, ok, latency, cost, vk, surface] = summary.items as [string, string, number, number, number, string | null, string];
+  const [id, timestamp, error, traceId, argsCut, resultCut, argsBytes, external] = items as [
+    string,
+    string,
+    string | null,
+    string | null,
+    number,
+    number,
+    number,
+    number,
+  ];
+  let texts = buf;
+  let at = end;
+  if (external === 1) {
+    if (payload === undefined) throw new Error('tool-log record: its payload value is missing');
+    texts = buffer(payload);
+    at = 0;
+  }
+  if (!(Number.isInteger(argsBytes) && argsBytes >= 0 && at + argsBytes <= texts.length)) throw new Error('tool-log record: bad arguments length');
+  const entry: LegacyStoredEntry = {
+    id,
+    client,
+    tool,
+    arguments: texts.toString('utf8', at, at + argsBytes),
+    arguments_truncated: argsCut === 1,
+    result: texts.toString('utf8', at + argsBytes),
+    result_truncated: resultCut === 1,
+    status: ok === 1 ? 'success' : 'error',
+    latency_ms: latency,
+    cost_usd: cost,
+    surface,
+    timestamp,
+  };
+  if (error !== null) entry.error = error;
+  if (vk !== null) entry.virtual_key = vk;
+  if (traceId !== null) entry.trace_id = traceId;
+  return { entry, payloadJson: true };
+}
