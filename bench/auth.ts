@@ -7,7 +7,7 @@
  * `KeyRegistry` (LevelDB store opened with `openStore` in a temp dir, BENCH_AUTH_KEYS extra keys,
  * loaded as at start-up), a real `JwtVerifier` (HS256 secret, issuer and audience) and a
  * `VirtualKeyAccess` over three client policies; config resolved by `resolveConfig` as the gateway
- * does. Timed: `gate.admit(credentials, ruleFor('POST', '/mcp'))`, awaited when it returns a
+ * does. Timed: `gate.admit(credentials, ruleOf('tools'))`, awaited when it returns a
  * Promise (the rate limiter is asynchronous), one call after another, for auth off (a second gate
  * with `auth.disabled: true`: the baseline), an API key as `Authorization: Bearer` and as
  * `X-API-Key`, a JWT as `Authorization: Bearer` (verified once before, so served from the cache)
@@ -55,7 +55,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { VirtualKeyAccess, type VkClientPolicy } from '../src/auth/access.js';
-import { AccessGate, ruleFor, type Credentials, type GateDecision } from '../src/auth/gate.js';
+import { AccessGate, ruleOf, type Credentials, type GateDecision } from '../src/auth/gate.js';
 import { JwtVerifier } from '../src/auth/jwt.js';
 import { KeyRegistry } from '../src/auth/keys.js';
 import type { PrincipalKind } from '../src/base/principal.js';
@@ -226,7 +226,7 @@ function credentials(partial: Partial<Credentials>): Credentials {
 
 /** Admits `c` once and checks who it became; throws on a refusal or the wrong principal kind. */
 async function admitOnce(gate: AccessGate, c: Credentials, kind: PrincipalKind, what: string): Promise<GateDecision> {
-  const rule = ruleFor('POST', '/mcp', false);
+  const rule = ruleOf('tools', false);
   const d = await gate.admit(c, rule);
   if (!d.ok) throw new Error(`${what}: refused (${d.error.message})`);
   if (d.auth.principal.kind !== kind) throw new Error(`${what}: admitted as ${d.auth.principal.kind}, expected ${kind}`);
@@ -297,7 +297,7 @@ async function gatePart(): Promise<GateResult> {
     const cXApiKey = credentials({ apiKey: apiKey.secret });
     const cJwt = credentials({ authorization: `Bearer ${token}` });
     const cVk = credentials({ virtualKey: vk.secret });
-    const rule = ruleFor('POST', '/mcp', false);
+    const rule = ruleOf('tools', false);
 
     // every variant admitted once, as the principal it should be (this also fills the JWT cache)
     await admitOnce(gateOff, cBearerKey, 'anonymous', 'auth off');

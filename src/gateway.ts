@@ -13,11 +13,14 @@ import { McpHttpHandler } from './handlers/mcp/http.js';
 import { ToolModes } from './handlers/tool-modes/meta-tools.js';
 import { healthEffect } from './handlers/health.js';
 import { Readiness } from './handlers/readiness.js';
-import { GatewayServer, type StaticFiles } from './server/app.js';
+import { GatewayServer } from './server/app.js';
+import { notFound, type StaticFiles } from './server/app-routes.js';
+import { RouteTable, type RouteHandler } from './base/routes.js';
+import { registerServerRoutes, WS_ROUTES } from './handlers/server-routes.js';
 import { loadNativeUws, type UwsModule } from './server/uws.js';
 import { WorkerPool } from './server/worker-pool.js';
 import { MAX_SSE_BACKLOG_BYTES } from './server/app-response.js';
-import { of, switchMap } from 'rxjs';
+import { of } from 'rxjs';
 import { EventLogRepository, type SeqGap, type StoredEvent } from './store/events.js';
 import { EventRecorder } from './handlers/event-recorder.js';
 import { EventsWsEndpoint } from './handlers/events-ws.js';
@@ -86,6 +89,8 @@ export interface Gateway {
   readonly tracing: Tracing;
   /** Cluster mode (NATS JetStream); `undefined` without a `cluster` config. */
   readonly cluster: ClusterRuntime | undefined;
+  /** Every HTTP route and WebSocket upgrade served, with its declaration (rule, headers, admission, doc). */
+  readonly routes: RouteTable<RouteHandler>;
   /** `server.workers` > 1: the worker threads on the port; `undefined` with one thread. */
   readonly workers: WorkerPool | undefined;
   /**
@@ -310,7 +315,9 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   // after /ws, so released before it: closing agents' sockets must not re-queue their tasks at shutdown
   const orchestrator = new Orchestrator({ repos: openV1Store(store), store, bus, log: log.child({ component: 'orchestrator' }), config: config.orchestration });
   teardown.defer('orchestrator', () => orchestrator.dispose());
-  const rest = new RestRouter(log, tracing);
+  // every route's declaration (rule, headers, admission, doc) with its handler; the server looks requests up here
+  const routes = new RouteTable<RouteHandler>();
+  const rest = new RestRouter(log, tracing, routes);
   // the dashboard at /ui: static files, sign-in sessions, the overview sample
   // (`ui.enabled: false`: no /ui files, no /api/ui/* routes, and the session cookie is not a credential)
   const uiSessions = new UiSessionStore({ idleMs: config.ui.session_idle_s * 1000, maxMs: config.ui.session_max_s * 1000 });
@@ -371,19 +378,18 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
     config.server.workers > 1
       ? (): Record<string, unknown> => ({ threads: config.server.workers, owner: { thread: 0, requests: server.requestsOwn }, workers: workers?.view() ?? [] })
       : undefined;
+  registerServerRoutes(routes, {
+    mcpPost: (i) => mcp.post(i),
+    mcpGet: (i) => mcp.get(i),
+    mcpDelete: (i) => mcp.delete(i),
+    mcpOptions: (i) => mcp.preflight(i),
+    health: (i) => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, readiness, providers: () => providers.health(), cluster: cluster && (() => cluster.health()), workers: workersHealth }, i.path)),
+    metrics: () => metrics.handle(),
+    notFound,
+  });
   const server = new GatewayServer(
     uws,
-    {
-      // a request before readiness waits for it (bounded by ready_timeout_ms), so it never sees a half-loaded catalogue
-      mcpPost: (i) => (readiness.ready ? mcp.post(i) : readiness.ready$.pipe(switchMap(() => mcp.post(i)))),
-      mcpGet: (i) => mcp.get(i),
-      mcpDelete: (i) => mcp.delete(i),
-      mcpOptions: (i) => mcp.preflight(i),
-      health: (i) => of(healthEffect({ manager, sessions: () => sessions.size, draining: () => draining, readiness, providers: () => providers.health(), cluster: cluster && (() => cluster.health()), workers: workersHealth }, i.path)),
-      // tool execution is MCP traffic too: held until ready like POST /mcp
-      rest: (i) => (readiness.ready || i.path !== '/v1/mcp/tool/execute' ? rest.handle(i) : readiness.ready$.pipe(switchMap(() => rest.handle(i)))),
-      metrics: () => metrics.handle(),
-    },
+    routes,
     {
       onResponse: (path, method, status, seconds) => metrics.observeHttp(path, method, status, seconds),
       host: config.server.host,
@@ -392,6 +398,8 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
       concurrency: config.server.concurrency,
       maxQueued: config.server.max_queued,
       access: uiAccess(accessCheck(gate, config.auth.metrics_require_auth)),
+      // routes declared holdUntilReady (POST /mcp, tool execution) wait for the initial catalogue load
+      readiness,
       ...(uiAssets ? { staticFiles: ((method, path, acceptEncoding, ifNoneMatch) => uiAssets.serve(method, path, acceptEncoding, ifNoneMatch)) satisfies StaticFiles } : {}),
     },
     log,
@@ -407,10 +415,10 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   };
   const wsOptions = { maxPayloadLength: 1024 * 1024, idleTimeoutSeconds: config.events.idle_timeout_s, maxBackpressure: 8 * 1024 * 1024 };
   const feeds = [
-    server.attachWs('/api/ws/events', eventsWs, wsOptions, wsAccess),
-    server.attachWs('/api/ws/live', liveWs, wsOptions, wsAccess),
-    server.attachWs('/ws', agentWs, { ...wsOptions, maxPayloadLength: 32 * 1024 * 1024, maxBackpressure: 32 * 1024 * 1024, protocols: ['mcp'] }, wsAccess),
-    server.attachWs('/v1/responses', responsesWs, { ...wsOptions, maxPayloadLength: 16 * 1024 * 1024, maxBackpressure: 16 * 1024 * 1024 }, wsAccess),
+    server.attachWs(WS_ROUTES.events, eventsWs, wsOptions, wsAccess),
+    server.attachWs(WS_ROUTES.live, liveWs, wsOptions, wsAccess),
+    server.attachWs(WS_ROUTES.agents, agentWs, { ...wsOptions, maxPayloadLength: 32 * 1024 * 1024, maxBackpressure: 32 * 1024 * 1024, protocols: ['mcp'] }, wsAccess),
+    server.attachWs(WS_ROUTES.responses, responsesWs, { ...wsOptions, maxPayloadLength: 16 * 1024 * 1024, maxBackpressure: 16 * 1024 * 1024 }, wsAccess),
   ];
   // a dashboard session that ends (sign-out, expiry) closes the sockets opened with it
   uiSessions.onEnd((key) => {
@@ -516,5 +524,5 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   };
 
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
-  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, providers, tracing, cluster, workers, close, killUpstreams: () => manager.killAll() };
+  return { config, port, url: `http://${host}:${port}`, manager, sessions, bus, store, providers, tracing, cluster, routes, workers, close, killUpstreams: () => manager.killAll() };
 }

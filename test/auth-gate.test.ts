@@ -1,6 +1,6 @@
 /**
  * The access gate on its own, with a real key registry on LevelDB and a real JWT
- * verifier: route rules, what each credential form becomes, the rate-limit verdicts and headers,
+ * verifier: the rules of the access kinds routes declare, what each credential form becomes, the rate-limit verdicts and headers,
  * and a fast-check property that arbitrary header values never throw and never get in.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtualKeyAccess } from '../src/auth/access.js';
-import { AccessGate, ruleFor, type Credentials, type GateDecision } from '../src/auth/gate.js';
+import { AccessGate, ruleOf, type Credentials, type GateDecision } from '../src/auth/gate.js';
 import { JwtVerifier } from '../src/auth/jwt.js';
 import { KeyRegistry } from '../src/auth/keys.js';
 import { resolveConfig } from '../src/config/load.js';
@@ -53,31 +53,25 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe('ruleFor', () => {
+describe('ruleOf', () => {
   it.each([
-    ['GET', '/health', 'open', true],
-    ['OPTIONS', '/mcp', 'open', true],
-    ['GET', '/metrics', 'open', true],
-    ['POST', '/mcp', 'user', true],
-    ['GET', '/ws', 'user', true],
-    ['POST', '/v1/mcp/tool/execute', 'user', true],
-    ['GET', '/api/ws/events', 'user', false],
-    ['GET', '/api/ws/live', 'admin', false],
-    ['GET', '/api/v1/tools', 'user', false],
-    ['GET', '/api/mcp/clients', 'admin', false],
-    ['POST', '/api/auth/keys', 'admin', false],
-    ['GET', '/api/mcp-logs', 'admin', false],
-  ] as const)('%s %s → %s (virtual keys: %s)', (method, p, need, vks) => {
-    expect(ruleFor(method, p, false)).toEqual({ need, virtualKeys: vks });
+    ['open', 'open', true],
+    ['signature', 'open', true],
+    ['metrics', 'open', true],
+    ['tools', 'user', true],
+    ['user', 'user', false],
+    ['admin', 'admin', false],
+  ] as const)('%s → %s (virtual keys: %s)', (access, need, vks) => {
+    expect(ruleOf(access, false)).toEqual({ need, virtualKeys: vks });
   });
 
   it('/metrics needs a credential when configured', () => {
-    expect(ruleFor('GET', '/metrics', true).need).toBe('user');
+    expect(ruleOf('metrics', true).need).toBe('user');
   });
 });
 
 describe('admit', () => {
-  const tools = ruleFor('POST', '/mcp', false);
+  const tools = ruleOf('tools', false);
 
   it('a virtual key gets its filter: explicit entry, allow_on_all, nothing else', async () => {
     const d = await gate.admit({ ...none, virtualKey: vk }, tools);

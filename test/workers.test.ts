@@ -143,7 +143,8 @@ describe('server.workers: 2, a new connection for every request', () => {
     const cases: { method: string; path: string; headers?: Record<string, string>; body?: string; status: number; check?: (r: Response, text: string) => void }[] = [
       { method: 'GET', path: '/nothing-here', headers: ADMIN, status: 404 },
       { method: 'PUT', path: '/mcp', headers: ADMIN, status: 405, check: (r) => expect(r.headers.get('allow')).toBe('GET, POST, DELETE, OPTIONS') },
-      { method: 'POST', path: '/health', status: 404 },
+      // a path served for other methods: 405 naming them
+      { method: 'POST', path: '/health', status: 405, check: (r) => expect(r.headers.get('allow')).toBe('GET') },
       { method: 'GET', path: '/health/nothing', status: 401 },
       { method: 'GET', path: '/health/nothing', headers: ADMIN, status: 404 },
       { method: 'GET', path: '/health/ready', status: 200 },

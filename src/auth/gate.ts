@@ -20,6 +20,7 @@ import { GatewayError } from '../base/errors.js';
 import type { ResolvedAuthConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { HeaderList } from '../base/http.js';
+import type { RouteAccess } from '../base/routes.js';
 import type { StoredKey } from '../store/keys.js';
 import type { CredentialSource, RequestAuth, ToolFilter } from '../base/access.js';
 import { bothFilters, includeFilter, type VirtualKeyAccess } from './access.js';
@@ -57,24 +58,24 @@ const USER: RouteRule = { need: 'user', virtualKeys: false };
 const ADMIN: RouteRule = { need: 'admin', virtualKeys: false };
 
 /**
- * The rule of a route. `/health` (and its probes `/health/ready`, `/health/live`), `OPTIONS`, `/api/openapi.json` and the signed webhooks are open; `/metrics` is open unless
- * `metricsRequireAuth`; `/mcp`, `/ws` and `/v1/mcp/tool/execute` take any credential including
- * virtual keys; the event feed and `/api/v1/*` take API keys and JWTs; every other `/api/*`
- * route (management, tool log and its live feed, key admin) needs role admin.
+ * The rule of a route's declared access (`RouteSpec.access`): `open` and `signature` need no
+ * credential, `metrics` is `open` unless `metricsRequireAuth`; `tools` takes any credential
+ * including virtual keys; `user` API keys and JWTs; `admin` role admin.
  */
-export function ruleFor(method: string, path: string, metricsRequireAuth: boolean): RouteRule {
-  // webhooks authenticate by their signature (checked by the handler), not by a key
-  if (method === 'OPTIONS' || path === '/health' || path === '/health/ready' || path === '/health/live' || path === '/api/webhooks/github' || path === '/api/openapi.json') return OPEN;
-  // OAuth: the protected-resource metadata (RFC 9728), the authorization callback (its `state` is the
-  // credential) and the per-user start link (its handler checks the browser's dashboard session)
-  if (path.startsWith('/.well-known/') || path === '/api/oauth/callback' || path === '/api/oauth/start') return OPEN;
-  if (path === '/metrics') return metricsRequireAuth ? USER : OPEN;
-  // the dashboard's sign-in checks the credential in its body itself
-  if (path === '/api/ui/session') return OPEN;
-  if (path === '/mcp' || path === '/ws' || path === '/v1/mcp/tool/execute' || path === '/v1/responses') return TOOLS;
-  // the live feed streams every tool call's arguments and results (the tool log): admins only
-  if (path === '/api/ws/events' || path.startsWith('/api/v1/') || path === '/api/v1' || path === '/api/ui/overview') return USER;
-  return ADMIN;
+export function ruleOf(access: RouteAccess, metricsRequireAuth: boolean): RouteRule {
+  switch (access) {
+    case 'open':
+    case 'signature':
+      return OPEN;
+    case 'metrics':
+      return metricsRequireAuth ? USER : OPEN;
+    case 'tools':
+      return TOOLS;
+    case 'user':
+      return USER;
+    case 'admin':
+      return ADMIN;
+  }
 }
 
 /** A refusal: the error to answer and the headers the reply must carry. */

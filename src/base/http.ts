@@ -47,6 +47,77 @@ export interface HttpHeaders {
   readonly toolMode: string;
 }
 
+/** A field of {@link HttpHeaders}: what a route declares it reads (`RouteSpec.headers`). */
+export type HeaderField = keyof HttpHeaders;
+
+/**
+ * Every header field, each with the request header it is read from (lower case; `mcpParams`
+ * stands for every `mcp-param-*` header; `remoteAddress` is the client's address, not a header).
+ * The order fixes each field's bit in a route's header mask.
+ */
+export const HEADER_NAMES: Readonly<Record<HeaderField, string>> = {
+  accept: 'accept',
+  contentType: 'content-type',
+  origin: 'origin',
+  host: 'host',
+  mcpSessionId: 'mcp-session-id',
+  mcpProtocolVersion: 'mcp-protocol-version',
+  mcpMethod: 'mcp-method',
+  mcpName: 'mcp-name',
+  mcpParams: 'mcp-param-*',
+  lastEventId: 'last-event-id',
+  authorization: 'authorization',
+  apiKey: 'x-api-key',
+  virtualKey: 'x-bf-vk',
+  includeClients: 'x-bf-mcp-include-clients',
+  includeTools: 'x-bf-mcp-include-tools',
+  traceparent: 'traceparent',
+  tracestate: 'tracestate',
+  remoteAddress: '(client address)',
+  apiVersion: 'x-api-version',
+  githubEvent: 'x-github-event',
+  githubDelivery: 'x-github-delivery',
+  cookie: 'cookie',
+  hubSignature256: 'x-hub-signature-256',
+  toolMode: 'x-tributary-tool-mode',
+};
+
+export const HEADER_FIELDS = Object.keys(HEADER_NAMES) as readonly HeaderField[];
+
+/**
+ * The credential headers the access gate reads (API key, virtual key, Bearer/Basic, include
+ * filters). With a Basic `authorization` the client's address is read too (failed logins are
+ * throttled per address).
+ */
+export const CREDENTIAL_HEADERS: readonly HeaderField[] = ['authorization', 'apiKey', 'virtualKey', 'includeClients', 'includeTools'];
+
+/** The headers of a route that reads none: every field `''`. */
+export const EMPTY_HEADERS: HttpHeaders = Object.freeze({
+  accept: '',
+  contentType: '',
+  origin: '',
+  host: '',
+  mcpSessionId: '',
+  mcpProtocolVersion: '',
+  mcpMethod: '',
+  mcpName: '',
+  lastEventId: '',
+  authorization: '',
+  apiKey: '',
+  virtualKey: '',
+  includeClients: '',
+  includeTools: '',
+  traceparent: '',
+  tracestate: '',
+  apiVersion: '',
+  githubEvent: '',
+  githubDelivery: '',
+  hubSignature256: '',
+  toolMode: '',
+  cookie: '',
+  remoteAddress: '',
+});
+
 export interface HttpInput {
   /** Upper-case method. */
   readonly method: string;

@@ -1,40 +1,43 @@
 /**
  * Access control as the server sees it: turns the {@link AccessGate}'s decisions into
- * reply effects. A refusal on `/mcp` is a JSON-RPC error body (what MCP clients parse); everywhere
- * else the REST body `{"error","code","details"}`. Both carry the gate's headers
+ * reply effects. A refusal on a route whose errors are JSON-RPC (`/mcp`: what MCP clients parse)
+ * is a JSON-RPC error body; everywhere else the REST body `{"error","code","details"}`. Both carry the gate's headers
  * (`WWW-Authenticate` on 401, `Retry-After` and `X-RateLimit-*` on 429).
  */
 import type { RequestAuth } from '../base/access.js';
-import { ruleFor, type AccessGate, type GateDecision } from '../auth/gate.js';
+import { ruleOf, type AccessGate, type GateDecision } from '../auth/gate.js';
 import type { GatewayError } from '../base/errors.js';
-import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../base/http.js';
+import { CREDENTIAL_HEADERS, jsonReply, type HeaderField, type HeaderList, type HttpEffect } from '../base/http.js';
+import { ROUTE_ACCESS, type AccessCheck, type AccessDecision } from '../base/routes.js';
 
-/** The server's view of a decision: `reject` is answered as is, else `auth` goes on the input. */
-export interface RequestAccess {
-  readonly auth?: RequestAuth;
-  readonly reject?: HttpEffect;
-  readonly headers: HeaderList;
-}
-
-function refusal(path: string, error: GatewayError, headers: HeaderList): HttpEffect {
-  const body = path === '/mcp' ? { jsonrpc: '2.0', id: null, error: error.toJsonRpc() } : error.toRest();
+function refusal(errors: 'json-rpc' | 'rest', error: GatewayError, headers: HeaderList): HttpEffect {
+  const body = errors === 'json-rpc' ? { jsonrpc: '2.0', id: null, error: error.toJsonRpc() } : error.toRest();
   return jsonReply(error.status, body, [['Content-Type', 'application/json'], ...headers]);
 }
 
-/** A gate decision as the server's {@link RequestAccess}: refusals become reply effects. */
-export function toAccess(path: string, d: GateDecision): RequestAccess {
+/** A gate decision as the server's {@link AccessDecision}: refusals become reply effects written as `errors` says. */
+export function toAccess(errors: 'json-rpc' | 'rest', d: GateDecision): AccessDecision {
   if (d.ok) return d;
-  return { reject: refusal(path, d.error, []), headers: d.headers };
+  return { reject: refusal(errors, d.error, []), headers: d.headers };
 }
 
+const INCLUDE_HEADERS: readonly HeaderField[] = ['includeClients', 'includeTools'];
+const NONE: readonly HeaderField[] = [];
+
 /**
- * The per-request check for HTTP routes and WebSocket upgrades: the route's rule
- * ({@link ruleFor}), then {@link AccessGate.admit}. Synchronous when the gate is.
+ * The per-request check for HTTP routes and WebSocket upgrades: the rule of the route's declared
+ * access ({@link ruleOf}), then {@link AccessGate.admit}. Synchronous when the gate is. Reads the
+ * credential headers on routes that need a credential; with auth off only the include headers
+ * (they narrow the tools even then); nothing on open routes.
  */
-export function accessCheck(gate: AccessGate, metricsRequireAuth: boolean): (input: HttpInput) => RequestAccess | Promise<RequestAccess> {
-  return (input) => {
-    const d = gate.admit(input.headers, ruleFor(input.method, input.path, metricsRequireAuth));
-    return d instanceof Promise ? d.then((x) => toAccess(input.path, x)) : toAccess(input.path, d);
+export function accessCheck(gate: AccessGate, metricsRequireAuth: boolean): AccessCheck {
+  const rules = new Map(ROUTE_ACCESS.map((a) => [a, ruleOf(a, metricsRequireAuth)]));
+  return {
+    headersFor: (access) => ((rules.get(access) ?? ruleOf(access, metricsRequireAuth)).need === 'open' ? NONE : gate.enabled ? CREDENTIAL_HEADERS : INCLUDE_HEADERS),
+    check: (input, access, errors) => {
+      const d = gate.admit(input.headers, rules.get(access) ?? ruleOf(access, metricsRequireAuth));
+      return d instanceof Promise ? d.then((x) => toAccess(errors, x)) : toAccess(errors, d);
+    },
   };
 }
 

@@ -79,6 +79,8 @@ export function registerOAuthRoutes(rest: RestRouter, resource: OAuthResourceSer
         summary: 'Opens a per-user OAuth authorization link: checks the browser is signed in as its user, then redirects to the authorization server',
         tag: 'oauth',
         access: 'open',
+        // the dashboard session (start) and the flow's binding cookie (callback)
+        headers: ['cookie'],
         query: { flow: { description: 'The flow id from the authorization URL', required: true } },
         responses: {
           302: { description: 'To the authorization server; `Set-Cookie` binds the flow to this browser' },
@@ -117,6 +119,8 @@ export function registerOAuthRoutes(rest: RestRouter, resource: OAuthResourceSer
         summary: 'OAuth authorization callback of upstream MCP clients',
         tag: 'oauth',
         access: 'open',
+        // the dashboard session (start) and the flow's binding cookie (callback)
+        headers: ['cookie'],
         query: { state: { description: 'The flow id the gateway sent', required: true }, code: { description: 'Authorization code' }, error: { description: 'Error from the authorization server' } },
         responses: {
           200: { description: '`{status, client, message}`' },

@@ -79,6 +79,9 @@ export class ToolExecuteHandler {
     router.on('POST', '/v1/mcp/tool/execute', (r) => this.execute(r), {
       summary: 'Execute one tool call in chat or responses format',
       tag: 'tools',
+      // virtual keys exist to call tools; tool calls wait for the initial catalogue load, as on /mcp
+      access: 'tools',
+      holdUntilReady: true,
       body: t.union([ChatToolCall, ResponsesToolCall]),
       query: { format: { description: '`chat` (default) or `responses`', schema: { enum: ['chat', 'responses'] } } },
       responses: {

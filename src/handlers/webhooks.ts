@@ -132,6 +132,7 @@ export class GitHubWebhooks {
       summary: 'Receive a GitHub webhook delivery (signed with X-Hub-Signature-256; replays acknowledged, not processed twice)',
       tag: 'webhooks',
       access: 'signature',
+      headers: ['githubEvent', 'githubDelivery', 'hubSignature256'],
       body: t.UnknownRecord,
       responses: {
         200: { description: 'Accepted: processed now, or (`duplicate: true`) already processed earlier', schema: WebhookAccepted },

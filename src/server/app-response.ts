@@ -4,6 +4,8 @@
  * (corked writes, SSE with backpressure).
  */
 import type { HttpResponse } from 'uWebSockets.js';
+import type { Observable } from 'rxjs';
+import type { RouteParams } from '../base/routes.js';
 import { GatewayError } from '../base/errors.js';
 import type { HeaderList, HttpEffect, HttpInput } from '../base/http.js';
 import type { Logger } from '../log/logger.js';
@@ -46,6 +48,10 @@ export function statusLine(status: number): string {
 export interface Exchange {
   readonly res: HttpResponse;
   readonly input: HttpInput;
+  /** The route's handler (or the 404/405 answer). */
+  readonly handler: (input: HttpInput, params: RouteParams) => Observable<HttpEffect>;
+  /** The path parameters of the route's pattern. */
+  readonly params: RouteParams;
   /** performance.now() when the request arrived. */
   readonly started: number;
   aborted: boolean;

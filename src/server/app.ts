@@ -1,41 +1,37 @@
 /**
- * The uWebSockets.js server: routes, body reading with a size limit, abort handling, and the
- * request pipelines. Header reading is in `app-headers.ts`; the sink that carries out handlers'
- * {@link HttpEffect}s (corked writes, SSE with backpressure) is in `app-response.ts`.
+ * The uWebSockets.js server: route lookup, body reading with a size limit, abort handling, and
+ * the request pipelines (404/405 answers, the method and the readiness hold in `app-routes.ts`). Every request is looked up once in the {@link RouteTable} the surfaces
+ * registered their routes in (`base/routes.ts`); its {@link RouteSpec} says which headers to read
+ * (only those, plus what the access check reads for its rule), the access rule the gate applies,
+ * whether refusals are JSON-RPC or REST bodies, and which pipeline admits it. Header reading is in
+ * `app-headers.ts`; the sink that carries out handlers' {@link HttpEffect}s (corked writes, SSE
+ * with backpressure) is in `app-response.ts`.
  *
- * POST /mcp requests enter the central stream as {@link HttpInput}s and pass `boundedMergeMap`
- * at most `concurrency` in flight, `max_queued` waiting, beyond that HTTP 503 with
- * `Retry-After` and JSON-RPC error -32000. GET streams and DELETE do not take request slots.
+ * Routes of admission `mcp` (POST /mcp) and `api` (REST) enter the central stream as
+ * {@link HttpInput}s and pass `boundedMergeMap`: at most `concurrency` in flight, `max_queued`
+ * waiting, beyond that HTTP 503 with `Retry-After` (a JSON-RPC error -32000 on `mcp`). `direct`
+ * routes (GET streams, DELETE, health, metrics) do not take request slots.
  */
 import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocketBehavior } from 'uWebSockets.js';
 import { describePortHolder } from './port-holder.js';
 import { boundedMergeMap } from '../streams/bounded-merge-map.js';
-import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../base/http.js';
+import { jsonReply, type HttpEffect } from '../base/http.js';
 import { GatewayError } from '../base/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { UwsModule } from './uws.js';
 import { attachWebSocket, type WsAccess } from './ws.js';
 import type { WsConnection, WsEndpoint, WsEndpointOptions } from '../streams/ws.js';
 import type { RequestAuth } from '../base/access.js';
-import type { AccessCheck, AccessDecision } from './access.js';
+import { headerMask, NO_PARAMS, ROUTE_ACCESS, type AccessCheck, type PathRoutesView, type AccessDecision, type RouteAccess, type RouteEntry, type RouteHandler, type RouteMatch, type RouteParams, type RouteSpec, type RouteTable } from '../base/routes.js';
 import { readHeaders } from './app-headers.js';
+import { accessOf, heldUntilReady, methodOf, notAllowed, notFound, serveStaticFile, UNROUTED, UWS_METHODS, type ReadinessGate, type StaticFiles } from './app-routes.js';
 import { applyEffect, replyTooLarge, statusLine, type Exchange, type ResponseObserver } from './app-response.js';
 import type { RemoteEntry } from './worker-pool.js';
 import type { WorkerWsRoute } from './worker-protocol.js';
 
-export type RouteHandler = (input: HttpInput) => Observable<HttpEffect>;
-
-export interface ServerRoutes {
-  readonly mcpPost: RouteHandler;
-  readonly mcpGet: RouteHandler;
-  readonly mcpDelete: RouteHandler;
-  readonly mcpOptions: RouteHandler;
-  readonly health: RouteHandler;
-  readonly metrics: RouteHandler;
-  /** `/api/*` and `/v1/*`. */
-  readonly rest: RouteHandler;
-}
+/** What the server serves: the routes every surface registered, with their specs. */
+export type ServerRoutes = RouteTable<RouteHandler>;
 
 export interface ServerOptions {
   /** Called for every response: path, method, status, seconds since the request arrived. */
@@ -45,38 +41,15 @@ export interface ServerOptions {
   readonly maxBodyBytes: number;
   readonly concurrency: number;
   readonly maxQueued: number;
-  /** The access gate; every request passes it before its body is handled (none: all admitted). */
+  /** The access gate; every request passes it, with its route's rule, before its body is handled (none: all admitted). */
   readonly access?: AccessCheck;
+  /** Requests to routes declared `holdUntilReady` wait for this (none: never held). */
+  readonly readiness?: ReadinessGate;
   /**
    * The dashboard's static files at `/ui` and `/ui/*` (public: they hold no data; see
    * `handlers/ui/static.ts`). Answered at once from memory, outside the request pipelines.
    */
   readonly staticFiles?: StaticFiles;
-}
-
-/** A static file reply: `body` is empty for HEAD and 304 (then `Content-Length` is not sent). */
-export type StaticFiles = (
-  method: string,
-  path: string,
-  acceptEncoding: string,
-  ifNoneMatch: string,
-) => { readonly status: number; readonly headers: HeaderList; readonly body: Buffer | string };
-
-type UwsHandler = (res: HttpResponse, req: HttpRequest) => void;
-
-interface HttpRoute {
-  /** Lower-case method as uWS reports it (`delete` for `del`), or `any`. */
-  readonly method: string;
-  readonly pattern: string;
-  readonly handler: UwsHandler;
-}
-
-interface RouteRecorder {
-  post(pattern: string, handler: UwsHandler): RouteRecorder;
-  get(pattern: string, handler: UwsHandler): RouteRecorder;
-  del(pattern: string, handler: UwsHandler): RouteRecorder;
-  options(pattern: string, handler: UwsHandler): RouteRecorder;
-  any(pattern: string, handler: UwsHandler): RouteRecorder;
 }
 
 export class GatewayServer {
@@ -96,9 +69,18 @@ export class GatewayServer {
   /** HTTP requests and WebSocket upgrades that arrived on this server's own socket, and those worker threads carried (`server.workers`). */
   requestsOwn = 0;
   requestsCarried = 0;
-  private readonly httpRoutes: HttpRoute[] = [];
   private readonly wsRoutes = new Map<string, { readonly behavior: WebSocketBehavior<unknown>; readonly route: WorkerWsRoute }>();
 
+  /** Paths served by {@link attachWs}. */
+  readonly #wsPaths = new Set<string>();
+  /** Exact paths handed to uWS' router by {@link bindExactPaths}. */
+  readonly #bound = new Set<string>();
+  /** The header mask each access rule's check reads (see {@link AccessCheck.headersFor}). */
+  readonly #accessMasks: Readonly<Record<RouteAccess, number>>;
+
+  /**
+   * @param routes the route table the surfaces register in (until {@link listen}; lookups are live).
+   */
   constructor(
     private readonly uws: UwsModule,
     private readonly routes: ServerRoutes,
@@ -106,111 +88,123 @@ export class GatewayServer {
     private readonly log: Logger,
   ) {
     this.app = uws.App();
-    this.pipelines.push(this.pipeline(this.posts$, this.routes.mcpPost), this.pipeline(this.api$, this.routes.rest));
+    const access = options.access;
+    const masks: Partial<Record<RouteAccess, number>> = {};
+    for (const a of ROUTE_ACCESS) masks[a] = access ? headerMask(access.headersFor(a)) : 0;
+    this.#accessMasks = masks as Record<RouteAccess, number>;
+    this.pipelines.push(this.pipeline(this.posts$, true), this.pipeline(this.api$, false));
 
-    // registered on the uWS App and kept in a table, so requests carried by worker threads take the same routes
-    this.routeTable
-      .post('/mcp', (res, req) => this.accept(res, req, 'POST', (ex) => this.posts$.next(ex)))
-      .get('/mcp', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.mcpGet).subscribe()))
-      .del('/mcp', (res, req) => this.accept(res, req, 'DELETE', (ex) => this.run(ex, this.routes.mcpDelete).subscribe()))
-      .options('/mcp', (res, req) => this.accept(res, req, 'OPTIONS', (ex) => this.run(ex, this.routes.mcpOptions).subscribe()))
-      .any('/api/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) => this.api$.next(ex)))
-      .any('/v1/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) => this.api$.next(ex)))
-      // OAuth protected-resource metadata (RFC 9728) is served by the REST router
-      .any('/.well-known/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) => this.api$.next(ex)))
-      .get('/health', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.health).subscribe()))
-      .get('/health/*', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.health).subscribe()))
-      .get('/metrics', (res, req) => this.accept(res, req, 'GET', (ex) => this.run(ex, this.routes.metrics).subscribe()))
-      .any('/mcp', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) =>
-        this.apply(ex, jsonReply(405, new GatewayError('METHOD_NOT_ALLOWED', `Method ${ex.input.method} not allowed on /mcp`).toRest(), [
-          ['Content-Type', 'application/json'],
-          ['Allow', 'GET, POST, DELETE, OPTIONS'],
-        ])),
-      ))
-      .any('/ui', (res, req) => this.serveStatic(res, req))
-      .any('/ui/*', (res, req) => this.serveStatic(res, req))
-      .any('/*', (res, req) => this.accept(res, req, req.getMethod().toUpperCase(), (ex) =>
-        this.apply(ex, jsonReply(404, new GatewayError('NOT_FOUND', `No route for ${ex.input.method} ${ex.input.path}`).toRest())),
-      ));
-  }
-
-  /** Registers each route on the uWS `App` and keeps it for {@link remote}. */
-  private get routeTable(): RouteRecorder {
-    const table = this.httpRoutes;
-    const app = this.app;
-    const own = (handler: UwsHandler): UwsHandler => (res, req) => {
-      this.requestsOwn++;
-      handler(res, req);
-    };
-    const recorder: RouteRecorder = {
-      post: (pattern, handler) => add('post', pattern, handler, () => app.post(pattern, own(handler))),
-      get: (pattern, handler) => add('get', pattern, handler, () => app.get(pattern, own(handler))),
-      del: (pattern, handler) => add('delete', pattern, handler, () => app.del(pattern, own(handler))),
-      options: (pattern, handler) => add('options', pattern, handler, () => app.options(pattern, own(handler))),
-      any: (pattern, handler) => add('any', pattern, handler, () => app.any(pattern, own(handler))),
-    };
-    function add(method: string, pattern: string, handler: UwsHandler, register: () => void): RouteRecorder {
-      table.push({ method, pattern, handler });
-      register();
-      return recorder;
-    }
-    return recorder;
+    this.app
+      .any('/ui', (res, req) => {
+        this.requestsOwn++;
+        this.serveStatic(res, req);
+      })
+      .any('/ui/*', (res, req) => {
+        this.requestsOwn++;
+        this.serveStatic(res, req);
+      })
+      .any('/*', (res, req) => {
+        this.requestsOwn++;
+        this.serve(res, req, undefined);
+      });
   }
 
   /**
    * What worker threads' traffic enters by (`server.workers`): the same route table, WebSocket
-   * endpoints and access checks as this server's own socket. Routes are matched as uWS does for
-   * this table: an exact path before a wildcard, a longer wildcard prefix first, a route for the
-   * method before `any`.
+   * endpoints and access checks as this server's own socket — a carried request is looked up
+   * in the {@link RouteTable} as one on this socket that uWS did not bind natively.
    */
   remote(): RemoteEntry {
     return {
       http: (res, req) => {
         this.requestsCarried++;
-        const method = req.getCaseSensitiveMethod().toLowerCase();
-        const url = req.getUrl();
-        let best: HttpRoute | undefined;
-        let bestScore = -1;
-        for (const r of this.httpRoutes) {
-          if (r.method !== method && r.method !== 'any') continue;
-          let score: number;
-          if (r.pattern === url) score = 1_000_000;
-          else if (r.pattern.endsWith('/*') && url.startsWith(r.pattern.slice(0, -1))) score = r.pattern.length * 10;
-          else continue;
-          if (r.method === method) score += 1;
-          if (score > bestScore) {
-            best = r;
-            bestScore = score;
-          }
-        }
-        best?.handler(res, req);
+        const path = req.getUrl();
+        if (path === '/ui' || path.startsWith('/ui/')) this.serveStatic(res, req);
+        else this.serve(res, req, undefined);
       },
       ws: (path) => this.wsRoutes.get(path)?.behavior,
       wsRoutes: () => [...this.wsRoutes.values()].map((r) => r.route),
     };
   }
 
-  private serveStatic(res: HttpResponse, req: HttpRequest): void {
-    const method = req.getMethod().toUpperCase();
-    const path = req.getUrl();
-    const files = this.options.staticFiles;
-    if (!files) {
-      res.writeStatus(statusLine(404)).writeHeader('Content-Type', 'application/json').end(JSON.stringify(new GatewayError('NOT_FOUND', `No route for ${method} ${path}`).toRest()));
-      return;
+  /**
+   * Hands every exact path of the table to uWS' native router, each method bound to its match
+   * (other methods of the path to the path's routes, for the 405), so a request to one costs no
+   * lookup in JS. Paths registered later, patterns and wildcards go through `/*` and
+   * {@link RouteTable.match}; the answers are the same.
+   */
+  #bindExactPaths(): void {
+    for (const [path, routes] of this.routes.exactPaths()) {
+      // a WebSocket path stays uWS' own upgrade route (a plain GET still reaches `/*`)
+      if (this.#wsPaths.has(path) || this.#bound.has(path) || path === '/ui') continue;
+      this.#bound.add(path);
+      for (const method of routes.methods()) {
+        const bind = UWS_METHODS[method];
+        const m = routes.pick(method, NO_PARAMS);
+        if (bind === undefined || m === undefined) continue;
+        const mask = m.entry.headerMask | this.#accessMasks[accessOf(method, m.entry.spec)];
+        this.app[bind](path, (res, req) => {
+          this.requestsOwn++;
+          this.#serveMatch(res, req, method, path, m, mask);
+        });
+      }
+      this.app.any(path, (res, req) => {
+        this.requestsOwn++;
+        this.serve(res, req, routes);
+      });
     }
-    const started = performance.now();
-    const r = files(method, path, req.getHeader('accept-encoding'), req.getHeader('if-none-match'));
-    res.cork(() => {
-      res.writeStatus(statusLine(r.status));
-      for (const [k, v] of r.headers) res.writeHeader(k, v);
-      if (r.status === 304 || method === 'HEAD') res.endWithoutBody();
-      else res.end(r.body);
-    });
-    this.options.onResponse?.(path, method, r.status, (performance.now() - started) / 1000);
   }
 
-  /** Serves a WebSocket endpoint at `path` (call before {@link listen}); returns its open connections. */
-  attachWs(path: string, endpoint: WsEndpoint, options: WsEndpointOptions, access?: WsAccess): Set<WsConnection> {
+  /**
+   * One request: the route lookup, then {@link accept} with the route's handler (a 405 with
+   * `Allow` when the path exists for other methods; 404 when nothing matches), into the
+   * route's pipeline.
+   */
+  private serve(res: HttpResponse, req: HttpRequest, exact: PathRoutesView<RouteHandler> | undefined): void {
+    const method = methodOf(req);
+    const path = req.getUrl();
+    this.#serveMatch(res, req, method, path, exact !== undefined ? exact.pick(method, NO_PARAMS) : this.routes.match(method, path), undefined);
+  }
+
+  /**
+   * A request whose route is known: its handler (a 405 with `Allow` for another method; 404
+   * without a route) into {@link accept}. `boundMask`: the header mask, when known beforehand.
+   */
+  #serveMatch(res: HttpResponse, req: HttpRequest, method: string, path: string, m: RouteMatch<RouteHandler> | undefined, boundMask: number | undefined): void {
+    let spec: RouteSpec;
+    let handler: RouteHandler;
+    let params: RouteParams;
+    let mask: number;
+    if (m === undefined) {
+      spec = UNROUTED;
+      handler = notFound;
+      params = NO_PARAMS;
+      mask = this.#accessMasks.open;
+    } else {
+      const entry: RouteEntry<RouteHandler> = m.entry;
+      spec = entry.spec;
+      params = m.params;
+      handler = m.allow === undefined ? entry.handler : notAllowed(m.allow);
+      mask = boundMask ?? entry.headerMask | this.#accessMasks[accessOf(method, spec)];
+    }
+    const readiness = this.options.readiness;
+    if (spec.holdUntilReady === true && readiness !== undefined && !readiness.ready) handler = heldUntilReady(handler, readiness);
+    this.accept(res, req, method, path, mask, spec, handler, params);
+  }
+
+  private serveStatic(res: HttpResponse, req: HttpRequest): void {
+    serveStaticFile(res, req, this.options.staticFiles, this.options.onResponse);
+  }
+
+  /**
+   * Serves a WebSocket endpoint at `spec.path` (a GET upgrade; call before {@link listen}) and
+   * registers the spec in the route table (a plain GET there is answered 404); returns its open
+   * connections.
+   */
+  attachWs(spec: RouteSpec, endpoint: WsEndpoint, options: WsEndpointOptions, access?: WsAccess): Set<WsConnection> {
+    const entry = this.routes.add(spec, notFound);
+    this.#wsPaths.add(spec.path);
+    const mask = entry.headerMask | (access ? this.#accessMasks[accessOf('GET', entry.spec)] : 0);
     const app = this.app;
     const routes = this.wsRoutes;
     const countOwn = (): void => {
@@ -224,7 +218,7 @@ export class GatewayServer {
         app.ws(pattern, upgrade === undefined ? behavior : { ...behavior, upgrade: (res, req, context) => (countOwn(), upgrade(res, req, context)) });
       },
     };
-    return attachWebSocket(recorder, path, endpoint, options, this.log, access);
+    return attachWebSocket(recorder, entry.spec, mask, endpoint, options, this.log, access);
   }
 
   /**
@@ -235,6 +229,7 @@ export class GatewayServer {
    * @throws Error naming the host, port and, when procfs tells, the pid and command line of the process holding it.
    */
   listen(): Promise<number> {
+    this.#bindExactPaths();
     // the runtime exports the flag as a number (1); the typings only as the enum ListenOptions
     const exclusive = (this.uws as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
     return this.listenOn(this.options.port, exclusive);
@@ -325,11 +320,11 @@ export class GatewayServer {
    * One route group's pipeline: exchanges pass `boundedMergeMap` (at most `concurrency` handled at
    * once, `maxQueued` waiting, then 503 with `Retry-After`).
    */
-  private pipeline(source: Subject<Exchange>, handler: RouteHandler): Subscription {
+  private pipeline(source: Subject<Exchange>, jsonRpc: boolean): Subscription {
     const { concurrency, maxQueued } = this.options;
     return source
       .pipe(
-        boundedMergeMap((ex) => this.run(ex, handler), {
+        boundedMergeMap((ex) => this.run(ex), {
           concurrency,
           maxQueued,
           overflow: (ex) => {
@@ -337,7 +332,7 @@ export class GatewayServer {
               concurrency,
               max_queued: maxQueued,
             });
-            const body = ex.input.path === '/mcp' ? { jsonrpc: '2.0', id: null, error: err.toJsonRpc() } : err.toRest();
+            const body = jsonRpc ? { jsonrpc: '2.0', id: null, error: err.toJsonRpc() } : err.toRest();
             this.apply(ex, jsonReply(503, body, [['Content-Type', 'application/json'], ['Retry-After', '1']]));
             return EMPTY;
           },
@@ -347,17 +342,19 @@ export class GatewayServer {
   }
 
   /**
-   * Copies what is needed out of the uWS request (valid only in this callback), reads the body
-   * for POST/PUT/PATCH with the size limit, then hands the exchange to `next`.
+   * Copies what the route reads out of the uWS request (valid only in this callback): the headers
+   * of `mask`, the query; reads the body for POST/PUT/PATCH with the size limit; asks the access
+   * check with the route's rule; then hands the exchange to the route's pipeline.
    */
-  private accept(res: HttpResponse, req: HttpRequest, method: string, next: (ex: Exchange) => void): void {
-    const headers = readHeaders(req, res);
-    const url = req.getUrl();
+  private accept(res: HttpResponse, req: HttpRequest, method: string, url: string, mask: number, spec: RouteSpec, handler: RouteHandler, params: RouteParams): void {
+    const headers = readHeaders(req, res, mask);
     const query = req.getQuery() ?? '';
     const hasBody = method === 'POST' || method === 'PUT' || method === 'PATCH';
     const ex: Exchange = {
       res,
       input: { method, path: url, query, headers, body: undefined },
+      handler,
+      params,
       started: performance.now(),
       aborted: false,
       ended: false,
@@ -374,14 +371,17 @@ export class GatewayServer {
     });
     // The access decision is taken from the headers while the body is read; a refusal known at
     // once is answered without reading the body at all.
-    const decision = this.options.access?.(ex.input);
+    const decision = this.options.access?.check(ex.input, accessOf(method, spec), spec.errors ?? 'rest');
     let admitted = decision === undefined;
     let bodyRead = !hasBody;
     let handedOn = false;
+    const admission = spec.admission;
     const proceed = (): void => {
       if (handedOn || !admitted || !bodyRead || ex.ended || ex.aborted) return;
       handedOn = true;
-      next(ex);
+      if (admission === 'mcp') this.posts$.next(ex);
+      else if (admission === 'api') this.api$.next(ex);
+      else this.run(ex).subscribe();
     };
     const decide = (d: AccessDecision): void => {
       if (ex.aborted || ex.ended) return;
@@ -443,7 +443,7 @@ export class GatewayServer {
    * Runs a handler for an exchange and applies its effects. The returned Observable completes
    * when the response is over (or the client left), freeing its slot in the pipeline.
    */
-  private run(ex: Exchange, handler: RouteHandler): Observable<never> {
+  private run(ex: Exchange): Observable<never> {
     return new Observable<never>((outer) => {
       if (ex.aborted) {
         outer.complete();
@@ -466,7 +466,7 @@ export class GatewayServer {
         finish();
       };
       try {
-        sub = handler(ex.input).subscribe({
+        sub = ex.handler(ex.input, ex.params).subscribe({
           next: (effect) => this.apply(ex, effect),
           error: (err: unknown) => {
             this.log.error('handler failed', { path: ex.input.path, error: err });
@@ -494,3 +494,4 @@ export class GatewayServer {
     applyEffect(ex, effect, this.log, this.options.onResponse);
   }
 }
+

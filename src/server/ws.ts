@@ -9,7 +9,8 @@ import { WS_CLOSE_CREDENTIAL_ENDED, type WsConnection, type WsEndpoint, type WsE
 import type { RequestAuth } from '../base/access.js';
 import type { GatewayError } from '../base/errors.js';
 import type { HttpInput } from '../base/http.js';
-import type { AccessCheck, AccessDecision } from './access.js';
+import type { AccessCheck, AccessDecision, RouteSpec } from '../base/routes.js';
+import { readHeaders } from './app-headers.js';
 
 interface UserData {
   conn?: UwsConnection;
@@ -105,45 +106,22 @@ function refuseUpgrade(res: HttpResponse, reject: NonNullable<AccessDecision['re
   res.end(reject.body);
 }
 
-function upgradeInput(path: string, req: HttpRequest, res: HttpResponse): HttpInput {
-  const authorization = req.getHeader('authorization');
-  return {
-    method: 'GET',
-    path,
-    query: req.getQuery() ?? '',
-    body: undefined,
-    headers: {
-      accept: '',
-      contentType: '',
-      origin: req.getHeader('origin'),
-      host: req.getHeader('host'),
-      mcpSessionId: '',
-      mcpProtocolVersion: '',
-      lastEventId: '',
-      authorization,
-      apiKey: req.getHeader('x-api-key'),
-      virtualKey: req.getHeader('x-bf-vk'),
-      includeClients: req.getHeader('x-bf-mcp-include-clients'),
-      includeTools: req.getHeader('x-bf-mcp-include-tools'),
-      apiVersion: '',
-      githubEvent: '',
-      githubDelivery: '',
-      hubSignature256: '',
-      toolMode: '',
-      cookie: req.getHeader('cookie'),
-      remoteAddress: authorization.slice(0, 6).toLowerCase() === 'basic ' ? Buffer.from(res.getRemoteAddressAsText()).toString() : '',
-    },
-  };
+function upgradeInput(path: string, req: HttpRequest, res: HttpResponse, mask: number): HttpInput {
+  return { method: 'GET', path, query: req.getQuery() ?? '', body: undefined, headers: readHeaders(req, res, mask) };
 }
 
 /**
- * Serves `endpoint` at `path`; returns the open connections (for pings and shutdown). With
+ * Serves `endpoint` at `spec.path` (a GET upgrade; `spec.access` is its rule; the
+ * `x-tributary-tool-mode` header is kept for the connection when the spec declares `toolMode`;
+ * `headerMask`: the headers the access check reads, see `app-headers.ts`); returns the open connections (for pings and shutdown). With
  * `access`, an upgrade is checked before it happens (refused with 401/403/429 and no upgrade) and
  * every message of a rate-limited caller is counted; a refused message reaches
  * `endpoint.onRefused` instead of `onMessage`. Counting is asynchronous, so those messages are
  * copied first; their order is kept.
  */
-export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocketBehavior<U>): unknown }, path: string, endpoint: WsEndpoint, options: WsEndpointOptions, log: Logger, access?: WsAccess): Set<WsConnection> {
+export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocketBehavior<U>): unknown }, spec: RouteSpec, headerMask: number, endpoint: WsEndpoint, options: WsEndpointOptions, log: Logger, access?: WsAccess): Set<WsConnection> {
+  const path = spec.path;
+  const wantsToolMode = spec.headers.includes('toolMode');
   const open = new Set<WsConnection>();
   const guard = (conn: WsConnection | undefined, what: string, fn: () => void): void => {
     try {
@@ -166,7 +144,7 @@ export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocke
         .find((p) => options.protocols?.includes(p));
       const key = req.getHeader('sec-websocket-key');
       const extensions = req.getHeader('sec-websocket-extensions');
-      const toolMode = req.getHeader('x-tributary-tool-mode');
+      const toolMode = wantsToolMode ? req.getHeader('x-tributary-tool-mode') : '';
       let aborted = false;
       let watching = false;
       const watchAbort = (): void => {
@@ -199,7 +177,7 @@ export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocke
         admit(undefined, false);
         return;
       }
-      const decision = access.check(upgradeInput(path, req, res));
+      const decision = access.check.check(upgradeInput(path, req, res, headerMask), spec.access, spec.errors ?? 'rest');
       const finish = (d: AccessDecision): void => {
         if (d.reject) res.cork(() => refuseUpgrade(res, d.reject as NonNullable<AccessDecision['reject']>, d.headers));
         else admit(d, true);

@@ -53,6 +53,7 @@ export class ProviderAdmin {
     router.on('GET', '/api/providers', () => ok({ providers: this.registry.list().map((p) => this.registry.describe(p.client.name)) }), {
       summary: 'List model providers (no secrets)',
       tag: 'providers',
+      access: 'admin',
       responses: { 200: { description: '`{providers:[…]}`' } },
     });
     router.on(
@@ -64,7 +65,7 @@ export class ProviderAdmin {
         if (!d) throw notFound(name);
         return ok(d);
       },
-      { summary: 'One model provider (no secrets)', tag: 'providers', responses: { 200: { description: 'The provider' }, 404: { description: 'No such provider' } } },
+      { summary: 'One model provider (no secrets)', tag: 'providers', access: 'admin', responses: { 200: { description: 'The provider' }, 404: { description: 'No such provider' } } },
     );
     router.on(
       'PUT',
@@ -86,7 +87,7 @@ export class ProviderAdmin {
         this.bus.publish({ event_type: 'StoreChanged', tags: ['model_providers'] });
         return ok(this.registry.describe(name), created ? 201 : 200);
       },
-      { summary: 'Create or replace a model provider (secrets stored encrypted)', tag: 'providers', body: ProviderBody, responses: { 200: { description: 'Replaced' }, 201: { description: 'Created' }, 400: { description: 'Invalid body' }, 409: { description: 'A config-file provider' } } },
+      { summary: 'Create or replace a model provider (secrets stored encrypted)', tag: 'providers', access: 'admin', body: ProviderBody, responses: { 200: { description: 'Replaced' }, 201: { description: 'Created' }, 400: { description: 'Invalid body' }, 409: { description: 'A config-file provider' } } },
     );
     router.on(
       'DELETE',
@@ -97,7 +98,7 @@ export class ProviderAdmin {
         this.bus.publish({ event_type: 'StoreChanged', tags: ['model_providers'] });
         return ok({ status: 'deleted' });
       },
-      { summary: 'Delete a model provider', tag: 'providers', responses: { 200: { description: '`{"status":"deleted"}`' }, 404: { description: 'No such provider' }, 409: { description: 'A config-file provider' } } },
+      { summary: 'Delete a model provider', tag: 'providers', access: 'admin', responses: { 200: { description: '`{"status":"deleted"}`' }, 404: { description: 'No such provider' }, 409: { description: 'A config-file provider' } } },
     );
   }
 }

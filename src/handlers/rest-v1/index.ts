@@ -48,10 +48,10 @@ export async function registerV1(router: RestRouter, deps: V1Deps): Promise<{ ap
       ok({
         version: 'v1',
         status: 'operational',
-        apis: router
-          .documented()
-          .filter((r) => r.pattern.startsWith('/api/v1/'))
-          .map((r) => `${r.method} ${r.pattern}`),
+        apis: router.table
+          .entries()
+          .filter((r) => r.spec.doc !== undefined && r.spec.path.startsWith('/api/v1/'))
+          .map((r) => `${r.spec.method} ${r.spec.path}`),
       }),
   );
   contexts.register(api);

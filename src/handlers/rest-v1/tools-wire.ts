@@ -5,7 +5,7 @@
  */
 import * as t from 'io-ts';
 import { withSchema, type JsonSchema } from '../../codecs/schema.js';
-import type { RouteDoc } from '../rest/router.js';
+import type { RouteDoc } from '../../base/routes.js';
 
 function stringCodec(description: string): t.Type<string, string, unknown> {
   return withSchema(new t.Type<string, string, unknown>('string', t.string.is, t.string.validate, t.identity), { type: 'string', description });

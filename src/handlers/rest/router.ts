@@ -1,41 +1,33 @@
 /**
  * A small REST router for the JSON management surfaces (`/api/...`, `/v1/...`): method + path
- * pattern (`/api/mcp/client/:id`) → async handler. Bodies are parsed as JSON here; every error is
- * answered as `{"error","code","details"}` with the registry's HTTP status.
+ * pattern (`/api/mcp/client/:id`) + the route's rules → async handler. Bodies are parsed as JSON
+ * here; every error is answered as `{"error","code","details"}` with the registry's HTTP status.
  */
-import { Observable } from 'rxjs';
+import { Observable, of } from 'rxjs';
 import { jsonDepthExceeded, nestingTooDeep } from '../../codecs/depth.js';
 import { GatewayError } from '../../base/errors.js';
-import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../base/http.js';
+import { jsonReply, type HeaderField, type HeaderList, type HttpEffect, type HttpInput } from '../../base/http.js';
+import { RouteTable, type RouteAccess, type RouteDoc, type RouteHandler, type RouteParams, type RouteSpec } from '../../base/routes.js';
 import type { Tracing } from '../../telemetry/tracing.js';
 import type { Logger } from '../../log/logger.js';
-import type * as t from 'io-ts';
-import type { JsonSchema } from '../../codecs/schema.js';
 
 /**
- * What the OpenAPI document says about a route: generated from the same io-ts codecs
- * that validate the request, so the document cannot drift from the code.
+ * What a REST route declares besides its method and path (see {@link RouteSpec}): its access
+ * rule, the headers its handler reads beyond those the router kit reads itself
+ * ({@link REST_KIT_HEADERS}), whether it is held until the gateway is ready, and its OpenAPI
+ * description (with the body codec).
  */
-export interface RouteDoc {
-  readonly summary: string;
-  /** OpenAPI tag (group). */
-  readonly tag: string;
-  /** The request body codec (the one the handler decodes with). */
-  readonly body?: t.Mixed;
-  readonly query?: Readonly<Record<string, { readonly description: string; readonly schema?: JsonSchema; readonly required?: boolean }>>;
-  /** Status → description and body (a codec or a JSON Schema). */
-  readonly responses: Readonly<Record<number, { readonly description: string; readonly schema?: t.Mixed | JsonSchema }>>;
-  /** Who may call it (access control); default `user`. */
-  readonly access?: 'open' | 'user' | 'admin' | 'signature';
+export interface RestRouteRules extends RouteDoc {
+  readonly access: RouteAccess;
+  readonly headers?: readonly HeaderField[];
+  readonly holdUntilReady?: boolean;
 }
 
-/** A registered route as the OpenAPI generator sees it. */
-export interface DocumentedRoute {
-  readonly method: string;
-  /** Pattern with `:param` segments. */
-  readonly pattern: string;
-  readonly doc: RouteDoc | undefined;
-}
+/**
+ * The headers every REST route reads: `Content-Type` (the JSON body check), `Origin` (the reply's
+ * CORS echo) and the W3C Trace Context (the route's span).
+ */
+export const REST_KIT_HEADERS: readonly HeaderField[] = ['contentType', 'origin', 'traceparent', 'tracestate'];
 
 export interface RestRequest {
   readonly method: string;
@@ -56,83 +48,58 @@ export interface RestReply {
 
 export type RestHandler = (req: RestRequest) => Promise<RestReply> | RestReply;
 
-interface Route {
-  readonly method: string;
-  readonly pattern: string;
-  readonly segments: readonly string[];
-  readonly handler: RestHandler;
-  readonly doc: RouteDoc | undefined;
-}
-
 /** Replies `status` with a JSON body. */
 export function ok(body: unknown, status = 200): RestReply {
   return { status, body };
 }
 
+/**
+ * Registers REST routes in a {@link RouteTable} (the server's, in a gateway) as full
+ * {@link RouteSpec}s of admission `api`; the server looks a request up once and calls the route's
+ * handler with its path parameters. {@link handle} does the lookup itself (for tests that run a
+ * router without a server).
+ */
 export class RestRouter {
-  private readonly routes: Route[] = [];
-
   constructor(
     private readonly log: Logger,
     private readonly tracing?: Tracing,
+    /** Where the routes go (default: a table of this router's own). */
+    readonly table: RouteTable<RouteHandler> = new RouteTable<RouteHandler>(),
   ) {}
 
   /**
-   * Registers `handler` for `method` and `pattern` (segments starting with `:` are parameters);
-   * `doc` describes it in the OpenAPI document.
+   * Registers `handler` for `method` and `pattern` (segments starting with `:` are parameters)
+   * with `rules`: its access rule, the headers it reads, its OpenAPI description.
+   * @throws Error when the method and pattern are registered already or the rules are invalid.
    */
-  on(method: string, pattern: string, handler: RestHandler, doc?: RouteDoc): this {
-    this.routes.push({ method: method.toUpperCase(), pattern, segments: pattern.split('/').filter(Boolean), handler, doc });
+  on(method: string, pattern: string, handler: RestHandler, rules: RestRouteRules): this {
+    const { access, headers, holdUntilReady, ...doc } = rules;
+    const spec: RouteSpec = {
+      method: method.toUpperCase(),
+      path: pattern,
+      access,
+      headers: headers === undefined ? REST_KIT_HEADERS : [...REST_KIT_HEADERS, ...headers],
+      admission: 'api',
+      ...(holdUntilReady === true ? { holdUntilReady } : {}),
+      doc,
+    };
+    this.table.add(spec, (input, params) => this.handleRoute(pattern, handler, params, input));
     return this;
   }
 
-  /** Every registered route, in registration order. */
-  documented(): DocumentedRoute[] {
-    return this.routes.map((r) => ({ method: r.method, pattern: r.pattern, doc: r.doc }));
-  }
-
-  private match(method: string, path: string): { route: Route; params: Record<string, string> } | 'method' | undefined {
-    const parts = path.split('/').filter(Boolean);
-    let methodMismatch = false;
-    for (const route of this.routes) {
-      if (route.segments.length !== parts.length) continue;
-      const params: Record<string, string> = {};
-      let matched = true;
-      for (let i = 0; i < parts.length; i++) {
-        const seg = route.segments[i] as string;
-        const part = parts[i] as string;
-        if (seg.startsWith(':')) {
-          try {
-            params[seg.slice(1)] = decodeURIComponent(part);
-          } catch {
-            matched = false;
-            break;
-          }
-        } else if (seg !== part) {
-          matched = false;
-          break;
-        }
-      }
-      if (!matched) continue;
-      if (route.method !== method) {
-        methodMismatch = true;
-        continue;
-      }
-      return { route, params };
-    }
-    return methodMismatch ? 'method' : undefined;
-  }
-
-  /** Whether some route serves this path (any method). */
-  handles(path: string): boolean {
-    return this.match('\u0000', path) !== undefined;
-  }
-
-  /** The HTTP handler: one JSON reply effect per request. */
+  /** The HTTP handler of a request not looked up yet: one JSON reply effect. */
   handle(input: HttpInput): Observable<HttpEffect> {
+    const m = this.table.match(input.method, input.path);
+    if (m === undefined) return of(this.failure(new GatewayError('NOT_FOUND', `No route for ${input.method} ${input.path}`), input));
+    if (m.allow !== undefined) return of(this.failure(new GatewayError('METHOD_NOT_ALLOWED', `Method ${input.method} not allowed on ${input.path}`), input));
+    return m.entry.handler(input, m.params);
+  }
+
+  /** One REST route's request: one JSON reply effect. */
+  private handleRoute(pattern: string, handler: RestHandler, params: RouteParams, input: HttpInput): Observable<HttpEffect> {
     return new Observable<HttpEffect>((sub) => {
       let live = true;
-      this.dispatch(input)
+      this.dispatch(pattern, handler, params, input)
         .then((effect) => {
           if (!live) return;
           sub.next(effect);
@@ -145,25 +112,22 @@ export class RestRouter {
     });
   }
 
-  private async dispatch(input: HttpInput): Promise<HttpEffect> {
+  private async dispatch(pattern: string, handler: RestHandler, params: RouteParams, input: HttpInput): Promise<HttpEffect> {
     try {
-      const m = this.match(input.method, input.path);
-      if (m === undefined) throw new GatewayError('NOT_FOUND', `No route for ${input.method} ${input.path}`);
-      if (m === 'method') throw new GatewayError('METHOD_NOT_ALLOWED', `Method ${input.method} not allowed on ${input.path}`);
-      if (this.tracing?.enabled === true) return await this.traced(this.tracing, m.route, m.params, input);
-      return await this.run(m.route, m.params, input);
+      if (this.tracing?.enabled === true) return await this.traced(this.tracing, pattern, handler, params, input);
+      return await this.run(handler, params, input);
     } catch (err) {
       return this.failure(err, input);
     }
   }
 
   /** A REST request inside a SERVER span (`{method} {route pattern}`). */
-  private async traced(tracing: Tracing, route: Route, params: Record<string, string>, input: HttpInput): Promise<HttpEffect> {
-    const scope = tracing.startRest(input.method, route.pattern, input.headers);
+  private async traced(tracing: Tracing, pattern: string, handler: RestHandler, params: RouteParams, input: HttpInput): Promise<HttpEffect> {
+    const scope = tracing.startRest(input.method, pattern, input.headers);
     let effect: HttpEffect;
     try {
       // the span is the active context: provider calls become its children, log lines carry its ids
-      effect = await tracing.within(scope, () => this.run(route, params, input));
+      effect = await tracing.within(scope, () => this.run(handler, params, input));
     } catch (err) {
       effect = this.failure(err, input);
     }
@@ -177,7 +141,7 @@ export class RestRouter {
     return jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest());
   }
 
-  private async run(route: Route, params: Record<string, string>, input: HttpInput): Promise<HttpEffect> {
+  private async run(handler: RestHandler, params: RouteParams, input: HttpInput): Promise<HttpEffect> {
     let body: unknown;
     if (input.body !== undefined && input.body.length > 0) {
       if (!input.headers.contentType.toLowerCase().includes('application/json')) {
@@ -192,7 +156,7 @@ export class RestRouter {
       const deep = jsonDepthExceeded(input.body);
       if (deep >= 0) throw nestingTooDeep('request body', deep);
     }
-    const reply = await route.handler({
+    const reply = await handler({
       method: input.method,
       path: input.path,
       params,

@@ -15,7 +15,8 @@ import type { Principal } from '../../base/principal.js';
 import { ANONYMOUS } from '../../base/principal.js';
 import { GatewayError } from '../../base/errors.js';
 import { decodeBody } from '../../codecs/schema.js';
-import type { RestReply, RestRequest, RestRouter, RouteDoc } from './router.js';
+import type { RouteDoc } from '../../base/routes.js';
+import type { RestReply, RestRequest, RestRouter } from './router.js';
 
 /** A v1 request: the REST request plus the caller's tenant and principal, and the decoded body. */
 export interface V1Request<B = undefined> extends RestRequest {
@@ -90,7 +91,12 @@ export const PAGE_QUERY: NonNullable<RouteDoc['query']> = {
   offset: { description: 'Items to skip (default 0)', schema: { type: 'integer', minimum: 0 } },
 };
 
-/** Registers v1 routes on the REST router with the shared conventions. */
+const V1_HEADERS = ['accept', 'apiVersion'] as const;
+
+/**
+ * Registers v1 routes on the REST router with the shared conventions: access `user` (API keys
+ * and JWTs, no virtual keys), and the version headers (`Accept`, `X-API-Version`) read.
+ */
 export class V1Api {
   constructor(readonly router: RestRouter) {}
 
@@ -111,7 +117,7 @@ export class V1Api {
         const data: unknown = codec ? decodeBody(codec, req.body ?? {}) : undefined;
         return handler({ ...req, tenant: principal.tenantId, principal, data: data as never });
       },
-      doc,
+      { ...doc, access: 'user', headers: V1_HEADERS },
     );
     return this;
   }

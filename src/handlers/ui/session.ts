@@ -60,17 +60,22 @@ export class UiSessionHandler {
   }
 
   register(router: RestRouter): void {
+    /** The session cookie, and `Origin`/`Host` (same-origin checks, the cookie's `Secure` flag). */
+    const SESSION_HEADERS = ['cookie', 'origin', 'host'] as const;
     router
       .on('GET', '/api/ui/session', (r) => this.current(r), {
         summary: 'The dashboard session of this browser (null when not signed in)',
         tag: 'dashboard',
         access: 'open',
+        headers: SESSION_HEADERS,
         responses: { 200: { description: '`{auth_enabled, session: {name, kind, role, tenant_id, expires_at} | null}`', schema: { type: 'object', required: ['auth_enabled', 'session'] } } },
       })
       .on('POST', '/api/ui/session', (r) => this.signIn(r), {
         summary: 'Sign in to the dashboard with the admin password or an API key; sets an HttpOnly session cookie',
         tag: 'dashboard',
         access: 'open',
+        // the address: failed sign-ins are throttled per address
+        headers: [...SESSION_HEADERS, 'remoteAddress'],
         body: SignInBody,
         responses: {
           200: { description: '`{auth_enabled, session}` and `Set-Cookie`' },
@@ -84,6 +89,7 @@ export class UiSessionHandler {
         summary: 'Sign out of the dashboard (clears the cookie)',
         tag: 'dashboard',
         access: 'open',
+        headers: SESSION_HEADERS,
         responses: { 200: { description: '`{status:"signed_out"}`' } },
       });
   }
