@@ -1,7 +1,8 @@
 /**
  * The msgpackr value codec (exact round trip of JSON-like records, -0, `__proto__` keys,
- * undefined fields, no crash on random bytes) and `capPayload` (never over the cap, flag exact,
- * a prefix of the JSON, the longest one that fits), with fast-check properties; plus one real
+ * undefined fields, no crash on random bytes) and `capPayload` (kept whole exactly when its JSON
+ * text or its MessagePack fits, else a prefix of the JSON, the longest one that fits), with
+ * fast-check properties; plus one real
  * LevelDB sublevel using the codec.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -9,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { Level } from 'level';
-import { Unpackr } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { capPayload, utf8Prefix } from '../src/store/cap-payload.js';
 import { decodeValue, encodeValue, msgpackCodec } from '../src/store/codec.js';
@@ -149,6 +150,14 @@ describe('msgpack codec in a level@10 sublevel', () => {
 
 describe('capPayload', () => {
   const bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
+  // an oracle written apart from cap-payload.ts: standard MessagePack, undefined fields left out
+  const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, skipValues: [undefined] } as ConstructorParameters<typeof Packr>[0]);
+  const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+  /** The MessagePack size of `v` when MessagePack gives it back as JSON does, else Infinity. */
+  const packedSize = (v: unknown): number => {
+    const packed = packr.pack(v);
+    return JSON.stringify(unpackr.unpack(packed)) === JSON.stringify(v) ? packed.length : Number.POSITIVE_INFINITY;
+  };
 
   it('keeps values whose JSON fits, by reference', () => {
     const v = { a: [1, 2, 3], s: 'x' };
@@ -166,7 +175,10 @@ describe('capPayload', () => {
   it('never splits a multi-byte character or a surrogate pair', () => {
     // "😀" is 4 UTF-8 bytes and 2 UTF-16 units; a cap landing inside it backs off before it.
     const json = JSON.stringify('ab😀c');
-    for (let cap = 0; cap < bytes(json); cap++) {
+    // kept whole from 8 bytes on: its MessagePack (a fixstr header and 7 bytes of UTF-8)
+    expect(packedSize('ab😀c')).toBe(8);
+    expect(capPayload('ab😀c', 8)).toEqual({ value: 'ab😀c', truncated: false });
+    for (let cap = 0; cap < 8; cap++) {
       const out = capPayload('ab😀c', cap).value as string;
       expect(json.startsWith(out)).toBe(true);
       expect(bytes(out)).toBeLessThanOrEqual(cap);
@@ -197,7 +209,7 @@ describe('capPayload', () => {
       fc.property(fc.jsonValue({ stringUnit: 'binary' }), fc.integer({ min: 0, max: 400 }), (value, cap) => {
         const json = JSON.stringify(value);
         const out = capPayload(value, cap);
-        expect(out.truncated).toBe(bytes(json) > cap);
+        expect(out.truncated).toBe(bytes(json) > cap && packedSize(value) > cap);
         if (!out.truncated) {
           expect(out.value).toBe(value);
           return;

@@ -14,6 +14,7 @@ import { openSublevel } from '../src/store/db.js';
 import { MIGRATIONS } from '../src/store/migrations.js';
 import { openStore } from '../src/store/open.js';
 import { entryOfValue, type StoredToolLogEntry, type ToolLogEntry, type ToolLogFilter, type ToolLogInput, type ToolLogRecords } from '../src/store/tool-log.js';
+import { unpackMultiple } from 'msgpackr';
 import { INLINE_PAYLOAD_BYTES, RECORD_TAG, summaryOf } from '../src/store/tool-log-record.js';
 import { tempStores } from './helpers/store.js';
 
@@ -119,7 +120,7 @@ describe('ToolLogRepository: append and round trip', () => {
     expect(stored).toStrictEqual(f);
   });
 
-  it('stores one record per entry: the head decodes to the summary, the payloads are the JSON text its cap measured', async () => {
+  it('stores one record per entry: the head decodes to the summary, the payloads are the MessagePack its cap measured', async () => {
     const store = await freshStore();
     const args = { deep: { list: [1, 'two', { three: null }] }, unicode: 'ü ✓ 😀' };
     const e = await store.toolLog.append({ ...input(0), arguments: args, trace_id: 'a'.repeat(32) });
@@ -130,9 +131,11 @@ describe('ToolLogRepository: append and round trip', () => {
     expect(await openSublevel<unknown>(store.db, 'toollog_payload').keys().all()).toEqual([]);
     expect(value[0]).toBe(RECORD_TAG);
     expect(summaryOf(value)).toEqual(['alpha', 'echo', 1, 10, 0.01, 'vk1', 'mcp']);
-    const text = Buffer.from(value).toString('utf8');
-    expect(text).toContain(JSON.stringify(args));
-    expect(text.endsWith(JSON.stringify(input(0).result))).toBe(true);
+    // after the two framed head arrays: the arguments and the result, one MessagePack value each
+    const buf = Buffer.from(value);
+    const detailsAt = 5 + buf.readUInt32LE(1);
+    const payloadsAt = detailsAt + 4 + buf.readUInt32LE(detailsAt);
+    expect(unpackMultiple(buf.subarray(payloadsAt))).toStrictEqual([args, input(0).result]);
     expect(key).toBe(e.id);
     expect(entryOfValue(value)).toStrictEqual(e);
   });

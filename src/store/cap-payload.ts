@@ -1,7 +1,15 @@
 /**
- * `capPayload`: bounds what the tool log keeps of a tool call's arguments or result, measured as
- * the UTF-8 size of its JSON text.
+ * `capPayload`: bounds what the tool log keeps of a tool call's arguments or result. A value is
+ * kept whole when it fits the cap in bytes either as JSON text (UTF-8) or as MessagePack (the form
+ * the store keeps it in); otherwise what is kept is the longest prefix of its JSON text that fits.
+ * Measuring the MessagePack form first spares the JSON serialisation of every payload (a 4 KiB
+ * string costs several times more to `JSON.stringify` than to pack: msgpackr writes strings with
+ * Node's native UTF-8 encoder): JSON text is produced only for a value over the cap or one that
+ * MessagePack would not give back as JSON does.
+ *
+ * MessagePack: https://github.com/msgpack/msgpack/blob/master/spec.md
  */
+import { Packr, Unpackr, type Options } from 'msgpackr';
 
 /** Default cap for tool-log arguments and results: 16 KiB of JSON. */
 export const DEFAULT_PAYLOAD_CAP_BYTES = 16 * 1024;
@@ -14,11 +22,12 @@ export interface CappedPayload {
 }
 
 /**
- * Keeps `value` when `JSON.stringify(value)` is at most `maxBytes` UTF-8 bytes; otherwise
- * returns the longest prefix of that JSON text that fits in `maxBytes` bytes, cut on a code-point
- * boundary (the prefix is valid UTF-8 and a string prefix of the JSON), with `truncated: true`.
- * The flag is the only marker: nothing is appended to the prefix, so its UTF-8 size never
- * exceeds `maxBytes`.
+ * Keeps `value` when it fits in `maxBytes` bytes as MessagePack ({@link capPayloadPacked}'s
+ * encoding, for plain JSON data) or as JSON text (UTF-8); otherwise returns the longest prefix of
+ * its JSON text that fits in `maxBytes` bytes, cut on a code-point boundary (the prefix is valid
+ * UTF-8 and a string prefix of the JSON), with `truncated: true`. The flag is the only marker:
+ * nothing is appended to the prefix, so its UTF-8 size never exceeds `maxBytes`. A value whose
+ * JSON text fits is never cut.
  *
  * `undefined` (and other values JSON skips, like functions) are kept as they are. A value that
  * JSON cannot serialise (a cycle, a `BigInt`) becomes `"[unserialisable: <reason>]"`, cut to
@@ -28,8 +37,123 @@ export interface CappedPayload {
  * @throws RangeError for a negative or non-integer `maxBytes`.
  */
 export function capPayload(value: unknown, maxBytes: number = DEFAULT_PAYLOAD_CAP_BYTES): CappedPayload {
+  checkCap(maxBytes);
+  if (isPlainJson(value, MAX_PLAIN_DEPTH) && packr.pack(value).length <= maxBytes) return { value, truncated: false };
   const capped = capPayloadText(value, maxBytes);
   return capped.truncated ? { value: capped.text, truncated: true } : { value, truncated: false };
+}
+
+function checkCap(maxBytes: number): void {
+  if (!(Number.isInteger(maxBytes) && maxBytes >= 0)) throw new RangeError('capPayload: maxBytes must be an integer ≥ 0');
+}
+
+/**
+ * Standard MessagePack only, read back as JSON would read the value's JSON text: no records
+ * (`useRecords: false`); an object field holding `undefined` is left out (`skipValues`, in
+ * msgpackr's README but not its `Options` type) and any other `undefined` is nil, never msgpackr's
+ * `undefined` extension. Values this could not carry as JSON does never reach it ({@link isPlainJson}).
+ */
+const packOptions: Options & { skipValues: readonly unknown[] } = { useRecords: false, encodeUndefinedAsNil: true, skipValues: [undefined] };
+// pack() returns a view of msgpackr's buffer that later packs write after, never over
+const packr = new Packr(packOptions);
+// int64AsType 'number': this packr writes no 64-bit integers (msgpackr packs large numbers as float 64)
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+/** Nesting beyond this is left to `JSON.stringify` (and a cycle is found by it). */
+const MAX_PLAIN_DEPTH = 200;
+
+/** `String.prototype.isWellFormed` (ES2024; Node ≥ 20): false when `s` holds a lone surrogate. */
+const wellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
+
+/**
+ * True when MessagePack of `value` ({@link capPayloadPacked}'s packer) reads back as JSON would
+ * read `JSON.stringify(value)`: null, booleans, finite numbers (`-0` packs as `0`, as JSON writes
+ * it), well-formed strings, arrays, and objects of `Object.prototype` or no prototype without
+ * `toJSON` or a `__proto__` key, to `depth` levels; `undefined` as JSON treats it. Anything else
+ * (a Date, a Map, a typed array, a class instance, NaN, a BigInt, a string with a lone surrogate,
+ * which JSON escapes and UTF-8 cannot carry) is not: its JSON text is what gets stored.
+ * It looks at types, never at a string's characters one by one.
+ */
+export function isPlainJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+      return wellFormed(value);
+    case 'number':
+      return Number.isFinite(value);
+    case 'boolean':
+    case 'undefined':
+      return true;
+    case 'object': {
+      if (value === null) return true;
+      if (depth <= 0 || typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i], depth - 1)) return false;
+        return true;
+      }
+      const proto: unknown = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      const record = value as Record<string, unknown>;
+      for (const key in record) {
+        // msgpackr reads a `__proto__` key back as `__proto_` (a guard against prototype pollution)
+        if (key === '__proto__' || !wellFormed(key) || !isPlainJson(record[key], depth - 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** What {@link capPayloadPacked} keeps of a value: one MessagePack value (see there). */
+export interface PackedPayload {
+  /** MessagePack bytes, a view the caller copies before the next pack of this module (see {@link capPayloadPacked}). */
+  readonly bytes: Uint8Array;
+  /** True exactly when `bytes` holds a prefix of the JSON text (or the unserialisable marker). */
+  readonly truncated: boolean;
+}
+
+/**
+ * {@link capPayload}'s rule, giving the bytes a store keeps: one MessagePack value, either
+ * - the value itself, when it is plain JSON data ({@link isPlainJson}) and its MessagePack is at
+ *   most `maxBytes` bytes (no JSON text is produced: the common case);
+ * - a `bin` holding the value's JSON text (UTF-8, at most `maxBytes` bytes), when the value is not
+ *   plain JSON data or its MessagePack is larger than its JSON text and only the text fits;
+ * - a `str`, the longest prefix of the JSON text within `maxBytes` UTF-8 bytes, with
+ *   `truncated: true`, when neither fits (or a caller's own cut, see `prefix`).
+ * So the bytes are at most `maxBytes` plus a MessagePack header of ≤ 5 bytes. `undefined` reads
+ * back as `null`, as JSON would carry it. Read back with {@link unpackPayload}.
+ *
+ * `bytes` is a view of msgpackr's shared buffer: msgpackr writes later packs after it, never over
+ * it, but it pins that buffer, so keep a copy, not the view.
+ *
+ * @param prefix a string the caller already cut (flagged truncated by it): kept as it is when it
+ *   fits in `maxBytes` UTF-8 bytes, else treated as any value over the cap.
+ * @param maxBytes cap in bytes, an integer ≥ 0 (default {@link DEFAULT_PAYLOAD_CAP_BYTES}).
+ * @throws RangeError for a negative or non-integer `maxBytes`.
+ */
+export function capPayloadPacked(value: unknown, maxBytes: number = DEFAULT_PAYLOAD_CAP_BYTES, prefix = false): PackedPayload {
+  checkCap(maxBytes);
+  if (prefix) {
+    if (typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= maxBytes) return { bytes: packr.pack(value), truncated: true };
+    return { bytes: packr.pack(capPayloadText(value ?? null, maxBytes).text), truncated: true };
+  }
+  if (isPlainJson(value, MAX_PLAIN_DEPTH)) {
+    const packed = packr.pack(value ?? null);
+    if (packed.length <= maxBytes) return { bytes: packed, truncated: false };
+  }
+  const capped = capPayloadText(value, maxBytes);
+  if (capped.truncated) return { bytes: packr.pack(capped.text), truncated: true };
+  return { bytes: packr.pack(Buffer.from(capped.text, 'utf8')), truncated: false };
+}
+
+/**
+ * The value {@link capPayloadPacked}'s bytes stand for: a `bin` is JSON text, parsed; anything
+ * else is the value (a truncated payload's prefix is a string). Throws what msgpackr or
+ * `JSON.parse` throw for malformed bytes.
+ */
+export function unpackPayload(bytes: Uint8Array): unknown {
+  const value: unknown = unpackr.unpack(bytes);
+  return value instanceof Uint8Array ? (JSON.parse(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8')) as unknown) : value;
 }
 
 /** What {@link capPayloadText} keeps of a value: its JSON text, or a prefix of it. */
@@ -50,7 +174,7 @@ export interface CappedText {
  * @throws RangeError for a negative or non-integer `maxBytes`.
  */
 export function capPayloadText(value: unknown, maxBytes: number = DEFAULT_PAYLOAD_CAP_BYTES): CappedText {
-  if (!(Number.isInteger(maxBytes) && maxBytes >= 0)) throw new RangeError('capPayload: maxBytes must be an integer ≥ 0');
+  checkCap(maxBytes);
   let json: string | undefined;
   try {
     json = JSON.stringify(value) as string | undefined;

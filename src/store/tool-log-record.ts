@@ -9,44 +9,49 @@
  * Layout (all integers little-endian):
  *
  * ```
- * byte 0        0x02, the layout tag (a MessagePack positive fixint: never the first byte of an
- *               earlier entry, which is a MessagePack map or the codec's 0xc1 fix-up frame)
+ * byte 0        0x03, the layout tag (a MessagePack positive fixint: never the first byte of an
+ *               earlier entry, which is a MessagePack map or the codec's 0xc1 fix-up frame);
+ *               0x02 for records of the previous layout, whose payloads are JSON text (below)
  * bytes 1..4    u32 S, then S bytes: the summary, MessagePack array
  *               [client, tool, ok (1|0), latency_ms, cost_usd, virtual_key|null, surface]
  * then          u32 D, then D bytes: the details, MessagePack array
  *               [id, timestamp (ISO-8601), error|null, trace_id|null,
  *                arguments_truncated (1|0), result_truncated (1|0), A, external (1|0)]
  * then          (external 0) the payloads:
- *               A bytes: the arguments' JSON text (or the cut prefix), UTF-8, then
- *               the rest: the result's JSON text (or the cut prefix), UTF-8
+ *               A bytes: the arguments, one MessagePack value, then
+ *               the rest: the result, one MessagePack value
+ *               (each as `capPayloadPacked` gives it: the value; or a bin holding its JSON text;
+ *               or, when cut, a str holding the JSON prefix. Layout 0x02: the JSON text or the
+ *               cut prefix, UTF-8)
  * ```
  * With external 1 the record ends after the details, and the `toollog_payload` value under the
  * same key holds the payloads as above (A bytes of arguments, then the result).
  *
  * A scan decodes only the summary ({@link ToolLogSummary}); the details and the payload bytes are
- * read from LevelDB with the value but not decoded. The payloads are the JSON text the cap
- * produced anyway, copied in as bytes: one serialisation per payload. Values written by earlier
+ * read from LevelDB with the value but not decoded. The payloads are the MessagePack the cap
+ * measured, copied in as bytes: one serialisation per payload. Values written by earlier
  * versions (a MessagePack map through the store codec) are read by {@link summaryOf} and
  * {@link entryOf} too.
  *
  * MessagePack: https://github.com/msgpack/msgpack/blob/master/spec.md
  */
 import { Packr, Unpackr } from 'msgpackr';
+import { unpackPayload } from './cap-payload.js';
 import { decodeValue } from './codec.js';
 
 /** Summary tuple: `[client, tool, ok (1 success / 0 error), latency_ms, cost_usd, virtual_key | null, surface]`. */
 export type ToolLogSummary = readonly [string, string, 0 | 1, number, number, string | null, string];
 
-/** What one record holds: the entry's fields, payloads as JSON text (or the cut prefix). */
+/** What one record holds: the entry's fields, payloads as `capPayloadPacked` encodes them. */
 export interface ToolLogRecordFields {
   readonly id: string;
   readonly client: string;
   readonly tool: string;
-  /** JSON text of the arguments, or its prefix when `arguments_truncated`. */
-  readonly arguments: string;
+  /** The arguments as one MessagePack value (`capPayloadPacked`): a prefix of their JSON text when `arguments_truncated`. */
+  readonly arguments: Uint8Array;
   readonly arguments_truncated: boolean;
-  /** JSON text of the result, or its prefix when `result_truncated`. */
-  readonly result: string;
+  /** The result as one MessagePack value (`capPayloadPacked`): a prefix of its JSON text when `result_truncated`. */
+  readonly result: Uint8Array;
   readonly result_truncated: boolean;
   readonly status: 'success' | 'error';
   readonly error?: string;
@@ -58,11 +63,13 @@ export interface ToolLogRecordFields {
   readonly timestamp: string;
 }
 
-/** Payload bytes (arguments + result, UTF-8) kept inside the record; more go to `toollog_payload`. */
+/** Payload bytes (arguments + result, as stored) kept inside the record; more go to `toollog_payload`. */
 export const INLINE_PAYLOAD_BYTES = 1024;
 
 /** The layout tag of {@link encodeRecord}'s values. */
-export const RECORD_TAG = 0x02;
+export const RECORD_TAG = 0x03;
+/** The layout tag of the previous layout's records: the same, with payloads as JSON text (UTF-8). */
+export const JSON_PAYLOAD_RECORD_TAG = 0x02;
 const SUMMARY_AT = 5;
 
 const packr = new Packr({ useRecords: false });
@@ -73,8 +80,8 @@ const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
  * buffers, owned by the caller). Throws what msgpackr throws.
  */
 export function encodeRecord(r: ToolLogRecordFields): { record: Uint8Array; payload?: Uint8Array } {
-  const argsBytes = Buffer.byteLength(r.arguments, 'utf8');
-  const resultBytes = Buffer.byteLength(r.result, 'utf8');
+  const argsBytes = r.arguments.length;
+  const resultBytes = r.result.length;
   const external = argsBytes + resultBytes > INLINE_PAYLOAD_BYTES;
   // packr.pack returns a view of msgpackr's own buffer, reused by the next pack: copy the summary first
   const summary = Buffer.from(packr.pack([r.client, r.tool, r.status === 'success' ? 1 : 0, r.latency_ms, r.cost_usd, r.virtual_key ?? null, r.surface]));
@@ -97,13 +104,13 @@ export function encodeRecord(r: ToolLogRecordFields): { record: Uint8Array; payl
   out.writeUInt32LE(details.length, detailsAt - 4);
   out.set(details, detailsAt);
   if (!external) {
-    out.write(r.arguments, argsAt, 'utf8');
-    out.write(r.result, argsAt + argsBytes, 'utf8');
+    out.set(r.arguments, argsAt);
+    out.set(r.result, argsAt + argsBytes);
     return { record: out };
   }
   const payload = Buffer.allocUnsafe(argsBytes + resultBytes);
-  payload.write(r.arguments, 0, 'utf8');
-  payload.write(r.result, argsBytes, 'utf8');
+  payload.set(r.arguments, 0);
+  payload.set(r.result, argsBytes);
   return { record: out, payload };
 }
 
@@ -152,9 +159,9 @@ export interface LegacyStoredEntry {
   payload_json?: 1;
 }
 
-/** True when `view` is a record of this layout (not an earlier version's entry). */
+/** True when `view` is a record, of this layout or the previous one (not an earlier version's entry). */
 export function isRecord(view: Uint8Array): boolean {
-  return view[0] === RECORD_TAG;
+  return view[0] === RECORD_TAG || view[0] === JSON_PAYLOAD_RECORD_TAG;
 }
 
 /** The summary of a stored value, either layout. Throws an `Error` for a malformed value. */
@@ -167,8 +174,8 @@ export function summaryOf(view: Uint8Array): ToolLogSummary {
 }
 
 /**
- * The entry a stored value holds, either layout, with payloads as they are stored: JSON text
- * for this layout and for `payload_json` entries (`payloadJson` tells which), values otherwise.
+ * The entry a stored value holds, any layout, with payloads as values, or as the JSON text they
+ * are stored as in layout 0x02 records and `payload_json` entries (`payloadJson` tells which).
  * `payload`: the `toollog_payload` value of a record with external payloads.
  * Throws an `Error` for a malformed value, or an external record without `payload`.
  */
@@ -199,13 +206,14 @@ export function storedFieldsOf(view: Uint8Array, payload?: Uint8Array): { entry:
     at = 0;
   }
   if (!(Number.isInteger(argsBytes) && argsBytes >= 0 && at + argsBytes <= texts.length)) throw new Error('tool-log record: bad arguments length');
+  const packed = view[0] === RECORD_TAG;
   const entry: LegacyStoredEntry = {
     id,
     client,
     tool,
-    arguments: texts.toString('utf8', at, at + argsBytes),
+    arguments: packed ? unpackPayload(texts.subarray(at, at + argsBytes)) : texts.toString('utf8', at, at + argsBytes),
     arguments_truncated: argsCut === 1,
-    result: texts.toString('utf8', at + argsBytes),
+    result: packed ? unpackPayload(texts.subarray(at + argsBytes)) : texts.toString('utf8', at + argsBytes),
     result_truncated: resultCut === 1,
     status: ok === 1 ? 'success' : 'error',
     latency_ms: latency,
@@ -216,5 +224,5 @@ export function storedFieldsOf(view: Uint8Array, payload?: Uint8Array): { entry:
   if (error !== null) entry.error = error;
   if (vk !== null) entry.virtual_key = vk;
   if (traceId !== null) entry.trace_id = traceId;
-  return { entry, payloadJson: true };
+  return { entry, payloadJson: !packed };
 }

@@ -4,9 +4,9 @@
  *
  * Layout: one sublevel, `toollog`, `<time key>` → ONE record per entry (`tool-log-record.ts`): a
  * small head (the summary — client, tool, status, latency, cost, virtual key, surface — then id,
- * timestamp, error, trace id, cut flags) followed by the arguments' and the result's JSON text
- * (capped at `maxPayloadBytes` each, 16 KiB by default; the text the cap produced, so a payload is
- * serialised once per call). One put per entry; payloads of more than 1 KiB together go to a
+ * timestamp, error, trace id, cut flags) followed by the arguments and the result as MessagePack
+ * (capped at `maxPayloadBytes` each, 16 KiB by default, see `cap-payload.ts`; the bytes the cap
+ * measured, so a payload is serialised once per call, and JSON text only when it is cut). One put per entry; payloads of more than 1 KiB together go to a
  * second value under the same key in `toollog_payload`, so a scan reads ≤ ~1 KiB per entry.
  * (Until schema version 2 a separate summary was
  * written under the same key in `toollog_sum`: two puts per entry; migration 2 deletes those, and
@@ -25,7 +25,7 @@
 import type { AbstractSnapshot } from 'abstract-level';
 import type { Logger } from '../log/logger.js';
 import { BatchWriter, commitOps, delOp, putBytesOp, type BatchOp } from './batcher.js';
-import { DEFAULT_PAYLOAD_CAP_BYTES, capPayloadText, type CappedText } from './cap-payload.js';
+import { DEFAULT_PAYLOAD_CAP_BYTES, capPayloadPacked, unpackPayload, type PackedPayload } from './cap-payload.js';
 import type { RootDb, Sublevel } from './db.js';
 import { encodeRecord, hasExternalPayload, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolLogRecordFields } from './tool-log-record.js';
 import { KahanSum, compileFilter, nonNegativeInt, rangeOf, type ToolLogFilter } from './tool-log-filter.js';
@@ -223,8 +223,10 @@ export class ToolLogRepository {
    */
   async append(input: ToolLogInput): Promise<ToolLogEntry> {
     const { key, entry } = this.#build(input);
-    await this.#writer.writeAll(this.#ops(key, entry));
-    return parsePayloads({ ...entry });
+    const ops = this.#ops(key, entry);
+    const stored: ToolLogEntry = { ...entry, arguments: unpackPayload(entry.arguments), result: unpackPayload(entry.result) };
+    await this.#writer.writeAll(ops);
+    return stored;
   }
 
   /**
@@ -462,7 +464,7 @@ export class ToolLogRepository {
     return deleted;
   }
 
-  #build(input: ToolLogInput): { key: string; entry: ToolLogEntry & { arguments: string; result: string } } {
+  #build(input: ToolLogInput): { key: string; entry: ToolLogEntry & { arguments: Uint8Array; result: Uint8Array } } {
     if (input.status !== 'success' && input.status !== 'error') throw new TypeError(`tool log: bad status ${String(input.status)}`);
     if (!Number.isFinite(input.latency_ms)) throw new TypeError('tool log: latency_ms must be a finite number');
     if (!Number.isFinite(input.cost_usd)) throw new TypeError('tool log: cost_usd must be a finite number');
@@ -472,13 +474,13 @@ export class ToolLogRepository {
     const key = this.#keys.next(ms);
     const args = this.#cap(input.arguments, input.arguments_truncated === true);
     const result = this.#cap(input.result, input.result_truncated === true);
-    const entry: ToolLogEntry & { arguments: string; result: string } = {
+    const entry: ToolLogEntry & { arguments: Uint8Array; result: Uint8Array } = {
       id: input.id ?? key,
       client: input.client,
       tool: input.tool,
-      arguments: args.text,
+      arguments: args.bytes,
       arguments_truncated: args.truncated,
-      result: result.text,
+      result: result.bytes,
       result_truncated: result.truncated,
       status: input.status,
       latency_ms: input.latency_ms,
@@ -493,12 +495,10 @@ export class ToolLogRepository {
   }
 
   /**
-   * {@link capPayloadText}. A caller's own cut stays a cut: a string flagged truncated that fits is
+   * {@link capPayloadPacked}. A caller's own cut stays a cut: a string flagged truncated that fits is
    * kept as it is; anything else flagged truncated is kept as (a prefix of) its JSON text.
    */
-  #cap(value: unknown, alreadyTruncated: boolean): CappedText {
-    if (!alreadyTruncated) return capPayloadText(value ?? null, this.#maxPayloadBytes);
-    if (typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= this.#maxPayloadBytes) return { text: value, truncated: true };
-    return { text: capPayloadText(value ?? null, this.#maxPayloadBytes).text, truncated: true };
+  #cap(value: unknown, alreadyTruncated: boolean): PackedPayload {
+    return capPayloadPacked(value ?? null, this.#maxPayloadBytes, alreadyTruncated);
   }
 }
