@@ -47,7 +47,7 @@ export const ToolLogConfig = t.exact(
     max_entries: PositiveInt,
     /** Entries older than this are dropped, ms (default 7 days). */
     max_age_ms: PositiveInt,
-    /** Arguments and results are cut beyond this many bytes of JSON (default 16 KiB). */
+    /** Arguments and results are kept whole when they fit in this many bytes as JSON text or as MessagePack, else cut to a JSON prefix of that many bytes (default 16 KiB). */
     max_payload_bytes: PositiveInt,
     /** Retention sweep interval, ms (default 60000). */
     sweep_interval_ms: PositiveInt,

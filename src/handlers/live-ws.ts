@@ -17,7 +17,7 @@ import { drainFeed, feedError } from './ws-feed.js';
 export interface LiveWsOptions {
   readonly maxQueued: number;
   readonly highWaterBytes: number;
-  /** Cap of arguments/results in `mcp_log` payloads, bytes of JSON. */
+  /** Cap of arguments/results in `mcp_log` payloads, bytes (the tool log's rule, see `capPayload`). */
   readonly maxPayloadBytes: number;
 }
 

@@ -51,6 +51,13 @@ export const MIGRATIONS: readonly Migration[] = [
       }
     },
   },
+  {
+    version: 4,
+    description: 'tool log: record layout 3, payloads as MessagePack; records of layout 2 (payloads as JSON text) stay and still read',
+    // nothing to rewrite: the version tells an older Tributary, which would misread layout 3
+    // records as entries of the layout before records, to refuse this data
+    up: async () => {},
+  },
 ];
 
 /**

@@ -145,7 +145,7 @@ export interface SweepOptions extends RetentionOptions {
 }
 
 export interface ToolLogOptions {
-  /** Cap for `arguments` and `result`, bytes of JSON each (default 16 KiB). */
+  /** Cap for `arguments` and `result`, bytes each, as JSON text or MessagePack (`capPayload`; default 16 KiB). */
   readonly maxPayloadBytes?: number;
   /** Clock, epoch ms (default `Date.now`). */
   readonly now?: () => number;
