@@ -144,11 +144,20 @@ describe('tool-log payloads: MessagePack read back as JSON would', () => {
   it('a value that cannot be serialised is kept as the marker, flagged, as before', () => {
     const cyclic: Record<string, unknown> = { a: 1 };
     cyclic['self'] = cyclic;
-    const f = fields(cyclic, 10n);
-    expect([f.arguments_truncated, f.result_truncated]).toEqual([true, true]);
-    const e = roundTrip(f);
-    expect(e.arguments).toMatch(/^\[unserialisable: /);
-    expect(e.result).toMatch(/^\[unserialisable: /);
+    const throwing = Object.defineProperty({}, 'boom', {
+      enumerable: true,
+      get: () => {
+        throw new Error('getter failed');
+      },
+    });
+    for (const value of [cyclic, 10n, throwing]) {
+      const f = fields(value, { ok: [value] });
+      expect([f.arguments_truncated, f.result_truncated]).toEqual([true, true]);
+      const e = roundTrip(f);
+      expect(e.arguments).toMatch(/^\[unserialisable: /);
+      expect(e.result).toMatch(/^\[unserialisable: /);
+    }
+    expect(roundTrip(fields(throwing, null)).arguments).toBe('[unserialisable: getter failed]');
   });
 });
 

@@ -38,7 +38,7 @@ export interface CappedPayload {
  */
 export function capPayload(value: unknown, maxBytes: number = DEFAULT_PAYLOAD_CAP_BYTES): CappedPayload {
   checkCap(maxBytes);
-  if (isPlainJson(value, MAX_PLAIN_DEPTH) && packr.pack(value).length <= maxBytes) return { value, truncated: false };
+  if (packedWithin(value, maxBytes) !== undefined) return { value, truncated: false };
   const capped = capPayloadText(value, maxBytes);
   return capped.truncated ? { value: capped.text, truncated: true } : { value, truncated: false };
 }
@@ -104,6 +104,21 @@ export function isPlainJson(value: unknown, depth: number): boolean {
   }
 }
 
+/**
+ * MessagePack of `value` (`undefined`: nil) when it is plain JSON data and packs into at most
+ * `maxBytes` bytes; else `undefined`, also when looking at it throws (a getter, a revoked proxy):
+ * then `JSON.stringify` decides, as it did before MessagePack came first.
+ */
+function packedWithin(value: unknown, maxBytes: number): Uint8Array | undefined {
+  try {
+    if (!isPlainJson(value, MAX_PLAIN_DEPTH)) return undefined;
+    const packed = packr.pack(value ?? null);
+    return packed.length <= maxBytes ? packed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** What {@link capPayloadPacked} keeps of a value: one MessagePack value (see there). */
 export interface PackedPayload {
   /** MessagePack bytes, a view the caller copies before the next pack of this module (see {@link capPayloadPacked}). */
@@ -137,10 +152,8 @@ export function capPayloadPacked(value: unknown, maxBytes: number = DEFAULT_PAYL
     if (typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= maxBytes) return { bytes: packr.pack(value), truncated: true };
     return { bytes: packr.pack(capPayloadText(value ?? null, maxBytes).text), truncated: true };
   }
-  if (isPlainJson(value, MAX_PLAIN_DEPTH)) {
-    const packed = packr.pack(value ?? null);
-    if (packed.length <= maxBytes) return { bytes: packed, truncated: false };
-  }
+  const packed = packedWithin(value, maxBytes);
+  if (packed !== undefined) return { bytes: packed, truncated: false };
   const capped = capPayloadText(value, maxBytes);
   if (capped.truncated) return { bytes: packr.pack(capped.text), truncated: true };
   return { bytes: packr.pack(Buffer.from(capped.text, 'utf8')), truncated: false };
