@@ -63,7 +63,7 @@ export interface ToolLogRecordFields {
   readonly timestamp: string;
 }
 
-/** Payload bytes (arguments + result, as stored) kept inside the record; more go to `toollog_payload`. */
+/** Payload bytes (arguments + result, UTF-8) kept inside the record; more go to `toollog_payload`. */
 export const INLINE_PAYLOAD_BYTES = 1024;
 
 /** The layout tag of {@link encodeRecord}'s values. */
