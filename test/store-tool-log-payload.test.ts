@@ -188,6 +188,30 @@ describe('tool-log payloads: the cap', () => {
     expect(unpackPayload(cut.bytes)).toBe(JSON.stringify(halves).slice(0, 200));
   });
 
+  it('undefined fields are left out by MessagePack itself, as JSON leaves them out', () => {
+    const v = { a: 1, u: undefined, list: [undefined, { deep: undefined }] };
+    const out = capPayloadPacked(v, 64);
+    expect(out.bytes[0]).toBe(0x82); // a fixmap of 2: `u` is not there
+    expect(unpackPayload(out.bytes)).toStrictEqual({ a: 1, list: [null, {}] });
+  });
+
+  it('a payload of mostly small values is kept as its JSON text (no faster to pack); over the JSON cap, its MessagePack still counts', () => {
+    const rows = Array.from({ length: 40 }, (_, i) => ({ id: i, ok: true, tag: `t${i}` })); // 161 values, no long string
+    const kept = capPayloadPacked(rows, BIG_CAP);
+    expect(kept.bytes[0]).toBe(0xc5); // bin 16: the JSON text
+    expect(unpackPayload(kept.bytes)).toStrictEqual(rows);
+    const flags = Array.from({ length: 200 }, () => false); // JSON 1,201 bytes, MessagePack 203
+    const packed = capPayloadPacked(flags, 500);
+    expect(packed).toMatchObject({ truncated: false });
+    expect(packed.bytes[0]).toBe(0xdc); // array 16: the value itself
+    expect(unpackPayload(packed.bytes)).toStrictEqual(flags);
+    // a long string seen before the budget runs out pays for the rows: packed; seen after it, not
+    const text = 'z'.repeat(4096);
+    expect(capPayloadPacked({ text, rows }, BIG_CAP).bytes[0]).toBe(0x82);
+    expect(capPayloadPacked({ rows, text }, BIG_CAP).bytes[0]).toBe(0xc5);
+    expect(unpackPayload(capPayloadPacked({ rows, text }, BIG_CAP).bytes)).toStrictEqual({ rows, text });
+  });
+
   it('a lone surrogate whose JSON fits is stored as JSON text and read back intact', () => {
     const v = { s: 'a\ud800b' };
     const kept = capPayloadPacked(v, 64);

@@ -38,8 +38,10 @@ export interface CappedPayload {
  */
 export function capPayload(value: unknown, maxBytes: number = DEFAULT_PAYLOAD_CAP_BYTES): CappedPayload {
   checkCap(maxBytes);
-  if (packedWithin(value, maxBytes) !== undefined) return { value, truncated: false };
+  if (cheaplyPackedWithin(value, maxBytes) !== undefined) return { value, truncated: false };
+  const overCap = stoppedForCost;
   const capped = capPayloadText(value, maxBytes);
+  if (capped.truncated && overCap && thoroughlyPackedWithin(value, maxBytes) !== undefined) return { value, truncated: false };
   return capped.truncated ? { value: capped.text, truncated: true } : { value, truncated: false };
 }
 
@@ -49,34 +51,56 @@ function checkCap(maxBytes: number): void {
 
 /**
  * Standard MessagePack only, read back as JSON would read the value's JSON text: no records
- * (`useRecords: false`); an object field holding `undefined` is left out (`skipValues`, in
- * msgpackr's README but not its `Options` type) and any other `undefined` is nil, never msgpackr's
- * `undefined` extension. Values this could not carry as JSON does never reach it ({@link isPlainJson}).
+ * (`useRecords: false`); `undefined` as an array item or the whole value is nil (JSON's `null`),
+ * never msgpackr's `undefined` extension; maps with the smallest header (`variableMapSize`, as the
+ * second packer writes them anyway), so both give the same bytes. An object field holding `undefined` is left out, as JSON
+ * leaves it out, by the second packer (`skipValues`, in msgpackr's README but not its `Options`
+ * type; it makes every object slower to pack, so it packs only values that hold such a field).
+ * Values these could not carry as JSON does never reach them ({@link isPlainJson}).
  */
-const packOptions: Options & { skipValues: readonly unknown[] } = { useRecords: false, encodeUndefinedAsNil: true, skipValues: [undefined] };
+const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, variableMapSize: true });
+const skipOptions: Options & { skipValues: readonly unknown[] } = { useRecords: false, encodeUndefinedAsNil: true, variableMapSize: true, skipValues: [undefined] };
+const skippingPackr = new Packr(skipOptions);
 // pack() returns a view of msgpackr's buffer that later packs write after, never over
-const packr = new Packr(packOptions);
-// int64AsType 'number': this packr writes no 64-bit integers (msgpackr packs large numbers as float 64)
+// int64AsType 'number': these packers write no 64-bit integers (msgpackr packs large numbers as float 64)
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
 /** Nesting beyond this is left to `JSON.stringify` (and a cycle is found by it). */
 const MAX_PLAIN_DEPTH = 200;
+/**
+ * Strings of at least this many UTF-16 units are what MessagePack packs much faster than JSON
+ * writes them: msgpackr hands them to Node's native UTF-8 encoder, where `JSON.stringify` looks at
+ * every character for escaping; shorter ones it packs with a JS loop, no faster than JSON.
+ */
+const LONG_STRING = 64;
+/**
+ * Past {@link NODE_BUDGET} values looked at, packing goes on only while the long strings seen hold
+ * at least this many characters per value: otherwise the payload is mostly small values (API
+ * records, say), which `JSON.stringify` writes about as fast as msgpackr packs them, and the look
+ * through them would cost more than it saves.
+ */
+const CHARS_PER_NODE = 16;
+/** Values looked at before {@link CHARS_PER_NODE} applies (≈ 0.5 µs of looking). */
+const NODE_BUDGET = 32;
 
 /** `String.prototype.isWellFormed` (ES2024; Node ≥ 20): false when `s` holds a lone surrogate. */
 const wellFormed = (s: string): boolean => (s as string & { isWellFormed(): boolean }).isWellFormed();
 
-/**
- * True when MessagePack of `value` ({@link capPayloadPacked}'s packer) reads back as JSON would
- * read `JSON.stringify(value)`: null, booleans, finite numbers (`-0` packs as `0`, as JSON writes
- * it), well-formed strings, arrays, and objects of `Object.prototype` or no prototype without
- * `toJSON` or a `__proto__` key, to `depth` levels; `undefined` as JSON treats it. Anything else
- * (a Date, a Map, a typed array, a class instance, NaN, a BigInt, a string with a lone surrogate,
- * which JSON escapes and UTF-8 cannot carry) is not: its JSON text is what gets stored.
- * It looks at types, never at a string's characters one by one.
- */
-export function isPlainJson(value: unknown, depth: number): boolean {
+// what the last look found (one look at a time: it is synchronous and calls no user code but getters)
+let nodes = 0;
+let longChars = 0;
+let nodeBudget = NODE_BUDGET;
+let undefinedField = false;
+let stoppedForCost = false;
+
+function plain(value: unknown, depth: number): boolean {
+  if (++nodes > nodeBudget && longChars < nodes * CHARS_PER_NODE) {
+    stoppedForCost = true;
+    return false;
+  }
   switch (typeof value) {
     case 'string':
+      if (value.length >= LONG_STRING) longChars += value.length;
       return wellFormed(value);
     case 'number':
       return Number.isFinite(value);
@@ -87,7 +111,7 @@ export function isPlainJson(value: unknown, depth: number): boolean {
       if (value === null) return true;
       if (depth <= 0 || typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
       if (Array.isArray(value)) {
-        for (let i = 0; i < value.length; i++) if (!isPlainJson(value[i], depth - 1)) return false;
+        for (let i = 0; i < value.length; i++) if (!plain(value[i], depth - 1)) return false;
         return true;
       }
       const proto: unknown = Object.getPrototypeOf(value);
@@ -95,7 +119,10 @@ export function isPlainJson(value: unknown, depth: number): boolean {
       const record = value as Record<string, unknown>;
       for (const key in record) {
         // msgpackr reads a `__proto__` key back as `__proto_` (a guard against prototype pollution)
-        if (key === '__proto__' || !wellFormed(key) || !isPlainJson(record[key], depth - 1)) return false;
+        if (key === '__proto__' || !wellFormed(key)) return false;
+        const item = record[key];
+        if (item === undefined) undefinedField = true;
+        else if (!plain(item, depth - 1)) return false;
       }
       return true;
     }
@@ -105,15 +132,55 @@ export function isPlainJson(value: unknown, depth: number): boolean {
 }
 
 /**
- * MessagePack of `value` (`undefined`: nil) when it is plain JSON data and packs into at most
- * `maxBytes` bytes; else `undefined`, also when looking at it throws (a getter, a revoked proxy):
- * then `JSON.stringify` decides, as it did before MessagePack came first.
+ * True when MessagePack of `value` ({@link capPayloadPacked}'s packers) reads back as JSON would
+ * read `JSON.stringify(value)`: null, booleans, finite numbers (`-0` packs as `0`, as JSON writes
+ * it), well-formed strings, arrays, and objects of `Object.prototype` or no prototype without
+ * `toJSON` or a `__proto__` key, to `depth` levels; `undefined` as JSON treats it. Anything else
+ * (a Date, a Map, a typed array, a class instance, NaN, a BigInt, a string with a lone surrogate,
+ * which JSON escapes and UTF-8 cannot carry) is not: its JSON text is what gets stored.
+ * It looks at types, never at a string's characters one by one. Throws what a getter throws.
  */
-function packedWithin(value: unknown, maxBytes: number): Uint8Array | undefined {
+export function isPlainJson(value: unknown, depth: number): boolean {
+  nodes = 0;
+  longChars = 0;
+  nodeBudget = Number.POSITIVE_INFINITY;
+  undefinedField = false;
+  stoppedForCost = false;
+  return plain(value, depth);
+}
+
+/** MessagePack of the value the last look found plain, when it packs into at most `maxBytes` bytes. */
+function packWithin(value: unknown, maxBytes: number): Uint8Array | undefined {
+  const packed = (undefinedField ? skippingPackr : packr).pack(value ?? null);
+  return packed.length <= maxBytes ? packed : undefined;
+}
+
+/**
+ * MessagePack of `value` (`undefined`: nil) when it is plain JSON data ({@link isPlainJson}) and
+ * packs into at most `maxBytes` bytes; else `undefined`, also when looking at it throws (a getter,
+ * a revoked proxy): then `JSON.stringify` decides, as it did before MessagePack came first.
+ */
+function thoroughlyPackedWithin(value: unknown, maxBytes: number): Uint8Array | undefined {
   try {
-    if (!isPlainJson(value, MAX_PLAIN_DEPTH)) return undefined;
-    const packed = packr.pack(value ?? null);
-    return packed.length <= maxBytes ? packed : undefined;
+    return isPlainJson(value, MAX_PLAIN_DEPTH) ? packWithin(value, maxBytes) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * {@link thoroughlyPackedWithin}, except that a payload of mostly small values gives `undefined`
+ * after the first {@link NODE_BUDGET} (JSON costs no more to write there) and sets
+ * `stoppedForCost`: the look every tool call's payloads get.
+ */
+function cheaplyPackedWithin(value: unknown, maxBytes: number): Uint8Array | undefined {
+  nodes = 0;
+  longChars = 0;
+  nodeBudget = NODE_BUDGET;
+  undefinedField = false;
+  stoppedForCost = false;
+  try {
+    return plain(value, MAX_PLAIN_DEPTH) ? packWithin(value, maxBytes) : undefined;
   } catch {
     return undefined;
   }
@@ -132,7 +199,9 @@ export interface PackedPayload {
  * - the value itself, when it is plain JSON data ({@link isPlainJson}) and its MessagePack is at
  *   most `maxBytes` bytes (no JSON text is produced: the common case);
  * - a `bin` holding the value's JSON text (UTF-8, at most `maxBytes` bytes), when the value is not
- *   plain JSON data or its MessagePack is larger than its JSON text and only the text fits;
+ *   plain JSON data, or only the text fits, or the value is mostly small values (past 32 values,
+ *   fewer than 16 characters of long strings per value: JSON writes those no slower than msgpackr
+ *   packs them, so the look stops there and JSON text is kept);
  * - a `str`, the longest prefix of the JSON text within `maxBytes` UTF-8 bytes, with
  *   `truncated: true`, when neither fits (or a caller's own cut, see `prefix`).
  * So the bytes are at most `maxBytes` plus a MessagePack header of ≤ 5 bytes. `undefined` reads
@@ -152,11 +221,14 @@ export function capPayloadPacked(value: unknown, maxBytes: number = DEFAULT_PAYL
     if (typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= maxBytes) return { bytes: packr.pack(value), truncated: true };
     return { bytes: packr.pack(capPayloadText(value ?? null, maxBytes).text), truncated: true };
   }
-  const packed = packedWithin(value, maxBytes);
+  const packed = cheaplyPackedWithin(value, maxBytes);
   if (packed !== undefined) return { bytes: packed, truncated: false };
+  const stopped = stoppedForCost;
   const capped = capPayloadText(value, maxBytes);
-  if (capped.truncated) return { bytes: packr.pack(capped.text), truncated: true };
-  return { bytes: packr.pack(Buffer.from(capped.text, 'utf8')), truncated: false };
+  if (!capped.truncated) return { bytes: packr.pack(Buffer.from(capped.text, 'utf8')), truncated: false };
+  // over the cap as JSON text: kept whole if its MessagePack fits, which the cheap look did not find out
+  const whole = stopped ? thoroughlyPackedWithin(value, maxBytes) : undefined;
+  return whole !== undefined ? { bytes: whole, truncated: false } : { bytes: packr.pack(capped.text), truncated: true };
 }
 
 /**
