@@ -35,13 +35,13 @@ import { openSublevel, type RootDb, type Sublevel } from '../src/store/db.js';
 import { openStore } from '../src/store/open.js';
 import type { ToolLogEntry, ToolLogInput } from '../src/store/tool-log.js';
 import { quantile, sleep } from './lib.js';
-import { recordsChild, recordsTable } from './store-records.js';
+import { arrayCommit, arrayOp, recordsChild, recordsTable } from './store-records.js';
 
 const N = Number(process.env['BENCH_STORE_N'] ?? 10_000);
 const SCAN_N = Number(process.env['BENCH_STORE_SCAN_N'] ?? 100_000);
 const silent = createLogger('silent');
 /** The writer's op caps per `db.batch()` the records table compares (the default first). */
-const RECORD_CAPS = [1024, 512, 256];
+const RECORD_CAPS = [256, 1024];
 
 const CLIENTS = ['everything', 'memory', 'filesystem', 'github', 'demo'];
 const TOOLS = ['echo', 'add', 'search_files', 'read_file', 'create_issue', 'get_weather'];
@@ -213,14 +213,16 @@ async function latencyTable(): Promise<string[]> {
 
 /**
  * CPU per tool call of committing its records (the event and the tool-log record) in
- * `db.batch()`es of 64 calls, with and without an options object: abstract-level copies a batch's
- * options into every operation, and `commitOps` passes options only for `sync: true`. The records
- * are built as the event recorder builds them (a real store from `openStore`), 64 calls per batch.
+ * `db.batch()`es of 64 calls, three ways: `commitOps` (a chained batch on the root with
+ * precomputed root keys), the array form `db.batch(ops)` it replaced, and the array form with an
+ * options object (abstract-level copies a batch's options into every operation). The records are
+ * built as the event recorder builds them (a real store from `openStore`), 64 calls per batch.
  * CPU from `process.cpuUsage()` (this thread and LevelDB's), so it counts the write itself too.
  */
 async function batchOptionsTable(): Promise<string[]> {
+  type Form = 'chained' | 'array' | 'options';
   const rounds = Math.max(50, Math.round(N / 64));
-  const measure = async (withOptions: boolean): Promise<number> => {
+  const measure = async (form: Form): Promise<number> => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'trib-bench-store-'));
     const store = await openStore(dir, silent);
     const events = store.sublevel<Record<string, unknown>>('events');
@@ -234,7 +236,9 @@ async function batchOptionsTable(): Promise<string[]> {
         for (const op of store.toolLog.entryOps(input)) ops.push(op);
         seq++;
       }
-      await (withOptions ? store.db.batch(ops, { sync: false }) : commitOps(store.db, ops));
+      if (form === 'chained') await commitOps(store.db, ops);
+      else if (form === 'array') await arrayCommit(store.db, ops.map(arrayOp));
+      else await arrayCommit(store.db, ops.map(arrayOp), { sync: false });
     };
     for (let i = 0; i < 20; i++) await round();
     const before = process.cpuUsage();
@@ -246,12 +250,12 @@ async function batchOptionsTable(): Promise<string[]> {
   };
   const only = process.env['BENCH_STORE_BATCH_VARIANT'];
   if (only !== undefined) {
-    console.log(`BATCH_VARIANT_CPU ${await measure(only === 'options')}`);
+    console.log(`BATCH_VARIANT_CPU ${await measure(only as Form)}`);
     process.exit(0);
   }
   // each variant in a fresh process: run in one process, the first variant's op shapes make V8's
   // inline caches on abstract-level's per-op path polymorphic for the second, hiding the difference
-  const inChild = (variant: 'plain' | 'options'): number => {
+  const inChild = (variant: Form): number => {
     const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
       env: { ...process.env, BENCH_STORE_BATCH_VARIANT: variant },
       encoding: 'utf8',
@@ -260,17 +264,19 @@ async function batchOptionsTable(): Promise<string[]> {
     if (m === null) throw new Error(`batch variant ${variant} failed: ${r.stderr}`);
     return Number(m[1]);
   };
-  const plain = inChild('plain');
-  const options = inChild('options');
-  const again = inChild('plain');
-  const base = Math.min(plain, again);
+  const forms: Form[] = ['chained', 'array', 'options', 'options', 'array', 'chained'];
+  const cpu = new Map<Form, number>();
+  for (const form of forms) cpu.set(form, Math.min(cpu.get(form) ?? Number.POSITIVE_INFINITY, inChild(form)));
+  const base = cpu.get('chained') as number;
+  const row = (label: string, form: Form): string => `| ${label} | ${(cpu.get(form) as number).toFixed(1)} | ${((cpu.get(form) as number) / base).toFixed(2)}× |`;
   return [
-    `Records of one tool call (event + tool-log record) in 64-call \`db.batch()\`es, ${rounds} batches each, each variant in a fresh process (process CPU incl. LevelDB threads):`,
+    `Records of one tool call (event + tool-log record) in 64-call batches, ${rounds} batches each, each variant twice in fresh processes (lower shown; process CPU incl. LevelDB threads; the array forms also pay for converting the ops):`,
     '',
     '| variant | µs CPU per call | ratio |',
     '|---|---:|---:|',
-    `| \`commitOps\` (no options object) | ${base.toFixed(1)} | 1.00× |`,
-    `| \`db.batch(ops, { sync: false })\` | ${options.toFixed(1)} | ${(options / base).toFixed(2)}× |`,
+    row('`commitOps` (chained batch, root keys)', 'chained'),
+    row('`db.batch(ops)` (array form, sublevel ops)', 'array'),
+    row('`db.batch(ops, { sync: false })`', 'options'),
   ];
 }
 
