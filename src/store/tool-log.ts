@@ -27,12 +27,12 @@ import type { Logger } from '../log/logger.js';
 import { BatchWriter, commitOps, delOp, putBytesOp, type BatchOp } from './batcher.js';
 import { DEFAULT_PAYLOAD_CAP_BYTES, capPayloadText, type CappedText } from './cap-payload.js';
 import type { RootDb, Sublevel } from './db.js';
-import { encodeRecord, hasExternalPayload, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolLogRecordFields } from './tool-log-record.js';
+import { encodeRecord, eventOfRecord, hasExternalPayload, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolEventRecord, type ToolLogRecordFields } from './tool-log-record.js';
 import { KahanSum, compileFilter, nonNegativeInt, rangeOf, type ToolLogFilter } from './tool-log-filter.js';
-import { MAX_KEY_MS, TimeKeyGenerator, msPrefix } from './time-key.js';
+import { MAX_KEY_MS, TimeKeyGenerator, keyMs, msPrefix, seqOfToolEventKey, toolEventKey } from './time-key.js';
 
 export { DEFAULT_PAYLOAD_CAP_BYTES, capPayload, type CappedPayload } from './cap-payload.js';
-export type { ToolLogSummary } from './tool-log-record.js';
+export type { ToolEventRecord, ToolLogSummary } from './tool-log-record.js';
 export type { ToolLogFilter } from './tool-log-filter.js';
 
 /**
@@ -173,6 +173,9 @@ const SCAN_OPTIONS = { highWaterMarkBytes: SCAN_BYTES };
 /** A scan gives the event loop back after this much work in one go, ms (store work holds it ≤ 1 ms). */
 const SLICE_MS = 0.5;
 
+/** Keys or records per `nextv` when looking for tool events. */
+const EVENT_CHUNK = 256;
+
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class ToolLogRepository {
@@ -187,6 +190,12 @@ export class ToolLogRepository {
   readonly #keys: TimeKeyGenerator;
   readonly #retention = new Set<() => Promise<void>>();
   #sweepChain: Promise<unknown> = Promise.resolve();
+  /** The ms the newest tool event record is filed under: tool event keys never go back in time. */
+  #filedMs = 0;
+  /** A lower bound of the ms of every tool event key (found on the first search; they never go below it). */
+  #eventLowMs: number | undefined;
+  /** The last tool event a search returned: where the next search (usually the next page) may start. */
+  #hint: { readonly seq: number; readonly ms: number } | undefined;
 
   constructor(
     db: RootDb,
@@ -236,6 +245,127 @@ export class ToolLogRepository {
   entryOps(input: ToolLogInput): BatchOp[] {
     const { key, entry } = this.#build(input);
     return this.#ops(key, entry);
+  }
+
+  /**
+   * Reads where the log ends, so the records of tool events continue in key order after a
+   * restart (see {@link eventEntryOps}). Call once, before the first `eventEntryOps`.
+   */
+  async init(): Promise<void> {
+    for await (const key of this.#entries.keys({ reverse: true, limit: 1 })) {
+      const ms = keyMs(key);
+      if (Number.isFinite(ms) && ms > this.#filedMs) this.#filedMs = ms;
+    }
+  }
+
+  /**
+   * The op(s) that store a tool call's entry together with its event (`event`, as the event log
+   * stores and sends it): ONE record, read by the tool log as an entry and by the event log as
+   * the event ({@link toolEventsAfter}). Its key is {@link toolEventKey}: filed at the entry's
+   * timestamp, or at the previous tool event's ms if the clock went back, so these keys are in
+   * seq order. Call in seq order (the event recorder does). Throws what {@link entryOps} throws.
+   */
+  eventEntryOps(input: ToolLogInput, event: ToolEventRecord): BatchOp[] {
+    const { key, entry } = this.#build(input, event.seq);
+    (entry as { event?: ToolEventRecord }).event = event;
+    return this.#ops(key, entry);
+  }
+
+  /**
+   * The tool events recorded with their entries ({@link eventEntryOps}) with `since < seq ≤ upTo`,
+   * in seq order, at most `limit`. Finds the first by a binary search over the keys' ms (tool event
+   * keys are in seq order), then reads forward. Events whose entry retention deleted are not there.
+   */
+  async toolEventsAfter(since: number, limit: number, upTo = Number.MAX_SAFE_INTEGER): Promise<ToolEventRecord[]> {
+    const out: ToolEventRecord[] = [];
+    if (limit <= 0 || upTo <= since) return out;
+    const startMs = await this.#searchStart(since);
+    if (startMs === undefined) return out;
+    const it = this.#entries.iterator({ gte: msPrefix(startMs), ...SCAN_OPTIONS });
+    let last: { seq: number; ms: number } | undefined;
+    try {
+      scan: for (let chunk = await it.nextv(EVENT_CHUNK); chunk.length > 0; chunk = await it.nextv(EVENT_CHUNK)) {
+        for (const [key, value] of chunk) {
+          const seq = seqOfToolEventKey(key);
+          if (seq === undefined || seq <= since) continue;
+          if (seq > upTo) break scan;
+          const event = eventOfRecord(value);
+          if (event === undefined) continue;
+          out.push(event);
+          last = { seq, ms: keyMs(key) };
+          if (out.length >= limit) break scan;
+        }
+      }
+    } finally {
+      await it.close();
+    }
+    if (last !== undefined) this.#hint = last;
+    return out;
+  }
+
+  /** The highest seq of a tool event recorded with its entry, 0 when there is none. */
+  async lastToolEventSeq(): Promise<number> {
+    const it = this.#entries.keys({ reverse: true, ...SCAN_OPTIONS });
+    try {
+      for (let chunk = await it.nextv(EVENT_CHUNK); chunk.length > 0; chunk = await it.nextv(EVENT_CHUNK)) {
+        for (const key of chunk) {
+          const seq = seqOfToolEventKey(key);
+          if (seq !== undefined) return seq;
+        }
+      }
+    } finally {
+      await it.close();
+    }
+    return 0;
+  }
+
+  /** The seq of the first tool event key at or after `ms`, `Infinity` when there is none. */
+  async #firstEventSeqFrom(ms: number): Promise<{ seq: number; ms: number }> {
+    const it = this.#entries.keys({ gte: msPrefix(ms), ...SCAN_OPTIONS });
+    try {
+      for (let chunk = await it.nextv(EVENT_CHUNK); chunk.length > 0; chunk = await it.nextv(EVENT_CHUNK)) {
+        for (const key of chunk) {
+          const seq = seqOfToolEventKey(key);
+          if (seq !== undefined) return { seq, ms: keyMs(key) };
+        }
+      }
+    } finally {
+      await it.close();
+    }
+    return { seq: Number.POSITIVE_INFINITY, ms: Number.POSITIVE_INFINITY };
+  }
+
+  /**
+   * An ms from which reading forward finds every tool event with seq > `since`, skipping only
+   * those filed in that same ms: the largest ms whose first tool event has seq ≤ `since` (tool event
+   * keys are in seq order, so every later ms holds only higher seqs); `undefined` when no tool event
+   * has a seq above `since`.
+   */
+  async #searchStart(since: number): Promise<number | undefined> {
+    if (this.#eventLowMs === undefined) {
+      const first = await this.#firstEventSeqFrom(0);
+      if (first.seq === Number.POSITIVE_INFINITY) return undefined;
+      this.#eventLowMs = first.ms;
+    }
+    let lo = this.#eventLowMs;
+    const hint = this.#hint;
+    if (hint !== undefined && hint.seq <= since && hint.ms > lo) lo = hint.ms;
+    const low = await this.#firstEventSeqFrom(lo);
+    if (low.seq > since) return low.seq === Number.POSITIVE_INFINITY ? undefined : lo;
+    // invariant: the first tool event at or after `lo` has seq ≤ since; at or after `hi`, > since (or none)
+    let hi = Math.min(MAX_KEY_MS, Math.max(lo, this.#filedMs, await this.#lastKeyMs()) + 1);
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      const at = await this.#firstEventSeqFrom(mid);
+      if (at.seq <= since) lo = Math.max(mid, at.ms);
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  async #lastKeyMs(): Promise<number> {
+    for await (const key of this.#entries.keys({ reverse: true, limit: 1 })) return keyMs(key);
+    return 0;
   }
 
   #ops(key: string, entry: ToolLogRecordFields): BatchOp[] {
@@ -462,14 +592,19 @@ export class ToolLogRepository {
     return deleted;
   }
 
-  #build(input: ToolLogInput): { key: string; entry: ToolLogEntry & { arguments: string; result: string } } {
+  #build(input: ToolLogInput, eventSeq?: number): { key: string; entry: ToolLogEntry & { arguments: string; result: string } } {
     if (input.status !== 'success' && input.status !== 'error') throw new TypeError(`tool log: bad status ${String(input.status)}`);
     if (!Number.isFinite(input.latency_ms)) throw new TypeError('tool log: latency_ms must be a finite number');
     if (!Number.isFinite(input.cost_usd)) throw new TypeError('tool log: cost_usd must be a finite number');
     const ms = input.timestamp === undefined ? this.#now() : Date.parse(input.timestamp);
     if (!Number.isFinite(ms)) throw new RangeError(`tool log: bad timestamp ${JSON.stringify(input.timestamp)}`);
     if (!(Number.isInteger(ms) && ms >= 0 && ms <= MAX_KEY_MS)) throw new RangeError(`tool log: timestamp out of range ${JSON.stringify(input.timestamp)}`);
-    const key = this.#keys.next(ms);
+    let key: string;
+    if (eventSeq === undefined) key = this.#keys.next(ms);
+    else {
+      if (ms > this.#filedMs) this.#filedMs = ms;
+      key = toolEventKey(this.#filedMs, eventSeq);
+    }
     const args = this.#cap(input.arguments, input.arguments_truncated === true);
     const result = this.#cap(input.result, input.result_truncated === true);
     const entry: ToolLogEntry & { arguments: string; result: string } = {
