@@ -175,6 +175,8 @@ const SLICE_MS = 0.5;
 
 /** Keys or records per `nextv` when looking for tool events. */
 const EVENT_CHUNK = 256;
+/** Runs of returned tool events remembered for the next pages of catch-ups (one per reader, a few readers). */
+const RECENT_RUNS = 8;
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -194,8 +196,14 @@ export class ToolLogRepository {
   #filedMs = 0;
   /** A lower bound of the ms of every tool event key (found on the first search; they never go below it). */
   #eventLowMs: number | undefined;
-  /** The last tool event a search returned: where the next search (usually the next page) may start. */
-  #hint: { readonly seq: number; readonly ms: number } | undefined;
+  /**
+   * The seqs and keys the last few {@link toolEventsAfter} calls returned (each a run with no tool
+   * event missing between its first and last): a later call whose `since` is at or after a run's
+   * first seq (the next page of a catch-up) starts after the run's last key ≤ `since`, no search.
+   */
+  #recent: { readonly seqs: number[]; readonly keys: string[]; readonly coveredTo: number }[] = [];
+  /** The highest seq given to {@link eventEntryOps} in this process. */
+  #lastBuiltSeq = 0;
 
   constructor(
     db: RootDb,
@@ -268,6 +276,7 @@ export class ToolLogRepository {
   eventEntryOps(input: ToolLogInput, event: ToolEventRecord): BatchOp[] {
     const { key, entry } = this.#build(input, event.seq);
     (entry as { event?: ToolEventRecord }).event = event;
+    if (event.seq > this.#lastBuiltSeq) this.#lastBuiltSeq = event.seq;
     return this.#ops(key, entry);
   }
 
@@ -279,12 +288,15 @@ export class ToolLogRepository {
   async toolEventsAfter(since: number, limit: number, upTo = Number.MAX_SAFE_INTEGER): Promise<ToolEventRecord[]> {
     const out: ToolEventRecord[] = [];
     if (limit <= 0 || upTo <= since) return out;
-    const startMs = await this.#searchStart(since);
-    if (startMs === undefined) return out;
-    const it = this.#entries.iterator({ gte: msPrefix(startMs), ...SCAN_OPTIONS });
-    let last: { seq: number; ms: number } | undefined;
+    const range = this.#resumeAfter(since) ?? (await this.#searchStart(since));
+    if (range === undefined) return out;
+    const seqs: number[] = [];
+    const keys: string[] = [];
+    let full = false;
+    const it = this.#entries.iterator({ ...range, ...SCAN_OPTIONS });
     try {
-      scan: for (let chunk = await it.nextv(EVENT_CHUNK); chunk.length > 0; chunk = await it.nextv(EVENT_CHUNK)) {
+      let slice = performance.now();
+      scan: for (let chunk = await it.nextv(Math.min(limit, EVENT_CHUNK)); chunk.length > 0; chunk = await it.nextv(EVENT_CHUNK)) {
         for (const [key, value] of chunk) {
           const seq = seqOfToolEventKey(key);
           if (seq === undefined || seq <= since) continue;
@@ -292,15 +304,45 @@ export class ToolLogRepository {
           const event = eventOfRecord(value);
           if (event === undefined) continue;
           out.push(event);
-          last = { seq, ms: keyMs(key) };
-          if (out.length >= limit) break scan;
+          seqs.push(seq);
+          keys.push(key);
+          if (out.length >= limit) {
+            full = true;
+            break scan;
+          }
+          if (performance.now() - slice > SLICE_MS) {
+            await yieldToLoop();
+            slice = performance.now();
+          }
         }
       }
     } finally {
       await it.close();
     }
-    if (last !== undefined) this.#hint = last;
+    if (seqs.length > 0) {
+      // a run that stopped short of `limit` saw every tool event up to `upTo` (or all stored then)
+      this.#recent.push({ seqs, keys, coveredTo: full ? (seqs[seqs.length - 1] as number) : Math.min(upTo, Math.max(this.#lastBuiltSeq, seqs[seqs.length - 1] as number)) });
+      if (this.#recent.length > RECENT_RUNS) this.#recent.shift();
+    }
     return out;
+  }
+
+  /** Where to read from for tool events after `since`, from a recent run (see {@link #recent}); `undefined` when none covers it. */
+  #resumeAfter(since: number): { gt: string } | undefined {
+    for (let r = this.#recent.length - 1; r >= 0; r--) {
+      const { seqs, keys, coveredTo } = this.#recent[r] as { seqs: number[]; keys: string[]; coveredTo: number };
+      if (since < (seqs[0] as number) || since > coveredTo) continue;
+      // the last seq of the run ≤ since (binary search; seqs increase)
+      let lo = 0;
+      let hi = seqs.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1;
+        if ((seqs[mid] as number) <= since) lo = mid;
+        else hi = mid - 1;
+      }
+      return { gt: keys[lo] as string };
+    }
+    return undefined;
   }
 
   /** The highest seq of a tool event recorded with its entry, 0 when there is none. */
@@ -321,9 +363,10 @@ export class ToolLogRepository {
 
   /** The seq of the first tool event key at or after `ms`, `Infinity` when there is none. */
   async #firstEventSeqFrom(ms: number): Promise<{ seq: number; ms: number }> {
-    const it = this.#entries.keys({ gte: msPrefix(ms), ...SCAN_OPTIONS });
+    const it = this.#entries.keys({ gte: msPrefix(ms) });
     try {
-      for (let chunk = await it.nextv(EVENT_CHUNK); chunk.length > 0; chunk = await it.nextv(EVENT_CHUNK)) {
+      // usually the first key is one: read a few, then more
+      for (let n = 4, chunk = await it.nextv(n); chunk.length > 0; n = Math.min(n * 4, EVENT_CHUNK), chunk = await it.nextv(n)) {
         for (const key of chunk) {
           const seq = seqOfToolEventKey(key);
           if (seq !== undefined) return { seq, ms: keyMs(key) };
@@ -341,17 +384,15 @@ export class ToolLogRepository {
    * keys are in seq order, so every later ms holds only higher seqs); `undefined` when no tool event
    * has a seq above `since`.
    */
-  async #searchStart(since: number): Promise<number | undefined> {
+  async #searchStart(since: number): Promise<{ gte: string } | undefined> {
     if (this.#eventLowMs === undefined) {
       const first = await this.#firstEventSeqFrom(0);
       if (first.seq === Number.POSITIVE_INFINITY) return undefined;
       this.#eventLowMs = first.ms;
     }
     let lo = this.#eventLowMs;
-    const hint = this.#hint;
-    if (hint !== undefined && hint.seq <= since && hint.ms > lo) lo = hint.ms;
     const low = await this.#firstEventSeqFrom(lo);
-    if (low.seq > since) return low.seq === Number.POSITIVE_INFINITY ? undefined : lo;
+    if (low.seq > since) return low.seq === Number.POSITIVE_INFINITY ? undefined : { gte: msPrefix(lo) };
     // invariant: the first tool event at or after `lo` has seq ≤ since; at or after `hi`, > since (or none)
     let hi = Math.min(MAX_KEY_MS, Math.max(lo, this.#filedMs, await this.#lastKeyMs()) + 1);
     while (hi - lo > 1) {
@@ -360,7 +401,7 @@ export class ToolLogRepository {
       if (at.seq <= since) lo = Math.max(mid, at.ms);
       else hi = mid;
     }
-    return lo;
+    return { gte: msPrefix(lo) };
   }
 
   async #lastKeyMs(): Promise<number> {
