@@ -12,6 +12,7 @@
  * - the tool log's retention deleting a record leaves a hole in the replay (no gap record: the
  *   catch-up names it `expired`).
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log/logger.js';
 import { EventRecorder } from '../src/handlers/event-recorder.js';
@@ -86,6 +87,14 @@ describe('tool events stored once, in their tool-log records', () => {
     expect(json(await eventLog.after(119, 10))).toEqual(expected.slice(119));
     expect(await eventLog.after(120, 10)).toEqual([]);
     expect(await eventLog.lastSeq()).toBe(120);
+    // readers at random places, one after another (each call may resume where an earlier one ended, or search)
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 125 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 130 }), async (since, limit, upTo) => {
+        const want = expected.filter((_, i) => i + 1 > since && i + 1 <= upTo).slice(0, limit);
+        expect(json(await eventLog.after(since, limit, upTo))).toEqual(want);
+      }),
+      { numRuns: 150 },
+    );
     // the tool log lists the same calls, payloads included
     const page = await store.toolLog.query({ client: 'demo', limit: 1000 });
     expect(page.total).toBe(sent.filter(isTool).length);
