@@ -5,7 +5,8 @@
  * Layouts (records built by the real code paths, on a real store from `openStore`):
  * - `3 ops` — the layout before one-record entries: the event, the tool-log entry (store codec
  *   MessagePack of the entry with its payloads as JSON text) and its summary tuple;
- * - `2 ops` — now: the event and the tool-log record (`ToolLogRepository.entryOp`).
+ * - `2 ops` — schema version 2: the event and the tool-log record (`ToolLogRepository.entryOps`);
+ * - `1 op` — now: the tool-log record carrying the event (`ToolLogRepository.eventEntryOps`).
  *
  * Commit forms:
  * - `array` — the form before: `db.batch(ops)` with each op naming its sublevel and
@@ -43,7 +44,7 @@ const silent = createLogger('silent');
 const VARIANT_ENV = 'BENCH_STORE_RECORDS_VARIANT';
 
 interface Variant {
-  readonly layout: '3 ops' | '2 ops';
+  readonly layout: '3 ops' | '2 ops' | '1 op';
   readonly commit: 'array' | 'chained';
   readonly load: 'c=64' | 'burst';
   readonly maxBatchOps: number;
@@ -125,6 +126,7 @@ async function runVariant(v: Variant): Promise<Result> {
       surface: input.surface,
       is_error: false,
     };
+    if (v.layout === '1 op') return store.toolLog.eventEntryOps(input, event);
     const ops: BatchOp[] = [putOp(events, String(seq).padStart(16, '0'), event)];
     if (v.layout === '2 ops') {
       for (const op of store.toolLog.entryOps(input)) ops.push(op);
@@ -205,6 +207,7 @@ export function recordsTable(caps: readonly number[]): string[] {
       variants.push({ layout: '3 ops', commit: 'array', load, maxBatchOps });
       variants.push({ layout: '2 ops', commit: 'array', load, maxBatchOps });
       variants.push({ layout: '2 ops', commit: 'chained', load, maxBatchOps });
+      variants.push({ layout: '1 op', commit: 'chained', load, maxBatchOps });
     }
   }
   const results = new Map<Variant, Result[]>();

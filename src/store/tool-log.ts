@@ -12,6 +12,12 @@
  * written under the same key in `toollog_sum`: two puts per entry; migration 2 deletes those, and
  * entries of that layout still read.)
  *
+ * Tool calls (schema version 3 on): the event recorder writes the call's entry and its
+ * `ToolInvocation*` event as ONE record ({@link ToolLogRepository.eventEntryOps}) under a
+ * `toolEventKey` (`<ms>-~<seq>`, filed so these keys are in seq order), and the event log reads
+ * the events back in seq order ({@link ToolLogRepository.toolEventsAfter}). Model-provider calls
+ * ({@link ToolLogRepository.append}) have no event and a plain time key. Retention deletes either.
+ *
  * Why this and not per-filter secondary indexes: every filter (client, tool, status, virtual
  * key, surface, any combination) and every statistic is answered by ONE range scan, bounded by the
  * time range (`from`/`to` map onto key bounds, see `time-key.ts`), that decodes only each record's
