@@ -32,7 +32,11 @@ import { createLogger } from '../src/log/logger.js';
 import { BatchWriter, commitOps, levelBatchCommit, putOp, type BatchOp } from '../src/store/batcher.js';
 import { encodeValue } from '../src/store/codec.js';
 import { openSublevel, type RootDb, type Sublevel } from '../src/store/db.js';
+import { EventRecorder } from '../src/handlers/event-recorder.js';
+import { EventLogRepository, type SeqGap, type StoredEvent } from '../src/store/events.js';
 import { openStore } from '../src/store/open.js';
+import { toWire, type GatewayEvent } from '../src/streams/events.js';
+import { toLogEntry } from '../src/handlers/tool-log.js';
 import type { ToolLogEntry, ToolLogInput } from '../src/store/tool-log.js';
 import { quantile, sleep } from './lib.js';
 import { arrayCommit, arrayOp, recordsChild, recordsTable } from './store-records.js';
@@ -280,6 +284,71 @@ async function batchOptionsTable(): Promise<string[]> {
   ];
 }
 
+/**
+ * `since` catch-up reads (`EventLogRepository.after`, pages of 256, as `/api/ws/events` reads
+ * them) of 20,000 tool events: stored in their tool-log records by the real recorder (now), against
+ * the same events stored as schema version 2 stored them — the event in the event log's own
+ * sublevel, the tool-log record beside it (the baseline). CPU per event from
+ * `process.cpuUsage()` over a full sequential replay (the median of 3), and per page from a random
+ * `since` (100 pages: the binary search over the tool log's keys, no earlier page to resume from).
+ */
+async function catchUpTable(): Promise<string[]> {
+  const n = 20_000;
+  const measure = async (now: boolean): Promise<{ perEvent: number; perPage: number }> => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'trib-bench-catchup-'));
+    const store = await openStore(dir, silent);
+    const eventLog = new EventLogRepository(store.db, store.sublevel<StoredEvent>('events'), store.writer, store.meta, store.sublevel<SeqGap>('event_gaps'), store.toolLog);
+    const { lastSeq } = await eventLog.open();
+    const recorder = new EventRecorder(store.writer, eventLog, store.toolLog, silent, lastSeq);
+    const base = Date.UTC(2026, 0, 1);
+    let pending: Promise<void>[] = [];
+    for (let seq = 1; seq <= n; seq++) {
+      const event: GatewayEvent = { seq, timestamp: new Date(base + Math.floor(seq / 20)).toISOString(), mcp_server_id: 'demo', event_type: 'ToolInvocationCompleted', tool_name: 'echo', call_id: `c${seq}`, duration_ms: 0.3, cost_usd: 0, surface: 'mcp', arguments: { message: `m${seq}` }, is_error: false, result: { content: [{ type: 'text', text: `Echo: m${seq}` }] } };
+      if (now) pending.push(recorder.record(event));
+      else if (event.event_type === 'ToolInvocationCompleted') pending.push(store.writer.writeAll([eventLog.putOp(toWire(event)), ...store.toolLog.entryOps(toLogEntry(event))]));
+      if (pending.length === 1000) {
+        await Promise.all(pending);
+        pending = [];
+      }
+    }
+    await Promise.all(pending);
+    const runs: number[] = [];
+    for (let rep = 0; rep < 3; rep++) {
+      const before = process.cpuUsage();
+      let from = 0;
+      let read = 0;
+      for (;;) {
+        const page = await eventLog.after(from, 256, n);
+        read += page.length;
+        if (page.length < 256) break;
+        from = (page[page.length - 1] as StoredEvent).seq;
+      }
+      const used = process.cpuUsage(before);
+      if (read !== n) throw new Error(`catch-up read ${read} of ${n} events`);
+      runs.push((used.user + used.system) / n);
+    }
+    const before = process.cpuUsage();
+    for (let i = 0; i < 100; i++) await eventLog.after(Math.floor(Math.random() * n), 256, n);
+    const used = process.cpuUsage(before);
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+    return { perEvent: quantile(Float64Array.from(runs).sort(), 0.5), perPage: (used.user + used.system) / 100 / 1000 };
+  };
+  const own = await measure(false);
+  const tool = await measure(true);
+  const again = await measure(false);
+  own.perEvent = Math.min(own.perEvent, again.perEvent);
+  own.perPage = Math.min(own.perPage, again.perPage);
+  return [
+    `\`since\` catch-up, ${n} stored events, pages of 256 (process CPU incl. LevelDB threads):`,
+    '',
+    '| tool events stored | read from | µs CPU per event, full replay | ms CPU per page from a random since |',
+    '|---|---|---:|---:|',
+    `| as schema version 2 (baseline, the lower of two runs) | event log (\`events\`, seq keys) | ${own.perEvent.toFixed(2)} | ${own.perPage.toFixed(2)} |`,
+    `| in their tool-log records (now) | tool log (\`toollog\`, \`<ms>-~<seq>\`) | ${tool.perEvent.toFixed(2)} | ${tool.perPage.toFixed(2)} |`,
+  ];
+}
+
 async function scanTable(n: number): Promise<string[]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'trib-bench-store-'));
   const store = await openStore(dir, silent);
@@ -326,6 +395,10 @@ async function main(): Promise<void> {
   if (await recordsChild()) process.exit(0);
   if (process.env['BENCH_STORE_ONLY'] === 'records') {
     for (const line of recordsTable(RECORD_CAPS)) console.log(line);
+    return;
+  }
+  if (process.env['BENCH_STORE_ONLY'] === 'catchup') {
+    for (const line of await catchUpTable()) console.log(line);
     return;
   }
   const entries = Array.from({ length: N }, (_, i) => sampleEntry(i));
@@ -376,6 +449,8 @@ async function main(): Promise<void> {
   for (const line of await latencyTable()) console.log(line);
   console.log('');
   for (const line of recordsTable(RECORD_CAPS)) console.log(line);
+  console.log('');
+  for (const line of await catchUpTable()) console.log(line);
   if (SCAN_N > 0) {
     console.log('');
     for (const line of await scanTable(SCAN_N)) console.log(line);

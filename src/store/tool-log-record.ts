@@ -167,8 +167,9 @@ export function isRecord(view: Uint8Array): boolean {
 export function eventOfRecord(view: Uint8Array): ToolEventRecord | undefined {
   if (!isRecord(view)) return undefined;
   const buf = buffer(view);
-  const summary = framedArray(buf, 1, 7, 'summary');
-  const event = framedArray(buf, summary.end, 8, 'details').items[8];
+  // the summary is not needed: skip it by its length
+  if (buf.length < SUMMARY_AT) throw new Error('tool-log record: no room for its summary');
+  const event = framedArray(buf, SUMMARY_AT + buf.readUInt32LE(1), 8, 'details').items[8];
   if (event === undefined) return undefined;
   if (typeof event !== 'object' || event === null || typeof (event as { seq?: unknown }).seq !== 'number') throw new Error('tool-log record: malformed event');
   return event as ToolEventRecord;

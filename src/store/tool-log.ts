@@ -202,6 +202,12 @@ export class ToolLogRepository {
   #filedMs = 0;
   /** A lower bound of the ms of every tool event key (found on the first search; they never go below it). */
   #eventLowMs: number | undefined;
+  /** {@link init} ran. */
+  #initialised = false;
+  /** The ms the first tool-event key this process made is filed at. */
+  #firstBuiltMs: number | undefined;
+  /** The ms of the first tool-event key among the keys up to {@link #initLastKey}: `null` none, `undefined` not read yet. */
+  #firstMsBeforeInit: number | null | undefined;
   /**
    * The seqs and keys the last few {@link toolEventsAfter} calls returned (each a run with no tool
    * event missing between its first and last): a later call whose `since` is at or after a run's
@@ -210,6 +216,10 @@ export class ToolLogRepository {
   #recent: { readonly seqs: number[]; readonly keys: string[]; readonly coveredTo: number }[] = [];
   /** The highest seq given to {@link eventEntryOps} in this process. */
   #lastBuiltSeq = 0;
+  /** The newest key when {@link init} ran: every tool-event key made since sorts above it. */
+  #initLastKey: string | undefined;
+  /** The last tool-event seq among the keys up to {@link #initLastKey} (found once). */
+  #lastSeqBeforeInit: number | undefined;
 
   constructor(
     db: RootDb,
@@ -266,7 +276,9 @@ export class ToolLogRepository {
    * restart (see {@link eventEntryOps}). Call once, before the first `eventEntryOps`.
    */
   async init(): Promise<void> {
+    this.#initialised = true;
     for await (const key of this.#entries.keys({ reverse: true, limit: 1 })) {
+      this.#initLastKey = key;
       const ms = keyMs(key);
       if (Number.isFinite(ms) && ms > this.#filedMs) this.#filedMs = ms;
     }
@@ -351,11 +363,22 @@ export class ToolLogRepository {
     return undefined;
   }
 
-  /** The highest seq of a tool event recorded with its entry, 0 when there is none. */
+  /**
+   * The highest seq of a tool event recorded with its entry, 0 when there is none. Reads back from
+   * the newest key to the first tool-event key; keys older than {@link init} are read once.
+   */
   async lastToolEventSeq(): Promise<number> {
-    const it = this.#entries.keys({ reverse: true, ...SCAN_OPTIONS });
+    const since = this.#initLastKey;
+    const recent = await this.#lastToolSeqIn(since === undefined ? {} : { gt: since });
+    if (recent > 0 || since === undefined) return recent;
+    this.#lastSeqBeforeInit ??= await this.#lastToolSeqIn({ lte: since });
+    return this.#lastSeqBeforeInit;
+  }
+
+  async #lastToolSeqIn(range: { gt?: string; lte?: string }): Promise<number> {
+    const it = this.#entries.keys({ ...range, reverse: true });
     try {
-      for (let chunk = await it.nextv(EVENT_CHUNK); chunk.length > 0; chunk = await it.nextv(EVENT_CHUNK)) {
+      for (let n = 4, chunk = await it.nextv(n); chunk.length > 0; n = Math.min(n * 4, EVENT_CHUNK), chunk = await it.nextv(n)) {
         for (const key of chunk) {
           const seq = seqOfToolEventKey(key);
           if (seq !== undefined) return seq;
@@ -385,17 +408,42 @@ export class ToolLogRepository {
   }
 
   /**
+   * The ms of the first tool-event key (a lower bound is enough). Keys up to {@link #initLastKey}
+   * (written before this process, e.g. a log of entries from before tool events were stored in it)
+   * are read once; every tool-event key this process makes sorts above them, the first at
+   * {@link #firstBuiltMs}. Without {@link init}, every call reads the log until it finds one.
+   */
+  async #findFirstEventMs(): Promise<number | undefined> {
+    if (!this.#initialised) return this.#firstEventMsIn({});
+    const initKey = this.#initLastKey;
+    if (initKey !== undefined) {
+      this.#firstMsBeforeInit ??= (await this.#firstEventMsIn({ lte: initKey })) ?? null;
+      if (this.#firstMsBeforeInit !== null) return this.#firstMsBeforeInit;
+    }
+    return this.#firstBuiltMs;
+  }
+
+  async #firstEventMsIn(range: { gt?: string; lte?: string }): Promise<number | undefined> {
+    const it = this.#entries.keys(range);
+    try {
+      for (let n = 4, chunk = await it.nextv(n); chunk.length > 0; n = Math.min(n * 4, SCAN_CHUNK), chunk = await it.nextv(n)) {
+        for (const key of chunk) if (seqOfToolEventKey(key) !== undefined) return keyMs(key);
+      }
+    } finally {
+      await it.close();
+    }
+    return undefined;
+  }
+
+  /**
    * An ms from which reading forward finds every tool event with seq > `since`, skipping only
    * those filed in that same ms: the largest ms whose first tool event has seq ≤ `since` (tool event
    * keys are in seq order, so every later ms holds only higher seqs); `undefined` when no tool event
    * has a seq above `since`.
    */
   async #searchStart(since: number): Promise<{ gte: string } | undefined> {
-    if (this.#eventLowMs === undefined) {
-      const first = await this.#firstEventSeqFrom(0);
-      if (first.seq === Number.POSITIVE_INFINITY) return undefined;
-      this.#eventLowMs = first.ms;
-    }
+    this.#eventLowMs ??= await this.#findFirstEventMs();
+    if (this.#eventLowMs === undefined) return undefined;
     let lo = this.#eventLowMs;
     const low = await this.#firstEventSeqFrom(lo);
     if (low.seq > since) return low.seq === Number.POSITIVE_INFINITY ? undefined : { gte: msPrefix(lo) };
@@ -651,6 +699,7 @@ export class ToolLogRepository {
     else {
       if (ms > this.#filedMs) this.#filedMs = ms;
       key = toolEventKey(this.#filedMs, eventSeq);
+      this.#firstBuiltMs ??= this.#filedMs;
     }
     const args = this.#cap(input.arguments, input.arguments_truncated === true);
     const result = this.#cap(input.result, input.result_truncated === true);
