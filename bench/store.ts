@@ -13,12 +13,13 @@
  * writes spaced 2 ms apart, against a direct `put()` under the same trickle; then query/stats
  * times over a 100 000-entry tool log.
  *
- * Then the records one tool call writes, by layout and op cap: CPU per call and the event-loop hold
- * of each commit (`store-records.ts`).
+ * Then the records one tool call writes, by layout, commit form and op cap: CPU per call and the
+ * event-loop hold of each commit (`store-records.ts`); then the `since` catch-up read of tool
+ * events from their tool-log records against the event log's own sublevel.
  *
  * Environment: BENCH_STORE_N (entries, default 10000), BENCH_STORE_SCAN_N (tool-log size for the
  * query/stats table, default 100000; 0 skips it), BENCH_STORE_ONLY=records (only the records
- * table). Profile: `node --cpu-prof --import tsx bench/store.ts`.
+ * table) or =catchup (only the catch-up table). Profile: `node --cpu-prof --import tsx bench/store.ts`.
  *
  * Prints markdown tables and the target line "batched ≥ 10× unbatched sequential" as PASS/MISS;
  * a MISS never fails the process (DESIGN: benchmarks never gate on absolute times).

@@ -70,7 +70,8 @@ export class EventLogRepository {
     private readonly writer: BatchWriter<BatchOp>,
     private readonly meta: Sublevel<unknown>,
     private readonly gaps: Sublevel<SeqGap>,
-    private readonly toolEvents?: ToolEventSource,
+    /** Where the tool events are (the tool log): the recorder stores them there, not here. */
+    private readonly toolEvents: ToolEventSource,
   ) {}
 
   /**
@@ -131,7 +132,7 @@ export class EventLogRepository {
 
   /** The highest stored seq (tool events included), 0 when empty. */
   async lastSeq(): Promise<number> {
-    const tool = this.toolEvents === undefined ? 0 : await this.toolEvents.lastToolEventSeq();
+    const tool = await this.toolEvents.lastToolEventSeq();
     return Math.max(tool, await this.#lastOwnSeq());
   }
 
@@ -152,7 +153,6 @@ export class EventLogRepository {
    */
   async after(since: number, limit: number, upTo?: number): Promise<StoredEvent[]> {
     const own = this.events.values({ gt: keyOf(since), ...(upTo === undefined ? {} : { lte: keyOf(upTo) }), limit }).all();
-    if (this.toolEvents === undefined) return own;
     const [mine, tools] = await Promise.all([own, this.toolEvents.toolEventsAfter(since, limit, upTo)]);
     if (tools.length === 0) return mine;
     // both are in seq order and each holds its first `limit` after `since`: the merge's first `limit` are the log's
