@@ -33,9 +33,10 @@ import type { Logger } from '../log/logger.js';
 import { BatchWriter, commitOps, delOp, putBytesOp, type BatchOp } from './batcher.js';
 import { DEFAULT_PAYLOAD_CAP_BYTES, capPayloadText, type CappedText } from './cap-payload.js';
 import type { RootDb, Sublevel } from './db.js';
-import { encodeRecord, eventOfRecord, hasExternalPayload, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolEventRecord, type ToolLogRecordFields } from './tool-log-record.js';
+import { encodeRecord, hasExternalPayload, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolEventRecord, type ToolLogRecordFields } from './tool-log-record.js';
 import { KahanSum, compileFilter, nonNegativeInt, rangeOf, type ToolLogFilter } from './tool-log-filter.js';
-import { MAX_KEY_MS, TimeKeyGenerator, keyMs, msPrefix, seqOfToolEventKey, toolEventKey } from './time-key.js';
+import { MAX_KEY_MS, TimeKeyGenerator, msPrefix } from './time-key.js';
+import { ToolEvents } from './tool-events.js';
 
 export { DEFAULT_PAYLOAD_CAP_BYTES, capPayload, type CappedPayload } from './cap-payload.js';
 export type { ToolEventRecord, ToolLogSummary } from './tool-log-record.js';
@@ -179,10 +180,6 @@ const SCAN_OPTIONS = { highWaterMarkBytes: SCAN_BYTES };
 /** A scan gives the event loop back after this much work in one go, ms (store work holds it ≤ 1 ms). */
 const SLICE_MS = 0.5;
 
-/** Keys or records per `nextv` when looking for tool events. */
-const EVENT_CHUNK = 256;
-/** Runs of returned tool events remembered for the next pages of catch-ups (one per reader, a few readers). */
-const RECENT_RUNS = 8;
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -198,28 +195,8 @@ export class ToolLogRepository {
   readonly #keys: TimeKeyGenerator;
   readonly #retention = new Set<() => Promise<void>>();
   #sweepChain: Promise<unknown> = Promise.resolve();
-  /** The ms the newest tool event record is filed under: tool event keys never go back in time. */
-  #filedMs = 0;
-  /** A lower bound of the ms of every tool event key (found on the first search; they never go below it). */
-  #eventLowMs: number | undefined;
-  /** {@link init} ran. */
-  #initialised = false;
-  /** The ms the first tool-event key this process made is filed at. */
-  #firstBuiltMs: number | undefined;
-  /** The ms of the first tool-event key among the keys up to {@link #initLastKey}: `null` none, `undefined` not read yet. */
-  #firstMsBeforeInit: number | null | undefined;
-  /**
-   * The seqs and keys the last few {@link toolEventsAfter} calls returned (each a run with no tool
-   * event missing between its first and last): a later call whose `since` is at or after a run's
-   * first seq (the next page of a catch-up) starts after the run's last key ≤ `since`, no search.
-   */
-  #recent: { readonly seqs: number[]; readonly keys: string[]; readonly coveredTo: number }[] = [];
-  /** The highest seq given to {@link eventEntryOps} in this process. */
-  #lastBuiltSeq = 0;
-  /** The newest key when {@link init} ran: every tool-event key made since sorts above it. */
-  #initLastKey: string | undefined;
-  /** The last tool-event seq among the keys up to {@link #initLastKey} (found once). */
-  #lastSeqBeforeInit: number | undefined;
+  /** The tool events among the records: their keys, and reading them back in seq order. */
+  readonly #events: ToolEvents;
 
   constructor(
     db: RootDb,
@@ -238,6 +215,7 @@ export class ToolLogRepository {
     this.#now = options.now ?? Date.now;
     this.#sweepChunk = options.sweepChunk ?? 128;
     this.#keys = options.keys ?? new TimeKeyGenerator();
+    this.#events = new ToolEvents(entries);
   }
 
   /**
@@ -275,13 +253,8 @@ export class ToolLogRepository {
    * Reads where the log ends, so the records of tool events continue in key order after a
    * restart (see {@link eventEntryOps}). Call once, before the first `eventEntryOps`.
    */
-  async init(): Promise<void> {
-    this.#initialised = true;
-    for await (const key of this.#entries.keys({ reverse: true, limit: 1 })) {
-      this.#initLastKey = key;
-      const ms = keyMs(key);
-      if (Number.isFinite(ms) && ms > this.#filedMs) this.#filedMs = ms;
-    }
+  init(): Promise<void> {
+    return this.#events.init();
   }
 
   /**
@@ -294,173 +267,20 @@ export class ToolLogRepository {
   eventEntryOps(input: ToolLogInput, event: ToolEventRecord): BatchOp[] {
     const { key, entry } = this.#build(input, event.seq);
     (entry as { event?: ToolEventRecord }).event = event;
-    if (event.seq > this.#lastBuiltSeq) this.#lastBuiltSeq = event.seq;
     return this.#ops(key, entry);
   }
 
   /**
    * The tool events recorded with their entries ({@link eventEntryOps}) with `since < seq ≤ upTo`,
-   * in seq order, at most `limit`. Finds the first by a binary search over the keys' ms (tool event
-   * keys are in seq order), then reads forward. Events whose entry retention deleted are not there.
+   * in seq order, at most `limit` (see {@link ToolEvents.after}).
    */
-  async toolEventsAfter(since: number, limit: number, upTo = Number.MAX_SAFE_INTEGER): Promise<ToolEventRecord[]> {
-    const out: ToolEventRecord[] = [];
-    if (limit <= 0 || upTo <= since) return out;
-    const range = this.#resumeAfter(since) ?? (await this.#searchStart(since));
-    if (range === undefined) return out;
-    const seqs: number[] = [];
-    const keys: string[] = [];
-    let full = false;
-    const it = this.#entries.iterator({ ...range, ...SCAN_OPTIONS });
-    try {
-      let slice = performance.now();
-      scan: for (let chunk = await it.nextv(Math.min(limit, EVENT_CHUNK)); chunk.length > 0; chunk = await it.nextv(EVENT_CHUNK)) {
-        for (const [key, value] of chunk) {
-          const seq = seqOfToolEventKey(key);
-          if (seq === undefined || seq <= since) continue;
-          if (seq > upTo) break scan;
-          const event = eventOfRecord(value);
-          if (event === undefined) continue;
-          out.push(event);
-          seqs.push(seq);
-          keys.push(key);
-          if (out.length >= limit) {
-            full = true;
-            break scan;
-          }
-          if (performance.now() - slice > SLICE_MS) {
-            await yieldToLoop();
-            slice = performance.now();
-          }
-        }
-      }
-    } finally {
-      await it.close();
-    }
-    if (seqs.length > 0) {
-      // a run that stopped short of `limit` saw every tool event up to `upTo` (or all stored then)
-      this.#recent.push({ seqs, keys, coveredTo: full ? (seqs[seqs.length - 1] as number) : Math.min(upTo, Math.max(this.#lastBuiltSeq, seqs[seqs.length - 1] as number)) });
-      if (this.#recent.length > RECENT_RUNS) this.#recent.shift();
-    }
-    return out;
+  toolEventsAfter(since: number, limit: number, upTo?: number): Promise<ToolEventRecord[]> {
+    return this.#events.after(since, limit, upTo);
   }
 
-  /** Where to read from for tool events after `since`, from a recent run (see {@link #recent}); `undefined` when none covers it. */
-  #resumeAfter(since: number): { gt: string } | undefined {
-    for (let r = this.#recent.length - 1; r >= 0; r--) {
-      const { seqs, keys, coveredTo } = this.#recent[r] as { seqs: number[]; keys: string[]; coveredTo: number };
-      if (since < (seqs[0] as number) || since > coveredTo) continue;
-      // the last seq of the run ≤ since (binary search; seqs increase)
-      let lo = 0;
-      let hi = seqs.length - 1;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >> 1;
-        if ((seqs[mid] as number) <= since) lo = mid;
-        else hi = mid - 1;
-      }
-      return { gt: keys[lo] as string };
-    }
-    return undefined;
-  }
-
-  /**
-   * The highest seq of a tool event recorded with its entry, 0 when there is none. Reads back from
-   * the newest key to the first tool-event key; keys older than {@link init} are read once.
-   */
-  async lastToolEventSeq(): Promise<number> {
-    const since = this.#initLastKey;
-    const recent = await this.#lastToolSeqIn(since === undefined ? {} : { gt: since });
-    if (recent > 0 || since === undefined) return recent;
-    this.#lastSeqBeforeInit ??= await this.#lastToolSeqIn({ lte: since });
-    return this.#lastSeqBeforeInit;
-  }
-
-  async #lastToolSeqIn(range: { gt?: string; lte?: string }): Promise<number> {
-    const it = this.#entries.keys({ ...range, reverse: true });
-    try {
-      for (let n = 4, chunk = await it.nextv(n); chunk.length > 0; n = Math.min(n * 4, EVENT_CHUNK), chunk = await it.nextv(n)) {
-        for (const key of chunk) {
-          const seq = seqOfToolEventKey(key);
-          if (seq !== undefined) return seq;
-        }
-      }
-    } finally {
-      await it.close();
-    }
-    return 0;
-  }
-
-  /** The seq of the first tool event key at or after `ms`, `Infinity` when there is none. */
-  async #firstEventSeqFrom(ms: number): Promise<{ seq: number; ms: number }> {
-    const it = this.#entries.keys({ gte: msPrefix(ms) });
-    try {
-      // usually the first key is one: read a few, then more
-      for (let n = 4, chunk = await it.nextv(n); chunk.length > 0; n = Math.min(n * 4, EVENT_CHUNK), chunk = await it.nextv(n)) {
-        for (const key of chunk) {
-          const seq = seqOfToolEventKey(key);
-          if (seq !== undefined) return { seq, ms: keyMs(key) };
-        }
-      }
-    } finally {
-      await it.close();
-    }
-    return { seq: Number.POSITIVE_INFINITY, ms: Number.POSITIVE_INFINITY };
-  }
-
-  /**
-   * The ms of the first tool-event key (a lower bound is enough). Keys up to {@link #initLastKey}
-   * (written before this process, e.g. a log of entries from before tool events were stored in it)
-   * are read once; every tool-event key this process makes sorts above them, the first at
-   * {@link #firstBuiltMs}. Without {@link init}, every call reads the log until it finds one.
-   */
-  async #findFirstEventMs(): Promise<number | undefined> {
-    if (!this.#initialised) return this.#firstEventMsIn({});
-    const initKey = this.#initLastKey;
-    if (initKey !== undefined) {
-      this.#firstMsBeforeInit ??= (await this.#firstEventMsIn({ lte: initKey })) ?? null;
-      if (this.#firstMsBeforeInit !== null) return this.#firstMsBeforeInit;
-    }
-    return this.#firstBuiltMs;
-  }
-
-  async #firstEventMsIn(range: { gt?: string; lte?: string }): Promise<number | undefined> {
-    const it = this.#entries.keys(range);
-    try {
-      for (let n = 4, chunk = await it.nextv(n); chunk.length > 0; n = Math.min(n * 4, SCAN_CHUNK), chunk = await it.nextv(n)) {
-        for (const key of chunk) if (seqOfToolEventKey(key) !== undefined) return keyMs(key);
-      }
-    } finally {
-      await it.close();
-    }
-    return undefined;
-  }
-
-  /**
-   * An ms from which reading forward finds every tool event with seq > `since`, skipping only
-   * those filed in that same ms: the largest ms whose first tool event has seq ≤ `since` (tool event
-   * keys are in seq order, so every later ms holds only higher seqs); `undefined` when no tool event
-   * has a seq above `since`.
-   */
-  async #searchStart(since: number): Promise<{ gte: string } | undefined> {
-    this.#eventLowMs ??= await this.#findFirstEventMs();
-    if (this.#eventLowMs === undefined) return undefined;
-    let lo = this.#eventLowMs;
-    const low = await this.#firstEventSeqFrom(lo);
-    if (low.seq > since) return low.seq === Number.POSITIVE_INFINITY ? undefined : { gte: msPrefix(lo) };
-    // invariant: the first tool event at or after `lo` has seq ≤ since; at or after `hi`, > since (or none)
-    let hi = Math.min(MAX_KEY_MS, Math.max(lo, this.#filedMs, await this.#lastKeyMs()) + 1);
-    while (hi - lo > 1) {
-      const mid = Math.floor((lo + hi) / 2);
-      const at = await this.#firstEventSeqFrom(mid);
-      if (at.seq <= since) lo = Math.max(mid, at.ms);
-      else hi = mid;
-    }
-    return { gte: msPrefix(lo) };
-  }
-
-  async #lastKeyMs(): Promise<number> {
-    for await (const key of this.#entries.keys({ reverse: true, limit: 1 })) return keyMs(key);
-    return 0;
+  /** The highest seq of a tool event recorded with its entry, 0 when there is none. */
+  lastToolEventSeq(): Promise<number> {
+    return this.#events.lastSeq();
   }
 
   #ops(key: string, entry: ToolLogRecordFields): BatchOp[] {
@@ -694,13 +514,7 @@ export class ToolLogRepository {
     const ms = input.timestamp === undefined ? this.#now() : Date.parse(input.timestamp);
     if (!Number.isFinite(ms)) throw new RangeError(`tool log: bad timestamp ${JSON.stringify(input.timestamp)}`);
     if (!(Number.isInteger(ms) && ms >= 0 && ms <= MAX_KEY_MS)) throw new RangeError(`tool log: timestamp out of range ${JSON.stringify(input.timestamp)}`);
-    let key: string;
-    if (eventSeq === undefined) key = this.#keys.next(ms);
-    else {
-      if (ms > this.#filedMs) this.#filedMs = ms;
-      key = toolEventKey(this.#filedMs, eventSeq);
-      this.#firstBuiltMs ??= this.#filedMs;
-    }
+    const key = eventSeq === undefined ? this.#keys.next(ms) : this.#events.file(ms, eventSeq);
     const args = this.#cap(input.arguments, input.arguments_truncated === true);
     const result = this.#cap(input.result, input.result_truncated === true);
     const entry: ToolLogEntry & { arguments: string; result: string } = {
