@@ -19,6 +19,7 @@ import { RouteTable, type RouteHandler } from './base/routes.js';
 import { registerServerRoutes, WS_ROUTES } from './handlers/server-routes.js';
 import { loadNativeUws, type UwsModule } from './server/uws.js';
 import { WorkerPool } from './server/worker-pool.js';
+import { WorkerCallHandler } from './handlers/mcp/worker-calls.js';
 import { MAX_SSE_BACKLOG_BYTES } from './server/app-response.js';
 import { of } from 'rxjs';
 import { EventLogRepository, type SeqGap, type StoredEvent } from './store/events.js';
@@ -465,7 +466,26 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   // server.workers > 1: worker threads listen on the same port (SO_REUSEPORT) and carry their traffic here
   const port = config.server.workers > 1 ? await server.listenShared() : await server.listen();
   if (config.server.workers > 1) {
-    const pool = new WorkerPool({ host: config.server.host, port, threads: config.server.workers - 1, maxSseBacklogBytes: MAX_SSE_BACKLOG_BYTES }, server.remote(), log.child({ component: 'workers' }));
+    // the MCP fast path: POST /mcp requests a worker decided come as calls (see handlers/mcp/worker-calls.ts)
+    const calls = new WorkerCallHandler({
+      dispatcher,
+      sessions,
+      gate,
+      keys,
+      log: log.child({ component: 'workers' }),
+      ready: () => readiness.ready,
+      draining: () => draining,
+      beginRequest: () => server.beginRemoteCall(),
+      endRequest: () => server.endRemoteCall(),
+      onResponse: (path, method, status, seconds) => metrics.observeHttp(path, method, status, seconds),
+      tokens: jwt !== undefined || oauthResource !== undefined,
+      allowedHosts: config.server.allowed_hosts ?? [],
+      enforceHost: config.server.allowed_hosts !== undefined || isLoopbackHost(config.server.host),
+      maxBodyBytes: config.server.max_body_bytes,
+      metricsRequireAuth: config.auth.metrics_require_auth,
+    });
+    teardown.defer('worker MCP calls', () => calls.dispose());
+    const pool = new WorkerPool({ host: config.server.host, port, threads: config.server.workers - 1, maxSseBacklogBytes: MAX_SSE_BACKLOG_BYTES }, { ...server.remote(), mcp: calls }, log.child({ component: 'workers' }));
     workers = pool;
     teardown.defer('worker threads', () => pool.close());
     await pool.start();

@@ -298,6 +298,22 @@ export class GatewayServer {
     });
   }
 
+  /**
+   * A request slot for a request served outside the pipelines (the MCP calls worker threads
+   * decide, `server.workers`): false while `concurrency` requests are in flight (the caller then
+   * sends it through the pipeline); it counts for {@link whenIdle} until {@link endRemoteCall}.
+   */
+  beginRemoteCall(): boolean {
+    if (this.activeRequests >= this.options.concurrency) return false;
+    this.activeRequests++;
+    return true;
+  }
+
+  /** Frees a slot {@link beginRemoteCall} took. */
+  endRemoteCall(): void {
+    if (--this.activeRequests === 0) for (const wake of this.#idleWaiters) wake();
+  }
+
   /** Ends every open response (SSE streams included) and the request pipeline. */
   closeAll(): void {
     for (const ex of this.open) {
