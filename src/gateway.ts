@@ -484,7 +484,14 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
       maxBodyBytes: config.server.max_body_bytes,
       metricsRequireAuth: config.auth.metrics_require_auth,
     });
-    teardown.defer('worker MCP calls', () => calls.dispose());
+    // a key created or revoked reaches the workers at once (the owner re-checks every call's key anyway)
+    const keyChanges = bus.events$.subscribe((e) => {
+      if (e.event_type === 'StoreChanged' && (e.tags.includes('api_keys') || e.tags.includes('virtual_keys'))) calls.check();
+    });
+    teardown.defer('worker MCP calls', () => {
+      keyChanges.unsubscribe();
+      calls.dispose();
+    });
     const pool = new WorkerPool({ host: config.server.host, port, threads: config.server.workers - 1, maxSseBacklogBytes: MAX_SSE_BACKLOG_BYTES }, { ...server.remote(), mcp: calls }, log.child({ component: 'workers' }));
     workers = pool;
     teardown.defer('worker threads', () => pool.close());

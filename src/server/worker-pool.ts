@@ -258,7 +258,7 @@ class WorkerLink implements RemoteLink {
       requests: this.requests,
       mcp_calls: this.mcpCalls,
       websockets_open: this.sockets.size,
-      in_flight: this.pending.size,
+      in_flight: this.pending.size + this.calls.size,
       restarts: this.restarts,
       ...(this.lastExit ? { last_exit: this.lastExit } : {}),
     };

@@ -1,0 +1,195 @@
+/**
+ * The MCP fast path of `server.workers: 2` with real parts: a gateway (in process, so its event
+ * bus and worker pool can be watched) whose worker thread decides `POST /mcp` requests itself —
+ * headers, the key's hash, JSON-RPC framing — and hands the owner one call. Every request goes on
+ * a new TCP connection, so the kernel spreads them over the main thread and the worker. The
+ * answers must be the same whichever thread took the connection: an SDK session with an API key
+ * (initialize, tools/list, tools/call with progress), a revoked and an unknown key refused as the
+ * owner refuses them, an unknown session 404 as the owner answers it, and a client that leaves
+ * has its call cancelled at the owner.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { demoClient, startTestGateway, type TestGateway } from './helpers/gateway.js';
+import { freshConnectionFetch, roundRobinFetch } from './helpers/gateway-process.js';
+
+type Json = Record<string, unknown>;
+
+const ADMIN_PASSWORD = 'worker calls are the owner calls 7';
+const ADMIN = { authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}` };
+const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
+
+let g: TestGateway;
+let apiKey: string;
+
+async function api(method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; json: Json }> {
+  const r = await freshConnectionFetch(`${g.url}${path}`, {
+    method,
+    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await r.text();
+  return { status: r.status, json: (text === '' ? {} : JSON.parse(text)) as Json };
+}
+
+async function createKey(name: string): Promise<{ id: string; secret: string }> {
+  const r = await api('POST', '/api/auth/keys', ADMIN, { name, role: 'user' });
+  expect(r.status).toBe(201);
+  return { id: (r.json['key'] as Json)['id'] as string, secret: r.json['secret'] as string };
+}
+
+/** One POST /mcp on a new connection: status, the headers that matter, the body as text. */
+async function post(headers: Record<string, string>, body: unknown): Promise<{ status: number; auth: string; body: string; session: string }> {
+  const r = await freshConnectionFetch(`${g.url}/mcp`, { method: 'POST', headers: { ...MCP_HEADERS, ...headers }, body: JSON.stringify(body) });
+  return { status: r.status, auth: r.headers.get('www-authenticate') ?? '', body: await r.text(), session: r.headers.get('mcp-session-id') ?? '' };
+}
+
+async function openSession(headers: Record<string, string>): Promise<string> {
+  const r = await post(headers, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+  expect(r.status).toBe(200);
+  expect(r.session).not.toBe('');
+  return r.session;
+}
+
+function worker(): { requests: number; mcp_calls: number; in_flight: number } {
+  const v = g.workers?.view()[0];
+  if (v === undefined) throw new Error('no worker thread');
+  return v;
+}
+
+function text(r: unknown): string {
+  return JSON.stringify((r as { content?: unknown }).content);
+}
+
+beforeAll(async () => {
+  g = await startTestGateway(
+    [demoClient('demo')],
+    { workers: 2 },
+    { auth: { disabled: false, admin: { username: 'admin' }, rate_limits: { burst_per_minute: 10_000, requests_per_hour: 1_000_000 } }, log_level: 'warn' },
+    { TRIBUTARY_ADMIN_PASSWORD: ADMIN_PASSWORD },
+  );
+  apiKey = (await createKey('worker calls')).secret;
+}, 60_000);
+
+afterAll(async () => {
+  await g?.stop();
+});
+
+/**
+ * Runs `n` requests from `make` and asserts every answer is the same and that both threads took
+ * some (the worker's share from its counter, the main thread's as the rest; 2^-15 to fail by chance).
+ */
+async function sameOnBothThreads(n: number, make: () => Promise<{ status: number; auth: string; body: string }>): Promise<{ status: number; auth: string; body: string }> {
+  const w0 = worker().requests;
+  const answers = [];
+  for (let i = 0; i < n; i++) answers.push(await make());
+  const onWorker = worker().requests - w0;
+  expect(onWorker, 'requests the worker thread took').toBeGreaterThanOrEqual(1);
+  expect(n - onWorker, 'requests the main thread took').toBeGreaterThanOrEqual(1);
+  const first = answers[0] as { status: number; auth: string; body: string };
+  for (const a of answers) expect(a).toEqual(first);
+  return first;
+}
+
+describe('server.workers: 2 — POST /mcp decided in the worker, served by the owner as calls', () => {
+  it('an SDK session with an API key: initialize, tools/list, tools/call with progress; the worker serves its share as calls', async () => {
+    const calls0 = worker().mcp_calls;
+    const transport = new StreamableHTTPClientTransport(new URL(`${g.url}/mcp`), { fetch: roundRobinFetch(() => [g.url]), requestInit: { headers: { authorization: `Bearer ${apiKey}` } } });
+    const client = new Client({ name: 'worker-calls', version: '1' });
+    await client.connect(transport);
+    try {
+      for (let i = 0; i < 4; i++) expect((await client.listTools()).tools.map((t) => t.name)).toEqual(expect.arrayContaining(['demo-echo', 'demo-sleep']));
+      for (let i = 0; i < 12; i++) expect(text(await client.callTool({ name: 'demo-echo', arguments: { message: `m${i}` } }))).toContain(`Echo: m${i}`);
+      expect(await client.ping()).toEqual({});
+      // progress through the worker: calls until one was served as a worker call (each has a 1/2 chance)
+      let progressOnWorker = false;
+      for (let i = 0; i < 40 && !progressOnWorker; i++) {
+        const before = worker().mcp_calls;
+        const progress: number[] = [];
+        const r = await client.callTool({ name: 'demo-sleep', arguments: { ms: 30, steps: 3 } }, CallToolResultSchema, { onprogress: (p) => progress.push(p.progress) });
+        expect(text(r)).toContain('slept 30 ms');
+        expect(progress).toEqual([1, 2, 3]);
+        progressOnWorker = worker().mcp_calls > before;
+      }
+      expect(progressOnWorker, 'a call with progress served through the worker').toBe(true);
+    } finally {
+      await client.close();
+    }
+    expect(worker().mcp_calls - calls0, 'calls the worker decided').toBeGreaterThanOrEqual(4);
+    expect(worker().in_flight).toBe(0);
+  });
+
+  it('a key revoked after its session opened, and an unknown key: refused through the worker exactly as the owner refuses them', async () => {
+    const key = await createKey('to be revoked');
+    const sid = await openSession({ authorization: `Bearer ${key.secret}` });
+    const call = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'demo-echo', arguments: { message: 'x' } } });
+    // the key works through both threads before it is revoked
+    const ok = await sameOnBothThreads(16, async () => {
+      const r = await post({ authorization: `Bearer ${key.secret}`, 'mcp-session-id': sid }, call(7));
+      return { ...r, body: r.body.replace(/"id":\d+/, '') };
+    });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toContain('Echo: x');
+    expect((await api('DELETE', `/api/auth/keys/${key.id}`, ADMIN)).status).toBe(200);
+    // at once: the worker's copy of the key hashes may not have heard of it yet, the owner has
+    const revoked = await sameOnBothThreads(16, () => post({ authorization: `Bearer ${key.secret}`, 'mcp-session-id': sid }, call(8)));
+    expect(revoked.status).toBe(401);
+    expect(revoked.auth).toContain('Bearer');
+    expect(JSON.parse(revoked.body)).toMatchObject({ jsonrpc: '2.0', id: null, error: { data: { reason: 'revoked_key' } } });
+    const unknown = await sameOnBothThreads(16, () => post({ 'x-api-key': 'trb_not_a_key_of_this_gateway', 'mcp-session-id': sid }, call(9)));
+    expect(unknown.status).toBe(401);
+    expect(JSON.parse(unknown.body)).toMatchObject({ error: { data: { reason: 'unknown_key' } } });
+  });
+
+  it('an unknown session: 404 as the owner answers it, on both threads; a session of another key: 403', async () => {
+    const call = { jsonrpc: '2.0', id: 3, method: 'tools/list' };
+    const missing = await sameOnBothThreads(16, () => post({ authorization: `Bearer ${apiKey}`, 'mcp-session-id': 'no-such-session' }, call));
+    expect(missing.status).toBe(404);
+    expect(JSON.parse(missing.body)).toMatchObject({ jsonrpc: '2.0', id: null, error: { data: { code: 'SESSION_NOT_FOUND', session_id: 'no-such-session' } } });
+    const other = await createKey('another caller');
+    const sid = await openSession({ authorization: `Bearer ${other.secret}` });
+    const foreign = await sameOnBothThreads(16, () => post({ authorization: `Bearer ${apiKey}`, 'mcp-session-id': sid }, call));
+    expect(foreign.status).toBe(403);
+  });
+
+  it('a client that leaves: its call is cancelled at the owner', async () => {
+    const sid = await openSession({ authorization: `Bearer ${apiKey}` });
+    // long calls on new connections until one is held by the worker as a call
+    const controllers: AbortController[] = [];
+    const pending: Promise<unknown>[] = [];
+    const calls0 = worker().mcp_calls;
+    const deadline = Date.now() + 10_000;
+    let id = 100;
+    while (worker().mcp_calls === calls0 && Date.now() < deadline) {
+      const ac = new AbortController();
+      controllers.push(ac);
+      const body = { jsonrpc: '2.0', id: id++, method: 'tools/call', params: { name: 'demo-sleep', arguments: { ms: 30_000, steps: 1 } } };
+      pending.push(
+        freshConnectionFetch(`${g.url}/mcp`, { method: 'POST', headers: { ...MCP_HEADERS, authorization: `Bearer ${apiKey}`, 'mcp-session-id': sid }, body: JSON.stringify(body), signal: ac.signal }).then(
+          (r) => r.text(),
+          () => 'aborted',
+        ),
+      );
+      await new Promise((res) => setTimeout(res, 30));
+    }
+    expect(worker().in_flight).toBeGreaterThanOrEqual(1);
+    // every call ends upstream as cancelled, the worker's included
+    const failed = firstValueFrom(
+      g.bus.events$.pipe(
+        filter((e) => e.event_type === 'ToolInvocationFailed' && e.tool_name === 'sleep'),
+        take(controllers.length),
+        toArray(),
+        timeout(10_000),
+      ),
+    );
+    for (const ac of controllers) ac.abort();
+    await Promise.all(pending);
+    expect((await failed).length).toBe(controllers.length);
+    const until = Date.now() + 5_000;
+    while (worker().in_flight > 0 && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
+    expect(worker().in_flight).toBe(0);
+  });
+});
