@@ -492,7 +492,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
       keyChanges.unsubscribe();
       calls.dispose();
     });
-    const pool = new WorkerPool({ host: config.server.host, port, threads: config.server.workers - 1, maxSseBacklogBytes: MAX_SSE_BACKLOG_BYTES }, { ...server.remote(), mcp: calls }, log.child({ component: 'workers' }));
+    const pool = new WorkerPool({ host: config.server.host, port, threads: config.server.workers - 1, maxSseBacklogBytes: MAX_SSE_BACKLOG_BYTES }, config.server.worker_mcp_calls ? { ...server.remote(), mcp: calls } : server.remote(), log.child({ component: 'workers' }));
     workers = pool;
     teardown.defer('worker threads', () => pool.close());
     await pool.start();
