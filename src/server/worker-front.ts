@@ -187,6 +187,15 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
       case 'res':
         write(m);
         return;
+      case 'rpc': {
+        const p = pending.get(m.id);
+        if (p === undefined || p.aborted || p.ended) return;
+        p.ended = true;
+        pending.delete(m.id);
+        const res = p.res;
+        res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end(m.body));
+        return;
+      }
       case 'carry': {
         const p = pending.get(m.id);
         const req = p?.held;

@@ -14,7 +14,7 @@ import { Worker } from 'node:worker_threads';
 import client, { type Registry } from 'prom-client';
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { Logger } from '../log/logger.js';
-import type { HttpEffect } from '../base/http.js';
+import { JSON_HEADERS, type HttpEffect } from '../base/http.js';
 import type { WorkerCall, WorkerCallHandler } from '../handlers/mcp/worker-calls.js';
 import { statusLine } from './app-response.js';
 import { RemoteRequest, RemoteResponse, RemoteSocket, type RemoteLink } from './worker-remote.js';
@@ -202,6 +202,11 @@ class WorkerLink implements RemoteLink {
         switch (e.kind) {
           case 'reply': {
             done = true;
+            // the common answer in the smallest message (a message's cost grows with its fields)
+            if (e.status === 200 && e.headers === JSON_HEADERS) {
+              this.post({ t: 'rpc', id, body: e.body });
+              break;
+            }
             const noBody = e.status === 202 || e.status === 204;
             this.post({ t: 'res', id, status: statusLine(e.status), headers: flat(e.headers), chunk: noBody ? undefined : e.body, end: true, noBody, close: false });
             break;

@@ -57,6 +57,8 @@ export type ToWorker =
    * (`end` false) or the response ended with it (`end` true; `noBody`: `endWithoutBody`).
    */
   | { readonly t: 'res'; readonly id: number; readonly status: string | undefined; readonly headers: FlatHeaders | undefined; readonly chunk: string | Uint8Array | undefined; readonly end: boolean; readonly noBody: boolean; readonly close: boolean }
+  /** A whole `200 OK` reply with `Content-Type: application/json` and this body (an MCP call's usual answer). */
+  | { readonly t: 'rpc'; readonly id: number; readonly body: string }
   /** Close the connection at once (`HttpResponse.close`). */
   | { readonly t: 'res-close'; readonly id: number }
   /** The owner admitted the upgrade: complete it with this sub-protocol. */
