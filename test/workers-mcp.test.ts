@@ -9,6 +9,7 @@
  * has its call cancelled at the owner.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -119,6 +120,9 @@ describe('server.workers: 2 — POST /mcp decided in the worker, served by the o
       await client.close();
     }
     expect(worker().mcp_calls - calls0, 'calls the worker decided').toBeGreaterThanOrEqual(4);
+    // the SDK's GET stream ends when the client closes (its abort reaches the owner a moment later)
+    const until = Date.now() + 5_000;
+    while (worker().in_flight > 0 && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
     expect(worker().in_flight).toBe(0);
   });
 
@@ -191,5 +195,54 @@ describe('server.workers: 2 — POST /mcp decided in the worker, served by the o
     const until = Date.now() + 5_000;
     while (worker().in_flight > 0 && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
     expect(worker().in_flight).toBe(0);
+  });
+
+  it('whatever the request (fast-check): the worker thread answers exactly as the main thread', async () => {
+    const sid = await openSession({ authorization: `Bearer ${apiKey}` });
+    const calls0 = worker().mcp_calls;
+    let compared = 0;
+    const id = fc.oneof(fc.integer({ min: -5, max: 1e9 }), fc.string({ maxLength: 8 }), fc.constant(null), fc.constant({ a: 1 }));
+    const message = fc.oneof(
+      { weight: 6, arbitrary: fc.record({ jsonrpc: fc.constant('2.0'), id: fc.integer({ min: 1, max: 1e9 }), method: fc.constantFrom('tools/call', 'tools/list', 'ping'), params: fc.record({ name: fc.constant('demo-echo'), arguments: fc.record({ message: fc.string({ maxLength: 20 }) }) }) }) },
+      fc.record({ jsonrpc: fc.constant('2.0'), id, method: fc.constant('tools/call'), params: fc.record({ name: fc.constantFrom('demo-echo', 'demo-nope', ''), arguments: fc.record({ message: fc.string({ maxLength: 20 }) }) }) }),
+      fc.record({ jsonrpc: fc.constant('2.0'), id, method: fc.constantFrom('tools/list', 'ping', 'resources/list', 'nope/nope', 'initialize') }),
+      fc.record({ jsonrpc: fc.constantFrom('2.0', '1.0'), id, method: fc.constantFrom('tools/call', 'ping'), params: fc.oneof(fc.constant(undefined), fc.constant(null), fc.constant([1]), fc.record({ _meta: fc.record({ 'io.modelcontextprotocol/protocolVersion': fc.constant('2026-07-28') }) })) }),
+      fc.record({ jsonrpc: fc.constant('2.0'), method: fc.constant('notifications/cancelled'), params: fc.record({ requestId: fc.integer() }) }),
+      fc.array(fc.record({ jsonrpc: fc.constant('2.0'), id: fc.integer({ min: 1, max: 9 }), method: fc.constant('ping') }), { maxLength: 3 }),
+      fc.jsonValue({ maxDepth: 3 }),
+    );
+    /** Mostly the valid value, sometimes one of the others: about half of the requests are valid calls. */
+    const mostly = <T>(valid: fc.Arbitrary<T>, ...others: T[]): fc.Arbitrary<T> => fc.oneof({ weight: 12, arbitrary: valid }, { weight: 1, arbitrary: fc.constantFrom(...others) });
+    const request = fc.record({
+      body: fc.oneof({ weight: 8, arbitrary: message.map((m) => JSON.stringify(m)) }, { weight: 1, arbitrary: fc.string({ maxLength: 30 }) }),
+      accept: mostly(fc.constantFrom('application/json, text/event-stream', 'application/json', 'text/event-stream', '*/*'), 'text/html', 'application/xml, text/plain'),
+      contentType: mostly(fc.constantFrom('application/json', 'application/json; charset=utf-8'), 'text/plain', 'application/x-www-form-urlencoded'),
+      version: mostly(fc.constantFrom('2025-06-18', '2025-03-26', ''), '1999-01-01', '2026-07-28'),
+      session: mostly(fc.constant(sid), 'no-such-session', ''),
+      credential: mostly(fc.constantFrom<Record<string, string>>({ authorization: `Bearer ${apiKey}` }, { 'x-api-key': apiKey }, { authorization: apiKey }, { 'x-bf-vk': apiKey }), { authorization: 'Bearer trb_unknown' }, {}, { authorization: 'Digest username="x"' }, { authorization: 'Bearer a.b.c' }, { 'x-api-key': apiKey, authorization: 'Bearer trb_unknown' }),
+      include: mostly(fc.constant<Record<string, string>>({}), { 'x-bf-mcp-include-tools': 'demo-echo' }, { 'x-bf-mcp-include-clients': 'nobody' }),
+      origin: mostly(fc.constant<Record<string, string>>({}), { origin: 'http://localhost:3000' }, { origin: 'https://evil.example' }),
+    });
+    await fc.assert(
+      fc.asyncProperty(request, async (r) => {
+        const headers: Record<string, string> = { 'content-type': r.contentType, accept: r.accept, ...r.credential, ...r.include, ...r.origin };
+        if (r.version !== '') headers['mcp-protocol-version'] = r.version;
+        if (r.session !== '') headers['mcp-session-id'] = r.session;
+        const byThread: { owner?: unknown; worker?: unknown } = {};
+        for (let tries = 0; tries < 12 && (byThread.owner === undefined || byThread.worker === undefined); tries++) {
+          const before = worker().requests;
+          const res = await freshConnectionFetch(`${g.url}/mcp`, { method: 'POST', headers, body: r.body });
+          const answer = { status: res.status, type: res.headers.get('content-type'), auth: res.headers.get('www-authenticate'), limit: res.headers.get('x-ratelimit-limit'), cors: res.headers.get('access-control-allow-origin'), body: await res.text() };
+          if (worker().requests > before) byThread.worker = answer;
+          else byThread.owner = answer;
+        }
+        if (byThread.owner === undefined || byThread.worker === undefined) return;
+        compared++;
+        expect(byThread.worker).toEqual(byThread.owner);
+      }),
+      { numRuns: 80 },
+    );
+    expect(compared).toBeGreaterThanOrEqual(70);
+    expect(worker().mcp_calls - calls0, 'requests served as worker calls during the property').toBeGreaterThanOrEqual(20);
   });
 });
