@@ -374,10 +374,12 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
 
   let draining = false;
   let workers: WorkerPool | undefined;
+  /** Whether the main thread takes connections (with `server.main_thread_listens: false`, only while no worker does). */
+  let mainListening = true;
   /** `/health` `components.workers` with `server.workers` > 1 (the pool is started after the port is bound). */
   const workersHealth =
     config.server.workers > 1
-      ? (): Record<string, unknown> => ({ threads: config.server.workers, owner: { thread: 0, requests: server.requestsOwn }, workers: workers?.view() ?? [] })
+      ? (): Record<string, unknown> => ({ threads: config.server.workers, owner: { thread: 0, requests: server.requestsOwn, listening: mainListening }, workers: workers?.view() ?? [] })
       : undefined;
   registerServerRoutes(routes, {
     mcpPost: (i) => mcp.post(i),
@@ -492,7 +494,24 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
       keyChanges.unsubscribe();
       calls.dispose();
     });
-    const pool = new WorkerPool({ host: config.server.host, port, threads: config.server.workers - 1, maxSseBacklogBytes: MAX_SSE_BACKLOG_BYTES }, config.server.worker_mcp_calls ? { ...server.remote(), mcp: calls } : server.remote(), log.child({ component: 'workers' }));
+    // main_thread_listens: false — connections go to the workers; the main thread listens only while none does
+    const followWorkers = (listening: number): void => {
+      if (config.server.main_thread_listens || draining) return;
+      if (listening > 0 && mainListening) {
+        server.stopListening();
+        mainListening = false;
+        log.info('main thread stops taking connections: worker threads listen', { worker_threads_listening: listening });
+      } else if (listening === 0 && !mainListening) {
+        mainListening = true;
+        log.warn('no worker thread listens: the main thread takes connections until one does');
+        void server.resumeListening().then((ok) => {
+          if (ok) return;
+          mainListening = false;
+          log.error('the main thread cannot listen again on the port', { port });
+        });
+      }
+    };
+    const pool = new WorkerPool({ host: config.server.host, port, threads: config.server.workers - 1, maxSseBacklogBytes: MAX_SSE_BACKLOG_BYTES, onListening: followWorkers }, config.server.worker_mcp_calls ? { ...server.remote(), mcp: calls } : server.remote(), log.child({ component: 'workers' }));
     workers = pool;
     teardown.defer('worker threads', () => pool.close());
     await pool.start();

@@ -246,3 +246,47 @@ describe('server.workers: 2 — POST /mcp decided in the worker, served by the o
     expect(worker().mcp_calls - calls0, 'requests served as worker calls during the property').toBeGreaterThanOrEqual(20);
   });
 });
+
+describe('server.workers: 2 with main_thread_listens: false — the worker takes the connections, the main thread serves calls', () => {
+  it('every connection goes to the worker; while it restarts the main thread listens, then stops again', async () => {
+    const gw = await startTestGateway([demoClient('demo')], { workers: 2, main_thread_listens: false }, { log_level: 'warn' });
+    try {
+      const pool = gw.workers;
+      if (pool === undefined) throw new Error('no worker pool');
+      const view = (): { requests: number; mcp_calls: number; state: string } => pool.view()[0] as { requests: number; mcp_calls: number; state: string };
+      const health = async (): Promise<{ owner: { requests: number; listening: boolean } }> =>
+        ((await (await freshConnectionFetch(`${gw.url}/health`)).json()) as { components: { workers: { owner: { requests: number; listening: boolean } } } }).components.workers;
+      const init = await freshConnectionFetch(`${gw.url}/mcp`, { method: 'POST', headers: MCP_HEADERS, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }) });
+      const sid = init.headers.get('mcp-session-id') ?? '';
+      await init.text();
+      const echo = async (i: number): Promise<string> => {
+        const r = await freshConnectionFetch(`${gw.url}/mcp`, { method: 'POST', headers: { ...MCP_HEADERS, 'mcp-session-id': sid }, body: JSON.stringify({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'demo-echo', arguments: { message: `n${i}` } } }) });
+        return r.text();
+      };
+      const before = await health();
+      expect(before.owner.listening).toBe(false);
+      const calls0 = view().mcp_calls;
+      for (let i = 0; i < 20; i++) expect(await echo(i)).toContain(`Echo: n${i}`);
+      expect(view().mcp_calls - calls0).toBe(20);
+      expect((await health()).owner.requests).toBe(before.owner.requests);
+      // the worker fails: the main thread takes connections until it listens again
+      pool.injectFault(1, 'fault injected by the test');
+      const until = Date.now() + 5_000;
+      while (view().state === 'listening' && Date.now() < until) await new Promise((res) => setTimeout(res, 5));
+      expect(view().state).toBe('restarting');
+      const during = await health();
+      expect(during.owner.listening).toBe(true);
+      expect(await echo(100)).toContain('Echo: n100');
+      const back = Date.now() + 10_000;
+      while (view().state !== 'listening' && Date.now() < back) await new Promise((res) => setTimeout(res, 20));
+      expect(view().state).toBe('listening');
+      const after = await health();
+      expect(after.owner.listening).toBe(false);
+      const calls1 = view().mcp_calls;
+      for (let i = 200; i < 210; i++) expect(await echo(i)).toContain(`Echo: n${i}`);
+      expect(view().mcp_calls - calls1).toBe(10);
+    } finally {
+      await gw.stop();
+    }
+  });
+});

@@ -43,6 +43,12 @@ export const ServerConfig = t.exact(
      * (default true); false: every request is carried to the main thread whole.
      */
     worker_mcp_calls: t.boolean,
+    /**
+     * With `workers` > 1: whether the main thread takes connections too (default true). false:
+     * only the worker threads do, and the main thread serves their calls and carried requests
+     * (it listens again while no worker listens, e.g. during a worker's restart).
+     */
+    main_thread_listens: t.boolean,
   }),
 );
 export type ServerConfig = t.TypeOf<typeof ServerConfig>;

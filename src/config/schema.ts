@@ -74,6 +74,8 @@ export interface GatewayConfig {
     readonly workers: number;
     /** Worker threads decide MCP calls themselves (the MCP fast path); false: every request is carried whole. */
     readonly worker_mcp_calls: boolean;
+    /** With workers: the main thread takes connections too; false: only while no worker listens. */
+    readonly main_thread_listens: boolean;
   };
   readonly data_dir: string;
   readonly log_level: LogLevel;

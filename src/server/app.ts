@@ -269,6 +269,19 @@ export class GatewayServer {
     });
   }
 
+  /**
+   * Listens again on the bound port with SO_REUSEPORT, after {@link stopListening} (`server.workers`
+   * with `main_thread_listens: false`: the main thread takes connections only while no worker does).
+   * Resolves false when it cannot (the reason is logged by the caller).
+   */
+  resumeListening(): Promise<boolean> {
+    if (this.listenSocket !== undefined) return Promise.resolve(true);
+    return this.listenOn(this.port, 0).then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** Stops accepting connections (responses in progress go on). */
   stopListening(): void {
     if (this.listenSocket) {

@@ -56,6 +56,8 @@ export interface WorkerPoolOptions {
   readonly startTimeoutMs?: number;
   /** Longest wait for a worker to end after `exit`, ms (then it is terminated). */
   readonly exitTimeoutMs?: number;
+  /** Called with the number of worker threads listening, whenever it changes. */
+  readonly onListening?: (listening: number) => void;
 }
 
 /** Restart backoff of a dying worker: 250 ms doubling to 10 s; a worker that lived 30 s starts over. */
@@ -384,6 +386,15 @@ export class WorkerPool {
     );
   }
 
+  #listening = -1;
+
+  #listeningChanged(): void {
+    const n = this.#links.filter((l) => l.state === 'listening').length;
+    if (n === this.#listening) return;
+    this.#listening = n;
+    this.options.onListening?.(n);
+  }
+
   #spawn(l: WorkerLink): Promise<void> {
     const settings: WorkerSettings = { thread: l.thread, host: this.options.host, port: this.options.port, ws: this.entry.wsRoutes(), maxSseBacklogBytes: this.options.maxSseBacklogBytes };
     const w = spawnWorker(settings);
@@ -402,6 +413,7 @@ export class WorkerPool {
         }
         listening = true;
         l.state = 'listening';
+        this.#listeningChanged();
         const mcp = this.entry.mcp;
         if (mcp !== undefined) l.post({ t: 'mcp-state', state: mcp.state() });
         this.log.info('worker thread listening', { thread: l.thread, port: this.options.port });
@@ -428,6 +440,10 @@ export class WorkerPool {
       l.outbox = undefined;
       error ??= l.failure;
       l.lastExit = { at: new Date().toISOString(), code, ...(error !== undefined ? { error } : {}) };
+      if (l.state === 'listening') {
+        l.state = this.#stopping ? 'stopped' : 'restarting';
+        this.#listeningChanged();
+      }
       l.lost();
       if (this.#stopping) {
         l.state = 'stopped';
