@@ -13,7 +13,7 @@ import { createLogger } from '../src/log/logger.js';
 import { capPayloadPacked, isPlainJson, unpackPayload } from '../src/store/cap-payload.js';
 import { openSublevel } from '../src/store/db.js';
 import { entryOfValue, type ToolLogEntry, type ToolLogRecords } from '../src/store/tool-log.js';
-import { JSON_PAYLOAD_RECORD_TAG, RECORD_TAG, encodeRecord, summaryOf, type ToolLogRecordFields } from '../src/store/tool-log-record.js';
+import { JSON_PAYLOAD_RECORD_TAG, RECORD_TAG, encodeRecord, eventOfRecord, summaryOf, type ToolLogRecordFields } from '../src/store/tool-log-record.js';
 import { connectClient, demoClient, send, startTestGateway } from './helpers/gateway.js';
 import { tempStores } from './helpers/store.js';
 
@@ -52,13 +52,13 @@ function roundTrip(f: ToolLogRecordFields): ToolLogEntry {
 }
 
 /** A record of the previous layout (0x02): the same head, payloads as JSON text (UTF-8). */
-function jsonLayoutRecord(e: ToolLogEntry, external = false): { record: Uint8Array; payload?: Uint8Array } {
+function jsonLayoutRecord(e: ToolLogEntry, external = false, event?: Record<string, unknown>): { record: Uint8Array; payload?: Uint8Array } {
   const packr = new Packr({ useRecords: false });
   const args = e.arguments_truncated ? (e.arguments as string) : JSON.stringify(e.arguments);
   const result = e.result_truncated ? (e.result as string) : JSON.stringify(e.result);
   const summary = Buffer.from(packr.pack([e.client, e.tool, e.status === 'success' ? 1 : 0, e.latency_ms, e.cost_usd, e.virtual_key ?? null, e.surface]));
   const details = Buffer.from(
-    packr.pack([e.id, e.timestamp, e.error ?? null, e.trace_id ?? null, e.arguments_truncated ? 1 : 0, e.result_truncated ? 1 : 0, Buffer.byteLength(args), external ? 1 : 0]),
+    packr.pack([e.id, e.timestamp, e.error ?? null, e.trace_id ?? null, e.arguments_truncated ? 1 : 0, e.result_truncated ? 1 : 0, Buffer.byteLength(args), external ? 1 : 0, ...(event ? [event] : [])]),
   );
   const head = Buffer.alloc(9 + summary.length + details.length);
   head[0] = JSON_PAYLOAD_RECORD_TAG;
@@ -276,6 +276,11 @@ describe('tool-log payloads: records of the previous layout', () => {
     expect(entryOfValue(inline.record)).toStrictEqual(old);
     const external = jsonLayoutRecord(old, true);
     expect(entryOfValue(external.record, external.payload)).toStrictEqual(old);
+    // schema version 3 wrote the call's event at the end of the details
+    const event = { seq: 7, event_type: 'ToolInvocationFailed', tool_name: 'add' };
+    const withEvent = jsonLayoutRecord(old, false, event);
+    expect(eventOfRecord(withEvent.record)).toStrictEqual(event);
+    expect(entryOfValue(withEvent.record)).toStrictEqual(old);
   });
 
   it('read beside new records in a real store: pages, filters, stats and sweeps', async () => {

@@ -52,6 +52,13 @@ export const MIGRATIONS: readonly Migration[] = [
     },
   },
   {
+    version: 3,
+    description: 'tool events are stored inside their tool-log records (one write per call); earlier tool events stay in the event log and still read',
+    // nothing to rewrite: the version tells an older Tributary, which would not find the new tool
+    // events in the event log (and would replay them as missing), to refuse this data
+    up: async () => {},
+  },
+  {
     version: 4,
     description: 'tool log: record layout 3, payloads as MessagePack; records of layout 2 (payloads as JSON text) stay and still read',
     // nothing to rewrite: the version tells an older Tributary, which would misread layout 3
