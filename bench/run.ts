@@ -1,8 +1,11 @@
 /**
  * `npm run bench`: MCP `tools/call` of a trivial echo tool, measured as a user would run the
  * gateway. The system under test — the gateway AND every process it starts (its stdio upstreams) —
- * is pinned to one core (`taskset -c 1`); `wrk -t1` with bench/mcp-call.lua (a fresh JSON-RPC id
- * per request, an established session) runs on the other core (`taskset -c 0`).
+ * is pinned to one core (`taskset -c 1`); the load runs on the other core (`taskset -c 0`): at c=1
+ * the sequential client of bench/seq-client.ts (one keep-alive connection, one request at a time,
+ * every request timed — wrk's c=1 latencies disagree with its own throughput, see that file), at
+ * higher concurrency `wrk -t1` with bench/mcp-call.lua (a fresh JSON-RPC id per request, an
+ * established session).
  *
  * Systems (BENCH_VARIANTS, default `raw,direct-stdio,stdio,inprocess`):
  *   raw              raw uWS answering a fixed JSON-RPC result (bench/raw-uws.ts): the ceiling
@@ -47,8 +50,9 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { packageBin } from '../src/config/default.js';
 import { ChildGroup, envNumber, listeningPort, logTo, runMain, runWrk as runWrkPoint, wrkVersion } from './procs.js';
-import { DISTURBED_PCT, checkLine, childPids, fmtInt, mcpPost, mean, openSession, pct, processCommandLine, waitForQuiet, writeResults, type Point, type TargetCheck } from './lib.js';
+import { DISTURBED_PCT, checkLine, childPids, fmtInt, mcpPost, mean, monotonicUs, openSession, pct, processCommandLine, waitForQuiet, writeResults, type Point, type TargetCheck } from './lib.js';
 import { mainThreadProfile, selfTimeTable, topSelfTime, type ProfileSummary, type Window } from './profile.js';
+import type { SeqOptions, SeqPoint } from './seq-client.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, '..');
@@ -223,6 +227,12 @@ interface Row extends Point {
   tree_us_per_call?: number;
   upstream_us_per_call?: number;
   gateway_us_per_call?: number;
+  /** The sequential client's view of the tail (c=1 points; see bench/seq-client.ts). */
+  mean_us?: number;
+  p999_us?: number;
+  max_us?: number;
+  over_1ms?: number;
+  over_5ms?: number;
 }
 
 /** Fills the per-call CPU figures of a row from its `tree_cpu_s` (`upstreams`: keys that are upstream processes). */
@@ -236,7 +246,25 @@ function perCall(row: Row, upstreams: readonly string[], called: string | undefi
   if (called !== undefined && t[called] !== undefined) row.upstream_us_per_call = perCallUs(t[called]);
 }
 
-/** A wrk point: fresh system, verified call, warm-up, quiet wait, the measured window, stop. */
+/**
+ * A c=1 window of bench/seq-client.ts pinned to the load core: one connection, one request at a
+ * time, each timed (wrk's c=1 latencies disagree with its own throughput; see that file).
+ * @throws Error with the client's stderr when it fails.
+ */
+async function runSeqPoint(o: SeqOptions, name: string): Promise<{ point: SeqPoint; window: Window }> {
+  const child = procs.spawnPinned(LOADGEN_CORE, process.execPath, ['--import', 'tsx', join(BENCH_DIR, 'seq-client.ts'), JSON.stringify(o)]);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const w0 = monotonicUs();
+  const code = await new Promise<number | null>((r) => child.once('close', (x) => r(x)));
+  const line = stdout.split('\n').find((l) => l.startsWith('BENCH_SEQ '));
+  if (code !== 0 || line === undefined) throw new Error(`${name}: sequential client failed (exit ${String(code)}): ${stderr.trim().slice(0, 500)}`);
+  return { point: JSON.parse(line.slice('BENCH_SEQ '.length)) as SeqPoint, window: [w0, monotonicUs()] };
+}
+
+/** A wrk point (c=1: the sequential client): fresh system, verified call, warm-up, quiet wait, the measured window, stop. */
 async function wrkPoint(v: WrkVariant, c: number, run: number, profile: { summary?: ProfileSummary }): Promise<Row> {
   const name = `${v.key}-c${c}-r${run}`;
   const sut = await v.start(name);
@@ -244,17 +272,19 @@ async function wrkPoint(v: WrkVariant, c: number, run: number, profile: { summar
   let row: Row;
   try {
     await verifyCall(sut.url, v.tool, sut.session, v.exactId);
-    const wrk = (seconds: number): ReturnType<typeof runWrkPoint> =>
-      runWrkPoint(procs, {
-        script: LUA,
-        url: `${sut.url}/mcp`,
-        concurrency: c,
-        seconds,
-        env: { MCP_SESSION: sut.session, MCP_TOOL: v.tool, MCP_MESSAGE: MESSAGE, MCP_CHECK_BODIES: CHECK_BODIES ? '1' : '0' },
-        serverPid: sut.child.pid as number,
-        trees: sut.upstreams,
-        core: LOADGEN_CORE,
-      });
+    const wrk = (seconds: number): Promise<{ point: Point & Partial<SeqPoint>; window: Window }> =>
+      c === 1
+        ? runSeqPoint({ url: `${sut.url}/mcp`, session: sut.session, tool: v.tool, message: MESSAGE, seconds, checkBodies: CHECK_BODIES, serverPid: sut.child.pid as number, trees: sut.upstreams }, name)
+        : runWrkPoint(procs, {
+            script: LUA,
+            url: `${sut.url}/mcp`,
+            concurrency: c,
+            seconds,
+            env: { MCP_SESSION: sut.session, MCP_TOOL: v.tool, MCP_MESSAGE: MESSAGE, MCP_CHECK_BODIES: CHECK_BODIES ? '1' : '0' },
+            serverPid: sut.child.pid as number,
+            trees: sut.upstreams,
+            core: LOADGEN_CORE,
+          });
     if (WARMUP > 0) {
       const w = (await wrk(WARMUP)).point;
       if (w.errors > 0) progress(`${v.key} c=${c} run ${run}: warm-up saw ${w.errors} errors ${JSON.stringify(w.error_detail)}`);
@@ -349,8 +379,8 @@ function summaryTable(rows: readonly Row[]): string[] {
 /** Every point, in run order within each system. */
 function pointsTable(rows: readonly Row[], failures: readonly string[]): string[] {
   const out = [
-    '| system | c | run | req/s | p50 µs | p99 µs | p99÷p50 | tree CPU µs/call | upstream CPU µs/call | gateway CPU µs/call | errors | load-gen CPU | system CPU | other CPU |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| system | c | run | load | req/s | p50 µs | p99 µs | p99÷p50 | p99.9 µs | max µs | calls > 1 ms | tree CPU µs/call | upstream CPU µs/call | gateway CPU µs/call | errors | load-gen CPU | system CPU | other CPU |',
+    '|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const order = VARIANTS.map((v) => v.key);
   const sorted = [...rows].sort((a, b) => order.indexOf(a.variant) - order.indexOf(b.variant) || a.concurrency - b.concurrency || a.run - b.run);
@@ -360,11 +390,13 @@ function pointsTable(rows: readonly Row[], failures: readonly string[]): string[
     // the direct client is its own load generator, on the system core
     const load = direct ? '— (the client)' : pct(r.loadgen_cpu_pct);
     const system = direct ? pct((100 * (r.tree_cpu_s?.['server'] ?? NaN)) / r.seconds) : pct(r.server_cpu_pct);
+    const loadKind = direct ? 'the client' : r.concurrency === 1 ? 'sequential' : 'wrk';
+    const over = r.over_1ms === undefined ? '—' : `${fmtInt(r.over_1ms)} (${((100 * r.over_1ms) / Math.max(1, r.requests)).toFixed(2)}%)`;
     out.push(
-      `| ${r.variant} | ${r.concurrency} | ${r.run} | ${fmtInt(r.rps)} | ${fmtInt(r.p50_us)} | ${fmtInt(r.p99_us)} | ${(r.p99_us / r.p50_us).toFixed(1)} | ${us1(r.tree_us_per_call)} | ${us1(r.upstream_us_per_call)} | ${us1(r.gateway_us_per_call)} | ${errs} | ${load} | ${system} | ${pct(r.other_cpu_pct)}${disturbed(r) ? ' ⚠' : ''} |`,
+      `| ${r.variant} | ${r.concurrency} | ${r.run} | ${loadKind} | ${fmtInt(r.rps)} | ${fmtInt(r.p50_us)} | ${fmtInt(r.p99_us)} | ${(r.p99_us / r.p50_us).toFixed(1)} | ${r.p999_us === undefined ? '—' : fmtInt(r.p999_us)} | ${r.max_us === undefined ? '—' : fmtInt(r.max_us)} | ${over} | ${us1(r.tree_us_per_call)} | ${us1(r.upstream_us_per_call)} | ${us1(r.gateway_us_per_call)} | ${errs} | ${load} | ${system} | ${pct(r.other_cpu_pct)}${disturbed(r) ? ' ⚠' : ''} |`,
     );
   }
-  for (const f of failures) out.push(`| failed: ${f.replace(/\|/g, '/').split('\n')[0] ?? ''} | | | | | | | | | | | | | |`);
+  for (const f of failures) out.push(`| failed: ${f.replace(/\|/g, '/').split('\n')[0] ?? ''} | | | | | | | | | | | | | | | | | |`);
   return out;
 }
 
@@ -464,7 +496,8 @@ async function main(): Promise<void> {
   lines.push('');
   lines.push(
     `System under test (gateway and its stdio children; raw uWS; the direct client with its server-everything) pinned to core ${SUT_CORE}; ` +
-      `wrk pinned to core ${LOADGEN_CORE} (1 thread, connections = concurrency${CHECK_BODIES ? ', every response body checked' : ''}). ` +
+      `the load pinned to core ${LOADGEN_CORE}: at c=1 a sequential client (one keep-alive connection, one request at a time, every request timed; bench/seq-client.ts), ` +
+      `above it wrk (1 thread, connections = concurrency)${CHECK_BODIES ? '; every response body checked' : ''}. ` +
       'A fresh system per point. Tributary: its tsc build with the embedded default config. ' +
       'CPU per call: utime + stime from /proc over the measured window ÷ completed calls; gateway = the tree minus its upstream processes; ' +
       'for raw uWS that is the whole server, for the direct row the SDK client (which is also the load). ' +
