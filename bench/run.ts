@@ -34,7 +34,9 @@
  *   --quick    3 s windows, 1 s warm-up, 1 run (unless the env below says otherwise)
  *   --profile  the gateway under `node --cpu-prof`; prints its top self-time functions over the
  *              measured window of the first run at the highest concurrency (profiling slows it)
- * Environment: BENCH_DURATION (s per window, default 10), BENCH_WARMUP (s, default 2), BENCH_RUNS
+ * Environment: BENCH_GATEWAY_BUILD (a directory holding a gateway build — dist/, package.json,
+ * node_modules — to run instead of building this checkout: an A/B of two builds), BENCH_NODE_FLAGS
+ * (the gateway's node flags instead of those of `npm start`), BENCH_DURATION (s per window, default 10), BENCH_WARMUP (s, default 2), BENCH_RUNS
  * (default 2), BENCH_CONCURRENCY (default "1,16,64"), BENCH_VARIANTS, BENCH_CHECK_BODIES (default 1:
  * wrk checks every response body; 0 = status codes only), BENCH_QUIET_WAIT (s, default 5: before
  * each window, wait up to this long for other work on the machine to stop), BENCH_QUICK=1 and
@@ -43,7 +45,7 @@
  * Writes bench/results/latest.json and logs under bench/results/.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -133,8 +135,24 @@ interface DirectVariant {
 
 type Variant = WrkVariant | DirectVariant;
 
-/** The tsc build of the gateway, made once per bench run (removed at the end). */
-const gatewayBuild = (): string => procs.gatewayBuild(ROOT);
+/** The tsc build of the gateway, made once per bench run (removed at the end), or BENCH_GATEWAY_BUILD. */
+const gatewayBuild = (): string => procs.gatewayBuild(ROOT, process.env['BENCH_GATEWAY_BUILD']);
+
+/**
+ * The node flags the gateway runs with: those of `npm start` (package.json `scripts.start`,
+ * `node <flags> dist/main.js`), so the bench measures what users run; BENCH_NODE_FLAGS replaces
+ * them (e.g. `''` for Node's defaults, for an A/B).
+ * @throws Error when `scripts.start` is not of that form.
+ */
+function gatewayNodeFlags(): string[] {
+  const override = process.env['BENCH_NODE_FLAGS'];
+  if (override !== undefined) return override.split(/\s+/).filter((f) => f !== '');
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts?: { start?: string } };
+  const m = /^node((?:\s+--[^\s]+)*)\s+dist\/main\.js$/.exec((pkg.scripts?.start ?? '').trim());
+  if (!m) throw new Error(`package.json scripts.start is not "node [--flags] dist/main.js": ${JSON.stringify(pkg.scripts?.start)}`);
+  return (m[1] ?? '').split(/\s+/).filter((f) => f !== '');
+}
+const NODE_FLAGS = gatewayNodeFlags();
 
 /** The gateway's stdio children that run a known upstream bin script, by upstream name. */
 function upstreamsOf(pid: number): Record<string, number> {
@@ -158,6 +176,7 @@ async function startGateway(point: string): Promise<Sut> {
     what: 'gateway',
     logs: LOGS,
     healthyOnly: true,
+    nodeFlags: NODE_FLAGS,
     ...(profileDir !== undefined ? { profileDir } : {}),
   });
   try {
@@ -498,7 +517,8 @@ async function main(): Promise<void> {
     `System under test (gateway and its stdio children; raw uWS; the direct client with its server-everything) pinned to core ${SUT_CORE}; ` +
       `the load pinned to core ${LOADGEN_CORE}: at c=1 a sequential client (one keep-alive connection, one request at a time, every request timed; bench/seq-client.ts), ` +
       `above it wrk (1 thread, connections = concurrency)${CHECK_BODIES ? '; every response body checked' : ''}. ` +
-      'A fresh system per point. Tributary: its tsc build with the embedded default config. ' +
+      `A fresh system per point. Tributary: ${process.env['BENCH_GATEWAY_BUILD'] ? `the prebuilt ${gatewayBuild()} (BENCH_GATEWAY_BUILD)` : 'its tsc build'} with the embedded default config, ` +
+      `node flags \`${NODE_FLAGS.join(' ') || '(none)'}\`${process.env['BENCH_NODE_FLAGS'] !== undefined ? ' (BENCH_NODE_FLAGS)' : ' (as `npm start`)'}. ` +
       'CPU per call: utime + stime from /proc over the measured window ÷ completed calls; gateway = the tree minus its upstream processes; ' +
       'for raw uWS that is the whole server, for the direct row the SDK client (which is also the load). ' +
       `"other CPU" is machine-wide CPU not charged to the measured processes; ⚠ marks points above ${DISTURBED_PCT}% (disturbed), which the means skip when an undisturbed run exists.` +
@@ -530,6 +550,8 @@ async function main(): Promise<void> {
   writeResults(join(RESULTS_DIR, 'latest.json'), {
     wrk,
     settings: {
+      gateway_node_flags: NODE_FLAGS,
+      gateway_build: process.env['BENCH_GATEWAY_BUILD'] ?? null,
       quick: QUICK,
       duration_s: DURATION,
       warmup_s: WARMUP,
