@@ -4,44 +4,20 @@
  * `stream seq × EVENTS_PER_MESSAGE + index`, and a replay names only real holes (messages the
  * stream removed by its limit), not the numbers no message uses.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { firstValueFrom, filter, take, toArray } from 'rxjs';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { ClusterEventFeed, ClusterEventPublisher, EVENTS_PER_MESSAGE, eventSeq } from '../src/cluster/event-stream.js';
 import { createLogger } from '../src/log/logger.js';
-import type { GatewayEvent } from '../src/streams/events.js';
-import { startNatsServer, type TestNatsServer } from './helpers/nats.js';
+import { storeChangedEvent, useEventStreams } from './helpers/event-stream.js';
 import { waitFor } from './helpers/wait.js';
 
 const log = createLogger('silent');
-let nats: TestNatsServer;
-let nc: NatsConnection;
-let jsm: JetStreamManager;
-
-beforeAll(async () => {
-  nats = await startNatsServer();
-  nc = await connect({ servers: nats.url });
-  jsm = await jetstreamManager(nc);
-});
-
-afterAll(async () => {
-  await nc?.close();
-  await nats?.dispose();
-});
-
-async function stream(name: string, maxMsgs: number): Promise<{ source: { js: ReturnType<typeof jetstream>; streamName: string; jsm: JetStreamManager }; subject: string }> {
-  await jsm.streams.add({ name, subjects: [`${name}.events.>`], max_msgs: maxMsgs, storage: StorageType.File, duplicate_window: 120_000_000_000 });
-  return { source: { js: jetstream(nc), streamName: name, jsm }, subject: `${name}.events.n1` };
-}
-
-function event(seq: number): GatewayEvent {
-  return { event_type: 'StoreChanged', seq, timestamp: new Date(0).toISOString(), tags: [`t${seq}`] } as unknown as GatewayEvent;
-}
+const streams = useEventStreams();
+const event = storeChangedEvent;
 
 describe('cluster event stream: batch messages', () => {
   it('publishes the events offered in one turn as one stream message; the feed numbers them by message and index', async () => {
-    const { source, subject } = await stream('b1', 1000);
+    const { source, subject } = await streams.stream('b1', 1000);
     const feed = await ClusterEventFeed.start(source, log);
     const publisher = new ClusterEventPublisher({ js: source.js, eventSubject: subject, config: { node_id: 'n1' } }, 10_000, log);
     const got = firstValueFrom(feed.items$.pipe(filter((i) => i.kind === 'event'), take(7), toArray()));
@@ -71,7 +47,7 @@ describe('cluster event stream: batch messages', () => {
   });
 
   it('names messages removed by the stream limit as an expired hole, and only those', async () => {
-    const { source, subject } = await stream('b2', 2);
+    const { source, subject } = await streams.stream('b2', 2);
     const js = source.js;
     // four messages of two events; the stream keeps the last two
     for (let m = 0; m < 4; m++) await js.publish(subject, JSON.stringify([{ event_type: 'A', node_seq: 2 * m + 1 }, { event_type: 'A', node_seq: 2 * m + 2 }]));

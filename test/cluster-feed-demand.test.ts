@@ -4,47 +4,24 @@
  * the first hold starts at the stream's end (what passed meanwhile is not emitted, and not called
  * a hole); a replay still reads every event; the last release stops it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import { describe, expect, it } from 'vitest';
 import { ClusterEventFeed, ClusterEventPublisher, eventSeq } from '../src/cluster/event-stream.js';
 import type { RecordedItem } from '../src/handlers/event-recorder.js';
 import { createLogger } from '../src/log/logger.js';
-import type { GatewayEvent } from '../src/streams/events.js';
-import { startNatsServer, type TestNatsServer } from './helpers/nats.js';
+import { storeChangedEvent, useEventStreams } from './helpers/event-stream.js';
 import { waitFor } from './helpers/wait.js';
 
 const log = createLogger('silent');
-let nats: TestNatsServer;
-let nc: NatsConnection;
-let jsm: JetStreamManager;
+const streams = useEventStreams();
+const event = storeChangedEvent;
 
-beforeAll(async () => {
-  nats = await startNatsServer();
-  nc = await connect({ servers: nats.url });
-  jsm = await jetstreamManager(nc);
-});
-
-afterAll(async () => {
-  await nc?.close();
-  await nats?.dispose();
-});
-
-function event(seq: number): GatewayEvent {
-  return { event_type: 'StoreChanged', seq, timestamp: new Date(0).toISOString(), tags: [`t${seq}`] } as unknown as GatewayEvent;
-}
-
-async function consumers(stream: string): Promise<number> {
-  return (await jsm.consumers.list(stream).next()).length;
-}
 
 const nodeSeq = (i: RecordedItem): unknown => (i.kind === 'event' ? (i.event as unknown as Record<string, unknown>)['node_seq'] : i);
 
 describe('cluster event feed: reading on demand', () => {
   it('reads nothing while not held, starts at the stream end on the first hold, stops after the last release; replays cover the idle time', async () => {
     const name = 'd1';
-    await jsm.streams.add({ name, subjects: [`${name}.events.>`], max_msgs: 1000, storage: StorageType.File, duplicate_window: 120_000_000_000 });
-    const source = { js: jetstream(nc), streamName: name, jsm };
+    const { source } = await streams.stream(name, 1000);
     const feed = await ClusterEventFeed.start(source, log, { onDemand: true, lingerMs: 0 });
     expect(feed.demand).toBe(feed);
     const items: RecordedItem[] = [];
@@ -59,7 +36,7 @@ describe('cluster event feed: reading on demand', () => {
     await publish(1, 3);
     expect(feed.reading).toBe(false);
     expect(feed.ready()).toBeUndefined();
-    expect(await consumers(name)).toBe(0);
+    expect(await streams.consumers(name)).toBe(0);
     expect(feed.messagesRead).toBe(0);
     expect(items).toEqual([]);
 
@@ -70,7 +47,7 @@ describe('cluster event feed: reading on demand', () => {
     await ready;
     expect(feed.reading).toBe(true);
     expect(feed.lastSettledSeq).toBe(eventSeq(2, 0) - 1);
-    expect(await consumers(name)).toBe(1);
+    expect(await streams.consumers(name)).toBe(1);
     await publish(4, 5);
     await waitFor(() => items.length >= 2, 5_000);
     expect(items.map((i) => (i.kind === 'event' ? i.event.seq : i))).toEqual([eventSeq(2, 0), eventSeq(2, 1)]);
@@ -89,10 +66,10 @@ describe('cluster event feed: reading on demand', () => {
     release();
     await waitFor(() => !feed.reading, 5_000);
     await waitFor(() => feed.holds === 0, 5_000);
-    let left = await consumers(name);
+    let left = await streams.consumers(name);
     for (let i = 0; i < 50 && left > 0; i++) {
       await new Promise((r) => setTimeout(r, 20));
-      left = await consumers(name);
+      left = await streams.consumers(name);
     }
     expect(left).toBe(0);
     const read = feed.messagesRead;
@@ -122,8 +99,7 @@ describe('cluster event feed: reading on demand', () => {
 
   it('without onDemand reads from the start, as before', async () => {
     const name = 'd2';
-    await jsm.streams.add({ name, subjects: [`${name}.events.>`], max_msgs: 1000, storage: StorageType.File, duplicate_window: 120_000_000_000 });
-    const source = { js: jetstream(nc), streamName: name, jsm };
+    const { source } = await streams.stream(name, 1000);
     const feed = await ClusterEventFeed.start(source, log);
     expect(feed.demand).toBeUndefined();
     expect(feed.reading).toBe(true);

@@ -91,8 +91,15 @@ export const HEADER_FIELDS = Object.keys(HEADER_NAMES) as readonly HeaderField[]
  */
 export const CREDENTIAL_HEADERS: readonly HeaderField[] = ['authorization', 'apiKey', 'virtualKey', 'includeClients', 'includeTools'];
 
-/** The headers of a route that reads none: every field `''`. */
-export const EMPTY_HEADERS: HttpHeaders = Object.freeze({
+/** {@link HttpHeaders} being filled in: every string field writable and present. */
+export type MutableHeaders = { -readonly [K in Exclude<keyof HttpHeaders, 'mcpParams'>]-?: string } & { mcpParams?: Record<string, string> };
+
+/**
+ * A fresh, writable set of request headers with every field `''` (what a request that sent none
+ * of them has); one object literal, so filling it is as cheap as building it by hand.
+ */
+export function emptyHeaders(): MutableHeaders {
+  return {
   accept: '',
   contentType: '',
   origin: '',
@@ -116,7 +123,11 @@ export const EMPTY_HEADERS: HttpHeaders = Object.freeze({
   toolMode: '',
   cookie: '',
   remoteAddress: '',
-});
+  };
+}
+
+/** The headers of a route that reads none: every field `''`. */
+export const EMPTY_HEADERS: HttpHeaders = Object.freeze(emptyHeaders());
 
 export interface HttpInput {
   /** Upper-case method. */

@@ -3,7 +3,7 @@
  * pass; no other header is copied.
  */
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import { EMPTY_HEADERS, HEADER_FIELDS, type HeaderField, type HttpHeaders } from '../base/http.js';
+import { EMPTY_HEADERS, HEADER_FIELDS, emptyHeaders, type HeaderField, type HttpHeaders } from '../base/http.js';
 
 /** The bit of `field` in a header mask (`RouteEntry.headerMask`). */
 const bit = (field: HeaderField): number => 1 << HEADER_FIELDS.indexOf(field);
@@ -32,9 +32,6 @@ const COOKIE = bit('cookie');
 const HUB_SIGNATURE_256 = bit('hubSignature256');
 const TOOL_MODE = bit('toolMode');
 
-/** The request headers a route may read, filled by {@link readHeaders}; `''` when not sent. */
-type MutableHeaders = { -readonly [K in Exclude<keyof HttpHeaders, 'mcpParams'>]-?: string } & { mcpParams?: Record<string, string> };
-
 /**
  * Copies the headers of `mask` (the route's declared headers and those its access check reads)
  * out of the uWS request (valid only in this callback); every other field stays `''`. A route
@@ -47,31 +44,7 @@ type MutableHeaders = { -readonly [K in Exclude<keyof HttpHeaders, 'mcpParams'>]
  */
 export function readHeaders(req: HttpRequest, res: HttpResponse, mask: number): HttpHeaders {
   if (mask === 0) return EMPTY_HEADERS;
-  const h: MutableHeaders = {
-    accept: '',
-    contentType: '',
-    origin: '',
-    host: '',
-    mcpSessionId: '',
-    mcpProtocolVersion: '',
-    mcpMethod: '',
-    mcpName: '',
-    lastEventId: '',
-    authorization: '',
-    apiKey: '',
-    virtualKey: '',
-    includeClients: '',
-    includeTools: '',
-    traceparent: '',
-    tracestate: '',
-    apiVersion: '',
-    githubEvent: '',
-    githubDelivery: '',
-    hubSignature256: '',
-    toolMode: '',
-    cookie: '',
-    remoteAddress: '',
-  };
+  const h = emptyHeaders();
   req.forEach((name, value) => {
     switch (name) {
       case 'accept':
