@@ -36,7 +36,8 @@
  *              measured window of the first run at the highest concurrency (profiling slows it)
  * Environment: BENCH_GATEWAY_BUILD (a directory holding a gateway build — dist/, package.json,
  * node_modules — to run instead of building this checkout: an A/B of two builds), BENCH_NODE_FLAGS
- * (the gateway's node flags instead of those of `npm start`), BENCH_DURATION (s per window, default 10), BENCH_WARMUP (s, default 2), BENCH_RUNS
+ * (the gateway's node flags instead of those of `npm start`), BENCH_NICE (e.g. -10: every measured
+ * process and the load generator under `nice`, see bench/procs.ts), BENCH_DURATION (s per window, default 10), BENCH_WARMUP (s, default 2), BENCH_RUNS
  * (default 2), BENCH_CONCURRENCY (default "1,16,64"), BENCH_VARIANTS, BENCH_CHECK_BODIES (default 1:
  * wrk checks every response body; 0 = status codes only), BENCH_QUIET_WAIT (s, default 5: before
  * each window, wait up to this long for other work on the machine to stop), BENCH_QUICK=1 and
@@ -559,6 +560,7 @@ async function main(): Promise<void> {
     settings: {
       gateway_node_flags: NODE_FLAGS,
       gateway_build: process.env['BENCH_GATEWAY_BUILD'] ?? null,
+      nice: process.env['BENCH_NICE'] ?? null,
       quick: QUICK,
       duration_s: DURATION,
       warmup_s: WARMUP,
