@@ -530,6 +530,7 @@ async function main(): Promise<void> {
       'CPU per call: utime + stime from /proc over the measured window ÷ completed calls; gateway = the tree minus its upstream processes; ' +
       'for raw uWS that is the whole server, for the direct row the SDK client (which is also the load). ' +
       `"other CPU" is machine-wide CPU not charged to the measured processes; ⚠ marks points above ${DISTURBED_PCT}% (disturbed), which the means skip when an undisturbed run exists.` +
+      (process.env['BENCH_NICE'] ? ` Every measured process and the load ran under \`nice -n ${process.env['BENCH_NICE']}\` (BENCH_NICE).` : '') +
       (PROFILE ? ' --profile: the gateway ran under --cpu-prof (slower than normal).' : ''),
   );
   lines.push('', ...summaryTable(rows), '', '### Every point', '', ...pointsTable(rows, failures));
