@@ -1,7 +1,7 @@
 /**
  * What the write path lets go of once a write is committed (real LevelDB in a temp dir, a forced
  * full garbage collection, `WeakRef`s on the values): a `BatchWriter` keeps no unit taken into a
- * committed batch, and the `EventRecorder` keeps no settled event. Anything kept there for the
+ * committed batch (also while later writes wait), and the `EventRecorder` keeps no settled event. Anything kept there for the
  * next ~1,000 writes outlives two young-generation collections and is promoted; one connection's
  * calls then leave old-space garbage that only full mark-compacts (10+ ms pauses) collect.
  */
@@ -13,7 +13,7 @@ import { runInNewContext } from 'node:vm';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EventRecorder } from '../src/handlers/event-recorder.js';
 import { createLogger } from '../src/log/logger.js';
-import { putOp } from '../src/store/batcher.js';
+import { BatchWriter, putOp } from '../src/store/batcher.js';
 import { EventLogRepository, type SeqGap, type StoredEvent } from '../src/store/events.js';
 import { openStore, type Store } from '../src/store/open.js';
 import type { GatewayEvent } from '../src/streams/events.js';
@@ -67,6 +67,33 @@ describe('the write path keeps nothing once committed', () => {
     expect(await collected(refs)).toBe(true);
     // and the data is there
     expect(await sub.get('k4')).toEqual({ n: 4, pad: 'x'.repeat(100) });
+  });
+
+  it('BatchWriter: a committed write is collectable while later writes still wait (a backlog)', async () => {
+    // one unit per batch, commits finished by hand: the first write starts its batch at once
+    // (the batch is full), writes 1–3 wait; then 1 commits while 2 and 3 wait behind it
+    const finish: (() => void)[] = [];
+    const writer = new BatchWriter<object>(() => new Promise<void>((resolve) => finish.push(resolve)), { maxBatch: 1 });
+    const refs: WeakRef<object>[] = [];
+    const write = (n: number): Promise<void> => {
+      const op = { n, pad: 'z'.repeat(100) };
+      refs.push(new WeakRef(op));
+      return writer.write(op);
+    };
+    const done = [write(0), write(1), write(2), write(3)];
+    finish[0]?.();
+    await done[0];
+    expect(finish).toHaveLength(2);
+    finish[1]?.();
+    await done[1];
+    // write 2 is being committed, write 3 waits: write 1 must not be held for them
+    expect(finish).toHaveLength(3);
+    expect(await collected([refs[1] as WeakRef<object>])).toBe(true);
+    finish[2]?.();
+    await done[2];
+    finish[3]?.();
+    await Promise.all(done);
+    await writer.close();
   });
 
   it('EventRecorder: a settled event is collectable (and was delivered to the feed)', async () => {
