@@ -4,7 +4,9 @@
  *   gateway    the gateway (dist/main.js) with `server.workers` 1 and 2: `tools/call demo-echo`
  *              (in-process upstream, so the gateway path is measured) over one MCP session at
  *              c=64; with 2, the kernel spreads wrk's connections over the main thread and the
- *              worker thread (SO_REUSEPORT), and the worker carries its requests to the main thread
+ *              worker thread (SO_REUSEPORT); the worker either carries its requests whole to the
+ *              main thread (`server.worker_mcp_calls: false`) or decides them itself and hands
+ *              the main thread one call message each (the default)
  *   prototype  bench/workers-uws.ts (a fixed JSON-RPC reply, no gateway logic: the HTTP layer
  *              alone), with N = 0 (main thread only), 1 and 2 worker threads
  *
@@ -32,7 +34,14 @@ const RUNS = envNumber('BENCH_RUNS', 2);
 const CONCURRENCY = envNumber('BENCH_CONCURRENCY', 64);
 const LUA = join(ROOT, 'bench', 'mcp-call.lua');
 const VARIANTS = [0, 1, 2] as const;
-const GATEWAY_VARIANTS = [1, 2] as const;
+/** Gateway variants: `server.workers`, and whether workers decide MCP calls (`server.worker_mcp_calls`). */
+const GATEWAY_VARIANTS = [
+  { name: '1', workers: 1, calls: true },
+  { name: '2, carried', workers: 2, calls: false },
+  { name: '2, worker calls', workers: 2, calls: true },
+  { name: '2, worker calls, main thread not listening', workers: 2, calls: true, mainListens: false },
+] as const;
+type GatewayVariant = (typeof GATEWAY_VARIANTS)[number];
 const PART = process.env['BENCH_PART'] ?? 'all';
 
 const progress = (msg: string): void => void process.stderr.write(`[bench:workers] ${msg}\n`);
@@ -70,6 +79,8 @@ interface GatewaySample {
   shares: number[];
   /** CPU of the main thread alone per call, µs: what bounds throughput when cores are free. */
   main_us: number;
+  /** Share of the measured requests the workers decided themselves and the owner served as calls. */
+  calls_share: number;
   load: string;
 }
 
@@ -85,18 +96,20 @@ function mainThreadCpuSeconds(pid: number): number {
   }
 }
 
+/** Requests per thread (main first) and, last, the MCP calls the workers decided. */
 async function threadCounts(url: string): Promise<number[]> {
   const r = await fetch(`${url}/health`);
-  const body = (await r.json()) as { components: { workers?: { owner: { requests: number }; workers: { requests: number }[] } } };
+  const body = (await r.json()) as { components: { workers?: { owner: { requests: number }; workers: { requests: number; mcp_calls?: number }[] } } };
   const w = body.components.workers;
-  return w === undefined ? [] : [w.owner.requests, ...w.workers.map((x) => x.requests)];
+  return w === undefined ? [0] : [w.owner.requests, ...w.workers.map((x) => x.requests), w.workers.reduce((a, x) => a + (x.mcp_calls ?? 0), 0)];
 }
 
-async function gatewayPoint(build: string, workers: number): Promise<GatewaySample> {
-  const log = join(RESULTS, `workers-gateway-${workers}.log`);
+async function gatewayPoint(build: string, variant: GatewayVariant): Promise<GatewaySample> {
+  const workers = variant.workers;
+  const log = join(RESULTS, `workers-gateway-${variant.name.replace(/[^a-z0-9]+/g, '-')}.log`);
   const gw: StartedGateway = await procs.startGateway({
     build,
-    config: { mcp_clients: [{ name: 'demo', connection_type: 'inprocess', inprocess_server: 'demo' }], log_level: 'warn', server: { workers } },
+    config: { mcp_clients: [{ name: 'demo', connection_type: 'inprocess', inprocess_server: 'demo' }], log_level: 'warn', server: { workers, worker_mcp_calls: variant.calls, ...('mainListens' in variant ? { main_thread_listens: variant.mainListens } : {}) } },
     tmpPrefix: 'tributary-bench-workers-',
     core: '0,1',
     log,
@@ -116,7 +129,9 @@ async function gatewayPoint(build: string, workers: number): Promise<GatewaySamp
     const main1 = mainThreadCpuSeconds(gw.child.pid ?? 0);
     const counts1 = await threadCounts(gw.url);
     if (r.point.errors > 0) throw new Error(`workers ${workers}: ${r.point.errors} failed calls ${JSON.stringify(r.point.error_detail)}`);
-    const took = counts1.map((c, i) => c - (counts0[i] ?? 0));
+    const diffs = counts1.map((c, i) => c - (counts0[i] ?? 0));
+    const calls = diffs.pop() ?? 0;
+    const took = diffs;
     const total = took.reduce((a, b) => a + b, 0);
     const sample: GatewaySample = {
       rps: r.point.rps,
@@ -126,9 +141,10 @@ async function gatewayPoint(build: string, workers: number): Promise<GatewaySamp
       per_cpu_s: r.point.requests / Math.max(1e-9, r.serverCpuSeconds),
       shares: total > 0 ? took.map((t) => t / total) : [1],
       main_us: ((main1 - main0) * 1e6) / Math.max(1, r.point.requests),
+      calls_share: total > 0 ? calls / total : 0,
       load: before,
     };
-    progress(`gateway, workers ${workers}: ${fmtInt(sample.rps)} req/s, ${sample.cpu_us.toFixed(1)} server CPU µs/call (main thread ${sample.main_us.toFixed(1)}), ${fmtInt(sample.per_cpu_s)} calls per CPU-second, threads took ${sample.shares.map((x) => `${Math.round(x * 100)}%`).join('/')}, load ${before}`);
+    progress(`gateway, workers ${variant.name}: ${fmtInt(sample.rps)} req/s, ${sample.cpu_us.toFixed(1)} server CPU µs/call (main thread ${sample.main_us.toFixed(1)}), ${fmtInt(sample.per_cpu_s)} calls per CPU-second, threads took ${sample.shares.map((x) => `${Math.round(x * 100)}%`).join('/')}, load ${before}`);
     return sample;
   } finally {
     await procs.stop(gw.child);
@@ -138,30 +154,39 @@ async function gatewayPoint(build: string, workers: number): Promise<GatewaySamp
 async function gatewayPart(): Promise<{ lines: string[]; summary: Record<string, unknown> }> {
   progress('building the gateway (tsc)…');
   const build = procs.gatewayBuild(ROOT);
-  const results = new Map<number, GatewaySample[]>(GATEWAY_VARIANTS.map((n) => [n, []]));
+  const results = new Map<string, GatewaySample[]>(GATEWAY_VARIANTS.map((v) => [v.name, []]));
   for (let run = 0; run < RUNS; run++) {
     for (let i = 0; i < GATEWAY_VARIANTS.length; i++) {
-      const n = GATEWAY_VARIANTS[(i + run) % GATEWAY_VARIANTS.length] ?? 1;
-      results.get(n)?.push(await gatewayPoint(build, n));
+      const v = GATEWAY_VARIANTS[(i + run) % GATEWAY_VARIANTS.length] ?? GATEWAY_VARIANTS[0];
+      results.get(v.name)?.push(await gatewayPoint(build, v));
     }
   }
-  const per = (n: number): number => mean((results.get(n) ?? []).map((x) => x.per_cpu_s));
+  const per = (name: string): number => mean((results.get(name) ?? []).map((x) => x.per_cpu_s));
+  const main = (name: string): number => mean((results.get(name) ?? []).map((x) => x.main_us));
+  const rps = (name: string): number => mean((results.get(name) ?? []).map((x) => x.rps));
   const lines = [
-    `## Gateway, server.workers 1 vs 2 — tools/call demo-echo over one session, c=${CONCURRENCY}, ${DURATION} s × ${RUNS} run(s); gateway on cores 0-1, wrk on core 0`,
+    `## Gateway, server.workers 1 vs 2 (requests carried whole / MCP calls decided in the worker) — tools/call demo-echo over one session, c=${CONCURRENCY}, ${DURATION} s × ${RUNS} run(s); gateway on cores 0-1, wrk on core 0`,
     '',
-    '| server.workers | req/s | p50 ms | p99 ms | server CPU µs/call | of it on the main thread | calls per server CPU-second | vs 1 | requests per thread (main/worker) | load avg (1 min) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---|---|',
+    '| server.workers | req/s | p50 ms | p99 ms | server CPU µs/call | of it on the main thread | calls per server CPU-second | vs 1 | requests per thread (main/worker) | served as worker calls | load avg (1 min) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|',
   ];
   const summary: Record<string, unknown> = {};
-  for (const n of GATEWAY_VARIANTS) {
-    const xs = results.get(n) ?? [];
+  for (const v of GATEWAY_VARIANTS) {
+    const xs = results.get(v.name) ?? [];
     const shares = (xs[0]?.shares ?? []).map((_, i) => mean(xs.map((x) => x.shares[i] ?? 0)));
-    summary[String(n)] = { rps: mean(xs.map((x) => x.rps)), cpu_us: mean(xs.map((x) => x.cpu_us)), main_thread_us: mean(xs.map((x) => x.main_us)), per_cpu_second: per(n), shares };
+    const callsShare = mean(xs.map((x) => x.calls_share));
+    summary[v.name] = { rps: rps(v.name), cpu_us: mean(xs.map((x) => x.cpu_us)), main_thread_us: main(v.name), per_cpu_second: per(v.name), shares, calls_share: callsShare };
     lines.push(
-      `| ${n} | ${fmtInt(mean(xs.map((x) => x.rps)))} | ${(mean(xs.map((x) => x.p50_us)) / 1000).toFixed(2)} | ${(mean(xs.map((x) => x.p99_us)) / 1000).toFixed(2)} | ${mean(xs.map((x) => x.cpu_us)).toFixed(1)} | ${mean(xs.map((x) => x.main_us)).toFixed(1)} | ${fmtInt(per(n))} | ${(per(n) / per(1)).toFixed(3)}× | ${shares.map((x) => `${Math.round(x * 100)}%`).join(' / ')} | ${xs.map((x) => x.load).join(', ')} |`,
+      `| ${v.name} | ${fmtInt(rps(v.name))} | ${(mean(xs.map((x) => x.p50_us)) / 1000).toFixed(2)} | ${(mean(xs.map((x) => x.p99_us)) / 1000).toFixed(2)} | ${mean(xs.map((x) => x.cpu_us)).toFixed(1)} | ${main(v.name).toFixed(1)} | ${fmtInt(per(v.name))} | ${(per(v.name) / per('1')).toFixed(3)}× | ${shares.map((x) => `${Math.round(x * 100)}%`).join(' / ')} | ${Math.round(callsShare * 100)}% | ${xs.map((x) => x.load).join(', ')} |`,
     );
   }
-  lines.push('', checkLine({ name: 'gateway calls per server CPU-second, workers 2 ÷ workers 1', target: '≥ 0.9', measured: `${(per(2) / per(1)).toFixed(3)}×`, pass: per(2) / per(1) >= 0.9 }), '');
+  const last = GATEWAY_VARIANTS[2].name;
+  lines.push(
+    '',
+    checkLine({ name: 'gateway calls per server CPU-second, workers 2 (worker calls) ÷ workers 1', target: '≥ 0.9', measured: `${(per(last) / per('1')).toFixed(3)}×`, pass: per(last) / per('1') >= 0.9 }),
+    `main thread CPU per call: workers 1 ${main('1').toFixed(1)} µs, workers 2 carried ${main(GATEWAY_VARIANTS[1].name).toFixed(1)} µs, workers 2 with worker calls ${main(last).toFixed(1)} µs, and with the main thread not listening ${main(GATEWAY_VARIANTS[3].name).toFixed(1)} µs; req/s ÷ workers 1: ${(rps(last) / rps('1')).toFixed(3)}× and ${(rps(GATEWAY_VARIANTS[3].name) / rps('1')).toFixed(3)}×`,
+    '',
+  );
   return { lines, summary };
 }
 

@@ -19,6 +19,7 @@ import { RouteTable, type RouteHandler } from './base/routes.js';
 import { registerServerRoutes, WS_ROUTES } from './handlers/server-routes.js';
 import { loadNativeUws, type UwsModule } from './server/uws.js';
 import { WorkerPool } from './server/worker-pool.js';
+import { WorkerCallHandler } from './handlers/mcp/worker-calls.js';
 import { MAX_SSE_BACKLOG_BYTES } from './server/app-response.js';
 import { of } from 'rxjs';
 import { EventLogRepository, type SeqGap, type StoredEvent } from './store/events.js';
@@ -373,10 +374,12 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
 
   let draining = false;
   let workers: WorkerPool | undefined;
+  /** Whether the main thread takes connections (with `server.main_thread_listens: false`, only while no worker does). */
+  let mainListening = true;
   /** `/health` `components.workers` with `server.workers` > 1 (the pool is started after the port is bound). */
   const workersHealth =
     config.server.workers > 1
-      ? (): Record<string, unknown> => ({ threads: config.server.workers, owner: { thread: 0, requests: server.requestsOwn }, workers: workers?.view() ?? [] })
+      ? (): Record<string, unknown> => ({ threads: config.server.workers, owner: { thread: 0, requests: server.requestsOwn, listening: mainListening }, workers: workers?.view() ?? [] })
       : undefined;
   registerServerRoutes(routes, {
     mcpPost: (i) => mcp.post(i),
@@ -465,7 +468,50 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   // server.workers > 1: worker threads listen on the same port (SO_REUSEPORT) and carry their traffic here
   const port = config.server.workers > 1 ? await server.listenShared() : await server.listen();
   if (config.server.workers > 1) {
-    const pool = new WorkerPool({ host: config.server.host, port, threads: config.server.workers - 1, maxSseBacklogBytes: MAX_SSE_BACKLOG_BYTES }, server.remote(), log.child({ component: 'workers' }));
+    // the MCP fast path: POST /mcp requests a worker decided come as calls (see handlers/mcp/worker-calls.ts)
+    const calls = new WorkerCallHandler({
+      dispatcher,
+      sessions,
+      gate,
+      keys,
+      log: log.child({ component: 'workers' }),
+      ready: () => readiness.ready,
+      draining: () => draining,
+      beginRequest: () => server.beginRemoteCall(),
+      endRequest: () => server.endRemoteCall(),
+      onResponse: (path, method, status, seconds) => metrics.observeHttp(path, method, status, seconds),
+      tokens: jwt !== undefined || oauthResource !== undefined,
+      allowedHosts: config.server.allowed_hosts ?? [],
+      enforceHost: config.server.allowed_hosts !== undefined || isLoopbackHost(config.server.host),
+      maxBodyBytes: config.server.max_body_bytes,
+      metricsRequireAuth: config.auth.metrics_require_auth,
+    });
+    // a key created or revoked reaches the workers at once (the owner re-checks every call's key anyway)
+    const keyChanges = bus.events$.subscribe((e) => {
+      if (e.event_type === 'StoreChanged' && (e.tags.includes('api_keys') || e.tags.includes('virtual_keys'))) calls.check();
+    });
+    teardown.defer('worker MCP calls', () => {
+      keyChanges.unsubscribe();
+      calls.dispose();
+    });
+    // main_thread_listens: false — connections go to the workers; the main thread listens only while none does
+    const followWorkers = (listening: number): void => {
+      if (config.server.main_thread_listens || draining) return;
+      if (listening > 0 && mainListening) {
+        server.stopListening();
+        mainListening = false;
+        log.info('main thread stops taking connections: worker threads listen', { worker_threads_listening: listening });
+      } else if (listening === 0 && !mainListening) {
+        mainListening = true;
+        log.warn('no worker thread listens: the main thread takes connections until one does');
+        void server.resumeListening().then((ok) => {
+          if (ok) return;
+          mainListening = false;
+          log.error('the main thread cannot listen again on the port', { port });
+        });
+      }
+    };
+    const pool = new WorkerPool({ host: config.server.host, port, threads: config.server.workers - 1, maxSseBacklogBytes: MAX_SSE_BACKLOG_BYTES, onListening: followWorkers }, config.server.worker_mcp_calls ? { ...server.remote(), mcp: calls } : server.remote(), log.child({ component: 'workers' }));
     workers = pool;
     teardown.defer('worker threads', () => pool.close());
     await pool.start();

@@ -130,3 +130,41 @@ describe('admit', () => {
     );
   });
 });
+
+describe('admitKey (a key a worker thread identified by its hash)', () => {
+  const tools = ruleOf('tools', false);
+
+  it('decides as admit does for the same key: principal, filter, rate limits counted in the same windows', async () => {
+    const created = await keys.create('api_key', { name: 'by id', rate_limits: { burst_per_minute: 2 } });
+    const byId = await gate.admitKey('api_key', created.record.id, tools);
+    const bySecret = await gate.admit({ ...none, authorization: `Bearer ${created.secret}` }, tools);
+    if (byId === undefined || !byId.ok || !bySecret.ok) throw new Error('refused');
+    expect(byId.auth.principal).toBe(bySecret.auth.principal);
+    expect(byId.auth.filter).toEqual(bySecret.auth.filter);
+    // the third request of the minute is refused whichever way the key came
+    const third = await gate.admitKey('api_key', created.record.id, tools);
+    expect(third).toMatchObject({ ok: false, error: { code: 'RATE_LIMITED' } });
+    const vkById = await gate.admitKey('virtual_key', vkId, tools);
+    const vkBySecret = await gate.admit({ ...none, virtualKey: vk }, tools);
+    if (vkById === undefined || !vkById.ok || !vkBySecret.ok) throw new Error('refused');
+    expect(vkById.auth.principal).toBe(vkBySecret.auth.principal);
+    expect(vkById.auth.filter?.allowsTool('a', 'x')).toBe(true);
+    expect(vkById.auth.filter?.allowsTool('c', 'x')).toBe(false);
+  });
+
+  it('undefined for a key that is unknown, revoked or expired now (the caller lets admit answer), and for a virtual key where the rule excludes them', async () => {
+    const created = await keys.create('api_key', { name: 'to revoke' });
+    expect(await gate.admitKey('api_key', created.record.id, tools)).toMatchObject({ ok: true });
+    await keys.revoke('api_key', created.record.id);
+    expect(gate.admitKey('api_key', created.record.id, tools)).toBeUndefined();
+    expect(gate.admitKey('api_key', 'key_nope', tools)).toBeUndefined();
+    expect(gate.admitKey('virtual_key', created.record.id, tools)).toBeUndefined();
+    // a key that expires in a minute, seen by a gate whose clock is two minutes ahead
+    const expiring = await keys.create('api_key', { name: 'expiring', expires_at: new Date(Date.now() + 60_000).toISOString() });
+    const later = new AccessGate(resolveConfig({ auth: { disabled: false, jwt: { audience: 'agents' } } }, 't', { TRIBUTARY_JWT_SECRET: SECRET }).auth, { keys, vkAccess: new VirtualKeyAccess(() => []), jwt: undefined, log: createLogger('silent'), now: () => Date.now() + 120_000 });
+    expect(gate.admitKey('api_key', expiring.record.id, tools)).toBeDefined();
+    expect(later.admitKey('api_key', expiring.record.id, tools)).toBeUndefined();
+    const refused = await gate.admitKey('virtual_key', vkId, ruleOf('user', false));
+    expect(refused).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+  });
+});

@@ -290,7 +290,24 @@ export class AccessGate {
   }
 
   private fromKey(secret: string): Principal {
-    const record = this.deps.keys.authenticate(secret);
+    return this.keyPrincipal(this.deps.keys.authenticate(secret));
+  }
+
+  /**
+   * {@link admit} for an API or virtual key identified elsewhere by its hash (a worker thread of
+   * `server.workers` holds the hashes): the key by kind and id, then the same role, virtual-key
+   * and rate-limit checks. `undefined` when the key is unknown, revoked or expired now: the caller
+   * then lets {@link admit} answer the request with its own refusal.
+   */
+  admitKey(kind: StoredKey['kind'], id: string, rule: RouteRule): GateDecision | Promise<GateDecision> | undefined {
+    if (!this.enabled) return undefined;
+    const keys = this.deps.keys;
+    if (keys.refusalReason(kind, id, this.now()) !== undefined) return undefined;
+    const record = keys.get(kind, id);
+    return record === undefined ? undefined : this.authorize(this.keyPrincipal(record), rule, undefined);
+  }
+
+  private keyPrincipal(record: StoredKey): Principal {
     let p = this.keyPrincipals.get(record);
     if (!p) {
       const limits = { ...this.defaults, ...record.rate_limits };

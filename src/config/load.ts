@@ -147,6 +147,8 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       sse_keepalive_ms: s.sse_keepalive_ms ?? 15_000,
       ready_timeout_ms: s.ready_timeout_ms ?? 15_000,
       workers: s.workers ?? 1,
+      worker_mcp_calls: s.worker_mcp_calls ?? true,
+      main_thread_listens: s.main_thread_listens ?? true,
     },
     data_dir: env['DATA_DIR'] || file.data_dir || './data',
     log_level: logLevel,

@@ -37,6 +37,18 @@ export const ServerConfig = t.exact(
      * requests and WebSocket messages to the main thread, which serves them (README "All cores").
      */
     workers: PositiveInt,
+    /**
+     * With `workers` > 1: worker threads decide `POST /mcp` `tools/call`, `tools/list` and `ping`
+     * requests themselves (headers, key, JSON-RPC) and hand the main thread one call message
+     * (default true); false: every request is carried to the main thread whole.
+     */
+    worker_mcp_calls: t.boolean,
+    /**
+     * With `workers` > 1: whether the main thread takes connections too (default true). false:
+     * only the worker threads do, and the main thread serves their calls and carried requests
+     * (it listens again while no worker listens, e.g. during a worker's restart).
+     */
+    main_thread_listens: t.boolean,
   }),
 );
 export type ServerConfig = t.TypeOf<typeof ServerConfig>;

@@ -72,6 +72,10 @@ export interface GatewayConfig {
     readonly ready_timeout_ms: number;
     /** Threads on the port: the main thread and `workers - 1` worker threads (1 = none). */
     readonly workers: number;
+    /** Worker threads decide MCP calls themselves (the MCP fast path); false: every request is carried whole. */
+    readonly worker_mcp_calls: boolean;
+    /** With workers: the main thread takes connections too; false: only while no worker listens. */
+    readonly main_thread_listens: boolean;
   };
   readonly data_dir: string;
   readonly log_level: LogLevel;

@@ -269,6 +269,19 @@ export class GatewayServer {
     });
   }
 
+  /**
+   * Listens again on the bound port with SO_REUSEPORT, after {@link stopListening} (`server.workers`
+   * with `main_thread_listens: false`: the main thread takes connections only while no worker does).
+   * Resolves false when it cannot (the reason is logged by the caller).
+   */
+  resumeListening(): Promise<boolean> {
+    if (this.listenSocket !== undefined) return Promise.resolve(true);
+    return this.listenOn(this.port, 0).then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** Stops accepting connections (responses in progress go on). */
   stopListening(): void {
     if (this.listenSocket) {
@@ -296,6 +309,22 @@ export class GatewayServer {
       clearTimeout(timer);
       this.#idleWaiters.delete(wake);
     });
+  }
+
+  /**
+   * A request slot for a request served outside the pipelines (the MCP calls worker threads
+   * decide, `server.workers`): false while `concurrency` requests are in flight (the caller then
+   * sends it through the pipeline); it counts for {@link whenIdle} until {@link endRemoteCall}.
+   */
+  beginRemoteCall(): boolean {
+    if (this.activeRequests >= this.options.concurrency) return false;
+    this.activeRequests++;
+    return true;
+  }
+
+  /** Frees a slot {@link beginRemoteCall} took. */
+  endRemoteCall(): void {
+    if (--this.activeRequests === 0) for (const wake of this.#idleWaiters) wake();
   }
 
   /** Ends every open response (SSE streams included) and the request pipeline. */

@@ -12,6 +12,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { HttpRequest, HttpResponse, us_listen_socket, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { loadNativeUws } from './uws.js';
 import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings } from './worker-protocol.js';
+import { workerCall } from './worker-mcp.js';
+import type { WorkerMcpState } from '../handlers/mcp/worker-calls.js';
 
 /** A request body is sent whole when it ends within this many bytes, else in parts as it arrives. */
 const WHOLE_BODY_BYTES = 64 * 1024;
@@ -22,6 +24,8 @@ interface Pending {
   ended: boolean;
   congested: boolean;
   backlogBytes: number;
+  /** A request sent as an MCP call: the whole request, in case the owner answers `carry`. */
+  held?: Extract<FromWorker, { t: 'req' }> | undefined;
   /** Upgrades only: what `res.upgrade` needs once the owner admits it. */
   readonly upgrade?: { readonly key: string; readonly extensions: string; readonly context: us_socket_context_t };
 }
@@ -51,6 +55,8 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
   const sockets = new Map<number, WebSocket<SocketData>>();
   let nextId = 1;
   let listenSocket: us_listen_socket | undefined;
+  /** The owner's state for deciding MCP calls here; none: every request is carried. */
+  let mcpState: WorkerMcpState | undefined;
   const remoteOf = (res: HttpResponse): string => Buffer.from(res.getRemoteAddressAsText()).toString();
 
   const onRequest = (res: HttpResponse, req: HttpRequest): void => {
@@ -84,7 +90,15 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
       const body = parts.length === 1 ? (parts[0] as ArrayBuffer) : Buffer.concat(parts.map((x) => Buffer.from(x))).buffer.slice(0, size);
       parts.length = 0;
       streaming = !isLast;
-      post({ t: 'req', ...head, body, more: !isLast }, [body]);
+      const req: Extract<FromWorker, { t: 'req' }> = { t: 'req', ...head, body, more: !isLast };
+      // the MCP fast path: a request decided here goes as one call; the body is kept for a `carry`
+      const call = isLast && mcpState !== undefined && head.url === '/mcp' && method === 'POST' ? workerCall(mcpState, id, head.headers, body, Date.now()) : undefined;
+      if (call !== undefined) {
+        p.held = req;
+        post(call);
+        return;
+      }
+      post(req, [body]);
     });
   };
 
@@ -172,6 +186,27 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
     switch (m.t) {
       case 'res':
         write(m);
+        return;
+      case 'rpc': {
+        const p = pending.get(m.id);
+        if (p === undefined || p.aborted || p.ended) return;
+        p.ended = true;
+        pending.delete(m.id);
+        const res = p.res;
+        res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end(m.body));
+        return;
+      }
+      case 'carry': {
+        const p = pending.get(m.id);
+        const req = p?.held;
+        if (p === undefined || req === undefined) return;
+        p.held = undefined;
+        if (p.aborted || p.ended) return;
+        post(req, req.body === undefined ? undefined : [req.body]);
+        return;
+      }
+      case 'mcp-state':
+        mcpState = m.state;
         return;
       case 'res-close': {
         const p = pending.get(m.id);

@@ -14,8 +14,11 @@ import { Worker } from 'node:worker_threads';
 import client, { type Registry } from 'prom-client';
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { Logger } from '../log/logger.js';
+import { JSON_HEADERS, type HttpEffect } from '../base/http.js';
+import type { WorkerCall, WorkerCallHandler } from '../handlers/mcp/worker-calls.js';
+import { statusLine } from './app-response.js';
 import { RemoteRequest, RemoteResponse, RemoteSocket, type RemoteLink } from './worker-remote.js';
-import { Outbox, type FromWorker, type ToWorker, type WorkerSettings, type WorkerWsRoute } from './worker-protocol.js';
+import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings, type WorkerWsRoute } from './worker-protocol.js';
 
 /** What the owner's server offers the workers' traffic. */
 export interface RemoteEntry {
@@ -25,6 +28,8 @@ export interface RemoteEntry {
   ws(path: string): WebSocketBehavior<unknown> | undefined;
   /** The WebSocket paths and their limits, for the workers' own `App`s. */
   wsRoutes(): readonly WorkerWsRoute[];
+  /** The MCP fast path's owner side: `POST /mcp` calls the workers decided (none: every request is carried). */
+  readonly mcp?: WorkerCallHandler | undefined;
 }
 
 /** One worker thread as `/health` shows it. */
@@ -33,6 +38,8 @@ export interface WorkerView {
   readonly state: 'starting' | 'listening' | 'restarting' | 'stopped';
   /** HTTP requests and WebSocket upgrades carried to the owner since the gateway started (across restarts). */
   readonly requests: number;
+  /** Of {@link requests}: `POST /mcp` requests the worker decided itself and the owner served as calls (the MCP fast path). */
+  readonly mcp_calls: number;
   readonly websockets_open: number;
   readonly in_flight: number;
   readonly restarts: number;
@@ -49,6 +56,8 @@ export interface WorkerPoolOptions {
   readonly startTimeoutMs?: number;
   /** Longest wait for a worker to end after `exit`, ms (then it is terminated). */
   readonly exitTimeoutMs?: number;
+  /** Called with the number of worker threads listening, whenever it changes. */
+  readonly onListening?: (listening: number) => void;
 }
 
 /** Restart backoff of a dying worker: 250 ms doubling to 10 s; a worker that lived 30 s starts over. */
@@ -69,6 +78,7 @@ class WorkerLink implements RemoteLink {
   worker: Worker | undefined;
   state: WorkerView['state'] = 'starting';
   requests = 0;
+  mcpCalls = 0;
   restarts = 0;
   lastExit: WorkerView['last_exit'];
   attempt = 0;
@@ -76,6 +86,8 @@ class WorkerLink implements RemoteLink {
   readonly pending = new Map<number, RemoteResponse>();
   readonly sockets = new Map<number, RemoteSocket>();
   readonly upgrades = new Map<number, WebSocketBehavior<unknown>>();
+  /** MCP calls in flight (the fast path), with the cancel of each. */
+  readonly calls = new Map<number, () => void>();
   onListening: ((ok: boolean) => void) | undefined;
   /** The uncaught exception the current thread reported before ending. */
   failure: string | undefined;
@@ -122,6 +134,9 @@ class WorkerLink implements RemoteLink {
         if (m.body !== undefined) res.feed(m.body, !m.more);
         return;
       }
+      case 'call':
+        this.call(m);
+        return;
       case 'data':
         this.pending.get(m.id)?.feed(m.chunk, m.last);
         return;
@@ -130,6 +145,9 @@ class WorkerLink implements RemoteLink {
         this.pending.delete(m.id);
         this.upgrades.delete(m.id);
         res?.abort();
+        const cancel = this.calls.get(m.id);
+        this.calls.delete(m.id);
+        cancel?.();
         return;
       }
       case 'upgrade': {
@@ -169,8 +187,65 @@ class WorkerLink implements RemoteLink {
     }
   }
 
+  /** An MCP call the worker decided: served by the owner's fast path, or carried back. */
+  private call(m: WorkerCall): void {
+    const mcp = this.entry.mcp;
+    const id = m.id;
+    if (mcp === undefined) {
+      this.post({ t: 'carry', id });
+      return;
+    }
+    let done = false;
+    let carried = false;
+    let streaming = false;
+    const cancel = mcp.call(m, {
+      effect: (e: HttpEffect) => {
+        if (done) return;
+        switch (e.kind) {
+          case 'reply': {
+            done = true;
+            // the common answer in the smallest message (a message's cost grows with its fields)
+            if (e.status === 200 && e.headers === JSON_HEADERS) {
+              this.post({ t: 'rpc', id, body: e.body });
+              break;
+            }
+            const noBody = e.status === 202 || e.status === 204;
+            this.post({ t: 'res', id, status: statusLine(e.status), headers: flat(e.headers), chunk: noBody ? undefined : e.body, end: true, noBody, close: false });
+            break;
+          }
+          case 'sse-start':
+            streaming = true;
+            this.post({ t: 'res', id, status: '200 OK', headers: flat(e.headers), chunk: undefined, end: false, noBody: false, close: false });
+            return;
+          case 'sse-data':
+            this.post({ t: 'res', id, status: undefined, headers: undefined, chunk: e.chunk, end: false, noBody: false, close: false });
+            return;
+          case 'end':
+            done = true;
+            this.post({ t: 'res', id, status: streaming ? undefined : '200 OK', headers: undefined, chunk: undefined, end: true, noBody: false, close: false });
+            break;
+        }
+        this.calls.delete(id);
+      },
+      carry: () => {
+        done = true;
+        carried = true;
+        this.calls.delete(id);
+        this.post({ t: 'carry', id });
+      },
+    });
+    // a carried call is counted when its request arrives
+    if (carried) return;
+    this.requests++;
+    this.mcpCalls++;
+    if (!done && cancel !== undefined) this.calls.set(id, cancel);
+  }
+
   /** The thread is gone: what it carried fails as if every client had left. */
   lost(): void {
+    const calls = [...this.calls.values()];
+    this.calls.clear();
+    for (const cancel of calls) cancel();
     const pending = [...this.pending.values()];
     this.pending.clear();
     this.upgrades.clear();
@@ -188,8 +263,9 @@ class WorkerLink implements RemoteLink {
       thread: this.thread,
       state: this.state,
       requests: this.requests,
+      mcp_calls: this.mcpCalls,
       websockets_open: this.sockets.size,
-      in_flight: this.pending.size,
+      in_flight: this.pending.size + this.calls.size,
       restarts: this.restarts,
       ...(this.lastExit ? { last_exit: this.lastExit } : {}),
     };
@@ -220,8 +296,15 @@ export class WorkerPool {
    */
   async start(): Promise<void> {
     for (let i = 1; i <= this.options.threads; i++) this.#links.push(new WorkerLink(i, this.entry));
+    // the MCP fast path: every change of what the workers decide with reaches every worker
+    const mcp = this.entry.mcp;
+    if (mcp !== undefined) this.#offState = mcp.onState((state) => {
+      for (const l of this.#links) l.post({ t: 'mcp-state', state });
+    });
     await Promise.all(this.#links.map((l) => this.#spawn(l)));
   }
+
+  #offState: (() => void) | undefined;
 
   /** HTTP requests carried by the workers so far (the owner's own are the rest of the server's). */
   get carried(): number {
@@ -273,6 +356,8 @@ export class WorkerPool {
   /** Every worker closes its listen socket (connections stay); no worker is restarted from now on. */
   stopListening(): void {
     this.#stopping = true;
+    this.#offState?.();
+    this.#offState = undefined;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     for (const l of this.#links) l.post({ t: 'stop-listening' });
@@ -301,6 +386,15 @@ export class WorkerPool {
     );
   }
 
+  #listening = -1;
+
+  #listeningChanged(): void {
+    const n = this.#links.filter((l) => l.state === 'listening').length;
+    if (n === this.#listening) return;
+    this.#listening = n;
+    this.options.onListening?.(n);
+  }
+
   #spawn(l: WorkerLink): Promise<void> {
     const settings: WorkerSettings = { thread: l.thread, host: this.options.host, port: this.options.port, ws: this.entry.wsRoutes(), maxSseBacklogBytes: this.options.maxSseBacklogBytes };
     const w = spawnWorker(settings);
@@ -319,6 +413,9 @@ export class WorkerPool {
         }
         listening = true;
         l.state = 'listening';
+        this.#listeningChanged();
+        const mcp = this.entry.mcp;
+        if (mcp !== undefined) l.post({ t: 'mcp-state', state: mcp.state() });
         this.log.info('worker thread listening', { thread: l.thread, port: this.options.port });
         resolve();
       };
@@ -343,6 +440,10 @@ export class WorkerPool {
       l.outbox = undefined;
       error ??= l.failure;
       l.lastExit = { at: new Date().toISOString(), code, ...(error !== undefined ? { error } : {}) };
+      if (l.state === 'listening') {
+        l.state = this.#stopping ? 'stopped' : 'restarting';
+        this.#listeningChanged();
+      }
       l.lost();
       if (this.#stopping) {
         l.state = 'stopped';
@@ -367,4 +468,11 @@ export class WorkerPool {
     });
     return started;
   }
+}
+
+/** Headers as the flat `[name, value, ...]` list of a `res` message. */
+function flat(headers: readonly (readonly [string, string])[]): FlatHeaders {
+  const out: FlatHeaders = [];
+  for (const [k, v] of headers) out.push(k, v);
+  return out;
 }

@@ -5,6 +5,7 @@
  * each request, upgrade and message to the owner, which answers through the same routes, access
  * gate and handlers as for its own connections. `id` names one request or socket of one worker.
  */
+import type { WorkerCall, WorkerMcpState } from '../handlers/mcp/worker-calls.js';
 
 /** What a worker thread is started with (`workerData`). */
 export interface WorkerSettings {
@@ -42,7 +43,12 @@ export type FromWorker =
   | { readonly t: 'ws-buffered'; readonly id: number; readonly bytes: number }
   | { readonly t: 'ws-closed'; readonly id: number; readonly code: number; readonly reason: ArrayBuffer }
   /** An uncaught exception: the thread closes its sockets and ends (then it is restarted). */
-  | { readonly t: 'failed'; readonly error: string };
+  | { readonly t: 'failed'; readonly error: string }
+  /**
+   * A `POST /mcp` request the worker decided up to the dispatcher (`worker-mcp.ts`): answered
+   * with `res` messages, or `carry` (then the worker sends the request as `req`).
+   */
+  | WorkerCall;
 
 /** Owner → worker. */
 export type ToWorker =
@@ -51,6 +57,8 @@ export type ToWorker =
    * (`end` false) or the response ended with it (`end` true; `noBody`: `endWithoutBody`).
    */
   | { readonly t: 'res'; readonly id: number; readonly status: string | undefined; readonly headers: FlatHeaders | undefined; readonly chunk: string | Uint8Array | undefined; readonly end: boolean; readonly noBody: boolean; readonly close: boolean }
+  /** A whole `200 OK` reply with `Content-Type: application/json` and this body (an MCP call's usual answer). */
+  | { readonly t: 'rpc'; readonly id: number; readonly body: string }
   /** Close the connection at once (`HttpResponse.close`). */
   | { readonly t: 'res-close'; readonly id: number }
   /** The owner admitted the upgrade: complete it with this sub-protocol. */
@@ -59,6 +67,10 @@ export type ToWorker =
   | { readonly t: 'ws-end'; readonly id: number; readonly code: number; readonly reason: string }
   | { readonly t: 'ws-close'; readonly id: number }
   | { readonly t: 'ws-ping'; readonly id: number }
+  /** The owner does not serve call `id` as a call: send the whole request (`req`). */
+  | { readonly t: 'carry'; readonly id: number }
+  /** What the worker needs to decide MCP calls itself (on start and on every change); none: every request is carried. */
+  | { readonly t: 'mcp-state'; readonly state: WorkerMcpState }
   /** Close the listen socket (connections stay). */
   | { readonly t: 'stop-listening' }
   /** Close every connection and end the thread. */

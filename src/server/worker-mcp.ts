@@ -1,0 +1,145 @@
+/**
+ * The worker thread's half of the MCP fast path of `server.workers`: decides whether a
+ * `POST /mcp` request it received can go to the owner as one compact call (the owner's half is
+ * `handlers/mcp/worker-calls.ts`). It does the work the owner's own path would do before the
+ * dispatcher — the headers (`Content-Type`, `Accept`, `Mcp-Session-Id`, `MCP-Protocol-Version`,
+ * `Host`), the credential (the key's SHA-256 looked up in the owner's pushed copy of the key
+ * hashes), the body's JSON, its nesting depth and the JSON-RPC framing — and says "carry" for
+ * anything it cannot decide positively: every refusal, every credential other than a known
+ * key (JWT, OAuth, Basic), include headers, an `Origin`, batches, notifications, `initialize`
+ * and the 2026-07-28 revision. A carried request takes the owner's full path, so every answer
+ * other than a call's result is the owner's own.
+ *
+ * Credential order as `AccessGate.identify`: `x-bf-vk`, then `Authorization` (a bare key,
+ * `Bearer <key>`), then `X-API-Key`.
+ */
+import { hash } from 'node:crypto';
+import { classify } from '../codecs/jsonrpc.js';
+import { jsonDepthExceeded } from '../codecs/depth.js';
+import { isHostAllowed } from '../handlers/mcp/origin.js';
+import type { WorkerCall, WorkerMcpState } from '../handlers/mcp/worker-calls.js';
+import type { FlatHeaders } from './worker-protocol.js';
+
+/** Longest `Authorization` value the gate reads (longer ones it refuses: carried). */
+const MAX_CREDENTIAL_LENGTH = 8192;
+const MODERN_META = 'io.modelcontextprotocol/protocolVersion';
+
+/** The headers the fast path reads, from a flat `[name, value, ...]` list (names lower-case). */
+interface McpHeaders {
+  contentType: string;
+  accept: string;
+  origin: string;
+  host: string;
+  session: string;
+  version: string;
+  authorization: string;
+  apiKey: string;
+  virtualKey: string;
+  include: boolean;
+  traceparent: string;
+  tracestate: string;
+}
+
+function read(headers: FlatHeaders): McpHeaders {
+  const h: McpHeaders = { contentType: '', accept: '', origin: '', host: '', session: '', version: '', authorization: '', apiKey: '', virtualKey: '', include: false, traceparent: '', tracestate: '' };
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const v = headers[i + 1] as string;
+    switch (headers[i]) {
+      case 'content-type':
+        h.contentType = v;
+        break;
+      case 'accept':
+        h.accept = v;
+        break;
+      case 'origin':
+        h.origin = v;
+        break;
+      case 'host':
+        h.host = v;
+        break;
+      case 'mcp-session-id':
+        h.session = v;
+        break;
+      case 'mcp-protocol-version':
+        h.version = v;
+        break;
+      case 'authorization':
+        h.authorization = v;
+        break;
+      case 'x-api-key':
+        h.apiKey = v;
+        break;
+      case 'x-bf-vk':
+        h.virtualKey = v;
+        break;
+      case 'x-bf-mcp-include-clients':
+      case 'x-bf-mcp-include-tools':
+        if (v !== '') h.include = true;
+        break;
+      case 'traceparent':
+        h.traceparent = v;
+        break;
+      case 'tracestate':
+        h.tracestate = v;
+        break;
+    }
+  }
+  return h;
+}
+
+function accepts(accept: string, type: string): boolean {
+  return accept === '' || accept.includes(type) || accept.includes('*/*');
+}
+
+/** The key secret the gate would read, `''` when there is none it would treat as a key. */
+function keySecret(h: McpHeaders, tokens: boolean): string {
+  if (h.virtualKey !== '') return h.virtualKey;
+  const auth = h.authorization;
+  if (auth !== '') {
+    if (auth.length > MAX_CREDENTIAL_LENGTH) return '';
+    const space = auth.indexOf(' ');
+    if (space < 0) return auth;
+    if (auth.slice(0, space).toLowerCase() !== 'bearer') return '';
+    const value = auth.slice(space + 1).trim();
+    // a JWT or OAuth access token has dots; keys never do
+    return tokens && value.includes('.') ? '' : value;
+  }
+  return h.apiKey;
+}
+
+/**
+ * The call for this request, or `undefined` when it must be carried to the owner whole.
+ * @param body the whole body (the request ended).
+ */
+export function workerCall(state: WorkerMcpState, id: number, headers: FlatHeaders, body: ArrayBuffer, nowMs: number): WorkerCall | undefined {
+  if (body.byteLength > state.maxBodyBytes) return undefined;
+  const h = read(headers);
+  if (h.origin !== '' || h.include || h.session === '') return undefined;
+  if (h.version !== '' && !state.protocolVersions.includes(h.version)) return undefined;
+  if (!isHostAllowed(h.host, state.allowedHosts, state.enforceHost)) return undefined;
+  if (!h.contentType.toLowerCase().includes('application/json')) return undefined;
+  if (!accepts(h.accept, 'application/json') && !accepts(h.accept, 'text/event-stream')) return undefined;
+  let key: WorkerCall['key'];
+  if (state.authEnabled) {
+    const secret = keySecret(h, state.tokens);
+    if (secret === '') return undefined;
+    const k = state.keys.get(hash('sha256', secret, 'hex'));
+    if (k === undefined || !(nowMs < k.expiresMs)) return undefined;
+    key = { kind: k.kind, id: k.id };
+  }
+  const bytes = Buffer.from(body);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (jsonDepthExceeded(bytes) >= 0) return undefined;
+  const c = classify(parsed);
+  if (c.kind !== 'request' || !state.methods.includes(c.msg.method)) return undefined;
+  const meta = c.msg.params?.['_meta'];
+  if (typeof meta === 'object' && meta !== null && typeof (meta as Record<string, unknown>)[MODERN_META] === 'string') return undefined;
+  const canSse = h.accept.includes('text/event-stream');
+  const sseOnly = canSse && !h.accept.includes('application/json') && !h.accept.includes('*/*');
+  return { t: 'call', id, session: h.session, key, request: c.msg, canSse, sseOnly, traceparent: h.traceparent, tracestate: h.tracestate };
+}
