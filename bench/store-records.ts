@@ -5,7 +5,14 @@
  * Layouts (records built by the real code paths, on a real store from `openStore`):
  * - `3 ops` — the layout before one-record entries: the event, the tool-log entry (store codec
  *   MessagePack of the entry with its payloads as JSON text) and its summary tuple;
- * - `2 ops` — now: the event and the tool-log record (`ToolLogRepository.entryOp`).
+ * - `2 ops` — schema version 2: the event and the tool-log record (`ToolLogRepository.entryOps`);
+ * - `1 op` — now: the tool-log record carrying the event (`ToolLogRepository.eventEntryOps`).
+ *
+ * Commit forms:
+ * - `array` — the form before: `db.batch(ops)` with each op naming its sublevel and
+ *   `valueEncoding: 'view'` (abstract-level clones and prepares every op, classic-level reads its
+ *   fields back one by one); the ops are built in that form when the call is recorded, as before;
+ * - `chained` — now: `commitOps`, a chained batch on the root with precomputed root keys.
  *
  * Load shapes, each through a `BatchWriter` with group commit (window 0):
  * - `c=64`: 64 calls per event-loop turn, the next 64 once they are committed (a steady c=64);
@@ -25,6 +32,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '../src/log/logger.js';
 import { BatchWriter, commitOps, putOp, type BatchOp } from '../src/store/batcher.js';
+import type { AbstractBatchOperation } from 'abstract-level';
+import type { RootDb } from '../src/store/db.js';
 import { capPayloadText } from '../src/store/cap-payload.js';
 import { openSublevel } from '../src/store/db.js';
 import { openStore } from '../src/store/open.js';
@@ -35,7 +44,8 @@ const silent = createLogger('silent');
 const VARIANT_ENV = 'BENCH_STORE_RECORDS_VARIANT';
 
 interface Variant {
-  readonly layout: '3 ops' | '2 ops';
+  readonly layout: '3 ops' | '2 ops' | '1 op';
+  readonly commit: 'array' | 'chained';
   readonly load: 'c=64' | 'burst';
   readonly maxBatchOps: number;
 }
@@ -48,6 +58,22 @@ interface Result {
   holdP50Ms: number;
   holdP99Ms: number;
   opsPerBatch: number;
+}
+
+/** An op in the array form `db.batch(ops)` took before `commitOps` used a chained batch. */
+export type ArrayBatchOp =
+  | { readonly type: 'put'; readonly sublevel: BatchOp['sublevel']; readonly key: string; readonly value: Uint8Array; readonly valueEncoding: 'view' }
+  | { readonly type: 'del'; readonly sublevel: BatchOp['sublevel']; readonly key: string };
+
+/** `op` in the array form (what `putOp`/`delOp` built before). */
+export function arrayOp(op: BatchOp): ArrayBatchOp {
+  return op.type === 'put' ? { type: 'put', sublevel: op.sublevel, key: op.key, value: op.value, valueEncoding: 'view' } : { type: 'del', sublevel: op.sublevel, key: op.key };
+}
+
+/** The commit before: one `db.batch(ops)` of array-form ops (no options object unless given). */
+export function arrayCommit(db: RootDb, ops: readonly ArrayBatchOp[], options?: { readonly sync: boolean }): Promise<void> {
+  const list = ops as unknown as AbstractBatchOperation<RootDb, string, Uint8Array>[];
+  return options === undefined ? db.batch(list) : db.batch(list, options);
 }
 
 function sampleCall(i: number): ToolLogInput {
@@ -71,17 +97,21 @@ async function runVariant(v: Variant): Promise<Result> {
   const legacyEntries = openSublevel<Record<string, unknown>>(store.db, 'toollog');
   const legacySummaries = openSublevel<unknown>(store.db, 'toollog_sum');
   const holds: number[] = [];
-  const writer = new BatchWriter<BatchOp>(
+  const writer = new BatchWriter<BatchOp | ArrayBatchOp>(
     (ops) => {
       const started = performance.now();
-      const committed = commitOps(store.db, ops);
+      const committed = v.commit === 'array' ? arrayCommit(store.db, ops as ArrayBatchOp[]) : commitOps(store.db, ops as BatchOp[]);
       holds.push(performance.now() - started);
       return committed;
     },
     { maxBatchOps: v.maxBatchOps },
   );
   let seq = 0;
-  const unit = (): BatchOp[] => {
+  const unit = (): (BatchOp | ArrayBatchOp)[] => {
+    const ops = recordOps();
+    return v.commit === 'array' ? ops.map(arrayOp) : ops;
+  };
+  const recordOps = (): BatchOp[] => {
     const input = sampleCall(seq);
     seq++;
     const event = {
@@ -96,6 +126,7 @@ async function runVariant(v: Variant): Promise<Result> {
       surface: input.surface,
       is_error: false,
     };
+    if (v.layout === '1 op') return store.toolLog.eventEntryOps(input, event);
     const ops: BatchOp[] = [putOp(events, String(seq).padStart(16, '0'), event)];
     if (v.layout === '2 ops') {
       for (const op of store.toolLog.entryOps(input)) ops.push(op);
@@ -173,7 +204,10 @@ export function recordsTable(caps: readonly number[]): string[] {
   for (const load of ['c=64', 'burst'] as const) {
     for (const maxBatchOps of caps) {
       if (load === 'c=64' && maxBatchOps !== caps[0]) continue; // c=64 batches stay below every cap
-      for (const layout of ['3 ops', '2 ops'] as const) variants.push({ layout, load, maxBatchOps });
+      variants.push({ layout: '3 ops', commit: 'array', load, maxBatchOps });
+      variants.push({ layout: '2 ops', commit: 'array', load, maxBatchOps });
+      variants.push({ layout: '2 ops', commit: 'chained', load, maxBatchOps });
+      variants.push({ layout: '1 op', commit: 'chained', load, maxBatchOps });
     }
   }
   const results = new Map<Variant, Result[]>();
@@ -187,8 +221,8 @@ export function recordsTable(caps: readonly number[]): string[] {
   const lines = [
     `One tool call's durable records through the BatchWriter (process CPU incl. LevelDB's thread; hold = synchronous part of each \`db.batch()\`), each variant twice in fresh processes, alternating; load average ${os.loadavg()[0]?.toFixed(1)}:`,
     '',
-    '| load | layout | op cap | calls | db.batch() | ops/batch | µs CPU per call | hold p50 ms | hold p99 ms | hold max ms |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| load | layout | commit | op cap | calls | batches | ops/batch | µs CPU per call | hold p50 ms | hold p99 ms | hold max ms |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const v of variants) {
     const rs = results.get(v) as Result[];
@@ -198,7 +232,7 @@ export function recordsTable(caps: readonly number[]): string[] {
     const max = Math.max(...rs.map((r) => r.holdMaxMs));
     const r = rs[0] as Result;
     lines.push(
-      `| ${v.load} | ${v.layout} | ${v.maxBatchOps} | ${r.calls} | ${r.batches} | ${r.opsPerBatch.toFixed(0)} | ${cpu.toFixed(1)} | ${p50.toFixed(2)} | ${p99.toFixed(2)} | ${max.toFixed(2)} |`,
+      `| ${v.load} | ${v.layout} | ${v.commit} | ${v.maxBatchOps} | ${r.calls} | ${r.batches} | ${r.opsPerBatch.toFixed(0)} | ${cpu.toFixed(1)} | ${p50.toFixed(2)} | ${p99.toFixed(2)} | ${max.toFixed(2)} |`,
     );
   }
   return lines;

@@ -13,12 +13,13 @@
  * writes spaced 2 ms apart, against a direct `put()` under the same trickle; then query/stats
  * times over a 100 000-entry tool log.
  *
- * Then the records one tool call writes, by layout and op cap: CPU per call and the event-loop hold
- * of each commit (`store-records.ts`).
+ * Then the records one tool call writes, by layout, commit form and op cap: CPU per call and the
+ * event-loop hold of each commit (`store-records.ts`); then the `since` catch-up read of tool
+ * events from their tool-log records against the event log's own sublevel.
  *
  * Environment: BENCH_STORE_N (entries, default 10000), BENCH_STORE_SCAN_N (tool-log size for the
  * query/stats table, default 100000; 0 skips it), BENCH_STORE_ONLY=records (only the records
- * table). Profile: `node --cpu-prof --import tsx bench/store.ts`.
+ * table) or =catchup (only the catch-up table). Profile: `node --cpu-prof --import tsx bench/store.ts`.
  *
  * Prints markdown tables and the target line "batched ≥ 10× unbatched sequential" as PASS/MISS;
  * a MISS never fails the process (DESIGN: benchmarks never gate on absolute times).
@@ -32,16 +33,20 @@ import { createLogger } from '../src/log/logger.js';
 import { BatchWriter, commitOps, levelBatchCommit, putOp, type BatchOp } from '../src/store/batcher.js';
 import { encodeValue } from '../src/store/codec.js';
 import { openSublevel, type RootDb, type Sublevel } from '../src/store/db.js';
+import { EventRecorder } from '../src/handlers/event-recorder.js';
+import { EventLogRepository, type SeqGap, type StoredEvent } from '../src/store/events.js';
 import { openStore } from '../src/store/open.js';
+import { toWire, type GatewayEvent } from '../src/streams/events.js';
+import { toLogEntry } from '../src/handlers/tool-log.js';
 import type { ToolLogEntry, ToolLogInput } from '../src/store/tool-log.js';
 import { quantile, sleep } from './lib.js';
-import { recordsChild, recordsTable } from './store-records.js';
+import { arrayCommit, arrayOp, recordsChild, recordsTable } from './store-records.js';
 
 const N = Number(process.env['BENCH_STORE_N'] ?? 10_000);
 const SCAN_N = Number(process.env['BENCH_STORE_SCAN_N'] ?? 100_000);
 const silent = createLogger('silent');
 /** The writer's op caps per `db.batch()` the records table compares (the default first). */
-const RECORD_CAPS = [1024, 512, 256];
+const RECORD_CAPS = [256, 1024];
 
 const CLIENTS = ['everything', 'memory', 'filesystem', 'github', 'demo'];
 const TOOLS = ['echo', 'add', 'search_files', 'read_file', 'create_issue', 'get_weather'];
@@ -213,14 +218,16 @@ async function latencyTable(): Promise<string[]> {
 
 /**
  * CPU per tool call of committing its records (the event and the tool-log record) in
- * `db.batch()`es of 64 calls, with and without an options object: abstract-level copies a batch's
- * options into every operation, and `commitOps` passes options only for `sync: true`. The records
- * are built as the event recorder builds them (a real store from `openStore`), 64 calls per batch.
+ * `db.batch()`es of 64 calls, three ways: `commitOps` (a chained batch on the root with
+ * precomputed root keys), the array form `db.batch(ops)` it replaced, and the array form with an
+ * options object (abstract-level copies a batch's options into every operation). The records are
+ * built as the event recorder builds them (a real store from `openStore`), 64 calls per batch.
  * CPU from `process.cpuUsage()` (this thread and LevelDB's), so it counts the write itself too.
  */
 async function batchOptionsTable(): Promise<string[]> {
+  type Form = 'chained' | 'array' | 'options';
   const rounds = Math.max(50, Math.round(N / 64));
-  const measure = async (withOptions: boolean): Promise<number> => {
+  const measure = async (form: Form): Promise<number> => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'trib-bench-store-'));
     const store = await openStore(dir, silent);
     const events = store.sublevel<Record<string, unknown>>('events');
@@ -234,7 +241,9 @@ async function batchOptionsTable(): Promise<string[]> {
         for (const op of store.toolLog.entryOps(input)) ops.push(op);
         seq++;
       }
-      await (withOptions ? store.db.batch(ops, { sync: false }) : commitOps(store.db, ops));
+      if (form === 'chained') await commitOps(store.db, ops);
+      else if (form === 'array') await arrayCommit(store.db, ops.map(arrayOp));
+      else await arrayCommit(store.db, ops.map(arrayOp), { sync: false });
     };
     for (let i = 0; i < 20; i++) await round();
     const before = process.cpuUsage();
@@ -246,12 +255,12 @@ async function batchOptionsTable(): Promise<string[]> {
   };
   const only = process.env['BENCH_STORE_BATCH_VARIANT'];
   if (only !== undefined) {
-    console.log(`BATCH_VARIANT_CPU ${await measure(only === 'options')}`);
+    console.log(`BATCH_VARIANT_CPU ${await measure(only as Form)}`);
     process.exit(0);
   }
   // each variant in a fresh process: run in one process, the first variant's op shapes make V8's
   // inline caches on abstract-level's per-op path polymorphic for the second, hiding the difference
-  const inChild = (variant: 'plain' | 'options'): number => {
+  const inChild = (variant: Form): number => {
     const r = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
       env: { ...process.env, BENCH_STORE_BATCH_VARIANT: variant },
       encoding: 'utf8',
@@ -260,17 +269,84 @@ async function batchOptionsTable(): Promise<string[]> {
     if (m === null) throw new Error(`batch variant ${variant} failed: ${r.stderr}`);
     return Number(m[1]);
   };
-  const plain = inChild('plain');
-  const options = inChild('options');
-  const again = inChild('plain');
-  const base = Math.min(plain, again);
+  const forms: Form[] = ['chained', 'array', 'options', 'options', 'array', 'chained'];
+  const cpu = new Map<Form, number>();
+  for (const form of forms) cpu.set(form, Math.min(cpu.get(form) ?? Number.POSITIVE_INFINITY, inChild(form)));
+  const base = cpu.get('chained') as number;
+  const row = (label: string, form: Form): string => `| ${label} | ${(cpu.get(form) as number).toFixed(1)} | ${((cpu.get(form) as number) / base).toFixed(2)}× |`;
   return [
-    `Records of one tool call (event + tool-log record) in 64-call \`db.batch()\`es, ${rounds} batches each, each variant in a fresh process (process CPU incl. LevelDB threads):`,
+    `Records of one tool call (event + tool-log record) in 64-call batches, ${rounds} batches each, each variant twice in fresh processes (lower shown; process CPU incl. LevelDB threads; the array forms also pay for converting the ops):`,
     '',
     '| variant | µs CPU per call | ratio |',
     '|---|---:|---:|',
-    `| \`commitOps\` (no options object) | ${base.toFixed(1)} | 1.00× |`,
-    `| \`db.batch(ops, { sync: false })\` | ${options.toFixed(1)} | ${(options / base).toFixed(2)}× |`,
+    row('`commitOps` (chained batch, root keys)', 'chained'),
+    row('`db.batch(ops)` (array form, sublevel ops)', 'array'),
+    row('`db.batch(ops, { sync: false })`', 'options'),
+  ];
+}
+
+/**
+ * `since` catch-up reads (`EventLogRepository.after`, pages of 256, as `/api/ws/events` reads
+ * them) of 20,000 tool events: stored in their tool-log records by the real recorder (now), against
+ * the same events stored as schema version 2 stored them — the event in the event log's own
+ * sublevel, the tool-log record beside it (the baseline). CPU per event from
+ * `process.cpuUsage()` over a full sequential replay (the median of 3), and per page from a random
+ * `since` (100 pages: the binary search over the tool log's keys, no earlier page to resume from).
+ */
+async function catchUpTable(): Promise<string[]> {
+  const n = 20_000;
+  const measure = async (now: boolean): Promise<{ perEvent: number; perPage: number }> => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'trib-bench-catchup-'));
+    const store = await openStore(dir, silent);
+    const eventLog = new EventLogRepository(store.db, store.sublevel<StoredEvent>('events'), store.writer, store.meta, store.sublevel<SeqGap>('event_gaps'), store.toolLog);
+    const { lastSeq } = await eventLog.open();
+    const recorder = new EventRecorder(store.writer, eventLog, store.toolLog, silent, lastSeq);
+    const base = Date.UTC(2026, 0, 1);
+    let pending: Promise<void>[] = [];
+    for (let seq = 1; seq <= n; seq++) {
+      const event: GatewayEvent = { seq, timestamp: new Date(base + Math.floor(seq / 20)).toISOString(), mcp_server_id: 'demo', event_type: 'ToolInvocationCompleted', tool_name: 'echo', call_id: `c${seq}`, duration_ms: 0.3, cost_usd: 0, surface: 'mcp', arguments: { message: `m${seq}` }, is_error: false, result: { content: [{ type: 'text', text: `Echo: m${seq}` }] } };
+      if (now) pending.push(recorder.record(event));
+      else if (event.event_type === 'ToolInvocationCompleted') pending.push(store.writer.writeAll([eventLog.putOp(toWire(event)), ...store.toolLog.entryOps(toLogEntry(event))]));
+      if (pending.length === 1000) {
+        await Promise.all(pending);
+        pending = [];
+      }
+    }
+    await Promise.all(pending);
+    const runs: number[] = [];
+    for (let rep = 0; rep < 3; rep++) {
+      const before = process.cpuUsage();
+      let from = 0;
+      let read = 0;
+      for (;;) {
+        const page = await eventLog.after(from, 256, n);
+        read += page.length;
+        if (page.length < 256) break;
+        from = (page[page.length - 1] as StoredEvent).seq;
+      }
+      const used = process.cpuUsage(before);
+      if (read !== n) throw new Error(`catch-up read ${read} of ${n} events`);
+      runs.push((used.user + used.system) / n);
+    }
+    const before = process.cpuUsage();
+    for (let i = 0; i < 100; i++) await eventLog.after(Math.floor(Math.random() * n), 256, n);
+    const used = process.cpuUsage(before);
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+    return { perEvent: quantile(Float64Array.from(runs).sort(), 0.5), perPage: (used.user + used.system) / 100 / 1000 };
+  };
+  const own = await measure(false);
+  const tool = await measure(true);
+  const again = await measure(false);
+  own.perEvent = Math.min(own.perEvent, again.perEvent);
+  own.perPage = Math.min(own.perPage, again.perPage);
+  return [
+    `\`since\` catch-up, ${n} stored events, pages of 256 (process CPU incl. LevelDB threads):`,
+    '',
+    '| tool events stored | read from | µs CPU per event, full replay | ms CPU per page from a random since |',
+    '|---|---|---:|---:|',
+    `| as schema version 2 (baseline, the lower of two runs) | event log (\`events\`, seq keys) | ${own.perEvent.toFixed(2)} | ${own.perPage.toFixed(2)} |`,
+    `| in their tool-log records (now) | tool log (\`toollog\`, \`<ms>-~<seq>\`) | ${tool.perEvent.toFixed(2)} | ${tool.perPage.toFixed(2)} |`,
   ];
 }
 
@@ -322,6 +398,10 @@ async function main(): Promise<void> {
     for (const line of recordsTable(RECORD_CAPS)) console.log(line);
     return;
   }
+  if (process.env['BENCH_STORE_ONLY'] === 'catchup') {
+    for (const line of await catchUpTable()) console.log(line);
+    return;
+  }
   const entries = Array.from({ length: N }, (_, i) => sampleEntry(i));
   const size = encodeValue(entries[1]).length;
   console.log(`# Store write paths (Node ${process.version}, ${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? '?'})`);
@@ -370,6 +450,8 @@ async function main(): Promise<void> {
   for (const line of await latencyTable()) console.log(line);
   console.log('');
   for (const line of recordsTable(RECORD_CAPS)) console.log(line);
+  console.log('');
+  for (const line of await catchUpTable()) console.log(line);
   if (SCAN_N > 0) {
     console.log('');
     for (const line of await scanTable(SCAN_N)) console.log(line);

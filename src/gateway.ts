@@ -167,7 +167,8 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   log.info('access control', { auth: config.auth.reason, jwt: jwt !== undefined, admin_user: config.auth.admin?.username ?? null, metrics_require_auth: config.auth.metrics_require_auth });
 
   // seq continues across restarts above any number the previous run could have used, so `since` replay spans them
-  const eventLog = new EventLogRepository(store.db, store.sublevel<StoredEvent>('events'), store.writer, store.meta, store.sublevel<SeqGap>('event_gaps'));
+  // tool events live in their tool-log records (one write per call); the event log reads them there
+  const eventLog = new EventLogRepository(store.db, store.sublevel<StoredEvent>('events'), store.writer, store.meta, store.sublevel<SeqGap>('event_gaps'), store.toolLog);
   const seqStart = await eventLog.open();
   if (seqStart.gap !== undefined) log.warn('previous run ended without a clean stop: event seqs it had reserved stay unused', { ...seqStart.gap });
   const bus = new EventBus(seqStart.lastSeq);

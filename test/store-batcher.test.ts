@@ -12,7 +12,7 @@ import { Level } from 'level';
 import { defer, tap, timer, type Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BatchWriter, DEFAULT_MAX_BATCH_OPS, batchWindows, levelBatchCommit, putOp, type BatchOp } from '../src/store/batcher.js';
+import { BatchWriter, DEFAULT_MAX_BATCH_OPS, batchWindows, commitOps, delOp, levelBatchCommit, putBytesOp, putOp, type BatchOp } from '../src/store/batcher.js';
 import { openSublevel, type RootDb, type Sublevel } from '../src/store/db.js';
 import { StoreError } from '../src/store/errors.js';
 
@@ -279,6 +279,23 @@ describe('BatchWriter on LevelDB', () => {
     expect((await sub.keys().all()).length).toBe(50);
     await expect(writer.write(putOp(sub, 'late', { n: 0 }))).rejects.toMatchObject({ code: 'closed' });
     await expect(writer.close()).resolves.toBeUndefined();
+  });
+
+  it('commitOps writes puts and deletes of several sublevels as one batch under their sublevel keys; a bad op writes nothing', async () => {
+    const { db, sub } = await openDb();
+    const other = openSublevel<string>(db, 'other');
+    await commitOps(db, [putOp(sub, 'gone', { n: 0 })]);
+    await commitOps(db, [putOp(sub, 'a', { n: 1 }), putOp(other, 'a', 'x'), delOp(sub, 'gone'), putBytesOp(other, 'raw', Uint8Array.of(0xa1, 0x79))], true);
+    expect(await sub.get('a')).toEqual({ n: 1 });
+    expect(await sub.get('gone')).toBeUndefined();
+    expect(await other.get('a')).toBe('x');
+    expect(await other.get('raw')).toBe('y'); // the bytes, written as given: MessagePack "y"
+    expect(await db.keys().all()).toEqual(['!items!a', '!other!a', '!other!raw']);
+    // an op abstract-level refuses (a put without a value) fails the whole batch before anything is written
+    const bad = { ...putOp(sub, 'b', { n: 2 }), value: undefined as unknown as Uint8Array };
+    await expect(commitOps(db, [putOp(sub, 'c', { n: 3 }), bad])).rejects.toThrow();
+    expect(await sub.get('c')).toBeUndefined();
+    expect(await sub.get('b')).toBeUndefined();
   });
 
   it('flush() waits for earlier writes only', async () => {

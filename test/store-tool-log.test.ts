@@ -11,7 +11,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { createLogger, type Logger } from '../src/log/logger.js';
 import type { OpenStoreOptions, Store } from '../src/store/open.js';
 import { openSublevel } from '../src/store/db.js';
-import { MIGRATIONS } from '../src/store/migrations.js';
+import { MIGRATIONS, latestVersion } from '../src/store/migrations.js';
 import { openStore } from '../src/store/open.js';
 import { entryOfValue, type StoredToolLogEntry, type ToolLogEntry, type ToolLogFilter, type ToolLogInput, type ToolLogRecords } from '../src/store/tool-log.js';
 import { INLINE_PAYLOAD_BYTES, RECORD_TAG, summaryOf } from '../src/store/tool-log-record.js';
@@ -200,7 +200,7 @@ describe('ToolLogRepository: append and round trip', () => {
       await v1.close();
       const v2 = await openStore(dataDir, silent);
       try {
-        expect(v2.schemaVersion).toBe(2);
+        expect(v2.schemaVersion).toBe(latestVersion(MIGRATIONS));
         expect(await openSublevel<unknown>(v2.db, 'toollog_sum').keys().all()).toEqual([]);
         const page = await v2.toolLog.query({ limit: 3 });
         expect(page.total).toBe(600);

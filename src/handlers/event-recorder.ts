@@ -2,8 +2,10 @@
  * The event recorder: stores every bus event before anything outside the process sees it.
  *
  * - Each event is handed over by {@link EventBus.publish} in seq order and written as one unit
- *   of the batch writer: the event itself, and for a tool invocation its tool-log entry too (one
- *   atomic write per call), plus the seq reservation when it needs extending.
+ *   of the batch writer, plus the seq reservation when it needs extending: a tool invocation's
+ *   event as ONE record with its tool-log entry (`ToolLogRepository.eventEntryOps`: one LevelDB
+ *   put per call, two when its payloads pass 1 KiB), which the event log reads the event from;
+ *   any other event in the event log.
  * - {@link EventRecorder.items$} emits, in seq order, each event once its batch is committed, and
  *   for events whose write failed a `missing` item naming the seq range (logged at `error`, and a
  *   gap record is written so a later replay names it too). The feeds (`/api/ws/events`,
@@ -144,10 +146,10 @@ export class EventRecorder implements RecordedFeed {
   }
 
   #ops(event: GatewayEvent): BatchOp[] {
-    const ops: BatchOp[] = [this.eventLog.putOp(toWire(event))];
-    if (event.event_type === 'ToolInvocationCompleted' || event.event_type === 'ToolInvocationFailed') {
-      for (const op of this.toolLog.entryOps(toLogEntry(event))) ops.push(op);
-    }
+    const ops =
+      event.event_type === 'ToolInvocationCompleted' || event.event_type === 'ToolInvocationFailed'
+        ? this.toolLog.eventEntryOps(toLogEntry(event), toWire(event))
+        : [this.eventLog.putOp(toWire(event))];
     const reserve = this.eventLog.reserveOp(event.seq);
     if (reserve !== undefined) ops.push(reserve);
     return ops;

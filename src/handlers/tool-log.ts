@@ -1,8 +1,8 @@
 /**
  * The tool execution log (Bifrost `/api/mcp-logs`): every tool call from any surface, written by the
- * event recorder (`event-recorder.ts`) in the same batch unit as its `ToolInvocationCompleted` /
- * `ToolInvocationFailed` event, before the call is answered; the store cuts arguments and results
- * to `max_payload_bytes`.
+ * event recorder (`event-recorder.ts`) as ONE record with its `ToolInvocationCompleted` /
+ * `ToolInvocationFailed` event (the event log reads the event from it), before the call is
+ * answered; the store cuts arguments and results to `max_payload_bytes`.
  *
  * - `GET /api/mcp-logs?client&tool&status&virtual_key&surface&from&to&limit&offset` → `{logs, count, total_count, limit, offset}`
  *   (newest first; `from`/`to` ISO-8601 or epoch ms)

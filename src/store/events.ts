@@ -11,6 +11,13 @@
  * numbers between the last stored event and the reservation stay unused, and a gap record
  * (`event_gaps`) says so, so a replay can name the range instead of skipping it silently. Events
  * that could not be stored (a failed batch) get a gap record too.
+ *
+ * Tool events are not stored here (schema version 3 on): the recorder stores each
+ * `ToolInvocationCompleted`/`ToolInvocationFailed` event inside its tool-log record, one LevelDB
+ * value per call, and this log reads them from there ({@link ToolEventSource}); it merges them
+ * with its own events by seq. Tool events stored here by earlier versions still read from here.
+ * A tool event therefore lives as long as its tool-log entry (the tool log's retention); this
+ * log's retention (`sweep`) deletes the other events.
  */
 import type { BatchWriter, BatchOp } from './batcher.js';
 import { commitOps, delOp, putOp } from './batcher.js';
@@ -31,6 +38,14 @@ export interface SeqGap {
   readonly from: number;
   readonly to: number;
   readonly reason: GapReason;
+}
+
+/** Where tool events recorded with their tool-log entries are read (`ToolLogRepository`). */
+export interface ToolEventSource {
+  /** Tool events with `since < seq ≤ upTo`, in seq order, at most `limit`. */
+  toolEventsAfter(since: number, limit: number, upTo?: number): Promise<StoredEvent[]>;
+  /** The highest seq of such a tool event, 0 when there is none. */
+  lastToolEventSeq(): Promise<number>;
 }
 
 const KEY_DIGITS = 16;
@@ -55,6 +70,8 @@ export class EventLogRepository {
     private readonly writer: BatchWriter<BatchOp>,
     private readonly meta: Sublevel<unknown>,
     private readonly gaps: Sublevel<SeqGap>,
+    /** Where the tool events are (the tool log): the recorder stores them there, not here. */
+    private readonly toolEvents: ToolEventSource,
   ) {}
 
   /**
@@ -113,21 +130,48 @@ export class EventLogRepository {
     return this.writer.flush();
   }
 
-  /** The highest stored seq, 0 when empty. */
+  /** The highest stored seq (tool events included), 0 when empty. */
   async lastSeq(): Promise<number> {
+    const tool = await this.toolEvents.lastToolEventSeq();
+    return Math.max(tool, await this.#lastOwnSeq());
+  }
+
+  async #lastOwnSeq(): Promise<number> {
     for await (const key of this.events.keys({ reverse: true, limit: 1 })) return Number(key);
     return 0;
   }
 
-  /** The lowest stored seq, 0 when empty. */
+  /** The lowest seq stored in this log's own sublevel (not counting tool events), 0 when empty. */
   async firstSeq(): Promise<number> {
     for await (const key of this.events.keys({ limit: 1 })) return Number(key);
     return 0;
   }
 
-  /** Stored events with `since < seq ≤ upTo` (no upper bound by default), oldest first, at most `limit`. */
+  /**
+   * Stored events with `since < seq ≤ upTo` (no upper bound by default), oldest first, at most
+   * `limit`: this log's own and the tool events recorded with their tool-log entries, merged by seq.
+   */
   async after(since: number, limit: number, upTo?: number): Promise<StoredEvent[]> {
-    return this.events.values({ gt: keyOf(since), ...(upTo === undefined ? {} : { lte: keyOf(upTo) }), limit }).all();
+    const own = this.events.values({ gt: keyOf(since), ...(upTo === undefined ? {} : { lte: keyOf(upTo) }), limit }).all();
+    const [mine, tools] = await Promise.all([own, this.toolEvents.toolEventsAfter(since, limit, upTo)]);
+    if (tools.length === 0) return mine;
+    // both are in seq order and each holds its first `limit` after `since`: the merge's first `limit` are the log's
+    const out: StoredEvent[] = [];
+    let i = 0;
+    let j = 0;
+    while (out.length < limit && (i < mine.length || j < tools.length)) {
+      const a = mine[i];
+      const b = tools[j];
+      if (b === undefined || (a !== undefined && a.seq < b.seq)) {
+        out.push(a as StoredEvent);
+        i++;
+      } else {
+        if (a !== undefined && a.seq === b.seq) i++; // cannot happen (one seq, one event); keep the record's
+        out.push(b);
+        j++;
+      }
+    }
+    return out;
   }
 
   /** Gap records overlapping `from..to`, oldest first. */
@@ -137,11 +181,15 @@ export class EventLogRepository {
     return out;
   }
 
-  /** Deletes the oldest events beyond `maxEntries` (and gap records below what is kept); returns how many events. */
+  /**
+   * Deletes this log's own events more than `maxEntries` seqs below the last (and gap records
+   * below what is kept); returns how many events. Tool events recorded with their tool-log
+   * entries are the tool log's: its retention deletes them.
+   */
   async sweep(maxEntries: number): Promise<number> {
     const last = await this.lastSeq();
     const first = await this.firstSeq();
-    if (last === 0 || last - first + 1 <= maxEntries) return 0;
+    if (last === 0 || first === 0 || last - first + 1 <= maxEntries) return 0;
     const cutoff = keyOf(last - maxEntries);
     let n = 0;
     let ops: BatchOp[] = [];

@@ -51,6 +51,13 @@ export const MIGRATIONS: readonly Migration[] = [
       }
     },
   },
+  {
+    version: 3,
+    description: 'tool events are stored inside their tool-log records (one write per call); earlier tool events stay in the event log and still read',
+    // nothing to rewrite: the version tells an older Tributary, which would not find the new tool
+    // events in the event log (and would replay them as missing), to refuse this data
+    up: async () => {},
+  },
 ];
 
 /**

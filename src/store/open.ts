@@ -195,6 +195,11 @@ export async function openStore(dataDir: string, log: Logger, options: OpenStore
     slog.child({ entity: 'toollog' }),
     options.toolLog,
   );
+  try {
+    await toolLog.init();
+  } catch (err) {
+    return fail(storeErrorFromLevel(err, location));
+  }
   slog.info('store open', { location, schema_version: version, ...(migratedFrom === undefined ? {} : { migrated_from: migratedFrom }) });
 
   let closing: Promise<void> | undefined;

@@ -55,3 +55,30 @@ export class TimeKeyGenerator {
     return `${msPrefix(ms)}-${seq}${this.#boot}`;
   }
 }
+
+/** Marks the key of a record the event recorder wrote (a tool event's record): never a base-36 digit. */
+const EVENT_MARK = '~';
+const SEQ_DIGITS = 16;
+const EVENT_KEY_LENGTH = MS_DIGITS + 2 + SEQ_DIGITS;
+
+/**
+ * The key of the tool-log record of the tool event `seq`, filed at `ms`:
+ *
+ *     <epoch ms, 15 decimal digits>-~<seq, 16 decimal digits>
+ *     001764451200123-~0000000000004711
+ *
+ * It sorts by `ms` like every other key of the log, and carries the event's seq so the event log
+ * can find the event in the tool log (see `ToolLogRepository.toolEventsAfter`).
+ * @throws RangeError unless `ms` is an integer in `[0, MAX_KEY_MS]` and `seq` a positive safe integer.
+ */
+export function toolEventKey(ms: number, seq: number): string {
+  if (!(Number.isInteger(ms) && ms >= 0 && ms <= MAX_KEY_MS)) throw new RangeError(`time key: bad epoch ms ${ms}`);
+  if (!(Number.isSafeInteger(seq) && seq > 0)) throw new RangeError(`time key: bad seq ${seq}`);
+  return `${msPrefix(ms)}-${EVENT_MARK}${String(seq).padStart(SEQ_DIGITS, '0')}`;
+}
+
+/** The event seq a {@link toolEventKey} carries; `undefined` for any other key. */
+export function seqOfToolEventKey(key: string): number | undefined {
+  if (key.length !== EVENT_KEY_LENGTH || key[MS_DIGITS + 1] !== EVENT_MARK) return undefined;
+  return Number(key.slice(MS_DIGITS + 2));
+}

@@ -15,7 +15,11 @@
  *               [client, tool, ok (1|0), latency_ms, cost_usd, virtual_key|null, surface]
  * then          u32 D, then D bytes: the details, MessagePack array
  *               [id, timestamp (ISO-8601), error|null, trace_id|null,
- *                arguments_truncated (1|0), result_truncated (1|0), A, external (1|0)]
+ *                arguments_truncated (1|0), result_truncated (1|0), A, external (1|0)
+ *                (, event)]
+ *               `event` (schema version 3 on, records the event recorder writes): the call's
+ *               `ToolInvocationCompleted`/`ToolInvocationFailed` event as stored and sent (a
+ *               MessagePack map, no payloads): the event log reads the event from here
  * then          (external 0) the payloads:
  *               A bytes: the arguments' JSON text (or the cut prefix), UTF-8, then
  *               the rest: the result's JSON text (or the cut prefix), UTF-8
@@ -56,7 +60,12 @@ export interface ToolLogRecordFields {
   readonly trace_id?: string;
   readonly surface: string;
   readonly timestamp: string;
+  /** The tool event this entry records (as stored and sent, with `seq`): only the recorder's records carry it. */
+  readonly event?: ToolEventRecord;
 }
+
+/** A tool event as the event log stores and sends it (plain data, `seq`, no payloads). */
+export type ToolEventRecord = Record<string, unknown> & { readonly seq: number };
 
 /** Payload bytes (arguments + result, UTF-8) kept inside the record; more go to `toollog_payload`. */
 export const INLINE_PAYLOAD_BYTES = 1024;
@@ -78,16 +87,9 @@ export function encodeRecord(r: ToolLogRecordFields): { record: Uint8Array; payl
   const external = argsBytes + resultBytes > INLINE_PAYLOAD_BYTES;
   // packr.pack returns a view of msgpackr's own buffer, reused by the next pack: copy the summary first
   const summary = Buffer.from(packr.pack([r.client, r.tool, r.status === 'success' ? 1 : 0, r.latency_ms, r.cost_usd, r.virtual_key ?? null, r.surface]));
-  const details = packr.pack([
-    r.id,
-    r.timestamp,
-    r.error ?? null,
-    r.trace_id ?? null,
-    r.arguments_truncated ? 1 : 0,
-    r.result_truncated ? 1 : 0,
-    argsBytes,
-    external ? 1 : 0,
-  ]);
+  const items: unknown[] = [r.id, r.timestamp, r.error ?? null, r.trace_id ?? null, r.arguments_truncated ? 1 : 0, r.result_truncated ? 1 : 0, argsBytes, external ? 1 : 0];
+  if (r.event !== undefined) items.push(r.event);
+  const details = packr.pack(items);
   const detailsAt = SUMMARY_AT + summary.length + 4;
   const argsAt = detailsAt + details.length;
   const out = Buffer.allocUnsafe(argsAt + (external ? 0 : argsBytes + resultBytes));
@@ -155,6 +157,22 @@ export interface LegacyStoredEntry {
 /** True when `view` is a record of this layout (not an earlier version's entry). */
 export function isRecord(view: Uint8Array): boolean {
   return view[0] === RECORD_TAG;
+}
+
+/**
+ * The tool event a record carries (see the layout), or `undefined` for a record without one (a
+ * model-provider call, or a record written before schema version 3). Throws an `Error` for a
+ * malformed record.
+ */
+export function eventOfRecord(view: Uint8Array): ToolEventRecord | undefined {
+  if (!isRecord(view)) return undefined;
+  const buf = buffer(view);
+  // the summary is not needed: skip it by its length
+  if (buf.length < SUMMARY_AT) throw new Error('tool-log record: no room for its summary');
+  const event = framedArray(buf, SUMMARY_AT + buf.readUInt32LE(1), 8, 'details').items[8];
+  if (event === undefined) return undefined;
+  if (typeof event !== 'object' || event === null || typeof (event as { seq?: unknown }).seq !== 'number') throw new Error('tool-log record: malformed event');
+  return event as ToolEventRecord;
 }
 
 /** The summary of a stored value, either layout. Throws an `Error` for a malformed value. */

@@ -12,6 +12,12 @@
  * written under the same key in `toollog_sum`: two puts per entry; migration 2 deletes those, and
  * entries of that layout still read.)
  *
+ * Tool calls (schema version 3 on): the event recorder writes the call's entry and its
+ * `ToolInvocation*` event as ONE record ({@link ToolLogRepository.eventEntryOps}) under a
+ * `toolEventKey` (`<ms>-~<seq>`, filed so these keys are in seq order), and the event log reads
+ * the events back in seq order ({@link ToolLogRepository.toolEventsAfter}). Model-provider calls
+ * ({@link ToolLogRepository.append}) have no event and a plain time key. Retention deletes either.
+ *
  * Why this and not per-filter secondary indexes: every filter (client, tool, status, virtual
  * key, surface, any combination) and every statistic is answered by ONE range scan, bounded by the
  * time range (`from`/`to` map onto key bounds, see `time-key.ts`), that decodes only each record's
@@ -27,12 +33,13 @@ import type { Logger } from '../log/logger.js';
 import { BatchWriter, commitOps, delOp, putBytesOp, type BatchOp } from './batcher.js';
 import { DEFAULT_PAYLOAD_CAP_BYTES, capPayloadText, type CappedText } from './cap-payload.js';
 import type { RootDb, Sublevel } from './db.js';
-import { encodeRecord, hasExternalPayload, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolLogRecordFields } from './tool-log-record.js';
+import { encodeRecord, hasExternalPayload, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolEventRecord, type ToolLogRecordFields } from './tool-log-record.js';
 import { KahanSum, compileFilter, nonNegativeInt, rangeOf, type ToolLogFilter } from './tool-log-filter.js';
 import { MAX_KEY_MS, TimeKeyGenerator, msPrefix } from './time-key.js';
+import { ToolEvents } from './tool-events.js';
 
 export { DEFAULT_PAYLOAD_CAP_BYTES, capPayload, type CappedPayload } from './cap-payload.js';
-export type { ToolLogSummary } from './tool-log-record.js';
+export type { ToolEventRecord, ToolLogSummary } from './tool-log-record.js';
 export type { ToolLogFilter } from './tool-log-filter.js';
 
 /**
@@ -173,6 +180,7 @@ const SCAN_OPTIONS = { highWaterMarkBytes: SCAN_BYTES };
 /** A scan gives the event loop back after this much work in one go, ms (store work holds it ≤ 1 ms). */
 const SLICE_MS = 0.5;
 
+
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export class ToolLogRepository {
@@ -187,6 +195,8 @@ export class ToolLogRepository {
   readonly #keys: TimeKeyGenerator;
   readonly #retention = new Set<() => Promise<void>>();
   #sweepChain: Promise<unknown> = Promise.resolve();
+  /** The tool events among the records: their keys, and reading them back in seq order. */
+  readonly #events: ToolEvents;
 
   constructor(
     db: RootDb,
@@ -205,6 +215,7 @@ export class ToolLogRepository {
     this.#now = options.now ?? Date.now;
     this.#sweepChunk = options.sweepChunk ?? 128;
     this.#keys = options.keys ?? new TimeKeyGenerator();
+    this.#events = new ToolEvents(entries);
   }
 
   /**
@@ -236,6 +247,40 @@ export class ToolLogRepository {
   entryOps(input: ToolLogInput): BatchOp[] {
     const { key, entry } = this.#build(input);
     return this.#ops(key, entry);
+  }
+
+  /**
+   * Reads where the log ends, so the records of tool events continue in key order after a
+   * restart (see {@link eventEntryOps}). Call once, before the first `eventEntryOps`.
+   */
+  init(): Promise<void> {
+    return this.#events.init();
+  }
+
+  /**
+   * The op(s) that store a tool call's entry together with its event (`event`, as the event log
+   * stores and sends it): ONE record, read by the tool log as an entry and by the event log as
+   * the event ({@link toolEventsAfter}). Its key is {@link toolEventKey}: filed at the entry's
+   * timestamp, or at the previous tool event's ms if the clock went back, so these keys are in
+   * seq order. Call in seq order (the event recorder does). Throws what {@link entryOps} throws.
+   */
+  eventEntryOps(input: ToolLogInput, event: ToolEventRecord): BatchOp[] {
+    const { key, entry } = this.#build(input, event.seq);
+    (entry as { event?: ToolEventRecord }).event = event;
+    return this.#ops(key, entry);
+  }
+
+  /**
+   * The tool events recorded with their entries ({@link eventEntryOps}) with `since < seq ≤ upTo`,
+   * in seq order, at most `limit` (see {@link ToolEvents.after}).
+   */
+  toolEventsAfter(since: number, limit: number, upTo?: number): Promise<ToolEventRecord[]> {
+    return this.#events.after(since, limit, upTo);
+  }
+
+  /** The highest seq of a tool event recorded with its entry, 0 when there is none. */
+  lastToolEventSeq(): Promise<number> {
+    return this.#events.lastSeq();
   }
 
   #ops(key: string, entry: ToolLogRecordFields): BatchOp[] {
@@ -462,14 +507,14 @@ export class ToolLogRepository {
     return deleted;
   }
 
-  #build(input: ToolLogInput): { key: string; entry: ToolLogEntry & { arguments: string; result: string } } {
+  #build(input: ToolLogInput, eventSeq?: number): { key: string; entry: ToolLogEntry & { arguments: string; result: string } } {
     if (input.status !== 'success' && input.status !== 'error') throw new TypeError(`tool log: bad status ${String(input.status)}`);
     if (!Number.isFinite(input.latency_ms)) throw new TypeError('tool log: latency_ms must be a finite number');
     if (!Number.isFinite(input.cost_usd)) throw new TypeError('tool log: cost_usd must be a finite number');
     const ms = input.timestamp === undefined ? this.#now() : Date.parse(input.timestamp);
     if (!Number.isFinite(ms)) throw new RangeError(`tool log: bad timestamp ${JSON.stringify(input.timestamp)}`);
     if (!(Number.isInteger(ms) && ms >= 0 && ms <= MAX_KEY_MS)) throw new RangeError(`tool log: timestamp out of range ${JSON.stringify(input.timestamp)}`);
-    const key = this.#keys.next(ms);
+    const key = eventSeq === undefined ? this.#keys.next(ms) : this.#events.file(ms, eventSeq);
     const args = this.#cap(input.arguments, input.arguments_truncated === true);
     const result = this.#cap(input.result, input.result_truncated === true);
     const entry: ToolLogEntry & { arguments: string; result: string } = {
