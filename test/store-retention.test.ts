@@ -98,7 +98,7 @@ describe('the write path keeps nothing once committed', () => {
 
   it('EventRecorder: a settled event is collectable (and was delivered to the feed)', async () => {
     const s = await open();
-    const eventLog = new EventLogRepository(s.db, s.sublevel<StoredEvent>('events'), s.writer, s.meta, s.sublevel<SeqGap>('event_gaps'));
+    const eventLog = new EventLogRepository(s.db, s.sublevel<StoredEvent>('events'), s.writer, s.meta, s.sublevel<SeqGap>('event_gaps'), s.toolLog);
     const start = await eventLog.open();
     const recorder = new EventRecorder(s.writer, eventLog, s.toolLog, createLogger('silent'), start.lastSeq);
     const seen: number[] = [];
