@@ -86,12 +86,18 @@ async function measure(client: Client, concurrency: number, seconds: number, ser
   const cpu = process.cpuUsage(cpu0);
   const sorted = lat.subarray(0, n).sort();
   const clientCpu = (cpu.user + cpu.system) / 1e6;
-  const point: Point = {
+  let over1 = 0;
+  for (const v of sorted) if (v > 1000) over1++;
+  const point: Point & { p999_us: number; max_us: number; over_1ms: number } = {
     requests: n,
     seconds: elapsed,
     rps: n / elapsed,
     p50_us: quantile(sorted, 0.5),
     p99_us: quantile(sorted, 0.99),
+    // the same tail figures as bench/seq-client.ts prints for the HTTP rows at c=1
+    p999_us: quantile(sorted, 0.999),
+    max_us: n > 0 ? (sorted[n - 1] as number) : NaN,
+    over_1ms: over1,
     errors,
     checked: n,
     // the client process is its own load generator (and, in-process, also the server)

@@ -66,6 +66,28 @@ describe('README', () => {
   });
 });
 
+describe('node flags', () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const m = /^node((?:\s+--\S+)*)\s+dist\/main\.js$/.exec(pkg.scripts['start'] ?? '');
+  const flags = (m?.[1] ?? '').trim().split(/\s+/).filter((f) => f !== '');
+
+  it('npm start runs `node <flags> dist/main.js` with flags this Node accepts', () => {
+    expect(m, `scripts.start: ${pkg.scripts['start']}`).not.toBeNull();
+    expect(flags.length).toBeGreaterThan(0);
+    const r = spawnSync(process.execPath, [...flags, '-e', '0'], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('the README’s ways of running the gateway (systemd, Docker) use the same flags', () => {
+    const execStart = /^ExecStart=\/usr\/bin\/node (.*) dist\/main\.js/m.exec(README);
+    expect(execStart?.[1]?.split(/\s+/)).toEqual(flags);
+    const cmd = /^CMD (\[.*\])$/m.exec(README);
+    expect(JSON.parse(cmd?.[1] ?? '[]')).toEqual(['node', ...flags, 'dist/main.js']);
+    expect(README).toContain(`\`npm start\` runs \`node ${flags.join(' ')} dist/main.js\``);
+  });
+});
+
 describe('config: unknown keys', () => {
   const problems = (doc: unknown): readonly string[] => {
     try {
