@@ -21,7 +21,7 @@ import { createLogger } from '../src/log/logger.js';
 import { KeyRepository, openKeyRepository } from '../src/store/keys.js';
 import type { Store } from '../src/store/open.js';
 import { EventBus, type GatewayEvent } from '../src/streams/events.js';
-import type { HttpHeaders, HttpInput } from '../src/base/http.js';
+import { emptyHeaders, type HttpInput } from '../src/base/http.js';
 import { tempStores } from './helpers/store.js';
 
 
@@ -325,22 +325,7 @@ describe('key management routes', () => {
         method,
         path: p,
         query: '',
-        // `as`: other header fields may be added; the router reads `contentType` only.
-        headers: {
-          accept: 'application/json',
-          contentType: 'application/json',
-          origin: '',
-          host: 'localhost',
-          mcpSessionId: '',
-          mcpProtocolVersion: '',
-          lastEventId: '',
-          authorization: '',
-          apiKey: '',
-          virtualKey: '',
-          includeClients: '',
-          includeTools: '',
-          remoteAddress: '',
-        } as HttpHeaders,
+        headers: { ...emptyHeaders(), accept: 'application/json', contentType: 'application/json', host: 'localhost' },
         body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)),
       };
       const effect = await firstValueFrom(rest.handle(input));

@@ -138,13 +138,13 @@ function framedArray(view: Buffer, at: number, min: number, what: string): { ite
   return { items, end };
 }
 
-/**
- * An entry as earlier versions stored it (the store codec's MessagePack of the entry object; with
- * `payload_json: 1`, untruncated payloads are JSON text).
- */
-export interface LegacyStoredEntry {
+/** One tool-log entry as the repository returns it (payloads as values). */
+export interface ToolLogEntry {
+  /** Unique: the caller's (e.g. the call id) or, by default, the entry's time key `<epoch ms>-<seq><boot>`. */
   id: string;
+  /** Upstream client name. */
   client: string;
+  /** Upstream tool name. */
   tool: string;
   arguments: unknown;
   arguments_truncated: boolean;
@@ -155,9 +155,19 @@ export interface LegacyStoredEntry {
   latency_ms: number;
   cost_usd: number;
   virtual_key?: string;
+  /** OpenTelemetry trace id of the call, when it was traced. */
   trace_id?: string;
+  /** The surface the call came in on: `mcp`, `rest`, `ws`, ... */
   surface: string;
+  /** ISO-8601 UTC. */
   timestamp: string;
+}
+
+/**
+ * An entry as earlier versions stored it (the store codec's MessagePack of the entry object; with
+ * `payload_json: 1`, untruncated payloads are JSON text).
+ */
+export interface LegacyStoredEntry extends ToolLogEntry {
   payload_json?: 1;
 }
 

@@ -33,13 +33,13 @@ import type { Logger } from '../log/logger.js';
 import { BatchWriter, commitOps, delOp, putBytesOp, type BatchOp } from './batcher.js';
 import { DEFAULT_PAYLOAD_CAP_BYTES, capPayloadPacked, unpackPayload, type PackedPayload } from './cap-payload.js';
 import type { RootDb, Sublevel } from './db.js';
-import { encodeRecord, hasExternalPayload, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolEventRecord, type ToolLogRecordFields } from './tool-log-record.js';
+import { encodeRecord, hasExternalPayload, storedFieldsOf, summaryOf, type LegacyStoredEntry, type ToolEventRecord, type ToolLogEntry, type ToolLogRecordFields } from './tool-log-record.js';
 import { KahanSum, compileFilter, nonNegativeInt, rangeOf, type ToolLogFilter } from './tool-log-filter.js';
 import { MAX_KEY_MS, TimeKeyGenerator, msPrefix } from './time-key.js';
 import { ToolEvents } from './tool-events.js';
 
 export { DEFAULT_PAYLOAD_CAP_BYTES, capPayload, type CappedPayload } from './cap-payload.js';
-export type { ToolEventRecord, ToolLogSummary } from './tool-log-record.js';
+export type { ToolEventRecord, ToolLogEntry, ToolLogSummary } from './tool-log-record.js';
 export type { ToolLogFilter } from './tool-log-filter.js';
 
 /**
@@ -48,29 +48,6 @@ export type { ToolLogFilter } from './tool-log-filter.js';
  */
 export type ToolLogRecords = Sublevel<Uint8Array>;
 
-export interface ToolLogEntry {
-  /** Unique: the caller's (e.g. the call id) or, by default, the entry's time key `<epoch ms>-<seq><boot>`. */
-  id: string;
-  /** Upstream client name. */
-  client: string;
-  /** Upstream tool name. */
-  tool: string;
-  arguments: unknown;
-  arguments_truncated: boolean;
-  result: unknown;
-  result_truncated: boolean;
-  status: 'success' | 'error';
-  error?: string;
-  latency_ms: number;
-  cost_usd: number;
-  virtual_key?: string;
-  /** OpenTelemetry trace id of the call, when it was traced. */
-  trace_id?: string;
-  /** The surface the call came in on: `mcp`, `rest`, `ws`, ... */
-  surface: string;
-  /** ISO-8601 UTC. */
-  timestamp: string;
-}
 
 /**
  * An entry of the layout before records (the store codec's MessagePack of the entry object). With
