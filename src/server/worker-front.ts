@@ -13,6 +13,7 @@ import type { HttpRequest, HttpResponse, us_listen_socket, us_socket_context_t, 
 import { loadNativeUws } from './uws.js';
 import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings } from './worker-protocol.js';
 import { workerCall } from './worker-mcp.js';
+import { WorkerWsDecoder } from './worker-ws.js';
 import type { WorkerMcpState } from '../handlers/mcp/worker-calls.js';
 
 /** A request body is sent whole when it ends within this many bytes, else in parts as it arrives. */
@@ -142,6 +143,8 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
 
   const app = uws.App();
   for (const route of settings.ws) {
+    // an MCP agent path: frames decoded here once the owner has enabled the fast path (its first mcp-state)
+    const decoder = route.decode === undefined ? undefined : new WorkerWsDecoder(route.decode.maxPayloadBytes);
     app.ws<SocketData>(route.path, {
       maxPayloadLength: route.maxPayloadLength,
       idleTimeout: route.idleTimeoutSeconds,
@@ -162,6 +165,10 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
         sockets.set(ws.getUserData().id, ws);
       },
       message: (ws, message, isBinary) => {
+        if (decoder !== undefined && mcpState !== undefined) {
+          decoded(ws, decoder, message, isBinary);
+          return;
+        }
         const data = copyOf(message);
         post({ t: 'ws-msg', id: ws.getUserData().id, data, binary: isBinary }, [data]);
       },
@@ -177,6 +184,25 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
     });
   }
   app.any('/*', onRequest);
+
+  /** A frame of an agent socket: answered here when it is bad or a control frame, else its message goes to the owner. */
+  const decoded = (ws: WebSocket<SocketData>, decoder: WorkerWsDecoder, message: ArrayBuffer, isBinary: boolean): void => {
+    const out = decoder.decode(message, isBinary);
+    switch (out.kind) {
+      case 'message':
+        post({ t: 'ws-rpc', id: ws.getUserData().id, message: out.message });
+        return;
+      case 'send':
+        ws.send(out.data, out.binary);
+        if (out.close !== undefined) ws.end(out.close.code, out.close.reason);
+        return;
+      case 'close':
+        ws.end(out.code, out.reason);
+        return;
+      case 'none':
+        return;
+    }
+  };
 
   port.on('message', (batch: ToWorker[]) => {
     for (const m of batch) handle(m);

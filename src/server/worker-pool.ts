@@ -17,6 +17,7 @@ import type { Logger } from '../log/logger.js';
 import { JSON_HEADERS, type HttpEffect } from '../base/http.js';
 import type { WorkerCall, WorkerCallHandler } from '../handlers/mcp/worker-calls.js';
 import { statusLine } from './app-response.js';
+import type { WsDecodedEntry } from './ws.js';
 import { RemoteRequest, RemoteResponse, RemoteSocket, type RemoteLink } from './worker-remote.js';
 import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings, type WorkerWsRoute } from './worker-protocol.js';
 
@@ -30,6 +31,8 @@ export interface RemoteEntry {
   wsRoutes(): readonly WorkerWsRoute[];
   /** The MCP fast path's owner side: `POST /mcp` calls the workers decided (none: every request is carried). */
   readonly mcp?: WorkerCallHandler | undefined;
+  /** The MCP agent WebSocket path whose frames the workers decode (with the fast path on; see `worker-ws.ts`). */
+  readonly mcpWs?: { readonly path: string; readonly maxPayloadBytes: number } | undefined;
 }
 
 /** One worker thread as `/health` shows it. */
@@ -166,6 +169,11 @@ class WorkerLink implements RemoteLink {
       case 'ws-msg': {
         const s = this.sockets.get(m.id);
         if (s !== undefined && !s.closed) void s.behavior.message?.(s as unknown as WebSocket<unknown>, m.data, m.binary);
+        return;
+      }
+      case 'ws-rpc': {
+        const s = this.sockets.get(m.id);
+        if (s !== undefined && !s.closed) (s.behavior as Partial<WsDecodedEntry>).decoded?.(s as unknown as WebSocket<unknown>, m.message);
         return;
       }
       case 'ws-buffered': {
@@ -396,7 +404,9 @@ export class WorkerPool {
   }
 
   #spawn(l: WorkerLink): Promise<void> {
-    const settings: WorkerSettings = { thread: l.thread, host: this.options.host, port: this.options.port, ws: this.entry.wsRoutes(), maxSseBacklogBytes: this.options.maxSseBacklogBytes };
+    const agent = this.entry.mcp === undefined ? undefined : this.entry.mcpWs;
+    const ws = this.entry.wsRoutes().map((r) => (r.path === agent?.path ? { ...r, decode: { maxPayloadBytes: agent.maxPayloadBytes } } : r));
+    const settings: WorkerSettings = { thread: l.thread, host: this.options.host, port: this.options.port, ws, maxSseBacklogBytes: this.options.maxSseBacklogBytes };
     const w = spawnWorker(settings);
     l.worker = w;
     l.state = 'starting';

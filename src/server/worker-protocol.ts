@@ -6,6 +6,7 @@
  * gate and handlers as for its own connections. `id` names one request or socket of one worker.
  */
 import type { WorkerCall, WorkerMcpState } from '../handlers/mcp/worker-calls.js';
+import type { WsDecodedMessage } from '../streams/ws.js';
 
 /** What a worker thread is started with (`workerData`). */
 export interface WorkerSettings {
@@ -24,6 +25,11 @@ export interface WorkerWsRoute {
   readonly maxPayloadLength: number;
   readonly idleTimeoutSeconds: number;
   readonly maxBackpressure: number;
+  /**
+   * An MCP agent path (`/ws`): its frames are decoded and validated in the worker
+   * (`worker-ws.ts`) and reach the owner as `ws-rpc`; without it every message goes whole (`ws-msg`).
+   */
+  readonly decode?: { readonly maxPayloadBytes: number };
 }
 
 /** Flat `[name, value, name, value, ...]` list of request headers, names lower-cased, as uWS reads them. */
@@ -40,6 +46,8 @@ export type FromWorker =
   | { readonly t: 'upgrade'; readonly id: number; readonly url: string; readonly query: string; readonly headers: FlatHeaders; readonly remote: string }
   | { readonly t: 'ws-msg'; readonly id: number; readonly data: ArrayBuffer; readonly binary: boolean }
   /** The socket's send buffer, after a send that was buffered (`bytes` > 0) or a drain. */
+  /** A message of an agent socket, decoded and validated in the worker (`worker-ws.ts`). */
+  | { readonly t: 'ws-rpc'; readonly id: number; readonly message: WsDecodedMessage }
   | { readonly t: 'ws-buffered'; readonly id: number; readonly bytes: number }
   | { readonly t: 'ws-closed'; readonly id: number; readonly code: number; readonly reason: ArrayBuffer }
   /** An uncaught exception: the thread closes its sockets and ends (then it is restarted). */
