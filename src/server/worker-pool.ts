@@ -43,6 +43,8 @@ export interface WorkerView {
   readonly requests: number;
   /** Of {@link requests}: `POST /mcp` requests the worker decided itself and the owner served as calls (the MCP fast path). */
   readonly mcp_calls: number;
+  /** `/ws` agent messages the worker decoded and validated itself (since start, across restarts). */
+  readonly ws_messages: number;
   readonly websockets_open: number;
   readonly in_flight: number;
   readonly restarts: number;
@@ -82,6 +84,7 @@ class WorkerLink implements RemoteLink {
   state: WorkerView['state'] = 'starting';
   requests = 0;
   mcpCalls = 0;
+  wsMessages = 0;
   restarts = 0;
   lastExit: WorkerView['last_exit'];
   attempt = 0;
@@ -172,6 +175,7 @@ class WorkerLink implements RemoteLink {
         return;
       }
       case 'ws-rpc': {
+        this.wsMessages++;
         const s = this.sockets.get(m.id);
         if (s !== undefined && !s.closed) (s.behavior as Partial<WsDecodedEntry>).decoded?.(s as unknown as WebSocket<unknown>, m.message);
         return;
@@ -272,6 +276,7 @@ class WorkerLink implements RemoteLink {
       state: this.state,
       requests: this.requests,
       mcp_calls: this.mcpCalls,
+      ws_messages: this.wsMessages,
       websockets_open: this.sockets.size,
       in_flight: this.pending.size + this.calls.size,
       restarts: this.restarts,
