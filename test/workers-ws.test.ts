@@ -3,7 +3,8 @@
  * (in process, so its worker pool and sessions can be watched) with auth on and the in-process
  * demo upstream, and real `ws` clients with an API key. Sockets are opened until one lands on the
  * thread wanted (the kernel spreads connections over the main thread and the worker); on a worker
- * socket the worker decodes every MCPW and text frame and hands the owner the decoded message.
+ * socket the worker decodes and validates every MCPW and text frame, answers bad and control
+ * frames itself and passes valid ones on (a gzip'd frame inflated).
  * Checked: MCPW and JSON-RPC text calls with progress; bad frames answered exactly as the main
  * thread answers them (fast-check); a socket closed mid-call has its call cancelled at the owner.
  */
@@ -23,7 +24,7 @@ let g: TestGateway;
 let apiKey: string;
 
 /** What a socket received: text messages parsed, binary frames decoded (bigints as text, for comparing). */
-type Received = { kind: 'text'; value: unknown } | { kind: 'frame'; type: number; method: number; requestId: string; payload: unknown };
+type Received = { kind: 'text'; value: unknown } | { kind: 'frame'; type: number; method: number; flags: number; requestId: string; payload: unknown };
 
 interface Peer {
   readonly ws: WebSocket;
@@ -61,7 +62,7 @@ async function connect(): Promise<Peer> {
     }
     const d = decodeFrame(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
     if (!d.ok) throw new Error(`the gateway sent a bad frame: ${d.error.message}`);
-    received.push({ kind: 'frame', type: d.frame.type, method: d.frame.method, requestId: String(d.frame.requestId), payload: d.frame.payload });
+    received.push({ kind: 'frame', type: d.frame.type, method: d.frame.method, flags: d.frame.flags, requestId: String(d.frame.requestId), payload: d.frame.payload });
   });
   const peer: { -readonly [K in keyof Peer]: Peer[K] } = {
     ws,
@@ -140,7 +141,8 @@ describe('/ws on a worker thread', () => {
       expect(list).toMatchObject({ kind: 'frame', type: McpwType.Response, method: McpwMethod.ToolsList });
       expect(((list as { payload: { tools: { name: string }[] } }).payload.tools ?? []).map((t) => t.name)).toContain('demo-echo');
       const echo = await reply(p, 12);
-      expect(echo).toMatchObject({ kind: 'frame', type: McpwType.Response, method: McpwMethod.ToolsCall, payload: { content: [{ type: 'text', text: `Echo: ${'x'.repeat(3000)}` }] } });
+      // the worker inflated the request; the owner knows the client reads gzip: the 3 KB reply is gzip'd
+      expect(echo).toMatchObject({ kind: 'frame', type: McpwType.Response, method: McpwMethod.ToolsCall, flags: McpwFlags.Gzip, payload: { content: [{ type: 'text', text: `Echo: ${'x'.repeat(3000)}` }] } });
       // text tools/call and ping
       p.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 't1', method: 'tools/call', params: { name: 'demo-add', arguments: { a: 20, b: 22 } } }));
       p.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 't2', method: 'ping' }));
@@ -153,7 +155,7 @@ describe('/ws on a worker thread', () => {
       expect(progress).toEqual([1, 2, 3]);
       const order = p.received.map((r) => idOf(r) ?? 'notification');
       expect(order.indexOf('13')).toBeGreaterThan(order.lastIndexOf('notification'));
-      // a text client that sent binary frames: every message reached the owner decoded by the worker
+      // every message reached the owner through the worker's decoder
       expect(worker().ws_messages - before).toBe(5);
       // MCPW Ping answered by the worker with the same id; Close closes with 1000
       p.ws.send(frame({ type: McpwType.Ping, method: McpwMethod.Generic, requestId: 77n, payload: undefined }));

@@ -185,13 +185,21 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
   }
   app.any('/*', onRequest);
 
-  /** A frame of an agent socket: answered here when it is bad or a control frame, else its message goes to the owner. */
+  /** A frame of an agent socket: answered here when it is bad or a control frame, else it goes to the owner. */
   const decoded = (ws: WebSocket<SocketData>, decoder: WorkerWsDecoder, message: ArrayBuffer, isBinary: boolean): void => {
     const out = decoder.decode(message, isBinary);
     switch (out.kind) {
-      case 'message':
-        post({ t: 'ws-rpc', id: ws.getUserData().id, message: out.message });
+      case 'forward': {
+        const data = copyOf(message);
+        post({ t: 'ws-msg', id: ws.getUserData().id, data, binary: isBinary, checked: true }, [data]);
         return;
+      }
+      case 'inflated': {
+        // encodeFrame's bytes may be a view of msgpackr's shared buffer (a Buffer: its slice() is a view too): a copy is transferred
+        const data = new Uint8Array(out.frame).buffer;
+        post({ t: 'ws-inflated', id: ws.getUserData().id, data }, [data]);
+        return;
+      }
       case 'send':
         ws.send(out.data, out.binary);
         if (out.close !== undefined) ws.end(out.close.code, out.close.reason);

@@ -17,7 +17,7 @@ import type { Logger } from '../log/logger.js';
 import { JSON_HEADERS, type HttpEffect } from '../base/http.js';
 import type { WorkerCall, WorkerCallHandler } from '../handlers/mcp/worker-calls.js';
 import { statusLine } from './app-response.js';
-import type { WsDecodedEntry } from './ws.js';
+import type { WsInflatedEntry } from './ws.js';
 import { RemoteRequest, RemoteResponse, RemoteSocket, type RemoteLink } from './worker-remote.js';
 import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings, type WorkerWsRoute } from './worker-protocol.js';
 
@@ -43,7 +43,7 @@ export interface WorkerView {
   readonly requests: number;
   /** Of {@link requests}: `POST /mcp` requests the worker decided itself and the owner served as calls (the MCP fast path). */
   readonly mcp_calls: number;
-  /** `/ws` agent messages the worker decoded and validated itself (since start, across restarts). */
+  /** `/ws` agent messages the worker decoded, found valid and passed on (since start, across restarts). */
   readonly ws_messages: number;
   readonly websockets_open: number;
   readonly in_flight: number;
@@ -170,14 +170,15 @@ class WorkerLink implements RemoteLink {
         return;
       }
       case 'ws-msg': {
+        if (m.checked === true) this.wsMessages++;
         const s = this.sockets.get(m.id);
         if (s !== undefined && !s.closed) void s.behavior.message?.(s as unknown as WebSocket<unknown>, m.data, m.binary);
         return;
       }
-      case 'ws-rpc': {
+      case 'ws-inflated': {
         this.wsMessages++;
         const s = this.sockets.get(m.id);
-        if (s !== undefined && !s.closed) (s.behavior as Partial<WsDecodedEntry>).decoded?.(s as unknown as WebSocket<unknown>, m.message);
+        if (s !== undefined && !s.closed) (s.behavior as Partial<WsInflatedEntry>).inflated?.(s as unknown as WebSocket<unknown>, m.data);
         return;
       }
       case 'ws-buffered': {

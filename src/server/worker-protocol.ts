@@ -6,7 +6,6 @@
  * gate and handlers as for its own connections. `id` names one request or socket of one worker.
  */
 import type { WorkerCall, WorkerMcpState } from '../handlers/mcp/worker-calls.js';
-import type { WsDecodedMessage } from '../streams/ws.js';
 
 /** What a worker thread is started with (`workerData`). */
 export interface WorkerSettings {
@@ -27,7 +26,8 @@ export interface WorkerWsRoute {
   readonly maxBackpressure: number;
   /**
    * An MCP agent path (`/ws`): its frames are decoded and validated in the worker
-   * (`worker-ws.ts`) and reach the owner as `ws-rpc`; without it every message goes whole (`ws-msg`).
+   * (`worker-ws.ts`): bad ones and control frames are answered there, valid ones reach the owner
+   * (`ws-msg` checked, `ws-inflated`); without it every message goes whole (`ws-msg`).
    */
   readonly decode?: { readonly maxPayloadBytes: number };
 }
@@ -44,10 +44,11 @@ export type FromWorker =
   /** The client went away before the response ended. */
   | { readonly t: 'abort'; readonly id: number }
   | { readonly t: 'upgrade'; readonly id: number; readonly url: string; readonly query: string; readonly headers: FlatHeaders; readonly remote: string }
-  | { readonly t: 'ws-msg'; readonly id: number; readonly data: ArrayBuffer; readonly binary: boolean }
+  /** `checked`: an agent socket's message the worker decoded and found valid (`worker-ws.ts`). */
+  | { readonly t: 'ws-msg'; readonly id: number; readonly data: ArrayBuffer; readonly binary: boolean; readonly checked?: boolean }
   /** The socket's send buffer, after a send that was buffered (`bytes` > 0) or a drain. */
-  /** A message of an agent socket, decoded and validated in the worker (`worker-ws.ts`). */
-  | { readonly t: 'ws-rpc'; readonly id: number; readonly message: WsDecodedMessage }
+  /** A gzip'd MCPW frame of an agent socket, valid, inflated in the worker: `data` is the frame uncompressed. */
+  | { readonly t: 'ws-inflated'; readonly id: number; readonly data: ArrayBuffer }
   | { readonly t: 'ws-buffered'; readonly id: number; readonly bytes: number }
   | { readonly t: 'ws-closed'; readonly id: number; readonly code: number; readonly reason: ArrayBuffer }
   /** An uncaught exception: the thread closes its sockets and ends (then it is restarted). */

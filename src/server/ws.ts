@@ -5,7 +5,7 @@
  */
 import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import type { Logger } from '../log/logger.js';
-import { WS_CLOSE_CREDENTIAL_ENDED, type WsConnection, type WsDecodedMessage, type WsEndpoint, type WsEndpointOptions, type WsSendResult } from '../streams/ws.js';
+import { WS_CLOSE_CREDENTIAL_ENDED, type WsConnection, type WsEndpoint, type WsEndpointOptions, type WsSendResult } from '../streams/ws.js';
 import type { RequestAuth } from '../base/access.js';
 import type { GatewayError } from '../base/errors.js';
 import type { HttpInput } from '../base/http.js';
@@ -32,13 +32,13 @@ export interface WsAccess {
 }
 
 /**
- * The entry of a worker thread's decoded messages (`server.workers`, see `worker-pool.ts`): a
- * path's behavior carries it next to uWS' callbacks; the message passes the same per-message
+ * What a worker thread's validated messages enter by besides uWS' callbacks (`server.workers`,
+ * see `worker-pool.ts`): a gzip'd MCPW frame the worker inflated passes the same per-message
  * credential check and rate limit as one `message` receives, then goes to the endpoint's
- * `onDecoded` (`onRefusedDecoded` when refused).
+ * `onInflated` (`onRefused` when refused).
  */
-export interface WsDecodedEntry<U = unknown> {
-  decoded(ws: WebSocket<U>, message: WsDecodedMessage): void;
+export interface WsInflatedEntry<U = unknown> {
+  inflated(ws: WebSocket<U>, data: ArrayBuffer): void;
 }
 
 /** WebSocket close reasons are at most 123 bytes (RFC 6455 §5.5): cut on a character boundary. */
@@ -129,7 +129,7 @@ function upgradeInput(path: string, req: HttpRequest, res: HttpResponse, mask: n
  * `endpoint.onRefused` instead of `onMessage`. Counting is asynchronous, so those messages are
  * copied first; their order is kept.
  */
-export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocketBehavior<U> & WsDecodedEntry<U>): unknown }, spec: RouteSpec, headerMask: number, endpoint: WsEndpoint, options: WsEndpointOptions, log: Logger, access?: WsAccess): Set<WsConnection> {
+export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocketBehavior<U> & WsInflatedEntry<U>): unknown }, spec: RouteSpec, headerMask: number, endpoint: WsEndpoint, options: WsEndpointOptions, log: Logger, access?: WsAccess): Set<WsConnection> {
   const path = spec.path;
   const wantsToolMode = spec.headers.includes('toolMode');
   const open = new Set<WsConnection>();
@@ -142,19 +142,20 @@ export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocke
     }
   };
   app.ws<UserData>(path, {
-    decoded: (ws: WebSocket<UserData>, m: WsDecodedMessage) => {
+    inflated: (ws: WebSocket<UserData>, data: ArrayBuffer) => {
       const conn = ws.getUserData().conn;
       if (!conn || !conn.authorize(Date.now())) return;
       const auth = conn.auth;
+      const run = (c: WsConnection): void => guard(c, 'message', () => (endpoint.onInflated ?? endpoint.onMessage)(c, data, true));
       if (!access || !auth?.principal.limits) {
-        guard(conn, 'message', () => endpoint.onDecoded?.(conn, m));
+        run(conn);
         return;
       }
       access.admitMessage(auth).then(
         (refused) => {
           if (conn.closed) return;
-          if (!refused) guard(conn, 'message', () => endpoint.onDecoded?.(conn, m));
-          else guard(conn, 'refused', () => endpoint.onRefusedDecoded?.(conn, m, refused));
+          if (!refused) run(conn);
+          else if (endpoint.onRefused) guard(conn, 'refused', () => endpoint.onRefused?.(conn, data, true, refused));
         },
         (err: unknown) => log.error('websocket message admission failed', { path, error: err }),
       );

@@ -5,8 +5,6 @@
  */
 import type { RequestAuth } from '../base/access.js';
 import type { GatewayError } from '../base/errors.js';
-import type { Classified } from '../codecs/jsonrpc.js';
-import type { McpwReplyTo } from '../codecs/mcpw-jsonrpc.js';
 
 /** Result of a send, as uWS reports it: buffered, buffered past the backpressure mark, or dropped. */
 export type WsSendResult = 'ok' | 'backpressure' | 'dropped' | 'closed';
@@ -72,24 +70,11 @@ export interface WsEndpoint {
    */
   readonly beforeOpen?: () => Promise<void> | undefined;
   /**
-   * A message a worker thread of `server.workers` already decoded and validated (text: JSON,
-   * depth, no batch; binary: the MCPW frame, not a control frame): handled as {@link onMessage}
-   * handles the message it decodes itself. Endpoints without it get every message whole.
+   * A binary message a worker thread of `server.workers` received gzip'd (MCPW flag bit0) and
+   * inflated: `data` is the same frame uncompressed. Handled as {@link onMessage}; the client reads
+   * gzip'd frames.
    */
-  readonly onDecoded?: (conn: WsConnection, message: WsDecodedMessage) => void;
-  /** {@link onRefused} for a message a worker thread decoded. */
-  readonly onRefusedDecoded?: (conn: WsConnection, message: WsDecodedMessage, error: GatewayError) => void;
-}
-
-/** One `/ws` message a worker thread decoded (see {@link WsEndpoint.onDecoded}). */
-export interface WsDecodedMessage {
-  readonly message: Classified;
-  /** The MCPW request frame a reply answers (binary frames); `undefined` for a text frame. */
-  readonly replyTo: McpwReplyTo | undefined;
-  /** It came in a binary (MCPW) frame. */
-  readonly binary: boolean;
-  /** Its MCPW frame was gzip'd (the client reads gzip'd frames). */
-  readonly gzip: boolean;
+  readonly onInflated?: (conn: WsConnection, data: ArrayBuffer) => void;
 }
 
 export interface WsEndpointOptions {

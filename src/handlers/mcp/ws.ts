@@ -35,7 +35,7 @@ import {
 } from '../../codecs/mcpw.js';
 import { frameToJsonRpc, type JsonRpcMessage, type McpwReplyTo } from '../../codecs/mcpw-jsonrpc.js';
 import type { Logger } from '../../log/logger.js';
-import type { WsConnection, WsDecodedMessage, WsEndpoint } from '../../streams/ws.js';
+import type { WsConnection, WsEndpoint } from '../../streams/ws.js';
 import type { WsMethodHost, WsPeer } from '../../streams/ws-methods.js';
 import { toJsonRpcError } from '../../base/errors.js';
 import type { McpDispatcher } from './dispatch.js';
@@ -289,26 +289,11 @@ export class McpWsEndpoint implements WsEndpoint {
     this.handle(s, classified, { method: frame.method, requestId: frame.requestId });
   };
 
-  /** A message a worker thread decoded (`server.workers`): what {@link onMessage} does after decoding. */
-  readonly onDecoded = (conn: WsConnection, m: WsDecodedMessage): void => {
+  /** A gzip'd MCPW frame a worker thread inflated (`server.workers`): the client reads gzip'd frames. */
+  readonly onInflated = (conn: WsConnection, data: ArrayBuffer): void => {
     const s = this.states.get(conn);
-    if (!s) return;
-    s.lastMessageAt = Date.now();
-    if (m.binary) s.out.binary = true;
-    if (m.gzip) s.out.gzip = true;
-    this.handle(s, m.message, m.replyTo);
-  };
-
-  /** {@link onRefused} for a message a worker thread decoded. */
-  readonly onRefusedDecoded = (conn: WsConnection, m: WsDecodedMessage, error: GatewayError): void => {
-    const s = this.states.get(conn);
-    if (!s) return;
-    const c = m.message;
-    const rpc = error.toJsonRpc();
-    if (c.kind === 'request') this.reply(s, { jsonrpc: '2.0', id: c.msg.id, error: rpc }, m.replyTo);
-    else if (c.kind !== 'invalid') return;
-    else if (m.replyTo) s.out.frame({ type: McpwType.Error, method: m.replyTo.method, requestId: m.replyTo.requestId, payload: rpc });
-    else s.out.message({ jsonrpc: '2.0', id: null, error: rpc } as unknown as JsonRpcMessage, undefined);
+    if (s) s.out.gzip = true;
+    this.onMessage(conn, data, true);
   };
 
   /**
