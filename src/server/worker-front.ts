@@ -16,6 +16,13 @@ import { workerCall } from './worker-mcp.js';
 import { WorkerWsDecoder } from './worker-ws.js';
 import type { WorkerMcpState } from '../handlers/mcp/worker-calls.js';
 
+/**
+ * An agent socket's frame of this many bytes or more is transferred to the owner, a smaller one
+ * copied: for small buffers the copy is cheaper for the receiving thread (measured with 80 bytes:
+ * ≈ 2 µs copied against ≈ 3 µs transferred per message).
+ */
+const TRANSFER_BYTES = 16 * 1024;
+
 /** A request body is sent whole when it ends within this many bytes, else in parts as it arrives. */
 const WHOLE_BODY_BYTES = 64 * 1024;
 
@@ -185,21 +192,26 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
   }
   app.any('/*', onRequest);
 
+  /** A valid MCPW frame to the owner: a small one copied (cheaper to receive than a transferred one), a large one transferred. */
+  const checked = (id: number, data: ArrayBuffer, inflated: boolean): void => {
+    if (data.byteLength < TRANSFER_BYTES) post({ t: 'ws-checked', id, data, inflated });
+    else post({ t: 'ws-checked', id, data, inflated }, [data]);
+  };
+
   /** A frame of an agent socket: answered here when it is bad or a control frame, else it goes to the owner. */
   const decoded = (ws: WebSocket<SocketData>, decoder: WorkerWsDecoder, message: ArrayBuffer, isBinary: boolean): void => {
     const out = decoder.decode(message, isBinary);
     switch (out.kind) {
-      case 'forward': {
-        const data = copyOf(message);
-        post({ t: 'ws-msg', id: ws.getUserData().id, data, binary: isBinary, checked: true }, [data]);
+      case 'text':
+        post({ t: 'ws-checked', id: ws.getUserData().id, data: out.text, inflated: false });
         return;
-      }
-      case 'inflated': {
-        // encodeFrame's bytes may be a view of msgpackr's shared buffer (a Buffer: its slice() is a view too): a copy is transferred
-        const data = new Uint8Array(out.frame).buffer;
-        post({ t: 'ws-inflated', id: ws.getUserData().id, data }, [data]);
+      case 'frame':
+        checked(ws.getUserData().id, copyOf(message), false);
         return;
-      }
+      case 'inflated':
+        // encodeFrame's bytes may be a view of msgpackr's shared buffer (a Buffer: its slice() is a view too): copied
+        checked(ws.getUserData().id, new Uint8Array(out.frame).buffer, true);
+        return;
       case 'send':
         ws.send(out.data, out.binary);
         if (out.close !== undefined) ws.end(out.close.code, out.close.reason);

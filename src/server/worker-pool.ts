@@ -17,7 +17,7 @@ import type { Logger } from '../log/logger.js';
 import { JSON_HEADERS, type HttpEffect } from '../base/http.js';
 import type { WorkerCall, WorkerCallHandler } from '../handlers/mcp/worker-calls.js';
 import { statusLine } from './app-response.js';
-import type { WsInflatedEntry } from './ws.js';
+import type { WsCheckedEntry } from './ws.js';
 import { RemoteRequest, RemoteResponse, RemoteSocket, type RemoteLink } from './worker-remote.js';
 import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings, type WorkerWsRoute } from './worker-protocol.js';
 
@@ -170,15 +170,14 @@ class WorkerLink implements RemoteLink {
         return;
       }
       case 'ws-msg': {
-        if (m.checked === true) this.wsMessages++;
         const s = this.sockets.get(m.id);
         if (s !== undefined && !s.closed) void s.behavior.message?.(s as unknown as WebSocket<unknown>, m.data, m.binary);
         return;
       }
-      case 'ws-inflated': {
+      case 'ws-checked': {
         this.wsMessages++;
         const s = this.sockets.get(m.id);
-        if (s !== undefined && !s.closed) (s.behavior as Partial<WsInflatedEntry>).inflated?.(s as unknown as WebSocket<unknown>, m.data);
+        if (s !== undefined && !s.closed) (s.behavior as Partial<WsCheckedEntry>).checked?.(s as unknown as WebSocket<unknown>, m.data, m.inflated);
         return;
       }
       case 'ws-buffered': {

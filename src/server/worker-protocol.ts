@@ -27,7 +27,7 @@ export interface WorkerWsRoute {
   /**
    * An MCP agent path (`/ws`): its frames are decoded and validated in the worker
    * (`worker-ws.ts`): bad ones and control frames are answered there, valid ones reach the owner
-   * (`ws-msg` checked, `ws-inflated`); without it every message goes whole (`ws-msg`).
+   * (`ws-checked`); without it every message goes whole (`ws-msg`).
    */
   readonly decode?: { readonly maxPayloadBytes: number };
 }
@@ -44,11 +44,13 @@ export type FromWorker =
   /** The client went away before the response ended. */
   | { readonly t: 'abort'; readonly id: number }
   | { readonly t: 'upgrade'; readonly id: number; readonly url: string; readonly query: string; readonly headers: FlatHeaders; readonly remote: string }
-  /** `checked`: an agent socket's message the worker decoded and found valid (`worker-ws.ts`). */
-  | { readonly t: 'ws-msg'; readonly id: number; readonly data: ArrayBuffer; readonly binary: boolean; readonly checked?: boolean }
+  | { readonly t: 'ws-msg'; readonly id: number; readonly data: ArrayBuffer; readonly binary: boolean }
   /** The socket's send buffer, after a send that was buffered (`bytes` > 0) or a drain. */
-  /** A gzip'd MCPW frame of an agent socket, valid, inflated in the worker: `data` is the frame uncompressed. */
-  | { readonly t: 'ws-inflated'; readonly id: number; readonly data: ArrayBuffer }
+  /**
+   * A message of an agent socket the worker decoded and found valid (`worker-ws.ts`): a text
+   * frame's text, or an MCPW frame (`inflated`: it came gzip'd, this is the frame uncompressed).
+   */
+  | { readonly t: 'ws-checked'; readonly id: number; readonly data: string | ArrayBuffer; readonly inflated: boolean }
   | { readonly t: 'ws-buffered'; readonly id: number; readonly bytes: number }
   | { readonly t: 'ws-closed'; readonly id: number; readonly code: number; readonly reason: ArrayBuffer }
   /** An uncaught exception: the thread closes its sockets and ends (then it is restarted). */

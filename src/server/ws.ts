@@ -33,12 +33,19 @@ export interface WsAccess {
 
 /**
  * What a worker thread's validated messages enter by besides uWS' callbacks (`server.workers`,
- * see `worker-pool.ts`): a gzip'd MCPW frame the worker inflated passes the same per-message
- * credential check and rate limit as one `message` receives, then goes to the endpoint's
- * `onInflated` (`onRefused` when refused).
+ * see `worker-pool.ts`): a message the worker decoded and found valid (a text frame's text, or a
+ * binary frame, `inflated` when it came gzip'd) passes the same per-message credential check and
+ * rate limit as one `message` receives, then goes to the endpoint's `onChecked` (`onRefused` when
+ * refused).
  */
-export interface WsInflatedEntry<U = unknown> {
-  inflated(ws: WebSocket<U>, data: ArrayBuffer): void;
+export interface WsCheckedEntry<U = unknown> {
+  checked(ws: WebSocket<U>, data: string | ArrayBuffer, inflated: boolean): void;
+}
+
+function bytesOf(data: string | ArrayBuffer): ArrayBuffer {
+  if (typeof data !== 'string') return data;
+  const b = Buffer.from(data);
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 }
 
 /** WebSocket close reasons are at most 123 bytes (RFC 6455 §5.5): cut on a character boundary. */
@@ -129,7 +136,7 @@ function upgradeInput(path: string, req: HttpRequest, res: HttpResponse, mask: n
  * `endpoint.onRefused` instead of `onMessage`. Counting is asynchronous, so those messages are
  * copied first; their order is kept.
  */
-export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocketBehavior<U> & WsInflatedEntry<U>): unknown }, spec: RouteSpec, headerMask: number, endpoint: WsEndpoint, options: WsEndpointOptions, log: Logger, access?: WsAccess): Set<WsConnection> {
+export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocketBehavior<U> & WsCheckedEntry<U>): unknown }, spec: RouteSpec, headerMask: number, endpoint: WsEndpoint, options: WsEndpointOptions, log: Logger, access?: WsAccess): Set<WsConnection> {
   const path = spec.path;
   const wantsToolMode = spec.headers.includes('toolMode');
   const open = new Set<WsConnection>();
@@ -142,11 +149,11 @@ export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocke
     }
   };
   app.ws<UserData>(path, {
-    inflated: (ws: WebSocket<UserData>, data: ArrayBuffer) => {
+    checked: (ws: WebSocket<UserData>, data: string | ArrayBuffer, inflated: boolean) => {
       const conn = ws.getUserData().conn;
       if (!conn || !conn.authorize(Date.now())) return;
       const auth = conn.auth;
-      const run = (c: WsConnection): void => guard(c, 'message', () => (endpoint.onInflated ?? endpoint.onMessage)(c, data, true));
+      const run = (c: WsConnection): void => guard(c, 'message', () => (endpoint.onChecked ? endpoint.onChecked(c, data, inflated) : endpoint.onMessage(c, bytesOf(data), typeof data !== 'string')));
       if (!access || !auth?.principal.limits) {
         run(conn);
         return;
@@ -155,7 +162,8 @@ export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocke
         (refused) => {
           if (conn.closed) return;
           if (!refused) run(conn);
-          else if (endpoint.onRefused) guard(conn, 'refused', () => endpoint.onRefused?.(conn, data, true, refused));
+          else if (endpoint.onRefused) guard(conn, 'refused', () => endpoint.onRefused?.(conn, bytesOf(data), typeof data !== 'string', refused));
+          else conn.send(JSON.stringify({ type: 'error', ...refused.toRest() }));
         },
         (err: unknown) => log.error('websocket message admission failed', { path, error: err }),
       );

@@ -70,11 +70,13 @@ export interface WsEndpoint {
    */
   readonly beforeOpen?: () => Promise<void> | undefined;
   /**
-   * A binary message a worker thread of `server.workers` received gzip'd (MCPW flag bit0) and
-   * inflated: `data` is the same frame uncompressed. Handled as {@link onMessage}; the client reads
-   * gzip'd frames.
+   * A message a worker thread of `server.workers` decoded and found valid (see
+   * `server/worker-ws.ts`): a text frame's text (UTF-8 JSON of one JSON-RPC message, within the
+   * size and depth limits), or a binary frame — `inflated`: it came gzip'd (MCPW flag bit0) and
+   * `data` is the same frame uncompressed (the client reads gzip'd frames). Handled as
+   * {@link onMessage} would; endpoints without it get every message whole.
    */
-  readonly onInflated?: (conn: WsConnection, data: ArrayBuffer) => void;
+  readonly onChecked?: (conn: WsConnection, data: string | ArrayBuffer, inflated: boolean) => void;
 }
 
 export interface WsEndpointOptions {

@@ -289,11 +289,18 @@ export class McpWsEndpoint implements WsEndpoint {
     this.handle(s, classified, { method: frame.method, requestId: frame.requestId });
   };
 
-  /** A gzip'd MCPW frame a worker thread inflated (`server.workers`): the client reads gzip'd frames. */
-  readonly onInflated = (conn: WsConnection, data: ArrayBuffer): void => {
+  /** A message a worker thread decoded and validated (`server.workers`). */
+  readonly onChecked = (conn: WsConnection, data: string | ArrayBuffer, inflated: boolean): void => {
     const s = this.states.get(conn);
-    if (s) s.out.gzip = true;
-    this.onMessage(conn, data, true);
+    if (!s) return;
+    if (typeof data !== 'string') {
+      if (inflated) s.out.gzip = true;
+      this.onMessage(conn, data, true);
+      return;
+    }
+    s.lastMessageAt = Date.now();
+    // size, UTF-8, JSON, depth, no batch and the JSON-RPC shape were checked by the worker
+    this.handle(s, classify(JSON.parse(data)), undefined);
   };
 
   /**
