@@ -14,6 +14,7 @@ import { loadNativeUws } from './uws.js';
 import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings } from './worker-protocol.js';
 import { workerCall } from './worker-mcp.js';
 import { WorkerWsDecoder } from './worker-ws.js';
+import { gzipFrame } from '../codecs/mcpw.js';
 import type { WorkerMcpState } from '../handlers/mcp/worker-calls.js';
 
 /**
@@ -278,8 +279,10 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
       case 'ws-send': {
         const ws = sockets.get(m.id);
         if (ws === undefined) return;
+        // an MCPW reply the owner left for this thread to compress (zlib level 1, on this thread's loop)
+        const data = m.gzip === true && typeof m.data !== 'string' ? gzipFrame(m.data) : m.data;
         // 1: sent, 0: buffered (backpressure), 2: dropped (over maxBackpressure)
-        if (ws.send(m.data, m.binary) !== 1) post({ t: 'ws-buffered', id: m.id, bytes: ws.getBufferedAmount() });
+        if (ws.send(data, m.binary) !== 1) post({ t: 'ws-buffered', id: m.id, bytes: ws.getBufferedAmount() });
         return;
       }
       case 'ws-end':

@@ -74,7 +74,8 @@ export type ToWorker =
   | { readonly t: 'res-close'; readonly id: number }
   /** The owner admitted the upgrade: complete it with this sub-protocol. */
   | { readonly t: 'upgrade-ok'; readonly id: number; readonly protocol: string }
-  | { readonly t: 'ws-send'; readonly id: number; readonly data: string | Uint8Array; readonly binary: boolean }
+  /** `gzip`: an MCPW frame to send gzip'd (compressed in the worker, flag bit0 set). */
+  | { readonly t: 'ws-send'; readonly id: number; readonly data: string | Uint8Array; readonly binary: boolean; readonly gzip?: boolean }
   | { readonly t: 'ws-end'; readonly id: number; readonly code: number; readonly reason: string }
   | { readonly t: 'ws-close'; readonly id: number }
   | { readonly t: 'ws-ping'; readonly id: number }

@@ -55,16 +55,25 @@ function closeReason(text: string): string {
   return out;
 }
 
+/** uWS' send result: 1 sent, 0 buffered (backpressure), 2 dropped. */
+function sendResult(r: number): WsSendResult {
+  return r === 1 ? 'ok' : r === 0 ? 'backpressure' : 'dropped';
+}
+
 class UwsConnection implements WsConnection {
   closed = false;
   readonly remoteAddress: string;
   auth: RequestAuth | undefined;
   readonly toolModeHeader: string;
+  readonly sendGzipped: ((frame: Uint8Array) => WsSendResult) | undefined;
   constructor(
     private readonly ws: WebSocket<UserData>,
     readonly endpoint: string,
     private readonly revalidate: WsAccess['revalidate'] | undefined,
   ) {
+    // a worker thread's socket (server.workers, `RemoteSocket`) compresses MCPW frames on that thread
+    const remote = (ws as unknown as { sendGzipped?: (frame: Uint8Array) => number }).sendGzipped?.bind(ws);
+    this.sendGzipped = remote && ((frame) => (this.closed ? 'closed' : sendResult(remote(frame))));
     this.remoteAddress = Buffer.from(ws.getRemoteAddressAsText()).toString();
     this.auth = ws.getUserData().auth;
     this.toolModeHeader = ws.getUserData().toolMode ?? '';
@@ -87,8 +96,7 @@ class UwsConnection implements WsConnection {
 
   send(message: string | Uint8Array, isBinary = false): WsSendResult {
     if (this.closed) return 'closed';
-    const r = this.ws.send(message, isBinary);
-    return r === 1 ? 'ok' : r === 0 ? 'backpressure' : 'dropped';
+    return sendResult(this.ws.send(message, isBinary));
   }
 
   bufferedAmount(): number {

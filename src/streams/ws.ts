@@ -15,6 +15,12 @@ export interface WsConnection {
   /** Remote address as text. */
   readonly remoteAddress: string;
   send(message: string | Uint8Array, isBinary?: boolean): WsSendResult;
+  /**
+   * Sends an MCPW frame gzip'd (flag bit0), compressed by the thread that holds the socket, in
+   * send order; only on a worker thread's socket of `server.workers` (the owner's thread does not
+   * compress).
+   */
+  readonly sendGzipped?: ((frame: Uint8Array) => WsSendResult) | undefined;
   /** Bytes queued in the socket and not yet written, bytes. */
   bufferedAmount(): number;
   /** Closes with a code (1000 normal, 1008 policy, 1011 error, 1013 try again later) and reason. */
