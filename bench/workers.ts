@@ -24,7 +24,7 @@
  *
  * Environment: BENCH_DURATION (s, default 5), BENCH_RUNS (default 2), BENCH_CONCURRENCY (64),
  * BENCH_PART (`gateway`, `ws`, `prototype` or `all`, default all), BENCH_WS_CONNECTIONS (8),
- * BENCH_WS_MODES (`ws-mcpw,ws-text`).
+ * BENCH_WS_MODES (`ws-mcpw,ws-text`; also `ws-mcpw-gzip`), BENCH_WS_MESSAGE_BYTES (echoed text, default `hi`).
  * Profile: `node --cpu-prof dist/main.js --config <a config with server.workers: 2>` under wrk
  * (the profile is the main thread's; `--cpu-prof` also writes one per worker thread).
  * Writes bench/results/workers.json.
@@ -202,6 +202,9 @@ async function gatewayPart(): Promise<{ lines: string[]; summary: Record<string,
 
 const WS_CONNECTIONS = envNumber('BENCH_WS_CONNECTIONS', 8);
 const WS_MODES = (process.env['BENCH_WS_MODES'] ?? 'ws-mcpw,ws-text').split(',') as LoadMode[];
+/** The echoed text: `hi`, or BENCH_WS_MESSAGE_BYTES letters (e.g. 4096 with ws-mcpw-gzip: every reply gzip'd). */
+const WS_MESSAGE_BYTES = envNumber('BENCH_WS_MESSAGE_BYTES', 0);
+const WS_MESSAGE = WS_MESSAGE_BYTES > 0 ? Array.from({ length: WS_MESSAGE_BYTES }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('') : 'hi';
 /** `/ws` variants: `server.workers`, whether workers decode agent frames (`server.worker_mcp_calls`), whether the main thread listens. */
 const WS_VARIANTS = [
   { name: '1', workers: 1, calls: true, mainListens: true },
@@ -244,7 +247,7 @@ async function wsPoint(build: string, variant: WsVariant, mode: LoadMode): Promi
   });
   const pid = gw.child.pid ?? 0;
   try {
-    const cfg: LoadConfig = { mode, url: gw.url, concurrency: CONCURRENCY, connections: WS_CONNECTIONS, seconds: DURATION, warmup: 1, tool: 'demo-echo', message: 'hi' };
+    const cfg: LoadConfig = { mode, url: gw.url, concurrency: CONCURRENCY, connections: WS_CONNECTIONS, seconds: DURATION, warmup: 1, tool: 'demo-echo', message: WS_MESSAGE };
     await waitForQuiet(3000);
     const before = load();
     const child = procs.spawnPinned('0', process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'ws-throughput-load.ts'), JSON.stringify(cfg)]);
@@ -307,7 +310,7 @@ async function wsPart(): Promise<{ lines: string[]; summary: Record<string, unkn
     }
     const m = (name: string, f: (x: WsSample) => number): number => mean((results.get(name) ?? []).map(f));
     lines.push(
-      `## /ws ${mode}, server.workers 1 vs 2 — tools/call demo-echo, ${WS_CONNECTIONS} sockets (one session each), c=${CONCURRENCY}, ${DURATION} s × ${RUNS} run(s); gateway on cores 0-1, load generator on core 0`,
+      `## /ws ${mode}, server.workers 1 vs 2 — tools/call demo-echo (${WS_MESSAGE.length} characters), ${WS_CONNECTIONS} sockets (one session each), c=${CONCURRENCY}, ${DURATION} s × ${RUNS} run(s); gateway on cores 0-1, load generator on core 0`,
       '',
       '| server.workers | calls/s | p50 ms | p99 ms | server CPU µs/call | of it on the main thread | sockets on the worker | messages decoded in the worker | load avg (1 min) |',
       '|---|---:|---:|---:|---:|---:|---:|---:|---|',
