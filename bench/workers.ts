@@ -24,7 +24,9 @@
  *
  * Environment: BENCH_DURATION (s, default 5), BENCH_RUNS (default 2), BENCH_CONCURRENCY (64),
  * BENCH_PART (`gateway`, `ws`, `prototype` or `all`, default all), BENCH_WS_CONNECTIONS (8),
- * BENCH_WS_MODES (`ws-mcpw,ws-text`; also `ws-mcpw-gzip`), BENCH_WS_MESSAGE_BYTES (echoed text, default `hi`).
+ * BENCH_WS_MODES (`ws-mcpw,ws-text`; also `ws-mcpw-gzip`), BENCH_WS_MESSAGE_BYTES (echoed text, default `hi`),
+ * BENCH_BASELINE (a checkout to compare with, e.g. `git worktree add /tmp/base main` plus a
+ * `node_modules` link: its build is one more `/ws` variant, alternated with the others).
  * Profile: `node --cpu-prof dist/main.js --config <a config with server.workers: 2>` under wrk
  * (the profile is the main thread's; `--cpu-prof` also writes one per worker thread).
  * Writes bench/results/workers.json.
@@ -206,13 +208,17 @@ const WS_MODES = (process.env['BENCH_WS_MODES'] ?? 'ws-mcpw,ws-text').split(',')
 const WS_MESSAGE_BYTES = envNumber('BENCH_WS_MESSAGE_BYTES', 0);
 const WS_MESSAGE = WS_MESSAGE_BYTES > 0 ? Array.from({ length: WS_MESSAGE_BYTES }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('') : 'hi';
 /** `/ws` variants: `server.workers`, whether workers decode agent frames (`server.worker_mcp_calls`), whether the main thread listens. */
-const WS_VARIANTS = [
+const WS_VARIANTS_ALL = [
   { name: '1', workers: 1, calls: true, mainListens: true },
   { name: '2, frames carried, main thread not listening', workers: 2, calls: false, mainListens: false },
+  { name: '2, baseline build (BENCH_BASELINE), main thread not listening', workers: 2, calls: true, mainListens: false, baseline: true },
   { name: '2, decoded in the worker, main thread not listening', workers: 2, calls: true, mainListens: false },
   { name: '2, decoded in the worker', workers: 2, calls: true, mainListens: true },
 ] as const;
-type WsVariant = (typeof WS_VARIANTS)[number];
+type WsVariant = { readonly name: string; readonly workers: number; readonly calls: boolean; readonly mainListens: boolean; readonly baseline?: boolean };
+/** A checkout to compare with (e.g. `git worktree add` of main, with a node_modules link): its build runs the baseline variant. */
+const BASELINE = process.env['BENCH_BASELINE'] ?? '';
+const WS_VARIANTS: readonly WsVariant[] = WS_VARIANTS_ALL.filter((v) => !('baseline' in v) || BASELINE !== '');
 
 interface WsSample {
   rps: number;
@@ -234,7 +240,10 @@ async function wsWorkerCounts(url: string): Promise<{ sockets: number; decoded: 
   return { sockets: w.reduce((a, x) => a + x.websockets_open, 0), decoded: w.reduce((a, x) => a + (x.ws_messages ?? 0), 0) };
 }
 
-async function wsPoint(build: string, variant: WsVariant, mode: LoadMode): Promise<WsSample> {
+let baselineBuild: string | undefined;
+
+async function wsPoint(ownBuild: string, variant: WsVariant, mode: LoadMode): Promise<WsSample> {
+  const build = variant.baseline === true ? (baselineBuild ??= procs.buildGateway(resolve(BASELINE), 'tributary-bench-baseline-')) : ownBuild;
   const log = join(RESULTS, `workers-ws-${mode}-${variant.name.replace(/[^a-z0-9]+/g, '-')}.log`);
   const gw: StartedGateway = await procs.startGateway({
     build,
@@ -304,8 +313,8 @@ async function wsPart(): Promise<{ lines: string[]; summary: Record<string, unkn
     const results = new Map<string, WsSample[]>(WS_VARIANTS.map((v) => [v.name, []]));
     for (let run = 0; run < RUNS; run++) {
       for (let i = 0; i < WS_VARIANTS.length; i++) {
-        const v = WS_VARIANTS[(i + run) % WS_VARIANTS.length] ?? WS_VARIANTS[0];
-        results.get(v.name)?.push(await wsPoint(build, v, mode));
+        const v = WS_VARIANTS[(i + run) % WS_VARIANTS.length];
+        if (v !== undefined) results.get(v.name)?.push(await wsPoint(build, v, mode));
       }
     }
     const m = (name: string, f: (x: WsSample) => number): number => mean((results.get(name) ?? []).map(f));
@@ -323,9 +332,10 @@ async function wsPart(): Promise<{ lines: string[]; summary: Record<string, unkn
         `| ${v.name} | ${fmtInt(m(v.name, (x) => x.rps))} | ${(m(v.name, (x) => x.p50_us) / 1000).toFixed(2)} | ${(m(v.name, (x) => x.p99_us) / 1000).toFixed(2)} | ${m(v.name, (x) => x.cpu_us).toFixed(1)} | ${m(v.name, (x) => x.main_us).toFixed(1)} (${xs.map((x) => x.main_us.toFixed(1)).join(', ')}) | ${Math.round(m(v.name, (x) => x.worker_sockets) * 100)}% | ${Math.round(m(v.name, (x) => x.decoded_share) * 100)}% | ${xs.map((x) => x.load).join(', ')} |`,
       );
     }
-    const carried = m(WS_VARIANTS[1].name, (x) => x.main_us);
-    const decoded = m(WS_VARIANTS[2].name, (x) => x.main_us);
-    lines.push('', `main thread CPU per /ws call with every socket on the worker: frames carried ${carried.toFixed(1)} µs, decoded in the worker ${decoded.toFixed(1)} µs (${(decoded / carried).toFixed(3)}×); workers 1: ${m('1', (x) => x.main_us).toFixed(1)} µs`, '');
+    const carried = m(WS_VARIANTS_ALL[1].name, (x) => x.main_us);
+    const decoded = m(WS_VARIANTS_ALL[3].name, (x) => x.main_us);
+    const base = BASELINE !== '' ? `, baseline build ${m(WS_VARIANTS_ALL[2].name, (x) => x.main_us).toFixed(1)} µs` : '';
+    lines.push('', `main thread CPU per /ws call with every socket on the worker: frames carried ${carried.toFixed(1)} µs${base}, decoded in the worker ${decoded.toFixed(1)} µs (${(decoded / carried).toFixed(3)}× of carried); workers 1: ${m('1', (x) => x.main_us).toFixed(1)} µs`, '');
     summary[mode] = modeSummary;
   }
   return { lines, summary };
