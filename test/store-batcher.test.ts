@@ -228,6 +228,24 @@ describe('BatchWriter on LevelDB', () => {
     expect(c.maxHoldMs).toBeGreaterThanOrEqual(Math.max(...holds));
     expect(c.lastHoldMs).toBeGreaterThan(0);
     expect(c.lastHoldMs).toBeLessThanOrEqual(c.maxHoldMs);
+    // holds over 1 ms are counted: exactly the commits the writer timed over the limit (its timing encloses ours)
+    expect(c.holdsOverLimit).toBeGreaterThanOrEqual(holds.filter((h) => h > 1).length);
+    expect(c.holdsOverLimit).toBeLessThanOrEqual(sizes.length);
+    await writer.close();
+  });
+
+  it('counts the commits that held the loop for more than 1 ms', async () => {
+    let spin = 0;
+    // a commit whose synchronous part takes 2 ms
+    const writer = new BatchWriter<string>(() => {
+      const until = performance.now() + spin;
+      while (performance.now() < until);
+      return Promise.resolve();
+    });
+    expect(writer.counters.holdsOverLimit).toBe(0);
+    spin = 2;
+    await writer.write('slow');
+    expect(writer.counters).toMatchObject({ batches: 1, holdsOverLimit: 1 });
     await writer.close();
   });
 
