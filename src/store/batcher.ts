@@ -320,7 +320,8 @@ export class BatchWriter<Op = BatchOp> {
   #accept<T>(ops: readonly Op[], done: WriteDone<T>, token: T): void {
     this.#pending += ops.length;
     this.#accepted++;
-    if (this.#waiting.length === this.#head) this.#dueAt = this.#now() + this.#windowMs;
+    // with window 0 nothing waits for a due time (a batch starts at the end of the turn)
+    if (this.#windowMs > 0 && this.#waiting.length === this.#head) this.#dueAt = this.#now() + this.#windowMs;
     this.#waiting.push({ ops, done: done as WriteDone<never>, token });
     this.#schedule();
   }
@@ -377,7 +378,7 @@ export class BatchWriter<Op = BatchOp> {
    */
   #schedule(afterCommit = false): void {
     if (this.#inFlight || this.#waitingUnits() === 0) return;
-    const delay = this.#dueAt - this.#now();
+    const delay = this.#windowMs === 0 ? 0 : this.#dueAt - this.#now();
     const due = this.#windowMs === 0 ? afterCommit : delay <= 0;
     if (this.#closed || this.#waitingUnits() >= this.#maxBatch || due) {
       this.#cancelTimer();

@@ -197,13 +197,15 @@ export class EventBus {
  * `arguments` and `result` (the tool log keeps those, size-capped).
  */
 export function toWire(e: GatewayEvent): Record<string, unknown> & { seq: number; event_type: string } {
-  if (e.event_type === 'ToolInvocationCompleted') {
-    const { arguments: _a, result: _r, ...rest } = e;
-    return rest;
-  }
-  if (e.event_type === 'ToolInvocationFailed') {
-    const { arguments: _a, ...rest } = e;
-    return rest;
+  if (e.event_type === 'ToolInvocationCompleted' || e.event_type === 'ToolInvocationFailed') {
+    // a plain copy loop, in the event's own key order: once per tool call, and faster here than
+    // an object rest pattern (which takes V8's generic copy-with-exclusions path)
+    const fields = e as unknown as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (const key in fields) {
+      if (key !== 'arguments' && key !== 'result' && Object.hasOwn(fields, key)) out[key] = fields[key];
+    }
+    return out as Record<string, unknown> & { seq: number; event_type: string };
   }
   return e as unknown as Record<string, unknown> & { seq: number; event_type: string };
 }
