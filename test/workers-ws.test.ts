@@ -50,9 +50,9 @@ async function until<T>(what: string, fn: () => T | undefined, timeoutMs = 10_00
   }
 }
 
-async function connect(): Promise<Peer> {
+async function connect(key = apiKey): Promise<Peer> {
   const before = worker().websockets_open;
-  const ws = new WebSocket(`${g.url.replace('http', 'ws')}/ws`, { headers: { authorization: `Bearer ${apiKey}` } });
+  const ws = new WebSocket(`${g.url.replace('http', 'ws')}/ws`, { headers: { authorization: `Bearer ${key}` } });
   const received: Received[] = [];
   ws.on('message', (data, isBinary) => {
     const buf = data as Buffer;
@@ -113,6 +113,12 @@ function frame(f: McpwFrame, gzip = false): Buffer {
   return Buffer.from(gzip ? gzipFrame(bytes) : bytes);
 }
 
+async function createKey(name: string, body: Json = {}): Promise<string> {
+  const r = await fetch(`${g.url}/api/auth/keys`, { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: JSON.stringify({ name, role: 'user', ...body }) });
+  expect(r.status).toBe(201);
+  return ((await r.json()) as Json)['secret'] as string;
+}
+
 beforeAll(async () => {
   g = await startTestGateway(
     [demoClient('demo')],
@@ -120,9 +126,7 @@ beforeAll(async () => {
     { auth: { disabled: false, admin: { username: 'admin' }, rate_limits: { burst_per_minute: 100_000, requests_per_hour: 10_000_000 } }, log_level: 'warn' },
     { TRIBUTARY_ADMIN_PASSWORD: ADMIN_PASSWORD },
   );
-  const r = await fetch(`${g.url}/api/auth/keys`, { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'ws on workers', role: 'user' }) });
-  expect(r.status).toBe(201);
-  apiKey = ((await r.json()) as Json)['secret'] as string;
+  apiKey = await createKey('ws on workers');
 }, 60_000);
 
 afterAll(async () => {
@@ -176,6 +180,37 @@ describe('/ws on a worker thread', () => {
     p.ws.terminate();
     await until('the call to be cancelled', () => ([...g.sessions.values()].every((s) => s.calls.size === 0) ? true : undefined));
     await until('the worker to forget the socket', () => (worker().websockets_open === 0 ? true : undefined));
+  });
+});
+
+describe('/ws rate limits on a worker thread', () => {
+  it('refuses the messages over a key\'s limit as the main thread does (text and MCPW)', async () => {
+    /** A socket on the thread wanted, with a fresh key of 6 requests a minute (its upgrade took one). */
+    const limited = async (onWorker: boolean): Promise<Peer> => {
+      for (let i = 0; i < 60; i++) {
+        const p = await connect(await createKey(`limited ${onWorker ? 'worker' : 'main'} ${i}`, { rate_limits: { burst_per_minute: 6 } }));
+        if (p.onWorker === onWorker) return p;
+        p.ws.close();
+        await p.closed;
+      }
+      throw new Error('no socket landed on the thread wanted in 60 tries');
+    };
+    const run = async (p: Peer): Promise<Received[]> => {
+      p.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: INIT }));
+      for (let i = 1; i <= 4; i++) {
+        p.ws.send(JSON.stringify({ jsonrpc: '2.0', id: `t${i}`, method: 'ping' }));
+        p.ws.send(frame({ type: McpwType.Request, method: McpwMethod.ToolsList, requestId: BigInt(i), payload: undefined }));
+      }
+      await until('nine answers', () => (p.received.length >= 9 ? true : undefined));
+      p.ws.close();
+      // tools/list results name the tools: only whether each answer is a result or which error matters here
+      return p.received.map((r) => (r.kind === 'text' ? { kind: r.kind, id: idOf(r), error: (r.value as Json)['error'] ?? null } : { kind: r.kind, type: r.type, id: r.requestId, error: r.type === McpwType.Error ? r.payload : null }));
+    };
+    const [onWorker, onMain] = await Promise.all([limited(true).then(run), limited(false).then(run)]);
+    expect(onWorker).toEqual(onMain);
+    // the limit was reached: some answers are refusals
+    expect(onWorker.filter((r) => r.error !== null).length).toBeGreaterThan(0);
+    expect(onWorker.filter((r) => r.error === null).length).toBeGreaterThan(0);
   });
 });
 
