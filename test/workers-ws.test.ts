@@ -195,7 +195,7 @@ describe('/ws rate limits on a worker thread', () => {
       }
       throw new Error('no socket landed on the thread wanted in 60 tries');
     };
-    const run = async (p: Peer): Promise<Received[]> => {
+    const run = async (p: Peer): Promise<{ kind: string; id: unknown; type?: number; error: unknown }[]> => {
       p.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 'init', method: 'initialize', params: INIT }));
       for (let i = 1; i <= 4; i++) {
         p.ws.send(JSON.stringify({ jsonrpc: '2.0', id: `t${i}`, method: 'ping' }));
