@@ -84,7 +84,7 @@ const CLIENT = 'bench-ws';
 const INIT = initializeParams(CLIENT);
 /**
  * How the bytes probe's MCPW client sends: gzip over 1 KiB. The gateway's reply policy
- * (src/handlers/mcp/ws.ts sendFrame) then gzips its replies over 1 KiB too (it does so for a
+ * (src/handlers/mcp/ws-outbound.ts `WsOutbound.frame`) then gzips its replies over 1 KiB too (it does so for a
  * client that has sent gzip, and for every client over 64 KiB).
  */
 const GATEWAY_GZIP = { gzip: true, gzipThreshold: 1024 } as const;
@@ -736,7 +736,7 @@ async function main(): Promise<void> {
       '### Bytes on the wire per tools/call',
       '',
       'WebSocket frames as sent/received on the gateway socket: payload + WS header (2–10 B; client frames +4 B mask); TCP/IP not counted. ' +
-        '"MCPW frame" is what the gateway sends (reply) — msgpack, gzip\'d ("gz") when over 1 KiB, as src/handlers/mcp/ws.ts always does — ' +
+        '"MCPW frame" is what the gateway sends (reply) to the bytes probe, a client that sends gzip — msgpack, gzip\'d ("gz") when over 1 KiB (src/handlers/mcp/ws-outbound.ts) — ' +
         'or, for requests, a client applying the same policy. "msgpack only" is the same frame re-encoded without gzip. ' +
         'Text results are random words (see above); structured results are API-style records (`structuredContent`), with the same JSON repeated as a text block (as the MCP spec asks of tools with structured output) or with a one-line text. ' +
         'Results were checked identical over the three transports.',
@@ -750,8 +750,8 @@ async function main(): Promise<void> {
   if (Number.isFinite(wrkRatio)) lines.push(`- info: MCPW req/s ÷ /mcp req/s driven by wrk: ${wrkRatio.toFixed(2)} (${fmtInt(meanOf('ws-mcpw', 'rps'))} / ${fmtInt(meanOf('http-wrk', 'rps'))})`);
   if (Number.isFinite(textRatio)) lines.push(`- info: MCPW req/s ÷ /ws text req/s: ${textRatio.toFixed(2)}; MCPW with gzip'd requests ÷ MCPW: ${(meanOf('ws-mcpw-gzip', 'rps') / meanOf('ws-mcpw', 'rps')).toFixed(2)}`);
   lines.push(
-    '- note: the gateway gzips every MCPW reply whose msgpack payload is over 1 KiB (level 1, synchronously, on its event loop), whatever the request\'s flags; ' +
-      '"MCPW" and "MCPW, gzip\'d request" differ only in the request direction. msgpack alone stores a string as its UTF-8 bytes plus a 1–5 B header, ' +
+    '- note: the gateway gzips an MCPW reply whose msgpack payload is over 1 KiB when the client has sent a gzip\'d frame (level 1, on its event loop up to 16 KiB), and every reply over 64 KiB; ' +
+      'so "MCPW" replies to the throughput calls are not gzip\'d and "MCPW, gzip\'d request" replies are (there each call pays a zlib stream set-up each way, ≈ 30–40 µs of CPU on this machine even for a 1-byte payload, on top of the compression itself). msgpack alone stores a string as its UTF-8 bytes plus a 1–5 B header, ' +
       'so on text results it saves almost nothing — what MCPW saves there is gzip; on structured results msgpack also drops quotes, colons, commas and number text.',
   );
   lines.push(...profileLines(profileFile, dist));
