@@ -155,6 +155,15 @@ export class WsOutbound {
     return true;
   }
 
+  /**
+   * Closes the connection after handing this turn's messages to uWS (an Error frame written just
+   * before still reaches the client, ahead of the close frame).
+   */
+  close(code: number, reason: string): void {
+    this.flushTurn();
+    this.conn.close(code, reason);
+  }
+
   /** Sends this turn's messages, in order, inside one uWS cork; stops at a closed connection. */
   flushTurn(): void {
     const data = this.turnData;
