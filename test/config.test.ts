@@ -20,6 +20,15 @@ describe('config', () => {
     expect(c.server).toMatchObject({ host: '127.0.0.1', port: 8080, max_body_bytes: 4 * 1024 * 1024, concurrency: 256, max_queued: 1024 });
     expect(c.data_dir).toBe('./data');
     expect(c.mcp_clients).toEqual([]);
+    expect(c.store).toEqual({ batch_window_ms: 0, max_batch: 1000, write_buffer_mib: 32, max_file_mib: 8 });
+  });
+
+  it('takes LevelDB tuning under store, in whole MiB', () => {
+    expect(resolveConfig({ store: { write_buffer_mib: 4, max_file_mib: 2 } }, 'test').store).toMatchObject({ write_buffer_mib: 4, max_file_mib: 2 });
+    expect(problems({ store: { write_buffer_mib: 0, max_file_mib: 1.5 } })).toEqual([
+      'store.write_buffer_mib: expected PositiveInt, got 0',
+      'store.max_file_mib: expected PositiveInt, got 1.5',
+    ]);
   });
 
   it('applies PORT, HOST, DATA_DIR and LOG_LEVEL over the file', () => {

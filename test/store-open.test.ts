@@ -453,4 +453,25 @@ describe('openStore: io errors and lifecycle', () => {
     const s = await open(dataDir);
     expect(s.schemaVersion).toBe(latestVersion(MIGRATIONS));
   });
+
+  it('LevelDB tuning reaches LevelDB: 12 MB of writes stay in a 32 MiB memtable (no table file), a 1 MiB memtable writes tables', async () => {
+    /** Writes 12 MB as 3,000 values of 4 KiB through the store's root database, then lists level tables. */
+    const tablesAfterWrites = async (s: Store): Promise<number> => {
+      const value = new Uint8Array(4096).fill(7);
+      for (let b = 0; b < 30; b++) {
+        const batch = s.db.batch();
+        for (let i = 0; i < 100; i++) batch.put(`tuning!${String(b * 100 + i).padStart(6, '0')}`, value);
+        await batch.write();
+      }
+      // a level-0 table is written by LevelDB's background thread after the memtable fills: wait for it
+      for (let i = 0; i < 50; i++) {
+        const n = (await readdir(s.location)).filter((f) => f.endsWith('.ldb')).length;
+        if (n > 0) return n;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      return 0;
+    };
+    expect(await tablesAfterWrites(await open(await tmp()))).toBe(0);
+    expect(await tablesAfterWrites(await open(await tmp(), silent, { leveldb: { writeBufferSize: 1024 * 1024 } }))).toBeGreaterThan(0);
+  });
 });

@@ -159,7 +159,12 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       max_payload_bytes: file.tool_log?.max_payload_bytes ?? 16 * 1024,
       sweep_interval_ms: file.tool_log?.sweep_interval_ms ?? 60_000,
     },
-    store: { batch_window_ms: file.store?.batch_window_ms ?? 0, max_batch: file.store?.max_batch ?? 1000 },
+    store: {
+      batch_window_ms: file.store?.batch_window_ms ?? 0,
+      max_batch: file.store?.max_batch ?? 1000,
+      write_buffer_mib: file.store?.write_buffer_mib ?? 32,
+      max_file_mib: file.store?.max_file_mib ?? 8,
+    },
     events: {
       max_queued: file.events?.max_queued ?? 1000,
       max_stored: file.events?.max_stored ?? 100_000,

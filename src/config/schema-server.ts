@@ -76,6 +76,10 @@ export const StoreConfig = t.exact(
     batch_window_ms: NonNegativeInt,
     /** Most operations in one db.batch (default 1000). */
     max_batch: PositiveInt,
+    /** LevelDB memtable size, MiB: writes held in memory before a level-0 table is written (default 32; LevelDB's own default is 4). */
+    write_buffer_mib: PositiveInt,
+    /** LevelDB table file size, MiB (default 8; LevelDB's own default is 2). */
+    max_file_mib: PositiveInt,
   }),
 );
 
