@@ -114,6 +114,11 @@ export class EraStdioTransport extends GroupStdioTransport {
     super.deliver(message);
   }
 
+  /** {@link GroupStdioTransport.post}; a modern server's messages are rewritten by {@link send} first. */
+  override post(message: JSONRPCMessage): Promise<void> | undefined {
+    return this.discover === undefined ? super.post(message) : this.send(message);
+  }
+
   override async send(message: JSONRPCMessage): Promise<void> {
     if (this.discover === undefined) return super.send(message);
     const m = message as Message;

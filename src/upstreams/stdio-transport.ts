@@ -193,13 +193,28 @@ export class GroupStdioTransport implements Transport {
     if (!stdin || stdin.destroyed) return Promise.reject(new Error(this.describeExit() ?? 'Not connected'));
     const line = serializeMessage(message);
     return new Promise((resolve) => {
-      this.outbox.push(line);
+      this.queue(line);
       this.outboxWaiters.push(resolve);
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(this.flushOutbox);
-      }
     });
+  }
+
+  /**
+   * {@link send} without the Promise (see `PostingTransport`): queues `message` for the same write.
+   * @throws Error when the subprocess is gone (its exit described).
+   */
+  post(message: JSONRPCMessage): Promise<void> | undefined {
+    const stdin = this.proc?.stdin;
+    if (!stdin || stdin.destroyed) throw new Error(this.describeExit() ?? 'Not connected');
+    this.queue(serializeMessage(message));
+    return undefined;
+  }
+
+  private queue(line: string): void {
+    this.outbox.push(line);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushOutbox);
+    }
   }
 
   private readonly outbox: string[] = [];

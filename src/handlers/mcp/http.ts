@@ -11,7 +11,7 @@
  * - `Mcp-Session-Id` is issued by `initialize` and required after (missing 400, unknown 404);
  *   `MCP-Protocol-Version` must be supported (400); `Origin` must be allowed (403, DNS rebinding).
  */
-import { Observable } from 'rxjs';
+import { Observable, type Subscriber, type Unsubscribable } from 'rxjs';
 import { GatewayError, ERRORS, type ErrorCode } from '../../base/errors.js';
 import { jsonDepthExceeded, nestingTooDeep, requestIdOf } from '../../codecs/depth.js';
 import { classify, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
@@ -19,7 +19,7 @@ import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../
 import type { Logger } from '../../log/logger.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type McpDispatcher } from './dispatch.js';
 import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
-import { McpConnectionLayer } from './connection.js';
+import { McpConnectionLayer, type ResponseSink } from './connection.js';
 import { isHostAllowed, isOriginAllowed } from './origin.js';
 import { cancelScope } from '../../upstreams/upstream.js';
 import { MODERN_DEFAULTS, isModernMessage, type ModernOptions } from './modern.js';
@@ -47,6 +47,33 @@ function errorReply(code: ErrorCode, message?: string, details?: Record<string, 
 
 function accepts(accept: string, type: string): boolean {
   return accept === '' || accept.includes(type) || accept.includes('*/*');
+}
+
+/**
+ * The channel of one POST's call, also where its response goes and what its subscription's
+ * teardown runs (one object per call, no closures).
+ */
+class PostCall extends PostChannel implements ResponseSink, Unsubscribable {
+  call: InflightCall | undefined;
+
+  constructor(
+    sub: Subscriber<HttpEffect>,
+    canSse: boolean,
+    sseOnly: boolean,
+    private readonly connections: McpConnectionLayer,
+    private readonly session: McpSession,
+  ) {
+    super(sub, canSse, sseOnly);
+  }
+
+  respond(response: JsonRpcResponse): void {
+    this.finish(response);
+  }
+
+  /** Client gone (or the response ended): cancels the call upstream if it still runs. */
+  unsubscribe(): void {
+    if (this.call !== undefined) this.connections.abandon(this.session, this.call, 'client disconnected');
+  }
 }
 
 export class McpHttpHandler {
@@ -149,15 +176,16 @@ export class McpHttpHandler {
     const canSse = h.accept.includes('text/event-stream');
     const sseOnly = canSse && !h.accept.includes('application/json') && !h.accept.includes('*/*');
     return new Observable<HttpEffect>((sub) => {
-      const channel = new PostChannel(sub, canSse, sseOnly, []);
+      const channel = new PostCall(sub, canSse, sseOnly, this.connections, session);
       const call = this.startCall(session, c.msg, channel, input);
       if (call instanceof GatewayError) {
         channel.finish({ jsonrpc: '2.0', id: c.msg.id, error: call.toJsonRpc() });
         return undefined;
       }
-      void this.connections.run(session, c.msg, call).then((response) => channel.finish(response));
-      // client gone (or the response ended): cancel what is still running upstream
-      return () => this.connections.abandon(session, call, 'client disconnected');
+      channel.call = call;
+      this.connections.runTo(session, c.msg, call, channel);
+      // client gone (or the response ended): the channel cancels what is still running upstream
+      return channel;
     });
   }
 

@@ -20,6 +20,8 @@ export function sseEvent(message: object): string {
   return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
 }
 
+const NO_HEADERS: HeaderList = Object.freeze([]) as HeaderList;
+
 /** A one-shot Observable of a single reply. */
 export function once(effect: HttpEffect): Observable<HttpEffect> {
   return new Observable<HttpEffect>((sub) => {
@@ -44,7 +46,7 @@ export class PostChannel implements OutboundChannel {
     private readonly sub: Subscriber<HttpEffect>,
     private readonly canSse: boolean,
     private readonly sseOnly = false,
-    private readonly headers: HeaderList = [],
+    private readonly headers: HeaderList = NO_HEADERS,
   ) {}
 
   send(message: object): boolean {

@@ -336,6 +336,13 @@ class LeanTransport implements Transport {
     return RESOLVED;
   }
 
+  /** {@link send} without a Promise (the gateway's `PostingTransport`). @throws Error when closed. */
+  post(message: JSONRPCMessage): Promise<void> | undefined {
+    if (!this.#open) throw new Error('Not connected');
+    this.server.receive(message as unknown as Json);
+    return undefined;
+  }
+
   close(): Promise<void> {
     if (!this.#open) return RESOLVED;
     this.#open = false;
