@@ -60,7 +60,7 @@ export interface Exchange {
   congested: boolean;
   backlogBytes: number;
   /** Stops the handler when the client goes away. */
-  cancel: (() => void) | undefined;
+  cancel: { cancel(): void } | undefined;
   /** Headers the access decision adds to every reply (`X-RateLimit-*`). */
   extraHeaders: HeaderList;
 }
@@ -111,7 +111,7 @@ export function applyEffect(ex: Exchange, effect: HttpEffect, log: Logger, onRes
         if (ex.backlogBytes > MAX_SSE_BACKLOG_BYTES) {
           log.warn('closing a congested SSE stream', { path: ex.input.path, backlog_bytes: ex.backlogBytes });
           ex.ended = true;
-          ex.cancel?.();
+          ex.cancel?.cancel();
           res.close();
         }
       } else if (!ok) {

@@ -12,7 +12,7 @@
  * waiting, beyond that HTTP 503 with `Retry-After` (a JSON-RPC error -32000 on `mcp`). `direct`
  * routes (GET streams, DELETE, health, metrics) do not take request slots.
  */
-import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';
+import { EMPTY, Observable, Subject, Subscriber, type Subscription } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocketBehavior } from 'uWebSockets.js';
 import { describePortHolder } from './port-holder.js';
 import { boundedMergeMap } from '../streams/bounded-merge-map.js';
@@ -85,7 +85,7 @@ export class GatewayServer {
     private readonly uws: UwsModule,
     private readonly routes: ServerRoutes,
     private readonly options: ServerOptions,
-    private readonly log: Logger,
+    readonly log: Logger,
   ) {
     this.app = uws.App();
     const access = options.access;
@@ -330,7 +330,7 @@ export class GatewayServer {
   /** Ends every open response (SSE streams included) and the request pipeline. */
   closeAll(): void {
     for (const ex of this.open) {
-      ex.cancel?.();
+      ex.cancel?.cancel();
       if (!ex.aborted && !ex.ended) {
         ex.ended = true;
         ex.res.cork(() => {
@@ -396,7 +396,7 @@ export class GatewayServer {
     res.onAborted(() => {
       ex.aborted = true;
       this.open.delete(ex);
-      ex.cancel?.();
+      ex.cancel?.cancel();
     });
     // The access decision is taken from the headers while the body is read; a refusal known at
     // once is answered without reading the body at all.
@@ -481,46 +481,80 @@ export class GatewayServer {
       const counts = ex.input.method !== 'GET' && ex.input.method !== 'OPTIONS';
       if (counts) this.activeRequests++;
       this.open.add(ex);
-      let sub: Subscription | undefined;
-      let finished = false;
-      const finish = (): void => {
-        if (finished) return;
-        finished = true;
-        if (counts && --this.activeRequests === 0) for (const wake of this.#idleWaiters) wake();
-        this.open.delete(ex);
-        outer.complete();
-      };
-      ex.cancel = () => {
-        sub?.unsubscribe();
-        finish();
-      };
+      const sink = new ExchangeSink(this, ex, outer, counts);
+      ex.cancel = sink;
       try {
-        sub = ex.handler(ex.input, ex.params).subscribe({
-          next: (effect) => this.apply(ex, effect),
-          error: (err: unknown) => {
-            this.log.error('handler failed', { path: ex.input.path, error: err });
-            if (!ex.ended && !ex.streaming) this.apply(ex, jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest()));
-            else if (!ex.ended) this.apply(ex, { kind: 'end' });
-            finish();
-          },
-          complete: () => {
-            if (!ex.ended && !ex.aborted) this.apply(ex, { kind: 'end' });
-            finish();
-          },
-        });
+        ex.handler(ex.input, ex.params).subscribe(sink);
       } catch (err) {
         this.log.error('handler threw', { path: ex.input.path, error: err });
         if (!ex.ended) this.apply(ex, jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest()));
-        finish();
+        sink.cancel();
       }
-      if (finished) sub?.unsubscribe();
-      return () => sub?.unsubscribe();
+      return sink;
     });
   }
 
+  /** An exchange's handler is done (or cancelled): frees what {@link run} took. */
+  exchangeDone(ex: Exchange, counts: boolean): void {
+    if (counts && --this.activeRequests === 0) for (const wake of this.#idleWaiters) wake();
+    this.open.delete(ex);
+  }
+
   /** Carries out one effect on the response; a no-op after abort or end. */
-  private apply(ex: Exchange, effect: HttpEffect): void {
+  apply(ex: Exchange, effect: HttpEffect): void {
     applyEffect(ex, effect, this.log, this.options.onResponse);
   }
 }
 
+
+/**
+ * The subscriber of one exchange's handler (a Subscriber of its own: no observer object, closures
+ * or SafeSubscriber per request): applies the effects, answers a failure, and completes the
+ * exchange's run — which frees its pipeline slot — when the handler is done or the client left
+ * ({@link Exchange.cancel}). Its own teardown unsubscribes the handler.
+ */
+class ExchangeSink extends Subscriber<HttpEffect> {
+  #finished = false;
+
+  constructor(
+    private readonly server: GatewayServer,
+    private readonly ex: Exchange,
+    private readonly outer: Subscriber<never>,
+    private readonly counts: boolean,
+  ) {
+    super();
+  }
+
+  protected override _next(effect: HttpEffect): void {
+    this.server.apply(this.ex, effect);
+  }
+
+  protected override _error(err: unknown): void {
+    const ex = this.ex;
+    this.server.log.error('handler failed', { path: ex.input.path, error: err });
+    if (!ex.ended && !ex.streaming) this.server.apply(ex, jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest()));
+    else if (!ex.ended) this.server.apply(ex, { kind: 'end' });
+    this.finish();
+    this.unsubscribe();
+  }
+
+  protected override _complete(): void {
+    const ex = this.ex;
+    if (!ex.ended && !ex.aborted) this.server.apply(ex, { kind: 'end' });
+    this.finish();
+    this.unsubscribe();
+  }
+
+  /** The client left, or the response was cut: stops the handler and frees the slot. */
+  cancel(): void {
+    this.unsubscribe();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.server.exchangeDone(this.ex, this.counts);
+    this.outer.complete();
+  }
+}
