@@ -46,8 +46,11 @@ export interface DispatcherOptions {
   readonly serverRequestTimeoutMs: number;
   /** Called once per request with its method (metrics). */
   readonly onRequest?: (method: string) => void;
-  /** Counts each tool execution against the caller's limit; throws RATE_LIMITED over it. */
-  readonly admitToolExecution?: (auth: RequestAuth | undefined) => Promise<void>;
+  /**
+   * Counts each tool execution against the caller's limit: `undefined` when admitted at once (no
+   * limit to count), else a Promise that rejects with RATE_LIMITED over it.
+   */
+  readonly admitToolExecution?: (auth: RequestAuth | undefined) => Promise<void> | undefined;
   /** OpenTelemetry traces (a span per request, one per upstream call); absent or off: none. */
   readonly tracing?: Tracing;
 }
@@ -170,10 +173,15 @@ export class McpDispatcher implements ToolModeHost {
       done.resolve(this.errorResponse(msg, err));
       return;
     }
-    const admit = this.options.admitToolExecution;
-    // nothing to count without a caller (auth off)
-    if (admit !== undefined && call.auth !== undefined) {
-      admit(call.auth).then(
+    let admitting: Promise<void> | undefined;
+    try {
+      admitting = this.options.admitToolExecution?.(call.auth);
+    } catch (err) {
+      done.resolve(this.errorResponse(msg, err));
+      return;
+    }
+    if (admitting !== undefined) {
+      admitting.then(
         () => this.invokeTo(session, msg, call, route, done),
         (err: unknown) => done.resolve(this.errorResponse(msg, err)),
       );
@@ -347,8 +355,7 @@ export class McpDispatcher implements ToolModeHost {
 
   private async callTool(session: McpSession, params: Record<string, unknown> | undefined, call: InflightCall, via?: ToolCallVia): Promise<JsonObject> {
     const route = this.routeToolCall(params, call);
-    const admit = this.options.admitToolExecution;
-    if (admit !== undefined && call.auth !== undefined) await admit(call.auth);
+    await this.options.admitToolExecution?.(call.auth);
     return invokeTool(this.bus, route, params ?? {}, this.invokeOptions(session, params ?? {}, call, route, via));
   }
 

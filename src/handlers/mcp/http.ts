@@ -11,7 +11,7 @@
  * - `Mcp-Session-Id` is issued by `initialize` and required after (missing 400, unknown 404);
  *   `MCP-Protocol-Version` must be supported (400); `Origin` must be allowed (403, DNS rebinding).
  */
-import { Observable, type Subscriber, type Unsubscribable } from 'rxjs';
+import { Observable } from 'rxjs';
 import { GatewayError, ERRORS, type ErrorCode } from '../../base/errors.js';
 import { jsonDepthExceeded, nestingTooDeep, requestIdOf } from '../../codecs/depth.js';
 import { classify, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
@@ -19,12 +19,12 @@ import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../
 import type { Logger } from '../../log/logger.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type McpDispatcher } from './dispatch.js';
 import type { InflightCall, McpSession, OutboundChannel, SessionStore } from './session.js';
-import { McpConnectionLayer, type ResponseSink } from './connection.js';
+import { McpConnectionLayer } from './connection.js';
 import { isHostAllowed, isOriginAllowed } from './origin.js';
 import { cancelScope } from '../../upstreams/upstream.js';
 import { MODERN_DEFAULTS, isModernMessage, type ModernOptions } from './modern.js';
 import { ModernHttp } from './modern-http.js';
-import { PostChannel, SSE_HEADERS, once, sseEvent } from './post-channel.js';
+import { NO_HEADERS, PostCall, SSE_HEADERS, once, sseEvent } from './post-channel.js';
 
 export interface McpHttpOptions {
   readonly allowedOrigins: readonly string[];
@@ -47,33 +47,6 @@ function errorReply(code: ErrorCode, message?: string, details?: Record<string, 
 
 function accepts(accept: string, type: string): boolean {
   return accept === '' || accept.includes(type) || accept.includes('*/*');
-}
-
-/**
- * The channel of one POST's call, also where its response goes and what its subscription's
- * teardown runs (one object per call, no closures).
- */
-class PostCall extends PostChannel implements ResponseSink, Unsubscribable {
-  call: InflightCall | undefined;
-
-  constructor(
-    sub: Subscriber<HttpEffect>,
-    canSse: boolean,
-    sseOnly: boolean,
-    private readonly connections: McpConnectionLayer,
-    private readonly session: McpSession,
-  ) {
-    super(sub, canSse, sseOnly);
-  }
-
-  respond(response: JsonRpcResponse): void {
-    this.finish(response);
-  }
-
-  /** Client gone (or the response ended): cancels the call upstream if it still runs. */
-  unsubscribe(): void {
-    if (this.call !== undefined) this.connections.abandon(this.session, this.call, 'client disconnected');
-  }
 }
 
 export class McpHttpHandler {
@@ -176,7 +149,7 @@ export class McpHttpHandler {
     const canSse = h.accept.includes('text/event-stream');
     const sseOnly = canSse && !h.accept.includes('application/json') && !h.accept.includes('*/*');
     return new Observable<HttpEffect>((sub) => {
-      const channel = new PostCall(sub, canSse, sseOnly, this.connections, session);
+      const channel = new PostCall(sub, canSse, sseOnly, this.connections, session, NO_HEADERS);
       const call = this.startCall(session, c.msg, channel, input);
       if (call instanceof GatewayError) {
         channel.finish({ jsonrpc: '2.0', id: c.msg.id, error: call.toJsonRpc() });
