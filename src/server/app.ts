@@ -12,10 +12,9 @@
  * waiting, beyond that HTTP 503 with `Retry-After` (a JSON-RPC error -32000 on `mcp`). `direct`
  * routes (GET streams, DELETE, health, metrics) do not take request slots.
  */
-import { EMPTY, Observable, Subject, Subscriber, type Subscription } from 'rxjs';
+import { Observable, Subject, Subscriber, type Subscription } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocketBehavior } from 'uWebSockets.js';
 import { describePortHolder } from './port-holder.js';
-import { boundedMergeMap } from '../streams/bounded-merge-map.js';
 import { jsonReply, type HttpEffect } from '../base/http.js';
 import { GatewayError } from '../base/errors.js';
 import type { Logger } from '../log/logger.js';
@@ -346,28 +345,24 @@ export class GatewayServer {
   }
 
   /**
-   * One route group's pipeline: exchanges pass `boundedMergeMap` (at most `concurrency` handled at
-   * once, `maxQueued` waiting, then 503 with `Retry-After`).
+   * One route group's pipeline: exchanges pass a {@link RouteGroupAdmission} — `boundedMergeMap`'s
+   * policy (at most `concurrency` handled at once, `maxQueued` waiting in order, then 503 with
+   * `Retry-After`) with one object per exchange (its {@link ExchangeSink}) instead of an inner
+   * Observable and its subscriber.
    */
   private pipeline(source: Subject<Exchange>, jsonRpc: boolean): Subscription {
     const { concurrency, maxQueued } = this.options;
-    return source
-      .pipe(
-        boundedMergeMap((ex) => this.run(ex), {
-          concurrency,
-          maxQueued,
-          overflow: (ex) => {
-            const err = new GatewayError('OVERLOADED', 'Gateway overloaded: too many requests in flight, retry later', {
-              concurrency,
-              max_queued: maxQueued,
-            });
-            const body = jsonRpc ? { jsonrpc: '2.0', id: null, error: err.toJsonRpc() } : err.toRest();
-            this.apply(ex, jsonReply(503, body, [['Content-Type', 'application/json'], ['Retry-After', '1']]));
-            return EMPTY;
-          },
-        }),
-      )
-      .subscribe({ error: (err: unknown) => this.log.error('request pipeline failed', { error: err }) });
+    const admission = new RouteGroupAdmission(this, concurrency, maxQueued, (ex) => {
+      const err = new GatewayError('OVERLOADED', 'Gateway overloaded: too many requests in flight, retry later', {
+        concurrency,
+        max_queued: maxQueued,
+      });
+      const body = jsonRpc ? { jsonrpc: '2.0', id: null, error: err.toJsonRpc() } : err.toRest();
+      this.apply(ex, jsonReply(503, body, [['Content-Type', 'application/json'], ['Retry-After', '1']]));
+    });
+    const sub = source.subscribe({ next: (ex) => admission.admit(ex), error: (err: unknown) => this.log.error('request pipeline failed', { error: err }) });
+    sub.add(() => admission.stop());
+    return sub;
   }
 
   /**
@@ -470,28 +465,35 @@ export class GatewayServer {
 
   /**
    * Runs a handler for an exchange and applies its effects. The returned Observable completes
-   * when the response is over (or the client left), freeing its slot in the pipeline.
+   * when the response is over (or the client left).
    */
   private run(ex: Exchange): Observable<never> {
-    return new Observable<never>((outer) => {
-      if (ex.aborted) {
-        outer.complete();
-        return undefined;
-      }
-      const counts = ex.input.method !== 'GET' && ex.input.method !== 'OPTIONS';
-      if (counts) this.activeRequests++;
-      this.open.add(ex);
-      const sink = new ExchangeSink(this, ex, outer, counts);
-      ex.cancel = sink;
-      try {
-        ex.handler(ex.input, ex.params).subscribe(sink);
-      } catch (err) {
-        this.log.error('handler threw', { path: ex.input.path, error: err });
-        if (!ex.ended) this.apply(ex, jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest()));
-        sink.cancel();
-      }
-      return sink;
-    });
+    return new Observable<never>((outer) => this.start(ex, outer));
+  }
+
+  /**
+   * Subscribes an exchange's handler with its {@link ExchangeSink}; `done.complete()` runs once when
+   * the response is over or the client left (at once for an exchange already aborted). Returns
+   * the sink (its `unsubscribe` stops the handler), or undefined when nothing was started.
+   */
+  start(ex: Exchange, done: { complete(): void }): ExchangeSink | undefined {
+    if (ex.aborted) {
+      done.complete();
+      return undefined;
+    }
+    const counts = ex.input.method !== 'GET' && ex.input.method !== 'OPTIONS';
+    if (counts) this.activeRequests++;
+    this.open.add(ex);
+    const sink = new ExchangeSink(this, ex, done, counts);
+    ex.cancel = sink;
+    try {
+      ex.handler(ex.input, ex.params).subscribe(sink);
+    } catch (err) {
+      this.log.error('handler threw', { path: ex.input.path, error: err });
+      if (!ex.ended) this.apply(ex, jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest()));
+      sink.cancel();
+    }
+    return sink;
   }
 
   /** An exchange's handler is done (or cancelled): frees what {@link run} took. */
@@ -510,16 +512,16 @@ export class GatewayServer {
 /**
  * The subscriber of one exchange's handler (a Subscriber of its own: no observer object, closures
  * or SafeSubscriber per request): applies the effects, answers a failure, and completes the
- * exchange's run — which frees its pipeline slot — when the handler is done or the client left
+ * exchange — which frees its pipeline slot — when the handler is done or the client left
  * ({@link Exchange.cancel}). Its own teardown unsubscribes the handler.
  */
-class ExchangeSink extends Subscriber<HttpEffect> {
+export class ExchangeSink extends Subscriber<HttpEffect> {
   #finished = false;
 
   constructor(
     private readonly server: GatewayServer,
     private readonly ex: Exchange,
-    private readonly outer: Subscriber<never>,
+    private readonly done: { complete(): void },
     private readonly counts: boolean,
   ) {
     super();
@@ -555,6 +557,61 @@ class ExchangeSink extends Subscriber<HttpEffect> {
     if (this.#finished) return;
     this.#finished = true;
     this.server.exchangeDone(this.ex, this.counts);
-    this.outer.complete();
+    this.done.complete();
+  }
+}
+
+/**
+ * The requests of one route group in flight: at most `concurrency` running, then up to
+ * `maxQueued` waiting in arrival order, then `overflow` answers at once (503). A slot is freed
+ * when its exchange's response is over or its client left; the next waiting exchange starts then.
+ */
+class RouteGroupAdmission {
+  private active = 0;
+  private readonly queue: (Exchange | undefined)[] = [];
+  private head = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly server: GatewayServer,
+    private readonly concurrency: number,
+    private readonly maxQueued: number,
+    private readonly overflow: (ex: Exchange) => void,
+  ) {
+    if (!(concurrency >= 1)) throw new RangeError('server.concurrency must be ≥ 1');
+    if (!(maxQueued >= 0)) throw new RangeError('server.max_queued must be ≥ 0');
+  }
+
+  admit(ex: Exchange): void {
+    if (this.stopped) return;
+    if (this.active < this.concurrency) this.run(ex);
+    else if (this.queue.length - this.head < this.maxQueued) this.queue.push(ex);
+    else this.overflow(ex);
+  }
+
+  private run(ex: Exchange): void {
+    this.active++;
+    this.server.start(ex, this);
+  }
+
+  /** One exchange is over: its slot goes to the next waiting one. */
+  complete(): void {
+    this.active--;
+    if (this.stopped || this.queue.length - this.head === 0) return;
+    const next = this.queue[this.head] as Exchange;
+    this.queue[this.head] = undefined;
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    this.run(next);
+  }
+
+  /** The pipeline ended (server closing): waiting exchanges are dropped, nothing new starts. */
+  stop(): void {
+    this.stopped = true;
+    this.queue.length = 0;
+    this.head = 0;
   }
 }
