@@ -7,12 +7,14 @@
  * `app-headers.ts`; the sink that carries out handlers' {@link HttpEffect}s (corked writes, SSE
  * with backpressure) is in `app-response.ts`.
  *
- * Routes of admission `mcp` (POST /mcp) and `api` (REST) enter the central stream as
- * {@link HttpInput}s and pass `boundedMergeMap`: at most `concurrency` in flight, `max_queued`
- * waiting, beyond that HTTP 503 with `Retry-After` (a JSON-RPC error -32000 on `mcp`). `direct`
- * routes (GET streams, DELETE, health, metrics) do not take request slots.
+ * Routes of admission `mcp` (POST /mcp) and `api` (REST) are {@link HttpInput}s admitted by
+ * their route group's {@link RouteGroupAdmission} (the policy of `boundedMergeMap`, without an
+ * Observable per request): at most `concurrency` in flight, `max_queued` waiting, beyond that
+ * HTTP 503 with `Retry-After` (a JSON-RPC error -32000 on `mcp`). Each admitted request's handler
+ * (input → Observable of effects) is subscribed with one {@link ExchangeSink}, which carries the
+ * effects out. `direct` routes (GET streams, DELETE, health, metrics) do not take request slots.
  */
-import { Observable, Subject, Subscriber, type Subscription } from 'rxjs';
+import { Observable, Subscriber } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocketBehavior } from 'uWebSockets.js';
 import { describePortHolder } from './port-holder.js';
 import { jsonReply, type HttpEffect } from '../base/http.js';
@@ -55,10 +57,9 @@ export class GatewayServer {
   private readonly app: TemplatedApp;
   private listenSocket: us_listen_socket | undefined;
   /** POST /mcp requests: the "mcp" route group. */
-  private readonly posts$ = new Subject<Exchange>();
+  private readonly posts: RouteGroupAdmission;
   /** Management and REST requests (`/api/*`, `/v1/*`): the "api" route group. */
-  private readonly api$ = new Subject<Exchange>();
-  private readonly pipelines: Subscription[] = [];
+  private readonly api: RouteGroupAdmission;
   private readonly open = new Set<Exchange>();
   /** Requests (other than GET/OPTIONS) accepted and not yet answered. */
   activeRequests = 0;
@@ -91,7 +92,8 @@ export class GatewayServer {
     const masks: Partial<Record<RouteAccess, number>> = {};
     for (const a of ROUTE_ACCESS) masks[a] = access ? headerMask(access.headersFor(a)) : 0;
     this.#accessMasks = masks as Record<RouteAccess, number>;
-    this.pipelines.push(this.pipeline(this.posts$, true), this.pipeline(this.api$, false));
+    this.posts = this.admission(true);
+    this.api = this.admission(false);
 
     this.app
       .any('/ui', (res, req) => {
@@ -339,20 +341,18 @@ export class GatewayServer {
       }
     }
     this.open.clear();
-    for (const p of this.pipelines) p.unsubscribe();
-    this.posts$.complete();
-    this.api$.complete();
+    this.posts.stop();
+    this.api.stop();
   }
 
   /**
-   * One route group's pipeline: exchanges pass a {@link RouteGroupAdmission} — `boundedMergeMap`'s
-   * policy (at most `concurrency` handled at once, `maxQueued` waiting in order, then 503 with
-   * `Retry-After`) with one object per exchange (its {@link ExchangeSink}) instead of an inner
-   * Observable and its subscriber.
+   * One route group's admission: `boundedMergeMap`'s policy (at most `concurrency` handled at
+   * once, `maxQueued` waiting in order, then 503 with `Retry-After`) with one object per exchange
+   * (its {@link ExchangeSink}) instead of a Subject hop, an inner Observable and its subscriber.
    */
-  private pipeline(source: Subject<Exchange>, jsonRpc: boolean): Subscription {
+  private admission(jsonRpc: boolean): RouteGroupAdmission {
     const { concurrency, maxQueued } = this.options;
-    const admission = new RouteGroupAdmission(this, concurrency, maxQueued, (ex) => {
+    return new RouteGroupAdmission(this, concurrency, maxQueued, (ex) => {
       const err = new GatewayError('OVERLOADED', 'Gateway overloaded: too many requests in flight, retry later', {
         concurrency,
         max_queued: maxQueued,
@@ -360,9 +360,6 @@ export class GatewayServer {
       const body = jsonRpc ? { jsonrpc: '2.0', id: null, error: err.toJsonRpc() } : err.toRest();
       this.apply(ex, jsonReply(503, body, [['Content-Type', 'application/json'], ['Retry-After', '1']]));
     });
-    const sub = source.subscribe({ next: (ex) => admission.admit(ex), error: (err: unknown) => this.log.error('request pipeline failed', { error: err }) });
-    sub.add(() => admission.stop());
-    return sub;
   }
 
   /**
@@ -403,8 +400,8 @@ export class GatewayServer {
     const proceed = (): void => {
       if (handedOn || !admitted || !bodyRead || ex.ended || ex.aborted) return;
       handedOn = true;
-      if (admission === 'mcp') this.posts$.next(ex);
-      else if (admission === 'api') this.api$.next(ex);
+      if (admission === 'mcp') this.posts.admit(ex);
+      else if (admission === 'api') this.api.admit(ex);
       else this.run(ex).subscribe();
     };
     const decide = (d: AccessDecision): void => {
