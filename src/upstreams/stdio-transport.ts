@@ -19,6 +19,7 @@ import { createInterface } from 'node:readline';
 import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { POST_MESSAGE } from './upstream-types.js';
 
 export interface StdioTransportParams {
   readonly command: string;
@@ -202,7 +203,7 @@ export class GroupStdioTransport implements Transport {
    * {@link send} without the Promise (see `PostingTransport`): queues `message` for the same write.
    * @throws Error when the subprocess is gone (its exit described).
    */
-  post(message: JSONRPCMessage): Promise<void> | undefined {
+  [POST_MESSAGE](message: JSONRPCMessage): Promise<void> | undefined {
     const stdin = this.proc?.stdin;
     if (!stdin || stdin.destroyed) throw new Error(this.describeExit() ?? 'Not connected');
     this.queue(serializeMessage(message));

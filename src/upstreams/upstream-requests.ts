@@ -17,7 +17,7 @@ import { sessionEraParams, speaksModern, withCallerCapabilities } from './era-ht
 import type { ConcurrencyLimiter } from './limiter.js';
 import { cancelledError, overloadedError } from './upstream-errors.js';
 import { serializable } from './upstream-failure.js';
-import { canPost, type CancelHook, type Completion, type JsonObject, type RequestOptions } from './upstream-types.js';
+import { POST_MESSAGE, canPost, type CancelHook, type Completion, type JsonObject, type RequestOptions } from './upstream-types.js';
 
 /** A request of ours awaiting the upstream's response. */
 interface PendingRequest {
@@ -140,7 +140,7 @@ export class RequestTable {
     options.onDispatch?.();
     let sending: Promise<void> | undefined;
     try {
-      sending = canPost(transport) ? transport.post(message) : transport.send(message);
+      sending = canPost(transport) ? transport[POST_MESSAGE](message) : transport.send(message);
     } catch (err) {
       // a transport whose send throws instead of rejecting
       this.sendFailed(p, message, err);

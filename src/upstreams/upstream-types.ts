@@ -54,18 +54,24 @@ export interface Completion<T> {
 }
 
 /**
- * A transport of the gateway's own (stdio, in-process) that takes a message without a Promise per
- * message: `post` queues it and returns undefined, or returns the Promise of a send that needs
- * work first (it rejects when the message was not sent); it throws when the transport cannot
- * take the message at all (not connected).
+ * The method key of a transport of the gateway's own (stdio, in-process) that takes a message
+ * without a Promise per message (see {@link PostingTransport}). A symbol, so no transport's own
+ * method of the same name (an HTTP transport's `post`) is mistaken for it.
+ */
+export const POST_MESSAGE: unique symbol = Symbol('tributary.postMessage');
+
+/**
+ * A transport that offers {@link POST_MESSAGE}: it queues the message and returns undefined, or
+ * returns the Promise of a send that needs work first (it rejects when the message was not sent);
+ * it throws when the transport cannot take the message at all (not connected).
  */
 export interface PostingTransport {
-  post(message: JSONRPCMessage): Promise<void> | undefined;
+  [POST_MESSAGE](message: JSONRPCMessage): Promise<void> | undefined;
 }
 
-/** Whether `transport` offers {@link PostingTransport.post}. */
+/** Whether `transport` offers {@link POST_MESSAGE}. */
 export function canPost(transport: object): transport is PostingTransport {
-  return typeof (transport as Partial<PostingTransport>).post === 'function';
+  return typeof (transport as Partial<PostingTransport>)[POST_MESSAGE] === 'function';
 }
 
 /** Options of one upstream request (`UpstreamCallOptions` narrows `cancel` to a `CancelScope`). */
