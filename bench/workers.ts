@@ -7,6 +7,13 @@
  *              worker thread (SO_REUSEPORT); the worker either carries its requests whole to the
  *              main thread (`server.worker_mcp_calls: false`) or decides them itself and hands
  *              the main thread one call message each (the default)
+ *   ws         `/ws` agent sockets (bench/ws-throughput-load.ts: BENCH_WS_CONNECTIONS sockets, one
+ *              MCP session each, `tools/call demo-echo` in MCPW frames and in JSON-RPC text, c
+ *              requests in flight in total) with `server.workers` 1 and 2: the worker carries every
+ *              frame whole to the main thread (`server.worker_mcp_calls: false`, as before the
+ *              worker decoded them) or decodes and validates each frame and hands the main thread
+ *              the decoded message (the default); with the main thread not listening every socket
+ *              is on the worker, so the main thread's CPU per call is the owner's cost alone
  *   prototype  bench/workers-uws.ts (a fixed JSON-RPC reply, no gateway logic: the HTTP layer
  *              alone), with N = 0 (main thread only), 1 and 2 worker threads
  *
@@ -16,7 +23,10 @@
  * of 1). Variants alternate within each run; the 1-minute load average is printed with each point.
  *
  * Environment: BENCH_DURATION (s, default 5), BENCH_RUNS (default 2), BENCH_CONCURRENCY (64),
- * BENCH_PART (`gateway`, `prototype` or `all`, default all).
+ * BENCH_PART (`gateway`, `ws`, `prototype` or `all`, default all), BENCH_WS_CONNECTIONS (8),
+ * BENCH_WS_MODES (`ws-mcpw,ws-text`; also `ws-mcpw-gzip`), BENCH_WS_MESSAGE_BYTES (echoed text, default `hi`),
+ * BENCH_BASELINE (a checkout to compare with, e.g. `git worktree add /tmp/base main` plus a
+ * `node_modules` link: its build is one more `/ws` variant, alternated with the others).
  * Profile: `node --cpu-prof dist/main.js --config <a config with server.workers: 2>` under wrk
  * (the profile is the main thread's; `--cpu-prof` also writes one per worker thread).
  * Writes bench/results/workers.json.
@@ -24,8 +34,10 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ChildGroup, envNumber, freePort, listeningPort, logTo, runMain, runWrk, wrkVersion, type StartedGateway } from './procs.js';
-import { checkLine, fmtInt, mean, openSession, waitForQuiet, writeResults } from './lib.js';
+import { createInterface } from 'node:readline';
+import { ChildGroup, envNumber, freePort, listeningPort, logTo, runMain, runWrk, signalGroup, wrkVersion, type StartedGateway } from './procs.js';
+import { checkLine, fmtInt, mean, openSession, treeCpuSeconds, waitForQuiet, writeResults } from './lib.js';
+import type { LoadConfig, LoadMode, LoadResult } from './ws-throughput-load.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -190,10 +202,155 @@ async function gatewayPart(): Promise<{ lines: string[]; summary: Record<string,
   return { lines, summary };
 }
 
+const WS_CONNECTIONS = envNumber('BENCH_WS_CONNECTIONS', 8);
+const WS_MODES = (process.env['BENCH_WS_MODES'] ?? 'ws-mcpw,ws-text').split(',') as LoadMode[];
+/** The echoed text: `hi`, or BENCH_WS_MESSAGE_BYTES letters (e.g. 4096 with ws-mcpw-gzip: every reply gzip'd). */
+const WS_MESSAGE_BYTES = envNumber('BENCH_WS_MESSAGE_BYTES', 0);
+const WS_MESSAGE = WS_MESSAGE_BYTES > 0 ? Array.from({ length: WS_MESSAGE_BYTES }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('') : 'hi';
+/** `/ws` variants: `server.workers`, whether workers decode agent frames (`server.worker_mcp_calls`), whether the main thread listens. */
+const WS_VARIANTS_ALL = [
+  { name: '1', workers: 1, calls: true, mainListens: true },
+  { name: '2, frames carried, main thread not listening', workers: 2, calls: false, mainListens: false },
+  { name: '2, baseline build (BENCH_BASELINE), main thread not listening', workers: 2, calls: true, mainListens: false, baseline: true },
+  { name: '2, decoded in the worker, main thread not listening', workers: 2, calls: true, mainListens: false },
+  { name: '2, decoded in the worker', workers: 2, calls: true, mainListens: true },
+] as const;
+type WsVariant = { readonly name: string; readonly workers: number; readonly calls: boolean; readonly mainListens: boolean; readonly baseline?: boolean };
+/** A checkout to compare with (e.g. `git worktree add` of main, with a node_modules link): its build runs the baseline variant. */
+const BASELINE = process.env['BENCH_BASELINE'] ?? '';
+const WS_VARIANTS: readonly WsVariant[] = WS_VARIANTS_ALL.filter((v) => !('baseline' in v) || BASELINE !== '');
+
+interface WsSample {
+  rps: number;
+  p50_us: number;
+  p99_us: number;
+  cpu_us: number;
+  main_us: number;
+  /** Sockets on the worker thread ÷ all sockets. */
+  worker_sockets: number;
+  /** Messages the worker decoded ÷ calls. */
+  decoded_share: number;
+  load: string;
+}
+
+async function wsWorkerCounts(url: string): Promise<{ sockets: number; decoded: number }> {
+  const r = await fetch(`${url}/health`);
+  const body = (await r.json()) as { components: { workers?: { workers: { websockets_open: number; ws_messages?: number }[] } } };
+  const w = body.components.workers?.workers ?? [];
+  return { sockets: w.reduce((a, x) => a + x.websockets_open, 0), decoded: w.reduce((a, x) => a + (x.ws_messages ?? 0), 0) };
+}
+
+let baselineBuild: string | undefined;
+
+async function wsPoint(ownBuild: string, variant: WsVariant, mode: LoadMode): Promise<WsSample> {
+  const build = variant.baseline === true ? (baselineBuild ??= procs.buildGateway(resolve(BASELINE), 'tributary-bench-baseline-')) : ownBuild;
+  const log = join(RESULTS, `workers-ws-${mode}-${variant.name.replace(/[^a-z0-9]+/g, '-')}.log`);
+  const gw: StartedGateway = await procs.startGateway({
+    build,
+    config: { mcp_clients: [{ name: 'demo', connection_type: 'inprocess', inprocess_server: 'demo' }], log_level: 'warn', server: { workers: variant.workers, worker_mcp_calls: variant.calls, main_thread_listens: variant.mainListens } },
+    tmpPrefix: 'tributary-bench-workers-ws-',
+    core: '0,1',
+    log,
+    what: `gateway (workers ${variant.workers})`,
+    logs: log,
+  });
+  const pid = gw.child.pid ?? 0;
+  try {
+    const cfg: LoadConfig = { mode, url: gw.url, concurrency: CONCURRENCY, connections: WS_CONNECTIONS, seconds: DURATION, warmup: 1, tool: 'demo-echo', message: WS_MESSAGE };
+    await waitForQuiet(3000);
+    const before = load();
+    const child = procs.spawnPinned('0', process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'ws-throughput-load.ts'), JSON.stringify(cfg)]);
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    let server0 = 0;
+    let server1 = 0;
+    let main0 = 0;
+    let main1 = 0;
+    let counts0: Promise<{ sockets: number; decoded: number }> | undefined;
+    let counts1: Promise<{ sockets: number; decoded: number }> | undefined;
+    let result: LoadResult | undefined;
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      if (line.startsWith('LOAD_START ')) {
+        server0 = treeCpuSeconds(pid);
+        main0 = mainThreadCpuSeconds(pid);
+        counts0 = wsWorkerCounts(gw.url);
+      } else if (line.startsWith('LOAD_END ')) {
+        server1 = treeCpuSeconds(pid);
+        main1 = mainThreadCpuSeconds(pid);
+        counts1 = wsWorkerCounts(gw.url);
+      } else if (line.startsWith('LOAD_RESULT ')) {
+        result = JSON.parse(line.slice('LOAD_RESULT '.length)) as LoadResult;
+      }
+    });
+    const timer = setTimeout(() => signalGroup(child, 'SIGKILL'), (DURATION + 60) * 1000);
+    const code = await new Promise<number | null>((r) => child.once('close', (c) => r(c)));
+    clearTimeout(timer);
+    if (code !== 0 || result === undefined || counts0 === undefined || counts1 === undefined) throw new Error(`load generator (${mode}) failed (exit ${String(code)}): ${stderr.trim().slice(0, 800)}`);
+    if (result.errors > 0) throw new Error(`${mode}, workers ${variant.name}: ${result.errors} failed calls ${JSON.stringify(result.error_detail)}`);
+    const [c0, c1] = [await counts0, await counts1];
+    const sample: WsSample = {
+      rps: result.rps,
+      p50_us: result.p50_us,
+      p99_us: result.p99_us,
+      cpu_us: ((server1 - server0) * 1e6) / Math.max(1, result.requests),
+      main_us: ((main1 - main0) * 1e6) / Math.max(1, result.requests),
+      worker_sockets: c1.sockets / WS_CONNECTIONS,
+      decoded_share: (c1.decoded - c0.decoded) / Math.max(1, result.requests),
+      load: before,
+    };
+    progress(`${mode}, workers ${variant.name}: ${fmtInt(sample.rps)} calls/s, ${sample.cpu_us.toFixed(1)} server CPU µs/call (main thread ${sample.main_us.toFixed(1)}), sockets on the worker ${Math.round(sample.worker_sockets * 100)}%, decoded there ${Math.round(sample.decoded_share * 100)}%, load ${before}`);
+    return sample;
+  } finally {
+    await procs.stop(gw.child);
+  }
+}
+
+async function wsPart(): Promise<{ lines: string[]; summary: Record<string, unknown> }> {
+  const build = procs.gatewayBuild(ROOT);
+  const lines: string[] = [];
+  const summary: Record<string, unknown> = {};
+  for (const mode of WS_MODES) {
+    const results = new Map<string, WsSample[]>(WS_VARIANTS.map((v) => [v.name, []]));
+    for (let run = 0; run < RUNS; run++) {
+      for (let i = 0; i < WS_VARIANTS.length; i++) {
+        const v = WS_VARIANTS[(i + run) % WS_VARIANTS.length];
+        if (v !== undefined) results.get(v.name)?.push(await wsPoint(build, v, mode));
+      }
+    }
+    const m = (name: string, f: (x: WsSample) => number): number => mean((results.get(name) ?? []).map(f));
+    lines.push(
+      `## /ws ${mode}, server.workers 1 vs 2 — tools/call demo-echo (${WS_MESSAGE.length} characters), ${WS_CONNECTIONS} sockets (one session each), c=${CONCURRENCY}, ${DURATION} s × ${RUNS} run(s); gateway on cores 0-1, load generator on core 0`,
+      '',
+      '| server.workers | calls/s | p50 ms | p99 ms | server CPU µs/call | of it on the main thread | sockets on the worker | messages decoded in the worker | load avg (1 min) |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    );
+    const modeSummary: Record<string, unknown> = {};
+    for (const v of WS_VARIANTS) {
+      const xs = results.get(v.name) ?? [];
+      modeSummary[v.name] = { rps: m(v.name, (x) => x.rps), cpu_us: m(v.name, (x) => x.cpu_us), main_thread_us: m(v.name, (x) => x.main_us), worker_sockets: m(v.name, (x) => x.worker_sockets), decoded_share: m(v.name, (x) => x.decoded_share) };
+      lines.push(
+        `| ${v.name} | ${fmtInt(m(v.name, (x) => x.rps))} | ${(m(v.name, (x) => x.p50_us) / 1000).toFixed(2)} | ${(m(v.name, (x) => x.p99_us) / 1000).toFixed(2)} | ${m(v.name, (x) => x.cpu_us).toFixed(1)} | ${m(v.name, (x) => x.main_us).toFixed(1)} (${xs.map((x) => x.main_us.toFixed(1)).join(', ')}) | ${Math.round(m(v.name, (x) => x.worker_sockets) * 100)}% | ${Math.round(m(v.name, (x) => x.decoded_share) * 100)}% | ${xs.map((x) => x.load).join(', ')} |`,
+      );
+    }
+    const carried = m(WS_VARIANTS_ALL[1].name, (x) => x.main_us);
+    const decoded = m(WS_VARIANTS_ALL[3].name, (x) => x.main_us);
+    const base = BASELINE !== '' ? `, baseline build ${m(WS_VARIANTS_ALL[2].name, (x) => x.main_us).toFixed(1)} µs` : '';
+    lines.push('', `main thread CPU per /ws call with every socket on the worker: frames carried ${carried.toFixed(1)} µs${base}, decoded in the worker ${decoded.toFixed(1)} µs (${(decoded / carried).toFixed(3)}× of carried); workers 1: ${m('1', (x) => x.main_us).toFixed(1)} µs`, '');
+    summary[mode] = modeSummary;
+  }
+  return { lines, summary };
+}
+
 async function main(): Promise<void> {
   if (wrkVersion() === undefined) throw new Error('wrk is not installed (apt-get install -y wrk)');
   procs.checkPinning();
   mkdirSync(RESULTS, { recursive: true });
+  if (PART === 'ws') {
+    const ws = await wsPart();
+    process.stdout.write(`${ws.lines.join('\n')}\n`);
+    writeResults(join(RESULTS, 'workers-ws.json'), { duration_s: DURATION, runs: RUNS, concurrency: CONCURRENCY, connections: WS_CONNECTIONS, ws: ws.summary });
+    return;
+  }
   const gateway = PART === 'prototype' ? undefined : await gatewayPart();
   if (PART === 'gateway') {
     process.stdout.write(`${gateway?.lines.join('\n') ?? ''}\n`);

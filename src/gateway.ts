@@ -512,7 +512,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
         });
       }
     };
-    const pool = new WorkerPool({ host: config.server.host, port, threads: config.server.workers - 1, maxSseBacklogBytes: MAX_SSE_BACKLOG_BYTES, onListening: followWorkers }, config.server.worker_mcp_calls ? { ...server.remote(), mcp: calls } : server.remote(), log.child({ component: 'workers' }));
+    const pool = new WorkerPool({ host: config.server.host, port, threads: config.server.workers - 1, maxSseBacklogBytes: MAX_SSE_BACKLOG_BYTES, onListening: followWorkers }, config.server.worker_mcp_calls ? { ...server.remote(), mcp: calls, mcpWs: { path: WS_ROUTES.agents.path, maxPayloadBytes: MCP_WS_DEFAULTS.maxPayloadBytes } } : server.remote(), log.child({ component: 'workers' }));
     workers = pool;
     teardown.defer('worker threads', () => pool.close());
     await pool.start();

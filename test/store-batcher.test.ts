@@ -228,6 +228,24 @@ describe('BatchWriter on LevelDB', () => {
     expect(c.maxHoldMs).toBeGreaterThanOrEqual(Math.max(...holds));
     expect(c.lastHoldMs).toBeGreaterThan(0);
     expect(c.lastHoldMs).toBeLessThanOrEqual(c.maxHoldMs);
+    // holds over 1 ms are counted: exactly the commits the writer timed over the limit (its timing encloses ours)
+    expect(c.holdsOverLimit).toBeGreaterThanOrEqual(holds.filter((h) => h > 1).length);
+    expect(c.holdsOverLimit).toBeLessThanOrEqual(sizes.length);
+    await writer.close();
+  });
+
+  it('counts the commits that held the loop for more than 1 ms', async () => {
+    let spin = 0;
+    // a commit whose synchronous part takes 2 ms
+    const writer = new BatchWriter<string>(() => {
+      const until = performance.now() + spin;
+      while (performance.now() < until);
+      return Promise.resolve();
+    });
+    expect(writer.counters.holdsOverLimit).toBe(0);
+    spin = 2;
+    await writer.write('slow');
+    expect(writer.counters).toMatchObject({ batches: 1, holdsOverLimit: 1 });
     await writer.close();
   });
 
@@ -279,6 +297,46 @@ describe('BatchWriter on LevelDB', () => {
     expect((await sub.keys().all()).length).toBe(50);
     await expect(writer.write(putOp(sub, 'late', { n: 0 }))).rejects.toMatchObject({ code: 'closed' });
     await expect(writer.close()).resolves.toBeUndefined();
+  });
+
+  it('writeAllThen tells each write once, in acceptance order, after its batch (readable then), never synchronously; refusals and failures carry the StoreError', async () => {
+    const { db, sub } = await openDb();
+    let fail = false;
+    const commit = levelBatchCommit(db);
+    const writer = new BatchWriter<BatchOp>((ops) => (fail ? Promise.reject(new Error('disk full')) : commit(ops)), { maxPending: 4 });
+    const told: { token: string; code: string | undefined; readable?: boolean }[] = [];
+    const pending: Promise<void>[] = [];
+    const done = (token: string, error: StoreError | undefined): void => {
+      const entry: { token: string; code: string | undefined; readable?: boolean } = { token, code: error?.code };
+      told.push(entry);
+      // a committed write is readable when it is told
+      pending.push(sub.get(token).then((v) => void (entry.readable = v !== undefined)));
+    };
+    for (let i = 0; i < 4; i++) writer.writeAllThen([putOp(sub, `k${i}`, { n: i })], done, `k${i}`);
+    writer.writeAllThen([putOp(sub, 'over', { n: -1 })], done, 'over'); // beyond maxPending
+    writer.writeAllThen([], done, 'empty');
+    expect(told).toHaveLength(0); // nothing told synchronously
+    await writer.flush();
+    await new Promise((resolve) => setImmediate(resolve));
+    await Promise.all(pending);
+    expect(told).toEqual([
+      { token: 'over', code: 'overloaded', readable: false },
+      { token: 'empty', code: undefined, readable: false },
+      { token: 'k0', code: undefined, readable: true },
+      { token: 'k1', code: undefined, readable: true },
+      { token: 'k2', code: undefined, readable: true },
+      { token: 'k3', code: undefined, readable: true },
+    ]);
+    fail = true;
+    const failed: (string | undefined)[] = [];
+    writer.writeAllThen([putOp(sub, 'x', { n: 9 })], (_t: null, error) => failed.push(error?.code), null);
+    await writer.flush();
+    expect(failed).toEqual(['io']);
+    await writer.close();
+    const closed: (string | undefined)[] = [];
+    writer.writeAllThen([putOp(sub, 'late', { n: 0 })], (_t: null, error) => closed.push(error?.code), null);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(closed).toEqual(['closed']);
   });
 
   it('commitOps writes puts and deletes of several sublevels as one batch under their sublevel keys; a bad op writes nothing', async () => {

@@ -67,7 +67,11 @@ interface Slot {
   readonly event: GatewayEvent;
   /** 0 waiting, 1 stored, 2 failed. */
   state: 0 | 1 | 2;
+  /** Told the outcome once the slot is settled (the bus's callback). */
+  readonly settled: (error?: unknown) => void;
 }
+
+const ignoreOutcome = (): void => undefined;
 
 export class EventRecorder implements RecordedFeed {
   readonly #items = new Subject<RecordedItem>();
@@ -109,35 +113,48 @@ export class EventRecorder implements RecordedFeed {
 
   /** Installs this recorder on `bus`; returns the function that removes it. */
   attach(bus: EventBus): () => void {
-    bus.setRecorder(this.record);
+    bus.setRecorder(this.#store);
     return () => bus.setRecorder(undefined);
   }
 
   /** Stores `event` (see the module comment); resolves when committed, rejects if not stored. */
-  readonly record = (event: GatewayEvent): Promise<void> => {
-    const slot: Slot = { event, state: 0 };
+  record(event: GatewayEvent): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.#store(event, (err?: unknown) => (err === undefined ? resolve() : reject(err instanceof Error ? err : new Error(String(err))))));
+  }
+
+  /**
+   * The bus's recorder: stores `event`, then settles its slot and calls `settled` (with the error
+   * when it was not stored). One callback through the batch writer per event, no promise: this
+   * runs for every tool call.
+   */
+  readonly #store = (event: GatewayEvent, settled: (error?: unknown) => void = ignoreOutcome): void => {
+    const slot: Slot = { event, state: 0, settled };
     this.#slots.push(slot);
-    let written: Promise<void>;
+    let ops: BatchOp[];
     try {
-      written = this.writer.writeAll(this.#ops(event));
+      ops = this.#ops(event);
     } catch (err) {
-      written = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      queueMicrotask(() => this.#written(slot, err instanceof Error ? err : new Error(String(err))));
+      return;
     }
-    return written.then(
-      () => {
-        slot.state = 1;
-        this.#settle();
-      },
-      (err: unknown) => {
-        slot.state = 2;
-        if (!this.#failureLogged) {
-          this.#failureLogged = true;
-          this.log.error('event not stored: it is not delivered to feeds, and its seq is reported missing', { seq: event.seq, event_type: event.event_type, error: err });
-        }
-        this.#settle();
-        throw err;
-      },
-    );
+    this.writer.writeAllThen(ops, this.#written, slot);
+  };
+
+  /** The batch writer's callback for one event's write. */
+  readonly #written = (slot: Slot, err: Error | undefined): void => {
+    if (err === undefined) slot.state = 1;
+    else {
+      slot.state = 2;
+      if (!this.#failureLogged) {
+        this.#failureLogged = true;
+        this.log.error('event not stored: it is not delivered to feeds, and its seq is reported missing', { seq: slot.event.seq, event_type: slot.event.event_type, error: err });
+      }
+    }
+    try {
+      this.#settle();
+    } finally {
+      slot.settled(err);
+    }
   };
 
   /** Completes `items$`. */

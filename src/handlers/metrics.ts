@@ -289,6 +289,17 @@ export class GatewayMetrics {
         this.set(sources.store().lastBatchSize);
       },
     });
+    let holdsSeen = 0;
+    new client.Counter({
+      name: `${PREFIX}store_batch_holds_over_1ms_total`,
+      help: 'db.batch() calls that held the event loop for more than 1 ms (wall clock, so preemption and garbage collection inside the call count too).',
+      registers,
+      collect() {
+        const c = sources.store();
+        if (c.holdsOverLimit > holdsSeen) this.inc(c.holdsOverLimit - holdsSeen);
+        holdsSeen = c.holdsOverLimit;
+      },
+    });
     new client.Gauge({
       name: `${PREFIX}store_max_batch_hold_seconds`,
       help: 'Longest time one db.batch() call has held the event loop since start (building the native batch; the write itself runs on a libuv thread).',

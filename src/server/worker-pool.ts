@@ -17,6 +17,7 @@ import type { Logger } from '../log/logger.js';
 import { JSON_HEADERS, type HttpEffect } from '../base/http.js';
 import type { WorkerCall, WorkerCallHandler } from '../handlers/mcp/worker-calls.js';
 import { statusLine } from './app-response.js';
+import type { WsCheckedEntry } from './ws.js';
 import { RemoteRequest, RemoteResponse, RemoteSocket, type RemoteLink } from './worker-remote.js';
 import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings, type WorkerWsRoute } from './worker-protocol.js';
 
@@ -30,6 +31,8 @@ export interface RemoteEntry {
   wsRoutes(): readonly WorkerWsRoute[];
   /** The MCP fast path's owner side: `POST /mcp` calls the workers decided (none: every request is carried). */
   readonly mcp?: WorkerCallHandler | undefined;
+  /** The MCP agent WebSocket path whose frames the workers decode (with the fast path on; see `worker-ws.ts`). */
+  readonly mcpWs?: { readonly path: string; readonly maxPayloadBytes: number } | undefined;
 }
 
 /** One worker thread as `/health` shows it. */
@@ -40,6 +43,8 @@ export interface WorkerView {
   readonly requests: number;
   /** Of {@link requests}: `POST /mcp` requests the worker decided itself and the owner served as calls (the MCP fast path). */
   readonly mcp_calls: number;
+  /** `/ws` agent messages the worker decoded, found valid and passed on (since start, across restarts). */
+  readonly ws_messages: number;
   readonly websockets_open: number;
   readonly in_flight: number;
   readonly restarts: number;
@@ -79,6 +84,7 @@ class WorkerLink implements RemoteLink {
   state: WorkerView['state'] = 'starting';
   requests = 0;
   mcpCalls = 0;
+  wsMessages = 0;
   restarts = 0;
   lastExit: WorkerView['last_exit'];
   attempt = 0;
@@ -166,6 +172,12 @@ class WorkerLink implements RemoteLink {
       case 'ws-msg': {
         const s = this.sockets.get(m.id);
         if (s !== undefined && !s.closed) void s.behavior.message?.(s as unknown as WebSocket<unknown>, m.data, m.binary);
+        return;
+      }
+      case 'ws-checked': {
+        this.wsMessages++;
+        const s = this.sockets.get(m.id);
+        if (s !== undefined && !s.closed) (s.behavior as Partial<WsCheckedEntry>).checked?.(s as unknown as WebSocket<unknown>, m.data, m.inflated);
         return;
       }
       case 'ws-buffered': {
@@ -264,6 +276,7 @@ class WorkerLink implements RemoteLink {
       state: this.state,
       requests: this.requests,
       mcp_calls: this.mcpCalls,
+      ws_messages: this.wsMessages,
       websockets_open: this.sockets.size,
       in_flight: this.pending.size + this.calls.size,
       restarts: this.restarts,
@@ -396,7 +409,9 @@ export class WorkerPool {
   }
 
   #spawn(l: WorkerLink): Promise<void> {
-    const settings: WorkerSettings = { thread: l.thread, host: this.options.host, port: this.options.port, ws: this.entry.wsRoutes(), maxSseBacklogBytes: this.options.maxSseBacklogBytes };
+    const agent = this.entry.mcp === undefined ? undefined : this.entry.mcpWs;
+    const ws = this.entry.wsRoutes().map((r) => (r.path === agent?.path ? { ...r, decode: { maxPayloadBytes: agent.maxPayloadBytes } } : r));
+    const settings: WorkerSettings = { thread: l.thread, host: this.options.host, port: this.options.port, ws, maxSseBacklogBytes: this.options.maxSseBacklogBytes };
     const w = spawnWorker(settings);
     l.worker = w;
     l.state = 'starting';

@@ -24,6 +24,12 @@ export interface WorkerWsRoute {
   readonly maxPayloadLength: number;
   readonly idleTimeoutSeconds: number;
   readonly maxBackpressure: number;
+  /**
+   * An MCP agent path (`/ws`): its frames are decoded and validated in the worker
+   * (`worker-ws.ts`): bad ones and control frames are answered there, valid ones reach the owner
+   * (`ws-checked`); without it every message goes whole (`ws-msg`).
+   */
+  readonly decode?: { readonly maxPayloadBytes: number };
 }
 
 /** Flat `[name, value, name, value, ...]` list of request headers, names lower-cased, as uWS reads them. */
@@ -40,6 +46,11 @@ export type FromWorker =
   | { readonly t: 'upgrade'; readonly id: number; readonly url: string; readonly query: string; readonly headers: FlatHeaders; readonly remote: string }
   | { readonly t: 'ws-msg'; readonly id: number; readonly data: ArrayBuffer; readonly binary: boolean }
   /** The socket's send buffer, after a send that was buffered (`bytes` > 0) or a drain. */
+  /**
+   * A message of an agent socket the worker decoded and found valid (`worker-ws.ts`): a text
+   * frame's text, or an MCPW frame (`inflated`: it came gzip'd, this is the frame uncompressed).
+   */
+  | { readonly t: 'ws-checked'; readonly id: number; readonly data: string | ArrayBuffer; readonly inflated: boolean }
   | { readonly t: 'ws-buffered'; readonly id: number; readonly bytes: number }
   | { readonly t: 'ws-closed'; readonly id: number; readonly code: number; readonly reason: ArrayBuffer }
   /** An uncaught exception: the thread closes its sockets and ends (then it is restarted). */
@@ -63,7 +74,8 @@ export type ToWorker =
   | { readonly t: 'res-close'; readonly id: number }
   /** The owner admitted the upgrade: complete it with this sub-protocol. */
   | { readonly t: 'upgrade-ok'; readonly id: number; readonly protocol: string }
-  | { readonly t: 'ws-send'; readonly id: number; readonly data: string | Uint8Array; readonly binary: boolean }
+  /** `gzip`: an MCPW frame to send gzip'd (compressed in the worker, flag bit0 set). */
+  | { readonly t: 'ws-send'; readonly id: number; readonly data: string | Uint8Array; readonly binary: boolean; readonly gzip?: boolean }
   | { readonly t: 'ws-end'; readonly id: number; readonly code: number; readonly reason: string }
   | { readonly t: 'ws-close'; readonly id: number }
   | { readonly t: 'ws-ping'; readonly id: number }

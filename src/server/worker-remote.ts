@@ -186,6 +186,13 @@ export class RemoteSocket {
     this.link.post({ t: 'ws-send', id: this.id, data, binary: isBinary }, transferOf(data));
     return this.buffered > 0 ? 0 : 1;
   }
+  /** An MCPW frame the worker gzips before sending (see `WsConnection.sendGzipped`); results as {@link send}. */
+  sendGzipped(frame: Uint8Array): number {
+    if (this.closed) return 2;
+    const data = payload(frame) as Uint8Array;
+    this.link.post({ t: 'ws-send', id: this.id, data, binary: true, gzip: true }, transferOf(data));
+    return this.buffered > 0 ? 0 : 1;
+  }
   getBufferedAmount(): number {
     return this.buffered;
   }

@@ -31,6 +31,23 @@ export interface WsAccess {
   readonly revalidate: (auth: RequestAuth, nowMs: number) => RequestAuth | GatewayError;
 }
 
+/**
+ * What a worker thread's validated messages enter by besides uWS' callbacks (`server.workers`,
+ * see `worker-pool.ts`): a message the worker decoded and found valid (a text frame's text, or a
+ * binary frame, `inflated` when it came gzip'd) passes the same per-message credential check and
+ * rate limit as one `message` receives, then goes to the endpoint's `onChecked` (`onRefused` when
+ * refused).
+ */
+export interface WsCheckedEntry<U = unknown> {
+  checked(ws: WebSocket<U>, data: string | ArrayBuffer, inflated: boolean): void;
+}
+
+function bytesOf(data: string | ArrayBuffer): ArrayBuffer {
+  if (typeof data !== 'string') return data;
+  const b = Buffer.from(data);
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+}
+
 /** WebSocket close reasons are at most 123 bytes (RFC 6455 §5.5): cut on a character boundary. */
 function closeReason(text: string): string {
   let out = text;
@@ -38,16 +55,25 @@ function closeReason(text: string): string {
   return out;
 }
 
+/** uWS' send result: 1 sent, 0 buffered (backpressure), 2 dropped. */
+function sendResult(r: number): WsSendResult {
+  return r === 1 ? 'ok' : r === 0 ? 'backpressure' : 'dropped';
+}
+
 class UwsConnection implements WsConnection {
   closed = false;
   readonly remoteAddress: string;
   auth: RequestAuth | undefined;
   readonly toolModeHeader: string;
+  readonly sendGzipped: ((frame: Uint8Array) => WsSendResult) | undefined;
   constructor(
     private readonly ws: WebSocket<UserData>,
     readonly endpoint: string,
     private readonly revalidate: WsAccess['revalidate'] | undefined,
   ) {
+    // a worker thread's socket (server.workers, `RemoteSocket`) compresses MCPW frames on that thread
+    const remote = (ws as unknown as { sendGzipped?: (frame: Uint8Array) => number }).sendGzipped?.bind(ws);
+    this.sendGzipped = remote && ((frame) => (this.closed ? 'closed' : sendResult(remote(frame))));
     this.remoteAddress = Buffer.from(ws.getRemoteAddressAsText()).toString();
     this.auth = ws.getUserData().auth;
     this.toolModeHeader = ws.getUserData().toolMode ?? '';
@@ -70,8 +96,7 @@ class UwsConnection implements WsConnection {
 
   send(message: string | Uint8Array, isBinary = false): WsSendResult {
     if (this.closed) return 'closed';
-    const r = this.ws.send(message, isBinary);
-    return r === 1 ? 'ok' : r === 0 ? 'backpressure' : 'dropped';
+    return sendResult(this.ws.send(message, isBinary));
   }
 
   bufferedAmount(): number {
@@ -119,7 +144,7 @@ function upgradeInput(path: string, req: HttpRequest, res: HttpResponse, mask: n
  * `endpoint.onRefused` instead of `onMessage`. Counting is asynchronous, so those messages are
  * copied first; their order is kept.
  */
-export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocketBehavior<U>): unknown }, spec: RouteSpec, headerMask: number, endpoint: WsEndpoint, options: WsEndpointOptions, log: Logger, access?: WsAccess): Set<WsConnection> {
+export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocketBehavior<U> & WsCheckedEntry<U>): unknown }, spec: RouteSpec, headerMask: number, endpoint: WsEndpoint, options: WsEndpointOptions, log: Logger, access?: WsAccess): Set<WsConnection> {
   const path = spec.path;
   const wantsToolMode = spec.headers.includes('toolMode');
   const open = new Set<WsConnection>();
@@ -132,6 +157,25 @@ export function attachWebSocket(app: { ws<U>(pattern: string, behavior: WebSocke
     }
   };
   app.ws<UserData>(path, {
+    checked: (ws: WebSocket<UserData>, data: string | ArrayBuffer, inflated: boolean) => {
+      const conn = ws.getUserData().conn;
+      if (!conn || !conn.authorize(Date.now())) return;
+      const auth = conn.auth;
+      const run = (c: WsConnection): void => guard(c, 'message', () => (endpoint.onChecked ? endpoint.onChecked(c, data, inflated) : endpoint.onMessage(c, bytesOf(data), typeof data !== 'string')));
+      if (!access || !auth?.principal.limits) {
+        run(conn);
+        return;
+      }
+      access.admitMessage(auth).then(
+        (refused) => {
+          if (conn.closed) return;
+          if (!refused) run(conn);
+          else if (endpoint.onRefused) guard(conn, 'refused', () => endpoint.onRefused?.(conn, bytesOf(data), typeof data !== 'string', refused));
+          else conn.send(JSON.stringify({ type: 'error', ...refused.toRest() }));
+        },
+        (err: unknown) => log.error('websocket message admission failed', { path, error: err }),
+      );
+    },
     maxPayloadLength: options.maxPayloadLength,
     idleTimeout: options.idleTimeoutSeconds,
     maxBackpressure: options.maxBackpressure,

@@ -8,6 +8,8 @@
  *   reject if that batch fails (every write of a failed batch rejects with the same `io` error).
  *   With classic-level a committed batch is in LevelDB's write-ahead log (the OS page cache): it
  *   survives a `kill -9` of the process, not a power loss (no fsync unless `sync`).
+ *   `writeAllThen(ops, done, token)` is the same with a callback instead of a promise (for the
+ *   per-request path: no promise, no closure per write).
  * - Batches commit strictly in order, one at a time; so promises settle in the order the writes
  *   were accepted.
  * - A batch holds at most `maxBatch` units and `maxBatchOps` ops (a unit is never split).
@@ -169,16 +171,44 @@ export interface BatchWriterCounters {
   readonly lastHoldMs: number;
   /** The longest such hold so far, ms. */
   readonly maxHoldMs: number;
+  /**
+   * Commits whose hold passed {@link HOLD_LIMIT_MS} (wall clock: a hold counts time the process
+   * was descheduled or collecting garbage too, so on a loaded or single-core machine this counts
+   * more than the work itself causes).
+   */
+  readonly holdsOverLimit: number;
 }
+
+/** The event-loop hold a store commit should stay under, ms (see {@link BatchWriterCounters.holdsOverLimit}). */
+export const HOLD_LIMIT_MS = 1;
+
+/**
+ * Told how a write unit ended (see {@link BatchWriter.writeAllThen}): `error` is `undefined` once
+ * its batch is committed, else the `StoreError` (`io`, `overloaded`, `closed`). Must not throw.
+ */
+export type WriteDone<T> = (token: T, error: StoreError | undefined) => void;
 
 interface Unit<Op> {
   readonly ops: readonly Op[];
+  readonly done: WriteDone<never>;
+  readonly token: unknown;
+}
+
+/** A promise's settling functions: the token of a {@link BatchWriter.writeAll} unit. */
+interface Settle {
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
 }
 
+const settlePromise: WriteDone<Settle> = (settle, error) => {
+  if (error === undefined) settle.resolve();
+  else settle.reject(error);
+};
+
+const ignore = (): void => undefined;
+
 /** What stays in a taken unit's place in the waiting array until it is compacted (holds nothing). */
-const TAKEN: Unit<never> = { ops: [], resolve: () => undefined, reject: () => undefined };
+const TAKEN: Unit<never> = { ops: [], done: ignore, token: undefined };
 
 /**
  * `bufferTime(windowMs, null, maxBatch)` without the empty buffers of idle windows: emits the
@@ -221,6 +251,7 @@ export class BatchWriter<Op = BatchOp> {
   #lastBatchMs = 0;
   #lastHoldMs = 0;
   #maxHoldMs = 0;
+  #holdsOverLimit = 0;
 
   /**
    * @param commit writes one batch (for LevelDB: {@link levelBatchCommit}); called one batch at a
@@ -254,23 +285,45 @@ export class BatchWriter<Op = BatchOp> {
    * An empty `ops` resolves at once.
    */
   writeAll(ops: readonly Op[]): Promise<void> {
-    if (this.#closed) return Promise.reject(new StoreError('closed', 'store is closed; the write was not accepted'));
+    const refused = this.#refusal(ops);
+    if (refused !== undefined) return Promise.reject(refused);
     if (ops.length === 0) return Promise.resolve();
-    if (this.#pending + ops.length > this.#maxPending) {
-      return Promise.reject(
-        new StoreError(
-          'overloaded',
-          `store write queue is full (${this.#pending} ops pending, limit ${this.#maxPending}); retry later`,
-        ),
-      );
+    return new Promise<void>((resolve, reject) => this.#accept(ops, settlePromise, { resolve, reject }));
+  }
+
+  /**
+   * {@link writeAll} without a promise, for a caller that writes on every request: calls
+   * `done(token, undefined)` once the batch holding `ops` is committed, `done(token, error)` when
+   * that batch fails (`io`) or the write is refused (`overloaded`, `closed`). `done` is called
+   * exactly once and never synchronously from this call (a refusal or an empty `ops` is reported
+   * on a microtask), in the order the writes were accepted; it must not throw (a throw is caught,
+   * so the other writes of the batch are still told, and rethrown on a microtask).
+   */
+  writeAllThen<T>(ops: readonly Op[], done: WriteDone<T>, token: T): void {
+    const refused = this.#refusal(ops);
+    if (refused !== undefined || ops.length === 0) {
+      queueMicrotask(() => done(token, refused));
+      return;
     }
+    this.#accept(ops, done, token);
+  }
+
+  /** Why `ops` cannot be accepted now (`closed`, `overloaded`), or `undefined`. */
+  #refusal(ops: readonly Op[]): StoreError | undefined {
+    if (this.#closed) return new StoreError('closed', 'store is closed; the write was not accepted');
+    if (ops.length > 0 && this.#pending + ops.length > this.#maxPending) {
+      return new StoreError('overloaded', `store write queue is full (${this.#pending} ops pending, limit ${this.#maxPending}); retry later`);
+    }
+    return undefined;
+  }
+
+  #accept<T>(ops: readonly Op[], done: WriteDone<T>, token: T): void {
     this.#pending += ops.length;
     this.#accepted++;
-    return new Promise<void>((resolve, reject) => {
-      if (this.#waiting.length === this.#head) this.#dueAt = this.#now() + this.#windowMs;
-      this.#waiting.push({ ops, resolve, reject });
-      this.#schedule();
-    });
+    // with window 0 nothing waits for a due time (a batch starts at the end of the turn)
+    if (this.#windowMs > 0 && this.#waiting.length === this.#head) this.#dueAt = this.#now() + this.#windowMs;
+    this.#waiting.push({ ops, done: done as WriteDone<never>, token });
+    this.#schedule();
   }
 
   /** Resolves (never rejects) once every write accepted before this call has settled. */
@@ -307,6 +360,7 @@ export class BatchWriter<Op = BatchOp> {
       pending: this.#pending,
       lastHoldMs: this.#lastHoldMs,
       maxHoldMs: this.#maxHoldMs,
+      holdsOverLimit: this.#holdsOverLimit,
     };
   }
 
@@ -324,7 +378,7 @@ export class BatchWriter<Op = BatchOp> {
    */
   #schedule(afterCommit = false): void {
     if (this.#inFlight || this.#waitingUnits() === 0) return;
-    const delay = this.#dueAt - this.#now();
+    const delay = this.#windowMs === 0 ? 0 : this.#dueAt - this.#now();
     const due = this.#windowMs === 0 ? afterCommit : delay <= 0;
     if (this.#closed || this.#waitingUnits() >= this.#maxBatch || due) {
       this.#cancelTimer();
@@ -388,11 +442,11 @@ export class BatchWriter<Op = BatchOp> {
       if (error === undefined) {
         this.#batches++;
         this.#ops += size;
-        for (const unit of units) unit.resolve();
+        tell(units, undefined);
       } else {
         this.#failedBatches++;
         const failure = new StoreError('io', `store batch of ${size} ops failed: ${errorText(error)}`, { cause: error });
-        for (const unit of units) unit.reject(failure);
+        tell(units, failure);
       }
       this.#inFlight = false;
       this.#releaseFlushWaiters();
@@ -409,6 +463,7 @@ export class BatchWriter<Op = BatchOp> {
       const committing = this.#commit(ops);
       this.#lastHoldMs = performance.now() - started;
       if (this.#lastHoldMs > this.#maxHoldMs) this.#maxHoldMs = this.#lastHoldMs;
+      if (this.#lastHoldMs > HOLD_LIMIT_MS) this.#holdsOverLimit++;
       from(committing).subscribe({ error: (err: unknown) => once(err ?? new Error('batch failed')), complete: () => once(undefined) });
     } catch (err) {
       once(err ?? new Error('batch failed'));
@@ -427,6 +482,19 @@ export class BatchWriter<Op = BatchOp> {
       else still.push(waiter);
     }
     this.#flushWaiters = still;
+  }
+}
+
+/** Tells every unit of a batch how it ended; a `done` that throws does not keep the others from being told. */
+function tell<Op>(units: readonly Unit<Op>[], error: StoreError | undefined): void {
+  for (const unit of units) {
+    try {
+      (unit.done as WriteDone<unknown>)(unit.token, error);
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
   }
 }
 

@@ -92,11 +92,14 @@ export function encodeRecord(r: ToolLogRecordFields): { record: Uint8Array; payl
   const argsBytes = r.arguments.length;
   const resultBytes = r.result.length;
   const external = argsBytes + resultBytes > INLINE_PAYLOAD_BYTES;
-  // packr.pack returns a view of msgpackr's own buffer, reused by the next pack: copy the summary first
-  const summary = Buffer.from(packr.pack([r.client, r.tool, r.status === 'success' ? 1 : 0, r.latency_ms, r.cost_usd, r.virtual_key ?? null, r.surface]));
-  const items: unknown[] = [r.id, r.timestamp, r.error ?? null, r.trace_id ?? null, r.arguments_truncated ? 1 : 0, r.result_truncated ? 1 : 0, argsBytes, external ? 1 : 0];
-  if (r.event !== undefined) items.push(r.event);
-  const details = packr.pack(items);
+  // packr.pack returns a view of msgpackr's buffer; a later pack writes after it (or into a new
+  // buffer), never over it, so both views stay valid until they are copied into the record below
+  const summary = packr.pack([r.client, r.tool, r.status === 'success' ? 1 : 0, r.latency_ms, r.cost_usd, r.virtual_key ?? null, r.surface]);
+  const details = packr.pack(
+    r.event === undefined
+      ? [r.id, r.timestamp, r.error ?? null, r.trace_id ?? null, r.arguments_truncated ? 1 : 0, r.result_truncated ? 1 : 0, argsBytes, external ? 1 : 0]
+      : [r.id, r.timestamp, r.error ?? null, r.trace_id ?? null, r.arguments_truncated ? 1 : 0, r.result_truncated ? 1 : 0, argsBytes, external ? 1 : 0, r.event],
+  );
   const detailsAt = SUMMARY_AT + summary.length + 4;
   const argsAt = detailsAt + details.length;
   const out = Buffer.allocUnsafe(argsAt + (external ? 0 : argsBytes + resultBytes));

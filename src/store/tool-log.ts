@@ -174,6 +174,12 @@ export class ToolLogRepository {
   #sweepChain: Promise<unknown> = Promise.resolve();
   /** The tool events among the records: their keys, and reading them back in seq order. */
   readonly #events: ToolEvents;
+  /** The last timestamp text parsed, and its epoch ms. */
+  #parsedText = '';
+  #parsedMs = Number.NaN;
+  /** The last epoch ms formatted, and its ISO-8601 text. */
+  #formattedMs = Number.NaN;
+  #formatted = '';
 
   constructor(
     db: RootDb,
@@ -486,11 +492,33 @@ export class ToolLogRepository {
     return deleted;
   }
 
+  /**
+   * `Date.parse(text)`, remembering the last text: the calls of one millisecond carry the same
+   * timestamp string (the event bus stamps one per ms), and parsing it is a good part of an
+   * entry's build.
+   */
+  #parseStamp(text: string): number {
+    if (text !== this.#parsedText) {
+      this.#parsedMs = Date.parse(text);
+      this.#parsedText = text;
+    }
+    return this.#parsedMs;
+  }
+
+  /** `new Date(ms).toISOString()`, remembering the last `ms` (see {@link #parseStamp}). */
+  #formatStamp(ms: number): string {
+    if (ms !== this.#formattedMs) {
+      this.#formatted = new Date(ms).toISOString();
+      this.#formattedMs = ms;
+    }
+    return this.#formatted;
+  }
+
   #build(input: ToolLogInput, eventSeq?: number): { key: string; entry: ToolLogEntry & { arguments: Uint8Array; result: Uint8Array } } {
     if (input.status !== 'success' && input.status !== 'error') throw new TypeError(`tool log: bad status ${String(input.status)}`);
     if (!Number.isFinite(input.latency_ms)) throw new TypeError('tool log: latency_ms must be a finite number');
     if (!Number.isFinite(input.cost_usd)) throw new TypeError('tool log: cost_usd must be a finite number');
-    const ms = input.timestamp === undefined ? this.#now() : Date.parse(input.timestamp);
+    const ms = input.timestamp === undefined ? this.#now() : this.#parseStamp(input.timestamp);
     if (!Number.isFinite(ms)) throw new RangeError(`tool log: bad timestamp ${JSON.stringify(input.timestamp)}`);
     if (!(Number.isInteger(ms) && ms >= 0 && ms <= MAX_KEY_MS)) throw new RangeError(`tool log: timestamp out of range ${JSON.stringify(input.timestamp)}`);
     const key = eventSeq === undefined ? this.#keys.next(ms) : this.#events.file(ms, eventSeq);
@@ -508,7 +536,7 @@ export class ToolLogRepository {
       latency_ms: input.latency_ms,
       cost_usd: input.cost_usd,
       surface: input.surface,
-      timestamp: new Date(ms).toISOString(),
+      timestamp: this.#formatStamp(ms),
     };
     if (input.error !== undefined) entry.error = input.error;
     if (input.virtual_key !== undefined) entry.virtual_key = input.virtual_key;

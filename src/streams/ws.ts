@@ -15,6 +15,12 @@ export interface WsConnection {
   /** Remote address as text. */
   readonly remoteAddress: string;
   send(message: string | Uint8Array, isBinary?: boolean): WsSendResult;
+  /**
+   * Sends an MCPW frame gzip'd (flag bit0), compressed by the thread that holds the socket, in
+   * send order; only on a worker thread's socket of `server.workers` (the owner's thread does not
+   * compress).
+   */
+  readonly sendGzipped?: ((frame: Uint8Array) => WsSendResult) | undefined;
   /** Bytes queued in the socket and not yet written, bytes. */
   bufferedAmount(): number;
   /** Closes with a code (1000 normal, 1008 policy, 1011 error, 1013 try again later) and reason. */
@@ -69,6 +75,14 @@ export interface WsEndpoint {
    * position). Should not reject; it is not a place to refuse a connection.
    */
   readonly beforeOpen?: () => Promise<void> | undefined;
+  /**
+   * A message a worker thread of `server.workers` decoded and found valid (see
+   * `server/worker-ws.ts`): a text frame's text (UTF-8 JSON of one JSON-RPC message, within the
+   * size and depth limits), or a binary frame — `inflated`: it came gzip'd (MCPW flag bit0) and
+   * `data` is the same frame uncompressed (the client reads gzip'd frames). Handled as
+   * {@link onMessage} would; endpoints without it get every message whole.
+   */
+  readonly onChecked?: (conn: WsConnection, data: string | ArrayBuffer, inflated: boolean) => void;
 }
 
 export interface WsEndpointOptions {

@@ -8,7 +8,7 @@
 import { MCPW_HEADER_BYTES, McpwMethod, McpwType, encodeFrame, errorFrame, gzipFrame, gzipFrameOffLoop, type McpwFrame } from '../../codecs/mcpw.js';
 import { frameFromJsonRpc, type JsonRpcMessage, type McpwReplyTo } from '../../codecs/mcpw-jsonrpc.js';
 import type { Logger } from '../../log/logger.js';
-import type { WsConnection } from '../../streams/ws.js';
+import type { WsConnection, WsSendResult } from '../../streams/ws.js';
 
 /** The send side's limits (part of the `/ws` endpoint's options). */
 export interface WsOutboundOptions {
@@ -68,6 +68,8 @@ export class WsOutbound {
     const size = bytes.length - MCPW_HEADER_BYTES;
     const o = this.options;
     if (size > o.gzipLargeBytes || (this.gzip && size > o.gzipThresholdBytes)) {
+      // a worker thread's socket (server.workers): compressed there, in send order
+      if (this.conn.sendGzipped !== undefined && this.queue === undefined) return this.sent(this.conn.sendGzipped(bytes));
       if (size <= o.gzipOffLoopBytes) return this.write(gzipFrame(bytes), true);
       if (this.conn.closed) return false;
       const slot: { data: string | Uint8Array | undefined; readonly binary: boolean } = { data: undefined, binary: true };
@@ -116,7 +118,10 @@ export class WsOutbound {
   }
 
   private send(data: string | Uint8Array, binary: boolean): boolean {
-    const r = this.conn.send(data, binary);
+    return this.sent(this.conn.send(data, binary));
+  }
+
+  private sent(r: WsSendResult): boolean {
     if (r === 'dropped' || this.conn.bufferedAmount() > this.options.hardLimitBytes) {
       this.log.warn('closing a /ws peer over the backpressure limit', { remote: this.conn.remoteAddress });
       this.onTooSlow();

@@ -289,6 +289,20 @@ export class McpWsEndpoint implements WsEndpoint {
     this.handle(s, classified, { method: frame.method, requestId: frame.requestId });
   };
 
+  /** A message a worker thread decoded and validated (`server.workers`). */
+  readonly onChecked = (conn: WsConnection, data: string | ArrayBuffer, inflated: boolean): void => {
+    const s = this.states.get(conn);
+    if (!s) return;
+    if (typeof data !== 'string') {
+      if (inflated) s.out.gzip = true;
+      this.onMessage(conn, data, true);
+      return;
+    }
+    s.lastMessageAt = Date.now();
+    // size, UTF-8, JSON, depth, no batch and the JSON-RPC shape were checked by the worker
+    this.handle(s, classify(JSON.parse(data)), undefined);
+  };
+
   /**
    * A message refused by the access gate (over the caller's rate limit): a JSON-RPC error
    * answering the request's id for text frames, an MCPW Error frame with the request id for binary
