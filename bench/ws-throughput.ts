@@ -29,13 +29,22 @@
  * BENCH_PROFILE (1: run the gateway under --cpu-prof and print its top self-time functions per
  * transport; profiling slows it down), BENCH_GATEWAY_BUILD (a directory holding a gateway build as
  * `dist/` plus `package.json` and `node_modules`, used instead of compiling src/: for experiments
- * on a patched copy).
+ * on a patched copy), BENCH_VARIANTS (comma-separated keys of the rows to run, e.g.
+ * `ws-mcpw,http`; default all), BENCH_BYTES (0: skip the bytes-on-the-wire table),
+ * BENCH_NODE_FLAGS (the gateway's node flags; default those of `npm start`).
+ *
+ * The gateway's CPU per call is also split by thread (from `/proc/PID/task/TID/stat`): the main
+ * thread (JavaScript, uWS, the upstream when in-process) and the rest (V8's GC helpers, the libuv
+ * pool, LevelDB's writer and compactions), since both count in the gateway's figure.
+ *
+ * Profile command (the gateway under `--cpu-prof`, top self time per transport in the output):
+ * `BENCH_PROFILE=1 BENCH_RUNS=1 BENCH_VARIANTS=ws-mcpw,http npm run bench:ws`.
  *
  * Prints markdown tables and the target checks (PASS/MISS; a MISS never fails the process) and
  * writes bench/results/ws-throughput.json.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -67,18 +76,63 @@ const ARG_BYTES = Math.max(1, Math.round(envNumber('BENCH_ARG_BYTES', 4096)));
 const USE_WRK = (process.env['BENCH_WRK'] ?? '1') !== '0';
 const QUIET_WAIT = envNumber('BENCH_QUIET_WAIT', 5);
 const PROFILE = (process.env['BENCH_PROFILE'] ?? '0') === '1';
+const ONLY = (process.env['BENCH_VARIANTS'] ?? '').split(',').map((v) => v.trim()).filter((v) => v !== '');
+const BYTES = (process.env['BENCH_BYTES'] ?? '1') !== '0';
 const SERVER_CORE = '0';
 const LOADGEN_CORE = '1';
 const CLIENT = 'bench-ws';
 const INIT = initializeParams(CLIENT);
 /**
  * How the bytes probe's MCPW client sends: gzip over 1 KiB. The gateway's reply policy
- * (src/handlers/mcp/ws.ts sendFrame) then gzips its replies over 1 KiB too (it does so for a
+ * (src/handlers/mcp/ws-outbound.ts `WsOutbound.frame`) then gzips its replies over 1 KiB too (it does so for a
  * client that has sent gzip, and for every client over 64 KiB).
  */
 const GATEWAY_GZIP = { gzip: true, gzipThreshold: 1024 } as const;
 /** The echo tool's `message` in the throughput points. */
 const MESSAGE = wordText(ARG_BYTES, 3);
+
+/**
+ * The gateway's node flags: BENCH_NODE_FLAGS, else those of `npm start` (package.json
+ * `scripts.start`, `node <flags> dist/main.js`), so the bench measures what users run.
+ */
+function gatewayNodeFlags(): string[] {
+  const override = process.env['BENCH_NODE_FLAGS'];
+  if (override !== undefined) return override.split(/\s+/).filter((f) => f !== '');
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts?: { start?: string } };
+  const m = /^node((?:\s+--[^\s]+)*)\s+dist\/main\.js$/.exec((pkg.scripts?.start ?? '').trim());
+  return (m?.[1] ?? '').split(/\s+/).filter((f) => f !== '');
+}
+const NODE_FLAGS = gatewayNodeFlags();
+
+/** Clock ticks per second of /proc/PID/task/TID/stat times (USER_HZ; 100 on Linux). */
+const CLK_TCK = 100;
+
+/**
+ * CPU seconds of one process, split into its main thread (TID = PID) and its other threads
+ * (V8's GC helpers, the libuv pool, LevelDB's background thread); children not included.
+ */
+function threadCpuSeconds(pid: number): { main: number; others: number } {
+  let main = 0;
+  let others = 0;
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return { main, others };
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const s = (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
+      if (Number(tid) === pid) main += s;
+      else others += s;
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return { main, others };
+}
 
 function progress(msg: string): void {
   process.stderr.write(`[bench:ws] ${msg}\n`);
@@ -115,6 +169,7 @@ async function startGateway(dist: string): Promise<Gateway> {
     what: 'gateway',
     logs: 'bench/results/gateway-ws.log',
     healthyOnly: true,
+    nodeFlags: NODE_FLAGS,
     ...(profileDir !== undefined ? { profileDir } : {}),
   });
   return { child, url, ...(profileDir !== undefined ? { profileDir } : {}) };
@@ -141,6 +196,9 @@ interface Row extends Point {
   run: number;
   loadgen_elu?: number;
   ratio?: number;
+  /** Gateway main thread / other threads, % of one core over the window (children excluded). */
+  main_thread_cpu_pct?: number;
+  other_threads_cpu_pct?: number;
 }
 
 const rows: Row[] = [];
@@ -149,7 +207,7 @@ const failures: Record<string, string> = {};
 const windows: Record<string, Window[]> = {};
 
 /** One point with the Node load generator pinned to the load core. */
-async function runLoad(gw: Gateway, v: Variant, run: number, seconds = DURATION, warmup = WARMUP): Promise<Point & { loadgen_elu: number }> {
+async function runLoad(gw: Gateway, v: Variant, run: number, seconds = DURATION, warmup = WARMUP): Promise<Point & { loadgen_elu: number; main_thread_cpu_pct: number; other_threads_cpu_pct: number }> {
   const cfg: LoadConfig = {
     mode: v.mode as LoadMode,
     url: gw.url,
@@ -166,6 +224,8 @@ async function runLoad(gw: Gateway, v: Variant, run: number, seconds = DURATION,
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   let server0 = 0;
   let server1 = 0;
+  let threads0 = { main: 0, others: 0 };
+  let threads1 = { main: 0, others: 0 };
   let sys0 = systemCpuSeconds();
   let result: LoadResult | undefined;
   const rl = createInterface({ input: child.stdout as NodeJS.ReadableStream });
@@ -174,9 +234,11 @@ async function runLoad(gw: Gateway, v: Variant, run: number, seconds = DURATION,
       if (run === 1) samples[v.key] = JSON.parse(line.slice('LOAD_SAMPLE '.length)) as LoadSample;
     } else if (line.startsWith('LOAD_START ')) {
       server0 = treeCpuSeconds(gw.child.pid as number);
+      threads0 = threadCpuSeconds(gw.child.pid as number);
       sys0 = systemCpuSeconds();
     } else if (line.startsWith('LOAD_END ')) {
       server1 = treeCpuSeconds(gw.child.pid as number);
+      threads1 = threadCpuSeconds(gw.child.pid as number);
     } else if (line.startsWith('LOAD_RESULT ')) {
       result = JSON.parse(line.slice('LOAD_RESULT '.length)) as LoadResult;
     }
@@ -188,7 +250,7 @@ async function runLoad(gw: Gateway, v: Variant, run: number, seconds = DURATION,
   const r = result;
   if (run > 0) (windows[v.key] ??= []).push(r.window);
   const serverCpu = server1 - server0;
-  const p: Point & { loadgen_elu: number } = {
+  const p: Point & { loadgen_elu: number; main_thread_cpu_pct: number; other_threads_cpu_pct: number } = {
     requests: r.requests,
     seconds: r.seconds,
     rps: r.rps,
@@ -200,6 +262,8 @@ async function runLoad(gw: Gateway, v: Variant, run: number, seconds = DURATION,
     loadgen_cpu_pct: r.loadgen_cpu_pct,
     loadgen_elu: r.loadgen_elu,
     server_cpu_pct: (100 * serverCpu) / r.seconds,
+    main_thread_cpu_pct: (100 * (threads1.main - threads0.main)) / r.seconds,
+    other_threads_cpu_pct: (100 * (threads1.others - threads0.others)) / r.seconds,
   };
   fillOtherCpu(p, sys0, (r.loadgen_cpu_pct / 100) * r.seconds + serverCpu, r.seconds);
   return p;
@@ -430,12 +494,18 @@ function cpuPerCall(r: Point): number {
   return ((r.server_cpu_pct ?? Number.NaN) * 1e4) / r.rps;
 }
 
+/** Main thread / other threads of the gateway process, µs per call. */
+function threadsPerCall(r: Row): string {
+  if (r.main_thread_cpu_pct === undefined || r.other_threads_cpu_pct === undefined) return '—';
+  return `${((r.main_thread_cpu_pct * 1e4) / r.rps).toFixed(1)} / ${((r.other_threads_cpu_pct * 1e4) / r.rps).toFixed(1)}`;
+}
+
 function throughputTable(): string[] {
   const ref = meanOf('http', 'rps');
   for (const r of rows) if (Number.isFinite(ref) && ref > 0) r.ratio = r.rps / ref;
   const out = [
-    '| transport | run | req/s | p50 (µs) | p99 (µs) | ÷ /mcp (Node) | errors | replies checked | load gen CPU | gateway CPU | gateway CPU µs/call | other CPU |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| transport | run | req/s | p50 (µs) | p99 (µs) | ÷ /mcp (Node) | errors | replies checked | load gen CPU | gateway CPU | gateway CPU µs/call | of it main thread / other threads | other CPU |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   const order = VARIANTS.map((v) => v.key);
   const sorted = [...rows].sort((a, b) => order.indexOf(a.variant) - order.indexOf(b.variant) || a.run - b.run);
@@ -444,12 +514,12 @@ function throughputTable(): string[] {
     const errs = r.errors === 0 ? '0' : `${r.errors} ${JSON.stringify(r.error_detail ?? {})}`;
     const lg = `${pct(r.loadgen_cpu_pct)}${r.loadgen_elu !== undefined ? ` (ELU ${r.loadgen_elu.toFixed(2)})` : ''}`;
     out.push(
-      `| ${v.label} | ${r.run} | ${fmtInt(r.rps)} | ${fmtInt(r.p50_us)} | ${fmtInt(r.p99_us)} | ${r.ratio === undefined ? 'n/a' : r.ratio.toFixed(2)} | ${errs} | ${fmtInt(r.checked)} | ${lg} | ${pct(r.server_cpu_pct)} | ${cpuPerCall(r).toFixed(1)} | ${pct(r.other_cpu_pct)}${(r.other_cpu_pct ?? 0) > DISTURBED_PCT ? ' ⚠' : ''} |`,
+      `| ${v.label} | ${r.run} | ${fmtInt(r.rps)} | ${fmtInt(r.p50_us)} | ${fmtInt(r.p99_us)} | ${r.ratio === undefined ? 'n/a' : r.ratio.toFixed(2)} | ${errs} | ${fmtInt(r.checked)} | ${lg} | ${pct(r.server_cpu_pct)} | ${cpuPerCall(r).toFixed(1)} | ${threadsPerCall(r)} | ${pct(r.other_cpu_pct)}${(r.other_cpu_pct ?? 0) > DISTURBED_PCT ? ' ⚠' : ''} |`,
     );
   }
   for (const [variant, why] of Object.entries(failures)) {
     const v = VARIANTS.find((x) => x.key === variant);
-    out.push(`| ${v?.label ?? variant} | — | failed: ${why.replace(/\|/g, '/').split('\n')[0] ?? ''} | | | | | | | | | |`);
+    out.push(`| ${v?.label ?? variant} | — | failed: ${why.replace(/\|/g, '/').split('\n')[0] ?? ''} | | | | | | | | | | |`);
   }
   return out;
 }
@@ -558,7 +628,7 @@ async function main(): Promise<void> {
   if (cpus().length < 2) progress(`only ${cpus().length} CPU: load generator and gateway share a core`);
   const wrk = USE_WRK ? wrkVersion() : undefined;
   if (USE_WRK && wrk === undefined) progress('wrk not found: the wrk cross-check row is skipped (apt-get install -y wrk)');
-  const variants = VARIANTS.filter((v) => v.mode !== 'wrk' || wrk !== undefined);
+  const variants = VARIANTS.filter((v) => (v.mode !== 'wrk' || wrk !== undefined) && (ONLY.length === 0 || ONLY.includes(v.key)));
   mkdirSync(RESULTS_DIR, { recursive: true });
   const started = Date.now();
   const prebuilt = process.env['BENCH_GATEWAY_BUILD'];
@@ -571,12 +641,14 @@ async function main(): Promise<void> {
   let bytes: BytesRow[] | undefined;
   let profileFile: string | undefined;
   try {
-    progress('bytes on the wire: one call per case and transport');
-    try {
-      bytes = await measureBytes(gw);
-    } catch (err) {
-      failures['bytes'] = (err as Error).message;
-      progress(`bytes FAILED: ${(err as Error).message}`);
+    if (BYTES) {
+      progress('bytes on the wire: one call per case and transport');
+      try {
+        bytes = await measureBytes(gw);
+      } catch (err) {
+        failures['bytes'] = (err as Error).message;
+        progress(`bytes FAILED: ${(err as Error).message}`);
+      }
     }
     // warm-up round, not recorded: the gateway's JIT sees every transport before the first point
     if (WARMUP > 0) {
@@ -644,7 +716,7 @@ async function main(): Promise<void> {
   lines.push(`## Tributary /ws vs /mcp — tools/call of \`demo-echo\` with ${fmtBytes(ARG_BYTES)} arguments, c=${CONCURRENCY}, ${DURATION} s per point, ${RUNS} runs`);
   lines.push('');
   lines.push(
-    `One gateway (${prebuilt !== undefined && prebuilt !== '' ? `the prebuilt ${dist}, not src/ (BENCH_GATEWAY_BUILD)` : 'tsc build'}, \`node dist/main.js\`) pinned to core ${SERVER_CORE}, in-process \`demo\` upstream. ` +
+    `One gateway (${prebuilt !== undefined && prebuilt !== '' ? `the prebuilt ${dist}, not src/ (BENCH_GATEWAY_BUILD)` : 'tsc build'}, \`node ${NODE_FLAGS.join(' ')}${NODE_FLAGS.length > 0 ? ' ' : ''}dist/main.js\`) pinned to core ${SERVER_CORE}, in-process \`demo\` upstream. ` +
       `Load: one Node process per point pinned to core ${LOADGEN_CORE} (bench/ws-throughput-load.ts), closed loop with ${CONCURRENCY} requests in flight: ` +
       `/ws on ${WS_CONNECTIONS} WebSocket${WS_CONNECTIONS === 1 ? '' : 's'} (${CONCURRENCY / WS_CONNECTIONS} in flight each; the gateway allows 64 per connection), ` +
       `/mcp on ${CONCURRENCY} keep-alive connections (raw HTTP/1.1 client, one request each, one MCP session). ` +
@@ -664,7 +736,7 @@ async function main(): Promise<void> {
       '### Bytes on the wire per tools/call',
       '',
       'WebSocket frames as sent/received on the gateway socket: payload + WS header (2–10 B; client frames +4 B mask); TCP/IP not counted. ' +
-        '"MCPW frame" is what the gateway sends (reply) — msgpack, gzip\'d ("gz") when over 1 KiB, as src/handlers/mcp/ws.ts always does — ' +
+        '"MCPW frame" is what the gateway sends (reply) to the bytes probe, a client that sends gzip — msgpack, gzip\'d ("gz") when over 1 KiB (src/handlers/mcp/ws-outbound.ts) — ' +
         'or, for requests, a client applying the same policy. "msgpack only" is the same frame re-encoded without gzip. ' +
         'Text results are random words (see above); structured results are API-style records (`structuredContent`), with the same JSON repeated as a text block (as the MCP spec asks of tools with structured output) or with a one-line text. ' +
         'Results were checked identical over the three transports.',
@@ -678,8 +750,8 @@ async function main(): Promise<void> {
   if (Number.isFinite(wrkRatio)) lines.push(`- info: MCPW req/s ÷ /mcp req/s driven by wrk: ${wrkRatio.toFixed(2)} (${fmtInt(meanOf('ws-mcpw', 'rps'))} / ${fmtInt(meanOf('http-wrk', 'rps'))})`);
   if (Number.isFinite(textRatio)) lines.push(`- info: MCPW req/s ÷ /ws text req/s: ${textRatio.toFixed(2)}; MCPW with gzip'd requests ÷ MCPW: ${(meanOf('ws-mcpw-gzip', 'rps') / meanOf('ws-mcpw', 'rps')).toFixed(2)}`);
   lines.push(
-    '- note: the gateway gzips every MCPW reply whose msgpack payload is over 1 KiB (level 1, synchronously, on its event loop), whatever the request\'s flags; ' +
-      '"MCPW" and "MCPW, gzip\'d request" differ only in the request direction. msgpack alone stores a string as its UTF-8 bytes plus a 1–5 B header, ' +
+    '- note: the gateway gzips an MCPW reply whose msgpack payload is over 1 KiB when the client has sent a gzip\'d frame (level 1, on its event loop up to 16 KiB), and every reply over 64 KiB; ' +
+      'so "MCPW" replies to the throughput calls are not gzip\'d and "MCPW, gzip\'d request" replies are (there each call pays a zlib stream set-up each way, ≈ 30–40 µs of CPU on this machine even for a 1-byte payload, on top of the compression itself). msgpack alone stores a string as its UTF-8 bytes plus a 1–5 B header, ' +
       'so on text results it saves almost nothing — what MCPW saves there is gzip; on structured results msgpack also drops quotes, colons, commas and number text.',
   );
   lines.push(...profileLines(profileFile, dist));
@@ -688,7 +760,7 @@ async function main(): Promise<void> {
 
   writeResults(join(RESULTS_DIR, 'ws-throughput.json'), {
     wrk,
-    settings: { gateway_build: prebuilt !== undefined && prebuilt !== '' ? dist : 'tsc build of src/', duration_s: DURATION, warmup_s: WARMUP, runs: RUNS, concurrency: CONCURRENCY, ws_connections: WS_CONNECTIONS, arg_bytes: ARG_BYTES, profile: PROFILE, pinned: procs.pinning, server_core: SERVER_CORE, loadgen_core: LOADGEN_CORE },
+    settings: { gateway_node_flags: NODE_FLAGS, variants: variants.map((v) => v.key), gateway_build: prebuilt !== undefined && prebuilt !== '' ? dist : 'tsc build of src/', duration_s: DURATION, warmup_s: WARMUP, runs: RUNS, concurrency: CONCURRENCY, ws_connections: WS_CONNECTIONS, arg_bytes: ARG_BYTES, profile: PROFILE, pinned: procs.pinning, server_core: SERVER_CORE, loadgen_core: LOADGEN_CORE },
     rows,
     samples,
     failures,

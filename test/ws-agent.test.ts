@@ -217,6 +217,23 @@ describe('/ws MCPW binary frames', () => {
     c.ws.send(encodeFrame({ type: McpwType.Close, method: McpwMethod.Generic, requestId: 0n, payload: undefined }));
     expect(await c.closed).toBe(1000);
   });
+
+  it('sends the Error frame of an unrecoverable frame before closing with 1002, after the replies of the same turn', async () => {
+    const c = await raw();
+    const ping = Buffer.from(encodeFrame({ type: McpwType.Ping, method: McpwMethod.Generic, requestId: 7n, payload: undefined }));
+    const bad = Buffer.from(ping);
+    bad[4] = 2; // version 2: bad_version, not recoverable
+    bad.writeBigUInt64BE(8n, 16);
+    // one WebSocket write each, back to back: the gateway reads both in one turn
+    c.ws.send(ping);
+    c.ws.send(bad);
+    expect(await c.closed).toBe(1002);
+    expect(c.frames.map((f) => [f.type, f.requestId])).toEqual([
+      [McpwType.Pong, 7n],
+      [McpwType.Error, 8n],
+    ]);
+    expect(JSON.stringify(c.frames[1]?.payload)).toMatch(/bad_version/);
+  });
 });
 
 describe('/ws MCPW gzip policy', () => {

@@ -4,6 +4,12 @@
  * frames (see {@link WsOutbound.frame}); the send order kept behind a frame compressed off the
  * loop; and the hard backpressure limit (over it the connection is closed with 1013, its calls
  * cancelled). MCPW layout: https://github.com/developer-mesh/developer-mesh/blob/main/docs/api-reference/mcp-server-reference.md
+ *
+ * Writes are corked per loop turn: what a connection sends during one turn of the event loop
+ * (e.g. the replies of the calls that arrived in one TCP read) is handed to uWS at the end of the
+ * turn (`setImmediate`) inside one `cork()`, so it leaves in as few `send` system calls as uWS's
+ * cork buffer allows instead of one per message
+ * (https://unetworking.github.io/uWebSockets.js/generated/interfaces/WebSocket.html#cork).
  */
 import { MCPW_HEADER_BYTES, McpwMethod, McpwType, encodeFrame, errorFrame, gzipFrame, gzipFrameOffLoop, type McpwFrame } from '../../codecs/mcpw.js';
 import { frameFromJsonRpc, type JsonRpcMessage, type McpwReplyTo } from '../../codecs/mcpw-jsonrpc.js';
@@ -24,6 +30,18 @@ export interface WsOutboundOptions {
   readonly gzipOffLoopBytes: number;
 }
 
+/** Connections with writes waiting for the end of this loop turn, in the order they first wrote. */
+let corkedOutbounds: WsOutbound[] = [];
+let flushScheduled = false;
+
+/** Hands every connection's writes of this turn to uWS (see the module comment). */
+function flushCorked(): void {
+  flushScheduled = false;
+  const list = corkedOutbounds;
+  corkedOutbounds = [];
+  for (const o of list) o.flushTurn();
+}
+
 export class WsOutbound {
   /** The client has sent at least one binary frame. */
   binary = false;
@@ -31,6 +49,9 @@ export class WsOutbound {
   gzip = false;
   /** Outbound messages waiting behind a frame being compressed off the loop, in send order; undefined when none. */
   private queue: { data: string | Uint8Array | undefined; readonly binary: boolean }[] | undefined;
+  /** Messages written this loop turn, not yet handed to uWS (parallel to {@link turnBinary}). */
+  private readonly turnData: (string | Uint8Array)[] = [];
+  private readonly turnBinary: boolean[] = [];
 
   /** `onTooSlow` runs when the connection is closed over the backpressure limit (cancel its calls). */
   constructor(
@@ -69,7 +90,11 @@ export class WsOutbound {
     const o = this.options;
     if (size > o.gzipLargeBytes || (this.gzip && size > o.gzipThresholdBytes)) {
       // a worker thread's socket (server.workers): compressed there, in send order
-      if (this.conn.sendGzipped !== undefined && this.queue === undefined) return this.sent(this.conn.sendGzipped(bytes));
+      if (this.conn.sendGzipped !== undefined && this.queue === undefined) {
+        // this turn's earlier messages go first (they wait for the end of the turn otherwise)
+        this.flushTurn();
+        return this.sent(this.conn.sendGzipped(bytes));
+      }
       if (size <= o.gzipOffLoopBytes) return this.write(gzipFrame(bytes), true);
       if (this.conn.closed) return false;
       const slot: { data: string | Uint8Array | undefined; readonly binary: boolean } = { data: undefined, binary: true };
@@ -117,10 +142,53 @@ export class WsOutbound {
     return this.send(data, binary);
   }
 
+  /**
+   * Queues `data` for the end of this loop turn. An MCPW frame from {@link encodeFrame} may be a
+   * view into msgpackr's output slab; it stays valid after later encodes (see encodeFrame).
+   * @returns false when the connection is closed.
+   */
   private send(data: string | Uint8Array, binary: boolean): boolean {
+    if (this.conn.closed) return false;
+    if (this.turnData.length === 0) {
+      corkedOutbounds.push(this);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        setImmediate(flushCorked);
+      }
+    }
+    this.turnData.push(data);
+    this.turnBinary.push(binary);
+    return true;
+  }
+
+  /**
+   * Closes the connection after handing this turn's messages to uWS (an Error frame written just
+   * before still reaches the client, ahead of the close frame).
+   */
+  close(code: number, reason: string): void {
+    this.flushTurn();
+    this.conn.close(code, reason);
+  }
+
+  /** Sends this turn's messages, in order, inside one uWS cork; stops at a closed connection. */
+  flushTurn(): void {
+    const data = this.turnData;
+    const binary = this.turnBinary;
+    if (data.length === 0) return;
+    if (!this.conn.closed) {
+      this.conn.cork(() => {
+        for (let i = 0; i < data.length; i++) if (!this.sendNow(data[i] as string | Uint8Array, binary[i] === true)) break;
+      });
+    }
+    data.length = 0;
+    binary.length = 0;
+  }
+
+  private sendNow(data: string | Uint8Array, binary: boolean): boolean {
     return this.sent(this.conn.send(data, binary));
   }
 
+  /** Applies the hard backpressure limit to one send's result; false when the connection is (now) closed. */
   private sent(r: WsSendResult): boolean {
     if (r === 'dropped' || this.conn.bufferedAmount() > this.options.hardLimitBytes) {
       this.log.warn('closing a /ws peer over the backpressure limit', { remote: this.conn.remoteAddress });

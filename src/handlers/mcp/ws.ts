@@ -120,7 +120,7 @@ export class McpWsEndpoint implements WsEndpoint {
   }
 
   dispose(): void {
-    for (const s of this.states.values()) s.conn.close(1001, 'server shutting down');
+    for (const s of this.states.values()) s.out.close(1001, 'server shutting down');
     this.states.clear();
   }
 
@@ -262,7 +262,7 @@ export class McpWsEndpoint implements WsEndpoint {
       const bad = decodeHeader(data, this.decodeOptions);
       if (!bad.ok) {
         s.out.frame(errorFrameFor(bad.error));
-        if (!bad.error.recoverable) conn.close(1002, bad.error.code);
+        if (!bad.error.recoverable) s.out.close(1002, bad.error.code);
       }
       return;
     }
@@ -272,7 +272,7 @@ export class McpWsEndpoint implements WsEndpoint {
       return;
     }
     if (head.type === McpwType.Close) {
-      conn.close(1000, 'close frame');
+      s.out.close(1000, 'close frame');
       return;
     }
     if (head.type === McpwType.Pong) return;
@@ -280,7 +280,7 @@ export class McpWsEndpoint implements WsEndpoint {
     const decoded = decodeFramePayload(data, head, this.decodeOptions);
     if (!decoded.ok) {
       s.out.frame(errorFrameFor(decoded.error));
-      if (!decoded.error.recoverable) conn.close(1002, decoded.error.code);
+      if (!decoded.error.recoverable) s.out.close(1002, decoded.error.code);
       return;
     }
     const frame = decoded.frame;
