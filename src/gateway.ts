@@ -263,7 +263,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
     pageSize: config.server.page_size,
     serverRequestTimeoutMs: SERVER_REQUEST_TIMEOUT_MS,
     onRequest: (method) => metricsSink.metrics?.observeMcp(method),
-    admitToolExecution: (auth) => gate.admitToolExecution(auth),
+    admitToolExecution: (auth) => gate.admitToolExecutionNow(auth),
     tracing,
   });
   teardown.defer('MCP dispatcher', () => dispatcher.dispose());

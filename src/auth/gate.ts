@@ -237,6 +237,16 @@ export class AccessGate {
   }
 
   /**
+   * {@link admitToolExecution} without a Promise when nothing is counted (no caller, or a caller
+   * without limits, e.g. anonymous with auth off): `undefined` = admitted now; else the Promise of
+   * the counted admission. For the per-call path of `tools/call`.
+   */
+  admitToolExecutionNow(auth: RequestAuth | undefined): Promise<void> | undefined {
+    if (auth?.principal.limits === undefined) return undefined;
+    return this.admitToolExecution(auth);
+  }
+
+  /**
    * Counts one tool execution. @throws GatewayError RATE_LIMITED (429 / JSON-RPC -32009) over the
    * caller's `tool_executions_per_hour`.
    */

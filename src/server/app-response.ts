@@ -60,20 +60,44 @@ export interface Exchange {
   congested: boolean;
   backlogBytes: number;
   /** Stops the handler when the client goes away. */
-  cancel: (() => void) | undefined;
+  cancel: { cancel(): void } | undefined;
   /** Headers the access decision adds to every reply (`X-RateLimit-*`). */
   extraHeaders: HeaderList;
 }
 
 /** Writes the handler's headers, then the access decision's, then CORS headers when `origin` is not `''`. */
 function writeHeaders(res: HttpResponse, headers: HeaderList, origin: string, extra: HeaderList): void {
-  for (const [k, v] of headers) res.writeHeader(k, v);
-  for (const [k, v] of extra) res.writeHeader(k, v);
+  // index loops: a destructuring for-of allocates an iterator per header pair on this path
+  for (let i = 0; i < headers.length; i++) {
+    const h = headers[i] as readonly [string, string];
+    res.writeHeader(h[0], h[1]);
+  }
+  for (let i = 0; i < extra.length; i++) {
+    const h = extra[i] as readonly [string, string];
+    res.writeHeader(h[0], h[1]);
+  }
   if (origin !== '') {
     res.writeHeader('Access-Control-Allow-Origin', origin);
     res.writeHeader('Access-Control-Expose-Headers', 'Mcp-Session-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After');
     res.writeHeader('Vary', 'Origin');
   }
+}
+
+/** The reply {@link writeCorkedReply} writes; set only while `cork` runs it. */
+let corkedEx: Exchange | undefined;
+let corkedReply: Extract<HttpEffect, { kind: 'reply' }> | undefined;
+let corkedOrigin = '';
+
+/** Writes the reply of {@link applyEffect} inside `cork` (status, headers, body). */
+function writeCorkedReply(): void {
+  const ex = corkedEx;
+  const effect = corkedReply;
+  if (ex === undefined || effect === undefined) return;
+  const res = ex.res;
+  res.writeStatus(statusLine(effect.status));
+  writeHeaders(res, effect.headers, corkedOrigin, ex.extraHeaders);
+  if (effect.status === 202 || effect.status === 204) res.endWithoutBody(0);
+  else res.end(effect.body);
 }
 
 /** Carries out one effect on the response; a no-op after abort or end. */
@@ -86,12 +110,16 @@ export function applyEffect(ex: Exchange, effect: HttpEffect, log: Logger, onRes
     case 'reply':
       ex.ended = true;
       onResponse?.(ex.input.path, ex.input.method, effect.status, (performance.now() - ex.started) / 1000);
-      res.cork(() => {
-        res.writeStatus(statusLine(effect.status));
-        writeHeaders(res, effect.headers, effect.status === 403 ? '' : origin, ex.extraHeaders);
-        if (effect.status === 202 || effect.status === 204) res.endWithoutBody(0);
-        else res.end(effect.body);
-      });
+      // one module-level function for every reply (no closure per response): cork runs it at once
+      corkedEx = ex;
+      corkedReply = effect;
+      corkedOrigin = effect.status === 403 ? '' : origin;
+      try {
+        res.cork(writeCorkedReply);
+      } finally {
+        corkedEx = undefined;
+        corkedReply = undefined;
+      }
       return;
     case 'sse-start':
       ex.streaming = true;
@@ -111,7 +139,7 @@ export function applyEffect(ex: Exchange, effect: HttpEffect, log: Logger, onRes
         if (ex.backlogBytes > MAX_SSE_BACKLOG_BYTES) {
           log.warn('closing a congested SSE stream', { path: ex.input.path, backlog_bytes: ex.backlogBytes });
           ex.ended = true;
-          ex.cancel?.();
+          ex.cancel?.cancel();
           res.close();
         }
       } else if (!ok) {

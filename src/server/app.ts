@@ -7,15 +7,16 @@
  * `app-headers.ts`; the sink that carries out handlers' {@link HttpEffect}s (corked writes, SSE
  * with backpressure) is in `app-response.ts`.
  *
- * Routes of admission `mcp` (POST /mcp) and `api` (REST) enter the central stream as
- * {@link HttpInput}s and pass `boundedMergeMap`: at most `concurrency` in flight, `max_queued`
- * waiting, beyond that HTTP 503 with `Retry-After` (a JSON-RPC error -32000 on `mcp`). `direct`
- * routes (GET streams, DELETE, health, metrics) do not take request slots.
+ * Routes of admission `mcp` (POST /mcp) and `api` (REST) are {@link HttpInput}s admitted by
+ * their route group's {@link RouteGroupAdmission} (the policy of `boundedMergeMap`, without an
+ * Observable per request): at most `concurrency` in flight, `max_queued` waiting, beyond that
+ * HTTP 503 with `Retry-After` (a JSON-RPC error -32000 on `mcp`). Each admitted request's handler
+ * (input → Observable of effects) is subscribed with one {@link ExchangeSink}, which carries the
+ * effects out. `direct` routes (GET streams, DELETE, health, metrics) do not take request slots.
  */
-import { EMPTY, Observable, Subject, type Subscription } from 'rxjs';
+import { Observable, Subscriber } from 'rxjs';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSocketBehavior } from 'uWebSockets.js';
 import { describePortHolder } from './port-holder.js';
-import { boundedMergeMap } from '../streams/bounded-merge-map.js';
 import { jsonReply, type HttpEffect } from '../base/http.js';
 import { GatewayError } from '../base/errors.js';
 import type { Logger } from '../log/logger.js';
@@ -56,10 +57,9 @@ export class GatewayServer {
   private readonly app: TemplatedApp;
   private listenSocket: us_listen_socket | undefined;
   /** POST /mcp requests: the "mcp" route group. */
-  private readonly posts$ = new Subject<Exchange>();
+  private readonly posts: RouteGroupAdmission;
   /** Management and REST requests (`/api/*`, `/v1/*`): the "api" route group. */
-  private readonly api$ = new Subject<Exchange>();
-  private readonly pipelines: Subscription[] = [];
+  private readonly api: RouteGroupAdmission;
   private readonly open = new Set<Exchange>();
   /** Requests (other than GET/OPTIONS) accepted and not yet answered. */
   activeRequests = 0;
@@ -85,14 +85,15 @@ export class GatewayServer {
     private readonly uws: UwsModule,
     private readonly routes: ServerRoutes,
     private readonly options: ServerOptions,
-    private readonly log: Logger,
+    readonly log: Logger,
   ) {
     this.app = uws.App();
     const access = options.access;
     const masks: Partial<Record<RouteAccess, number>> = {};
     for (const a of ROUTE_ACCESS) masks[a] = access ? headerMask(access.headersFor(a)) : 0;
     this.#accessMasks = masks as Record<RouteAccess, number>;
-    this.pipelines.push(this.pipeline(this.posts$, true), this.pipeline(this.api$, false));
+    this.posts = this.admission(true);
+    this.api = this.admission(false);
 
     this.app
       .any('/ui', (res, req) => {
@@ -330,7 +331,7 @@ export class GatewayServer {
   /** Ends every open response (SSE streams included) and the request pipeline. */
   closeAll(): void {
     for (const ex of this.open) {
-      ex.cancel?.();
+      ex.cancel?.cancel();
       if (!ex.aborted && !ex.ended) {
         ex.ended = true;
         ex.res.cork(() => {
@@ -340,34 +341,25 @@ export class GatewayServer {
       }
     }
     this.open.clear();
-    for (const p of this.pipelines) p.unsubscribe();
-    this.posts$.complete();
-    this.api$.complete();
+    this.posts.stop();
+    this.api.stop();
   }
 
   /**
-   * One route group's pipeline: exchanges pass `boundedMergeMap` (at most `concurrency` handled at
-   * once, `maxQueued` waiting, then 503 with `Retry-After`).
+   * One route group's admission: `boundedMergeMap`'s policy (at most `concurrency` handled at
+   * once, `maxQueued` waiting in order, then 503 with `Retry-After`) with one object per exchange
+   * (its {@link ExchangeSink}) instead of a Subject hop, an inner Observable and its subscriber.
    */
-  private pipeline(source: Subject<Exchange>, jsonRpc: boolean): Subscription {
+  private admission(jsonRpc: boolean): RouteGroupAdmission {
     const { concurrency, maxQueued } = this.options;
-    return source
-      .pipe(
-        boundedMergeMap((ex) => this.run(ex), {
-          concurrency,
-          maxQueued,
-          overflow: (ex) => {
-            const err = new GatewayError('OVERLOADED', 'Gateway overloaded: too many requests in flight, retry later', {
-              concurrency,
-              max_queued: maxQueued,
-            });
-            const body = jsonRpc ? { jsonrpc: '2.0', id: null, error: err.toJsonRpc() } : err.toRest();
-            this.apply(ex, jsonReply(503, body, [['Content-Type', 'application/json'], ['Retry-After', '1']]));
-            return EMPTY;
-          },
-        }),
-      )
-      .subscribe({ error: (err: unknown) => this.log.error('request pipeline failed', { error: err }) });
+    return new RouteGroupAdmission(this, concurrency, maxQueued, (ex) => {
+      const err = new GatewayError('OVERLOADED', 'Gateway overloaded: too many requests in flight, retry later', {
+        concurrency,
+        max_queued: maxQueued,
+      });
+      const body = jsonRpc ? { jsonrpc: '2.0', id: null, error: err.toJsonRpc() } : err.toRest();
+      this.apply(ex, jsonReply(503, body, [['Content-Type', 'application/json'], ['Retry-After', '1']]));
+    });
   }
 
   /**
@@ -396,7 +388,7 @@ export class GatewayServer {
     res.onAborted(() => {
       ex.aborted = true;
       this.open.delete(ex);
-      ex.cancel?.();
+      ex.cancel?.cancel();
     });
     // The access decision is taken from the headers while the body is read; a refusal known at
     // once is answered without reading the body at all.
@@ -408,8 +400,8 @@ export class GatewayServer {
     const proceed = (): void => {
       if (handedOn || !admitted || !bodyRead || ex.ended || ex.aborted) return;
       handedOn = true;
-      if (admission === 'mcp') this.posts$.next(ex);
-      else if (admission === 'api') this.api$.next(ex);
+      if (admission === 'mcp') this.posts.admit(ex);
+      else if (admission === 'api') this.api.admit(ex);
       else this.run(ex).subscribe();
     };
     const decide = (d: AccessDecision): void => {
@@ -470,57 +462,153 @@ export class GatewayServer {
 
   /**
    * Runs a handler for an exchange and applies its effects. The returned Observable completes
-   * when the response is over (or the client left), freeing its slot in the pipeline.
+   * when the response is over (or the client left).
    */
   private run(ex: Exchange): Observable<never> {
-    return new Observable<never>((outer) => {
-      if (ex.aborted) {
-        outer.complete();
-        return undefined;
-      }
-      const counts = ex.input.method !== 'GET' && ex.input.method !== 'OPTIONS';
-      if (counts) this.activeRequests++;
-      this.open.add(ex);
-      let sub: Subscription | undefined;
-      let finished = false;
-      const finish = (): void => {
-        if (finished) return;
-        finished = true;
-        if (counts && --this.activeRequests === 0) for (const wake of this.#idleWaiters) wake();
-        this.open.delete(ex);
-        outer.complete();
-      };
-      ex.cancel = () => {
-        sub?.unsubscribe();
-        finish();
-      };
-      try {
-        sub = ex.handler(ex.input, ex.params).subscribe({
-          next: (effect) => this.apply(ex, effect),
-          error: (err: unknown) => {
-            this.log.error('handler failed', { path: ex.input.path, error: err });
-            if (!ex.ended && !ex.streaming) this.apply(ex, jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest()));
-            else if (!ex.ended) this.apply(ex, { kind: 'end' });
-            finish();
-          },
-          complete: () => {
-            if (!ex.ended && !ex.aborted) this.apply(ex, { kind: 'end' });
-            finish();
-          },
-        });
-      } catch (err) {
-        this.log.error('handler threw', { path: ex.input.path, error: err });
-        if (!ex.ended) this.apply(ex, jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest()));
-        finish();
-      }
-      if (finished) sub?.unsubscribe();
-      return () => sub?.unsubscribe();
-    });
+    return new Observable<never>((outer) => this.start(ex, outer));
+  }
+
+  /**
+   * Subscribes an exchange's handler with its {@link ExchangeSink}; `done.complete()` runs once when
+   * the response is over or the client left (at once for an exchange already aborted). Returns
+   * the sink (its `unsubscribe` stops the handler), or undefined when nothing was started.
+   */
+  start(ex: Exchange, done: { complete(): void }): ExchangeSink | undefined {
+    if (ex.aborted) {
+      done.complete();
+      return undefined;
+    }
+    const counts = ex.input.method !== 'GET' && ex.input.method !== 'OPTIONS';
+    if (counts) this.activeRequests++;
+    this.open.add(ex);
+    const sink = new ExchangeSink(this, ex, done, counts);
+    ex.cancel = sink;
+    try {
+      ex.handler(ex.input, ex.params).subscribe(sink);
+    } catch (err) {
+      this.log.error('handler threw', { path: ex.input.path, error: err });
+      if (!ex.ended) this.apply(ex, jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest()));
+      sink.cancel();
+    }
+    return sink;
+  }
+
+  /** An exchange's handler is done (or cancelled): frees what {@link run} took. */
+  exchangeDone(ex: Exchange, counts: boolean): void {
+    if (counts && --this.activeRequests === 0) for (const wake of this.#idleWaiters) wake();
+    this.open.delete(ex);
   }
 
   /** Carries out one effect on the response; a no-op after abort or end. */
-  private apply(ex: Exchange, effect: HttpEffect): void {
+  apply(ex: Exchange, effect: HttpEffect): void {
     applyEffect(ex, effect, this.log, this.options.onResponse);
   }
 }
 
+
+/**
+ * The subscriber of one exchange's handler (a Subscriber of its own: no observer object, closures
+ * or SafeSubscriber per request): applies the effects, answers a failure, and completes the
+ * exchange — which frees its pipeline slot — when the handler is done or the client left
+ * ({@link Exchange.cancel}). Its own teardown unsubscribes the handler.
+ */
+export class ExchangeSink extends Subscriber<HttpEffect> {
+  #finished = false;
+
+  constructor(
+    private readonly server: GatewayServer,
+    private readonly ex: Exchange,
+    private readonly done: { complete(): void },
+    private readonly counts: boolean,
+  ) {
+    super();
+  }
+
+  protected override _next(effect: HttpEffect): void {
+    this.server.apply(this.ex, effect);
+  }
+
+  protected override _error(err: unknown): void {
+    const ex = this.ex;
+    this.server.log.error('handler failed', { path: ex.input.path, error: err });
+    if (!ex.ended && !ex.streaming) this.server.apply(ex, jsonReply(500, new GatewayError('INTERNAL_ERROR').toRest()));
+    else if (!ex.ended) this.server.apply(ex, { kind: 'end' });
+    this.finish();
+    this.unsubscribe();
+  }
+
+  protected override _complete(): void {
+    const ex = this.ex;
+    if (!ex.ended && !ex.aborted) this.server.apply(ex, { kind: 'end' });
+    this.finish();
+    this.unsubscribe();
+  }
+
+  /** The client left, or the response was cut: stops the handler and frees the slot. */
+  cancel(): void {
+    this.unsubscribe();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.server.exchangeDone(this.ex, this.counts);
+    this.done.complete();
+  }
+}
+
+/**
+ * The requests of one route group in flight: at most `concurrency` running, then up to
+ * `maxQueued` waiting in arrival order, then `overflow` answers at once (503). A slot is freed
+ * when its exchange's response is over or its client left; the next waiting exchange starts then.
+ */
+class RouteGroupAdmission {
+  private active = 0;
+  private readonly queue: (Exchange | undefined)[] = [];
+  private head = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly server: GatewayServer,
+    private readonly concurrency: number,
+    private readonly maxQueued: number,
+    private readonly overflow: (ex: Exchange) => void,
+  ) {
+    if (!(concurrency >= 1)) throw new RangeError('server.concurrency must be ≥ 1');
+    if (!(maxQueued >= 0)) throw new RangeError('server.max_queued must be ≥ 0');
+  }
+
+  admit(ex: Exchange): void {
+    if (this.stopped) return;
+    if (this.active < this.concurrency) this.run(ex);
+    else if (this.queue.length - this.head < this.maxQueued) this.queue.push(ex);
+    else this.overflow(ex);
+  }
+
+  private run(ex: Exchange): void {
+    this.active++;
+    this.server.start(ex, this);
+  }
+
+  /** One exchange is over: its slot goes to the next waiting one. */
+  complete(): void {
+    this.active--;
+    if (this.stopped || this.queue.length - this.head === 0) return;
+    const next = this.queue[this.head] as Exchange;
+    this.queue[this.head] = undefined;
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    this.run(next);
+  }
+
+  /** The pipeline ended (server closing): waiting exchanges are dropped, nothing new starts. */
+  stop(): void {
+    this.stopped = true;
+    this.queue.length = 0;
+    this.head = 0;
+  }
+}

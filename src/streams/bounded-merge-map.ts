@@ -10,7 +10,7 @@
  * `catchError` inside the projection so one bad input never ends the stream.
  * Completion: when the source completes and every queued and active inner has completed.
  */
-import { Observable, from, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
+import { Observable, Subscriber, from, type ObservableInput, type OperatorFunction } from 'rxjs';
 
 export interface BoundedMergeMapOptions<T, R> {
   /** Inner Observables subscribed at once, ≥ 1. */
@@ -25,101 +25,143 @@ export function boundedMergeMap<T, R>(
   project: (value: T, index: number) => ObservableInput<R>,
   options: BoundedMergeMapOptions<T, R>,
 ): OperatorFunction<T, R> {
-  const { concurrency, maxQueued, overflow } = options;
+  const { concurrency, maxQueued } = options;
   if (!(concurrency >= 1)) throw new RangeError('boundedMergeMap: concurrency must be ≥ 1');
   if (!(maxQueued >= 0)) throw new RangeError('boundedMergeMap: maxQueued must be ≥ 0');
   return (source) =>
     new Observable<R>((subscriber) => {
-      const queue: T[] = [];
-      let queueHead = 0;
-      let active = 0;
-      let index = 0;
-      let sourceDone = false;
-      const inners = new Set<Subscription>();
-
-      const maybeComplete = (): void => {
-        if (sourceDone && active === 0 && queue.length - queueHead === 0 && inners.size === 0) subscriber.complete();
-      };
-
-      const runInner = (input: ObservableInput<R>, takesSlot: boolean): void => {
-        if (takesSlot) active++;
-        let done = false;
-        let sub: Subscription | undefined = undefined;
-        const finish = (): void => {
-          if (done) return;
-          done = true;
-          if (sub) inners.delete(sub);
-          if (takesSlot) {
-            active--;
-            if (queue.length - queueHead > 0) {
-              const next = queue[queueHead] as T;
-              queue[queueHead] = undefined as unknown as T;
-              queueHead++;
-              if (queueHead > 1024 && queueHead * 2 > queue.length) {
-                queue.splice(0, queueHead);
-                queueHead = 0;
-              }
-              start(next);
-            }
-          }
-          maybeComplete();
-        };
-        let innerSource: Observable<R>;
-        try {
-          innerSource = from(input);
-        } catch (err) {
-          subscriber.error(err);
-          return;
-        }
-        sub = innerSource.subscribe({
-          next: (v) => subscriber.next(v),
-          error: (err: unknown) => {
-            finish();
-            subscriber.error(err);
-          },
-          complete: finish,
-        });
-        if (!done) inners.add(sub);
-      };
-
-      const start = (value: T): void => {
-        let input: ObservableInput<R>;
-        try {
-          input = project(value, index++);
-        } catch (err) {
-          subscriber.error(err);
-          return;
-        }
-        runInner(input, true);
-      };
-
+      const merge = new BoundedMerge(subscriber, project, options);
       const sourceSub = source.subscribe({
-        next: (value) => {
-          if (active < concurrency) start(value);
-          else if (queue.length - queueHead < maxQueued) queue.push(value);
-          else {
-            let input: ObservableInput<R>;
-            try {
-              input = overflow(value);
-            } catch (err) {
-              subscriber.error(err);
-              return;
-            }
-            runInner(input, false);
-          }
-        },
+        next: (value) => merge.next(value),
         error: (err: unknown) => subscriber.error(err),
-        complete: () => {
-          sourceDone = true;
-          maybeComplete();
-        },
+        complete: () => merge.sourceComplete(),
       });
-
       return () => {
         sourceSub.unsubscribe();
-        for (const s of inners) s.unsubscribe();
-        inners.clear();
-        queue.length = 0;
+        merge.stop();
       };
     });
+}
+
+/**
+ * The state of one subscription to a `boundedMergeMap` output. Each inner is subscribed with one
+ * {@link InnerSubscriber} (a Subscriber of its own: no observer object, closures or SafeSubscriber
+ * per item — this runs once per request of a route group).
+ */
+class BoundedMerge<T, R> {
+  private readonly queue: T[] = [];
+  private queueHead = 0;
+  private active = 0;
+  private index = 0;
+  private sourceDone = false;
+  private readonly inners = new Set<InnerSubscriber<T, R>>();
+
+  constructor(
+    readonly out: Subscriber<R>,
+    private readonly project: (value: T, index: number) => ObservableInput<R>,
+    private readonly options: BoundedMergeMapOptions<T, R>,
+  ) {}
+
+  next(value: T): void {
+    if (this.active < this.options.concurrency) this.start(value);
+    else if (this.queue.length - this.queueHead < this.options.maxQueued) this.queue.push(value);
+    else {
+      let input: ObservableInput<R>;
+      try {
+        input = this.options.overflow(value);
+      } catch (err) {
+        this.out.error(err);
+        return;
+      }
+      this.runInner(input, false);
+    }
+  }
+
+  sourceComplete(): void {
+    this.sourceDone = true;
+    this.maybeComplete();
+  }
+
+  stop(): void {
+    for (const s of this.inners) s.unsubscribe();
+    this.inners.clear();
+    this.queue.length = 0;
+  }
+
+  private maybeComplete(): void {
+    if (this.sourceDone && this.active === 0 && this.queue.length - this.queueHead === 0 && this.inners.size === 0) this.out.complete();
+  }
+
+  private start(value: T): void {
+    let input: ObservableInput<R>;
+    try {
+      input = this.project(value, this.index++);
+    } catch (err) {
+      this.out.error(err);
+      return;
+    }
+    this.runInner(input, true);
+  }
+
+  private runInner(input: ObservableInput<R>, takesSlot: boolean): void {
+    if (takesSlot) this.active++;
+    let innerSource: Observable<R>;
+    try {
+      innerSource = from(input);
+    } catch (err) {
+      this.out.error(err);
+      return;
+    }
+    const inner = new InnerSubscriber(this, takesSlot);
+    innerSource.subscribe(inner);
+    if (!inner.done) this.inners.add(inner);
+  }
+
+  /** An inner ended (completed or failed): frees its slot for the next queued item. */
+  innerDone(inner: InnerSubscriber<T, R>): void {
+    if (inner.done) return;
+    inner.done = true;
+    this.inners.delete(inner);
+    if (inner.takesSlot) {
+      this.active--;
+      if (this.queue.length - this.queueHead > 0) {
+        const next = this.queue[this.queueHead] as T;
+        this.queue[this.queueHead] = undefined as unknown as T;
+        this.queueHead++;
+        if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+          this.queue.splice(0, this.queueHead);
+          this.queueHead = 0;
+        }
+        this.start(next);
+      }
+    }
+    this.maybeComplete();
+  }
+}
+
+/** The subscriber of one inner Observable of {@link BoundedMerge}. */
+class InnerSubscriber<T, R> extends Subscriber<R> {
+  done = false;
+
+  constructor(
+    private readonly merge: BoundedMerge<T, R>,
+    readonly takesSlot: boolean,
+  ) {
+    super();
+  }
+
+  protected override _next(value: R): void {
+    this.merge.out.next(value);
+  }
+
+  protected override _error(err: unknown): void {
+    this.merge.innerDone(this);
+    this.merge.out.error(err);
+    this.unsubscribe();
+  }
+
+  protected override _complete(): void {
+    this.merge.innerDone(this);
+    this.unsubscribe();
+  }
 }

@@ -18,6 +18,7 @@
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { answerLocally, declaredCapabilities, envelope, initializeResultFrom, listenFilter, untagged, type DiscoverResult, type LocalSessionState } from './era-http-transport.js';
 import { GroupStdioTransport, type StdioTransportParams } from './stdio-transport.js';
+import { POST_MESSAGE } from './upstream-types.js';
 
 const MODERN = '2026-07-28';
 /**
@@ -112,6 +113,11 @@ export class EraStdioTransport extends GroupStdioTransport {
       }
     }
     super.deliver(message);
+  }
+
+  /** The stdio transport's `POST_MESSAGE`; a modern server's messages are rewritten by {@link send} first. */
+  override [POST_MESSAGE](message: JSONRPCMessage): Promise<void> | undefined {
+    return this.discover === undefined ? super[POST_MESSAGE](message) : this.send(message);
   }
 
   override async send(message: JSONRPCMessage): Promise<void> {

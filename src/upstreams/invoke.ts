@@ -7,7 +7,7 @@
 import type { Progress } from '@modelcontextprotocol/sdk/types.js';
 import type { EventBus, ToolCallFields } from '../streams/events.js';
 import type { Route } from './manager.js';
-import type { CancelScope, JsonObject, UpstreamCallOptions } from './upstream.js';
+import type { CancelScope, Completion, JsonObject, UpstreamCallOptions } from './upstream.js';
 import type { TraceScope, Tracing } from '../telemetry/tracing.js';
 
 export interface InvokeOptions {
@@ -42,11 +42,19 @@ export function newCallId(): string {
  * its tool-log entry, committed together), so an answered call has a durable record.
  * @throws what {@link Upstream.request} throws, after publishing (and storing) the failure.
  */
-export async function invokeTool(bus: EventBus, route: Route, params: JsonObject, options: InvokeOptions): Promise<JsonObject> {
+export function invokeTool(bus: EventBus, route: Route, params: JsonObject, options: InvokeOptions): Promise<JsonObject> {
+  return new Promise<JsonObject>((resolve, reject) => invokeToolTo(bus, route, params, options, { resolve, reject }));
+}
+
+/**
+ * {@link invokeTool} with the outcome going to `done` (the per-call path of `tools/call`): one
+ * {@link ToolInvocation} object carries the call from the upstream's answer to the durable
+ * record, with no async frames and no Promise of its own (the store's Promise is the one left).
+ * `done` may be called before this returns (a call refused at once, e.g. no connection).
+ */
+export function invokeToolTo(bus: EventBus, route: Route, params: JsonObject, options: InvokeOptions, done: Completion<JsonObject>): void {
   const started = performance.now();
-  const call_id = newCallId();
   const upstream = route.upstream;
-  const args = params['arguments'];
   const traced = options.trace;
   let upstreamParams: JsonObject = { ...params, name: route.name };
   let span: TraceScope | undefined;
@@ -56,7 +64,6 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
     span = traced.tracing.startUpstream(traced.parent, upstream.name, 'tools/call', route.name, carrier);
     upstreamParams = { ...upstreamParams, _meta: carrier };
   }
-  const trace_id = span?.span.spanContext().traceId;
   // one options object, fields set only when present (no temporary objects per call)
   const callOptions: { -readonly [K in keyof UpstreamCallOptions]: UpstreamCallOptions[K] } = {};
   if (options.cancel) callOptions.cancel = options.cancel;
@@ -64,43 +71,75 @@ export async function invokeTool(bus: EventBus, route: Route, params: JsonObject
   if (options.clientCapabilities !== undefined) callOptions.clientCapabilities = options.clientCapabilities;
   // traced: the end of the wait for the breaker and a concurrency slot is an event on the span
   if (span !== undefined) callOptions.onDispatch = () => traced?.tracing.dispatched(span, performance.now() - started);
-  try {
-    const target = upstream.principals ? await upstream.principals.get(options.principal ?? 'anonymous') : upstream;
-    // a per-user connection serves this call: its server→client requests and log messages are attributed by it
-    if (target !== upstream && options.cancel) options.cancel.served = target;
-    const result = await target.request('tools/call', upstreamParams, callOptions);
+  const invocation = new ToolInvocation(bus, route, params['arguments'], options, started, span, done);
+  if (upstream.principals === undefined) {
+    upstream.requestTo('tools/call', upstreamParams, callOptions, invocation);
+    return;
+  }
+  // a per-user connection serves this call: its server→client requests and log messages are attributed by it
+  upstream.principals.get(options.principal ?? 'anonymous').then(
+    (target) => {
+      if (target !== upstream && options.cancel) options.cancel.served = target;
+      target.requestTo('tools/call', upstreamParams, callOptions, invocation);
+    },
+    (err: unknown) => invocation.reject(err),
+  );
+}
+
+/**
+ * One tool call from the upstream's answer to its durable record: the {@link Completion} the
+ * upstream request settles; publishes `ToolInvocationCompleted` or `ToolInvocationFailed` and,
+ * once the recorder has stored it, hands the outcome on to `done`.
+ */
+class ToolInvocation implements Completion<JsonObject> {
+  readonly #callId = newCallId();
+
+  constructor(
+    private readonly bus: EventBus,
+    private readonly route: Route,
+    private readonly args: unknown,
+    private readonly options: InvokeOptions,
+    private readonly started: number,
+    private readonly span: TraceScope | undefined,
+    private readonly done: Completion<JsonObject>,
+  ) {}
+
+  resolve(result: JsonObject): void {
+    const upstream = this.route.upstream;
     const isError = result['isError'] === true;
-    traced?.tracing.endUpstream(span, { result });
+    this.options.trace?.tracing.endUpstream(this.span, { result });
     const event: { event_type: 'ToolInvocationCompleted'; is_error: boolean; result: unknown } & ToolCallFields = {
       event_type: 'ToolInvocationCompleted',
       mcp_server_id: upstream.name,
-      tool_name: route.name,
-      call_id,
-      duration_ms: performance.now() - started,
+      tool_name: this.route.name,
+      call_id: this.#callId,
+      duration_ms: performance.now() - this.started,
       // a tool that reports an error is not charged
-      cost_usd: isError ? 0 : (upstream.pricing[route.name] ?? 0),
-      surface: options.surface,
-      arguments: args,
+      cost_usd: isError ? 0 : (upstream.pricing[this.route.name] ?? 0),
+      surface: this.options.surface,
+      arguments: this.args,
       is_error: isError,
       result,
     };
-    await bus.publishRecorded(withCaller(event, options, trace_id));
-    return result;
-  } catch (err) {
-    traced?.tracing.endUpstream(span, { error: err });
+    const done = this.done;
+    this.bus.publishRecorded(withCaller(event, this.options, this.span?.span.spanContext().traceId)).then(() => done.resolve(result), () => done.resolve(result));
+  }
+
+  reject(err: unknown): void {
+    this.options.trace?.tracing.endUpstream(this.span, { error: err });
     const event: { event_type: 'ToolInvocationFailed'; error: string } & ToolCallFields = {
       event_type: 'ToolInvocationFailed',
-      mcp_server_id: upstream.name,
-      tool_name: route.name,
-      call_id,
-      duration_ms: performance.now() - started,
+      mcp_server_id: this.route.upstream.name,
+      tool_name: this.route.name,
+      call_id: this.#callId,
+      duration_ms: performance.now() - this.started,
       cost_usd: 0,
-      surface: options.surface,
-      arguments: args,
+      surface: this.options.surface,
+      arguments: this.args,
       error: err instanceof Error ? err.message : String(err),
     };
-    await bus.publishRecorded(withCaller(event, options, trace_id));
-    throw err;
+    const done = this.done;
+    this.bus.publishRecorded(withCaller(event, this.options, this.span?.span.spanContext().traceId)).then(() => done.reject(err), () => done.reject(err));
   }
 }
 

@@ -26,7 +26,7 @@ import type { McpClientConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { UpstreamState } from '../streams/events.js';
 import { GatewayError } from '../base/errors.js';
-import { Upstream, type CatalogueKind, type JsonObject, type ServerRequestHandler, type UpstreamCallOptions } from './upstream.js';
+import { Upstream, type CatalogueKind, type Completion, type JsonObject, type ServerRequestHandler, type UpstreamCallOptions } from './upstream.js';
 
 /** One member's view for `/health` and the metrics. */
 export interface PoolMemberView {
@@ -175,6 +175,22 @@ export class UpstreamPool extends Upstream {
     return this.send(m, method, params, options);
   }
 
+  /** {@link request} with the outcome going to `done` (see {@link Upstream.requestTo}). */
+  override requestTo(method: string, params: JsonObject, options: UpstreamCallOptions, done: Completion<JsonObject>): void {
+    if (method === 'resources/subscribe' || method === 'resources/unsubscribe' || method === 'logging/setLevel') {
+      this.request(method, params, options).then(
+        (result) => done.resolve(result),
+        (err: unknown) => done.reject(err),
+      );
+      return;
+    }
+    const m = this.leastLoaded();
+    if (m === undefined) return done.reject(this.unavailable(method));
+    if (options.cancel) options.cancel.served = m;
+    this.count(m);
+    m.requestTo(method, params, options, done);
+  }
+
   override dispose(): void {
     this.poolSubs.unsubscribe();
     for (const m of this.pool) m.dispose();
@@ -220,9 +236,14 @@ export class UpstreamPool extends Upstream {
   }
 
   private send(m: Upstream, method: string, params: JsonObject, options: UpstreamCallOptions): Promise<JsonObject> {
+    this.count(m);
+    return m.request(method, params, options);
+  }
+
+  /** Counts a request sent to member `m`. */
+  private count(m: Upstream): void {
     const i = this.pool.indexOf(m);
     this.sent[i] = (this.sent[i] ?? 0) + 1;
-    return m.request(method, params, options);
   }
 
   private unavailable(method: string): GatewayError {

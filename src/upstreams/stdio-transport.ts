@@ -19,6 +19,7 @@ import { createInterface } from 'node:readline';
 import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { POST_MESSAGE } from './upstream-types.js';
 
 export interface StdioTransportParams {
   readonly command: string;
@@ -193,13 +194,28 @@ export class GroupStdioTransport implements Transport {
     if (!stdin || stdin.destroyed) return Promise.reject(new Error(this.describeExit() ?? 'Not connected'));
     const line = serializeMessage(message);
     return new Promise((resolve) => {
-      this.outbox.push(line);
+      this.queue(line);
       this.outboxWaiters.push(resolve);
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(this.flushOutbox);
-      }
     });
+  }
+
+  /**
+   * {@link send} without the Promise (see `PostingTransport`): queues `message` for the same write.
+   * @throws Error when the subprocess is gone (its exit described).
+   */
+  [POST_MESSAGE](message: JSONRPCMessage): Promise<void> | undefined {
+    const stdin = this.proc?.stdin;
+    if (!stdin || stdin.destroyed) throw new Error(this.describeExit() ?? 'Not connected');
+    this.queue(serializeMessage(message));
+    return undefined;
+  }
+
+  private queue(line: string): void {
+    this.outbox.push(line);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushOutbox);
+    }
   }
 
   private readonly outbox: string[] = [];

@@ -17,13 +17,14 @@ import { sessionEraParams, speaksModern, withCallerCapabilities } from './era-ht
 import type { ConcurrencyLimiter } from './limiter.js';
 import { cancelledError, overloadedError } from './upstream-errors.js';
 import { serializable } from './upstream-failure.js';
-import type { CancelHook, JsonObject, RequestOptions } from './upstream-types.js';
+import { POST_MESSAGE, canPost, type CancelHook, type Completion, type JsonObject, type RequestOptions } from './upstream-types.js';
 
 /** A request of ours awaiting the upstream's response. */
 interface PendingRequest {
+  readonly id: string;
   readonly method: string;
-  readonly resolve: (result: JsonObject) => void;
-  readonly reject: (err: Error) => void;
+  /** Where the outcome goes (called once). */
+  readonly done: Completion<JsonObject>;
   readonly timeoutMs: number;
   /** Epoch ms after which the request times out. */
   deadline: number;
@@ -90,7 +91,23 @@ export class RequestTable {
     reject: (err: Error) => void,
     deadline: number | undefined,
   ): void {
-    const name = this.host.name;
+    this.dispatchTo(transport, method, params, options, guarded, trial, { resolve, reject }, deadline);
+  }
+
+  /**
+   * {@link dispatch} with the outcome going to `done`: no Promise, and no function per call
+   * besides the cancel hook of a call that can be cancelled.
+   */
+  dispatchTo(
+    transport: Transport,
+    method: string,
+    params: JsonObject,
+    options: RequestOptions,
+    guarded: boolean,
+    trial: boolean,
+    done: Completion<JsonObject>,
+    deadline: number | undefined,
+  ): void {
     const id = `t${++this.nextRequestId}`;
     const timeoutMs = options.timeout ?? this.host.defaultTimeoutMs();
     const scope = options.cancel;
@@ -98,9 +115,9 @@ export class RequestTable {
     let sent = speaksModern(transport) ? withCallerCapabilities(params, options.clientCapabilities) : sessionEraParams(params);
     if (options.onprogress) sent = { ...sent, _meta: { ...((sent['_meta'] as JsonObject | undefined) ?? {}), progressToken: id } };
     const p: PendingRequest = {
+      id,
       method,
-      resolve,
-      reject,
+      done,
       timeoutMs,
       deadline: deadline ?? Date.now() + timeoutMs,
       onprogress: options.onprogress,
@@ -115,78 +132,88 @@ export class RequestTable {
         if (this.pending.get(id) !== p) return;
         this.finish(id, p, 'release');
         this.sendCancel(id, reason);
-        reject(cancelledError(name, method));
+        done.reject(cancelledError(this.host.name, method));
       };
     }
-    this.sweepTimer ??= setInterval(() => this.sweep(), TIMEOUT_SWEEP_MS);
+    this.sweepTimer ??= setInterval(this.sweep, TIMEOUT_SWEEP_MS);
     const message: JSONRPCRequest = { jsonrpc: '2.0', id, method, params: sent };
     options.onDispatch?.();
-    const sendFailed = (err: unknown): void => {
-      if (this.pending.get(id) !== p) return;
-      const text = err instanceof Error ? err.message : String(err);
-      // the breaker counts what the upstream did: a message the gateway cannot even serialise
-      // (too deep for JSON.stringify, a bigint, a cycle) never reached it
-      if (!serializable(message)) {
-        this.finish(id, p, 'release');
-        reject(new GatewayError('INVALID_PARAMS', `${method} params cannot be sent to upstream "${name}" as JSON: ${text}`, { upstream: name, method }));
-        return;
-      }
-      // upstream OAuth: a person must authorize (or the authorization server failed) — not an upstream fault
-      if (err instanceof GatewayError && (err.code === 'OAUTH_AUTHORIZATION_REQUIRED' || err.code === 'OAUTH_ERROR')) {
-        this.finish(id, p, 'release');
-        reject(err);
-        return;
-      }
-      this.finish(id, p, 'failure');
-      reject(new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${name}" failed during ${method}: ${text}`, { upstream: name }));
-    };
+    let sending: Promise<void> | undefined;
     try {
-      transport.send(message).catch(sendFailed);
+      sending = canPost(transport) ? transport[POST_MESSAGE](message) : transport.send(message);
     } catch (err) {
       // a transport whose send throws instead of rejecting
-      sendFailed(err);
+      this.sendFailed(p, message, err);
+      return;
     }
+    sending?.catch((err: unknown) => this.sendFailed(p, message, err));
+  }
+
+  /** A request whose message the transport did not take: settles it (unless already settled). */
+  private sendFailed(p: PendingRequest, message: JSONRPCRequest, err: unknown): void {
+    const { id, method } = p;
+    const name = this.host.name;
+    if (this.pending.get(id) !== p) return;
+    const text = err instanceof Error ? err.message : String(err);
+    // the breaker counts what the upstream did: a message the gateway cannot even serialise
+    // (too deep for JSON.stringify, a bigint, a cycle) never reached it
+    if (!serializable(message)) {
+      this.finish(id, p, 'release');
+      p.done.reject(new GatewayError('INVALID_PARAMS', `${method} params cannot be sent to upstream "${name}" as JSON: ${text}`, { upstream: name, method }));
+      return;
+    }
+    // upstream OAuth: a person must authorize (or the authorization server failed) — not an upstream fault
+    if (err instanceof GatewayError && (err.code === 'OAUTH_AUTHORIZATION_REQUIRED' || err.code === 'OAUTH_ERROR')) {
+      this.finish(id, p, 'release');
+      p.done.reject(err);
+      return;
+    }
+    this.finish(id, p, 'failure');
+    p.done.reject(new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${name}" failed during ${method}: ${text}`, { upstream: name }));
   }
 
   /** Queues a call for a concurrency slot, or fails it with UPSTREAM_OVERLOADED when the queue is full. */
   enqueue(method: string, params: JsonObject, options: RequestOptions, trial: boolean): Promise<JsonObject> {
+    return new Promise<JsonObject>((resolve, reject) => this.enqueueTo(method, params, options, trial, { resolve, reject }));
+  }
+
+  /** {@link enqueue} with the outcome going to `done`. */
+  enqueueTo(method: string, params: JsonObject, options: RequestOptions, trial: boolean, done: Completion<JsonObject>): void {
     const { breaker, limiter } = this.host;
     const timeoutMs = options.timeout ?? this.host.defaultTimeoutMs();
     const scope = options.cancel;
-    return new Promise<JsonObject>((resolve, reject) => {
-      const queued: QueuedCall = {
-        method,
-        timeoutMs,
-        deadline: Date.now() + timeoutMs,
-        start: () => {
-          if (scope) scope.onCancel = undefined;
-          const transport = this.host.transport();
-          if (!transport) {
-            breaker.record('release', trial);
-            this.releaseSlot();
-            reject(this.host.notConnectedError());
-            return;
-          }
-          this.dispatch(transport, method, params, options, true, trial, resolve, reject, queued.deadline);
-        },
-        fail: (err, outcome) => {
-          if (scope) scope.onCancel = undefined;
-          breaker.record(outcome, trial);
-          reject(err);
-        },
+    const queued: QueuedCall = {
+      method,
+      timeoutMs,
+      deadline: Date.now() + timeoutMs,
+      start: () => {
+        if (scope) scope.onCancel = undefined;
+        const transport = this.host.transport();
+        if (!transport) {
+          breaker.record('release', trial);
+          this.releaseSlot();
+          done.reject(this.host.notConnectedError());
+          return;
+        }
+        this.dispatchTo(transport, method, params, options, true, trial, done, queued.deadline);
+      },
+      fail: (err, outcome) => {
+        if (scope) scope.onCancel = undefined;
+        breaker.record(outcome, trial);
+        done.reject(err);
+      },
+    };
+    if (!limiter.enqueue(queued)) {
+      breaker.record('release', trial);
+      done.reject(overloadedError(this.host.name, method, limiter));
+      return;
+    }
+    if (scope) {
+      scope.onCancel = () => {
+        if (limiter.remove(queued)) queued.fail(cancelledError(this.host.name, method), 'release');
       };
-      if (!limiter.enqueue(queued)) {
-        breaker.record('release', trial);
-        reject(overloadedError(this.host.name, method, limiter));
-        return;
-      }
-      if (scope) {
-        scope.onCancel = () => {
-          if (limiter.remove(queued)) queued.fail(cancelledError(this.host.name, method), 'release');
-        };
-      }
-      this.sweepTimer ??= setInterval(() => this.sweep(), TIMEOUT_SWEEP_MS);
-    });
+    }
+    this.sweepTimer ??= setInterval(this.sweep, TIMEOUT_SWEEP_MS);
   }
 
   /** Completes our request `id` with a response; false if it is not ours (or already settled). */
@@ -197,7 +224,7 @@ export class RequestTable {
     this.finish(id, p, 'success');
     if (error !== undefined) {
       const e = (typeof error === 'object' && error !== null ? error : {}) as { code?: unknown; message?: unknown; data?: unknown };
-      p.reject(
+      p.done.reject(
         new UpstreamRpcError({
           code: typeof e.code === 'number' ? e.code : -32603,
           message: typeof e.message === 'string' ? e.message : 'Upstream error',
@@ -205,9 +232,9 @@ export class RequestTable {
         }),
       );
     } else if (typeof result === 'object' && result !== null && !Array.isArray(result)) {
-      p.resolve(result as JsonObject);
+      p.done.resolve(result as JsonObject);
     } else {
-      p.reject(new GatewayError('INTERNAL_ERROR', `Upstream "${this.host.name}" answered ${p.method} with a result that is not an object`, { upstream: this.host.name }));
+      p.done.reject(new GatewayError('INTERNAL_ERROR', `Upstream "${this.host.name}" answered ${p.method} with a result that is not an object`, { upstream: this.host.name }));
     }
     return true;
   }
@@ -256,7 +283,7 @@ export class RequestTable {
     }
     for (const [id, p] of this.pending) {
       this.finish(id, p, 'release');
-      p.reject(new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${name}" ${why} during ${p.method}`, { upstream: name }));
+      p.done.reject(new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream "${name}" ${why} during ${p.method}`, { upstream: name }));
     }
     this.stopSweep();
   }
@@ -265,7 +292,7 @@ export class RequestTable {
    * Times out requests past their deadline: the caller gets UPSTREAM_TIMEOUT, the upstream a
    * cancel, the breaker a failure. Queued calls past their deadline fail without being sent.
    */
-  private sweep(): void {
+  private readonly sweep = (): void => {
     const name = this.host.name;
     const now = Date.now();
     for (const q of this.host.limiter.removeWhere((w) => w.deadline <= now)) {
@@ -283,7 +310,7 @@ export class RequestTable {
       if (p.deadline > now) continue;
       this.finish(id, p, 'failure');
       this.sendCancel(id, `timed out after ${p.timeoutMs} ms`);
-      p.reject(
+      p.done.reject(
         new GatewayError('UPSTREAM_TIMEOUT', `Upstream "${name}" did not answer ${p.method} within ${p.timeoutMs} ms`, {
           upstream: name,
           method: p.method,
@@ -292,7 +319,7 @@ export class RequestTable {
       );
     }
     if (this.pending.size === 0 && this.host.limiter.queued === 0) this.stopSweep();
-  }
+  };
 
   /** Stops the timeout sweep (nothing left to time out, or the upstream is disposed). */
   stopSweep(): void {

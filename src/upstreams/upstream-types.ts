@@ -4,7 +4,7 @@
  * folders import; the shapes that name the `Upstream` class itself (`CancelScope`,
  * `UpstreamCallOptions`) are declared there on top of these.
  */
-import type { Progress } from '@modelcontextprotocol/sdk/types.js';
+import type { JSONRPCMessage, Progress } from '@modelcontextprotocol/sdk/types.js';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -41,6 +41,37 @@ export function cancelScope(scope: CancelHook, reason: string): void {
   const hook = scope.onCancel;
   scope.onCancel = undefined;
   hook?.(reason);
+}
+
+/**
+ * Where the outcome of a request goes: one object per call, in place of a Promise and the two
+ * functions of its executor (an executor's `{ resolve, reject }` is one). Exactly one of the two
+ * methods is called, once.
+ */
+export interface Completion<T> {
+  resolve(value: T): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * The method key of a transport of the gateway's own (stdio, in-process) that takes a message
+ * without a Promise per message (see {@link PostingTransport}). A symbol, so no transport's own
+ * method of the same name (an HTTP transport's `post`) is mistaken for it.
+ */
+export const POST_MESSAGE: unique symbol = Symbol('tributary.postMessage');
+
+/**
+ * A transport that offers {@link POST_MESSAGE}: it queues the message and returns undefined, or
+ * returns the Promise of a send that needs work first (it rejects when the message was not sent);
+ * it throws when the transport cannot take the message at all (not connected).
+ */
+export interface PostingTransport {
+  [POST_MESSAGE](message: JSONRPCMessage): Promise<void> | undefined;
+}
+
+/** Whether `transport` offers {@link POST_MESSAGE}. */
+export function canPost(transport: object): transport is PostingTransport {
+  return typeof (transport as Partial<PostingTransport>)[POST_MESSAGE] === 'function';
 }
 
 /** Options of one upstream request (`UpstreamCallOptions` narrows `cancel` to a `CancelScope`). */

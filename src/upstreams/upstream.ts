@@ -41,9 +41,9 @@ import { createTransport } from './upstream-transport.js';
 import { cancelledError, circuitOpenError, notConnectedError } from './upstream-errors.js';
 import { EXIT_WAIT_MS, describeFailure, stdioChild, stdioExitDescriber, waitForExit } from './upstream-failure.js';
 import { RequestTable, type QueuedCall } from './upstream-requests.js';
-import type { CancelHook, Catalogue, CatalogueKind, JsonObject, RequestOptions, ServerRequestExtra, UpstreamLifecycle } from './upstream-types.js';
+import type { CancelHook, Catalogue, CatalogueKind, Completion, JsonObject, RequestOptions, ServerRequestExtra, UpstreamLifecycle } from './upstream-types.js';
 
-export { cancelScope, type CancelHook, type Catalogue, type CatalogueKind, type JsonObject, type ServerRequestExtra, type UpstreamLifecycle } from './upstream-types.js';
+export { cancelScope, type CancelHook, type Completion, type Catalogue, type CatalogueKind, type JsonObject, type ServerRequestExtra, type UpstreamLifecycle } from './upstream-types.js';
 export { describeFailure } from './upstream-failure.js';
 
 /** The per-principal connections of one client (`per_user_oauth`; see `oauth/per-user.ts`). */
@@ -421,20 +421,25 @@ export class Upstream {
    *   cancelled; UpstreamRpcError for a JSON-RPC error reply.
    */
   request(method: string, params: JsonObject, options: UpstreamCallOptions = {}): Promise<JsonObject> {
+    return new Promise<JsonObject>((resolve, reject) => this.requestTo(method, params, options, { resolve, reject }));
+  }
+
+  /**
+   * {@link request} with the outcome going to `done` instead of a Promise (the per-call path of
+   * `tools/call`): the same checks, limits, errors and cancellation. `done` may be called before
+   * this returns (a call refused at once).
+   */
+  requestTo(method: string, params: JsonObject, options: UpstreamCallOptions, done: Completion<JsonObject>): void {
     const transport = this.transport;
-    if (!transport || !this.client) return Promise.reject(this.notConnectedError());
-    if (options.cancel?.cancelled) return Promise.reject(cancelledError(this.name, method));
-    if (params['requestState'] !== undefined && !speaksModern(transport)) return Promise.reject(sessionUpstreamStateError(this.name));
-    if (options.control === true) {
-      return new Promise<JsonObject>((resolve, reject) => this.requests.dispatch(transport, method, params, options, false, false, resolve, reject, undefined));
-    }
+    if (!transport || !this.client) return done.reject(this.notConnectedError());
+    if (options.cancel?.cancelled) return done.reject(cancelledError(this.name, method));
+    if (params['requestState'] !== undefined && !speaksModern(transport)) return done.reject(sessionUpstreamStateError(this.name));
+    if (options.control === true) return this.requests.dispatchTo(transport, method, params, options, false, false, done, undefined);
     const admission = this.breaker.admit();
-    if (admission === 'reject') return Promise.reject(circuitOpenError(this.name, method, this.breaker, options.timeout ?? this.config.request_timeout_ms ?? DEFAULT_REQUEST_TIMEOUT_MS));
+    if (admission === 'reject') return done.reject(circuitOpenError(this.name, method, this.breaker, options.timeout ?? this.config.request_timeout_ms ?? DEFAULT_REQUEST_TIMEOUT_MS));
     const trial = admission === 'trial';
-    if (this.limiter.tryAcquire()) {
-      return new Promise<JsonObject>((resolve, reject) => this.requests.dispatch(transport, method, params, options, true, trial, resolve, reject, undefined));
-    }
-    return this.requests.enqueue(method, params, options, trial);
+    if (this.limiter.tryAcquire()) return this.requests.dispatchTo(transport, method, params, options, true, trial, done, undefined);
+    this.requests.enqueueTo(method, params, options, trial, done);
   }
 
   private notConnectedError(): GatewayError {

@@ -23,7 +23,7 @@ import { GatewayError, toJsonRpcError } from '../../base/errors.js';
 import { Params, decodeParams, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
 import type { Logger } from '../../log/logger.js';
 import type { RequestAuth } from '../../base/access.js';
-import { cancelScope } from '../../upstreams/upstream.js';
+import { cancelScope, type Completion } from '../../upstreams/upstream.js';
 import type { McpDispatcher } from './dispatch.js';
 import { newInflightCall, type InflightCall, type McpSession, type OutboundChannel, type SessionStore } from './session.js';
 
@@ -109,17 +109,20 @@ export class McpConnectionLayer {
    * in-flight table when it ends.
    */
   run(session: McpSession, msg: JsonRpcRequest, call: InflightCall): Promise<JsonRpcResponse> {
-    return this.dispatcher.handleRequest(session, msg, call).then(
-      (response) => {
-        this.end(session, call);
-        return response;
-      },
-      (err: unknown) => {
-        this.end(session, call);
-        this.log.error('unexpected dispatch failure', { error: err, method: msg.method });
-        return { jsonrpc: '2.0', id: msg.id, error: { code: -32603, message: 'Internal error' } } as JsonRpcResponse;
-      },
-    );
+    return new Promise<JsonRpcResponse>((resolve) => this.runTo(session, msg, call, { respond: resolve }));
+  }
+
+  /**
+   * {@link run} with the response going to `sink` (called once, possibly before this returns):
+   * the per-call path of the transports, with no Promise of its own for `tools/call`.
+   */
+  runTo(session: McpSession, msg: JsonRpcRequest, call: InflightCall, sink: ResponseSink): void {
+    const ending = new CallEnding(this, this.log, session, msg, call, sink);
+    try {
+      this.dispatcher.handleRequestTo(session, msg, call, ending);
+    } catch (err) {
+      ending.reject(err);
+    }
   }
 
   /** Removes `call` from `session`'s in-flight table (if it is still the entry for its id). */
@@ -155,6 +158,42 @@ export class McpConnectionLayer {
   deliverHere(session: McpSession, c: Classified): void {
     if (c.kind === 'notification') this.dispatcher.handleNotification(session, c.msg);
     else if (c.kind === 'response') this.dispatcher.handleResponse(session, c.msg);
+  }
+}
+
+/** Where the response of one request goes (a POST's channel, a WebSocket, a Promise). */
+export interface ResponseSink {
+  /** Called once with the request's JSON-RPC response. */
+  respond(response: JsonRpcResponse): void;
+}
+
+/** Ends a call when its response is in, then hands the response to the transport's sink. */
+class CallEnding implements Completion<JsonRpcResponse> {
+  private settled = false;
+
+  constructor(
+    private readonly layer: McpConnectionLayer,
+    private readonly log: Logger,
+    private readonly session: McpSession,
+    private readonly msg: JsonRpcRequest,
+    private readonly call: InflightCall,
+    private readonly sink: ResponseSink,
+  ) {}
+
+  resolve(response: JsonRpcResponse): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.layer.end(this.session, this.call);
+    this.sink.respond(response);
+  }
+
+  /** An unexpected failure of the dispatcher: logged, answered -32603. */
+  reject(err: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.layer.end(this.session, this.call);
+    this.log.error('unexpected dispatch failure', { error: err, method: this.msg.method });
+    this.sink.respond({ jsonrpc: '2.0', id: this.msg.id, error: { code: -32603, message: 'Internal error' } } as JsonRpcResponse);
   }
 }
 

@@ -8,7 +8,7 @@
  * them.
  */
 import { McpError, type Progress } from '@modelcontextprotocol/sdk/types.js';
-import { invokeTool, type InvokeOptions } from '../../upstreams/invoke.js';
+import { invokeTool, invokeToolTo, type InvokeOptions } from '../../upstreams/invoke.js';
 import type { Subscription } from 'rxjs';
 import { GatewayError, toJsonRpcError } from '../../base/errors.js';
 import {
@@ -22,8 +22,8 @@ import {
 } from '../../codecs/jsonrpc.js';
 import type { Logger } from '../../log/logger.js';
 import type { EventBus } from '../../streams/events.js';
-import type { UpstreamManager } from '../../upstreams/manager.js';
-import { cancelScope, type JsonObject, type Upstream } from '../../upstreams/upstream.js';
+import type { Route, UpstreamManager } from '../../upstreams/manager.js';
+import { cancelScope, type Completion, type JsonObject, type Upstream } from '../../upstreams/upstream.js';
 import { version } from '../../base/version.js';
 import type { InflightCall, McpSession, SessionStore } from './session.js';
 import type { Tracing } from '../../telemetry/tracing.js';
@@ -46,8 +46,11 @@ export interface DispatcherOptions {
   readonly serverRequestTimeoutMs: number;
   /** Called once per request with its method (metrics). */
   readonly onRequest?: (method: string) => void;
-  /** Counts each tool execution against the caller's limit; throws RATE_LIMITED over it. */
-  readonly admitToolExecution?: (auth: RequestAuth | undefined) => Promise<void>;
+  /**
+   * Counts each tool execution against the caller's limit: `undefined` when admitted at once (no
+   * limit to count), else a Promise that rejects with RATE_LIMITED over it.
+   */
+  readonly admitToolExecution?: (auth: RequestAuth | undefined) => Promise<void> | undefined;
   /** OpenTelemetry traces (a span per request, one per upstream call); absent or off: none. */
   readonly tracing?: Tracing;
 }
@@ -145,6 +148,90 @@ export class McpDispatcher implements ToolModeHost {
     });
   }
 
+  /**
+   * {@link handleRequest} with the response going to `done` (the per-call path of the transports):
+   * `tools/call` of a `full`-mode session, untraced, runs as callbacks from the upstream's answer
+   * to `done` (no Promise chain or async frame of its own); other requests take
+   * {@link handleRequest}. `done.resolve` gets the JSON-RPC response (errors included);
+   * `done.reject` only an unexpected failure of the dispatcher itself. Either may be called
+   * before this returns.
+   */
+  handleRequestTo(session: McpSession, msg: JsonRpcRequest, call: InflightCall, done: Completion<JsonRpcResponse>): void {
+    const tracing = this.options.tracing;
+    if (msg.method !== 'tools/call' || session.toolMode !== 'full' || (tracing !== undefined && tracing.enabled)) {
+      this.handleRequest(session, msg, call).then(
+        (response) => done.resolve(response),
+        (err: unknown) => done.reject(err),
+      );
+      return;
+    }
+    this.options.onRequest?.(msg.method);
+    let route: Route;
+    try {
+      route = this.routeToolCall(msg.params, call);
+    } catch (err) {
+      done.resolve(this.errorResponse(msg, err));
+      return;
+    }
+    let admitting: Promise<void> | undefined;
+    try {
+      admitting = this.options.admitToolExecution?.(call.auth);
+    } catch (err) {
+      done.resolve(this.errorResponse(msg, err));
+      return;
+    }
+    if (admitting !== undefined) {
+      admitting.then(
+        () => this.invokeTo(session, msg, call, route, done),
+        (err: unknown) => done.resolve(this.errorResponse(msg, err)),
+      );
+      return;
+    }
+    this.invokeTo(session, msg, call, route, done);
+  }
+
+  /** Starts the upstream call of a routed `tools/call`; its answer goes to a {@link ToolCallReply}. */
+  private invokeTo(session: McpSession, msg: JsonRpcRequest, call: InflightCall, route: Route, done: Completion<JsonRpcResponse>): void {
+    const params = msg.params ?? {};
+    invokeToolTo(this.bus, route, params, this.invokeOptions(session, params, call, route, undefined), new ToolCallReply(this, session, msg, call, done));
+  }
+
+  /**
+   * The answer of `tools/call` once the upstream's result is in: a 2026-07-28 upstream's
+   * `input_required` goes through {@link answerInput} first, as in {@link answer}.
+   */
+  toolCallAnswered(session: McpSession, msg: JsonRpcRequest, call: InflightCall, result: JsonObject, done: Completion<JsonRpcResponse>): void {
+    if (!(isInputRequired(result) && SESSION_ERA.has(session.protocolVersion))) {
+      done.resolve({ jsonrpc: '2.0', id: msg.id, result });
+      return;
+    }
+    this.answerInput(session, msg, call, result, this.methods['tools/call'] as MethodHandler).then(
+      (answered) => done.resolve({ jsonrpc: '2.0', id: msg.id, result: answered }),
+      (err: unknown) => done.resolve(this.errorResponse(msg, err)),
+    );
+  }
+
+  /** The JSON-RPC error response for a request handler's failure (an unexpected one is logged). */
+  errorResponse(msg: JsonRpcRequest, err: unknown): JsonRpcResponse {
+    if (!(err instanceof GatewayError) && !(err instanceof McpError) && err instanceof Error && err.name !== 'UpstreamRpcError') {
+      this.log.error('request handler failed', { method: msg.method, error: err });
+    }
+    return { jsonrpc: '2.0', id: msg.id, error: toJsonRpcError(err) };
+  }
+
+  /**
+   * A 2026-07-28 upstream asked for client input: a session-based client is asked on its session
+   * and the upstream retried with the answers.
+   */
+  private answerInput(session: McpSession, msg: JsonRpcRequest, call: InflightCall, result: JsonObject, handler: MethodHandler): Promise<JsonObject> {
+    return answerForSession(
+      result,
+      session.clientCapabilities,
+      (method, params) => this.relay.askSession(session, call, method, params, undefined),
+      async (inputResponses, requestState) => handler(session, { ...msg.params, inputResponses, ...(requestState !== undefined ? { requestState } : {}) }, call),
+    );
+  }
+
   private async answer(session: McpSession, msg: JsonRpcRequest, call: InflightCall): Promise<JsonRpcResponse> {
     this.options.onRequest?.(msg.method);
     // own properties only: "constructor", "__proto__" and friends are not methods
@@ -156,20 +243,10 @@ export class McpDispatcher implements ToolModeHost {
       let result = await handler(session, msg.params, call);
       // a 2026-07-28 upstream asked for client input: a session-based client is asked on its
       // session and the upstream retried with the answers (a modern client gets the result as is)
-      if (isInputRequired(result) && SESSION_ERA.has(session.protocolVersion)) {
-        result = await answerForSession(
-          result,
-          session.clientCapabilities,
-          (method, params) => this.relay.askSession(session, call, method, params, undefined),
-          async (inputResponses, requestState) => handler(session, { ...msg.params, inputResponses, ...(requestState !== undefined ? { requestState } : {}) }, call),
-        );
-      }
+      if (isInputRequired(result) && SESSION_ERA.has(session.protocolVersion)) result = await this.answerInput(session, msg, call, result, handler);
       return { jsonrpc: '2.0', id: msg.id, result };
     } catch (err) {
-      if (!(err instanceof GatewayError) && !(err instanceof McpError) && err instanceof Error && err.name !== 'UpstreamRpcError') {
-        this.log.error('request handler failed', { method: msg.method, error: err });
-      }
-      return { jsonrpc: '2.0', id: msg.id, error: toJsonRpcError(err) };
+      return this.errorResponse(msg, err);
     }
   }
 
@@ -277,6 +354,16 @@ export class McpDispatcher implements ToolModeHost {
   }
 
   private async callTool(session: McpSession, params: Record<string, unknown> | undefined, call: InflightCall, via?: ToolCallVia): Promise<JsonObject> {
+    const route = this.routeToolCall(params, call);
+    await this.options.admitToolExecution?.(call.auth);
+    return invokeTool(this.bus, route, params ?? {}, this.invokeOptions(session, params ?? {}, call, route, via));
+  }
+
+  /**
+   * The route of a `tools/call`, checked against the caller's filter.
+   * @throws GatewayError INVALID_PARAMS (bad params, unknown tool), TOOL_NOT_ALLOWED.
+   */
+  private routeToolCall(params: Record<string, unknown> | undefined, call: InflightCall): Route {
     const p = decodeParams(Params.toolsCall, params, 'tools/call');
     const route = this.manager.routeTool(p.name);
     if (!route) throw new GatewayError('INVALID_PARAMS', `Unknown tool: ${p.name}`, { tool: p.name });
@@ -284,10 +371,13 @@ export class McpDispatcher implements ToolModeHost {
     if (filter && !filter.allowsTool(route.upstream.name, route.name)) {
       throw new GatewayError('TOOL_NOT_ALLOWED', `Tool ${p.name} is not allowed for this key`, { tool: p.name });
     }
-    const admit = this.options.admitToolExecution;
-    if (admit !== undefined) await admit(call.auth);
+    return route;
+  }
+
+  /** The {@link InvokeOptions} of a routed `tools/call` (sets `call.upstream`). */
+  private invokeOptions(session: McpSession, params: Record<string, unknown>, call: InflightCall, route: Route, via: ToolCallVia | undefined): InvokeOptions {
     call.upstream = route.upstream;
-    const token = p._meta?.['progressToken'];
+    const token = (params['_meta'] as JsonObject | undefined)?.['progressToken'];
     const principal = call.auth?.principal;
     // one options object with only the fields that are set (no temporary objects per call)
     const options: { -readonly [K in keyof InvokeOptions]: InvokeOptions[K] } = {
@@ -305,7 +395,7 @@ export class McpDispatcher implements ToolModeHost {
         session.sendRelated(call, { jsonrpc: '2.0', method: 'notifications/progress', params: { ...progress, progressToken: token } });
       };
     }
-    return invokeTool(this.bus, route, params ?? {}, options);
+    return options;
   }
 
   /**
@@ -401,5 +491,27 @@ export class McpDispatcher implements ToolModeHost {
   /** Sends `notifications/tools/list_changed` to the sessions `filter` picks (their tool access changed). */
   notifyToolsChanged(filter: (s: McpSession) => boolean): void {
     this.relay.broadcast({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' }, filter);
+  }
+}
+
+/**
+ * The upstream outcome of one `tools/call` on the callback path, turned into its JSON-RPC
+ * response (see {@link McpDispatcher.handleRequestTo}).
+ */
+class ToolCallReply implements Completion<JsonObject> {
+  constructor(
+    private readonly dispatcher: McpDispatcher,
+    private readonly session: McpSession,
+    private readonly msg: JsonRpcRequest,
+    private readonly call: InflightCall,
+    private readonly done: Completion<JsonRpcResponse>,
+  ) {}
+
+  resolve(result: JsonObject): void {
+    this.dispatcher.toolCallAnswered(this.session, this.msg, this.call, result, this.done);
+  }
+
+  reject(err: unknown): void {
+    this.done.resolve(this.dispatcher.errorResponse(this.msg, err));
   }
 }

@@ -24,7 +24,7 @@ import { isHostAllowed, isOriginAllowed } from './origin.js';
 import { cancelScope } from '../../upstreams/upstream.js';
 import { MODERN_DEFAULTS, isModernMessage, type ModernOptions } from './modern.js';
 import { ModernHttp } from './modern-http.js';
-import { PostChannel, SSE_HEADERS, once, sseEvent } from './post-channel.js';
+import { NO_HEADERS, PostCall, SSE_HEADERS, once, sseEvent } from './post-channel.js';
 
 export interface McpHttpOptions {
   readonly allowedOrigins: readonly string[];
@@ -149,15 +149,16 @@ export class McpHttpHandler {
     const canSse = h.accept.includes('text/event-stream');
     const sseOnly = canSse && !h.accept.includes('application/json') && !h.accept.includes('*/*');
     return new Observable<HttpEffect>((sub) => {
-      const channel = new PostChannel(sub, canSse, sseOnly, []);
+      const channel = new PostCall(sub, canSse, sseOnly, this.connections, session, NO_HEADERS);
       const call = this.startCall(session, c.msg, channel, input);
       if (call instanceof GatewayError) {
         channel.finish({ jsonrpc: '2.0', id: c.msg.id, error: call.toJsonRpc() });
         return undefined;
       }
-      void this.connections.run(session, c.msg, call).then((response) => channel.finish(response));
-      // client gone (or the response ended): cancel what is still running upstream
-      return () => this.connections.abandon(session, call, 'client disconnected');
+      channel.call = call;
+      this.connections.runTo(session, c.msg, call, channel);
+      // client gone (or the response ended): the channel cancels what is still running upstream
+      return channel;
     });
   }
 

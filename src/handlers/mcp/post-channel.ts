@@ -4,9 +4,11 @@
  * to the request has to go out before its response
  * (https://modelcontextprotocol.io/specification/2025-06-18/basic/transports#sending-messages-to-the-server).
  */
-import { Observable, type Subscriber } from 'rxjs';
+import { Observable, type Subscriber, type Unsubscribable } from 'rxjs';
 import { JSON_HEADERS, type HeaderList, type HttpEffect } from '../../base/http.js';
-import type { OutboundChannel } from './session.js';
+import type { JsonRpcResponse } from '../../codecs/jsonrpc.js';
+import type { McpConnectionLayer, ResponseSink } from './connection.js';
+import type { InflightCall, McpSession, OutboundChannel } from './session.js';
 
 /** Headers of an SSE response (no caching, no proxy buffering). */
 export const SSE_HEADERS: HeaderList = [
@@ -19,6 +21,9 @@ export const SSE_HEADERS: HeaderList = [
 export function sseEvent(message: object): string {
   return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
 }
+
+/** No extra reply headers. */
+export const NO_HEADERS: HeaderList = Object.freeze([]);
 
 /** A one-shot Observable of a single reply. */
 export function once(effect: HttpEffect): Observable<HttpEffect> {
@@ -44,7 +49,7 @@ export class PostChannel implements OutboundChannel {
     private readonly sub: Subscriber<HttpEffect>,
     private readonly canSse: boolean,
     private readonly sseOnly = false,
-    private readonly headers: HeaderList = [],
+    private readonly headers: HeaderList = NO_HEADERS,
   ) {}
 
   send(message: object): boolean {
@@ -71,5 +76,34 @@ export class PostChannel implements OutboundChannel {
     }
     this.done = true;
     this.sub.complete();
+  }
+}
+
+/**
+ * The channel of one POST's call, also where its response goes ({@link McpConnectionLayer.runTo})
+ * and its subscription's teardown: one object per call, no closures. Set {@link call} once the
+ * call is registered.
+ */
+export class PostCall extends PostChannel implements ResponseSink, Unsubscribable {
+  call: InflightCall | undefined;
+
+  constructor(
+    sub: Subscriber<HttpEffect>,
+    canSse: boolean,
+    sseOnly: boolean,
+    private readonly connections: McpConnectionLayer,
+    private readonly session: McpSession,
+    headers: HeaderList,
+  ) {
+    super(sub, canSse, sseOnly, headers);
+  }
+
+  respond(response: JsonRpcResponse): void {
+    this.finish(response);
+  }
+
+  /** Client gone (or the response ended): cancels the call upstream if it still runs. */
+  unsubscribe(): void {
+    if (this.call !== undefined) this.connections.abandon(this.session, this.call, 'client disconnected');
   }
 }

@@ -27,7 +27,7 @@ import type { Logger } from '../../log/logger.js';
 import { ANONYMOUS } from '../../base/principal.js';
 import { McpConnectionLayer } from './connection.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type McpDispatcher } from './dispatch.js';
-import { PostChannel } from './post-channel.js';
+import { PostCall } from './post-channel.js';
 import type { McpSession, SessionStore } from './session.js';
 
 /** The methods a worker may send as calls (everything else, `initialize` included, is carried). */
@@ -260,15 +260,16 @@ export class WorkerCallHandler {
       d.endRequest();
     };
     const sub: Subscription = new Observable<HttpEffect>((s) => {
-      const channel = new PostChannel(s, m.canSse, m.sseOnly, decision.headers);
+      const channel = new PostCall(s, m.canSse, m.sseOnly, connections, session, decision.headers);
       const call = connections.begin(session, msg, channel, auth, tp !== '' ? { traceparent: tp, tracestate: m.tracestate } : undefined);
       if (call instanceof GatewayError) {
         channel.finish({ jsonrpc: '2.0', id: msg.id, error: call.toJsonRpc() });
         return undefined;
       }
-      void connections.run(session, msg, call).then((response) => channel.finish(response));
-      // client gone (or the response ended): cancel what is still running upstream
-      return () => connections.abandon(session, call, 'client disconnected');
+      channel.call = call;
+      connections.runTo(session, msg, call, channel);
+      // client gone (or the response ended): the channel cancels what is still running upstream
+      return channel;
     }).subscribe({
       next: (effect) => this.#answer(sink, started, effect),
       error: (err: unknown) => {

@@ -17,6 +17,7 @@
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type CallToolResult, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { POST_MESSAGE } from '../upstream-types.js';
 
 type Json = Record<string, unknown>;
 type RequestId = string | number;
@@ -334,6 +335,13 @@ class LeanTransport implements Transport {
     if (!this.#open) return Promise.reject(new Error('Not connected'));
     this.server.receive(message as unknown as Json);
     return RESOLVED;
+  }
+
+  /** {@link send} without a Promise (the gateway's `PostingTransport`). @throws Error when closed. */
+  [POST_MESSAGE](message: JSONRPCMessage): Promise<void> | undefined {
+    if (!this.#open) throw new Error('Not connected');
+    this.server.receive(message as unknown as Json);
+    return undefined;
   }
 
   close(): Promise<void> {
