@@ -206,7 +206,12 @@ describe('/ws rate limits on a worker thread', () => {
       // tools/list results name the tools: only whether each answer is a result or which error matters here
       return p.received.map((r) => (r.kind === 'text' ? { kind: r.kind, id: idOf(r), error: (r.value as Json)['error'] ?? null } : { kind: r.kind, type: r.type, id: r.requestId, error: r.type === McpwType.Error ? r.payload : null }));
     };
-    const [onWorker, onMain] = await Promise.all([limited(true).then(run), limited(false).then(run)]);
+    // which message is refused must match; the order answers arrive in may not (a ping is answered
+    // at once, a tools/list a turn later, and the worker hands frames over one message each)
+    const byId = (a: { kind: string; id: unknown }, b: { kind: string; id: unknown }): number => `${a.kind}:${String(a.id)}`.localeCompare(`${b.kind}:${String(b.id)}`);
+    const [worker, main] = await Promise.all([limited(true).then(run), limited(false).then(run)]);
+    const onWorker = worker.sort(byId);
+    const onMain = main.sort(byId);
     expect(onWorker).toEqual(onMain);
     // the limit was reached: some answers are refusals
     expect(onWorker.filter((r) => r.error !== null).length).toBeGreaterThan(0);

@@ -309,6 +309,8 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
     }
   }
 
+  /** Longest wait for `/ws` peers to answer the close frame when the thread ends, ms (then closed forcibly). */
+  const WS_END_WAIT_MS = 1_000;
   /**
    * Closes every socket of this thread and lets it end. A thread that ends (or is terminated)
    * while uWS still holds a socket aborts the whole process (`uv_loop_close() while having open
@@ -324,7 +326,24 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
     for (const p of pending.values()) if (!p.aborted && !p.ended) p.res.close();
     pending.clear();
     outbox.flush();
-    port.close();
+    // `end` only starts the closing handshake: uWS frees a socket when its close handler has run.
+    // Wait for that (a peer that does not answer within WS_END_WAIT_MS is closed forcibly), close
+    // what else the app holds, then one more turn for the handles' close callbacks, then let the
+    // thread end.
+    const deadline = Date.now() + WS_END_WAIT_MS;
+    const release = (): void => {
+      if (sockets.size > 0 && Date.now() < deadline) {
+        setTimeout(release, 5);
+        return;
+      }
+      for (const ws of [...sockets.values()]) ws.close();
+      // idle keep-alive HTTP connections are not ours to list: uWS's `App.close()` (in the native
+      // module, missing from its typings) closes every socket of the app; a thread ending with one
+      // still open would abort the process
+      (app as unknown as { close(): void }).close();
+      setImmediate(() => port.close());
+    };
+    release();
   };
   process.on('uncaughtException', (err) => {
     post({ t: 'failed', error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
