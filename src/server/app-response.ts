@@ -63,6 +63,8 @@ export interface Exchange {
   cancel: { cancel(): void } | undefined;
   /** Headers the access decision adds to every reply (`X-RateLimit-*`). */
   extraHeaders: HeaderList;
+  /** Its place in the server's list of open exchanges (`SlotList`), -1 when not in it. */
+  slot: number;
 }
 
 /** Writes the handler's headers, then the access decision's, then CORS headers when `origin` is not `''`. */

@@ -19,6 +19,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, WebSock
 import { describePortHolder } from './port-holder.js';
 import { jsonReply, type HttpEffect } from '../base/http.js';
 import { GatewayError } from '../base/errors.js';
+import { SlotList } from '../base/registry.js';
 import type { Logger } from '../log/logger.js';
 import type { UwsModule } from './uws.js';
 import { attachWebSocket, type WsAccess } from './ws.js';
@@ -60,7 +61,8 @@ export class GatewayServer {
   private readonly posts: RouteGroupAdmission;
   /** Management and REST requests (`/api/*`, `/v1/*`): the "api" route group. */
   private readonly api: RouteGroupAdmission;
-  private readonly open = new Set<Exchange>();
+  /** Exchanges started and not finished (a slot list, not a Set: see base/registry.ts). */
+  private readonly open = new SlotList<Exchange>();
   /** Requests (other than GET/OPTIONS) accepted and not yet answered. */
   activeRequests = 0;
   /** Called when {@link activeRequests} drops to 0 (see {@link whenIdle}). */
@@ -384,10 +386,11 @@ export class GatewayServer {
       backlogBytes: 0,
       cancel: undefined,
       extraHeaders: [],
+      slot: -1,
     };
     res.onAborted(() => {
       ex.aborted = true;
-      this.open.delete(ex);
+      this.#forget(ex);
       ex.cancel?.cancel();
     });
     // The access decision is taken from the headers while the body is read; a refusal known at
@@ -480,7 +483,7 @@ export class GatewayServer {
     }
     const counts = ex.input.method !== 'GET' && ex.input.method !== 'OPTIONS';
     if (counts) this.activeRequests++;
-    this.open.add(ex);
+    if (ex.slot < 0) ex.slot = this.open.add(ex);
     const sink = new ExchangeSink(this, ex, done, counts);
     ex.cancel = sink;
     try {
@@ -496,7 +499,13 @@ export class GatewayServer {
   /** An exchange's handler is done (or cancelled): frees what {@link run} took. */
   exchangeDone(ex: Exchange, counts: boolean): void {
     if (counts && --this.activeRequests === 0) for (const wake of this.#idleWaiters) wake();
-    this.open.delete(ex);
+    this.#forget(ex);
+  }
+
+  /** Takes `ex` out of the open list (once; later calls do nothing). */
+  #forget(ex: Exchange): void {
+    if (ex.slot >= 0) this.open.remove(ex.slot, ex);
+    ex.slot = -1;
   }
 
   /** Carries out one effect on the response; a no-op after abort or end. */

@@ -18,6 +18,7 @@ import type { ConcurrencyLimiter } from './limiter.js';
 import { cancelledError, overloadedError } from './upstream-errors.js';
 import { serializable } from './upstream-failure.js';
 import { POST_MESSAGE, canPost, type CancelHook, type Completion, type JsonObject, type RequestOptions } from './upstream-types.js';
+import { RegistryMap } from '../base/registry.js';
 
 /** A request of ours awaiting the upstream's response. */
 interface PendingRequest {
@@ -71,7 +72,8 @@ export class RequestTable {
    * Requests in flight, by id. Their ids (`t1`, `t2`, ...) never collide with the SDK Client's
    * numeric ids; their responses and progress are taken off the transport before the SDK sees them.
    */
-  private readonly pending = new Map<string, PendingRequest>();
+  /** Requests in flight (a RegistryMap, not a Map: see base/registry.ts). */
+  private readonly pending = new RegistryMap<string, PendingRequest>();
   private nextRequestId = 0;
   private sweepTimer: NodeJS.Timeout | undefined;
   /** Calls sent and not yet answered. */

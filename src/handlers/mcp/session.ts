@@ -13,6 +13,7 @@ import type { TraceScope } from '../../telemetry/tracing.js';
 import type { RequestAuth } from '../../base/access.js';
 import type { ToolMode } from '../../base/principal.js';
 import type { SessionSealer } from './sealed-session.js';
+import { RegistryMap } from '../../base/registry.js';
 
 /** Somewhere a JSON-RPC message can be sent to the downstream client. */
 export interface OutboundChannel {
@@ -84,8 +85,9 @@ export class McpSession {
   initialized = false;
   logLevel: McpLogLevel | undefined;
   standalone: OutboundChannel | undefined;
-  readonly calls = new Map<JsonRpcId, InflightCall>();
-  readonly pending = new Map<JsonRpcId, PendingServerRequest>();
+  /** Calls in flight (a RegistryMap, not a Map: see base/registry.ts). */
+  readonly calls = new RegistryMap<JsonRpcId, InflightCall>();
+  readonly pending = new RegistryMap<JsonRpcId, PendingServerRequest>();
   readonly subscriptions = new Set<string>();
   closed = false;
   /** The principal id that opened the session; other callers may not use it. */

@@ -18,6 +18,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS, type CallToolResult, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { POST_MESSAGE } from '../upstream-types.js';
+import { RegistryMap } from '../../base/registry.js';
 
 type Json = Record<string, unknown>;
 type RequestId = string | number;
@@ -121,7 +122,8 @@ export class LeanMcpServer {
   readonly #tools = new Map<string, CompiledTool>();
   readonly #resources = new Map<string, LeanResource>();
   readonly #prompts = new Map<string, LeanPrompt>();
-  readonly #calls = new Map<RequestId, Call>();
+  /** Calls in flight (a RegistryMap, not a Map: see base/registry.ts). */
+  readonly #calls = new RegistryMap<RequestId, Call>();
   readonly #ajv = new Ajv({ allErrors: false, strict: false });
   #toolList: Json[] | undefined;
   #transport: LeanTransport | undefined;
