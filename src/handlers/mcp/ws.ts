@@ -399,9 +399,12 @@ export class McpWsEndpoint implements WsEndpoint {
       return;
     }
     s.inFlight++;
-    void this.layer.run(session, msg, call).then((response) => {
-      s.inFlight--;
-      this.reply(s, response, replyTo);
+    // the callback path (no Promise per call); the reply may come before runTo returns
+    this.layer.runTo(session, msg, call, {
+      respond: (response) => {
+        s.inFlight--;
+        this.reply(s, response, replyTo);
+      },
     });
   }
 
