@@ -165,6 +165,20 @@ export class EventBus {
     return new Promise<GatewayEvent>((resolve) => this.emit(body, () => resolve(event)));
   }
 
+  /**
+   * {@link publishRecorded} without a Promise, for the per-call path: `settled` runs once the
+   * recorder has stored the event or failed to (it is told nothing either way: the recorder reports
+   * failures), or in a microtask when there is no recorder. Returns the event.
+   */
+  publishRecordedThen(body: GatewayEventBody, settled: () => void): GatewayEvent {
+    if (this.recorder === undefined) {
+      const event = this.emit(body, ignoreOutcome);
+      queueMicrotask(settled);
+      return event;
+    }
+    return this.emit(body, settled);
+  }
+
   /** Stamps `body`, hands it to the recorder (its outcome to `settled`), then to the subscribers. */
   private emit(body: GatewayEventBody, settled: (error?: unknown) => void): GatewayEvent {
     const now = Date.now();

@@ -122,7 +122,7 @@ class ToolInvocation implements Completion<JsonObject> {
       result,
     };
     const done = this.done;
-    this.bus.publishRecorded(withCaller(event, this.options, this.span?.span.spanContext().traceId)).then(() => done.resolve(result), () => done.resolve(result));
+    this.bus.publishRecordedThen(withCaller(event, this.options, this.span?.span.spanContext().traceId), () => done.resolve(result));
   }
 
   reject(err: unknown): void {
@@ -139,7 +139,7 @@ class ToolInvocation implements Completion<JsonObject> {
       error: err instanceof Error ? err.message : String(err),
     };
     const done = this.done;
-    this.bus.publishRecorded(withCaller(event, this.options, this.span?.span.spanContext().traceId)).then(() => done.reject(err), () => done.reject(err));
+    this.bus.publishRecordedThen(withCaller(event, this.options, this.span?.span.spanContext().traceId), () => done.reject(err));
   }
 }
 
