@@ -104,8 +104,10 @@ describe('SlotList', () => {
 
 /** Mean bytes promoted per scavenge of `registry-churn.ts <mode>` (V8's --trace-gc-nvp). */
 function promotedPerScavenge(mode: string): number {
-  const r = spawnSync(process.execPath, ['--trace-gc-nvp', '--max-semi-space-size=4', '--import', 'tsx', CHURN, mode, '1000'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
-  expect(r.status, r.stderr).toBe(0);
+  // V8's trace is ≈ 1.5 KB per scavenge, over a thousand of them: past spawnSync's 1 MiB default
+  // output limit, which kills the child
+  const r = spawnSync(process.execPath, ['--trace-gc-nvp', '--max-semi-space-size=4', '--import', 'tsx', CHURN, mode, '1000'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000, maxBuffer: 256 * 1024 * 1024 });
+  expect(r.status, `signal ${String(r.signal)} error ${String(r.error)} ${r.stderr}`).toBe(0);
   expect(r.stdout).toMatch(/done \d+/);
   const promoted = [...r.stdout.matchAll(/gc=s .*?promoted=(\d+)/g)].map((m) => Number(m[1]));
   expect(promoted.length, `scavenges of ${mode}`).toBeGreaterThan(10);
