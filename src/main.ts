@@ -5,6 +5,8 @@
  * kills the upstreams and exits 1 at once. Exits 1 with a clear message when uWS' native binary
  * did not load, the config is invalid, or the port cannot be bound (naming the process holding it).
  */
+// first: V8 settings that must be in place before the gateway's code runs
+import './base/v8-tuning.js';
 import { loadNativeUws, UwsNativeError } from './server/uws.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import { createLogger } from './log/logger.js';
