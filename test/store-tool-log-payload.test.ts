@@ -287,8 +287,8 @@ describe('tool-log payloads: records of the previous layout', () => {
     const { store } = await openTemp({ options: { batch: { windowMs: 2 } }, log: silent });
     const fresh = await store.toolLog.append({ client: 'alpha', tool: 'echo', arguments: { now: true }, result: { ok: 1 }, status: 'success', latency_ms: 1, cost_usd: 0, surface: 'mcp', timestamp: '2026-03-01T00:00:00.000Z' });
     const raw = store.db.sublevel<string, Uint8Array>('toollog', { keyEncoding: 'utf8', valueEncoding: 'view' }) as ToolLogRecords;
-    const payloads = openSublevel<Uint8Array>(store.db, 'toollog_payload');
-    const rawPayloads = store.db.sublevel<string, Uint8Array>('toollog_payload', { keyEncoding: 'utf8', valueEncoding: 'view' });
+    const payloads = openSublevel<Uint8Array>(store.payloadDb, 'toollog_payload');
+    const rawPayloads = store.payloadDb.sublevel<string, Uint8Array>('toollog_payload', { keyEncoding: 'utf8', valueEncoding: 'view' });
     const inline = jsonLayoutRecord(old);
     const external = jsonLayoutRecord({ ...old, id: 'old-ext', timestamp: '2026-02-28T00:00:01.000Z' }, true);
     await raw.put(`${String(Date.parse(old.timestamp)).padStart(15, '0')}-old0`, inline.record);

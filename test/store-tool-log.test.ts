@@ -128,7 +128,7 @@ describe('ToolLogRepository: append and round trip', () => {
     const raw = rawRecords(store);
     const [[key, value]] = (await raw.iterator().all()) as [[string, Uint8Array]];
     expect(await openSublevel<unknown>(store.db, 'toollog_sum').keys().all()).toEqual([]);
-    expect(await openSublevel<unknown>(store.db, 'toollog_payload').keys().all()).toEqual([]);
+    expect(await openSublevel<unknown>(store.payloadDb, 'toollog_payload').keys().all()).toEqual([]);
     expect(value[0]).toBe(RECORD_TAG);
     expect(summaryOf(value)).toEqual(['alpha', 'echo', 1, 10, 0.01, 'vk1', 'mcp']);
     // after the two framed head arrays: the arguments and the result, one MessagePack value each
@@ -144,7 +144,7 @@ describe('ToolLogRepository: append and round trip', () => {
     const store = await freshStore();
     const small = await store.toolLog.append({ ...input(0), arguments: { s: 'x'.repeat(100) } });
     const big = await store.toolLog.append({ ...input(2), arguments: { s: 'y'.repeat(INLINE_PAYLOAD_BYTES) } });
-    const payloads = store.db.sublevel<string, Uint8Array>('toollog_payload', { keyEncoding: 'utf8', valueEncoding: 'view' });
+    const payloads = store.payloadDb.sublevel<string, Uint8Array>('toollog_payload', { keyEncoding: 'utf8', valueEncoding: 'view' });
     expect(await payloads.keys().all()).toEqual([big.id]);
     const [bigRecord] = await rawRecords(store).getMany([big.id]);
     expect((bigRecord as Uint8Array).length).toBeLessThan(200);

@@ -104,21 +104,52 @@ export type BatchCommit<Op> = (ops: readonly Op[]) => ObservableInput<unknown>;
  * more CPU per op than the chained form. (With the array form, even passing `{ sync: false }`
  * cost ≈ 10 µs per op: abstract-level copies a batch's options into every op.)
  *
- * Rejects with what LevelDB rejects with; an op abstract-level refuses (e.g. a value that is not
- * bytes) rejects the whole batch and nothing is written.
+ * Ops on sublevels of a second root database (the tool log's payloads, see `tool-log.ts`) are
+ * written with a batch of their own on that database, at the same time; the promise settles when
+ * both have. Each batch is atomic, the pair is not: a crash between the two writes can keep one
+ * without the other (the tool log reads a record whose payload value is missing as cut to nothing).
+ *
+ * Rejects with what LevelDB rejects with (the first batch's error when both fail); an op
+ * abstract-level refuses (e.g. a value that is not bytes) rejects the whole batch and nothing is
+ * written; `RangeError` for ops addressing more than two databases.
  */
 export async function commitOps(db: RootDb, ops: readonly BatchOp[], sync = false): Promise<void> {
   const batch = db.batch();
+  // ops on a sublevel of another root database (the tool log's payload database) go to a batch of
+  // their own on that database, written alongside
+  let other: { readonly db: RootDb; readonly batch: typeof batch } | undefined;
   try {
     for (const op of ops) {
-      if (op.type === 'put') batch.put(op.rootKey, op.value);
-      else batch.del(op.rootKey);
+      const root = op.sublevel.db;
+      let target = batch;
+      if (root !== db) {
+        if (other === undefined) other = { db: root, batch: root.batch() };
+        else if (other.db !== root) throw new RangeError('commitOps: the ops address more than two databases');
+        target = other.batch;
+      }
+      if (op.type === 'put') target.put(op.rootKey, op.value);
+      else target.del(op.rootKey);
     }
   } catch (err) {
-    await batch.close();
+    await Promise.all([batch.close(), other?.batch.close()]);
     throw err;
   }
-  await (sync ? batch.write({ sync: true }) : batch.write());
+  if (other === undefined) {
+    await (sync ? batch.write({ sync: true }) : batch.write());
+    return;
+  }
+  if (batch.length === 0) {
+    await batch.close();
+    await (sync ? other.batch.write({ sync: true }) : other.batch.write());
+    return;
+  }
+  // both settle before this does, so a caller told of a failure knows nothing is still in flight
+  const [a, b] = await Promise.allSettled([
+    sync ? batch.write({ sync: true }) : batch.write(),
+    sync ? other.batch.write({ sync: true }) : other.batch.write(),
+  ] as const);
+  if (a.status === 'rejected') throw a.reason;
+  if (b.status === 'rejected') throw b.reason;
 }
 
 /** A {@link BatchCommit} writing to classic-level with one `db.batch()` (fsync when `sync`). */

@@ -5,7 +5,7 @@
  * after each, so a crash mid-way resumes at the first migration not yet recorded.
  */
 import type { Logger } from '../log/logger.js';
-import { commitOps, delOp } from './batcher.js';
+import { commitOps, delOp, putBytesOp, type BatchOp } from './batcher.js';
 import { openSublevel, type RootDb, type Sublevel } from './db.js';
 
 /** Meta key of the schema version (a positive integer). */
@@ -14,6 +14,8 @@ export const SCHEMA_VERSION_KEY = 'schema_version';
 /** What a migration may touch: the root database (for atomic multi-sublevel batches) and sublevels. */
 export interface MigrationContext {
   readonly db: RootDb;
+  /** The tool log's payload database (`DATA_DIR/db_payloads`, schema version 5 on). */
+  readonly payloadDb: RootDb;
   readonly meta: Sublevel<unknown>;
   readonly log: Logger;
   sublevel<V>(name: string): Sublevel<V>;
@@ -64,6 +66,28 @@ export const MIGRATIONS: readonly Migration[] = [
     // nothing to rewrite: the version tells an older Tributary, which would misread layout 3
     // records as entries of the layout before records, to refuse this data
     up: async () => {},
+  },
+  {
+    version: 5,
+    description: 'tool log: payloads over 1 KiB move from the toollog_payload sublevel to a database of their own (DATA_DIR/db_payloads)',
+    up: async ({ db, payloadDb }) => {
+      // copy (fsync'd, so the copy is on disk before an original goes), then delete the originals,
+      // in chunks that hold the loop well under 1 ms each; a crash mid-way repeats the copy of the
+      // chunk it was in (puts of the same bytes under the same keys)
+      const from = db.sublevel<string, Uint8Array>('toollog_payload', { keyEncoding: 'utf8', valueEncoding: 'view' });
+      const to = payloadDb.sublevel<string, Uint8Array>('toollog_payload', { keyEncoding: 'utf8', valueEncoding: 'view' });
+      for (;;) {
+        const pairs = await from.iterator({ limit: 128 }).all();
+        if (pairs.length === 0) break;
+        const ops: BatchOp[] = [];
+        for (const [key, value] of pairs) ops.push(putBytesOp(to, key, value));
+        await commitOps(payloadDb, ops, true);
+        await commitOps(
+          db,
+          pairs.map(([key]) => delOp(from, key)),
+        );
+      }
+    },
   },
 ];
 

@@ -1,6 +1,9 @@
 /**
  * `openStore`: opens the LevelDB store at `<dataDir>/db` (one sublevel per
  * entity, msgpackr values, batched writes), checks the schema version and runs migrations.
+ * The tool log's large payloads live in a second LevelDB database beside it, `<dataDir>/db_payloads`,
+ * so each database appends to one time-ordered key range (see {@link DEFAULT_LEVELDB_OPTIONS} and
+ * `tool-log.ts`). The same checks apply to it; the store's own LOCK guards both.
  *
  * Never destroys, repairs or rewrites data on its own: a locked, corrupt or too-new data
  * directory makes `openStore` reject with a {@link StoreError}, having written nothing itself.
@@ -60,15 +63,17 @@ export interface LevelDbOptions {
 }
 
 /**
- * Tributary's defaults: a 32 MiB memtable and 8 MiB table files. The tool log writes two
- * time-ordered key ranges at once (records, and payloads over 1 KiB under their own sublevel), so
- * every level-0 table overlaps the tables below it and LevelDB must merge instead of moving files
+ * Tributary's defaults, for each of the two databases (the store and the tool log's payloads): a
+ * 32 MiB memtable and 8 MiB table files. When the tool log wrote two time-ordered key ranges into
+ * one database (records, and payloads over 1 KiB under their own sublevel), every level-0 table
+ * overlapped the tables below it and LevelDB had to merge instead of moving files
  * (https://github.com/google/leveldb/blob/main/doc/impl.md#compactions); with LevelDB's 4 MiB
  * memtable that rewriting was the largest single cost of a 4 KiB tool call (its compaction thread
- * ≈ 50 µs per call). Eight times fewer, larger level-0 tables cut it: gateway CPU per 4 KiB
- * `/mcp` echo 244–276 → 128–180 µs, small calls unchanged or lower (README "Storage").
- * Costs: up to two memtables (64 MiB) of memory, and up to 32 MiB of write-ahead log replayed
- * at start-up after a crash.
+ * ≈ 50 µs per call), and eight times fewer, larger level-0 tables cut it: gateway CPU per 4 KiB
+ * `/mcp` echo 244–276 → 128–180 µs, small calls unchanged or lower (README "Storage"). The
+ * payloads now have a database of their own (schema version 5), so both append to one range.
+ * Costs: up to two memtables per database (128 MiB) of memory, and up to 32 MiB of write-ahead
+ * log per database replayed at start-up after a crash.
  */
 export const DEFAULT_LEVELDB_OPTIONS: Required<LevelDbOptions> = { writeBufferSize: 32 * 1024 * 1024, maxFileSize: 8 * 1024 * 1024 };
 
@@ -79,6 +84,12 @@ export interface Store {
   readonly schemaVersion: number;
   /** The root database; for migrations and atomic multi-sublevel batches. Stream writes go through `writer`. */
   readonly db: RootDb;
+  /**
+   * The tool log's payload database at `<realpath(dataDir)>/db_payloads` (sublevel `toollog_payload`: payloads
+   * over 1 KiB). Ops on it may share a `commitOps` / writer unit with ops on {@link db}: they are
+   * written as a second batch at the same time.
+   */
+  readonly payloadDb: RootDb;
   /** Key/value metadata (schema version, seeded client names, ...), msgpackr values. */
   readonly meta: Sublevel<unknown>;
   readonly clients: ClientRepository;
@@ -97,6 +108,9 @@ export interface Store {
    */
   close(): Promise<void>;
 }
+
+/** The payload database's directory in the data dir, beside the store's `db`. */
+export const PAYLOAD_DB_DIR = 'db_payloads';
 
 /** LevelDB directories open through `openStore` in this process. */
 const openLocations = new Set<string>();
@@ -155,9 +169,9 @@ export async function openStore(dataDir: string, log: Logger, options: OpenStore
     openLocations.delete(location);
     throw storeErrorFromLevel(err, location);
   }
-
+  let payloadDb: RootDb | undefined;
   const fail = async (error: StoreError): Promise<never> => {
-    await db.close().catch(() => undefined);
+    await Promise.all([db.close().catch(() => undefined), payloadDb?.close().catch(() => undefined)]);
     openLocations.delete(location);
     throw error;
   };
@@ -190,8 +204,19 @@ export async function openStore(dataDir: string, log: Logger, options: OpenStore
       ),
     );
   }
+  // the payload database opens once the data is known to be ours (so a refusal creates nothing);
+  // the store's LOCK guards both
+  const payloadLocation = path.join(path.dirname(location), PAYLOAD_DB_DIR);
+  try {
+    await preflight(payloadLocation);
+    payloadDb = new Level<string, Uint8Array>(payloadLocation, { keyEncoding: 'utf8', valueEncoding: 'view' });
+    await payloadDb.open({ ...DEFAULT_LEVELDB_OPTIONS, ...options.leveldb });
+  } catch (err) {
+    return fail(err instanceof StoreError ? err : storeErrorFromLevel(err, payloadLocation));
+  }
+  const payloads: RootDb = payloadDb;
   const migratedFrom = version < current ? version : undefined;
-  const ctx: MigrationContext = { db, meta, log: slog, sublevel };
+  const ctx: MigrationContext = { db, payloadDb: payloads, meta, log: slog, sublevel };
   for (const migration of pendingMigrations(migrations, version)) {
     slog.info('store migration', { from: version, to: migration.version, description: migration.description });
     try {
@@ -216,7 +241,7 @@ export async function openStore(dataDir: string, log: Logger, options: OpenStore
   const toolLog = new ToolLogRepository(
     db,
     db.sublevel<string, Uint8Array>('toollog', { keyEncoding: 'utf8', valueEncoding: 'view' }) as ToolLogRecords,
-    db.sublevel<string, Uint8Array>('toollog_payload', { keyEncoding: 'utf8', valueEncoding: 'view' }) as ToolLogRecords,
+    payloads.sublevel<string, Uint8Array>('toollog_payload', { keyEncoding: 'utf8', valueEncoding: 'view' }) as ToolLogRecords,
     writer,
     slog.child({ entity: 'toollog' }),
     options.toolLog,
@@ -235,7 +260,7 @@ export async function openStore(dataDir: string, log: Logger, options: OpenStore
         await toolLog.close();
         await writer.close();
       } finally {
-        await db.close();
+        await Promise.all([db.close(), payloads.close()]);
         openLocations.delete(location);
         slog.info('store closed', { location });
       }
@@ -243,7 +268,7 @@ export async function openStore(dataDir: string, log: Logger, options: OpenStore
     return closing;
   };
 
-  return { location, schemaVersion: version, db, meta, clients, toolLog, writer, sublevel, close };
+  return { location, schemaVersion: version, db, payloadDb: payloads, meta, clients, toolLog, writer, sublevel, close };
 }
 
 /** Refuses, without touching anything, directories LevelDB would mishandle. */

@@ -29,7 +29,8 @@
  *               cut prefix, UTF-8)
  * ```
  * With external 1 the record ends after the details, and the `toollog_payload` value under the
- * same key holds the payloads as above (A bytes of arguments, then the result).
+ * same key holds the payloads as above (A bytes of arguments, then the result); schema version 5
+ * on, `toollog_payload` is in the store's second database (see `tool-log.ts`).
  *
  * A scan decodes only the summary ({@link ToolLogSummary}); the details and the payload bytes are
  * read from LevelDB with the value but not decoded. The payloads are the MessagePack the cap
@@ -205,10 +206,38 @@ export function summaryOf(view: Uint8Array): ToolLogSummary {
 }
 
 /**
+ * The entry of a record whose payload value is missing (see {@link storedFieldsOf}): both payloads
+ * cut to nothing (`''`, flagged truncated).
+ */
+function withoutPayloads(id: string, timestamp: string, summary: unknown[], error: string | null, traceId: string | null): LegacyStoredEntry {
+  const [client, tool, ok, latency, cost, vk, surface] = summary as [string, string, number, number, number, string | null, string];
+  const entry: LegacyStoredEntry = {
+    id,
+    client,
+    tool,
+    arguments: '',
+    arguments_truncated: true,
+    result: '',
+    result_truncated: true,
+    status: ok === 1 ? 'success' : 'error',
+    latency_ms: latency,
+    cost_usd: cost,
+    surface,
+    timestamp,
+  };
+  if (error !== null) entry.error = error;
+  if (vk !== null) entry.virtual_key = vk;
+  if (traceId !== null) entry.trace_id = traceId;
+  return entry;
+}
+
+/**
  * The entry a stored value holds, any layout, with payloads as values, or as the JSON text they
  * are stored as in layout 0x02 records and `payload_json` entries (`payloadJson` tells which).
- * `payload`: the `toollog_payload` value of a record with external payloads.
- * Throws an `Error` for a malformed value, or an external record without `payload`.
+ * `payload`: the `toollog_payload` value of a record with external payloads; without it (the
+ * value is missing: a crash between the record's write and its payload's, or retention deleting
+ * both between two reads) both payloads read as cut to nothing: `''`, flagged truncated.
+ * Throws an `Error` for a malformed value.
  */
 export function storedFieldsOf(view: Uint8Array, payload?: Uint8Array): { entry: LegacyStoredEntry; payloadJson: boolean } {
   if (!isRecord(view)) {
@@ -232,7 +261,7 @@ export function storedFieldsOf(view: Uint8Array, payload?: Uint8Array): { entry:
   let texts = buf;
   let at = end;
   if (external === 1) {
-    if (payload === undefined) throw new Error('tool-log record: its payload value is missing');
+    if (payload === undefined) return { entry: withoutPayloads(id, timestamp, summary.items, error, traceId), payloadJson: false };
     texts = buffer(payload);
     at = 0;
   }

@@ -8,6 +8,14 @@
  * (capped at `maxPayloadBytes` each, 16 KiB by default, see `cap-payload.ts`; the bytes the cap
  * measured, so a payload is serialised once per call, and JSON text only when it is cut). One put per entry; payloads of more than 1 KiB together go to a
  * second value under the same key in `toollog_payload`, so a scan reads ≤ ~1 KiB per entry.
+ * (Schema version 5 on, `toollog_payload` is a sublevel of a second LevelDB database, the store's
+ * payload database: each database then appends to ONE time-ordered key range, so LevelDB moves
+ * its level-0 tables down instead of merging them with the levels below — with both ranges in one
+ * database every level-0 table spanned the other range's older tables and compactions rewrote
+ * them, https://github.com/google/leveldb/blob/main/doc/impl.md#compactions. The record and its
+ * payload are written as two batches at once, see `commitOps`; a record whose payload value is
+ * missing — a crash between the two writes, before the call was answered — reads with both
+ * payloads cut to nothing, and retention deletes payloads left without their record.)
  * (Until schema version 2 a separate summary was
  * written under the same key in `toollog_sum`: two puts per entry; migration 2 deletes those, and
  * entries of that layout still read.)
@@ -28,7 +36,6 @@
  * Time keys are stamped with the entry's `timestamp`, so keys sort by time and the oldest entries
  * are the lowest keys (what retention deletes first).
  */
-import type { AbstractSnapshot } from 'abstract-level';
 import type { Logger } from '../log/logger.js';
 import { BatchWriter, commitOps, delOp, putBytesOp, type BatchOp } from './batcher.js';
 import { DEFAULT_PAYLOAD_CAP_BYTES, capPayloadPacked, unpackPayload, type PackedPayload } from './cap-payload.js';
@@ -236,10 +243,12 @@ export class ToolLogRepository {
 
   /**
    * Reads where the log ends, so the records of tool events continue in key order after a
-   * restart (see {@link eventEntryOps}). Call once, before the first `eventEntryOps`.
+   * restart (see {@link eventEntryOps}), and deletes payloads left without their record by a
+   * crash. Call once, before the first write.
    */
-  init(): Promise<void> {
-    return this.#events.init();
+  async init(): Promise<void> {
+    await this.#deleteOrphanPayloads();
+    await this.#events.init();
   }
 
   /**
@@ -274,19 +283,20 @@ export class ToolLogRepository {
     return payload === undefined ? [op] : [op, putBytesOp(this.#payloads, key, payload)];
   }
 
-  /** The entries of `pairs` (key, stored value), reading external payloads from `snapshot`; yields every {@link SLICE_MS}. */
-  async #entriesOf(pairs: readonly (readonly [string, Uint8Array])[], snapshot: AbstractSnapshot): Promise<ToolLogEntry[]> {
+  /** The entries of `pairs` (key, stored value), with their external payloads; yields every {@link SLICE_MS}. */
+  async #entriesOf(pairs: readonly (readonly [string, Uint8Array])[]): Promise<ToolLogEntry[]> {
     const external: string[] = [];
     for (const [key, value] of pairs) if (hasExternalPayload(value)) external.push(key);
     const payloads = new Map<string, Uint8Array | undefined>();
     if (external.length > 0) {
-      const found = await this.#payloads.getMany(external, { snapshot });
+      // the payload database has snapshots of its own; without one, a payload retention deleted
+      // after `snapshot` was taken reads as missing (the entry, cut to nothing)
+      const found = await this.#payloads.getMany(external);
       external.forEach((key, i) => payloads.set(key, found[i]));
     }
     const entries: ToolLogEntry[] = [];
     let slice = performance.now();
     for (const [key, value] of pairs) {
-      // an external payload is written with its record and deleted with it, so it is found in one snapshot
       entries.push(entryOfValue(value, payloads.get(key)));
       if (performance.now() - slice > SLICE_MS) {
         await yieldToLoop();
@@ -328,7 +338,7 @@ export class ToolLogRepository {
         values.forEach((v, i) => {
           if (v !== undefined) pairs.push([keys[i] as string, v]);
         });
-        return { entries: await this.#entriesOf(pairs, snapshot), total };
+        return { entries: await this.#entriesOf(pairs), total };
       } finally {
         await snapshot.close();
       }
@@ -354,7 +364,7 @@ export class ToolLogRepository {
       } finally {
         await it.close();
       }
-      return { entries: await this.#entriesOf(page, snapshot), total };
+      return { entries: await this.#entriesOf(page), total };
     } finally {
       await snapshot.close();
     }
@@ -470,6 +480,26 @@ export class ToolLogRepository {
       if (count > max) deleted += await this.#deleteOldest({}, count - max);
     }
     return deleted;
+  }
+
+  /**
+   * Deletes payload values below the oldest record's key: values whose record never landed (a
+   * crash between the two writes of a call, see the module comment) and that retention has since
+   * passed. Payloads are written and deleted with their records otherwise, so this usually finds
+   * nothing after two key reads. Runs at {@link init} only, before any write: while calls are being
+   * written a payload may land before its record.
+   */
+  async #deleteOrphanPayloads(): Promise<void> {
+    const oldest = await this.#entries.keys({ limit: 1 }).all();
+    const below = oldest[0];
+    for (;;) {
+      const keys = await this.#payloads.keys({ ...(below === undefined ? {} : { lt: below }), limit: this.#sweepChunk * 2 }).all();
+      if (keys.length === 0) return;
+      await commitOps(
+        this.#db,
+        keys.map((key) => delOp(this.#payloads, key)),
+      );
+    }
   }
 
   /** Deletes up to `howMany` of the oldest entries with keys below `range.lt`, `sweepChunk` per `db.batch()`. */
