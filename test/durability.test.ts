@@ -3,7 +3,8 @@
  * rounds of ~1,000 tool calls/s over `POST /v1/mcp/tool/execute` with an `/api/ws/events`
  * subscriber reading along, each ended by SIGKILL. After the last restart it checks that
  * - every acknowledged call (HTTP 200 received) has its tool-log entry (the promise: a call is
- *   answered only after its record is committed, so none may be lost);
+ *   answered only after its record is committed, so none may be lost), with its arguments whole —
+ *   every fourth call's are over 1 KiB, stored in the payload database;
  * - every event the subscriber received live is stored under the same seq (nothing delivered was
  *   forgotten, no seq was given to a different event after a restart);
  * - each resuming subscriber (`since` = the last seq it saw) got every later seq in order, or a
@@ -114,7 +115,10 @@ function load(port: number, round: number, acks: Ack[]): { stop: () => Promise<v
         await new Promise((r) => setTimeout(r, 2));
         continue;
       }
-      const message = `r${round}-${started++}`;
+      // every fourth call carries more than 1 KiB, so its payloads go to the payload database
+      // (a second batch beside the record's): an acknowledged one must read back whole
+      const n = started++;
+      const message = `r${round}-${n}${n % 4 === 0 ? `-${'p'.repeat(1500)}` : ''}`;
       try {
         const res = await fetch(url, {
           method: 'POST',
