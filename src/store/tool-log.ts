@@ -15,7 +15,7 @@
  * them, https://github.com/google/leveldb/blob/main/doc/impl.md#compactions. The record and its
  * payload are written as two batches at once, see `commitOps`; a record whose payload value is
  * missing — a crash between the two writes, before the call was answered — reads with both
- * payloads cut to nothing, and retention deletes payloads left without their record.)
+ * payloads cut to nothing; a payload left without its record is deleted at an open (`init`) once it is older than every record.)
  * (Until schema version 2 a separate summary was
  * written under the same key in `toollog_sum`: two puts per entry; migration 2 deletes those, and
  * entries of that layout still read.)
