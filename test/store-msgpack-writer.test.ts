@@ -119,6 +119,22 @@ describe('MsgpackWriter: standard MessagePack msgpackr reads back', () => {
     for (const [bytes, v] of views) expect(unpackr.unpack(bytes)).toStrictEqual(v);
   });
 
+  it('asJson: the same bytes msgpackr writes for plain JSON data (undefined fields left out, undefined items nil, -0 as 0) (property)', () => {
+    const options = { useRecords: false, encodeUndefinedAsNil: true, variableMapSize: true, skipValues: [undefined] };
+    const skipping = new Packr(options as ConstructorParameters<typeof Packr>[0]);
+    const w = new MsgpackWriter({ asJson: true });
+    const jsonish = fc.letrec((tie) => ({
+      leaf: fc.oneof(fc.string({ maxLength: 100 }), anyNumber, fc.boolean(), fc.constant(null), fc.constant(undefined)),
+      node: fc.oneof({ depthSize: 'small' }, tie('leaf'), fc.array(tie('node'), { maxLength: 20 }), fc.dictionary(fc.string(), tie('node'), { maxKeys: 20 })),
+    })).node;
+    fc.assert(
+      fc.property(jsonish, (v) => {
+        expect(written(v, w)).toEqual(Buffer.from(skipping.pack(v)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('a value that throws midway leaves the writer usable and the next value whole', () => {
     const w = new MsgpackWriter();
     w.begin();

@@ -27,9 +27,23 @@ const NATIVE_UTF8_FROM = 64;
 const MAX_DEPTH = 64;
 
 /** msgpackr for values the writer has no fast path for: the same options as the tool-log record had. */
-const fallback = new Packr({ useRecords: false });
+const fallbackPackr = new Packr({ useRecords: false });
+/** The same for {@link MsgpackWriterOptions.asJson} writers: `undefined` as nil, as capped payloads are packed. */
+const jsonFallbackPackr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, variableMapSize: true });
+
+export interface MsgpackWriterOptions {
+  /**
+   * Write values as JSON would carry them: `-0` as `0`, `undefined` (an array item, or the
+   * value) as nil, nesting to any depth (the caller bounds it). For payloads already found to be
+   * plain JSON data.
+   */
+  readonly asJson?: boolean;
+}
 
 export class MsgpackWriter {
+  readonly #asJson: boolean;
+  readonly #maxDepth: number;
+  readonly #fallback: Packr;
   #buf: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
   #view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
   /** Where the value being written starts. */
@@ -37,9 +51,17 @@ export class MsgpackWriter {
   /** Where the next byte goes. */
   #pos = 0;
 
+  constructor(options: MsgpackWriterOptions = {}) {
+    this.#asJson = options.asJson === true;
+    this.#maxDepth = this.#asJson ? Number.POSITIVE_INFINITY : MAX_DEPTH;
+    this.#fallback = this.#asJson ? jsonFallbackPackr : fallbackPackr;
+  }
+
   /** Starts a value (discarding an unfinished one). */
   begin(): void {
     this.#pos = this.#start;
+    // a slab grown for one large value is not kept for the small ones after it
+    if (this.#buf.length > SLAB_BYTES) this.#fresh();
   }
 
   /** The bytes written since {@link begin}: a view that later values never write over. */
@@ -47,6 +69,13 @@ export class MsgpackWriter {
     const out = this.#buf.subarray(this.#start, this.#pos);
     this.#start = this.#pos;
     return out;
+  }
+
+  #fresh(): void {
+    this.#buf = Buffer.allocUnsafe(SLAB_BYTES);
+    this.#view = new DataView(this.#buf.buffer, this.#buf.byteOffset, this.#buf.byteLength);
+    this.#start = 0;
+    this.#pos = 0;
   }
 
   /** Bytes written since {@link begin}. */
@@ -150,12 +179,21 @@ export class MsgpackWriter {
     this.#pos = at + header + bytes;
   }
 
-  /** A number: the smallest int format for integers in [-2^31, 2^32), else float 64 (so `-0` stays `-0`). */
+  /**
+   * A number: the smallest int format for integers in [-2^31, 2^32), else float 64 (so `-0`
+   * stays `-0`, except for {@link MsgpackWriterOptions.asJson} writers: `0`).
+   */
   num(v: number): void {
     this.#room(9);
     const buf = this.#buf;
     let p = this.#pos;
-    if (v >>> 0 === v && !Object.is(v, -0)) {
+    if (v === 0 && 1 / v < 0 && !this.#asJson) {
+      buf[p] = 0xcb;
+      this.#view.setFloat64(p + 1, v);
+      this.#pos = p + 9;
+      return;
+    }
+    if (v >>> 0 === v) {
       if (v < 0x80) buf[p++] = v;
       else if (v < 0x100) {
         buf[p++] = 0xcc;
@@ -169,7 +207,7 @@ export class MsgpackWriter {
         this.#view.setUint32(p, v);
         p += 4;
       }
-    } else if (v >> 0 === v && !Object.is(v, -0)) {
+    } else if (v >> 0 === v) {
       if (v >= -0x20) buf[p++] = 0x100 + v;
       else if (v >= -0x80) {
         buf[p++] = 0xd0;
@@ -213,7 +251,7 @@ export class MsgpackWriter {
    * A plain object as a map of its own enumerable string keys, in their order, leaving out
    * `undefined` fields and the keys in `leaveOut`.
    */
-  map(o: Readonly<Record<string, unknown>>, leaveOut?: ReadonlySet<string>, depth = MAX_DEPTH): void {
+  map(o: Readonly<Record<string, unknown>>, leaveOut?: ReadonlySet<string>, depth = this.#maxDepth): void {
     // a fixmap header, widened below when the map has more than 15 pairs
     this.#room(1);
     const mark = this.#pos - this.#start;
@@ -247,7 +285,7 @@ export class MsgpackWriter {
   }
 
   /** Any value, by the rules of the module comment. Throws what msgpackr throws for a value it cannot pack. */
-  value(v: unknown, depth = MAX_DEPTH): void {
+  value(v: unknown, depth = this.#maxDepth): void {
     switch (typeof v) {
       case 'string':
         this.str(v);
@@ -266,11 +304,7 @@ export class MsgpackWriter {
         if (depth > 0) {
           if (Array.isArray(v)) {
             this.#header(0x90, v.length);
-            for (let i = 0; i < v.length; i++) {
-              const item: unknown = v[i];
-              if (item === undefined) this.raw(fallback.pack(undefined));
-              else this.value(item, depth - 1);
-            }
+            for (let i = 0; i < v.length; i++) this.value(v[i], depth - 1);
             return;
           }
           const proto: unknown = Object.getPrototypeOf(v);
@@ -279,10 +313,14 @@ export class MsgpackWriter {
             return;
           }
         }
-        this.raw(fallback.pack(v));
+        this.raw(this.#fallback.pack(v));
+        return;
+      case 'undefined':
+        if (this.#asJson) this.byte(0xc0);
+        else this.raw(this.#fallback.pack(undefined));
         return;
       default:
-        this.raw(fallback.pack(v));
+        this.raw(this.#fallback.pack(v));
     }
   }
 }
