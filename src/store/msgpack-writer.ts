@@ -128,6 +128,22 @@ export class MsgpackWriter {
   /** A `str`, UTF-8, smallest header. */
   str(s: string): void {
     const n = s.length;
+    // the common case, field names and identifiers: fewer than 32 ASCII characters (a fixstr)
+    if (n < 0x20 && this.#pos + n < this.#buf.length) {
+      const buf = this.#buf;
+      const at = this.#pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[at + i] = c;
+      }
+      if (i === n) {
+        buf[at - 1] = 0xa0 | n;
+        this.#pos = at + n;
+        return;
+      }
+    }
     this.#room(n * 3 + 5);
     const buf = this.#buf;
     // header size guessed from the UTF-16 length (the byte count is at least that), fixed below
