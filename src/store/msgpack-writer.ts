@@ -128,10 +128,10 @@ export class MsgpackWriter {
   /** A `str`, UTF-8, smallest header. */
   str(s: string): void {
     const n = s.length;
-    // the common case, field names and identifiers: fewer than 32 ASCII characters (a fixstr)
-    if (n < 0x20 && this.#pos + n < this.#buf.length) {
+    // the common case, field names, identifiers, timestamps: short ASCII (a fixstr or a str 8)
+    if (n < NATIVE_UTF8_FROM && this.#pos + n + 2 <= this.#buf.length) {
       const buf = this.#buf;
-      const at = this.#pos + 1;
+      const at = this.#pos + (n < 0x20 ? 1 : 2);
       let i = 0;
       for (; i < n; i++) {
         const c = s.charCodeAt(i);
@@ -139,7 +139,11 @@ export class MsgpackWriter {
         buf[at + i] = c;
       }
       if (i === n) {
-        buf[at - 1] = 0xa0 | n;
+        if (n < 0x20) buf[at - 1] = 0xa0 | n;
+        else {
+          buf[at - 2] = 0xd9;
+          buf[at - 1] = n;
+        }
         this.#pos = at + n;
         return;
       }
