@@ -199,7 +199,7 @@ function cheaplyPackedWithin(value: unknown, maxBytes: number): Uint8Array | und
 
 /** What {@link capPayloadPacked} keeps of a value: one MessagePack value (see there). */
 export interface PackedPayload {
-  /** MessagePack bytes, a view the caller copies before the next pack of this module (see {@link capPayloadPacked}). */
+  /** MessagePack bytes: a view of a shared buffer, for the caller to copy (see {@link capPayloadPacked}). */
   readonly bytes: Uint8Array;
   /** True exactly when `bytes` holds a prefix of the JSON text (or the unserialisable marker). */
   readonly truncated: boolean;
@@ -218,8 +218,9 @@ export interface PackedPayload {
  * So the bytes are at most `maxBytes` plus a MessagePack header of ≤ 5 bytes. `undefined` reads
  * back as `null`, as JSON would carry it. Read back with {@link unpackPayload}.
  *
- * `bytes` is a view of msgpackr's shared buffer: msgpackr writes later packs after it, never over
- * it, but it pins that buffer, so keep a copy, not the view.
+ * `bytes` is a view of a shared buffer (the payload writer's slab, or msgpackr's buffer for JSON
+ * text and cut prefixes): later payloads are written after it, never over it, but it pins that
+ * buffer, so keep a copy, not the view (the tool log copies it into the record at once).
  *
  * @param prefix a string the caller already cut (flagged truncated by it): kept as it is when it
  *   fits in `maxBytes` UTF-8 bytes, else treated as any value over the cap.
