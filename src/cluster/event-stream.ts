@@ -3,13 +3,13 @@
  * `<name>.events.<node_id>`): https://docs.nats.io/nats-concepts/jetstream/streams
  *
  * - {@link ClusterEventPublisher}: each node publishes its own stored events (the local recorder's
- *   stream, so nothing leaves a node before its own store has it), in seq order. Events are
- *   gathered for a bounded linger (`event_linger_ms`, default 10 ms, counted from the oldest
- *   waiting event) and leave as ONE stream message: a JSON array of up to 256 events / 256 KiB; a
- *   full message leaves at once, without waiting (the batching of a producer's linger:
- *   https://kafka.apache.org/documentation/#producerconfigs_linger.ms). Every stream message costs
- *   an acknowledged JetStream publish here and a stored message in nats-server, so under load the
- *   linger is what keeps the cluster's cost per event low. Up to 4 messages await their acknowledgement at once; an
+ *   stream, so nothing leaves a node before its own store has it), in seq order. A stream message
+ *   is a JSON array of up to 256 events / 256 KiB; a full one leaves at once, and at most one that
+ *   is not full leaves per linger (`event_linger_ms`, default 10 ms): an event of an idle node
+ *   leaves at once, and under load the events of up to one linger share a message (a producer's
+ *   linger, https://kafka.apache.org/documentation/#producerconfigs_linger.ms, made adaptive).
+ *   Every stream message costs an acknowledged JetStream publish here and a stored message in
+ *   nats-server, so under load the linger is what keeps the cluster's cost per event low. Up to 4 messages await their acknowledgement at once; an
  *   unacknowledged message is sent again unchanged with the same JetStream message id
  *   (`<node_id>:<first node seq>+<count>`), so a retry after a lost acknowledgement is stored once
  *   (the stream's duplicate window, 2 min: https://docs.nats.io/using-nats/developer/develop_jetstream/model_deep_dive#message-deduplication).
@@ -87,8 +87,10 @@ export class ClusterEventPublisher {
   #flushing = false;
   /** Bytes of JSON queued after the sealed envelopes. */
   #unsealedBytes = 0;
-  /** The oldest unsealed event has waited the linger: the next seal takes a partial envelope too. */
+  /** The linger is over: the next seal takes a partial envelope too. */
   #due = false;
+  /** When the last partial envelope was sealed (`performance.now()`, ms): the next one waits until the linger after it. */
+  #lastPartialAt = Number.NEGATIVE_INFINITY;
   #lingerTimer: NodeJS.Timeout | undefined;
   readonly #lingerMs: number;
   /** Dropped since the last loss report was queued: node seq range and count. */
@@ -175,17 +177,26 @@ export class ClusterEventPublisher {
     if (this.#sealed.length > 0) return true;
     const n = this.#unsealed;
     if (n === 0) return false;
-    return this.#lingerMs === 0 || this.#due || this.#flushing || n >= ENVELOPE_MAX_EVENTS || this.#unsealedBytes >= ENVELOPE_MAX_BYTES;
+    return this.#partialMayLeave() || n >= ENVELOPE_MAX_EVENTS || this.#unsealedBytes >= ENVELOPE_MAX_BYTES;
   }
 
-  /** Starts the linger of the oldest unsealed event, when one waits and no linger runs. */
+  /**
+   * Whether a message that is not full may leave now: at most one per linger — so an event of an
+   * idle node leaves at once, and under load the events of up to a linger share a message.
+   */
+  #partialMayLeave(): boolean {
+    return this.#lingerMs === 0 || this.#due || this.#flushing || performance.now() - this.#lastPartialAt >= this.#lingerMs;
+  }
+
+  /** Starts the wait until the linger after the last partial message is over, when events wait and no wait runs. */
   #arm(): void {
     if (this.#lingerMs === 0 || this.#due || this.#lingerTimer !== undefined || this.#unsealed === 0 || this.#closed) return;
+    const wait = Math.max(0, this.#lastPartialAt + this.#lingerMs - performance.now());
     this.#lingerTimer = setTimeout(() => {
       this.#lingerTimer = undefined;
       this.#due = true;
       this.#pump();
-    }, this.#lingerMs);
+    }, Math.ceil(wait));
     this.#lingerTimer.unref();
   }
 
@@ -236,11 +247,12 @@ export class ClusterEventPublisher {
 
   /**
    * Seals envelopes from the queued events not yet in one, until `PIPELINE` are formed: full ones
-   * always, the last partial one only once its linger is over (or with linger 0, or when closing).
+   * always, a partial one only once the linger after the last partial one is over (or with
+   * linger 0, or when closing).
    */
   #seal(): void {
     let at = this.#head + this.#sealedCount;
-    const partialToo = this.#lingerMs === 0 || this.#due || this.#flushing;
+    let partialToo = this.#partialMayLeave();
     while (this.#sealed.length < PIPELINE && at < this.#queue.length) {
       const first = this.#queue[at] as Pending;
       let bytes = first.data.length;
@@ -260,7 +272,13 @@ export class ClusterEventPublisher {
         n++;
       }
       if (n >= ENVELOPE_MAX_EVENTS || bytes >= ENVELOPE_MAX_BYTES) full = true;
-      if (!full && !partialToo) break;
+      if (!full) {
+        if (!partialToo) break;
+        // one partial message per linger
+        partialToo = this.#flushing || this.#lingerMs === 0;
+        this.#lastPartialAt = performance.now();
+        this.#due = false;
+      }
       const parts = new Array<string>(n);
       for (let i = 0; i < n; i++) parts[i] = (this.#queue[at + i] as Pending).data;
       this.#sealed.push({ id: `${first.id}+${n}`, data: `[${parts.join(',')}]`, count: n });
@@ -268,10 +286,7 @@ export class ClusterEventPublisher {
       this.#unsealedBytes -= bytes + 1;
       at += n;
     }
-    if (this.#unsealed === 0) {
-      this.#due = false;
-      this.#unsealedBytes = 0;
-    }
+    if (this.#unsealed === 0) this.#unsealedBytes = 0;
   }
 
   async #run(): Promise<void> {
