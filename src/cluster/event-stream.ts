@@ -9,7 +9,8 @@
  *   leaves at once, and under load the events of up to one linger share a message (a producer's
  *   linger, https://kafka.apache.org/documentation/#producerconfigs_linger.ms, made adaptive).
  *   Every stream message costs an acknowledged JetStream publish here and a stored message in
- *   nats-server, so under load the linger is what keeps the cluster's cost per event low. Up to 4 messages await their acknowledgement at once; an
+ *   nats-server, so under load the linger is what keeps the cluster's cost per event low. Up to
+ *   4 messages await their acknowledgement at once; an
  *   unacknowledged message is sent again unchanged with the same JetStream message id
  *   (`<node_id>:<first node seq>+<count>`), so a retry after a lost acknowledgement is stored once
  *   (the stream's duplicate window, 2 min: https://docs.nats.io/using-nats/developer/develop_jetstream/model_deep_dive#message-deduplication).
@@ -65,7 +66,7 @@ const ENVELOPE_MAX_EVENTS = 256;
 const ENVELOPE_MAX_BYTES = 256 * 1024;
 /** Stream messages whose acknowledgements are awaited at once. */
 const PIPELINE = 4;
-/** Default linger: how long the oldest queued event may wait for others to share its stream message, ms. */
+/** Default linger, ms: at most one stream message that is not full leaves per linger. */
 export const DEFAULT_EVENT_LINGER_MS = 10;
 /** Acknowledgement wait per publish, ms. */
 const PUBLISH_TIMEOUT_MS = 2_000;
@@ -109,9 +110,9 @@ export class ClusterEventPublisher {
 
   /**
    * @param maxBuffered events held while the stream does not acknowledge (beyond: dropped, reported)
-   * @param opts.lingerMs how long the oldest queued event waits for others to share its stream
-   *   message, ms (default {@link DEFAULT_EVENT_LINGER_MS}); 0 = the events of one turn of the
-   *   event loop leave together, at its end
+   * @param opts.lingerMs at most one stream message that is not full leaves per this many ms
+   *   (default {@link DEFAULT_EVENT_LINGER_MS}), so an event waits at most this long for others
+   *   to share its message; 0 = the events of one turn of the event loop leave together, at its end
    */
   constructor(
     private readonly target: PublishTarget,
@@ -136,9 +137,9 @@ export class ClusterEventPublisher {
   }
 
   /**
-   * Queues one event for the stream (or counts it lost when the buffer is full). It leaves in a
-   * stream message with the events queued within the linger after the oldest waiting one (with
-   * linger 0: with the other events of this turn of the event loop).
+   * Queues one event for the stream (or counts it lost when the buffer is full). It leaves at once
+   * when no message that is not full left within the last linger, else with the events queued
+   * until that linger is over (with linger 0: with the other events of this turn of the event loop).
    */
   offer(event: GatewayEvent): void {
     if (this.#closed) return;
