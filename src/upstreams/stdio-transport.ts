@@ -1,8 +1,8 @@
 /**
  * The client side of MCP's stdio transport (newline-delimited JSON-RPC on the subprocess's
  * stdin/stdout, https://modelcontextprotocol.io/specification/2025-06-18/basic/transports#stdio),
- * built on the SDK's own framing (`ReadBuffer`, `serializeMessage`) with what the SDK's
- * `StdioClientTransport` (1.32) does not offer:
+ * with the SDK's framing rules (`stdio-framing.ts`: the same line format and message shapes, cheaper
+ * per message) and what the SDK's `StdioClientTransport` (1.32) does not offer:
  *
  * - The subprocess runs in its own process group (`detached: true`, i.e. `setsid`), so a
  *   terminal's Ctrl-C (SIGINT to the foreground process group) reaches only the gateway, which then
@@ -16,9 +16,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { JsonRpcLineDecoder, encodeJsonRpcLine, type DecodedLineSink } from './stdio-framing.js';
 import { POST_MESSAGE } from './upstream-types.js';
 
 export interface StdioTransportParams {
@@ -72,7 +72,19 @@ export class GroupStdioTransport implements Transport {
   onmessage?: (message: JSONRPCMessage) => void;
 
   private proc: ChildProcess | undefined;
-  private readonly readBuffer = new ReadBuffer();
+  private readonly decoder = new JsonRpcLineDecoder();
+  /**
+   * Where the decoder's lines go: messages to {@link deliver}, bad lines to `onerror`; a line over
+   * the read limit leaves the stream out of step, so the process is ended.
+   */
+  private readonly sink: DecodedLineSink = {
+    message: (message) => this.deliver(message),
+    invalid: (error) => this.onerror?.(error),
+    overflow: (error) => {
+      this.onerror?.(error);
+      void this.close();
+    },
+  };
   private readonly tail: string[] = [];
   private spawnError: Error | undefined;
   private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -116,27 +128,7 @@ export class GroupStdioTransport implements Transport {
       });
       proc.stdin?.on('error', (err) => this.onerror?.(err));
       proc.stdout?.on('error', (err) => this.onerror?.(err));
-      proc.stdout?.on('data', (chunk: Buffer) => {
-        try {
-          this.readBuffer.append(chunk);
-        } catch (err) {
-          // a line over the SDK's read-buffer limit: the stream is out of sync, end the process
-          this.onerror?.(err as Error);
-          void this.close();
-          return;
-        }
-        for (;;) {
-          let message: JSONRPCMessage | null;
-          try {
-            message = this.readBuffer.readMessage();
-          } catch (err) {
-            this.onerror?.(err as Error);
-            continue;
-          }
-          if (message === null) break;
-          this.deliver(message);
-        }
-      });
+      proc.stdout?.on('data', (chunk: Buffer) => this.decoder.push(chunk, this.sink));
       if (proc.stderr) {
         createInterface({ input: proc.stderr }).on('line', (line) => {
           const cut = line.slice(0, 4000);
@@ -192,7 +184,7 @@ export class GroupStdioTransport implements Transport {
   send(message: JSONRPCMessage): Promise<void> {
     const stdin = this.proc?.stdin;
     if (!stdin || stdin.destroyed) return Promise.reject(new Error(this.describeExit() ?? 'Not connected'));
-    const line = serializeMessage(message);
+    const line = encodeJsonRpcLine(message);
     return new Promise((resolve) => {
       this.queue(line);
       this.outboxWaiters.push(resolve);
@@ -206,7 +198,7 @@ export class GroupStdioTransport implements Transport {
   [POST_MESSAGE](message: JSONRPCMessage): Promise<void> | undefined {
     const stdin = this.proc?.stdin;
     if (!stdin || stdin.destroyed) throw new Error(this.describeExit() ?? 'Not connected');
-    this.queue(serializeMessage(message));
+    this.queue(encodeJsonRpcLine(message));
     return undefined;
   }
 
@@ -263,7 +255,7 @@ export class GroupStdioTransport implements Transport {
       await wait();
     }
     if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) signalGroup(proc.pid, 'SIGKILL');
-    this.readBuffer.clear();
+    this.decoder.clear();
   }
 
   /** Kills the subprocess's group at once with SIGKILL (a second Ctrl-C): synchronous, no wait. */
