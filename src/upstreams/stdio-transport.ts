@@ -38,6 +38,11 @@ const STDERR_EXCERPT_CHARS = 600;
 /** Escalation steps of {@link GroupStdioTransport.close}, ms (as the SDK's transport). */
 const CLOSE_STEP_MS = 2000;
 
+/** Calls each of `waiters`. */
+function release(waiters: readonly (() => void)[]): void {
+  for (const w of waiters) w();
+}
+
 /** Sends `signal` to the process group led by `pid`, falling back to the process alone. */
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -216,20 +221,20 @@ export class GroupStdioTransport implements Transport {
 
   private readonly flushOutbox = (): void => {
     this.flushScheduled = false;
-    const waiters = this.outboxWaiters.splice(0);
     const chunk = this.outbox.length === 1 ? (this.outbox[0] as string) : this.outbox.join('');
     this.outbox.length = 0;
+    // only `send` waits for its bytes: the posted messages of a busy turn need no callback
+    const waiters = this.outboxWaiters.length > 0 ? this.outboxWaiters.splice(0) : undefined;
     const stdin = this.proc?.stdin;
-    const done = (): void => {
-      for (const w of waiters) w();
-    };
     // a subprocess gone meanwhile: its exit is reported by the close path; the senders are released
     if (!stdin || stdin.destroyed) {
-      done();
+      if (waiters) release(waiters);
       return;
     }
-    if (stdin.write(chunk)) done();
-    else stdin.once('drain', done);
+    const flowing = stdin.write(chunk);
+    if (!waiters) return;
+    if (flowing) release(waiters);
+    else stdin.once('drain', () => release(waiters));
   };
 
   /**
