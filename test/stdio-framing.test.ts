@@ -51,7 +51,9 @@ function decodeInChunks(bytes: Buffer, cuts: readonly number[], decoder = new Js
 const key = fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__');
 const json = fc.jsonValue({ maxDepth: 3 });
 const params = fc.dictionary(key.filter((k) => k !== '_meta'), json, { maxKeys: 4, noNullPrototype: true });
-const id = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 12 }), fc.integer());
+/** Integers past 2^53 are refused, as zod's `int()` refuses them. */
+const integer = fc.oneof(fc.integer(), fc.constantFrom(2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 53, -(2 ** 53), 2 ** 60, 1e300));
+const id = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 12 }), integer);
 const method = fc.string({ unit: 'grapheme', maxLength: 20 });
 
 /** Valid messages of the four JSON-RPC kinds MCP uses. */
@@ -60,7 +62,7 @@ const validMessage = fc.oneof(
   fc.record({ jsonrpc: fc.constant('2.0'), method, params }, { requiredKeys: ['jsonrpc', 'method'] }),
   fc.record({ jsonrpc: fc.constant('2.0'), id, result: params }),
   fc.record(
-    { jsonrpc: fc.constant('2.0'), id, error: fc.record({ code: fc.integer(), message: fc.string({ unit: 'grapheme', maxLength: 20 }), data: json }, { requiredKeys: ['code', 'message'] }) },
+    { jsonrpc: fc.constant('2.0'), id, error: fc.record({ code: integer, message: fc.string({ unit: 'grapheme', maxLength: 20 }), data: json }, { requiredKeys: ['code', 'message'] }) },
     { requiredKeys: ['jsonrpc', 'error'] },
   ),
 );
@@ -192,7 +194,7 @@ describe('stdio framing: limits and errors', () => {
     expect(jsonRpcShapeProblem({ jsonrpc: '2.0', id: 'a', method: 'm', params: {} })).toBeUndefined();
     expect(jsonRpcShapeProblem({ jsonrpc: '2.0', method: 'm' })).toBeUndefined();
     expect(jsonRpcShapeProblem([])).toBe('not a JSON object');
-    expect(jsonRpcShapeProblem({ jsonrpc: '2.0', id: {}, method: 'm' })).toBe('"id" is not a string or an integer');
+    expect(jsonRpcShapeProblem({ jsonrpc: '2.0', id: {}, method: 'm' })).toBe('"id" is not a string or a safe integer');
     expect(jsonRpcShapeProblem({ jsonrpc: '2.0', method: 1 })).toBe('"method" is not a string');
     expect(jsonRpcShapeProblem({ jsonrpc: '2.0', id: 1 })).toBe('neither "method", "result" nor "error"');
   });

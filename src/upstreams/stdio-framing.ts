@@ -40,9 +40,9 @@ export interface DecodedLineSink {
 
 /**
  * Why `value` is not a JSON-RPC 2.0 message of a shape MCP uses, or undefined when it is one:
- * `jsonrpc` is `"2.0"`; a request has a string or integer `id` and a string `method`; a
+ * `jsonrpc` is `"2.0"`; a request has a string or safe-integer (|n| < 2^53) `id` and a string `method`; a
  * notification a `method` and no `id`; a result response an `id` and an object `result`; an error
- * response an `error` object with an integer `code` and a string `message` (its `id` may be absent);
+ * response an `error` object with a safe-integer `code` and a string `message` (its `id` may be absent);
  * `params` is an object when present; no other top-level member.
  */
 export function jsonRpcShapeProblem(value: unknown): string | undefined {
@@ -50,7 +50,7 @@ export function jsonRpcShapeProblem(value: unknown): string | undefined {
   const m = value as Record<string, unknown>;
   if (m['jsonrpc'] !== '2.0') return '"jsonrpc" is not "2.0"';
   const id = m['id'];
-  if (id !== undefined && typeof id !== 'string' && !Number.isInteger(id)) return '"id" is not a string or an integer';
+  if (id !== undefined && typeof id !== 'string' && !Number.isSafeInteger(id)) return '"id" is not a string or a safe integer';
   const method = m['method'];
   let allowed: number;
   if (method !== undefined) {
@@ -64,7 +64,7 @@ export function jsonRpcShapeProblem(value: unknown): string | undefined {
     allowed = 3;
   } else if (m['error'] !== undefined) {
     const error = m['error'];
-    if (!isPlainObject(error) || !Number.isInteger(error['code']) || typeof error['message'] !== 'string') return '"error" is not an object with an integer "code" and a string "message"';
+    if (!isPlainObject(error) || !Number.isSafeInteger(error['code']) || typeof error['message'] !== 'string') return '"error" is not an object with a safe-integer "code" and a string "message"';
     allowed = 2 + (id !== undefined ? 1 : 0);
   } else {
     return 'neither "method", "result" nor "error"';
