@@ -189,8 +189,6 @@ describe('the 2026-07-28 wire on /mcp', () => {
     // A relayed request from a stdio upstream is matched to a call only while every call in flight
     // on that upstream comes from one session: start with no other call on it (the previous test's
     // ends with -32021). The assertion below prints the reply if the call still completes at once.
-    // A session keeps its call until the call's durable record is committed, a moment after the
-    // upstream answered: wait for both, or the previous test's session still counts.
     await waitFor(() => (gw.manager.get('everything')?.inflight ?? 0) === 0 && [...gw.sessions.values()].every((s) => s.calls.size === 0));
     const first = (await modern(gw, 11, 'tools/call', { name: 'everything-trigger-elicitation-request', arguments: {} }, {}, caps)).json as Rpc;
     expect(first.result?.['resultType'], JSON.stringify(first).slice(0, 800)).toBe('input_required');

@@ -6,7 +6,9 @@
  * answers must be the same whichever thread took the connection: an SDK session with an API key
  * (initialize, tools/list, tools/call with progress), a revoked and an unknown key refused as the
  * owner refuses them, an unknown session 404 as the owner answers it, and a client that leaves
- * has its call cancelled at the owner.
+ * has its call cancelled at the owner. JWT callers (HS256 tokens minted with jose) go through the
+ * worker as calls too: the owner identifies the token; expired, forged and foreign-session tokens
+ * are refused as the owner refuses them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -14,17 +16,34 @@ import { filter, firstValueFrom, take, timeout, toArray } from 'rxjs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { SignJWT } from 'jose';
+import { randomUUID } from 'node:crypto';
 import { demoClient, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { freshConnectionFetch, roundRobinFetch } from './helpers/gateway-process.js';
 
 type Json = Record<string, unknown>;
 
 const ADMIN_PASSWORD = 'worker calls are the owner calls 7';
+const JWT_SECRET = 'worker calls verify the same tokens 32b';
 const ADMIN = { authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString('base64')}` };
 const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' };
 
 let g: TestGateway;
 let apiKey: string;
+let token: string;
+
+/** A new HS256 token (its own `jti`) of the gateway's issuer and audience for `sub` (expired when `exp` is in the past). */
+function jwt(sub: string, exp: number | string = '10m', secret = JWT_SECRET): Promise<string> {
+  return new SignJWT({ role: 'user' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer('tributary-test')
+    .setAudience('agents')
+    .setSubject(sub)
+    .setJti(randomUUID())
+    .setIssuedAt()
+    .setExpirationTime(exp)
+    .sign(new TextEncoder().encode(secret));
+}
 
 async function api(method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; json: Json }> {
   const r = await freshConnectionFetch(`${g.url}${path}`, {
@@ -69,10 +88,11 @@ beforeAll(async () => {
   g = await startTestGateway(
     [demoClient('demo')],
     { workers: 2 },
-    { auth: { disabled: false, admin: { username: 'admin' }, rate_limits: { burst_per_minute: 10_000, requests_per_hour: 1_000_000 } }, log_level: 'warn' },
-    { TRIBUTARY_ADMIN_PASSWORD: ADMIN_PASSWORD },
+    { auth: { disabled: false, admin: { username: 'admin' }, jwt: { issuer: 'tributary-test', audience: 'agents' }, rate_limits: { burst_per_minute: 10_000, requests_per_hour: 1_000_000 } }, log_level: 'warn' },
+    { TRIBUTARY_ADMIN_PASSWORD: ADMIN_PASSWORD, TRIBUTARY_JWT_SECRET: JWT_SECRET },
   );
   apiKey = (await createKey('worker calls')).secret;
+  token = await jwt('agent-1');
 }, 60_000);
 
 afterAll(async () => {
@@ -197,6 +217,40 @@ describe('server.workers: 2 — POST /mcp decided in the worker, served by the o
     expect(worker().in_flight).toBe(0);
   });
 
+  it('a JWT caller: an SDK session whose calls the worker serves as calls, the owner identifying the token', async () => {
+    const calls0 = worker().mcp_calls;
+    const transport = new StreamableHTTPClientTransport(new URL(`${g.url}/mcp`), { fetch: roundRobinFetch(() => [g.url]), requestInit: { headers: { authorization: `Bearer ${token}` } } });
+    const client = new Client({ name: 'worker-jwt', version: '1' });
+    await client.connect(transport);
+    try {
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(expect.arrayContaining(['demo-echo']));
+      for (let i = 0; i < 16; i++) expect(text(await client.callTool({ name: 'demo-echo', arguments: { message: `j${i}` } }))).toContain(`Echo: j${i}`);
+    } finally {
+      await client.close();
+    }
+    expect(worker().mcp_calls - calls0, 'JWT calls the worker decided').toBeGreaterThanOrEqual(4);
+  });
+
+  it('JWT: an expired token, a forged one, a token never seen before and another subject: answered through the worker as the owner answers them', async () => {
+    const sid = await openSession({ authorization: `Bearer ${token}` });
+    const call = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'demo-echo', arguments: { message: 'y' } } });
+    const expired = await sameOnBothThreads(16, async () => post({ authorization: `Bearer ${await jwt('agent-1', Math.floor(Date.now() / 1000) - 3600)}`, 'mcp-session-id': sid }, call(1)));
+    expect(expired.status).toBe(401);
+    expect(expired.auth).toContain('Bearer');
+    const forged = await sameOnBothThreads(16, async () => post({ authorization: `Bearer ${await jwt('agent-1', '10m', 'a different secret that is also 32 bytes')}`, 'mcp-session-id': sid }, call(2)));
+    expect(forged.status).toBe(401);
+    // a fresh token of the same subject each time: the owner verifies it first (not a cache hit)
+    const fresh = await sameOnBothThreads(16, async () => {
+      const r = await post({ authorization: `Bearer ${await jwt('agent-1')}`, 'mcp-session-id': sid }, call(3));
+      return { ...r, body: r.body.replace(/"id":\d+/, '') };
+    });
+    expect(fresh.status).toBe(200);
+    expect(fresh.body).toContain('Echo: y');
+    const other = await jwt('agent-2');
+    const foreign = await sameOnBothThreads(16, () => post({ authorization: `Bearer ${other}`, 'mcp-session-id': sid }, call(4)));
+    expect(foreign.status).toBe(403);
+  }, 60_000);
+
   it('whatever the request (fast-check): the worker thread answers exactly as the main thread', async () => {
     const sid = await openSession({ authorization: `Bearer ${apiKey}` });
     const calls0 = worker().mcp_calls;
@@ -219,7 +273,7 @@ describe('server.workers: 2 — POST /mcp decided in the worker, served by the o
       contentType: mostly(fc.constantFrom('application/json', 'application/json; charset=utf-8'), 'text/plain', 'application/x-www-form-urlencoded'),
       version: mostly(fc.constantFrom('2025-06-18', '2025-03-26', ''), '1999-01-01', '2026-07-28'),
       session: mostly(fc.constant(sid), 'no-such-session', ''),
-      credential: mostly(fc.constantFrom<Record<string, string>>({ authorization: `Bearer ${apiKey}` }, { 'x-api-key': apiKey }, { authorization: apiKey }, { 'x-bf-vk': apiKey }), { authorization: 'Bearer trb_unknown' }, {}, { authorization: 'Digest username="x"' }, { authorization: 'Bearer a.b.c' }, { 'x-api-key': apiKey, authorization: 'Bearer trb_unknown' }),
+      credential: mostly(fc.constantFrom<Record<string, string>>({ authorization: `Bearer ${apiKey}` }, { 'x-api-key': apiKey }, { authorization: apiKey }, { 'x-bf-vk': apiKey }, { authorization: `Bearer ${token}` }), { authorization: 'Bearer trb_unknown' }, {}, { authorization: 'Digest username="x"' }, { authorization: 'Bearer a.b.c' }, { 'x-api-key': apiKey, authorization: 'Bearer trb_unknown' }),
       include: mostly(fc.constant<Record<string, string>>({}), { 'x-bf-mcp-include-tools': 'demo-echo' }, { 'x-bf-mcp-include-clients': 'nobody' }),
       origin: mostly(fc.constant<Record<string, string>>({}), { origin: 'http://localhost:3000' }, { origin: 'https://evil.example' }),
     });

@@ -4,11 +4,12 @@
  * `handlers/mcp/worker-calls.ts`). It does the work the owner's own path would do before the
  * dispatcher — the headers (`Content-Type`, `Accept`, `Mcp-Session-Id`, `MCP-Protocol-Version`,
  * `Host`), the credential (the key's SHA-256 looked up in the owner's pushed copy of the key
- * hashes), the body's JSON, its nesting depth and the JSON-RPC framing — and says "carry" for
- * anything it cannot decide positively: every refusal, every credential other than a known
- * key (JWT, OAuth, Basic), include headers, an `Origin`, batches, notifications, `initialize`
- * and the 2026-07-28 revision. A carried request takes the owner's full path, so every answer
- * other than a call's result is the owner's own.
+ * hashes; a Bearer token shaped like a JWT or OAuth access token goes along for the owner to
+ * identify, from its cache of verified tokens), the body's JSON, its nesting depth and the
+ * JSON-RPC framing — and says "carry" for anything it cannot decide positively: every refusal,
+ * Basic credentials, include headers, an `Origin`, batches, notifications, `initialize` and the
+ * 2026-07-28 revision. A carried request takes the owner's full path, so every answer other than
+ * a call's result is the owner's own.
  *
  * Credential order as `AccessGate.identify`: `x-bf-vk`, then `Authorization` (a bare key,
  * `Bearer <key>`), then `X-API-Key`.
@@ -91,20 +92,24 @@ function accepts(accept: string, type: string): boolean {
   return accept === '' || accept.includes(type) || accept.includes('*/*');
 }
 
-/** The key secret the gate would read, `''` when there is none it would treat as a key. */
-function keySecret(h: McpHeaders, tokens: boolean): string {
-  if (h.virtualKey !== '') return h.virtualKey;
+/**
+ * The credential the gate would read: a key secret (`key`), a Bearer token the owner identifies
+ * (`bearer`: JWT or OAuth access token), or `undefined` when there is none this path takes.
+ */
+function credential(h: McpHeaders, tokens: boolean): { readonly key: string } | { readonly bearer: string } | undefined {
+  if (h.virtualKey !== '') return { key: h.virtualKey };
   const auth = h.authorization;
   if (auth !== '') {
-    if (auth.length > MAX_CREDENTIAL_LENGTH) return '';
+    if (auth.length > MAX_CREDENTIAL_LENGTH) return undefined;
     const space = auth.indexOf(' ');
-    if (space < 0) return auth;
-    if (auth.slice(0, space).toLowerCase() !== 'bearer') return '';
+    if (space < 0) return { key: auth };
+    if (auth.slice(0, space).toLowerCase() !== 'bearer') return undefined;
     const value = auth.slice(space + 1).trim();
+    if (value === '') return undefined;
     // a JWT or OAuth access token has dots; keys never do
-    return tokens && value.includes('.') ? '' : value;
+    return tokens && value.includes('.') ? { bearer: value } : { key: value };
   }
-  return h.apiKey;
+  return h.apiKey === '' ? undefined : { key: h.apiKey };
 }
 
 /**
@@ -120,12 +125,16 @@ export function workerCall(state: WorkerMcpState, id: number, headers: FlatHeade
   if (!h.contentType.toLowerCase().includes('application/json')) return undefined;
   if (!accepts(h.accept, 'application/json') && !accepts(h.accept, 'text/event-stream')) return undefined;
   let key: WorkerCall['key'];
+  let bearer = '';
   if (state.authEnabled) {
-    const secret = keySecret(h, state.tokens);
-    if (secret === '') return undefined;
-    const k = state.keys.get(hash('sha256', secret, 'hex'));
-    if (k === undefined || !(nowMs < k.expiresMs)) return undefined;
-    key = { kind: k.kind, id: k.id };
+    const c = credential(h, state.tokens);
+    if (c === undefined) return undefined;
+    if ('bearer' in c) bearer = c.bearer;
+    else {
+      const k = state.keys.get(hash('sha256', c.key, 'hex'));
+      if (k === undefined || !(nowMs < k.expiresMs)) return undefined;
+      key = { kind: k.kind, id: k.id };
+    }
   }
   const bytes = Buffer.from(body);
   let parsed: unknown;
@@ -141,5 +150,5 @@ export function workerCall(state: WorkerMcpState, id: number, headers: FlatHeade
   if (typeof meta === 'object' && meta !== null && typeof (meta as Record<string, unknown>)[MODERN_META] === 'string') return undefined;
   const canSse = h.accept.includes('text/event-stream');
   const sseOnly = canSse && !h.accept.includes('application/json') && !h.accept.includes('*/*');
-  return { t: 'call', id, session: h.session, key, request: c.msg, canSse, sseOnly, traceparent: h.traceparent, tracestate: h.tracestate };
+  return { t: 'call', id, session: h.session, key, bearer, request: c.msg, canSse, sseOnly, traceparent: h.traceparent, tracestate: h.tracestate };
 }

@@ -209,6 +209,7 @@ class WorkerLink implements RemoteLink {
     }
     let done = false;
     let carried = false;
+    let counted = false;
     let streaming = false;
     const cancel = mcp.call(m, {
       effect: (e: HttpEffect) => {
@@ -242,12 +243,19 @@ class WorkerLink implements RemoteLink {
       carry: () => {
         done = true;
         carried = true;
+        // carried after it was counted (the owner first verified a token): the request the
+        // worker now sends whole is counted when it arrives, not twice
+        if (counted) {
+          this.requests--;
+          this.mcpCalls--;
+        }
         this.calls.delete(id);
         this.post({ t: 'carry', id });
       },
     });
     // a carried call is counted when its request arrives
     if (carried) return;
+    counted = true;
     this.requests++;
     this.mcpCalls++;
     if (!done && cancel !== undefined) this.calls.set(id, cancel);

@@ -105,6 +105,7 @@ class ToolInvocation implements Completion<JsonObject> {
   ) {}
 
   resolve(result: JsonObject): void {
+    if (this.options.cancel !== undefined) this.options.cancel.answered = true;
     const upstream = this.route.upstream;
     const isError = result['isError'] === true;
     this.options.trace?.tracing.endUpstream(this.span, { result });
@@ -126,6 +127,7 @@ class ToolInvocation implements Completion<JsonObject> {
   }
 
   reject(err: unknown): void {
+    if (this.options.cancel !== undefined) this.options.cancel.answered = true;
     this.options.trace?.tracing.endUpstream(this.span, { error: err });
     const event: { event_type: 'ToolInvocationFailed'; error: string } & ToolCallFields = {
       event_type: 'ToolInvocationFailed',

@@ -76,6 +76,12 @@ export interface CancelScope extends CancelHook {
    * it. Unset for a single-process upstream.
    */
   served?: Upstream | undefined;
+  /**
+   * Set once the upstream has answered the request (or it failed): the call may still wait for
+   * its durable record, but no later server→client request or log message of that upstream
+   * belongs to it, so the relay no longer attributes them to it.
+   */
+  answered?: boolean | undefined;
 }
 
 /** Options of {@link Upstream.request} (see {@link RequestOptions}). */

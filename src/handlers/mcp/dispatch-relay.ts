@@ -46,7 +46,7 @@ export class UpstreamRelay {
 
   /**
    * The downstream call an upstream message belongs to, when it can be told: the most recent call
-   * in flight on that upstream, provided all calls in flight on it come from one session. stdio
+   * in flight on that upstream (not yet answered by it), provided all such calls come from one session. stdio
    * and in-memory transports do not say which request a server→client message relates to.
    */
   private attribute(upstream: Upstream): { session: McpSession; call: InflightCall } | undefined {
@@ -55,6 +55,8 @@ export class UpstreamRelay {
       for (const c of s.calls.values()) {
         // a pooled client's call is attributed to the process that serves it
         if ((c.served ?? c.upstream) !== upstream) continue;
+        // answered by the upstream, waiting only for its durable record: not this request's call
+        if (c.answered === true) continue;
         if (found && found.session !== s) return undefined;
         if (!found || c.startedAt >= found.call.startedAt) found = { session: s, call: c };
       }

@@ -49,7 +49,7 @@ export function newInflightCall(
   auth: RequestAuth | undefined,
   traceHeaders?: { readonly traceparent: string; readonly tracestate: string },
 ): InflightCall {
-  return { id, method, cancelled: false, onCancel: undefined, channel, upstream: undefined, startedAt: performance.now(), auth, trace: undefined, traceHeaders };
+  return { id, method, cancelled: false, onCancel: undefined, answered: false, channel, upstream: undefined, startedAt: performance.now(), auth, trace: undefined, traceHeaders };
 }
 
 /** A server→client request relayed from an upstream, awaiting the downstream answer. */

@@ -24,7 +24,7 @@ import type { KeyRegistry } from '../../auth/keys.js';
 import { ruleOf, type AccessGate, type GateDecision } from '../../auth/gate.js';
 import type { JsonRpcRequest } from '../../codecs/jsonrpc.js';
 import type { Logger } from '../../log/logger.js';
-import { ANONYMOUS } from '../../base/principal.js';
+import { ANONYMOUS, type Principal } from '../../base/principal.js';
 import { McpConnectionLayer } from './connection.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type McpDispatcher } from './dispatch.js';
 import { PostCall } from './post-channel.js';
@@ -65,8 +65,14 @@ export interface WorkerCall {
   /** The worker's request id. */
   readonly id: number;
   readonly session: string;
-  /** The caller's key; `undefined` when auth is off (anonymous). */
+  /** The caller's key; `undefined` when auth is off (anonymous) or the caller sent {@link bearer}. */
   readonly key: { readonly kind: KeyKind; readonly id: string } | undefined;
+  /**
+   * A Bearer token shaped like a JWT or OAuth access token, for the owner to identify (`''`:
+   * none). The owner's gate verifies it as for its own requests: a token it verified before is one
+   * cache lookup; one it refuses makes the call `carry`, so the refusal is the owner's own 401.
+   */
+  readonly bearer: string;
   readonly request: JsonRpcRequest;
   /** The client accepts `text/event-stream` / only that. */
   readonly canSse: boolean;
@@ -196,11 +202,54 @@ export class WorkerCallHandler {
     const session = d.sessions.get(m.session);
     // a session belongs to the credential that opened it: anything else is the owner's 403 or 404
     if (session === undefined) return this.#carry(sink);
+    if (m.bearer !== '') return this.#callWithToken(m, session, sink);
     const principalId = m.key === undefined ? ANONYMOUS.id : m.key.kind === 'virtual_key' ? `vk:${m.key.id}` : `key:${m.key.id}`;
     if (session.owner !== undefined && session.owner !== principalId) return this.#carry(sink);
     let decision: GateDecision | Promise<GateDecision> | undefined;
     if (m.key === undefined) decision = d.gate.enabled ? undefined : d.gate.admit(NO_CREDENTIALS, this.#rule);
     else decision = d.gate.admitKey(m.key.kind, m.key.id, this.#rule);
+    return this.#decided(m, session, decision, sink);
+  }
+
+  /**
+   * A call whose caller sent a Bearer token (JWT or OAuth): identified by the owner's gate as its
+   * own requests are (a cached token at once, a new one after its verification); a token the gate
+   * refuses, or a session of another caller, is carried so the owner's path answers it.
+   */
+  #callWithToken(m: WorkerCall, session: McpSession, sink: WorkerCallSink): (() => void) | undefined {
+    const gate = this.deps.gate;
+    let principal: Principal | Promise<Principal>;
+    try {
+      principal = gate.identify({ ...NO_CREDENTIALS, authorization: `Bearer ${m.bearer}` });
+    } catch {
+      return this.#carry(sink);
+    }
+    const admit = (p: Principal): (() => void) | undefined => {
+      if (session.owner !== undefined && session.owner !== p.id) return this.#carry(sink);
+      return this.#decided(m, session, gate.admitPrincipal(p, NO_CREDENTIALS, this.#rule), sink);
+    };
+    if (!(principal instanceof Promise)) return admit(principal);
+    // a token seen for the first time: verified (signature, claims) before the call goes on
+    let gone = false;
+    let cancel: (() => void) | undefined;
+    principal.then(
+      (p) => {
+        if (!gone) cancel = admit(p);
+      },
+      () => {
+        if (!gone) this.#carry(sink);
+      },
+    );
+    return () => {
+      if (gone) return;
+      gone = true;
+      cancel?.();
+    };
+  }
+
+  /** The rest of {@link call} once the gate has answered (`undefined`: carried). */
+  #decided(m: WorkerCall, session: McpSession, decision: GateDecision | Promise<GateDecision> | undefined, sink: WorkerCallSink): (() => void) | undefined {
+    const d = this.deps;
     if (decision === undefined) return this.#carry(sink);
     if (!d.beginRequest()) return this.#carry(sink);
     const started = performance.now();
