@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import rxjsX from 'eslint-plugin-rxjs-x';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'data/**', 'coverage/**', 'test/conformance/node_modules/**', 'test/conformance/results/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'dist-*/**', 'data/**', 'coverage/**', 'test/conformance/node_modules/**', 'test/conformance/results/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -20,7 +20,14 @@
  *    with no `/api/ws/events` connection (baseline: its feed does not read the stream) vs B with
  *    one connection whose filter matches none of them (the feed reads and decodes every event).
  *
- * Environment: BENCH_CLUSTER_N (operations per point, default 400).
+ * 5. A node's own events leaving for the stream (the publisher alone, on its own NATS connection):
+ *    events offered at a steady 3,000 a second (3 per millisecond tick: one node's share of the
+ *    three-node bench), CPU per event of this process plus nats-server — the tick and the events
+ *    built alone (baseline), the publisher with linger 0 (every turn's events leave at once:
+ *    the publisher before the linger), and with the default linger. The name says the events per
+ *    stream message it reached.
+ *
+ * Environment: BENCH_CLUSTER_N (operations per point, default 400; point 5 offers 10 × N events).
  * Profile: `node --cpu-prof --import tsx bench/cluster.ts` (the profile covers the gateways too).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -31,6 +38,8 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { resolveConfig } from '../src/config/load.js';
 import { startGateway, type Gateway } from '../src/gateway.js';
+import { ClusterEventPublisher, DEFAULT_EVENT_LINGER_MS } from '../src/cluster/event-stream.js';
+import type { GatewayEvent } from '../src/streams/events.js';
 import { createLogger } from '../src/log/logger.js';
 import { startNatsServer } from '../test/helpers/nats.js';
 import { quantile, treeCpuSeconds } from './lib.js';
@@ -49,8 +58,9 @@ async function gateway(extra: Record<string, unknown>): Promise<Gateway> {
 
 interface Point {
   name: string;
-  p50: number;
-  p99: number;
+  /** Latency, ms (`undefined`: the point measures CPU only). */
+  p50: number | undefined;
+  p99: number | undefined;
   cpuUsPerOp: number;
 }
 
@@ -216,6 +226,60 @@ async function otherNodesEvents(name: string, natsUrl: string, node: Gateway, wa
   return { name, p50: quantile(times, 0.5), p99: quantile(times, 0.99), cpuUsPerOp: (cpu / (N * OTHER_BATCH)) * 1e6 };
 }
 
+/** Events offered per millisecond tick in {@link ownEvents}. */
+const OWN_PER_TICK = 3;
+
+/**
+ * Point 5: `lingerMs` undefined = the baseline (the tick and the events, no publisher). Offers
+ * `OWN_PER_TICK` events per 1 ms tick until `10 × N` are offered, then waits until all are
+ * acknowledged.
+ */
+async function ownEvents(name: string, natsUrl: string, streamPrefix: string, lingerMs: number | undefined, natsPid: number | undefined): Promise<Point> {
+  const nc = await connect({ servers: natsUrl, noAsyncTraces: true });
+  const total = N * 10;
+  const publisher =
+    lingerMs === undefined
+      ? undefined
+      : new ClusterEventPublisher({ js: jetstream(nc), eventSubject: `${streamPrefix}.events.bench_pub_${lingerMs}`, config: { node_id: `bench_pub_${lingerMs}` } }, 100_000, createLogger('silent'), { lingerMs });
+  let sink: GatewayEvent | undefined;
+  const cpu0 = cpuNow(natsPid);
+  let seq = 0;
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      for (let i = 0; i < OWN_PER_TICK && seq < total; i++) {
+        seq++;
+        const e = {
+          event_type: 'ToolInvocationCompleted',
+          seq,
+          timestamp: new Date().toISOString(),
+          mcp_server_id: 'demo',
+          tool_name: 'echo',
+          call_id: `bench-${seq}`,
+          duration_ms: 0.25,
+          cost_usd: 0,
+          surface: 'mcp',
+          is_error: false,
+          arguments: { message: 'hi' },
+          result: undefined,
+        } as unknown as GatewayEvent;
+        if (publisher !== undefined) publisher.offer(e);
+        else sink = e;
+      }
+      if (seq >= total) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 1);
+  });
+  if (publisher !== undefined) await publisher.close(10_000);
+  if (sink === undefined && publisher === undefined) throw new Error('no event built');
+  const cpu = cpuNow(natsPid) - cpu0;
+  if (publisher !== undefined && publisher.published !== total) throw new Error(`${name}: ${publisher.published} of ${total} events acknowledged`);
+  await nc.close();
+  const perMessage = publisher !== undefined ? ` — ${(publisher.published / Math.max(1, publisher.messages)).toFixed(1)} events per stream message` : '';
+  return { name: `${name}${perMessage}`, p50: undefined, p99: undefined, cpuUsPerOp: (cpu / total) * 1e6 };
+}
+
 const auth = { auth: { disabled: false, admin: { username: 'admin' }, rate_limits: { burst_per_minute: 6000, requests_per_hour: 1e6, tool_executions_per_hour: 1e9 } } };
 const nats = await startNatsServer();
 const single = await gateway(auth);
@@ -240,12 +304,21 @@ groups.push([
   await otherNodesEvents('other nodes\' events at B: no /api/ws/events connection (baseline; p50/p99 = publish)', nats.url, b, false, pid),
   await otherNodesEvents('other nodes\' events at B: one connection, filter matching none (p50/p99 = publish)', nats.url, b, true, pid),
 ]);
-console.log(`\nN = ${N} per point, one at a time; CPU = this process (gateways + client) + nats-server, per operation (point 4: per event)\n`);
+const prefix = a.cluster?.node.config.name ?? 'tributary';
+groups.push([
+  await ownEvents(`own events leaving, ${OWN_PER_TICK} per ms: the tick and the events alone (baseline)`, nats.url, prefix, undefined, pid),
+  await ownEvents('own events leaving: publisher, linger 0 (each turn\'s events at once)', nats.url, prefix, 0, pid),
+  await ownEvents(`own events leaving: publisher, linger ${DEFAULT_EVENT_LINGER_MS} ms (default)`, nats.url, prefix, DEFAULT_EVENT_LINGER_MS, pid),
+]);
+console.log(`\nN = ${N} per point, one at a time; CPU = this process (gateways + client) + nats-server, per operation (points 4 and 5: per event)\n`);
 console.log('| point | p50 ms | p99 ms | CPU µs/op | p50 vs baseline |');
 console.log('|---|---|---|---|---|');
 for (const rows of groups) {
   const baseline = rows[0] as Point;
-  for (const r of rows) console.log(`| ${r.name} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.cpuUsPerOp.toFixed(0)} | ${(r.p50 / baseline.p50).toFixed(2)}× |`);
+  for (const r of rows) {
+    const vs = r.p50 !== undefined && baseline.p50 !== undefined ? `${(r.p50 / baseline.p50).toFixed(2)}×` : '—';
+    console.log(`| ${r.name} | ${r.p50?.toFixed(3) ?? '—'} | ${r.p99?.toFixed(3) ?? '—'} | ${r.cpuUsPerOp.toFixed(1)} | ${vs} |`);
+  }
 }
 for (const g of [single, a, b, exact]) await g.close();
 await nats.dispose();

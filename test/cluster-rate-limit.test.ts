@@ -15,7 +15,7 @@ let nats: TestNatsServer;
 const nodes: ClusterNode[] = [];
 
 function config(nodeId: string): ResolvedClusterConfig {
-  return { nats_url: nats.url, node_id: nodeId, name: 'rltest', connect_timeout_ms: 5_000, max_buffered_events: 100, stream_max_msgs: 1_000, session_keys: [], session_max_age_ms: 60_000, rate_limit_slack: 0.1 };
+  return { nats_url: nats.url, node_id: nodeId, name: 'rltest', connect_timeout_ms: 5_000, max_buffered_events: 100, event_linger_ms: 10, stream_max_msgs: 1_000, session_keys: [], session_max_age_ms: 60_000, rate_limit_slack: 0.1 };
 }
 
 beforeAll(async () => {

@@ -297,7 +297,8 @@ describe('server.workers: 2 — POST /mcp decided in the worker, served by the o
       { numRuns: 80 },
     );
     expect(compared).toBeGreaterThanOrEqual(70);
-    expect(worker().mcp_calls - calls0, 'requests served as worker calls during the property').toBeGreaterThanOrEqual(20);
+    // about a fifth of the cases are valid calls of the session's key (≈ 18 expected as worker calls)
+    expect(worker().mcp_calls - calls0, 'requests served as worker calls during the property').toBeGreaterThanOrEqual(10);
   });
 });
 

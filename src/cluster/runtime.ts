@@ -58,7 +58,7 @@ export class ClusterRuntime {
     node.onState((state) => {
       if (state === 'connected') feed.resume();
     });
-    const publisher = new ClusterEventPublisher(node, config.max_buffered_events, log);
+    const publisher = new ClusterEventPublisher(node, config.max_buffered_events, log, { lingerMs: config.event_linger_ms });
     publisher.attach(deps.recorded.items$);
     log.info('joined the cluster', { nats: node.nc.getServer(), stream: node.streamName, members: node.members });
     return new ClusterRuntime(node, publisher, feed);

@@ -226,6 +226,7 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
             name: file.cluster.name ?? 'tributary',
             connect_timeout_ms: file.cluster.connect_timeout_ms ?? 5_000,
             max_buffered_events: file.cluster.max_buffered_events ?? 10_000,
+            event_linger_ms: file.cluster.event_linger_ms ?? 10,
             stream_max_msgs: file.cluster.stream_max_msgs ?? file.events?.max_stored ?? 100_000,
             session_keys: sessionKeys,
             session_max_age_ms: file.cluster.session_max_age_ms ?? 24 * 3_600_000,

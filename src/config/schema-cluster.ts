@@ -1,6 +1,6 @@
 /** Cluster codecs (`cluster`: NATS JetStream bus, configuration and rate-limit buckets, sealed sessions). */
 import * as t from 'io-ts';
-import { PositiveInt } from './schema-primitives.js';
+import { NonNegativeInt, PositiveInt } from './schema-primitives.js';
 
 /** A cluster node's name: letters, digits, `_` and `-` (a NATS subject token), at most 64 characters. */
 export interface NodeIdBrand {
@@ -27,6 +27,12 @@ export const ClusterConfig = t.exact(
       connect_timeout_ms: PositiveInt,
       /** Events held while NATS is unreachable; beyond it the oldest are dropped and reported (default 10000). */
       max_buffered_events: PositiveInt,
+      /**
+       * How long the oldest unpublished event waits for others to share its stream message, ms
+       * (default 10; 0 = the events of one turn of the event loop leave at its end). Longer: fewer
+       * JetStream publishes under load, events reach other nodes later.
+       */
+      event_linger_ms: NonNegativeInt,
       /** Events the stream keeps (default: events.max_stored). */
       stream_max_msgs: PositiveInt,
       /**
@@ -53,6 +59,8 @@ export interface ResolvedClusterConfig {
   readonly name: string;
   readonly connect_timeout_ms: number;
   readonly max_buffered_events: number;
+  /** Publisher linger, ms (0 = none beyond the current turn). */
+  readonly event_linger_ms: number;
   readonly stream_max_msgs: number;
   /** Base64 session keys, first seals; empty = the key kept in the configuration bucket. */
   readonly session_keys: readonly string[];

@@ -17,8 +17,8 @@ import { Subject, filter, map, type Observable } from 'rxjs';
 import type { Logger } from '../log/logger.js';
 import type { BatchOp, BatchWriter } from '../store/batcher.js';
 import type { EventLogRepository } from '../store/events.js';
-import type { ToolLogRepository } from '../store/tool-log.js';
-import { toWire, type EventBus, type GatewayEvent } from '../streams/events.js';
+import type { ToolEventRecord, ToolLogRepository } from '../store/tool-log.js';
+import { TOOL_EVENT_PAYLOAD_FIELDS, toWire, type EventBus, type GatewayEvent } from '../streams/events.js';
 import { toLogEntry } from './tool-log.js';
 
 /** What the recorder emits: a stored event, or a range of seqs whose events were not stored. */
@@ -165,7 +165,7 @@ export class EventRecorder implements RecordedFeed {
   #ops(event: GatewayEvent): BatchOp[] {
     const ops =
       event.event_type === 'ToolInvocationCompleted' || event.event_type === 'ToolInvocationFailed'
-        ? this.toolLog.eventEntryOps(toLogEntry(event), toWire(event))
+        ? this.toolLog.eventEntryOps(toLogEntry(event), event as unknown as ToolEventRecord, TOOL_EVENT_PAYLOAD_FIELDS)
         : [this.eventLog.putOp(toWire(event))];
     const reserve = this.eventLog.reserveOp(event.seq);
     if (reserve !== undefined) ops.push(reserve);

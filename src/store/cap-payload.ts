@@ -9,7 +9,8 @@
  *
  * MessagePack: https://github.com/msgpack/msgpack/blob/master/spec.md
  */
-import { Packr, Unpackr, type Options } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
+import { MsgpackWriter } from './msgpack-writer.js';
 
 /** Default cap for tool-log arguments and results: 16 KiB of JSON. */
 export const DEFAULT_PAYLOAD_CAP_BYTES = 16 * 1024;
@@ -52,15 +53,11 @@ function checkCap(maxBytes: number): void {
 /**
  * Standard MessagePack only, read back as JSON would read the value's JSON text: no records
  * (`useRecords: false`); `undefined` as an array item or the whole value is nil (JSON's `null`),
- * never msgpackr's `undefined` extension; maps with the smallest header (`variableMapSize`, as the
- * second packer writes them anyway), so both give the same bytes. An object field holding `undefined` is left out, as JSON
- * leaves it out, by the second packer (`skipValues`, in msgpackr's README but not its `Options`
- * type; it makes every object slower to pack, so it packs only values that hold such a field).
- * Values these could not carry as JSON does never reach them ({@link isPlainJson}).
+ * never msgpackr's `undefined` extension; maps with the smallest header (`variableMapSize`).
+ * Packs strings and JSON text (`bin`); plain values are written by {@link payloadWriter}, to the
+ * same rules. Values these could not carry as JSON does never reach them ({@link isPlainJson}).
  */
 const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, variableMapSize: true });
-const skipOptions: Options & { skipValues: readonly unknown[] } = { useRecords: false, encodeUndefinedAsNil: true, variableMapSize: true, skipValues: [undefined] };
-const skippingPackr = new Packr(skipOptions);
 // pack() returns a view of msgpackr's buffer that later packs write after, never over
 // int64AsType 'number': these packers write no 64-bit integers (msgpackr packs large numbers as float 64)
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
@@ -90,7 +87,6 @@ const wellFormed = (s: string): boolean => (s as string & { isWellFormed(): bool
 let nodes = 0;
 let longChars = 0;
 let nodeBudget = NODE_BUDGET;
-let undefinedField = false;
 let stoppedForCost = false;
 
 function plain(value: unknown, depth: number): boolean {
@@ -121,8 +117,7 @@ function plain(value: unknown, depth: number): boolean {
         // msgpackr reads a `__proto__` key back as `__proto_` (a guard against prototype pollution)
         if (key === '__proto__' || !wellFormed(key)) return false;
         const item = record[key];
-        if (item === undefined) undefinedField = true;
-        else if (!plain(item, depth - 1)) return false;
+        if (item !== undefined && !plain(item, depth - 1)) return false;
       }
       return true;
     }
@@ -144,15 +139,32 @@ export function isPlainJson(value: unknown, depth: number): boolean {
   nodes = 0;
   longChars = 0;
   nodeBudget = Number.POSITIVE_INFINITY;
-  undefinedField = false;
   stoppedForCost = false;
   return plain(value, depth);
 }
 
+/**
+ * Writes the payloads the look found plain, as msgpackr's `packr` with `skipValues: [undefined]`
+ * would (a map's `undefined` fields left out, `undefined` items nil, `-0` as `0`), without
+ * msgpackr's per-pack set-up; one slab that later payloads are written after, never over.
+ */
+const payloadWriter = new MsgpackWriter({ asJson: true });
+
 /** MessagePack of the value the last look found plain, when it packs into at most `maxBytes` bytes. */
 function packWithin(value: unknown, maxBytes: number): Uint8Array | undefined {
-  const packed = (undefinedField ? skippingPackr : packr).pack(value ?? null);
-  return packed.length <= maxBytes ? packed : undefined;
+  const w = payloadWriter;
+  w.begin();
+  try {
+    w.value(value);
+  } catch (err) {
+    w.begin();
+    throw err;
+  }
+  if (w.length > maxBytes) {
+    w.begin();
+    return undefined;
+  }
+  return w.end();
 }
 
 /**
@@ -177,7 +189,6 @@ function cheaplyPackedWithin(value: unknown, maxBytes: number): Uint8Array | und
   nodes = 0;
   longChars = 0;
   nodeBudget = NODE_BUDGET;
-  undefinedField = false;
   stoppedForCost = false;
   try {
     return plain(value, MAX_PLAIN_DEPTH) ? packWithin(value, maxBytes) : undefined;
@@ -188,7 +199,7 @@ function cheaplyPackedWithin(value: unknown, maxBytes: number): Uint8Array | und
 
 /** What {@link capPayloadPacked} keeps of a value: one MessagePack value (see there). */
 export interface PackedPayload {
-  /** MessagePack bytes, a view the caller copies before the next pack of this module (see {@link capPayloadPacked}). */
+  /** MessagePack bytes: a view of a shared buffer, for the caller to copy (see {@link capPayloadPacked}). */
   readonly bytes: Uint8Array;
   /** True exactly when `bytes` holds a prefix of the JSON text (or the unserialisable marker). */
   readonly truncated: boolean;
@@ -207,8 +218,9 @@ export interface PackedPayload {
  * So the bytes are at most `maxBytes` plus a MessagePack header of ≤ 5 bytes. `undefined` reads
  * back as `null`, as JSON would carry it. Read back with {@link unpackPayload}.
  *
- * `bytes` is a view of msgpackr's shared buffer: msgpackr writes later packs after it, never over
- * it, but it pins that buffer, so keep a copy, not the view.
+ * `bytes` is a view of a shared buffer (the payload writer's slab, or msgpackr's buffer for JSON
+ * text and cut prefixes): later payloads are written after it, never over it, but it pins that
+ * buffer, so keep a copy, not the view (the tool log copies it into the record at once).
  *
  * @param prefix a string the caller already cut (flagged truncated by it): kept as it is when it
  *   fits in `maxBytes` UTF-8 bytes, else treated as any value over the cap.

@@ -74,8 +74,17 @@ const EVENT_KEY_LENGTH = MS_DIGITS + 2 + SEQ_DIGITS;
 export function toolEventKey(ms: number, seq: number): string {
   if (!(Number.isInteger(ms) && ms >= 0 && ms <= MAX_KEY_MS)) throw new RangeError(`time key: bad epoch ms ${ms}`);
   if (!(Number.isSafeInteger(seq) && seq > 0)) throw new RangeError(`time key: bad seq ${seq}`);
-  return `${msPrefix(ms)}-${EVENT_MARK}${String(seq).padStart(SEQ_DIGITS, '0')}`;
+  // the calls of one ms share the head: made once per ms, not once per call
+  if (ms !== headMs) {
+    head = `${msPrefix(ms)}-${EVENT_MARK}`;
+    headMs = ms;
+  }
+  return head + String(seq).padStart(SEQ_DIGITS, '0');
 }
+
+/** The last {@link toolEventKey} head (`<ms>-~`) and its ms. */
+let head = '';
+let headMs = -1;
 
 /** The event seq a {@link toolEventKey} carries; `undefined` for any other key. */
 export function seqOfToolEventKey(key: string): number | undefined {

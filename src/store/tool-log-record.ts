@@ -39,9 +39,10 @@
  *
  * MessagePack: https://github.com/msgpack/msgpack/blob/master/spec.md
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { Unpackr } from 'msgpackr';
 import { unpackPayload } from './cap-payload.js';
 import { decodeValue } from './codec.js';
+import { MsgpackWriter } from './msgpack-writer.js';
 
 /** Summary tuple: `[client, tool, ok (1 success / 0 error), latency_ms, cost_usd, virtual_key | null, surface]`. */
 export type ToolLogSummary = readonly [string, string, 0 | 1, number, number, string | null, string];
@@ -67,6 +68,8 @@ export interface ToolLogRecordFields {
   readonly timestamp: string;
   /** The tool event this entry records (as stored and sent, with `seq`): only the recorder's records carry it. */
   readonly event?: ToolEventRecord;
+  /** Fields of `event` that are not stored (e.g. a live event's payloads, which the record keeps capped). */
+  readonly eventLeaveOut?: ReadonlySet<string>;
 }
 
 /** A tool event as the event log stores and sends it (plain data, `seq`, no payloads). */
@@ -81,42 +84,65 @@ export const RECORD_TAG = 0x03;
 export const JSON_PAYLOAD_RECORD_TAG = 0x02;
 const SUMMARY_AT = 5;
 
-const packr = new Packr({ useRecords: false });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 
+/** Writes every record's head, then its payloads: one slab, no intermediate packs. */
+const writer = new MsgpackWriter();
+
 /**
- * The bytes of one record, and of its payload value when the payloads do not fit inline (fresh
- * buffers, owned by the caller). Throws what msgpackr throws.
+ * The bytes of one record, and of its payload value when the payloads do not fit inline: views
+ * of a shared slab that later records are written after, never over (so they stay valid while
+ * held; they pin the slab, 64 KiB, meanwhile). Standard MessagePack written by
+ * {@link MsgpackWriter} (the same bytes msgpackr wrote, except that a `-0` stays `-0`), read by
+ * {@link summaryOf}, {@link storedFieldsOf} and {@link eventOfRecord}. Throws what msgpackr
+ * throws for an event field it cannot pack.
  */
 export function encodeRecord(r: ToolLogRecordFields): { record: Uint8Array; payload?: Uint8Array } {
   const argsBytes = r.arguments.length;
   const resultBytes = r.result.length;
   const external = argsBytes + resultBytes > INLINE_PAYLOAD_BYTES;
-  // packr.pack returns a view of msgpackr's buffer; a later pack writes after it (or into a new
-  // buffer), never over it, so both views stay valid until they are copied into the record below
-  const summary = packr.pack([r.client, r.tool, r.status === 'success' ? 1 : 0, r.latency_ms, r.cost_usd, r.virtual_key ?? null, r.surface]);
-  const details = packr.pack(
-    r.event === undefined
-      ? [r.id, r.timestamp, r.error ?? null, r.trace_id ?? null, r.arguments_truncated ? 1 : 0, r.result_truncated ? 1 : 0, argsBytes, external ? 1 : 0]
-      : [r.id, r.timestamp, r.error ?? null, r.trace_id ?? null, r.arguments_truncated ? 1 : 0, r.result_truncated ? 1 : 0, argsBytes, external ? 1 : 0, r.event],
-  );
-  const detailsAt = SUMMARY_AT + summary.length + 4;
-  const argsAt = detailsAt + details.length;
-  const out = Buffer.allocUnsafe(argsAt + (external ? 0 : argsBytes + resultBytes));
-  out[0] = RECORD_TAG;
-  out.writeUInt32LE(summary.length, 1);
-  out.set(summary, SUMMARY_AT);
-  out.writeUInt32LE(details.length, detailsAt - 4);
-  out.set(details, detailsAt);
-  if (!external) {
-    out.set(r.arguments, argsAt);
-    out.set(r.result, argsAt + argsBytes);
-    return { record: out };
+  const w = writer;
+  w.begin();
+  try {
+    w.byte(RECORD_TAG);
+    const summary = w.openFrame();
+    w.byte(0x97); // array of 7
+    w.str(r.client);
+    w.str(r.tool);
+    w.byte(r.status === 'success' ? 1 : 0);
+    w.num(r.latency_ms);
+    w.num(r.cost_usd);
+    if (r.virtual_key === undefined) w.nil();
+    else w.str(r.virtual_key);
+    w.str(r.surface);
+    w.closeFrame(summary);
+    const details = w.openFrame();
+    w.byte(r.event === undefined ? 0x98 : 0x99); // array of 8 or 9
+    w.str(r.id);
+    w.str(r.timestamp);
+    if (r.error === undefined) w.nil();
+    else w.str(r.error);
+    if (r.trace_id === undefined) w.nil();
+    else w.str(r.trace_id);
+    w.byte(r.arguments_truncated ? 1 : 0);
+    w.byte(r.result_truncated ? 1 : 0);
+    w.num(argsBytes);
+    w.byte(external ? 1 : 0);
+    if (r.event !== undefined) w.map(r.event, r.eventLeaveOut);
+    w.closeFrame(details);
+    if (!external) {
+      w.raw(r.arguments);
+      w.raw(r.result);
+      return { record: w.end() };
+    }
+    const record = w.end();
+    w.raw(r.arguments);
+    w.raw(r.result);
+    return { record, payload: w.end() };
+  } catch (err) {
+    w.begin();
+    throw err;
   }
-  const payload = Buffer.allocUnsafe(argsBytes + resultBytes);
-  payload.set(r.arguments, 0);
-  payload.set(r.result, argsBytes);
-  return { record: out, payload };
 }
 
 /** True when the record `view` keeps its payloads in `toollog_payload` (false for earlier layouts). */

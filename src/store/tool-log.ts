@@ -247,11 +247,14 @@ export class ToolLogRepository {
    * stores and sends it): ONE record, read by the tool log as an entry and by the event log as
    * the event ({@link toolEventsAfter}). Its key is {@link toolEventKey}: filed at the entry's
    * timestamp, or at the previous tool event's ms if the clock went back, so these keys are in
-   * seq order. Call in seq order (the event recorder does). Throws what {@link entryOps} throws.
+   * seq order. Call in seq order (the event recorder does). `leaveOut`: fields of `event` that are
+   * not stored (the live event's payloads: the record keeps them capped), so a caller need not copy
+   * the event without them. Throws what {@link entryOps} throws.
    */
-  eventEntryOps(input: ToolLogInput, event: ToolEventRecord): BatchOp[] {
+  eventEntryOps(input: ToolLogInput, event: ToolEventRecord, leaveOut?: ReadonlySet<string>): BatchOp[] {
     const { key, entry } = this.#build(input, event.seq);
     (entry as { event?: ToolEventRecord }).event = event;
+    if (leaveOut !== undefined) (entry as { eventLeaveOut?: ReadonlySet<string> }).eventLeaveOut = leaveOut;
     return this.#ops(key, entry);
   }
 

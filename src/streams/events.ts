@@ -206,6 +206,9 @@ export class EventBus {
   }
 }
 
+/** The fields of a tool event that {@link toWire} leaves out (its live payloads). */
+export const TOOL_EVENT_PAYLOAD_FIELDS: ReadonlySet<string> = new Set(['arguments', 'result']);
+
 /**
  * The event as sent to subscribers and stored: plain JSON data. Tool events lose their live
  * `arguments` and `result` (the tool log keeps those, size-capped).
