@@ -9,19 +9,24 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { deserializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
-import { JsonRpcLineDecoder, encodeJsonRpcLine, jsonRpcShapeProblem, parseJsonRpcLine, type DecodedLineSink } from '../src/upstreams/stdio-framing.js';
+import { JsonRpcLineDecoder, LineOverflowError, encodeJsonRpcLine, jsonRpcShapeProblem, parseJsonRpcLine, type DecodedLineSink } from '../src/upstreams/stdio-framing.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 
 type Event = { kind: 'message'; message: unknown } | { kind: 'invalid'; error: string } | { kind: 'overflow'; error: string };
 
-function recorder(): { sink: DecodedLineSink; events: Event[] } {
+function recorder(): { sink: DecodedLineSink; events: Event[]; overflows: Error[] } {
   const events: Event[] = [];
+  const overflows: Error[] = [];
   return {
     events,
+    overflows,
     sink: {
       message: (message) => events.push({ kind: 'message', message }),
       invalid: (error) => events.push({ kind: 'invalid', error: error.message }),
-      overflow: (error) => events.push({ kind: 'overflow', error: error.message }),
+      overflow: (error) => {
+        overflows.push(error);
+        events.push({ kind: 'overflow', error: error.message });
+      },
     },
   };
 }
@@ -151,13 +156,14 @@ describe('stdio framing: chunks at any byte position decode like the SDK', () =>
 describe('stdio framing: limits and errors', () => {
   it('reports a line over the limit once, drops it, and decodes the lines after it', () => {
     const decoder = new JsonRpcLineDecoder(64);
-    const { sink, events } = recorder();
+    const { sink, events, overflows } = recorder();
     const ok = '{"jsonrpc":"2.0","method":"ok"}\n';
     decoder.push(Buffer.from(ok), sink);
     decoder.push(Buffer.from('x'.repeat(40)), sink);
     decoder.push(Buffer.from('y'.repeat(40)), sink);
     expect(events.map((e) => e.kind)).toEqual(['message', 'overflow']);
     expect(events[1]).toEqual({ kind: 'overflow', error: 'ReadBuffer exceeded maximum size of 64 bytes' });
+    expect(overflows[0]).toBeInstanceOf(LineOverflowError);
     expect(decoder.bufferedBytes).toBe(0);
     // the rest of the oversized line ends as an invalid line; then the stream is in step again
     decoder.push(Buffer.from(`zzz\n${ok}`), sink);

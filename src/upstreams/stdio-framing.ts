@@ -24,6 +24,17 @@ const NEWLINE = 0x0a;
 /** The most characters of a bad line quoted in its error. */
 const EXCERPT_CHARS = 120;
 
+/**
+ * An unfinished line grew past the decoder's limit: the stream is out of step and ends (the
+ * message keeps the SDK's wording, `ReadBuffer exceeded maximum size of N bytes`).
+ */
+export class LineOverflowError extends Error {
+  constructor(readonly maxLineBytes: number) {
+    super(`ReadBuffer exceeded maximum size of ${maxLineBytes} bytes`);
+    this.name = 'LineOverflowError';
+  }
+}
+
 /** Receives what {@link JsonRpcLineDecoder.push} decodes, in stream order. */
 export interface DecodedLineSink {
   /** A valid JSON-RPC message. */
@@ -35,7 +46,7 @@ export interface DecodedLineSink {
    * SDK's wording). What was held is dropped and the rest of the chunk ignored: the stream is out
    * of step, and the caller should end it.
    */
-  overflow(error: Error): void;
+  overflow(error: LineOverflowError): void;
 }
 
 /**
@@ -183,7 +194,7 @@ export class JsonRpcLineDecoder {
 
   private overflow(sink: DecodedLineSink): void {
     this.clear();
-    sink.overflow(new Error(`ReadBuffer exceeded maximum size of ${this.maxLineBytes} bytes`));
+    sink.overflow(new LineOverflowError(this.maxLineBytes));
   }
 }
 
