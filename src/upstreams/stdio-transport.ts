@@ -1,8 +1,8 @@
 /**
  * The client side of MCP's stdio transport (newline-delimited JSON-RPC on the subprocess's
  * stdin/stdout, https://modelcontextprotocol.io/specification/2025-06-18/basic/transports#stdio),
- * built on the SDK's own framing (`ReadBuffer`, `serializeMessage`) with what the SDK's
- * `StdioClientTransport` (1.32) does not offer:
+ * with the SDK's framing rules (`stdio-framing.ts`: the same line format and message shapes, cheaper
+ * per message) and what the SDK's `StdioClientTransport` (1.32) does not offer:
  *
  * - The subprocess runs in its own process group (`detached: true`, i.e. `setsid`), so a
  *   terminal's Ctrl-C (SIGINT to the foreground process group) reaches only the gateway, which then
@@ -16,9 +16,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { JsonRpcLineDecoder, encodeJsonRpcLine, type DecodedLineSink } from './stdio-framing.js';
 import { POST_MESSAGE } from './upstream-types.js';
 
 export interface StdioTransportParams {
@@ -37,6 +37,11 @@ const STDERR_TAIL_LINES = 30;
 const STDERR_EXCERPT_CHARS = 600;
 /** Escalation steps of {@link GroupStdioTransport.close}, ms (as the SDK's transport). */
 const CLOSE_STEP_MS = 2000;
+
+/** Calls each of `waiters`. */
+function release(waiters: readonly (() => void)[]): void {
+  for (const w of waiters) w();
+}
 
 /** Sends `signal` to the process group led by `pid`, falling back to the process alone. */
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
@@ -72,7 +77,19 @@ export class GroupStdioTransport implements Transport {
   onmessage?: (message: JSONRPCMessage) => void;
 
   private proc: ChildProcess | undefined;
-  private readonly readBuffer = new ReadBuffer();
+  private readonly decoder = new JsonRpcLineDecoder();
+  /**
+   * Where the decoder's lines go: messages to {@link deliver}, bad lines to `onerror`; a line over
+   * the read limit leaves the stream out of step, so the process is ended.
+   */
+  private readonly sink: DecodedLineSink = {
+    message: (message) => this.deliver(message),
+    invalid: (error) => this.onerror?.(error),
+    overflow: (error) => {
+      this.onerror?.(error);
+      void this.close();
+    },
+  };
   private readonly tail: string[] = [];
   private spawnError: Error | undefined;
   private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -116,27 +133,7 @@ export class GroupStdioTransport implements Transport {
       });
       proc.stdin?.on('error', (err) => this.onerror?.(err));
       proc.stdout?.on('error', (err) => this.onerror?.(err));
-      proc.stdout?.on('data', (chunk: Buffer) => {
-        try {
-          this.readBuffer.append(chunk);
-        } catch (err) {
-          // a line over the SDK's read-buffer limit: the stream is out of sync, end the process
-          this.onerror?.(err as Error);
-          void this.close();
-          return;
-        }
-        for (;;) {
-          let message: JSONRPCMessage | null;
-          try {
-            message = this.readBuffer.readMessage();
-          } catch (err) {
-            this.onerror?.(err as Error);
-            continue;
-          }
-          if (message === null) break;
-          this.deliver(message);
-        }
-      });
+      proc.stdout?.on('data', (chunk: Buffer) => this.decoder.push(chunk, this.sink));
       if (proc.stderr) {
         createInterface({ input: proc.stderr }).on('line', (line) => {
           const cut = line.slice(0, 4000);
@@ -192,7 +189,7 @@ export class GroupStdioTransport implements Transport {
   send(message: JSONRPCMessage): Promise<void> {
     const stdin = this.proc?.stdin;
     if (!stdin || stdin.destroyed) return Promise.reject(new Error(this.describeExit() ?? 'Not connected'));
-    const line = serializeMessage(message);
+    const line = encodeJsonRpcLine(message);
     return new Promise((resolve) => {
       this.queue(line);
       this.outboxWaiters.push(resolve);
@@ -206,7 +203,7 @@ export class GroupStdioTransport implements Transport {
   [POST_MESSAGE](message: JSONRPCMessage): Promise<void> | undefined {
     const stdin = this.proc?.stdin;
     if (!stdin || stdin.destroyed) throw new Error(this.describeExit() ?? 'Not connected');
-    this.queue(serializeMessage(message));
+    this.queue(encodeJsonRpcLine(message));
     return undefined;
   }
 
@@ -224,20 +221,20 @@ export class GroupStdioTransport implements Transport {
 
   private readonly flushOutbox = (): void => {
     this.flushScheduled = false;
-    const waiters = this.outboxWaiters.splice(0);
     const chunk = this.outbox.length === 1 ? (this.outbox[0] as string) : this.outbox.join('');
     this.outbox.length = 0;
+    // only `send` waits for its bytes: the posted messages of a busy turn need no callback
+    const waiters = this.outboxWaiters.length > 0 ? this.outboxWaiters.splice(0) : undefined;
     const stdin = this.proc?.stdin;
-    const done = (): void => {
-      for (const w of waiters) w();
-    };
     // a subprocess gone meanwhile: its exit is reported by the close path; the senders are released
     if (!stdin || stdin.destroyed) {
-      done();
+      if (waiters) release(waiters);
       return;
     }
-    if (stdin.write(chunk)) done();
-    else stdin.once('drain', done);
+    const flowing = stdin.write(chunk);
+    if (!waiters) return;
+    if (flowing) release(waiters);
+    else stdin.once('drain', () => release(waiters));
   };
 
   /**
@@ -263,7 +260,7 @@ export class GroupStdioTransport implements Transport {
       await wait();
     }
     if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) signalGroup(proc.pid, 'SIGKILL');
-    this.readBuffer.clear();
+    this.decoder.clear();
   }
 
   /** Kills the subprocess's group at once with SIGKILL (a second Ctrl-C): synchronous, no wait. */

@@ -41,6 +41,7 @@ import { createTransport } from './upstream-transport.js';
 import { cancelledError, circuitOpenError, notConnectedError } from './upstream-errors.js';
 import { EXIT_WAIT_MS, describeFailure, stdioChild, stdioExitDescriber, waitForExit } from './upstream-failure.js';
 import { RequestTable, type QueuedCall } from './upstream-requests.js';
+import { LineOverflowError } from './stdio-framing.js';
 import type { CancelHook, Catalogue, CatalogueKind, Completion, JsonObject, RequestOptions, ServerRequestExtra, UpstreamLifecycle } from './upstream-types.js';
 
 export { cancelScope, type CancelHook, type Completion, type Catalogue, type CatalogueKind, type JsonObject, type ServerRequestExtra, type UpstreamLifecycle } from './upstream-types.js';
@@ -296,7 +297,9 @@ export class Upstream {
     let lastError: { message: string; at: number } | undefined;
     client.onerror = (err) => {
       const now = Date.now();
-      if (!lastError || now - lastError.at >= RECENT_ERROR_MS) lastError = { message: err.message, at: now };
+      // a stdout line over the read limit is what ends the stream: it names the close even
+      // right after other errors (garbage lines)
+      if (!lastError || now - lastError.at >= RECENT_ERROR_MS || err instanceof LineOverflowError) lastError = { message: err.message, at: now };
       this.log.warn('upstream transport error', { error: err });
     };
     let describeExit: (() => string | undefined) | undefined;
