@@ -50,10 +50,13 @@ function promotedPerScavenge(mode: 'default' | 'tuned'): number {
 
 describe('what the pretenuring setting changes', () => {
   it("short-lived objects of a site V8 pretenured are promoted; with the gateway's setting they die young", () => {
-    const defaults = promotedPerScavenge('default');
     const tuned = promotedPerScavenge('tuned');
+    // whether V8 pretenures the site in a given run depends on when its feedback and optimized code
+    // appear (compiled on a background thread): ≈ 1 run in 8 here does not, so up to 4 runs
+    let defaults = 0;
+    for (let run = 0; run < 4 && !(defaults > 4 * tuned); run++) defaults = Math.max(defaults, promotedPerScavenge('default'));
     // the mechanism the setting exists for: if V8 stopped pretenuring such sites, the first
     // figure would fall to the second and the setting could go
     expect(defaults, `promoted per scavenge: V8 defaults ${defaults} B, gateway setting ${tuned} B`).toBeGreaterThan(4 * tuned);
-  }, 120_000);
+  }, 180_000);
 });
