@@ -43,7 +43,7 @@ async function rig(maxActive = 2, maxQueued = 1): Promise<Rig> {
     notConnectedError: () => new GatewayError('UPSTREAM_UNAVAILABLE', 'not connected'),
   });
   const call = (method: string, options: RequestOptions = {}): Promise<JsonObject> =>
-    limiter.tryAcquire() ? new Promise((resolve, reject) => table.dispatch(gatewaySide, method, {}, options, true, false, resolve, reject, undefined)) : table.enqueue(method, {}, options, false);
+    limiter.tryAcquire() ? new Promise((resolve, reject) => table.dispatchTo(gatewaySide, method, {}, options, true, false, { resolve, reject }, undefined)) : table.enqueue(method, {}, options, false);
   return { table, breaker, limiter, received, call };
 }
 

@@ -81,24 +81,10 @@ export class RequestTable {
 
   constructor(private readonly host: RequestTableHost) {}
 
-  /** Registers a request under a fresh id and sends it. The caller holds a slot when `guarded`. */
-  dispatch(
-    transport: Transport,
-    method: string,
-    params: JsonObject,
-    options: RequestOptions,
-    guarded: boolean,
-    trial: boolean,
-    resolve: (result: JsonObject) => void,
-    reject: (err: Error) => void,
-    deadline: number | undefined,
-  ): void {
-    this.dispatchTo(transport, method, params, options, guarded, trial, { resolve, reject }, deadline);
-  }
-
   /**
-   * {@link dispatch} with the outcome going to `done`: no Promise, and no function per call
-   * besides the cancel hook of a call that can be cancelled.
+   * Registers a request under a fresh id and sends it (the caller holds a slot when `guarded`);
+   * the outcome goes to `done`: no Promise, and no function per call besides the cancel hook of a
+   * call that can be cancelled.
    */
   dispatchTo(
     transport: Transport,
