@@ -204,7 +204,16 @@ describe('/ws rate limits on a worker thread', () => {
       await until('nine answers', () => (p.received.length >= 9 ? true : undefined));
       p.ws.close();
       // tools/list results name the tools: only whether each answer is a result or which error matters here
-      return p.received.map((r) => (r.kind === 'text' ? { kind: r.kind, id: idOf(r), error: (r.value as Json)['error'] ?? null } : { kind: r.kind, type: r.type, id: r.requestId, error: r.type === McpwType.Error ? r.payload : null }));
+      return p.received.map((r) => (r.kind === 'text' ? { kind: r.kind, id: idOf(r), error: resetAside((r.value as Json)['error'] ?? null) } : { kind: r.kind, type: r.type, id: r.requestId, error: r.type === McpwType.Error ? resetAside(r.payload) : null }));
+    };
+    /** The two keys' windows start at their own second: `data.reset` (epoch s) is checked apart, within 2 s. */
+    const resets: number[] = [];
+    const resetAside = (error: unknown): unknown => {
+      const data = (error as { data?: Json } | null)?.data;
+      if (data === undefined || typeof data['reset'] !== 'number') return error;
+      resets.push(data['reset']);
+      const { reset: _reset, ...rest } = data;
+      return { ...(error as Json), data: rest };
     };
     // which message is refused must match; the order answers arrive in may not (a ping is answered
     // at once, a tools/list a turn later, and the worker hands frames over one message each)
@@ -213,6 +222,8 @@ describe('/ws rate limits on a worker thread', () => {
     const onWorker = worker.sort(byId);
     const onMain = main.sort(byId);
     expect(onWorker).toEqual(onMain);
+    expect(resets.length).toBeGreaterThan(0);
+    expect(Math.max(...resets) - Math.min(...resets)).toBeLessThanOrEqual(2);
     // the limit was reached: some answers are refusals
     expect(onWorker.filter((r) => r.error !== null).length).toBeGreaterThan(0);
     expect(onWorker.filter((r) => r.error === null).length).toBeGreaterThan(0);
