@@ -231,20 +231,28 @@ export function summaryOf(view: Uint8Array): ToolLogSummary {
   return framedArray(buffer(view), 1, 7, 'summary').items as unknown as ToolLogSummary;
 }
 
-/**
- * The entry of a record whose payload value is missing (see {@link storedFieldsOf}): both payloads
- * cut to nothing (`''`, flagged truncated).
- */
-function withoutPayloads(id: string, timestamp: string, summary: unknown[], error: string | null, traceId: string | null): LegacyStoredEntry {
+/** The payload fields of an entry: each payload (a value, or its JSON text) and whether it was cut. */
+interface EntryPayloads {
+  readonly arguments: unknown;
+  readonly argumentsCut: boolean;
+  readonly result: unknown;
+  readonly resultCut: boolean;
+}
+
+/** Both payloads cut to nothing (`''`, flagged truncated): a record whose payload value is missing. */
+const NO_PAYLOADS: EntryPayloads = { arguments: '', argumentsCut: true, result: '', resultCut: true };
+
+/** The entry of a record from its summary, its details and its payloads (see {@link storedFieldsOf}). */
+function entryOf(summary: unknown[], id: string, timestamp: string, error: string | null, traceId: string | null, p: EntryPayloads): LegacyStoredEntry {
   const [client, tool, ok, latency, cost, vk, surface] = summary as [string, string, number, number, number, string | null, string];
   const entry: LegacyStoredEntry = {
     id,
     client,
     tool,
-    arguments: '',
-    arguments_truncated: true,
-    result: '',
-    result_truncated: true,
+    arguments: p.arguments,
+    arguments_truncated: p.argumentsCut,
+    result: p.result,
+    result_truncated: p.resultCut,
     status: ok === 1 ? 'success' : 'error',
     latency_ms: latency,
     cost_usd: cost,
@@ -273,7 +281,6 @@ export function storedFieldsOf(view: Uint8Array, payload?: Uint8Array): { entry:
   const buf = buffer(view);
   const summary = framedArray(buf, 1, 7, 'summary');
   const { items, end } = framedArray(buf, summary.end, 8, 'details');
-  const [client, tool, ok, latency, cost, vk, surface] = summary.items as [string, string, number, number, number, string | null, string];
   const [id, timestamp, error, traceId, argsCut, resultCut, argsBytes, external] = items as [
     string,
     string,
@@ -287,28 +294,17 @@ export function storedFieldsOf(view: Uint8Array, payload?: Uint8Array): { entry:
   let texts = buf;
   let at = end;
   if (external === 1) {
-    if (payload === undefined) return { entry: withoutPayloads(id, timestamp, summary.items, error, traceId), payloadJson: false };
+    if (payload === undefined) return { entry: entryOf(summary.items, id, timestamp, error, traceId, NO_PAYLOADS), payloadJson: false };
     texts = buffer(payload);
     at = 0;
   }
   if (!(Number.isInteger(argsBytes) && argsBytes >= 0 && at + argsBytes <= texts.length)) throw new Error('tool-log record: bad arguments length');
   const packed = view[0] === RECORD_TAG;
-  const entry: LegacyStoredEntry = {
-    id,
-    client,
-    tool,
+  const entry = entryOf(summary.items, id, timestamp, error, traceId, {
     arguments: packed ? unpackPayload(texts.subarray(at, at + argsBytes)) : texts.toString('utf8', at, at + argsBytes),
-    arguments_truncated: argsCut === 1,
+    argumentsCut: argsCut === 1,
     result: packed ? unpackPayload(texts.subarray(at + argsBytes)) : texts.toString('utf8', at + argsBytes),
-    result_truncated: resultCut === 1,
-    status: ok === 1 ? 'success' : 'error',
-    latency_ms: latency,
-    cost_usd: cost,
-    surface,
-    timestamp,
-  };
-  if (error !== null) entry.error = error;
-  if (vk !== null) entry.virtual_key = vk;
-  if (traceId !== null) entry.trace_id = traceId;
+    resultCut: resultCut === 1,
+  });
   return { entry, payloadJson: !packed };
 }
