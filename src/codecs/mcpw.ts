@@ -17,7 +17,8 @@
  * 24     n    payload
  * ```
  *
- * All integers are big-endian. The payload is MessagePack (msgpackr) of the JSON-RPC `params`
+ * All integers are big-endian. The payload is MessagePack (msgpackr's encoding; JSON-like values
+ * by `./mcpw-msgpack.ts`, byte for byte the same) of the JSON-RPC `params`
  * (Request, Notification), `result` (Response) or `error` object (Error); with method 0000 it is
  * the whole JSON-RPC message. A zero-length payload means "no value" (`payload: undefined`), which
  * is what Ping/Pong/Close carry. The mapping to and from JSON-RPC messages is in `./mcpw-jsonrpc.ts`.
@@ -37,6 +38,8 @@ import { gunzipSync, gzip, gzipSync } from 'node:zlib';
 import { C1, Packr, RESERVE_START_SPACE, Unpackr, type Options } from 'msgpackr';
 import { MAX_NESTING_DEPTH, scanMsgpack } from './depth.js';
 import { MCPW_ERRORS, type McpwDecodeError, type McpwErrorCode } from './mcpw-errors.js';
+import { NOT_PLAIN, packPlain, packPlainBytes, unpackPlain } from './mcpw-msgpack.js';
+import { packedOf } from './packed-payloads.js';
 import { MCPW_MAX_REQUEST_ID, u64ToJsonRpcId } from './mcpw-ids.js';
 export * from './mcpw-layout.js';
 export { McpwHeaderFields, decodeHeader, readHeader } from './mcpw-header.js';
@@ -192,7 +195,9 @@ function decodeBody(
   if (scan.kind === 'unsafe_integer') {
     return fail('unsafe_integer', `payload integer ${scan.value} at payload byte ${scan.offset} is outside ±(2^53 - 1) and has no exact JSON number; send it as a string`, requestId);
   }
-  let payload: unknown;
+  // JSON-like payloads (every ordinary message) by hand, the rest (bin, ext, odd keys, errors) by msgpackr
+  let payload = unpackPlain(body);
+  if (payload !== NOT_PLAIN) return { ok: true, frame: { type, method, flags, payloadLength, requestId, payload } };
   try {
     payload = (options.copyBinary === true ? copyingUnpackr : unpackr).unpack(body);
   } catch (err) {
@@ -228,12 +233,16 @@ function checkFrame(frame: McpwFrame): void {
 }
 
 /**
- * Encodes one MCPW frame. The payload is packed with msgpackr straight after 24
- * reserved bytes of msgpackr's output buffer (`RESERVE_START_SPACE`), and the header is written
- * into those bytes: header and payload in one buffer, no copy. gzip and encryption produce new
- * bytes, so those paths allocate header + payload once and copy the transformed payload in.
+ * Encodes one MCPW frame. The payload is packed straight after 24 reserved bytes of a shared
+ * output slab, and the header is written into those bytes: header and payload in one buffer, no
+ * copy. A payload whose MessagePack is already known (a tool result the tool log has packed into
+ * its record, `./packed-payloads.ts`) is copied in as those bytes; other JSON-like payloads are
+ * packed by `./mcpw-msgpack.ts` (the bytes msgpackr writes, without its per-pack set-up), anything
+ * else by msgpackr (`RESERVE_START_SPACE`). gzip and encryption
+ * produce new bytes, so those paths allocate header + payload once and copy the transformed
+ * payload in.
  *
- * The result may be a view into msgpackr's shared output slab: send the view itself (uWS
+ * The result may be a view into a shared output slab: send the view itself (uWS
  * `ws.send(bytes, true)` copies it), never `bytes.buffer`. It stays valid after later encodes.
  *
  * @param frame header fields and payload; `payload: undefined` → zero-length payload, flags 0.
@@ -250,7 +259,12 @@ export function encodeFrame(frame: McpwFrame, options: McpwEncodeOptions = {}): 
     writeHeader(out, frame, 0, 0);
     return out;
   }
-  const packed = packr.pack(frame.payload, RESERVE_START_SPACE | MCPW_HEADER_BYTES);
+  // a tool result the tool log has packed already: its bytes; JSON-like payloads by hand (the same
+  // bytes msgpackr writes); anything else by msgpackr
+  const known = packedOf(frame.payload);
+  const packed =
+    (known !== undefined ? packPlainBytes(known, MCPW_HEADER_BYTES) : packPlain(frame.payload, MCPW_HEADER_BYTES)) ??
+    packr.pack(frame.payload, RESERVE_START_SPACE | MCPW_HEADER_BYTES);
   let body: Uint8Array = packed.subarray(MCPW_HEADER_BYTES);
   let flags = 0;
   if (options.gzip === true && body.length > (options.gzipThreshold ?? MCPW_DEFAULT_GZIP_THRESHOLD)) {

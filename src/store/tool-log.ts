@@ -556,7 +556,7 @@ export class ToolLogRepository {
     if (!(Number.isInteger(ms) && ms >= 0 && ms <= MAX_KEY_MS)) throw new RangeError(`tool log: timestamp out of range ${JSON.stringify(input.timestamp)}`);
     const key = eventSeq === undefined ? this.#keys.next(ms) : this.#events.file(ms, eventSeq);
     const args = this.#cap(input.arguments, input.arguments_truncated === true);
-    const result = this.#cap(input.result, input.result_truncated === true);
+    const result = this.#cap(input.result, input.result_truncated === true, true);
     const entry: ToolLogEntry & { arguments: Uint8Array; result: Uint8Array } = {
       id: input.id ?? key,
       client: input.client,
@@ -580,8 +580,9 @@ export class ToolLogRepository {
   /**
    * {@link capPayloadPacked}. A caller's own cut stays a cut: a string flagged truncated that fits is
    * kept as it is; anything else flagged truncated is kept as (a prefix of) its JSON text.
+   * `remember`: for the result, whose bytes an MCPW reply then reuses (see `capPayloadPacked`).
    */
-  #cap(value: unknown, alreadyTruncated: boolean): PackedPayload {
-    return capPayloadPacked(value ?? null, this.#maxPayloadBytes, alreadyTruncated);
+  #cap(value: unknown, alreadyTruncated: boolean, remember = false): PackedPayload {
+    return capPayloadPacked(value ?? null, this.#maxPayloadBytes, alreadyTruncated, remember);
   }
 }
