@@ -23,7 +23,8 @@ class RecordingConnection implements WsConnection {
   readonly events: Event[] = [];
   private corked = false;
   send(data: string | Uint8Array, binary = false): WsSendResult {
-    this.events.push({ kind: 'send', data, binary, corked: this.corked });
+    // uWS copies what it is given (the gateway reuses a frame's bytes once the turn is sent)
+    this.events.push({ kind: 'send', data: typeof data === 'string' ? data : Uint8Array.from(data), binary, corked: this.corked });
     return this.result;
   }
   bufferedAmount(): number {
@@ -90,6 +91,47 @@ describe('WsOutbound corking', () => {
     expect(a.events.map((e) => (e.kind === 'send' ? e.data : e.kind))).toEqual(['cork-start', 'a1', 'a2', 'cork-end']);
     expect(b.events).toEqual([]);
     expect(outB.write('b2', false)).toBe(false);
+  });
+
+  it('frames of one turn on several connections each reach uWS whole, turn after turn (their bytes are reused only after the turn is sent)', async () => {
+    const conns = [new RecordingConnection(), new RecordingConnection(), new RecordingConnection()];
+    const outs = conns.map((c) => new WsOutbound(c, MCP_WS_DEFAULTS, log, () => {}));
+    const expected: unknown[][] = conns.map(() => []);
+    for (let t = 0; t < 5; t++) {
+      for (let i = 0; i < 40; i++) {
+        const k = i % outs.length;
+        const result = { content: [{ type: 'text', text: `turn ${t} call ${i} ${'w'.repeat(500 + 97 * i)}` }] };
+        expected[k]?.push(result);
+        outs[k]?.message({ jsonrpc: '2.0', id: i, result }, { method: McpwMethod.ToolsCall, requestId: BigInt(i) });
+      }
+      await turn();
+    }
+    conns.forEach((c, k) => {
+      const payloads = c.events.filter((e): e is Extract<Event, { kind: 'send' }> => e.kind === 'send').map((e) => {
+        const d = decodeFrame(e.data as Uint8Array);
+        return d.ok ? d.frame.payload : d.error;
+      });
+      expect(payloads).toEqual(expected[k]);
+    });
+  });
+
+  it('a frame waiting behind one compressed off the loop keeps its bytes while later turns reuse theirs', async () => {
+    const conn = new RecordingConnection();
+    const out = new WsOutbound(conn, { ...MCP_WS_DEFAULTS, gzipLargeBytes: 1024, gzipOffLoopBytes: 2048 }, log, () => {});
+    const big = { content: [{ type: 'text', text: 'big '.repeat(30_000) }] };
+    const small = { content: [{ type: 'text', text: 'small and waiting' }] };
+    out.message({ jsonrpc: '2.0', id: 1, result: big }, { method: McpwMethod.ToolsCall, requestId: 1n });
+    out.message({ jsonrpc: '2.0', id: 2, result: small }, { method: McpwMethod.ToolsCall, requestId: 2n });
+    // other connections' frames fill (and reset) the turn's area meanwhile
+    const other = new WsOutbound(new RecordingConnection(), MCP_WS_DEFAULTS, log, () => {});
+    for (let t = 0; t < 10_000 && conn.events.filter((e) => e.kind === 'send').length < 2; t++) {
+      for (let i = 0; i < 8; i++) other.message({ jsonrpc: '2.0', id: t, result: { content: [{ type: 'text', text: 'x'.repeat(30_000) }] } }, { method: McpwMethod.ToolsCall, requestId: BigInt(t) });
+      await turn();
+    }
+    const sends = conn.events.filter((e): e is Extract<Event, { kind: 'send' }> => e.kind === 'send').map((e) => decodeFrame(e.data as Uint8Array));
+    expect(sends.map((d) => d.ok && d.frame.requestId)).toEqual([1n, 2n]);
+    expect(sends[0]?.ok && sends[0].frame).toMatchObject({ flags: 1, payload: big });
+    expect(sends[1]?.ok && sends[1].frame.payload).toEqual(small);
   });
 
   it('closes with 1013 over the backpressure limit at the flush and sends nothing after it', async () => {

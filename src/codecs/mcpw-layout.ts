@@ -4,6 +4,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { McpwDecodeError } from './mcpw-errors.js';
+import type { McpwScratch } from './mcpw-msgpack.js';
 
 /** The magic number at offset 0: ASCII "MCPW". */
 export const MCPW_MAGIC = 0x4d435057;
@@ -120,5 +121,10 @@ export interface McpwEncodeOptions {
   readonly gzipLevel?: number;
   /** Encrypt every non-empty payload with this key (sets flag bit1). */
   readonly key?: McpwKey;
+  /**
+   * Write the frame into this reused area instead of a slab that is never written over: the
+   * result is then valid only until `scratch.reset()` (for frames handed to the socket first).
+   */
+  readonly scratch?: McpwScratch;
 }
 

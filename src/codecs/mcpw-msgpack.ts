@@ -14,7 +14,8 @@
  * the whole payload. Here a long ASCII string is decoded with one native ASCII check
  * (`buffer.isAscii`, https://nodejs.org/api/buffer.html#bufferisasciiinput) and a Latin-1 copy
  * (`buf.toString('latin1')` of a view of the frame's memory),
- * and payloads are packed into a 256 KiB slab that later payloads are written after, never over.
+ * and payloads are packed into a 64 KiB slab that later payloads are written after, never over
+ * (or into a {@link McpwScratch} the caller reuses once the frames are sent).
  *
  * MessagePack: https://github.com/msgpack/msgpack/blob/master/spec.md
  */
@@ -32,10 +33,40 @@ const MAX_PACK_DEPTH = 64;
 const NATIVE_UTF8_FROM = 64;
 /** Strings of at least this many bytes are decoded natively (ASCII check, then a Latin-1 or UTF-8 slice). */
 const NATIVE_DECODE_FROM = 24;
-/** Bytes of a fresh output slab. */
-const SLAB_BYTES = 256 * 1024;
+/**
+ * Bytes of a fresh output slab: small enough for the allocator's heap (a slab that large is
+ * mapped and unmapped by the C library each time, and every page faults in on first write).
+ */
+const SLAB_BYTES = 64 * 1024;
+/** A scratch area that grew past this for one large payload is replaced by a fresh slab at its reset. */
+const SCRATCH_KEEP_BYTES = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------- pack
+
+/**
+ * An output area whose bytes are reused: what is packed into it stays valid until
+ * {@link McpwScratch.reset}, then later payloads are written over it. For frames that are handed
+ * to the socket (which copies them) before the owner resets the area, e.g. once per event-loop
+ * turn; no allocation per payload. A payload larger than what is left moves the area to a bigger
+ * slab (the old one stays valid for the views already handed out).
+ */
+export class McpwScratch {
+  /** @internal the slab and the next free byte. */
+  out: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
+  /** @internal */
+  view = new DataView(this.out.buffer, this.out.byteOffset, this.out.byteLength);
+  /** @internal */
+  pos = 0;
+
+  /** Makes every byte handed out so far writable again (their views must no longer be used). */
+  reset(): void {
+    this.pos = 0;
+    if (this.out.length > SCRATCH_KEEP_BYTES) {
+      this.out = Buffer.allocUnsafe(SLAB_BYTES);
+      this.view = new DataView(this.out.buffer, this.out.byteOffset, this.out.byteLength);
+    }
+  }
+}
 
 let out: Buffer = Buffer.allocUnsafe(SLAB_BYTES);
 let outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
@@ -43,6 +74,31 @@ let outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
 let start = 0;
 /** Where the next byte goes. */
 let pos = 0;
+
+/** The shared slab's state while a scratch area is being written (see {@link enter}). */
+let savedOut = out;
+let savedView = outView;
+let savedStart = 0;
+
+/** Points the writer at `scratch` (until {@link leave}). */
+function enter(scratch: McpwScratch): void {
+  savedOut = out;
+  savedView = outView;
+  savedStart = start;
+  out = scratch.out;
+  outView = scratch.view;
+  start = pos = scratch.pos;
+}
+
+/** Back to the shared slab; `scratch` keeps where its payload ended (and its slab, when it moved). */
+function leave(scratch: McpwScratch, end: number): void {
+  scratch.out = out;
+  scratch.view = outView;
+  scratch.pos = end;
+  out = savedOut;
+  outView = savedView;
+  start = pos = savedStart;
+}
 
 /** Makes room for `n` more bytes, moving what the current payload has written so far to a new slab when needed. */
 function room(n: number): void {
@@ -222,22 +278,9 @@ function packValue(v: unknown, depth: number): void {
   }
 }
 
-/**
- * MessagePack of `value` after `reserve` bytes left for the caller (the MCPW header), as msgpackr
- * packs it with the MCPW options; `undefined` when the value holds anything but plain JSON-like
- * data — a non-plain object (class instance, `Map`, `Date`, typed array, null-prototype object),
- * a `bigint`, a function or symbol, nesting deeper than 64 — for the caller to pack with msgpackr.
- *
- * The result is a view of a shared 256 KiB slab: later payloads are written after it (or into a
- * new slab), never over it, so it stays valid for as long as it is held (it pins the slab).
- */
-export function packPlain(value: unknown, reserve: number): Buffer | undefined {
+/** Packs `value` after `reserve` bytes at `start`; the view, or undefined (nothing kept) outside the subset. */
+function packHere(value: unknown, reserve: number): Buffer | undefined {
   pos = start;
-  if (out.length - pos < SLAB_BYTES / 8) {
-    out = Buffer.allocUnsafe(SLAB_BYTES);
-    outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
-    start = pos = 0;
-  }
   room(reserve);
   pos += reserve;
   try {
@@ -247,22 +290,68 @@ export function packPlain(value: unknown, reserve: number): Buffer | undefined {
     if (err === UNSUPPORTED) return undefined;
     throw err;
   }
-  const bytes = out.subarray(start, pos);
-  start = pos;
-  return bytes;
+  return out.subarray(start, pos);
 }
 
-/**
- * `bytes` (MessagePack packed elsewhere, e.g. remembered by `./packed-payloads.ts`) copied into
- * the slab after `reserve` bytes, as {@link packPlain} would have written them.
- */
-export function packPlainBytes(bytes: Uint8Array, reserve: number): Buffer {
+/** Copies `bytes` in after `reserve` bytes at `start`; the view. */
+function copyHere(bytes: Uint8Array, reserve: number): Buffer {
   pos = start;
   room(reserve + bytes.length);
   out.set(bytes, pos + reserve);
   pos += reserve + bytes.length;
-  const framed = out.subarray(start, pos);
-  start = pos;
+  return out.subarray(start, pos);
+}
+
+/** A fresh shared slab when what is left of it is small (a slab is never written over). */
+function roomInShared(): void {
+  if (out.length - start < SLAB_BYTES / 8) {
+    out = Buffer.allocUnsafe(SLAB_BYTES);
+    outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    start = pos = 0;
+  }
+}
+
+/**
+ * MessagePack of `value` after `reserve` bytes left for the caller (the MCPW header), as msgpackr
+ * packs it with the MCPW options; `undefined` when the value holds anything but plain JSON-like
+ * data — a non-plain object (class instance, `Map`, `Date`, typed array, null-prototype object),
+ * a `bigint`, a function or symbol, nesting deeper than 64 — for the caller to pack with msgpackr.
+ *
+ * Without `scratch`, the result is a view of a shared 64 KiB slab: later payloads are written
+ * after it (or into a new slab), never over it, so it stays valid for as long as it is held (it
+ * pins the slab). With `scratch`, it is valid until `scratch.reset()`.
+ */
+export function packPlain(value: unknown, reserve: number, scratch?: McpwScratch): Buffer | undefined {
+  if (scratch === undefined) {
+    roomInShared();
+    const bytes = packHere(value, reserve);
+    if (bytes !== undefined) start = pos;
+    return bytes;
+  }
+  enter(scratch);
+  let bytes: Buffer | undefined;
+  try {
+    bytes = packHere(value, reserve);
+  } finally {
+    leave(scratch, bytes === undefined ? start : pos);
+  }
+  return bytes;
+}
+
+/**
+ * `bytes` (MessagePack packed elsewhere, e.g. remembered by `./packed-payloads.ts`) copied in
+ * after `reserve` bytes, where and for as long as {@link packPlain} would have written them.
+ */
+export function packPlainBytes(bytes: Uint8Array, reserve: number, scratch?: McpwScratch): Buffer {
+  if (scratch === undefined) {
+    roomInShared();
+    const framed = copyHere(bytes, reserve);
+    start = pos;
+    return framed;
+  }
+  enter(scratch);
+  const framed = copyHere(bytes, reserve);
+  leave(scratch, pos);
   return framed;
 }
 

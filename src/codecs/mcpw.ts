@@ -42,6 +42,7 @@ import { NOT_PLAIN, packPlain, packPlainBytes, unpackPlain } from './mcpw-msgpac
 import { packedOf } from './packed-payloads.js';
 import { MCPW_MAX_REQUEST_ID, u64ToJsonRpcId } from './mcpw-ids.js';
 export * from './mcpw-layout.js';
+export { McpwScratch } from './mcpw-msgpack.js';
 export { McpwHeaderFields, decodeHeader, readHeader } from './mcpw-header.js';
 import { bytesOf, checkHeader, fail, headerError, McpwHeaderFields } from './mcpw-header.js';
 import { MCPW_DEFAULT_GZIP_THRESHOLD, MCPW_DEFAULT_MAX_PAYLOAD_BYTES, MCPW_HEADER_BYTES, MCPW_MAGIC, MCPW_VERSION, McpwFlags, McpwMethod, McpwType, type McpwDecodeOptions, type McpwDecodeResult, type McpwEncodeOptions, type McpwFrame, type McpwKey } from './mcpw-layout.js';
@@ -243,7 +244,8 @@ function checkFrame(frame: McpwFrame): void {
  * payload in.
  *
  * The result may be a view into a shared output slab: send the view itself (uWS
- * `ws.send(bytes, true)` copies it), never `bytes.buffer`. It stays valid after later encodes.
+ * `ws.send(bytes, true)` copies it), never `bytes.buffer`. It stays valid after later encodes —
+ * unless `options.scratch` is given: then it lives in that reused area until its `reset()`.
  *
  * @param frame header fields and payload; `payload: undefined` → zero-length payload, flags 0.
  * @param options `gzip` (default off) over `gzipThreshold` bytes of MessagePack (default 1024),
@@ -262,8 +264,9 @@ export function encodeFrame(frame: McpwFrame, options: McpwEncodeOptions = {}): 
   // a tool result the tool log has packed already: its bytes; JSON-like payloads by hand (the same
   // bytes msgpackr writes); anything else by msgpackr
   const known = packedOf(frame.payload);
+  const scratch = options.scratch;
   const packed =
-    (known !== undefined ? packPlainBytes(known, MCPW_HEADER_BYTES) : packPlain(frame.payload, MCPW_HEADER_BYTES)) ??
+    (known !== undefined ? packPlainBytes(known, MCPW_HEADER_BYTES, scratch) : packPlain(frame.payload, MCPW_HEADER_BYTES, scratch)) ??
     packr.pack(frame.payload, RESERVE_START_SPACE | MCPW_HEADER_BYTES);
   let body: Uint8Array = packed.subarray(MCPW_HEADER_BYTES);
   let flags = 0;

@@ -11,7 +11,7 @@
  * cork buffer allows instead of one per message
  * (https://unetworking.github.io/uWebSockets.js/generated/interfaces/WebSocket.html#cork).
  */
-import { MCPW_HEADER_BYTES, McpwMethod, McpwType, encodeFrame, errorFrame, gzipFrame, gzipFrameOffLoop, type McpwFrame } from '../../codecs/mcpw.js';
+import { MCPW_HEADER_BYTES, McpwMethod, McpwScratch, McpwType, encodeFrame, errorFrame, gzipFrame, gzipFrameOffLoop, type McpwFrame } from '../../codecs/mcpw.js';
 import { frameFromJsonRpc, type JsonRpcMessage, type McpwReplyTo } from '../../codecs/mcpw-jsonrpc.js';
 import type { Logger } from '../../log/logger.js';
 import type { WsConnection, WsSendResult } from '../../streams/ws.js';
@@ -33,6 +33,12 @@ export interface WsOutboundOptions {
 /** Connections with writes waiting for the end of this loop turn, in the order they first wrote. */
 let corkedOutbounds: WsOutbound[] = [];
 let flushScheduled = false;
+/**
+ * Where this turn's MCPW frames are encoded: uWS copies a frame when it is sent, so once every
+ * connection's writes of the turn are handed over, the area is reused (no buffer per frame). A
+ * frame kept past the turn (behind one being compressed off the loop) is copied out first.
+ */
+const turnScratch = new McpwScratch();
 
 /** Hands every connection's writes of this turn to uWS (see the module comment). */
 function flushCorked(): void {
@@ -40,6 +46,8 @@ function flushCorked(): void {
   const list = corkedOutbounds;
   corkedOutbounds = [];
   for (const o of list) o.flushTurn();
+  // a send that wrote again (a connection closed over the limit cancelling its calls) waits for the next turn
+  if (corkedOutbounds.length === 0) turnScratch.reset();
 }
 
 export class WsOutbound {
@@ -81,10 +89,10 @@ export class WsOutbound {
   frame(frame: McpwFrame): boolean {
     let bytes: Uint8Array;
     try {
-      bytes = encodeFrame(frame);
+      bytes = encodeFrame(frame, { scratch: turnScratch });
     } catch (err) {
       this.log.warn('could not encode an MCPW frame', { error: err });
-      bytes = encodeFrame(errorFrame(frame.requestId, 'bad_payload', 'the reply could not be encoded as MessagePack'));
+      bytes = encodeFrame(errorFrame(frame.requestId, 'bad_payload', 'the reply could not be encoded as MessagePack'), { scratch: turnScratch });
     }
     const size = bytes.length - MCPW_HEADER_BYTES;
     const o = this.options;
@@ -99,14 +107,16 @@ export class WsOutbound {
       if (this.conn.closed) return false;
       const slot: { data: string | Uint8Array | undefined; readonly binary: boolean } = { data: undefined, binary: true };
       (this.queue ??= []).push(slot);
-      gzipFrameOffLoop(bytes).then(
+      // the frame outlives this turn's scratch area
+      const own = Buffer.from(bytes);
+      gzipFrameOffLoop(own).then(
         (gz) => {
           slot.data = gz;
           this.flush();
         },
         (err: unknown) => {
           this.log.warn('gzip of an MCPW frame failed; sending it uncompressed', { error: err });
-          slot.data = bytes;
+          slot.data = own;
           this.flush();
         },
       );
@@ -134,17 +144,17 @@ export class WsOutbound {
   /** Sends `data` now, or after the frames being compressed ahead of it. */
   write(data: string | Uint8Array, binary: boolean): boolean {
     if (this.queue !== undefined) {
-      // behind a frame still being compressed: keep the order
+      // behind a frame still being compressed: keep the order (a frame in this turn's scratch area is copied out)
       if (this.conn.closed) return false;
-      this.queue.push({ data, binary });
+      this.queue.push({ data: typeof data === 'string' ? data : Buffer.from(data), binary });
       return true;
     }
     return this.send(data, binary);
   }
 
   /**
-   * Queues `data` for the end of this loop turn. An MCPW frame from {@link encodeFrame} may be a
-   * view into msgpackr's output slab; it stays valid after later encodes (see encodeFrame).
+   * Queues `data` for the end of this loop turn. An MCPW frame may be a view into this turn's
+   * scratch area: valid until every connection's writes of the turn are handed to uWS.
    * @returns false when the connection is closed.
    */
   private send(data: string | Uint8Array, binary: boolean): boolean {
