@@ -197,7 +197,7 @@ function decodeBody(
     return fail('unsafe_integer', `payload integer ${scan.value} at payload byte ${scan.offset} is outside ±(2^53 - 1) and has no exact JSON number; send it as a string`, requestId);
   }
   // JSON-like payloads (every ordinary message) by hand, the rest (bin, ext, odd keys, errors) by msgpackr
-  let payload = unpackPlain(body);
+  let payload = unpackPlain(body, type === McpwType.Request && method === McpwMethod.ToolsCall);
   if (payload !== NOT_PLAIN) return { ok: true, frame: { type, method, flags, payloadLength, requestId, payload } };
   try {
     payload = (options.copyBinary === true ? copyingUnpackr : unpackr).unpack(body);

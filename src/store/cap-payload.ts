@@ -10,7 +10,7 @@
  * MessagePack: https://github.com/msgpack/msgpack/blob/master/spec.md
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { rememberPacked } from '../codecs/packed-payloads.js';
+import { receivedPackedOf, rememberPacked } from '../codecs/packed-payloads.js';
 import { MsgpackWriter } from './msgpack-writer.js';
 
 /** Default cap for tool-log arguments and results: 16 KiB of JSON. */
@@ -229,13 +229,20 @@ export interface PackedPayload {
  * @param remember when the value itself is kept (the first case above) and is an object, remember
  *   its bytes for it (`codecs/packed-payloads.ts`: an MCPW reply carrying the same object reuses
  *   them; they are the bytes MCPW packs for it). For values nobody changes afterwards: tool results.
+ * @param received the value may be one an MCPW client sent as MessagePack (a tool call's
+ *   arguments): when its bytes were remembered (`receivedPackedOf`) and fit in `maxBytes`, they are
+ *   kept as they came (the value itself, in the client's encoding) instead of packing it again.
  * @throws RangeError for a negative or non-integer `maxBytes`.
  */
-export function capPayloadPacked(value: unknown, maxBytes: number = DEFAULT_PAYLOAD_CAP_BYTES, prefix = false, remember = false): PackedPayload {
+export function capPayloadPacked(value: unknown, maxBytes: number = DEFAULT_PAYLOAD_CAP_BYTES, prefix = false, remember = false, received = false): PackedPayload {
   checkCap(maxBytes);
   if (prefix) {
     if (typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= maxBytes) return { bytes: packr.pack(value), truncated: true };
     return { bytes: packr.pack(capPayloadText(value ?? null, maxBytes).text), truncated: true };
+  }
+  if (received) {
+    const sent = receivedPackedOf(value);
+    if (sent !== undefined && sent.length <= maxBytes) return { bytes: sent, truncated: false };
   }
   const packed = cheaplyPackedWithin(value, maxBytes);
   if (packed !== undefined) {
