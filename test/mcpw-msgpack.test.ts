@@ -1,8 +1,7 @@
 /**
  * The hand-written MessagePack of MCPW payloads (src/codecs/mcpw-msgpack.ts) against msgpackr, the
  * reference it must equal: byte for byte when packing, value for value when unpacking, and the
- * fall-back to msgpackr for everything outside the plain subset. Also the tool result's bytes
- * reused by an MCPW reply (src/codecs/packed-payloads.ts): they are the bytes the reply would pack.
+ * fall-back to msgpackr for everything outside the plain subset.
  */
 import fc from 'fast-check';
 import { Packr, Unpackr } from 'msgpackr';
@@ -10,8 +9,6 @@ import { describe, expect, it } from 'vitest';
 import { scanMsgpack } from '../src/codecs/depth.js';
 import { decodeFrame, encodeFrame, McpwMethod, McpwType } from '../src/codecs/mcpw.js';
 import { NOT_PLAIN, packPlain, unpackPlain } from '../src/codecs/mcpw-msgpack.js';
-import { packedOf, receivedPackedOf, rememberPacked } from '../src/codecs/packed-payloads.js';
-import { capPayloadPacked } from '../src/store/cap-payload.js';
 
 /** msgpackr with the MCPW options (src/codecs/mcpw.ts). */
 const reference = new Packr({ useRecords: false, encodeUndefinedAsNil: true, skipValues: [undefined] } as ConstructorParameters<typeof Packr>[0]);
@@ -153,124 +150,5 @@ describe('unpackPlain reads what msgpackr reads', () => {
     bytes.fill(0);
     expect(v.message).toBe(text);
     expect(v.other).toBe('ünïcödé '.repeat(100));
-  });
-});
-
-describe('a tool result packed by the tool log is the MCPW reply payload', () => {
-  const objects = fc.dictionary(fc.string().filter((k) => k !== '__proto__'), plainValue, { maxKeys: 8, noNullPrototype: true });
-
-  it('the bytes capPayloadPacked remembers are the bytes the reply packs', () => {
-    fc.assert(
-      fc.property(objects, (v) => {
-        const { bytes, truncated } = capPayloadPacked(v, 1 << 20, false, true);
-        const remembered = packedOf(v);
-        // remembered exactly when the value itself was kept (not its JSON text)
-        if (remembered === undefined) return;
-        expect(truncated).toBe(false);
-        expect(hex(remembered)).toBe(hex(bytes));
-        expect(hex(remembered)).toBe(hex(packPlain(v, 0) as Uint8Array));
-      }),
-      { numRuns: 300 },
-    );
-  });
-
-  it('encodeFrame copies remembered bytes in (the check can fail: other bytes remembered are what goes out)', () => {
-    const result = { content: [{ type: 'text', text: 'Echo: hello' }] };
-    const frame = { type: McpwType.Response, method: McpwMethod.ToolsCall, requestId: 9n, payload: result } as const;
-    const fresh = Uint8Array.from(encodeFrame(frame));
-    capPayloadPacked(result, 16 * 1024, false, true);
-    expect(packedOf(result)).toBeDefined();
-    expect(hex(encodeFrame(frame))).toBe(hex(fresh));
-    // a deliberately wrong entry shows the bytes are taken as they are
-    rememberPacked(result, reference.pack({ other: true }));
-    const decoded = decodeFrame(encodeFrame(frame));
-    expect(decoded).toMatchObject({ ok: true, frame: { payload: { other: true } } });
-  });
-
-  it('is not remembered unless asked, nor for a value kept as JSON text or cut', () => {
-    const a = { n: 1 };
-    capPayloadPacked(a, 1024);
-    expect(packedOf(a)).toBeUndefined();
-    const big = { text: 'x'.repeat(5000) };
-    capPayloadPacked(big, 1024, false, true);
-    expect(packedOf(big)).toBeUndefined();
-    const lone = { text: '\ud800' };
-    capPayloadPacked(lone, 1024, false, true);
-    expect(packedOf(lone)).toBeUndefined();
-  });
-});
-
-/** A tools/call request frame around the payload given in hex. */
-function frameOf(payloadHex: string): Uint8Array {
-  const payload = Buffer.from(payloadHex, 'hex');
-  const frame = Buffer.concat([Buffer.from('4d4350570101000300000000', 'hex'), Buffer.alloc(12), payload]);
-  frame.writeUInt32BE(payload.length, 12);
-  return frame;
-}
-
-function hasNonFinite(v: unknown): boolean {
-  if (typeof v === 'number') return !Number.isFinite(v);
-  if (Array.isArray(v)) return v.some(hasNonFinite);
-  if (typeof v === 'object' && v !== null) return Object.values(v).some(hasNonFinite);
-  return false;
-}
-
-describe('an MCPW tools/call\'s arguments are kept as the client sent them', () => {
-  const call = (args: unknown, type: McpwType = McpwType.Request, method: McpwMethod = McpwMethod.ToolsCall): Uint8Array =>
-    encodeFrame({ type, method, requestId: 3n, payload: { name: 'demo-echo', arguments: args } });
-  const argsOf = (frame: Uint8Array): unknown => {
-    const d = decodeFrame(frame);
-    if (!d.ok) throw new Error(d.error.message);
-    return (d.frame.payload as { arguments: unknown }).arguments;
-  };
-
-  it('the bytes remembered for the decoded arguments are the client\'s, and decode to them', () => {
-    fc.assert(
-      fc.property(fc.dictionary(fc.string().filter((k) => k !== '__proto__'), plainValue, { maxKeys: 6, noNullPrototype: true }), (sent) => {
-        const args = argsOf(call(sent));
-        const bytes = receivedPackedOf(args);
-        // floats JSON cannot carry (NaN, ±Infinity; msgpackr writes -0 as the integer 0) leave them unremembered
-        if (hasNonFinite(sent)) {
-          expect(bytes).toBeUndefined();
-          return;
-        }
-        expect(bytes).toBeDefined();
-        if (bytes === undefined) return;
-        expect(hex(bytes)).toBe(hex(reference.pack(args)));
-        expect(referenceUnpackr.unpack(bytes)).toEqual(args);
-        // the tool log keeps them as they are
-        expect(hex(capPayloadPacked(args, 1 << 20, false, false, true).bytes)).toBe(hex(bytes));
-      }),
-      { numRuns: 300 },
-    );
-  });
-
-  it('a client\'s own encoding (wider headers than needed) is kept as sent', () => {
-    // {"name":"t","arguments":{"k":"v"}} with str 16 / map 16 headers where fix ones would do
-    const args = argsOf(frameOf('82a46e616d65a174a9617267756d656e7473de0001da00016bda000176'));
-    expect(args).toEqual({ k: 'v' });
-    expect(hex(receivedPackedOf(args) as Uint8Array)).toBe('de0001da00016bda000176');
-    expect(hex(capPayloadPacked(args, 1024, false, false, true).bytes)).toBe('de0001da00016bda000176');
-    // over the cap: the usual rule (a cut of the JSON text), not the sent bytes
-    expect(capPayloadPacked(args, 4, false, false, true).truncated).toBe(true);
-    // the check can fail: without `received` the tool log packs its own (smallest) encoding
-    expect(hex(capPayloadPacked(args, 1024).bytes)).toBe('81a16ba176');
-  });
-
-  it('not for odd values, other frames, or arguments that are not a map or array', () => {
-    expect(receivedPackedOf(argsOf(call({ x: NaN })))).toBeUndefined();
-    // {"name":"t","arguments":{"x":-0.0}} with -0 as a float 64
-    const minusZero = frameOf('82a46e616d65a174a9617267756d656e747381a178cb8000000000000000');
-    expect(Object.is((argsOf(minusZero) as { x: number }).x, -0)).toBe(true);
-    expect(receivedPackedOf(argsOf(minusZero))).toBeUndefined();
-    expect(receivedPackedOf(argsOf(call({ x: Infinity })))).toBeUndefined();
-    const bad = Buffer.from(call({ s: 'éé' }));
-    // break the UTF-8 of the string (its first byte 0xc3 becomes 0xff)
-    bad[bad.lastIndexOf(0xc3)] = 0xff;
-    expect(receivedPackedOf(argsOf(bad))).toBeUndefined();
-    expect(receivedPackedOf(argsOf(call({ a: 1 }, McpwType.Notification)))).toBeUndefined();
-    expect(receivedPackedOf(argsOf(call({ a: 1 }, McpwType.Request, McpwMethod.ToolsList)))).toBeUndefined();
-    expect(receivedPackedOf(argsOf(call({ a: 1 })))).toBeDefined();
-    expect(receivedPackedOf(argsOf(call([1, 2])))).toBeDefined();
   });
 });

@@ -19,8 +19,7 @@
  *
  * MessagePack: https://github.com/msgpack/msgpack/blob/master/spec.md
  */
-import { isAscii, isUtf8 } from 'node:buffer';
-import { rememberReceived } from './packed-payloads.js';
+import { isAscii } from 'node:buffer';
 
 /** Thrown inside the packer/unpacker when a value is outside the subset; never escapes this module. */
 const UNSUPPORTED: unique symbol = Symbol('mcpw-msgpack: outside the plain subset');
@@ -294,14 +293,6 @@ function packHere(value: unknown, reserve: number): Buffer | undefined {
   return out.subarray(start, pos);
 }
 
-/** Copies `bytes` in after `reserve` bytes at `start`; the view. */
-function copyHere(bytes: Uint8Array, reserve: number): Buffer {
-  pos = start;
-  room(reserve + bytes.length);
-  out.set(bytes, pos + reserve);
-  pos += reserve + bytes.length;
-  return out.subarray(start, pos);
-}
 
 /** A fresh shared slab when what is left of it is small (a slab is never written over). */
 function roomInShared(): void {
@@ -339,22 +330,6 @@ export function packPlain(value: unknown, reserve: number, scratch?: McpwScratch
   return bytes;
 }
 
-/**
- * `bytes` (MessagePack packed elsewhere, e.g. remembered by `./packed-payloads.ts`) copied in
- * after `reserve` bytes, where and for as long as {@link packPlain} would have written them.
- */
-export function packPlainBytes(bytes: Uint8Array, reserve: number, scratch?: McpwScratch): Buffer {
-  if (scratch === undefined) {
-    roomInShared();
-    const framed = copyHere(bytes, reserve);
-    start = pos;
-    return framed;
-  }
-  enter(scratch);
-  const framed = copyHere(bytes, reserve);
-  leave(scratch, pos);
-  return framed;
-}
 
 // -------------------------------------------------------------------------------------- unpack
 
@@ -365,13 +340,6 @@ let srcBuf: Buffer | undefined;
 let srcView: DataView | undefined;
 let at = 0;
 let end = 0;
-
-/** Strings that were not valid UTF-8 and floats that JSON cannot carry (NaN, ±Infinity, -0) met so far. */
-let odd = 0;
-/** Where a `tools/call`'s `arguments` value lies in the payload (-1: none), and whether it held anything odd. */
-let argsFrom = -1;
-let argsTo = -1;
-let argsOdd = false;
 
 /** Small keys already decoded, by a hash of their bytes: the same string (V8 internalizes it once) for every payload. */
 const KEY_CACHE_SIZE = 512;
@@ -395,18 +363,12 @@ function readString(n: number): string {
     let s = '';
     for (let i = from; i < to; i++) {
       const c = src[i] as number;
-      if (c >= 0x80) {
-        if (!isUtf8(src.subarray(from, to))) odd++;
-        return buffer().toString('utf8', from, to);
-      }
+      if (c >= 0x80) return buffer().toString('utf8', from, to);
       s += String.fromCharCode(c);
     }
     return s;
   }
-  const bytes = src.subarray(from, to);
-  if (isAscii(bytes)) return buffer().toString('latin1', from, to);
-  if (!isUtf8(bytes)) odd++;
-  return buffer().toString('utf8', from, to);
+  return buffer().toString(isAscii(src.subarray(from, to)) ? 'latin1' : 'utf8', from, to);
 }
 
 /** A map key: cached when it is a short ASCII fixstr; `__proto__` and non-string keys are left to msgpackr. */
@@ -467,22 +429,6 @@ function readMap(n: number): Record<string, unknown> {
   return o;
 }
 
-/** The top-level map of a `tools/call` request's params: where its `arguments` value lies, and whether it held anything odd. */
-function readParamsMap(n: number): Record<string, unknown> {
-  const o: Record<string, unknown> = {};
-  for (let i = 0; i < n; i++) {
-    if (at >= end) throw UNSUPPORTED;
-    const key = readKey();
-    if (key === 'arguments') {
-      argsFrom = at;
-      const oddBefore = odd;
-      o[key] = readValue();
-      argsTo = at;
-      argsOdd = odd !== oddBefore;
-    } else o[key] = readValue();
-  }
-  return o;
-}
 
 function readValue(): unknown {
   if (at >= end) throw UNSUPPORTED;
@@ -504,13 +450,11 @@ function readValue(): unknown {
       need(4);
       v = view().getFloat32(at);
       at += 4;
-      if (!Number.isFinite(v) || Object.is(v, -0)) odd++;
       return v;
     case 0xcb:
       need(8);
       v = view().getFloat64(at);
       at += 8;
-      if (!Number.isFinite(v) || Object.is(v, -0)) odd++;
       return v;
     case 0xcc:
       need(1);
@@ -585,34 +529,16 @@ function readValue(): unknown {
  * 64-bit integers as numbers.
  *
  * Strings are copied out (Latin-1 or UTF-8 slices), so the value does not refer to `bytes`.
- *
- * @param toolCallParams the payload is a `tools/call` request's params: when its `arguments` is a
- *   map or array of valid UTF-8 strings and JSON-representable numbers only (no NaN, ±Infinity,
- *   -0), its bytes are copied out and remembered for the decoded object (`./packed-payloads.ts`
- *   `receivedPackedOf`): the tool log keeps them instead of packing the arguments again. They are
- *   standard MessagePack that decodes to exactly that object (this reader returned it).
  */
-export function unpackPlain(bytes: Uint8Array, toolCallParams = false): unknown {
+export function unpackPlain(bytes: Uint8Array): unknown {
   src = bytes;
   srcBuf = undefined;
   srcView = undefined;
   at = 0;
   end = bytes.length;
-  argsFrom = -1;
   try {
-    const b = bytes[0] ?? 0;
-    let value: unknown;
-    if (toolCallParams && b >= 0x80 && b <= 0x8f) {
-      at = 1;
-      value = readParamsMap(b & 0x0f);
-    } else value = readValue();
-    if (at !== end) return NOT_PLAIN;
-    if (argsFrom >= 0 && !argsOdd) {
-      const args = (value as Record<string, unknown>)['arguments'];
-      // the arguments' own bytes, copied out of the frame: the tool log keeps them as they came
-      if (typeof args === 'object' && args !== null) rememberReceived(args, packPlainBytes(bytes.subarray(argsFrom, argsTo), 0));
-    }
-    return value;
+    const value = readValue();
+    return at === end ? value : NOT_PLAIN;
   } catch (err) {
     if (err === UNSUPPORTED) return NOT_PLAIN;
     throw err;

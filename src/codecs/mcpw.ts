@@ -38,8 +38,7 @@ import { gunzipSync, gzip, gzipSync } from 'node:zlib';
 import { C1, Packr, RESERVE_START_SPACE, Unpackr, type Options } from 'msgpackr';
 import { MAX_NESTING_DEPTH, scanMsgpack } from './depth.js';
 import { MCPW_ERRORS, type McpwDecodeError, type McpwErrorCode } from './mcpw-errors.js';
-import { NOT_PLAIN, packPlain, packPlainBytes, unpackPlain } from './mcpw-msgpack.js';
-import { packedOf } from './packed-payloads.js';
+import { NOT_PLAIN, packPlain, unpackPlain } from './mcpw-msgpack.js';
 import { MCPW_MAX_REQUEST_ID, u64ToJsonRpcId } from './mcpw-ids.js';
 export * from './mcpw-layout.js';
 export { McpwScratch } from './mcpw-msgpack.js';
@@ -197,7 +196,7 @@ function decodeBody(
     return fail('unsafe_integer', `payload integer ${scan.value} at payload byte ${scan.offset} is outside ±(2^53 - 1) and has no exact JSON number; send it as a string`, requestId);
   }
   // JSON-like payloads (every ordinary message) by hand, the rest (bin, ext, odd keys, errors) by msgpackr
-  let payload = unpackPlain(body, type === McpwType.Request && method === McpwMethod.ToolsCall);
+  let payload = unpackPlain(body);
   if (payload !== NOT_PLAIN) return { ok: true, frame: { type, method, flags, payloadLength, requestId, payload } };
   try {
     payload = (options.copyBinary === true ? copyingUnpackr : unpackr).unpack(body);
@@ -236,10 +235,8 @@ function checkFrame(frame: McpwFrame): void {
 /**
  * Encodes one MCPW frame. The payload is packed straight after 24 reserved bytes of a shared
  * output slab, and the header is written into those bytes: header and payload in one buffer, no
- * copy. A payload whose MessagePack is already known (a tool result the tool log has packed into
- * its record, `./packed-payloads.ts`) is copied in as those bytes; other JSON-like payloads are
- * packed by `./mcpw-msgpack.ts` (the bytes msgpackr writes, without its per-pack set-up), anything
- * else by msgpackr (`RESERVE_START_SPACE`). gzip and encryption
+ * copy. JSON-like payloads are packed by `./mcpw-msgpack.ts` (the bytes msgpackr writes, without
+ * its per-pack set-up), anything else by msgpackr (`RESERVE_START_SPACE`). gzip and encryption
  * produce new bytes, so those paths allocate header + payload once and copy the transformed
  * payload in.
  *
@@ -261,13 +258,8 @@ export function encodeFrame(frame: McpwFrame, options: McpwEncodeOptions = {}): 
     writeHeader(out, frame, 0, 0);
     return out;
   }
-  // a tool result the tool log has packed already: its bytes; JSON-like payloads by hand (the same
-  // bytes msgpackr writes); anything else by msgpackr
-  const known = packedOf(frame.payload);
-  const scratch = options.scratch;
-  const packed =
-    (known !== undefined ? packPlainBytes(known, MCPW_HEADER_BYTES, scratch) : packPlain(frame.payload, MCPW_HEADER_BYTES, scratch)) ??
-    packr.pack(frame.payload, RESERVE_START_SPACE | MCPW_HEADER_BYTES);
+  // JSON-like payloads by hand (the same bytes msgpackr writes), anything else by msgpackr
+  const packed = packPlain(frame.payload, MCPW_HEADER_BYTES, options.scratch) ?? packr.pack(frame.payload, RESERVE_START_SPACE | MCPW_HEADER_BYTES);
   let body: Uint8Array = packed.subarray(MCPW_HEADER_BYTES);
   let flags = 0;
   if (options.gzip === true && body.length > (options.gzipThreshold ?? MCPW_DEFAULT_GZIP_THRESHOLD)) {

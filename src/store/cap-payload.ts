@@ -10,7 +10,6 @@
  * MessagePack: https://github.com/msgpack/msgpack/blob/master/spec.md
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { receivedPackedOf, rememberPacked } from '../codecs/packed-payloads.js';
 import { MsgpackWriter } from './msgpack-writer.js';
 
 /** Default cap for tool-log arguments and results: 16 KiB of JSON. */
@@ -226,29 +225,16 @@ export interface PackedPayload {
  * @param prefix a string the caller already cut (flagged truncated by it): kept as it is when it
  *   fits in `maxBytes` UTF-8 bytes, else treated as any value over the cap.
  * @param maxBytes cap in bytes, an integer ≥ 0 (default {@link DEFAULT_PAYLOAD_CAP_BYTES}).
- * @param remember when the value itself is kept (the first case above) and is an object, remember
- *   its bytes for it (`codecs/packed-payloads.ts`: an MCPW reply carrying the same object reuses
- *   them; they are the bytes MCPW packs for it). For values nobody changes afterwards: tool results.
- * @param received the value may be one an MCPW client sent as MessagePack (a tool call's
- *   arguments): when its bytes were remembered (`receivedPackedOf`) and fit in `maxBytes`, they are
- *   kept as they came (the value itself, in the client's encoding) instead of packing it again.
  * @throws RangeError for a negative or non-integer `maxBytes`.
  */
-export function capPayloadPacked(value: unknown, maxBytes: number = DEFAULT_PAYLOAD_CAP_BYTES, prefix = false, remember = false, received = false): PackedPayload {
+export function capPayloadPacked(value: unknown, maxBytes: number = DEFAULT_PAYLOAD_CAP_BYTES, prefix = false): PackedPayload {
   checkCap(maxBytes);
   if (prefix) {
     if (typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= maxBytes) return { bytes: packr.pack(value), truncated: true };
     return { bytes: packr.pack(capPayloadText(value ?? null, maxBytes).text), truncated: true };
   }
-  if (received) {
-    const sent = receivedPackedOf(value);
-    if (sent !== undefined && sent.length <= maxBytes) return { bytes: sent, truncated: false };
-  }
   const packed = cheaplyPackedWithin(value, maxBytes);
-  if (packed !== undefined) {
-    if (remember && typeof value === 'object' && value !== null) rememberPacked(value, packed);
-    return { bytes: packed, truncated: false };
-  }
+  if (packed !== undefined) return { bytes: packed, truncated: false };
   const stopped = stoppedForCost;
   const capped = capPayloadText(value, maxBytes);
   if (!capped.truncated) return { bytes: packr.pack(Buffer.from(capped.text, 'utf8')), truncated: false };

@@ -555,8 +555,8 @@ export class ToolLogRepository {
     if (!Number.isFinite(ms)) throw new RangeError(`tool log: bad timestamp ${JSON.stringify(input.timestamp)}`);
     if (!(Number.isInteger(ms) && ms >= 0 && ms <= MAX_KEY_MS)) throw new RangeError(`tool log: timestamp out of range ${JSON.stringify(input.timestamp)}`);
     const key = eventSeq === undefined ? this.#keys.next(ms) : this.#events.file(ms, eventSeq);
-    const args = this.#cap(input.arguments, input.arguments_truncated === true, false, true);
-    const result = this.#cap(input.result, input.result_truncated === true, true);
+    const args = this.#cap(input.arguments, input.arguments_truncated === true);
+    const result = this.#cap(input.result, input.result_truncated === true);
     const entry: ToolLogEntry & { arguments: Uint8Array; result: Uint8Array } = {
       id: input.id ?? key,
       client: input.client,
@@ -580,10 +580,8 @@ export class ToolLogRepository {
   /**
    * {@link capPayloadPacked}. A caller's own cut stays a cut: a string flagged truncated that fits is
    * kept as it is; anything else flagged truncated is kept as (a prefix of) its JSON text.
-   * `remember`: for the result, whose bytes an MCPW reply then reuses; `received`: for the
-   * arguments, kept as an MCPW client sent them when it did (see `capPayloadPacked`).
    */
-  #cap(value: unknown, alreadyTruncated: boolean, remember = false, received = false): PackedPayload {
-    return capPayloadPacked(value ?? null, this.#maxPayloadBytes, alreadyTruncated, remember, received);
+  #cap(value: unknown, alreadyTruncated: boolean): PackedPayload {
+    return capPayloadPacked(value ?? null, this.#maxPayloadBytes, alreadyTruncated);
   }
 }
