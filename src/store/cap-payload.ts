@@ -221,6 +221,9 @@ export interface PackedPayload {
 
 /**
  * {@link capPayload}'s rule, giving the bytes a store keeps: one MessagePack value, either
+ * - a `bin` holding the JSON text the value was parsed from, as its upstream wrote it, when that
+ *   text was kept (`codecs/json-text.ts`: a stdio upstream's result) and is at most `maxBytes`
+ *   bytes (no look through the value at all);
  * - the value itself, when it is plain JSON data ({@link isPlainJson}) and its MessagePack is at
  *   most `maxBytes` bytes (no JSON text is produced: the common case);
  * - a `bin` holding the value's JSON text (UTF-8, at most `maxBytes` bytes), when the value is not

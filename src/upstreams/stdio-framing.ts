@@ -14,6 +14,10 @@
  *   plain property reads, instead of a zod parse that also copies every message. Result and params
  *   contents are not checked here: results are relayed as the upstream wrote them, and the SDK
  *   `Client` validates what it consumes itself.
+ * - A result response written compactly (`{"result":R,"jsonrpc":"2.0","id":ID}`, as the TypeScript
+ *   SDK writes it, or `{"jsonrpc":"2.0","id":ID,"result":R}`) is parsed by parsing R alone, and R's
+ *   text is kept with the parsed result (`codecs/json-text.ts`): the caller's reply and the tool
+ *   log copy that text instead of serialising the result again.
  */
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { keepJsonText } from '../codecs/json-text.js';
@@ -163,8 +167,8 @@ function parseResultResponse(text: string): JSONRPCMessage | undefined {
 }
 
 /**
- * The id whose JSON text is `text[from, to)` when it is a string without escapes or quotes, or an
- * integer of at most 15 digits (a safe integer); else undefined.
+ * The id whose JSON text is `text[from, to)` when it is a string without escapes or quotes, or a
+ * safe integer (|n| < 2^53) written without fraction or exponent; else undefined.
  */
 function idToken(text: string, from: number, to: number): string | number | undefined {
   if (to - from < 1) return undefined;
@@ -179,12 +183,13 @@ function idToken(text: string, from: number, to: number): string | number | unde
     return text.slice(from + 1, to - 1);
   }
   let i = first === 0x2d ? from + 1 : from; // -
-  if (to - i < 1 || to - i > 15 || (text.charCodeAt(i) === 0x30 && to - i > 1)) return undefined;
+  if (to - i < 1 || to - i > 16 || (text.charCodeAt(i) === 0x30 && to - i > 1)) return undefined;
   for (; i < to; i++) {
     const c = text.charCodeAt(i);
     if (c < 0x30 || c > 0x39) return undefined;
   }
-  return Number(text.slice(from, to));
+  const n = Number(text.slice(from, to));
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 function lineError(reason: string, line: string): Error {
