@@ -353,7 +353,7 @@ async function wrkPoint(v: WrkVariant, c: number, run: number, profile: { summar
 /** A direct point: bench/direct.ts pinned to the system core, one concurrency, one run. */
 async function directPoint(v: DirectVariant, c: number, run: number): Promise<Row> {
   const name = `${v.key}-c${c}-r${run}`;
-  const child = procs.spawnPinned(SUT_CORE, process.execPath, ['--import', 'tsx', join(BENCH_DIR, 'direct.ts'), v.mode, String(c), '1', String(DURATION), String(WARMUP), String(QUIET_WAIT)]);
+  const child = procs.spawnPinned(SUT_CORE, process.execPath, ['--import', 'tsx', join(BENCH_DIR, 'direct.ts'), v.mode, String(c), '1', String(DURATION), String(WARMUP), String(QUIET_WAIT), String(WARMUP_CALLS), String(WARMUP_MAX_S)]);
   logTo(child, join(RESULTS_DIR, `${name}.log`), false);
   let sample: { ok?: boolean } | undefined;
   let point: Point | undefined;
