@@ -79,10 +79,11 @@ const DURATION = Math.max(1, Math.round(envNumber('BENCH_DURATION', QUICK ? 3 : 
 const WARMUP = Math.round(envNumber('BENCH_WARMUP', QUICK ? 1 : 2));
 /**
  * A fresh gateway is cold: V8 tiers its hot path up by call counts, on compiler threads that are
- * charged to the gateway, and the stdio child warms up too. Measured (1 s windows after start, c=64):
- * the first 10–40k calls cost 1.2–6× the steady CPU per call, in-process and stdio alike; stdio makes
- * fewer calls per second, so a 1 s warm-up left its measured window partly cold. The warm-up
- * repeats its slice of WARMUP seconds until it has made this many calls (or WARMUP_MAX_S is spent).
+ * charged to the gateway, and the stdio child warms up the same way. Measured in 1 s windows after
+ * start at c=64: the first second costs 2–6× the steady CPU per call; in-process is warm after
+ * ≈ 20k calls, stdio (3–5k calls in its first second) after ≈ 40k, and a 1 s warm-up left the stdio
+ * point's 3 s window 4–38 % above the same gateway's later seconds. The warm-up repeats its slice of
+ * WARMUP seconds until it has made this many calls (or WARMUP_MAX_S is spent).
  */
 const WARMUP_CALLS = Math.max(0, Math.round(envNumber('BENCH_WARMUP_CALLS', 40_000)));
 const WARMUP_MAX_S = Math.max(WARMUP, envNumber('BENCH_WARMUP_MAX', 12));
