@@ -119,7 +119,7 @@ export function parseJsonRpcLine(line: string): JSONRPCMessage {
 /** The members before a result in the SDK's responses, `{result, jsonrpc, id}` (TypeScript SDK). */
 const RESULT_FIRST = '{"result":{';
 const RESULT_FIRST_TAIL = ',"jsonrpc":"2.0","id":';
-/** The members before a result in `{jsonrpc, id, result}` responses (the Python SDK, most others). */
+/** The members before a result in `{jsonrpc, id, result}` responses (the order of the JSON-RPC specification's examples). */
 const ENVELOPE_FIRST = '{"jsonrpc":"2.0","id":';
 const ENVELOPE_FIRST_RESULT = ',"result":{';
 
