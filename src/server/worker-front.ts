@@ -11,7 +11,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { HttpRequest, HttpResponse, us_listen_socket, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { loadNativeUws } from './uws.js';
-import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings } from './worker-protocol.js';
+import { Outbox, packFromWorker, unpackToWorker, type FlatHeaders, type FromWorker, type ToWorker, type Wire, type WorkerSettings } from './worker-protocol.js';
 import { workerCall } from './worker-mcp.js';
 import { WorkerWsDecoder } from './worker-ws.js';
 import { gzipFrame } from '../codecs/mcpw.js';
@@ -33,8 +33,8 @@ interface Pending {
   ended: boolean;
   congested: boolean;
   backlogBytes: number;
-  /** A request sent as an MCP call: the whole request, in case the owner answers `carry`. */
-  held?: Extract<FromWorker, { t: 'req' }> | undefined;
+  /** A request sent as an MCP call: the whole request but the remote address (read when carried), in case the owner answers `carry`. */
+  held?: Omit<Extract<FromWorker, { t: 'req' }>, 'remote'> | undefined;
   /** Upgrades only: what `res.upgrade` needs once the owner admits it. */
   readonly upgrade?: { readonly key: string; readonly extensions: string; readonly context: us_socket_context_t };
 }
@@ -58,7 +58,7 @@ function copyOf(chunk: ArrayBuffer): ArrayBuffer {
 
 function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): void {
   const uws = loadNativeUws();
-  const outbox = new Outbox<FromWorker>((batch, transfer) => port.postMessage(batch, transfer));
+  const outbox = new Outbox<FromWorker>((batch, transfer) => port.postMessage(batch, transfer), packFromWorker);
   const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => outbox.push(m, transfer);
   const pending = new Map<number, Pending>();
   const sockets = new Map<number, WebSocket<SocketData>>();
@@ -78,9 +78,9 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
       post({ t: 'abort', id });
     });
     const method = req.getCaseSensitiveMethod().toUpperCase();
-    const head = { id, method, url: req.getUrl(), query: req.getQuery() ?? '', headers: headersOf(req), remote: remoteOf(res) };
+    const head = { id, method, url: req.getUrl(), query: req.getQuery() ?? '', headers: headersOf(req) };
     if (method !== 'POST' && method !== 'PUT' && method !== 'PATCH') {
-      post({ t: 'req', ...head, body: undefined, more: false });
+      post({ t: 'req', ...head, remote: remoteOf(res), body: undefined, more: false });
       return;
     }
     const parts: ArrayBuffer[] = [];
@@ -99,15 +99,14 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
       const body = parts.length === 1 ? (parts[0] as ArrayBuffer) : Buffer.concat(parts.map((x) => Buffer.from(x))).buffer.slice(0, size);
       parts.length = 0;
       streaming = !isLast;
-      const req: Extract<FromWorker, { t: 'req' }> = { t: 'req', ...head, body, more: !isLast };
       // the MCP fast path: a request decided here goes as one call; the body is kept for a `carry`
       const call = isLast && mcpState !== undefined && head.url === '/mcp' && method === 'POST' ? workerCall(mcpState, id, head.headers, body, Date.now()) : undefined;
       if (call !== undefined) {
-        p.held = req;
+        p.held = { t: 'req', ...head, body, more: false };
         post(call);
         return;
       }
-      post(req, [body]);
+      post({ t: 'req', ...head, remote: remoteOf(res), body, more: !isLast }, [body]);
     });
   };
 
@@ -225,8 +224,11 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
     }
   };
 
-  port.on('message', (batch: ToWorker[]) => {
-    for (const m of batch) handle(m);
+  port.on('message', (batch: Wire<ToWorker>) => {
+    for (const m of batch) {
+      if (typeof m === 'string') unpackToWorker(m, handle);
+      else handle(m);
+    }
   });
 
   function handle(m: ToWorker): void {
@@ -249,7 +251,7 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
         if (p === undefined || req === undefined) return;
         p.held = undefined;
         if (p.aborted || p.ended) return;
-        post(req, req.body === undefined ? undefined : [req.body]);
+        post({ ...req, remote: remoteOf(p.res) }, req.body === undefined ? undefined : [req.body]);
         return;
       }
       case 'mcp-state':

@@ -137,9 +137,10 @@ export function workerCall(state: WorkerMcpState, id: number, headers: FlatHeade
     }
   }
   const bytes = Buffer.from(body);
+  const text = bytes.toString('utf8');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(bytes.toString('utf8'));
+    parsed = JSON.parse(text);
   } catch {
     return undefined;
   }
@@ -150,5 +151,5 @@ export function workerCall(state: WorkerMcpState, id: number, headers: FlatHeade
   if (typeof meta === 'object' && meta !== null && typeof (meta as Record<string, unknown>)[MODERN_META] === 'string') return undefined;
   const canSse = h.accept.includes('text/event-stream');
   const sseOnly = canSse && !h.accept.includes('application/json') && !h.accept.includes('*/*');
-  return { t: 'call', id, session: h.session, key, bearer, request: c.msg, canSse, sseOnly, traceparent: h.traceparent, tracestate: h.tracestate };
+  return { t: 'call', id, session: h.session, key, bearer, body: text, request: c.msg, canSse, sseOnly, traceparent: h.traceparent, tracestate: h.tracestate };
 }

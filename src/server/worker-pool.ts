@@ -19,7 +19,7 @@ import type { WorkerCall, WorkerCallHandler } from '../handlers/mcp/worker-calls
 import { statusLine } from './app-response.js';
 import type { WsCheckedEntry } from './ws.js';
 import { RemoteRequest, RemoteResponse, RemoteSocket, type RemoteLink } from './worker-remote.js';
-import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings, type WorkerWsRoute } from './worker-protocol.js';
+import { Outbox, packToWorker, unpackFromWorker, type FlatHeaders, type FromWorker, type ToWorker, type Wire, type WorkerSettings, type WorkerWsRoute } from './worker-protocol.js';
 
 /** What the owner's server offers the workers' traffic. */
 export interface RemoteEntry {
@@ -447,9 +447,13 @@ export class WorkerPool {
         if (!listening) reject(new Error(`worker thread ${l.thread} ended before listening${l.lastExit?.error ? `: ${l.lastExit.error}` : ''}`));
       });
     });
-    l.outbox = new Outbox<ToWorker>((batch, transfer) => w.postMessage(batch, transfer));
-    w.on('message', (batch: FromWorker[]) => {
-      for (const m of batch) l.handle(m);
+    l.outbox = new Outbox<ToWorker>((batch, transfer) => w.postMessage(batch, transfer), packToWorker);
+    const handle = (m: FromWorker): void => l.handle(m);
+    w.on('message', (batch: Wire<FromWorker>) => {
+      for (const m of batch) {
+        if (typeof m === 'string') unpackFromWorker(m, handle);
+        else l.handle(m);
+      }
     });
     let error: string | undefined;
     l.failure = undefined;
