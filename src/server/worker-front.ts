@@ -33,14 +33,30 @@ interface Pending {
   ended: boolean;
   congested: boolean;
   backlogBytes: number;
-  /** A request sent as an MCP call: the whole request but the remote address (read when carried), in case the owner answers `carry`. */
-  held?: Omit<Extract<FromWorker, { t: 'req' }>, 'remote'> | undefined;
+  /** A request sent as an MCP call, in case the owner answers `carry`: its head and its body. */
+  held?: { readonly head: RequestHead; readonly body: Uint8Array } | undefined;
   /** Upgrades only: what `res.upgrade` needs once the owner admits it. */
   readonly upgrade?: { readonly key: string; readonly extensions: string; readonly context: us_socket_context_t };
 }
 
 interface SocketData {
   id: number;
+}
+
+/** What a `req` message carries besides the body and the remote address. */
+interface RequestHead {
+  readonly id: number;
+  readonly method: string;
+  readonly url: string;
+  readonly query: string;
+  readonly headers: FlatHeaders;
+}
+
+/** `bytes` in an `ArrayBuffer` of their own, to transfer (copied out of a shared one such as Node's Buffer pool). */
+function ownBuffer(bytes: Uint8Array): ArrayBuffer {
+  const b = bytes.buffer as ArrayBuffer;
+  if (bytes.byteOffset === 0 && bytes.byteLength === b.byteLength) return b;
+  return b.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
 }
 
 function headersOf(req: HttpRequest): FlatHeaders {
@@ -78,12 +94,14 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
       post({ t: 'abort', id });
     });
     const method = req.getCaseSensitiveMethod().toUpperCase();
-    const head = { id, method, url: req.getUrl(), query: req.getQuery() ?? '', headers: headersOf(req) };
+    const head: RequestHead = { id, method, url: req.getUrl(), query: req.getQuery() ?? '', headers: headersOf(req) };
     if (method !== 'POST' && method !== 'PUT' && method !== 'PATCH') {
       post({ t: 'req', ...head, remote: remoteOf(res), body: undefined, more: false });
       return;
     }
-    const parts: ArrayBuffer[] = [];
+    // the MCP fast path: a request decided here goes as one call; its body is kept for a `carry`
+    const candidate = mcpState !== undefined && head.url === '/mcp' && method === 'POST';
+    const parts: Buffer[] = [];
     let size = 0;
     let streaming = false;
     res.onData((chunk, isLast) => {
@@ -93,20 +111,29 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
         post({ t: 'data', id, chunk: c, last: isLast }, [c]);
         return;
       }
-      parts.push(copyOf(chunk));
-      size += chunk.byteLength;
-      if (!isLast && size <= WHOLE_BODY_BYTES) return;
-      const body = parts.length === 1 ? (parts[0] as ArrayBuffer) : Buffer.concat(parts.map((x) => Buffer.from(x))).buffer.slice(0, size);
-      parts.length = 0;
+      // a copy (uWS reuses the chunk's memory after this callback); a small one in Node's Buffer pool,
+      // which costs far less than an ArrayBuffer of its own per request
+      const bytes = Buffer.from(new Uint8Array(chunk));
+      size += bytes.byteLength;
+      if (!isLast && size <= WHOLE_BODY_BYTES) {
+        parts.push(bytes);
+        return;
+      }
+      let body = bytes;
+      if (parts.length > 0) {
+        parts.push(bytes);
+        body = Buffer.concat(parts, size);
+        parts.length = 0;
+      }
       streaming = !isLast;
-      // the MCP fast path: a request decided here goes as one call; the body is kept for a `carry`
-      const call = isLast && mcpState !== undefined && head.url === '/mcp' && method === 'POST' ? workerCall(mcpState, id, head.headers, body, Date.now()) : undefined;
+      const call = isLast && candidate && mcpState !== undefined ? workerCall(mcpState, id, head.headers, body, Date.now()) : undefined;
       if (call !== undefined) {
-        p.held = { t: 'req', ...head, body, more: false };
+        p.held = { head, body };
         post(call);
         return;
       }
-      post({ t: 'req', ...head, remote: remoteOf(res), body, more: !isLast }, [body]);
+      const own = ownBuffer(body);
+      post({ t: 'req', ...head, remote: remoteOf(res), body: own, more: !isLast }, [own]);
     });
   };
 
@@ -247,11 +274,12 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
       }
       case 'carry': {
         const p = pending.get(m.id);
-        const req = p?.held;
-        if (p === undefined || req === undefined) return;
+        const held = p?.held;
+        if (p === undefined || held === undefined) return;
         p.held = undefined;
         if (p.aborted || p.ended) return;
-        post({ ...req, remote: remoteOf(p.res) }, req.body === undefined ? undefined : [req.body]);
+        const body = ownBuffer(held.body);
+        post({ t: 'req', ...held.head, remote: remoteOf(p.res), body, more: false }, [body]);
         return;
       }
       case 'mcp-state':

@@ -116,7 +116,7 @@ function credential(h: McpHeaders, tokens: boolean): { readonly key: string } | 
  * The call for this request, or `undefined` when it must be carried to the owner whole.
  * @param body the whole body (the request ended).
  */
-export function workerCall(state: WorkerMcpState, id: number, headers: FlatHeaders, body: ArrayBuffer, nowMs: number): WorkerCall | undefined {
+export function workerCall(state: WorkerMcpState, id: number, headers: FlatHeaders, body: Uint8Array, nowMs: number): WorkerCall | undefined {
   if (body.byteLength > state.maxBodyBytes) return undefined;
   const h = read(headers);
   if (h.origin !== '' || h.include || h.session === '') return undefined;
@@ -136,7 +136,7 @@ export function workerCall(state: WorkerMcpState, id: number, headers: FlatHeade
       key = { kind: k.kind, id: k.id };
     }
   }
-  const bytes = Buffer.from(body);
+  const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   const text = bytes.toString('utf8');
   let parsed: unknown;
   try {
