@@ -9,8 +9,10 @@
  * inherits the same core, as it does under the gateway: client, load and server share one core.
  * There is no HTTP hop and no separate load generator: the latencies are the client's own awaits.
  *
- * Usage: node --import tsx bench/direct.ts MODE CONCURRENCIES RUNS DURATION_S WARMUP_S [QUIET_WAIT_S]
+ * Usage: node --import tsx bench/direct.ts MODE CONCURRENCIES RUNS DURATION_S WARMUP_S [QUIET_WAIT_S] [WARMUP_CALLS] [WARMUP_MAX_S]
  *   e.g. bench/direct.ts stdio 1,16,64 2 10 2 5   (the warm-up runs at the first concurrency)
+ *   The warm-up repeats its WARMUP_S slice until WARMUP_CALLS calls are made (default 0: one
+ *   slice), at most WARMUP_MAX_S (default 12): the rule of bench/run.ts for the gateway rows.
  * Output (stdout): `BENCH_SAMPLE {...}` (one verified call result), then one
  * `BENCH_POINT {"concurrency":N,"run":R,...Point}` line per point; its `tree_cpu_s` has `server`
  * (this process and its children: client and upstream) and `upstream` (the stdio server's own).
@@ -111,18 +113,25 @@ async function measure(client: Client, concurrency: number, seconds: number, ser
 }
 
 async function main(): Promise<void> {
-  const [modeArg, concArg = '1,16,64', runsArg = '2', durArg = '4', warmArg = '1', quietArg = '5'] = process.argv.slice(2);
+  const [modeArg, concArg = '1,16,64', runsArg = '2', durArg = '4', warmArg = '1', quietArg = '5', warmCallsArg = '0', warmMaxArg = '12'] = process.argv.slice(2);
   if (modeArg !== 'inprocess' && modeArg !== 'stdio') throw new Error(`mode must be inprocess or stdio, got ${String(modeArg)}`);
   const concurrencies = concArg.split(',').map(Number);
   const runs = Number(runsArg);
   const duration = Number(durArg);
   const warmup = Number(warmArg);
+  const warmupCalls = Number(warmCallsArg);
+  const warmupMax = Number(warmMaxArg);
   const quietMs = Number(quietArg) * 1000;
   const { client, serverPid } = await connect(modeArg);
   try {
     const sample = await client.callTool({ name: 'echo', arguments: { message: MESSAGE } });
     process.stdout.write(`BENCH_SAMPLE ${JSON.stringify({ ok: await call(client), result: sample })}\n`);
-    if (warmup > 0) await measure(client, concurrencies[0] ?? 16, warmup, serverPid);
+    let warmed = 0;
+    let spent = 0;
+    while (warmup > 0 && (spent === 0 || (warmed < warmupCalls && spent + warmup <= warmupMax))) {
+      warmed += (await measure(client, concurrencies[0] ?? 16, warmup, serverPid)).requests;
+      spent += warmup;
+    }
     for (const c of concurrencies) {
       for (let run = 1; run <= runs; run++) {
         const quiet = await waitForQuiet(quietMs);

@@ -31,13 +31,15 @@
  * upstream processes. Target checks print PASS/MISS and never fail the process.
  *
  * Usage: npm run bench [-- --quick] [-- --profile]
- *   --quick    3 s windows, 1 s warm-up, 1 run (unless the env below says otherwise)
+ *   --quick    3 s windows, 1 s warm-up slices, 1 run (unless the env below says otherwise)
  *   --profile  the gateway under `node --cpu-prof`; prints its top self-time functions over the
  *              measured window of the first run at the highest concurrency (profiling slows it)
  * Environment: BENCH_GATEWAY_BUILD (a directory holding a gateway build — dist/, package.json,
  * node_modules — to run instead of building this checkout: an A/B of two builds), BENCH_NODE_FLAGS
  * (the gateway's node flags instead of those of `npm start`), BENCH_NICE (e.g. -10: every measured
- * process and the load generator under `nice`, see bench/procs.ts), BENCH_DURATION (s per window, default 10), BENCH_WARMUP (s, default 2), BENCH_RUNS
+ * process and the load generator under `nice`, see bench/procs.ts), BENCH_DURATION (s per window, default 10), BENCH_WARMUP (s per warm-up slice, default 2),
+ * BENCH_WARMUP_CALLS (warm-up slices repeat until this many calls are made, default 40000; 0: one slice),
+ * BENCH_WARMUP_MAX (s, default 12: the most warm-up a point gets), BENCH_RUNS
  * (default 2), BENCH_CONCURRENCY (default "1,16,64"), BENCH_VARIANTS, BENCH_CHECK_BODIES (default 1:
  * wrk checks every response body; 0 = status codes only), BENCH_QUIET_WAIT (s, default 5: before
  * each window, wait up to this long for other work on the machine to stop), BENCH_QUICK=1 and
@@ -75,6 +77,16 @@ const PROFILE = FLAGS.has('--profile') || process.env['BENCH_PROFILE'] === '1';
 // wrk takes whole seconds; the direct loop uses the same value
 const DURATION = Math.max(1, Math.round(envNumber('BENCH_DURATION', QUICK ? 3 : 10)));
 const WARMUP = Math.round(envNumber('BENCH_WARMUP', QUICK ? 1 : 2));
+/**
+ * A fresh gateway is cold: V8 tiers its hot path up by call counts, on compiler threads that are
+ * charged to the gateway, and the stdio child warms up the same way. Measured in 1 s windows after
+ * start at c=64: the first second costs 2–6× the steady CPU per call; in-process is warm after
+ * ≈ 20k calls, stdio (3–5k calls in its first second) after ≈ 40k, and a 1 s warm-up left the stdio
+ * point's 3 s window 4–38 % above the same gateway's later seconds. The warm-up repeats its slice of
+ * WARMUP seconds until it has made this many calls (or WARMUP_MAX_S is spent).
+ */
+const WARMUP_CALLS = Math.max(0, Math.round(envNumber('BENCH_WARMUP_CALLS', 40_000)));
+const WARMUP_MAX_S = Math.max(WARMUP, envNumber('BENCH_WARMUP_MAX', 12));
 const RUNS = Math.max(1, Math.round(envNumber('BENCH_RUNS', QUICK ? 1 : 2)));
 const CONCURRENCIES = (process.env['BENCH_CONCURRENCY'] || '1,16,64').split(',').map((s) => Math.max(1, Math.round(Number(s))));
 const LO = Math.min(...CONCURRENCIES);
@@ -247,6 +259,9 @@ interface Row extends Point {
   tree_us_per_call?: number;
   upstream_us_per_call?: number;
   gateway_us_per_call?: number;
+  /** The warm-up this point had: seconds and calls (see WARMUP_CALLS). */
+  warmup_s?: number;
+  warmup_calls?: number;
   /** The sequential client's view of the tail (c=1 points; see bench/seq-client.ts). */
   mean_us?: number;
   p999_us?: number;
@@ -305,8 +320,13 @@ async function wrkPoint(v: WrkVariant, c: number, run: number, profile: { summar
             trees: sut.upstreams,
             core: LOADGEN_CORE,
           });
-    if (WARMUP > 0) {
+    let warmupCalls = 0;
+    let warmupS = 0;
+    // slices of WARMUP s until WARMUP_CALLS calls are made (see WARMUP_CALLS), at most WARMUP_MAX_S
+    while (WARMUP > 0 && (warmupS === 0 || (warmupCalls < WARMUP_CALLS && warmupS + WARMUP <= WARMUP_MAX_S))) {
       const w = (await wrk(WARMUP)).point;
+      warmupCalls += w.requests;
+      warmupS += WARMUP;
       if (w.errors > 0) progress(`${v.key} c=${c} run ${run}: warm-up saw ${w.errors} errors ${JSON.stringify(w.error_detail)}`);
     }
     const quiet = await waitForQuiet(QUIET_WAIT * 1000);
@@ -314,6 +334,8 @@ async function wrkPoint(v: WrkVariant, c: number, run: number, profile: { summar
     window.push(measured.window);
     row = { variant: v.key, concurrency: c, run, ...measured.point };
     if (quiet.waitedMs > 100) row.quiet_wait_ms = quiet.waitedMs;
+    row.warmup_s = warmupS;
+    row.warmup_calls = warmupCalls;
     perCall(row, Object.keys(sut.upstreams), v.upstream);
   } finally {
     await procs.stop(sut.child);
@@ -332,7 +354,7 @@ async function wrkPoint(v: WrkVariant, c: number, run: number, profile: { summar
 /** A direct point: bench/direct.ts pinned to the system core, one concurrency, one run. */
 async function directPoint(v: DirectVariant, c: number, run: number): Promise<Row> {
   const name = `${v.key}-c${c}-r${run}`;
-  const child = procs.spawnPinned(SUT_CORE, process.execPath, ['--import', 'tsx', join(BENCH_DIR, 'direct.ts'), v.mode, String(c), '1', String(DURATION), String(WARMUP), String(QUIET_WAIT)]);
+  const child = procs.spawnPinned(SUT_CORE, process.execPath, ['--import', 'tsx', join(BENCH_DIR, 'direct.ts'), v.mode, String(c), '1', String(DURATION), String(WARMUP), String(QUIET_WAIT), String(WARMUP_CALLS), String(WARMUP_MAX_S)]);
   logTo(child, join(RESULTS_DIR, `${name}.log`), false);
   let sample: { ok?: boolean } | undefined;
   let point: Point | undefined;
@@ -486,7 +508,7 @@ async function main(): Promise<void> {
     gatewayBuild();
   }
   progress(
-    `${QUICK ? 'quick: ' : ''}window ${DURATION} s, warm-up ${WARMUP} s, concurrency ${CONCURRENCIES.join(',')}, ${RUNS} run(s), systems ${VARIANTS.map((v) => v.key).join(',')}, ` +
+    `${QUICK ? 'quick: ' : ''}window ${DURATION} s, warm-up ${WARMUP} s slices until ${WARMUP_CALLS} calls (at most ${WARMUP_MAX_S} s), concurrency ${CONCURRENCIES.join(',')}, ${RUNS} run(s), systems ${VARIANTS.map((v) => v.key).join(',')}, ` +
       `body checks ${CHECK_BODIES ? 'on' : 'off'}${PROFILE ? ', profiling the gateway' : ''}; ${wrk}`,
   );
 
@@ -519,7 +541,7 @@ async function main(): Promise<void> {
   const results = checks(rows);
 
   const lines: string[] = [];
-  lines.push(`## Tributary benchmark — MCP tools/call, ${DURATION} s windows, ${WARMUP} s warm-up, ${RUNS} run${RUNS === 1 ? '' : 's'} per point${QUICK ? ' (quick)' : ''}`);
+  lines.push(`## Tributary benchmark — MCP tools/call, ${DURATION} s windows, warm-up ≥ ${WARMUP_CALLS} calls (${WARMUP} s slices, ≤ ${WARMUP_MAX_S} s), ${RUNS} run${RUNS === 1 ? '' : 's'} per point${QUICK ? ' (quick)' : ''}`);
   lines.push('');
   lines.push(
     `System under test (gateway and its stdio children; raw uWS; the direct client with its server-everything) pinned to core ${SUT_CORE}; ` +
@@ -565,6 +587,8 @@ async function main(): Promise<void> {
       quick: QUICK,
       duration_s: DURATION,
       warmup_s: WARMUP,
+      warmup_calls: WARMUP_CALLS,
+      warmup_max_s: WARMUP_MAX_S,
       runs: RUNS,
       concurrencies: CONCURRENCIES,
       variants: VARIANTS.map((v) => v.key),

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { deserializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import { JsonRpcLineDecoder, LineOverflowError, encodeJsonRpcLine, jsonRpcShapeProblem, parseJsonRpcLine, type DecodedLineSink } from '../src/upstreams/stdio-framing.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { keptJsonText, stringifyMessage } from '../src/codecs/json-text.js';
 
 type Event = { kind: 'message'; message: unknown } | { kind: 'invalid'; error: string } | { kind: 'overflow'; error: string };
 
@@ -211,5 +212,72 @@ describe('stdio framing: limits and errors', () => {
     expect(encoded.endsWith('\n')).toBe(true);
     expect(encoded.indexOf('\n')).toBe(encoded.length - 1);
     expect(parseJsonRpcLine(encoded.slice(0, -1))).toEqual(m);
+  });
+});
+
+describe('stdio framing: result responses keep their result’s JSON text', () => {
+  const resultObject = fc.dictionary(key, json, { maxKeys: 4, noNullPrototype: true });
+  const simpleId = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_.:-]{0,12}$/), fc.integer(), fc.constantFrom(2 ** 53 - 1, -(2 ** 53 - 1), 0));
+
+  it('parses `{result, jsonrpc, id}` (TypeScript SDK) and `{jsonrpc, id, result}` lines as a whole-line parse does, keeping the result’s text', () => {
+    fc.assert(
+      fc.property(resultObject, simpleId, fc.boolean(), (result, id, resultFirst) => {
+        const resultText = JSON.stringify(result);
+        const line = resultFirst ? `{"result":${resultText},"jsonrpc":"2.0","id":${JSON.stringify(id)}}` : `{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${resultText}}`;
+        const message = parseJsonRpcLine(line) as { result: unknown };
+        expect(message).toEqual(JSON.parse(line));
+        expect(Object.keys(message)).toEqual(Object.keys(JSON.parse(line) as object));
+        expect(keptJsonText(message.result)).toBe(resultText);
+        expect(stringifyMessage({ jsonrpc: '2.0', id: 7, result: message.result })).toBe(JSON.stringify({ jsonrpc: '2.0', id: 7, result }));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('keeps no text, and parses the whole line, where the short cut cannot vouch for the text', () => {
+    const cases: [string, unknown][] = [
+      // a member repeated around the result: the last one counts, as JSON.parse reads it
+      ['{"result":{"a":1},"id":"x","result":{"b":2},"jsonrpc":"2.0","id":"t5"}', { b: 2 }],
+      // spacing between the members
+      ['{"result": {"a":1},"jsonrpc":"2.0","id":"t5"}', { a: 1 }],
+      ['{"jsonrpc":"2.0", "id":1,"result":{"a":1}}', { a: 1 }],
+      // an id with an escape, and one in exponent form
+      ['{"result":{"a":1},"jsonrpc":"2.0","id":"t\\"5"}', { a: 1 }],
+      ['{"jsonrpc":"2.0","id":1e3,"result":{"a":1}}', { a: 1 }],
+    ];
+    for (const [line, result] of cases) {
+      const message = parseJsonRpcLine(line) as { result: unknown };
+      expect(message.result).toEqual(result);
+      expect(keptJsonText(message.result)).toBeUndefined();
+    }
+    // a CR between tokens is JSON whitespace but ends an SSE line: the text is not kept
+    const cr = parseJsonRpcLine('{"result":{"a":\r1},"jsonrpc":"2.0","id":"t5"}') as { result: unknown };
+    expect(cr.result).toEqual({ a: 1 });
+    expect(keptJsonText(cr.result)).toBeUndefined();
+  });
+
+  it('rejects what a whole-line parse rejects, with the same reasons', () => {
+    const bad = [
+      '{"result":{"a":1},"jsonrpc":"2.0","id":"t5"',
+      '{"result":{"a":1}},"jsonrpc":"2.0","id":"t5"}',
+      '{"result":{"a":1,"jsonrpc":"2.0","id":"t5"}',
+      '{"jsonrpc":"2.0","id":1,"result":{"a":1}}}',
+      '{"jsonrpc":"2.0","id":01,"result":{"a":1}}',
+      '{"result":{"a":1},"jsonrpc":"2.0","id":1.5}',
+      '{"result":{"a":1},"jsonrpc":"2.0","id":null}',
+      '{"result":{"a":1},"jsonrpc":"2.0","id":9007199254740992}',
+      '{"result":{"a":1},"jsonrpc":"2.0","id":"t5","extra":1}',
+    ];
+    for (const line of bad) {
+      const slow = (() => {
+        try {
+          JSON.parse(line);
+        } catch (err) {
+          return `invalid JSON-RPC line from stdout (${(err as Error).message})`;
+        }
+        return 'invalid JSON-RPC line from stdout (';
+      })();
+      expect(() => parseJsonRpcLine(line)).toThrow(slow);
+    }
   });
 });

@@ -83,6 +83,24 @@ describe('MsgpackWriter: standard MessagePack msgpackr reads back', () => {
     }
   });
 
+  it('binUtf8: a bin of the UTF-8 bytes at each header boundary, smallest header, read back byte for byte', () => {
+    for (const unit of ['a', 'é', '€', '😀', '\ud800']) {
+      for (const n of [0, 1, 85, 86, 127, 128, 255, 256, 21845, 21846, 65535, 65536, 70000]) {
+        const s = unit.repeat(Math.ceil(n / unit.length)).slice(0, n);
+        const w = new MsgpackWriter();
+        w.begin();
+        const count = w.binUtf8(s);
+        const b = w.end();
+        const bytes = Buffer.from(s, 'utf8');
+        const header = bytes.length < 256 ? 2 : bytes.length < 65536 ? 3 : 5;
+        expect(count, `${JSON.stringify(unit)} × ${n}`).toBe(bytes.length);
+        expect(b.length).toBe(header + bytes.length);
+        expect(b[0]).toBe(header === 2 ? 0xc4 : header === 3 ? 0xc5 : 0xc6);
+        expect(Buffer.from(unpackr.unpack(b) as Uint8Array)).toEqual(bytes);
+      }
+    }
+  });
+
   it('maps and arrays of 15, 16 and 65536 items read back, with undefined fields left out of the count', () => {
     for (const n of [15, 16, 65536]) {
       const arr = Array.from({ length: n }, (_, i) => i);

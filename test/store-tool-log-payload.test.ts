@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { Packr, unpack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { keepJsonText } from '../src/codecs/json-text.js';
 import { createLogger } from '../src/log/logger.js';
 import { capPayloadPacked, isPlainJson, unpackPayload } from '../src/store/cap-payload.js';
 import { openSublevel } from '../src/store/db.js';
@@ -244,6 +245,30 @@ describe('tool-log payloads: the cap', () => {
         expect(Buffer.byteLength(prefix + next)).toBeGreaterThan(cap);
       }),
       { numRuns: 1000 },
+    );
+  });
+
+  it('a result with its upstream JSON text kept is stored as that text when it fits, else as the value would be (property)', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string({ maxLength: 6 }).filter((k) => k !== '__proto__'), fc.jsonValue({ maxDepth: 2 }), { noNullPrototype: true }), fc.boolean(), fc.integer({ min: 0, max: 400 }), (value, spaced, cap) => {
+        const text = spaced ? JSON.stringify(value, null, 1).replace(/\n/g, ' ') : JSON.stringify(value);
+        const parsed = JSON.parse(text) as Record<string, unknown>;
+        keepJsonText(parsed, text);
+        const out = capPayloadPacked(parsed, cap);
+        if (Buffer.byteLength(text) <= cap) {
+          expect(out.truncated).toBe(false);
+          expect([0xc4, 0xc5]).toContain(out.bytes[0]);
+          expect(Buffer.from(unpack(out.bytes) as Uint8Array).toString('utf8')).toBe(text);
+          expect(unpackPayload(out.bytes)).toStrictEqual(viaJson(value));
+        } else {
+          // over the cap as the upstream wrote it: the rule for any value, on a copy with no kept text
+          const copy = capPayloadPacked({ ...parsed }, cap);
+          expect(out.truncated).toBe(copy.truncated);
+          expect(Buffer.from(out.bytes)).toEqual(Buffer.from(copy.bytes));
+        }
+        expect(out.bytes.length).toBeLessThanOrEqual(cap + 5);
+      }),
+      { numRuns: 500 },
     );
   });
 

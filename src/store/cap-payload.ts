@@ -10,6 +10,7 @@
  * MessagePack: https://github.com/msgpack/msgpack/blob/master/spec.md
  */
 import { Packr, Unpackr } from 'msgpackr';
+import { keptJsonText } from '../codecs/json-text.js';
 import { MsgpackWriter } from './msgpack-writer.js';
 
 /** Default cap for tool-log arguments and results: 16 KiB of JSON. */
@@ -197,6 +198,19 @@ function cheaplyPackedWithin(value: unknown, maxBytes: number): Uint8Array | und
   }
 }
 
+/** A `bin` holding `text` (UTF-8), when that is at most `maxBytes` bytes (the header aside). */
+function textWithin(text: string, maxBytes: number): Uint8Array | undefined {
+  // every UTF-16 unit takes at least one byte
+  if (text.length > maxBytes) return undefined;
+  const w = payloadWriter;
+  w.begin();
+  if (w.binUtf8(text) > maxBytes) {
+    w.begin();
+    return undefined;
+  }
+  return w.end();
+}
+
 /** What {@link capPayloadPacked} keeps of a value: one MessagePack value (see there). */
 export interface PackedPayload {
   /** MessagePack bytes: a view of a shared buffer, for the caller to copy (see {@link capPayloadPacked}). */
@@ -207,6 +221,9 @@ export interface PackedPayload {
 
 /**
  * {@link capPayload}'s rule, giving the bytes a store keeps: one MessagePack value, either
+ * - a `bin` holding the JSON text the value was parsed from, as its upstream wrote it, when that
+ *   text was kept (`codecs/json-text.ts`: a stdio upstream's result) and is at most `maxBytes`
+ *   bytes (no look through the value at all);
  * - the value itself, when it is plain JSON data ({@link isPlainJson}) and its MessagePack is at
  *   most `maxBytes` bytes (no JSON text is produced: the common case);
  * - a `bin` holding the value's JSON text (UTF-8, at most `maxBytes` bytes), when the value is not
@@ -232,6 +249,12 @@ export function capPayloadPacked(value: unknown, maxBytes: number = DEFAULT_PAYL
   if (prefix) {
     if (typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= maxBytes) return { bytes: packr.pack(value), truncated: true };
     return { bytes: packr.pack(capPayloadText(value ?? null, maxBytes).text), truncated: true };
+  }
+  // a result as its upstream wrote it: its JSON text, copied (no look through the value)
+  const text = keptJsonText(value);
+  if (text !== undefined) {
+    const kept = textWithin(text, maxBytes);
+    if (kept !== undefined) return { bytes: kept, truncated: false };
   }
   const packed = cheaplyPackedWithin(value, maxBytes);
   if (packed !== undefined) return { bytes: packed, truncated: false };

@@ -200,6 +200,36 @@ export class MsgpackWriter {
   }
 
   /**
+   * A `bin` holding the UTF-8 encoding of `s` (e.g. JSON text kept as bytes), smallest header; a
+   * lone UTF-16 surrogate becomes U+FFFD, as Node's UTF-8 encoder writes it. Returns the bin's
+   * length in bytes (its header aside).
+   */
+  binUtf8(s: string): number {
+    const n = s.length;
+    this.#room(n * 3 + 5);
+    const buf = this.#buf;
+    // header size guessed from the UTF-16 length (the byte count is at least that), fixed below
+    const guess = n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+    const at = this.#pos;
+    const bytes = buf.write(s, at + guess, 'utf8');
+    const header = bytes < 0x100 ? 2 : bytes < 0x10000 ? 3 : 5;
+    if (header !== guess) buf.copyWithin(at + header, at + guess, at + guess + bytes);
+    if (header === 2) {
+      buf[at] = 0xc4;
+      buf[at + 1] = bytes;
+    } else if (header === 3) {
+      buf[at] = 0xc5;
+      buf[at + 1] = bytes >> 8;
+      buf[at + 2] = bytes & 0xff;
+    } else {
+      buf[at] = 0xc6;
+      this.#view.setUint32(at + 1, bytes);
+    }
+    this.#pos = at + header + bytes;
+    return bytes;
+  }
+
+  /**
    * A number: the smallest int format for integers in [-2^31, 2^32), else float 64 (so `-0`
    * stays `-0`, except for {@link MsgpackWriterOptions.asJson} writers: `0`).
    */

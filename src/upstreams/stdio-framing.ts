@@ -14,8 +14,13 @@
  *   plain property reads, instead of a zod parse that also copies every message. Result and params
  *   contents are not checked here: results are relayed as the upstream wrote them, and the SDK
  *   `Client` validates what it consumes itself.
+ * - A result response written compactly (`{"result":R,"jsonrpc":"2.0","id":ID}`, as the TypeScript
+ *   SDK writes it, or `{"jsonrpc":"2.0","id":ID,"result":R}`) is parsed by parsing R alone, and R's
+ *   text is kept with the parsed result (`codecs/json-text.ts`): the caller's reply and the tool
+ *   log copy that text instead of serialising the result again.
  */
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { keepJsonText } from '../codecs/json-text.js';
 
 /** The longest unfinished line kept while waiting for its newline, bytes (the SDK's limit). */
 export const DEFAULT_MAX_LINE_BYTES = 10 * 1024 * 1024;
@@ -98,6 +103,8 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  */
 export function parseJsonRpcLine(line: string): JSONRPCMessage {
   const text = line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line;
+  const response = parseResultResponse(text);
+  if (response !== undefined) return response;
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -107,6 +114,82 @@ export function parseJsonRpcLine(line: string): JSONRPCMessage {
   const problem = jsonRpcShapeProblem(value);
   if (problem !== undefined) throw lineError(problem, text);
   return value as JSONRPCMessage;
+}
+
+/** The members before a result in the SDK's responses, `{result, jsonrpc, id}` (TypeScript SDK). */
+const RESULT_FIRST = '{"result":{';
+const RESULT_FIRST_TAIL = ',"jsonrpc":"2.0","id":';
+/** The members before a result in `{jsonrpc, id, result}` responses (the order of the JSON-RPC specification's examples). */
+const ENVELOPE_FIRST = '{"jsonrpc":"2.0","id":';
+const ENVELOPE_FIRST_RESULT = ',"result":{';
+
+/**
+ * A result response written compactly in either common member order — `{"result":R,"jsonrpc":"2.0","id":ID}`
+ * or `{"jsonrpc":"2.0","id":ID,"result":R}`, R an object, ID a safe integer or a string without
+ * escapes — parsed by parsing R alone, with R's text kept for the writers that copy it
+ * (`codecs/json-text.ts`); undefined for any other line (which the caller parses whole). R parses
+ * as exactly one JSON value and ID is one token, so the line is the JSON object of those three
+ * members: the same message, and the same errors, as parsing the whole line.
+ */
+function parseResultResponse(text: string): JSONRPCMessage | undefined {
+  if (text.charCodeAt(text.length - 1) !== 0x7d) return undefined; // }
+  let resultText: string;
+  let id: string | number | undefined;
+  let resultFirst: boolean;
+  if (text.startsWith(RESULT_FIRST)) {
+    const tail = text.lastIndexOf(RESULT_FIRST_TAIL);
+    if (tail === -1) return undefined;
+    id = idToken(text, tail + RESULT_FIRST_TAIL.length, text.length - 1);
+    resultText = text.slice(RESULT_FIRST.length - 1, tail);
+    resultFirst = true;
+  } else if (text.startsWith(ENVELOPE_FIRST)) {
+    const at = text.indexOf(ENVELOPE_FIRST_RESULT, ENVELOPE_FIRST.length);
+    if (at === -1) return undefined;
+    id = idToken(text, ENVELOPE_FIRST.length, at);
+    resultText = text.slice(at + ENVELOPE_FIRST_RESULT.length - 1, -1);
+    resultFirst = false;
+  } else {
+    return undefined;
+  }
+  if (id === undefined) return undefined;
+  let result: unknown;
+  try {
+    result = JSON.parse(resultText);
+  } catch {
+    // not R alone: the whole line says what is wrong
+    return undefined;
+  }
+  // R begins with `{` and parsed: a JSON object. Its text is kept unless it holds a CR as
+  // whitespace between tokens (JSON strings cannot hold one unescaped): SSE ends a line there
+  if (resultText.indexOf('\r') === -1) keepJsonText(result as object, resultText);
+  const message = resultFirst ? { result, jsonrpc: '2.0', id } : { jsonrpc: '2.0', id, result };
+  return message as JSONRPCMessage;
+}
+
+/**
+ * The id whose JSON text is `text[from, to)` when it is a string without escapes or quotes, or a
+ * safe integer (|n| < 2^53) written without fraction or exponent; else undefined.
+ */
+function idToken(text: string, from: number, to: number): string | number | undefined {
+  if (to - from < 1) return undefined;
+  const first = text.charCodeAt(from);
+  if (first === 0x22) {
+    // "…": no quote or backslash inside, so it ends where it must
+    if (to - from < 2 || text.charCodeAt(to - 1) !== 0x22) return undefined;
+    for (let i = from + 1; i < to - 1; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 0x22 || c === 0x5c || c < 0x20) return undefined;
+    }
+    return text.slice(from + 1, to - 1);
+  }
+  let i = first === 0x2d ? from + 1 : from; // -
+  if (to - i < 1 || to - i > 16 || (text.charCodeAt(i) === 0x30 && to - i > 1)) return undefined;
+  for (; i < to; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return undefined;
+  }
+  const n = Number(text.slice(from, to));
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 function lineError(reason: string, line: string): Error {

@@ -81,6 +81,11 @@ export class RequestTable {
 
   constructor(private readonly host: RequestTableHost) {}
 
+  /** True for an id of the form this table gives its requests (`t` and digits), in flight or not. */
+  static owns(id: string): boolean {
+    return /^t[0-9]+$/.test(id);
+  }
+
   /**
    * Registers a request under a fresh id and sends it (the caller holds a slot when `guarded`);
    * the outcome goes to `done`: no Promise, and no function per call besides the cancel hook of a

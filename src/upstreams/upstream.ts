@@ -390,7 +390,15 @@ export class Upstream {
     transport.onmessage = (message, extra) => {
       const m = message as { method?: unknown; id?: unknown; params?: JsonObject; result?: unknown; error?: unknown };
       if (m.method === undefined) {
-        if (typeof m.id === 'string' && this.requests.settle(m.id, m.result, m.error)) return;
+        if (typeof m.id === 'string') {
+          if (this.requests.settle(m.id, m.result, m.error)) return;
+          // an answer to a request of ours no longer waited for (timed out, cancelled, or failed
+          // when the connection was closing): nothing to do, and nothing the SDK Client knows
+          if (RequestTable.owns(m.id)) {
+            this.log.debug('late answer dropped', { id: m.id });
+            return;
+          }
+        }
       } else if (m.id === undefined) {
         if (m.method === 'notifications/progress') {
           if (this.requests.progress(m.params)) return;

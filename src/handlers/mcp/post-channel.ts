@@ -6,6 +6,7 @@
  */
 import { Observable, type Subscriber, type Unsubscribable } from 'rxjs';
 import { JSON_HEADERS, type HeaderList, type HttpEffect } from '../../base/http.js';
+import { stringifyMessage } from '../../codecs/json-text.js';
 import type { JsonRpcResponse } from '../../codecs/jsonrpc.js';
 import type { McpConnectionLayer, ResponseSink } from './connection.js';
 import type { InflightCall, McpSession, OutboundChannel } from './session.js';
@@ -17,9 +18,12 @@ export const SSE_HEADERS: HeaderList = [
   ['X-Accel-Buffering', 'no'],
 ];
 
-/** One SSE `message` event carrying a JSON-RPC message. */
+/**
+ * One SSE `message` event carrying a JSON-RPC message (a result's kept JSON text copied in,
+ * see `codecs/json-text.ts`).
+ */
 export function sseEvent(message: object): string {
-  return `event: message\ndata: ${JSON.stringify(message)}\n\n`;
+  return `event: message\ndata: ${stringifyMessage(message)}\n\n`;
 }
 
 /** No extra reply headers. */
@@ -64,7 +68,8 @@ export class PostChannel implements OutboundChannel {
 
   /**
    * Sends the final response (JSON body with HTTP `status`, or the last SSE event — an SSE stream
-   * already answered 200) and completes.
+   * already answered 200) and completes. A result whose upstream JSON text was kept goes out as
+   * that text (`codecs/json-text.ts`): no serialisation of the result.
    */
   finish(response: object, status = 200): void {
     if (this.done) return;
@@ -72,7 +77,7 @@ export class PostChannel implements OutboundChannel {
       this.send(response);
       this.sub.next({ kind: 'end' });
     } else {
-      this.sub.next({ kind: 'reply', status, headers: this.headers.length === 0 ? JSON_HEADERS : [...JSON_HEADERS, ...this.headers], body: JSON.stringify(response) });
+      this.sub.next({ kind: 'reply', status, headers: this.headers.length === 0 ? JSON_HEADERS : [...JSON_HEADERS, ...this.headers], body: stringifyMessage(response) });
     }
     this.done = true;
     this.sub.complete();
