@@ -18,6 +18,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { SignJWT } from 'jose';
 import { randomUUID } from 'node:crypto';
+import { request } from 'node:http';
 import { demoClient, startTestGateway, type TestGateway } from './helpers/gateway.js';
 import { freshConnectionFetch, roundRobinFetch } from './helpers/gateway-process.js';
 
@@ -177,6 +178,35 @@ describe('server.workers: 2 — POST /mcp decided in the worker, served by the o
     const sid = await openSession({ authorization: `Bearer ${other.secret}` });
     const foreign = await sameOnBothThreads(16, () => post({ authorization: `Bearer ${apiKey}`, 'mcp-session-id': sid }, call));
     expect(foreign.status).toBe(403);
+  });
+
+  it('a body that arrives in two parts: the worker joins them as the main thread does (a call, and a request it carries whole)', async () => {
+    const sid = await openSession({ authorization: `Bearer ${apiKey}` });
+    /** One POST /mcp on a new connection whose body is written in two parts, 20 ms apart (two reads on the server). */
+    const split = (headers: Record<string, string>, body: string): Promise<{ status: number; auth: string; body: string }> =>
+      new Promise((resolve, reject) => {
+        const bytes = Buffer.from(body);
+        const req = request(`${g.url}/mcp`, { method: 'POST', agent: false, headers: { ...MCP_HEADERS, ...headers, 'content-length': String(bytes.length) } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, auth: String(res.headers['www-authenticate'] ?? ''), body: Buffer.concat(chunks).toString() }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.flushHeaders();
+        req.write(bytes.subarray(0, 40));
+        setTimeout(() => req.end(bytes.subarray(40)), 20);
+      });
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'demo-echo', arguments: { message: 'in two parts ✓' } } });
+    const calls0 = worker().mcp_calls;
+    const called = await sameOnBothThreads(16, () => split({ authorization: `Bearer ${apiKey}`, 'mcp-session-id': sid }, body));
+    expect(called.status).toBe(200);
+    expect(called.body).toContain('Echo: in two parts ✓');
+    expect(worker().mcp_calls, 'served as worker calls').toBeGreaterThan(calls0);
+    // an include header: the worker carries the request whole
+    const carried = await sameOnBothThreads(16, () => split({ authorization: `Bearer ${apiKey}`, 'mcp-session-id': sid, 'x-bf-mcp-include-tools': 'demo-echo' }, body));
+    expect(carried.status).toBe(200);
+    expect(carried.body).toContain('Echo: in two parts ✓');
   });
 
   it('a client that leaves: its call is cancelled at the owner', async () => {

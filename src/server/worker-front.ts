@@ -11,7 +11,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { HttpRequest, HttpResponse, us_listen_socket, us_socket_context_t, WebSocket } from 'uWebSockets.js';
 import { loadNativeUws } from './uws.js';
-import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings } from './worker-protocol.js';
+import { Outbox, packFromWorker, unpackToWorker, type FlatHeaders, type FromWorker, type ToWorker, type Wire, type WorkerSettings } from './worker-protocol.js';
 import { workerCall } from './worker-mcp.js';
 import { WorkerWsDecoder } from './worker-ws.js';
 import { gzipFrame } from '../codecs/mcpw.js';
@@ -33,14 +33,32 @@ interface Pending {
   ended: boolean;
   congested: boolean;
   backlogBytes: number;
-  /** A request sent as an MCP call: the whole request, in case the owner answers `carry`. */
-  held?: Extract<FromWorker, { t: 'req' }> | undefined;
+  /** The request line and headers, until its body has gone to the owner. */
+  head?: RequestHead | undefined;
+  /** A request sent as an MCP call, in case the owner answers `carry`: its head and its body. */
+  held?: { readonly head: RequestHead; readonly body: Uint8Array } | undefined;
   /** Upgrades only: what `res.upgrade` needs once the owner admits it. */
   readonly upgrade?: { readonly key: string; readonly extensions: string; readonly context: us_socket_context_t };
 }
 
 interface SocketData {
   id: number;
+}
+
+/** What a `req` message carries besides the body and the remote address. */
+interface RequestHead {
+  readonly id: number;
+  readonly method: string;
+  readonly url: string;
+  readonly query: string;
+  readonly headers: FlatHeaders;
+}
+
+/** `bytes` in an `ArrayBuffer` of their own, to transfer (copied out of a shared one such as Node's Buffer pool). */
+function ownBuffer(bytes: Uint8Array): ArrayBuffer {
+  const b = bytes.buffer as ArrayBuffer;
+  if (bytes.byteOffset === 0 && bytes.byteLength === b.byteLength) return b;
+  return b.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
 }
 
 function headersOf(req: HttpRequest): FlatHeaders {
@@ -58,7 +76,7 @@ function copyOf(chunk: ArrayBuffer): ArrayBuffer {
 
 function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): void {
   const uws = loadNativeUws();
-  const outbox = new Outbox<FromWorker>((batch, transfer) => port.postMessage(batch, transfer));
+  const outbox = new Outbox<FromWorker>((batch, transfer) => port.postMessage(batch, transfer), packFromWorker);
   const post = (m: FromWorker, transfer?: ArrayBuffer[]): void => outbox.push(m, transfer);
   const pending = new Map<number, Pending>();
   const sockets = new Map<number, WebSocket<SocketData>>();
@@ -68,22 +86,40 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
   let mcpState: WorkerMcpState | undefined;
   const remoteOf = (res: HttpResponse): string => Buffer.from(res.getRemoteAddressAsText()).toString();
 
+  /**
+   * Request `id` is over: forgotten, and what it held let go at once. uWS keeps a request's
+   * `onAborted`/`onData` handlers (and so what they reach) alive after the response has ended;
+   * measured here, a finished request that still reached its head and body made V8 promote
+   * ≈ 17 % of this thread's young allocations to the old generation, against ≈ 4 % without.
+   */
+  const forget = (id: number): void => {
+    const p = pending.get(id);
+    if (p === undefined) return;
+    pending.delete(id);
+    p.head = undefined;
+    p.held = undefined;
+  };
+
   const onRequest = (res: HttpResponse, req: HttpRequest): void => {
     const id = nextId++;
-    const p: Pending = { res, aborted: false, ended: false, congested: false, backlogBytes: 0 };
+    const p: Pending = { res, aborted: false, ended: false, congested: false, backlogBytes: 0, head: undefined, held: undefined };
     pending.set(id, p);
     res.onAborted(() => {
       p.aborted = true;
-      pending.delete(id);
+      forget(id);
       post({ t: 'abort', id });
     });
     const method = req.getCaseSensitiveMethod().toUpperCase();
-    const head = { id, method, url: req.getUrl(), query: req.getQuery() ?? '', headers: headersOf(req), remote: remoteOf(res) };
+    const first: RequestHead = { id, method, url: req.getUrl(), query: req.getQuery() ?? '', headers: headersOf(req) };
     if (method !== 'POST' && method !== 'PUT' && method !== 'PATCH') {
-      post({ t: 'req', ...head, body: undefined, more: false });
+      post({ t: 'req', ...first, remote: remoteOf(res), body: undefined, more: false });
       return;
     }
-    const parts: ArrayBuffer[] = [];
+    // the handlers below reach the head through `p` only, so `forget` lets it go
+    p.head = first;
+    // the MCP fast path: a request decided here goes as one call; its body is kept for a `carry`
+    const candidate = mcpState !== undefined && first.url === '/mcp' && method === 'POST';
+    const parts: Buffer[] = [];
     let size = 0;
     let streaming = false;
     res.onData((chunk, isLast) => {
@@ -93,21 +129,32 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
         post({ t: 'data', id, chunk: c, last: isLast }, [c]);
         return;
       }
-      parts.push(copyOf(chunk));
-      size += chunk.byteLength;
-      if (!isLast && size <= WHOLE_BODY_BYTES) return;
-      const body = parts.length === 1 ? (parts[0] as ArrayBuffer) : Buffer.concat(parts.map((x) => Buffer.from(x))).buffer.slice(0, size);
-      parts.length = 0;
+      // a copy (uWS reuses the chunk's memory after this callback); a small one in Node's Buffer pool,
+      // which costs far less than an ArrayBuffer of its own per request
+      const bytes = Buffer.from(new Uint8Array(chunk));
+      size += bytes.byteLength;
+      if (!isLast && size <= WHOLE_BODY_BYTES) {
+        parts.push(bytes);
+        return;
+      }
+      let body = bytes;
+      if (parts.length > 0) {
+        parts.push(bytes);
+        body = Buffer.concat(parts, size);
+        parts.length = 0;
+      }
       streaming = !isLast;
-      const req: Extract<FromWorker, { t: 'req' }> = { t: 'req', ...head, body, more: !isLast };
-      // the MCP fast path: a request decided here goes as one call; the body is kept for a `carry`
-      const call = isLast && mcpState !== undefined && head.url === '/mcp' && method === 'POST' ? workerCall(mcpState, id, head.headers, body, Date.now()) : undefined;
+      const head = p.head;
+      if (head === undefined) return;
+      p.head = undefined;
+      const call = isLast && candidate && mcpState !== undefined ? workerCall(mcpState, id, head.headers, body, Date.now()) : undefined;
       if (call !== undefined) {
-        p.held = req;
+        p.held = { head, body };
         post(call);
         return;
       }
-      post(req, [body]);
+      const own = ownBuffer(body);
+      post({ t: 'req', ...head, remote: remoteOf(res), body: own, more: !isLast }, [own]);
     });
   };
 
@@ -122,7 +169,7 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
       if (h !== undefined) for (let i = 0; i + 1 < h.length; i += 2) res.writeHeader(h[i] as string, h[i + 1] as string);
       if (m.end) {
         p.ended = true;
-        pending.delete(m.id);
+        forget(m.id);
         if (m.noBody) res.endWithoutBody(0, m.close);
         else res.end(m.chunk, m.close);
       } else if (m.chunk !== undefined) {
@@ -135,7 +182,7 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
       p.backlogBytes += typeof m.chunk === 'string' ? Buffer.byteLength(m.chunk) : m.chunk.byteLength;
       if (p.backlogBytes > settings.maxSseBacklogBytes) {
         p.ended = true;
-        pending.delete(m.id);
+        forget(m.id);
         res.close();
         post({ t: 'abort', id: m.id });
       }
@@ -164,7 +211,7 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
         pending.set(id, p);
         res.onAborted(() => {
           p.aborted = true;
-          pending.delete(id);
+          forget(id);
           post({ t: 'abort', id });
         });
         post({ t: 'upgrade', id, url: req.getUrl(), query: req.getQuery() ?? '', headers: headersOf(req), remote: remoteOf(res) });
@@ -225,8 +272,11 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
     }
   };
 
-  port.on('message', (batch: ToWorker[]) => {
-    for (const m of batch) handle(m);
+  port.on('message', (batch: Wire<ToWorker>) => {
+    for (const m of batch) {
+      if (typeof m === 'string') unpackToWorker(m, handle);
+      else handle(m);
+    }
   });
 
   function handle(m: ToWorker): void {
@@ -238,18 +288,19 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
         const p = pending.get(m.id);
         if (p === undefined || p.aborted || p.ended) return;
         p.ended = true;
-        pending.delete(m.id);
+        forget(m.id);
         const res = p.res;
         res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end(m.body));
         return;
       }
       case 'carry': {
         const p = pending.get(m.id);
-        const req = p?.held;
-        if (p === undefined || req === undefined) return;
+        const held = p?.held;
+        if (p === undefined || held === undefined) return;
         p.held = undefined;
         if (p.aborted || p.ended) return;
-        post(req, req.body === undefined ? undefined : [req.body]);
+        const body = ownBuffer(held.body);
+        post({ t: 'req', ...held.head, remote: remoteOf(p.res), body, more: false }, [body]);
         return;
       }
       case 'mcp-state':
@@ -257,7 +308,7 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
         return;
       case 'res-close': {
         const p = pending.get(m.id);
-        pending.delete(m.id);
+        forget(m.id);
         if (p !== undefined && !p.aborted && !p.ended) {
           p.ended = true;
           p.res.close();
@@ -266,7 +317,7 @@ function run(port: NonNullable<typeof parentPort>, settings: WorkerSettings): vo
       }
       case 'upgrade-ok': {
         const p = pending.get(m.id);
-        pending.delete(m.id);
+        forget(m.id);
         if (p === undefined || p.aborted || p.upgrade === undefined) {
           // the client left while the owner decided: the owner forgets the socket it opened
           post({ t: 'ws-closed', id: m.id, code: 1006, reason: new ArrayBuffer(0) });

@@ -116,7 +116,7 @@ function credential(h: McpHeaders, tokens: boolean): { readonly key: string } | 
  * The call for this request, or `undefined` when it must be carried to the owner whole.
  * @param body the whole body (the request ended).
  */
-export function workerCall(state: WorkerMcpState, id: number, headers: FlatHeaders, body: ArrayBuffer, nowMs: number): WorkerCall | undefined {
+export function workerCall(state: WorkerMcpState, id: number, headers: FlatHeaders, body: Uint8Array, nowMs: number): WorkerCall | undefined {
   if (body.byteLength > state.maxBodyBytes) return undefined;
   const h = read(headers);
   if (h.origin !== '' || h.include || h.session === '') return undefined;
@@ -136,10 +136,11 @@ export function workerCall(state: WorkerMcpState, id: number, headers: FlatHeade
       key = { kind: k.kind, id: k.id };
     }
   }
-  const bytes = Buffer.from(body);
+  const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  const text = bytes.toString('utf8');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(bytes.toString('utf8'));
+    parsed = JSON.parse(text);
   } catch {
     return undefined;
   }
@@ -150,5 +151,5 @@ export function workerCall(state: WorkerMcpState, id: number, headers: FlatHeade
   if (typeof meta === 'object' && meta !== null && typeof (meta as Record<string, unknown>)[MODERN_META] === 'string') return undefined;
   const canSse = h.accept.includes('text/event-stream');
   const sseOnly = canSse && !h.accept.includes('application/json') && !h.accept.includes('*/*');
-  return { t: 'call', id, session: h.session, key, bearer, request: c.msg, canSse, sseOnly, traceparent: h.traceparent, tracestate: h.tracestate };
+  return { t: 'call', id, session: h.session, key, bearer, body: text, request: c.msg, canSse, sseOnly, traceparent: h.traceparent, tracestate: h.tracestate };
 }

@@ -19,7 +19,7 @@ import type { WorkerCall, WorkerCallHandler } from '../handlers/mcp/worker-calls
 import { statusLine } from './app-response.js';
 import type { WsCheckedEntry } from './ws.js';
 import { RemoteRequest, RemoteResponse, RemoteSocket, type RemoteLink } from './worker-remote.js';
-import { Outbox, type FlatHeaders, type FromWorker, type ToWorker, type WorkerSettings, type WorkerWsRoute } from './worker-protocol.js';
+import { Outbox, packToWorker, unpackFromWorker, type FlatHeaders, type FromWorker, type ToWorker, type Wire, type WorkerSettings, type WorkerWsRoute } from './worker-protocol.js';
 
 /** What the owner's server offers the workers' traffic. */
 export interface RemoteEntry {
@@ -92,8 +92,13 @@ class WorkerLink implements RemoteLink {
   readonly pending = new Map<number, RemoteResponse>();
   readonly sockets = new Map<number, RemoteSocket>();
   readonly upgrades = new Map<number, WebSocketBehavior<unknown>>();
-  /** MCP calls in flight (the fast path), with the cancel of each. */
-  readonly calls = new Map<number, () => void>();
+  /**
+   * MCP calls in flight (the fast path), each with its cancel in a holder that is emptied when the
+   * call ends. A `Map` keeps what its entries reached alive for a while after they were deleted
+   * (measured here: with the cancel itself as the value, V8 promoted ≈ 12 % of the main thread's
+   * young allocations to the old generation at c=64, ≈ 2 % without; the whole call stayed reachable).
+   */
+  readonly calls = new Map<number, { cancel: (() => void) | undefined }>();
   onListening: ((ok: boolean) => void) | undefined;
   /** The uncaught exception the current thread reported before ending. */
   failure: string | undefined;
@@ -151,8 +156,10 @@ class WorkerLink implements RemoteLink {
         this.pending.delete(m.id);
         this.upgrades.delete(m.id);
         res?.abort();
-        const cancel = this.calls.get(m.id);
+        const call = this.calls.get(m.id);
         this.calls.delete(m.id);
+        const cancel = call?.cancel;
+        if (call !== undefined) call.cancel = undefined;
         cancel?.();
         return;
       }
@@ -211,6 +218,12 @@ class WorkerLink implements RemoteLink {
     let carried = false;
     let counted = false;
     let streaming = false;
+    // emptied when the call ends (see `calls`)
+    const entry: { cancel: (() => void) | undefined } = { cancel: undefined };
+    const forget = (): void => {
+      entry.cancel = undefined;
+      this.calls.delete(id);
+    };
     const cancel = mcp.call(m, {
       effect: (e: HttpEffect) => {
         if (done) return;
@@ -238,7 +251,7 @@ class WorkerLink implements RemoteLink {
             this.post({ t: 'res', id, status: streaming ? undefined : '200 OK', headers: undefined, chunk: undefined, end: true, noBody: false, close: false });
             break;
         }
-        this.calls.delete(id);
+        forget();
       },
       carry: () => {
         done = true;
@@ -249,7 +262,7 @@ class WorkerLink implements RemoteLink {
           this.requests--;
           this.mcpCalls--;
         }
-        this.calls.delete(id);
+        forget();
         this.post({ t: 'carry', id });
       },
     });
@@ -258,14 +271,17 @@ class WorkerLink implements RemoteLink {
     counted = true;
     this.requests++;
     this.mcpCalls++;
-    if (!done && cancel !== undefined) this.calls.set(id, cancel);
+    if (!done && cancel !== undefined) {
+      entry.cancel = cancel;
+      this.calls.set(id, entry);
+    }
   }
 
   /** The thread is gone: what it carried fails as if every client had left. */
   lost(): void {
-    const calls = [...this.calls.values()];
+    const calls = [...this.calls.values()].map((c) => c.cancel);
     this.calls.clear();
-    for (const cancel of calls) cancel();
+    for (const cancel of calls) cancel?.();
     const pending = [...this.pending.values()];
     this.pending.clear();
     this.upgrades.clear();
@@ -447,9 +463,13 @@ export class WorkerPool {
         if (!listening) reject(new Error(`worker thread ${l.thread} ended before listening${l.lastExit?.error ? `: ${l.lastExit.error}` : ''}`));
       });
     });
-    l.outbox = new Outbox<ToWorker>((batch, transfer) => w.postMessage(batch, transfer));
-    w.on('message', (batch: FromWorker[]) => {
-      for (const m of batch) l.handle(m);
+    l.outbox = new Outbox<ToWorker>((batch, transfer) => w.postMessage(batch, transfer), packToWorker);
+    const handle = (m: FromWorker): void => l.handle(m);
+    w.on('message', (batch: Wire<FromWorker>) => {
+      for (const m of batch) {
+        if (typeof m === 'string') unpackFromWorker(m, handle);
+        else l.handle(m);
+      }
     });
     let error: string | undefined;
     l.failure = undefined;

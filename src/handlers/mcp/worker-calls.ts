@@ -73,6 +73,9 @@ export interface WorkerCall {
    * cache lookup; one it refuses makes the call `carry`, so the refusal is the owner's own 401.
    */
   readonly bearer: string;
+  /** The request's JSON text, as the client sent it (what crosses the port: see `packFromWorker`). */
+  readonly body: string;
+  /** The request, parsed from {@link body} (by the worker to check it, again by the owner on receipt). */
   readonly request: JsonRpcRequest;
   /** The client accepts `text/event-stream` / only that. */
   readonly canSse: boolean;
