@@ -20,6 +20,7 @@
  * MessagePack: https://github.com/msgpack/msgpack/blob/master/spec.md
  */
 import { isAscii } from 'node:buffer';
+import { writeHeader, writeNumber, writeStr } from './msgpack-write.js';
 
 /** Thrown inside the packer/unpacker when a value is outside the subset; never escapes this module. */
 const UNSUPPORTED: unique symbol = Symbol('mcpw-msgpack: outside the plain subset');
@@ -29,8 +30,6 @@ export const NOT_PLAIN: unique symbol = Symbol('mcpw-msgpack: not plain');
 
 /** Containers nested deeper than this are left to msgpackr (whose own limits then apply). */
 const MAX_PACK_DEPTH = 64;
-/** Strings shorter than this (UTF-16 units) are written by a JS loop, longer ones by Node's native UTF-8 encoder. */
-const NATIVE_UTF8_FROM = 64;
 /** Strings of at least this many bytes are decoded natively (ASCII check, then a Latin-1 or UTF-8 slice). */
 const NATIVE_DECODE_FROM = 24;
 /**
@@ -113,113 +112,20 @@ function room(n: number): void {
 }
 
 function packString(s: string): void {
-  const n = s.length;
-  room(n * 3 + 5);
-  const buf = out;
-  // header size from the UTF-16 length (a lower bound of the byte count), moved below when the bytes need more
-  const guess = n < 0x20 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
-  const at = pos;
-  let p = at + guess;
-  if (n < NATIVE_UTF8_FROM) {
-    for (let i = 0; i < n; i++) {
-      let c = s.charCodeAt(i);
-      if (c < 0x80) buf[p++] = c;
-      else if (c < 0x800) {
-        buf[p++] = (c >> 6) | 0xc0;
-        buf[p++] = (c & 0x3f) | 0x80;
-      } else if ((c & 0xfc00) === 0xd800 && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-        c = 0x10000 + ((c & 0x3ff) << 10) + (s.charCodeAt(++i) & 0x3ff);
-        buf[p++] = (c >> 18) | 0xf0;
-        buf[p++] = ((c >> 12) & 0x3f) | 0x80;
-        buf[p++] = ((c >> 6) & 0x3f) | 0x80;
-        buf[p++] = (c & 0x3f) | 0x80;
-      } else if ((c & 0xf800) === 0xd800) {
-        // a lone surrogate: U+FFFD, as Node's encoder (and msgpackr) writes it
-        buf[p++] = 0xef;
-        buf[p++] = 0xbf;
-        buf[p++] = 0xbd;
-      } else {
-        buf[p++] = (c >> 12) | 0xe0;
-        buf[p++] = ((c >> 6) & 0x3f) | 0x80;
-        buf[p++] = (c & 0x3f) | 0x80;
-      }
-    }
-  } else {
-    p += buf.write(s, p, buf.length - p, 'utf8');
-  }
-  const bytes = p - at - guess;
-  const header = bytes < 0x20 ? 1 : bytes < 0x100 ? 2 : bytes < 0x10000 ? 3 : 5;
-  if (header !== guess) buf.copyWithin(at + header, at + guess, p);
-  if (header === 1) buf[at] = 0xa0 | bytes;
-  else if (header === 2) {
-    buf[at] = 0xd9;
-    buf[at + 1] = bytes;
-  } else if (header === 3) {
-    buf[at] = 0xda;
-    buf[at + 1] = bytes >> 8;
-    buf[at + 2] = bytes & 0xff;
-  } else {
-    buf[at] = 0xdb;
-    outView.setUint32(at + 1, bytes);
-  }
-  pos = at + header + bytes;
+  room(s.length * 3 + 5);
+  pos = writeStr(out, outView, pos, s);
 }
 
 /** A number as msgpackr writes it with `useRecords: false`: the smallest int format for int32/uint32 values (`-0` as `0`), else float 64. */
 function packNumber(v: number): void {
   room(9);
-  const buf = out;
-  let p = pos;
-  if (v >>> 0 === v) {
-    if (v < 0x80) buf[p++] = v;
-    else if (v < 0x100) {
-      buf[p++] = 0xcc;
-      buf[p++] = v;
-    } else if (v < 0x10000) {
-      buf[p++] = 0xcd;
-      buf[p++] = v >> 8;
-      buf[p++] = v & 0xff;
-    } else {
-      buf[p++] = 0xce;
-      outView.setUint32(p, v);
-      p += 4;
-    }
-  } else if (v >> 0 === v) {
-    if (v >= -0x20) buf[p++] = 0x100 + v;
-    else if (v >= -0x80) {
-      buf[p++] = 0xd0;
-      buf[p++] = v + 0x100;
-    } else if (v >= -0x8000) {
-      buf[p++] = 0xd1;
-      outView.setInt16(p, v);
-      p += 2;
-    } else {
-      buf[p++] = 0xd2;
-      outView.setInt32(p, v);
-      p += 4;
-    }
-  } else {
-    buf[p++] = 0xcb;
-    outView.setFloat64(p, v);
-    p += 8;
-  }
-  pos = p;
+  pos = writeNumber(out, outView, pos, v);
 }
 
 /** An array or map header for `n` items or pairs (`base` 0x90 array, 0x80 map), smallest form. */
 function packHeader(base: 0x90 | 0x80, n: number): void {
   room(5);
-  if (n < 0x10) out[pos++] = base | n;
-  else if (n < 0x10000) {
-    out[pos] = base === 0x90 ? 0xdc : 0xde;
-    out[pos + 1] = n >> 8;
-    out[pos + 2] = n & 0xff;
-    pos += 3;
-  } else {
-    out[pos] = base === 0x90 ? 0xdd : 0xdf;
-    outView.setUint32(pos + 1, n);
-    pos += 5;
-  }
+  pos = writeHeader(out, outView, pos, base, n);
 }
 
 const hasOwn = Object.prototype.hasOwnProperty;

@@ -18,6 +18,7 @@
  * a typed array, a BigInt, `undefined` as an array item, ...) as msgpackr's `pack` writes it.
  */
 import { Packr } from 'msgpackr';
+import { writeHeader, writeNumber, writeStr } from '../codecs/msgpack-write.js';
 
 /** Bytes of a fresh slab (a larger one when one value needs more). */
 const SLAB_BYTES = 64 * 1024;
@@ -149,54 +150,7 @@ export class MsgpackWriter {
       }
     }
     this.#room(n * 3 + 5);
-    const buf = this.#buf;
-    // header size guessed from the UTF-16 length (the byte count is at least that), fixed below
-    const guess = n < 0x20 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
-    const at = this.#pos;
-    let p = at + guess;
-    if (n < NATIVE_UTF8_FROM) {
-      for (let i = 0; i < n; i++) {
-        let c = s.charCodeAt(i);
-        if (c < 0x80) buf[p++] = c;
-        else if (c < 0x800) {
-          buf[p++] = (c >> 6) | 0xc0;
-          buf[p++] = (c & 0x3f) | 0x80;
-        } else if ((c & 0xfc00) === 0xd800 && i + 1 < n && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-          c = 0x10000 + ((c & 0x3ff) << 10) + (s.charCodeAt(++i) & 0x3ff);
-          buf[p++] = (c >> 18) | 0xf0;
-          buf[p++] = ((c >> 12) & 0x3f) | 0x80;
-          buf[p++] = ((c >> 6) & 0x3f) | 0x80;
-          buf[p++] = (c & 0x3f) | 0x80;
-        } else if ((c & 0xf800) === 0xd800) {
-          // a lone surrogate: U+FFFD, as Node's encoder writes it
-          buf[p++] = 0xef;
-          buf[p++] = 0xbf;
-          buf[p++] = 0xbd;
-        } else {
-          buf[p++] = (c >> 12) | 0xe0;
-          buf[p++] = ((c >> 6) & 0x3f) | 0x80;
-          buf[p++] = (c & 0x3f) | 0x80;
-        }
-      }
-    } else {
-      p += buf.write(s, p, 'utf8');
-    }
-    const bytes = p - at - guess;
-    const header = bytes < 0x20 ? 1 : bytes < 0x100 ? 2 : bytes < 0x10000 ? 3 : 5;
-    if (header !== guess) buf.copyWithin(at + header, at + guess, p);
-    if (header === 1) buf[at] = 0xa0 | bytes;
-    else if (header === 2) {
-      buf[at] = 0xd9;
-      buf[at + 1] = bytes;
-    } else if (header === 3) {
-      buf[at] = 0xda;
-      buf[at + 1] = bytes >> 8;
-      buf[at + 2] = bytes & 0xff;
-    } else {
-      buf[at] = 0xdb;
-      this.#view.setUint32(at + 1, bytes);
-    }
-    this.#pos = at + header + bytes;
+    this.#pos = writeStr(this.#buf, this.#view, this.#pos, s);
   }
 
   /**
@@ -236,65 +190,20 @@ export class MsgpackWriter {
   num(v: number): void {
     this.#room(9);
     const buf = this.#buf;
-    let p = this.#pos;
+    const p = this.#pos;
     if (v === 0 && 1 / v < 0 && !this.#asJson) {
       buf[p] = 0xcb;
       this.#view.setFloat64(p + 1, v);
       this.#pos = p + 9;
       return;
     }
-    if (v >>> 0 === v) {
-      if (v < 0x80) buf[p++] = v;
-      else if (v < 0x100) {
-        buf[p++] = 0xcc;
-        buf[p++] = v;
-      } else if (v < 0x10000) {
-        buf[p++] = 0xcd;
-        buf[p++] = v >> 8;
-        buf[p++] = v & 0xff;
-      } else {
-        buf[p++] = 0xce;
-        this.#view.setUint32(p, v);
-        p += 4;
-      }
-    } else if (v >> 0 === v) {
-      if (v >= -0x20) buf[p++] = 0x100 + v;
-      else if (v >= -0x80) {
-        buf[p++] = 0xd0;
-        buf[p++] = v + 0x100;
-      } else if (v >= -0x8000) {
-        buf[p++] = 0xd1;
-        this.#view.setInt16(p, v);
-        p += 2;
-      } else {
-        buf[p++] = 0xd2;
-        this.#view.setInt32(p, v);
-        p += 4;
-      }
-    } else {
-      buf[p++] = 0xcb;
-      this.#view.setFloat64(p, v);
-      p += 8;
-    }
-    this.#pos = p;
+    this.#pos = writeNumber(buf, this.#view, p, v);
   }
 
   /** An array or map header for `n` items or pairs (`base` 0x90 array, 0x80 map). */
   #header(base: 0x90 | 0x80, n: number): void {
-    if (n < 0x10) this.byte(base | n);
-    else {
-      this.#room(5);
-      const p = this.#pos;
-      if (n < 0x10000) {
-        this.#buf[p] = base === 0x90 ? 0xdc : 0xde;
-        this.#view.setUint16(p + 1, n);
-        this.#pos = p + 3;
-      } else {
-        this.#buf[p] = base === 0x90 ? 0xdd : 0xdf;
-        this.#view.setUint32(p + 1, n);
-        this.#pos = p + 5;
-      }
-    }
+    this.#room(5);
+    this.#pos = writeHeader(this.#buf, this.#view, this.#pos, base, n);
   }
 
   /**
