@@ -17,7 +17,7 @@
  * https://modelcontextprotocol.io/specification/2025-06-18/basic/transports#session-management ;
  * AES-GCM: NIST SP 800-38D, https://nodejs.org/api/crypto.html#class-cipher
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import type { ToolMode } from '../../base/principal.js';
 
 const PREFIX = 'ts1';
@@ -63,7 +63,8 @@ export class SessionKeyError extends Error {
 
 interface Key {
   readonly id: string;
-  readonly key: Buffer;
+  /** The raw key as a `KeyObject`: node:crypto then skips importing the key bytes on every cipher it creates. */
+  readonly key: KeyObject;
 }
 
 function keyId(key: Buffer): string {
@@ -86,7 +87,7 @@ export class SessionSealer {
     if (keys.length === 0) throw new SessionKeyError('at least one session key is required');
     const list = keys.map((key, i) => {
       if (key.length !== SESSION_KEY_BYTES) throw new SessionKeyError(`session key ${i + 1} must be ${SESSION_KEY_BYTES} bytes (base64 of 32 random bytes), got ${key.length} bytes`);
-      return { id: keyId(key), key };
+      return { id: keyId(key), key: createSecretKey(key) };
     });
     this.#sealing = list[0] as Key;
     this.#byId = new Map(list.map((k) => [k.id, k]));
@@ -146,7 +147,10 @@ export class SessionSealer {
       const decipher = createDecipheriv('aes-256-gcm', key.key, body.subarray(0, NONCE_BYTES), { authTagLength: TAG_BYTES });
       decipher.setAAD(AAD);
       decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
-      const plain = Buffer.concat([decipher.update(body.subarray(NONCE_BYTES, body.length - TAG_BYTES)), decipher.final()]);
+      // GCM's update returns all of the plain text; final returns nothing more, it checks the tag
+      // (and throws for an altered or truncated id) before anything is parsed
+      const plain = decipher.update(body.subarray(NONCE_BYTES, body.length - TAG_BYTES));
+      decipher.final();
       wire = JSON.parse(plain.toString('utf8')) as Wire;
     } catch {
       return undefined;
