@@ -35,7 +35,7 @@ const call = fc
   })
   .map(({ request: r, indent, ...c }): WorkerCall => {
     const body = JSON.stringify(r, undefined, indent);
-    return { t: 'call', ...c, body, request: JSON.parse(body) as WorkerCall['request'] };
+    return { t: 'call', ...c, body };
   });
 
 const rpc = fc.record({ t: fc.constant('rpc' as const), id: fc.nat(), body: text });

@@ -5,17 +5,18 @@
  * dispatcher — the headers (`Content-Type`, `Accept`, `Mcp-Session-Id`, `MCP-Protocol-Version`,
  * `Host`), the credential (the key's SHA-256 looked up in the owner's pushed copy of the key
  * hashes; a Bearer token shaped like a JWT or OAuth access token goes along for the owner to
- * identify, from its cache of verified tokens), the body's JSON, its nesting depth and the
- * JSON-RPC framing — and says "carry" for anything it cannot decide positively: every refusal,
- * Basic credentials, include headers, an `Origin`, batches, notifications, `initialize` and the
- * 2026-07-28 revision. A carried request takes the owner's full path, so every answer other than
- * a call's result is the owner's own.
+ * identify, from its cache of verified tokens), the body's size, first byte and nesting depth —
+ * and says "carry" for anything it cannot decide positively: every refusal, Basic credentials,
+ * include headers, an `Origin`, a body that is not one JSON object (batches). The body's JSON is
+ * parsed once, by the owner, which needs the parsed request to dispatch it: it checks the
+ * JSON-RPC framing there and carries back what is not a call of this path (bad JSON,
+ * notifications, `initialize`, the 2026-07-28 revision). A carried request takes the owner's full
+ * path, so every answer other than a call's result is the owner's own.
  *
  * Credential order as `AccessGate.identify`: `x-bf-vk`, then `Authorization` (a bare key,
  * `Bearer <key>`), then `X-API-Key`.
  */
 import { hash } from 'node:crypto';
-import { classify } from '../codecs/jsonrpc.js';
 import { jsonDepthExceeded } from '../codecs/depth.js';
 import { isHostAllowed } from '../handlers/mcp/origin.js';
 import type { WorkerCall, WorkerMcpState } from '../handlers/mcp/worker-calls.js';
@@ -23,7 +24,6 @@ import type { FlatHeaders } from './worker-protocol.js';
 
 /** Longest `Authorization` value the gate reads (longer ones it refuses: carried). */
 const MAX_CREDENTIAL_LENGTH = 8192;
-const MODERN_META = 'io.modelcontextprotocol/protocolVersion';
 
 /** The headers the fast path reads, from a flat `[name, value, ...]` list (names lower-case). */
 interface McpHeaders {
@@ -136,20 +136,23 @@ export function workerCall(state: WorkerMcpState, id: number, headers: FlatHeade
       key = { kind: k.kind, id: k.id };
     }
   }
-  const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  const text = bytes.toString('utf8');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (jsonDepthExceeded(bytes) >= 0) return undefined;
-  const c = classify(parsed);
-  if (c.kind !== 'request' || !state.methods.includes(c.msg.method)) return undefined;
-  const meta = c.msg.params?.['_meta'];
-  if (typeof meta === 'object' && meta !== null && typeof (meta as Record<string, unknown>)[MODERN_META] === 'string') return undefined;
+  // the JSON-RPC framing (one request, its method, no 2026-07-28 `_meta`) is checked by the owner,
+  // which parses the text to dispatch it anyway: a second parse here cost ≈ 1.4 µs per call
+  // (JSON.parse internalizes every key and short value). Here only what needs no parse: the first
+  // byte opens an object (a batch or anything else goes whole at once) and the nesting depth.
+  if (!opensObject(body) || jsonDepthExceeded(body) >= 0) return undefined;
+  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
   const canSse = h.accept.includes('text/event-stream');
   const sseOnly = canSse && !h.accept.includes('application/json') && !h.accept.includes('*/*');
-  return { t: 'call', id, session: h.session, key, bearer, body: text, request: c.msg, canSse, sseOnly, traceparent: h.traceparent, tracestate: h.tracestate };
+  return { t: 'call', id, session: h.session, key, bearer, body: text, canSse, sseOnly, traceparent: h.traceparent, tracestate: h.tracestate };
+}
+
+/** The first byte after JSON whitespace is `{` (RFC 8259 §2: space, tab, line feed, carriage return). */
+function opensObject(body: Uint8Array): boolean {
+  for (let i = 0; i < body.length; i++) {
+    const b = body[i] as number;
+    if (b === 0x7b) return true;
+    if (b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) return false;
+  }
+  return false;
 }

@@ -7,7 +7,6 @@
  * gate and handlers as for its own connections. `id` names one request or socket of one worker.
  */
 import type { WorkerCall, WorkerMcpState } from '../handlers/mcp/worker-calls.js';
-import type { JsonRpcRequest } from '../codecs/jsonrpc.js';
 
 /** What a worker thread is started with (`workerData`). */
 export interface WorkerSettings {
@@ -188,7 +187,7 @@ const KIND_TAG = { api_key: 'a', virtual_key: 'v' } as const;
 /**
  * The packed record of a worker → owner message sent once per request (`call`), else `undefined`
  * (the message goes as an object). The request travels as its JSON text (`body`), which the
- * worker has parsed and checked; the owner parses it again (cheaper than receiving the object).
+ * owner parses once (cheaper than receiving a parsed object, and the only parse of it).
  */
 export function packFromWorker(m: FromWorker): string | undefined {
   if (m.t !== 'call') return undefined;
@@ -215,9 +214,7 @@ export function unpackFromWorker(run: string, each: (m: FromWorker) => void): vo
     const body = r.str();
     const traceparent = r.str();
     const tracestate = r.str();
-    // the worker parsed this very text (`workerCall`): it is one JSON-RPC request
-    const request = JSON.parse(body) as JsonRpcRequest;
-    each({ t: 'call', id, session, key, bearer, body, request, canSse: (flags & 1) !== 0, sseOnly: (flags & 2) !== 0, traceparent, tracestate });
+    each({ t: 'call', id, session, key, bearer, body, canSse: (flags & 1) !== 0, sseOnly: (flags & 2) !== 0, traceparent, tracestate });
   }
 }
 

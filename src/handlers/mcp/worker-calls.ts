@@ -22,7 +22,7 @@ import type { HttpEffect } from '../../base/http.js';
 import type { KeyKind } from '../../store/keys.js';
 import type { KeyRegistry } from '../../auth/keys.js';
 import { ruleOf, type AccessGate, type GateDecision } from '../../auth/gate.js';
-import type { JsonRpcRequest } from '../../codecs/jsonrpc.js';
+import { classify, type JsonRpcRequest } from '../../codecs/jsonrpc.js';
 import type { Logger } from '../../log/logger.js';
 import { ANONYMOUS, type Principal } from '../../base/principal.js';
 import { McpConnectionLayer } from './connection.js';
@@ -32,6 +32,28 @@ import type { McpSession, SessionStore } from './session.js';
 
 /** The methods a worker may send as calls (everything else, `initialize` included, is carried). */
 export const WORKER_CALL_METHODS: readonly string[] = ['tools/call', 'tools/list', 'ping'];
+
+const MODERN_META = 'io.modelcontextprotocol/protocolVersion';
+
+/**
+ * The request a call's body holds when this path serves it: one JSON-RPC request (JSON-RPC 2.0
+ * §4, https://www.jsonrpc.org/specification#request_object) of {@link WORKER_CALL_METHODS}
+ * without the 2026-07-28 revision's `_meta`; else `undefined` (bad JSON, a notification, a
+ * response, another method: the call is carried and the owner's own path answers it).
+ */
+export function callRequest(body: string): JsonRpcRequest | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  const c = classify(parsed);
+  if (c.kind !== 'request' || !WORKER_CALL_METHODS.includes(c.msg.method)) return undefined;
+  const meta = c.msg.params?.['_meta'];
+  if (typeof meta === 'object' && meta !== null && typeof (meta as Record<string, unknown>)[MODERN_META] === 'string') return undefined;
+  return c.msg;
+}
 
 /** A valid key as a worker holds it: never the secret, only what its hash names. */
 export interface WorkerKey {
@@ -73,10 +95,12 @@ export interface WorkerCall {
    * cache lookup; one it refuses makes the call `carry`, so the refusal is the owner's own 401.
    */
   readonly bearer: string;
-  /** The request's JSON text, as the client sent it (what crosses the port: see `packFromWorker`). */
+  /**
+   * The body's JSON text, as the client sent it (what crosses the port: see `packFromWorker`).
+   * The worker checked its size, its first byte and its nesting depth, not its JSON: the owner
+   * parses it once ({@link callRequest}) and carries anything that is not a call of this path.
+   */
   readonly body: string;
-  /** The request, parsed from {@link body} (by the worker to check it, again by the owner on receipt). */
-  readonly request: JsonRpcRequest;
   /** The client accepts `text/event-stream` / only that. */
   readonly canSse: boolean;
   readonly sseOnly: boolean;
@@ -202,16 +226,18 @@ export class WorkerCallHandler {
   call(m: WorkerCall, sink: WorkerCallSink): (() => void) | undefined {
     const d = this.deps;
     if (!d.ready() || d.draining()) return this.#carry(sink);
+    const msg = callRequest(m.body);
+    if (msg === undefined) return this.#carry(sink);
     const session = d.sessions.get(m.session);
     // a session belongs to the credential that opened it: anything else is the owner's 403 or 404
     if (session === undefined) return this.#carry(sink);
-    if (m.bearer !== '') return this.#callWithToken(m, session, sink);
+    if (m.bearer !== '') return this.#callWithToken(m, msg, session, sink);
     const principalId = m.key === undefined ? ANONYMOUS.id : m.key.kind === 'virtual_key' ? `vk:${m.key.id}` : `key:${m.key.id}`;
     if (session.owner !== undefined && session.owner !== principalId) return this.#carry(sink);
     let decision: GateDecision | Promise<GateDecision> | undefined;
     if (m.key === undefined) decision = d.gate.enabled ? undefined : d.gate.admit(NO_CREDENTIALS, this.#rule);
     else decision = d.gate.admitKey(m.key.kind, m.key.id, this.#rule);
-    return this.#decided(m, session, decision, sink);
+    return this.#decided(m, msg, session, decision, sink);
   }
 
   /**
@@ -219,7 +245,7 @@ export class WorkerCallHandler {
    * own requests are (a cached token at once, a new one after its verification); a token the gate
    * refuses, or a session of another caller, is carried so the owner's path answers it.
    */
-  #callWithToken(m: WorkerCall, session: McpSession, sink: WorkerCallSink): (() => void) | undefined {
+  #callWithToken(m: WorkerCall, msg: JsonRpcRequest, session: McpSession, sink: WorkerCallSink): (() => void) | undefined {
     const gate = this.deps.gate;
     let principal: Principal | Promise<Principal>;
     try {
@@ -229,7 +255,7 @@ export class WorkerCallHandler {
     }
     const admit = (p: Principal): (() => void) | undefined => {
       if (session.owner !== undefined && session.owner !== p.id) return this.#carry(sink);
-      return this.#decided(m, session, gate.admitPrincipal(p, NO_CREDENTIALS, this.#rule), sink);
+      return this.#decided(m, msg, session, gate.admitPrincipal(p, NO_CREDENTIALS, this.#rule), sink);
     };
     if (!(principal instanceof Promise)) return admit(principal);
     // a token seen for the first time: verified (signature, claims) before the call goes on
@@ -251,18 +277,18 @@ export class WorkerCallHandler {
   }
 
   /** The rest of {@link call} once the gate has answered (`undefined`: carried). */
-  #decided(m: WorkerCall, session: McpSession, decision: GateDecision | Promise<GateDecision> | undefined, sink: WorkerCallSink): (() => void) | undefined {
+  #decided(m: WorkerCall, msg: JsonRpcRequest, session: McpSession, decision: GateDecision | Promise<GateDecision> | undefined, sink: WorkerCallSink): (() => void) | undefined {
     const d = this.deps;
     if (decision === undefined) return this.#carry(sink);
     if (!d.beginRequest()) return this.#carry(sink);
     const started = performance.now();
-    if (!(decision instanceof Promise)) return this.#serve(m, session, decision, sink, started);
+    if (!(decision instanceof Promise)) return this.#serve(m, msg, session, decision, sink, started);
     let cancel: (() => void) | undefined;
     let gone = false;
     decision.then(
       (x) => {
         if (gone) d.endRequest();
-        else cancel = this.#serve(m, session, x, sink, started);
+        else cancel = this.#serve(m, msg, session, x, sink, started);
       },
       (err: unknown) => {
         d.log.error('access check failed', { path: '/mcp', error: err });
@@ -290,7 +316,7 @@ export class WorkerCallHandler {
   }
 
   /** The admitted call, as `McpHttpHandler.post` runs a request of a session. */
-  #serve(m: WorkerCall, session: McpSession, decision: GateDecision, sink: WorkerCallSink, started: number): (() => void) | undefined {
+  #serve(m: WorkerCall, msg: JsonRpcRequest, session: McpSession, decision: GateDecision, sink: WorkerCallSink, started: number): (() => void) | undefined {
     const d = this.deps;
     if (!decision.ok) {
       // a refusal the owner's gate gave now (a rate limit): the reply its own path gives
@@ -302,7 +328,6 @@ export class WorkerCallHandler {
     this.served++;
     session.lastSeen = Date.now();
     const auth = decision.auth;
-    const msg = m.request;
     const connections = this.#connections;
     const tp = m.traceparent;
     let finished = false;
