@@ -71,9 +71,20 @@ function keyId(key: Buffer): string {
   return createHash('sha256').update(key).digest().subarray(0, 8).toString('base64url');
 }
 
+/** Longest id body (base64url) decoded into the sealer's own buffer; a longer one gets a buffer of its own. */
+const SCRATCH_BYTES = 2048;
+/** Options of every decipher: the tag length is fixed, so a shorter tag never verifies. */
+const DECIPHER_OPTIONS = { authTagLength: TAG_BYTES } as const;
+
 export class SessionSealer {
   readonly #sealing: Key;
   readonly #byId: ReadonlyMap<string, Key>;
+  /**
+   * The bytes of the id being opened ({@link open} is synchronous and the decipher copies what it
+   * returns), so an open allocates no buffer for them; the nonce is always its first 12 bytes.
+   */
+  readonly #scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  readonly #nonce = this.#scratch.subarray(0, NONCE_BYTES);
 
   /**
    * @param keys raw keys, 32 bytes each; the first seals, all open.
@@ -140,18 +151,31 @@ export class SessionSealer {
     if (id.charCodeAt(PREFIX.length) !== 46 || dot < 0) return undefined;
     const key = this.#byId.get(id.slice(PREFIX.length + 1, dot));
     if (key === undefined) return undefined;
-    const body = Buffer.from(id.slice(dot + 1), 'base64url');
-    if (body.length < NONCE_BYTES + TAG_BYTES + 2) return undefined;
+    // base64url: 4 characters per 3 bytes; the decoder skips characters outside the alphabet
+    const text = id.slice(dot + 1);
+    let bytes: Buffer;
+    let nonce: Buffer;
+    let size: number;
+    if (text.length <= (SCRATCH_BYTES / 3) * 4) {
+      bytes = this.#scratch;
+      nonce = this.#nonce;
+      size = bytes.write(text, 0, 'base64url');
+    } else {
+      bytes = Buffer.from(text, 'base64url');
+      nonce = bytes.subarray(0, NONCE_BYTES);
+      size = bytes.length;
+    }
+    if (size < NONCE_BYTES + TAG_BYTES + 2) return undefined;
     let wire: Wire;
     try {
-      const decipher = createDecipheriv('aes-256-gcm', key.key, body.subarray(0, NONCE_BYTES), { authTagLength: TAG_BYTES });
+      const decipher = createDecipheriv('aes-256-gcm', key.key, nonce, DECIPHER_OPTIONS);
       decipher.setAAD(AAD);
-      decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
+      decipher.setAuthTag(bytes.subarray(size - TAG_BYTES, size));
       // GCM's update returns all of the plain text; final returns nothing more, it checks the tag
       // (and throws for an altered or truncated id) before anything is parsed
-      const plain = decipher.update(body.subarray(NONCE_BYTES, body.length - TAG_BYTES));
+      const plain = decipher.update(bytes.subarray(NONCE_BYTES, size - TAG_BYTES));
       decipher.final();
-      wire = JSON.parse(plain.toString('utf8')) as Wire;
+      wire = JSON.parse(plain.toString()) as Wire;
     } catch {
       return undefined;
     }
