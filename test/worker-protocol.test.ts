@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { MessageChannel } from 'node:worker_threads';
 import { Outbox, packFromWorker, packToWorker, unpackFromWorker, unpackToWorker, type FromWorker, type ToWorker, type Wire } from '../src/server/worker-protocol.js';
-import type { WorkerCall } from '../src/handlers/mcp/worker-calls.js';
+import { callRequest, WORKER_CALL_METHODS, type WorkerCall } from '../src/handlers/mcp/worker-calls.js';
 
 const text = fc.string({ unit: 'binary', maxLength: 40 });
 
@@ -98,5 +98,47 @@ describe('packed worker messages', () => {
     expect(() => unpackToWorker(`x${good}`, () => undefined)).toThrow(/unknown record/);
     expect(() => unpackToWorker('r1x;', () => undefined)).toThrow(/a number expected/);
     expect(() => unpackFromWorker(good, () => undefined)).toThrow(/unknown record/);
+  });
+});
+
+describe("the owner's framing of a worker call (callRequest: the body's only parse)", () => {
+  const MODERN = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' };
+  const valid = fc.record({
+    jsonrpc: fc.constant('2.0'),
+    id: fc.oneof(fc.integer(), fc.string({ maxLength: 8 })),
+    method: fc.constantFrom(...WORKER_CALL_METHODS),
+    params: fc.record({ name: fc.string({ maxLength: 8 }), arguments: fc.dictionary(fc.string({ maxLength: 4 }), fc.jsonValue({ maxDepth: 2 })) }),
+  });
+
+  it('a request of the fast path comes back parsed, whatever its spacing (fast-check)', () => {
+    fc.assert(
+      fc.property(valid, fc.constantFrom(undefined, 1, '\n\t'), (r, indent) => {
+        expect(callRequest(JSON.stringify(r, undefined, indent))).toEqual(r);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('anything else is undefined (the call is carried), never an exception (fast-check)', () => {
+    // [never a call?, body]: text and JSON values may happen to be a call (then exactly that call)
+    const other = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 40 }).map((b) => [false, b] as const),
+      fc.jsonValue({ maxDepth: 3 }).map((v) => [false, JSON.stringify(v)] as const),
+      valid.map((r) => [true, JSON.stringify({ ...r, method: 'initialize' })] as const),
+      valid.map((r) => [true, JSON.stringify({ jsonrpc: r.jsonrpc, method: r.method, params: r.params })] as const),
+      valid.map((r) => [true, JSON.stringify({ ...r, jsonrpc: '1.0' })] as const),
+      valid.map((r) => [true, JSON.stringify([r])] as const),
+      valid.map((r) => [true, JSON.stringify({ ...r, params: { ...r.params, _meta: MODERN } })] as const),
+      valid.map((r) => [true, `${JSON.stringify(r)}}`] as const),
+    );
+    fc.assert(
+      fc.property(other, ([never, body]) => {
+        const got = callRequest(body);
+        if (never) expect(got).toBeUndefined();
+        else if (got !== undefined) expect(got).toEqual(JSON.parse(body));
+      }),
+      { numRuns: 300 },
+    );
+    expect(callRequest('{"jsonrpc":"2.0","method":"tools/call","params":{}}')).toBeUndefined();
   });
 });
