@@ -29,6 +29,7 @@ import { BatchWriter, commitOps, levelBatchCommit, putOp, type BatchOp, type Bat
 import { ClientRepository, type StoredClient } from './clients.js';
 import { openSublevel, type RootDb, type Sublevel } from './db.js';
 import { StoreError, corruptError, storeErrorFromLevel } from './errors.js';
+import { levelDbBinary } from './leveldb-binary.js';
 import { MIGRATIONS, SCHEMA_VERSION_KEY, latestVersion, pendingMigrations, type Migration, type MigrationContext } from './migrations.js';
 import { ToolLogRepository, type ToolLogOptions, type ToolLogRecords } from './tool-log.js';
 
@@ -111,6 +112,9 @@ export interface Store {
 
 /** The payload database's directory in the data dir, beside the store's `db`. */
 export const PAYLOAD_DB_DIR = 'db_payloads';
+
+/** Whether the hint to build LevelDB with the hardware CRC32C was logged (once per process). */
+let crcHintLogged = false;
 
 /** LevelDB directories open through `openStore` in this process. */
 const openLocations = new Set<string>();
@@ -251,7 +255,18 @@ export async function openStore(dataDir: string, log: Logger, options: OpenStore
   } catch (err) {
     return fail(storeErrorFromLevel(err, location));
   }
-  slog.info('store open', { location, schema_version: version, ...(migratedFrom === undefined ? {} : { migrated_from: migratedFrom }) });
+  const binary = levelDbBinary();
+  slog.info('store open', {
+    location,
+    schema_version: version,
+    ...(migratedFrom === undefined ? {} : { migrated_from: migratedFrom }),
+    leveldb_binary: binary.origin,
+    leveldb_crc32c: binary.crc32c,
+  });
+  if (binary.crc32c === 'portable' && process.platform === 'linux' && process.arch === 'x64' && !crcHintLogged) {
+    crcHintLogged = true;
+    slog.info('LevelDB computes its checksums with the portable CRC32C; `npm run build:leveldb` builds it with the SSE4.2 one (README "Storage")');
+  }
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
