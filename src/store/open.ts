@@ -91,9 +91,9 @@ export interface LevelDbOptions {
  * (README "Storage").
  *
  * Snappy compression (`compression`, config `store.compression`) stays on by default: it is a
- * trade of disk for CPU that depends on the payloads. In the `bench:ws` calls (4 KiB of words,
- * echoed) it was ≈ 1 % of the gateway's samples and halved the payload tables; off, the gateway's
- * CPU per call did not drop (3 alternated pairs) and the payload database grew ≈ 1.7×. In a
+ * trade of disk for CPU that depends on the payloads. In 4 KiB `demo-echo` calls (`bench:ws`'s
+ * words, echoed) it was ≈ 1 % of the gateway's samples and halved the payload tables; off, the
+ * gateway's CPU per call did not drop (3 alternated pairs) and the payload database grew 1.5–2×. In a
  * LevelDB-only script (payload database options, 10,000 values, CPU of all threads until closed)
  * ≈ 7.5 KiB MessagePack values of JSON-like records took 28–33 µs per value compressed against
  * 19–22 uncompressed, at 3.2 against 7.7 KB per value on disk.
