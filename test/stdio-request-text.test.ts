@@ -2,12 +2,14 @@
  * A client's `tools/call` arguments travel to a stdio upstream as the JSON text the client wrote
  * (the POST parse keeps it, the stdin line copies it): through a real gateway and the real
  * server-everything, in both common member orders, with the client's own spacing, escapes and
- * number forms, from raw HTTP and from the SDK's own Client; the upstream reads the same values,
+ * number forms, from raw HTTP, from the SDK's own Client and over `/ws` (JSON text frames); the
+ * upstream reads the same values,
  * and the tool log gives back the arguments as the caller sent them.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { everythingClient, rawPost, rawSession, send, startTestGateway, type TestGateway } from './helpers/gateway.js';
 
 let gw: TestGateway;
@@ -103,5 +105,37 @@ describe('stdio requests with the client’s arguments text', () => {
     const spaced = `raw-${Date.now()}`;
     await rawPost(gw.mcpUrl, body(5, 'everything-echo', `{ "message" : "${spaced} caf\\u00e9" }`, true), { 'mcp-session-id': session });
     expect((await logged(spaced))[0]).toMatchObject({ arguments: { message: `${spaced} café` }, arguments_truncated: false });
+  });
+
+  it('/ws text frames carry the client’s arguments text too', async () => {
+    const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/ws`);
+    const replies: Record<string, unknown>[] = [];
+    let wake: (() => void) | undefined;
+    ws.on('message', (data) => {
+      replies.push(JSON.parse(String(data)) as Record<string, unknown>);
+      wake?.();
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const reply = async (id: unknown): Promise<Record<string, unknown>> => {
+      for (;;) {
+        const got = replies.find((m) => m['id'] === id);
+        if (got) return got;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    };
+    try {
+      ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'ws-text' } } }));
+      expect((await reply(1))['result']).toBeDefined();
+      ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }));
+      ws.send(body(2, 'everything-echo', '{ "message" : "ws caf\\u00e9" }', false));
+      ws.send(body('w3', 'everything-echo', '{"message":"ws sdk order"}', true));
+      expect(await reply(2)).toStrictEqual({ jsonrpc: '2.0', id: 2, result: { content: [{ type: 'text', text: 'Echo: ws café' }] } });
+      expect(await reply('w3')).toStrictEqual({ jsonrpc: '2.0', id: 'w3', result: { content: [{ type: 'text', text: 'Echo: ws sdk order' }] } });
+    } finally {
+      ws.close();
+    }
   });
 });
