@@ -107,11 +107,13 @@ describe('stdio requests with the client’s arguments text', () => {
     expect((await logged(spaced))[0]).toMatchObject({ arguments: { message: `${spaced} café` }, arguments_truncated: false });
   });
 
-  it('/ws text frames carry the client’s arguments text too', async () => {
+  it('/ws text frames carry the client’s arguments text too, and their replies the upstream’s result text', async () => {
     const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/ws`);
     const replies: Record<string, unknown>[] = [];
+    const texts: string[] = [];
     let wake: (() => void) | undefined;
     ws.on('message', (data) => {
+      texts.push(String(data));
       replies.push(JSON.parse(String(data)) as Record<string, unknown>);
       wake?.();
     });
@@ -134,6 +136,9 @@ describe('stdio requests with the client’s arguments text', () => {
       ws.send(body('w3', 'everything-echo', '{"message":"ws sdk order"}', true));
       expect(await reply(2)).toStrictEqual({ jsonrpc: '2.0', id: 2, result: { content: [{ type: 'text', text: 'Echo: ws café' }] } });
       expect(await reply('w3')).toStrictEqual({ jsonrpc: '2.0', id: 'w3', result: { content: [{ type: 'text', text: 'Echo: ws sdk order' }] } });
+      // the replies' bytes are what JSON.stringify of the response writes (the result's kept text copied)
+      expect(texts).toContain(JSON.stringify({ jsonrpc: '2.0', id: 2, result: { content: [{ type: 'text', text: 'Echo: ws café' }] } }));
+      expect(texts).toContain(JSON.stringify({ jsonrpc: '2.0', id: 'w3', result: { content: [{ type: 'text', text: 'Echo: ws sdk order' }] } }));
     } finally {
       ws.close();
     }
