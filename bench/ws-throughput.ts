@@ -52,6 +52,7 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import WebSocket from 'ws';
 import { McpwMethod, McpwType, decodeFrame, encodeFrame, type McpwDecodedFrame } from '../src/codecs/mcpw.js';
+import { levelDbBinary } from '../src/store/leveldb-binary.js';
 import { ChildGroup, envNumber, runMain, runWrk as runWrkPoint, signalGroup, wrkVersion } from './procs.js';
 import { DISTURBED_PCT, checkLine, fillOtherCpu, fmtInt, initializeParams, mcpPost, mean, openSession, pct, systemCpuSeconds, treeCpuSeconds, waitForQuiet, writeResults, type Point, type TargetCheck } from './lib.js';
 import { mainThreadProfile, selfTimeTable, topSelfTime, type ProfileSummary, type Window } from './profile.js';
@@ -724,6 +725,7 @@ async function main(): Promise<void> {
       `${wrk !== undefined ? `The wrk row (${wrk}; 1 thread, ${CONCURRENCY} connections, bench/mcp-call.lua checking every body) drives /mcp again, to show what a C client gets. ` : ''}` +
       `${WARMUP > 0 ? `A warm-up round runs every transport for ${WARMUP} s first, and each point has ${WARMUP} s of unmeasured load before its window. ` : ''}Odd runs go in table order, even runs in reverse. Gateway config: defaults except \`tool_log.sweep_interval_ms\` = 1 h (no retention sweep during the points; every call is still logged). ` +
       `Arguments: ${fmtBytes(ARG_BYTES)} of random lowercase words (gzip shrinks them to ~60%, less than typical prose or code). ` +
+      `LevelDB binary: ${levelDbBinary().origin} (CRC32C ${levelDbBinary().crc32c}; \`npm run build:leveldb\` builds it with the SSE4.2 one, README "Storage"). ` +
       `CPU columns: % of one core over the measured window; ELU = the load generator's event-loop utilization (1.00 = saturated); ` +
       `"other CPU" is machine-wide CPU not charged to the measured processes (⚠ above ${DISTURBED_PCT}%: disturbed, skipped by the checks when an undisturbed run exists).` +
       (PROFILE ? ' BENCH_PROFILE: the gateway ran under --cpu-prof (slower than normal).' : ''),

@@ -152,7 +152,7 @@ async function wire(config: GatewayConfig, uws: UwsModule, log: Logger, teardown
   const store = await openStore(config.data_dir, log, {
     batch: { windowMs: config.store.batch_window_ms, maxBatch: config.store.max_batch },
     toolLog: { maxPayloadBytes: config.tool_log.max_payload_bytes },
-    leveldb: { writeBufferSize: config.store.write_buffer_mib * 1024 * 1024, maxFileSize: config.store.max_file_mib * 1024 * 1024 },
+    leveldb: { writeBufferSize: config.store.write_buffer_mib * 1024 * 1024, maxFileSize: config.store.max_file_mib * 1024 * 1024, compression: config.store.compression },
     // store batches get root spans (nothing is wrapped when tracing is off)
     ...(tracing.enabled ? { aroundBatch: (size: number, commit: () => Promise<void>) => tracing.storeBatch(size, commit) } : {}),
   });

@@ -20,7 +20,7 @@ describe('config', () => {
     expect(c.server).toMatchObject({ host: '127.0.0.1', port: 8080, max_body_bytes: 4 * 1024 * 1024, concurrency: 256, max_queued: 1024 });
     expect(c.data_dir).toBe('./data');
     expect(c.mcp_clients).toEqual([]);
-    expect(c.store).toEqual({ batch_window_ms: 0, max_batch: 1000, write_buffer_mib: 32, max_file_mib: 8 });
+    expect(c.store).toEqual({ batch_window_ms: 0, max_batch: 1000, write_buffer_mib: 32, max_file_mib: 8, compression: true });
   });
 
   it('takes LevelDB tuning under store, in whole MiB', () => {
@@ -29,6 +29,11 @@ describe('config', () => {
       'store.write_buffer_mib: expected PositiveInt, got 0',
       'store.max_file_mib: expected PositiveInt, got 1.5',
     ]);
+  });
+
+  it('takes LevelDB table compression under store, as a boolean', () => {
+    expect(resolveConfig({ store: { compression: false } }, 'test').store.compression).toBe(false);
+    expect(problems({ store: { compression: 'no' } })).toEqual(['store.compression: expected boolean, got "no"']);
   });
 
   it('applies PORT, HOST, DATA_DIR and LOG_LEVEL over the file', () => {

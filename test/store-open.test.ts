@@ -475,3 +475,52 @@ describe('openStore: io errors and lifecycle', () => {
     expect(await tablesAfterWrites(await open(await tmp(), silent, { leveldb: { writeBufferSize: 1024 * 1024 } }))).toBeGreaterThan(0);
   });
 });
+
+describe('openStore: LevelDB options', () => {
+  /** Table bytes (`*.ldb`) in `dir`. */
+  async function tableBytes(dir: string): Promise<number> {
+    let total = 0;
+    for (const name of await readdir(dir)) if (name.endsWith('.ldb')) total += (await readFile(path.join(dir, name))).length;
+    return total;
+  }
+  const compressible = (i: number): { text: string } => ({ text: `entry ${i}: ` + 'the quick brown fox jumps over the lazy dog; '.repeat(130) });
+  async function appendAll(s: Store, from: number, to: number): Promise<void> {
+    for (let i = from; i < to; i++) {
+      await s.toolLog.append({ client: 'alpha', tool: 'echo', arguments: compressible(i), result: { content: [{ type: 'text', text: compressible(i).text }] }, status: 'success', latency_ms: i, cost_usd: 0, surface: 'mcp' });
+    }
+  }
+  async function texts(s: Store): Promise<string[]> {
+    const page = await s.toolLog.query({ limit: 1000 });
+    return page.entries.map((e) => (e.arguments as { text: string }).text).sort();
+  }
+  const expected = (n: number): string[] => Array.from({ length: n }, (_, i) => compressible(i).text).sort();
+  // a 64 KiB memtable: the ~12 KiB of payload per entry reaches tables within a few dozen entries
+  const small = { writeBufferSize: 64 * 1024 };
+
+  it('`compression: false` writes the tables uncompressed; data written either way reads back with either setting', async () => {
+    const on = await tmp();
+    const off = await tmp();
+    const { log, lines } = capture();
+    const a = await open(on, log, { leveldb: { ...small, compression: true } });
+    const b = await open(off, silent, { leveldb: { ...small, compression: false } });
+    await appendAll(a, 0, 80);
+    await appendAll(b, 0, 80);
+    await Promise.all([a.close(), b.close()]);
+    const [onBytes, offBytes] = [await tableBytes(path.join(on, 'db_payloads')), await tableBytes(path.join(off, 'db_payloads'))];
+    expect(onBytes).toBeGreaterThan(0);
+    expect(offBytes).toBeGreaterThan(onBytes * 3);
+    // the store says which LevelDB binary and CRC32C it runs
+    expect(lines.find((l) => l['msg'] === 'store open')).toMatchObject({ leveldb_binary: expect.stringMatching(/^(prebuilt|built)$/), leveldb_crc32c: expect.stringMatching(/^(portable|sse4\.2|unknown)$/) });
+
+    // compressed tables, reopened without compression, then more written and reopened with it
+    const a2 = await open(on, silent, { leveldb: { ...small, compression: false } });
+    expect(await texts(a2)).toEqual(expected(80));
+    await appendAll(a2, 80, 120);
+    await a2.close();
+    const a3 = await open(on, silent, { leveldb: { ...small, compression: true } });
+    expect(await texts(a3)).toEqual(expected(120));
+    // and the uncompressed ones with compression back on (the default)
+    const b2 = await open(off, silent);
+    expect(await texts(b2)).toEqual(expected(80));
+  });
+});

@@ -164,6 +164,7 @@ export function resolveConfig(doc: unknown, source: string, env: NodeJS.ProcessE
       max_batch: file.store?.max_batch ?? 1000,
       write_buffer_mib: file.store?.write_buffer_mib ?? 32,
       max_file_mib: file.store?.max_file_mib ?? 8,
+      compression: file.store?.compression ?? true,
     },
     events: {
       max_queued: file.events?.max_queued ?? 1000,

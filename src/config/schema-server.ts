@@ -80,6 +80,8 @@ export const StoreConfig = t.exact(
     write_buffer_mib: PositiveInt,
     /** LevelDB table file size, MiB (default 8; LevelDB's own default is 2). */
     max_file_mib: PositiveInt,
+    /** Snappy compression of LevelDB's tables, both databases (default true, LevelDB's default): off trades disk for CPU. */
+    compression: t.boolean,
   }),
 );
 

@@ -86,7 +86,7 @@ export interface GatewayConfig {
     readonly max_payload_bytes: number;
     readonly sweep_interval_ms: number;
   };
-  readonly store: { readonly batch_window_ms: number; readonly max_batch: number; readonly write_buffer_mib: number; readonly max_file_mib: number };
+  readonly store: { readonly batch_window_ms: number; readonly max_batch: number; readonly write_buffer_mib: number; readonly max_file_mib: number; readonly compression: boolean };
   readonly events: {
     readonly max_queued: number;
     readonly max_stored: number;

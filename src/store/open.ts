@@ -29,6 +29,7 @@ import { BatchWriter, commitOps, levelBatchCommit, putOp, type BatchOp, type Bat
 import { ClientRepository, type StoredClient } from './clients.js';
 import { openSublevel, type RootDb, type Sublevel } from './db.js';
 import { StoreError, corruptError, storeErrorFromLevel } from './errors.js';
+import { levelDbBinary } from './leveldb-binary.js';
 import { MIGRATIONS, SCHEMA_VERSION_KEY, latestVersion, pendingMigrations, type Migration, type MigrationContext } from './migrations.js';
 import { ToolLogRepository, type ToolLogOptions, type ToolLogRecords } from './tool-log.js';
 
@@ -55,11 +56,15 @@ export interface OpenStoreOptions {
  * LevelDB options Tributary sets (classic-level `open()` options, https://github.com/Level/classic-level#dbopenoptions-callback).
  * - `writeBufferSize`: bytes of writes a memtable takes before it is written out as a level-0
  *   table (LevelDB's default 4 MiB);
- * - `maxFileSize`: bytes per table file compactions write (LevelDB's default 2 MiB).
+ * - `maxFileSize`: bytes per table file compactions write (LevelDB's default 2 MiB);
+ * - `compression`: snappy-compress table blocks (LevelDB's default, true). Only new tables follow
+ *   it: each block records whether it is compressed, so data written either way reads with
+ *   either setting (https://github.com/google/leveldb/blob/main/doc/table_format.md).
  */
 export interface LevelDbOptions {
   readonly writeBufferSize?: number;
   readonly maxFileSize?: number;
+  readonly compression?: boolean;
 }
 
 /**
@@ -74,8 +79,26 @@ export interface LevelDbOptions {
  * payloads now have a database of their own (schema version 5), so both append to one range.
  * Costs: up to two memtables per database (128 MiB) of memory, and up to 32 MiB of write-ahead
  * log per database replayed at start-up after a crash.
+ *
+ * What LevelDB still costs per call is mostly bytes: it computes a CRC32C over every byte of its
+ * write-ahead log and of every table it writes
+ * (https://github.com/google/leveldb/blob/main/doc/log_format.md), and classic-level's prebuilt
+ * linux-x64 binary runs the portable table-driven CRC32C (14 % of the gateway's CPU samples under
+ * 4 KiB `/mcp` calls in a `perf record`: 9.6 % the log, 4.6 % the tables). That is a property of
+ * the binary, not of these options: `npm run build:leveldb` builds classic-level with LevelDB's
+ * SSE4.2 CRC32C (see `leveldb-binary.ts`; the files are the same either way), which took the
+ * gateway's CPU off its main thread from 27–38 to 17–20 µs per 4 KiB call in `npm run bench:ws`
+ * (README "Storage").
+ *
+ * Snappy compression (`compression`, config `store.compression`) stays on by default: it is a
+ * trade of disk for CPU that depends on the payloads. In 4 KiB `demo-echo` calls (`bench:ws`'s
+ * words, echoed) it was ≈ 1 % of the gateway's samples and halved the payload tables; off, the
+ * gateway's CPU per call did not drop (3 alternated pairs) and the payload database grew 1.5–2×. In a
+ * LevelDB-only script (payload database options, 10,000 values, CPU of all threads until closed)
+ * ≈ 7.5 KiB MessagePack values of JSON-like records took 28–33 µs per value compressed against
+ * 19–22 uncompressed, at 3.2 against 7.7 KB per value on disk.
  */
-export const DEFAULT_LEVELDB_OPTIONS: Required<LevelDbOptions> = { writeBufferSize: 32 * 1024 * 1024, maxFileSize: 8 * 1024 * 1024 };
+export const DEFAULT_LEVELDB_OPTIONS: Required<LevelDbOptions> = { writeBufferSize: 32 * 1024 * 1024, maxFileSize: 8 * 1024 * 1024, compression: true };
 
 export interface Store {
   /** The LevelDB directory, `<realpath(dataDir)>/db`. */
@@ -111,6 +134,9 @@ export interface Store {
 
 /** The payload database's directory in the data dir, beside the store's `db`. */
 export const PAYLOAD_DB_DIR = 'db_payloads';
+
+/** Whether the hint to build LevelDB with the hardware CRC32C was logged (once per process). */
+let crcHintLogged = false;
 
 /** LevelDB directories open through `openStore` in this process. */
 const openLocations = new Set<string>();
@@ -251,7 +277,18 @@ export async function openStore(dataDir: string, log: Logger, options: OpenStore
   } catch (err) {
     return fail(storeErrorFromLevel(err, location));
   }
-  slog.info('store open', { location, schema_version: version, ...(migratedFrom === undefined ? {} : { migrated_from: migratedFrom }) });
+  const binary = levelDbBinary();
+  slog.info('store open', {
+    location,
+    schema_version: version,
+    ...(migratedFrom === undefined ? {} : { migrated_from: migratedFrom }),
+    leveldb_binary: binary.origin,
+    leveldb_crc32c: binary.crc32c,
+  });
+  if (binary.crc32c === 'portable' && process.platform === 'linux' && process.arch === 'x64' && !crcHintLogged) {
+    crcHintLogged = true;
+    slog.info('LevelDB computes its checksums with the portable CRC32C; `npm run build:leveldb` builds it with the SSE4.2 one (README "Storage")');
+  }
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {

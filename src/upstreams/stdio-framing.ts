@@ -20,7 +20,7 @@
  *   log copy that text instead of serialising the result again.
  */
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { keepJsonText } from '../codecs/json-text.js';
+import { jsonIdToken as idToken, keepJsonText, stringifyRequest } from '../codecs/json-text.js';
 
 /** The longest unfinished line kept while waiting for its newline, bytes (the SDK's limit). */
 export const DEFAULT_MAX_LINE_BYTES = 10 * 1024 * 1024;
@@ -166,32 +166,6 @@ function parseResultResponse(text: string): JSONRPCMessage | undefined {
   return message as JSONRPCMessage;
 }
 
-/**
- * The id whose JSON text is `text[from, to)` when it is a string without escapes or quotes, or a
- * safe integer (|n| < 2^53) written without fraction or exponent; else undefined.
- */
-function idToken(text: string, from: number, to: number): string | number | undefined {
-  if (to - from < 1) return undefined;
-  const first = text.charCodeAt(from);
-  if (first === 0x22) {
-    // "…": no quote or backslash inside, so it ends where it must
-    if (to - from < 2 || text.charCodeAt(to - 1) !== 0x22) return undefined;
-    for (let i = from + 1; i < to - 1; i++) {
-      const c = text.charCodeAt(i);
-      if (c === 0x22 || c === 0x5c || c < 0x20) return undefined;
-    }
-    return text.slice(from + 1, to - 1);
-  }
-  let i = first === 0x2d ? from + 1 : from; // -
-  if (to - i < 1 || to - i > 16 || (text.charCodeAt(i) === 0x30 && to - i > 1)) return undefined;
-  for (; i < to; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x30 || c > 0x39) return undefined;
-  }
-  const n = Number(text.slice(from, to));
-  return Number.isSafeInteger(n) ? n : undefined;
-}
-
 function lineError(reason: string, line: string): Error {
   const excerpt = line.length > EXCERPT_CHARS ? `${line.slice(0, EXCERPT_CHARS)}…` : line;
   return new Error(`invalid JSON-RPC line from stdout (${reason}): ${JSON.stringify(excerpt)}`);
@@ -294,9 +268,11 @@ function deliverLine(line: string, sink: DecodedLineSink): void {
 
 /**
  * Encodes messages for the subprocess's stdin: one JSON text per message, each followed by a
- * newline (`JSON.stringify` escapes newlines inside strings, so none can split a message).
+ * newline (`JSON.stringify` escapes newlines inside strings, so none can split a message). A
+ * request whose arguments kept the client's JSON text copies that text (`stringifyRequest`; kept
+ * only when it holds no line break).
  * @throws TypeError what `JSON.stringify` throws (a cycle, a BigInt).
  */
 export function encodeJsonRpcLine(message: JSONRPCMessage): string {
-  return `${JSON.stringify(message)}\n`;
+  return `${stringifyRequest(message)}\n`;
 }

@@ -14,6 +14,7 @@
 import { Observable } from 'rxjs';
 import { GatewayError, ERRORS, type ErrorCode } from '../../base/errors.js';
 import { jsonDepthExceeded, nestingTooDeep, requestIdOf } from '../../codecs/depth.js';
+import { parseMessageText } from '../../codecs/json-text.js';
 import { classify, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
 import { jsonReply, type HeaderList, type HttpEffect, type HttpInput } from '../../base/http.js';
 import type { Logger } from '../../log/logger.js';
@@ -125,7 +126,7 @@ export class McpHttpHandler {
     }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(input.body?.toString('utf8') ?? '');
+      parsed = parseMessageText(input.body?.toString('utf8') ?? '');
     } catch (err) {
       return once(jsonReply(400, { jsonrpc: '2.0', id: null, error: { code: -32700, message: `Parse error: ${(err as Error).message}` } }));
     }

@@ -15,6 +15,7 @@ import { MCPW_HEADER_BYTES, McpwMethod, McpwScratch, McpwType, encodeFrame, erro
 import { frameFromJsonRpc, type JsonRpcMessage, type McpwReplyTo } from '../../codecs/mcpw-jsonrpc.js';
 import type { Logger } from '../../log/logger.js';
 import type { WsConnection, WsSendResult } from '../../streams/ws.js';
+import { stringifyMessage } from '../../codecs/json-text.js';
 
 /** The send side's limits (part of the `/ws` endpoint's options). */
 export interface WsOutboundOptions {
@@ -73,7 +74,8 @@ export class WsOutbound {
   message(message: JsonRpcMessage, replyTo: McpwReplyTo | undefined): boolean {
     if (this.conn.closed) return false;
     if (replyTo) return this.frame(frameFromJsonRpc(message, replyTo));
-    const text = JSON.stringify(message);
+    // a stdio result's kept JSON text is copied, not serialised again (`codecs/json-text.ts`)
+    const text = stringifyMessage(message);
     if (this.binary && text.length > this.options.binaryThresholdBytes) {
       return this.frame({ type: 'method' in message ? ('id' in message ? McpwType.Request : McpwType.Notification) : McpwType.Response, method: McpwMethod.Generic, requestId: 0n, payload: message });
     }

@@ -18,6 +18,7 @@
  */
 import { GatewayError } from '../../base/errors.js';
 import { jsonDepthExceeded, nestingTooDeep, requestIdOf } from '../../codecs/depth.js';
+import { parseMessageText } from '../../codecs/json-text.js';
 import { classify, type Classified, type JsonRpcRequest, type JsonRpcResponse } from '../../codecs/jsonrpc.js';
 import {
   MCPW_DEFAULT_GZIP_THRESHOLD,
@@ -236,7 +237,7 @@ export class McpWsEndpoint implements WsEndpoint {
       }
       let value: unknown;
       try {
-        value = JSON.parse(decoder.decode(data));
+        value = parseMessageText(decoder.decode(data));
       } catch {
         s.out.message({ jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: text frame is not valid JSON (UTF-8)' } } as unknown as JsonRpcMessage, undefined);
         return;
