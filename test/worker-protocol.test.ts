@@ -113,7 +113,10 @@ describe("the owner's framing of a worker call (callRequest: the body's only par
   it('a request of the fast path comes back parsed, whatever its spacing (fast-check)', () => {
     fc.assert(
       fc.property(valid, fc.constantFrom(undefined, 1, '\n\t'), (r, indent) => {
-        expect(callRequest(JSON.stringify(r, undefined, indent))).toEqual(r);
+        const body = JSON.stringify(r, undefined, indent);
+        // what JSON gives back (a generated -0 comes back as 0)
+        expect(callRequest(body)).toEqual(JSON.parse(body));
+        expect(callRequest(body)).toBeDefined();
       }),
       { numRuns: 200 },
     );
