@@ -166,6 +166,26 @@ export function mean(xs: readonly number[]): number {
   return xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
+/** Median of the values (the upper one of the middle two for an even count); NaN for no values. */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+/**
+ * Wall-clock ns per call of `f` over `iterations` calls, cycling through `inputs` (the call's
+ * index as second argument); the results are summed into a sink the JIT cannot drop.
+ */
+export function nsPerCall<T>(f: (input: T, i: number) => number, inputs: readonly T[], iterations: number): number {
+  let sink = 0;
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < iterations; i++) sink += f(inputs[i % inputs.length] as T, i);
+  const ns = Number(process.hrtime.bigint() - t0) / iterations;
+  if (sink < 0) throw new Error('unreachable');
+  return ns;
+}
+
 /** A whole number with thousands separators (`12,345`); `n/a` when missing or not finite. */
 export const fmtInt = (n: number | undefined): string => (n !== undefined && Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
 

@@ -15,6 +15,7 @@
  * Environment: BENCH_REQUEST_ROUNDS (default 7), BENCH_REQUEST_ITERATIONS (per round, default 20000).
  */
 import os from 'node:os';
+import { median, nsPerCall } from './lib.js';
 import { parseMessageText } from '../src/codecs/json-text.js';
 import { capPayloadPacked, DEFAULT_PAYLOAD_CAP_BYTES } from '../src/store/cap-payload.js';
 import { encodeJsonRpcLine } from '../src/upstreams/stdio-framing.js';
@@ -53,19 +54,7 @@ const baseline = call((text) => JSON.parse(text) as unknown);
 /** Kept text: the body parsed by parts, the line and the payload copying the arguments' text. */
 const keptText = call(parseMessageText);
 
-function round(f: Call, bodies: readonly Buffer[]): number {
-  let sink = 0;
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < ITERATIONS; i++) sink += f(bodies[i % bodies.length] as Buffer, i);
-  const ns = Number(process.hrtime.bigint() - t0) / ITERATIONS;
-  if (sink < 0) throw new Error('unreachable');
-  return ns;
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-};
+const round = (f: Call, inputs: readonly Parameters<Call>[0][]): number => nsPerCall(f, inputs, ITERATIONS);
 
 function main(): void {
   const rows: string[] = [];

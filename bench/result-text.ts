@@ -14,6 +14,7 @@
  * Environment: BENCH_RESULT_ROUNDS (default 7), BENCH_RESULT_ITERATIONS (per round, default 20000).
  */
 import os from 'node:os';
+import { median, nsPerCall } from './lib.js';
 import { stringifyMessage } from '../src/codecs/json-text.js';
 import { capPayloadPacked, DEFAULT_PAYLOAD_CAP_BYTES } from '../src/store/cap-payload.js';
 import { jsonRpcShapeProblem, parseJsonRpcLine } from '../src/upstreams/stdio-framing.js';
@@ -50,19 +51,7 @@ const keptText: Answer = (l, id) => {
   return body.length + capPayloadPacked(m.result, DEFAULT_PAYLOAD_CAP_BYTES).bytes.length;
 };
 
-function round(f: Answer, lines: readonly string[]): number {
-  let sink = 0;
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < ITERATIONS; i++) sink += f(lines[i % lines.length] as string, i);
-  const ns = Number(process.hrtime.bigint() - t0) / ITERATIONS;
-  if (sink < 0) throw new Error('unreachable');
-  return ns;
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-};
+const round = (f: Answer, inputs: readonly Parameters<Answer>[0][]): number => nsPerCall(f, inputs, ITERATIONS);
 
 function main(): void {
   const rows: string[] = [];
